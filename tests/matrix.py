@@ -1,0 +1,151 @@
+"""The backend matrix: every array library xcorr is tested on.
+
+Each ``Backend`` knows how to turn a NumPy array into one of its arrays (on
+its device), how to bring a result back, and which namespace and device a
+result must have. CPU backends must be installed wherever ``CI`` is set;
+GPU backends are skipped, with the reason shown, where no GPU is present.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+DTYPE_NAMES = ("int32", "int64", "float32", "float64", "complex64", "complex128")
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    module: str
+    gpu: bool = False
+
+    def __str__(self) -> str:
+        return self.name
+
+    # -- availability ---------------------------------------------------
+    def require(self) -> None:
+        """Skip (or, for CPU backends in CI, fail) when this backend is missing."""
+        reason = self.missing()
+        if reason is None:
+            return
+        if not self.gpu and os.environ.get("CI"):
+            pytest.fail(f"backend {self.name} must be installed in CI: {reason}")
+        pytest.skip(f"backend {self.name} unavailable: {reason}")
+
+    def missing(self) -> str | None:
+        try:
+            lib = importlib.import_module(self.module)
+        except ImportError as err:
+            return str(err)
+        if self.name == "torch_cuda" and not lib.cuda.is_available():
+            return "no CUDA device"
+        if self.name == "jax_gpu":
+            try:
+                lib.devices("gpu")
+            except RuntimeError:
+                return "no GPU device for jax"
+        if self.name == "cupy":
+            try:
+                if lib.cuda.runtime.getDeviceCount() < 1:
+                    return "no CUDA device"
+            except Exception as err:  # cupy raises its own CUDA errors
+                return f"no CUDA device ({err})"
+        return None
+
+    # -- conversion -----------------------------------------------------
+    @property
+    def xp(self):
+        """The namespace results must have (as array_namespace reports it)."""
+        import array_api_compat
+
+        return array_api_compat.array_namespace(self.asarray(np.zeros(1)))
+
+    def dtype(self, name: str):
+        return getattr(self.xp, name)
+
+    def asarray(self, a, dtype: str | None = None):
+        a = np.asarray(a)
+        if dtype is not None:
+            a = a.astype(dtype)
+        if self.name == "numpy":
+            return a
+        if self.name == "array_api_strict":
+            import array_api_strict
+
+            return array_api_strict.asarray(a)
+        if self.name in ("torch", "torch_cuda"):
+            import torch
+
+            return torch.asarray(a.copy(), device="cuda" if self.gpu else "cpu")
+        if self.name in ("jax", "jax_gpu"):
+            import jax
+
+            return jax.device_put(a, jax.devices("gpu" if self.gpu else "cpu")[0])
+        if self.name == "dask":
+            import dask.array as da
+
+            # Several chunks per axis, so chunk boundaries are exercised.
+            chunks = tuple(max(1, -(-n // 2)) for n in a.shape)
+            return da.from_array(a, chunks=chunks)
+        if self.name == "cupy":
+            import cupy
+
+            return cupy.asarray(a)
+        raise AssertionError(self.name)
+
+    def to_numpy(self, y) -> np.ndarray:
+        if self.name == "dask":
+            y = y.compute()
+        if self.name in ("torch", "torch_cuda"):
+            return y.detach().cpu().numpy()
+        if self.name == "cupy":
+            return y.get()
+        return np.asarray(y)
+
+
+BACKENDS = (
+    Backend("numpy", "numpy"),
+    Backend("array_api_strict", "array_api_strict"),
+    Backend("torch", "torch"),
+    Backend("jax", "jax"),
+    Backend("dask", "dask.array"),
+    Backend("torch_cuda", "torch", gpu=True),
+    Backend("jax_gpu", "jax", gpu=True),
+    Backend("cupy", "cupy", gpu=True),
+)
+CPU_BACKENDS = tuple(b for b in BACKENDS if not b.gpu)
+
+
+def tolerance(dtype: str) -> dict[str, float]:
+    """rtol/atol for comparing against the float64 reference."""
+    if dtype.startswith("int"):
+        return {"rtol": 0, "atol": 0}
+    if dtype in ("float32", "complex64"):
+        return {"rtol": 2e-5, "atol": 2e-5}
+    return {"rtol": 1e-12, "atol": 1e-12}
+
+
+def assert_result(backend: Backend, y, expected, dtype: str, *, like=None) -> None:
+    """Check library, device, dtype, shape and values of a result.
+
+    ``expected`` is a float64 (or complex128) NumPy array; ``like`` is an
+    input array whose device the result must share.
+    """
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(y)
+    assert xp is backend.xp, f"result namespace {xp.__name__}, expected {backend.xp.__name__}"
+    if backend.name == "dask":
+        import dask.array as da
+
+        assert isinstance(y, da.Array), f"dask result is {type(y)}, not a lazy dask array"
+    if like is not None:
+        assert array_api_compat.device(y) == array_api_compat.device(like)
+    assert y.dtype == backend.dtype(dtype), f"dtype {y.dtype}, expected {dtype}"
+    assert tuple(y.shape) == expected.shape, f"shape {tuple(y.shape)}, expected {expected.shape}"
+    np.testing.assert_allclose(backend.to_numpy(y), expected, **tolerance(dtype))

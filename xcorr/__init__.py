@@ -1,0 +1,12 @@
+"""xcorr: 2-D cross-correlation, convolution and a trainable Conv2D layer
+that behave the same on every array-API library.
+
+The core (this package) is pure array-API code and imports no framework;
+per-framework adapters live in ``xcorr.backends`` and load lazily, the first
+time an array of their library is passed in.
+"""
+
+from ._correlate import conv2d, corr2d
+
+__all__ = ["conv2d", "corr2d"]
+__version__ = "0.1.0"

@@ -1,0 +1,120 @@
+"""The reference implementation: pure array-API code that runs on any backend.
+
+Shift-and-add: the output is the sum over kernel taps ``(a, b)`` of
+``k[..., a, b] * x_extended[..., window(a), window(b)]``, where each window is
+a (strided) slice. Nothing is written in place, so it works on immutable
+arrays (jax) and lazy ones (dask), and its extra memory is one output-sized
+accumulator plus one term, never ``h*w`` shifted copies.
+"""
+
+from __future__ import annotations
+
+from ._compat import device
+from ._options import AxisPlan, Geometry, Options, result_dtype
+
+
+def _source_position(j: int, size: int, boundary: str) -> int | None:
+    """Input index that extended position ``j`` reads, or None for the fill value."""
+    if 0 <= j < size:
+        return j
+    if boundary == "fill":
+        return None
+    if boundary == "wrap":
+        return j % size
+    # "symm": reflect with the edge repeated; the pattern has period 2*size,
+    # so kernels larger than the input keep reflecting (as scipy does).
+    m = j % (2 * size)
+    return m if m < size else 2 * size - 1 - m
+
+
+def _segments(lo: int, hi: int, size: int, boundary: str):
+    """Split positions lo..hi into runs: ("fill", n) or ("take", first, last)."""
+    runs: list[list] = []
+    for j in range(lo, hi + 1):
+        src = _source_position(j, size, boundary)
+        last = runs[-1] if runs else None
+        if src is None:
+            if last is not None and last[0] == "fill":
+                last[1] += 1
+            else:
+                runs.append(["fill", 1])
+            continue
+        if last is not None and last[0] == "take":
+            first, end = last[1], last[2]
+            direction = end - first
+            step = src - end
+            if step in (1, -1) and (direction == 0 or (direction > 0) == (step > 0)):
+                last[2] = src
+                continue
+        runs.append(["take", src, src])
+    return runs
+
+
+def _take_axis(xp, x, axis: int, start: int, stop: int):
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]
+
+
+def extend_axis(xp, x, axis: int, lo: int, hi: int, boundary: str, fillvalue):
+    """Positions ``lo..hi`` of ``x`` along ``axis``, extended past the edges.
+
+    Built from slices, flips and constant blocks joined with ``concat``, so
+    it is a view when nothing needs extending and never gathers with an index
+    array (which would give dask unknown chunk sizes).
+    """
+    size = x.shape[axis]
+    pieces = []
+    for run in _segments(lo, hi, size, boundary):
+        if run[0] == "fill":
+            shape = list(x.shape)
+            shape[axis] = run[1]
+            pieces.append(xp.full(tuple(shape), fillvalue, dtype=x.dtype, device=device(x)))
+        else:
+            first, last = run[1], run[2]
+            if first <= last:
+                pieces.append(_take_axis(xp, x, axis, first, last + 1))
+            else:
+                pieces.append(xp.flip(_take_axis(xp, x, axis, last, first + 1), axis=axis))
+    if len(pieces) == 1:
+        return pieces[0]
+    return xp.concat(pieces, axis=axis)
+
+
+def extend(xp, x, geometry: Geometry, options: Options):
+    """The part of ``x`` (with boundary extension) that the windows read."""
+    rows, cols = geometry.rows, geometry.cols
+    x = extend_axis(xp, x, -2, rows.lo, rows.hi, options.boundary, options.fillvalue)
+    return extend_axis(xp, x, -1, cols.lo, cols.hi, options.boundary, options.fillvalue)
+
+
+def window(plan: AxisPlan, tap: int) -> slice:
+    """Slice of the extended axis that kernel tap ``tap`` reads for every output."""
+    first = tap * plan.dilation
+    return slice(first, first + (plan.count - 1) * plan.step + 1, plan.step)
+
+
+def prepare(xp, x, k, options: Options):
+    """Cast both operands to the result dtype; flip the kernel for convolution."""
+    dtype = result_dtype(xp, x.dtype, k.dtype)
+    x = xp.astype(x, dtype, copy=False)
+    k = xp.astype(k, dtype, copy=False)
+    if options.convolve:
+        k = xp.flip(k, axis=(-2, -1))
+    return x, k
+
+
+def correlate(xp, x, k, options: Options, geometry: Geometry):
+    """Shift-and-add correlation of already validated inputs."""
+    x, k = prepare(xp, x, k, options)
+    xe = extend(xp, x, geometry, options)
+    rows, cols = geometry.rows, geometry.cols
+    total = None
+    for a in range(rows.taps):
+        ra = window(rows, a)
+        for b in range(cols.taps):
+            term = xe[..., ra, window(cols, b)] * k[..., a : a + 1, b : b + 1]
+            total = term if total is None else total + term
+    if tuple(total.shape) != geometry.out_shape:
+        total = xp.broadcast_to(total, geometry.out_shape)
+    return total

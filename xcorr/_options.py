@@ -1,0 +1,300 @@
+"""Argument checking and the normalised description of one correlation.
+
+Everything here runs before any backend work: it reads shapes, dtypes and
+Python options, never array values, so it is safe under ``jax.jit`` and on
+lazy dask arrays.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Literal
+
+from ._compat import array_namespace, device, is_array_api_obj
+
+Mode = Literal["valid", "same", "full"]
+Boundary = Literal["fill", "wrap", "symm"]
+
+MODES: tuple[str, ...] = ("valid", "same", "full")
+# scipy.signal.correlate2d spellings map onto our three canonical names.
+BOUNDARY_ALIASES: dict[str, str] = {
+    "fill": "fill",
+    "pad": "fill",
+    "wrap": "wrap",
+    "circular": "wrap",
+    "symm": "symm",
+    "symmetric": "symm",
+}
+
+
+def parse_mode(mode: object) -> str:
+    if not isinstance(mode, str) or mode not in MODES:
+        msg = f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}"
+        raise ValueError(msg)
+    return mode
+
+
+def parse_boundary(boundary: object) -> str:
+    if not isinstance(boundary, str) or boundary not in BOUNDARY_ALIASES:
+        names = ", ".join(map(repr, BOUNDARY_ALIASES))
+        msg = f"boundary must be one of {names}; got {boundary!r}"
+        raise ValueError(msg)
+    return BOUNDARY_ALIASES[boundary]
+
+
+def parse_pair(name: str, value: object) -> tuple[int, int]:
+    """An int or a sequence of one or two ints, each >= 1, as a pair."""
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    if not 1 <= len(items) <= 2:
+        msg = f"{name} must be an int or a sequence of 1 or 2 ints; got {value!r}"
+        raise ValueError(msg)
+    pair = []
+    for item in items:
+        if isinstance(item, bool):
+            msg = f"{name} must be an int or a sequence of 1 or 2 ints; got {value!r}"
+            raise TypeError(msg)
+        try:
+            number = operator.index(item)
+        except TypeError:
+            msg = f"{name} must be an int or a sequence of 1 or 2 ints; got {value!r}"
+            raise TypeError(msg) from None
+        if number < 1:
+            msg = f"{name} must be >= 1; got {value!r}"
+            raise ValueError(msg)
+        pair.append(number)
+    return (pair[0], pair[-1])
+
+
+def parse_fillvalue(fillvalue: object) -> int | float | complex:
+    if isinstance(fillvalue, bool) or not isinstance(fillvalue, (int, float, complex)):
+        # NumPy scalars and 0-d arrays of any library are accepted when they
+        # convert to a Python number; anything with a size other than 1 is not.
+        shape = getattr(fillvalue, "shape", None)
+        if shape is not None and shape == ():
+            try:
+                return fillvalue.item()  # type: ignore[attr-defined]
+            except (AttributeError, TypeError, ValueError):
+                pass
+        msg = f"fillvalue must be a scalar number; got {type(fillvalue).__name__}"
+        if shape is not None:
+            msg += f" of shape {tuple(shape)}"
+        raise ValueError(msg)
+    return fillvalue
+
+
+def _describe(a) -> str:
+    return f"{type(a).__module__}.{type(a).__name__} of shape {tuple(a.shape)} and dtype {a.dtype}"
+
+
+def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k"):
+    """Return the common namespace of ``x`` and ``k`` after checking them.
+
+    Raises TypeError for non-arrays, bool dtypes and mixed libraries, and
+    ValueError for arrays on two devices.
+    """
+    for name, a in ((x_name, x), (k_name, k)):
+        if not is_array_api_obj(a) or isinstance(a, (list, tuple)):
+            msg = (
+                f"{name} must be an array of an array-API library (numpy, torch, "
+                f"jax, dask, cupy, array_api_strict, ...); got {type(a).__name__}. "
+                "Convert it first, e.g. with numpy.asarray."
+            )
+            raise TypeError(msg)
+    try:
+        xp = array_namespace(x, k)
+    except TypeError as err:
+        msg = (
+            f"{x_name} and {k_name} must come from the same array library; got "
+            f"{type(x).__module__}.{type(x).__name__} and "
+            f"{type(k).__module__}.{type(k).__name__}"
+        )
+        raise TypeError(msg) from err
+    for name, a in ((x_name, x), (k_name, k)):
+        if xp.isdtype(a.dtype, "bool"):
+            msg = f"{name} must have a numeric dtype; got {_describe(a)}"
+            raise TypeError(msg)
+        if not xp.isdtype(a.dtype, "numeric"):
+            msg = f"{name} must have a numeric dtype; got {_describe(a)}"
+            raise TypeError(msg)
+    if device(x) != device(k):
+        msg = (
+            f"{x_name} and {k_name} must be on the same device; got "
+            f"{device(x)} and {device(k)}"
+        )
+        raise ValueError(msg)
+    return xp
+
+
+def result_dtype(xp, a_dtype, b_dtype):
+    """Array-API type promotion, extended to integer-with-floating.
+
+    Within one kind (and between real and complex floating) this is
+    ``xp.result_type``. The standard leaves integer-with-floating undefined;
+    xcorr takes the floating operand's dtype on every backend (torch's rule),
+    so an ``int64`` kernel applied to a ``float32`` image gives ``float32``
+    everywhere.
+    """
+    a_int = xp.isdtype(a_dtype, "integral")
+    b_int = xp.isdtype(b_dtype, "integral")
+    if a_int == b_int:
+        return xp.result_type(a_dtype, b_dtype)
+    return b_dtype if a_int else a_dtype
+
+
+@dataclass(frozen=True)
+class Options:
+    """Normalised, hashable options of one correlation (jax-static friendly)."""
+
+    mode: str = "valid"
+    boundary: str = "fill"
+    fillvalue: int | float | complex = 0
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    convolve: bool = False
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        mode: object = "valid",
+        boundary: object = "fill",
+        fillvalue: object = 0,
+        stride: object = 1,
+        dilation: object = 1,
+        convolve: bool = False,
+    ) -> Options:
+        return cls(
+            mode=parse_mode(mode),
+            boundary=parse_boundary(boundary),
+            fillvalue=parse_fillvalue(fillvalue),
+            stride=parse_pair("stride", stride),
+            dilation=parse_pair("dilation", dilation),
+            convolve=convolve,
+        )
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """Where the kernel's windows fall along one axis.
+
+    Output element ``i`` reads input positions ``start + i*step + a*dilation``
+    for kernel taps ``a = 0 .. taps-1``. Positions outside ``[0, size)`` come
+    from the boundary extension.
+    """
+
+    size: int
+    taps: int
+    dilation: int
+    step: int
+    start: int
+    count: int
+
+    @property
+    def span(self) -> int:
+        """Extent of the dilated kernel."""
+        return self.dilation * (self.taps - 1) + 1
+
+    @property
+    def lo(self) -> int:
+        """First input position read."""
+        return self.start
+
+    @property
+    def hi(self) -> int:
+        """Last input position read (inclusive)."""
+        return self.start + (self.count - 1) * self.step + self.span - 1
+
+
+def plan_axis(size: int, taps: int, dilation: int, step: int, mode: str, convolve: bool) -> AxisPlan:
+    span = dilation * (taps - 1) + 1
+    if mode == "valid":
+        dense, offset = size - span + 1, span - 1
+    elif mode == "full":
+        dense, offset = size + span - 1, 0
+    else:
+        # scipy's centring: correlate2d's "same" window starts at span // 2 of
+        # the full result, convolve2d's at (span - 1) // 2. They differ for
+        # even spans, so "same" convolution is not "same" correlation with a
+        # flipped kernel.
+        dense, offset = size, ((span - 1) // 2 if convolve else span // 2)
+    count = -(-dense // step)
+    return AxisPlan(size, taps, dilation, step, offset - (span - 1), count)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Shapes of one correlation: broadcast batch shape and the two axis plans."""
+
+    batch: tuple[int, ...]
+    rows: AxisPlan
+    cols: AxisPlan
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (*self.batch, self.rows.count, self.cols.count)
+
+
+def plan(x_shape, k_shape, options: Options) -> Geometry:
+    """Check the shapes of ``x`` and ``k`` against ``options`` and place the windows."""
+    if len(x_shape) < 2:
+        msg = f"x must have at least 2 dimensions (..., H, W); got shape {tuple(x_shape)}"
+        raise ValueError(msg)
+    if len(k_shape) < 2:
+        msg = f"k must have at least 2 dimensions (..., h, w); got shape {tuple(k_shape)}"
+        raise ValueError(msg)
+    if any(n is None for n in (*x_shape, *k_shape)):
+        msg = "x and k must have known shapes (dask arrays with unknown chunk sizes: call compute_chunk_sizes first)"
+        raise ValueError(msg)
+    H, W = x_shape[-2:]
+    h, w = k_shape[-2:]
+    if h == 0 or w == 0:
+        msg = f"k must not be empty; got kernel shape {tuple(k_shape)}"
+        raise ValueError(msg)
+    if H == 0 or W == 0:
+        msg = f"x must not be empty in its last two dimensions; got shape {tuple(x_shape)}"
+        raise ValueError(msg)
+    try:
+        batch = _broadcast_shapes(tuple(x_shape[:-2]), tuple(k_shape[:-2]))
+    except ValueError:
+        msg = (
+            f"batch dimensions of x {tuple(x_shape[:-2])} and k {tuple(k_shape[:-2])} "
+            f"do not broadcast (x has shape {tuple(x_shape)}, k has shape {tuple(k_shape)})"
+        )
+        raise ValueError(msg) from None
+    (sh, sw), (dh, dw) = options.stride, options.dilation
+    if options.mode == "valid":
+        eh, ew = dh * (h - 1) + 1, dw * (w - 1) + 1
+        if eh > H or ew > W:
+            what = "kernel" if (dh, dw) == (1, 1) else f"dilated kernel ({eh}, {ew})"
+            msg = (
+                f'k is larger than x in "valid" mode: {what} of shape {tuple(k_shape)} '
+                f"does not fit in x of shape {tuple(x_shape)}; use mode=\"same\" or \"full\""
+            )
+            raise ValueError(msg)
+    rows = plan_axis(H, h, dh, sh, options.mode, options.convolve)
+    cols = plan_axis(W, w, dw, sw, options.mode, options.convolve)
+    return Geometry(batch, rows, cols)
+
+
+def _broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + a
+    b = (1,) * (n - len(b)) + b
+    out = []
+    for p, q in zip(a, b):
+        if p != q and 1 not in (p, q):
+            raise ValueError
+        out.append(q if p == 1 else p)
+    return tuple(out)
+
+
+def check_integral_fill(xp, dtype, fillvalue) -> None:
+    if xp.isdtype(dtype, "integral") and not (
+        isinstance(fillvalue, int) or (isinstance(fillvalue, float) and fillvalue.is_integer())
+    ):
+        msg = f"fillvalue {fillvalue!r} cannot be represented in the integer result dtype {dtype}"
+        raise ValueError(msg)
+    if not xp.isdtype(dtype, "complex floating") and isinstance(fillvalue, complex):
+        msg = f"fillvalue {fillvalue!r} is complex but the result dtype {dtype} is real"
+        raise ValueError(msg)
