@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from . import _generic
+from dataclasses import replace
+
+from . import _fft, _generic, _methods
+from ._compat import backend_name
 from ._dispatch import hook
 from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
 
@@ -36,6 +39,17 @@ _PARAMETERS = """\
     dilation : int or (int, int), default 1
         Spacing between kernel taps: an ``(h, w)`` kernel covers
         ``(d*(h-1)+1, d*(w-1)+1)`` input pixels.
+    method : {"auto", "direct", "fft", "native"}, default "auto"
+        How to compute it; every method gives the same result within float
+        rounding. "direct" is shift-and-add over the kernel taps (exact for
+        integers, extra memory about one output); "fft" goes through the
+        library's real FFT (floating and complex dtypes only; a NaN or inf
+        spreads over the whole result); "native" calls the library's own
+        convolution (torch, jax; it falls back to "direct" for dtypes the
+        library cannot convolve). "auto" picks "direct" or "fft" from the
+        shapes, dtype and backend with a cost model calibrated on benchmarks
+        (``xcorr._methods``), never "fft" for integers or non-finite inputs
+        it can see.
 
     Returns
     -------
@@ -54,31 +68,69 @@ _PARAMETERS = """\
         Fewer than 2 dimensions, an empty kernel or image, a (dilated) kernel
         larger than ``x`` in "valid" mode, batch shapes that do not
         broadcast, an unknown mode or boundary, ``stride``/``dilation`` not 1
-        or 2 integers >= 1, a non-scalar ``fillvalue``, or arrays on two
-        devices. All checks happen before any computation.
+        or 2 integers >= 1, a non-scalar ``fillvalue``, arrays on two
+        devices, an unknown ``method``, or ``method="native"`` on a library
+        without a native convolution. All checks happen before any
+        computation. ``method="fft"`` with integer inputs is a TypeError.
 """
 
 
 def _correlate(x, k, options: Options):
     xp = check_arrays(x, k)
     geometry = plan(x.shape, k.shape, options)
-    check_integral_fill(xp, result_dtype(xp, x.dtype, k.dtype), options.fillvalue)
+    dtype = result_dtype(xp, x.dtype, k.dtype)
+    check_integral_fill(xp, dtype, options.fillvalue)
+    options = replace(options, method=_resolve_method(xp, x, k, dtype, options, geometry))
     native = hook(xp, "correlate")
     if native is not None:
         result = native(xp, x, k, options, geometry)
         if result is not NotImplemented:
             return result
+    if options.method == "fft":
+        return _fft.correlate(xp, x, k, options, geometry)
     return _generic.correlate(xp, x, k, options, geometry)
 
 
-def corr2d(x, k, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1):
+def _resolve_method(xp, x, k, dtype, options: Options, geometry) -> str:
+    """The concrete method ("direct", "fft" or "native") for this call."""
+    name = backend_name(xp)
+    kind = _methods.dtype_kind(xp, dtype)
+    if options.method == "native" and name not in _methods.NATIVE:
+        msg = (
+            f'method="native" needs a library with a native convolution '
+            f"({', '.join(sorted(_methods.NATIVE))}); {name} has none"
+        )
+        raise ValueError(msg)
+    if options.method == "fft" and kind == "integral":
+        msg = f'method="fft" needs floating or complex inputs; got {dtype} (use method="direct")'
+        raise TypeError(msg)
+    if options.method != "auto":
+        return options.method
+    method = _methods.choose_method(name, kind, x.shape, k.shape, geometry)
+    if method == "fft" and name not in ("jax", "dask"):
+        # Eager libraries can look at the values: NaN/inf would spread over an FFT.
+        if not bool(xp.all(xp.isfinite(x))) or not bool(xp.all(xp.isfinite(k))):
+            method = "direct"
+    return method
+
+
+def corr2d(
+    x, k, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
+):
     options = Options.parse(
-        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        stride=stride,
+        dilation=dilation,
+        method=method,
     )
     return _correlate(x, k, options)
 
 
-def conv2d(x, k, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1):
+def conv2d(
+    x, k, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
+):
     options = Options.parse(
         mode=mode,
         boundary=boundary,
@@ -86,6 +138,7 @@ def conv2d(x, k, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dil
         stride=stride,
         dilation=dilation,
         convolve=True,
+        method=method,
     )
     return _correlate(x, k, options)
 

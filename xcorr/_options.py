@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ._compat import array_namespace, device, is_array_api_obj
+from ._methods import parse_method
 
 Mode = Literal["valid", "same", "full"]
 Boundary = Literal["fill", "wrap", "symm"]
@@ -152,6 +153,7 @@ class Options:
     stride: tuple[int, int] = (1, 1)
     dilation: tuple[int, int] = (1, 1)
     convolve: bool = False
+    method: str = "auto"
 
     @classmethod
     def parse(
@@ -163,6 +165,7 @@ class Options:
         stride: object = 1,
         dilation: object = 1,
         convolve: bool = False,
+        method: object = "auto",
     ) -> Options:
         return cls(
             mode=parse_mode(mode),
@@ -171,6 +174,7 @@ class Options:
             stride=parse_pair("stride", stride),
             dilation=parse_pair("dilation", dilation),
             convolve=convolve,
+            method=parse_method(method),
         )
 
 

@@ -1,0 +1,70 @@
+"""Correlation through the FFT, in pure array-API code (``xp.fft``).
+
+The windows read the extended input ``xe`` (``_generic.extend``), of extent
+``R x C``. A circular convolution of ``xe`` with the flipped, dilated kernel
+(``span_h x span_w``) at any size ``>= R x C`` equals the valid correlation at
+positions ``span - 1 .. R - 1``: none of those sums wraps around. So "valid"
+mode needs no padding at all, and every mode and boundary reduces to it
+through the extension. Transform sizes are rounded up to good sizes (see
+``_methods.good_size``); real inputs use real FFTs.
+
+Backends pass their own FFT module (``scipy.fft`` with workers for numpy) and
+size rule; anything with ``rfftn``/``irfftn``/``fftn``/``ifftn`` taking ``s``
+and ``axes`` works.
+"""
+
+from __future__ import annotations
+
+from . import _generic
+from ._compat import device
+from ._methods import fft_shape, good_size
+from ._options import Geometry, Options
+
+
+def dilate(xp, k, dilation: tuple[int, int]):
+    """Insert ``d - 1`` zeros between the taps of ``k`` along each of its last two axes."""
+    dh, dw = dilation
+    h, w = k.shape[-2:]
+    lead = tuple(k.shape[:-2])
+    if dh > 1:
+        zeros = xp.zeros((*lead, h, dh - 1, w), dtype=k.dtype, device=device(k))
+        k = xp.concat([xp.expand_dims(k, axis=-2), zeros], axis=-2)  # (..., h, dh, w)
+        k = xp.reshape(k, (*lead, h * dh, w))[..., : dh * (h - 1) + 1, :]
+        h = dh * (h - 1) + 1
+    if dw > 1:
+        zeros = xp.zeros((*lead, h, w, dw - 1), dtype=k.dtype, device=device(k))
+        k = xp.concat([xp.expand_dims(k, axis=-1), zeros], axis=-1)  # (..., h, w, dw)
+        k = xp.reshape(k, (*lead, h, w * dw))[..., : dw * (w - 1) + 1]
+    return k
+
+
+def correlate(xp, x, k, options: Options, geometry: Geometry, *, fft=None, size=good_size):
+    """FFT correlation of validated inputs; ``fft`` defaults to ``xp.fft``."""
+    fft = xp.fft if fft is None else fft
+    x, k = _generic.prepare(xp, x, k, options)
+    dtype = x.dtype
+    if xp.isdtype(dtype, "integral"):
+        msg = f'method="fft" needs floating or complex inputs; got {dtype} (use method="direct")'
+        raise TypeError(msg)
+    xe = _generic.extend(xp, x, geometry, options)
+    rows, cols = geometry.rows, geometry.cols
+    shape = fft_shape(geometry, size)
+    # Circular convolution with the flipped kernel = correlation, shifted by span - 1.
+    kf = xp.flip(dilate(xp, k, (rows.dilation, cols.dilation)), axis=(-2, -1))
+    axes = (-2, -1)
+    if xp.isdtype(dtype, "complex floating"):
+        spectrum = fft.fftn(xe, s=shape, axes=axes) * fft.fftn(kf, s=shape, axes=axes)
+        dense = fft.ifftn(spectrum, s=shape, axes=axes)
+    else:
+        spectrum = fft.rfftn(xe, s=shape, axes=axes) * fft.rfftn(kf, s=shape, axes=axes)
+        dense = fft.irfftn(spectrum, s=shape, axes=axes)
+    r0, c0 = rows.span - 1, cols.span - 1
+    y = dense[
+        ...,
+        r0 : r0 + (rows.count - 1) * rows.step + 1 : rows.step,
+        c0 : c0 + (cols.count - 1) * cols.step + 1 : cols.step,
+    ]
+    y = xp.astype(y, dtype, copy=False)
+    if tuple(y.shape) != geometry.out_shape:
+        y = xp.broadcast_to(y, geometry.out_shape)
+    return y
