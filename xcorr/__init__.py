@@ -7,6 +7,7 @@ time an array of their library is passed in.
 """
 
 from ._correlate import conv2d, corr2d
+from ._receptive import ReceptiveField, Window, receptive_field
 
-__all__ = ["conv2d", "corr2d"]
+__all__ = ["ReceptiveField", "Window", "conv2d", "corr2d", "receptive_field"]
 __version__ = "0.1.0"

@@ -1,0 +1,519 @@
+"""Receptive fields of single-path stacks of sliding-window layers, in closed form.
+
+A layer that slides a window over its input (a convolution, a pooling layer)
+is described by a :class:`Window`: kernel size, stride, dilation and padding
+per axis. For a stack of such layers, every output element depends on a
+rectangle of the input, its *receptive field*. Following Araujo, Norris & Sim,
+"Computing Receptive Fields of Convolutional Neural Networks", Distill (2019),
+https://distill.pub/2019/computing-receptive-fields/ (equations 1-7 for
+single-path networks), with ``k'_l = d_l (k_l - 1) + 1`` the dilated kernel,
+``s_l`` the stride and ``p_l`` the padding before the first element of layer
+``l``, each axis follows the recurrences
+
+    j_l = j_{l-1} s_l                         (jump, j_0 = 1)
+    r_l = r_{l-1} + (k'_l - 1) j_{l-1}        (size, r_0 = 1)
+    u_l = u_{l-1} - p_l j_{l-1}               (left edge of the first field, u_0 = 0)
+
+whose solutions are the closed forms ``r_L = 1 + sum_l (k'_l - 1) prod_{i<l} s_i``
+and ``u_L = -sum_l p_l prod_{i<l} s_i``; the centre of the first field is
+``u_L + (r_L - 1) / 2`` and output element ``i`` has its field ``i * j_L``
+input pixels further on.
+
+Nothing here touches array values: it is pure Python on layer descriptions.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._options import parse_pair
+
+__all__ = ["AxisField", "LayerField", "ReceptiveField", "Window", "receptive_field"]
+
+PADDING_NAMES = ("valid", "same", "full")
+
+
+def _parse_padding(padding: object) -> str | tuple[int, int]:
+    if isinstance(padding, str):
+        if padding not in PADDING_NAMES:
+            names = ", ".join(map(repr, PADDING_NAMES))
+            msg = f"padding must be an int >= 0, a pair of them, or one of {names}; got {padding!r}"
+            raise ValueError(msg)
+        return padding
+    items = padding if isinstance(padding, (tuple, list)) else (padding,)
+    what = f"padding must be an int >= 0, a pair of them, or one of 'valid', 'same', 'full'; got {padding!r}"
+    if not 1 <= len(items) <= 2:
+        raise ValueError(what)
+    pair = []
+    for item in items:
+        if isinstance(item, bool):
+            raise TypeError(what)
+        try:
+            number = operator.index(item)
+        except TypeError:
+            raise TypeError(what) from None
+        if number < 0:
+            msg = f"padding must be >= 0; got {padding!r}"
+            raise ValueError(msg)
+        pair.append(number)
+    return (pair[0], pair[-1])
+
+
+@dataclass(frozen=True, init=False)
+class Window:
+    """A sliding-window layer, as far as geometry goes.
+
+    Describes any layer that slides a ``kernel_size`` window over its input:
+    a convolution, a max or average pooling layer. It computes nothing; pass
+    it, with :class:`xcorr.Conv2D` layers, to :func:`xcorr.receptive_field`.
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+        Window height and width, each >= 1.
+    stride : int or (int, int), default 1
+        Step between neighbouring windows, in input elements.
+    dilation : int or (int, int), default 1
+        Spacing between the window's taps: it covers ``d*(k-1)+1`` elements.
+    padding : int, (int, int), "valid", "same" or "full", default 0
+        Elements added before (and after) the input along each axis. An int
+        or pair pads both sides of each axis by that much (as
+        ``torch.nn.Conv2d`` does); "valid" is 0, "same" and "full" are the
+        paddings of :func:`xcorr.corr2d`'s modes: ``(k'-1)//2`` before the
+        input for "same" (scipy's and torch's centring), ``k'-1`` for "full",
+        with ``k'`` the dilated window.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A ``kernel_size``, ``stride`` or ``dilation`` that is not 1 or 2 ints
+        >= 1, or a ``padding`` that is neither ints >= 0 nor a known name.
+
+    Examples
+    --------
+    >>> import xcorr
+    >>> xcorr.Window(2, stride=2)          # 2x2 max pooling
+    Window((2, 2), stride=(2, 2), dilation=(1, 1), padding=(0, 0))
+    >>> xcorr.Window((3, 3), dilation=2, padding="same").pad_before
+    (2, 2)
+    """
+
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    padding: str | tuple[int, int]
+
+    def __init__(self, kernel_size, /, *, stride=1, dilation=1, padding=0):
+        object.__setattr__(self, "kernel_size", parse_pair("kernel_size", kernel_size))
+        object.__setattr__(self, "stride", parse_pair("stride", stride))
+        object.__setattr__(self, "dilation", parse_pair("dilation", dilation))
+        object.__setattr__(self, "padding", _parse_padding(padding))
+
+    def __repr__(self) -> str:
+        return (
+            f"Window({self.kernel_size}, stride={self.stride}, "
+            f"dilation={self.dilation}, padding={self.padding!r})"
+        )
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """Extent of the dilated window per axis, ``d*(k-1)+1``."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))  # type: ignore[return-value]
+
+    @property
+    def pad_before(self) -> tuple[int, int]:
+        """Padding before the first input element, per axis (``p_l`` above)."""
+        return tuple(self._pads(axis)[0] for axis in (0, 1))  # type: ignore[return-value]
+
+    @property
+    def pad_after(self) -> tuple[int, int]:
+        """Padding after the last input element, per axis."""
+        return tuple(self._pads(axis)[1] for axis in (0, 1))  # type: ignore[return-value]
+
+    def _pads(self, axis: int) -> tuple[int, int]:
+        span = self.span[axis]
+        if self.padding == "valid":
+            return (0, 0)
+        if self.padding == "same":
+            return ((span - 1) // 2, span - 1 - (span - 1) // 2)
+        if self.padding == "full":
+            return (span - 1, span - 1)
+        p = self.padding[axis]  # type: ignore[index]
+        return (p, p)
+
+    def output_shape(self, shape: Sequence[int]) -> tuple[int, int]:
+        """Height and width of this layer's output for an input of ``shape`` (..., H, W).
+
+        Raises ValueError when the (dilated, padded) window does not fit.
+        """
+        out = []
+        for axis, n in enumerate(tuple(shape)[-2:]):
+            before, after = self._pads(axis)
+            dense = n + before + after - self.span[axis] + 1
+            if dense < 1:
+                msg = (
+                    f"{self!r} does not fit an input of shape {tuple(shape)}: its "
+                    f"{'dilated ' if self.dilation[axis] > 1 else ''}window spans "
+                    f"{self.span[axis]} elements along axis {axis - 2} but the padded input has "
+                    f"{n + before + after}"
+                )
+                raise ValueError(msg)
+            out.append(-(-dense // self.stride[axis]))
+        return (out[0], out[1])
+
+    def describe(self) -> str:
+        """Short text for tables, e.g. ``3x3 s2 d1 p1``."""
+        padding = self.padding if isinstance(self.padding, str) else "p" + _fmt(self.padding)
+        return f"{_fmt(self.kernel_size)} s{_fmt(self.stride)} d{_fmt(self.dilation)} {padding}"
+
+
+def _fmt(pair, sep: str = "x") -> str:
+    """One number when both axes agree, else ``rows{sep}cols``."""
+    a, b = (f"{v:g}" if isinstance(v, float) else str(v) for v in pair)
+    return a if a == b else f"{a}{sep}{b}"
+
+
+# -- reading layers -----------------------------------------------------------
+
+def as_window(layer: object, *, name: str = "layer") -> Window:
+    """The :class:`Window` of ``layer``.
+
+    Accepts a Window; an :class:`xcorr.Conv2D` (any backend: its
+    ``kernel_size``, ``stride``, ``dilation`` and ``mode``, read as the
+    padding of that mode); or any object with ``kernel_size`` and
+    ``padding`` attributes and optional ``stride`` and ``dilation``, such as
+    ``torch.nn.Conv2d``, ``MaxPool2d`` and ``AvgPool2d``.
+    """
+    if isinstance(layer, Window):
+        return layer
+    if isinstance(layer, (type, str, bytes)) or not hasattr(layer, "kernel_size"):
+        msg = (
+            f"{name} must be an xcorr.Conv2D, an xcorr.Window, or a layer with kernel_size, "
+            f"stride, dilation and padding attributes (e.g. torch.nn.Conv2d); "
+            f"got {type(layer).__name__}: {layer!r:.80}"
+        )
+        raise TypeError(msg)
+    if hasattr(layer, "mode"):  # xcorr.Conv2D: padding is that of its correlation mode
+        padding = layer.mode
+    elif hasattr(layer, "padding"):
+        padding = layer.padding
+    else:
+        msg = f"{name} ({type(layer).__name__}) has a kernel_size but neither a mode nor a padding attribute"
+        raise TypeError(msg)
+    kernel_size = layer.kernel_size
+    stride = getattr(layer, "stride", 1)
+    if stride is None:  # torch pooling layers: stride defaults to the kernel size
+        stride = kernel_size
+    try:
+        return Window(kernel_size, stride=stride, dilation=getattr(layer, "dilation", 1), padding=padding)
+    except (TypeError, ValueError) as err:
+        msg = f"{name} ({type(layer).__name__}) has an invalid geometry: {err}"
+        raise type(err)(msg) from None
+
+
+def _layer_name(layer: object) -> str:
+    if isinstance(layer, Window):
+        return "Window"
+    return type(layer).__name__
+
+
+# -- the result -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AxisField:
+    """Receptive field along one axis, after some layer.
+
+    ``size``: input elements the field spans; ``jump``: input elements
+    between the fields of neighbouring outputs; ``start``: input coordinate of
+    the centre of the first output's field (a half-integer for even sizes,
+    negative when the field reaches into the padding).
+    """
+
+    size: int
+    jump: int
+    start: float
+
+    @property
+    def first(self) -> int:
+        """Input coordinate of the first element of the first output's field (``u``)."""
+        return int(self.start - (self.size - 1) / 2)
+
+    def bounds(self, i: int) -> tuple[int, int]:
+        """First and last input coordinate (inclusive) of output ``i``'s field, unclipped."""
+        lo = self.first + i * self.jump
+        return (lo, lo + self.size - 1)
+
+
+@dataclass(frozen=True)
+class LayerField:
+    """One row of the table: a layer and the receptive field of its outputs."""
+
+    index: int
+    name: str
+    window: Window
+    rows: AxisField
+    cols: AxisField
+    output_shape: tuple[int, int] | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(rows, cols) field size in input elements."""
+        return (self.rows.size, self.cols.size)
+
+    @property
+    def jump(self) -> tuple[int, int]:
+        """(rows, cols) input elements between neighbouring outputs' fields."""
+        return (self.rows.jump, self.cols.jump)
+
+    @property
+    def start(self) -> tuple[float, float]:
+        """(rows, cols) input coordinate of the centre of the first output's field."""
+        return (self.rows.start, self.cols.start)
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of a stack of layers: the result of :func:`receptive_field`.
+
+    Attributes
+    ----------
+    size, jump, start : (rows, cols) pairs
+        For the last layer's outputs: field size in input elements, distance
+        in input elements between neighbouring outputs' fields, and the input
+        coordinate of the centre of the first output's field.
+    rows, cols : AxisField
+        The same, one axis at a time.
+    layers : tuple of LayerField
+        The field after each layer, first to last; ``layers[-1]`` is the
+        whole stack. ``str(result)`` prints them as a table.
+    input_shape : (H, W) or None
+        When given to :func:`receptive_field`, every layer also records its
+        output shape.
+    """
+
+    layers: tuple[LayerField, ...]
+    input_shape: tuple[int, int] | None = None
+
+    @property
+    def rows(self) -> AxisField:
+        return self.layers[-1].rows
+
+    @property
+    def cols(self) -> AxisField:
+        return self.layers[-1].cols
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.layers[-1].size
+
+    @property
+    def jump(self) -> tuple[int, int]:
+        return self.layers[-1].jump
+
+    @property
+    def start(self) -> tuple[float, float]:
+        return self.layers[-1].start
+
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        return tuple(layer.window for layer in self.layers)
+
+    def bounds(self, index: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Input rows and columns (first, last; inclusive) of output ``index``'s field.
+
+        ``index`` is ``(i, j)`` or any longer output index whose last two
+        entries are the spatial ones. The bounds are not clipped to the
+        input: they can reach into the padding.
+        """
+        i, j = _spatial_index(index)
+        return (self.rows.bounds(i), self.cols.bounds(j))
+
+    def mask(self, index: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+        """Boolean (H, W) NumPy mask of the input elements output ``index`` depends on.
+
+        Exact, not just the bounding box: it follows each layer's taps back
+        to the input, so a dilated stack's field has holes where no tap
+        lands, and taps that fall into a layer's (zero) padding reach no
+        input. This is the set where the gradient of that output is non-zero
+        for generic weights (e.g. positive ones); see
+        :func:`xcorr.empirical_receptive_field`. ``shape`` is the input's
+        shape (..., H, W). Assumes zero (constant) padding: a ``Conv2D`` with
+        a "wrap" or "symm" boundary reaches other input elements near the
+        edges.
+        """
+        shape = tuple(shape)
+        if len(shape) < 2:
+            msg = f"shape must have at least 2 entries (..., H, W); got {shape}"
+            raise ValueError(msg)
+        i, j = _spatial_index(index)
+        sizes = [shape[-2:]]
+        for window in self.windows:
+            sizes.append(window.output_shape(sizes[-1]))
+        out = sizes[-1]
+        if not (0 <= i < out[0] and 0 <= j < out[1]):
+            msg = f"index {tuple(index)} is outside the stack's output of shape {out} for input shape {shape}"
+            raise IndexError(msg)
+        masks = []
+        for axis, position in ((0, i), (1, j)):
+            reached = {position}
+            for window, n in zip(reversed(self.windows), reversed([s[axis] for s in sizes[:-1]])):
+                k, s, d = window.kernel_size[axis], window.stride[axis], window.dilation[axis]
+                before = window.pad_before[axis]
+                reached = {
+                    q
+                    for p in reached
+                    for a in range(k)
+                    if 0 <= (q := p * s + a * d - before) < n
+                }
+            axis_mask = np.zeros(shape[-2 + axis], dtype=bool)
+            axis_mask[sorted(reached)] = True
+            masks.append(axis_mask)
+        return masks[0][:, None] & masks[1][None, :]
+
+    def table(self) -> str:
+        """The per-layer table that ``str()`` prints."""
+        header = ["layer", "window", "size", "jump", "start"]
+        if self.input_shape is not None:
+            header.append("output")
+        rows = [header]
+        if self.input_shape is not None:
+            rows.append(["input", "", "1", "1", "0", "{}x{}".format(*self.input_shape)])
+        for layer in self.layers:
+            row = [
+                f"{layer.index}: {layer.name}",
+                layer.window.describe(),
+                _fmt(layer.size),
+                _fmt(layer.jump),
+                _fmt(layer.start, ", "),
+            ]
+            if layer.output_shape is not None:
+                row.append("{}x{}".format(*layer.output_shape))
+            rows.append(row)
+        widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
+        lines = []
+        for n, row in enumerate(rows):
+            cells = [cell.ljust(w) if c < 2 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths))]
+            lines.append("  ".join(cells).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _spatial_index(index: Sequence[int]) -> tuple[int, int]:
+    try:
+        items = tuple(operator.index(v) for v in index)
+    except TypeError:
+        msg = f"index must be a sequence of ints ending in (row, column); got {index!r}"
+        raise TypeError(msg) from None
+    if len(items) < 2:
+        msg = f"index must end in (row, column); got {index!r}"
+        raise ValueError(msg)
+    return items[-2], items[-1]
+
+
+def receptive_field(layers, /, *, input_shape=None) -> ReceptiveField:
+    """Receptive field of a single-path stack of sliding-window layers.
+
+    Uses the closed forms of Araujo, Norris & Sim, "Computing Receptive
+    Fields of Convolutional Neural Networks", Distill (2019),
+    https://distill.pub/2019/computing-receptive-fields/, per axis: with
+    ``k'_l = d_l (k_l - 1) + 1`` the dilated kernel, ``s_l`` the stride and
+    ``p_l`` the padding before the input of layer ``l``,
+
+    - size ``r = 1 + sum_l (k'_l - 1) prod_{i<l} s_i``,
+    - jump ``j = prod_l s_l``,
+    - start ``u + (r - 1) / 2`` with ``u = -sum_l p_l prod_{i<l} s_i``.
+
+    Output element ``i`` depends on input elements ``u + i*j`` to
+    ``u + i*j + r - 1`` (some of them padding, and with holes for dilated
+    layers: see :meth:`ReceptiveField.mask`). Single-path only: for networks
+    with branches or skip connections, measure the field with
+    :func:`xcorr.empirical_receptive_field`.
+
+    Parameters
+    ----------
+    layers : sequence of Conv2D or Window
+        The stack, first layer first. A :class:`xcorr.Conv2D` (any backend)
+        contributes its kernel size, stride, dilation and the padding of its
+        ``mode``; a :class:`xcorr.Window` describes pooling or any other
+        sliding window. Objects with ``kernel_size``/``stride``/``dilation``/
+        ``padding`` attributes (``torch.nn.Conv2d``, ``MaxPool2d``) work too.
+        A single layer is a stack of one.
+    input_shape : (..., H, W), optional
+        If given, each layer also records its output shape (shown in the
+        table), and a layer that does not fit raises ValueError.
+
+    Returns
+    -------
+    ReceptiveField
+        ``.size``, ``.jump``, ``.start`` as (rows, cols) pairs for the whole
+        stack, ``.layers`` for each prefix of it; ``print()`` shows a table.
+
+    Raises
+    ------
+    TypeError
+        ``layers`` is not a sequence, or an entry is not a layer; the message
+        names the entry (``layers[2]``).
+    ValueError
+        An empty stack, an entry with an invalid geometry, or (with
+        ``input_shape``) a layer whose window does not fit its input.
+
+    Examples
+    --------
+    >>> import xcorr
+    >>> rf = xcorr.receptive_field([xcorr.Window(3), xcorr.Window(2, stride=2), xcorr.Window(3)])
+    >>> rf.size, rf.jump, rf.start
+    ((8, 8), (2, 2), (3.5, 3.5))
+    """
+    if isinstance(layers, Window) or hasattr(layers, "kernel_size"):
+        layers = [layers]
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+        # torch.nn.Sequential and other iterables of layers
+        if hasattr(layers, "__iter__") and not isinstance(layers, (str, bytes)):
+            layers = list(layers)
+        else:
+            msg = f"layers must be a sequence of Conv2D layers and/or Windows; got {type(layers).__name__}"
+            raise TypeError(msg)
+    if len(layers) == 0:
+        msg = "layers must contain at least one Conv2D layer or Window; got an empty sequence"
+        raise ValueError(msg)
+    windows = [as_window(layer, name=f"layers[{n}]") for n, layer in enumerate(layers)]
+    shape = None
+    if input_shape is not None:
+        try:
+            shape = tuple(operator.index(n) for n in tuple(input_shape)[-2:])
+        except TypeError:
+            msg = f"input_shape must be a sequence of ints (..., H, W); got {input_shape!r}"
+            raise TypeError(msg) from None
+        if len(shape) != 2 or min(shape) < 1:
+            msg = f"input_shape must be (..., H, W) with H, W >= 1; got {input_shape!r}"
+            raise ValueError(msg)
+    input_hw = shape
+    fields = []
+    axes = [(1, 1, 0.0), (1, 1, 0.0)]  # (size, jump, first) per axis
+    for n, (layer, window) in enumerate(zip(layers, windows)):
+        for axis in (0, 1):
+            size, jump, first = axes[axis]
+            size += (window.span[axis] - 1) * jump
+            first -= window.pad_before[axis] * jump
+            jump *= window.stride[axis]
+            axes[axis] = (size, jump, first)
+        out = None
+        if shape is not None:
+            try:
+                out = window.output_shape(shape)
+            except ValueError as err:
+                msg = f"layers[{n}]: {err}"
+                raise ValueError(msg) from None
+            shape = out
+        rows, cols = (AxisField(size, jump, first + (size - 1) / 2) for size, jump, first in axes)
+        fields.append(LayerField(n, _layer_name(layer), window, rows, cols, out))
+    return ReceptiveField(tuple(fields), input_hw)
