@@ -7,7 +7,18 @@ time an array of their library is passed in.
 """
 
 from ._correlate import conv2d, corr2d
+from ._empirical import EmpiricalField, empirical_receptive_field
+from ._feature_maps import feature_maps
 from ._receptive import ReceptiveField, Window, receptive_field
 
-__all__ = ["ReceptiveField", "Window", "conv2d", "corr2d", "receptive_field"]
+__all__ = [
+    "EmpiricalField",
+    "ReceptiveField",
+    "Window",
+    "conv2d",
+    "corr2d",
+    "empirical_receptive_field",
+    "feature_maps",
+    "receptive_field",
+]
 __version__ = "0.1.0"

@@ -1,0 +1,235 @@
+"""The receptive field measured from gradients: which inputs one output element depends on.
+
+The closed forms of :func:`xcorr.receptive_field` cover single-path stacks of
+sliding windows. For anything else (skip connections, branches, layers of
+any shape) the field can be measured: the gradient of one output element
+with respect to the input is non-zero exactly where that element depends on
+the input, unless terms cancel by accident (positive weights rule that out).
+
+The gradient comes from the array library's own autodiff where it has one
+(``torch.autograd.grad``, ``jax.grad``), and from the layers' array-API
+vector-Jacobian products (:func:`xcorr.corr2d_vjp`) on numpy,
+array-api-strict, dask and cupy. Frameworks are never imported here: an array
+of theirs can only exist once they are loaded, so they are looked up in
+``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import operator
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._compat import array_namespace, backend_name, device, is_array_api_obj
+from ._feature_maps import as_stack
+
+__all__ = ["EmpiricalField", "empirical_receptive_field"]
+
+
+@dataclass(frozen=True)
+class EmpiricalField:
+    """Result of :func:`empirical_receptive_field`.
+
+    Attributes
+    ----------
+    gradient : numpy.ndarray
+        Gradient of the chosen output element with respect to ``x``, shape of ``x``.
+    mask : numpy.ndarray of bool, shape (H, W)
+        Where that gradient is non-zero, in any leading (batch, channel) slice.
+    method : str
+        How the gradient was computed: "torch.autograd", "jax.grad" or "vjp".
+    """
+
+    gradient: np.ndarray
+    mask: np.ndarray
+    method: str
+
+    @property
+    def bounds(self) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """First and last row and column (inclusive) of the mask, or None if it is empty."""
+        rows, cols = np.nonzero(self.mask)
+        if rows.size == 0:
+            return None
+        return ((int(rows.min()), int(rows.max())), (int(cols.min()), int(cols.max())))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Height and width of the mask's bounding box ((0, 0) if it is empty)."""
+        bounds = self.bounds
+        if bounds is None:
+            return (0, 0)
+        (r0, r1), (c0, c1) = bounds
+        return (r1 - r0 + 1, c1 - c0 + 1)
+
+    def __str__(self) -> str:
+        return "\n".join(" ".join("#" if v else "." for v in row) for row in self.mask)
+
+
+def _to_numpy(xp, a) -> np.ndarray:
+    name = backend_name(xp)
+    if name == "dask":
+        a = a.compute()
+    if name == "torch":
+        return a.detach().cpu().numpy()
+    if name == "cupy":
+        return a.get()
+    return np.asarray(a)
+
+
+def _full_index(index, ndim: int) -> tuple[int, ...]:
+    try:
+        items = tuple(operator.index(v) for v in index)
+    except TypeError:
+        msg = f"index must be a sequence of ints (..., row, column); got {index!r}"
+        raise TypeError(msg) from None
+    if not 2 <= len(items) <= ndim:
+        msg = (
+            f"index must have between 2 and {ndim} entries (the output has {ndim} dimensions); "
+            f"got {index!r}"
+        )
+        raise ValueError(msg)
+    return (0,) * (ndim - len(items)) + items
+
+
+def _one_hot(xp, like, index: tuple[int, ...]):
+    onehot = np.zeros(tuple(like.shape), dtype=np.float64)
+    onehot[index] = 1
+    return xp.asarray(onehot, dtype=like.dtype, device=device(like))
+
+
+def _check_index(shape: tuple[int, ...], index: tuple[int, ...]) -> None:
+    if any(not 0 <= i < n for i, n in zip(index, shape)):
+        msg = f"index {index} is outside the output of shape {shape}"
+        raise IndexError(msg)
+
+
+def _torch_gradient(fn, x, index):
+    torch = sys.modules["torch"]
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        y = fn(x)
+        full = _full_index(index, y.ndim)
+        _check_index(tuple(y.shape), full)
+        (gradient,) = torch.autograd.grad(y[full], x, allow_unused=True)
+    return torch.zeros_like(x) if gradient is None else gradient
+
+
+def _jax_gradient(fn, x, index):
+    jax = sys.modules["jax"]
+    # jax.vjp rather than jax.grad of fn(x)[index]: the same reverse pass, and
+    # it gives the output's shape for checking the index first.
+    y, pullback = jax.vjp(fn, x)
+    full = _full_index(index, y.ndim)
+    _check_index(tuple(y.shape), full)
+    (gradient,) = pullback(_one_hot(jax.numpy, y, full))
+    return gradient
+
+
+def _vjp_gradient(xp, layers, x, index):
+    from ._layer_vjp import input_vjp
+
+    inputs = []
+    y = x
+    for layer in layers:
+        inputs.append(y)
+        y = layer(y)
+    full = _full_index(index, y.ndim)
+    _check_index(tuple(y.shape), full)
+    g = _one_hot(xp, y, full)
+    for n in range(len(layers) - 1, -1, -1):
+        g = input_vjp(layers[n], inputs[n], g, name=f"fn[{n}]")
+    return g
+
+
+def empirical_receptive_field(fn, x, index, /) -> EmpiricalField:
+    """Measure which input elements one output element depends on, from its gradient.
+
+    Computes the gradient of ``fn(x)[index]`` with respect to ``x`` and
+    reports where it is non-zero. For a single-path stack of
+    :class:`xcorr.Conv2D` layers with positive weights this is exactly
+    :meth:`xcorr.ReceptiveField.mask` (the test suite checks it on every
+    backend); for other networks it is the measurement the closed form
+    cannot give. The answer depends on the weights and on ``x`` where the
+    network is not linear (a ReLU that is off passes no gradient), so use
+    positive weights and inputs to see the largest field.
+
+    Parameters
+    ----------
+    fn : callable or sequence of layers
+        The network, ``x -> y``. On torch and jax any differentiable
+        function of the array works (``torch.autograd.grad``, ``jax.grad``).
+        On numpy, array-api-strict, dask and cupy, which have no autodiff,
+        pass the stack as a sequence of :class:`xcorr.Conv2D` layers (and
+        elementwise-linear callables are not supported): the gradient is
+        back-propagated with :func:`xcorr.corr2d_vjp`. A sequence is run in
+        order on every backend.
+    x : array, shape (..., H, W)
+        A floating-point input of the network's library.
+    index : sequence of int
+        The output element: a full index into ``fn(x)``, or its last
+        entries (``(i, j)``), in which case the leading entries are 0.
+
+    Returns
+    -------
+    EmpiricalField
+        ``.gradient`` (NumPy, shape of ``x``), ``.mask`` ((H, W) bool: where
+        the gradient is non-zero in any leading slice), ``.bounds``,
+        ``.size``; ``print()`` draws the mask.
+
+    Raises
+    ------
+    TypeError
+        ``x`` not a floating array; on a library without autodiff, ``fn``
+        not a sequence of layers with a known vector-Jacobian product.
+    ValueError, IndexError
+        ``index`` with the wrong number of entries, or outside the output.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xcorr
+    >>> layers = [xcorr.Conv2D(3, seed=1), xcorr.Conv2D(3, dilation=2, seed=2)]
+    >>> field = xcorr.empirical_receptive_field(layers, np.ones((9, 9)), (0, 0))
+    >>> field.size, xcorr.receptive_field(layers).size
+    ((7, 7), (7, 7))
+    """
+    if not is_array_api_obj(x) or isinstance(x, (list, tuple)):
+        msg = f"x must be an array of an array-API library; got {type(x).__name__}"
+        raise TypeError(msg)
+    xp = array_namespace(x)
+    if not xp.isdtype(x.dtype, "real floating"):
+        msg = f"x must have a real floating dtype to be differentiated; got {x.dtype}"
+        raise TypeError(msg)
+    if len(x.shape) < 2:
+        msg = f"x must have at least 2 dimensions (..., H, W); got shape {tuple(x.shape)}"
+        raise ValueError(msg)
+    name = backend_name(xp)
+    is_stack = not callable(fn) or hasattr(fn, "__iter__")
+    if is_stack:
+        layers = as_stack(fn, name="fn")
+
+        def run(x):
+            for layer in layers:
+                x = layer(x)
+            return x
+    else:
+        run = fn
+    if name == "torch":
+        gradient, method = _torch_gradient(run, x, index), "torch.autograd"
+    elif name == "jax":
+        gradient, method = _jax_gradient(run, x, index), "jax.grad"
+    elif is_stack:
+        gradient, method = _vjp_gradient(xp, layers, x, index), "vjp"
+    else:
+        msg = (
+            f"fn must be a sequence of layers on {name}, which has no autodiff: pass the stack "
+            "as a list of xcorr.Conv2D layers (their gradients come from xcorr.corr2d_vjp), or "
+            f"use torch or jax arrays to differentiate any function; got {type(fn).__name__}"
+        )
+        raise TypeError(msg)
+    g = _to_numpy(xp, gradient)
+    nonzero = g != 0
+    mask = nonzero.reshape(-1, *g.shape[-2:]).any(axis=0)
+    return EmpiricalField(g, mask, method)
