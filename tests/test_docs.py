@@ -1,0 +1,22 @@
+"""The docstring examples (written against array_api_strict) run and print what they say."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import xcorr
+
+MODULES = sorted(
+    name
+    for _, name, _ in pkgutil.walk_packages(xcorr.__path__, prefix="xcorr.")
+    if name != "xcorr.__main__"
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
