@@ -1,0 +1,226 @@
+"""method=: every method on every backend equals the float64 reference; what "auto" may choose.
+
+No timings here (benchmarks/ measures speed); only results, choices and memory bounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xcorr
+from matrix import assert_result
+from reference import reference
+from xcorr import _methods
+from xcorr._options import Options, plan
+
+NATIVE = {"torch", "torch_cuda", "jax", "jax_gpu"}
+FUNCTIONS = {"corr2d": (xcorr.corr2d, False), "conv2d": (xcorr.conv2d, True)}
+
+
+def random(shape, dtype="float64", seed=0):
+    rng = np.random.default_rng(seed)
+    if dtype.startswith("int"):
+        return rng.integers(-9, 10, size=shape).astype(dtype)
+    a = rng.standard_normal(shape)
+    if dtype.startswith("complex"):
+        a = a + 1j * rng.standard_normal(shape)
+    return a.astype(dtype)
+
+
+def methods_of(backend):
+    return ("direct", "fft", "native") if backend.name in NATIVE else ("direct", "fft")
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "fft", "native"])
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize(
+    ("mode", "boundary", "stride", "dilation"),
+    [
+        ("valid", "fill", 1, 1),
+        ("same", "fill", 1, 1),
+        ("full", "wrap", 2, 1),
+        ("same", "symm", (1, 2), (2, 1)),
+        ("valid", "fill", 3, 2),
+        ("full", "fill", 1, (1, 3)),
+    ],
+)
+def test_every_method_matches_reference(backend, method, name, mode, boundary, stride, dilation):
+    if method == "native" and backend.name not in NATIVE:
+        pytest.skip(f"{backend.name} has no native convolution")
+    f, convolve = FUNCTIONS[name]
+    x, k = random((2, 13, 17)), random((4, 5), seed=1)
+    options = dict(mode=mode, boundary=boundary, fillvalue=0.5, stride=stride, dilation=dilation)
+    y = f(backend.asarray(x), backend.asarray(k), method=method, **options)
+    assert_result(backend, y, reference(x, k, convolve=convolve, **options), "float64")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "complex64", "complex128"])
+def test_methods_keep_dtype(backend, dtype):
+    x, k = random((9, 11), dtype), random((3, 4), dtype, seed=1)
+    expected = reference(x, k, mode="same", boundary="symm")
+    for method in methods_of(backend):
+        y = xcorr.corr2d(backend.asarray(x), backend.asarray(k), mode="same", boundary="symm", method=method)
+        assert_result(backend, y, expected, dtype)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "k_shape"),
+    [((3, 10, 12), (4, 3)), ((10, 12), (2, 4, 3)), ((2, 1, 10, 12), (3, 4, 3)), ((3, 10, 12), (3, 4, 3))],
+)
+def test_methods_broadcast_batches(backend, x_shape, k_shape):
+    x, k = random(x_shape), random(k_shape, seed=1)
+    expected = reference(x, k, mode="full", stride=2)
+    for method in methods_of(backend):
+        y = xcorr.corr2d(backend.asarray(x), backend.asarray(k), mode="full", stride=2, method=method)
+        assert_result(backend, y, expected, "float64")
+
+
+def test_large_kernel_paths(backend):
+    # 17x16 = 272 taps: past jax's unrolling limit (fori_loop path), FFT for auto.
+    x, k = random((40, 45), "float32"), random((17, 16), "float32", seed=1)
+    expected = reference(x, k, mode="same", boundary="wrap", dilation=(1, 2))
+    for method in ("auto", *methods_of(backend)):
+        y = xcorr.corr2d(
+            backend.asarray(x), backend.asarray(k), mode="same", boundary="wrap", dilation=(1, 2), method=method
+        )
+        assert_result(backend, y, expected.astype(np.float32), "float32")
+
+
+def test_integers_stay_exact_with_large_kernels(backend):
+    x, k = random((40, 40), "int64"), random((31, 31), "int64", seed=1)
+    y = xcorr.corr2d(backend.asarray(x), backend.asarray(k), mode="same")
+    assert_result(backend, y, reference(x, k, mode="same"), "int64")
+
+
+def test_fft_refuses_integers(backend):
+    x, k = random((6, 6), "int32"), random((2, 2), "int32")
+    with pytest.raises(TypeError, match=r'method="fft" needs floating or complex inputs'):
+        xcorr.corr2d(backend.asarray(x), backend.asarray(k), method="fft")
+
+
+def test_native_needs_a_native_convolution(backend):
+    x, k = backend.asarray(random((6, 6))), backend.asarray(random((2, 2)))
+    if backend.name in NATIVE:
+        xcorr.corr2d(x, k, method="native")
+        return
+    with pytest.raises(ValueError, match=r'method="native" needs a library with a native convolution'):
+        xcorr.corr2d(x, k, method="native")
+
+
+@pytest.mark.parametrize("method", ["", "FFT", "scipy", None, 1])
+def test_unknown_method(method):
+    with pytest.raises(ValueError, match=r"method must be one of 'auto', 'direct', 'fft', 'native'"):
+        xcorr.corr2d(np.ones((4, 4)), np.ones((2, 2)), method=method)
+
+
+def test_native_falls_back_to_direct_for_integers(backend):
+    if backend.name not in NATIVE:
+        pytest.skip(f"{backend.name} has no native convolution")
+    x, k = random((9, 8), "int32"), random((3, 2), "int32", seed=1)
+    y = xcorr.conv2d(backend.asarray(x), backend.asarray(k), mode="full", method="native")
+    assert_result(backend, y, reference(x, k, mode="full", convolve=True), "int32")
+
+
+# -- what "auto" chooses -------------------------------------------------------------
+
+
+def geometry(x_shape, k_shape, **options):
+    return plan(x_shape, k_shape, Options.parse(**options))
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "torch", "jax", "dask", "cupy", "array_api_strict"])
+def test_auto_choices(backend_name):
+    big, small = geometry((1024, 1024), (31, 31)), geometry((1024, 1024), (3, 3))
+    for kind in ("integral", "other"):
+        assert _methods.choose_method(backend_name, kind, (1024, 1024), (31, 31), big) == "direct"
+    assert _methods.choose_method(backend_name, "real floating", (1024, 1024), (3, 3), small) == "direct"
+    assert _methods.choose_method(backend_name, "real floating", (1024, 1024), (31, 31), big) == "fft"
+    assert _methods.choose_method(backend_name, "complex floating", (1024, 1024), (31, 31), big) == "fft"
+
+
+def test_auto_skips_fft_for_nonfinite_numpy_input():
+    x, k = random((64, 64)), random((31, 31), seed=1)
+    assert _methods.choose_method("numpy", "real floating", x.shape, k.shape, geometry(x.shape, k.shape)) == "fft"
+    x[5, 7] = np.nan
+    y = xcorr.corr2d(x, k)
+    # Direct keeps the NaN local: only the windows that read x[5, 7] are NaN.
+    assert 0 < np.isnan(y).sum() < y.size
+    np.testing.assert_allclose(y, reference(x, k))
+
+
+def test_auto_equals_direct_where_it_takes_fft(backend):
+    x, k = random((70, 64), "float32"), random((25, 25), "float32", seed=1)
+    y = xcorr.corr2d(backend.asarray(x), backend.asarray(k), mode="same", boundary="symm")
+    d = xcorr.corr2d(backend.asarray(x), backend.asarray(k), mode="same", boundary="symm", method="direct")
+    np.testing.assert_allclose(backend.to_numpy(y), backend.to_numpy(d), rtol=1e-4, atol=1e-4)
+
+
+def test_good_sizes():
+    smooth = [n for n in range(1, 400) if _methods.good_size(n) == n]
+    assert smooth[:12] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14]
+    for n in range(1, 400):
+        m = _methods.good_size(n)
+        assert m >= n and m in smooth or m >= 400
+    assert _methods.good_size(4097) == 4116  # 2^2 * 3 * 7^3
+
+
+# -- memory ---------------------------------------------------------------------------
+
+
+def test_numpy_direct_extra_memory_is_a_few_outputs():
+    tracemalloc = pytest.importorskip("tracemalloc")
+    x = random((1024, 1024), "float32")
+    k = random((3, 3), "float32", seed=1)
+    xcorr.corr2d(x[:64, :64], k, method="direct")  # warm up imports and caches
+    tracemalloc.start()
+    try:
+        y = xcorr.corr2d(x, k, method="direct")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The output plus band-sized temporaries, far from h*w = 9 shifted copies.
+    assert peak <= 1.5 * y.nbytes, (peak, y.nbytes)
+
+
+def test_numpy_same_mode_extra_memory_is_bounded():
+    tracemalloc = pytest.importorskip("tracemalloc")
+    x = random((512, 512), "float32")
+    k = random((7, 7), "float32", seed=1)
+    tracemalloc.start()
+    try:
+        y = xcorr.corr2d(x, k, mode="same", boundary="symm", method="direct")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The output and one extended copy of the input.
+    assert peak <= 3 * y.nbytes, (peak, y.nbytes)
+
+
+def test_dask_results_stay_lazy_with_known_chunks():
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("xcorr computed a dask graph behind the user's back")
+
+    x = da.from_array(random((3, 64, 80), "float32"), chunks=(2, 16, 32))
+    k = da.from_array(random((9, 9), "float32", seed=1))
+    with dask.config.set(scheduler=refuse):
+        results = {m: xcorr.corr2d(x, k, mode="same", stride=2, method=m) for m in ("auto", "direct", "fft")}
+    for y in results.values():
+        assert isinstance(y, da.Array)
+        assert not any(np.isnan(c) for chunks in y.chunks for c in chunks)
+        assert y.chunks[0] == (2, 1)
+        assert len(y.chunks[-2]) > 1
+        expected = reference(random((3, 64, 80), "float32"), random((9, 9), "float32", seed=1), mode="same", stride=2)
+        np.testing.assert_allclose(y.compute(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_jax_methods_trace_under_jit():
+    jax = pytest.importorskip("jax")
+    x, k = random((30, 31)), random((16, 15), seed=1)
+    expected = reference(x, k, mode="same", boundary="symm", stride=2)
+    for method in ("auto", "direct", "fft", "native"):
+        f = jax.jit(lambda x, k, m=method: xcorr.corr2d(x, k, mode="same", boundary="symm", stride=2, method=m))
+        np.testing.assert_allclose(np.asarray(f(jax.numpy.asarray(x), jax.numpy.asarray(k))), expected, atol=1e-9)
