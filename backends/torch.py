@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import torch
 
-from .. import _generic
+from .. import _generic, _layer, _vjp
+from .._compat import array_namespace
+from .._options import plan, result_dtype
 
 
 def correlate(xp, x, k, options, geometry):
     """Validated correlation of torch tensors (the dispatch hook)."""
-    if torch.is_grad_enabled() and (x.requires_grad or k.requires_grad):
+    if needs_autodiff(x, k):
         return differentiable_correlate(xp, x, k, options, geometry)
     return forward(xp, x, k, options, geometry)
 
@@ -22,8 +24,83 @@ def correlate(xp, x, k, options, geometry):
 
 
 def differentiable_correlate(xp, x, k, options, geometry):
-    """Correlation that records a backward pass for torch autograd."""
-    return _generic.correlate(xp, x, k, options, geometry)
+    """Correlation that records a backward pass for torch autograd.
+
+    Floating and complex operands go through ``_Correlate``, whose backward
+    is the core VJP (``xcorr._vjp``); it is itself built from differentiable
+    correlations, so double backward (``gradgradcheck``) works too.
+    """
+    dtype = result_dtype(xp, x.dtype, k.dtype)
+    if not dtype.is_floating_point and not dtype.is_complex:
+        return forward(xp, x, k, options, geometry)
+    # Integer operands cannot carry gradients: cast them before the Function.
+    return _Correlate.apply(x.to(dtype), k.to(dtype), options, geometry)
+
+
+def needs_autodiff(x, k) -> bool:
+    """Whether a call must go through ``_Correlate``: autograd or a torch.func transform."""
+    if torch.is_grad_enabled() and (x.requires_grad or k.requires_grad):
+        return True
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    return wrapped(x) or wrapped(k)
+
+
+class _Correlate(torch.autograd.Function):
+    """corr2d/conv2d as one autograd node (``setup_context`` form: torch.func ready)."""
+
+    @staticmethod
+    def forward(x, k, options, geometry):
+        return forward(array_namespace(x, k), x, k, options, geometry)
+
+    @staticmethod
+    def vmap(info, in_dims, x, k, options, geometry):
+        # corr2d batches natively: move the vmapped dimension in front of the
+        # batch dimensions and make one batched call.
+        x_dim, k_dim = in_dims[0], in_dims[1]
+        batch = len(geometry.batch)
+        x = _leading(x, x_dim, batch)
+        k = _leading(k, k_dim, batch)
+        return _apply(x, k, options), 0
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, k, options, geometry = inputs
+        ctx.save_for_backward(x, k)
+        ctx.options = options
+        ctx.geometry = geometry
+
+    @staticmethod
+    def backward(ctx, g):
+        x, k = ctx.saved_tensors
+        xp = array_namespace(x, k, g)
+        # torch's convention for complex numbers is the conjugate of the
+        # transpose: conj(J^T conj(g)). For real tensors the conj calls are no-ops.
+        conj = g.is_complex()
+        if conj:
+            g = g.conj()
+        gx, gk = _vjp.vjp(xp, x, k, g, ctx.options, ctx.geometry)
+        if conj:
+            gx, gk = gx.conj(), gk.conj()
+        return (
+            gx if ctx.needs_input_grad[0] else None,
+            gk if ctx.needs_input_grad[1] else None,
+            None,
+            None,
+        )
+
+
+def _leading(a, dim, batch: int):
+    """Move vmapped ``dim`` of ``a`` to the front, padding its batch dims to ``batch``."""
+    if dim is None:
+        return a
+    a = a.movedim(dim, 0)
+    missing = batch - (a.ndim - 3)
+    return a.reshape(a.shape[0], *(1,) * missing, *a.shape[1:])
+
+
+def _apply(x, k, options):
+    """``_Correlate`` of (possibly vmapped) tensors, with their geometry recomputed."""
+    return _Correlate.apply(x, k, options, plan(x.shape, k.shape, options))
 
 
 # --- fast forward kernels --------------------------------------------------
@@ -120,3 +197,43 @@ def native_forward(xp, x, k, options, geometry):
     if tuple(y.shape) != geometry.out_shape:
         y = y.expand(geometry.out_shape)
     return y
+
+
+# --- layers and multi-channel correlation (issue 3) -------------------------
+
+
+def correlate_multi(xp, x, w, options, geometry, groups):
+    """``corr2d_multi`` hook: ``F.conv2d`` (a GEMM) on the boundary-extended input."""
+    dtype = result_dtype(xp, x.dtype, w.dtype)
+    if not dtype.is_floating_point or dtype in (torch.float16, torch.bfloat16):
+        return NotImplemented
+    x, w = x.to(dtype), w.to(dtype)
+    # The extension is slicing and concatenation: torch autograd folds it back.
+    xe = _generic.extend(xp, x, geometry, options)
+    return torch.nn.functional.conv2d(
+        xe, w, stride=options.stride, dilation=options.dilation, groups=groups
+    )
+
+
+class Conv2D(_layer.Conv2D, torch.nn.Module):
+    """``xcorr.Conv2D`` as a ``torch.nn.Module``: ``weight`` and ``bias`` are parameters.
+
+    Same arguments as ``xcorr.Conv2D`` (``backend`` may be omitted or
+    "torch"); works with ``torch.optim``, ``state_dict`` and ``.to(...)``.
+    """
+
+    def __init__(self, kernel_size, /, **kwargs):
+        torch.nn.Module.__init__(self)
+        spec, params = self._configure("torch", kernel_size, kwargs)
+        self.spec = spec
+        self.weight = torch.nn.Parameter(params["weight"])
+        if params["bias"] is None:
+            self.register_parameter("bias", None)
+        else:
+            self.bias = torch.nn.Parameter(params["bias"])
+
+    def forward(self, x):
+        return self.spec.apply(self.weight, self.bias, x)
+
+    def extra_repr(self) -> str:
+        return self.spec.describe()

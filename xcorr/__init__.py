@@ -9,16 +9,26 @@ time an array of their library is passed in.
 from ._correlate import conv2d, corr2d
 from ._empirical import EmpiricalField, empirical_receptive_field
 from ._feature_maps import feature_maps
+from ._fit import fit
+from ._layer import Conv2D
+from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._receptive import ReceptiveField, Window, receptive_field
+from ._vjp import conv2d_vjp, corr2d_vjp
 
 __all__ = [
+    "Conv2D",
     "EmpiricalField",
     "ReceptiveField",
     "Window",
     "conv2d",
+    "conv2d_vjp",
     "corr2d",
+    "corr2d_multi",
+    "corr2d_multi_vjp",
+    "corr2d_vjp",
     "empirical_receptive_field",
     "feature_maps",
+    "fit",
     "receptive_field",
 ]
 __version__ = "0.1.0"

@@ -118,7 +118,9 @@ def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k"):
         if not xp.isdtype(a.dtype, "numeric"):
             msg = f"{name} must have a numeric dtype; got {_describe(a)}"
             raise TypeError(msg)
-    if device(x) != device(k):
+    # jax tracers (under jit/vmap/grad) report no device (None): a traced
+    # array and a concrete one closed over by the traced function can mix.
+    if None not in (device(x), device(k)) and device(x) != device(k):
         msg = (
             f"{x_name} and {k_name} must be on the same device; got "
             f"{device(x)} and {device(k)}"

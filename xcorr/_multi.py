@@ -1,0 +1,206 @@
+"""Multi-channel correlation: the functional form of the ``Conv2D`` layer.
+
+``y[n, o] = sum_c corr2d(x[n, g*Cg + c], w[o, c])`` for output channel ``o``
+in group ``g``, as ``torch.nn.functional.conv2d`` computes it, with every
+mode and boundary of ``corr2d``. The generic path is one broadcast
+``corr2d`` call (so torch/jax autodiff and the core VJP apply); torch and jax
+have native hooks (``correlate_multi``: ``F.conv2d``, ``lax.conv_general_dilated``),
+since a channel sum is a GEMM, which their native convolutions do well.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from . import _vjp
+from ._correlate import _correlate
+from ._dispatch import hook
+from ._options import Geometry, Options, check_arrays, check_integral_fill, plan, result_dtype
+
+__all__ = ["corr2d_multi", "corr2d_multi_vjp"]
+
+
+def parse_groups(groups: object) -> int:
+    if isinstance(groups, bool):
+        msg = f"groups must be an int >= 1; got {groups!r}"
+        raise TypeError(msg)
+    try:
+        number = operator.index(groups)
+    except TypeError:
+        msg = f"groups must be an int >= 1; got {groups!r}"
+        raise TypeError(msg) from None
+    if number < 1:
+        msg = f"groups must be an int >= 1; got {groups!r}"
+        raise ValueError(msg)
+    return number
+
+
+def check_multi(x, w, options: Options, groups: int):
+    """Check shapes and channels; return the namespace and the spatial geometry."""
+    xp = check_arrays(x, w, k_name="w")
+    if x.ndim not in (3, 4):
+        msg = f"x must have shape (N, C_in, H, W) or (C_in, H, W); got shape {tuple(x.shape)}"
+        raise ValueError(msg)
+    if w.ndim != 4:
+        msg = f"w must have shape (C_out, C_in // groups, h, w); got shape {tuple(w.shape)}"
+        raise ValueError(msg)
+    c_in, c_out, c_group = x.shape[-3], w.shape[0], w.shape[1]
+    if c_in % groups or c_out % groups:
+        msg = (
+            f"groups={groups} must divide the input channels ({c_in}, from x of shape "
+            f"{tuple(x.shape)}) and the output channels ({c_out}, from w of shape {tuple(w.shape)})"
+        )
+        raise ValueError(msg)
+    if c_group * groups != c_in:
+        msg = (
+            f"x has {c_in} channels (shape {tuple(x.shape)}) but w of shape {tuple(w.shape)} "
+            f"with groups={groups} expects {c_group * groups}"
+        )
+        raise ValueError(msg)
+    geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
+    check_integral_fill(xp, result_dtype(xp, x.dtype, w.dtype), options.fillvalue)
+    return xp, geometry
+
+
+def _grouped(xp, x, w, groups: int):
+    """Reshape to broadcastable ``(N, G, 1, Cg, H, W)`` and ``(G, Og, Cg, h, w)``."""
+    n, c, height, width = x.shape
+    o, cg, h, wd = w.shape
+    xg = xp.reshape(x, (n, groups, 1, cg, height, width))
+    wg = xp.reshape(w, (groups, o // groups, cg, h, wd))
+    return xg, wg
+
+
+def _batched(xp, x):
+    return x if x.ndim == 4 else xp.expand_dims(x, axis=0)
+
+
+def correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int):
+    """Validated multi-channel correlation: native hook, else one broadcast corr2d."""
+    native = hook(xp, "correlate_multi")
+    if native is not None:
+        result = native(xp, x, w, options, geometry, groups)
+        if result is not NotImplemented:
+            return result
+    xb = _batched(xp, x)
+    xg, wg = _grouped(xp, xb, w, groups)
+    y = xp.sum(_correlate(xg, wg, options), axis=3)  # (N, G, Og, H', W')
+    n, o = xb.shape[0], w.shape[0]
+    y = xp.reshape(y, (n, o, geometry.rows.count, geometry.cols.count))
+    return y if x.ndim == 4 else y[0, ...]
+
+
+def corr2d_multi(
+    x, w, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1
+):
+    """Multi-channel 2-D cross-correlation, the forward pass of a convolutional layer.
+
+    ``y[n, o, i, j] = sum_{c, a, b} x[n, g*Cg + c, i*sh + a*dh, j*sw + b*dw] * w[o, c, a, b]``
+    (in "valid" mode) where ``g = o // (C_out // groups)`` and
+    ``Cg = C_in // groups``: ``torch.nn.functional.conv2d(x, w, groups=groups)``
+    without bias, extended to every mode and boundary of ``corr2d``.
+
+    Parameters
+    ----------
+    x : array, shape (N, C_in, H, W) or (C_in, H, W)
+        Input images of any array-API library.
+    w : array, shape (C_out, C_in // groups, h, w)
+        Filters, from the same library and device as ``x``.
+    mode, boundary, fillvalue, stride, dilation
+        As in ``xcorr.corr2d``; they apply to every channel.
+    groups : int, default 1
+        Split the channels into ``groups`` independent groups (``groups ==
+        C_in == C_out`` is a depthwise correlation). Must divide ``C_in`` and
+        ``C_out``.
+
+    Returns
+    -------
+    array, shape (N, C_out, H', W') or (C_out, H', W')
+        Same library and device as the inputs; the dtype is the promotion of
+        the two dtypes, as in ``corr2d``. torch and jax compute it with their
+        native convolution (floating dtypes), other libraries with one
+        broadcast ``corr2d``.
+
+    Raises
+    ------
+    TypeError
+        As ``corr2d``, and for a ``groups`` that is not an int.
+    ValueError
+        As ``corr2d``; also for ``x`` not 3-D or 4-D, ``w`` not 4-D, channel
+        counts that ``groups`` does not divide, or ``w`` whose input channels
+        do not match ``x``.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import xcorr
+    >>> x = xp.ones((1, 2, 3, 3))
+    >>> w = xp.ones((1, 2, 2, 2))
+    >>> xcorr.corr2d_multi(x, w)
+    Array([[[[8., 8.],
+             [8., 8.]]]], dtype=array_api_strict.float64)
+    """
+    options = Options.parse(
+        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation
+    )
+    groups = parse_groups(groups)
+    xp, geometry = check_multi(x, w, options, groups)
+    return correlate_multi(xp, x, w, options, geometry, groups)
+
+
+def multi_vjp(xp, x, w, g, options: Options, groups: int):
+    """``(gx, gw)`` of validated inputs, through the broadcast-corr2d formulation."""
+    xb = _batched(xp, x)
+    gb = _batched(xp, g)
+    xg, wg = _grouped(xp, xb, w, groups)
+    n, o, hh, ww = gb.shape
+    cg = w.shape[1]
+    gg = xp.reshape(gb, (n, groups, o // groups, 1, hh, ww))
+    gg = xp.broadcast_to(gg, (n, groups, o // groups, cg, hh, ww))
+    geometry = plan(tuple(xg.shape), tuple(wg.shape), options)
+    gx, gw = _vjp.vjp(xp, xg, wg, gg, options, geometry)
+    gx = xp.reshape(gx, tuple(xb.shape))
+    gx = gx if x.ndim == 4 else gx[0, ...]
+    return gx, xp.reshape(gw, tuple(w.shape))
+
+
+def corr2d_multi_vjp(
+    x, w, g, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1
+):
+    """Gradients ``(gx, gw)`` of ``corr2d_multi(x, w, **options)`` for an output gradient ``g``.
+
+    The vector-Jacobian product in pure array-API code, as ``corr2d_vjp`` is
+    for ``corr2d``: what numpy, array-api-strict, dask and cupy models train
+    with (``xcorr.fit`` uses it).
+
+    Parameters
+    ----------
+    x, w
+        The operands of the forward call.
+    g : array, shape of ``corr2d_multi(x, w, **options)``
+        Gradient of a scalar loss with respect to the output.
+    mode, boundary, fillvalue, stride, dilation, groups
+        The options of the forward call.
+
+    Returns
+    -------
+    gx : array, shape of ``x``
+    gw : array, shape of ``w``
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``corr2d_multi``, and ValueError when ``g`` does not have the
+        output's shape.
+    """
+    options = Options.parse(
+        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation
+    )
+    groups = parse_groups(groups)
+    xp, geometry = check_multi(x, w, options, groups)
+    check_arrays(x, g, k_name="g")
+    out = (*x.shape[:-3], w.shape[0], geometry.rows.count, geometry.cols.count)
+    if tuple(g.shape) != out:
+        msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"
+        raise ValueError(msg)
+    return multi_vjp(xp, x, w, g, options, groups)

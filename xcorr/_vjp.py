@@ -1,0 +1,251 @@
+"""Vector-Jacobian products of corr2d / conv2d, in pure array-API code.
+
+The forward pass is ``y = window_sum(extend(x), k)``: a boundary extension of
+``x`` followed by a strided, dilated shift-and-add. Its VJP is the adjoint of
+each step, in reverse:
+
+* the shift-and-add's adjoint scatters the output gradient ``g`` back through
+  the windows. With ``g`` zero-inserted to undo the stride, that scatter is a
+  "full" convolution of ``g`` with the (dilated) kernel, computed by the
+  dispatching forward ``_correlate`` so per-backend fast paths serve the
+  backward too;
+* the extension's adjoint folds the gradient of the extended image back onto
+  ``x``: a "wrap" or "symm" position adds onto the pixel it copied, a "fill"
+  position is dropped;
+* the kernel gradient is ``gk[a, b] = sum(g * window(a, b) of extend(x))``,
+  summed over batch dimensions that ``k`` was broadcast along.
+
+The VJP is the transpose of the (bi)linear map, without conjugation: for
+complex inputs it is what ``jax.vjp`` returns. Nothing is written in place,
+so it runs on immutable (jax) and lazy (dask) arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from . import _generic
+from ._compat import device
+from ._correlate import _correlate
+from ._options import Geometry, Options, check_arrays, plan, result_dtype
+
+__all__ = ["conv2d_vjp", "corr2d_vjp", "vjp"]
+
+
+def _zero_insert(xp, g, axis: int, step: int):
+    """Put ``step - 1`` zeros between consecutive entries of ``g`` along ``axis``."""
+    if step == 1:
+        return g
+    n = g.shape[axis]
+    axis = axis % g.ndim
+    zeros = xp.zeros_like(g)
+    # (..., n, step, ...) with g in slot 0, then merge the two axes.
+    stacked = xp.stack([g] + [zeros] * (step - 1), axis=axis + 1)
+    shape = (*g.shape[:axis], n * step, *g.shape[axis + 1 :])
+    merged = xp.reshape(stacked, shape)
+    index = [slice(None)] * g.ndim
+    index[axis] = slice(0, (n - 1) * step + 1)
+    return merged[tuple(index)]
+
+
+def _fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
+    """Adjoint of ``_generic.extend_axis``: sum extended positions onto their sources."""
+    total = None
+    position = 0  # index into ge of the current run's first extended position
+    for run in _generic._segments(lo, hi, size, boundary):
+        if run[0] == "fill":
+            position += run[1]
+            continue
+        first, last = run[1], run[2]
+        n = abs(last - first) + 1
+        piece = _generic._take_axis(xp, ge, axis, position, position + n)
+        position += n
+        if first > last:
+            piece = xp.flip(piece, axis=axis)
+        pieces = []
+        for count in (min(first, last), None, size - 1 - max(first, last)):
+            if count is None:
+                pieces.append(piece)
+            elif count:
+                shape = list(ge.shape)
+                shape[axis] = count
+                pieces.append(xp.zeros(tuple(shape), dtype=ge.dtype, device=device(ge)))
+        placed = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
+        total = placed if total is None else total + placed
+    if total is None:  # every position read the fill value
+        shape = list(ge.shape)
+        shape[axis] = size
+        total = xp.zeros(tuple(shape), dtype=ge.dtype, device=device(ge))
+    return total
+
+
+def _unbroadcast(xp, a, shape: tuple[int, ...]):
+    """Sum ``a`` over the dimensions along which ``shape`` was broadcast to ``a.shape``."""
+    extra = a.ndim - len(shape)
+    if extra:
+        a = xp.sum(a, axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and a.shape[i] != 1)
+    if axes:
+        a = xp.sum(a, axis=axes, keepdims=True)
+    return a
+
+
+def _as_input_dtype(xp, grad, a):
+    """Cast a gradient to the dtype of the operand it belongs to.
+
+    A real operand of a complex result gets the real part (the transpose of
+    the real-to-complex embedding); an integer operand keeps the floating
+    result dtype, since its own dtype cannot hold a gradient.
+    """
+    if xp.isdtype(a.dtype, "integral"):
+        return grad
+    if xp.isdtype(grad.dtype, "complex floating") and not xp.isdtype(a.dtype, "complex floating"):
+        grad = xp.real(grad)
+    return xp.astype(grad, a.dtype, copy=False)
+
+
+def vjp(xp, x, k, g, options: Options, geometry: Geometry):
+    """``(gx, gk)`` of validated inputs: the transpose of the correlation at ``g``."""
+    dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
+    xc = xp.astype(x, dtype, copy=False)
+    kc = xp.astype(k, dtype, copy=False)
+    g = xp.astype(g, dtype, copy=False)
+    rows, cols = geometry.rows, geometry.cols
+
+    # Input gradient: zero-insert g (undo the stride), then a "full"
+    # convolution with the dilated kernel gives the gradient of the extended
+    # image; full correlation with the flipped kernel is the same thing.
+    gz = _zero_insert(xp, _zero_insert(xp, g, -2, rows.step), -1, cols.step)
+    back = replace(
+        options,
+        mode="full",
+        boundary="fill",
+        fillvalue=0,
+        stride=(1, 1),
+        convolve=not options.convolve,
+    )
+    ge = _correlate(gz, kc, back)
+    ge = _fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
+    ge = _fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
+    gx = _unbroadcast(xp, ge, tuple(x.shape))
+
+    # Kernel gradient: one reduction per tap over the windows of extend(x).
+    xe = _generic.extend(xp, xc, geometry, options)
+    k_batch = tuple(k.shape[:-2])
+    taps = []
+    for a in range(rows.taps):
+        ra = _generic.window(rows, a)
+        for b in range(cols.taps):
+            term = xp.sum(g * xe[..., ra, _generic.window(cols, b)], axis=(-2, -1))
+            taps.append(_unbroadcast(xp, term, k_batch))
+    gk = xp.reshape(xp.stack(taps, axis=-1), (*k_batch, rows.taps, cols.taps))
+    if options.convolve:
+        gk = xp.flip(gk, axis=(-2, -1))
+    return _as_input_dtype(xp, gx, x), _as_input_dtype(xp, gk, k)
+
+
+def _check_cotangent(xp, g, geometry: Geometry, x, k):
+    check_arrays(x, g, k_name="g")
+    if tuple(g.shape) != geometry.out_shape:
+        msg = (
+            f"g must have the shape of the output, {geometry.out_shape}; got shape "
+            f"{tuple(g.shape)} (x has shape {tuple(x.shape)}, k has shape {tuple(k.shape)})"
+        )
+        raise ValueError(msg)
+
+
+def _public_vjp(x, k, g, options: Options):
+    xp = check_arrays(x, k)
+    geometry = plan(x.shape, k.shape, options)
+    _check_cotangent(xp, g, geometry, x, k)
+    return vjp(xp, x, k, g, options, geometry)
+
+
+_VJP_DOC = """Gradients of ``{name}(x, k, **options)`` for an output gradient ``g``.
+
+    Returns ``(gx, gk)`` with ``gx[...] = sum(g * d{name}/dx[...])`` and
+    likewise for ``k``: the vector-Jacobian product of the (bilinear) map,
+    exact, for every mode, boundary, stride, dilation and batch shape. It is
+    pure array-API code, so it trains models on numpy, array-api-strict,
+    dask (lazily) and cupy; the torch and jax adapters use it as their
+    backward pass.
+
+    Parameters
+    ----------
+    x : array, shape (..., H, W)
+        Input of the forward call.
+    k : array, shape (h, w) or (..., h, w)
+        Kernel of the forward call.
+    g : array, shape of ``{name}(x, k, **options)``
+        Gradient of a scalar loss with respect to the output.
+    mode, boundary, fillvalue, stride, dilation
+        The options of the forward call; see ``xcorr.{name}``.
+    method : {{"auto", "direct", "fft", "native"}}, default "auto"
+        How the correlation inside the input gradient is computed (see
+        ``xcorr.{name}``); the kernel gradient is always one reduction per
+        kernel tap.
+
+    Returns
+    -------
+    gx : array, shape of ``x``
+        Gradient with respect to ``x``, summed over the batch dimensions
+        along which ``x`` was broadcast.
+    gk : array, shape of ``k``
+        Gradient with respect to ``k``, summed over the batch dimensions
+        along which ``k`` was broadcast (one kernel for a batch gets the sum
+        over the batch).
+
+    Both have the dtype of their operand (the result dtype for an integer
+    operand; the real part for a real operand of a complex result). For
+    complex inputs this is the transpose without conjugation, as ``jax.vjp``
+    defines it.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``xcorr.{name}`` for ``x``, ``k`` and the options, and ValueError
+        when ``g`` does not have the output's shape.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import xcorr
+    >>> x = xp.reshape(xp.arange(9.0), (3, 3))
+    >>> k = xp.asarray([[1.0, -1.0]])
+    >>> gx, gk = xcorr.{name}_vjp(x, k, xp.ones((3, 2)))
+    >>> gk
+    Array([[{gk}]], dtype=array_api_strict.float64)
+    """
+
+
+def corr2d_vjp(
+    x, k, g, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
+):
+    options = Options.parse(
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        stride=stride,
+        dilation=dilation,
+        method=method,
+    )
+    return _public_vjp(x, k, g, options)
+
+
+def conv2d_vjp(
+    x, k, g, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
+):
+    options = Options.parse(
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        stride=stride,
+        dilation=dilation,
+        convolve=True,
+        method=method,
+    )
+    return _public_vjp(x, k, g, options)
+
+
+corr2d_vjp.__doc__ = _VJP_DOC.format(name="corr2d", gk="21., 27.")
+conv2d_vjp.__doc__ = _VJP_DOC.format(name="conv2d", gk="27., 21.")
