@@ -14,7 +14,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 
-from .. import _generic
+from .. import _fft, _generic
 from .._options import Options
 
 
@@ -25,7 +25,7 @@ def correlate(xp, x, k, options, geometry):
     if not isinstance(k, da.Array):
         k = da.from_array(np.asarray(k))
     x, k = _generic.prepare(xp, x, k, options)
-    xe = _generic.extend(xp, x, geometry, options)
+    xe = _fft.extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
     batch = geometry.batch
     # The convolution flip is already in k; blocks are plain valid correlations.

@@ -65,6 +65,10 @@ import functools  # noqa: E402  (this section's imports; the header belongs to a
 import math  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
+from .. import _fft  # noqa: E402
+
+_extend = _fft.extend
+
 
 def forward(xp, x, k, options, geometry):
     """Fastest forward computation for jax arrays, traceable under jax.jit.
@@ -93,8 +97,6 @@ def _kernel(options, geometry):
     import jax
 
     if options.method == "fft":
-        from .. import _fft
-
         return jax.jit(functools.partial(_fft.correlate, _jnp(), options=options, geometry=geometry))
     if options.method == "native":
         return jax.jit(functools.partial(_native, options=options, geometry=geometry))
@@ -115,7 +117,7 @@ def _direct(x, k, *, options, geometry):
     if rows.taps * cols.taps <= UNROLL_TAPS or rows.taps == 1:
         return _generic.correlate(xp, x, k, options, geometry)
     x, k = _generic.prepare(xp, x, k, options)
-    xe = _generic.extend(xp, x, geometry, options)
+    xe = _extend(xp, x, geometry, options)
     length = (rows.count - 1) * rows.step + 1
     col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
 
@@ -138,7 +140,7 @@ def _native(x, k, *, options, geometry):
     x, k = _generic.prepare(xp, x, k, options)
     if not (xp.isdtype(x.dtype, "real floating") or xp.isdtype(x.dtype, "complex floating")):
         return _direct(x, k, options=replace(options, convolve=False), geometry=geometry)
-    xe = _generic.extend(xp, x, geometry, options)
+    xe = _extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
     stride, dilation = (rows.step, cols.step), (rows.dilation, cols.dilation)
     H, W = xe.shape[-2:]

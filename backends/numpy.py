@@ -39,7 +39,7 @@ def correlate(xp, x, k, options, geometry):
 
 def direct(xp, x, k, options, geometry):
     x, k = _generic.prepare(xp, x, k, options)
-    xe = _generic.extend(xp, x, geometry, options)
+    xe = _fft.extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
     out = np.empty(geometry.out_shape, dtype=x.dtype)
     if out.size == 0:

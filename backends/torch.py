@@ -105,6 +105,10 @@ def _apply(x, k, options):
 
 # --- fast forward kernels --------------------------------------------------
 
+from .. import _fft  # noqa: E402  (this section's import; the header belongs to autodiff)
+
+_extend = _fft.extend
+
 
 def forward(xp, x, k, options, geometry):
     """Fastest forward computation for torch tensors (no autograd recorded).
@@ -115,8 +119,6 @@ def forward(xp, x, k, options, geometry):
     shift-and-add (``add_`` on a preallocated output).
     """
     if options.method == "fft":
-        from .. import _fft
-
         return _fft.correlate(xp, x, k, options, geometry)
     if options.method == "native":
         result = native_forward(xp, x, k, options, geometry)
@@ -136,7 +138,7 @@ def direct_forward(xp, x, k, options, geometry):
     Extra memory: the output itself; no term is ever materialised.
     """
     x, k = _generic.prepare(xp, x, k, options)
-    xe = _generic.extend(xp, x, geometry, options)
+    xe = _extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
     out = torch.empty(geometry.out_shape, dtype=x.dtype, device=x.device)
     if out.numel() == 0:
@@ -174,7 +176,7 @@ def native_forward(xp, x, k, options, geometry):
     x, k = _generic.prepare(xp, x, k, options)
     if not (x.dtype.is_floating_point or x.dtype.is_complex) or x.dtype in (torch.float16, torch.bfloat16):
         return NotImplemented
-    xe = _generic.extend(xp, x, geometry, options)
+    xe = _extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
     conv = torch.nn.functional.conv2d
     stride, dilation = (rows.step, cols.step), (rows.dilation, cols.dilation)

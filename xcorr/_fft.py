@@ -38,6 +38,14 @@ def dilate(xp, k, dilation: tuple[int, int]):
     return k
 
 
+def extend(xp, x, geometry: Geometry, options: Options):
+    """``_generic.extend``, without its per-position scan when the windows lie inside ``x``."""
+    rows, cols = geometry.rows, geometry.cols
+    if rows.lo >= 0 and rows.hi < rows.size and cols.lo >= 0 and cols.hi < cols.size:
+        return x[..., rows.lo : rows.hi + 1, cols.lo : cols.hi + 1]
+    return _generic.extend(xp, x, geometry, options)
+
+
 def correlate(xp, x, k, options: Options, geometry: Geometry, *, fft=None, size=good_size):
     """FFT correlation of validated inputs; ``fft`` defaults to ``xp.fft``."""
     fft = xp.fft if fft is None else fft
@@ -46,7 +54,7 @@ def correlate(xp, x, k, options: Options, geometry: Geometry, *, fft=None, size=
     if xp.isdtype(dtype, "integral"):
         msg = f'method="fft" needs floating or complex inputs; got {dtype} (use method="direct")'
         raise TypeError(msg)
-    xe = _generic.extend(xp, x, geometry, options)
+    xe = extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
     shape = fft_shape(geometry, size)
     # Circular convolution with the flipped kernel = correlation, shifted by span - 1.
