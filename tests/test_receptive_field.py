@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 import xcorr
+from matrix import BACKENDS
 from xcorr import Window
+
+AUTODIFF = [b for b in BACKENDS if b.name.startswith(("torch", "jax"))]
 
 # -- closed forms, checked by hand ------------------------------------------------
 
@@ -216,3 +219,200 @@ def test_bad_mask_arguments():
         rf.mask((0.5, 1), (6, 6))
     with pytest.raises(ValueError, match=r"shape must have at least 2 entries"):
         rf.mask((0, 0), (6,))
+
+
+# -- feature maps and the measured field ----------------------------------------------
+
+
+def corr_layer(backend, **options):
+    """A 3x3 correlation with positive weights as a plain function (no Conv2D needed)."""
+    k = backend.asarray(np.ones((3, 3)))
+    return lambda x: xcorr.corr2d(x, k, **options)
+
+
+LAYER_OPTIONS = [{}, {"stride": 2}, {"dilation": 2, "mode": "same"}]
+LAYER_WINDOWS = [Window(3), Window(3, stride=2), Window(3, dilation=2, padding="same")]
+
+
+def test_feature_maps_keep_every_output(backend):
+    layers = [corr_layer(backend, **options) for options in LAYER_OPTIONS]
+    x = np.random.default_rng(0).random((13, 14))
+    maps = xcorr.feature_maps(layers, backend.asarray(x))
+    assert [tuple(m.shape) for m in maps] == [(11, 12), (5, 5), (5, 5)]
+    rf = xcorr.receptive_field(LAYER_WINDOWS, input_shape=x.shape)
+    assert [layer.output_shape for layer in rf.layers] == [(11, 12), (5, 5), (5, 5)]
+    ones = np.ones((3, 3))
+    first = xcorr.corr2d(x, ones)
+    np.testing.assert_allclose(backend.to_numpy(maps[0]), first, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(maps[1]), xcorr.corr2d(first, ones, stride=2), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("layers", "error", "match"),
+    [
+        ([], ValueError, r"layers must contain at least one layer; got an empty sequence"),
+        ([Window(3)], TypeError, r"layers\[0\] is a Window, which describes a layer's geometry but computes nothing"),
+        ([abs, 3], TypeError, r"layers\[1\] must be a callable layer \(x -> y\).* got int"),
+        (3, TypeError, r"layers must be a sequence of layers .* got int"),
+    ],
+)
+def test_feature_maps_errors(layers, error, match):
+    with pytest.raises(error, match=match):
+        xcorr.feature_maps(layers, np.ones((4, 4)))
+
+
+@pytest.mark.parametrize("backend", AUTODIFF, indirect=True, ids=str)
+@pytest.mark.parametrize("index", [(0, 0), (2, 3), (4, 4)])
+def test_measured_field_of_a_function(backend, index):
+    # torch and jax differentiate any function; the other libraries need a Conv2D stack (below)
+    layers = [corr_layer(backend, **options) for options in LAYER_OPTIONS]
+
+    def network(x):
+        for layer in layers:
+            x = layer(x)
+        return x
+
+    x = backend.asarray(np.random.default_rng(1).random((13, 14)))
+    field = xcorr.empirical_receptive_field(network, x, index)
+    assert field.method == ("torch.autograd" if backend.name.startswith("torch") else "jax.grad")
+    expected = xcorr.receptive_field(LAYER_WINDOWS).mask(index, x.shape)
+    np.testing.assert_array_equal(field.mask, expected)
+    assert field.gradient.shape == (13, 14)
+    assert (field.gradient[expected] > 0).all()
+
+
+def test_measured_field_reports_the_mask():
+    field = xcorr.EmpiricalField(np.zeros((3, 4)), np.array([[0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]], bool), "vjp")
+    assert field.bounds == ((0, 1), (1, 2))
+    assert field.size == (2, 2)
+    assert str(field).splitlines() == [". # # .", ". . # .", ". . . ."]
+    empty = xcorr.EmpiricalField(np.zeros((2, 2)), np.zeros((2, 2), bool), "vjp")
+    assert (empty.bounds, empty.size) == (None, (0, 0))
+
+
+def test_measured_field_errors(backend):
+    x = backend.asarray(np.ones((6, 6)))
+    layer = corr_layer(backend)
+    with pytest.raises(TypeError, match=r"x must be an array of an array-API library; got list"):
+        xcorr.empirical_receptive_field([layer], [[1.0, 2.0]], (0, 0))
+    with pytest.raises(TypeError, match=r"x must have a real floating dtype to be differentiated"):
+        xcorr.empirical_receptive_field([layer], backend.asarray(np.ones((6, 6), dtype="int64")), (0, 0))
+    with pytest.raises(ValueError, match=r"x must have at least 2 dimensions"):
+        xcorr.empirical_receptive_field([layer], backend.asarray(np.ones(6)), (0,))
+    with pytest.raises(TypeError, match=r"fn\[0\] is a Window"):
+        xcorr.empirical_receptive_field([Window(3)], x, (0, 0))
+    if backend.name.startswith(("torch", "jax")):
+        with pytest.raises(ValueError, match=r"index must have between 2 and 2 entries"):
+            xcorr.empirical_receptive_field(layer, x, (0, 0, 0))
+        with pytest.raises(IndexError, match=r"index \(4, 0\) is outside the output of shape \(4, 4\)"):
+            xcorr.empirical_receptive_field(layer, x, (4, 0))
+        with pytest.raises(TypeError, match=r"index must be a sequence of ints"):
+            xcorr.empirical_receptive_field(layer, x, (0.5, 0))
+    else:
+        with pytest.raises(TypeError, match=rf"fn must be a sequence of layers on {backend.name}, which has no autodiff"):
+            xcorr.empirical_receptive_field(layer, x, (0, 0))
+
+
+# -- Conv2D stacks: the closed form against autodiff, on every backend ----------------------
+
+
+def conv_stack(backend, specs, *, channels=()):
+    """Conv2D layers of ``backend`` with positive weights (no accidental cancellation)."""
+    family = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+    layers = []
+    for n, (kernel_size, options) in enumerate(specs):
+        if channels:
+            options = {**options, "in_channels": channels[n], "out_channels": channels[n + 1]}
+        layer = xcorr.Conv2D(kernel_size, backend=family, dtype="float64", seed=n, **options)
+        rng = np.random.default_rng(n)
+        weight = backend.asarray(rng.uniform(0.5, 1.5, tuple(layer.weight.shape)))
+        if family == "jax":
+            layer = layer.replace(weight=weight)
+            if backend.gpu:
+                import jax
+
+                layer = jax.device_put(layer, jax.devices("gpu")[0])
+        elif family == "torch":
+            import torch
+
+            layer = layer.to(weight.device)
+            with torch.no_grad():
+                layer.weight.copy_(weight)
+        else:
+            layer.weight = weight
+        layers.append(layer)
+    return layers
+
+
+STACKS = {
+    # stride then dilation, "same" at the end: the field reaches into the padding at the corner
+    "stride, dilation": ([(3, {}), (3, {"stride": 2}), (3, {"dilation": 2, "mode": "same"})], (13, 14), ()),
+    # the seed's (1, 2) kernel, a "full" layer, a strided even kernel, a dilated one: holes
+    "full, even, holes": (
+        [((1, 2), {}), (3, {"mode": "full"}), (2, {"stride": 2}), ((2, 3), {"dilation": (3, 2)})],
+        (9, 11),
+        (),
+    ),
+    # channels and groups do not change the spatial field
+    "channels": ([(3, {"stride": 2}), (3, {"mode": "same", "groups": 2})], (2, 12, 10), (2, 4, 2)),
+}
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_closed_form_equals_autodiff_on_conv2d_stacks(backend, name):
+    specs, shape, channels = STACKS[name]
+    layers = conv_stack(backend, specs, channels=channels)
+    rf = xcorr.receptive_field(layers, input_shape=shape)
+    x = backend.asarray(np.random.default_rng(2).uniform(0.5, 1.5, shape))
+    out_h, out_w = rf.layers[-1].output_shape
+    method = {"torch": "torch.autograd", "jax": "jax.grad"}.get(backend.name.split("_")[0], "vjp")
+    for index in {(0, 0), (out_h - 1, out_w - 1), (out_h // 2, out_w // 2), (0, out_w - 1)}:
+        full_index = (channels[-1] - 1, *index) if channels else index
+        field = xcorr.empirical_receptive_field(layers, x, full_index)
+        assert field.method == method
+        expected = rf.mask(index, shape)
+        np.testing.assert_array_equal(field.mask, expected, err_msg=f"output {full_index}")
+        # the measured field lies in the closed-form box, and fills it when the box is inside the input
+        (r0, r1), (c0, c1) = rf.bounds(index)
+        (m0, m1), (n0, n1) = field.bounds
+        assert r0 <= m0 <= m1 <= r1 and c0 <= n0 <= n1 <= c1
+        if r0 >= 0 and c0 >= 0 and r1 < shape[-2] and c1 < shape[-1]:
+            assert field.bounds == rf.bounds(index) and field.size == rf.size
+
+
+def test_receptive_field_reads_conv2d_layers(backend):
+    family = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+    layers = [
+        xcorr.Conv2D(3, mode="same", dilation=2, backend=family),
+        xcorr.Conv2D((1, 2), stride=(2, 1), backend=family),
+        xcorr.Conv2D(2, mode="full", in_channels=1, out_channels=2, backend=family),
+    ]
+    windows = [
+        Window(3, dilation=2, padding="same"),
+        Window((1, 2), stride=(2, 1)),
+        Window(2, padding="full"),
+    ]
+    rf, expected = xcorr.receptive_field(layers), xcorr.receptive_field(windows)
+    assert [geometry(w) for w in rf.windows] == [geometry(w) for w in windows]
+    assert [(f.size, f.jump, f.start) for f in rf.layers] == [(f.size, f.jump, f.start) for f in expected.layers]
+    assert [f.name for f in rf.layers] == ["Conv2D"] * 3
+    assert rf.size == (5 + 0 + 2, 5 + 1 + 1) and rf.jump == (2, 1)
+
+
+def test_torch_layers_are_read_too():
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(4, 4, 3, dilation=2, padding="same"),
+        torch.nn.AvgPool2d(2),
+    )
+    rf = xcorr.receptive_field(net)
+    windows = [Window(3, padding=1), Window(2, stride=2), Window(3, dilation=2, padding="same"), Window(2, stride=2)]
+    assert [geometry(w) for w in rf.windows] == [geometry(w) for w in windows]
+    # size 3 + 1 + 4 * 2 + 1 * 2; first field starts at -(1 + 2 * 2): centre -5 + 13 / 2
+    assert (rf.size, rf.jump, rf.start) == ((14, 14), (4, 4), (1.5, 1.5))
+
+
+def geometry(window):
+    return (window.kernel_size, window.stride, window.dilation, window.pad_before, window.pad_after)

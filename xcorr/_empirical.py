@@ -118,18 +118,40 @@ def _torch_gradient(fn, x, index):
 
 def _jax_gradient(fn, x, index):
     jax = sys.modules["jax"]
-    # jax.vjp rather than jax.grad of fn(x)[index]: the same reverse pass, and
-    # it gives the output's shape for checking the index first.
-    y, pullback = jax.vjp(fn, x)
+    y = fn(x)  # a concrete forward pass first, to check the index against the output's shape
     full = _full_index(index, y.ndim)
     _check_index(tuple(y.shape), full)
-    (gradient,) = pullback(_one_hot(jax.numpy, y, full))
-    return gradient
+    return jax.grad(lambda x: fn(x)[full])(x)
+
+
+def _check_vjp_layers(layers, backend: str) -> None:
+    from ._layer import Conv2D
+
+    for n, layer in enumerate(layers):
+        if not isinstance(layer, Conv2D) or layer.backend in ("torch", "jax"):
+            msg = (
+                f"fn[{n}] must be an xcorr.Conv2D to be differentiated on {backend}, which has no "
+                f"autodiff (its gradient comes from xcorr.corr2d_vjp); got {type(layer).__name__}"
+            )
+            raise TypeError(msg)
+
+
+def _input_vjp(layer, x, g):
+    """Gradient with respect to ``x`` of ``layer(x)`` at output gradient ``g`` (core VJP)."""
+    options = {"mode": layer.mode, "boundary": layer.boundary, "stride": layer.stride, "dilation": layer.dilation}
+    if layer.in_channels is None:
+        from ._vjp import corr2d_vjp
+
+        gx, _ = corr2d_vjp(x, layer.weight, g, **options)
+    else:
+        from ._multi import corr2d_multi_vjp
+
+        gx, _ = corr2d_multi_vjp(x, layer.weight, g, groups=layer.groups, **options)
+    return gx
 
 
 def _vjp_gradient(xp, layers, x, index):
-    from ._layer_vjp import input_vjp
-
+    _check_vjp_layers(layers, backend_name(xp))
     inputs = []
     y = x
     for layer in layers:
@@ -139,7 +161,7 @@ def _vjp_gradient(xp, layers, x, index):
     _check_index(tuple(y.shape), full)
     g = _one_hot(xp, y, full)
     for n in range(len(layers) - 1, -1, -1):
-        g = input_vjp(layers[n], inputs[n], g, name=f"fn[{n}]")
+        g = _input_vjp(layers[n], inputs[n], g)
     return g
 
 
