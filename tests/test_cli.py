@@ -228,3 +228,19 @@ def test_demo_plot_is_a_png(tmp_path, capsys):
         assert img.format == "PNG" and img.size == (1200, 700)
         pixels = np.asarray(img.convert("RGB"))
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100  # drawn, not blank
+
+
+def test_readme_shows_what_the_demo_prints(capsys):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    intro = "What `python -m xcorr demo` prints"
+    assert intro in readme
+    shown = readme.split(intro, 1)[1].split("```\n", 1)[1].split("\n```", 1)[0]
+    assert shown == demo_output(capsys).rstrip("\n")
+
+
+def test_long_runs_log_about_ten_times(capsys):
+    import re
+
+    text = demo_output(capsys, "--steps", "200", "--lr", "0.005")
+    assert "lr 0.005, 200 steps" in text
+    assert [int(s) for s in re.findall(r"^Step (\d+), loss", text, flags=re.MULTILINE)] == list(range(20, 201, 20))

@@ -353,6 +353,16 @@ STACKS = {
         (9, 11),
         (),
     ),
+    # wrap and symm boundaries copy input elements into the padding: the field wraps or folds back
+    "boundaries": (
+        [
+            (3, {"mode": "same", "boundary": "wrap"}),
+            (2, {"mode": "full", "boundary": "symm", "stride": 2}),
+            (3, {"mode": "same", "boundary": "symm", "dilation": 2}),
+        ],
+        (9, 10),
+        (),
+    ),
     # channels and groups do not change the spatial field
     "channels": ([(3, {"stride": 2}), (3, {"mode": "same", "groups": 2})], (2, 12, 10), (2, 4, 2)),
 }
@@ -375,7 +385,8 @@ def test_closed_form_equals_autodiff_on_conv2d_stacks(backend, name):
         # the measured field lies in the closed-form box, and fills it when the box is inside the input
         (r0, r1), (c0, c1) = rf.bounds(index)
         (m0, m1), (n0, n1) = field.bounds
-        assert r0 <= m0 <= m1 <= r1 and c0 <= n0 <= n1 <= c1
+        if name != "boundaries":
+            assert r0 <= m0 <= m1 <= r1 and c0 <= n0 <= n1 <= c1
         if r0 >= 0 and c0 >= 0 and r1 < shape[-2] and c1 < shape[-1]:
             assert field.bounds == rf.bounds(index) and field.size == rf.size
 
@@ -416,3 +427,22 @@ def test_torch_layers_are_read_too():
 
 def geometry(window):
     return (window.kernel_size, window.stride, window.dilation, window.pad_before, window.pad_after)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "circular", "reflect", "replicate"])
+def test_torch_padding_modes(padding_mode):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, padding=2, padding_mode=padding_mode),
+        torch.nn.Conv2d(2, 1, (3, 2), stride=2, dilation=(1, 2), padding=1, padding_mode=padding_mode),
+    )
+    with torch.no_grad():
+        for p in net.parameters():
+            p.uniform_(0.5, 1.5)
+    rf = xcorr.receptive_field(net)
+    assert [layer.boundary for layer in rf.layers] == [{"zeros": "fill", "circular": "wrap"}.get(padding_mode, padding_mode)] * 2
+    x = torch.rand(1, 1, 7, 9) + 0.5
+    for index in [(0, 0), (2, 2), (4, 4)]:
+        field = xcorr.empirical_receptive_field(net, x, (0, 0, *index))
+        np.testing.assert_array_equal(field.mask, rf.mask(index, x.shape), err_msg=f"output {index}")

@@ -136,7 +136,11 @@ def make_layer(backend: Backend, kernel_size, *, weight=None, bias=None, **optio
 
     family = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
     layer = xcorr.Conv2D(kernel_size, backend=family, **options)
-    params = {name: backend.asarray(np.asarray(value, dtype=np.float32)) for name, value in (("weight", weight), ("bias", bias)) if value is not None}
+    params = {
+        name: backend.asarray(np.asarray(value, dtype=np.float32))
+        for name, value in (("weight", weight), ("bias", bias))
+        if value is not None
+    }
     if family == "jax":
         layer = layer.replace(**params)
         if backend.name == "jax_gpu":
@@ -198,7 +202,9 @@ def run_demo(backend: Backend, *, steps: int = 50, lr: float = 0.01) -> DemoResu
         "(from Conv2D's seed-0 random start: the notebook's torch.randn start differs, and so do the first losses)",
     )
     layer = make_layer(backend, (1, 2))
-    layer, losses = xcorr.fit(layer, X, Y, lr=lr, steps=steps, loss="sse", log_every=10)
+    # the notebook's log every 10 steps; about 10 progress lines for longer runs
+    log_every = 10 if steps <= 100 else steps // 10
+    layer, losses = xcorr.fit(layer, X, Y, lr=lr, steps=steps, loss="sse", log_every=log_every)
     weight, bias = backend.to_numpy(layer.weight), backend.to_numpy(layer.bias)
     say(f"weight: {_show(weight)}", f"bias: {_show(bias)}", "")
 
@@ -403,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--backend", default="numpy", metavar="NAME", help=backend_help)
     demo.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the results to a PNG (needs matplotlib: xcorr[plot])")
-    demo.add_argument("--steps", type=_positive_int, default=50, help="gradient-descent steps (default 50)")
+    demo.add_argument("--steps", type=_positive_int, default=50, help="gradient-descent steps (default 50); the loss is printed every 10 steps, or every steps/10 for longer runs")
     demo.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
     demo.set_defaults(run=command_demo)
 

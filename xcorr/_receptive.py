@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._options import parse_pair
+from ._options import BOUNDARY_ALIASES, parse_pair
 
 __all__ = ["AxisField", "LayerField", "ReceptiveField", "Window", "receptive_field"]
 
@@ -261,6 +261,7 @@ class LayerField:
     rows: AxisField
     cols: AxisField
     output_shape: tuple[int, int] | None = None
+    boundary: str = "fill"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -344,9 +345,10 @@ class ReceptiveField:
         input. This is the set where the gradient of that output is non-zero
         for generic weights (e.g. positive ones); see
         :func:`xcorr.empirical_receptive_field`. ``shape`` is the input's
-        shape (..., H, W). Assumes zero (constant) padding: a ``Conv2D`` with
-        a "wrap" or "symm" boundary reaches other input elements near the
-        edges.
+        shape (..., H, W). A ``Conv2D`` with a "wrap" or "symm" boundary
+        (or a torch layer with ``padding_mode`` "circular", "reflect" or
+        "replicate") reads its padding from its input, so near the edges its
+        taps reach the elements that padding copies.
         """
         shape = tuple(shape)
         if len(shape) < 2:
@@ -363,15 +365,12 @@ class ReceptiveField:
         masks = []
         for axis, position in ((0, i), (1, j)):
             reached = {position}
-            for window, n in zip(reversed(self.windows), reversed([s[axis] for s in sizes[:-1]])):
+            for layer, n in zip(reversed(self.layers), reversed([s[axis] for s in sizes[:-1]])):
+                window = layer.window
                 k, s, d = window.kernel_size[axis], window.stride[axis], window.dilation[axis]
                 before = window.pad_before[axis]
-                reached = {
-                    q
-                    for p in reached
-                    for a in range(k)
-                    if 0 <= (q := p * s + a * d - before) < n
-                }
+                sources = (_source(p * s + a * d - before, n, layer.boundary) for p in reached for a in range(k))
+                reached = {q for q in sources if q is not None}
             axis_mask = np.zeros(shape[-2 + axis], dtype=bool)
             axis_mask[sorted(reached)] = True
             masks.append(axis_mask)
@@ -388,7 +387,7 @@ class ReceptiveField:
         for layer in self.layers:
             row = [
                 f"{layer.index}: {layer.name}",
-                layer.window.describe(),
+                layer.window.describe() + ("" if layer.boundary == "fill" else f" {layer.boundary}"),
                 _fmt(layer.size),
                 _fmt(layer.jump),
                 _fmt(layer.start, ", "),
@@ -407,6 +406,39 @@ class ReceptiveField:
 
     def __str__(self) -> str:
         return self.table()
+
+
+def _source(q: int, n: int, boundary: str) -> int | None:
+    """The input element that padded position ``q`` of an axis of ``n`` elements copies, or None."""
+    if 0 <= q < n:
+        return q
+    if boundary == "wrap":
+        return q % n
+    if boundary == "symm":  # mirror with the edge repeated, period 2n
+        m = q % (2 * n)
+        return m if m < n else 2 * n - 1 - m
+    if boundary == "reflect":  # mirror without repeating the edge, period 2n - 2
+        if n == 1:
+            return 0
+        m = q % (2 * n - 2)
+        return m if m < n else 2 * n - 2 - m
+    if boundary == "replicate":
+        return min(max(q, 0), n - 1)
+    return None  # "fill": a constant, no input
+
+
+# torch.nn.Conv2d's padding_mode, as boundaries
+_PADDING_MODES = {"zeros": "fill", "circular": "wrap", "reflect": "reflect", "replicate": "replicate"}
+
+
+def _boundary(layer: object) -> str:
+    """How ``layer`` fills its padding: "fill" (a constant), "wrap", "symm", "reflect", "replicate"."""
+    if isinstance(layer, Window):
+        return "fill"
+    boundary = getattr(layer, "boundary", None)
+    if isinstance(boundary, str):
+        return BOUNDARY_ALIASES.get(boundary, "fill")
+    return _PADDING_MODES.get(getattr(layer, "padding_mode", "zeros"), "fill")
 
 
 def _spatial_index(index: Sequence[int]) -> tuple[int, int]:
@@ -517,5 +549,5 @@ def receptive_field(layers, /, *, input_shape=None) -> ReceptiveField:
                 raise ValueError(msg) from None
             shape = out
         rows, cols = (AxisField(size, jump, first + (size - 1) / 2) for size, jump, first in axes)
-        fields.append(LayerField(n, _layer_name(layer), window, rows, cols, out))
+        fields.append(LayerField(n, _layer_name(layer), window, rows, cols, out, _boundary(layer)))
     return ReceptiveField(tuple(fields), input_hw)
