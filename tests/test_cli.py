@@ -107,7 +107,10 @@ def test_edges_sobel_finds_all_four_sides(tmp_path):
         (["edges", "{text}", "-o", "{out}"], r"IMAGE '.*notes.txt' is not an image file pillow can read"),
         (["edges", "{image}", "-o", "{tmp}/edges.jpg"], r"-o/--output must name a .png file; got '.*edges.jpg'"),
         (["edges", "{image}", "-o", "{out}", "--backend", "tensorflow"], r"unknown backend 'tensorflow'; choose one of numpy, "),
+        (["edges", "{image}", "-o", "{tmp}/no/such/folder/edges.png"], r"-o/--output: the folder '.*folder' does not exist"),
         (["demo", "--backend", "mxnet"], r"unknown backend 'mxnet'"),
+        (["demo", "--plot", "{tmp}/demo.svg"], r"--plot must name a .png file; got '.*demo.svg'"),
+        (["demo", "--plot", "{tmp}/missing/demo.png"], r"--plot: the folder '.*missing' does not exist"),
     ],
 )
 def test_command_errors(tmp_path, capsys, args, match):
@@ -123,13 +126,15 @@ def test_command_errors(tmp_path, capsys, args, match):
         "tmp": tmp_path,
     }
     assert main([a.format(**names) for a in args]) == 2
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
+    assert captured.out == ""  # nothing ran
     assert err.startswith(f"python -m xcorr {args[0]}: error: ")
     assert re.search(match, err), err
     assert not (tmp_path / "edges.png").exists()
 
 
-@pytest.mark.parametrize("args", [["edges", "x.png"], ["edges", "x.png", "-o", "y.png", "--kernel", "canny"], ["demo", "--steps", "0"], ["frobnicate"]])
+@pytest.mark.parametrize("args", [["edges", "x.png"], ["edges", "x.png", "-o", "y.png", "--kernel", "canny"], ["demo", "--steps", "0"], ["demo", "--lr", "-1"], ["frobnicate"]])
 def test_argument_errors_exit_with_usage(args, capsys):
     with pytest.raises(SystemExit) as exit:
         main(args)

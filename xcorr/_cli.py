@@ -84,7 +84,26 @@ def load_backend(name: str) -> Backend:
         hint = f": pip install 'xcorr[{extra}]'" if extra else ""
         msg = f"backend {name!r} needs {module.split('.')[0]}, which is not installed ({err}){hint}"
         raise CommandError(msg) from None
+    if name == "torch_cuda" and not lib.cuda.is_available():
+        msg = "backend 'torch_cuda' needs a CUDA device, and torch sees none"
+        raise CommandError(msg)
+    if name == "jax_gpu":
+        try:
+            lib.devices("gpu")
+        except RuntimeError:
+            msg = "backend 'jax_gpu' needs a GPU device, and jax sees none"
+            raise CommandError(msg) from None
     return Backend(name, lib)
+
+
+def check_png_path(path: Path, option: str) -> None:
+    """Fail before any work if ``path`` cannot become a PNG file."""
+    if path.suffix.lower() != ".png":
+        msg = f"{option} must name a .png file; got {str(path)!r}"
+        raise CommandError(msg)
+    if not path.parent.is_dir():
+        msg = f"{option}: the folder {str(path.parent)!r} does not exist"
+        raise CommandError(msg)
 
 
 def _require(module: str, purpose: str):
@@ -198,8 +217,10 @@ def run_demo(backend: Backend, *, steps: int = 50, lr: float = 0.01) -> DemoResu
 
     # In [11]-[12]: learn K back from X and Y.
     say(
-        f"3. Learning the kernel from X and Y: Conv2D(kernel_size=(1, 2)), lr {lr}, {steps} steps, squared error",
-        "(from Conv2D's seed-0 random start: the notebook's torch.randn start differs, and so do the first losses)",
+        f"3. Learning the kernel from X and Y: Conv2D(kernel_size=(1, 2)), lr {lr}, {steps} steps, "
+        "squared error",
+        "(from Conv2D's seed-0 random start: the notebook's torch.randn start differs, "
+        "and so do the first losses)",
     )
     layer = make_layer(backend, (1, 2))
     # the notebook's log every 10 steps; about 10 progress lines for longer runs
@@ -293,8 +314,9 @@ def _rectangle(x, y, w, h):
 
 def command_demo(args) -> int:
     backend = load_backend(args.backend)
-    if args.plot is not None:
-        _require("matplotlib", "--plot")  # fail before the work, not after
+    if args.plot is not None:  # fail before the work, not after
+        check_png_path(args.plot, "--plot")
+        _require("matplotlib", "--plot")
     result = run_demo(backend, steps=args.steps, lr=args.lr)
     if args.plot is not None:
         plot_demo(result, args.plot)
@@ -352,9 +374,7 @@ def edge_map(backend: Backend, image: np.ndarray, kernel: str):
 def command_edges(args) -> int:
     Image = _require("PIL.Image", "edges")
     backend = load_backend(args.backend)
-    if args.output.suffix.lower() != ".png":
-        msg = f"-o/--output must name a .png file; got {str(args.output)!r}"
-        raise CommandError(msg)
+    check_png_path(args.output, "-o/--output")
     log = sys.stderr
     started = time.perf_counter()
     image = read_gray(args.image)
@@ -371,9 +391,12 @@ def command_edges(args) -> int:
         result = backend.to_numpy(edges)
     peak = float(result.max())
     scaled = result / peak if peak > 0 else result
-    Image.fromarray(np.round(scaled * 255).astype(np.uint8), mode="L").save(args.output)
+    Image.fromarray(np.round(scaled * 255).astype(np.uint8)).save(args.output)  # 2-D uint8: mode "L"
     elapsed = time.perf_counter() - started
-    print(f"wrote {args.output} ({w}x{h}, edge strength scaled to 0..255; peak {peak:.3g}) in {elapsed:.2f} s")
+    print(
+        f"wrote {args.output} ({w}x{h}, edge strength scaled to 0..255; peak {peak:.3g}) "
+        f"in {elapsed:.2f} s"
+    )
     return 0
 
 
@@ -384,6 +407,16 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number; got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
     return value
 
 
@@ -408,9 +441,20 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     demo.add_argument("--backend", default="numpy", metavar="NAME", help=backend_help)
-    demo.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the results to a PNG (needs matplotlib: xcorr[plot])")
-    demo.add_argument("--steps", type=_positive_int, default=50, help="gradient-descent steps (default 50); the loss is printed every 10 steps, or every steps/10 for longer runs")
-    demo.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    demo.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw the results to a PNG (needs matplotlib: xcorr[plot])",
+    )
+    demo.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=50,
+        help="gradient-descent steps (default 50); the loss is printed every 10 steps, "
+        "or every steps/10 for longer runs",
+    )
+    demo.add_argument("--lr", type=_positive_float, default=0.01, help="learning rate (default 0.01)")
     demo.set_defaults(run=command_demo)
 
     edges = commands.add_parser(
