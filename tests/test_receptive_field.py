@@ -311,6 +311,18 @@ def test_measured_field_errors(backend):
     else:
         with pytest.raises(TypeError, match=rf"fn must be a sequence of layers on {backend.name}, which has no autodiff"):
             xcorr.empirical_receptive_field(layer, x, (0, 0))
+        with pytest.raises(TypeError, match=rf"fn\[1\] must be an xcorr.Conv2D to be differentiated on {backend.name}"):
+            xcorr.empirical_receptive_field([xcorr.Conv2D(2, backend=backend.name), layer], x, (0, 0))
+
+
+def test_one_conv2d_is_a_stack_of_one(backend):
+    family = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+    (layer,) = conv_stack(backend, [(3, {"dilation": 2})])
+    field = xcorr.empirical_receptive_field(layer, backend.asarray(np.ones((7, 8))), (1, 2))
+    expected = np.zeros((7, 8), dtype=bool)
+    expected[np.ix_([1, 3, 5], [2, 4, 6])] = True
+    np.testing.assert_array_equal(field.mask, expected)
+    assert family in ("torch", "jax") or field.method == "vjp"
 
 
 # -- Conv2D stacks: the closed form against autodiff, on every backend ----------------------

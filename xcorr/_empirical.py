@@ -24,6 +24,7 @@ import numpy as np
 
 from ._compat import array_namespace, backend_name, device, is_array_api_obj
 from ._feature_maps import as_stack
+from ._layer import Conv2D
 
 __all__ = ["EmpiricalField", "empirical_receptive_field"]
 
@@ -125,8 +126,6 @@ def _jax_gradient(fn, x, index):
 
 
 def _check_vjp_layers(layers, backend: str) -> None:
-    from ._layer import Conv2D
-
     for n, layer in enumerate(layers):
         if not isinstance(layer, Conv2D) or layer.backend in ("torch", "jax"):
             msg = (
@@ -138,7 +137,12 @@ def _check_vjp_layers(layers, backend: str) -> None:
 
 def _input_vjp(layer, x, g):
     """Gradient with respect to ``x`` of ``layer(x)`` at output gradient ``g`` (core VJP)."""
-    options = {"mode": layer.mode, "boundary": layer.boundary, "stride": layer.stride, "dilation": layer.dilation}
+    options = {
+        "mode": layer.mode,
+        "boundary": layer.boundary,
+        "stride": layer.stride,
+        "dilation": layer.dilation,
+    }
     if layer.in_channels is None:
         from ._vjp import corr2d_vjp
 
@@ -183,10 +187,10 @@ def empirical_receptive_field(fn, x, index, /) -> EmpiricalField:
         The network, ``x -> y``. On torch and jax any differentiable
         function of the array works (``torch.autograd.grad``, ``jax.grad``).
         On numpy, array-api-strict, dask and cupy, which have no autodiff,
-        pass the stack as a sequence of :class:`xcorr.Conv2D` layers (and
-        elementwise-linear callables are not supported): the gradient is
-        back-propagated with :func:`xcorr.corr2d_vjp`. A sequence is run in
-        order on every backend.
+        pass the stack as a sequence of :class:`xcorr.Conv2D` layers (one
+        layer is a stack of one): the gradient is back-propagated through
+        them with :func:`xcorr.corr2d_vjp` / :func:`xcorr.corr2d_multi_vjp`.
+        A sequence is run in order on every backend.
     x : array, shape (..., H, W)
         A floating-point input of the network's library.
     index : sequence of int
@@ -228,9 +232,9 @@ def empirical_receptive_field(fn, x, index, /) -> EmpiricalField:
         msg = f"x must have at least 2 dimensions (..., H, W); got shape {tuple(x.shape)}"
         raise ValueError(msg)
     name = backend_name(xp)
-    is_stack = not callable(fn) or hasattr(fn, "__iter__")
+    is_stack = not callable(fn) or hasattr(fn, "__iter__") or isinstance(fn, Conv2D)
     if is_stack:
-        layers = as_stack(fn, name="fn")
+        layers = [fn] if isinstance(fn, Conv2D) else as_stack(fn, name="fn")
 
         def run(x):
             for layer in layers:
