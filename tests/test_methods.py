@@ -224,3 +224,51 @@ def test_jax_methods_trace_under_jit():
     for method in ("auto", "direct", "fft", "native"):
         f = jax.jit(lambda x, k, m=method: xcorr.corr2d(x, k, mode="same", boundary="symm", stride=2, method=m))
         np.testing.assert_allclose(np.asarray(f(jax.numpy.asarray(x), jax.numpy.asarray(k))), expected, atol=1e-9)
+
+
+# -- layers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "fft", "native"])
+def test_corr2d_multi_methods(backend, method):
+    if method == "native" and backend.name not in NATIVE:
+        pytest.skip(f"{backend.name} has no native convolution")
+    x, w = random((2, 4, 9, 10)), random((6, 2, 3, 2), seed=1)
+    options = dict(mode="same", boundary="symm", stride=(1, 2), groups=2)
+    y = xcorr.corr2d_multi(backend.asarray(x), backend.asarray(w), method=method, **options)
+    expected = xcorr.corr2d_multi(x, w, method="direct", **options)
+    assert_result(backend, y, expected, "float64")
+
+
+def test_conv2d_layer_takes_a_method():
+    layer = xcorr.Conv2D(3, in_channels=2, out_channels=3, backend="numpy", dtype="float64", method="fft")
+    assert "method='fft'" in repr(layer.spec.describe())
+    x = random((1, 2, 8, 9))
+    direct = xcorr.Conv2D(3, in_channels=2, out_channels=3, backend="numpy", dtype="float64", method="direct")
+    np.testing.assert_allclose(layer(x), direct(x), atol=1e-12)
+    with pytest.raises(ValueError, match=r"method must be one of"):
+        xcorr.Conv2D(3, method="winograd")
+
+
+# -- the backward pass ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "k_shape", "options"),
+    [
+        ((2, 30, 28), (9, 8), dict(mode="same", boundary="symm", stride=(2, 3), dilation=(1, 2))),
+        ((30, 28), (2, 9, 8), dict(mode="full", boundary="wrap", stride=2)),
+        ((2, 1, 30, 28), (3, 9, 8), dict(mode="valid", dilation=2, convolve=True)),
+    ],
+)
+def test_vjp_kernel_gradient_through_fft_equals_direct(backend, x_shape, k_shape, options):
+    from xcorr import _vjp
+
+    x, k = random(x_shape), random(k_shape, seed=1)
+    geometry = plan(x.shape, k.shape, Options.parse(**options))
+    g = random(geometry.out_shape, seed=2)
+    xb, kb, gb = backend.asarray(x), backend.asarray(k), backend.asarray(g)
+    direct = _vjp.vjp(backend.xp, xb, kb, gb, Options.parse(method="direct", **options), geometry)
+    fft = _vjp.vjp(backend.xp, xb, kb, gb, Options.parse(method="fft", **options), geometry)
+    for a, b in zip(direct, fft):
+        np.testing.assert_allclose(backend.to_numpy(b), backend.to_numpy(a), rtol=1e-9, atol=1e-9)

@@ -163,9 +163,12 @@ class LayerSpec:
         bias=True,
         backend=None,
         dtype=None,
+        method="auto",
     ) -> LayerSpec:
         kernel = parse_kernel_size(kernel_size)
-        options = Options.parse(mode=mode, boundary=boundary, stride=stride, dilation=dilation)
+        options = Options.parse(
+            mode=mode, boundary=boundary, stride=stride, dilation=dilation, method=method
+        )
         groups = parse_groups(groups)
         if (in_channels is None) != (out_channels is None):
             msg = (
@@ -284,6 +287,8 @@ class LayerSpec:
             parts.append(f"stride={o.stride}")
         if o.dilation != (1, 1):
             parts.append(f"dilation={o.dilation}")
+        if o.method != "auto":
+            parts.append(f"method={o.method!r}")
         if self.groups != 1:
             parts.append(f"groups={self.groups}")
         if not self.bias:
@@ -304,7 +309,7 @@ class Conv2D:
 
     ``Conv2D(kernel_size, /, *, in_channels=None, out_channels=None,
     mode="valid", boundary="fill", stride=1, dilation=1, groups=1, bias=True,
-    backend=None, dtype=None, seed=0)``
+    backend=None, dtype=None, seed=0, method="auto")``
 
     Without channels it is the seed notebook's layer: ``layer(x) =
     corr2d(x, weight) + bias`` for an input of shape ``(..., H, W)``, a
@@ -338,6 +343,10 @@ class Conv2D:
         ``weight`` and ``bias`` arrays.
     dtype : str or dtype, default "float32"
         "float32", "float64", or one of those dtypes of the backend.
+    method : {"auto", "direct", "fft", "native"}, default "auto"
+        How the forward correlation is computed, as in ``xcorr.corr2d`` and
+        ``xcorr.corr2d_multi`` (channel layers on torch and jax use the
+        native GEMM convolution under "auto").
     seed : int, default 0
         Seed of the initial parameters, drawn by ``numpy.random.default_rng``
         in float64 and rounded to ``dtype``, so every backend starts from the

@@ -76,8 +76,12 @@ def _batched(xp, x):
 
 
 def correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int):
-    """Validated multi-channel correlation: native hook, else one broadcast corr2d."""
-    native = hook(xp, "correlate_multi")
+    """Validated multi-channel correlation: native hook, else one broadcast corr2d.
+
+    ``method="auto"`` and "native" take the native hook (a GEMM convolution);
+    "direct" and "fft" go through ``corr2d`` with that method.
+    """
+    native = hook(xp, "correlate_multi") if options.method in ("auto", "native") else None
     if native is not None:
         result = native(xp, x, w, options, geometry, groups)
         if result is not NotImplemented:
@@ -91,7 +95,8 @@ def correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int)
 
 
 def corr2d_multi(
-    x, w, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1
+    x, w, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1,
+    method="auto",
 ):
     """Multi-channel 2-D cross-correlation, the forward pass of a convolutional layer.
 
@@ -108,6 +113,11 @@ def corr2d_multi(
         Filters, from the same library and device as ``x``.
     mode, boundary, fillvalue, stride, dilation
         As in ``xcorr.corr2d``; they apply to every channel.
+    method : {"auto", "direct", "fft", "native"}, default "auto"
+        "auto" and "native" use the library's native convolution where
+        ``correlate_multi`` has one (torch, jax: a GEMM, the right tool for
+        channel sums); "direct" and "fft" compute one broadcast ``corr2d``
+        with that method. Elsewhere as in ``xcorr.corr2d``.
     groups : int, default 1
         Split the channels into ``groups`` independent groups (``groups ==
         C_in == C_out`` is a depthwise correlation). Must divide ``C_in`` and
@@ -141,7 +151,8 @@ def corr2d_multi(
              [8., 8.]]]], dtype=array_api_strict.float64)
     """
     options = Options.parse(
-        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation
+        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
+        method=method,
     )
     groups = parse_groups(groups)
     xp, geometry = check_multi(x, w, options, groups)

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from . import _generic
-from ._compat import device
+from . import _generic, _methods
+from ._compat import backend_name, device
 from ._correlate import _correlate
 from ._options import Geometry, Options, check_arrays, plan, result_dtype
 
@@ -132,13 +132,24 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry):
     # Kernel gradient: one reduction per tap over the windows of extend(x).
     xe = _generic.extend(xp, xc, geometry, options)
     k_batch = tuple(k.shape[:-2])
-    taps = []
-    for a in range(rows.taps):
-        ra = _generic.window(rows, a)
-        for b in range(cols.taps):
-            term = xp.sum(g * xe[..., ra, _generic.window(cols, b)], axis=(-2, -1))
-            taps.append(_unbroadcast(xp, term, k_batch))
-    gk = xp.reshape(xp.stack(taps, axis=-1), (*k_batch, rows.taps, cols.taps))
+    method = options.method
+    if method == "auto":
+        kind = _methods.dtype_kind(xp, dtype)
+        method = _methods.choose_method(backend_name(xp), kind, tuple(x.shape), tuple(k.shape), geometry)
+    if method == "fft":
+        # Where the forward pays off through the FFT, so does this: the h*w
+        # reductions are the valid correlation of extend(x) with g as the
+        # kernel, stride and dilation swapping roles; one FFT correlation.
+        swapped = Options(stride=options.dilation, dilation=options.stride, method="fft")
+        gk = _unbroadcast(xp, _correlate(xe, g, swapped), tuple(k.shape))
+    else:
+        taps = []
+        for a in range(rows.taps):
+            ra = _generic.window(rows, a)
+            for b in range(cols.taps):
+                term = xp.sum(g * xe[..., ra, _generic.window(cols, b)], axis=(-2, -1))
+                taps.append(_unbroadcast(xp, term, k_batch))
+        gk = xp.reshape(xp.stack(taps, axis=-1), (*k_batch, rows.taps, cols.taps))
     if options.convolve:
         gk = xp.flip(gk, axis=(-2, -1))
     return _as_input_dtype(xp, gx, x), _as_input_dtype(xp, gk, k)
