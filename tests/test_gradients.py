@@ -1,0 +1,377 @@
+"""Gradients of corr2d/conv2d on every backend, against finite differences of the reference.
+
+The forward map is bilinear: affine in ``x`` for a fixed ``k`` (the fill
+value makes it affine, not linear) and linear in ``k``. Central differences
+of an affine function are exact for any step, so the finite-difference
+gradients below (step 1, float64) equal the true ones up to rounding, and
+the comparisons can be tight.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import xcorr
+from matrix import assert_result
+from reference import reference
+
+MODES = ("valid", "same", "full")
+BOUNDARIES = ("fill", "wrap", "symm")
+FUNCTIONS = {"corr2d": (xcorr.corr2d, xcorr.corr2d_vjp, False), "conv2d": (xcorr.conv2d, xcorr.conv2d_vjp, True)}
+# (x shape, k shape, stride, dilation): plain, strided and dilated, one kernel
+# for a batch, broadcast batches with a kernel per plane.
+CASES = {
+    "plain": ((5, 7), (2, 3), 1, 1),
+    "strided": ((7, 8), (3, 2), (2, 3), (1, 2)),
+    "batch": ((2, 5, 6), (2, 2), 2, 1),
+    "broadcast": ((2, 1, 5, 6), (3, 2, 3), 1, (2, 1)),
+}
+EXACT = {"rtol": 1e-12, "atol": 1e-12}
+
+
+def grid(names=tuple(FUNCTIONS), modes=MODES, boundaries=BOUNDARIES, cases=tuple(CASES)):
+    """Every (function, mode, boundary), each with the next case in turn.
+
+    Every combination runs, and every case meets several modes and boundaries,
+    at a fraction of the full product's (compile-heavy) cost.
+    """
+    combos = itertools.product(names, modes, boundaries)
+    return [
+        pytest.param(name, mode, boundary, cases[i % len(cases)], id=f"{name}-{mode}-{boundary}-{cases[i % len(cases)]}")
+        for i, (name, mode, boundary) in enumerate(combos)
+    ]
+
+
+GRID = ("name", "mode", "boundary", "case")
+
+
+def random(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def fd_vjp(x, k, g, **options):
+    """``(gx, gk)`` by central differences of the float64 reference, one entry at a time."""
+
+    def derivative(a, wrt):
+        out = np.zeros_like(a)
+        for index in np.ndindex(a.shape):
+            step = np.zeros_like(a)
+            step[index] = 1.0
+            if wrt == "x":
+                up, down = reference(x + step, k, **options), reference(x - step, k, **options)
+            else:
+                up, down = reference(x, k + step, **options), reference(x, k - step, **options)
+            out[index] = np.sum(g * (up - down)) / 2
+        return out
+
+    return derivative(x, "x"), derivative(k, "k")
+
+
+@functools.cache
+def problem(case, name, mode, boundary, fillvalue=0.5):
+    """Inputs, options and finite-difference gradients of one case (cached across backends)."""
+    x_shape, k_shape, stride, dilation = CASES[case]
+    convolve = FUNCTIONS[name][2]
+    options = dict(mode=mode, boundary=boundary, stride=stride, dilation=dilation, fillvalue=fillvalue)
+    x, k = random(x_shape, 1), random(k_shape, 2)
+    g = random(reference(x, k, convolve=convolve, **options).shape, 3)
+    gx, gk = fd_vjp(x, k, g, convolve=convolve, **options)
+    return x, k, g, options, gx, gk
+
+
+def framework_vjp(backend, f, x, k, g, options):
+    """Gradients the way each backend trains: torch autograd, jax.vjp, else the core VJP."""
+    if backend.name.startswith("torch"):
+        import torch
+
+        x, k = x.requires_grad_(), k.requires_grad_()
+        return torch.autograd.grad(f(x, k, **options), (x, k), g)
+    if backend.name.startswith("jax"):
+        import jax
+
+        _, pullback = jax.vjp(lambda x, k: f(x, k, **options), x, k)
+        return pullback(g)
+    vjp = xcorr.corr2d_vjp if f is xcorr.corr2d else xcorr.conv2d_vjp
+    return vjp(x, k, g, **options)
+
+
+@pytest.mark.parametrize(GRID, grid())
+def test_vjp_equals_finite_differences(backend, name, mode, boundary, case):
+    x, k, g, options, gx, gk = problem(case, name, mode, boundary)
+    vjp = FUNCTIONS[name][1]
+    xb, kb = backend.asarray(x), backend.asarray(k)
+    got_x, got_k = vjp(xb, kb, backend.asarray(g), **options)
+    assert_result(backend, got_x, gx, "float64", like=xb)
+    assert_result(backend, got_k, gk, "float64", like=xb)
+
+
+@pytest.mark.parametrize(GRID, grid(modes=("same", "full"), cases=("strided", "broadcast")))
+def test_framework_gradients_equal_finite_differences(backend, name, mode, boundary, case):
+    x, k, g, options, gx, gk = problem(case, name, mode, boundary)
+    f = FUNCTIONS[name][0]
+    got_x, got_k = framework_vjp(backend, f, backend.asarray(x), backend.asarray(k), backend.asarray(g), options)
+    assert_result(backend, got_x, gx, "float64")
+    assert_result(backend, got_k, gk, "float64")
+
+
+def test_kernel_larger_than_input(backend):
+    # Wrap/symm extensions repeat several times: the fold adds many copies back.
+    x, k = random((3, 2), 4), random((5, 6), 5)
+    for boundary in BOUNDARIES:
+        options = dict(mode="full", boundary=boundary)
+        g = random(reference(x, k, **options).shape, 6)
+        gx, gk = fd_vjp(x, k, g, **options)
+        got_x, got_k = xcorr.corr2d_vjp(backend.asarray(x), backend.asarray(k), backend.asarray(g), **options)
+        assert_result(backend, got_x, gx, "float64")
+        assert_result(backend, got_k, gk, "float64")
+
+
+@pytest.mark.parametrize(("x_dtype", "k_dtype", "gx_dtype", "gk_dtype"), [
+    ("float32", "float32", "float32", "float32"),
+    ("float32", "int64", "float32", "float32"),  # the seed's integer kernel
+    ("int64", "float64", "float64", "float64"),
+])
+def test_gradient_dtypes(backend, x_dtype, k_dtype, gx_dtype, gk_dtype):
+    x = np.round(random((5, 6), 7) * 3).astype(x_dtype)
+    k = np.round(random((2, 2), 8) * 3).astype(k_dtype)
+    g = random((5, 6), 9).astype(gx_dtype)
+    options = dict(mode="same", boundary="symm")
+    gx, gk = fd_vjp(x.astype(float), k.astype(float), g.astype(float), **options)
+    got_x, got_k = xcorr.corr2d_vjp(backend.asarray(x), backend.asarray(k), backend.asarray(g), **options)
+    assert_result(backend, got_x, gx, gx_dtype)
+    assert_result(backend, got_k, gk, gk_dtype)
+
+
+def test_vjp_rejects_a_cotangent_of_the_wrong_shape(backend):
+    x, k = backend.asarray(np.ones((5, 6))), backend.asarray(np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"g must have the shape of the output, \(4, 5\); got shape \(5, 6\)"):
+        xcorr.corr2d_vjp(x, k, x)
+
+
+@settings(max_examples=5)
+@given(
+    data=st.data(),
+    H=st.integers(1, 6),
+    W=st.integers(1, 6),
+    h=st.integers(1, 4),
+    w=st.integers(1, 4),
+    mode=st.sampled_from(MODES),
+    boundary=st.sampled_from(BOUNDARIES),
+    name=st.sampled_from(sorted(FUNCTIONS)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    fillvalue=st.floats(-2, 2),
+)
+def test_property_vjp_equals_finite_differences(backend, data, H, W, h, w, mode, boundary, name, stride, dilation, fillvalue):
+    if mode == "valid":
+        h = min(h, (H - 1) // dilation[0] + 1)
+        w = min(w, (W - 1) // dilation[1] + 1)
+    seed = data.draw(st.integers(0, 2**16))
+    convolve = FUNCTIONS[name][2]
+    options = dict(mode=mode, boundary=boundary, stride=stride, dilation=dilation, fillvalue=fillvalue)
+    x, k = random((H, W), seed), random((h, w), seed + 1)
+    g = random(reference(x, k, convolve=convolve, **options).shape, seed + 2)
+    gx, gk = fd_vjp(x, k, g, convolve=convolve, **options)
+    vjp = FUNCTIONS[name][1]
+    got_x, got_k = vjp(backend.asarray(x), backend.asarray(k), backend.asarray(g), **options)
+    assert_result(backend, got_x, gx, "float64")
+    assert_result(backend, got_k, gk, "float64")
+
+
+def test_dask_vjp_is_lazy():
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("corr2d_vjp computed a dask graph behind the user's back")
+
+    x, k, g, options, gx, gk = problem("strided", "corr2d", "same", "symm")
+    with dask.config.set(scheduler=refuse):
+        got_x, got_k = xcorr.corr2d_vjp(da.from_array(x, chunks=3), da.from_array(k), da.from_array(g, chunks=2), **options)
+    np.testing.assert_allclose(got_x.compute(), gx, **EXACT)
+    np.testing.assert_allclose(got_k.compute(), gk, **EXACT)
+
+
+# --- torch -----------------------------------------------------------------
+
+# gradcheck's tolerances, tight because the op is bilinear. Its finite
+# differences are exact for any step (see the module docstring), so a step of
+# 1e-3 instead of the default 1e-6 only removes rounding noise (~1e-9 with
+# 1e-6, which would sit right at atol).
+GRADCHECK = {"atol": 1e-9, "rtol": 1e-7, "eps": 1e-3}
+
+
+@pytest.mark.parametrize(GRID, grid())
+def test_torch_gradcheck_and_gradgradcheck(name, mode, boundary, case):
+    torch = pytest.importorskip("torch")
+    x, k, g, options, gx, gk = problem(case, name, mode, boundary)
+    f = FUNCTIONS[name][0]
+    xt = torch.asarray(x).requires_grad_()
+    kt = torch.asarray(k).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, k: f(x, k, **options), (xt, kt), **GRADCHECK)
+    assert torch.autograd.gradgradcheck(lambda x, k: f(x, k, **options), (xt, kt), **GRADCHECK)
+
+
+def test_torch_complex_gradcheck():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    x = torch.asarray(rng.standard_normal((5, 6)) + 1j * rng.standard_normal((5, 6))).requires_grad_()
+    k = torch.asarray(rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))).requires_grad_()
+    f = lambda x, k: xcorr.corr2d(x, k, mode="full", boundary="symm", stride=2, fillvalue=0.5)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (x, k), **GRADCHECK)
+
+
+def test_torch_backward_equals_autograd_of_the_generic_forward():
+    torch = pytest.importorskip("torch")
+    from xcorr import _generic
+    from xcorr._compat import array_namespace
+    from xcorr._options import Options, plan
+
+    x, k, g, options, gx, gk = problem("broadcast", "conv2d", "same", "wrap")
+    opts = Options.parse(convolve=True, **options)
+    xt, kt = torch.asarray(x).requires_grad_(), torch.asarray(k).requires_grad_()
+    plain = _generic.correlate(array_namespace(xt), xt, kt, opts, plan(xt.shape, kt.shape, opts))
+    ours = xcorr.conv2d(xt, kt, **options)
+    assert "_Correlate" in type(ours.grad_fn).__name__
+    assert "_Correlate" not in type(plain.grad_fn).__name__
+    gt = torch.asarray(g)
+    expected = torch.autograd.grad(plain, (xt, kt), gt)
+    for got, want in zip(torch.autograd.grad(ours, (xt, kt), gt), expected):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_torch_integer_kernel_gets_no_gradient():
+    torch = pytest.importorskip("torch")
+    x = torch.ones(4, 5, dtype=torch.float32, requires_grad=True)
+    k = torch.tensor([[1, -1]])
+    (gx,) = torch.autograd.grad(xcorr.corr2d(x, k).sum(), (x,))
+    assert gx.dtype == torch.float32
+    expected = np.zeros((4, 5))
+    expected[:, 0], expected[:, -1] = 1, -1
+    np.testing.assert_array_equal(gx.numpy(), expected)
+
+
+def test_torch_func_grad_and_vmap():
+    torch = pytest.importorskip("torch")
+    x, k, g, options, gx, gk = problem("batch", "corr2d", "same", "symm")
+    xt, kt, gt = torch.asarray(x), torch.asarray(k), torch.asarray(g)
+
+    def loss(x, k):
+        return (xcorr.corr2d(x, k, **options) * gt).sum()
+
+    got_x, got_k = torch.func.grad(loss, argnums=(0, 1))(xt, kt)
+    torch.testing.assert_close(got_x, torch.asarray(gx), **EXACT)
+    torch.testing.assert_close(got_k, torch.asarray(gk), **EXACT)
+
+    # vmap over the batch of images (and over a batch of kernels) equals the batched call.
+    per_image = torch.func.vmap(lambda x: xcorr.corr2d(x, kt, **options))(xt)
+    torch.testing.assert_close(per_image, xcorr.corr2d(xt, kt, **options), **EXACT)
+    kernels = torch.stack([kt, 2 * kt, -kt])
+    per_kernel = torch.func.vmap(lambda k: xcorr.corr2d(xt, k, **options), in_dims=0, out_dims=1)(kernels)
+    torch.testing.assert_close(per_kernel, xcorr.corr2d(xt[:, None], kernels, **options), **EXACT)
+    # vmap of grad: per-image kernel gradients sum to the batch gradient.
+    per_image_gk = torch.func.vmap(
+        torch.func.grad(lambda x, g: (xcorr.corr2d(x, kt, **options) * g).sum()), in_dims=(0, 0)
+    )(xt, gt)
+    torch.testing.assert_close(per_image_gk, torch.asarray(gx), **EXACT)
+
+
+# --- jax -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(GRID, grid(boundaries=("wrap",))[:3] + grid(boundaries=("symm", "fill"))[6:9])
+def test_jax_check_grads(name, mode, boundary, case):
+    pytest.importorskip("jax")
+    from jax.test_util import check_grads
+
+    x, k, g, options, gx, gk = problem(case, name, mode, boundary)
+    f = FUNCTIONS[name][0]
+    check_grads(lambda x, k: f(x, k, **options), (x, k), order=2, modes=("rev",), atol=1e-9, rtol=1e-7, eps=1e-5)
+
+
+def jnp_reference(x, k, *, mode, boundary, stride, dilation, fillvalue, convolve=False):
+    """A plain jax.numpy correlation for one image (jnp.pad + taps), for jax.grad to differentiate."""
+    import jax.numpy as jnp
+
+    pad_mode = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}[boundary]
+    if convolve:
+        k = k[::-1, ::-1]
+    (sh, sw), (dh, dw) = (stride if isinstance(stride, tuple) else (stride, stride)), (
+        dilation if isinstance(dilation, tuple) else (dilation, dilation)
+    )
+    h, w = k.shape
+    eh, ew = dh * (h - 1) + 1, dw * (w - 1) + 1
+    kwargs = {"constant_values": fillvalue} if boundary == "fill" else {}
+    xe = jnp.pad(x, ((eh - 1, eh - 1), (ew - 1, ew - 1)), mode=pad_mode, **kwargs)
+    H, W = x.shape
+    full = sum(
+        k[a, b] * xe[a * dh : a * dh + H + eh - 1, b * dw : b * dw + W + ew - 1]
+        for a in range(h)
+        for b in range(w)
+    )
+    if mode == "valid":
+        dense = full[eh - 1 : H, ew - 1 : W]
+    elif mode == "same":
+        oh, ow = ((eh - 1) // 2, (ew - 1) // 2) if convolve else (eh // 2, ew // 2)
+        dense = full[oh : oh + H, ow : ow + W]
+    else:
+        dense = full
+    return dense[::sh, ::sw]
+
+
+@pytest.mark.parametrize(("name", "mode", "boundary"), [
+    ("corr2d", "valid", "fill"), ("corr2d", "same", "wrap"), ("corr2d", "full", "symm"),
+    ("conv2d", "valid", "wrap"), ("conv2d", "same", "symm"), ("conv2d", "full", "fill"),
+])
+def test_jax_grad_equals_grad_of_a_plain_jnp_reference(name, mode, boundary):
+    jax = pytest.importorskip("jax")
+    x, k, g, options, gx, gk = problem("strided", name, mode, boundary)
+    f, _, convolve = FUNCTIONS[name]
+    np.testing.assert_allclose(jnp_reference(x, k, convolve=convolve, **options), reference(x, k, convolve=convolve, **options), **EXACT)
+
+    def loss(f):
+        return lambda x, k: (f(x, k) * g).sum()
+
+    ours = jax.grad(loss(lambda x, k: f(x, k, **options)), argnums=(0, 1))(x, k)
+    plain = jax.grad(loss(lambda x, k: jnp_reference(x, k, convolve=convolve, **options)), argnums=(0, 1))(x, k)
+    for got, want, fd in zip(ours, plain, (gx, gk)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), **EXACT)
+        np.testing.assert_allclose(np.asarray(got), fd, **EXACT)
+
+
+def test_jax_jit_grad_vmap():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    x, k, g, options, gx, gk = problem("batch", "corr2d", "same", "wrap")
+    x, k, g = jnp.asarray(x), jnp.asarray(k), jnp.asarray(g)
+
+    def loss(x, k):
+        return (xcorr.corr2d(x, k, **options) * g).sum()
+
+    for transform in (jax.grad, lambda f, **kw: jax.jit(jax.grad(f, **kw))):
+        got_x, got_k = transform(loss, argnums=(0, 1))(x, k)
+        np.testing.assert_allclose(np.asarray(got_x), gx, **EXACT)
+        np.testing.assert_allclose(np.asarray(got_k), gk, **EXACT)
+    # vmap over images with a kernel closed over (concrete) and with a vmapped kernel.
+    per_image = jax.jit(jax.vmap(lambda x: xcorr.corr2d(x, k, **options)))(x)
+    np.testing.assert_allclose(np.asarray(per_image), np.asarray(xcorr.corr2d(x, k, **options)), **EXACT)
+    per_image_gk = jax.vmap(jax.grad(lambda x, g: (xcorr.corr2d(x, k, **options) * g).sum()))(x, g)
+    np.testing.assert_allclose(np.asarray(per_image_gk), gx, **EXACT)
+    per_kernel_gk = jax.vmap(jax.grad(loss, argnums=1), in_axes=(None, 0))(x, jnp.stack([k, 2 * k]))
+    np.testing.assert_allclose(np.asarray(per_kernel_gk), np.stack([gk, gk]), **EXACT)
+
+
+def test_jax_integer_kernel():
+    jax = pytest.importorskip("jax")
+    k = jax.numpy.asarray([[1, -1]])
+    gx = jax.grad(lambda x: xcorr.corr2d(x, k).sum())(jax.numpy.ones((4, 5), dtype="float32"))
+    assert gx.dtype == jax.numpy.float32
+    expected = np.zeros((4, 5))
+    expected[:, 0], expected[:, -1] = 1, -1
+    np.testing.assert_array_equal(np.asarray(gx), expected)
