@@ -32,7 +32,8 @@ def differentiable_correlate(xp, x, k, options, geometry):
     """
     dtype = result_dtype(xp, x.dtype, k.dtype)
     if not dtype.is_floating_point and not dtype.is_complex:
-        return forward(xp, x, k, options, geometry)
+        # No gradients for integers; under vmap only out-of-place code works.
+        return _generic.correlate(xp, x, k, options, geometry)
     # Integer operands cannot carry gradients: cast them before the Function.
     return _Correlate.apply(x.to(dtype), k.to(dtype), options, geometry)
 
@@ -238,4 +239,4 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
         return self.spec.apply(self.weight, self.bias, x)
 
     def extra_repr(self) -> str:
-        return self.spec.describe()
+        return self.spec.describe(dtype=str(self.weight.dtype).removeprefix("torch."))

@@ -257,6 +257,15 @@ def test_torch_integer_kernel_gets_no_gradient():
     np.testing.assert_array_equal(gx.numpy(), expected)
 
 
+def test_torch_vmap_of_integers():
+    torch = pytest.importorskip("torch")
+    x = torch.arange(3 * 5 * 6).reshape(3, 5, 6)
+    k = torch.tensor([[1, -1], [2, 0]])
+    got = torch.func.vmap(lambda x: xcorr.corr2d(x, k, mode="same"))(x)
+    assert got.dtype == torch.int64
+    torch.testing.assert_close(got, xcorr.corr2d(x, k, mode="same"), rtol=0, atol=0)
+
+
 def test_torch_func_grad_and_vmap():
     torch = pytest.importorskip("torch")
     x, k, g, options, gx, gk = problem("batch", "corr2d", "same", "symm")
@@ -365,6 +374,17 @@ def test_jax_jit_grad_vmap():
     np.testing.assert_allclose(np.asarray(per_image_gk), gx, **EXACT)
     per_kernel_gk = jax.vmap(jax.grad(loss, argnums=1), in_axes=(None, 0))(x, jnp.stack([k, 2 * k]))
     np.testing.assert_allclose(np.asarray(per_kernel_gk), np.stack([gk, gk]), **EXACT)
+
+
+def test_jax_complex_check_grads():
+    pytest.importorskip("jax")
+    from jax.test_util import check_grads
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((5, 6)) + 1j * rng.standard_normal((5, 6))
+    k = rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))
+    f = lambda x, k: xcorr.corr2d(x, k, mode="full", boundary="symm", stride=2, fillvalue=0.5)  # noqa: E731
+    check_grads(f, (x, k), order=1, modes=("rev",), atol=1e-9, rtol=1e-7, eps=1e-5)
 
 
 def test_jax_integer_kernel():

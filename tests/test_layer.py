@@ -331,6 +331,7 @@ def test_torch_layer_is_a_module():
     # .to(dtype/device) converts the parameters; the layer still computes.
     layer = layer.to(torch.float64).to("cpu")
     assert layer.weight.dtype == torch.float64 and layer.weight.device.type == "cpu"
+    assert "dtype='float64'" in repr(layer)
     assert layer(torch.ones(1, 2, 5, 5, dtype=torch.float64)).shape == (1, 4, 3, 3)
     # No bias: registered as None, not a parameter.
     no_bias = Conv2D((1, 2), bias=False)

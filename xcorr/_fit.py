@@ -49,7 +49,7 @@ def _check(layer, x, y, lr, steps, loss, log_every):
         raise ValueError(msg)
     xp = check_arrays(x, layer.weight, k_name="layer.weight")
     check_arrays(y, layer.weight, x_name="y", k_name="layer.weight")
-    out = tuple(layer(x).shape)
+    out = tuple(layer.spec.output_shape(x, layer.weight))
     if tuple(y.shape) != out:
         msg = f"y must have the shape of layer(x), {out}; got shape {tuple(y.shape)}"
         raise ValueError(msg)

@@ -264,6 +264,14 @@ class LayerSpec:
         y = _correlate(x, weight, self.options)
         return y if bias is None else y + bias
 
+    def output_shape(self, x, weight) -> tuple[int, ...]:
+        """Shape of ``apply(weight, bias, x)``, from the shapes alone (checks them too)."""
+        if self.channels:
+            _, geometry = check_multi(x, weight, self.options, self.groups)
+            return (*x.shape[:-3], self.out_channels, geometry.rows.count, geometry.cols.count)
+        check_arrays(x, weight)
+        return plan(x.shape, weight.shape, self.options).out_shape
+
     def vjp(self, weight, bias, x, g):
         """Gradients ``{"weight": ..., "bias": ...}`` of ``apply`` at output gradient ``g``."""
         xp = check_arrays(x, weight)
@@ -277,7 +285,7 @@ class LayerSpec:
         gb = None if bias is None else xp.astype(xp.sum(g, axis=axes), bias.dtype)
         return {"weight": gw, "bias": gb}
 
-    def describe(self) -> str:
+    def describe(self, dtype: str | None = None) -> str:
         parts = [f"{self.kernel_size}"]
         if self.channels:
             parts.append(f"in_channels={self.in_channels}, out_channels={self.out_channels}")
@@ -293,7 +301,7 @@ class LayerSpec:
             parts.append(f"groups={self.groups}")
         if not self.bias:
             parts.append("bias=False")
-        parts.append(f"backend={self.backend!r}, dtype={self.dtype!r}")
+        parts.append(f"backend={self.backend!r}, dtype={dtype or self.dtype!r}")
         return ", ".join(parts)
 
 

@@ -13,7 +13,9 @@ each step, in reverse:
   ``x``: a "wrap" or "symm" position adds onto the pixel it copied, a "fill"
   position is dropped;
 * the kernel gradient is ``gk[a, b] = sum(g * window(a, b) of extend(x))``,
-  summed over batch dimensions that ``k`` was broadcast along.
+  summed over batch dimensions that ``k`` was broadcast along: one reduction
+  per tap, or, where the FFT pays off, one valid correlation of ``extend(x)``
+  with ``g`` as the kernel (stride and dilation swap roles).
 
 The VJP is the transpose of the (bi)linear map, without conjugation: for
 complex inputs it is what ``jax.vjp`` returns. Nothing is written in place,
@@ -192,9 +194,10 @@ _VJP_DOC = """Gradients of ``{name}(x, k, **options)`` for an output gradient ``
     mode, boundary, fillvalue, stride, dilation
         The options of the forward call; see ``xcorr.{name}``.
     method : {{"auto", "direct", "fft", "native"}}, default "auto"
-        How the correlation inside the input gradient is computed (see
-        ``xcorr.{name}``); the kernel gradient is always one reduction per
-        kernel tap.
+        How the correlations inside the gradients are computed (see
+        ``xcorr.{name}``): the input gradient's "full" correlation, and the
+        kernel gradient as one reduction per tap ("direct") or one FFT
+        correlation ("fft"; "auto" picks with the forward's cost model).
 
     Returns
     -------
