@@ -85,23 +85,32 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(THREADS, thread_name_prefix="xcorr")
 
 
+# Transforms of at least this many elements use THREADS scipy.fft workers;
+# smaller ones lose more to waking the threads than they gain.
+THREADED_FFT_ELEMENTS = 1 << 18
+
+
+def _workers(a) -> int:
+    return THREADS if a.size >= THREADED_FFT_ELEMENTS else 1
+
+
 class _ScipyFFT:
-    """scipy.fft with all cores (about 2.5x numpy.fft on our machine)."""
+    """scipy.fft with all cores on large transforms (about 2.5x numpy.fft on our machine)."""
 
     def __init__(self, module):
         self._fft = module
 
     def rfftn(self, a, s, axes):
-        return self._fft.rfftn(a, s=s, axes=axes, workers=THREADS)
+        return self._fft.rfftn(a, s=s, axes=axes, workers=_workers(a))
 
     def irfftn(self, a, s, axes):
-        return self._fft.irfftn(a, s=s, axes=axes, workers=THREADS)
+        return self._fft.irfftn(a, s=s, axes=axes, workers=_workers(a))
 
     def fftn(self, a, s, axes):
-        return self._fft.fftn(a, s=s, axes=axes, workers=THREADS)
+        return self._fft.fftn(a, s=s, axes=axes, workers=_workers(a))
 
     def ifftn(self, a, s, axes):
-        return self._fft.ifftn(a, s=s, axes=axes, workers=THREADS)
+        return self._fft.ifftn(a, s=s, axes=axes, workers=_workers(a))
 
 
 @cache

@@ -106,7 +106,9 @@ def _apply(x, k, options):
 
 # --- fast forward kernels --------------------------------------------------
 
-from .. import _fft  # noqa: E402  (this section's import; the header belongs to autodiff)
+import functools  # noqa: E402  (this section's imports; the header belongs to autodiff)
+
+from .. import _fft  # noqa: E402
 
 _extend = _fft.extend
 
@@ -131,12 +133,21 @@ def forward(xp, x, k, options, geometry):
 # Output elements per band of rows in the CPU direct path: the band and the
 # input rows it reads stay in L2 while every kernel tap passes over them.
 BAND_ELEMENTS = 1 << 18
+# Below this many output elements one band is at most SMALL_BAND elements, so
+# that torch runs each op on the calling thread: torch's OpenMP split of
+# medium-sized ops costs more than it gains, and on a loaded machine its
+# barrier waits for descheduled threads (measured 10-100x slowdowns).
+POOLED_ELEMENTS = 1 << 18
+SMALL_BAND = 1 << 15
 
 
 def direct_forward(xp, x, k, options, geometry):
     """Shift-and-add into one preallocated output with in-place ``add_``.
 
-    Extra memory: the output itself; no term is ever materialised.
+    On the CPU the output is computed in bands of rows; large outputs split
+    the bands between worker threads that each run torch single-threaded (the
+    GIL is released inside every op). Extra memory: the output itself; no
+    term is ever materialised.
     """
     x, k = _generic.prepare(xp, x, k, options)
     xe = _extend(xp, x, geometry, options)
@@ -145,31 +156,66 @@ def direct_forward(xp, x, k, options, geometry):
     if out.numel() == 0:
         return out
     col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
-    if k.ndim == 2 and x.device.type == "cpu":
+    cpu = x.device.type == "cpu"
+    if k.ndim == 2 and cpu:
         # Python scalars: add_(view, alpha=...) is one fused pass per tap.
         weights = k.tolist()
         taps = [(a, b, weights[a][b]) for a in range(rows.taps) for b in range(cols.taps)]
     else:
         taps = [(a, b, k[..., a : a + 1, b : b + 1]) for a in range(rows.taps) for b in range(cols.taps)]
-    if x.device.type == "cpu":
-        band = max(1, BAND_ELEMENTS // max(1, out.numel() // rows.count))
-    else:
+    row_elements = max(1, out.numel() // rows.count)
+    pool = _pool() if cpu and out.numel() >= POOLED_ELEMENTS and not _wrapped(x, k) else None
+    if not cpu:
         band = rows.count
-    for r0 in range(0, rows.count, band):
-        r1 = min(rows.count, r0 + band)
-        o = out[..., r0:r1, :]
-        first = True
-        for a, b, kab in taps:
-            lo = r0 * rows.step + a * rows.dilation
-            src = xe[..., lo : lo + (r1 - r0 - 1) * rows.step + 1 : rows.step, col_windows[b]]
-            if first:
-                torch.mul(src, kab, out=o)
-                first = False
-            elif isinstance(kab, torch.Tensor):
-                o.addcmul_(src, kab)
-            else:
-                o.add_(src, alpha=kab)
+    elif pool is None:
+        band = max(1, SMALL_BAND // row_elements)
+    else:
+        band = max(1, BAND_ELEMENTS // row_elements)
+    starts = list(range(0, rows.count, band))
+
+    def work(chunk):
+        with torch.no_grad():
+            for r0 in chunk:
+                r1 = min(rows.count, r0 + band)
+                o = out[..., r0:r1, :]
+                first = True
+                for a, b, kab in taps:
+                    lo = r0 * rows.step + a * rows.dilation
+                    src = xe[..., lo : lo + (r1 - r0 - 1) * rows.step + 1 : rows.step, col_windows[b]]
+                    if first:
+                        torch.mul(src, kab, out=o)
+                        first = False
+                    elif isinstance(kab, torch.Tensor):
+                        o.addcmul_(src, kab)
+                    else:
+                        o.add_(src, alpha=kab)
+
+    if pool is None or len(starts) < 2:
+        work(starts)
+    else:
+        workers = pool._max_workers
+        size = -(-len(starts) // workers)
+        list(pool.map(work, [starts[i : i + size] for i in range(0, len(starts), size)]))
     return out
+
+
+@functools.cache
+def _pool():
+    """Worker threads that run torch ops single-threaded (OpenMP's thread count is per thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(
+        max(1, torch.get_num_threads()),
+        thread_name_prefix="xcorr-torch",
+        initializer=torch.set_num_threads,
+        initargs=(1,),
+    )
+
+
+def _wrapped(x, k) -> bool:
+    """torch.func (vmap/grad) tensors stay on the calling thread, where their transforms live."""
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    return wrapped(x) or wrapped(k)
 
 
 def native_forward(xp, x, k, options, geometry):

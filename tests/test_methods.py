@@ -272,3 +272,21 @@ def test_vjp_kernel_gradient_through_fft_equals_direct(backend, x_shape, k_shape
     fft = _vjp.vjp(backend.xp, xb, kb, gb, Options.parse(method="fft", **options), geometry)
     for a, b in zip(direct, fft):
         np.testing.assert_allclose(backend.to_numpy(b), backend.to_numpy(a), rtol=1e-9, atol=1e-9)
+
+
+def test_torch_large_direct_forward_and_backward():
+    # Large enough for the worker-thread bands of the torch direct path.
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = torch.randn(2, 700, 400, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    y = xcorr.corr2d(x, k, method="direct")
+    expected = F.conv2d(x.reshape(2, 1, 700, 400), k.reshape(1, 1, 3, 4)).reshape(y.shape)
+    torch.testing.assert_close(y, expected)
+    g = torch.randn_like(y)
+    gx, gk = torch.autograd.grad(y, (x, k), g)
+    ex, ek = torch.autograd.grad(expected, (x, k), g)
+    torch.testing.assert_close(gx, ex)
+    torch.testing.assert_close(gk, ek)
+    with torch.no_grad():
+        torch.testing.assert_close(xcorr.corr2d(x, k, stride=(2, 3), method="direct"), expected[..., ::2, ::3])

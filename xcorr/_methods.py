@@ -58,19 +58,20 @@ class Costs:
     fft_call: float  # fixed cost of an FFT call
     fft_point: float  # FFT: per transform point and log2(points), per plane
     min_fft_taps: int = 16  # never FFT below this many kernel taps
-    fft_margin: float = 1.5  # FFT must be this many times faster to be taken
+    fft_margin: float = 1.2  # FFT must be this many times faster to be taken
 
 
-# Fitted on the README's machine (AMD EPYC, 2 cores), float32, valid mode.
-# GPU rows are not calibrated (no GPU was available): they keep the CPU
-# crossover of the same library.
+# Fitted on the README's machine (AMD EPYC, 2 cores), float32, valid mode, from
+# medians of interleaved runs of each method at 256², 1024², 4096² with 3x3 to
+# 31x31 kernels (see the README's Performance section). GPU rows are not
+# calibrated (no GPU was available): they keep the CPU crossover of the same
+# library. "generic" is any other array-API library (array_api_strict, ...).
 COSTS: dict[str, Costs] = {
-    "numpy": Costs(call=15e3, per_output=0.35, per_tap=0.45, fft_call=40e3, fft_point=0.55),
-    "torch": Costs(call=20e3, per_output=0.30, per_tap=0.35, fft_call=40e3, fft_point=0.45),
-    "jax": Costs(call=10e3, per_output=0.25, per_tap=0.15, fft_call=40e3, fft_point=0.45),
-    "dask": Costs(call=15e3, per_output=0.35, per_tap=0.45, fft_call=40e3, fft_point=0.55),
+    "numpy": Costs(call=100e3, per_output=0.6, per_tap=0.3, fft_call=300e3, fft_point=0.45),
+    "torch": Costs(call=100e3, per_output=0.8, per_tap=0.14, fft_call=500e3, fft_point=0.35),
+    "jax": Costs(call=50e3, per_output=0.3, per_tap=0.1, fft_call=500e3, fft_point=0.4),
+    "dask": Costs(call=100e3, per_output=0.6, per_tap=0.3, fft_call=300e3, fft_point=0.45),
     "cupy": Costs(call=20e3, per_output=0.01, per_tap=0.01, fft_call=40e3, fft_point=0.01),
-    # Any other array-API library (array_api_strict, ...): the generic code.
     "generic": Costs(call=20e3, per_output=1.0, per_tap=1.5, fft_call=60e3, fft_point=1.5),
 }
 # Transform sizes built from these primes are fast in every FFT library we use.
