@@ -136,13 +136,22 @@ def test_kernel_larger_than_input(backend):
     ("float32", "float32", "float32", "float32"),
     ("float32", "int64", "float32", "float32"),  # the seed's integer kernel
     ("int64", "float64", "float64", "float64"),
+    ("complex128", "complex128", "complex128", "complex128"),  # the transpose, no conjugation
+    ("float64", "complex128", "float64", "complex128"),  # a real x gets the real part
 ])
 def test_gradient_dtypes(backend, x_dtype, k_dtype, gx_dtype, gk_dtype):
-    x = np.round(random((5, 6), 7) * 3).astype(x_dtype)
-    k = np.round(random((2, 2), 8) * 3).astype(k_dtype)
-    g = random((5, 6), 9).astype(gx_dtype)
+    def values(shape, dtype, seed):
+        a = np.round(random(shape, seed) * 3)
+        if dtype.startswith("complex"):
+            a = a + 1j * np.round(random(shape, seed + 10) * 3)
+        return a.astype(dtype)
+
+    x, k = values((5, 6), x_dtype, 7), values((2, 2), k_dtype, 8)
+    g = values((5, 6), gk_dtype, 9)  # gk_dtype is the result dtype in every row
     options = dict(mode="same", boundary="symm")
-    gx, gk = fd_vjp(x.astype(float), k.astype(float), g.astype(float), **options)
+    gx, gk = fd_vjp(x.astype(complex), k.astype(complex), g.astype(complex), **options)
+    if not gx_dtype.startswith("complex"):
+        gx = gx.real
     got_x, got_k = xcorr.corr2d_vjp(backend.asarray(x), backend.asarray(k), backend.asarray(g), **options)
     assert_result(backend, got_x, gx, gx_dtype)
     assert_result(backend, got_k, gk, gk_dtype)

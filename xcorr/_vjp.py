@@ -151,11 +151,22 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry):
         swapped = Options(stride=options.dilation, dilation=options.stride, method=method)
         gk = _unbroadcast(xp, _correlate(xe, g, swapped), tuple(k.shape))
     else:
+        # On numpy, vecdot (which conjugates its first argument) along rows
+        # and a sum is 3.5x faster than sum(g * window) and needs no
+        # temporary (1024², 3x3: 1.5 against 5.3 ms for the nine taps). torch's
+        # vecdot on strided windows is 10x slower, jax's becomes a dot that
+        # GPUs may round to TF32: the others multiply and sum.
+        use_vecdot = backend_name(xp) in ("numpy", "array_api_strict")
+        gc = xp.conj(g) if xp.isdtype(g.dtype, "complex floating") else g
         taps = []
         for a in range(rows.taps):
             ra = _generic.window(rows, a)
             for b in range(cols.taps):
-                term = xp.sum(g * xe[..., ra, _generic.window(cols, b)], axis=(-2, -1))
+                window = xe[..., ra, _generic.window(cols, b)]
+                if use_vecdot:
+                    term = xp.sum(xp.vecdot(gc, window, axis=-1), axis=-1)
+                else:
+                    term = xp.sum(g * window, axis=(-2, -1))
                 taps.append(_unbroadcast(xp, term, k_batch))
         gk = xp.reshape(xp.stack(taps, axis=-1), (*k_batch, rows.taps, cols.taps))
     if options.convolve:
