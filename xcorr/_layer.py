@@ -375,13 +375,16 @@ class Conv2D:
 
     Examples
     --------
-    >>> import numpy as np
+    >>> import array_api_strict as xp
     >>> import xcorr
-    >>> layer = xcorr.Conv2D((1, 2), backend="numpy", dtype="float64")
+    >>> layer = xcorr.Conv2D((1, 2), backend="array_api_strict", dtype="float64")
     >>> layer.weight.shape, layer.bias.shape
     ((1, 2), ())
-    >>> layer(np.ones((6, 8))).shape
+    >>> layer(xp.ones((6, 8))).shape
     (6, 7)
+    >>> conv = xcorr.Conv2D(3, in_channels=3, out_channels=8, mode="same", backend="array_api_strict")
+    >>> conv(xp.ones((4, 3, 32, 32))).shape, conv.weight.dtype
+    ((4, 8, 32, 32), array_api_strict.float32)
     """
 
     spec: LayerSpec
