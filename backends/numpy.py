@@ -80,6 +80,43 @@ def direct(xp, x, k, options, geometry):
     return out
 
 
+def correlate_multi(xp, x, w, options, geometry, groups):
+    """``corr2d_multi`` hook: one GEMM per kernel tap (channels are the inner dimension).
+
+    ``y[n, o] += w[o, :, a, b] @ window(a, b) of x[n]`` for every tap: BLAS
+    does the channel sums. Extra memory: one input-sized copy of a window
+    and one output-sized product at a time, against the
+    ``N * C_out * C_in``-plane intermediate of the broadcast ``corr2d``.
+    """
+    if options.method != "auto":
+        return NotImplemented
+    dtype = np.result_type(x.dtype, w.dtype)
+    if dtype.kind not in "fc":
+        return NotImplemented  # integer GEMMs are slow and skip BLAS; the generic path is exact
+    x = np.asarray(x, dtype=dtype)
+    w = np.asarray(w, dtype=dtype)
+    if options.convolve:
+        w = w[..., ::-1, ::-1]
+    xb = x if x.ndim == 4 else x[None]
+    xe = _fft.extend(xp, xb, geometry, options)
+    rows, cols = geometry.rows, geometry.cols
+    n, c = xe.shape[:2]
+    o, cg = w.shape[:2]
+    og = o // groups
+    points = rows.count * cols.count
+    out = np.zeros((n, groups, og, points), dtype=dtype)
+    tmp = np.empty_like(out)
+    col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
+    for a in range(rows.taps):
+        ra = _generic.window(rows, a)
+        for b in range(cols.taps):
+            src = np.ascontiguousarray(xe[:, :, ra, col_windows[b]]).reshape(n, groups, cg, points)
+            np.matmul(w[:, :, a, b].reshape(groups, og, cg), src, out=tmp)
+            np.add(out, tmp, out=out)
+    y = out.reshape(n, o, rows.count, cols.count)
+    return y if x.ndim == 4 else y[0]
+
+
 @cache
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(THREADS, thread_name_prefix="xcorr")
@@ -127,4 +164,60 @@ def fft_correlate(xp, x, k, options, geometry):
     if next_fast_len is None:
         return _fft.correlate(xp, x, k, options, geometry, fft=fft)
     size = lambda n: next_fast_len(n, real=True)  # noqa: E731
+    block = _block_size(geometry, size)
+    if block is not None:
+        return overlap_save(xp, x, k, options, geometry, fft, block)
     return _fft.correlate(xp, x, k, options, geometry, fft=fft, size=size)
+
+
+# Overlap-save blocks: the transform size is the smallest good size of at
+# least OVERLAP_SPAN_FACTOR kernel spans and OVERLAP_MIN_BLOCK; it is used when
+# the image holds at least OVERLAP_MIN_BLOCKS blocks along each axis.
+OVERLAP_SPAN_FACTOR = 8
+OVERLAP_MIN_BLOCK = 256
+OVERLAP_MIN_BLOCKS = 4
+
+
+def _block_size(geometry, size):
+    rows, cols = geometry.rows, geometry.cols
+    span = max(rows.span, cols.span)
+    block = size(max(OVERLAP_MIN_BLOCK, OVERLAP_SPAN_FACTOR * span))
+    extent = min(rows.hi - rows.lo + 1, cols.hi - cols.lo + 1)
+    return block if extent >= OVERLAP_MIN_BLOCKS * block else None
+
+
+def overlap_save(xp, x, k, options, geometry, fft, block: int):
+    """FFT correlation of a large image in ``block x block`` tiles (overlap-save).
+
+    Each tile of ``block - span + 1`` dense outputs is the valid part of one
+    circular correlation of a ``block``-sized window of the extended input:
+    the transforms stay in cache, and all tiles go through one batched
+    ``scipy.fft`` call. Extra memory: about two input-sized spectra.
+    """
+    x, k = _generic.prepare(xp, x, k, options)
+    xe = _fft.extend(xp, x, geometry, options)
+    rows, cols = geometry.rows, geometry.cols
+    dense_r = (rows.count - 1) * rows.step + 1
+    dense_c = (cols.count - 1) * cols.step + 1
+    tile_r, tile_c = block - rows.span + 1, block - cols.span + 1
+    nr, nc = -(-dense_r // tile_r), -(-dense_c // tile_c)
+    # Pad the extended input at the end so that every tile has a full window.
+    need_r, need_c = (nr - 1) * tile_r + block, (nc - 1) * tile_c + block
+    pad = [(0, 0)] * (xe.ndim - 2) + [(0, need_r - xe.shape[-2]), (0, need_c - xe.shape[-1])]
+    xe = np.pad(xe, pad)
+    windows = np.lib.stride_tricks.sliding_window_view(xe, (block, block), axis=(-2, -1))
+    windows = windows[..., ::tile_r, ::tile_c, :, :]  # (..., nr, nc, block, block), a view
+    kf = _fft.dilate(np, k, (rows.dilation, cols.dilation))[..., ::-1, ::-1]
+    kf = kf[..., None, None, :, :]
+    shape, axes = (block, block), (-2, -1)
+    if np.iscomplexobj(xe):
+        dense = fft.ifftn(fft.fftn(windows, s=shape, axes=axes) * fft.fftn(kf, s=shape, axes=axes), s=shape, axes=axes)
+    else:
+        dense = fft.irfftn(fft.rfftn(windows, s=shape, axes=axes) * fft.rfftn(kf, s=shape, axes=axes), s=shape, axes=axes)
+    tiles = dense[..., rows.span - 1 :, cols.span - 1 :]  # (..., nr, nc, tile_r, tile_c)
+    lead = tiles.shape[:-4]
+    y = np.moveaxis(tiles, -3, -2).reshape(*lead, nr * tile_r, nc * tile_c)
+    y = y[..., : dense_r : rows.step, : dense_c : cols.step].astype(x.dtype, copy=False)
+    if y.shape != geometry.out_shape:
+        y = np.broadcast_to(y, geometry.out_shape)
+    return np.ascontiguousarray(y)

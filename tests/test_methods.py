@@ -238,6 +238,27 @@ def test_corr2d_multi_methods(backend, method):
     y = xcorr.corr2d_multi(backend.asarray(x), backend.asarray(w), method=method, **options)
     expected = xcorr.corr2d_multi(x, w, method="direct", **options)
     assert_result(backend, y, expected, "float64")
+    # One image without the batch axis, dilated, no groups.
+    x3, w3 = random((3, 11, 9), seed=2), random((2, 3, 2, 3), seed=3)
+    y = xcorr.corr2d_multi(backend.asarray(x3), backend.asarray(w3), method=method, mode="full", dilation=(2, 1))
+    assert_result(backend, y, xcorr.corr2d_multi(x3, w3, method="direct", mode="full", dilation=(2, 1)), "float64")
+
+
+def test_numpy_overlap_save_matches_direct():
+    # Blocks shrunk so that a small image takes the tiled FFT path.
+    from xcorr.backends import numpy as numpy_backend
+
+    x, k = random((2, 150, 140), "float32"), random((7, 9), "float32", seed=1)
+    options = dict(mode="same", boundary="symm", stride=(2, 3), dilation=(1, 2))
+    saved = numpy_backend.OVERLAP_MIN_BLOCK, numpy_backend.OVERLAP_SPAN_FACTOR
+    numpy_backend.OVERLAP_MIN_BLOCK, numpy_backend.OVERLAP_SPAN_FACTOR = 16, 2
+    try:
+        y = xcorr.corr2d(x, k, method="fft", **options)
+    finally:
+        numpy_backend.OVERLAP_MIN_BLOCK, numpy_backend.OVERLAP_SPAN_FACTOR = saved
+    expected = reference(x, k, **options)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+    assert y.dtype == np.float32
 
 
 def test_conv2d_layer_takes_a_method():
