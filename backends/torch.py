@@ -79,15 +79,12 @@ class _Correlate(torch.autograd.Function):
         conj = g.is_complex()
         if conj:
             g = g.conj()
-        gx, gk = _vjp.vjp(xp, x, k, g, ctx.options, ctx.geometry)
+        need_x, need_k = ctx.needs_input_grad[:2]
+        gx, gk = _vjp.vjp(xp, x, k, g, ctx.options, ctx.geometry, need_x=need_x, need_k=need_k)
         if conj:
-            gx, gk = gx.conj(), gk.conj()
-        return (
-            gx if ctx.needs_input_grad[0] else None,
-            gk if ctx.needs_input_grad[1] else None,
-            None,
-            None,
-        )
+            gx = None if gx is None else gx.conj()
+            gk = None if gk is None else gk.conj()
+        return gx, gk, None, None
 
 
 def _leading(a, dim, batch: int):

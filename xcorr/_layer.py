@@ -276,11 +276,11 @@ class LayerSpec:
         """Gradients ``{"weight": ..., "bias": ...}`` of ``apply`` at output gradient ``g``."""
         xp = check_arrays(x, weight)
         if self.channels:
-            _, gw = multi_vjp(xp, x, weight, g, self.options, self.groups)
+            _, gw = multi_vjp(xp, x, weight, g, self.options, self.groups, need_x=False)
             axes = tuple(i for i in range(g.ndim) if i != g.ndim - 3)
         else:
             geometry = plan(x.shape, weight.shape, self.options)
-            _, gw = vjp(xp, x, weight, g, self.options, geometry)
+            _, gw = vjp(xp, x, weight, g, self.options, geometry, need_x=False)
             axes = None
         gb = None if bias is None else xp.astype(xp.sum(g, axis=axes), bias.dtype)
         return {"weight": gw, "bias": gb}

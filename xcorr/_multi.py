@@ -159,7 +159,7 @@ def corr2d_multi(
     return correlate_multi(xp, x, w, options, geometry, groups)
 
 
-def multi_vjp(xp, x, w, g, options: Options, groups: int):
+def multi_vjp(xp, x, w, g, options: Options, groups: int, *, need_x=True):
     """``(gx, gw)`` of validated inputs, through the broadcast-corr2d formulation."""
     xb = _batched(xp, x)
     gb = _batched(xp, g)
@@ -169,9 +169,10 @@ def multi_vjp(xp, x, w, g, options: Options, groups: int):
     gg = xp.reshape(gb, (n, groups, o // groups, 1, hh, ww))
     gg = xp.broadcast_to(gg, (n, groups, o // groups, cg, hh, ww))
     geometry = plan(tuple(xg.shape), tuple(wg.shape), options)
-    gx, gw = _vjp.vjp(xp, xg, wg, gg, options, geometry)
-    gx = xp.reshape(gx, tuple(xb.shape))
-    gx = gx if x.ndim == 4 else gx[0, ...]
+    gx, gw = _vjp.vjp(xp, xg, wg, gg, options, geometry, need_x=need_x)
+    if gx is not None:
+        gx = xp.reshape(gx, tuple(xb.shape))
+        gx = gx if x.ndim == 4 else gx[0, ...]
     return gx, xp.reshape(gw, tuple(w.shape))
 
 

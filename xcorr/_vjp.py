@@ -107,14 +107,23 @@ def _as_input_dtype(xp, grad, a):
     return xp.astype(grad, a.dtype, copy=False)
 
 
-def vjp(xp, x, k, g, options: Options, geometry: Geometry):
-    """``(gx, gk)`` of validated inputs: the transpose of the correlation at ``g``."""
+def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_k=True):
+    """``(gx, gk)`` of validated inputs: the transpose of the correlation at ``g``.
+
+    ``need_x=False`` or ``need_k=False`` skips that gradient (it is None):
+    training a layer needs no input gradient, and torch tells which it needs.
+    """
     dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
     xc = xp.astype(x, dtype, copy=False)
     kc = xp.astype(k, dtype, copy=False)
     g = xp.astype(g, dtype, copy=False)
-    rows, cols = geometry.rows, geometry.cols
+    gx = _input_gradient(xp, x, kc, g, options, geometry) if need_x else None
+    gk = _kernel_gradient(xp, xc, k, g, options, geometry, dtype) if need_k else None
+    return gx, gk
 
+
+def _input_gradient(xp, x, kc, g, options: Options, geometry: Geometry):
+    rows, cols = geometry.rows, geometry.cols
     # Input gradient: zero-insert g (undo the stride), then a "full"
     # convolution with the dilated kernel gives the gradient of the extended
     # image; full correlation with the flipped kernel is the same thing.
@@ -130,15 +139,18 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry):
     ge = _correlate(gz, kc, back)
     ge = _fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
     ge = _fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
-    gx = _unbroadcast(xp, ge, tuple(x.shape))
+    return _as_input_dtype(xp, _unbroadcast(xp, ge, tuple(x.shape)), x)
 
+
+def _kernel_gradient(xp, xc, k, g, options: Options, geometry: Geometry, dtype):
+    rows, cols = geometry.rows, geometry.cols
     # Kernel gradient: one reduction per tap over the windows of extend(x).
     xe = _generic.extend(xp, xc, geometry, options)
     k_batch = tuple(k.shape[:-2])
     method = options.method
     if method == "auto":
         kind = _methods.dtype_kind(xp, dtype)
-        method = _methods.choose_method(backend_name(xp), kind, tuple(x.shape), tuple(k.shape), geometry)
+        method = _methods.choose_method(backend_name(xp), kind, tuple(xc.shape), tuple(k.shape), geometry)
     if method == "direct":
         # An adapter may know a faster way to take these h*w large dot
         # products (jax on the CPU: one native convolution, 6x faster than
@@ -171,7 +183,7 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry):
         gk = xp.reshape(xp.stack(taps, axis=-1), (*k_batch, rows.taps, cols.taps))
     if options.convolve:
         gk = xp.flip(gk, axis=(-2, -1))
-    return _as_input_dtype(xp, gx, x), _as_input_dtype(xp, gk, k)
+    return _as_input_dtype(xp, gk, k)
 
 
 def _check_cotangent(xp, g, geometry: Geometry, x, k):
