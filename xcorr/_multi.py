@@ -177,7 +177,8 @@ def multi_vjp(xp, x, w, g, options: Options, groups: int, *, need_x=True):
 
 
 def corr2d_multi_vjp(
-    x, w, g, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1
+    x, w, g, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1,
+    method="auto",
 ):
     """Gradients ``(gx, gw)`` of ``corr2d_multi(x, w, **options)`` for an output gradient ``g``.
 
@@ -193,6 +194,9 @@ def corr2d_multi_vjp(
         Gradient of a scalar loss with respect to the output.
     mode, boundary, fillvalue, stride, dilation, groups
         The options of the forward call.
+    method : {"auto", "direct", "fft", "native"}, default "auto"
+        How the correlations inside the gradients are computed, as in
+        ``xcorr.corr2d_vjp``.
 
     Returns
     -------
@@ -206,7 +210,8 @@ def corr2d_multi_vjp(
         output's shape.
     """
     options = Options.parse(
-        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation
+        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
+        method=method,
     )
     groups = parse_groups(groups)
     xp, geometry = check_multi(x, w, options, groups)
