@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import xcorr
-from matrix import assert_result, tolerance
+from matrix import assert_result
 from reference import reference
 
 DTYPES = ("float32", "float64")
