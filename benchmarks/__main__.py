@@ -270,7 +270,9 @@ def _backward_candidates(backend, case, x_np, k_np, g_np):
     x, k, g = jax.device_put(x_np), jax.device_put(k_np), jax.device_put(g_np)
 
     def loss(f):
-        return jax.jit(jax.grad(lambda x, k: (f(x, k) * g).sum(), argnums=(0, 1)))
+        # g is an argument, not a closed-over constant that XLA would fold.
+        grad = jax.jit(jax.grad(lambda x, k, g: (f(x, k) * g).sum(), argnums=(0, 1)))
+        return lambda x, k: grad(x, k, g)
 
     def conv(x, k):
         y = lax.conv_general_dilated(x.reshape(-1, 1, *x.shape[-2:]), k.reshape(1, 1, *k.shape), (1, 1), "VALID")
@@ -336,7 +338,8 @@ def layer_table(backend: str, repeats: int, out):
             return lax.conv_general_dilated(x, w, (1, 1), "VALID")
 
         def grad(f):
-            return jax.jit(jax.grad(lambda x, w: (f(x, w) * g).sum(), argnums=(0, 1)))
+            grad = jax.jit(jax.grad(lambda x, w, g: (f(x, w) * g).sum(), argnums=(0, 1)))
+            return lambda x, w: grad(x, w, g)
 
         fx, fn, gx, gn = jax.jit(xcorr.corr2d_multi), jax.jit(conv), grad(xcorr.corr2d_multi), grad(conv)
         candidates = {
