@@ -311,3 +311,22 @@ def test_torch_large_direct_forward_and_backward():
     torch.testing.assert_close(gk, ek)
     with torch.no_grad():
         torch.testing.assert_close(xcorr.corr2d(x, k, stride=(2, 3), method="direct"), expected[..., ::2, ::3])
+
+
+def test_torch_kernel_gradient_of_a_large_image():
+    # A kernel gradient: 3x3 outputs of many taps each, through few_outputs.
+    torch = pytest.importorskip("torch")
+    from xcorr.backends import torch as torch_backend
+
+    x = torch.randn(2, 302, 402, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    y = xcorr.corr2d(x, k, stride=(1, 2))
+    g = torch.randn_like(y)
+    _, expected = xcorr.corr2d_vjp(x.detach().numpy(), k.detach().numpy(), g.numpy(), stride=(1, 2))
+    for pooled in (1 << 10, 1 << 40):  # the threaded bands and the single band
+        saved, torch_backend.POOLED_KERNEL = torch_backend.POOLED_KERNEL, pooled
+        try:
+            (gk,) = torch.autograd.grad(y, (k,), g, retain_graph=True)
+        finally:
+            torch_backend.POOLED_KERNEL = saved
+        np.testing.assert_allclose(gk.numpy(), expected, rtol=1e-9, atol=1e-8)

@@ -39,11 +39,34 @@ def dilate(xp, k, dilation: tuple[int, int]):
 
 
 def extend(xp, x, geometry: Geometry, options: Options):
-    """``_generic.extend``, without its per-position scan when the windows lie inside ``x``."""
+    """``_generic.extend``, without its per-position scan where slices or one fill suffice."""
     rows, cols = geometry.rows, geometry.cols
     if rows.lo >= 0 and rows.hi < rows.size and cols.lo >= 0 and cols.hi < cols.size:
         return x[..., rows.lo : rows.hi + 1, cols.lo : cols.hi + 1]
-    return _generic.extend(xp, x, geometry, options)
+    if options.boundary != "fill":
+        return _generic.extend(xp, x, geometry, options)
+    x = _fill_axis(xp, x, -2, rows.lo, rows.hi, options.fillvalue)
+    return _fill_axis(xp, x, -1, cols.lo, cols.hi, options.fillvalue)
+
+
+def _fill_axis(xp, x, axis: int, lo: int, hi: int, fillvalue):
+    """Positions ``lo..hi`` of ``x`` along ``axis``, ``fillvalue`` outside ``[0, size)``."""
+    size = x.shape[axis]
+    before = max(0, min(hi, -1) - lo + 1)
+    after = max(0, hi - max(lo, size) + 1)
+    first, last = max(lo, 0), min(hi, size - 1)
+    pieces = []
+    for count in (before, None, after):
+        if count is None:
+            if first <= last:
+                index = [slice(None)] * x.ndim
+                index[axis] = slice(first, last + 1)
+                pieces.append(x[tuple(index)])
+        elif count:
+            shape = list(x.shape)
+            shape[axis] = count
+            pieces.append(xp.full(tuple(shape), fillvalue, dtype=x.dtype, device=device(x)))
+    return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
 
 
 def correlate(xp, x, k, options: Options, geometry: Geometry, *, fft=None, size=good_size):
