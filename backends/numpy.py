@@ -211,9 +211,11 @@ def overlap_save(xp, x, k, options, geometry, fft, block: int):
     kf = kf[..., None, None, :, :]
     shape, axes = (block, block), (-2, -1)
     if np.iscomplexobj(xe):
-        dense = fft.ifftn(fft.fftn(windows, s=shape, axes=axes) * fft.fftn(kf, s=shape, axes=axes), s=shape, axes=axes)
+        spectrum = fft.fftn(windows, s=shape, axes=axes) * _fft.kernel_spectrum(fft, kf, shape, real=False)
+        dense = fft.ifftn(spectrum, s=shape, axes=axes)
     else:
-        dense = fft.irfftn(fft.rfftn(windows, s=shape, axes=axes) * fft.rfftn(kf, s=shape, axes=axes), s=shape, axes=axes)
+        spectrum = fft.rfftn(windows, s=shape, axes=axes) * _fft.kernel_spectrum(fft, kf, shape, real=True)
+        dense = fft.irfftn(spectrum, s=shape, axes=axes)
     tiles = dense[..., rows.span - 1 :, cols.span - 1 :]  # (..., nr, nc, tile_r, tile_c)
     lead = tiles.shape[:-4]
     y = np.moveaxis(tiles, -3, -2).reshape(*lead, nr * tile_r, nc * tile_c)

@@ -16,7 +16,6 @@ import argparse
 import datetime
 import importlib.metadata as md
 import math
-import os
 import sys
 import time
 
@@ -428,11 +427,6 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed samples per candidate")
     parser.add_argument("--no-backward", action="store_true", help="skip the forward+backward tables")
     args = parser.parse_args(argv)
-    if argv is None and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None and sys.platform == "linux":
-        # Every large buffer its own mapping, returned on free: then the
-        # resident high-water mark sees each call's peak (peak_extra_bytes).
-        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-        os.execve(sys.executable, [sys.executable, "-m", "benchmarks", *sys.argv[1:]], env)
     sizes = [int(s) for s in args.sizes.split(",")]
     out = sys.stdout
     print(f"## xcorr benchmarks, {datetime.date.today().isoformat()}\n", file=out)

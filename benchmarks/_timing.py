@@ -52,12 +52,14 @@ def _status_kib(field: str) -> int:
 def peak_extra_bytes(fn: Callable[[], object]) -> float | None:
     """Resident memory high-water mark of one call above the resident size before it.
 
-    Linux only (``/proc/self/clear_refs`` resets the high-water mark). It
-    counts the result too. Memory that an allocator keeps pooled from earlier
-    calls (jax) is not seen again, so treat small numbers as lower bounds.
+    Linux only (``/proc/self/clear_refs`` resets the high-water mark); glibc's
+    free heap pages are released first (``malloc_trim``), so that reusing them
+    counts. It counts the result too. Memory that an allocator keeps pooled
+    from earlier calls (jax) is not seen again: small numbers are lower bounds.
     """
     try:
         gc.collect()
+        _trim()
         before = _status_kib("VmRSS")
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -67,6 +69,16 @@ def peak_extra_bytes(fn: Callable[[], object]) -> float | None:
     except OSError:
         return None
     return max(0, peak - before) * 1024.0
+
+
+def _trim() -> None:
+    """Give free heap pages back to the system (glibc), so reusing them shows in the RSS."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def machine() -> str:
