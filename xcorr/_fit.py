@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import operator
-
 from ._layer import Conv2D
-from ._options import check_arrays
+from ._options import check_arrays, parse_int
 
 __all__ = ["fit"]
 
@@ -30,20 +28,9 @@ def _check(layer, x, y, lr, steps, loss, log_every):
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         msg = f"lr must be a positive number; got {lr!r}"
         raise ValueError(msg)
-    for name, value, low in (("steps", steps, 0), ("log_every", log_every, 1)):
-        if name == "log_every" and value is None:
-            continue
-        if isinstance(value, bool):
-            msg = f"{name} must be an int >= {low}; got {value!r}"
-            raise TypeError(msg)
-        try:
-            number = operator.index(value)
-        except TypeError:
-            msg = f"{name} must be an int >= {low}; got {value!r}"
-            raise TypeError(msg) from None
-        if number < low:
-            msg = f"{name} must be an int >= {low}; got {value!r}"
-            raise ValueError(msg)
+    parse_int("steps", steps, minimum=0)
+    if log_every is not None:
+        parse_int("log_every", log_every)
     if loss not in LOSSES:
         msg = f"loss must be one of {', '.join(map(repr, LOSSES))}; got {loss!r}"
         raise ValueError(msg)

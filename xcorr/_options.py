@@ -44,26 +44,33 @@ def parse_boundary(boundary: object) -> str:
     return BOUNDARY_ALIASES[boundary]
 
 
-def parse_pair(name: str, value: object) -> tuple[int, int]:
-    """An int or a sequence of one or two ints, each >= 1, as a pair."""
+def parse_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """A Python or NumPy integer (not a bool) that is at least ``minimum``."""
+    msg = f"{name} must be an int >= {minimum}; got {value!r}"
+    if isinstance(value, bool):
+        raise TypeError(msg)
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(msg) from None
+    if number < minimum:
+        raise ValueError(msg)
+    return number
+
+
+def parse_pair(name: str, value: object, *, minimum: int = 1) -> tuple[int, int]:
+    """An int or a sequence of one or two ints, each >= ``minimum``, as a pair."""
+    what = f"{name} must be an int or a sequence of 1 or 2 ints; got {value!r}"
     items = value if isinstance(value, (tuple, list)) else (value,)
     if not 1 <= len(items) <= 2:
-        msg = f"{name} must be an int or a sequence of 1 or 2 ints; got {value!r}"
-        raise ValueError(msg)
-    pair = []
-    for item in items:
-        if isinstance(item, bool):
-            msg = f"{name} must be an int or a sequence of 1 or 2 ints; got {value!r}"
-            raise TypeError(msg)
-        try:
-            number = operator.index(item)
-        except TypeError:
-            msg = f"{name} must be an int or a sequence of 1 or 2 ints; got {value!r}"
-            raise TypeError(msg) from None
-        if number < 1:
-            msg = f"{name} must be >= 1; got {value!r}"
-            raise ValueError(msg)
-        pair.append(number)
+        raise ValueError(what)
+    try:
+        pair = [parse_int(name, item, minimum=minimum) for item in items]
+    except TypeError:
+        raise TypeError(what) from None
+    except ValueError:
+        msg = f"{name} must be >= {minimum}; got {value!r}"
+        raise ValueError(msg) from None
     return (pair[0], pair[-1])
 
 

@@ -38,29 +38,18 @@ PADDING_NAMES = ("valid", "same", "full")
 
 
 def _parse_padding(padding: object) -> str | tuple[int, int]:
+    names = ", ".join(map(repr, PADDING_NAMES))
+    what = f"padding must be an int >= 0, a pair of them, or one of {names}; got {padding!r}"
     if isinstance(padding, str):
         if padding not in PADDING_NAMES:
-            names = ", ".join(map(repr, PADDING_NAMES))
-            msg = f"padding must be an int >= 0, a pair of them, or one of {names}; got {padding!r}"
-            raise ValueError(msg)
+            raise ValueError(what)
         return padding
-    items = padding if isinstance(padding, (tuple, list)) else (padding,)
-    what = f"padding must be an int >= 0, a pair of them, or one of 'valid', 'same', 'full'; got {padding!r}"
-    if not 1 <= len(items) <= 2:
+    if isinstance(padding, (tuple, list)) and not 1 <= len(padding) <= 2:
         raise ValueError(what)
-    pair = []
-    for item in items:
-        if isinstance(item, bool):
-            raise TypeError(what)
-        try:
-            number = operator.index(item)
-        except TypeError:
-            raise TypeError(what) from None
-        if number < 0:
-            msg = f"padding must be >= 0; got {padding!r}"
-            raise ValueError(msg)
-        pair.append(number)
-    return (pair[0], pair[-1])
+    try:
+        return parse_pair("padding", padding, minimum=0)
+    except TypeError:
+        raise TypeError(what) from None
 
 
 @dataclass(frozen=True, init=False)
