@@ -223,3 +223,92 @@ def overlap_save(xp, x, k, options, geometry, fft, block: int):
     if y.shape != geometry.out_shape:
         y = np.broadcast_to(y, geometry.out_shape)
     return np.ascontiguousarray(y)
+
+
+# ---------------------------------------------------------------------------
+# corr2d_multi_vjp: the multi-channel backward as per-tap GEMMs
+# ---------------------------------------------------------------------------
+
+
+def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
+    """``corr2d_multi_vjp`` hook: ``(gx, gw)`` as one GEMM per kernel tap and group.
+
+    The transpose of ``correlate_multi``, laid out ``(group, channel, batch *
+    outputs)`` so that each GEMM sums over the whole batch at once (strided
+    views; the only copies are the window being read, as in the forward, and
+    ``g`` once):
+
+    * ``gw[o, c, a, b] = g[:, o] . window(a, b) of extend(x)[:, c]``;
+    * the gradient of the extended input gets ``w[:, c, a, b]^T @ g`` added
+      onto window ``(a, b)``, then the boundary extension is folded back onto
+      ``x`` as the generic VJP does (``_vjp._fold_axis``: wrap/symm positions
+      add onto the pixel they copied, fill positions are dropped).
+
+    Against the broadcast ``corr2d`` VJP (an ``N * C_out * C_in``-plane
+    intermediate) this is a few input-sized buffers. Same methods and dtypes
+    as the forward hook; anything else returns NotImplemented.
+    """
+    if options.method != "auto":
+        return NotImplemented
+    dtype = np.result_type(x.dtype, w.dtype, g.dtype)
+    if dtype.kind not in "fc":
+        return NotImplemented
+    from .. import _vjp
+
+    xd = np.asarray(x, dtype=dtype)
+    wd = np.asarray(w, dtype=dtype)
+    gd = np.asarray(g, dtype=dtype)
+    if options.convolve:
+        wd = wd[..., ::-1, ::-1]
+    xb = xd if xd.ndim == 4 else xd[None]
+    gb = gd if gd.ndim == 4 else gd[None]
+    rows, cols = geometry.rows, geometry.cols
+    n, c = xb.shape[:2]
+    o, cg = wd.shape[:2]
+    og = o // groups
+    if 0 in (n, c, o, rows.count, cols.count):
+        return NotImplemented
+    points = n * rows.count * cols.count
+    # g as (G, Og, N * P): one copy, shared by both gradients.
+    gt = np.ascontiguousarray(
+        gb.reshape(n, groups, og, rows.count, cols.count).transpose(1, 2, 0, 3, 4)
+    ).reshape(groups, og, points)
+    col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
+
+    # Weight gradient: (G, Og, NP) @ (G, NP, Cg) per tap.
+    xe = _fft.extend(xp, xb, geometry, options)
+    xt = xe.reshape(n, groups, cg, *xe.shape[-2:]).transpose(1, 2, 0, 3, 4)  # a view
+    gw = np.empty((groups, og, cg, rows.taps, cols.taps), dtype=dtype)
+    for a in range(rows.taps):
+        ra = _generic.window(rows, a)
+        for b in range(cols.taps):
+            src = np.ascontiguousarray(xt[..., ra, col_windows[b]]).reshape(groups, cg, points)
+            gw[..., a, b] = np.matmul(gt, src.transpose(0, 2, 1))
+    gw = gw.reshape(o, cg, rows.taps, cols.taps)
+    if options.convolve:
+        gw = gw[..., ::-1, ::-1]
+    gw = np.ascontiguousarray(_vjp._as_input_dtype(xp, gw, w))
+
+    gx = None
+    if need_x:
+        # Input gradient of the extended image, (N, G, Cg, He, We), filled
+        # window by window through a (G, Cg, N, He, We) view.
+        height = (rows.count - 1) * rows.step + rows.span
+        width = (cols.count - 1) * cols.step + cols.span
+        ge = np.zeros((n, groups, cg, height, width), dtype=dtype)
+        get = ge.transpose(1, 2, 0, 3, 4)
+        wt = wd.reshape(groups, og, cg, rows.taps, cols.taps)
+        tmp = np.empty((groups, cg, points), dtype=dtype)
+        shape = (groups, cg, n, rows.count, cols.count)
+        for a in range(rows.taps):
+            ra = _generic.window(rows, a)
+            for b in range(cols.taps):
+                np.matmul(wt[..., a, b].transpose(0, 2, 1), gt, out=tmp)
+                view = get[..., ra, col_windows[b]]
+                np.add(view, tmp.reshape(shape), out=view)
+        ge = ge.reshape(n, c, height, width)
+        ge = _vjp._fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
+        ge = _vjp._fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
+        ge = ge if xd.ndim == 4 else ge[0]
+        gx = np.ascontiguousarray(_vjp._as_input_dtype(xp, ge, x))
+    return gx, gw

@@ -160,7 +160,17 @@ def corr2d_multi(
 
 
 def multi_vjp(xp, x, w, g, options: Options, groups: int, *, need_x=True):
-    """``(gx, gw)`` of validated inputs, through the broadcast-corr2d formulation."""
+    """``(gx, gw)`` of validated inputs: the adapter's hook, else the broadcast-corr2d formulation.
+
+    ``correlate_multi_vjp`` (numpy: per-tap GEMMs) is tried where the
+    forward would try ``correlate_multi``; it may return NotImplemented.
+    """
+    native = hook(xp, "correlate_multi_vjp") if options.method in ("auto", "native") else None
+    if native is not None:
+        geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
+        result = native(xp, x, w, g, options, geometry, groups, need_x=need_x)
+        if result is not NotImplemented:
+            return result
     xb = _batched(xp, x)
     gb = _batched(xp, g)
     xg, wg = _grouped(xp, xb, w, groups)
