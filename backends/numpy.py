@@ -22,6 +22,7 @@ from functools import cache
 import numpy as np
 
 from .. import _fft, _generic
+from . import _numba
 
 # Bytes of output per band: band + temporary + the rows read fit in L2.
 BAND_BYTES = 256 * 1024
@@ -39,6 +40,9 @@ def correlate(xp, x, k, options, geometry):
 
 def direct(xp, x, k, options, geometry):
     x, k = _generic.prepare(xp, x, k, options)
+    y = _numba.direct(x, k, options, geometry, _pool, THREADS)
+    if y is not None:
+        return y
     xe = _fft.extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
     out = np.empty(geometry.out_shape, dtype=x.dtype)

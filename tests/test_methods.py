@@ -172,7 +172,7 @@ def test_numpy_direct_extra_memory_is_a_few_outputs():
     tracemalloc = pytest.importorskip("tracemalloc")
     x = random((1024, 1024), "float32")
     k = random((3, 3), "float32", seed=1)
-    xcorr.corr2d(x[:64, :64], k, method="direct")  # warm up imports and caches
+    xcorr.corr2d(x[:256, :256], k, method="direct")  # warm up imports, caches, numba's kernel
     tracemalloc.start()
     try:
         y = xcorr.corr2d(x, k, method="direct")
@@ -330,3 +330,115 @@ def test_torch_kernel_gradient_of_a_large_image():
         finally:
             torch_backend.POOLED_KERNEL = saved
         np.testing.assert_allclose(gk.numpy(), expected, rtol=1e-9, atol=1e-8)
+
+
+# The numpy adapter's optional numba kernel (backends/_numba.py): every case both through it
+# (threshold lowered so that small arrays take it) and with it disabled, against the reference.
+@pytest.fixture(params=["numba", "numpy"])
+def numba_path(request, monkeypatch):
+    from xcorr.backends import _numba
+
+    if request.param == "numba":
+        pytest.importorskip("numba")
+        monkeypatch.setattr(_methods, "NUMBA_MIN_OUTPUTS", 0)
+    else:
+        monkeypatch.setattr(_numba, "ENABLED", False)
+    used = []
+    direct = _numba.direct
+
+    def spy(*args):
+        y = direct(*args)
+        used.append(y is not None)
+        return y
+
+    monkeypatch.setattr(_numba, "direct", spy)
+    return request.param, used
+
+
+def check_numpy_path(numba_path, y, expected, dtype, *, numba_applies=True):
+    path, used = numba_path
+    assert used and all(u == (path == "numba" and numba_applies) for u in used)
+    assert y.dtype == np.dtype(dtype) and y.shape == expected.shape
+    if np.dtype(dtype).kind in "iu":
+        np.testing.assert_array_equal(y, expected.astype(dtype))
+    else:
+        from matrix import tolerance
+
+        np.testing.assert_allclose(y, expected, **tolerance(np.dtype(dtype).name))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "complex128"])
+@pytest.mark.parametrize(
+    ("mode", "boundary", "stride", "dilation", "convolve"),
+    [
+        ("valid", "fill", 1, 1, False),
+        ("same", "fill", 1, 1, True),
+        ("full", "wrap", 2, 1, False),
+        ("same", "symm", (1, 2), (2, 1), True),
+        ("valid", "fill", 3, 2, False),
+        ("full", "fill", 1, (1, 3), True),
+    ],
+)
+def test_numpy_numba_path(numba_path, dtype, mode, boundary, stride, dilation, convolve):
+    x, k = random((2, 13, 17), dtype), random((4, 5), dtype, seed=1)
+    fill = 3 if dtype.startswith("int") else 0.5
+    options = dict(mode=mode, boundary=boundary, fillvalue=fill, stride=stride, dilation=dilation)
+    f = xcorr.conv2d if convolve else xcorr.corr2d
+    y = f(x, k, method="direct", **options)
+    check_numpy_path(numba_path, y, reference(x, k, convolve=convolve, **options), dtype)
+
+
+@pytest.mark.parametrize("k_shape", [(1, 1), (1, 2), (3, 3), (2, 7), (9, 4)])
+def test_numpy_numba_path_kernel_sizes_batches_and_threads(numba_path, monkeypatch, k_shape):
+    # Every remainder of the four-taps-per-pass grouping, a 2-level batch, the threaded split.
+    monkeypatch.setattr(_methods, "NUMBA_THREADED_WORK", 0)
+    x, k = random((2, 3, 31, 29), "int64"), random(k_shape, "int64", seed=1)
+    for options in (dict(), dict(mode="same", stride=(2, 3), dilation=2)):
+        y = xcorr.corr2d(x, k, **options)
+        check_numpy_path(numba_path, y, reference(x, k, **options), "int64")
+
+
+def test_numpy_numba_path_inputs(numba_path):
+    base, k = random((40, 36)), random((3, 4), seed=1)
+    views = {
+        "strided": base[::2, 1::2],
+        "transposed": base.T,
+        "fortran": np.asfortranarray(base),
+        "negative strides": base[::-1, ::-1],
+        "broadcast batch": np.broadcast_to(base, (3, 40, 36)),
+    }
+    for x in views.values():
+        y = xcorr.corr2d(x, k, mode="same", boundary="wrap")
+        check_numpy_path(numba_path, y, reference(x, k, mode="same", boundary="wrap"), "float64")
+    # int32 image with a float32 kernel: promoted (array-API rules) to float32 first.
+    x, k = random((20, 22), "int32"), random((3, 3), "float32")
+    check_numpy_path(numba_path, xcorr.corr2d(x, k), reference(x, k), "float32")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "applies"),
+    # big-endian float64 is cast to native float64 first; the others stay on the numpy path
+    [(">f8", True), ("float16", False), ("int16", False), ("uint8", False), ("int8", False)],
+)
+def test_numpy_numba_path_other_dtypes(numba_path, dtype, applies):
+    x = np.random.default_rng(0).integers(0, 5, size=(15, 14)).astype(dtype)
+    k = np.random.default_rng(1).integers(0, 3, size=(3, 2)).astype(dtype)
+    y = xcorr.corr2d(x, k, method="direct")
+    expected = reference(x.astype("float64"), k.astype("float64"))
+    check_numpy_path(numba_path, y, expected, y.dtype, numba_applies=applies)
+
+
+def test_numpy_numba_path_batched_kernels_fall_back(numba_path):
+    x, k = random((3, 12, 14)), random((3, 2, 3), seed=1)
+    y = xcorr.corr2d(x, k, mode="full")
+    check_numpy_path(numba_path, y, reference(x, k, mode="full"), "float64", numba_applies=False)
+
+
+def test_numpy_without_numba(monkeypatch):
+    # numba not installed: the numpy path, unchanged.
+    from xcorr.backends import _numba
+
+    monkeypatch.setattr(_numba, "_kernel", lambda: None)
+    monkeypatch.setattr(_methods, "NUMBA_MIN_OUTPUTS", 0)
+    x, k = random((2, 20, 24)), random((3, 3), seed=1)
+    np.testing.assert_allclose(xcorr.corr2d(x, k, stride=2), reference(x, k, stride=2), rtol=1e-12, atol=1e-12)

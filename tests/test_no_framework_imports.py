@@ -4,7 +4,8 @@ import subprocess
 import sys
 import textwrap
 
-FRAMEWORKS = ("torch", "jax", "jaxlib", "dask", "cupy", "scipy", "array_api_strict")
+# numba too: small numpy calls stay below _methods.NUMBA_MIN_OUTPUTS.
+FRAMEWORKS = ("torch", "jax", "jaxlib", "dask", "cupy", "scipy", "array_api_strict", "numba", "llvmlite")
 
 
 def test_import_and_numpy_call_load_no_framework():

@@ -74,6 +74,12 @@ COSTS: dict[str, Costs] = {
     "cupy": Costs(call=20e3, per_output=0.01, per_tap=0.01, fft_call=40e3, fft_point=0.01),
     "generic": Costs(call=20e3, per_output=1.0, per_tap=1.5, fft_call=60e3, fft_point=1.5),
 }
+# numpy direct correlations with at least this many outputs (batch included)
+# go through the numba kernel when numba is installed (backends/_numba.py);
+# smaller ones stay on the numpy path and never import numba.
+NUMBA_MIN_OUTPUTS = 1 << 14
+# ... and split their rows between threads from this many products (outputs x taps).
+NUMBA_THREADED_WORK = 1 << 21
 # Transform sizes built from these primes are fast in every FFT library we use.
 FFT_PRIMES: tuple[int, ...] = (2, 3, 5, 7)
 
