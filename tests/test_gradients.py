@@ -385,6 +385,40 @@ def test_jax_jit_grad_vmap():
     np.testing.assert_allclose(np.asarray(per_kernel_gk), np.stack([gk, gk]), **EXACT)
 
 
+@pytest.mark.parametrize(("mode", "boundary", "stride", "dilation", "method"), [
+    ("valid", "fill", 1, 1, "auto"),
+    ("full", "fill", (2, 3), (1, 2), "direct"),
+    ("same", "fill", 2, 1, "native"),
+    ("same", "symm", 1, 2, "direct"),
+    ("full", "wrap", 3, 1, "auto"),
+])
+def test_jax_batch_kernel_gradient_and_padded_extension(mode, boundary, stride, dilation, method):
+    """A batch with one kernel (kernel_gradient_sum: planes as channels) and fill
+    extensions by lax.pad, eager and jitted, against the numpy VJP."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    rng = np.random.default_rng(21)
+    x, k = rng.standard_normal((2, 3, 7, 9)), rng.standard_normal((3, 2))
+    options = dict(mode=mode, boundary=boundary, stride=stride, dilation=dilation, fillvalue=0.5)
+    y = xcorr.corr2d(x, k, **options, method="direct")
+    g = rng.standard_normal(y.shape)
+    gx, gk = xcorr.corr2d_vjp(x, k, g, **options, method="direct")
+    np.testing.assert_allclose(np.asarray(xcorr.corr2d(jnp.asarray(x), jnp.asarray(k), **options, method=method)), y, **EXACT)
+
+    def loss(x, k):
+        return (xcorr.corr2d(x, k, **options, method=method) * g).sum()
+
+    for transform in (jax.grad, lambda f, **kw: jax.jit(jax.grad(f, **kw))):
+        got_x, got_k = transform(loss, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(k))
+        np.testing.assert_allclose(np.asarray(got_x), gx, **EXACT)
+        np.testing.assert_allclose(np.asarray(got_k), gk, **EXACT)
+    from xcorr._options import Options
+    from xcorr.backends import jax as jax_backend
+
+    swapped = Options(stride=(1, 1), dilation=(1, 1))
+    assert jax_backend.kernel_gradient_sum(jnp, jnp.ones((2, 5, 5)), jnp.ones((2, 3, 3)), swapped, (2, 3, 3)) is NotImplemented
+
+
 def test_jax_complex_check_grads():
     pytest.importorskip("jax")
     from jax.test_util import check_grads

@@ -161,7 +161,12 @@ def _kernel_gradient(xp, xc, k, g, options: Options, geometry: Geometry, dtype):
         # reductions are the valid correlation of extend(x) with g as the
         # kernel, stride and dilation swapping roles; one FFT correlation.
         swapped = Options(stride=options.dilation, dilation=options.stride, method=method)
-        gk = _unbroadcast(xp, _correlate(xe, g, swapped), tuple(k.shape))
+        # An adapter may fold the batch sum into the native call (jax: the
+        # planes as input channels of one convolution).
+        summed = hook(xp, "kernel_gradient_sum") if method == "native" else None
+        gk = NotImplemented if summed is None else summed(xp, xe, g, swapped, tuple(k.shape))
+        if gk is NotImplemented:
+            gk = _unbroadcast(xp, _correlate(xe, g, swapped), tuple(k.shape))
     else:
         # On numpy, vecdot (which conjugates its first argument) along rows
         # and a sum is 3.5x faster than sum(g * window) and needs no
