@@ -46,7 +46,17 @@ class Case:
 
     def chosen(self, backend: str) -> str:
         geometry = plan(self.x_shape, self.k_shape, Options())
-        return _methods.choose_method(backend, "real floating", self.x_shape, self.k_shape, geometry)
+        method = _methods.choose_method(backend, "real floating", self.x_shape, self.k_shape, geometry)
+        if backend == "numpy" and method == "direct" and numba_direct(geometry):
+            return "direct (numba)"
+        return method
+
+
+def numba_direct(geometry) -> bool:
+    """Whether numpy's direct path runs the numba kernel (backends/_numba.py) for this float32 case."""
+    from xcorr.backends import _numba
+
+    return _numba.ENABLED and math.prod(geometry.out_shape) >= _methods.NUMBA_MIN_OUTPUTS and _numba._kernel() is not None
 
 
 def single_cases(sizes) -> list[Case]:
@@ -392,15 +402,24 @@ def seed_and_floor(repeats: int, out, best_4096_3x3: dict[str, float]):
     print("|---:|---:|---:|", file=out)
     print(f"| {ms(seed)} | {ms(fast)} | {seed / fast:,.0f}x |", file=out)
 
-    # Bandwidth floor: a correlation must read the input and write the output
-    # at least once; a copy of a 4096² float32 array does exactly that.
-    src = torch.from_numpy(data(Case("", (4096, 4096), (1, 1)))[0])
-    dst = torch.empty_like(src)
-    a = src.numpy()
+    floor_table(repeats, out, best_4096_3x3)
+
+
+def floor_table(repeats: int, out, best_4096_3x3: dict[str, float]):
+    """Bandwidth floor: a copy of the 4096² float32 input into a preallocated output."""
+    a = data(Case("", (4096, 4096), (1, 1)))[0]
     b = np.empty_like(a)
-    copies = measure({"torch copy_": lambda: dst.copy_(src), "numpy copyto": lambda: np.copyto(b, a)}, repeats)
+    copies = {"numpy copyto": lambda: np.copyto(b, a)}
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        src, dst = torch.from_numpy(a), torch.from_numpy(b.copy())
+        copies["torch copy_"] = lambda: dst.copy_(src)
+    copies = measure(copies, repeats)
     floor = min(copies.values())
-    gbs = 2 * src.numel() * 4 / floor / 1e9
+    gbs = 2 * a.size * 4 / floor / 1e9
     print("\n### Bandwidth floor, 4096² 3x3 float32\n", file=out)
     print(f"Copy of the input to a preallocated output: {ms(floor)} ms ({gbs:.0f} GB/s read+write).\n", file=out)
     print("| backend | xcorr 4096² 3x3 | / floor |", file=out)
@@ -410,7 +429,7 @@ def seed_and_floor(repeats: int, out, best_4096_3x3: dict[str, float]):
 
 
 def versions() -> str:
-    names = ["numpy", "scipy", "torch", "jax", "jaxlib", "dask", "array-api-compat"]
+    names = ["numpy", "scipy", "numba", "torch", "jax", "jaxlib", "dask", "array-api-compat"]
     parts = []
     for name in names:
         try:
@@ -434,6 +453,8 @@ def main(argv=None) -> int:
     print(f"Versions: Python {sys.version.split()[0]}, {versions()}.  ", file=out)
     print("float32, single-channel valid-mode correlation unless stated; ratio = xcorr / fastest native.", file=out)
     best_4096: dict[str, float] = {}
+    if "numpy" in args.backends:  # load numba's cached kernels outside the timed warm-ups
+        xcorr.corr2d(*data(Case("", (256, 256), (3, 3))))
     for backend in args.backends.split(","):
         rows = forward_table(backend, single_cases(sizes), args.repeats, out)
         ratios = [r for _, _, r in rows]
@@ -450,6 +471,8 @@ def main(argv=None) -> int:
             backward_table(backend, backward_cases(sizes), args.repeats, out)
     if "torch" in args.backends:
         seed_and_floor(args.repeats, out, best_4096)
+    elif best_4096:
+        floor_table(args.repeats, out, best_4096)
     print(f"\n{load()} at the end.", file=out)
     return 0
 

@@ -139,6 +139,16 @@ def test_auto_choices(backend_name):
     assert _methods.choose_method(backend_name, "complex floating", (1024, 1024), (31, 31), big) == "fft"
 
 
+def test_auto_numpy_costs_with_numba(monkeypatch):
+    # numba's direct kernel is much cheaper per tap: 16x256² 7x7 stays direct with it.
+    shapes = ((16, 256, 256), (7, 7))
+    for installed, method in ((False, "fft"), (True, "direct")):
+        monkeypatch.setattr(_methods, "numba_installed", lambda installed=installed: installed)
+        assert _methods.choose_method("numpy", "real floating", *shapes, geometry(*shapes)) == method
+    big = geometry((1024, 1024), (31, 31))
+    assert _methods.choose_method("numpy", "real floating", (1024, 1024), (31, 31), big) == "fft"
+
+
 def test_auto_skips_fft_for_nonfinite_numpy_input():
     x, k = random((64, 64)), random((31, 31), seed=1)
     assert _methods.choose_method("numpy", "real floating", x.shape, k.shape, geometry(x.shape, k.shape)) == "fft"
