@@ -171,6 +171,8 @@ def direct(x, k, options, geometry, pool, threads: int):
     if rows.lo >= 0 and cols.lo >= 0 and rows.hi < H and cols.hi < W:
         # Every window lies inside x: read x itself at an offset (no copy when contiguous).
         src, r0, c0 = x, rows.lo, cols.lo
+    elif options.boundary == "fill":
+        src, r0, c0 = _filled(x, rows, cols, options.fillvalue), 0, 0
     else:
         src, r0, c0 = _fft.extend(np, x, geometry, options), 0, 0
     src = np.ascontiguousarray(src).reshape(-1, *src.shape[-2:])
@@ -184,6 +186,20 @@ def direct(x, k, options, geometry, pool, threads: int):
         return out
     _run_shared(corr, args, total, threads, pool)
     return out
+
+
+def _filled(x, rows, cols, fillvalue):
+    """Positions ``lo..hi`` of both axes of ``x``, the fill value outside: one copy of ``x``
+    (the generic extension concatenates once per axis)."""
+    H, W = x.shape[-2:]
+    xe = np.full((*x.shape[:-2], rows.hi - rows.lo + 1, cols.hi - cols.lo + 1), fillvalue, dtype=x.dtype)
+    r_lo, r_hi = max(rows.lo, 0), min(rows.hi, H - 1)
+    c_lo, c_hi = max(cols.lo, 0), min(cols.hi, W - 1)
+    if r_lo <= r_hi and c_lo <= c_hi:
+        xe[..., r_lo - rows.lo : r_hi - rows.lo + 1, c_lo - cols.lo : c_hi - cols.lo + 1] = x[
+            ..., r_lo : r_hi + 1, c_lo : c_hi + 1
+        ]
+    return xe
 
 
 def _run_shared(corr, args, total: int, threads: int, pool) -> None:
