@@ -13,6 +13,17 @@ _NUMPY_PAD_MODE = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
 _ALIASES = {"pad": "fill", "circular": "wrap", "symmetric": "symm"}
 
 
+def random(shape, dtype="float64", seed=0):
+    """Reproducible test data: small integers for integer dtypes, else standard normal."""
+    rng = np.random.default_rng(seed)
+    if dtype.startswith("int"):
+        return rng.integers(-9, 10, size=shape).astype(dtype)
+    a = rng.standard_normal(shape)
+    if dtype.startswith("complex"):
+        a = a + 1j * rng.standard_normal(shape)
+    return a.astype(dtype)
+
+
 def seed_corr2d(X, K):
     """The seed's corr2d, verbatim in numpy (float64)."""
     h, w = K.shape

@@ -9,21 +9,11 @@ from hypothesis import strategies as st
 
 import xcorr
 from matrix import assert_result
-from reference import reference
+from reference import random, reference
 
 MODES = ("valid", "same", "full")
 BOUNDARIES = ("fill", "wrap", "symm")
 FUNCTIONS = {"corr2d": (xcorr.corr2d, False), "conv2d": (xcorr.conv2d, True)}
-
-
-def random(shape, dtype="float64", seed=0):
-    rng = np.random.default_rng(seed)
-    if dtype.startswith("int"):
-        return rng.integers(-9, 10, size=shape).astype(dtype)
-    a = rng.standard_normal(shape)
-    if dtype.startswith("complex"):
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)

@@ -10,22 +10,12 @@ import pytest
 
 import xcorr
 from matrix import assert_result
-from reference import reference
+from reference import random, reference
 from xcorr import _methods
 from xcorr._options import Options, plan
 
 NATIVE = {"torch", "torch_cuda", "jax", "jax_gpu"}
 FUNCTIONS = {"corr2d": (xcorr.corr2d, False), "conv2d": (xcorr.conv2d, True)}
-
-
-def random(shape, dtype="float64", seed=0):
-    rng = np.random.default_rng(seed)
-    if dtype.startswith("int"):
-        return rng.integers(-9, 10, size=shape).astype(dtype)
-    a = rng.standard_normal(shape)
-    if dtype.startswith("complex"):
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 def methods_of(backend):
