@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._correlate import _correlate
-from ._multi import check_multi, correlate_multi, multi_vjp, parse_groups
-from ._options import Options, check_arrays, plan
+from ._multi import check_multi, correlate_multi, multi_vjp
+from ._options import Options, check_arrays, parse_int, plan
 from ._vjp import vjp
 
 __all__ = ["BACKENDS", "ArrayConv2D", "Conv2D", "LayerSpec"]
@@ -120,21 +120,6 @@ def parse_kernel_size(kernel_size: object) -> tuple[int, int]:
     return pair
 
 
-def _parse_channels(name: str, value: object) -> int:
-    if isinstance(value, bool):
-        msg = f"{name} must be an int >= 1; got {value!r}"
-        raise TypeError(msg)
-    try:
-        number = operator.index(value)
-    except TypeError:
-        msg = f"{name} must be an int >= 1; got {value!r}"
-        raise TypeError(msg) from None
-    if number < 1:
-        msg = f"{name} must be an int >= 1; got {value!r}"
-        raise ValueError(msg)
-    return number
-
-
 @dataclass(frozen=True)
 class LayerSpec:
     """The validated hyper-parameters of one layer (hashable: jax-static)."""
@@ -169,7 +154,7 @@ class LayerSpec:
         options = Options.parse(
             mode=mode, boundary=boundary, stride=stride, dilation=dilation, method=method
         )
-        groups = parse_groups(groups)
+        groups = parse_int("groups", groups)
         if (in_channels is None) != (out_channels is None):
             msg = (
                 "in_channels and out_channels must be given together (a channel layer) or "
@@ -178,8 +163,8 @@ class LayerSpec:
             )
             raise ValueError(msg)
         if in_channels is not None:
-            in_channels = _parse_channels("in_channels", in_channels)
-            out_channels = _parse_channels("out_channels", out_channels)
+            in_channels = parse_int("in_channels", in_channels)
+            out_channels = parse_int("out_channels", out_channels)
             if in_channels % groups or out_channels % groups:
                 msg = (
                     f"groups={groups} must divide in_channels={in_channels} and "

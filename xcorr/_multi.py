@@ -10,29 +10,20 @@ since a channel sum is a GEMM, which their native convolutions do well.
 
 from __future__ import annotations
 
-import operator
-
 from . import _vjp
 from ._correlate import _correlate
 from ._dispatch import hook
-from ._options import Geometry, Options, check_arrays, check_integral_fill, plan, result_dtype
+from ._options import (
+    Geometry,
+    Options,
+    check_arrays,
+    check_integral_fill,
+    parse_int,
+    plan,
+    result_dtype,
+)
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
-
-
-def parse_groups(groups: object) -> int:
-    if isinstance(groups, bool):
-        msg = f"groups must be an int >= 1; got {groups!r}"
-        raise TypeError(msg)
-    try:
-        number = operator.index(groups)
-    except TypeError:
-        msg = f"groups must be an int >= 1; got {groups!r}"
-        raise TypeError(msg) from None
-    if number < 1:
-        msg = f"groups must be an int >= 1; got {groups!r}"
-        raise ValueError(msg)
-    return number
 
 
 def check_multi(x, w, options: Options, groups: int):
@@ -154,7 +145,7 @@ def corr2d_multi(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
         method=method,
     )
-    groups = parse_groups(groups)
+    groups = parse_int("groups", groups)
     xp, geometry = check_multi(x, w, options, groups)
     return correlate_multi(xp, x, w, options, geometry, groups)
 
@@ -223,7 +214,7 @@ def corr2d_multi_vjp(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
         method=method,
     )
-    groups = parse_groups(groups)
+    groups = parse_int("groups", groups)
     xp, geometry = check_multi(x, w, options, groups)
     check_arrays(x, g, k_name="g")
     out = (*x.shape[:-3], w.shape[0], geometry.rows.count, geometry.cols.count)
