@@ -144,18 +144,29 @@ def _input_gradient(xp, x, kc, g, options: Options, geometry: Geometry):
 
 def _kernel_gradient(xp, xc, k, g, options: Options, geometry: Geometry, dtype):
     rows, cols = geometry.rows, geometry.cols
-    # Kernel gradient: one reduction per tap over the windows of extend(x).
-    xe = _generic.extend(xp, xc, geometry, options)
     k_batch = tuple(k.shape[:-2])
     method = options.method
     if method == "auto":
         kind = _methods.dtype_kind(xp, dtype)
         method = _methods.choose_method(backend_name(xp), kind, tuple(xc.shape), tuple(k.shape), geometry)
+    fused = hook(xp, "kernel_gradient")
+    if fused is not None:
+        # An adapter may compute all h*w taps in one pass over x and g (the
+        # numpy adapter's numba kernel; its own extension, often none). It
+        # returns the correlation-orientation gradient of k's shape, in the
+        # result dtype, or NotImplemented to fall through to the code below.
+        gk = fused(xp, xc, k, g, options, geometry, method)
+        if gk is not NotImplemented:
+            if options.convolve:
+                gk = xp.flip(gk, axis=(-2, -1))
+            return _as_input_dtype(xp, gk, k)
     if method == "direct":
         # An adapter may know a faster way to take these h*w large dot
         # products (jax on the CPU: one native convolution, 6x faster than
         # XLA's reductions at 1024², 3x3). Still a direct method: NaN stays local.
         method = hook(xp, "KERNEL_GRADIENT_METHOD") or method
+    # Kernel gradient: one reduction per tap over the windows of extend(x).
+    xe = _generic.extend(xp, xc, geometry, options)
     if method in ("fft", "native"):
         # Where the forward pays off through the FFT, so does this: the h*w
         # reductions are the valid correlation of extend(x) with g as the
