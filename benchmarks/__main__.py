@@ -445,6 +445,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="256,1024,4096", help="image sizes (square)")
     parser.add_argument("--repeats", type=int, default=5, help="timed samples per candidate")
     parser.add_argument("--no-backward", action="store_true", help="skip the forward+backward tables")
+    parser.add_argument(
+        "--only-backward", action="store_true", help="only the forward+backward tables (single-plane cases)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     out = sys.stdout
@@ -456,6 +459,9 @@ def main(argv=None) -> int:
     if "numpy" in args.backends:  # load numba's cached kernels outside the timed warm-ups
         xcorr.corr2d(*data(Case("", (256, 256), (3, 3))))
     for backend in args.backends.split(","):
+        if args.only_backward:
+            backward_table(backend, backward_cases(sizes), args.repeats, out)
+            continue
         rows = forward_table(backend, single_cases(sizes), args.repeats, out)
         ratios = [r for _, _, r in rows]
         print(
@@ -469,7 +475,9 @@ def main(argv=None) -> int:
         layer_table(backend, args.repeats, out)
         if not args.no_backward and hasattr(xcorr, "corr2d_vjp"):
             backward_table(backend, backward_cases(sizes), args.repeats, out)
-    if "torch" in args.backends:
+    if args.only_backward:
+        pass
+    elif "torch" in args.backends:
         seed_and_floor(args.repeats, out, best_4096)
     elif best_4096:
         floor_table(args.repeats, out, best_4096)
