@@ -144,15 +144,27 @@ def direct_forward(xp, x, k, options, geometry):
     On the CPU the output is computed in bands of rows; large outputs split
     the bands between worker threads that each run torch single-threaded (the
     GIL is released inside every op). Extra memory: the output itself; no
-    term is ever materialised.
+    term is ever materialised. A zero fill is never built: each tap adds only
+    onto the outputs whose window position lies inside ``x`` (see ``_inside``).
     """
     x, k = _generic.prepare(xp, x, k, options)
-    xe = _extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
+    if _zero_fill(options, geometry):
+        # Zero-filled "same"/"full": the input gradient's full correlation
+        # comes here. Padding g first cost two concatenated copies (1024² 3x3:
+        # the input gradient 3.7 ms against a 2.0 ms forward); clipping each
+        # tap's window to x costs nothing but a zeroed band where no tap
+        # covers it all.
+        src_rows = [_inside(rows, a) for a in range(rows.taps)]
+        src_cols = [_inside(cols, b) for b in range(cols.taps)]
+        xe = x
+    else:
+        xe = _extend(xp, x, geometry, options)
+        src_rows = [(0, rows.count, a * rows.dilation) for a in range(rows.taps)]
+        src_cols = [(0, cols.count, b * cols.dilation) for b in range(cols.taps)]
     out = torch.empty(geometry.out_shape, dtype=x.dtype, device=x.device)
     if out.numel() == 0:
         return out
-    col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
     cpu = x.device.type == "cpu"
     if k.ndim == 2 and cpu:
         # Python scalars: add_(view, alpha=...) is one fused pass per tap.
@@ -160,6 +172,7 @@ def direct_forward(xp, x, k, options, geometry):
         taps = [(a, b, weights[a][b]) for a in range(rows.taps) for b in range(cols.taps)]
     else:
         taps = [(a, b, k[..., a : a + 1, b : b + 1]) for a in range(rows.taps) for b in range(cols.taps)]
+    taps = [t for t in taps if src_rows[t[0]][0] < src_rows[t[0]][1] and src_cols[t[1]][0] < src_cols[t[1]][1]]
     row_elements = max(1, out.numel() // rows.count)
     pool = _pool() if cpu and out.numel() >= POOLED_ELEMENTS and not _wrapped(x, k) else None
     if not cpu:
@@ -169,19 +182,33 @@ def direct_forward(xp, x, k, options, geometry):
     else:
         band = max(1, BAND_ELEMENTS // row_elements)
     starts = list(range(0, rows.count, band))
+    full_cols = [b for b in range(cols.taps) if src_cols[b][:2] == (0, cols.count)]
 
     def work(chunk):
         with torch.no_grad():
             for r0 in chunk:
                 r1 = min(rows.count, r0 + band)
-                o = out[..., r0:r1, :]
-                first = True
-                for a, b, kab in taps:
-                    lo = r0 * rows.step + a * rows.dilation
-                    src = xe[..., lo : lo + (r1 - r0 - 1) * rows.step + 1 : rows.step, col_windows[b]]
-                    if first:
+                # The first term is written with mul(out=): it must cover the
+                # whole band; with none that does, the band starts at zero.
+                first = next(
+                    (t for t in taps if t[1] in full_cols and src_rows[t[0]][0] <= r0 and r1 <= src_rows[t[0]][1]),
+                    None,
+                )
+                if first is None:
+                    out[..., r0:r1, :].zero_()
+                for tap in ([first] if first is not None else []) + [t for t in taps if t is not first]:
+                    a, b, kab = tap
+                    i0, i1, row_at = src_rows[a]
+                    j0, j1, col_at = src_cols[b]
+                    lo, hi = max(r0, i0), min(r1, i1)
+                    if lo >= hi:
+                        continue
+                    p = row_at + lo * rows.step
+                    q = col_at + j0 * cols.step
+                    src = xe[..., p : p + (hi - lo - 1) * rows.step + 1 : rows.step, q : q + (j1 - j0 - 1) * cols.step + 1 : cols.step]
+                    o = out[..., lo:hi, j0:j1]
+                    if tap is first:
                         torch.mul(src, kab, out=o)
-                        first = False
                     elif isinstance(kab, torch.Tensor):
                         o.addcmul_(src, kab)
                     else:
@@ -194,6 +221,22 @@ def direct_forward(xp, x, k, options, geometry):
         size = -(-len(starts) // workers)
         list(pool.map(work, [starts[i : i + size] for i in range(0, len(starts), size)]))
     return out
+
+
+def _zero_fill(options, geometry) -> bool:
+    """Whether the windows reach past ``x`` into a zero fill (which adds nothing)."""
+    rows, cols = geometry.rows, geometry.cols
+    outside = rows.lo < 0 or rows.hi >= rows.size or cols.lo < 0 or cols.hi >= cols.size
+    return outside and options.boundary == "fill" and options.fillvalue == 0
+
+
+def _inside(plan, tap: int) -> tuple[int, int, int]:
+    """``(i0, i1, first)``: outputs ``i0 <= i < i1`` read tap ``tap`` inside the input,
+    at positions ``first + i * step``."""
+    first = plan.start + tap * plan.dilation
+    i0 = min(plan.count, max(0, -(first // plan.step)))
+    i1 = min(plan.count, max(i0, (plan.size - 1 - first) // plan.step + 1))
+    return i0, i1, first
 
 
 # "Few outputs": each output has at least this many times more taps than
