@@ -1,23 +1,31 @@
-"""Optional numba-compiled direct correlation for the numpy adapter (``pip install xcorr[fast]``).
+"""Optional numba-compiled direct correlation and kernel gradient for the numpy adapter (``pip install xcorr[fast]``).
 
 Used by ``backends/numpy.py`` (and so by dask blocks) for outputs of at least
 ``_methods.NUMBA_MIN_OUTPUTS`` elements. numba is imported the first time such
-a call arrives, never at ``import xcorr``; without numba (or with
-``ENABLED = False``) the numpy shift-and-add runs unchanged.
+a call arrives (the kernels live in ``_numba_kernels.py``), never at
+``import xcorr``; without numba (or with ``ENABLED = False``) the numpy code
+runs unchanged.
 
-One kernel, compiled once per dtype (``cache=True`` keeps it on disk across
-processes), computing a range of output rows (batch x rows flattened); each
-row is accumulated over all taps while it sits in L1, four taps per pass, so
-every output is written once to memory and the input rows are read from
-cache. Large outputs split the rows between the adapter's thread pool and
-the caller in chunks claimed one at a time (``nogil``) rather than numba's
-``prange``: an OpenMP/workqueue split waits at its barrier for a thread that
-a loaded 2-core machine has not scheduled (5-6 ms added to a 0.3 ms call
-was measured), while here the caller simply takes over the remaining
-chunks. The taps are added in the same order as the numpy path (row-major
-over the kernel, the first tap a plain product), without ``fastmath``:
-integers are exact and floats round as the numpy path does. Stride and dilation are index
+``direct``: compiled once per dtype (cached on disk), the kernel computes a
+range of output rows (batch x rows flattened); each row is accumulated over
+all taps while it sits in L1, four taps per pass, so every output is written
+once to memory and the input rows are read from cache. A "fill" extension is
+never copied: rows outside the input read a row of the fill value, and the
+few columns whose windows leave it are computed apart, in blocks (so the
+input gradient, a "full" correlation, costs what the forward does). The taps
+are added in the same order as the numpy path (row-major over the kernel,
+the first tap a plain product), without ``fastmath``: integers are exact and
+floats round as the numpy path does. Stride and dilation are index
 arithmetic; only the strided outputs are computed.
+
+``kernel_gradient``: all ``h*w`` tap sums of the kernel gradient in one pass
+over ``g`` and ``x`` (the numpy path takes ``h*w`` passes).
+
+Large calls split the rows between the adapter's thread pool and the caller
+in chunks claimed one at a time (``nogil``) rather than numba's ``prange``:
+an OpenMP/workqueue split waits at its barrier for a thread that a loaded
+2-core machine has not scheduled (5-6 ms added to a 0.3 ms call was
+measured), while here the caller simply takes over the remaining chunks.
 """
 
 from __future__ import annotations
@@ -41,111 +49,15 @@ DTYPES = frozenset(np.dtype(t) for t in ("float32", "float64", "int32", "int64",
 
 
 @cache
-def _kernel():
+def _kernels():
+    """The compiled kernels ``(corr, kgrad)`` of ``_numba_kernels``, or None without numba."""
     try:
-        import numba
-    except ImportError:
+        from . import _numba_kernels
+    except ImportError as err:
+        if err.name != "numba":
+            raise
         return None
-
-    jit = numba.njit(cache=True, nogil=True, inline="always")
-
-    # Up to four taps per pass over an output row: one load and one store of
-    # the row per four products, the sum in the numpy path's order.
-    @jit
-    def taps1(o, k0, x0, first):  # pragma: no cover - compiled
-        if first:
-            for j in range(o.shape[0]):
-                o[j] = k0 * x0[j]
-        else:
-            for j in range(o.shape[0]):
-                o[j] = o[j] + k0 * x0[j]
-
-    @jit
-    def taps2(o, k0, x0, k1, x1, first):  # pragma: no cover - compiled
-        if first:
-            for j in range(o.shape[0]):
-                o[j] = k0 * x0[j] + k1 * x1[j]
-        else:
-            for j in range(o.shape[0]):
-                o[j] = (o[j] + k0 * x0[j]) + k1 * x1[j]
-
-    @jit
-    def taps3(o, k0, x0, k1, x1, k2, x2, first):  # pragma: no cover - compiled
-        if first:
-            for j in range(o.shape[0]):
-                o[j] = (k0 * x0[j] + k1 * x1[j]) + k2 * x2[j]
-        else:
-            for j in range(o.shape[0]):
-                o[j] = ((o[j] + k0 * x0[j]) + k1 * x1[j]) + k2 * x2[j]
-
-    @jit
-    def taps4(o, k0, x0, k1, x1, k2, x2, k3, x3, first):  # pragma: no cover - compiled
-        if first:
-            for j in range(o.shape[0]):
-                o[j] = ((k0 * x0[j] + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j]
-        else:
-            for j in range(o.shape[0]):
-                o[j] = (((o[j] + k0 * x0[j]) + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j]
-
-    @jit
-    def row(o, x, k, top, c0, dr, dc, cols):  # pragma: no cover - compiled
-        # Output row o from the input plane x (dense columns: stride 1).
-        h, w = k.shape
-        total = h * w
-        for q in range(0, total, 4):
-            m = min(4, total - q)
-            a0, b0 = q // w, q % w
-            l0 = c0 + b0 * dc
-            x0 = x[top + a0 * dr, l0 : l0 + cols]
-            if m == 1:
-                taps1(o, k[a0, b0], x0, q == 0)
-                continue
-            a1, b1 = (q + 1) // w, (q + 1) % w
-            l1 = c0 + b1 * dc
-            x1 = x[top + a1 * dr, l1 : l1 + cols]
-            if m == 2:
-                taps2(o, k[a0, b0], x0, k[a1, b1], x1, q == 0)
-                continue
-            a2, b2 = (q + 2) // w, (q + 2) % w
-            l2 = c0 + b2 * dc
-            x2 = x[top + a2 * dr, l2 : l2 + cols]
-            if m == 3:
-                taps3(o, k[a0, b0], x0, k[a1, b1], x1, k[a2, b2], x2, q == 0)
-                continue
-            a3, b3 = (q + 3) // w, (q + 3) % w
-            l3 = c0 + b3 * dc
-            x3 = x[top + a3 * dr, l3 : l3 + cols]
-            taps4(o, k[a0, b0], x0, k[a1, b1], x1, k[a2, b2], x2, k[a3, b3], x3, q == 0)
-
-    @jit
-    def strided_row(o, x, k, top, c0, dr, dc, sc):  # pragma: no cover - compiled
-        h, w = k.shape
-        cols = o.shape[0]
-        for a in range(h):
-            xa = x[top + a * dr]
-            for b in range(w):
-                kab = k[a, b]
-                left = c0 + b * dc
-                if a == 0 and b == 0:
-                    for j in range(cols):
-                        o[j] = kab * xa[left + j * sc]
-                else:
-                    for j in range(cols):
-                        o[j] = o[j] + kab * xa[left + j * sc]
-
-    @numba.njit(cache=True, nogil=True)
-    def corr(x, k, out, r0, c0, sr, sc, dr, dc, start, stop):  # pragma: no cover - compiled
-        # Output rows start..stop of out viewed as (batch * rows, cols).
-        rows, cols = out.shape[1], out.shape[2]
-        for t in range(start, stop):
-            n = t // rows
-            i = t - n * rows
-            if sc == 1:
-                row(out[n, i], x[n], k, r0 + i * sr, c0, dr, dc, cols)
-            else:
-                strided_row(out[n, i], x[n], k, r0 + i * sr, c0, dr, dc, sc)
-
-    return corr
+    return _numba_kernels.corr, _numba_kernels.kgrad
 
 
 def direct(x, k, options, geometry, pool, threads: int):
@@ -163,29 +75,81 @@ def direct(x, k, options, geometry, pool, threads: int):
         return None
     if k.ndim != 2 or x.dtype not in DTYPES or k.dtype != x.dtype:
         return None
-    corr = _kernel()
-    if corr is None:
+    kernels = _kernels()
+    if kernels is None:
         return None
     rows, cols = geometry.rows, geometry.cols
+    src, r0, c0 = _source(x, options, geometry, virtual_fill=cols.step == 1)
+    k = np.ascontiguousarray(k)
+    out = np.empty(out_shape, dtype=x.dtype)
+    flat = out.reshape(-1, *out_shape[-2:])
+    fillrow = np.full(cols.count, options.fillvalue, dtype=x.dtype)
+    total = flat.shape[0] * flat.shape[1]
+
+    def run(chunk, start, stop):
+        kernels[0](src, k, flat, fillrow, r0, c0, rows.step, cols.step, rows.dilation, cols.dilation, start, stop)
+
+    _run(run, total, threads if size * k.size >= _methods.NUMBA_THREADED_WORK else 1, pool)
+    return out
+
+
+def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int):
+    """``gk[a, b] = sum(g * window(a, b) of extend(x))`` in one compiled pass, or None.
+
+    The kernel gradient of a 2-D kernel (summed over every batch plane) for
+    floating ``x`` and ``g`` of one dtype in ``DTYPES``, at least
+    ``NUMBA_MIN_OUTPUTS`` outputs. Where the numpy path takes ``h*w`` passes
+    over ``x`` and ``g`` (one ``vecdot`` per tap), this reads each row of
+    ``g`` once and the rows of ``x`` it meets from cache. A "fill"
+    extension is never materialised. Each row's dot products are summed in
+    the input dtype (vectorised), rows in float64 (complex128 for complex),
+    in per-chunk partial sums added in chunk order: the result does not
+    depend on the threads' timing.
+    """
+    size = math.prod(geometry.out_shape)
+    if not ENABLED or size < _methods.NUMBA_MIN_OUTPUTS or len(k_shape) != 2:
+        return None
+    if x.dtype not in DTYPES or x.dtype.kind not in "fc" or g.dtype != x.dtype:
+        return None
+    kernels = _kernels()
+    if kernels is None:
+        return None
+    rows, cols = geometry.rows, geometry.cols
+    src, r0, c0 = _source(x, options, geometry, virtual_fill=True)
+    gb = np.ascontiguousarray(g).reshape(-1, *g.shape[-2:])
+    if src.shape[0] != gb.shape[0]:  # x broadcast along g's batch (never with a 2-D kernel)
+        return None
+    consts = np.array([options.fillvalue, 0], dtype=x.dtype)
+    total = gb.shape[0] * gb.shape[1]
+    work = size * rows.taps * cols.taps
+    chunks = _chunks(total, threads if work >= _methods.NUMBA_THREADED_WORK else 1)
+    partial = np.zeros((len(chunks), rows.taps, cols.taps), dtype=np.result_type(x.dtype, np.float64))
+
+    def run(chunk, start, stop):
+        args = (r0, c0, rows.step, cols.step, rows.dilation, cols.dilation, start, stop)
+        kernels[1](src, gb, consts, partial[chunk], *args)
+
+    _run(run, total, threads if len(chunks) > 1 else 1, pool)
+    return partial.sum(axis=0).astype(x.dtype)
+
+
+def _source(x, options, geometry, *, virtual_fill: bool):
+    """``(planes, r0, c0)``: what the kernels read, as (batch, H, W), and where window (0, 0) starts.
+
+    ``x`` itself when every window lies inside it, or with a "fill"
+    boundary the kernels read virtually (``virtual_fill``); otherwise the
+    extended input (a copy).
+    """
+    rows, cols = geometry.rows, geometry.cols
     H, W = x.shape[-2:]
-    if rows.lo >= 0 and cols.lo >= 0 and rows.hi < H and cols.hi < W:
-        # Every window lies inside x: read x itself at an offset (no copy when contiguous).
+    inside = rows.lo >= 0 and cols.lo >= 0 and rows.hi < H and cols.hi < W
+    if inside or (options.boundary == "fill" and virtual_fill):
         src, r0, c0 = x, rows.lo, cols.lo
     elif options.boundary == "fill":
         src, r0, c0 = _filled(x, rows, cols, options.fillvalue), 0, 0
     else:
         src, r0, c0 = _fft.extend(np, x, geometry, options), 0, 0
-    src = np.ascontiguousarray(src).reshape(-1, *src.shape[-2:])
-    k = np.ascontiguousarray(k)
-    out = np.empty(out_shape, dtype=x.dtype)
-    flat = out.reshape(-1, *out_shape[-2:])
-    total = flat.shape[0] * flat.shape[1]
-    args = (src, k, flat, r0, c0, rows.step, cols.step, rows.dilation, cols.dilation)
-    if threads < 2 or size * k.size < _methods.NUMBA_THREADED_WORK or total < 2 * threads:
-        corr(*args, 0, total)
-        return out
-    _run_shared(corr, args, total, threads, pool)
-    return out
+    return np.ascontiguousarray(src).reshape(-1, *src.shape[-2:]), r0, c0
 
 
 def _filled(x, rows, cols, fillvalue):
@@ -202,16 +166,26 @@ def _filled(x, rows, cols, fillvalue):
     return xe
 
 
-def _run_shared(corr, args, total: int, threads: int, pool) -> None:
-    """Rows ``0..total`` in chunks that the calling thread and the pool claim one at a time.
-
-    The caller never waits for a pool thread that has not started (on a
-    loaded machine it may not run for a whole time slice): it claims chunks
-    until none are left and then waits only for chunks already being
-    computed, so at worst it does all the work itself.
-    """
+def _chunks(total: int, threads: int) -> list[tuple[int, int]]:
+    """Row ranges ``(start, stop)`` covering ``0..total``: one, or CHUNKS_PER_THREAD per thread."""
+    if threads < 2 or total < 2 * threads:
+        return [(0, total)]
     chunk = max(1, -(-total // (CHUNKS_PER_THREAD * threads)))
-    count = -(-total // chunk)
+    return [(start, min(total, start + chunk)) for start in range(0, total, chunk)]
+
+
+def _run(run, total: int, threads: int, pool) -> None:
+    """``run(chunk, start, stop)`` over ``_chunks(total, threads)``, claimed one at a time.
+
+    The calling thread works too and never waits for a pool thread that has
+    not started (on a loaded machine it may not run for a whole time slice):
+    it claims chunks until none are left and then waits only for chunks
+    already being computed, so at worst it does all the work itself.
+    """
+    chunks = _chunks(total, threads)
+    if len(chunks) == 1:
+        run(0, *chunks[0])
+        return
     claims = itertools.count()  # next() is atomic under the GIL
     lock = threading.Lock()
     state = {"done": 0, "error": None}
@@ -220,15 +194,15 @@ def _run_shared(corr, args, total: int, threads: int, pool) -> None:
     def work():
         while True:
             c = next(claims)
-            if c >= count:
+            if c >= len(chunks):
                 return
             try:
-                corr(*args, c * chunk, min(total, (c + 1) * chunk))
+                run(c, *chunks[c])
             except BaseException as e:  # noqa: BLE001 - re-raised by the caller
                 state["error"] = e
             with lock:
                 state["done"] += 1
-                if state["done"] == count:
+                if state["done"] == len(chunks):
                     finished.set()
 
     executor = pool()

@@ -84,6 +84,14 @@ def direct(xp, x, k, options, geometry):
     return out
 
 
+def kernel_gradient(xp, x, k, g, options, geometry, method):
+    """``_vjp`` hook: the direct kernel gradient as one numba pass (``_numba.kernel_gradient``)."""
+    if method != "direct":
+        return NotImplemented
+    gk = _numba.kernel_gradient(x, g, tuple(k.shape), options, geometry, _pool, THREADS)
+    return NotImplemented if gk is None else gk
+
+
 def correlate_multi(xp, x, w, options, geometry, groups):
     """``corr2d_multi`` hook: one GEMM per kernel tap (channels are the inner dimension).
 

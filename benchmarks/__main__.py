@@ -56,7 +56,7 @@ def numba_direct(geometry) -> bool:
     """Whether numpy's direct path runs the numba kernel (backends/_numba.py) for this float32 case."""
     from xcorr.backends import _numba
 
-    return _numba.ENABLED and math.prod(geometry.out_shape) >= _methods.NUMBA_MIN_OUTPUTS and _numba._kernel() is not None
+    return _numba.ENABLED and math.prod(geometry.out_shape) >= _methods.NUMBA_MIN_OUTPUTS and _numba._kernels() is not None
 
 
 def single_cases(sizes) -> list[Case]:

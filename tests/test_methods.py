@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import xcorr
-from matrix import assert_result
+from matrix import assert_result, tolerance
 from reference import random, reference
 from xcorr import _methods
 from xcorr._options import Options, plan
@@ -434,11 +434,89 @@ def test_numpy_numba_path_batched_kernels_fall_back(numba_path):
     check_numpy_path(numba_path, y, reference(x, k, mode="full"), "float64", numba_applies=False)
 
 
+def reference_vjp(x, k, g, *, convolve=False, **options):
+    """``(gx, gk)`` in float64 (complex128) from the reference: the map is affine in x, linear in k."""
+    f = lambda x, k: reference(x, k, convolve=convolve, **options)  # noqa: E731
+    gx = np.zeros(x.shape, dtype=g.dtype)
+    for index in np.ndindex(x.shape):
+        unit = np.zeros(x.shape)
+        unit[index] = 1
+        gx[index] = np.sum(g * (f(x + unit, k) - f(x, k)))
+    return gx, reference_kernel_gradient(x, k, g, convolve=convolve, **options)
+
+
+def reference_kernel_gradient(x, k, g, **options):
+    gk = np.zeros(k.shape, dtype=g.dtype)
+    for index in np.ndindex(k.shape):
+        unit = np.zeros(k.shape)
+        unit[index] = 1
+        gk[index] = np.sum(g * reference(x, unit, **options))
+    return gk
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex128", "int64"])
+@pytest.mark.parametrize(
+    ("mode", "boundary", "stride", "dilation", "convolve"),
+    [
+        ("valid", "fill", 1, 1, False),
+        ("same", "fill", 1, 1, True),
+        ("full", "fill", (2, 1), (1, 3), False),
+        ("same", "fill", (1, 3), 2, False),
+        ("full", "wrap", 2, 1, True),
+        ("same", "symm", (1, 2), (2, 1), False),
+    ],
+)
+def test_numpy_numba_backward(numba_path, monkeypatch, dtype, mode, boundary, stride, dilation, convolve):
+    # The input gradient is a "full" correlation (the numba kernel reading the
+    # fill extension virtually); the kernel gradient one fused numba pass.
+    from xcorr.backends import _numba
+
+    fused = []
+    kernel_gradient = _numba.kernel_gradient
+
+    def spy(*args):
+        gk = kernel_gradient(*args)
+        fused.append(gk is not None)
+        return gk
+
+    monkeypatch.setattr(_numba, "kernel_gradient", spy)
+    x, k = random((2, 13, 17), dtype), random((4, 5), dtype, seed=1)
+    fill = 3 if dtype == "int64" else 0.5
+    options = dict(mode=mode, boundary=boundary, fillvalue=fill, stride=stride, dilation=dilation)
+    f, vjp = (xcorr.conv2d, xcorr.conv2d_vjp) if convolve else (xcorr.corr2d, xcorr.corr2d_vjp)
+    g = random(f(x, k, **options).shape, dtype, seed=2)
+    gx, gk = vjp(x, k, g, method="direct", **options)
+    expected_gx, expected_gk = reference_vjp(x, k, g, convolve=convolve, **options)
+    check_numpy_path(numba_path, gx, expected_gx, dtype)
+    assert gk.dtype == np.dtype(dtype)
+    # One sum over 2 * 13 * 17 products per tap: float32 rounds at about 1e-6 of the largest.
+    np.testing.assert_allclose(gk, expected_gk, **tolerance(dtype))
+    path, _ = numba_path
+    assert fused == [path == "numba" and dtype != "int64"]
+
+
+def test_numpy_numba_kernel_gradient_threads_batches_and_nan(numba_path, monkeypatch):
+    # The threaded split sums per-chunk partials in chunk order: the same
+    # result every time. A NaN in g reaches every tap; an inf in x only
+    # the taps whose windows meet it (as the numpy path).
+    monkeypatch.setattr(_methods, "NUMBA_THREADED_WORK", 0)
+    x, k = random((2, 3, 61, 57)), random((3, 4), seed=1)
+    g = random(xcorr.corr2d(x, k, mode="same").shape, seed=2)
+    gk = xcorr.corr2d_vjp(x, k, g, mode="same")[1]
+    np.testing.assert_allclose(gk, reference_kernel_gradient(x, k, g, mode="same"), rtol=1e-12)
+    assert all(np.array_equal(gk, xcorr.corr2d_vjp(x, k, g, mode="same")[1]) for _ in range(3))
+    x[1, 2, 0, 0] = np.inf  # read by tap (0, 0) only, in valid mode
+    gk = xcorr.corr2d_vjp(x, k, random(xcorr.corr2d(x, k).shape, seed=3))[1]
+    assert np.isinf(gk[0, 0]) and np.isfinite(gk[1:, :]).all() and np.isfinite(gk[:, 1:]).all()
+    g[0, 1, 5, 5] = np.nan
+    assert np.isnan(xcorr.corr2d_vjp(x, k, g, mode="same")[1]).all()
+
+
 def test_numpy_without_numba(monkeypatch):
     # numba not installed: the numpy path, unchanged.
     from xcorr.backends import _numba
 
-    monkeypatch.setattr(_numba, "_kernel", lambda: None)
+    monkeypatch.setattr(_numba, "_kernels", lambda: None)
     monkeypatch.setattr(_methods, "NUMBA_MIN_OUTPUTS", 0)
     x, k = random((2, 20, 24)), random((3, 3), seed=1)
     np.testing.assert_allclose(xcorr.corr2d(x, k, stride=2), reference(x, k, stride=2), rtol=1e-12, atol=1e-12)

@@ -1,0 +1,265 @@
+"""The numba kernels of ``_numba.py``, compiled on first use (and cached on disk).
+
+A separate module so that ``import xcorr`` never imports numba (``_numba``
+imports this one the first time a large numpy correlation arrives), and so
+that the kernels are module-level functions: numba's on-disk cache does not
+work for functions made inside a function (each process compiled them
+again, 2-5 s per dtype).
+
+``corr`` computes output rows of a correlation, ``kgrad`` the kernel
+gradient's partial sums over output rows; ``_numba.py`` says how they are
+called and split between threads.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+jit = numba.njit(cache=True, nogil=True, inline="always")
+
+# Up to four taps per pass over an output row: one load and one store of
+# the row per four products, the sum in the numpy path's order.
+@jit
+def taps1(o, k0, x0, first):  # pragma: no cover - compiled
+    if first:
+        for j in range(o.shape[0]):
+            o[j] = k0 * x0[j]
+    else:
+        for j in range(o.shape[0]):
+            o[j] = o[j] + k0 * x0[j]
+
+@jit
+def taps2(o, k0, x0, k1, x1, first):  # pragma: no cover - compiled
+    if first:
+        for j in range(o.shape[0]):
+            o[j] = k0 * x0[j] + k1 * x1[j]
+    else:
+        for j in range(o.shape[0]):
+            o[j] = (o[j] + k0 * x0[j]) + k1 * x1[j]
+
+@jit
+def taps3(o, k0, x0, k1, x1, k2, x2, first):  # pragma: no cover - compiled
+    if first:
+        for j in range(o.shape[0]):
+            o[j] = (k0 * x0[j] + k1 * x1[j]) + k2 * x2[j]
+    else:
+        for j in range(o.shape[0]):
+            o[j] = ((o[j] + k0 * x0[j]) + k1 * x1[j]) + k2 * x2[j]
+
+@jit
+def taps4(o, k0, x0, k1, x1, k2, x2, k3, x3, first):  # pragma: no cover - compiled
+    if first:
+        for j in range(o.shape[0]):
+            o[j] = ((k0 * x0[j] + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j]
+    else:
+        for j in range(o.shape[0]):
+            o[j] = (((o[j] + k0 * x0[j]) + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j]
+
+@jit
+def source(x, fillrow, r, left, m):  # pragma: no cover - compiled
+    # Columns left..left+m of row r of the plane x, or m fill values where
+    # row r lies outside x (the virtual "fill" extension: never copied).
+    if r < 0 or r >= x.shape[0]:
+        return fillrow[:m]
+    return x[r, left : left + m]
+
+@jit
+def row(o, x, fillrow, k, top, c0, dr, dc):  # pragma: no cover - compiled
+    # Output row o (dense columns, all of them inside x) from the plane x.
+    h, w = k.shape
+    cols = o.shape[0]
+    total = h * w
+    for q in range(0, total, 4):
+        m = min(4, total - q)
+        a0, b0 = q // w, q % w
+        x0 = source(x, fillrow, top + a0 * dr, c0 + b0 * dc, cols)
+        if m == 1:
+            taps1(o, k[a0, b0], x0, q == 0)
+            continue
+        a1, b1 = (q + 1) // w, (q + 1) % w
+        x1 = source(x, fillrow, top + a1 * dr, c0 + b1 * dc, cols)
+        if m == 2:
+            taps2(o, k[a0, b0], x0, k[a1, b1], x1, q == 0)
+            continue
+        a2, b2 = (q + 2) // w, (q + 2) % w
+        x2 = source(x, fillrow, top + a2 * dr, c0 + b2 * dc, cols)
+        if m == 3:
+            taps3(o, k[a0, b0], x0, k[a1, b1], x1, k[a2, b2], x2, q == 0)
+            continue
+        a3, b3 = (q + 3) // w, (q + 3) % w
+        x3 = source(x, fillrow, top + a3 * dr, c0 + b3 * dc, cols)
+        taps4(o, k[a0, b0], x0, k[a1, b1], x1, k[a2, b2], x2, k[a3, b3], x3, q == 0)
+
+@jit
+def stage(S, x, fill, top, dr, cstart):  # pragma: no cover - compiled
+    # S[a, q] = extend(x)[top + a * dr, cstart + q]: the few columns at
+    # the edges whose windows leave x, copied with the fill value so that
+    # the vectorised loops run on them too (tap by tap with bounds checks
+    # they cost 2x the whole valid-mode call at 1024², 7x7).
+    H, W = x.shape
+    width = S.shape[1]
+    first, last = min(max(-cstart, 0), width), max(min(W - cstart, width), 0)
+    for a in range(S.shape[0]):
+        r = top + a * dr
+        if r < 0 or r >= H or first >= last:
+            S[a, :] = fill
+            continue
+        S[a, :first] = fill
+        S[a, first:last] = x[r, cstart + first : cstart + last]
+        S[a, last:] = fill
+
+@jit
+def edge_block(o, x, fill, k, top, cstart, sr, dr, dc):  # pragma: no cover - compiled
+    # o[i, j] = sum of k[a, b] * extend(x)[top + i*sr + a*dr, cstart + j + b*dc]
+    # (taps in row-major order) for a few edge columns j of many rows i:
+    # their inputs staged column by column with the fill value, the loops
+    # run down the columns (vectorised, independent sums). Per row, the
+    # edges cost 28% of a 1024², 7x7 "full" call; as blocks, 2%.
+    h, w = k.shape
+    m, ncols = o.shape
+    H, W = x.shape
+    nr = (m - 1) * sr + (h - 1) * dr + 1
+    T = np.empty((ncols + (w - 1) * dc, nr), dtype=x.dtype)
+    for q in range(T.shape[0]):
+        c = cstart + q
+        for p in range(nr):
+            r = top + p
+            T[q, p] = x[r, c] if 0 <= c < W and 0 <= r < H else fill
+    acc = np.empty(m, dtype=x.dtype)
+    for j in range(ncols):
+        for a in range(h):
+            for b in range(w):
+                column = T[j + b * dc]
+                kab = k[a, b]
+                first = a == 0 and b == 0
+                if sr == 1:  # separate loops: a contiguous slice vectorises
+                    taps1(acc, kab, column[a * dr : a * dr + m], first)
+                else:
+                    taps1(acc, kab, column[a * dr : a * dr + (m - 1) * sr + 1 : sr], first)
+        for i in range(m):
+            o[i, j] = acc[i]
+
+@jit
+def strided_row(o, x, k, top, c0, dr, dc, sc):  # pragma: no cover - compiled
+    h, w = k.shape
+    cols = o.shape[0]
+    for a in range(h):
+        xa = x[top + a * dr]
+        for b in range(w):
+            kab = k[a, b]
+            left = c0 + b * dc
+            if a == 0 and b == 0:
+                for j in range(cols):
+                    o[j] = kab * xa[left + j * sc]
+            else:
+                for j in range(cols):
+                    o[j] = o[j] + kab * xa[left + j * sc]
+
+@jit
+def inside_columns(W, c0, span, sc, cols):  # pragma: no cover - compiled
+    # Output columns lo..hi whose windows (span wide) lie inside 0..W.
+    lo = min(max(-(c0 // sc), 0), cols)  # -(c0 // sc) = ceil(-c0 / sc)
+    hi = max(min(-((c0 + span - 1 - W) // sc), cols), lo)  # ceil((W - c0 - span + 1) / sc)
+    return lo, hi
+
+@numba.njit(cache=True, nogil=True)
+def corr(x, k, out, fillrow, r0, c0, sr, sc, dr, dc, start, stop):  # pragma: no cover - compiled
+    # Output rows start..stop of out viewed as (batch * rows, cols). Rows
+    # of windows outside x read fillrow; with dense columns (sc == 1) the
+    # few columns whose windows leave x are computed apart (edge_block).
+    rows, cols = out.shape[1], out.shape[2]
+    h, w = k.shape
+    span = (w - 1) * dc + 1
+    lo, hi = inside_columns(x.shape[2], c0, span, sc, cols)
+    for t in range(start, stop):
+        n = t // rows
+        i = t - n * rows
+        top = r0 + i * sr
+        if sc != 1:  # every window inside x here (see _source)
+            strided_row(out[n, i], x[n], k, top, c0, dr, dc, sc)
+        elif hi > lo:
+            row(out[n, i, lo:hi], x[n], fillrow, k, top, c0 + lo, dr, dc)
+    if sc != 1 or (lo == 0 and hi == cols):
+        return
+    # The columns whose windows leave x, in blocks of rows of one plane.
+    for n in range(start // rows, (stop - 1) // rows + 1):
+        i0, i1 = max(start - n * rows, 0), min(stop - n * rows, rows)
+        top = r0 + i0 * sr
+        if lo > 0:
+            edge_block(out[n, i0:i1, :lo], x[n], fillrow[0], k, top, c0, sr, dr, dc)
+        if hi < cols:
+            edge_block(out[n, i0:i1, hi:], x[n], fillrow[0], k, top, c0 + hi, sr, dr, dc)
+
+# Reassociation lets LLVM vectorise the dot products (4x at 4096 columns);
+# the sums differ from numpy's by rounding only, and NaN/inf still propagate.
+fast = numba.njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "contract"})
+
+@fast
+def dot(s, g, x):  # pragma: no cover - compiled
+    # s + sum(g * x) over equal-length rows (slices: a computed index
+    # into x would need numba's negative-index check, which stops LLVM
+    # from vectorising: 80 against 15 ms at 4096², 3x3, one thread).
+    for j in range(g.shape[0]):
+        s += g[j] * x[j]
+    return s
+
+@fast
+def taps_dot(acc, gr, S, dc, sc, zero):  # pragma: no cover - compiled
+    # acc[a, b] += sum(gr * window (a, b) of the rows S), S[a, 0] the first column read.
+    h, w = acc.shape
+    m = gr.shape[0]
+    for a in range(h):
+        for b in range(w):
+            left = b * dc
+            if sc == 1:
+                acc[a, b] += dot(zero, gr, S[a, left : left + m])
+            else:
+                acc[a, b] += dot(zero, gr, S[a, left : left + (m - 1) * sc + 1 : sc])
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def kgrad(x, g, consts, acc, r0, c0, sr, sc, dr, dc, start, stop):  # pragma: no cover - compiled
+    # acc[a, b] += sum over output rows start..stop of g's row times the
+    # (a, b) window of extend(x): all h*w taps in one pass over the rows,
+    # each row's products summed in x's dtype and the rows in acc's.
+    # consts holds the fill value and a zero of x's dtype.
+    rows, cols = g.shape[1], g.shape[2]
+    h, w = acc.shape
+    span = (w - 1) * dc + 1
+    lo, hi = inside_columns(x.shape[2], c0, span, sc, cols)
+    fill, zero = consts[0], consts[1]
+    left = np.empty((h, max(lo - 1, 0) * sc + span), dtype=x.dtype)
+    right = np.empty((h, max(cols - hi - 1, 0) * sc + span), dtype=x.dtype)
+    for t in range(start, stop):
+        n = t // rows
+        i = t - n * rows
+        gr = g[n, i]
+        top = r0 + i * sr
+        if hi > lo:
+            inner = gr[lo:hi]
+            total = zero
+            if top < 0 or top + (h - 1) * dr >= x.shape[1]:
+                for j in range(inner.shape[0]):
+                    total += inner[j]
+            for a in range(h):
+                r = top + a * dr
+                if r < 0 or r >= x.shape[1]:  # a row of the fill value
+                    for b in range(w):
+                        acc[a, b] += fill * total
+                    continue
+                xr = x[n, r]
+                for b in range(w):
+                    first = c0 + b * dc + lo * sc
+                    # Contiguous slices vectorise: 15 against 66 ms at
+                    # 4096², 3x3 (one variable for both would be typed strided).
+                    if sc == 1:
+                        acc[a, b] += dot(zero, inner, xr[first : first + hi - lo])
+                    else:
+                        acc[a, b] += dot(zero, inner, xr[first : first + (hi - lo - 1) * sc + 1 : sc])
+        if lo > 0:
+            stage(left, x[n], fill, top, dr, c0)
+            taps_dot(acc, gr[:lo], left, dc, sc, zero)
+        if hi < cols:
+            stage(right, x[n], fill, top, dr, c0 + hi * sc)
+            taps_dot(acc, gr[hi:], right, dc, sc, zero)
+
