@@ -1,0 +1,98 @@
+"""The torch backward's fast paths against autograd of the plain generic forward.
+
+``tests/test_gradients.py`` checks every backend on small arrays, which stay
+below the sizes where backends/torch.py switches to its own kernel gradient
+(``GRADIENT_MIN_PLANE`` outputs per plane) or its fused FFT backward. These
+cases are just large enough to take those paths.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import xcorr
+
+torch = pytest.importorskip("torch")
+
+from xcorr import _generic  # noqa: E402
+from xcorr._compat import array_namespace  # noqa: E402
+from xcorr._options import Options, plan  # noqa: E402
+from xcorr.backends import torch as adapter  # noqa: E402
+
+# (x shape, k shape, stride, dilation)
+CASES = {
+    "plain": ((70, 75), (3, 4), 1, 1),
+    "strided": ((150, 140), (3, 2), (2, 1), (1, 2)),
+    "col-stride": ((150, 140), (2, 3), (1, 2), 1),
+    "batch": ((3, 66, 70), (3, 3), 1, (2, 1)),
+    "broadcast": ((2, 1, 66, 68), (3, 2, 3), 1, 1),
+    "kernel-batch": ((66, 68), (2, 1, 3, 2), 1, 1),
+}
+
+
+def _grid():
+    combos = itertools.product(("corr2d", "conv2d"), ("valid", "same", "full"), ("fill", "wrap", "symm"))
+    names = list(CASES)
+    return [
+        pytest.param(f, mode, boundary, names[i % len(names)], id=f"{f}-{mode}-{boundary}-{names[i % len(names)]}")
+        for i, (f, mode, boundary) in enumerate(combos)
+    ]
+
+
+def _check(f, mode, boundary, case, method, dtype=torch.float64, fillvalue=0, tol=1e-10):
+    x_shape, k_shape, stride, dilation = CASES[case]
+    rng = np.random.default_rng(0)
+    x = torch.asarray(rng.standard_normal(x_shape), dtype=dtype)
+    k = torch.asarray(rng.standard_normal(k_shape), dtype=dtype)
+    if dtype.is_complex:
+        x = x + 1j * torch.asarray(rng.standard_normal(x_shape), dtype=dtype)
+        k = k - 0.5j * torch.asarray(rng.standard_normal(k_shape), dtype=dtype)
+    options = dict(mode=mode, boundary=boundary, stride=stride, dilation=dilation, fillvalue=fillvalue)
+    opts = Options.parse(convolve=f == "conv2d", **options)
+    xt, kt = x.clone().requires_grad_(), k.clone().requires_grad_()
+    plain = _generic.correlate(array_namespace(xt), xt, kt, opts, plan(xt.shape, kt.shape, opts))
+    g = torch.asarray(rng.standard_normal(tuple(plain.shape)), dtype=dtype)
+    want = torch.autograd.grad(plain, (xt, kt), g)
+    ours = getattr(xcorr, f)(xt, kt, method=method, **options)
+    torch.testing.assert_close(ours.detach(), plain.detach(), rtol=tol, atol=tol)
+    got = torch.autograd.grad(ours, (xt, kt), g)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize(("f", "mode", "boundary", "case"), _grid())
+def test_direct_backward(f, mode, boundary, case):
+    _check(f, mode, boundary, case, "direct")
+
+
+@pytest.mark.parametrize(("f", "mode", "boundary", "case"), _grid())
+def test_fft_backward(f, mode, boundary, case):
+    _check(f, mode, boundary, case, "fft")
+
+
+@pytest.mark.parametrize("method", ["direct", "fft"])
+@pytest.mark.parametrize("boundary", ["fill", "symm"])
+def test_nonzero_fill_and_float32(method, boundary):
+    _check("corr2d", "same", boundary, "batch", method, fillvalue=0.5)
+    _check("conv2d", "full", boundary, "plain", method, dtype=torch.float32, fillvalue=-1.5, tol=2e-3)
+
+
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_complex(method):
+    _check("corr2d", "same", "fill", "broadcast", method, dtype=torch.complex128)
+    _check("conv2d", "valid", "wrap", "strided", method, dtype=torch.complex128)
+
+
+def test_kernel_gradient_hook_takes_large_direct_cases():
+    # The hook must actually serve these sizes (else the tests above test the core).
+    x = torch.randn(70, 75, dtype=torch.float64)
+    k = torch.randn(3, 4, dtype=torch.float64)
+    opts = Options.parse(method="direct")
+    geometry = plan(x.shape, k.shape, opts)
+    g = torch.randn(geometry.out_shape, dtype=torch.float64)
+    gk = adapter.kernel_gradient(array_namespace(x), x, k, g, opts, geometry, "direct")
+    assert gk is not NotImplemented and gk.shape == k.shape
