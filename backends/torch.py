@@ -10,6 +10,7 @@ import torch
 
 from .. import _generic, _layer, _vjp
 from .._compat import array_namespace
+from .._methods import fft_shape
 from .._options import plan, result_dtype
 
 
@@ -80,11 +81,77 @@ class _Correlate(torch.autograd.Function):
         if conj:
             g = g.conj()
         need_x, need_k = ctx.needs_input_grad[:2]
-        gx, gk = _vjp.vjp(xp, x, k, g, ctx.options, ctx.geometry, need_x=need_x, need_k=need_k)
+        fused = fft_vjp(xp, x, k, g, ctx.options, ctx.geometry, need_x, need_k)
+        if fused is not NotImplemented:
+            gx, gk = fused
+        else:
+            gx, gk = _vjp.vjp(xp, x, k, g, ctx.options, ctx.geometry, need_x=need_x, need_k=need_k)
         if conj:
             gx = None if gx is None else gx.conj()
             gk = None if gk is None else gk.conj()
         return gx, gk, None, None
+
+
+def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
+    """Both gradients of an FFT correlation from one spectrum of ``g``.
+
+    With ``N`` the forward's transform size (at least the extended input,
+    so nothing wraps), the input gradient of the extended image is the
+    circular convolution ``irfft(G * K)`` and the kernel gradient the first
+    ``span`` lags of the circular correlation ``irfft(conj(G) * X)``: the
+    core VJP instead ran two independent correlations (a "full" one of a
+    padded g at a larger size, and one with g as the kernel), 6 transforms
+    against about 4 here, as the kernel gradient's inverse only needs the
+    first ``span`` rows of its column pass. Sums over broadcast batch
+    dimensions happen on the spectra, before the inverse transforms.
+
+    Real dtypes, stride 1, fill boundaries (or none reached); otherwise, or
+    for a double backward, NotImplemented (the core VJP).
+    """
+    rows, cols = geometry.rows, geometry.cols
+    extends = rows.lo < 0 or rows.hi >= rows.size or cols.lo < 0 or cols.hi >= cols.size
+    if (
+        options.method != "fft"
+        or x.dtype not in (torch.float32, torch.float64)
+        or not (k.dtype == g.dtype == x.dtype)
+        or options.stride != (1, 1)
+        or (extends and options.boundary != "fill")
+        or torch.is_grad_enabled()
+        or _wrapped(x, k)
+        or _wrapped(g, g)
+    ):
+        return NotImplemented
+    fft = torch.fft
+    shape = fft_shape(geometry)
+    dims = (-2, -1)
+    G = fft.rfftn(g, s=shape, dim=dims)
+    gx = gk = None
+    if need_x:
+        _, kf = _generic.prepare(xp, x, k, options)
+        K = _fft.kernel_spectrum(xp.fft, _fft.dilate(xp, kf, options.dilation), shape, real=True)
+        ge = fft.irfftn(_unbroadcast(G * K, x.shape[:-2]), s=shape, dim=dims)
+        # Crop the extended image's gradient to x (fill positions have none)
+        # or pad it with zeros where the windows never reach.
+        pads = (cols.lo, cols.size - 1 - cols.hi, rows.lo, rows.size - 1 - rows.hi)
+        ge = ge[..., : rows.hi - rows.lo + 1, : cols.hi - cols.lo + 1]
+        gx = torch.nn.functional.pad(ge, pads)
+    if need_k:
+        X = fft.rfftn(_extend(xp, x, geometry, options), s=shape, dim=dims)
+        spectrum = _unbroadcast(G.conj() * X, k.shape[:-2])
+        lags = fft.ifft(spectrum, dim=-2)[..., : rows.span : rows.dilation, :]
+        gk = fft.irfft(lags, n=shape[1], dim=-1)[..., : cols.span : cols.dilation]
+        if options.convolve:
+            gk = gk.flip(dims)
+    return gx, gk
+
+
+def _unbroadcast(a, batch):
+    """Sum ``a`` over the batch dimensions that ``batch`` (a shape) was broadcast along."""
+    extra = a.ndim - 2 - len(batch)
+    if extra:
+        a = a.sum(dim=tuple(range(extra)))
+    dims = tuple(i for i, n in enumerate(batch) if n == 1 and a.shape[i] != 1)
+    return a.sum(dim=dims, keepdim=True) if dims else a
 
 
 def _leading(a, dim, batch: int):

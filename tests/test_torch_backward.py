@@ -96,3 +96,15 @@ def test_kernel_gradient_hook_takes_large_direct_cases():
     g = torch.randn(geometry.out_shape, dtype=torch.float64)
     gk = adapter.kernel_gradient(array_namespace(x), x, k, g, opts, geometry, "direct")
     assert gk is not NotImplemented and gk.shape == k.shape
+
+
+def test_fused_fft_backward_takes_fill_cases():
+    x = torch.randn(2, 40, 50, dtype=torch.float64)
+    k = torch.randn(5, 4, dtype=torch.float64)
+    opts = Options.parse(mode="same", method="fft", dilation=(1, 2))
+    geometry = plan(x.shape, k.shape, opts)
+    g = torch.randn(geometry.out_shape, dtype=torch.float64)
+    with torch.no_grad():  # as inside autograd's backward
+        got = adapter.fft_vjp(array_namespace(x), x, k, g, opts, geometry, True, True)
+    assert got is not NotImplemented
+    assert got[0].shape == x.shape and got[1].shape == k.shape
