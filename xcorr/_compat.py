@@ -6,6 +6,8 @@ so nothing here imports a framework.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from array_api_compat import (
     array_namespace,
     device,
@@ -26,10 +28,12 @@ __all__ = [
     "device",
     "is_array_api_obj",
     "is_writeable_array",
+    "isdtype",
     "to_device",
 ]
 
 
+@lru_cache(maxsize=64)
 def backend_name(xp) -> str:
     """Short name of the array library behind namespace ``xp``.
 
@@ -47,3 +51,17 @@ def backend_name(xp) -> str:
         if test(xp):
             return name
     return xp.__name__
+
+
+@lru_cache(maxsize=512)
+def _isdtype(xp, dtype, kind: str) -> bool:
+    return bool(xp.isdtype(dtype, kind))
+
+
+def isdtype(xp, dtype, kind: str) -> bool:
+    """``xp.isdtype(dtype, kind)``, remembered: numpy's takes 2-3 µs, and a
+    call of corr2d_vjp asks some thirty times (10% of a 1024², 3x3 backward)."""
+    try:
+        return _isdtype(xp, dtype, kind)
+    except TypeError:  # an unhashable dtype object
+        return bool(xp.isdtype(dtype, kind))

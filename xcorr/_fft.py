@@ -16,7 +16,7 @@ and ``axes`` works.
 from __future__ import annotations
 
 from . import _generic
-from ._compat import device
+from ._compat import device, isdtype
 from ._methods import fft_shape, good_size
 from ._options import Geometry, Options
 
@@ -88,7 +88,7 @@ def correlate(xp, x, k, options: Options, geometry: Geometry, *, fft=None, size=
     fft = xp.fft if fft is None else fft
     x, k = _generic.prepare(xp, x, k, options)
     dtype = x.dtype
-    if xp.isdtype(dtype, "integral"):
+    if isdtype(xp, dtype, "integral"):
         msg = f'method="fft" needs floating or complex inputs; got {dtype} (use method="direct")'
         raise TypeError(msg)
     xe = extend(xp, x, geometry, options)
@@ -97,7 +97,7 @@ def correlate(xp, x, k, options: Options, geometry: Geometry, *, fft=None, size=
     # Circular convolution with the flipped kernel = correlation, shifted by span - 1.
     kf = xp.flip(dilate(xp, k, (rows.dilation, cols.dilation)), axis=(-2, -1))
     axes = (-2, -1)
-    if xp.isdtype(dtype, "complex floating"):
+    if isdtype(xp, dtype, "complex floating"):
         spectrum = fft.fftn(xe, s=shape, axes=axes) * kernel_spectrum(fft, kf, shape, real=False)
         dense = fft.ifftn(spectrum, s=shape, axes=axes)
     else:

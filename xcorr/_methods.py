@@ -38,6 +38,8 @@ import importlib.util
 import math
 from dataclasses import dataclass
 
+from ._compat import isdtype
+
 METHODS: tuple[str, ...] = ("auto", "direct", "fft", "native")
 # Backends whose adapter has a native convolution for method="native".
 NATIVE: frozenset[str] = frozenset({"torch", "jax"})
@@ -169,9 +171,9 @@ def _numba_outputs(geometry) -> bool:
 
 def dtype_kind(xp, dtype) -> str:
     """The kind ``choose_method`` needs: FFT-safe floating dtypes are float32/64 and complex."""
-    if xp.isdtype(dtype, "integral"):
+    if isdtype(xp, dtype, "integral"):
         return "integral"
-    if xp.isdtype(dtype, "complex floating"):
+    if isdtype(xp, dtype, "complex floating"):
         return "complex floating"
     if dtype in (xp.float32, xp.float64):
         return "real floating"

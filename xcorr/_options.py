@@ -11,7 +11,7 @@ import operator
 from dataclasses import dataclass
 from typing import Literal
 
-from ._compat import array_namespace, device, is_array_api_obj
+from ._compat import array_namespace, device, is_array_api_obj, isdtype
 from ._methods import parse_method
 
 Mode = Literal["valid", "same", "full"]
@@ -119,10 +119,7 @@ def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k"):
         )
         raise TypeError(msg) from err
     for name, a in ((x_name, x), (k_name, k)):
-        if xp.isdtype(a.dtype, "bool"):
-            msg = f"{name} must have a numeric dtype; got {_describe(a)}"
-            raise TypeError(msg)
-        if not xp.isdtype(a.dtype, "numeric"):
+        if not isdtype(xp, a.dtype, "numeric"):  # bool is not numeric
             msg = f"{name} must have a numeric dtype; got {_describe(a)}"
             raise TypeError(msg)
     # jax tracers (under jit/vmap/grad) report no device (None): a traced
@@ -145,8 +142,8 @@ def result_dtype(xp, a_dtype, b_dtype):
     so an ``int64`` kernel applied to a ``float32`` image gives ``float32``
     everywhere.
     """
-    a_int = xp.isdtype(a_dtype, "integral")
-    b_int = xp.isdtype(b_dtype, "integral")
+    a_int = isdtype(xp, a_dtype, "integral")
+    b_int = isdtype(xp, b_dtype, "integral")
     if a_int == b_int:
         return xp.result_type(a_dtype, b_dtype)
     return b_dtype if a_int else a_dtype
@@ -303,11 +300,11 @@ def _broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]
 
 
 def check_integral_fill(xp, dtype, fillvalue) -> None:
-    if xp.isdtype(dtype, "integral") and not (
+    if isdtype(xp, dtype, "integral") and not (
         isinstance(fillvalue, int) or (isinstance(fillvalue, float) and fillvalue.is_integer())
     ):
         msg = f"fillvalue {fillvalue!r} cannot be represented in the integer result dtype {dtype}"
         raise ValueError(msg)
-    if not xp.isdtype(dtype, "complex floating") and isinstance(fillvalue, complex):
+    if not isdtype(xp, dtype, "complex floating") and isinstance(fillvalue, complex):
         msg = f"fillvalue {fillvalue!r} is complex but the result dtype {dtype} is real"
         raise ValueError(msg)

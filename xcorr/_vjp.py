@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import _generic, _methods
-from ._compat import backend_name, device
+from ._compat import backend_name, device, isdtype
 from ._correlate import _correlate
 from ._dispatch import hook
 from ._options import Geometry, Options, check_arrays, plan, result_dtype
@@ -100,9 +100,9 @@ def _as_input_dtype(xp, grad, a):
     the real-to-complex embedding); an integer operand keeps the floating
     result dtype, since its own dtype cannot hold a gradient.
     """
-    if xp.isdtype(a.dtype, "integral"):
+    if isdtype(xp, a.dtype, "integral"):
         return grad
-    if xp.isdtype(grad.dtype, "complex floating") and not xp.isdtype(a.dtype, "complex floating"):
+    if isdtype(xp, grad.dtype, "complex floating") and not isdtype(xp, a.dtype, "complex floating"):
         grad = xp.real(grad)
     return xp.astype(grad, a.dtype, copy=False)
 
@@ -185,7 +185,7 @@ def _kernel_gradient(xp, xc, k, g, options: Options, geometry: Geometry, dtype):
         # vecdot on strided windows is 10x slower, jax's becomes a dot that
         # GPUs may round to TF32: the others multiply and sum.
         use_vecdot = backend_name(xp) in ("numpy", "array_api_strict")
-        gc = xp.conj(g) if xp.isdtype(g.dtype, "complex floating") else g
+        gc = xp.conj(g) if isdtype(xp, g.dtype, "complex floating") else g
         taps = []
         for a in range(rows.taps):
             ra = _generic.window(rows, a)
