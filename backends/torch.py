@@ -381,8 +381,7 @@ def _wrapped(x, k) -> bool:
 
 # Elements of g per bmm call in ``kernel_gradient``. bmm's cost is per call
 # and per batch row (1024² 3x3, the three calls: 0.53 ms whole, 0.82 ms in
-# 64-row bands), so bands are large; at 4096² 3x3 bands of 2^20 took 15 ms,
-# whole planes 19 ms, bands of 2^18 54 ms.
+# 64-row bands), so bands are large.
 GRADIENT_BAND = 1 << 20
 # Planes smaller than this (g elements) leave the kernel gradient to
 # ``few_outputs``/F.conv2d: there one bmm per plane and column shift costs
@@ -401,9 +400,10 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
     band, against ``h*w`` full passes that each wrote a product temporary
     (1024² 3x3: 1.0-1.2 against 2.4 ms, the forward taking 2.1 ms).
 
-    bmm runs on the calling thread: in the single-threaded pool workers it
-    took 1.5x the CPU time (torch picks a slower batched kernel with one
-    intra-op thread). Direct method, CPU, float/complex, unit column stride;
+    Large gradients split the bands between the single-threaded pool
+    workers: on the calling thread bmm's OpenMP split was 1.5x faster at
+    best but its median on the loaded machine was 14 ms (1024²) and 44 ms
+    (16x256²), waiting for descheduled threads. Direct method, CPU, float/complex, unit column stride;
     anything else returns NotImplemented (the core's reductions, or F.conv2d
     via KERNEL_GRADIENT_METHOD).
     """
@@ -432,22 +432,46 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
     xe = xe.expand(*batch, *xe.shape[-2:])
     g = g.expand(geometry.out_shape)
     h, w, C = rows.taps, cols.taps, cols.count
-    band = max(1, GRADIENT_BAND // C)
-    gk = torch.zeros((len(planes), w, h), dtype=xc.dtype)
-    with torch.no_grad():
-        for p, plane in enumerate(planes):
-            xq, gq = xe[plane], g[plane]
-            rs, cs = xq.stride(-2), xq.stride(-1)
-            for r0 in range(0, rows.count, band):
-                r1 = min(rows.count, r0 + band)
+    pool = _pool() if g.numel() >= POOLED_ELEMENTS else None
+    workers = 1 if pool is None else pool._max_workers
+    # Row bands of at most GRADIENT_BAND elements, and at least one per worker.
+    per_plane = max(-(-rows.count * C // GRADIENT_BAND), -(-workers // len(planes)))
+    band = -(-rows.count // min(rows.count, per_plane))
+    items = [(p, r0, min(rows.count, r0 + band)) for p in range(len(planes)) for r0 in range(0, rows.count, band)]
+
+    # One kernel for every plane: each worker accumulates all its planes'
+    # row products in one buffer (baddbmm_), summed once at the end; one
+    # kernel per plane: a buffer per plane.
+    shared = k.ndim == 2
+
+    def work(chunk):
+        acc = {}
+        with torch.no_grad():
+            for p, r0, r1 in chunk:
+                xq, gq = xe[planes[p]], g[planes[p]]
+                rs, cs = xq.stride(-2), xq.stride(-1)
                 gb = gq[r0:r1].unsqueeze(-2)  # (n, 1, C)
+                key = (0 if shared else p, r1 - r0)
+                buffer = acc.get(key)
+                if buffer is None:
+                    buffer = acc[key] = torch.zeros((w, r1 - r0, 1, h), dtype=xc.dtype)
                 for b in range(w):
                     view = xq.as_strided(
                         (r1 - r0, C, h),
                         (rs * rows.step, cs, rs * rows.dilation),
                         xq.storage_offset() + r0 * rows.step * rs + b * cols.dilation * cs,
                     )
-                    gk[p, b] += torch.bmm(gb, view).sum(dim=(0, 1))
+                    buffer[b].baddbmm_(gb, view)
+        partial = torch.zeros((len(planes), w, h), dtype=xc.dtype)
+        for (p, _), buffer in acc.items():
+            partial[p] += buffer.sum(dim=(1, 2))
+        return partial
+
+    if pool is None or len(items) < 2:
+        gk = work(items)
+    else:
+        size = -(-len(items) // workers)
+        gk = functools.reduce(torch.add, pool.map(work, [items[i : i + size] for i in range(0, len(items), size)]))
     gk = gk.transpose(-2, -1).reshape(*batch, h, w)
     # Sum over the batch dimensions k was broadcast along.
     extra = gk.ndim - k.ndim
