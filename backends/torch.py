@@ -285,7 +285,11 @@ def direct_forward(xp, x, k, options, geometry):
                         continue
                     p = row_at + lo * rows.step
                     q = col_at + j0 * cols.step
-                    src = xe[..., p : p + (hi - lo - 1) * rows.step + 1 : rows.step, q : q + (j1 - j0 - 1) * cols.step + 1 : cols.step]
+                    src = xe[
+                        ...,
+                        p : p + (hi - lo - 1) * rows.step + 1 : rows.step,
+                        q : q + (j1 - j0 - 1) * cols.step + 1 : cols.step,
+                    ]
                     o = out[..., lo:hi, j0:j1]
                     if tap is first:
                         torch.mul(src, kab, out=o)
