@@ -244,21 +244,88 @@ def test_corr2d_multi_methods(backend, method):
     assert_result(backend, y, xcorr.corr2d_multi(x3, w3, method="direct", mode="full", dilation=(2, 1)), "float64")
 
 
-def test_numpy_overlap_save_matches_direct():
-    # Blocks shrunk so that a small image takes the tiled FFT path.
+@pytest.fixture
+def small_overlap_blocks(monkeypatch):
+    """Blocks shrunk so that a small image takes the numpy adapter's tiled FFT paths."""
     from xcorr.backends import numpy as numpy_backend
 
+    monkeypatch.setattr(numpy_backend, "OVERLAP_MIN_BLOCK", 16)
+    monkeypatch.setattr(numpy_backend, "OVERLAP_SPAN_FACTOR", 2)
+    monkeypatch.setattr(numpy_backend, "OVERLAP_MIN_BLOCKS", 3)
+    return numpy_backend
+
+
+def test_numpy_overlap_save_matches_direct(small_overlap_blocks):
     x, k = random((2, 150, 140), "float32"), random((7, 9), "float32", seed=1)
     options = dict(mode="same", boundary="symm", stride=(2, 3), dilation=(1, 2))
-    saved = numpy_backend.OVERLAP_MIN_BLOCK, numpy_backend.OVERLAP_SPAN_FACTOR
-    numpy_backend.OVERLAP_MIN_BLOCK, numpy_backend.OVERLAP_SPAN_FACTOR = 16, 2
-    try:
-        y = xcorr.corr2d(x, k, method="fft", **options)
-    finally:
-        numpy_backend.OVERLAP_MIN_BLOCK, numpy_backend.OVERLAP_SPAN_FACTOR = saved
+    y = xcorr.corr2d(x, k, method="fft", **options)
     expected = reference(x, k, **options)
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
     assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize("tiled", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    ("x_shape", "k_shape", "options", "convolve"),
+    [
+        ((61, 57), (5, 6), dict(), False),
+        ((2, 58, 60), (4, 5), dict(mode="same", fillvalue=0.5), True),
+        ((2, 1, 50, 49), (3, 3, 4), dict(mode="full", dilation=(2, 1)), False),
+        ((2, 50, 49), (2, 3, 4), dict(mode="same"), False),
+    ],
+)
+def test_numpy_fft_backward(small_overlap_blocks, monkeypatch, tiled, dtype, x_shape, k_shape, options, convolve):
+    # Both gradients from one spectrum of g (image-sized, or overlap-add tiles).
+    numpy_backend = small_overlap_blocks
+    if not tiled:
+        monkeypatch.setattr(numpy_backend, "OVERLAP_MIN_BLOCKS", 10**6)
+    taken = []
+    fused = numpy_backend.fused_vjp
+
+    def spy(*args):
+        result = fused(*args)
+        taken.append(result is not NotImplemented)
+        return result
+
+    monkeypatch.setattr(numpy_backend, "fused_vjp", spy)
+    x, k = random(x_shape, dtype), random(k_shape, dtype, seed=1)
+    f, vjp = (xcorr.conv2d, xcorr.conv2d_vjp) if convolve else (xcorr.corr2d, xcorr.corr2d_vjp)
+    g = random(f(x, k, **options).shape, dtype, seed=2)
+    gx, gk = vjp(x, k, g, method="fft", **options)
+    expected_gx, expected_gk = reference_vjp(x, k, g, convolve=convolve, **options)
+    assert taken == [True]
+    for got, expected in ((gx, expected_gx), (gk, expected_gk)):
+        assert got.dtype == np.dtype(dtype) and got.shape == expected.shape
+        scale = np.abs(expected).max()  # an FFT's rounding follows the largest values
+        np.testing.assert_allclose(got, expected, rtol=0, atol=scale * (2e-5 if dtype == "float32" else 1e-12))
+
+
+def test_numpy_fft_backward_falls_back_where_it_does_not_apply(monkeypatch):
+    # Strides, wrap/symm extensions, integers, complex: the core VJP. A NaN
+    # under method="auto": the core VJP too, which keeps it local.
+    from xcorr.backends import numpy as numpy_backend
+
+    x, k = random((40, 42)), random((5, 5), seed=1)
+    options = Options.parse(method="fft", mode="same", boundary="wrap")
+    geometry = plan(x.shape, k.shape, options)
+    g = random(geometry.out_shape, seed=2)
+    assert numpy_backend.fused_vjp(np, x, k, g, options, geometry, True, True) is NotImplemented
+    for opts, xs in [(dict(stride=2), x), (dict(), x.astype("int64")), (dict(), x.astype("complex128"))]:
+        options = Options.parse(method="fft", **opts) if xs.dtype.kind != "i" else Options.parse(**opts)
+        geometry = plan(xs.shape, k.shape, options)
+        g = random(geometry.out_shape, seed=2)
+        assert numpy_backend.fused_vjp(np, xs, k, g, options, geometry, True, True) is NotImplemented
+    x, k = random((300, 300)), random((31, 31), seed=1)
+    options = Options()
+    geometry = plan(x.shape, k.shape, options)
+    assert _methods.choose_method("numpy", "real floating", x.shape, k.shape, geometry) == "fft"
+    g = random(geometry.out_shape, seed=2)
+    assert numpy_backend.fused_vjp(np, x, k, g, options, geometry, True, True) is not NotImplemented
+    g[100, 100] = np.nan
+    assert numpy_backend.fused_vjp(np, x, k, g, options, geometry, True, True) is NotImplemented
+    gx = xcorr.corr2d_vjp(x, k, g)[0]
+    assert np.isnan(gx[100:131, 100:131]).all() and np.isfinite(gx[:100]).all()
 
 
 def test_conv2d_layer_takes_a_method():
@@ -435,14 +502,17 @@ def test_numpy_numba_path_batched_kernels_fall_back(numba_path):
 
 
 def reference_vjp(x, k, g, *, convolve=False, **options):
-    """``(gx, gk)`` in float64 (complex128) from the reference: the map is affine in x, linear in k."""
-    f = lambda x, k: reference(x, k, convolve=convolve, **options)  # noqa: E731
-    gx = np.zeros(x.shape, dtype=g.dtype)
-    for index in np.ndindex(x.shape):
-        unit = np.zeros(x.shape)
-        unit[index] = 1
-        gx[index] = np.sum(g * (f(x + unit, k) - f(x, k)))
-    return gx, reference_kernel_gradient(x, k, g, convolve=convolve, **options)
+    """``(gx, gk)`` in float64 (complex128) from the generic array-API VJP on array_api_strict.
+
+    That code has no adapter and no fast path; tests/test_gradients.py holds
+    it to finite differences of the double-loop reference.
+    """
+    import array_api_strict as strict
+
+    wide = np.complex128 if np.iscomplexobj(g) else np.float64
+    vjp = xcorr.conv2d_vjp if convolve else xcorr.corr2d_vjp
+    args = [strict.asarray(np.asarray(a, dtype=wide)) for a in (x, k, g)]
+    return tuple(np.asarray(a) for a in vjp(*args, method="direct", **options))
 
 
 def reference_kernel_gradient(x, k, g, **options):

@@ -113,6 +113,13 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_
     ``need_x=False`` or ``need_k=False`` skips that gradient (it is None):
     training a layer needs no input gradient, and torch tells which it needs.
     """
+    fused = hook(xp, "fused_vjp")
+    if fused is not None:
+        # An adapter may take both gradients together (numpy's FFT path: one
+        # spectrum of g serves both); NotImplemented where it does not apply.
+        both = fused(xp, x, k, g, options, geometry, need_x, need_k)
+        if both is not NotImplemented:
+            return both
     dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
     xc = xp.astype(x, dtype, copy=False)
     kc = xp.astype(k, dtype, copy=False)
