@@ -280,15 +280,7 @@ def test_numpy_fft_backward(small_overlap_blocks, monkeypatch, tiled, dtype, x_s
     numpy_backend = small_overlap_blocks
     if not tiled:
         monkeypatch.setattr(numpy_backend, "OVERLAP_MIN_BLOCKS", 10**6)
-    taken = []
-    fused = numpy_backend.fused_vjp
-
-    def spy(*args):
-        result = fused(*args)
-        taken.append(result is not NotImplemented)
-        return result
-
-    monkeypatch.setattr(numpy_backend, "fused_vjp", spy)
+    taken = spy(monkeypatch, numpy_backend, "fused_vjp", declined=NotImplemented)
     x, k = random(x_shape, dtype), random(k_shape, dtype, seed=1)
     f, vjp = (xcorr.conv2d, xcorr.conv2d_vjp) if convolve else (xcorr.corr2d, xcorr.corr2d_vjp)
     g = random(f(x, k, **options).shape, dtype, seed=2)
@@ -410,16 +402,21 @@ def numba_path(request, monkeypatch):
         monkeypatch.setattr(_methods, "NUMBA_MIN_OUTPUTS", 0)
     else:
         monkeypatch.setattr(_numba, "ENABLED", False)
-    used = []
-    direct = _numba.direct
+    return request.param, spy(monkeypatch, _numba, "direct", declined=None)
 
-    def spy(*args):
-        y = direct(*args)
-        used.append(y is not None)
-        return y
 
-    monkeypatch.setattr(_numba, "direct", spy)
-    return request.param, used
+def spy(monkeypatch, module, name, *, declined):
+    """Record, per call of ``module.name``, whether it applied (did not return ``declined``)."""
+    applied = []
+    real = getattr(module, name)
+
+    def wrapper(*args):
+        result = real(*args)
+        applied.append(result is not declined)
+        return result
+
+    monkeypatch.setattr(module, name, wrapper)
+    return applied
 
 
 def check_numpy_path(numba_path, y, expected, dtype, *, numba_applies=True):
@@ -541,15 +538,7 @@ def test_numpy_numba_backward(numba_path, monkeypatch, dtype, mode, boundary, st
     # fill extension virtually); the kernel gradient one fused numba pass.
     from xcorr.backends import _numba
 
-    fused = []
-    kernel_gradient = _numba.kernel_gradient
-
-    def spy(*args):
-        gk = kernel_gradient(*args)
-        fused.append(gk is not None)
-        return gk
-
-    monkeypatch.setattr(_numba, "kernel_gradient", spy)
+    fused = spy(monkeypatch, _numba, "kernel_gradient", declined=None)
     x, k = random((2, 13, 17), dtype), random((4, 5), dtype, seed=1)
     fill = 3 if dtype == "int64" else 0.5
     options = dict(mode=mode, boundary=boundary, fillvalue=fill, stride=stride, dilation=dilation)
