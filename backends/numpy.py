@@ -311,6 +311,13 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     return gx, gk
 
 
+# Tile rows per pass of the tiled FFT backward: about this many transform
+# points at a time, so that the spectra are reused heap blocks rather than
+# fresh image-sized mappings (4096², 31x31: the whole image at once spent
+# about 60% of the backward in page faults and copies).
+OVERLAP_BAND_POINTS = 1 << 21
+
+
 def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_k: bool):
     """``fused_vjp`` of a large image in ``block x block`` tiles (the forward's overlap-save).
 
@@ -320,56 +327,69 @@ def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_
     added onto the extended image's gradient where the tiles overlap
     (overlap-add); its conjugate times the spectrum of the matching
     ``block``-sized window of the extended input, summed over all tiles, is
-    the kernel gradient's spectrum, inverted once. Three batched tile
-    transforms against the full-size path's four image-sized ones, all in
-    cache: 4096², 31x31, float32, 440 -> 280 ms (the forward: 150-210).
+    the kernel gradient's spectrum, inverted once. Bands of tile rows go
+    through in turn; the spectra are multiplied in place.
     """
     import scipy.fft
 
     fft, _ = _fft_module()
     rows, cols = geometry.rows, geometry.cols
+    dtype = g.dtype
     batch = g.shape[:-2]
     R, C = rows.count, cols.count
     tile_r, tile_c = block - rows.span + 1, block - cols.span + 1
     nr, nc = -(-R // tile_r), -(-C // tile_c)
     shape, axes = (block, block), (-2, -1)
-    padded = np.zeros((*batch, nr * tile_r, nc * tile_c), dtype=g.dtype)
-    padded[..., :R, :C] = g
-    tiles = padded.reshape(*batch, nr, tile_r, nc, tile_c).swapaxes(-3, -2)  # (..., nr, nc, tile_r, tile_c)
-    G = fft.rfftn(tiles, s=shape, axes=axes)
-    gx = gk = None
+    band = max(1, OVERLAP_BAND_POINTS // (math.prod(batch) * nc * block * block))
     if need_x:
         K = _fft.kernel_spectrum(fft, _fft.dilate(np, k, (rows.dilation, cols.dilation)), shape, real=True)
-        full = fft.irfftn(G * K, s=shape, axes=axes)  # (..., nr, nc, block, block)
-        ge = np.zeros((*batch, (nr + 1) * tile_r, (nc + 1) * tile_c), dtype=g.dtype)
-        # Each tile's core, right and bottom margins and corner land on its
-        # own and the next tiles' cores: four strided, non-overlapping adds.
-        for r_off, c_off in ((0, 0), (0, tile_c), (tile_r, 0), (tile_r, tile_c)):
-            part = full[..., r_off : r_off + tile_r, c_off : c_off + tile_c]
-            view = ge[..., r_off : r_off + nr * tile_r, c_off : c_off + nc * tile_c]
-            view = view.reshape(*batch, nr, tile_r, nc, tile_c)
-            h, w = part.shape[-2:]
-            view[..., :, :h, :, :w] += part.swapaxes(-3, -2)
-        gx = np.zeros((*batch, rows.size, cols.size), dtype=g.dtype)
+        ge = np.zeros((*batch, (nr + 1) * tile_r, (nc + 1) * tile_c), dtype=dtype)
+    if need_k:
+        xe = _fft.extend(xp, x, geometry, options)
+        spectrum = np.zeros((block, block // 2 + 1), dtype=np.result_type(dtype, np.complex64))
+    for p0 in range(0, nr, band):
+        m = min(nr, p0 + band) - p0
+        top = p0 * tile_r
+        pieces = np.zeros((*batch, m * tile_r, nc * tile_c), dtype=dtype)
+        part = g[..., top : top + m * tile_r, :]
+        pieces[..., : part.shape[-2], :C] = part
+        tiles = pieces.reshape(*batch, m, tile_r, nc, tile_c).swapaxes(-3, -2)  # (..., m, nc, tile, tile)
+        G = fft.rfftn(tiles, s=shape, axes=axes)
+        if need_k:
+            padded = np.zeros((*batch, (m - 1) * tile_r + block, (nc - 1) * tile_c + block), dtype=dtype)
+            part = xe[..., top : top + padded.shape[-2], : padded.shape[-1]]
+            padded[..., : part.shape[-2], : part.shape[-1]] = part
+            windows = np.lib.stride_tricks.sliding_window_view(padded, shape, axis=axes)
+            X = fft.rfftn(windows[..., ::tile_r, ::tile_c, :, :], s=shape, axes=axes)
+            P, Q = G.shape[-2:]
+            np.conjugate(G, out=G)  # sum of conj(G) * X over the batch and the tiles, no temporary
+            spectrum += np.einsum("mij,mij->ij", G.reshape(-1, P, Q), X.reshape(-1, P, Q))
+            np.conjugate(G, out=G)
+        if need_x:
+            G *= K
+            full = fft.irfftn(G, s=shape, axes=axes)  # (..., m, nc, block, block)
+            # Each tile's core, right and bottom margins and corner land on its
+            # own and the next tiles' cores: four strided, non-overlapping adds.
+            for r_off, c_off in ((0, 0), (0, tile_c), (tile_r, 0), (tile_r, tile_c)):
+                piece = full[..., r_off : r_off + tile_r, c_off : c_off + tile_c]
+                view = ge[..., top + r_off : top + r_off + m * tile_r, c_off : c_off + nc * tile_c]
+                view = view.reshape(*batch, m, tile_r, nc, tile_c)
+                h, w = piece.shape[-2:]
+                view[..., :, :h, :, :w] += piece.swapaxes(-3, -2)
+    gx = gk = None
+    if need_x:
+        gx = np.zeros((*batch, rows.size, cols.size), dtype=dtype)
         r_lo, r_hi = max(rows.lo, 0), min(rows.hi, rows.size - 1)
         c_lo, c_hi = max(cols.lo, 0), min(cols.hi, cols.size - 1)
         gx[..., r_lo : r_hi + 1, c_lo : c_hi + 1] = ge[
             ..., r_lo - rows.lo : r_hi - rows.lo + 1, c_lo - cols.lo : c_hi - cols.lo + 1
         ]
     if need_k:
-        xe = _fft.extend(xp, x, geometry, options)
-        need = ((nr - 1) * tile_r + block, (nc - 1) * tile_c + block)
-        pad = [(0, 0)] * len(batch) + [(0, need[0] - xe.shape[-2]), (0, need[1] - xe.shape[-1])]
-        windows = np.lib.stride_tricks.sliding_window_view(np.pad(xe, pad), shape, axis=axes)
-        X = fft.rfftn(windows[..., ::tile_r, ::tile_c, :, :], s=shape, axes=axes)
-        # Sum over the batch and the tiles without a product-sized temporary.
-        P, Q = G.shape[-2:]
-        spectrum = np.einsum("mij,mij->ij", np.conj(G).reshape(-1, P, Q), X.reshape(-1, P, Q))
         lags = scipy.fft.ifft(spectrum, axis=-2)[: rows.span : rows.dilation, :]
         gk = scipy.fft.irfft(lags, n=block, axis=-1)[:, : cols.span : cols.dilation]
         if options.convolve:
             gk = gk[::-1, ::-1]
-        gk = np.ascontiguousarray(gk, dtype=g.dtype)
+        gk = np.ascontiguousarray(gk, dtype=dtype)
     return gx, gk
 
 

@@ -252,6 +252,7 @@ def small_overlap_blocks(monkeypatch):
     monkeypatch.setattr(numpy_backend, "OVERLAP_MIN_BLOCK", 16)
     monkeypatch.setattr(numpy_backend, "OVERLAP_SPAN_FACTOR", 2)
     monkeypatch.setattr(numpy_backend, "OVERLAP_MIN_BLOCKS", 3)
+    monkeypatch.setattr(numpy_backend, "OVERLAP_BAND_POINTS", 1)  # the backward: one tile row per band
     return numpy_backend
 
 
