@@ -89,7 +89,8 @@ def direct(x, k, options, geometry, pool, threads: int):
     def run(chunk, start, stop):
         kernels[0](src, k, flat, fillrow, r0, c0, rows.step, cols.step, rows.dilation, cols.dilation, start, stop)
 
-    _run(run, total, threads if size * k.size >= _methods.NUMBA_THREADED_WORK else 1, pool)
+    threads = threads if size * k.size >= _methods.NUMBA_THREADED_WORK else 1
+    _run(run, _chunks(total, threads), threads, pool)
     return out
 
 
@@ -116,9 +117,7 @@ def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int):
         return None
     rows, cols = geometry.rows, geometry.cols
     src, r0, c0 = _source(x, options, geometry, virtual_fill=True)
-    gb = np.ascontiguousarray(g).reshape(-1, *g.shape[-2:])
-    if src.shape[0] != gb.shape[0]:  # x broadcast along g's batch (never with a 2-D kernel)
-        return None
+    gb = np.ascontiguousarray(g).reshape(-1, *g.shape[-2:])  # a 2-D kernel: g's batch is x's
     consts = np.array([options.fillvalue, 0], dtype=x.dtype)
     total = gb.shape[0] * gb.shape[1]
     work = size * rows.taps * cols.taps
@@ -129,7 +128,7 @@ def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int):
         args = (r0, c0, rows.step, cols.step, rows.dilation, cols.dilation, start, stop)
         kernels[1](src, gb, consts, partial[chunk], *args)
 
-    _run(run, total, threads if len(chunks) > 1 else 1, pool)
+    _run(run, chunks, threads, pool)
     return partial.sum(axis=0).astype(x.dtype)
 
 
@@ -174,15 +173,14 @@ def _chunks(total: int, threads: int) -> list[tuple[int, int]]:
     return [(start, min(total, start + chunk)) for start in range(0, total, chunk)]
 
 
-def _run(run, total: int, threads: int, pool) -> None:
-    """``run(chunk, start, stop)`` over ``_chunks(total, threads)``, claimed one at a time.
+def _run(run, chunks: list[tuple[int, int]], threads: int, pool) -> None:
+    """``run(chunk, start, stop)`` for every ``(start, stop)`` of ``chunks``, claimed one at a time.
 
     The calling thread works too and never waits for a pool thread that has
     not started (on a loaded machine it may not run for a whole time slice):
     it claims chunks until none are left and then waits only for chunks
     already being computed, so at worst it does all the work itself.
     """
-    chunks = _chunks(total, threads)
     if len(chunks) == 1:
         run(0, *chunks[0])
         return

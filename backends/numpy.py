@@ -21,7 +21,7 @@ from functools import cache
 
 import numpy as np
 
-from .. import _fft, _generic
+from .. import _fft, _generic, _vjp
 from . import _numba
 
 # Bytes of output per band: band + temporary + the rows read fit in L2.
@@ -280,8 +280,6 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
             return NotImplemented
         if not all(np.isfinite(a).all() for a in (x, k, g)):  # NaN/inf would spread over an FFT
             return NotImplemented
-    import scipy.fft
-
     xd, kd = _generic.prepare(xp, np.asarray(x, dtype), np.asarray(k, dtype), options)
     g = np.asarray(g, dtype)
     block = _block_size(geometry, lambda n: next_fast_len(n, real=True))
@@ -293,22 +291,39 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     gx = gk = None
     if need_x:
         K = _fft.kernel_spectrum(fft, _fft.dilate(np, kd, (rows.dilation, cols.dilation)), shape, real=True)
-        ge = fft.irfftn(_sum_to(G * K, x.shape[:-2]), s=shape, axes=axes)
-        gx = np.zeros(x.shape, dtype=dtype)
-        r_lo, r_hi = max(rows.lo, 0), min(rows.hi, rows.size - 1)
-        c_lo, c_hi = max(cols.lo, 0), min(cols.hi, cols.size - 1)
-        gx[..., r_lo : r_hi + 1, c_lo : c_hi + 1] = ge[
-            ..., r_lo - rows.lo : r_hi - rows.lo + 1, c_lo - cols.lo : c_hi - cols.lo + 1
-        ]
+        ge = fft.irfftn(_vjp._unbroadcast(np, G * K, (*x.shape[:-2], *G.shape[-2:])), s=shape, axes=axes)
+        gx = _crop_to_input(ge, x.shape, geometry)
     if need_k:
         X = fft.rfftn(_fft.extend(xp, xd, geometry, options), s=shape, axes=axes)
-        spectrum = _sum_to(np.conj(G) * X, k.shape[:-2])
-        lags = scipy.fft.ifft(spectrum, axis=-2, workers=_workers(spectrum))[..., : rows.span : rows.dilation, :]
-        gk = scipy.fft.irfft(lags, n=shape[1], axis=-1, workers=_workers(lags))[..., : cols.span : cols.dilation]
-        if options.convolve:
-            gk = gk[..., ::-1, ::-1]
-        gk = np.ascontiguousarray(gk, dtype=dtype)
+        spectrum = _vjp._unbroadcast(np, np.conj(G) * X, (*k.shape[:-2], *G.shape[-2:]))
+        gk = _kernel_lags(spectrum, shape[1], geometry, options, dtype)
     return gx, gk
+
+
+def _crop_to_input(ge, x_shape, geometry):
+    """The gradient of ``x`` from that of its extended image ``ge``: positions outside ``x``
+    (fill values) dropped, positions no window reached zero."""
+    rows, cols = geometry.rows, geometry.cols
+    gx = np.zeros((*ge.shape[:-2], *x_shape[-2:]), dtype=ge.dtype)
+    r_lo, r_hi = max(rows.lo, 0), min(rows.hi, rows.size - 1)
+    c_lo, c_hi = max(cols.lo, 0), min(cols.hi, cols.size - 1)
+    gx[..., r_lo : r_hi + 1, c_lo : c_hi + 1] = ge[
+        ..., r_lo - rows.lo : r_hi - rows.lo + 1, c_lo - cols.lo : c_hi - cols.lo + 1
+    ]
+    return gx
+
+
+def _kernel_lags(spectrum, width: int, geometry, options, dtype):
+    """The kernel gradient from the spectrum of the circular correlation of ``extend(x)`` with ``g``:
+    its first ``span`` lags (every ``dilation``-th), the inverse transform only on those rows."""
+    import scipy.fft
+
+    rows, cols = geometry.rows, geometry.cols
+    lags = scipy.fft.ifft(spectrum, axis=-2, workers=_workers(spectrum))[..., : rows.span : rows.dilation, :]
+    gk = scipy.fft.irfft(lags, n=width, axis=-1, workers=_workers(lags))[..., : cols.span : cols.dilation]
+    if options.convolve:
+        gk = gk[..., ::-1, ::-1]
+    return np.ascontiguousarray(gk, dtype=dtype)
 
 
 # Tile rows per pass of the tiled FFT backward: about this many transform
@@ -330,8 +345,6 @@ def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_
     the kernel gradient's spectrum, inverted once. Bands of tile rows go
     through in turn; the spectra are multiplied in place.
     """
-    import scipy.fft
-
     fft, _ = _fft_module()
     rows, cols = geometry.rows, geometry.cols
     dtype = g.dtype
@@ -376,30 +389,9 @@ def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_
                 view = view.reshape(*batch, m, tile_r, nc, tile_c)
                 h, w = piece.shape[-2:]
                 view[..., :, :h, :, :w] += piece.swapaxes(-3, -2)
-    gx = gk = None
-    if need_x:
-        gx = np.zeros((*batch, rows.size, cols.size), dtype=dtype)
-        r_lo, r_hi = max(rows.lo, 0), min(rows.hi, rows.size - 1)
-        c_lo, c_hi = max(cols.lo, 0), min(cols.hi, cols.size - 1)
-        gx[..., r_lo : r_hi + 1, c_lo : c_hi + 1] = ge[
-            ..., r_lo - rows.lo : r_hi - rows.lo + 1, c_lo - cols.lo : c_hi - cols.lo + 1
-        ]
-    if need_k:
-        lags = scipy.fft.ifft(spectrum, axis=-2)[: rows.span : rows.dilation, :]
-        gk = scipy.fft.irfft(lags, n=block, axis=-1)[:, : cols.span : cols.dilation]
-        if options.convolve:
-            gk = gk[::-1, ::-1]
-        gk = np.ascontiguousarray(gk, dtype=dtype)
+    gx = _crop_to_input(ge, x.shape, geometry) if need_x else None
+    gk = _kernel_lags(spectrum, block, geometry, options, dtype) if need_k else None
     return gx, gk
-
-
-def _sum_to(a, batch: tuple[int, ...]):
-    """Sum ``a`` (..., P, Q) over the batch dimensions along which ``batch`` was broadcast."""
-    extra = a.ndim - 2 - len(batch)
-    if extra:
-        a = a.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(batch) if n == 1 and a.shape[i] != 1)
-    return a.sum(axis=axes, keepdims=True) if axes else a
 
 
 # ---------------------------------------------------------------------------
@@ -430,8 +422,6 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
     dtype = np.result_type(x.dtype, w.dtype, g.dtype)
     if dtype.kind not in "fc":
         return NotImplemented
-    from .. import _vjp
-
     xd = np.asarray(x, dtype=dtype)
     wd = np.asarray(w, dtype=dtype)
     gd = np.asarray(g, dtype=dtype)

@@ -137,7 +137,7 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         _, kf = _generic.prepare(xp, x, k, options)
         K = _fft.kernel_spectrum(xp.fft, _fft.dilate(xp, kf, options.dilation), shape, real=True)
         K = K.mul_(G) if K.shape == G.shape else G * K
-        ge = fft.irfftn(_unbroadcast(K, x.shape[:-2]), s=shape, dim=dims)
+        ge = fft.irfftn(_vjp._unbroadcast(xp, K, (*x.shape[:-2], *K.shape[-2:])), s=shape, dim=dims)
         del K
         # Crop the extended image's gradient to x (fill positions have none)
         # or pad it with zeros where the windows never reach.
@@ -148,7 +148,7 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         X = fft.rfftn(_extend(xp, x, geometry, options), s=shape, dim=dims)
         X = X.mul_(G.conj()) if X.shape == G.shape else G.conj() * X
         del G
-        spectrum = _unbroadcast(X, k.shape[:-2])
+        spectrum = _vjp._unbroadcast(xp, X, (*k.shape[:-2], *X.shape[-2:]))
         del X
         lags = fft.ifft(spectrum, dim=-2)[..., : rows.span : rows.dilation, :]
         del spectrum
@@ -156,15 +156,6 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         if options.convolve:
             gk = gk.flip(dims)
     return gx, gk
-
-
-def _unbroadcast(a, batch):
-    """Sum ``a`` over the batch dimensions that ``batch`` (a shape) was broadcast along."""
-    extra = a.ndim - 2 - len(batch)
-    if extra:
-        a = a.sum(dim=tuple(range(extra)))
-    dims = tuple(i for i, n in enumerate(batch) if n == 1 and a.shape[i] != 1)
-    return a.sum(dim=dims, keepdim=True) if dims else a
 
 
 def _leading(a, dim, batch: int):
@@ -489,7 +480,7 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
     else:
         size = -(-len(items) // workers)
         gk = functools.reduce(torch.add, pool.map(work, [items[i : i + size] for i in range(0, len(items), size)]))
-    return _unbroadcast(gk.transpose(-2, -1).reshape(*batch, h, w), k.shape[:-2])
+    return _vjp._unbroadcast(xp, gk.transpose(-2, -1).reshape(*batch, h, w), tuple(k.shape))
 
 
 # The kernel gradient (h*w outputs, H*W taps) is a correlation too; xcorr._vjp
