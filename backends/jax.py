@@ -7,10 +7,12 @@ xcorr; ``import xcorr`` never imports jax.
 from __future__ import annotations
 
 import functools
+import math
+from dataclasses import replace
 
 import jax
 
-from .. import _generic, _layer, _vjp
+from .. import _fft, _generic, _layer, _methods, _vjp
 from .._options import result_dtype
 
 
@@ -73,6 +75,49 @@ def _correlate_bwd(options, geometry, residuals, g):
 
 _correlate_vjp.defvjp(_correlate_fwd, _correlate_bwd)
 
+def kernel_gradient(xp, x, k, g, options, geometry, method):
+    """``_vjp`` hook: the direct kernel gradient as numba's one-pass kernel, an XLA custom call.
+
+    Applies on the CPU (jax's default backend) with numba installed, to a
+    2-D kernel, float32/float64 operands and at least
+    ``_methods.NUMBA_MIN_OUTPUTS`` outputs: 0.55 against 1.3 ms for the
+    native convolution below at 1024², 3x3, 11 against 55 ms at 4096²
+    (``backends/_jax_numba.py``). A "fill" boundary is read virtually;
+    other boundaries are extended first. NotImplemented elsewhere.
+    """
+    if method != "direct" or not _numba_applies(x, k, g, geometry):
+        return NotImplemented
+    from . import _jax_numba
+
+    rows, cols = geometry.rows, geometry.cols
+    H, W = x.shape[-2:]
+    inside = rows.lo >= 0 and cols.lo >= 0 and rows.hi < H and cols.hi < W
+    if inside or options.boundary == "fill":
+        src, r0, c0 = x, rows.lo, cols.lo
+    else:
+        src, r0, c0 = _fft.extend(xp, x, geometry, options), 0, 0
+    planes = xp.reshape(src, (-1, *src.shape[-2:]))
+    gb = xp.reshape(g, (-1, *g.shape[-2:]))
+    consts = xp.asarray([options.fillvalue, 0], dtype=x.dtype)
+    params = (r0, c0, rows.step, cols.step, rows.dilation, cols.dilation)
+    return _jax_numba.kernel_gradient(planes, gb, consts, tuple(k.shape), params)
+
+
+def _numba_applies(x, k, g, geometry) -> bool:
+    from . import _numba
+
+    dtypes = (jax.numpy.float32, jax.numpy.float64)
+    return (
+        _numba.ENABLED
+        and k.ndim == 2
+        and x.dtype in dtypes
+        and g.dtype == x.dtype
+        and math.prod(geometry.out_shape) >= _methods.NUMBA_MIN_OUTPUTS
+        and jax.default_backend() == "cpu"
+        and _methods.numba_installed()
+    )
+
+
 # The kernel gradient's h*w large dot products as one native convolution
 # (g as the kernel) instead of h*w XLA reductions: 3.3 ms against 19 ms at
 # 1024², 3x3, float32 on the CPU. Read by xcorr._vjp. CPU only: GPU
@@ -104,11 +149,6 @@ def kernel_gradient_sum(xp, xe, g, swapped, k_shape):
 
 # --- fast forward kernels --------------------------------------------------
 
-import functools  # noqa: E402  (this section's imports; the header belongs to autodiff)
-import math  # noqa: E402
-from dataclasses import replace  # noqa: E402
-
-from .. import _fft  # noqa: E402
 
 
 
@@ -133,19 +173,27 @@ def _extend(xp, x, geometry, options):
     return lax.pad(x, xp.asarray(options.fillvalue, dtype=x.dtype), config)
 
 
+# Kernels of up to this many taps read a fill extension through one pad per
+# tap (fused by XLA); larger ones through one extension (see _tap_windows).
+PAD_PER_TAP = 12
+
+
 def _tap_windows(xp, x, geometry, options):
     """``window(a, b)``: what kernel tap ``(a, b)`` reads for every output.
 
-    A fill extension gives each tap its own ``lax.pad`` of ``x`` (negative
-    widths crop): XLA fuses nine pads into the shift-and-add, but not one pad
-    that nine slices read (a separate pass: a "full" 3x3 correlation, the
-    input gradient, took 0.83 ms at 1024² and 65 ms at 4096², 0.67 and 43 ms
-    with a pad per tap). Other extensions are built once and sliced.
+    A fill extension of a kernel of up to ``PAD_PER_TAP`` taps gives each
+    tap its own ``lax.pad`` of ``x`` (negative widths crop): XLA fuses nine
+    pads into the shift-and-add, but not one pad that nine slices read (a
+    separate pass: a "full" 3x3 correlation, the input gradient, took 1.3 ms
+    at 1024² and 41 ms at 4096², 0.6 and 23 ms with a pad per tap). Beyond
+    that the fused pads cost more than the pass (4x4: 3.2 against 0.8 ms,
+    7x7: 8.8 against 3.1 ms at 1024²), so larger kernels and other
+    extensions extend once and slice.
     """
     rows, cols = geometry.rows, geometry.cols
     inside = rows.lo >= 0 and rows.hi < rows.size and cols.lo >= 0 and cols.hi < cols.size
-    if inside or options.boundary != "fill":
-        xe = _fft.extend(xp, x, geometry, options)
+    if inside or options.boundary != "fill" or rows.taps * cols.taps > PAD_PER_TAP:
+        xe = _extend(xp, x, geometry, options)
         return lambda a, b: xe[..., _generic.window(rows, a), _generic.window(cols, b)]
     from jax import lax
 

@@ -4,6 +4,11 @@ backends/jax.py gives each tap of a fill-extended direct correlation its own
 ``lax.pad`` (negative widths crop), which the input gradient's "full"
 correlation runs through; these cases cover every mode and boundary with
 strides, dilations, kernels larger than the fill margin and batches.
+
+Each test runs twice (the ``kernel_gradient_path`` fixture): with the
+kernel gradient as numba's kernel inside an XLA custom call
+(``backends/_jax_numba.py``, its size threshold lowered so that these small
+cases take it) and with numba turned off (XLA's own reductions).
 """
 
 from __future__ import annotations
@@ -12,9 +17,36 @@ import numpy as np
 import pytest
 
 import xcorr
+from xcorr import _methods
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
+
+
+@pytest.fixture(params=["numba-ffi", "xla"])
+def kernel_gradient_path(request, monkeypatch):
+    """The path under test, and the record of whether each call of the custom call's hook applied."""
+    from xcorr.backends import _numba
+    from xcorr.backends import jax as jax_backend
+
+    if request.param == "numba-ffi":
+        pytest.importorskip("numba")
+        monkeypatch.setattr(_methods, "NUMBA_MIN_OUTPUTS", 0)
+    else:
+        monkeypatch.setattr(_numba, "ENABLED", False)
+    applied = []
+    real = jax_backend.kernel_gradient
+
+    def spy(*args):
+        result = real(*args)
+        applied.append(result is not NotImplemented)
+        return result
+
+    monkeypatch.setattr(jax_backend, "kernel_gradient", spy)
+    # The hook is consulted when a backward is traced; traces are cached per configuration.
+    jax_backend._differentiable_kernel.cache_clear()
+    yield request.param, applied
+    jax_backend._differentiable_kernel.cache_clear()
 
 # (x shape, k shape, stride, dilation)
 CASES = {
@@ -67,7 +99,7 @@ def _inputs(x_shape, k_shape, options, dtype=np.float64, seed=0):
 
 
 @pytest.mark.parametrize(("name", "mode", "boundary", "case"), grid())
-def test_vjp_matches_numpy(name, mode, boundary, case):
+def test_vjp_matches_numpy(kernel_gradient_path, name, mode, boundary, case):
     x_shape, k_shape, stride, dilation = CASES[case]
     if mode == "valid" and case == "kernel-wider-than-x":
         pytest.skip('a kernel larger than x is an error in "valid" mode')
@@ -76,10 +108,13 @@ def test_vjp_matches_numpy(name, mode, boundary, case):
     (gx, gk), (jgx, jgk) = _vjps(name, x, k, g, **options)
     np.testing.assert_allclose(np.asarray(jgx), gx, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(np.asarray(jgk), gk, rtol=1e-10, atol=1e-10)
+    path, applied = kernel_gradient_path
+    # numba's kernel takes a 2-D kernel; a batch of kernels takes XLA's reductions.
+    assert applied == [path == "numba-ffi" and len(k_shape) == 2]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.int64])
-def test_dtypes(dtype):
+def test_dtypes(kernel_gradient_path, dtype):
     options = dict(mode="same", boundary="fill", method="direct")
     x, k, g = _inputs((50, 44), (3, 3), options, dtype=dtype if dtype != np.int64 else np.float64)
     if dtype == np.int64:
@@ -89,9 +124,12 @@ def test_dtypes(dtype):
     tol = 1e-4 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(np.asarray(jgk), gk, rtol=tol, atol=tol * np.abs(gk).max())
     np.testing.assert_allclose(np.asarray(jgx), gx, rtol=tol, atol=tol * np.abs(gx).max())
+    path, applied = kernel_gradient_path
+    # complex and integer operands take XLA's reductions (integers exactly, in int64).
+    assert applied == [path == "numba-ffi" and dtype == np.float32]
 
 
-def test_grad_under_jit_and_vmap():
+def test_grad_under_jit_and_vmap(kernel_gradient_path):
     options = dict(mode="same", boundary="symm", stride=(1, 2))
     x, k, g = _inputs((4, 40, 36), (3, 3), options)
     x, k, g = (jnp.asarray(a) for a in (x, k, g))
@@ -108,3 +146,45 @@ def test_grad_under_jit_and_vmap():
     gx, gk = grad(x, k, g)
     want = xcorr.corr2d_vjp(np.asarray(x), np.asarray(k), np.asarray(g), **options)
     np.testing.assert_allclose(np.asarray(gk), want[1], rtol=1e-10, atol=1e-10)
+    path, applied = kernel_gradient_path
+    assert applied and all(a == (path == "numba-ffi") for a in applied)
+
+
+def test_large_kernel_gradient_float32_nan_and_inf(kernel_gradient_path):
+    # Above the default size threshold (no monkeypatching of it): float32
+    # sums agree with float64 ones to float32 rounding, and non-finite values
+    # reach exactly the taps whose windows meet them.
+    path, applied = kernel_gradient_path
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 150, 130)).astype(np.float32)
+    k = rng.standard_normal((3, 4)).astype(np.float32)
+    g = rng.standard_normal((2, 74, 127)).astype(np.float32)
+    options = dict(mode="valid", stride=(2, 1))
+    _, want = xcorr.corr2d_vjp(x.astype(np.float64), k.astype(np.float64), g.astype(np.float64), **options)
+    grad = jax.jit(jax.grad(lambda k, x, g: (xcorr.corr2d(x, k, **options) * g).sum()))
+    gk = grad(jnp.asarray(k), jnp.asarray(x), jnp.asarray(g))
+    assert gk.dtype == jnp.float32 and gk.shape == (3, 4)
+    np.testing.assert_allclose(np.asarray(gk), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    x[1, 0, 0] = np.inf  # read by tap (0, 0) only
+    gk = np.asarray(grad(jnp.asarray(k), jnp.asarray(x), jnp.asarray(g)))
+    assert np.isinf(gk[0, 0]) and np.isfinite(gk.ravel()[1:]).all()
+    g[0, 3, 3] = np.nan
+    assert np.isnan(np.asarray(grad(jnp.asarray(k), jnp.asarray(x), jnp.asarray(g)))).all()
+    assert applied and all(a == (path == "numba-ffi") for a in applied)
+
+
+def test_custom_call_rejects_unexpected_operands():
+    # The handler checks the operands it is given (dtype, rank, sizes) and
+    # fails the computation with a message instead of reading out of bounds.
+    pytest.importorskip("numba")
+    from xcorr.backends import _jax_numba
+
+    x, g = jnp.ones((1, 20, 20), jnp.float32), jnp.ones((1, 18, 18), jnp.float32)
+    params = (0, 0, 1, 1, 1, 1)
+    good = _jax_numba.kernel_gradient(x, g, jnp.zeros(2, jnp.float32), (3, 3), params)
+    np.testing.assert_array_equal(np.asarray(good), np.full((3, 3), 18 * 18, np.float32))
+    with pytest.raises(Exception, match="unexpected type or shape"):
+        jax.block_until_ready(_jax_numba.kernel_gradient(x, g, jnp.zeros(3, jnp.float32), (3, 3), params))
+    for bad in (g.astype(jnp.float64), jnp.concatenate([g, g])):  # another dtype, another number of planes
+        with pytest.raises(Exception, match="unexpected type or shape"):
+            jax.block_until_ready(_jax_numba.kernel_gradient(x, bad, jnp.zeros(2, jnp.float32), (3, 3), params))
