@@ -22,6 +22,7 @@ kernel gradient is traced with numba installed and jax on the CPU.
 from __future__ import annotations
 
 import ctypes
+import math
 from functools import cache
 
 import jax
@@ -32,14 +33,16 @@ from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from . import _numba_kernels
+from .. import _methods
+from . import _numba, _numba_kernels
+from .numpy import THREADS
 
 # --- the call frame (xla/ffi/api/c_api.h), in 8-byte words ------------------
 
 # XLA_FFI_CallFrame: struct_size, extension_start, api, ctx, stage, then the
 # XLA_FFI_Args (5 words), XLA_FFI_Rets (5) and XLA_FFI_Attrs (6) structs.
 FRAME_WORDS = 21
-EXTENSION, API = 1, 2
+EXTENSION, API, CONTEXT = 1, 2, 3
 ARGS_SIZE, ARGS = 7, 9
 RETS_SIZE, RETS = 12, 14
 ATTRS_SIZE, ATTR_TYPES, ATTRS = 17, 18, 20
@@ -53,13 +56,25 @@ EXTENSION_TYPE, EXTENSION_METADATA = 1, 3
 METADATA_EXTENSION = 1
 # XLA_FFI_Api: struct_size, extension_start, api_version (3 words: its
 # major and minor versions are the two int32 halves of word 4), internal_api,
-# then the function table, XLA_FFI_Error_Create first.
-API_VERSION_WORD, API_ERROR_CREATE = 4, 6
+# then the function table.
+API_VERSION_WORD = 4
+API_ERROR_CREATE, API_ERROR_DESTROY, API_THREAD_POOL_SCHEDULE = 6, 8, 17
 ATTR_ARRAY = 1
 DTYPE_S64, DTYPE_F32, DTYPE_F64 = 5, 11, 12
-INVALID_ARGUMENT = 3
-# params: r0, c0, row stride, column stride, row dilation, column dilation.
-PARAMS = 6
+INVALID_ARGUMENT, RESOURCE_EXHAUSTED = 3, 8
+# params: r0, c0, row stride, column stride, row dilation, column dilation,
+# then the number of row chunks and of threads to share them (1, 1: no split).
+PARAMS = 8
+
+# A threaded call's job, malloc'ed (it outlives the handler when a pool
+# thread starts late), in int64 words: references held (the handler's and
+# one per scheduled task; the last to let go frees it), the next chunk to
+# claim, chunks finished, chunks, rows per chunk, total rows, then the
+# operands (data and three dims of x and g, consts, the six params, h, w)
+# and the chunks' float64 partial sums.
+JOB_REFS, JOB_NEXT, JOB_DONE, JOB_CHUNKS, JOB_CHUNK_ROWS, JOB_ROWS = range(6)
+JOB_X, JOB_G, JOB_CONSTS, JOB_PARAMS, JOB_K = 6, 10, 14, 15, 21
+JOB_PARTIALS = 23
 
 HANDLER = types.voidptr(types.voidptr)
 
@@ -90,38 +105,81 @@ def _void_pointer(typingctx, address):
 
 
 @intrinsic
-def _error(typingctx, api, message):
-    """``api->XLA_FFI_Error_Create({message, INVALID_ARGUMENT})``: the handler's error result.
+def _call(typingctx, function, w0, w1, w2, w3, w4):
+    """``function(&{w0, ..., w4})`` for an XLA FFI API function (all int64 words), its result as an int64.
 
-    ``message`` is the address of a NUL-terminated string; the error's
-    address is returned as an int64.
+    Each API function takes a pointer to its arguments' struct; the struct
+    (five words here, on the stack) starts with its own size, so a function
+    reads only the words it knows.
     """
+    sig = types.int64(types.int64, types.int64, types.int64, types.int64, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        struct = cgutils.alloca_once(builder, i64, size=5)
+        for i, word in enumerate(args[1:]):
+            builder.store(word, builder.gep(struct, [ir.Constant(i32, i)]))
+        fnty = ir.FunctionType(cgutils.voidptr_t, [cgutils.voidptr_t])
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        return builder.ptrtoint(builder.call(fn, [builder.bitcast(struct, cgutils.voidptr_t)]), i64)
+
+    return sig, codegen
+
+
+@intrinsic
+def _atomic_add(typingctx, address, value):
+    """``*address += value`` on an int64, atomically (sequentially consistent); the old value."""
     sig = types.int64(types.int64, types.int64)
 
     def codegen(context, builder, signature, args):
-        i8p, i32, i64 = ir.IntType(8).as_pointer(), ir.IntType(32), ir.IntType(64)
-        # XLA_FFI_Error_Create_Args {size_t struct_size; extension_start; message; errc}
-        struct = ir.LiteralStructType([i64, i8p, i8p, i32])
-        slot = cgutils.alloca_once(builder, struct)
-        fields = (
-            ir.Constant(i64, 28),  # offsetof(errc) + sizeof(errc)
-            ir.Constant(i8p, None),
-            builder.inttoptr(args[1], i8p),
-            ir.Constant(i32, INVALID_ARGUMENT),
-        )
-        for i, value in enumerate(fields):
-            builder.store(value, builder.gep(slot, [ir.Constant(i32, 0), ir.Constant(i32, i)]))
-        table = builder.inttoptr(args[0], i64.as_pointer())
-        address = builder.load(builder.gep(table, [ir.Constant(i32, API_ERROR_CREATE)]))
-        create = builder.inttoptr(address, ir.FunctionType(i8p, [struct.as_pointer()]).as_pointer())
-        return builder.ptrtoint(builder.call(create, [slot]), i64)
+        pointer = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        return builder.atomic_rmw("add", pointer, args[1], "seq_cst")
 
     return sig, codegen
+
+
+def _c_function(builder, name, result, *params):
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(result, list(params)), name)
+
+
+@intrinsic
+def _malloc(typingctx, size):
+    """The C library's ``malloc(size)``, its result as an int64 (0 if it failed)."""
+
+    def codegen(context, builder, signature, args):
+        fn = _c_function(builder, "malloc", cgutils.voidptr_t, ir.IntType(64))
+        return builder.ptrtoint(builder.call(fn, [args[0]]), ir.IntType(64))
+
+    return types.int64(types.int64), codegen
+
+
+@intrinsic
+def _free(typingctx, address):
+    """The C library's ``free``."""
+
+    def codegen(context, builder, signature, args):
+        fn = _c_function(builder, "free", ir.VoidType(), cgutils.voidptr_t)
+        builder.call(fn, [builder.inttoptr(args[0], cgutils.voidptr_t)])
+        return context.get_dummy_value()
+
+    return types.none(types.int64), codegen
+
+
+@intrinsic
+def _yield(typingctx):
+    """``sched_yield()``: let a preempted pool thread finish its chunk."""
+
+    def codegen(context, builder, signature, args):
+        builder.call(_c_function(builder, "sched_yield", ir.IntType(32)), [])
+        return context.get_dummy_value()
+
+    return types.none(), codegen
 
 
 jit = numba.njit(cache=True, nogil=True)
 _INT = np.int64(0)
 _MESSAGE = np.frombuffer(b"xcorr kernel gradient: operands of an unexpected type or shape\0", dtype=np.uint8)
+_NO_MEMORY = np.frombuffer(b"xcorr kernel gradient: out of memory\0", dtype=np.uint8)
 
 
 @jit
@@ -155,14 +213,75 @@ def _buffer(address, dtype_code, rank):  # pragma: no cover - compiled
 
 
 @jit
+def _job_work(job, like):  # pragma: no cover - compiled
+    """Claim row chunks of a job one at a time until none are left; each sums into its partial."""
+    w = _words(job, JOB_PARTIALS)
+    x = carray(_pointer(w[JOB_X], like), (w[JOB_X + 1], w[JOB_X + 2], w[JOB_X + 3]))
+    g = carray(_pointer(w[JOB_G], like), (w[JOB_G + 1], w[JOB_G + 2], w[JOB_G + 3]))
+    consts = carray(_pointer(w[JOB_CONSTS], like), (2,))
+    chunks, size, rows = w[JOB_CHUNKS], w[JOB_CHUNK_ROWS], w[JOB_ROWS]
+    partials = carray(_pointer(job + 8 * JOB_PARTIALS, np.float64(0)), (chunks, w[JOB_K], w[JOB_K + 1]))
+    p = w[JOB_PARAMS : JOB_PARAMS + 6]
+    while True:
+        c = _atomic_add(job + 8 * JOB_NEXT, 1)
+        if c >= chunks:
+            return
+        part = partials[c]
+        part[:] = 0.0
+        start = c * size
+        _numba_kernels.kgrad(x, g, consts, part, p[0], p[1], p[2], p[3], p[4], p[5], start, min(rows, start + size))
+        _atomic_add(job + 8 * JOB_DONE, 1)
+
+
+@jit
+def _job_release(job):  # pragma: no cover - compiled
+    if _atomic_add(job + 8 * JOB_REFS, -1) == 1:
+        _free(job)
+
+
+def _job_task(job, like):  # pragma: no cover - compiled
+    _job_work(job, like)
+    _job_release(job)
+
+
+@intrinsic
+def _task(typingctx, like):
+    """The address of ``void task(void* job)``, a C function that works on a job and lets it go.
+
+    It is defined in the calling function's own module (its address is
+    linked in each process, never baked into a cache), for XLA's thread
+    pool (``XLA_FFI_ThreadPool_Schedule``).
+    """
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        fn = _c_function(builder, f"xcorr_kernel_gradient_task_{like}", ir.VoidType(), cgutils.voidptr_t)
+        if fn.is_declaration:
+            fn.linkage = "internal"
+            body = ir.IRBuilder(fn.append_basic_block())
+            task_signature = types.none(types.int64, like)
+            compiled = context.compile_subroutine(body, _job_task, task_signature)
+            job = body.ptrtoint(fn.args[0], i64)
+            # No exception can come out of it (no bounds checks, no raise).
+            zero = context.get_constant(like, 0)  # only its type matters
+            context.call_internal_no_propagate(body, compiled.fndesc, task_signature, [job, zero])
+            body.ret_void()
+        return builder.ptrtoint(fn, i64)
+
+    return types.int64(like), codegen
+
+
+@jit
 def _kernel_gradient(frame_address, like, dtype_code):  # pragma: no cover - compiled
     """The handler: ``kgrad`` over every row of the operands, or an XLA_FFI_Error."""
     frame = _words(frame_address, FRAME_WORDS)
     if frame[EXTENSION] != 0 and _metadata(frame):
         return 0
+    api = _words(frame[API], API_THREAD_POOL_SCHEDULE + 1)
+    message = _MESSAGE.ctypes.data
     ok = frame[ARGS_SIZE] == 3 and frame[RETS_SIZE] == 1 and frame[ATTRS_SIZE] == 1
     if not ok or (_words(frame[ATTR_TYPES], 1)[0] & 0xFFFFFFFF) != ATTR_ARRAY:
-        return _error(frame[API], _MESSAGE.ctypes.data)
+        return _call(api[API_ERROR_CREATE], 28, 0, message, INVALID_ARGUMENT, 0)
     args = _words(frame[ARGS], 3)
     x_data, x_dims, ok_x = _buffer(args[0], dtype_code, 3)
     g_data, g_dims, ok_g = _buffer(args[1], dtype_code, 3)
@@ -171,18 +290,44 @@ def _kernel_gradient(frame_address, like, dtype_code):  # pragma: no cover - com
     attr = _words(_words(frame[ATTRS], 1)[0], 3)
     ok = ok_x and ok_g and ok_c and ok_o and (attr[ARRAY_DTYPE] & 0xFFFFFFFF) == DTYPE_S64
     if not ok or attr[ARRAY_SIZE] != PARAMS or x_dims[0] != g_dims[0] or c_dims[0] != 2:
-        return _error(frame[API], _MESSAGE.ctypes.data)
-    x = carray(_pointer(x_data, like), (x_dims[0], x_dims[1], x_dims[2]))
-    g = carray(_pointer(g_data, like), (g_dims[0], g_dims[1], g_dims[2]))
-    consts = carray(_pointer(c_data, like), (2,))
-    out = carray(_pointer(o_data, like), (o_dims[0], o_dims[1]))
+        return _call(api[API_ERROR_CREATE], 28, 0, message, INVALID_ARGUMENT, 0)
     p = carray(_pointer(attr[ARRAY_DATA], _INT), (PARAMS,))
-    acc = np.zeros(out.shape, dtype=np.float64)
-    rows = g.shape[0] * g.shape[1]
-    _numba_kernels.kgrad(x, g, consts, acc, p[0], p[1], p[2], p[3], p[4], p[5], 0, rows)
-    for a in range(acc.shape[0]):
-        for b in range(acc.shape[1]):
-            out[a, b] = acc[a, b]
+    h, w = o_dims[0], o_dims[1]
+    rows = g_dims[0] * g_dims[1]
+    size = -(-rows // max(p[6], 1))
+    chunks = -(-rows // size) if rows > 0 else 1
+    threads = min(p[7], chunks)
+    job = _malloc(8 * (JOB_PARTIALS + chunks * h * w))
+    if job == 0:
+        return _call(api[API_ERROR_CREATE], 28, 0, _NO_MEMORY.ctypes.data, RESOURCE_EXHAUSTED, 0)
+    words = _words(job, JOB_PARTIALS)
+    words[JOB_NEXT], words[JOB_DONE], words[JOB_CHUNKS], words[JOB_CHUNK_ROWS], words[JOB_ROWS] = 0, 0, chunks, size, rows
+    words[JOB_X], words[JOB_G], words[JOB_CONSTS] = x_data, g_data, c_data
+    for i in range(3):
+        words[JOB_X + 1 + i], words[JOB_G + 1 + i] = x_dims[i], g_dims[i]
+    for i in range(6):
+        words[JOB_PARAMS + i] = p[i]
+    words[JOB_K], words[JOB_K + 1] = h, w
+    words[JOB_REFS] = max(threads, 1)
+    task = _task(like)
+    for _ in range(threads - 1):
+        error = _call(api[API_THREAD_POOL_SCHEDULE], 40, 0, frame[CONTEXT], task, job)
+        if error != 0:  # no thread pool: the handler does that task's share
+            _call(api[API_ERROR_DESTROY], 24, 0, error, 0, 0)
+            _job_release(job)
+    _job_work(job, like)
+    # Every chunk is claimed; wait only for those still being computed.
+    while _atomic_add(job + 8 * JOB_DONE, 0) < chunks:
+        _yield()
+    partials = carray(_pointer(job + 8 * JOB_PARTIALS, np.float64(0)), (chunks, h, w))
+    out = carray(_pointer(o_data, like), (h, w))
+    for a in range(h):
+        for b in range(w):
+            total = 0.0
+            for c in range(chunks):  # in chunk order: the result does not depend on the threads
+                total += partials[c, a, b]
+            out[a, b] = total
+    _job_release(job)
     return 0
 
 
@@ -214,7 +359,14 @@ def kernel_gradient(x, g, consts, k_shape, params):
 
     ``consts`` is ``[fill value, 0]`` in x's dtype, ``params`` the six ints
     ``r0, c0, row stride, column stride, row dilation, column dilation``
-    that ``_numba_kernels.kgrad`` takes.
+    that ``_numba_kernels.kgrad`` takes. From ``_methods.NUMBA_THREADED_WORK``
+    products on, the rows are split into chunks that the handler and XLA's
+    own thread pool claim one at a time (as ``_numba._run`` does for numpy):
+    the handler never waits for a pool thread that has not started.
     """
+    rows = g.shape[0] * g.shape[1]
+    work = rows * g.shape[2] * math.prod(k_shape)
+    threads = THREADS if work >= _methods.NUMBA_THREADED_WORK else 1
+    chunks = len(_numba._chunks(rows, threads))
     call = jax.ffi.ffi_call(_target(x.dtype), jax.ShapeDtypeStruct(k_shape, x.dtype), vmap_method="sequential")
-    return call(x, g, consts, params=np.asarray(params, dtype=np.int64))
+    return call(x, g, consts, params=np.asarray((*params, chunks, threads), dtype=np.int64))

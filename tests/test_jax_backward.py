@@ -5,10 +5,11 @@ backends/jax.py gives each tap of a fill-extended direct correlation its own
 correlation runs through; these cases cover every mode and boundary with
 strides, dilations, kernels larger than the fill margin and batches.
 
-Each test runs twice (the ``kernel_gradient_path`` fixture): with the
+Each test runs three times (the ``kernel_gradient_path`` fixture): with the
 kernel gradient as numba's kernel inside an XLA custom call
 (``backends/_jax_numba.py``, its size threshold lowered so that these small
-cases take it) and with numba turned off (XLA's own reductions).
+cases take it), the same with the rows split between the handler and XLA's
+thread pool, and with numba turned off (XLA's own reductions).
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
 
-@pytest.fixture(params=["numba-ffi", "xla"])
+@pytest.fixture(params=["numba-ffi", "numba-ffi-threads", "xla"])
 def kernel_gradient_path(request, monkeypatch):
     """The path under test, and the record of whether each call of the custom call's hook applied."""
     from xcorr.backends import _numba
     from xcorr.backends import jax as jax_backend
 
-    if request.param == "numba-ffi":
+    if request.param.startswith("numba-ffi"):
         pytest.importorskip("numba")
         monkeypatch.setattr(_methods, "NUMBA_MIN_OUTPUTS", 0)
+        if request.param.endswith("threads"):  # rows in chunks shared with XLA's thread pool
+            monkeypatch.setattr(_methods, "NUMBA_THREADED_WORK", 0)
     else:
         monkeypatch.setattr(_numba, "ENABLED", False)
     applied = []
@@ -110,7 +113,7 @@ def test_vjp_matches_numpy(kernel_gradient_path, name, mode, boundary, case):
     np.testing.assert_allclose(np.asarray(jgk), gk, rtol=1e-10, atol=1e-10)
     path, applied = kernel_gradient_path
     # numba's kernel takes a 2-D kernel; a batch of kernels takes XLA's reductions.
-    assert applied == [path == "numba-ffi" and len(k_shape) == 2]
+    assert applied == [path.startswith("numba-ffi") and len(k_shape) == 2]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.int64])
@@ -126,7 +129,7 @@ def test_dtypes(kernel_gradient_path, dtype):
     np.testing.assert_allclose(np.asarray(jgx), gx, rtol=tol, atol=tol * np.abs(gx).max())
     path, applied = kernel_gradient_path
     # complex and integer operands take XLA's reductions (integers exactly, in int64).
-    assert applied == [path == "numba-ffi" and dtype == np.float32]
+    assert applied == [path.startswith("numba-ffi") and dtype == np.float32]
 
 
 def test_grad_under_jit_and_vmap(kernel_gradient_path):
@@ -147,7 +150,7 @@ def test_grad_under_jit_and_vmap(kernel_gradient_path):
     want = xcorr.corr2d_vjp(np.asarray(x), np.asarray(k), np.asarray(g), **options)
     np.testing.assert_allclose(np.asarray(gk), want[1], rtol=1e-10, atol=1e-10)
     path, applied = kernel_gradient_path
-    assert applied and all(a == (path == "numba-ffi") for a in applied)
+    assert applied and all(a == (path.startswith("numba-ffi")) for a in applied)
 
 
 def test_large_kernel_gradient_float32_nan_and_inf(kernel_gradient_path):
@@ -170,7 +173,7 @@ def test_large_kernel_gradient_float32_nan_and_inf(kernel_gradient_path):
     assert np.isinf(gk[0, 0]) and np.isfinite(gk.ravel()[1:]).all()
     g[0, 3, 3] = np.nan
     assert np.isnan(np.asarray(grad(jnp.asarray(k), jnp.asarray(x), jnp.asarray(g)))).all()
-    assert applied and all(a == (path == "numba-ffi") for a in applied)
+    assert applied and all(a == (path.startswith("numba-ffi")) for a in applied)
 
 
 def test_custom_call_rejects_unexpected_operands():
