@@ -1,22 +1,27 @@
-"""numba's kernel gradient as an XLA custom call: jax's direct backward on the CPU.
+"""numba's direct kernels as XLA custom calls: jax's direct correlation and kernel gradient on the CPU.
 
 The kernel gradient is ``h*w`` sums over the whole image. XLA's CPU backend
 emits them as ``h*w`` separate reductions (19 ms at 1024², 3x3) or, at
 best, as one convolution with ``g`` as the kernel (1.3 ms, 55 ms at 4096²),
 while the numpy adapter's numba kernel (``_numba_kernels.kgrad``) takes
-them in one pass over ``g`` and ``x``: 0.55 ms and 11 ms. This module
-registers that kernel with XLA through jax's FFI (``jax.ffi``), so it runs
-inside jitted code on jax's own buffers: no copy, no host callback, traced
-by ``jax.jit``, mapped by ``jax.vmap`` (one call per mapped element).
+them in one pass over ``g`` and ``x``: 0.42 and 10 ms on one thread. And
+on large images XLA's fused shift-and-add (21 ms at 4096², 3x3) reads its
+input once per kernel row, where ``_numba_kernels.corr`` keeps each output
+row in L1 for all taps. This module registers both kernels with XLA
+through jax's FFI (``jax.ffi``), so they run inside jitted code on jax's
+own buffers: no copy, no host callback, traced by ``jax.jit``, mapped by
+``jax.vmap`` (one call per mapped element).
 
-The handler is a numba ``cfunc`` of the typed XLA FFI ABI
+The handlers are numba ``cfunc``s of the typed XLA FFI ABI
 (``XLA_FFI_Error* handler(XLA_FFI_CallFrame*)``, ``xla/ffi/api/c_api.h``
-under ``jax.ffi.include_dir()``). It reads the call frame itself: the
-operands ``x`` (planes, H, W), ``g`` (planes, R, C) and ``consts`` (fill
-value, zero), the int64 array attribute ``params`` and the (h, w) result.
-The offsets below are the C layout of those structs on 64-bit platforms.
-Imported by ``backends/jax.py`` only when a large enough float32/float64
-kernel gradient is traced with numba installed and jax on the CPU.
+under ``jax.ffi.include_dir()``) that read the call frame themselves:
+three operands (the input as (planes, H, W); ``g`` (planes, R, C) or the
+kernel (h, w); ``consts``, the fill value and a zero), the int64 array
+attribute ``params`` and one result. The offsets below are the C layout of
+those structs on 64-bit platforms. Large calls split their rows into
+chunks that the handler and XLA's own thread pool claim one at a time.
+Imported by ``backends/jax.py`` only when such a call is traced with numba
+installed and jax on the CPU.
 """
 
 from __future__ import annotations
@@ -66,15 +71,16 @@ INVALID_ARGUMENT, RESOURCE_EXHAUSTED = 3, 8
 # then the number of row chunks and of threads to share them (1, 1: no split).
 PARAMS = 8
 
-# A threaded call's job, malloc'ed (it outlives the handler when a pool
-# thread starts late), in int64 words: references held (the handler's and
-# one per scheduled task; the last to let go frees it), the next chunk to
-# claim, chunks finished, chunks, rows per chunk, total rows, then the
-# operands (data and three dims of x and g, consts, the six params, h, w)
-# and the chunks' float64 partial sums.
-JOB_REFS, JOB_NEXT, JOB_DONE, JOB_CHUNKS, JOB_CHUNK_ROWS, JOB_ROWS = range(6)
-JOB_X, JOB_G, JOB_CONSTS, JOB_PARAMS, JOB_K = 6, 10, 14, 15, 21
-JOB_PARTIALS = 23
+# A call's job, malloc'ed (it outlives the handler when a pool thread
+# starts late), in int64 words: references held (the handler's and one per
+# scheduled task; the last to let go frees it), the next chunk to claim,
+# chunks finished, chunks, rows per chunk, total rows, the kernel (CORR or
+# KGRAD), then the operands as (data, three dims): the input, g or the
+# kernel, the result; consts, the six params, and scratch space: the
+# chunks' float64 partial sums (KGRAD) or a row of the fill value (CORR).
+JOB_REFS, JOB_NEXT, JOB_DONE, JOB_CHUNKS, JOB_CHUNK_ROWS, JOB_ROWS, JOB_KIND = range(7)
+JOB_A, JOB_B, JOB_OUT, JOB_CONSTS, JOB_PARAMS, JOB_SCRATCH = 7, 11, 15, 19, 20, 26
+CORR, KGRAD = 0, 1
 
 HANDLER = types.voidptr(types.voidptr)
 
@@ -178,8 +184,8 @@ def _yield(typingctx):
 
 jit = numba.njit(cache=True, nogil=True)
 _INT = np.int64(0)
-_MESSAGE = np.frombuffer(b"xcorr kernel gradient: operands of an unexpected type or shape\0", dtype=np.uint8)
-_NO_MEMORY = np.frombuffer(b"xcorr kernel gradient: out of memory\0", dtype=np.uint8)
+_MESSAGE = np.frombuffer(b"xcorr (numba custom call): operands of an unexpected type or shape\0", dtype=np.uint8)
+_NO_MEMORY = np.frombuffer(b"xcorr (numba custom call): out of memory\0", dtype=np.uint8)
 
 
 @jit
@@ -213,23 +219,35 @@ def _buffer(address, dtype_code, rank):  # pragma: no cover - compiled
 
 
 @jit
+def _array3(words, at, like):  # pragma: no cover - compiled
+    return carray(_pointer(words[at], like), (words[at + 1], words[at + 2], words[at + 3]))
+
+
+@jit
 def _job_work(job, like):  # pragma: no cover - compiled
-    """Claim row chunks of a job one at a time until none are left; each sums into its partial."""
-    w = _words(job, JOB_PARTIALS)
-    x = carray(_pointer(w[JOB_X], like), (w[JOB_X + 1], w[JOB_X + 2], w[JOB_X + 3]))
-    g = carray(_pointer(w[JOB_G], like), (w[JOB_G + 1], w[JOB_G + 2], w[JOB_G + 3]))
+    """Claim row chunks of a job one at a time until none are left, and compute them."""
+    w = _words(job, JOB_SCRATCH)
+    a = _array3(w, JOB_A, like)
     consts = carray(_pointer(w[JOB_CONSTS], like), (2,))
     chunks, size, rows = w[JOB_CHUNKS], w[JOB_CHUNK_ROWS], w[JOB_ROWS]
-    partials = carray(_pointer(job + 8 * JOB_PARTIALS, np.float64(0)), (chunks, w[JOB_K], w[JOB_K + 1]))
     p = w[JOB_PARAMS : JOB_PARAMS + 6]
+    scratch = job + 8 * JOB_SCRATCH
     while True:
         c = _atomic_add(job + 8 * JOB_NEXT, 1)
         if c >= chunks:
             return
-        part = partials[c]
-        part[:] = 0.0
         start = c * size
-        _numba_kernels.kgrad(x, g, consts, part, p[0], p[1], p[2], p[3], p[4], p[5], start, min(rows, start + size))
+        stop = min(rows, start + size)
+        if w[JOB_KIND] == KGRAD:
+            g = _array3(w, JOB_B, like)
+            part = carray(_pointer(scratch, np.float64(0)), (chunks, w[JOB_OUT + 1], w[JOB_OUT + 2]))[c]
+            part[:] = 0.0
+            _numba_kernels.kgrad(a, g, consts, part, p[0], p[1], p[2], p[3], p[4], p[5], start, stop)
+        else:
+            k = carray(_pointer(w[JOB_B], like), (w[JOB_B + 1], w[JOB_B + 2]))
+            out = _array3(w, JOB_OUT, like)
+            fillrow = carray(_pointer(scratch, like), (out.shape[2],))
+            _numba_kernels.corr(a, k, out, fillrow, p[0], p[1], p[2], p[3], p[4], p[5], start, stop)
         _atomic_add(job + 8 * JOB_DONE, 1)
 
 
@@ -255,15 +273,15 @@ def _task(typingctx, like):
 
     def codegen(context, builder, signature, args):
         i64 = ir.IntType(64)
-        fn = _c_function(builder, f"xcorr_kernel_gradient_task_{like}", ir.VoidType(), cgutils.voidptr_t)
+        fn = _c_function(builder, f"xcorr_task_{like}", ir.VoidType(), cgutils.voidptr_t)
         if fn.is_declaration:
             fn.linkage = "internal"
             body = ir.IRBuilder(fn.append_basic_block())
             task_signature = types.none(types.int64, like)
             compiled = context.compile_subroutine(body, _job_task, task_signature)
             job = body.ptrtoint(fn.args[0], i64)
-            # No exception can come out of it (no bounds checks, no raise).
             zero = context.get_constant(like, 0)  # only its type matters
+            # No exception can come out of it (no bounds checks, no raise).
             context.call_internal_no_propagate(body, compiled.fndesc, task_signature, [job, zero])
             body.ret_void()
         return builder.ptrtoint(fn, i64)
@@ -272,42 +290,56 @@ def _task(typingctx, like):
 
 
 @jit
-def _kernel_gradient(frame_address, like, dtype_code):  # pragma: no cover - compiled
-    """The handler: ``kgrad`` over every row of the operands, or an XLA_FFI_Error."""
+def _store(words, at, data, dims, rank):  # pragma: no cover - compiled
+    words[at] = data
+    for i in range(3):
+        words[at + 1 + i] = dims[i] if i < rank else 1
+
+
+@jit
+def _handle(frame_address, like, dtype_code, kind):  # pragma: no cover - compiled
+    """A handler: the kernel over every row of the operands, or an XLA_FFI_Error."""
     frame = _words(frame_address, FRAME_WORDS)
     if frame[EXTENSION] != 0 and _metadata(frame):
         return 0
     api = _words(frame[API], API_THREAD_POOL_SCHEDULE + 1)
-    message = _MESSAGE.ctypes.data
     ok = frame[ARGS_SIZE] == 3 and frame[RETS_SIZE] == 1 and frame[ATTRS_SIZE] == 1
     if not ok or (_words(frame[ATTR_TYPES], 1)[0] & 0xFFFFFFFF) != ATTR_ARRAY:
-        return _call(api[API_ERROR_CREATE], 28, 0, message, INVALID_ARGUMENT, 0)
+        return _call(api[API_ERROR_CREATE], 28, 0, _MESSAGE.ctypes.data, INVALID_ARGUMENT, 0)
     args = _words(frame[ARGS], 3)
-    x_data, x_dims, ok_x = _buffer(args[0], dtype_code, 3)
-    g_data, g_dims, ok_g = _buffer(args[1], dtype_code, 3)
+    b_rank, out_rank = (3, 2) if kind == KGRAD else (2, 3)
+    a_data, a_dims, ok_a = _buffer(args[0], dtype_code, 3)
+    b_data, b_dims, ok_b = _buffer(args[1], dtype_code, b_rank)
     c_data, c_dims, ok_c = _buffer(args[2], dtype_code, 1)
-    o_data, o_dims, ok_o = _buffer(_words(frame[RETS], 1)[0], dtype_code, 2)
+    o_data, o_dims, ok_o = _buffer(_words(frame[RETS], 1)[0], dtype_code, out_rank)
     attr = _words(_words(frame[ATTRS], 1)[0], 3)
-    ok = ok_x and ok_g and ok_c and ok_o and (attr[ARRAY_DTYPE] & 0xFFFFFFFF) == DTYPE_S64
-    if not ok or attr[ARRAY_SIZE] != PARAMS or x_dims[0] != g_dims[0] or c_dims[0] != 2:
-        return _call(api[API_ERROR_CREATE], 28, 0, message, INVALID_ARGUMENT, 0)
+    ok = ok_a and ok_b and ok_c and ok_o and c_dims[0] == 2
+    ok = ok and (attr[ARRAY_DTYPE] & 0xFFFFFFFF) == DTYPE_S64 and attr[ARRAY_SIZE] == PARAMS
+    # The planes of the input are those of g (KGRAD) or of the result (CORR).
+    ok = ok and a_dims[0] == (b_dims[0] if kind == KGRAD else o_dims[0])
+    if not ok:
+        return _call(api[API_ERROR_CREATE], 28, 0, _MESSAGE.ctypes.data, INVALID_ARGUMENT, 0)
     p = carray(_pointer(attr[ARRAY_DATA], _INT), (PARAMS,))
-    h, w = o_dims[0], o_dims[1]
-    rows = g_dims[0] * g_dims[1]
-    size = -(-rows // max(p[6], 1))
-    chunks = -(-rows // size) if rows > 0 else 1
+    rows_of = b_dims if kind == KGRAD else o_dims
+    rows = rows_of[0] * rows_of[1]
+    size = -(-rows // max(p[6], 1)) if rows > 0 else 1
+    chunks = -(-rows // size)
     threads = min(p[7], chunks)
-    job = _malloc(8 * (JOB_PARTIALS + chunks * h * w))
+    scratch = chunks * o_dims[0] * o_dims[1] if kind == KGRAD else o_dims[2]
+    job = _malloc(8 * (JOB_SCRATCH + scratch))
     if job == 0:
         return _call(api[API_ERROR_CREATE], 28, 0, _NO_MEMORY.ctypes.data, RESOURCE_EXHAUSTED, 0)
-    words = _words(job, JOB_PARTIALS)
-    words[JOB_NEXT], words[JOB_DONE], words[JOB_CHUNKS], words[JOB_CHUNK_ROWS], words[JOB_ROWS] = 0, 0, chunks, size, rows
-    words[JOB_X], words[JOB_G], words[JOB_CONSTS] = x_data, g_data, c_data
-    for i in range(3):
-        words[JOB_X + 1 + i], words[JOB_G + 1 + i] = x_dims[i], g_dims[i]
-    for i in range(6):
-        words[JOB_PARAMS + i] = p[i]
-    words[JOB_K], words[JOB_K + 1] = h, w
+    words = _words(job, JOB_SCRATCH)
+    words[JOB_NEXT], words[JOB_DONE], words[JOB_CHUNKS] = 0, 0, chunks
+    words[JOB_CHUNK_ROWS], words[JOB_ROWS], words[JOB_KIND] = size, rows, kind
+    _store(words, JOB_A, a_data, a_dims, 3)
+    _store(words, JOB_B, b_data, b_dims, b_rank)
+    _store(words, JOB_OUT, o_data, o_dims, out_rank)
+    words[JOB_CONSTS] = c_data
+    words[JOB_PARAMS : JOB_PARAMS + 6] = p[:6]
+    if kind == CORR:
+        consts = carray(_pointer(c_data, like), (2,))
+        carray(_pointer(job + 8 * JOB_SCRATCH, like), (o_dims[2],))[:] = consts[0]
     words[JOB_REFS] = max(threads, 1)
     task = _task(like)
     for _ in range(threads - 1):
@@ -319,54 +351,89 @@ def _kernel_gradient(frame_address, like, dtype_code):  # pragma: no cover - com
     # Every chunk is claimed; wait only for those still being computed.
     while _atomic_add(job + 8 * JOB_DONE, 0) < chunks:
         _yield()
-    partials = carray(_pointer(job + 8 * JOB_PARTIALS, np.float64(0)), (chunks, h, w))
-    out = carray(_pointer(o_data, like), (h, w))
-    for a in range(h):
-        for b in range(w):
-            total = 0.0
-            for c in range(chunks):  # in chunk order: the result does not depend on the threads
-                total += partials[c, a, b]
-            out[a, b] = total
+    if kind == KGRAD:
+        partials = carray(_pointer(job + 8 * JOB_SCRATCH, np.float64(0)), (chunks, o_dims[0], o_dims[1]))
+        out = carray(_pointer(o_data, like), (o_dims[0], o_dims[1]))
+        for a in range(out.shape[0]):
+            for b in range(out.shape[1]):
+                total = 0.0
+                for c in range(chunks):  # in chunk order: the result does not depend on the threads
+                    total += partials[c, a, b]
+                out[a, b] = total
     _job_release(job)
     return 0
 
 
-@numba.cfunc(HANDLER, cache=True, nogil=True)
+def correlate_float32(frame):  # pragma: no cover - compiled
+    return _void_pointer(_handle(frame, np.float32(0), DTYPE_F32, CORR))
+
+
+def correlate_float64(frame):  # pragma: no cover - compiled
+    return _void_pointer(_handle(frame, np.float64(0), DTYPE_F64, CORR))
+
+
 def kernel_gradient_float32(frame):  # pragma: no cover - compiled
-    return _void_pointer(_kernel_gradient(frame, np.float32(0), DTYPE_F32))
+    return _void_pointer(_handle(frame, np.float32(0), DTYPE_F32, KGRAD))
 
 
-@numba.cfunc(HANDLER, cache=True, nogil=True)
 def kernel_gradient_float64(frame):  # pragma: no cover - compiled
-    return _void_pointer(_kernel_gradient(frame, np.float64(0), DTYPE_F64))
+    return _void_pointer(_handle(frame, np.float64(0), DTYPE_F64, KGRAD))
 
 
-_HANDLERS = {np.dtype(np.float32): kernel_gradient_float32, np.dtype(np.float64): kernel_gradient_float64}
+# The handlers, compiled (or loaded from numba's cache) when first used.
+_HANDLERS = {
+    ("correlate", "float32"): correlate_float32,
+    ("correlate", "float64"): correlate_float64,
+    ("kernel_gradient", "float32"): kernel_gradient_float32,
+    ("kernel_gradient", "float64"): kernel_gradient_float64,
+}
+
+_COMPILED: dict[str, object] = {}
 
 
 @cache
-def _target(dtype) -> str:
-    """The registered FFI target name for ``dtype`` (registered on first use)."""
-    name = f"xcorr_kernel_gradient_{np.dtype(dtype).name}"
-    address = _HANDLERS[np.dtype(dtype)].address
-    handler = ctypes.cast(address, ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p))
+def _target(kernel: str, dtype) -> str:
+    """The FFI target name of a handler (registered on first use)."""
+    name = f"xcorr_{kernel}_{np.dtype(dtype).name}"
+    # Kept for the life of the process: XLA calls into its code.
+    _COMPILED[name] = compiled = numba.cfunc(HANDLER, cache=True, nogil=True)(_HANDLERS[kernel, np.dtype(dtype).name])
+    handler = ctypes.cast(compiled.address, ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p))
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(handler), platform="cpu")
     return name
+
+
+def _split(rows: int, work: int) -> tuple[int, int]:
+    """``(chunks, threads)`` for ``rows`` rows and ``work`` products (as ``_numba`` splits for numpy)."""
+    threads = THREADS if work >= _methods.NUMBA_THREADED_WORK else 1
+    return len(_numba._chunks(rows, threads)), threads
+
+
+def _call_kernel(kernel, result, a, b, consts, params, split):
+    call = jax.ffi.ffi_call(_target(kernel, a.dtype), result, vmap_method="sequential")
+    return call(a, b, consts, params=np.asarray((*params, *split), dtype=np.int64))
+
+
+def correlate(x, k, consts, out_shape, params):
+    """The correlation of ``x`` (planes, H, W) with ``k`` (h, w): (planes, R, C), traceable.
+
+    ``consts`` is ``[fill value, 0]`` in x's dtype, ``params`` the six ints
+    ``r0, c0, row stride, column stride, row dilation, column dilation``
+    that ``_numba_kernels.corr`` takes (rows outside ``x`` read the fill
+    value; with a column stride, every window must lie inside ``x``).
+    """
+    rows = out_shape[0] * out_shape[1]
+    split = _split(rows, rows * out_shape[2] * math.prod(k.shape))
+    return _call_kernel("correlate", jax.ShapeDtypeStruct(out_shape, x.dtype), x, k, consts, params, split)
 
 
 def kernel_gradient(x, g, consts, k_shape, params):
     """The (h, w) kernel gradient of ``x`` (planes, H, W) and ``g`` (planes, R, C), traceable.
 
-    ``consts`` is ``[fill value, 0]`` in x's dtype, ``params`` the six ints
-    ``r0, c0, row stride, column stride, row dilation, column dilation``
-    that ``_numba_kernels.kgrad`` takes. From ``_methods.NUMBA_THREADED_WORK``
-    products on, the rows are split into chunks that the handler and XLA's
-    own thread pool claim one at a time (as ``_numba._run`` does for numpy):
-    the handler never waits for a pool thread that has not started.
+    ``consts`` and ``params`` as for ``correlate``; ``_numba_kernels.kgrad``
+    takes them. Each chunk of rows sums into its own float64 partial, and
+    the partials are added in chunk order: the result does not depend on
+    which thread took which chunk.
     """
     rows = g.shape[0] * g.shape[1]
-    work = rows * g.shape[2] * math.prod(k_shape)
-    threads = THREADS if work >= _methods.NUMBA_THREADED_WORK else 1
-    chunks = len(_numba._chunks(rows, threads))
-    call = jax.ffi.ffi_call(_target(x.dtype), jax.ShapeDtypeStruct(k_shape, x.dtype), vmap_method="sequential")
-    return call(x, g, consts, params=np.asarray((*params, chunks, threads), dtype=np.int64))
+    split = _split(rows, rows * g.shape[2] * math.prod(k_shape))
+    return _call_kernel("kernel_gradient", jax.ShapeDtypeStruct(k_shape, x.dtype), x, g, consts, params, split)

@@ -6,10 +6,11 @@ correlation runs through; these cases cover every mode and boundary with
 strides, dilations, kernels larger than the fill margin and batches.
 
 Each test runs three times (the ``kernel_gradient_path`` fixture): with the
-kernel gradient as numba's kernel inside an XLA custom call
-(``backends/_jax_numba.py``, its size threshold lowered so that these small
-cases take it), the same with the rows split between the handler and XLA's
-thread pool, and with numba turned off (XLA's own reductions).
+kernel gradient, and correlations whose windows leave the input into a
+fill (the input gradient's), as numba's kernels inside XLA custom calls
+(``backends/_jax_numba.py``, the size threshold lowered so that these small
+cases take them), the same with the rows split between the handler and
+XLA's thread pool, and with numba turned off (XLA's own code).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 import xcorr
+from reference import reference
 from xcorr import _methods
 
 jax = pytest.importorskip("jax")
@@ -26,7 +28,8 @@ jnp = jax.numpy
 
 @pytest.fixture(params=["numba-ffi", "numba-ffi-threads", "xla"])
 def kernel_gradient_path(request, monkeypatch):
-    """The path under test, and the record of whether each call of the custom call's hook applied."""
+    """The path under test, whether each call of the kernel-gradient hook applied,
+    and the number of correlations that took numba's kernel."""
     from xcorr.backends import _numba
     from xcorr.backends import jax as jax_backend
 
@@ -37,19 +40,27 @@ def kernel_gradient_path(request, monkeypatch):
             monkeypatch.setattr(_methods, "NUMBA_THREADED_WORK", 0)
     else:
         monkeypatch.setattr(_numba, "ENABLED", False)
-    applied = []
-    real = jax_backend.kernel_gradient
+    applied, correlations = [], []
+    real_gradient, real_correlate = jax_backend.kernel_gradient, jax_backend._numba_correlate
 
-    def spy(*args):
-        result = real(*args)
+    def gradient(*args):
+        result = real_gradient(*args)
         applied.append(result is not NotImplemented)
         return result
 
-    monkeypatch.setattr(jax_backend, "kernel_gradient", spy)
-    # The hook is consulted when a backward is traced; traces are cached per configuration.
+    def correlate(*args):
+        correlations.append(1)
+        return real_correlate(*args)
+
+    monkeypatch.setattr(jax_backend, "kernel_gradient", gradient)
+    monkeypatch.setattr(jax_backend, "_numba_correlate", correlate)
+    # The paths are chosen when a call is traced; traces are cached per configuration.
     jax_backend._differentiable_kernel.cache_clear()
-    yield request.param, applied
+    jax_backend._kernel.cache_clear()
+    yield request.param, applied, correlations
     jax_backend._differentiable_kernel.cache_clear()
+    jax_backend._kernel.cache_clear()
+
 
 # (x shape, k shape, stride, dilation)
 CASES = {
@@ -111,9 +122,12 @@ def test_vjp_matches_numpy(kernel_gradient_path, name, mode, boundary, case):
     (gx, gk), (jgx, jgk) = _vjps(name, x, k, g, **options)
     np.testing.assert_allclose(np.asarray(jgx), gx, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(np.asarray(jgk), gk, rtol=1e-10, atol=1e-10)
-    path, applied = kernel_gradient_path
-    # numba's kernel takes a 2-D kernel; a batch of kernels takes XLA's reductions.
-    assert applied == [path.startswith("numba-ffi") and len(k_shape) == 2]
+    path, applied, correlations = kernel_gradient_path
+    # numba's kernels take a 2-D kernel; a batch of kernels takes XLA's. The
+    # input gradient is a "full" correlation, its windows leaving g into zeros.
+    numba = path.startswith("numba-ffi") and len(k_shape) == 2
+    assert applied == [numba]
+    assert bool(correlations) == numba
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.int64])
@@ -127,9 +141,10 @@ def test_dtypes(kernel_gradient_path, dtype):
     tol = 1e-4 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(np.asarray(jgk), gk, rtol=tol, atol=tol * np.abs(gk).max())
     np.testing.assert_allclose(np.asarray(jgx), gx, rtol=tol, atol=tol * np.abs(gx).max())
-    path, applied = kernel_gradient_path
+    path, applied, correlations = kernel_gradient_path
     # complex and integer operands take XLA's reductions (integers exactly, in int64).
     assert applied == [path.startswith("numba-ffi") and dtype == np.float32]
+    assert bool(correlations) == (path.startswith("numba-ffi") and dtype == np.float32)
 
 
 def test_grad_under_jit_and_vmap(kernel_gradient_path):
@@ -149,7 +164,7 @@ def test_grad_under_jit_and_vmap(kernel_gradient_path):
     gx, gk = grad(x, k, g)
     want = xcorr.corr2d_vjp(np.asarray(x), np.asarray(k), np.asarray(g), **options)
     np.testing.assert_allclose(np.asarray(gk), want[1], rtol=1e-10, atol=1e-10)
-    path, applied = kernel_gradient_path
+    path, applied, correlations = kernel_gradient_path
     assert applied and all(a == (path.startswith("numba-ffi")) for a in applied)
 
 
@@ -157,7 +172,7 @@ def test_large_kernel_gradient_float32_nan_and_inf(kernel_gradient_path):
     # Above the default size threshold (no monkeypatching of it): float32
     # sums agree with float64 ones to float32 rounding, and non-finite values
     # reach exactly the taps whose windows meet them.
-    path, applied = kernel_gradient_path
+    path, applied, correlations = kernel_gradient_path
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 150, 130)).astype(np.float32)
     k = rng.standard_normal((3, 4)).astype(np.float32)
@@ -191,3 +206,31 @@ def test_custom_call_rejects_unexpected_operands():
     for bad in (g.astype(jnp.float64), jnp.concatenate([g, g])):  # another dtype, another number of planes
         with pytest.raises(Exception, match="unexpected type or shape"):
             jax.block_until_ready(_jax_numba.kernel_gradient(x, bad, jnp.zeros(2, jnp.float32), (3, 3), params))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    ("name", "mode", "stride", "dilation", "x_shape", "k_shape"),
+    [
+        ("corr2d", "same", 1, 1, (37, 41), (3, 3)),
+        ("conv2d", "full", 1, 1, (2, 20, 25), (4, 5)),
+        ("corr2d", "full", (2, 1), (1, 3), (30, 33), (3, 2)),
+        ("conv2d", "same", (1, 3), 2, (26, 40), (5, 3)),
+        ("corr2d", "full", 1, 1, (5, 6), (8, 9)),  # windows wider than x
+        ("corr2d", "valid", 1, 1, (30, 33), (3, 3)),  # inside x: XLA's shift-and-add
+    ],
+)
+def test_forward_reading_fill(kernel_gradient_path, dtype, name, mode, stride, dilation, x_shape, k_shape):
+    # The forward through numba's kernel where windows leave x into the fill
+    # (rows of the fill value, edge columns apart); with a column stride XLA's.
+    path, _, correlations = kernel_gradient_path
+    rng = np.random.default_rng(5)
+    x, k = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(k_shape).astype(dtype)
+    options = dict(mode=mode, boundary="fill", fillvalue=0.25, stride=stride, dilation=dilation)
+    y = getattr(xcorr, name)(jnp.asarray(x), jnp.asarray(k), method="direct", **options)
+    want = reference(x.astype(np.float64), k.astype(np.float64), convolve=name == "conv2d", **options)
+    assert y.dtype == jnp.dtype(dtype) and y.shape == want.shape
+    tol = 2e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(np.asarray(y), want, rtol=tol, atol=tol * np.abs(want).max())
+    column_stride = stride if isinstance(stride, int) else stride[1]
+    assert bool(correlations) == (path.startswith("numba-ffi") and mode != "valid" and column_stride == 1)

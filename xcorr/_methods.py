@@ -83,7 +83,8 @@ COSTS: dict[str, Costs] = {
 }
 # numpy direct correlations with at least this many outputs (batch included)
 # go through the numba kernel when numba is installed (backends/_numba.py);
-# smaller ones stay on the numpy path and never import numba.
+# smaller ones stay on the numpy path and never import numba. jax on the CPU
+# uses the same kernels as XLA custom calls from this size (backends/_jax_numba.py).
 NUMBA_MIN_OUTPUTS = 1 << 14
 # ... and split their rows between threads from this many products (outputs x taps).
 NUMBA_THREADED_WORK = 1 << 21
