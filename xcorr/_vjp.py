@@ -159,7 +159,8 @@ def _kernel_gradient(xp, xc, k, g, options: Options, geometry: Geometry, dtype):
     fused = hook(xp, "kernel_gradient")
     if fused is not None:
         # An adapter may compute all h*w taps in one pass over x and g (the
-        # numpy adapter's numba kernel; its own extension, often none). It
+        # numpy adapter's numba kernel, and jax's on the CPU as an XLA custom
+        # call; their own extension, often none). It
         # returns the correlation-orientation gradient of k's shape, in the
         # result dtype, or NotImplemented to fall through to the code below.
         gk = fused(xp, xc, k, g, options, geometry, method)
