@@ -234,3 +234,31 @@ def test_forward_reading_fill(kernel_gradient_path, dtype, name, mode, stride, d
     np.testing.assert_allclose(np.asarray(y), want, rtol=tol, atol=tol * np.abs(want).max())
     column_stride = stride if isinstance(stride, int) else stride[1]
     assert bool(correlations) == (path.startswith("numba-ffi") and mode != "valid" and column_stride == 1)
+
+
+def test_export_takes_native_or_fft(kernel_gradient_path):
+    # jax.export refuses custom calls without compatibility guarantees, and
+    # numba's kernels are such calls: method="native" (lax.conv, for the
+    # gradients too) and method="fft" never emit them.
+    from jax import export
+
+    path, applied, correlations = kernel_gradient_path
+    x, k = jnp.ones((40, 30), jnp.float32), jnp.ones((3, 3), jnp.float32)
+    for method in ("native", "fft"):
+
+        def loss(x, k, method=method):
+            return (xcorr.corr2d(x, k, mode="same", method=method) ** 2).sum()
+
+        # export checks the custom calls (serializing needs flatbuffers, not installed here).
+        gx, gk = export.export(jax.jit(jax.grad(loss, argnums=(0, 1))))(x, k).call(x, k)
+        ones = np.ones((40, 30)), np.ones((3, 3))
+        want = xcorr.corr2d_vjp(*ones, 2 * xcorr.corr2d(*ones, mode="same"), mode="same")
+        np.testing.assert_allclose(np.asarray(gx), want[0], rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(gk), want[1], rtol=1e-5)
+    assert not any(applied) and not correlations
+    direct = jax.jit(jax.grad(lambda x, k: (xcorr.corr2d(x, k, mode="same", method="direct") ** 2).sum()))
+    if path.startswith("numba-ffi"):
+        with pytest.raises(ValueError, match="custom calls"):
+            export.export(direct)(x, k)
+    else:
+        export.export(direct)(x, k)
