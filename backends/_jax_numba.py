@@ -340,6 +340,8 @@ def _handle(frame_address, like, dtype_code, kind):  # pragma: no cover - compil
     if kind == CORR:
         consts = carray(_pointer(c_data, like), (2,))
         carray(_pointer(job + 8 * JOB_SCRATCH, like), (o_dims[2],))[:] = consts[0]
+    if api[0] < 8 * (API_THREAD_POOL_SCHEDULE + 1):  # an older API without a thread pool
+        threads = 1
     words[JOB_REFS] = max(threads, 1)
     task = _task(like)
     for _ in range(threads - 1):

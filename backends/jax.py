@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from dataclasses import replace
 
 import jax
@@ -108,7 +109,19 @@ def _numba_applies(x, k, dtype, outputs: int, min_outputs: int | None = None) ->
         and dtype == x.dtype
         and outputs >= (_methods.NUMBA_MIN_OUTPUTS if min_outputs is None else min_outputs)
         and jax.default_backend() == "cpu"
-        and _methods.numba_installed()
+        and _numba_custom_calls()
+    )
+
+
+@functools.cache
+def _numba_custom_calls() -> bool:
+    """numba installed and a platform whose call frames ``_jax_numba`` reads: jax.ffi, 64-bit, little-endian, POSIX."""
+    return (
+        _methods.numba_installed()
+        and hasattr(jax, "ffi")
+        and sys.maxsize > 2**32
+        and sys.byteorder == "little"
+        and sys.platform != "win32"  # the handlers call malloc, free and sched_yield
     )
 
 
