@@ -39,7 +39,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .. import _methods
-from . import _numba, _numba_kernels
+from . import _hugepages, _numba, _numba_kernels
 from .numpy import THREADS
 
 # --- the call frame (xla/ffi/api/c_api.h), in 8-byte words ------------------
@@ -68,8 +68,10 @@ ATTR_ARRAY = 1
 DTYPE_S64, DTYPE_F32, DTYPE_F64 = 5, 11, 12
 INVALID_ARGUMENT, RESOURCE_EXHAUSTED = 3, 8
 # params: r0, c0, row stride, column stride, row dilation, column dilation,
-# then the number of row chunks and of threads to share them (1, 1: no split).
-PARAMS = 8
+# the number of row chunks and of threads to share them (1, 1: no split),
+# and whether to ask for huge pages for the result (_hugepages).
+PARAMS = 9
+MADV_HUGEPAGE, PAGE = 14, 4096
 
 # A call's job, malloc'ed (it outlives the handler when a pool thread
 # starts late), in int64 words: references held (the handler's and one per
@@ -169,6 +171,19 @@ def _free(typingctx, address):
         return context.get_dummy_value()
 
     return types.none(types.int64), codegen
+
+
+@intrinsic
+def _madvise(typingctx, address, length, advice):
+    """The C library's ``madvise`` (a hint; its result is ignored)."""
+
+    def codegen(context, builder, signature, args):
+        fn = _c_function(builder, "madvise", ir.IntType(32), cgutils.voidptr_t, ir.IntType(64), ir.IntType(32))
+        address = builder.inttoptr(args[0], cgutils.voidptr_t)
+        builder.call(fn, [address, args[1], builder.trunc(args[2], ir.IntType(32))])
+        return context.get_dummy_value()
+
+    return types.none(types.int64, types.int64, types.int64), codegen
 
 
 @intrinsic
@@ -338,6 +353,11 @@ def _handle(frame_address, like, dtype_code, kind):  # pragma: no cover - compil
     words[JOB_CONSTS] = c_data
     words[JOB_PARAMS : JOB_PARAMS + 6] = p[:6]
     if kind == CORR:
+        if p[8]:  # huge pages for the fresh result, before its first write
+            nbytes = o_dims[0] * o_dims[1] * o_dims[2] * (8 if dtype_code == DTYPE_F64 else 4)
+            start, stop = -(-o_data // PAGE) * PAGE, (o_data + nbytes) // PAGE * PAGE
+            if stop > start:
+                _madvise(start, stop - start, MADV_HUGEPAGE)
         consts = carray(_pointer(c_data, like), (2,))
         carray(_pointer(job + 8 * JOB_SCRATCH, like), (o_dims[2],))[:] = consts[0]
     if api[0] < 8 * (API_THREAD_POOL_SCHEDULE + 1):  # an older API without a thread pool
@@ -410,9 +430,14 @@ def _split(rows: int, work: int) -> tuple[int, int]:
     return len(_numba._chunks(rows, threads)), threads
 
 
-def _call_kernel(kernel, result, a, b, consts, params, split):
+def _huge(shape, dtype) -> int:
+    """1 if the handler should ask for huge pages for a result (``_hugepages``), else 0."""
+    return int(_hugepages.enabled() and math.prod(shape) * np.dtype(dtype).itemsize >= _hugepages.MIN_BYTES)
+
+
+def _call_kernel(kernel, result, a, b, consts, params, split, huge=0):
     call = jax.ffi.ffi_call(_target(kernel, a.dtype), result, vmap_method="sequential")
-    return call(a, b, consts, params=np.asarray((*params, *split), dtype=np.int64))
+    return call(a, b, consts, params=np.asarray((*params, *split, huge), dtype=np.int64))
 
 
 def correlate(x, k, consts, out_shape, params):
@@ -425,7 +450,8 @@ def correlate(x, k, consts, out_shape, params):
     """
     rows = out_shape[0] * out_shape[1]
     split = _split(rows, rows * out_shape[2] * math.prod(k.shape))
-    return _call_kernel("correlate", jax.ShapeDtypeStruct(out_shape, x.dtype), x, k, consts, params, split)
+    result = jax.ShapeDtypeStruct(out_shape, x.dtype)
+    return _call_kernel("correlate", result, x, k, consts, params, split, _huge(out_shape, x.dtype))
 
 
 def kernel_gradient(x, g, consts, k_shape, params):

@@ -14,6 +14,7 @@ from dataclasses import replace
 import jax
 
 from .. import _fft, _generic, _layer, _methods, _vjp
+from . import _hugepages
 from .._options import result_dtype
 
 
@@ -282,7 +283,7 @@ def _direct(x, k, *, options, geometry):
     xp = _jnp()
     rows, cols = geometry.rows, geometry.cols
     x, k = _generic.prepare(xp, x, k, options)
-    if _numba_reads_fill(x, k, options, geometry):
+    if _numba_forward(x, k, options, geometry):
         return _numba_correlate(xp, x, k, options, geometry)
     if rows.taps * cols.taps <= UNROLL_TAPS or rows.taps == 1:
         # _generic.correlate's unrolled shift-and-add, on the extended input.
@@ -311,31 +312,35 @@ def _direct(x, k, *, options, geometry):
     return lax.fori_loop(0, rows.taps, row, acc)
 
 
-def _numba_reads_fill(x, k, options, geometry) -> bool:
-    """Whether the direct correlation takes numba's kernel: windows that leave ``x`` into a fill.
+def _numba_forward(x, k, options, geometry) -> bool:
+    """Whether the direct correlation takes numba's kernel (an XLA custom call).
 
-    There XLA pays for the fill (a pad per tap or a padded copy: a "full"
-    correlation, the input gradient, took 1.4-2x the time of numba's
-    kernel, which reads rows of the fill value and computes the edge columns
-    apart: 1024² 3x3 0.46-0.58 against 0.24-0.34 ms, 4096² 7x7 61 against
-    37 ms). Where every window lies inside ``x`` the two were within noise
-    of each other (XLA's output allocation dominates large images), and
-    beyond ``UNROLL_TAPS`` taps XLA's loop is as fast.
+    Where windows leave ``x`` into a fill, XLA pays for the fill (a pad per
+    tap or a padded copy: a "full" correlation, the input gradient, took
+    1.4-2x the time of numba's kernel, which reads rows of the fill value and
+    computes the edge columns apart: 1024² 3x3 0.46-0.58 against 0.24-0.34
+    ms). And an output of at least ``_methods.NUMBA_JAX_FRESH_OUTPUT_BYTES``
+    is a fresh mapping every call, which XLA faults in page by page (a 4096²
+    ``x + 1`` took 19-21 ms), where the handler asks for huge pages first
+    (``_hugepages``): 4096² 3x3 22 -> 17 ms, 1x2 20 -> 10 ms, 7x7 39 -> 24
+    ms, 16x1024² 3x3 23 -> 9-14 ms; smaller outputs inside ``x`` stay with
+    XLA's fused shift-and-add (2048² 3x3: 1.0-1.1 against 1.4-1.6 ms).
+    Beyond ``UNROLL_TAPS`` taps XLA's loop is as fast.
     """
     rows, cols = geometry.rows, geometry.cols
     H, W = x.shape[-2:]
+    outputs = math.prod(geometry.out_shape)
+    if rows.taps * cols.taps > UNROLL_TAPS or not _numba_applies(x, k, k.dtype, outputs):
+        return False
     inside = rows.lo >= 0 and cols.lo >= 0 and rows.hi < H and cols.hi < W
-    return (
-        not inside
-        and options.boundary == "fill"
-        and cols.step == 1
-        and rows.taps * cols.taps <= UNROLL_TAPS
-        and _numba_applies(x, k, k.dtype, math.prod(geometry.out_shape))
-    )
+    if not inside:
+        # Rows of the fill are read virtually; a column stride needs the extension XLA builds too.
+        return options.boundary == "fill" and cols.step == 1
+    return _hugepages.enabled() and outputs * x.dtype.itemsize >= _methods.NUMBA_JAX_FRESH_OUTPUT_BYTES
 
 
 def _numba_correlate(xp, x, k, options, geometry):
-    """The direct correlation as numba's kernel in an XLA custom call, the fill read virtually."""
+    """The direct correlation as numba's kernel in an XLA custom call (a fill read virtually)."""
     from . import _jax_numba
 
     rows, cols = geometry.rows, geometry.cols

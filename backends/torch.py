@@ -12,6 +12,7 @@ from .. import _generic, _layer, _vjp
 from .._compat import array_namespace
 from .._methods import fft_shape
 from .._options import plan, result_dtype
+from . import _hugepages
 
 
 def correlate(xp, x, k, options, geometry):
@@ -237,6 +238,8 @@ def direct_forward(xp, x, k, options, geometry):
     if out.numel() == 0:
         return out
     cpu = x.device.type == "cpu"
+    if cpu:
+        _hugepages.advise(out.data_ptr(), out.numel() * out.element_size())
     if k.ndim == 2 and cpu:
         # Python scalars: add_(view, alpha=...) is one fused pass per tap.
         weights = k.tolist()

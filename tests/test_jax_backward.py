@@ -262,3 +262,30 @@ def test_export_takes_native_or_fft(kernel_gradient_path):
             export.export(direct)(x, k)
     else:
         export.export(direct)(x, k)
+
+
+@pytest.mark.parametrize(
+    ("name", "x_shape", "k_shape", "stride", "dilation"),
+    [
+        ("corr2d", (2, 30, 41), (3, 3), 1, 1),
+        ("conv2d", (33, 40), (4, 2), (2, 3), (1, 2)),
+        ("corr2d", (3, 1, 24, 28), (1, 2), (1, 2), 1),
+    ],
+)
+def test_forward_inside_large_outputs(kernel_gradient_path, monkeypatch, name, x_shape, k_shape, stride, dilation):
+    # Outputs that are a fresh mapping every call (thresholds lowered here)
+    # take numba's kernel, which asks for huge pages for them first.
+    from xcorr.backends import _hugepages
+
+    monkeypatch.setattr(_methods, "NUMBA_JAX_FRESH_OUTPUT_BYTES", 0)
+    monkeypatch.setattr(_hugepages, "enabled", lambda: True)
+    monkeypatch.setattr(_hugepages, "MIN_BYTES", 0)
+    path, _, correlations = kernel_gradient_path
+    rng = np.random.default_rng(6)
+    x, k = rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(k_shape).astype(np.float32)
+    options = dict(stride=stride, dilation=dilation)
+    y = getattr(xcorr, name)(jnp.asarray(x), jnp.asarray(k), method="direct", **options)
+    want = reference(x.astype(np.float64), k.astype(np.float64), convolve=name == "conv2d", **options)
+    assert y.dtype == jnp.float32 and y.shape == want.shape
+    np.testing.assert_allclose(np.asarray(y), want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
+    assert bool(correlations) == path.startswith("numba-ffi")

@@ -580,3 +580,21 @@ def test_numpy_without_numba(monkeypatch):
     monkeypatch.setattr(_methods, "NUMBA_MIN_OUTPUTS", 0)
     x, k = random((2, 20, 24)), random((3, 3), seed=1)
     np.testing.assert_allclose(xcorr.corr2d(x, k, stride=2), reference(x, k, stride=2), rtol=1e-12, atol=1e-12)
+
+
+def test_huge_page_advice_is_only_a_hint(monkeypatch):
+    # backends/_hugepages.py asks the kernel for huge pages for large fresh
+    # outputs: whole pages inside the buffer only, never an error, and the
+    # torch outputs it is given for hold the same numbers.
+    from xcorr.backends import _hugepages
+
+    buffer = np.zeros(3 * 4096 + 100, dtype=np.uint8)
+    address = buffer.ctypes.data + 7  # not page-aligned
+    monkeypatch.setattr(_hugepages, "MIN_BYTES", 0)
+    monkeypatch.setattr(_hugepages, "enabled", lambda: True)
+    _hugepages.advise(address, 3 * 4096)
+    _hugepages.advise(address, 10)  # less than a page: nothing to advise
+    assert not buffer.any()
+    torch = pytest.importorskip("torch")
+    x, k = random((70, 90), "float32"), random((3, 3), "float32", seed=1)
+    np.testing.assert_allclose(xcorr.corr2d(torch.from_numpy(x), torch.from_numpy(k)).numpy(), reference(x, k), rtol=1e-5, atol=1e-5)

@@ -88,6 +88,10 @@ COSTS: dict[str, Costs] = {
 NUMBA_MIN_OUTPUTS = 1 << 14
 # ... and split their rows between threads from this many products (outputs x taps).
 NUMBA_THREADED_WORK = 1 << 21
+# jax's direct correlations with every window inside the input take numba's
+# kernel from outputs of this many bytes (a fresh mapping each call, given
+# huge pages by the handler; backends/jax.py:_numba_forward), XLA's fused code below.
+NUMBA_JAX_FRESH_OUTPUT_BYTES = 1 << 25
 # Transform sizes built from these primes are fast in every FFT library we use.
 FFT_PRIMES: tuple[int, ...] = (2, 3, 5, 7)
 
