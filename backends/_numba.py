@@ -132,6 +132,61 @@ def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int):
     return partial.sum(axis=0).astype(x.dtype)
 
 
+def vjp(x, k, g, options, geometry, pool, threads: int):
+    """``(gx, gk)`` of a direct correlation in one pass over chunks of rows, or None.
+
+    ``x``, ``k`` (already flipped for a convolution) and ``g`` are numpy
+    arrays of one real floating dtype; it applies to a 2-D kernel, stride 1,
+    a "fill" extension (or none reached) and at least ``NUMBA_MIN_OUTPUTS``
+    outputs. The input gradient is the correlation of ``g`` (zeros outside)
+    with the flipped kernel, read from ``corr``'s virtual fill; each chunk
+    of rows computes its rows of it and then its rows' kernel-gradient sums
+    (``kgrad``), so the rows of ``g`` it reads are still in cache for the
+    second pass: ``g`` leaves memory once instead of twice (4096² 3x3,
+    0.15 s between calls as in the benchmark: 24.6 -> 20.1 ms). The kernel
+    gradient is in the correlation's orientation, summed in float64 per
+    chunk and over chunks in order.
+    """
+    size = math.prod(geometry.out_shape)
+    if not ENABLED or size < _methods.NUMBA_MIN_OUTPUTS or k.ndim != 2:
+        return None
+    if x.dtype not in (np.float32, np.float64) or not (k.dtype == g.dtype == x.dtype):
+        return None
+    rows, cols = geometry.rows, geometry.cols
+    H, W = x.shape[-2:]
+    inside = rows.lo >= 0 and cols.lo >= 0 and rows.hi < H and cols.hi < W
+    if (rows.step, cols.step) != (1, 1) or not (inside or options.boundary == "fill"):
+        return None
+    kernels = _kernels()
+    if kernels is None:
+        return None
+    corr, kgrad = kernels
+    h, w = k.shape
+    planes = np.ascontiguousarray(x).reshape(-1, H, W)
+    gb = np.ascontiguousarray(g).reshape(-1, *g.shape[-2:])
+    gx = np.empty(planes.shape, dtype=x.dtype)
+    flipped = np.ascontiguousarray(k[::-1, ::-1])
+    zeros = np.zeros(W, dtype=x.dtype)  # g is zero outside itself
+    consts = np.array([options.fillvalue, 0], dtype=x.dtype)
+    # gx[r] = sum over a of g[r - lo - a*d] k[a] = the correlation of g with the flipped kernel from here:
+    g_r0 = -rows.lo - (h - 1) * rows.dilation
+    g_c0 = -cols.lo - (w - 1) * cols.dilation
+    g_rows, x_rows = gb.shape[0] * gb.shape[1], planes.shape[0] * H
+    work = size * h * w
+    chunks = _chunks(g_rows, threads if work >= _methods.NUMBA_THREADED_WORK else 1)
+    partial = np.zeros((len(chunks), h, w), dtype=np.float64)
+
+    def run(chunk, start, stop):
+        # This chunk's rows of gx: the same fraction of gx's rows as of g's.
+        first, last = start * x_rows // g_rows, stop * x_rows // g_rows
+        corr(gb, flipped, gx, zeros, g_r0, g_c0, 1, 1, rows.dilation, cols.dilation, first, last)
+        args = (rows.lo, cols.lo, 1, 1, rows.dilation, cols.dilation, start, stop)
+        kgrad(planes, gb, consts, partial[chunk], *args)
+
+    _run(run, chunks, threads, pool)
+    return gx.reshape(x.shape), partial.sum(axis=0).astype(x.dtype)
+
+
 def _source(x, options, geometry, *, virtual_fill: bool):
     """``(planes, r0, c0)``: what the kernels read, as (batch, H, W), and where window (0, 0) starts.
 

@@ -21,7 +21,7 @@ from functools import cache
 
 import numpy as np
 
-from .. import _fft, _generic, _vjp
+from .. import _fft, _generic, _methods, _vjp
 from . import _numba
 
 # Bytes of output per band: band + temporary + the rows read fit in L2.
@@ -246,7 +246,7 @@ def overlap_save(xp, x, k, options, geometry, fft, block: int):
 
 
 def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
-    """``_vjp`` hook: ``(gx, gk)`` of an FFT correlation from one spectrum of ``g``.
+    """``_vjp`` hook: ``(gx, gk)`` together, of an FFT correlation from one spectrum of ``g``.
 
     At the forward's transform size ``N`` (at least the extended input, so
     nothing wraps) the gradient of the extended image is the circular
@@ -258,7 +258,9 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
 
     For real float32/float64 with stride 1 and a "fill" extension (or none
     reached), where the method is or "auto" picks "fft" and every input is
-    finite; NotImplemented otherwise.
+    finite. Where it is or picks "direct", both gradients come from one pass
+    of numba's kernels over chunks of rows (``_numba.vjp``), where that
+    applies. NotImplemented otherwise.
     """
     rows, cols = geometry.rows, geometry.cols
     dtype = np.result_type(x.dtype, k.dtype, g.dtype)
@@ -267,19 +269,27 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         dtype not in (np.float32, np.float64)
         or options.stride != (1, 1)
         or (extends and options.boundary != "fill")
-        or options.method not in ("auto", "fft")
+        or options.method not in ("auto", "fft", "direct")
     ):
         return NotImplemented
+    method = options.method
+    if method == "auto":
+        method = _methods.choose_method("numpy", "real floating", x.shape, k.shape, geometry)
+    if method == "direct":
+        # Both gradients in one pass of numba's kernels over chunks of rows.
+        if not (need_x and need_k) or x.dtype != dtype or k.dtype != dtype:
+            return NotImplemented
+        xd, kd = _generic.prepare(xp, x, k, options)
+        both = _numba.vjp(xd, kd, np.asarray(g, dtype), options, geometry, _pool, THREADS)
+        if both is None:
+            return NotImplemented
+        gx, gk = both
+        return gx, (gk[::-1, ::-1].copy() if options.convolve else gk)
     fft, next_fast_len = _fft_module()
     if next_fast_len is None:
         return NotImplemented
-    if options.method == "auto":
-        from .. import _methods
-
-        if _methods.choose_method("numpy", "real floating", x.shape, k.shape, geometry) != "fft":
-            return NotImplemented
-        if not all(np.isfinite(a).all() for a in (x, k, g)):  # NaN/inf would spread over an FFT
-            return NotImplemented
+    if options.method == "auto" and not all(np.isfinite(a).all() for a in (x, k, g)):
+        return NotImplemented  # NaN/inf would spread over an FFT
     xd, kd = _generic.prepare(xp, np.asarray(x, dtype), np.asarray(k, dtype), options)
     g = np.asarray(g, dtype)
     block = _block_size(geometry, lambda n: next_fast_len(n, real=True))

@@ -535,24 +535,35 @@ def reference_kernel_gradient(x, k, g, **options):
     ],
 )
 def test_numpy_numba_backward(numba_path, monkeypatch, dtype, mode, boundary, stride, dilation, convolve):
-    # The input gradient is a "full" correlation (the numba kernel reading the
-    # fill extension virtually); the kernel gradient one fused numba pass.
+    # Real floats with stride 1 and a fill: both gradients in one pass of
+    # numba's kernels over chunks of rows (_numba.vjp). Otherwise the input
+    # gradient is a "full" correlation (the numba kernel reading the fill
+    # extension virtually) and the kernel gradient one fused numba pass.
     from xcorr.backends import _numba
 
+    together = spy(monkeypatch, _numba, "vjp", declined=None)
     fused = spy(monkeypatch, _numba, "kernel_gradient", declined=None)
     x, k = random((2, 13, 17), dtype), random((4, 5), dtype, seed=1)
     fill = 3 if dtype == "int64" else 0.5
     options = dict(mode=mode, boundary=boundary, fillvalue=fill, stride=stride, dilation=dilation)
     f, vjp = (xcorr.conv2d, xcorr.conv2d_vjp) if convolve else (xcorr.corr2d, xcorr.corr2d_vjp)
     g = random(f(x, k, **options).shape, dtype, seed=2)
+    path, used = numba_path
+    used.clear()  # the forward above
     gx, gk = vjp(x, k, g, method="direct", **options)
     expected_gx, expected_gk = reference_vjp(x, k, g, convolve=convolve, **options)
-    check_numpy_path(numba_path, gx, expected_gx, dtype)
-    assert gk.dtype == np.dtype(dtype)
+    one_pass = path == "numba" and dtype in ("float32", "float64") and stride == 1
+    if one_pass:
+        assert not used  # no separate correlation for the input gradient
+        assert gx.dtype == np.dtype(dtype) and gx.shape == x.shape
+        np.testing.assert_allclose(gx, expected_gx, **tolerance(dtype))
+    else:
+        check_numpy_path(numba_path, gx, expected_gx, dtype)
+    assert gk.dtype == np.dtype(dtype) and gk.shape == k.shape
     # One sum over 2 * 13 * 17 products per tap: float32 rounds at about 1e-6 of the largest.
     np.testing.assert_allclose(gk, expected_gk, **tolerance(dtype))
-    path, _ = numba_path
-    assert fused == [path == "numba" and dtype != "int64"]
+    assert any(together) == one_pass
+    assert any(fused) == (path == "numba" and dtype != "int64" and not one_pass)
 
 
 def test_numpy_numba_kernel_gradient_threads_batches_and_nan(numba_path, monkeypatch):
@@ -562,8 +573,9 @@ def test_numpy_numba_kernel_gradient_threads_batches_and_nan(numba_path, monkeyp
     monkeypatch.setattr(_methods, "NUMBA_THREADED_WORK", 0)
     x, k = random((2, 3, 61, 57)), random((3, 4), seed=1)
     g = random(xcorr.corr2d(x, k, mode="same").shape, seed=2)
-    gk = xcorr.corr2d_vjp(x, k, g, mode="same")[1]
+    gx, gk = xcorr.corr2d_vjp(x, k, g, mode="same")  # one pass over chunks of rows, on two threads
     np.testing.assert_allclose(gk, reference_kernel_gradient(x, k, g, mode="same"), rtol=1e-12)
+    np.testing.assert_allclose(gx, reference_vjp(x, k, g, mode="same")[0], rtol=1e-12, atol=1e-12)
     assert all(np.array_equal(gk, xcorr.corr2d_vjp(x, k, g, mode="same")[1]) for _ in range(3))
     x[1, 2, 0, 0] = np.inf  # read by tap (0, 0) only, in valid mode
     gk = xcorr.corr2d_vjp(x, k, random(xcorr.corr2d(x, k).shape, seed=3))[1]
