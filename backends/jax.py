@@ -82,8 +82,8 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
 
     Applies on the CPU (jax's default backend) with numba installed, to a
     2-D kernel, float32/float64 operands and at least
-    ``_methods.NUMBA_MIN_OUTPUTS`` outputs: 0.55 against 1.3 ms for the
-    native convolution below at 1024², 3x3, 11 against 55 ms at 4096²
+    ``_methods.NUMBA_MIN_OUTPUTS`` outputs: 0.22-0.25 against 1.3 ms for
+    the native convolution below at 1024², 3x3, 5.9 against 55 ms at 4096²
     (``backends/_jax_numba.py``). A "fill" boundary is read virtually;
     other boundaries are extended first. NotImplemented elsewhere.
     """
@@ -98,7 +98,7 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
     return _jax_numba.kernel_gradient(planes, gb, consts, tuple(k.shape), params)
 
 
-def _numba_applies(x, k, dtype, outputs: int, min_outputs: int | None = None) -> bool:
+def _numba_applies(x, k, dtype, outputs: int) -> bool:
     """Whether a call takes numba's kernels as XLA custom calls (``backends/_jax_numba.py``)."""
     from . import _numba
 
@@ -108,7 +108,7 @@ def _numba_applies(x, k, dtype, outputs: int, min_outputs: int | None = None) ->
         and k.ndim == 2
         and x.dtype in dtypes
         and dtype == x.dtype
-        and outputs >= (_methods.NUMBA_MIN_OUTPUTS if min_outputs is None else min_outputs)
+        and outputs >= _methods.NUMBA_MIN_OUTPUTS
         and jax.default_backend() == "cpu"
         and _numba_custom_calls()
     )
