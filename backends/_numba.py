@@ -153,15 +153,14 @@ def vjp(x, k, g, options, geometry, pool, threads: int):
     if x.dtype not in (np.float32, np.float64) or not (k.dtype == g.dtype == x.dtype):
         return None
     rows, cols = geometry.rows, geometry.cols
-    H, W = x.shape[-2:]
-    inside = rows.lo >= 0 and cols.lo >= 0 and rows.hi < H and cols.hi < W
-    if (rows.step, cols.step) != (1, 1) or not (inside or options.boundary == "fill"):
+    if (rows.step, cols.step) != (1, 1) or not (geometry.inside or options.boundary == "fill"):
         return None
     kernels = _kernels()
     if kernels is None:
         return None
     corr, kgrad = kernels
     h, w = k.shape
+    H, W = x.shape[-2:]
     planes = np.ascontiguousarray(x).reshape(-1, H, W)
     gb = np.ascontiguousarray(g).reshape(-1, *g.shape[-2:])
     gx = np.empty(planes.shape, dtype=x.dtype)
@@ -195,9 +194,7 @@ def _source(x, options, geometry, *, virtual_fill: bool):
     extended input (a copy).
     """
     rows, cols = geometry.rows, geometry.cols
-    H, W = x.shape[-2:]
-    inside = rows.lo >= 0 and cols.lo >= 0 and rows.hi < H and cols.hi < W
-    if inside or (options.boundary == "fill" and virtual_fill):
+    if geometry.inside or (options.boundary == "fill" and virtual_fill):
         src, r0, c0 = x, rows.lo, cols.lo
     elif options.boundary == "fill":
         src, r0, c0 = _filled(x, rows, cols, options.fillvalue), 0, 0

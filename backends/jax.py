@@ -133,9 +133,7 @@ def _numba_source(xp, x, options, geometry, *, virtual_fill: bool):
     read virtually (``virtual_fill``); otherwise the extended input.
     """
     rows, cols = geometry.rows, geometry.cols
-    H, W = x.shape[-2:]
-    inside = rows.lo >= 0 and cols.lo >= 0 and rows.hi < H and cols.hi < W
-    if inside or (options.boundary == "fill" and virtual_fill):
+    if geometry.inside or (options.boundary == "fill" and virtual_fill):
         src, r0, c0 = x, rows.lo, cols.lo
     else:
         src, r0, c0 = _extend(xp, x, geometry, options), 0, 0
@@ -186,8 +184,7 @@ def _extend(xp, x, geometry, options):
     shift-and-add either: that path pads per tap (``_tap_windows``).
     """
     rows, cols = geometry.rows, geometry.cols
-    inside = rows.lo >= 0 and rows.hi < rows.size and cols.lo >= 0 and cols.hi < cols.size
-    if inside or options.boundary != "fill":
+    if geometry.inside or options.boundary != "fill":
         return _fft.extend(xp, x, geometry, options)
     from jax import lax
 
@@ -216,8 +213,7 @@ def _tap_windows(xp, x, geometry, options):
     extensions extend once and slice.
     """
     rows, cols = geometry.rows, geometry.cols
-    inside = rows.lo >= 0 and rows.hi < rows.size and cols.lo >= 0 and cols.hi < cols.size
-    if inside or options.boundary != "fill" or rows.taps * cols.taps > PAD_PER_TAP:
+    if geometry.inside or options.boundary != "fill" or rows.taps * cols.taps > PAD_PER_TAP:
         xe = _extend(xp, x, geometry, options)
         return lambda a, b: xe[..., _generic.window(rows, a), _generic.window(cols, b)]
     from jax import lax
@@ -328,12 +324,10 @@ def _numba_forward(x, k, options, geometry) -> bool:
     Beyond ``UNROLL_TAPS`` taps XLA's loop is as fast.
     """
     rows, cols = geometry.rows, geometry.cols
-    H, W = x.shape[-2:]
     outputs = math.prod(geometry.out_shape)
     if rows.taps * cols.taps > UNROLL_TAPS or not _numba_applies(x, k, k.dtype, outputs):
         return False
-    inside = rows.lo >= 0 and cols.lo >= 0 and rows.hi < H and cols.hi < W
-    if not inside:
+    if not geometry.inside:
         # Rows of the fill are read virtually; a column stride needs the extension XLA builds too.
         return options.boundary == "fill" and cols.step == 1
     return _hugepages.enabled() and outputs * x.dtype.itemsize >= _methods.NUMBA_JAX_FRESH_OUTPUT_BYTES

@@ -264,11 +264,10 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     """
     rows, cols = geometry.rows, geometry.cols
     dtype = np.result_type(x.dtype, k.dtype, g.dtype)
-    extends = rows.lo < 0 or rows.hi >= rows.size or cols.lo < 0 or cols.hi >= cols.size
     if (
         dtype not in (np.float32, np.float64)
         or options.stride != (1, 1)
-        or (extends and options.boundary != "fill")
+        or not (geometry.inside or options.boundary == "fill")
         or options.method not in ("auto", "fft", "direct")
     ):
         return NotImplemented

@@ -114,13 +114,12 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     for a double backward, NotImplemented (the core VJP).
     """
     rows, cols = geometry.rows, geometry.cols
-    extends = rows.lo < 0 or rows.hi >= rows.size or cols.lo < 0 or cols.hi >= cols.size
     if (
         options.method != "fft"
         or x.dtype not in (torch.float32, torch.float64)
         or not (k.dtype == g.dtype == x.dtype)
         or options.stride != (1, 1)
-        or (extends and options.boundary != "fill")
+        or not (geometry.inside or options.boundary == "fill")
         or torch.is_grad_enabled()
         or _wrapped(x, k)
         or _wrapped(g, g)
@@ -303,9 +302,7 @@ def direct_forward(xp, x, k, options, geometry):
 
 def _zero_fill(options, geometry) -> bool:
     """Whether the windows reach past ``x`` into a zero fill (which adds nothing)."""
-    rows, cols = geometry.rows, geometry.cols
-    outside = rows.lo < 0 or rows.hi >= rows.size or cols.lo < 0 or cols.hi >= cols.size
-    return outside and options.boundary == "fill" and options.fillvalue == 0
+    return not geometry.inside and options.boundary == "fill" and options.fillvalue == 0
 
 
 def _inside(plan, tap: int) -> tuple[int, int, int]:

@@ -41,7 +41,7 @@ def dilate(xp, k, dilation: tuple[int, int]):
 def extend(xp, x, geometry: Geometry, options: Options):
     """``_generic.extend``, without its per-position scan where slices or one fill suffice."""
     rows, cols = geometry.rows, geometry.cols
-    if rows.lo >= 0 and rows.hi < rows.size and cols.lo >= 0 and cols.hi < cols.size:
+    if geometry.inside:
         return x[..., rows.lo : rows.hi + 1, cols.lo : cols.hi + 1]
     if options.boundary != "fill":
         return _generic.extend(xp, x, geometry, options)

@@ -215,6 +215,11 @@ class AxisPlan:
         """Last input position read (inclusive)."""
         return self.start + (self.count - 1) * self.step + self.span - 1
 
+    @property
+    def inside(self) -> bool:
+        """Whether every position read lies in ``[0, size)`` (no boundary extension)."""
+        return self.lo >= 0 and self.hi < self.size
+
 
 def plan_axis(size: int, taps: int, dilation: int, step: int, mode: str, convolve: bool) -> AxisPlan:
     span = dilation * (taps - 1) + 1
@@ -243,6 +248,11 @@ class Geometry:
     @property
     def out_shape(self) -> tuple[int, ...]:
         return (*self.batch, self.rows.count, self.cols.count)
+
+    @property
+    def inside(self) -> bool:
+        """Whether every window lies inside the input (no boundary extension is read)."""
+        return self.rows.inside and self.cols.inside
 
 
 def plan(x_shape, k_shape, options: Options) -> Geometry:
