@@ -38,7 +38,6 @@ from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .. import _methods
 from . import _hugepages, _numba, _numba_kernels
 from .numpy import THREADS
 
@@ -426,8 +425,8 @@ def _target(kernel: str, dtype) -> str:
 
 def _split(rows: int, work: int) -> tuple[int, int]:
     """``(chunks, threads)`` for ``rows`` rows and ``work`` products (as ``_numba`` splits for numpy)."""
-    threads = THREADS if work >= _methods.NUMBA_THREADED_WORK else 1
-    return len(_numba._chunks(rows, threads)), threads
+    chunks = len(_numba._chunks(rows, THREADS, work))
+    return chunks, (THREADS if chunks > 1 else 1)
 
 
 def _huge(shape, dtype) -> int:

@@ -89,8 +89,7 @@ def direct(x, k, options, geometry, pool, threads: int):
     def run(chunk, start, stop):
         kernels[0](src, k, flat, fillrow, r0, c0, rows.step, cols.step, rows.dilation, cols.dilation, start, stop)
 
-    threads = threads if size * k.size >= _methods.NUMBA_THREADED_WORK else 1
-    _run(run, _chunks(total, threads), threads, pool)
+    _run(run, _chunks(total, threads, size * k.size), threads, pool)
     return out
 
 
@@ -121,7 +120,7 @@ def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int):
     consts = np.array([options.fillvalue, 0], dtype=x.dtype)
     total = gb.shape[0] * gb.shape[1]
     work = size * rows.taps * cols.taps
-    chunks = _chunks(total, threads if work >= _methods.NUMBA_THREADED_WORK else 1)
+    chunks = _chunks(total, threads, work)
     partial = np.zeros((len(chunks), rows.taps, cols.taps), dtype=np.result_type(x.dtype, np.float64))
 
     def run(chunk, start, stop):
@@ -172,7 +171,7 @@ def vjp(x, k, g, options, geometry, pool, threads: int):
     g_c0 = -cols.lo - (w - 1) * cols.dilation
     g_rows, x_rows = gb.shape[0] * gb.shape[1], planes.shape[0] * H
     work = size * h * w
-    chunks = _chunks(g_rows, threads if work >= _methods.NUMBA_THREADED_WORK else 1)
+    chunks = _chunks(g_rows, threads, work)
     partial = np.zeros((len(chunks), h, w), dtype=np.float64)
 
     def run(chunk, start, stop):
@@ -217,9 +216,10 @@ def _filled(x, rows, cols, fillvalue):
     return xe
 
 
-def _chunks(total: int, threads: int) -> list[tuple[int, int]]:
-    """Row ranges ``(start, stop)`` covering ``0..total``: one, or CHUNKS_PER_THREAD per thread."""
-    if threads < 2 or total < 2 * threads:
+def _chunks(total: int, threads: int, work: int) -> list[tuple[int, int]]:
+    """Row ranges ``(start, stop)`` covering ``0..total``: one, or CHUNKS_PER_THREAD per thread
+    from ``NUMBA_THREADED_WORK`` products (``work``) on."""
+    if threads < 2 or total < 2 * threads or work < _methods.NUMBA_THREADED_WORK:
         return [(0, total)]
     chunk = max(1, -(-total // (CHUNKS_PER_THREAD * threads)))
     return [(start, min(total, start + chunk)) for start in range(0, total, chunk)]
