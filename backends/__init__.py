@@ -1,9 +1,10 @@
 """Per-framework adapters, installed as ``xcorr.backends``.
 
-One module per array library, each imported only when arrays of that
-library reach xcorr. A module may define:
-
-``correlate(xp, x, k, options, geometry)``
-    A native or differentiable implementation of the validated correlation;
-    return ``NotImplemented`` to fall back to the generic array-API code.
+One module per array library, imported only when arrays of that library
+reach xcorr (``xcorr._adapter.LIBRARIES`` says which module serves which
+namespace). Each module defines one ``ADAPTER``, an instance of a subclass of
+:class:`xcorr.Adapter` that overrides what its library does better and
+inherits the generic array-API code for the rest. Modules whose name starts
+with an underscore are optional fast paths of an adapter (numba kernels, XLA
+custom calls, huge pages); deleting one leaves a working library.
 """

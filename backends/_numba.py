@@ -1,7 +1,7 @@
 """Optional numba-compiled direct correlation and kernel gradient for the numpy adapter (``pip install xcorr[fast]``).
 
 Used by ``backends/numpy.py`` (and so by dask blocks) for outputs of at least
-``_methods.NUMBA_MIN_OUTPUTS`` elements. numba is imported the first time such
+``MIN_OUTPUTS`` elements. numba is imported the first time such
 a call arrives (the kernels live in ``_numba_kernels.py``), never at
 ``import xcorr``; without numba (or with ``ENABLED = False``) the numpy code
 runs unchanged.
@@ -30,6 +30,7 @@ measured), while here the caller simply takes over the remaining chunks.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 import threading
@@ -37,15 +38,27 @@ from functools import cache
 
 import numpy as np
 
-from .. import _fft, _methods
+from .. import _fft
 
 # Set to False to turn the numba path off (tests compare both paths).
 ENABLED = True
+# Direct correlations with at least this many outputs (batch included) go
+# through the kernels; smaller ones stay on the numpy path and never import
+# numba (its call overhead and first-use load cost more than they save).
+MIN_OUTPUTS = 1 << 14
+# ... and split their rows between threads from this many products (outputs x taps).
+THREADED_WORK = 1 << 21
 # Row chunks per thread: small enough that the threads balance, large enough
 # that each call into the kernel (a few microseconds) is negligible.
 CHUNKS_PER_THREAD = 8
 # Native-endian dtypes the kernel is compiled for; everything else takes the numpy path.
 DTYPES = frozenset(np.dtype(t) for t in ("float32", "float64", "int32", "int64", "complex64", "complex128"))
+
+
+@cache
+def installed() -> bool:
+    """Whether numba can be imported (looked up without importing it)."""
+    return importlib.util.find_spec("numba") is not None
 
 
 @cache
@@ -65,13 +78,13 @@ def direct(x, k, options, geometry, pool, threads: int):
 
     ``x`` and ``k`` are numpy arrays already cast to the result dtype (the
     kernel flipped for convolution). It applies to a 2-D kernel, a dtype in
-    ``DTYPES`` and at least ``NUMBA_MIN_OUTPUTS`` outputs. ``pool()`` gives
+    ``DTYPES`` and at least ``MIN_OUTPUTS`` outputs. ``pool()`` gives
     the adapter's thread pool, used with ``threads`` threads on at least
-    ``NUMBA_THREADED_WORK`` products.
+    ``THREADED_WORK`` products.
     """
     out_shape = geometry.out_shape
     size = math.prod(out_shape)
-    if not ENABLED or size < _methods.NUMBA_MIN_OUTPUTS:
+    if not ENABLED or size < MIN_OUTPUTS:
         return None
     if k.ndim != 2 or x.dtype not in DTYPES or k.dtype != x.dtype:
         return None
@@ -98,7 +111,7 @@ def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int):
 
     The kernel gradient of a 2-D kernel (summed over every batch plane) for
     floating ``x`` and ``g`` of one dtype in ``DTYPES``, at least
-    ``NUMBA_MIN_OUTPUTS`` outputs. Where the numpy path takes ``h*w`` passes
+    ``MIN_OUTPUTS`` outputs. Where the numpy path takes ``h*w`` passes
     over ``x`` and ``g`` (one ``vecdot`` per tap), this reads each row of
     ``g`` once and the rows of ``x`` it meets from cache. A "fill"
     extension is never materialised. Each row's dot products are summed in
@@ -107,7 +120,7 @@ def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int):
     depend on the threads' timing.
     """
     size = math.prod(geometry.out_shape)
-    if not ENABLED or size < _methods.NUMBA_MIN_OUTPUTS or len(k_shape) != 2:
+    if not ENABLED or size < MIN_OUTPUTS or len(k_shape) != 2:
         return None
     if x.dtype not in DTYPES or x.dtype.kind not in "fc" or g.dtype != x.dtype:
         return None
@@ -136,7 +149,7 @@ def vjp(x, k, g, options, geometry, pool, threads: int):
 
     ``x``, ``k`` (already flipped for a convolution) and ``g`` are numpy
     arrays of one real floating dtype; it applies to a 2-D kernel, stride 1,
-    a "fill" extension (or none reached) and at least ``NUMBA_MIN_OUTPUTS``
+    a "fill" extension (or none reached) and at least ``MIN_OUTPUTS``
     outputs. The input gradient is the correlation of ``g`` (zeros outside)
     with the flipped kernel, read from ``corr``'s virtual fill; each chunk
     of rows computes its rows of it and then its rows' kernel-gradient sums
@@ -147,7 +160,7 @@ def vjp(x, k, g, options, geometry, pool, threads: int):
     chunk and over chunks in order.
     """
     size = math.prod(geometry.out_shape)
-    if not ENABLED or size < _methods.NUMBA_MIN_OUTPUTS or k.ndim != 2:
+    if not ENABLED or size < MIN_OUTPUTS or k.ndim != 2:
         return None
     if x.dtype not in (np.float32, np.float64) or not (k.dtype == g.dtype == x.dtype):
         return None
@@ -218,8 +231,8 @@ def _filled(x, rows, cols, fillvalue):
 
 def _chunks(total: int, threads: int, work: int) -> list[tuple[int, int]]:
     """Row ranges ``(start, stop)`` covering ``0..total``: one, or CHUNKS_PER_THREAD per thread
-    from ``NUMBA_THREADED_WORK`` products (``work``) on."""
-    if threads < 2 or total < 2 * threads or work < _methods.NUMBA_THREADED_WORK:
+    from ``THREADED_WORK`` products (``work``) on."""
+    if threads < 2 or total < 2 * threads or work < THREADED_WORK:
         return [(0, total)]
     chunk = max(1, -(-total // (CHUNKS_PER_THREAD * threads)))
     return [(start, min(total, start + chunk)) for start in range(0, total, chunk)]

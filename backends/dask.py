@@ -11,15 +11,19 @@ memory stay chunked, and each block runs the numpy direct or FFT path that
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import dask
 import dask.array as da
 import numpy as np
 
 from .. import _fft, _generic
+from .._adapter import Adapter, Costs, Tuning
 from .._options import Options
 
 
 def correlate(xp, x, k, options, geometry):
-    """Validated correlation of dask arrays (the dispatch hook)."""
+    """Validated correlation of dask arrays (``DaskAdapter.correlate``)."""
     if not isinstance(x, da.Array):
         x = da.from_array(np.asarray(x))
     if not isinstance(k, da.Array):
@@ -70,3 +74,38 @@ def _block(x, k, *, options):
     from .._correlate import _correlate
 
     return _correlate(np.asarray(x), np.asarray(k), options)
+
+
+@dataclass(frozen=True)
+class DaskTuning(Tuning):
+    """The dask adapter's cost model: its blocks run numpy's paths, so numpy's row."""
+
+    costs: Costs = Costs(call=100e3, per_output=0.6, per_tap=0.3, fft_call=300e3, fft_point=0.45)
+
+
+class DaskAdapter(Adapter):
+    """dask: lazy blockwise correlation, each block through the numpy adapter."""
+
+    name = "dask"
+    array_module = "dask.array"
+    tuning = DaskTuning()
+    eager = False
+    devices = False
+
+    def correlate(self, xp, x, k, options, geometry):
+        return correlate(xp, x, k, options, geometry)
+
+    def fit(self, layer, x, y, lr, steps, loss, record):
+        from .._fit import fit_arrays
+
+        # Persisting each step's parameters keeps the graph one step deep.
+        return fit_arrays(layer, x, y, lr, steps, loss, record, persist=dask.persist)
+
+    def to_numpy(self, a):
+        return np.asarray(a.compute() if isinstance(a, da.Array) else a)
+
+    def from_numpy(self, a, *, like=None):
+        return da.from_array(a)
+
+
+ADAPTER = DaskAdapter()

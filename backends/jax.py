@@ -9,17 +9,18 @@ from __future__ import annotations
 import functools
 import math
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import jax
 
-from .. import _fft, _generic, _layer, _methods, _vjp
-from . import _hugepages
+from .. import _fft, _generic, _layer
+from .._adapter import Adapter, Costs, Tuning
 from .._options import result_dtype
+from . import _hugepages
 
 
 def correlate(xp, x, k, options, geometry):
-    """Validated correlation of jax arrays (the dispatch hook)."""
+    """Validated correlation of jax arrays (``JaxAdapter.correlate``)."""
     return differentiable_correlate(xp, x, k, options, geometry)
 
 
@@ -72,7 +73,8 @@ def _correlate_bwd(options, geometry, residuals, g):
     # Under vmap the residuals and g carry the batch as a hidden dimension,
     # so the geometry (from the unbatched shapes) still applies. jax may hand
     # over a NumPy cotangent (check_grads does).
-    return _vjp.vjp(jax.numpy, x, k, jax.numpy.asarray(g), options, geometry)
+    jnp = jax.numpy
+    return ADAPTER.vjp(jnp, x, k, jnp.asarray(g), options, geometry, True, True)
 
 
 _correlate_vjp.defvjp(_correlate_fwd, _correlate_bwd)
@@ -82,7 +84,7 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
 
     Applies on the CPU (jax's default backend) with numba installed, to a
     2-D kernel, float32/float64 operands and at least
-    ``_methods.NUMBA_MIN_OUTPUTS`` outputs: 0.22-0.25 against 1.3 ms for
+    ``_numba.MIN_OUTPUTS`` outputs: 0.22-0.25 against 1.3 ms for
     the native convolution below at 1024², 3x3, 5.9 against 55 ms at 4096²
     (``backends/_jax_numba.py``). A "fill" boundary is read virtually;
     other boundaries are extended first. NotImplemented elsewhere.
@@ -108,7 +110,7 @@ def _numba_applies(x, k, dtype, outputs: int) -> bool:
         and k.ndim == 2
         and x.dtype in dtypes
         and dtype == x.dtype
-        and outputs >= _methods.NUMBA_MIN_OUTPUTS
+        and outputs >= _numba.MIN_OUTPUTS
         and jax.default_backend() == "cpu"
         and _numba_custom_calls()
     )
@@ -117,8 +119,10 @@ def _numba_applies(x, k, dtype, outputs: int) -> bool:
 @functools.cache
 def _numba_custom_calls() -> bool:
     """numba installed and a platform whose call frames ``_jax_numba`` reads: jax.ffi, 64-bit, little-endian, POSIX."""
+    from . import _numba
+
     return (
-        _methods.numba_installed()
+        _numba.installed()
         and hasattr(jax, "ffi")
         and sys.maxsize > 2**32
         and sys.byteorder == "little"
@@ -251,6 +255,11 @@ def forward(xp, x, k, options, geometry):
     return _kernel(options, geometry)(x, k)
 
 
+# jax's direct correlations with every window inside the input take numba's
+# kernel from outputs of this many bytes (a fresh mapping each call, given
+# huge pages by the handler; see _numba_forward), XLA's fused code below.
+NUMBA_FRESH_OUTPUT_BYTES = 1 << 25
+
 # Fully unrolled shift-and-add up to this many kernel taps (PERF-NOTES: the
 # unrolled form is fastest to 15x15 and 16x slower at 21x21).
 UNROLL_TAPS = 225
@@ -315,7 +324,7 @@ def _numba_forward(x, k, options, geometry) -> bool:
     tap or a padded copy: a "full" correlation, the input gradient, took
     1.4-2x the time of numba's kernel, which reads rows of the fill value and
     computes the edge columns apart: 1024² 3x3 0.46-0.58 against 0.24-0.34
-    ms). And an output of at least ``_methods.NUMBA_JAX_FRESH_OUTPUT_BYTES``
+    ms). And an output of at least ``NUMBA_FRESH_OUTPUT_BYTES``
     is a fresh mapping every call, which XLA faults in page by page (a 4096²
     ``x + 1`` took 19-21 ms), where the handler asks for huge pages first
     (``_hugepages``): 4096² 3x3 22 -> 17 ms, 1x2 20 -> 10 ms, 7x7 39 -> 24
@@ -330,7 +339,7 @@ def _numba_forward(x, k, options, geometry) -> bool:
     if not geometry.inside:
         # Rows of the fill are read virtually; a column stride needs the extension XLA builds too.
         return options.boundary == "fill" and cols.step == 1
-    return _hugepages.enabled() and outputs * x.dtype.itemsize >= _methods.NUMBA_JAX_FRESH_OUTPUT_BYTES
+    return _hugepages.enabled() and outputs * x.dtype.itemsize >= NUMBA_FRESH_OUTPUT_BYTES
 
 
 def _numba_correlate(xp, x, k, options, geometry):
@@ -455,3 +464,123 @@ jax.tree_util.register_pytree_with_keys(
     lambda spec, leaves: _make_layer(spec, *leaves),
     flatten_func=lambda layer: ((layer.weight, layer.bias), layer.spec),
 )
+
+
+# --- the adapter -------------------------------------------------------------
+
+
+_STEPS: dict[str, object] = {}
+
+
+def _step(loss: str):
+    """One jitted gradient-descent step of a layer on ``loss`` (compiled once per loss)."""
+    if loss not in _STEPS:
+        import jax.numpy as jnp
+
+        from .._fit import loss_and_gradient
+
+        def objective(layer, x, y):
+            return loss_and_gradient(jnp, layer(x) - y, loss)[0]
+
+        @jax.jit
+        def step(layer, x, y, lr):
+            value, grads = jax.value_and_grad(objective)(layer, x, y)
+            new = jax.tree.map(lambda p, g: p - jnp.asarray(lr, dtype=p.dtype) * g, layer, grads)
+            return new, value
+
+        _STEPS[loss] = step
+    return _STEPS[loss]
+
+
+def _gradient(fn, x, index):
+    from .._empirical import check_index, full_index
+
+    y = fn(x)  # a concrete forward pass first, to check the index against the output's shape
+    full = full_index(index, y.ndim)
+    check_index(tuple(y.shape), full)
+    return jax.grad(lambda x: fn(x)[full])(x)
+
+
+@dataclass(frozen=True)
+class JaxTuning(Tuning):
+    """The jax adapter's cost model (``python -m benchmarks``, float32, CPU, 2 cores)."""
+
+    costs: Costs = Costs(call=50e3, per_output=0.3, per_tap=0.1, fft_call=500e3, fft_point=0.4)
+
+
+class JaxAdapter(Adapter):
+    """jax: a custom VJP, jitted kernels per configuration, numba's kernels as XLA custom calls."""
+
+    name = "jax"
+    array_module = "jax.numpy"
+    tuning = JaxTuning()
+    native = True
+    eager = False
+    autodiff = True
+    # Arrays committed to different devices: jax refuses the jitted call itself.
+    devices = False
+
+    def correlate(self, xp, x, k, options, geometry):
+        return correlate(xp, x, k, options, geometry)
+
+    def prepare_correlate(self, xp, x, k, options, geometry):
+        # The compiled kernel of this configuration, called directly: an
+        # eager call is one jitted dispatch.
+        if xp.isdtype(result_dtype(xp, x.dtype, k.dtype), ("real floating", "complex floating")):
+            return _differentiable_kernel(options, geometry)
+        return _kernel(options, geometry)
+
+    def kernel_gradient(self, xp, x, k, g, options, geometry, method):
+        gk = kernel_gradient(xp, x, k, g, options, geometry, method)
+        if gk is not NotImplemented:
+            return gk
+        if method == "direct" and KERNEL_GRADIENT_METHOD is not None:
+            method = KERNEL_GRADIENT_METHOD
+        return super().kernel_gradient(xp, x, k, g, options, geometry, method)
+
+    def kernel_gradient_sum(self, xp, xe, g, options, k_shape):
+        if options.method == "native":
+            gk = kernel_gradient_sum(xp, xe, g, options, k_shape)
+            if gk is not NotImplemented:
+                return gk
+        return super().kernel_gradient_sum(xp, xe, g, options, k_shape)
+
+    def correlate_multi(self, xp, x, w, options, geometry, groups):
+        if options.method in ("auto", "native"):
+            y = correlate_multi(xp, x, w, options, geometry, groups)
+            if y is not NotImplemented:
+                return y
+        return super().correlate_multi(xp, x, w, options, geometry, groups)
+
+    def namespace(self):
+        import jax.numpy
+
+        return jax.numpy
+
+    def check_layer_dtype(self, dtype):
+        if dtype == "float64" and not jax.config.jax_enable_x64:
+            msg = (
+                'dtype="float64" on backend "jax" needs 64-bit mode: '
+                'jax.config.update("jax_enable_x64", True) first'
+            )
+            raise ValueError(msg)
+
+    def layer_class(self):
+        return Conv2D
+
+    def fit(self, layer, x, y, lr, steps, loss, record):
+        step = _step(loss)
+        for _ in range(steps):
+            layer, value = step(layer, x, y, lr)
+            record(float(value))
+        return layer
+
+    def gradient(self, fn, x, index):
+        return _gradient(fn, x, index), "jax.grad"
+
+    def from_numpy(self, a, *, like=None):
+        device = None if like is None else next(iter(like.devices()))
+        return jax.device_put(a, device)
+
+
+ADAPTER = JaxAdapter()

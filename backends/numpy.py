@@ -17,11 +17,14 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 
-from .. import _fft, _generic, _methods, _vjp
+from .. import _fft, _generic, _methods, toolkit
+from .._adapter import Adapter, Costs, Tuning
+from .._options import result_dtype
 from . import _numba
 
 # Bytes of output per band: band + temporary + the rows read fit in L2.
@@ -32,7 +35,7 @@ THREADS = min(2, os.cpu_count() or 1)
 
 
 def correlate(xp, x, k, options, geometry):
-    """Validated correlation of numpy arrays (the dispatch hook)."""
+    """Validated correlation of numpy arrays (``NumpyAdapter.correlate``)."""
     if options.method == "fft":
         return fft_correlate(xp, x, k, options, geometry)
     return direct(xp, x, k, options, geometry)
@@ -82,6 +85,46 @@ def direct(xp, x, k, options, geometry):
     else:
         work(starts)
     return out
+
+
+def _small_direct(xp, x, k, options, geometry):
+    """``direct`` of one signature with a 2-D kernel, its tap windows placed once.
+
+    Outputs that fit one band and stay below numba's threshold (read on every
+    call, as ``direct`` reads them) are computed right here, with the same
+    operations in the same order as ``direct``'s single band; the rest go
+    through ``direct``.
+    """
+    rows, cols = geometry.rows, geometry.cols
+    dtype = result_dtype(xp, x.dtype, k.dtype)
+    outputs = math.prod(geometry.out_shape)
+    nbytes = outputs * np.dtype(dtype).itemsize
+    h, w = rows.taps, cols.taps
+    taps = [
+        ((h - 1 - a, w - 1 - b) if options.convolve else (a, b), (..., _generic.window(rows, a), _generic.window(cols, b)))
+        for a in range(h)
+        for b in range(w)
+    ]
+    (first, first_window), rest = taps[0], taps[1:]
+    inside = (..., slice(rows.lo, rows.hi + 1), slice(cols.lo, cols.hi + 1)) if geometry.inside else None
+
+    def run(x, k):
+        if outputs >= _numba.MIN_OUTPUTS or nbytes > BAND_BYTES:
+            return correlate(xp, x, k, options, geometry)
+        if x.dtype != dtype:
+            x = x.astype(dtype)
+        if k.dtype != dtype:
+            k = k.astype(dtype)
+        xe = x[inside] if inside is not None else _fft.extend(xp, x, geometry, options)
+        out = np.multiply(xe[first_window], k[first])
+        if rest:
+            tmp = np.empty_like(out)
+            for tap, window in rest:
+                np.multiply(xe[window], k[tap], out=tmp)
+                np.add(out, tmp, out=out)
+        return out
+
+    return run
 
 
 def kernel_gradient(xp, x, k, g, options, geometry, method):
@@ -273,7 +316,7 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         return NotImplemented
     method = options.method
     if method == "auto":
-        method = _methods.choose_method("numpy", "real floating", x.shape, k.shape, geometry)
+        method = _methods.choose_method(ADAPTER.costs(tuple(k.shape), geometry), "real floating", x.shape, k.shape, geometry)
     if method == "direct":
         # Both gradients in one pass of numba's kernels over chunks of rows.
         if not (need_x and need_k) or x.dtype != dtype or k.dtype != dtype:
@@ -300,11 +343,11 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     gx = gk = None
     if need_x:
         K = _fft.kernel_spectrum(fft, _fft.dilate(np, kd, (rows.dilation, cols.dilation)), shape, real=True)
-        ge = fft.irfftn(_vjp._unbroadcast(np, G * K, (*x.shape[:-2], *G.shape[-2:])), s=shape, axes=axes)
+        ge = fft.irfftn(toolkit.unbroadcast(np, G * K, (*x.shape[:-2], *G.shape[-2:])), s=shape, axes=axes)
         gx = _crop_to_input(ge, x.shape, geometry)
     if need_k:
         X = fft.rfftn(_fft.extend(xp, xd, geometry, options), s=shape, axes=axes)
-        spectrum = _vjp._unbroadcast(np, np.conj(G) * X, (*k.shape[:-2], *G.shape[-2:]))
+        spectrum = toolkit.unbroadcast(np, np.conj(G) * X, (*k.shape[:-2], *G.shape[-2:]))
         gk = _kernel_lags(spectrum, shape[1], geometry, options, dtype)
     return gx, gk
 
@@ -419,7 +462,7 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
     * ``gw[o, c, a, b] = g[:, o] . window(a, b) of extend(x)[:, c]``;
     * the gradient of the extended input gets ``w[:, c, a, b]^T @ g`` added
       onto window ``(a, b)``, then the boundary extension is folded back onto
-      ``x`` as the generic VJP does (``_vjp._fold_axis``: wrap/symm positions
+      ``x`` as the generic VJP does (``toolkit.fold_axis``: wrap/symm positions
       add onto the pixel they copied, fill positions are dropped).
 
     Against the broadcast ``corr2d`` VJP (an ``N * C_out * C_in``-plane
@@ -463,7 +506,7 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
     gw = gw.reshape(o, cg, rows.taps, cols.taps)
     if options.convolve:
         gw = gw[..., ::-1, ::-1]
-    gw = np.ascontiguousarray(_vjp._as_input_dtype(xp, gw, w))
+    gw = np.ascontiguousarray(toolkit.as_input_dtype(xp, gw, w))
 
     gx = None
     if need_x:
@@ -483,8 +526,74 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
                 view = get[..., ra, col_windows[b]]
                 np.add(view, tmp.reshape(shape), out=view)
         ge = ge.reshape(n, c, height, width)
-        ge = _vjp._fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
-        ge = _vjp._fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
+        ge = toolkit.fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
+        ge = toolkit.fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
         ge = ge if xd.ndim == 4 else ge[0]
-        gx = np.ascontiguousarray(_vjp._as_input_dtype(xp, ge, x))
+        gx = np.ascontiguousarray(toolkit.as_input_dtype(xp, ge, x))
     return gx, gw
+
+
+# ---------------------------------------------------------------------------
+# The adapter
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NumpyTuning(Tuning):
+    """The numpy adapter's cost model (``python -m benchmarks``, float32, 2 cores)."""
+
+    costs: Costs = Costs(call=100e3, per_output=0.6, per_tap=0.3, fft_call=300e3, fft_point=0.45)
+    # The direct path through numba's kernel (numba installed, a 2-D kernel,
+    # enough outputs for it to be taken): about 8x cheaper per tap.
+    numba_costs: Costs = Costs(call=100e3, per_output=0.6, per_tap=0.04, fft_call=300e3, fft_point=0.45)
+
+
+class NumpyAdapter(Adapter):
+    """numpy: row-banded shift-and-add, numba kernels, scipy.fft, per-tap GEMMs for channels."""
+
+    name = "numpy"
+    array_module = "numpy"
+    tuning = NumpyTuning()
+    devices = False
+    vecdot_kernel_gradient = True
+
+    def correlate(self, xp, x, k, options, geometry):
+        return correlate(xp, x, k, options, geometry)
+
+    def prepare_correlate(self, xp, x, k, options, geometry):
+        if options.method == "direct" and k.ndim == 2:
+            return _small_direct(xp, x, k, options, geometry)
+        return super().prepare_correlate(xp, x, k, options, geometry)
+
+    def costs(self, k_shape, geometry):
+        outputs = math.prod(geometry.out_shape)
+        if len(k_shape) == 2 and outputs >= _numba.MIN_OUTPUTS and _numba.installed():
+            return self.tuning.numba_costs
+        return self.tuning.costs
+
+    def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):
+        both = fused_vjp(xp, x, k, g, options, geometry, need_x, need_k)
+        if both is not NotImplemented:
+            return both
+        return super().vjp(xp, x, k, g, options, geometry, need_x, need_k)
+
+    def kernel_gradient(self, xp, x, k, g, options, geometry, method):
+        gk = kernel_gradient(xp, x, k, g, options, geometry, method)
+        if gk is not NotImplemented:
+            return gk
+        return super().kernel_gradient(xp, x, k, g, options, geometry, method)
+
+    def correlate_multi(self, xp, x, w, options, geometry, groups):
+        y = correlate_multi(xp, x, w, options, geometry, groups)
+        if y is not NotImplemented:
+            return y
+        return super().correlate_multi(xp, x, w, options, geometry, groups)
+
+    def correlate_multi_vjp(self, xp, x, w, g, options, geometry, groups, need_x):
+        grads = correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x=need_x)
+        if grads is not NotImplemented:
+            return grads
+        return super().correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
+
+
+ADAPTER = NumpyAdapter()

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from .. import _generic, _layer, _vjp
+import math
+from dataclasses import dataclass
+
+from .. import _generic, _layer, toolkit
+from .._adapter import Adapter, Costs, Tuning
 from .._compat import array_namespace
 from .._methods import fft_shape
 from .._options import plan, result_dtype
@@ -16,7 +20,7 @@ from . import _hugepages
 
 
 def correlate(xp, x, k, options, geometry):
-    """Validated correlation of torch tensors (the dispatch hook)."""
+    """Validated correlation of torch tensors (``TorchAdapter.correlate``)."""
     if needs_autodiff(x, k):
         return differentiable_correlate(xp, x, k, options, geometry)
     return forward(xp, x, k, options, geometry)
@@ -82,13 +86,7 @@ class _Correlate(torch.autograd.Function):
         if conj:
             g = g.conj()
         need_x, need_k = ctx.needs_input_grad[:2]
-        # The FFT method takes both gradients from one spectrum of g (fft_vjp);
-        # everything else goes through the core VJP and this module's hooks.
-        fused = fft_vjp(xp, x, k, g, ctx.options, ctx.geometry, need_x, need_k)
-        if fused is not NotImplemented:
-            gx, gk = fused
-        else:
-            gx, gk = _vjp.vjp(xp, x, k, g, ctx.options, ctx.geometry, need_x=need_x, need_k=need_k)
+        gx, gk = ADAPTER.vjp(xp, x, k, g, ctx.options, ctx.geometry, need_x, need_k)
         if conj:
             gx = None if gx is None else gx.conj()
             gk = None if gk is None else gk.conj()
@@ -137,7 +135,7 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         _, kf = _generic.prepare(xp, x, k, options)
         K = _fft.kernel_spectrum(xp.fft, _fft.dilate(xp, kf, options.dilation), shape, real=True)
         K = K.mul_(G) if K.shape == G.shape else G * K
-        ge = fft.irfftn(_vjp._unbroadcast(xp, K, (*x.shape[:-2], *K.shape[-2:])), s=shape, dim=dims)
+        ge = fft.irfftn(toolkit.unbroadcast(xp, K, (*x.shape[:-2], *K.shape[-2:])), s=shape, dim=dims)
         del K
         # Crop the extended image's gradient to x (fill positions have none)
         # or pad it with zeros where the windows never reach.
@@ -148,7 +146,7 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         X = fft.rfftn(_extend(xp, x, geometry, options), s=shape, dim=dims)
         X = X.mul_(G.conj()) if X.shape == G.shape else G.conj() * X
         del G
-        spectrum = _vjp._unbroadcast(xp, X, (*k.shape[:-2], *X.shape[-2:]))
+        spectrum = toolkit.unbroadcast(xp, X, (*k.shape[:-2], *X.shape[-2:]))
         del X
         lags = fft.ifft(spectrum, dim=-2)[..., : rows.span : rows.dilation, :]
         del spectrum
@@ -480,7 +478,7 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
     else:
         size = -(-len(items) // workers)
         gk = functools.reduce(torch.add, pool.map(work, [items[i : i + size] for i in range(0, len(items), size)]))
-    return _vjp._unbroadcast(xp, gk.transpose(-2, -1).reshape(*batch, h, w), tuple(k.shape))
+    return toolkit.unbroadcast(xp, gk.transpose(-2, -1).reshape(*batch, h, w), tuple(k.shape))
 
 
 # The kernel gradient (h*w outputs, H*W taps) is a correlation too; xcorr._vjp
@@ -565,3 +563,140 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
 
     def extra_repr(self) -> str:
         return self.spec.describe(dtype=str(self.weight.dtype).removeprefix("torch."))
+
+
+# --- the adapter -------------------------------------------------------------
+
+
+def _small_direct(xp, dtype, options, geometry):
+    """``direct_forward`` of one small signature (one band, every window inside ``x``), its tap
+    windows placed once; tensors that autograd or a torch.func transform must see, or that are
+    not on the CPU, go through ``correlate``."""
+    rows, cols = geometry.rows, geometry.cols
+    h, w = rows.taps, cols.taps
+    inside = (..., slice(rows.lo, rows.hi + 1), slice(cols.lo, cols.hi + 1))
+    taps = [
+        ((h - 1 - a, w - 1 - b) if options.convolve else (a, b), (..., _generic.window(rows, a), _generic.window(cols, b)))
+        for a in range(h)
+        for b in range(w)
+    ]
+    (first, first_window), rest = taps[0], taps[1:]
+
+    def run(x, k):
+        if needs_autodiff(x, k) or x.device.type != "cpu":
+            return correlate(xp, x, k, options, geometry)
+        xe = x.to(dtype)[inside]
+        weights = k.to(dtype).tolist()
+        out = torch.mul(xe[first_window], weights[first[0]][first[1]])
+        for (a, b), window in rest:
+            out.add_(xe[window], alpha=weights[a][b])
+        return out
+
+    return run
+
+
+def _fit(layer, x, y, lr, steps, loss, record):
+    from .._fit import loss_and_gradient
+
+    params = [p for p in (layer.weight, layer.bias) if p is not None]
+    xp = array_namespace(x)
+    for _ in range(steps):
+        for p in params:
+            p.grad = None
+        value, _ = loss_and_gradient(xp, layer(x) - y, loss)
+        value.backward()
+        with torch.no_grad():
+            for p in params:
+                p.sub_(p.grad, alpha=lr)
+        record(value.item())
+    for p in params:
+        p.grad = None
+    return layer
+
+
+def _gradient(fn, x, index):
+    from .._empirical import check_index, full_index
+
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        y = fn(x)
+        full = full_index(index, y.ndim)
+        check_index(tuple(y.shape), full)
+        (gradient,) = torch.autograd.grad(y[full], x, allow_unused=True)
+    return torch.zeros_like(x) if gradient is None else gradient
+
+
+@dataclass(frozen=True)
+class TorchTuning(Tuning):
+    """The torch adapter's cost model (``python -m benchmarks``, float32, 2 cores)."""
+
+    costs: Costs = Costs(call=100e3, per_output=0.8, per_tap=0.14, fft_call=500e3, fft_point=0.35)
+
+
+class TorchAdapter(Adapter):
+    """torch: autograd Functions, banded in-place shift-and-add, ``F.conv2d`` for channels."""
+
+    name = "torch"
+    array_module = "torch"
+    tuning = TorchTuning()
+    native = True
+    autodiff = True
+
+    def correlate(self, xp, x, k, options, geometry):
+        return correlate(xp, x, k, options, geometry)
+
+    def prepare_correlate(self, xp, x, k, options, geometry):
+        dtype = result_dtype(xp, x.dtype, k.dtype)
+        if (
+            options.method == "direct"
+            and k.ndim == 2
+            and geometry.inside
+            and (dtype.is_floating_point or dtype.is_complex)
+            and math.prod(geometry.out_shape) <= SMALL_BAND
+        ):
+            return _small_direct(xp, dtype, options, geometry)
+        return super().prepare_correlate(xp, x, k, options, geometry)
+
+    def same_device(self, x, k):
+        return x.device == k.device
+
+    def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):
+        # The FFT method takes both gradients from one spectrum of g.
+        both = fft_vjp(xp, x, k, g, options, geometry, need_x, need_k)
+        if both is not NotImplemented:
+            return both
+        return super().vjp(xp, x, k, g, options, geometry, need_x, need_k)
+
+    def kernel_gradient(self, xp, x, k, g, options, geometry, method):
+        gk = kernel_gradient(xp, x, k, g, options, geometry, method)
+        if gk is not NotImplemented:
+            return gk
+        # The kernel gradient's h*w large dot products are a correlation with
+        # g as the kernel: native_forward (few_outputs' banded dot products).
+        method = KERNEL_GRADIENT_METHOD if method == "direct" else method
+        return super().kernel_gradient(xp, x, k, g, options, geometry, method)
+
+    def correlate_multi(self, xp, x, w, options, geometry, groups):
+        if options.method in ("auto", "native"):
+            y = correlate_multi(xp, x, w, options, geometry, groups)
+            if y is not NotImplemented:
+                return y
+        return super().correlate_multi(xp, x, w, options, geometry, groups)
+
+    def layer_class(self):
+        return Conv2D
+
+    def fit(self, layer, x, y, lr, steps, loss, record):
+        return _fit(layer, x, y, lr, steps, loss, record)
+
+    def gradient(self, fn, x, index):
+        return _gradient(fn, x, index), "torch.autograd"
+
+    def to_numpy(self, a):
+        return a.detach().cpu().numpy()
+
+    def from_numpy(self, a, *, like=None):
+        return torch.asarray(a, device=None if like is None else like.device)
+
+
+ADAPTER = TorchAdapter()

@@ -20,6 +20,7 @@ import pytest
 
 import xcorr
 from reference import reference
+from xcorr._correlate import clear_prepared
 from xcorr import _methods
 
 jax = pytest.importorskip("jax")
@@ -35,9 +36,9 @@ def kernel_gradient_path(request, monkeypatch):
 
     if request.param.startswith("numba-ffi"):
         pytest.importorskip("numba")
-        monkeypatch.setattr(_methods, "NUMBA_MIN_OUTPUTS", 0)
+        monkeypatch.setattr(_numba, "MIN_OUTPUTS", 0)
         if request.param.endswith("threads"):  # rows in chunks shared with XLA's thread pool
-            monkeypatch.setattr(_methods, "NUMBA_THREADED_WORK", 0)
+            monkeypatch.setattr(_numba, "THREADED_WORK", 0)
     else:
         monkeypatch.setattr(_numba, "ENABLED", False)
     applied, correlations = [], []
@@ -57,6 +58,7 @@ def kernel_gradient_path(request, monkeypatch):
     # The paths are chosen when a call is traced; traces are cached per configuration.
     jax_backend._differentiable_kernel.cache_clear()
     jax_backend._kernel.cache_clear()
+    clear_prepared()
     yield request.param, applied, correlations
     jax_backend._differentiable_kernel.cache_clear()
     jax_backend._kernel.cache_clear()
@@ -276,8 +278,9 @@ def test_forward_inside_large_outputs(kernel_gradient_path, monkeypatch, name, x
     # Outputs that are a fresh mapping every call (thresholds lowered here)
     # take numba's kernel, which asks for huge pages for them first.
     from xcorr.backends import _hugepages
+    from xcorr.backends import jax as jax_backend
 
-    monkeypatch.setattr(_methods, "NUMBA_JAX_FRESH_OUTPUT_BYTES", 0)
+    monkeypatch.setattr(jax_backend, "NUMBA_FRESH_OUTPUT_BYTES", 0)
     monkeypatch.setattr(_hugepages, "enabled", lambda: True)
     monkeypatch.setattr(_hugepages, "MIN_BYTES", 0)
     path, _, correlations = kernel_gradient_path

@@ -5,14 +5,16 @@ No timings here (benchmarks/ measures speed); only results, choices and memory b
 
 from __future__ import annotations
 
+import array_api_compat
 import numpy as np
 import pytest
 
 import xcorr
-from matrix import assert_result, tolerance
+from matrix import CPU_BACKENDS, assert_result, tolerance
 from reference import random, reference
 from xcorr import _methods
 from xcorr._options import Options, plan
+from xcorr.backends import _numba
 
 NATIVE = {"torch", "torch_cuda", "jax", "jax_gpu"}
 FUNCTIONS = {"corr2d": (xcorr.corr2d, False), "conv2d": (xcorr.conv2d, True)}
@@ -119,29 +121,42 @@ def geometry(x_shape, k_shape, **options):
     return plan(x_shape, k_shape, Options.parse(**options))
 
 
-@pytest.mark.parametrize("backend_name", ["numpy", "torch", "jax", "dask", "cupy", "array_api_strict"])
-def test_auto_choices(backend_name):
+def costs(backend, k_shape, geometry):
+    backend.require()
+    return xcorr.adapter_for(backend.xp).costs(k_shape, geometry)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS, ids=str)
+def test_auto_choices(backend):
     big, small = geometry((1024, 1024), (31, 31)), geometry((1024, 1024), (3, 3))
+    c = costs(backend, (31, 31), big)
     for kind in ("integral", "other"):
-        assert _methods.choose_method(backend_name, kind, (1024, 1024), (31, 31), big) == "direct"
-    assert _methods.choose_method(backend_name, "real floating", (1024, 1024), (3, 3), small) == "direct"
-    assert _methods.choose_method(backend_name, "real floating", (1024, 1024), (31, 31), big) == "fft"
-    assert _methods.choose_method(backend_name, "complex floating", (1024, 1024), (31, 31), big) == "fft"
+        assert _methods.choose_method(c, kind, (1024, 1024), (31, 31), big) == "direct"
+    assert _methods.choose_method(costs(backend, (3, 3), small), "real floating", (1024, 1024), (3, 3), small) == "direct"
+    assert _methods.choose_method(c, "real floating", (1024, 1024), (31, 31), big) == "fft"
+    assert _methods.choose_method(c, "complex floating", (1024, 1024), (31, 31), big) == "fft"
 
 
 def test_auto_numpy_costs_with_numba(monkeypatch):
     # numba's direct kernel is much cheaper per tap: 16x256² 7x7 stays direct with it.
+    from xcorr.backends import _numba
+
+    numpy_adapter = xcorr.adapter_for(array_api_compat.array_namespace(np.zeros(1)))
     shapes = ((16, 256, 256), (7, 7))
     for installed, method in ((False, "fft"), (True, "direct")):
-        monkeypatch.setattr(_methods, "numba_installed", lambda installed=installed: installed)
-        assert _methods.choose_method("numpy", "real floating", *shapes, geometry(*shapes)) == method
+        monkeypatch.setattr(_numba, "installed", lambda installed=installed: installed)
+        c = numpy_adapter.costs(shapes[1], geometry(*shapes))
+        assert _methods.choose_method(c, "real floating", *shapes, geometry(*shapes)) == method
     big = geometry((1024, 1024), (31, 31))
-    assert _methods.choose_method("numpy", "real floating", (1024, 1024), (31, 31), big) == "fft"
+    c = numpy_adapter.costs((31, 31), big)
+    assert _methods.choose_method(c, "real floating", (1024, 1024), (31, 31), big) == "fft"
 
 
 def test_auto_skips_fft_for_nonfinite_numpy_input():
     x, k = random((64, 64)), random((31, 31), seed=1)
-    assert _methods.choose_method("numpy", "real floating", x.shape, k.shape, geometry(x.shape, k.shape)) == "fft"
+    g = geometry(x.shape, k.shape)
+    c = xcorr.adapter_for(array_api_compat.array_namespace(x)).costs(k.shape, g)
+    assert _methods.choose_method(c, "real floating", x.shape, k.shape, g) == "fft"
     x[5, 7] = np.nan
     y = xcorr.corr2d(x, k)
     # Direct keeps the NaN local: only the windows that read x[5, 7] are NaN.
@@ -312,7 +327,8 @@ def test_numpy_fft_backward_falls_back_where_it_does_not_apply(monkeypatch):
     x, k = random((300, 300)), random((31, 31), seed=1)
     options = Options()
     geometry = plan(x.shape, k.shape, options)
-    assert _methods.choose_method("numpy", "real floating", x.shape, k.shape, geometry) == "fft"
+    c = xcorr.adapter_for(array_api_compat.array_namespace(x)).costs(tuple(k.shape), geometry)
+    assert _methods.choose_method(c, "real floating", x.shape, k.shape, geometry) == "fft"
     g = random(geometry.out_shape, seed=2)
     assert numpy_backend.fused_vjp(np, x, k, g, options, geometry, True, True) is not NotImplemented
     g[100, 100] = np.nan
@@ -400,7 +416,7 @@ def numba_path(request, monkeypatch):
 
     if request.param == "numba":
         pytest.importorskip("numba")
-        monkeypatch.setattr(_methods, "NUMBA_MIN_OUTPUTS", 0)
+        monkeypatch.setattr(_numba, "MIN_OUTPUTS", 0)
     else:
         monkeypatch.setattr(_numba, "ENABLED", False)
     return request.param, spy(monkeypatch, _numba, "direct", declined=None)
@@ -456,7 +472,7 @@ def test_numpy_numba_path(numba_path, dtype, mode, boundary, stride, dilation, c
 @pytest.mark.parametrize("k_shape", [(1, 1), (1, 2), (3, 3), (2, 7), (9, 4)])
 def test_numpy_numba_path_kernel_sizes_batches_and_threads(numba_path, monkeypatch, k_shape):
     # Every remainder of the four-taps-per-pass grouping, a 2-level batch, the threaded split.
-    monkeypatch.setattr(_methods, "NUMBA_THREADED_WORK", 0)
+    monkeypatch.setattr(_numba, "THREADED_WORK", 0)
     x, k = random((2, 3, 31, 29), "int64"), random(k_shape, "int64", seed=1)
     for options in (dict(), dict(mode="same", stride=(2, 3), dilation=2)):
         y = xcorr.corr2d(x, k, **options)
@@ -570,7 +586,7 @@ def test_numpy_numba_kernel_gradient_threads_batches_and_nan(numba_path, monkeyp
     # The threaded split sums per-chunk partials in chunk order: the same
     # result every time. A NaN in g reaches every tap; an inf in x only
     # the taps whose windows meet it (as the numpy path).
-    monkeypatch.setattr(_methods, "NUMBA_THREADED_WORK", 0)
+    monkeypatch.setattr(_numba, "THREADED_WORK", 0)
     x, k = random((2, 3, 61, 57)), random((3, 4), seed=1)
     g = random(xcorr.corr2d(x, k, mode="same").shape, seed=2)
     gx, gk = xcorr.corr2d_vjp(x, k, g, mode="same")  # one pass over chunks of rows, on two threads
@@ -589,7 +605,7 @@ def test_numpy_without_numba(monkeypatch):
     from xcorr.backends import _numba
 
     monkeypatch.setattr(_numba, "_kernels", lambda: None)
-    monkeypatch.setattr(_methods, "NUMBA_MIN_OUTPUTS", 0)
+    monkeypatch.setattr(_numba, "MIN_OUTPUTS", 0)
     x, k = random((2, 20, 24)), random((3, 3), seed=1)
     np.testing.assert_allclose(xcorr.corr2d(x, k, stride=2), reference(x, k, stride=2), rtol=1e-12, atol=1e-12)
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-# numba too: small numpy calls stay below _methods.NUMBA_MIN_OUTPUTS.
+# numba too: small numpy calls stay below xcorr.backends._numba.MIN_OUTPUTS.
 FRAMEWORKS = ("torch", "jax", "jaxlib", "dask", "cupy", "scipy", "array_api_strict", "numba", "llvmlite")
 
 

@@ -1,11 +1,21 @@
 """xcorr: 2-D cross-correlation, convolution and a trainable Conv2D layer
 that behave the same on every array-API library.
 
-The core (this package) is pure array-API code and imports no framework;
-per-framework adapters live in ``xcorr.backends`` and load lazily, the first
-time an array of their library is passed in.
+The core (this package) is pure array-API code and imports no framework.
+Everything that differs between array libraries is a method of
+``xcorr.Adapter``; per-framework adapters live in ``xcorr.backends`` and load
+lazily, the first time an array of their library is passed in, and other
+libraries can register their own (``xcorr.register_adapter``).
 """
 
+from ._adapter import (
+    Adapter,
+    Costs,
+    Tuning,
+    adapter_for,
+    register_adapter,
+    unregister_adapter,
+)
 from ._correlate import conv2d, corr2d
 from ._empirical import EmpiricalField, empirical_receptive_field
 from ._feature_maps import feature_maps
@@ -16,10 +26,14 @@ from ._receptive import ReceptiveField, Window, receptive_field
 from ._vjp import conv2d_vjp, corr2d_vjp
 
 __all__ = [
+    "Adapter",
     "Conv2D",
+    "Costs",
     "EmpiricalField",
     "ReceptiveField",
+    "Tuning",
     "Window",
+    "adapter_for",
     "conv2d",
     "conv2d_vjp",
     "corr2d",
@@ -30,5 +44,7 @@ __all__ = [
     "feature_maps",
     "fit",
     "receptive_field",
+    "register_adapter",
+    "unregister_adapter",
 ]
 __version__ = "0.1.0"

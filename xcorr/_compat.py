@@ -24,33 +24,12 @@ from array_api_compat import (
 
 __all__ = [
     "array_namespace",
-    "backend_name",
     "device",
     "is_array_api_obj",
     "is_writeable_array",
     "isdtype",
     "to_device",
 ]
-
-
-@lru_cache(maxsize=64)
-def backend_name(xp) -> str:
-    """Short name of the array library behind namespace ``xp``.
-
-    One of "numpy", "array_api_strict", "torch", "jax", "dask", "cupy", or
-    the namespace's module name for any other array-API library.
-    """
-    for name, test in (
-        ("numpy", is_numpy_namespace),
-        ("torch", is_torch_namespace),
-        ("jax", is_jax_namespace),
-        ("dask", is_dask_namespace),
-        ("cupy", is_cupy_namespace),
-        ("array_api_strict", is_array_api_strict_namespace),
-    ):
-        if test(xp):
-            return name
-    return xp.__name__
 
 
 @lru_cache(maxsize=512)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
-from . import _fft, _generic, _methods
-from ._compat import backend_name
-from ._dispatch import hook
+from . import _methods
+from ._adapter import Adapter, adapter_for
 from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
 
 __all__ = ["conv2d", "corr2d"]
@@ -76,29 +76,109 @@ _PARAMETERS = """\
 
 
 def _correlate(x, k, options: Options):
+    """Validated, dispatched correlation (the prepared call of this signature, made on first use)."""
+    try:
+        call = _PREPARED[(type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options)]
+    except (KeyError, TypeError, AttributeError):
+        return _prepare_and_call(x, k, options, (type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options))
+    return call(x, k)
+
+
+class Prepared:
+    """A correlation of one signature (array types, shapes, dtypes, options), validated once.
+
+    Everything that depends only on the signature (argument checks, the
+    geometry, the method "auto" takes, the adapter and what it prepares) is
+    done when the signature is first seen; a repeated call checks only what
+    can differ between arrays of one signature (their devices, and the
+    finiteness an FFT needs) and runs.
+    """
+
+    __slots__ = ("adapter", "check_devices", "check_finite", "geometry", "key", "options", "requested", "run", "tuning", "xp")  # fmt: skip
+
+    def __init__(self, xp, adapter: Adapter, requested: Options, options: Options, geometry, run, *, check_finite):
+        self.xp = xp
+        self.adapter = adapter
+        self.tuning = adapter.tuning
+        self.requested = requested
+        self.options = options
+        self.geometry = geometry
+        self.run = run
+        self.check_devices = adapter.devices
+        self.check_finite = check_finite
+        self.key = None
+
+    def __call__(self, x, k):
+        if self.tuning is not self.adapter.tuning:
+            # The adapter's tuning was replaced: its choices may differ now.
+            return _prepare_and_call(x, k, self.requested, self.key)
+        if self.check_devices and not self.adapter.same_device(x, k):
+            check_arrays(x, k)  # raises, naming both devices
+        if self.check_finite and not _finite(self.xp, x, k):
+            # NaN/inf would spread over an FFT; shift-and-add keeps them local.
+            direct = replace(self.options, method="direct")
+            return self.adapter.correlate(self.xp, x, k, direct, self.geometry)
+        return self.run(x, k)
+
+
+# Prepared calls by signature: (type, shape, dtype) of x and k, and the Options
+# (or, for the public functions, their keyword arguments as given).
+_PREPARED: dict[tuple, Prepared] = {}
+_MAX_PREPARED = 1024
+_prepared_lock = threading.Lock()
+
+
+def clear_prepared() -> None:
+    """Forget every prepared call (after an adapter or a module-level threshold changed)."""
+    with _prepared_lock:
+        _PREPARED.clear()
+
+
+def _finite(xp, x, k) -> bool:
+    return bool(xp.all(xp.isfinite(x))) and bool(xp.all(xp.isfinite(k)))
+
+
+def _prepare(x, k, options: Options) -> Prepared:
     xp = check_arrays(x, k)
     geometry = plan(x.shape, k.shape, options)
     dtype = result_dtype(xp, x.dtype, k.dtype)
     check_integral_fill(xp, dtype, options.fillvalue)
-    options = replace(options, method=_resolve_method(xp, x, k, dtype, options, geometry))
-    native = hook(xp, "correlate")
-    if native is not None:
-        result = native(xp, x, k, options, geometry)
-        if result is not NotImplemented:
-            return result
-    if options.method == "fft":
-        return _fft.correlate(xp, x, k, options, geometry)
-    return _generic.correlate(xp, x, k, options, geometry)
+    adapter = adapter_for(xp)
+    method = resolve_method(adapter, xp, x, k, dtype, options, geometry)
+    # "auto" chose the FFT for eager arrays: their values are checked on every call.
+    check_finite = options.method == "auto" and method == "fft" and adapter.eager
+    resolved = replace(options, method=method)
+    run = adapter.prepare_correlate(xp, x, k, resolved, geometry)
+    return Prepared(xp, adapter, options, resolved, geometry, run, check_finite=check_finite)
 
 
-def _resolve_method(xp, x, k, dtype, options: Options, geometry) -> str:
-    """The concrete method ("direct", "fft" or "native") for this call."""
-    name = backend_name(xp)
+def _prepare_and_call(x, k, options: Options, key):
+    prepared = _prepare(x, k, options)
+    if key is not None:
+        try:
+            hash(key)
+        except TypeError:
+            key = None
+    if key is not None:
+        prepared.key = key
+        with _prepared_lock:
+            if len(_PREPARED) >= _MAX_PREPARED:
+                del _PREPARED[next(iter(_PREPARED))]
+            _PREPARED[key] = prepared
+    return prepared(x, k)
+
+
+def resolve_method(adapter: Adapter, xp, x, k, dtype, options: Options, geometry) -> str:
+    """The concrete method ("direct", "fft" or "native") for this signature.
+
+    Where "auto" picks "fft" on an eager library, the caller still checks that
+    the values are finite (``Prepared``).
+    """
     kind = _methods.dtype_kind(xp, dtype)
-    if options.method == "native" and name not in _methods.NATIVE:
+    if options.method == "native" and not adapter.native:
         msg = (
-            f'method="native" needs a library with a native convolution '
-            f"({', '.join(sorted(_methods.NATIVE))}); {name} has none"
+            f'method="native" needs a library with a native convolution (an adapter with '
+            f"native = True); {adapter.name} has none"
         )
         raise ValueError(msg)
     if options.method == "fft" and kind == "integral":
@@ -106,17 +186,32 @@ def _resolve_method(xp, x, k, dtype, options: Options, geometry) -> str:
         raise TypeError(msg)
     if options.method != "auto":
         return options.method
-    method = _methods.choose_method(name, kind, x.shape, k.shape, geometry)
-    if method == "fft" and name not in ("jax", "dask"):
-        # Eager libraries can look at the values: NaN/inf would spread over an FFT.
-        if not bool(xp.all(xp.isfinite(x))) or not bool(xp.all(xp.isfinite(k))):
-            method = "direct"
-    return method
+    costs = adapter.costs(tuple(k.shape), geometry)
+    return _methods.choose_method(costs, kind, x.shape, k.shape, geometry)
+
+
+def _public_key(x, k, mode, boundary, fillvalue, stride, dilation, method, convolve):
+    """The signature of a public call, as given (types where a bool could pass for an int)."""
+    return (
+        type(x), x.shape, x.dtype, type(k), k.shape, k.dtype,
+        mode, boundary, fillvalue, type(fillvalue),
+        stride if type(stride) is int else (type(stride), *map(type, stride), *stride),
+        dilation if type(dilation) is int else (type(dilation), *map(type, dilation), *dilation),
+        method, convolve,
+    )  # fmt: skip
 
 
 def corr2d(
     x, k, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
 ):
+    key = None
+    try:
+        key = _public_key(x, k, mode, boundary, fillvalue, stride, dilation, method, False)
+        call = _PREPARED[key]
+    except (KeyError, TypeError, AttributeError):
+        pass
+    else:
+        return call(x, k)
     options = Options.parse(
         mode=mode,
         boundary=boundary,
@@ -125,12 +220,20 @@ def corr2d(
         dilation=dilation,
         method=method,
     )
-    return _correlate(x, k, options)
+    return _prepare_and_call(x, k, options, key)
 
 
 def conv2d(
     x, k, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
 ):
+    key = None
+    try:
+        key = _public_key(x, k, mode, boundary, fillvalue, stride, dilation, method, True)
+        call = _PREPARED[key]
+    except (KeyError, TypeError, AttributeError):
+        pass
+    else:
+        return call(x, k)
     options = Options.parse(
         mode=mode,
         boundary=boundary,
@@ -140,7 +243,7 @@ def conv2d(
         convolve=True,
         method=method,
     )
-    return _correlate(x, k, options)
+    return _prepare_and_call(x, k, options, key)
 
 
 corr2d.__doc__ = f"""2-D cross-correlation of the last two axes, on any array-API backend.

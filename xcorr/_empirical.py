@@ -6,23 +6,21 @@ any shape) the field can be measured: the gradient of one output element
 with respect to the input is non-zero exactly where that element depends on
 the input, unless terms cancel by accident (positive weights rule that out).
 
-The gradient comes from the array library's own autodiff where it has one
-(``torch.autograd.grad``, ``jax.grad``), and from the layers' array-API
-vector-Jacobian products (:func:`xcorr.corr2d_vjp`) on numpy,
-array-api-strict, dask and cupy. Frameworks are never imported here: an array
-of theirs can only exist once they are loaded, so they are looked up in
-``sys.modules``.
+The gradient comes from the array library's own autodiff where its adapter
+has one (``Adapter.gradient``: ``torch.autograd.grad``, ``jax.grad``), and
+from the layers' array-API vector-Jacobian products (:func:`xcorr.corr2d_vjp`)
+on numpy, array-api-strict, dask and cupy.
 """
 
 from __future__ import annotations
 
 import operator
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._compat import array_namespace, backend_name, device, is_array_api_obj
+from ._adapter import adapter_for, adapter_named
+from ._compat import array_namespace, device, is_array_api_obj
 from ._feature_maps import as_stack
 from ._layer import Conv2D
 
@@ -68,18 +66,7 @@ class EmpiricalField:
         return "\n".join(" ".join("#" if v else "." for v in row) for row in self.mask)
 
 
-def _to_numpy(xp, a) -> np.ndarray:
-    name = backend_name(xp)
-    if name == "dask":
-        a = a.compute()
-    if name == "torch":
-        return a.detach().cpu().numpy()
-    if name == "cupy":
-        return a.get()
-    return np.asarray(a)
-
-
-def _full_index(index, ndim: int) -> tuple[int, ...]:
+def full_index(index, ndim: int) -> tuple[int, ...]:
     try:
         items = tuple(operator.index(v) for v in index)
     except TypeError:
@@ -100,34 +87,15 @@ def _one_hot(xp, like, index: tuple[int, ...]):
     return xp.asarray(onehot, dtype=like.dtype, device=device(like))
 
 
-def _check_index(shape: tuple[int, ...], index: tuple[int, ...]) -> None:
+def check_index(shape: tuple[int, ...], index: tuple[int, ...]) -> None:
     if any(not 0 <= i < n for i, n in zip(index, shape)):
         msg = f"index {index} is outside the output of shape {shape}"
         raise IndexError(msg)
 
 
-def _torch_gradient(fn, x, index):
-    torch = sys.modules["torch"]
-    x = x.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        y = fn(x)
-        full = _full_index(index, y.ndim)
-        _check_index(tuple(y.shape), full)
-        (gradient,) = torch.autograd.grad(y[full], x, allow_unused=True)
-    return torch.zeros_like(x) if gradient is None else gradient
-
-
-def _jax_gradient(fn, x, index):
-    jax = sys.modules["jax"]
-    y = fn(x)  # a concrete forward pass first, to check the index against the output's shape
-    full = _full_index(index, y.ndim)
-    _check_index(tuple(y.shape), full)
-    return jax.grad(lambda x: fn(x)[full])(x)
-
-
 def _check_vjp_layers(layers, backend: str) -> None:
     for n, layer in enumerate(layers):
-        if not isinstance(layer, Conv2D) or layer.backend in ("torch", "jax"):
+        if not isinstance(layer, Conv2D) or adapter_named(layer.backend).autodiff:
             msg = (
                 f"fn[{n}] must be an xcorr.Conv2D to be differentiated on {backend}, which has no "
                 f"autodiff (its gradient comes from xcorr.corr2d_vjp); got {type(layer).__name__}"
@@ -155,14 +123,14 @@ def _input_vjp(layer, x, g):
 
 
 def _vjp_gradient(xp, layers, x, index):
-    _check_vjp_layers(layers, backend_name(xp))
+    _check_vjp_layers(layers, adapter_for(xp).name)
     inputs = []
     y = x
     for layer in layers:
         inputs.append(y)
         y = layer(y)
-    full = _full_index(index, y.ndim)
-    _check_index(tuple(y.shape), full)
+    full = full_index(index, y.ndim)
+    check_index(tuple(y.shape), full)
     g = _one_hot(xp, y, full)
     for n in range(len(layers) - 1, -1, -1):
         g = _input_vjp(layers[n], inputs[n], g)
@@ -231,7 +199,8 @@ def empirical_receptive_field(fn, x, index, /) -> EmpiricalField:
     if len(x.shape) < 2:
         msg = f"x must have at least 2 dimensions (..., H, W); got shape {tuple(x.shape)}"
         raise ValueError(msg)
-    name = backend_name(xp)
+    adapter = adapter_for(xp)
+    name = adapter.name
     is_stack = not callable(fn) or hasattr(fn, "__iter__") or isinstance(fn, Conv2D)
     if is_stack:
         layers = [fn] if isinstance(fn, Conv2D) else as_stack(fn, name="fn")
@@ -242,10 +211,9 @@ def empirical_receptive_field(fn, x, index, /) -> EmpiricalField:
             return x
     else:
         run = fn
-    if name == "torch":
-        gradient, method = _torch_gradient(run, x, index), "torch.autograd"
-    elif name == "jax":
-        gradient, method = _jax_gradient(run, x, index), "jax.grad"
+    found = adapter.gradient(run, x, index)
+    if found is not None:
+        gradient, method = found
     elif is_stack:
         gradient, method = _vjp_gradient(xp, layers, x, index), "vjp"
     else:
@@ -255,7 +223,7 @@ def empirical_receptive_field(fn, x, index, /) -> EmpiricalField:
             f"use torch or jax arrays to differentiate any function; got {type(fn).__name__}"
         )
         raise TypeError(msg)
-    g = _to_numpy(xp, gradient)
+    g = adapter.to_numpy(gradient)
     nonzero = g != 0
     mask = nonzero.reshape(-1, *g.shape[-2:]).any(axis=0)
     return EmpiricalField(g, mask, method)

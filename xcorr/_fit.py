@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._adapter import adapter_for
+from ._compat import array_namespace
 from ._layer import Conv2D
 from ._options import check_arrays, parse_int
 
@@ -10,7 +12,7 @@ __all__ = ["fit"]
 LOSSES: tuple[str, ...] = ("sse", "mse")
 
 
-def _loss(xp, r, loss: str):
+def loss_and_gradient(xp, r, loss: str):
     """The loss of residual ``r`` and its gradient with respect to ``r``."""
     value = xp.sum(r * r)
     if loss == "mse":
@@ -48,9 +50,10 @@ def fit(layer, x, y, /, *, lr=0.01, steps=50, loss="sse", log_every=None):
 
     Each step computes ``layer(x)``, the loss against ``y``, its gradients
     with respect to ``weight`` and ``bias``, and updates
-    ``p <- p - lr * grad``. The gradients come from torch autograd on torch,
-    a jitted ``jax.value_and_grad`` on jax, and the core VJP
-    (``corr2d_vjp`` / ``corr2d_multi_vjp``) on every other backend.
+    ``p <- p - lr * grad``. The library's adapter runs the loop
+    (``Adapter.fit``): torch autograd on torch, a jitted
+    ``jax.value_and_grad`` on jax, and the core VJP (``corr2d_vjp`` /
+    ``corr2d_multi_vjp``) on every other backend.
 
     Parameters
     ----------
@@ -97,71 +100,24 @@ def fit(layer, x, y, /, *, lr=0.01, steps=50, loss="sse", log_every=None):
         if log_every is not None and len(losses) % log_every == 0:
             print(f"Step {len(losses)}, loss {value:.3f}")
 
-    run = {"torch": _fit_torch, "jax": _fit_jax}.get(layer.backend, _fit_arrays)
-    layer = run(xp, layer, x, y, float(lr), steps, loss, record)
+    adapter = adapter_for(xp)
+    layer = adapter.fit(layer, x, y, float(lr), steps, loss, record)
     return layer, losses
 
 
-def _fit_torch(xp, layer, x, y, lr, steps, loss, record):
-    import torch
+def fit_arrays(layer, x, y, lr, steps, loss, record, *, persist=None):
+    """``Adapter.fit``'s generic loop: the layer's VJP and new parameter arrays each step.
 
-    params = [p for p in (layer.weight, layer.bias) if p is not None]
+    ``persist`` (lazy libraries) materialises the new parameters and the loss
+    together, so that each step's graph starts from computed arrays.
+    """
+    xp = array_namespace(x)
     for _ in range(steps):
-        for p in params:
-            p.grad = None
-        value, _ = _loss(xp, layer(x) - y, loss)
-        value.backward()
-        with torch.no_grad():
-            for p in params:
-                p.sub_(p.grad, alpha=lr)
-        record(value.item())
-    for p in params:
-        p.grad = None
-    return layer
-
-
-def _fit_jax(xp, layer, x, y, lr, steps, loss, record):
-    step = _jax_step(loss)
-    for _ in range(steps):
-        layer, value = step(layer, x, y, lr)
-        record(float(value))
-    return layer
-
-
-_JAX_STEPS: dict[str, object] = {}
-
-
-def _jax_step(loss: str):
-    if loss not in _JAX_STEPS:
-        import jax
-        import jax.numpy as jnp
-
-        def objective(layer, x, y):
-            return _loss(jnp, layer(x) - y, loss)[0]
-
-        @jax.jit
-        def step(layer, x, y, lr):
-            value, grads = jax.value_and_grad(objective)(layer, x, y)
-            new = jax.tree.map(lambda p, g: p - jnp.asarray(lr, dtype=p.dtype) * g, layer, grads)
-            return new, value
-
-        _JAX_STEPS[loss] = step
-    return _JAX_STEPS[loss]
-
-
-def _fit_arrays(xp, layer, x, y, lr, steps, loss, record):
-    persist = None
-    if layer.backend == "dask":
-        import dask
-
-        persist = dask.persist
-    for _ in range(steps):
-        value, g = _loss(xp, layer(x) - y, loss)
+        value, g = loss_and_gradient(xp, layer(x) - y, loss)
         grads = layer.grad(x, g)
         weight = layer.weight - lr * grads["weight"]
         bias = None if layer.bias is None else layer.bias - lr * grads["bias"]
         if persist is not None:
-            # Keep the graph one step deep: each loss is computed anyway.
             weight, bias, value = persist(weight, bias, value)
         layer.weight, layer.bias = weight, bias
         record(float(value))

@@ -25,54 +25,48 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _adapter
 from ._correlate import _correlate
 from ._multi import check_multi, correlate_multi, multi_vjp
 from ._options import Options, check_arrays, parse_int, plan
 from ._vjp import vjp
 
-__all__ = ["BACKENDS", "ArrayConv2D", "Conv2D", "LayerSpec"]
+__all__ = ["ArrayConv2D", "Conv2D", "LayerSpec"]
 
-BACKENDS: tuple[str, ...] = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
-# The module to import for each backend, and the pip extra that installs it.
-_MODULES = {
-    "numpy": ("numpy", None),
-    "array_api_strict": ("array_api_strict", "test"),
-    "torch": ("torch", "torch"),
-    "jax": ("jax", "jax"),
-    "dask": ("dask.array", "dask"),
-    "cupy": ("cupy", None),
-}
 DTYPES: tuple[str, ...] = ("float32", "float64")
 
 
 def resolve_backend(backend: object) -> str:
-    """The backend name: ``backend``, else ``$XCORR_BACKEND``, else "numpy"."""
+    """The backend name: ``backend``, else ``$XCORR_BACKEND``, else "numpy".
+
+    Names are those of the adapter registry (``xcorr._adapter.LIBRARIES``) and
+    any registered with ``xcorr.register_adapter``; the library is imported
+    here, with an install hint when it is missing.
+    """
     source = "backend"
     if backend is None:
         backend = os.environ.get("XCORR_BACKEND") or "numpy"
         source = "the environment variable XCORR_BACKEND"
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        msg = f"{source} must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}"
+    names = _adapter.known_names()
+    if isinstance(backend, str):
+        backend = _adapter.resolve_name(backend)
+    if not isinstance(backend, str) or backend not in names:
+        msg = f"{source} must be one of {', '.join(map(repr, names))}; got {backend!r}"
         raise ValueError(msg)
-    module, extra = _MODULES[backend]
-    try:
-        importlib.import_module(module)
-    except ImportError as err:
-        how = f"pip install 'xcorr[{extra}]'" if extra else f"install {backend}"
-        msg = f"backend={backend!r} needs {module}, which is not installed ({how}): {err}"
-        raise ImportError(msg) from err
+    lib = _adapter.library(backend)
+    if lib is not None:
+        try:
+            importlib.import_module(lib.array_module)
+        except ImportError as err:
+            how = f"pip install 'xcorr[{lib.extra}]'" if lib.extra else f"install {backend}"
+            msg = f"backend={backend!r} needs {lib.array_module}, which is not installed ({how}): {err}"
+            raise ImportError(msg) from err
     return backend
 
 
 def namespace(backend: str):
     """The array-API namespace whose arrays hold the parameters of ``backend``."""
-    if backend == "jax":
-        import jax.numpy
-
-        return jax.numpy
-    if backend == "array_api_strict":
-        return importlib.import_module("array_api_strict")
-    return importlib.import_module(f"array_api_compat.{_MODULES[backend][0]}")
+    return _adapter.adapter_named(backend).namespace()
 
 
 def parse_dtype(dtype: object, backend: str) -> str:
@@ -85,23 +79,12 @@ def parse_dtype(dtype: object, backend: str) -> str:
         xp = namespace(backend)
         for name in DTYPES:
             try:
-                if dtype == getattr(xp, name) or (backend in ("numpy", "dask") and np.dtype(dtype) == name):
+                if dtype == getattr(xp, name) or np.dtype(dtype) == name:
                     return name
             except TypeError:
                 continue
     msg = f"dtype must be 'float32', 'float64' or one of those dtypes of {backend}; got {dtype!r}"
     raise ValueError(msg)
-
-
-def _check_jax_x64(dtype: str) -> None:
-    import jax
-
-    if dtype == "float64" and not jax.config.jax_enable_x64:
-        msg = (
-            'dtype="float64" on backend "jax" needs 64-bit mode: '
-            'jax.config.update("jax_enable_x64", True) first'
-        )
-        raise ValueError(msg)
 
 
 def parse_kernel_size(kernel_size: object) -> tuple[int, int]:
@@ -179,8 +162,7 @@ class LayerSpec:
             raise TypeError(msg)
         backend = resolve_backend(backend)
         dtype = parse_dtype(dtype, backend)
-        if backend == "jax":
-            _check_jax_x64(dtype)
+        _adapter.adapter_named(backend).check_layer_dtype(dtype)
         return cls(
             kernel, in_channels, out_channels, options, groups, bias, dtype, backend
         )
@@ -291,10 +273,7 @@ class LayerSpec:
 
 
 def _layer_class(backend: str) -> type:
-    if backend in ("torch", "jax"):
-        module = importlib.import_module(f"xcorr.backends.{backend}")
-        return module.Conv2D
-    return ArrayConv2D
+    return _adapter.adapter_named(backend).layer_class()
 
 
 class Conv2D:
@@ -440,8 +419,9 @@ class ArrayConv2D(Conv2D):
 
     def __init__(self, kernel_size, /, **kwargs):
         backend = resolve_backend(kwargs.get("backend"))
-        if backend in ("torch", "jax"):
-            msg = f"use xcorr.Conv2D(..., backend={backend!r}) or xcorr.backends.{backend}.Conv2D"
+        cls = _layer_class(backend)
+        if not issubclass(cls, ArrayConv2D):
+            msg = f"use xcorr.Conv2D(..., backend={backend!r}) or {cls.__module__}.{cls.__name__}"
             raise ValueError(msg)
         self.spec, params = self._configure(backend, kernel_size, kwargs)
         self.weight = params["weight"]

@@ -11,8 +11,8 @@ since a channel sum is a GEMM, which their native convolutions do well.
 from __future__ import annotations
 
 from . import _vjp
+from ._adapter import adapter_for
 from ._correlate import _correlate
-from ._dispatch import hook
 from ._options import (
     Geometry,
     Options,
@@ -67,16 +67,17 @@ def _batched(xp, x):
 
 
 def correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int):
-    """Validated multi-channel correlation: native hook, else one broadcast corr2d.
+    """Validated multi-channel correlation, by the adapter of ``xp`` (``Adapter.correlate_multi``).
 
-    ``method="auto"`` and "native" take the native hook (a GEMM convolution);
-    "direct" and "fft" go through ``corr2d`` with that method.
+    Adapters take ``method="auto"`` and "native" to the library's native
+    convolution where it has one (a GEMM); "direct" and "fft" go through
+    ``corr2d`` with that method.
     """
-    native = hook(xp, "correlate_multi") if options.method in ("auto", "native") else None
-    if native is not None:
-        result = native(xp, x, w, options, geometry, groups)
-        if result is not NotImplemented:
-            return result
+    return adapter_for(xp).correlate_multi(xp, x, w, options, geometry, groups)
+
+
+def generic_correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int):
+    """``Adapter.correlate_multi``'s generic implementation: one broadcast corr2d."""
     xb = _batched(xp, x)
     xg, wg = _grouped(xp, xb, w, groups)
     y = xp.sum(_correlate(xg, wg, options), axis=3)  # (N, G, Og, H', W')
@@ -151,17 +152,13 @@ def corr2d_multi(
 
 
 def multi_vjp(xp, x, w, g, options: Options, groups: int, *, need_x=True):
-    """``(gx, gw)`` of validated inputs: the adapter's hook, else the broadcast-corr2d formulation.
+    """``(gx, gw)`` of validated inputs, by the adapter of ``xp`` (``Adapter.correlate_multi_vjp``)."""
+    geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
+    return adapter_for(xp).correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
 
-    ``correlate_multi_vjp`` (numpy: per-tap GEMMs) is tried where the
-    forward would try ``correlate_multi``; it may return NotImplemented.
-    """
-    native = hook(xp, "correlate_multi_vjp") if options.method in ("auto", "native") else None
-    if native is not None:
-        geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
-        result = native(xp, x, w, g, options, geometry, groups, need_x=need_x)
-        if result is not NotImplemented:
-            return result
+
+def generic_multi_vjp(xp, x, w, g, options: Options, geometry: Geometry, groups: int, need_x: bool):
+    """``Adapter.correlate_multi_vjp``'s generic implementation: the VJP of the broadcast corr2d."""
     xb = _batched(xp, x)
     gb = _batched(xp, g)
     xg, wg = _grouped(xp, xb, w, groups)

@@ -27,15 +27,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import _generic, _methods
-from ._compat import backend_name, device, isdtype
+from ._adapter import Adapter, adapter_for
+from ._compat import device, isdtype
 from ._correlate import _correlate
-from ._dispatch import hook
 from ._options import Geometry, Options, check_arrays, plan, result_dtype
 
 __all__ = ["conv2d_vjp", "corr2d_vjp", "vjp"]
 
 
-def _zero_insert(xp, g, axis: int, step: int):
+def zero_insert(xp, g, axis: int, step: int):
     """Put ``step - 1`` zeros between consecutive entries of ``g`` along ``axis``."""
     if step == 1:
         return g
@@ -51,7 +51,7 @@ def _zero_insert(xp, g, axis: int, step: int):
     return merged[tuple(index)]
 
 
-def _fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
+def fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
     """Adjoint of ``_generic.extend_axis``: sum extended positions onto their sources."""
     total = None
     position = 0  # index into ge of the current run's first extended position
@@ -82,7 +82,7 @@ def _fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
     return total
 
 
-def _unbroadcast(xp, a, shape: tuple[int, ...]):
+def unbroadcast(xp, a, shape: tuple[int, ...]):
     """Sum ``a`` over the dimensions along which ``shape`` was broadcast to ``a.shape``."""
     extra = a.ndim - len(shape)
     if extra:
@@ -93,7 +93,7 @@ def _unbroadcast(xp, a, shape: tuple[int, ...]):
     return a
 
 
-def _as_input_dtype(xp, grad, a):
+def as_input_dtype(xp, grad, a):
     """Cast a gradient to the dtype of the operand it belongs to.
 
     A real operand of a complex result gets the real part (the transpose of
@@ -112,20 +112,29 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_
 
     ``need_x=False`` or ``need_k=False`` skips that gradient (it is None):
     training a layer needs no input gradient, and torch tells which it needs.
+    The adapter of ``xp`` computes it (``Adapter.vjp``).
     """
-    fused = hook(xp, "fused_vjp")
-    if fused is not None:
-        # An adapter may take both gradients together (numpy's FFT path: one
-        # spectrum of g serves both); NotImplemented where it does not apply.
-        both = fused(xp, x, k, g, options, geometry, need_x, need_k)
-        if both is not NotImplemented:
-            return both
+    return adapter_for(xp).vjp(xp, x, k, g, options, geometry, need_x, need_k)
+
+
+def generic_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
+    """``Adapter.vjp``'s generic implementation: input gradient, then ``adapter.kernel_gradient``."""
     dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
     xc = xp.astype(x, dtype, copy=False)
     kc = xp.astype(k, dtype, copy=False)
     g = xp.astype(g, dtype, copy=False)
     gx = _input_gradient(xp, x, kc, g, options, geometry) if need_x else None
-    gk = _kernel_gradient(xp, xc, k, g, options, geometry, dtype) if need_k else None
+    gk = None
+    if need_k:
+        method = options.method
+        if method == "auto":
+            kind = _methods.dtype_kind(xp, dtype)
+            costs = adapter.costs(tuple(k.shape), geometry)
+            method = _methods.choose_method(costs, kind, tuple(xc.shape), tuple(k.shape), geometry)
+        gk = adapter.kernel_gradient(xp, xc, k, g, options, geometry, method)
+        if options.convolve:
+            gk = xp.flip(gk, axis=(-2, -1))
+        gk = as_input_dtype(xp, gk, k)
     return gx, gk
 
 
@@ -134,7 +143,7 @@ def _input_gradient(xp, x, kc, g, options: Options, geometry: Geometry):
     # Input gradient: zero-insert g (undo the stride), then a "full"
     # convolution with the dilated kernel gives the gradient of the extended
     # image; full correlation with the flipped kernel is the same thing.
-    gz = _zero_insert(xp, _zero_insert(xp, g, -2, rows.step), -1, cols.step)
+    gz = zero_insert(xp, zero_insert(xp, g, -2, rows.step), -1, cols.step)
     back = replace(
         options,
         mode="full",
@@ -144,70 +153,40 @@ def _input_gradient(xp, x, kc, g, options: Options, geometry: Geometry):
         convolve=not options.convolve,
     )
     ge = _correlate(gz, kc, back)
-    ge = _fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
-    ge = _fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
-    return _as_input_dtype(xp, _unbroadcast(xp, ge, tuple(x.shape)), x)
+    ge = fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
+    ge = fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
+    return as_input_dtype(xp, unbroadcast(xp, ge, tuple(x.shape)), x)
 
 
-def _kernel_gradient(xp, xc, k, g, options: Options, geometry: Geometry, dtype):
+def generic_kernel_gradient(adapter: Adapter, xp, xc, k, g, options: Options, geometry: Geometry, method):
+    """``Adapter.kernel_gradient``'s generic implementation (correlation orientation, result dtype)."""
     rows, cols = geometry.rows, geometry.cols
     k_batch = tuple(k.shape[:-2])
-    method = options.method
-    if method == "auto":
-        kind = _methods.dtype_kind(xp, dtype)
-        method = _methods.choose_method(backend_name(xp), kind, tuple(xc.shape), tuple(k.shape), geometry)
-    fused = hook(xp, "kernel_gradient")
-    if fused is not None:
-        # An adapter may compute all h*w taps in one pass over x and g (the
-        # numpy adapter's numba kernel, and jax's on the CPU as an XLA custom
-        # call; their own extension, often none). It
-        # returns the correlation-orientation gradient of k's shape, in the
-        # result dtype, or NotImplemented to fall through to the code below.
-        gk = fused(xp, xc, k, g, options, geometry, method)
-        if gk is not NotImplemented:
-            if options.convolve:
-                gk = xp.flip(gk, axis=(-2, -1))
-            return _as_input_dtype(xp, gk, k)
-    if method == "direct":
-        # An adapter may know a faster way to take these h*w large dot
-        # products (jax on the CPU: one native convolution, 6x faster than
-        # XLA's reductions at 1024², 3x3). Still a direct method: NaN stays local.
-        method = hook(xp, "KERNEL_GRADIENT_METHOD") or method
     # Kernel gradient: one reduction per tap over the windows of extend(x).
     xe = _generic.extend(xp, xc, geometry, options)
     if method in ("fft", "native"):
         # Where the forward pays off through the FFT, so does this: the h*w
         # reductions are the valid correlation of extend(x) with g as the
-        # kernel, stride and dilation swapping roles; one FFT correlation.
+        # kernel, stride and dilation swapping roles; one correlation, whose
+        # batch sum an adapter may fold into a native call.
         swapped = Options(stride=options.dilation, dilation=options.stride, method=method)
-        # An adapter may fold the batch sum into the native call (jax: the
-        # planes as input channels of one convolution).
-        summed = hook(xp, "kernel_gradient_sum") if method == "native" else None
-        gk = NotImplemented if summed is None else summed(xp, xe, g, swapped, tuple(k.shape))
-        if gk is NotImplemented:
-            gk = _unbroadcast(xp, _correlate(xe, g, swapped), tuple(k.shape))
-    else:
-        # On numpy, vecdot (which conjugates its first argument) along rows
-        # and a sum is 3.5x faster than sum(g * window) and needs no
-        # temporary (1024², 3x3: 1.5 against 5.3 ms for the nine taps). torch's
-        # vecdot on strided windows is 10x slower, jax's becomes a dot that
-        # GPUs may round to TF32: the others multiply and sum.
-        use_vecdot = backend_name(xp) in ("numpy", "array_api_strict")
-        gc = xp.conj(g) if isdtype(xp, g.dtype, "complex floating") else g
-        taps = []
-        for a in range(rows.taps):
-            ra = _generic.window(rows, a)
-            for b in range(cols.taps):
-                window = xe[..., ra, _generic.window(cols, b)]
-                if use_vecdot:
-                    term = xp.sum(xp.vecdot(gc, window, axis=-1), axis=-1)
-                else:
-                    term = xp.sum(g * window, axis=(-2, -1))
-                taps.append(_unbroadcast(xp, term, k_batch))
-        gk = xp.reshape(xp.stack(taps, axis=-1), (*k_batch, rows.taps, cols.taps))
-    if options.convolve:
-        gk = xp.flip(gk, axis=(-2, -1))
-    return _as_input_dtype(xp, gk, k)
+        return adapter.kernel_gradient_sum(xp, xe, g, swapped, tuple(k.shape))
+    # vecdot (which conjugates its first argument) along rows and a sum needs
+    # no product temporary; libraries whose vecdot is slow on strided windows
+    # or rounds differently multiply and sum instead.
+    use_vecdot = adapter.vecdot_kernel_gradient
+    gc = xp.conj(g) if isdtype(xp, g.dtype, "complex floating") else g
+    taps = []
+    for a in range(rows.taps):
+        ra = _generic.window(rows, a)
+        for b in range(cols.taps):
+            window = xe[..., ra, _generic.window(cols, b)]
+            if use_vecdot:
+                term = xp.sum(xp.vecdot(gc, window, axis=-1), axis=-1)
+            else:
+                term = xp.sum(g * window, axis=(-2, -1))
+            taps.append(unbroadcast(xp, term, k_batch))
+    return xp.reshape(xp.stack(taps, axis=-1), (*k_batch, rows.taps, cols.taps))
 
 
 def _check_cotangent(xp, g, geometry: Geometry, x, k):

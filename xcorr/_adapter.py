@@ -1,0 +1,417 @@
+"""The contract between xcorr's core and an array library, and the registry of adapters.
+
+Every operation that may differ between array libraries is a method of
+:class:`Adapter`. The base class is the generic adapter: it implements all of
+them in pure array-API code, so any library that speaks the standard works
+unchanged. ``xcorr.backends.<library>`` defines one subclass per framework
+that overrides what its library does better (a native convolution, an
+autodiff rule, a compiled kernel) and calls ``super()`` for the rest.
+
+Adapters are looked up per call from the arrays' namespace
+(:func:`adapter_for`), never from a global switch. The table below is the only
+place in the core that names a framework: which module serves which
+namespace, which array module ``Conv2D(backend=...)`` imports and which pip
+extra installs it. Modules are imported lazily, the first time an array of
+their library shows up, so ``import xcorr`` imports no framework. Libraries
+xcorr does not ship can register their own adapter with
+:func:`register_adapter`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import numpy as np
+
+from . import _compat
+
+if TYPE_CHECKING:
+    from ._options import Geometry, Options
+
+__all__ = ["Adapter", "Costs", "Library", "Tuning", "adapter_for", "register_adapter"]
+
+Array = Any  # an array of the adapter's library
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Time model of ``method="auto"`` on one library, in nanoseconds (see ``xcorr._methods``)."""
+
+    call: float  # fixed cost of a direct call
+    per_output: float  # direct: per output element (allocation, first write)
+    per_tap: float  # direct: per output element and kernel tap
+    fft_call: float  # fixed cost of an FFT call
+    fft_point: float  # FFT: per transform point and log2(points), per plane
+    min_fft_taps: int = 16  # never FFT below this many kernel taps
+    fft_margin: float = 1.2  # FFT must be this many times faster to be taken
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """An adapter's tuning: its cost model row and the thresholds of its fast paths.
+
+    Subclasses (one per adapter, next to it) add their own thresholds, each
+    with a note of where its value came from. Tests and users change them per
+    adapter instance: ``dataclasses.replace(adapter.tuning, ...)``.
+    """
+
+    # Fitted with ``python -m benchmarks`` on the README's machine for the
+    # framework adapters; any other array-API library gets this neutral row,
+    # whose FFT crossover is that of numpy's.
+    costs: Costs = Costs(call=20e3, per_output=1.0, per_tap=1.5, fft_call=60e3, fft_point=1.5)
+
+
+class Adapter:
+    """What an array library's adapter may provide; the generic implementation of each.
+
+    Every method receives validated arguments: ``xp`` is the arrays'
+    namespace, ``options`` the normalised :class:`xcorr._options.Options`
+    (with ``method`` resolved to "direct", "fft" or "native" where noted) and
+    ``geometry`` the :class:`xcorr._options.Geometry` of the call. Overrides
+    keep these signatures (a test checks every adapter against them) and call
+    ``super()`` where their fast path does not apply.
+    """
+
+    #: Name of the library in the registry (``Conv2D(backend=name)``).
+    name: str = "generic"
+    #: The module ``namespace()`` takes its arrays from (e.g. "numpy").
+    array_module: str | None = None
+    #: The adapter's thresholds and cost model.
+    tuning: Tuning = Tuning()
+    #: Whether ``method="native"`` has a library convolution to call.
+    native: ClassVar[bool] = False
+    #: Whether arrays are eager, so that ``method="auto"`` may look at their
+    #: values (a NaN or inf must not go through an FFT). False for lazy
+    #: (dask) and traced (jax) arrays.
+    eager: ClassVar[bool] = True
+    #: Whether the library differentiates any function itself (``gradient``).
+    autodiff: ClassVar[bool] = False
+    #: Whether two arrays of one type, shape and dtype may be on different
+    #: devices, so that a repeated call checks their devices again.
+    devices: ClassVar[bool] = True
+    #: Whether the direct kernel gradient takes ``vecdot`` along rows (one
+    #: pass, no product temporary) rather than ``sum(g * window)``.
+    vecdot_kernel_gradient: ClassVar[bool] = False
+
+    def __init__(self, name: str | None = None, array_module: str | None = None) -> None:
+        if name is not None:
+            self.name = name
+        if array_module is not None:
+            self.array_module = array_module
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    # -- single-plane correlation ---------------------------------------------
+    def correlate(self, xp, x: Array, k: Array, options: Options, geometry: Geometry) -> Array:
+        """``corr2d``/``conv2d`` of validated inputs; ``options.method`` is resolved.
+
+        Generic: shift-and-add over the kernel taps ("direct", "native"), or
+        ``xp.fft`` ("fft").
+        """
+        from . import _fft, _generic
+
+        if options.method == "fft":
+            return _fft.correlate(xp, x, k, options, geometry)
+        return _generic.correlate(xp, x, k, options, geometry)
+
+    def prepare_correlate(
+        self, xp, x: Array, k: Array, options: Options, geometry: Geometry
+    ) -> Callable[[Array, Array], Array]:
+        """The correlation of one signature as a function of ``(x, k)``, reused for every call of it.
+
+        Called once per signature (array types, shapes, dtypes and options,
+        with ``options.method`` resolved); ``x`` and ``k`` are that first
+        call's arrays, of which only the signature may be relied on. Work
+        that depends only on the signature belongs here. Generic:
+        :meth:`correlate` with these options and geometry.
+        """
+        return lambda x, k: self.correlate(xp, x, k, options, geometry)
+
+    def same_device(self, x: Array, k: Array) -> bool:
+        """Whether ``x`` and ``k`` are on one device (asked on every call where ``devices`` is True)."""
+        dx, dk = _compat.device(x), _compat.device(k)
+        return dx is None or dk is None or dx == dk
+
+    def costs(self, k_shape: tuple[int, ...], geometry: Geometry) -> Costs:
+        """The cost-model row for a call of this kernel shape and geometry."""
+        return self.tuning.costs
+
+    def vjp(
+        self,
+        xp,
+        x: Array,
+        k: Array,
+        g: Array,
+        options: Options,
+        geometry: Geometry,
+        need_x: bool,
+        need_k: bool,
+    ) -> tuple[Array | None, Array | None]:
+        """``(gx, gk)``: the transpose of the correlation at output gradient ``g``.
+
+        ``options.method`` may still be "auto". A gradient that is not needed
+        is None. Generic: the input gradient as a "full" correlation of the
+        zero-inserted ``g``, folded back through the extension, and
+        :meth:`kernel_gradient`.
+        """
+        from . import _vjp
+
+        return _vjp.generic_vjp(self, xp, x, k, g, options, geometry, need_x, need_k)
+
+    def kernel_gradient(
+        self, xp, x: Array, k: Array, g: Array, options: Options, geometry: Geometry, method: str
+    ) -> Array:
+        """The kernel gradient, correlation orientation, shape of ``k``, in the result dtype.
+
+        ``x`` is already cast to the result dtype; ``method`` is "direct",
+        "fft" or "native". Generic: one reduction per tap ("direct"), or one
+        correlation of ``extend(x)`` with ``g`` as the kernel.
+        """
+        from . import _vjp
+
+        return _vjp.generic_kernel_gradient(self, xp, x, k, g, options, geometry, method)
+
+    def kernel_gradient_sum(
+        self, xp, xe: Array, g: Array, options: Options, k_shape: tuple[int, ...]
+    ) -> Array:
+        """``sum over planes of corr(xe, g)`` down to ``k_shape``: a kernel gradient as one correlation.
+
+        ``options`` carries the swapped stride/dilation and the method.
+        Generic: a broadcast correlation, then a sum over the broadcast planes.
+        """
+        from . import _vjp
+        from ._correlate import _correlate
+
+        return _vjp.unbroadcast(xp, _correlate(xe, g, options), k_shape)
+
+    # -- multi-channel correlation ----------------------------------------------
+    def correlate_multi(
+        self, xp, x: Array, w: Array, options: Options, geometry: Geometry, groups: int
+    ) -> Array:
+        """``corr2d_multi`` of validated inputs (``options.method`` as given).
+
+        Generic: one broadcast ``corr2d`` over (batch, group, out channel, in channel).
+        """
+        from . import _multi
+
+        return _multi.generic_correlate_multi(xp, x, w, options, geometry, groups)
+
+    def correlate_multi_vjp(
+        self,
+        xp,
+        x: Array,
+        w: Array,
+        g: Array,
+        options: Options,
+        geometry: Geometry,
+        groups: int,
+        need_x: bool,
+    ) -> tuple[Array | None, Array]:
+        """``(gx, gw)`` of ``corr2d_multi``; ``gx`` is None unless ``need_x``.
+
+        Generic: the single-plane VJP of the broadcast formulation.
+        """
+        from . import _multi
+
+        return _multi.generic_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
+
+    # -- layers, training and gradients -----------------------------------------
+    def namespace(self):
+        """The array-API namespace in which ``Conv2D(backend=self.name)`` holds its parameters."""
+        if self.array_module is None:
+            msg = f"adapter {self.name!r} names no array module; override Adapter.namespace"
+            raise NotImplementedError(msg)
+        module = importlib.import_module(self.array_module)
+        return _compat.array_namespace(module.asarray(np.zeros(1)))
+
+    def check_layer_dtype(self, dtype: str) -> None:
+        """Raise ValueError if a layer cannot hold parameters of ``dtype`` ("float32"/"float64")."""
+
+    def layer_class(self) -> type:
+        """The ``Conv2D`` class of this library (generic: arrays held in a plain object)."""
+        from ._layer import ArrayConv2D
+
+        return ArrayConv2D
+
+    def fit(
+        self, layer, x: Array, y: Array, lr: float, steps: int, loss: str, record: Callable[[float], None]
+    ):
+        """``steps`` of gradient descent on ``loss(layer(x), y)``; return the trained layer.
+
+        ``record`` is called with each step's loss. Generic: the layer's VJP
+        (``layer.grad``) and new arrays for the parameters.
+        """
+        from . import _fit
+
+        return _fit.fit_arrays(layer, x, y, lr, steps, loss, record)
+
+    def gradient(self, fn: Callable, x: Array, index: tuple[int, ...] | Any):
+        """``(d fn(x)[index] / dx, method name)`` by the library's autodiff, or None without one.
+
+        ``index`` is a sequence of ints, its leading entries possibly left out
+        (``xcorr._empirical.full_index`` completes and checks it).
+        """
+        return None
+
+    # -- conversion ----------------------------------------------------------------
+    def to_numpy(self, a: Array) -> np.ndarray:
+        """A NumPy copy (or view) of ``a`` on the host."""
+        try:
+            return np.asarray(a)
+        except TypeError:  # device arrays refuse implicit conversion
+            return np.asarray(_compat.to_device(a, "cpu"))
+
+    def from_numpy(self, a: np.ndarray, *, like: Array | None = None) -> Array:
+        """``a`` as an array of this library (on the device of ``like``, if given)."""
+        xp = _compat.array_namespace(like) if like is not None else self.namespace()
+        device = None if like is None else _compat.device(like)
+        return xp.asarray(a, device=device)
+
+
+# ---------------------------------------------------------------------------
+# The registry
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Library:
+    """One row of the registry: how to recognise a namespace, and who serves it."""
+
+    name: str
+    is_namespace: Callable[[Any], bool]
+    adapter_module: str | None  # module whose ``ADAPTER`` serves it; None: the generic adapter
+    array_module: str  # what ``Conv2D(backend=name)`` imports
+    extra: str | None = None  # the pip extra that installs it
+    aliases: tuple[str, ...] = field(default=())
+
+
+# The table of which module serves which namespace: the only place where the
+# core names frameworks.
+LIBRARIES: tuple[Library, ...] = (
+    Library("numpy", _compat.is_numpy_namespace, "xcorr.backends.numpy", "numpy"),
+    Library("torch", _compat.is_torch_namespace, "xcorr.backends.torch", "torch", "torch"),
+    Library("jax", _compat.is_jax_namespace, "xcorr.backends.jax", "jax.numpy", "jax"),
+    Library("dask", _compat.is_dask_namespace, "xcorr.backends.dask", "dask.array", "dask"),
+    Library("cupy", _compat.is_cupy_namespace, None, "cupy"),
+    Library(
+        "array_api_strict",
+        _compat.is_array_api_strict_namespace,
+        None,
+        "array_api_strict",
+        "test",
+        aliases=("strict", "array-api-strict"),
+    ),
+)
+_BY_NAME: dict[str, Library] = {lib.name: lib for lib in LIBRARIES}
+
+_lock = threading.Lock()
+_registered: dict[Any, Adapter] = {}  # namespace object or name -> adapter (register_adapter)
+_loaded: dict[str, Adapter] = {}  # registry name -> adapter, once loaded
+_by_namespace: dict[int, tuple[Any, Adapter]] = {}  # id(xp) -> (xp, adapter): the per-call lookup
+
+
+def register_adapter(library: Any, adapter: Adapter) -> None:
+    """Serve arrays of ``library`` with ``adapter``.
+
+    ``library`` is the namespace object that ``array_namespace`` returns for
+    the library's arrays (``x.__array_namespace__()``), or its registry name
+    (also usable as ``Conv2D(backend=name)``). Replaces any adapter that
+    served it before, shipped ones included.
+    """
+    if not isinstance(adapter, Adapter):
+        msg = f"adapter must be an instance of xcorr.Adapter; got {type(adapter).__name__}"
+        raise TypeError(msg)
+    with _lock:
+        _registered[library] = adapter
+        if isinstance(library, str):
+            _loaded[library] = adapter
+        _by_namespace.clear()
+    _forget_prepared()
+
+
+def unregister_adapter(library: Any) -> None:
+    """Undo :func:`register_adapter` for ``library`` (a KeyError if it was not registered)."""
+    with _lock:
+        del _registered[library]
+        if isinstance(library, str):
+            _loaded.pop(library, None)
+        _by_namespace.clear()
+    _forget_prepared()
+
+
+def _forget_prepared() -> None:
+    from ._correlate import clear_prepared
+
+    clear_prepared()
+
+
+def library_name(xp) -> str:
+    """The registry name of namespace ``xp`` (its module name for unknown libraries)."""
+    for lib in LIBRARIES:
+        if lib.is_namespace(xp):
+            return lib.name
+    return getattr(xp, "__name__", type(xp).__name__)
+
+
+def adapter_for(xp) -> Adapter:
+    """The adapter that serves namespace ``xp``: registered, shipped, or the generic one."""
+    hit = _by_namespace.get(id(xp))
+    if hit is not None and hit[0] is xp:
+        return hit[1]
+    adapter = _registered.get(xp) if _hashable(xp) else None
+    if adapter is None:
+        adapter = adapter_named(library_name(xp))
+    with _lock:
+        _by_namespace[id(xp)] = (xp, adapter)
+    return adapter
+
+
+def adapter_named(name: str) -> Adapter:
+    """The adapter of registry name ``name`` (importing its module on first use)."""
+    adapter = _loaded.get(name)
+    if adapter is not None:
+        return adapter
+    lib = _BY_NAME.get(name)
+    if lib is None or lib.adapter_module is None:
+        adapter = Adapter(name, lib.array_module if lib is not None else None)
+    else:
+        adapter = importlib.import_module(lib.adapter_module).ADAPTER
+    with _lock:
+        return _loaded.setdefault(name, adapter)
+
+
+def resolve_name(name: str) -> str:
+    """``name`` or the canonical name it is an alias of."""
+    for lib in LIBRARIES:
+        if name in lib.aliases:
+            return lib.name
+    return name
+
+
+def known_names() -> tuple[str, ...]:
+    """Registry names usable as ``Conv2D(backend=...)``: shipped and registered libraries."""
+    extra = tuple(n for n in _registered if isinstance(n, str) and n not in _BY_NAME)
+    return tuple(_BY_NAME) + extra
+
+
+def library(name: str) -> Library | None:
+    return _BY_NAME.get(name)
+
+
+def loaded(name: str) -> bool:
+    """Whether the framework of registry name ``name`` has been imported already."""
+    lib = _BY_NAME.get(name)
+    return lib is not None and lib.array_module.split(".")[0] in sys.modules
+
+
+def _hashable(obj) -> bool:
+    try:
+        hash(obj)
+    except TypeError:
+        return False
+    return True
