@@ -520,7 +520,8 @@ def test_edges_progress_bar_on_a_terminal(tmp_path, monkeypatch, capsys, quiet):
     if quiet:
         assert shown == ""
     else:
-        assert "edges:" in shown and "/24 [" in shown and "row/s]" in shown
+        assert "correlating:" in shown and "/24 [" in shown and "row/s]" in shown
+        assert "writing PNG: 100%" in shown
         assert "read " in shown
     assert "wrote " in capsys.readouterr().out
 

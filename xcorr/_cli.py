@@ -679,7 +679,7 @@ def edge_map(
     kernels: tuple[np.ndarray, ...],
     *,
     band_rows: int | None = None,
-    quiet: bool = True,
+    on_rows: Callable[[int], object] | None = None,
 ) -> np.ndarray:
     """Edge strength of ``image`` (float32, the image's size) as a NumPy array.
 
@@ -691,6 +691,7 @@ def edge_map(
     own top or bottom, so the result equals one call on the whole image (bit
     for bit where ``method="auto"`` correlates directly, as it does for every
     named kernel; to rounding where it takes the FFT for a large kernel).
+    ``on_rows(n)`` is called after each band with its number of rows.
     """
     import xcorr
 
@@ -700,21 +701,21 @@ def edge_map(
         band_rows = max(1, BAND_PIXELS // max(width, 1), 4 * halo)
     ks = [backend.asarray(k.astype(np.float32)) for k in kernels]
     out = np.empty((height, width), dtype=np.float32)
-    with progress(height, unit="row", desc="edges", quiet=quiet) as bar:
-        for top in range(0, height, band_rows):
-            bottom = min(height, top + band_rows)
-            lo, hi = max(0, top - halo), min(height, bottom + halo)
-            x = backend.asarray(np.ascontiguousarray(image[lo:hi]))
-            responses = [xcorr.corr2d(x, k, mode="same", boundary="symm") for k in ks]
-            if len(responses) == 1:
-                strength = abs(responses[0])
-            else:
-                total = responses[0] * responses[0]
-                for r in responses[1:]:
-                    total = total + r * r
-                strength = total**0.5
-            out[top:bottom] = backend.to_numpy(strength)[top - lo : bottom - lo]
-            bar.update(bottom - top)
+    for top in range(0, height, band_rows):
+        bottom = min(height, top + band_rows)
+        lo, hi = max(0, top - halo), min(height, bottom + halo)
+        x = backend.asarray(np.ascontiguousarray(image[lo:hi]))
+        responses = [xcorr.corr2d(x, k, mode="same", boundary="symm") for k in ks]
+        if len(responses) == 1:
+            strength = abs(responses[0])
+        else:
+            total = responses[0] * responses[0]
+            for r in responses[1:]:
+                total = total + r * r
+            strength = total**0.5
+        out[top:bottom] = backend.to_numpy(strength)[top - lo : bottom - lo]
+        if on_rows is not None:
+            on_rows(bottom - top)
     return out
 
 
@@ -768,28 +769,28 @@ def command_edges(args) -> int:
     if args.depth is not None:  # an impossible combination fails before the work
         output_depth(args.depth, fmt, InputImage(np.zeros((0, 0), np.float32), "", False))
 
-    def log(message: str) -> None:
-        if not args.quiet:
-            print(message, file=sys.stderr, flush=True)
-
-    started = time.perf_counter()
-    image = read_image(args.image)
-    depth = output_depth(args.depth, fmt, image)
-    h, w = image.pixels.shape
-    log(f"read {args.image}: {w}x{h} pixels, {image.description}")
-    log(f"correlating with the {kernel_name} kernel on {backend.name} ...")
-    strength = edge_map(backend, image.pixels, kernels, quiet=args.quiet)
-    if not np.isfinite(strength).all():
-        msg = "the edge strength overflows float32: scale the image or the kernel down"
-        raise CommandError(msg)
-    encoded = encode(strength, depth)
-
     def save(file: IO[bytes]) -> None:
         picture = Image.fromarray(encoded.pixels)  # uint8: "L", uint16: "I;16", float32: "F"
         options = {"quality": 95} if fmt == "JPEG" else {}
         picture.save(file, format=fmt, **options)
 
-    write_atomically(args.output, save, "-o/--output")
+    started = time.perf_counter()
+    image = read_image(args.image)
+    depth = output_depth(args.depth, fmt, image)
+    h, w = image.pixels.shape
+    if not args.quiet:
+        print(f"read {args.image}: {w}x{h} pixels, {image.description}", file=sys.stderr)
+        print(f"correlating with the {kernel_name} kernel on {backend.name} ...", file=sys.stderr, flush=True)
+    # one bar for the rest of the run: the rows as they are correlated, then the write
+    with progress(h, unit="row", desc="correlating", quiet=args.quiet) as bar:
+        strength = edge_map(backend, image.pixels, kernels, on_rows=bar.update)
+        if not np.isfinite(strength).all():
+            msg = "the edge strength overflows float32: scale the image or the kernel down"
+            raise CommandError(msg)
+        encoded = encode(strength, depth)
+        # redrawn now only once the bar may show: a short run prints no bar at all
+        bar.set_description(f"writing {fmt}", refresh=not bar.disable and bar.format_dict["elapsed"] >= bar.delay)
+        write_atomically(args.output, save, "-o/--output")
     elapsed = time.perf_counter() - started
     print(f"wrote {args.output} ({w}x{h} {fmt}, {encoded.meaning}) in {elapsed:.2f} s")
     return 0
