@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class Backend:
     """How the CLI moves NumPy data onto one array library and back."""
 
     name: str
-    module: object
+    module: Any  # the array library's module (numpy, torch, jax.numpy, ...)
 
     def asarray(self, a: np.ndarray):
         lib = self.module
@@ -272,7 +272,7 @@ def make_layer(backend: Backend, kernel_size, *, weight=None, bias=None, **optio
     import xcorr
 
     family = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
-    layer = xcorr.Conv2D(kernel_size, backend=family, **options)
+    layer: Any = xcorr.Conv2D(kernel_size, backend=family, **options)  # a jax pytree or a torch module too
     params = {
         name: backend.asarray(np.asarray(value, dtype=np.float32))
         for name, value in (("weight", weight), ("bias", bias))
@@ -555,18 +555,17 @@ def image_to_plane(img, rawmode: str = "") -> InputImage:
     mode = img.mode
     fmt = img.format or "image"
     if mode == "F":
-        pixels = np.asarray(img, dtype=np.float32)
-        return InputImage(pixels, f"32-bit float grayscale {fmt}, values used as they are", True)
+        return InputImage(np.asarray(img, dtype=np.float32), f"32-bit float grayscale {fmt}, values used as they are", True)
     if mode.startswith("I;16"):
         signed = mode.startswith("I;16S")
         full = 32767 if signed else 65535
-        pixels = np.asarray(img).astype(np.float64) / full
+        scaled = np.asarray(img).astype(np.float64) / full
         kind = "16-bit signed" if signed else "16-bit"
-        return InputImage(pixels.astype(np.float32), f"{kind} grayscale {fmt}, scaled by 1/{full}", True)
+        return InputImage(scaled.astype(np.float32), f"{kind} grayscale {fmt}, scaled by 1/{full}", True)
     if mode == "I":
         _, high, kind = _integer_range(img)
-        pixels = np.asarray(img).astype(np.float64) / high
-        return InputImage(pixels.astype(np.float32), f"{kind} grayscale {fmt}, scaled by 1/{high}", True)
+        scaled = np.asarray(img).astype(np.float64) / high
+        return InputImage(scaled.astype(np.float32), f"{kind} grayscale {fmt}, scaled by 1/{high}", True)
     # pillow decodes 16-bit colour (PNG RGB/RGBA/LA, 16-bit RGB TIFF) to 8 bits per channel
     reduced = ";16" in rawmode
     if mode in ("L", "LA", "La"):
