@@ -293,6 +293,7 @@ def one_line_error(capsys, command: str = "edges") -> str:
         (["edges", "{image}", "-o", "{folder}"], r"-o/--output: '.*folder.png' is a folder; name a file inside it"),
         (["edges", "{image}", "-o", "{tmp}/no/such/folder/edges.png"], r"-o/--output: the folder '.*folder' does not exist"),
         (["edges", "{image}", "-o", "{tmp}/e.jpg", "--depth", "16"], r"--depth 16: JPEG files hold 8-bit samples only"),
+        (["edges", "{wide}", "-o", "{tmp}/e.jpg"], r"-o/--output: JPEG holds at most 65500 pixels a side; the image is 65501x1"),
         (["edges", "{image}", "-o", "{out}", "--depth", "float"], r"--depth float: only TIFF holds float samples"),
         (["edges", "{image}", "-o", "{out}", "--backend", "tensorflow"], r"unknown backend 'tensorflow'; choose one of numpy, "),
         (["edges", "{image}", "-o", "{out}", "--kernel-file", "{tmp}/none.npy"], r"--kernel-file '.*none.npy' does not exist"),
@@ -320,6 +321,7 @@ def test_command_errors(tmp_path, capsys, args, match):
     (tmp_path / "bomb.png").write_bytes(png_bytes(100_000, 100_000, 8, 0, []))
     Image.fromarray(np.array([[0.5, np.nan]], dtype=np.float32)).save(tmp_path / "nan.tif")
     (tmp_path / "folder.png").mkdir()
+    Image.new("L", (65501, 1)).save(tmp_path / "wide.png")
     (tmp_path / "words.txt").write_text("one two\nthree four\n")
     (tmp_path / "ragged.txt").write_text("1 2 3\n4 5\n")
     (tmp_path / "nank.txt").write_text("1 nan\n")
@@ -335,6 +337,7 @@ def test_command_errors(tmp_path, capsys, args, match):
         "image": tmp_path / "box.png",
         "out": tmp_path / "edges.png",
         "folder": tmp_path / "folder.png",
+        "wide": tmp_path / "wide.png",
         "words": tmp_path / "words.txt",
         "ragged": tmp_path / "ragged.txt",
         "nankernel": tmp_path / "nank.txt",
@@ -427,6 +430,10 @@ def test_a_failed_write_leaves_the_old_file(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 1
     assert f"-o/--output: writing '{out}' failed, the previous file is unchanged: No space left on device" in err
     assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box.png", "keep.png"]
+    assert edges(tmp_path / "box.png", "-o", tmp_path / "new.png", "-q") == 2
+    new = tmp_path / "new.png"
+    assert f"writing '{new}' failed, no file was left: No space left on device" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["box.png", "keep.png"]
 
 

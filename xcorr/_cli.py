@@ -192,7 +192,8 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None], option: str
         with contextlib.suppress(OSError):
             os.unlink(temp)
         if isinstance(err, OSError):
-            msg = f"{option}: writing {str(path)!r} failed, the previous file is unchanged: {err.strerror or err}"
+            kept = "the previous file is unchanged" if mode is not None else "no file was left"
+            msg = f"{option}: writing {str(path)!r} failed, {kept}: {err.strerror or err}"
             raise CommandError(msg) from None
         raise
     _sync_folder(target.parent)
@@ -741,6 +742,9 @@ def encode(strength: np.ndarray, depth: str) -> Encoding:
     return Encoding(pixels, f"{depth}-bit, {meaning}")
 
 
+JPEG_MAX_SIDE = 65500  # libjpeg's largest width or height
+
+
 def output_depth(requested: str | None, fmt: str, image: InputImage) -> str:
     """The output's sample type: as requested, or 16 bits for a deeper-than-8-bit input where the format allows."""
     if requested is None:
@@ -777,6 +781,9 @@ def command_edges(args) -> int:
     image = read_image(args.image)
     depth = output_depth(args.depth, fmt, image)
     h, w = image.pixels.shape
+    if fmt == "JPEG" and max(h, w) > JPEG_MAX_SIDE:
+        msg = f"-o/--output: JPEG holds at most {JPEG_MAX_SIDE} pixels a side; the image is {w}x{h}: write .png or .tif"
+        raise CommandError(msg)
     if not args.quiet:
         print(f"read {args.image}: {w}x{h} pixels, {image.description}", file=sys.stderr)
         print(f"correlating with the {kernel_name} kernel on {backend.name} ...", file=sys.stderr, flush=True)
