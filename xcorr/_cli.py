@@ -521,8 +521,8 @@ def _rawmode(img) -> str:
     return ""
 
 
-def _integer_range(img) -> tuple[int, int, str]:
-    """(lowest, highest, name) of the integer samples of a pillow "I" image.
+def _integer_range(img) -> tuple[int, str]:
+    """(largest value, name) of the integer samples of a pillow "I" image.
 
     pillow opens every integer image wider than 8 bits that is not 16-bit
     unsigned as mode "I" (int32): the file's own bit depth and signedness
@@ -536,11 +536,11 @@ def _integer_range(img) -> tuple[int, int, str]:
         sample_format = tags.get(339, 1)
         signed = int(sample_format[0] if isinstance(sample_format, tuple) else sample_format) == 2
         if signed:
-            return -(1 << (bits - 1)), (1 << (bits - 1)) - 1, f"{bits}-bit signed"
-        return 0, (1 << bits) - 1, f"{bits}-bit"
+            return (1 << (bits - 1)) - 1, f"{bits}-bit signed"
+        return (1 << bits) - 1, f"{bits}-bit"
     if img.format == "PNG":
-        return 0, 65535, "16-bit"
-    return -(1 << 31), (1 << 31) - 1, "32-bit signed"
+        return 65535, "16-bit"
+    return (1 << 31) - 1, "32-bit signed"
 
 
 def image_to_plane(img, rawmode: str = "") -> InputImage:
@@ -564,7 +564,7 @@ def image_to_plane(img, rawmode: str = "") -> InputImage:
         kind = "16-bit signed" if signed else "16-bit"
         return InputImage(scaled.astype(np.float32), f"{kind} grayscale {fmt}, scaled by 1/{full}", True)
     if mode == "I":
-        _, high, kind = _integer_range(img)
+        high, kind = _integer_range(img)
         scaled = np.asarray(img).astype(np.float64) / high
         return InputImage(scaled.astype(np.float32), f"{kind} grayscale {fmt}, scaled by 1/{high}", True)
     # pillow decodes 16-bit colour (PNG RGB/RGBA/LA, 16-bit RGB TIFF) to 8 bits per channel
