@@ -1,6 +1,6 @@
 """``python -m xcorr``: see ``python -m xcorr --help`` (the logic lives in ``xcorr._cli``)."""
 
-from xcorr._cli import main
+from xcorr._cli import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(prog="python -m xcorr")
