@@ -104,7 +104,7 @@ class DaskAdapter(Adapter):
     def to_numpy(self, a):
         return np.asarray(a.compute() if isinstance(a, da.Array) else a)
 
-    def from_numpy(self, a, *, like=None):
+    def from_numpy(self, a, *, device=None):
         return da.from_array(a)
 
 

@@ -578,9 +578,20 @@ class JaxAdapter(Adapter):
     def gradient(self, fn, x, index):
         return _gradient(fn, x, index), "jax.grad"
 
-    def from_numpy(self, a, *, like=None):
-        device = None if like is None else next(iter(like.devices()))
+    def from_numpy(self, a, *, device=None):
         return jax.device_put(a, device)
+
+    def device(self, kind):
+        if kind == "gpu":
+            try:
+                return jax.devices("gpu")[0]
+            except RuntimeError:
+                msg = "jax sees no GPU device"
+                raise LookupError(msg) from None
+        return super().device(kind)
+
+    def with_parameters(self, layer, params):
+        return layer.replace(**params)
 
 
 ADAPTER = JaxAdapter()

@@ -695,8 +695,24 @@ class TorchAdapter(Adapter):
     def to_numpy(self, a):
         return a.detach().cpu().numpy()
 
-    def from_numpy(self, a, *, like=None):
-        return torch.asarray(a, device=None if like is None else like.device)
+    def from_numpy(self, a, *, device=None):
+        return torch.asarray(a.copy(), device=device)
+
+    def device(self, kind):
+        if kind == "gpu":
+            if not torch.cuda.is_available():
+                msg = "torch sees no CUDA device"
+                raise LookupError(msg)
+            return torch.device("cuda")
+        return super().device(kind)
+
+    def with_parameters(self, layer, params):
+        if params:
+            layer = layer.to(next(iter(params.values())).device)
+        with torch.no_grad():
+            for name, value in params.items():
+                getattr(layer, name).copy_(value)
+        return layer
 
 
 ADAPTER = TorchAdapter()

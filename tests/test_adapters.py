@@ -218,9 +218,9 @@ def test_adapter_converts_to_and_from_numpy(backend):
     backend.require()
     adapter = xcorr.adapter_for(backend.xp)
     a = random((3, 4))
-    like = backend.asarray(np.zeros(1))
-    b = adapter.from_numpy(a, like=like)
+    b = adapter.from_numpy(a, device=adapter.device("gpu" if backend.gpu else "cpu"))
     assert array_api_compat.array_namespace(b) is backend.xp
+    assert array_api_compat.device(b) == array_api_compat.device(backend.asarray(np.zeros(1)))
     np.testing.assert_array_equal(adapter.to_numpy(b), a)
 
 

@@ -266,11 +266,29 @@ class Adapter:
         except TypeError:  # device arrays refuse implicit conversion
             return np.asarray(_compat.to_device(a, "cpu"))
 
-    def from_numpy(self, a: np.ndarray, *, like: Array | None = None) -> Array:
-        """``a`` as an array of this library (on the device of ``like``, if given)."""
-        xp = _compat.array_namespace(like) if like is not None else self.namespace()
-        device = None if like is None else _compat.device(like)
-        return xp.asarray(a, device=device)
+    def from_numpy(self, a: np.ndarray, *, device: Any = None) -> Array:
+        """``a`` as an array of this library, on ``device`` (None: the library's default)."""
+        return self.namespace().asarray(a, device=device)
+
+    def device(self, kind: str) -> Any:
+        """A device of ``kind`` ("cpu" or "gpu") for :meth:`from_numpy`; None is the library's default.
+
+        Raises LookupError, saying what is missing, where the library has no such device.
+        """
+        if kind == "cpu":
+            return None
+        msg = f"{self.name} has no {kind} device that xcorr knows how to reach"
+        raise LookupError(msg)
+
+    def with_parameters(self, layer, params: dict[str, Array]):
+        """``layer`` (a ``Conv2D`` of this library) with the given parameters, on their device.
+
+        ``params`` maps "weight" and/or "bias" to arrays of this library.
+        Generic: the arrays are assigned (layers of plain arrays are mutable).
+        """
+        for name, value in params.items():
+            setattr(layer, name, value)
+        return layer
 
 
 # ---------------------------------------------------------------------------

@@ -38,6 +38,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from . import _adapter
+
 __all__ = ["main"]
 
 PROG = "python -m xcorr"
@@ -45,18 +47,9 @@ PROG = "python -m xcorr"
 
 # -- backends -------------------------------------------------------------------
 
-# name -> (module to import, pip extra that provides it)
-BACKENDS: dict[str, tuple[str, str]] = {
-    "numpy": ("numpy", ""),
-    "array_api_strict": ("array_api_strict", "test"),
-    "torch": ("torch", "torch"),
-    "jax": ("jax.numpy", "jax"),
-    "dask": ("dask.array", "dask"),
-    "cupy": ("cupy", ""),
-    "torch_cuda": ("torch", "torch"),
-    "jax_gpu": ("jax", "jax"),
-}
-ALIASES = {"strict": "array_api_strict", "array-api-strict": "array_api_strict"}
+# Backend names: the adapter registry's libraries, and "<library>_gpu" (or
+# "<library>_cuda") for a library's GPU device.
+GPU_SUFFIXES = ("_gpu", "_cuda")
 
 
 class CommandError(Exception):
@@ -65,55 +58,44 @@ class CommandError(Exception):
 
 @dataclass(frozen=True)
 class Backend:
-    """How the CLI moves NumPy data onto one array library and back."""
+    """How the CLI moves NumPy data onto one array library (and device) and back."""
 
-    name: str
-    module: Any  # the array library's module (numpy, torch, jax.numpy, ...)
+    name: str  # as the user wrote it: "torch", "torch_cuda", "jax_gpu", ...
+    library: str  # the registry name: "torch", "jax", ...
+    adapter: Any
+    device: Any  # a device of the library, or None for its default
 
     def asarray(self, a: np.ndarray):
-        lib = self.module
-        if self.name == "numpy":
-            return a
-        if self.name in ("torch", "torch_cuda"):
-            return lib.asarray(a.copy(), device="cuda" if self.name == "torch_cuda" else "cpu")
-        if self.name == "jax_gpu":
-            return lib.device_put(a, lib.devices("gpu")[0])
-        if self.name == "dask":
-            return lib.from_array(a)
-        return lib.asarray(a)
+        return self.adapter.from_numpy(a, device=self.device)
 
     def to_numpy(self, y) -> np.ndarray:
-        if self.name == "dask":
-            y = y.compute()
-        if self.name in ("torch", "torch_cuda"):
-            return y.detach().cpu().numpy()
-        if self.name == "cupy":
-            return y.get()
-        return np.asarray(y)
+        return self.adapter.to_numpy(y)
 
 
 def load_backend(name: str) -> Backend:
-    name = ALIASES.get(name, name)
-    if name not in BACKENDS:
-        msg = f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}"
+    library, kind = _adapter.resolve_name(name), "cpu"
+    for suffix in GPU_SUFFIXES:
+        if library.endswith(suffix):
+            library, kind = library.removesuffix(suffix), "gpu"
+    if library not in _adapter.known_names():
+        names = ", ".join(_adapter.known_names())
+        msg = f"unknown backend {name!r}; choose one of {names}, or NAME_gpu for a GPU device"
         raise CommandError(msg)
-    module, extra = BACKENDS[name]
-    try:
-        lib = importlib.import_module(module)
-    except ImportError as err:
-        hint = f": pip install 'xcorr[{extra}]'" if extra else ""
-        msg = f"backend {name!r} needs {module.split('.')[0]}, which is not installed ({err}){hint}"
-        raise CommandError(msg) from None
-    if name == "torch_cuda" and not lib.cuda.is_available():
-        msg = "backend 'torch_cuda' needs a CUDA device, and torch sees none"
-        raise CommandError(msg)
-    if name == "jax_gpu":
+    lib = _adapter.library(library)
+    if lib is not None:
         try:
-            lib.devices("gpu")
-        except RuntimeError:
-            msg = "backend 'jax_gpu' needs a GPU device, and jax sees none"
+            importlib.import_module(lib.array_module)
+        except ImportError as err:
+            hint = f": pip install 'xcorr[{lib.extra}]'" if lib.extra else ""
+            msg = f"backend {name!r} needs {lib.array_module.split('.')[0]}, which is not installed ({err}){hint}"
             raise CommandError(msg) from None
-    return Backend(name, lib)
+    adapter = _adapter.adapter_named(library)
+    try:
+        device = adapter.device(kind)
+    except LookupError as err:
+        msg = f"backend {name!r} needs a GPU device: {err}"
+        raise CommandError(msg) from None
+    return Backend(name, library, adapter, device)
 
 
 def _require(module: str, purpose: str, extra: str):
@@ -272,26 +254,14 @@ def make_layer(backend: Backend, kernel_size, *, weight=None, bias=None, **optio
     """An ``xcorr.Conv2D`` on ``backend`` (its device too), optionally with given parameters."""
     import xcorr
 
-    family = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
-    layer: Any = xcorr.Conv2D(kernel_size, backend=family, **options)  # a jax pytree or a torch module too
+    layer: Any = xcorr.Conv2D(kernel_size, backend=backend.library, **options)  # a jax pytree or a torch module too
+    given = {"weight": weight, "bias": bias}
     params = {
-        name: backend.asarray(np.asarray(value, dtype=np.float32))
-        for name, value in (("weight", weight), ("bias", bias))
-        if value is not None
+        name: backend.asarray(np.asarray(backend.to_numpy(getattr(layer, name)) if value is None else value, dtype=np.float32))
+        for name, value in given.items()
+        if value is not None or getattr(layer, name) is not None
     }
-    if family == "jax":
-        layer = layer.replace(**params)
-        if backend.name == "jax_gpu":
-            layer = backend.module.device_put(layer, backend.module.devices("gpu")[0])
-    elif family == "torch":
-        layer = layer.to("cuda" if backend.name == "torch_cuda" else "cpu")
-        with backend.module.no_grad():
-            for name, value in params.items():
-                getattr(layer, name).copy_(value)
-    else:
-        for name, value in params.items():
-            setattr(layer, name, value)
-    return layer
+    return backend.adapter.with_parameters(layer, params)
 
 
 def demo_stack(backend: Backend) -> list:
@@ -838,7 +808,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xcorr {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    backend_help = f"array library to run on: {', '.join(BACKENDS)} (default numpy)"
+    backend_help = (
+        f"array library to run on: {', '.join(_adapter.known_names())}, or NAME_gpu for a "
+        "library's GPU device (torch_cuda too) (default numpy)"
+    )
     quiet_help = "no progress bar (it shows on a terminal only, for runs longer than a moment)"
 
     demo = commands.add_parser(
