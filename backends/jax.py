@@ -387,19 +387,30 @@ def _native(x, k, *, options, geometry):
 
 
 def correlate_multi(xp, x, w, options, geometry, groups):
-    """``corr2d_multi`` hook: ``lax.conv_general_dilated`` on the boundary-extended input."""
+    """``corr2d_multi``: ``lax.conv_general_dilated``, a fill extension as its own padding.
+
+    A zero fill is the convolution's ``padding``; another fill value one
+    ``lax.pad``; wrap and symm the generic extension (slices that XLA fuses).
+    """
     dtype = result_dtype(xp, x.dtype, w.dtype)
     if not xp.isdtype(dtype, "real floating"):
         return NotImplemented
     x = xp.astype(x, dtype, copy=False)
     w = xp.astype(w, dtype, copy=False)
-    xe = _generic.extend(xp, x, geometry, options)
+    rows, cols = geometry.rows, geometry.cols
+    padding = ((-rows.lo, rows.hi - rows.size + 1), (-cols.lo, cols.hi - cols.size + 1))
+    if geometry.inside or (options.boundary == "fill" and options.fillvalue == 0):
+        xe = x  # negative padding crops what no window reads
+    elif options.boundary == "fill":
+        xe, padding = _extend(xp, x, geometry, options), ((0, 0), (0, 0))
+    else:
+        xe, padding = _generic.extend(xp, x, geometry, options), ((0, 0), (0, 0))
     lhs = xe if xe.ndim == 4 else xe[None, ...]
     y = jax.lax.conv_general_dilated(
         lhs,
         w,
         window_strides=options.stride,
-        padding="VALID",
+        padding=padding,
         rhs_dilation=options.dilation,
         dimension_numbers=("NCHW", "OIHW", "NCHW"),
         feature_group_count=groups,

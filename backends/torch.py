@@ -9,11 +9,13 @@ from __future__ import annotations
 import torch
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import _generic, _layer, toolkit
 from .._adapter import Adapter, Costs, Tuning
 from .._compat import array_namespace
+from .._correlate import conv2d, corr2d
+from .._multi import corr2d_multi
 from .._methods import fft_shape
 from .._options import plan, result_dtype
 from . import _hugepages
@@ -21,6 +23,8 @@ from . import _hugepages
 
 def correlate(xp, x, k, options, geometry):
     """Validated correlation of torch tensors (``TorchAdapter.correlate``)."""
+    if tracing(x, k):
+        return traceable_correlate(xp, x, k, options, geometry)
     if needs_autodiff(x, k):
         return differentiable_correlate(xp, x, k, options, geometry)
     return forward(xp, x, k, options, geometry)
@@ -42,6 +46,47 @@ def differentiable_correlate(xp, x, k, options, geometry):
         return _generic.correlate(xp, x, k, options, geometry)
     # Integer operands cannot carry gradients: cast them before the Function.
     return _Correlate.apply(x.to(dtype), k.to(dtype), options, geometry)
+
+
+def tracing(*tensors) -> bool:
+    """Whether ``torch.compile`` or ``torch.export`` is tracing this call.
+
+    Tracers carry no values (no ``tolist``), no storage (no pointers for
+    huge pages) and must not leave the calling thread, so traced calls take
+    ``traceable_correlate``: plain differentiable torch ops, whose gradients
+    torch derives itself.
+    """
+    if torch.compiler.is_compiling():
+        return True
+    return any(type(t) is not torch.Tensor and type(t) is not torch.nn.Parameter for t in tensors)
+
+
+def traceable_correlate(xp, x, k, options, geometry):
+    """The correlation as ``F.conv2d`` (floating and complex dtypes) or a shift-and-add of
+    slices (integers): ops that every torch tracer and autograd know."""
+    x, k = _generic.prepare(xp, x, k, options)
+    if not (x.dtype.is_floating_point or x.dtype.is_complex) or x.dtype in (torch.float16, torch.bfloat16):
+        return _generic.correlate(xp, x, k, replace(options, convolve=False), geometry)
+    rows, cols = geometry.rows, geometry.cols
+    xe, padding = _library_extension(xp, x, options, geometry)
+    conv = torch.nn.functional.conv2d
+    stride, dilation = (rows.step, cols.step), (rows.dilation, cols.dilation)
+    H, W = xe.shape[-2:]
+    h, w = k.shape[-2:]
+    if k.ndim == 2:
+        y = conv(xe.reshape(-1, 1, H, W), k.reshape(1, 1, h, w), stride=stride, padding=padding, dilation=dilation)
+        y = y.reshape(*xe.shape[:-2], *y.shape[-2:])
+    else:
+        batch = geometry.batch
+        planes = math.prod(batch)
+        xb = xe.expand(*batch, H, W).reshape(1, planes, H, W)
+        kb = k.expand(*batch, h, w).reshape(planes, 1, h, w)
+        y = conv(xb, kb, stride=stride, padding=padding, dilation=dilation, groups=planes)
+        y = y.reshape(*batch, *y.shape[-2:])
+    y = y[..., : rows.count, : cols.count]
+    if tuple(y.shape) != geometry.out_shape:
+        y = y.expand(geometry.out_shape)
+    return y
 
 
 def needs_autodiff(x, k) -> bool:
@@ -529,16 +574,46 @@ def native_forward(xp, x, k, options, geometry):
 
 
 def correlate_multi(xp, x, w, options, geometry, groups):
-    """``corr2d_multi`` hook: ``F.conv2d`` (a GEMM) on the boundary-extended input."""
+    """``corr2d_multi``: ``F.conv2d`` (a GEMM), the boundary extension handed to torch.
+
+    A zero fill of equal widths on both sides is ``F.conv2d``'s own
+    ``padding``; other fills and a wrap within one period are ``F.pad``;
+    only "symm" (which torch's pad modes do not have) and wider wraps build
+    the extension from slices.
+    """
     dtype = result_dtype(xp, x.dtype, w.dtype)
     if not dtype.is_floating_point or dtype in (torch.float16, torch.bfloat16):
         return NotImplemented
     x, w = x.to(dtype), w.to(dtype)
-    # The extension is slicing and concatenation: torch autograd folds it back.
-    xe = _generic.extend(xp, x, geometry, options)
-    return torch.nn.functional.conv2d(
-        xe, w, stride=options.stride, dilation=options.dilation, groups=groups
+    rows, cols = geometry.rows, geometry.cols
+    xe, padding = _library_extension(xp, x, options, geometry)
+    y = torch.nn.functional.conv2d(
+        xe, w, stride=options.stride, padding=padding, dilation=options.dilation, groups=groups
     )
+    return y[..., : rows.count, : cols.count]
+
+
+def _library_extension(xp, x, options, geometry):
+    """``(xe, padding)``: ``F.conv2d(xe, ..., padding=padding)`` reads what the windows read.
+
+    The windows start at row ``rows.lo`` and column ``cols.lo`` of ``x``
+    (at most 0); past the last window whatever is there is read and cropped
+    from the output.
+    """
+    rows, cols = geometry.rows, geometry.cols
+    top, left = -rows.lo, -cols.lo
+    bottom, right = max(0, rows.hi - rows.size + 1), max(0, cols.hi - cols.size + 1)
+    if not (top or bottom or left or right):
+        return x, 0
+    if options.boundary == "fill":
+        if options.fillvalue == 0 and top == bottom and left == right:
+            return x, (top, left)
+        return torch.nn.functional.pad(x, (left, right, top, bottom), value=options.fillvalue), 0
+    if options.boundary == "wrap" and max(top, bottom) <= rows.size and max(left, right) <= cols.size:
+        batched = x if x.ndim == 4 else x[None]
+        xe = torch.nn.functional.pad(batched, (left, right, top, bottom), mode="circular")
+        return (xe if x.ndim == 4 else xe[0]), 0
+    return toolkit.extend(xp, x, geometry, options), 0
 
 
 class Conv2D(_layer.Conv2D, torch.nn.Module):
@@ -559,7 +634,15 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
             self.bias = torch.nn.Parameter(params["bias"])
 
     def forward(self, x):
-        return self.spec.apply(self.weight, self.bias, x)
+        # Through the public functions, which torch.compile and torch.export
+        # take whole into their graphs (see the end of this module).
+        spec, o = self.spec, self.spec.options
+        options = dict(mode=o.mode, boundary=o.boundary, stride=o.stride, dilation=o.dilation, method=o.method)
+        if spec.channels:
+            y = corr2d_multi(x, self.weight, groups=spec.groups, **options)
+            return y if self.bias is None else y + self.bias[:, None, None]
+        y = corr2d(x, self.weight, **options)
+        return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:
         return self.spec.describe(dtype=str(self.weight.dtype).removeprefix("torch."))
@@ -583,7 +666,7 @@ def _small_direct(xp, dtype, options, geometry):
     (first, first_window), rest = taps[0], taps[1:]
 
     def run(x, k):
-        if needs_autodiff(x, k) or x.device.type != "cpu":
+        if tracing(x, k) or needs_autodiff(x, k) or x.device.type != "cpu":
             return correlate(xp, x, k, options, geometry)
         xe = x.to(dtype)[inside]
         weights = k.to(dtype).tolist()
@@ -716,3 +799,11 @@ class TorchAdapter(Adapter):
 
 
 ADAPTER = TorchAdapter()
+
+# torch.compile and torch.export put calls of these functions into their
+# graphs whole instead of tracing the core's Python (argument checks, the
+# caches of prepared calls, array-api-compat's lookups): the graph is then
+# traced through them with tracer tensors, which ``tracing`` sends down
+# ``traceable_correlate`` and ``correlate_multi``.
+for _function in (corr2d, conv2d, corr2d_multi):
+    torch.compiler.allow_in_graph(_function)

@@ -154,18 +154,24 @@ def _prepare(x, k, options: Options) -> Prepared:
 
 def _prepare_and_call(x, k, options: Options, key):
     prepared = _prepare(x, k, options)
-    if key is not None:
-        try:
-            hash(key)
-        except TypeError:
-            key = None
-    if key is not None:
+    if remember(key, prepared):
         prepared.key = key
-        with _prepared_lock:
-            if len(_PREPARED) >= _MAX_PREPARED:
-                del _PREPARED[next(iter(_PREPARED))]
-            _PREPARED[key] = prepared
     return prepared(x, k)
+
+
+def remember(key, prepared) -> bool:
+    """Keep ``prepared`` for calls of signature ``key`` (None, or unhashable: not kept)."""
+    if key is None:
+        return False
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    with _prepared_lock:
+        if len(_PREPARED) >= _MAX_PREPARED:
+            del _PREPARED[next(iter(_PREPARED))]
+        _PREPARED[key] = prepared
+    return True
 
 
 def resolve_method(adapter: Adapter, xp, x, k, dtype, options: Options, geometry) -> str:
@@ -190,14 +196,14 @@ def resolve_method(adapter: Adapter, xp, x, k, dtype, options: Options, geometry
     return _methods.choose_method(costs, kind, x.shape, k.shape, geometry)
 
 
-def _public_key(x, k, mode, boundary, fillvalue, stride, dilation, method, convolve):
-    """The signature of a public call, as given (types where a bool could pass for an int)."""
+def _public_key(op, x, k, mode, boundary, fillvalue, stride, dilation, method):
+    """The signature of a public call ``op``, as given (types where a bool could pass for an int)."""
     return (
-        type(x), x.shape, x.dtype, type(k), k.shape, k.dtype,
+        op, type(x), x.shape, x.dtype, type(k), k.shape, k.dtype,
         mode, boundary, fillvalue, type(fillvalue),
         stride if type(stride) is int else (type(stride), *map(type, stride), *stride),
         dilation if type(dilation) is int else (type(dilation), *map(type, dilation), *dilation),
-        method, convolve,
+        method,
     )  # fmt: skip
 
 
@@ -206,7 +212,7 @@ def corr2d(
 ):
     key = None
     try:
-        key = _public_key(x, k, mode, boundary, fillvalue, stride, dilation, method, False)
+        key = _public_key("corr2d", x, k, mode, boundary, fillvalue, stride, dilation, method)
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
         pass
@@ -228,7 +234,7 @@ def conv2d(
 ):
     key = None
     try:
-        key = _public_key(x, k, mode, boundary, fillvalue, stride, dilation, method, True)
+        key = _public_key("conv2d", x, k, mode, boundary, fillvalue, stride, dilation, method)
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
         pass

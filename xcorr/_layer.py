@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _adapter
 from ._correlate import _correlate
-from ._multi import check_multi, correlate_multi, multi_vjp
+from ._multi import apply_multi, check_multi, multi_vjp
 from ._options import Options, check_arrays, parse_int, plan
 from ._vjp import vjp
 
@@ -223,10 +223,9 @@ class LayerSpec:
     def apply(self, weight, bias, x):
         """The forward pass: ``corr2d(x, weight) + bias`` or its channel form."""
         if self.channels:
-            xp, geometry = check_multi(x, weight, self.options, self.groups)
-            y = correlate_multi(xp, x, weight, self.options, geometry, self.groups)
+            y = apply_multi(x, weight, self.options, self.groups)
             if bias is not None:
-                y = y + xp.reshape(bias, (self.out_channels, 1, 1))
+                y = y + bias[:, None, None]
             return y
         y = _correlate(x, weight, self.options)
         return y if bias is None else y + bias

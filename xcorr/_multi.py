@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from . import _vjp
 from ._adapter import adapter_for
-from ._correlate import _correlate
+from ._correlate import _PREPARED, _correlate, _public_key, remember
 from ._options import (
     Geometry,
     Options,
@@ -142,13 +142,57 @@ def corr2d_multi(
     Array([[[[8., 8.],
              [8., 8.]]]], dtype=array_api_strict.float64)
     """
+    key = None
+    try:
+        op = ("corr2d_multi", type(groups), groups)
+        key = _public_key(op, x, w, mode, boundary, fillvalue, stride, dilation, method)
+        call = _PREPARED[key]
+    except (KeyError, TypeError, AttributeError):
+        pass
+    else:
+        return call(x, w)
     options = Options.parse(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
         method=method,
     )
     groups = parse_int("groups", groups)
+    return _prepare_multi_and_call(x, w, options, groups, key)
+
+
+def apply_multi(x, w, options: Options, groups: int):
+    """``corr2d_multi`` of parsed options (the layer's forward), prepared once per signature."""
+    key = (type(x), x.shape, x.dtype, type(w), w.shape, w.dtype, options, groups)
+    call = _PREPARED.get(key)
+    if call is None:
+        return _prepare_multi_and_call(x, w, options, groups, key)
+    return call(x, w)
+
+
+class PreparedMulti:
+    """``corr2d_multi`` of one signature, validated once (see ``xcorr._correlate.Prepared``)."""
+
+    __slots__ = ("adapter", "geometry", "groups", "options", "tuning", "xp")
+
+    def __init__(self, xp, adapter, options: Options, geometry, groups: int):
+        self.xp = xp
+        self.adapter = adapter
+        self.tuning = adapter.tuning
+        self.options = options
+        self.geometry = geometry
+        self.groups = groups
+
+    def __call__(self, x, w):
+        if self.tuning is not self.adapter.tuning or (self.adapter.devices and not self.adapter.same_device(x, w)):
+            xp, geometry = check_multi(x, w, self.options, self.groups)
+            return adapter_for(xp).correlate_multi(xp, x, w, self.options, geometry, self.groups)
+        return self.adapter.correlate_multi(self.xp, x, w, self.options, self.geometry, self.groups)
+
+
+def _prepare_multi_and_call(x, w, options: Options, groups: int, key):
     xp, geometry = check_multi(x, w, options, groups)
-    return correlate_multi(xp, x, w, options, geometry, groups)
+    prepared = PreparedMulti(xp, adapter_for(xp), options, geometry, groups)
+    remember(key, prepared)
+    return prepared(x, w)
 
 
 def multi_vjp(xp, x, w, g, options: Options, groups: int, *, need_x=True):

@@ -1,0 +1,142 @@
+"""torch.compile (one graph, no break), torch.export, and the padding handed to torch and jax."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xcorr
+from reference import random, reference
+from xcorr._correlate import clear_prepared
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+LAYERS = [
+    dict(kernel_size=3),
+    dict(kernel_size=(2, 3), mode="same", boundary="symm", stride=2),
+    dict(kernel_size=3, in_channels=2, out_channels=4, mode="same"),
+    dict(kernel_size=3, in_channels=2, out_channels=4, mode="full", boundary="wrap", dilation=2, groups=2),
+]
+
+
+class Net(torch.nn.Module):
+    """Layers of every kind, and a bare corr2d/conv2d."""
+
+    def __init__(self):
+        super().__init__()
+        self.multi = xcorr.Conv2D(3, in_channels=1, out_channels=4, mode="same", backend="torch", dtype="float64")
+        self.wrap = xcorr.Conv2D(3, in_channels=4, out_channels=2, mode="same", boundary="wrap", stride=2,
+                                 backend="torch", dtype="float64")  # fmt: skip
+        self.plane = xcorr.Conv2D((2, 3), mode="same", boundary="symm", backend="torch", dtype="float64")
+
+    def forward(self, x):
+        y = torch.relu(self.multi(x))
+        y = self.plane(self.wrap(y)).sum(dim=1)
+        k = torch.ones(2, 2, dtype=x.dtype)
+        return y.sum() + xcorr.corr2d(x[:, 0], k).sum() + xcorr.conv2d(x[:, 0], k, mode="full").sum()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own imports while compiling
+def test_compile_fullgraph_matches_eager_with_gradients():
+    clear_prepared()  # the first call is traced too: no prepared call to lean on
+    net = Net()
+    x = torch.asarray(random((2, 1, 9, 10)), requires_grad=True)
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
+    out = compiled(x)
+    out.backward()
+    got = [x.grad] + [p.grad for p in net.parameters()]
+    x.grad = None
+    net.zero_grad()
+    want_out = net(x)
+    want_out.backward()
+    want = [x.grad] + [p.grad for p in net.parameters()]
+    torch.testing.assert_close(out, want_out, rtol=1e-12, atol=1e-12)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("options", LAYERS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_export_every_layer_kind(options):
+    options = dict(options)
+    layer = xcorr.Conv2D(options.pop("kernel_size"), backend="torch", dtype="float64", **options)
+    shape = (3, 2, 9, 11) if layer.in_channels else (3, 9, 11)
+    program = torch.export.export(layer, (torch.asarray(random(shape)),))
+    x = torch.asarray(random(shape, seed=1))
+    torch.testing.assert_close(program.module()(x), layer(x), rtol=1e-12, atol=1e-12)
+    assert "xcorr" not in str(program.graph)  # plain aten operations, nothing of ours left to trace
+
+
+def test_tracers_take_the_traceable_path(monkeypatch):
+    # Under torch.export the arrays are tracers: the fast paths (tolist,
+    # data pointers, worker threads) must not run; F.conv2d does.
+    from xcorr.backends import torch as torch_backend
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a fast path ran on tracer tensors")
+
+    monkeypatch.setattr(torch_backend, "direct_forward", forbidden)
+    monkeypatch.setattr(torch_backend, "few_outputs", forbidden)
+    layer = xcorr.Conv2D(5, backend="torch", dtype="float64", mode="same")
+    program = torch.export.export(layer, (torch.asarray(random((40, 40))),))
+    x = random((40, 40), seed=2)
+    want = reference(x, layer.weight.detach().numpy(), mode="same") + float(layer.bias.detach())
+    np.testing.assert_allclose(program.module()(torch.asarray(x)).detach().numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+# -- the boundary extension goes to the library ---------------------------------------------
+
+
+def spy_calls(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.5])
+def test_torch_fill_padding_is_conv2d_padding_or_f_pad(monkeypatch, fill):
+    from xcorr import toolkit
+    from xcorr.backends import torch as torch_backend
+
+    convs = spy_calls(monkeypatch, F, "conv2d")
+    pads = spy_calls(monkeypatch, F, "pad")
+    monkeypatch.setattr(torch_backend.toolkit, "extend", lambda *a, **k: pytest.fail("built the extension by hand"))
+    x, w = random((2, 3, 8, 9)), random((4, 3, 3, 3), seed=1)
+    y = xcorr.corr2d_multi(torch.asarray(x), torch.asarray(w), mode="same", fillvalue=fill)
+    want = sum(reference(x[:, None, c], w[None, :, c], mode="same", fillvalue=fill) for c in range(3))
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-12, atol=1e-12)
+    assert len(convs) == 1
+    if fill == 0:
+        assert convs[0]["padding"] == (1, 1) and not pads  # torch pads inside the convolution
+    else:
+        assert convs[0]["padding"] == 0 and pads == [{"value": fill}]
+    assert toolkit.extend is not None
+
+
+def test_torch_wrap_is_circular_pad(monkeypatch):
+    pads = spy_calls(monkeypatch, F, "pad")
+    x, w = random((2, 8, 9)), random((3, 2, 3, 2), seed=1)
+    y = xcorr.corr2d_multi(torch.asarray(x), torch.asarray(w), mode="full", boundary="wrap")
+    want = sum(reference(x[c], w[:, c], mode="full", boundary="wrap") for c in range(2))
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-12, atol=1e-12)
+    assert pads == [{"mode": "circular"}]
+
+
+def test_jax_zero_fill_is_convolution_padding(monkeypatch):
+    jax = pytest.importorskip("jax")
+    from xcorr.backends import jax as jax_backend
+
+    calls = spy_calls(monkeypatch, jax.lax, "conv_general_dilated")
+    monkeypatch.setattr(jax_backend._generic, "extend", lambda *a, **k: pytest.fail("built the extension by hand"))
+    x, w = random((2, 3, 8, 9)), random((4, 3, 3, 2), seed=1)
+    for mode, padding in (("same", ((1, 1), (0, 1))), ("full", ((2, 2), (1, 1)))):
+        y = xcorr.corr2d_multi(jax.numpy.asarray(x), jax.numpy.asarray(w), mode=mode)
+        want = sum(reference(x[:, None, c], w[None, :, c], mode=mode) for c in range(3))
+        np.testing.assert_allclose(np.asarray(y), want, rtol=1e-12, atol=1e-12)
+        assert calls[-1]["padding"] == padding
