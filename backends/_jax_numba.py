@@ -464,3 +464,76 @@ def kernel_gradient(x, g, consts, k_shape, params):
     rows = g.shape[0] * g.shape[1]
     split = _split(rows, rows * g.shape[2] * math.prod(k_shape))
     return _call_kernel("kernel_gradient", jax.ShapeDtypeStruct(k_shape, x.dtype), x, g, consts, params, split)
+
+
+# --- the layout the handlers read, checked before any is registered ---------------
+
+# The XLA FFI API versions (major, minor) the handlers were tested against.
+TESTED_API_VERSIONS = frozenset({(0, 3)})
+# The structs the handlers read by word offset (for XLA_FFI_Api only the
+# fields up to the last function it calls), as c_api.h declares them.
+STRUCTS = (
+    "XLA_FFI_Api_Version", "XLA_FFI_Extension_Base", "XLA_FFI_Metadata_Extension", "XLA_FFI_Metadata",
+    "XLA_FFI_Buffer", "XLA_FFI_Args", "XLA_FFI_Rets", "XLA_FFI_Attrs", "XLA_FFI_Array", "XLA_FFI_CallFrame",
+    "XLA_FFI_Api",
+)  # fmt: skip
+LAST_API_FIELD = "XLA_FFI_ThreadPool_Schedule"
+# sha256 of ``_declarations`` of the tested header (jaxlib 0.10.2's, API 0.3).
+TESTED_LAYOUT = "cb03aff2a36105b480a79eccfbde8ae92e6daaeb4fbeb87c370444f90eaa73f5"
+
+
+def _declarations(header: str) -> str:
+    """The field declarations of ``STRUCTS`` in ``header`` (c_api.h), comments and spacing removed."""
+    import re
+
+    text = re.sub(r"//[^\n]*|/\*.*?\*/", "", header, flags=re.S)
+    parts = []
+    for name in STRUCTS:
+        match = re.search(rf"^(?:typedef )?struct {name} \{{(.*?)^\}}", text, flags=re.S | re.M)
+        if match is None:
+            return ""
+        fields = [" ".join(f.split()) for f in match.group(1).split(";") if f.strip()]
+        if name == "XLA_FFI_Api":
+            last = next((i for i, f in enumerate(fields) if LAST_API_FIELD in f), None)
+            if last is None:
+                return ""
+            fields = fields[: last + 1]
+        parts.append(f"{name}{{{';'.join(fields)}}}")
+    return "\n".join(parts)
+
+
+def header_layout() -> tuple[tuple[int, int] | None, str]:
+    """The FFI API version and the sha256 of the struct declarations of jaxlib's c_api.h."""
+    import hashlib
+    import os
+    import re
+
+    try:
+        with open(os.path.join(jax.ffi.include_dir(), "xla", "ffi", "api", "c_api.h")) as f:
+            header = f.read()
+    except OSError:
+        return None, ""
+    numbers = dict(re.findall(r"#define XLA_FFI_API_(MAJOR|MINOR)\s+(\d+)", header))
+    version = (int(numbers["MAJOR"]), int(numbers["MINOR"])) if len(numbers) == 2 else None
+    return version, hashlib.sha256(_declarations(header).encode()).hexdigest()
+
+
+@cache
+def layout_supported() -> bool:
+    """Whether this jaxlib's FFI structs are the ones the handlers were tested on.
+
+    Any other version or layout takes XLA's own code (with one warning): the
+    handlers read those structs by fixed word offsets and must never read a
+    layout that may have changed.
+    """
+    import warnings
+
+    version, digest = header_layout()
+    if version in TESTED_API_VERSIONS and digest == TESTED_LAYOUT:
+        return True
+    msg = (
+        f"xcorr: jaxlib's XLA FFI API {version} (struct layout {digest[:12] or 'unreadable'}) is not one "
+        f"xcorr's numba custom calls were tested on; jax takes XLA's own code for them instead"
+    )
+    warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    return False

@@ -118,16 +118,21 @@ def _numba_applies(x, k, dtype, outputs: int) -> bool:
 
 @functools.cache
 def _numba_custom_calls() -> bool:
-    """numba installed and a platform whose call frames ``_jax_numba`` reads: jax.ffi, 64-bit, little-endian, POSIX."""
+    """numba installed, a platform whose call frames ``_jax_numba`` reads (jax.ffi, 64-bit,
+    little-endian, POSIX), and the FFI structs the handlers were tested on."""
     from . import _numba
 
-    return (
+    if not (
         _numba.installed()
         and hasattr(jax, "ffi")
         and sys.maxsize > 2**32
         and sys.byteorder == "little"
         and sys.platform != "win32"  # the handlers call malloc, free and sched_yield
-    )
+    ):
+        return False
+    from . import _jax_numba
+
+    return _jax_numba.layout_supported()
 
 
 def _numba_source(xp, x, options, geometry, *, virtual_fill: bool):

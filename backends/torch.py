@@ -581,10 +581,11 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     only "symm" (which torch's pad modes do not have) and wider wraps build
     the extension from slices.
     """
-    dtype = result_dtype(xp, x.dtype, w.dtype)
+    dtype = x.dtype if x.dtype == w.dtype else result_dtype(xp, x.dtype, w.dtype)
     if not dtype.is_floating_point or dtype in (torch.float16, torch.bfloat16):
         return NotImplemented
-    x, w = x.to(dtype), w.to(dtype)
+    if x.dtype != dtype or w.dtype != dtype:
+        x, w = x.to(dtype), w.to(dtype)
     rows, cols = geometry.rows, geometry.cols
     xe, padding = _library_extension(xp, x, options, geometry)
     y = torch.nn.functional.conv2d(
@@ -597,8 +598,9 @@ def _library_extension(xp, x, options, geometry):
     """``(xe, padding)``: ``F.conv2d(xe, ..., padding=padding)`` reads what the windows read.
 
     The windows start at row ``rows.lo`` and column ``cols.lo`` of ``x``
-    (at most 0); past the last window whatever is there is read and cropped
-    from the output.
+    (at most 0); what lies past the last window is only read by outputs
+    that are cropped, so a zero fill as wide after ``x`` as before it is
+    enough at both ends.
     """
     rows, cols = geometry.rows, geometry.cols
     top, left = -rows.lo, -cols.lo
@@ -606,7 +608,7 @@ def _library_extension(xp, x, options, geometry):
     if not (top or bottom or left or right):
         return x, 0
     if options.boundary == "fill":
-        if options.fillvalue == 0 and top == bottom and left == right:
+        if options.fillvalue == 0 and bottom <= top and right <= left:
             return x, (top, left)
         return torch.nn.functional.pad(x, (left, right, top, bottom), value=options.fillvalue), 0
     if options.boundary == "wrap" and max(top, bottom) <= rows.size and max(left, right) <= cols.size:

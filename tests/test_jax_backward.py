@@ -292,3 +292,38 @@ def test_forward_inside_large_outputs(kernel_gradient_path, monkeypatch, name, x
     assert y.dtype == jnp.float32 and y.shape == want.shape
     np.testing.assert_allclose(np.asarray(y), want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
     assert bool(correlations) == path.startswith("numba-ffi")
+
+
+def test_custom_calls_only_on_the_tested_ffi_layout(monkeypatch):
+    # The handlers read XLA's FFI structs by word offsets: jaxlib's header must
+    # declare exactly the structs they were tested on, else XLA's own code runs.
+    pytest.importorskip("numba")
+    from xcorr.backends import _jax_numba
+    from xcorr.backends import _numba
+    from xcorr.backends import jax as jax_backend
+
+    assert _jax_numba.header_layout() == ((0, 3), _jax_numba.TESTED_LAYOUT)
+    _jax_numba.layout_supported.cache_clear()
+    assert _jax_numba.layout_supported()
+    monkeypatch.setattr(_jax_numba, "header_layout", lambda: ((0, 4), "0" * 64))
+    _jax_numba.layout_supported.cache_clear()
+    jax_backend._numba_custom_calls.cache_clear()
+    jax_backend._differentiable_kernel.cache_clear()
+    jax_backend._kernel.cache_clear()
+    clear_prepared()
+    monkeypatch.setattr(_numba, "MIN_OUTPUTS", 0)
+    try:
+        with pytest.warns(RuntimeWarning, match=r"FFI API \(0, 4\).*XLA's own code"):
+            assert not jax_backend._numba_custom_calls()
+        x = np.random.default_rng(0).standard_normal((20, 30))
+        k = np.array([[1.0, -2.0], [0.5, 3.0]])
+        real = jax_backend._numba_correlate
+        monkeypatch.setattr(jax_backend, "_numba_correlate", lambda *a: pytest.fail("custom call on an untested layout"))
+        y = xcorr.corr2d(jnp.asarray(x), jnp.asarray(k), mode="full", method="direct")
+        np.testing.assert_allclose(np.asarray(y), reference(x, k, mode="full"), rtol=1e-12, atol=1e-12)
+        monkeypatch.setattr(jax_backend, "_numba_correlate", real)
+    finally:
+        for cached in (_jax_numba.layout_supported, jax_backend._numba_custom_calls,
+                       jax_backend._differentiable_kernel, jax_backend._kernel):  # fmt: skip
+            cached.cache_clear()
+        clear_prepared()

@@ -101,22 +101,21 @@ def spy_calls(monkeypatch, module, name):
 
 @pytest.mark.parametrize("fill", [0.0, 1.5])
 def test_torch_fill_padding_is_conv2d_padding_or_f_pad(monkeypatch, fill):
-    from xcorr import toolkit
     from xcorr.backends import torch as torch_backend
 
     convs = spy_calls(monkeypatch, F, "conv2d")
     pads = spy_calls(monkeypatch, F, "pad")
     monkeypatch.setattr(torch_backend.toolkit, "extend", lambda *a, **k: pytest.fail("built the extension by hand"))
     x, w = random((2, 3, 8, 9)), random((4, 3, 3, 3), seed=1)
-    y = xcorr.corr2d_multi(torch.asarray(x), torch.asarray(w), mode="same", fillvalue=fill)
-    want = sum(reference(x[:, None, c], w[None, :, c], mode="same", fillvalue=fill) for c in range(3))
-    np.testing.assert_allclose(y.numpy(), want, rtol=1e-12, atol=1e-12)
-    assert len(convs) == 1
-    if fill == 0:
-        assert convs[0]["padding"] == (1, 1) and not pads  # torch pads inside the convolution
-    else:
-        assert convs[0]["padding"] == 0 and pads == [{"value": fill}]
-    assert toolkit.extend is not None
+    for stride in (1, 2):  # with stride 2 the last window ends inside x: torch pads past it, unread
+        y = xcorr.corr2d_multi(torch.asarray(x), torch.asarray(w), mode="same", fillvalue=fill, stride=stride)
+        want = sum(reference(x[:, None, c], w[None, :, c], mode="same", fillvalue=fill, stride=stride) for c in range(3))
+        np.testing.assert_allclose(y.numpy(), want, rtol=1e-12, atol=1e-12)
+        if fill == 0:
+            assert convs[-1]["padding"] == (1, 1) and not pads  # torch pads inside the convolution
+        else:
+            assert convs[-1]["padding"] == 0 and pads[-1] == {"value": fill}
+    assert len(convs) == 2
 
 
 def test_torch_wrap_is_circular_pad(monkeypatch):
