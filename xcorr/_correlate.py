@@ -79,8 +79,8 @@ def _correlate(x, k, options: Options):
     xp = check_arrays(x, k)
     geometry = plan(x.shape, k.shape, options)
     dtype = result_dtype(xp, x.dtype, k.dtype)
-    check_integral_fill(xp, dtype, options.fillvalue)
-    options = replace(options, method=_resolve_method(xp, x, k, dtype, options, geometry))
+    fillvalue = check_integral_fill(xp, dtype, options.fillvalue)  # as the dtype holds it
+    options = replace(options, fillvalue=fillvalue, method=_resolve_method(xp, x, k, dtype, options, geometry))
     native = hook(xp, "correlate")
     if native is not None:
         result = native(xp, x, k, options, geometry)

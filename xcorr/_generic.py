@@ -10,7 +10,7 @@ accumulator plus one term, never ``h*w`` shifted copies.
 from __future__ import annotations
 
 from ._compat import device
-from ._options import AxisPlan, Geometry, Options, result_dtype
+from ._options import AxisPlan, Geometry, Options, check_integral_fill, result_dtype
 
 
 def _segments(lo: int, hi: int, size: int, boundary: str) -> list[tuple]:
@@ -67,7 +67,8 @@ def extend_axis(xp, x, axis: int, lo: int, hi: int, boundary: str, fillvalue):
         if run[0] == "fill":
             shape = list(x.shape)
             shape[axis] = run[1]
-            pieces.append(xp.full(tuple(shape), fillvalue, dtype=x.dtype, device=device(x)))
+            fill = check_integral_fill(xp, x.dtype, fillvalue)  # beyond a float dtype's range: IEEE rounding
+            pieces.append(xp.full(tuple(shape), fill, dtype=x.dtype, device=device(x)))
         else:
             first, last = run[1], run[2]
             if first <= last:
