@@ -6,13 +6,15 @@ xcorr; ``import xcorr`` never imports torch.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from .. import _generic, _layer, _vjp
 from .._compat import array_namespace
 from .._methods import fft_shape
 from .._options import plan, result_dtype
-from . import _hugepages
+from . import _hugepages, _threads
 
 
 def correlate(xp, x, k, options, geometry):
@@ -294,9 +296,9 @@ def direct_forward(xp, x, k, options, geometry):
     if pool is None or len(starts) < 2:
         work(starts)
     else:
-        workers = pool._max_workers
+        workers = _threads.count()
         size = -(-len(starts) // workers)
-        list(pool.map(work, [starts[i : i + size] for i in range(0, len(starts), size)]))
+        list(pool.map(_carry(work), [starts[i : i + size] for i in range(0, len(starts), size)]))
     return out
 
 
@@ -362,23 +364,50 @@ def few_outputs(xp, x, k, options, geometry):
     pool = _pool() if pooled and len(starts) > 1 else None
     if pool is None:
         return work(starts)
-    workers = pool._max_workers
+    workers = _threads.count()
     size = -(-len(starts) // workers)
-    partials = list(pool.map(work, [starts[i : i + size] for i in range(0, len(starts), size)]))
+    partials = list(pool.map(_carry(work), [starts[i : i + size] for i in range(0, len(starts), size)]))
     return functools.reduce(torch.add, partials)
 
 
-@functools.cache
 def _pool():
-    """Worker threads that run torch ops single-threaded (OpenMP's thread count is per thread)."""
-    from concurrent.futures import ThreadPoolExecutor
+    """The adapters' shared worker pool (``_threads.pool``: fork-safe, one per process).
 
-    return ThreadPoolExecutor(
-        max(1, torch.get_num_threads()),
-        thread_name_prefix="xcorr-torch",
-        initializer=torch.set_num_threads,
-        initargs=(1,),
-    )
+    Work submitted to it goes through ``_carry``, which runs torch
+    single-threaded on each worker and under the caller's torch modes.
+    """
+    return _threads.pool()
+
+
+_worker = threading.local()
+
+
+def _carry(work):
+    """``work`` for the pool's threads, under the calling thread's torch state.
+
+    Grad mode, inference mode and CPU autocast are thread-local in torch: a
+    worker would otherwise run with the defaults (and, for one, refuse to
+    write into an output made under ``torch.inference_mode()``). Each
+    worker also runs torch ops single-threaded (OpenMP's thread count is per
+    thread): the pool is the parallelism.
+    """
+    inference = torch.is_inference_mode_enabled()
+    grad = torch.is_grad_enabled()
+    autocast = torch.is_autocast_enabled("cpu")
+    autocast_dtype = torch.get_autocast_dtype("cpu")
+
+    def run(*args):
+        if not getattr(_worker, "single_threaded", False):
+            torch.set_num_threads(1)
+            _worker.single_threaded = True
+        with (
+            torch.inference_mode(inference),
+            torch.set_grad_enabled(grad),
+            torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast),
+        ):
+            return work(*args)
+
+    return run
 
 
 def _wrapped(x, k) -> bool:
@@ -441,7 +470,7 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
     g = g.expand(geometry.out_shape)
     h, w, C = rows.taps, cols.taps, cols.count
     pool = _pool() if g.numel() >= POOLED_ELEMENTS else None
-    workers = 1 if pool is None else pool._max_workers
+    workers = 1 if pool is None else _threads.count()
     # Row bands of at most GRADIENT_BAND elements, and at least one per worker.
     per_plane = max(-(-rows.count * C // GRADIENT_BAND), -(-workers // len(planes)))
     band = -(-rows.count // min(rows.count, per_plane))
@@ -479,7 +508,7 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
         gk = work(items)
     else:
         size = -(-len(items) // workers)
-        gk = functools.reduce(torch.add, pool.map(work, [items[i : i + size] for i in range(0, len(items), size)]))
+        gk = functools.reduce(torch.add, pool.map(_carry(work), [items[i : i + size] for i in range(0, len(items), size)]))
     return _vjp._unbroadcast(xp, gk.transpose(-2, -1).reshape(*batch, h, w), tuple(k.shape))
 
 
