@@ -222,7 +222,7 @@ def direct_forward(xp, x, k, options, geometry):
     """
     x, k = _generic.prepare(xp, x, k, options)
     rows, cols = geometry.rows, geometry.cols
-    if _zero_fill(options, geometry):
+    if _zero_fill(options, geometry) and _finite_kernel(x, k):
         # Zero-filled "same"/"full": the input gradient's full correlation
         # comes here. Padding g first cost two concatenated copies (1024² 3x3:
         # the input gradient 3.7 ms against a 2.0 ms forward); clipping each
@@ -305,6 +305,21 @@ def direct_forward(xp, x, k, options, geometry):
 def _zero_fill(options, geometry) -> bool:
     """Whether the windows reach past ``x`` into a zero fill (which adds nothing)."""
     return not geometry.inside and options.boundary == "fill" and options.fillvalue == 0
+
+
+def _finite_kernel(x, k) -> bool:
+    """Whether every tap of ``k`` is known to be finite, so that a zero fill adds nothing.
+
+    With an inf or NaN tap the fill's ``0 * tap`` is NaN: the result must
+    be the IEEE one on the extended input, as on every other backend, so the
+    zero fill is skipped only for finite kernels. The values are read on
+    the CPU only, outside torch.func transforms, tracing and compilation
+    (where reading them would cost a device sync, fail or break the graph):
+    everywhere else the fill is built.
+    """
+    if x.device.type != "cpu" or _wrapped(x, k) or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return False
+    return bool(torch.isfinite(k).all())
 
 
 def _inside(plan, tap: int) -> tuple[int, int, int]:

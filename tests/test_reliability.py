@@ -388,3 +388,53 @@ def test_fit_takes_numpy_scalars_as_the_learning_rate():
 def test_negative_seed_error_names_seed():
     with pytest.raises(ValueError, match=r"seed must be a non-negative int .*got -1"):
         xcorr.Conv2D(3, seed=-1)
+
+
+# --- 5. non-finite kernels: IEEE arithmetic on the extended input -----------------
+
+
+def _input_gradient_reference(x, k, g, mode):
+    """``gx``: the full correlation of ``g`` (zeros outside it) with the flipped kernel, on x's positions."""
+    from reference import reference
+
+    from xcorr._options import Options, plan
+
+    geometry = plan(x.shape, k.shape, Options(mode=mode))
+    ge = reference(g, k[::-1, ::-1], mode="full")  # the gradient of the extended input
+    r0, c0 = -geometry.rows.lo, -geometry.cols.lo
+    return ge[r0 : r0 + x.shape[0], c0 : c0 + x.shape[1]]
+
+
+NON_FINITE_CASES = [
+    ((1, 1), [[math.inf, 1.0]]),  # the issue's reproducer: [[nan, inf]] in "full"
+    ((5, 6), [[1.0, math.inf, 2.0], [math.nan, 1.0, -math.inf]]),
+    ((6, 5), [[-math.inf, 1.0], [2.0, 3.0]]),
+    ((150, 130), [[1.0, math.inf, 2.0], [3.0, 1.0, -math.inf]]),  # numba's kernels and custom calls
+]
+
+
+@pytest.mark.parametrize("mode", ["full", "same"])
+@pytest.mark.parametrize(("shape", "kernel"), NON_FINITE_CASES, ids=lambda v: str(v) if isinstance(v, tuple) else "k")
+def test_non_finite_kernels_follow_ieee_on_the_extended_input(backend, mode, shape, kernel):
+    from reference import reference
+
+    with np.errstate(invalid="ignore"):  # numpy warns of its 0 * inf (numpy's arrays under xcorr too)
+        _check_non_finite(backend, mode, shape, kernel, reference)
+
+
+def _check_non_finite(backend, mode, shape, kernel, reference):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape)
+    k = np.asarray(kernel)
+    expected = reference(x, k, mode=mode)
+    if mode == "full":
+        assert np.isnan(expected).any()  # the fill's 0 * inf is part of the answer
+    g = np.abs(rng.standard_normal(expected.shape)) + 0.5  # no 0 * inf inside g itself
+    gx_expected = _input_gradient_reference(x, k, g, mode)
+    for method in ("auto", "direct"):
+        y = backend.to_numpy(xcorr.corr2d(backend.asarray(x), backend.asarray(k), mode=mode, method=method))
+        np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=f"{method} forward")
+        gx, _ = xcorr.corr2d_vjp(backend.asarray(x), backend.asarray(k), backend.asarray(g), mode=mode, method=method)
+        np.testing.assert_allclose(
+            backend.to_numpy(gx), gx_expected, rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=f"{method} input gradient"
+        )
