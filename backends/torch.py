@@ -19,9 +19,37 @@ from . import _hugepages, _threads
 
 def correlate(xp, x, k, options, geometry):
     """Validated correlation of torch tensors (the dispatch hook)."""
+    if x.dtype in _UNSIGNED_WIDE and k.dtype == x.dtype:
+        return _unsigned(xp, x, k, options, geometry)
     if needs_autodiff(x, k):
         return differentiable_correlate(xp, x, k, options, geometry)
     return forward(xp, x, k, options, geometry)
+
+
+# torch has uint16/32/64 tensors but few kernels for them (no add, no mul).
+_UNSIGNED_WIDE = frozenset({torch.uint16, torch.uint32, torch.uint64})
+
+
+def _unsigned(xp, x, k, options, geometry):
+    """uint16/32/64 correlations in int64, as numpy computes them: modulo ``2**bits``.
+
+    Sums and products of integers modulo ``2**64`` (int64's wrap-around,
+    two's complement) reduced modulo ``2**bits`` are those of the unsigned
+    dtype; uint64 is reinterpreted bit for bit (``view``), the narrower ones
+    widened and narrowed back (a modular cast). The dtypes of ``x`` and
+    ``k`` are equal here: torch promotes them with no other dtype.
+    """
+    from dataclasses import replace
+
+    dtype = x.dtype
+    fill = options.fillvalue
+    if dtype == torch.uint64:
+        x, k = x.view(torch.int64), k.view(torch.int64)
+        fill = int(fill) - (1 << 64) if int(fill) >= 1 << 63 else int(fill)  # the same bits as int64
+    else:
+        x, k = x.to(torch.int64), k.to(torch.int64)
+    y = forward(xp, x, k, replace(options, fillvalue=fill), geometry)
+    return y.view(dtype) if dtype == torch.uint64 else y.to(dtype)
 
 
 # --- autodiff ------------------------------------------------------------

@@ -438,3 +438,35 @@ def _check_non_finite(backend, mode, shape, kernel, reference):
         np.testing.assert_allclose(
             backend.to_numpy(gx), gx_expected, rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=f"{method} input gradient"
         )
+
+
+# --- 12. dtypes a backend has few kernels for ---------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64"])
+@pytest.mark.parametrize("mode", ["valid", "full"])
+def test_torch_wide_unsigned_dtypes_compute_as_numpy_does(dtype, mode):
+    """torch's uint16/32/64 (no add/mul kernels) give numpy's modular results, in their own dtype."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    top = np.iinfo(dtype).max
+    x = rng.integers(0, top, (40, 50), dtype=dtype, endpoint=True)
+    k = rng.integers(0, top, (3, 4), dtype=dtype, endpoint=True)
+    fill = int(top) - 3
+    expected = xcorr.corr2d(x, k, mode=mode, fillvalue=fill)  # wraps modulo 2**bits
+    y = xcorr.corr2d(torch.from_numpy(x), torch.from_numpy(k), mode=mode, fillvalue=fill)
+    assert y.dtype == getattr(torch, dtype)
+    np.testing.assert_array_equal(y.numpy(), expected)
+    small = np.arange(12, dtype=dtype).reshape(3, 4)
+    np.testing.assert_array_equal(
+        xcorr.conv2d(torch.from_numpy(small), torch.from_numpy(small[:2, :2]), mode="same").numpy(),
+        xcorr.conv2d(small, small[:2, :2], mode="same"),
+    )
+
+
+def test_torch_unpromotable_dtypes_are_a_named_error():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"torch.uint32 and torch.int32 have no common result dtype"):
+        xcorr.corr2d(torch.ones(3, 3, dtype=torch.uint32), torch.ones(2, 2, dtype=torch.int32))
+    y = xcorr.corr2d(torch.ones(3, 3, dtype=torch.uint16), torch.ones(2, 2, dtype=torch.float32))
+    assert y.dtype == torch.float32 and torch.equal(y, torch.full((2, 2), 4.0))

@@ -156,9 +156,18 @@ def result_dtype(xp, a_dtype, b_dtype):
     """
     a_int = isdtype(xp, a_dtype, "integral")
     b_int = isdtype(xp, b_dtype, "integral")
-    if a_int == b_int:
+    if a_int != b_int:
+        return b_dtype if a_int else a_dtype
+    if a_dtype == b_dtype:
+        return a_dtype
+    try:
         return xp.result_type(a_dtype, b_dtype)
-    return b_dtype if a_int else a_dtype
+    except (TypeError, RuntimeError) as err:  # torch promotes uint16/32/64 with nothing
+        msg = (
+            f"the dtypes {a_dtype} and {b_dtype} have no common result dtype in this library ({err}); "
+            "cast one of the arrays to the other's dtype first"
+        )
+        raise TypeError(msg) from None
 
 
 @dataclass(frozen=True)
