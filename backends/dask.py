@@ -25,6 +25,11 @@ def correlate(xp, x, k, options, geometry):
     if not isinstance(k, da.Array):
         k = da.from_array(np.asarray(k))
     x, k = _generic.prepare(xp, x, k, options)
+    compacted = _generic.compact(xp, x, geometry, options)
+    if compacted is not None:
+        # A dilation wider than the output: the taps' windows end to end (a few
+        # blocks, not a graph over the whole dilated span), every window inside.
+        x, geometry = compacted
     xe = _fft.extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
     batch = geometry.batch

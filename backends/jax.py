@@ -371,6 +371,10 @@ def _xla_direct(x, k, *, options, geometry):
     from jax import lax
 
     xp = _jnp()
+    compacted = _generic.compact(xp, x, geometry, options)
+    if compacted is not None:
+        # A dilation wider than the output: the taps' windows end to end, every window inside.
+        x, geometry = compacted
     rows, cols = geometry.rows, geometry.cols
     if rows.taps * cols.taps <= UNROLL_TAPS or rows.taps == 1:
         # _generic.correlate's unrolled shift-and-add, on the extended input.
@@ -443,7 +447,8 @@ def _native(x, k, *, options, geometry):
     x, k = _generic.prepare(xp, x, k, options)
     if not (xp.isdtype(x.dtype, "real floating") or xp.isdtype(x.dtype, "complex floating")):
         return _direct(x, k, options=replace(options, convolve=False), geometry=geometry)
-    xe = _extend(xp, x, geometry, options)
+    compacted = _generic.compact(xp, x, geometry, options)  # a dilation wider than the output
+    xe, geometry = compacted if compacted is not None else (_extend(xp, x, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
     stride, dilation = (rows.step, cols.step), (rows.dilation, cols.dilation)
     H, W = xe.shape[-2:]

@@ -40,6 +40,10 @@ def correlate(xp, x, k, options, geometry):
 
 def direct(xp, x, k, options, geometry):
     x, k = _generic.prepare(xp, x, k, options)
+    compacted = _generic.compact(xp, x, geometry, options)
+    if compacted is not None:
+        # A dilation wider than the output: the taps' windows end to end, every window inside.
+        x, geometry = compacted
     y = _numba.direct(x, k, options, geometry, _pool, _threads.count())
     if y is not None:
         return y
@@ -115,7 +119,8 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     if options.convolve:
         w = w[..., ::-1, ::-1]
     xb = x if x.ndim == 4 else x[None]
-    xe = _fft.extend(xp, xb, geometry, options)
+    compacted = _generic.compact(xp, xb, geometry, options)
+    xe, geometry = compacted if compacted is not None else (_fft.extend(xp, xb, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
     n, c = xe.shape[:2]
     o, cg = w.shape[:2]

@@ -260,7 +260,13 @@ def direct_forward(xp, x, k, options, geometry):
         src_cols = [_inside(cols, b) for b in range(cols.taps)]
         xe = x
     else:
-        xe = _extend(xp, x, geometry, options)
+        compacted = _generic.compact(xp, x, geometry, options)
+        if compacted is not None:
+            # A dilation wider than the output: the taps' windows end to end, every window inside.
+            xe, geometry = compacted
+            rows, cols = geometry.rows, geometry.cols
+        else:
+            xe = _extend(xp, x, geometry, options)
         src_rows = [(0, rows.count, a * rows.dilation) for a in range(rows.taps)]
         src_cols = [(0, cols.count, b * cols.dilation) for b in range(cols.taps)]
     out = torch.empty(geometry.out_shape, dtype=x.dtype, device=x.device)
@@ -574,7 +580,8 @@ def native_forward(xp, x, k, options, geometry):
     rows, cols = geometry.rows, geometry.cols
     if x.device.type == "cpu" and rows.count * cols.count * FEW_OUTPUTS <= rows.taps * cols.taps:
         return few_outputs(xp, x, k, options, geometry)
-    xe = _extend(xp, x, geometry, options)
+    compacted = _generic.compact(xp, x, geometry, options)  # a dilation wider than the output
+    xe, geometry = compacted if compacted is not None else (_extend(xp, x, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
     conv = torch.nn.functional.conv2d
     stride, dilation = (rows.step, cols.step), (rows.dilation, cols.dilation)
