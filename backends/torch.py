@@ -19,11 +19,26 @@ from . import _hugepages, _threads
 
 def correlate(xp, x, k, options, geometry):
     """Validated correlation of torch tensors (the dispatch hook)."""
+    _refuse_torchscript()
     if x.dtype in _UNSIGNED_WIDE and k.dtype == x.dtype:
         return _unsigned(xp, x, k, options, geometry)
     if needs_autodiff(x, k):
         return differentiable_correlate(xp, x, k, options, geometry)
     return forward(xp, x, k, options, geometry)
+
+
+TORCHSCRIPT = (
+    "xcorr does not support TorchScript (torch.jit.trace, torch.jit.script, or torch.onnx.export with "
+    "dynamo=False): its calls choose their path from shapes, options and (on the CPU) the kernel's values "
+    "in Python, which a trace would freeze into wrong results for other inputs. Use torch.compile, "
+    "torch.export.export or torch.onnx.export(..., dynamo=True), or call the model eagerly"
+)
+
+
+def _refuse_torchscript() -> None:
+    """A clear error under the TorchScript tracer, which would record a silently wrong graph."""
+    if torch.jit.is_tracing():
+        raise RuntimeError(TORCHSCRIPT)
 
 
 # torch has uint16/32/64 tensors but few kernels for them (no add, no mul).
@@ -611,6 +626,7 @@ def native_forward(xp, x, k, options, geometry):
 
 def correlate_multi(xp, x, w, options, geometry, groups):
     """``corr2d_multi`` hook: ``F.conv2d`` (a GEMM) on the boundary-extended input."""
+    _refuse_torchscript()
     dtype = result_dtype(xp, x.dtype, w.dtype)
     if not dtype.is_floating_point or dtype in (torch.float16, torch.bfloat16):
         return NotImplemented
@@ -640,7 +656,12 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
             self.bias = torch.nn.Parameter(params["bias"])
 
     def forward(self, x):
+        _refuse_torchscript()
         return self.spec.apply(self.weight, self.bias, x)
+
+    def __prepare_scriptable__(self):
+        # torch.jit.script calls this before compiling forward's source.
+        raise RuntimeError(TORCHSCRIPT)
 
     def extra_repr(self) -> str:
         return self.spec.describe(dtype=str(self.weight.dtype).removeprefix("torch."))

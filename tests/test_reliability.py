@@ -577,3 +577,37 @@ def test_huge_dilation_in_the_multi_channel_forward():
         ]
     ).reshape(2, 4, 9, 11)
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+
+# --- 14. TorchScript: a clear error, never a silently wrong trace -------------------------
+
+
+@pytest.mark.parametrize("channels", [False, True], ids=["single-plane", "channels"])
+def test_torchscript_is_refused_with_a_clear_error(channels):
+    torch = pytest.importorskip("torch")
+    import io
+    import warnings
+
+    if channels:
+        layer = xcorr.Conv2D(3, in_channels=2, out_channels=4, backend="torch")
+        x = torch.randn(2, 2, 8, 8)
+    else:
+        layer = xcorr.Conv2D(3, backend="torch")
+        x = torch.randn(8, 8)
+    eager = layer(x)
+    match = r"xcorr does not support TorchScript .*torch\.compile"
+    with warnings.catch_warnings():
+        # TorchScript's own deprecation notices, and the tracer's warnings about
+        # the shape checks that run before the refusal of a plain corr2d call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        with pytest.raises(RuntimeError, match=match):
+            torch.jit.trace(layer, (x,))
+        with pytest.raises(RuntimeError, match=match):
+            torch.jit.script(layer)
+        with pytest.raises(RuntimeError, match=match):
+            torch.onnx.export(layer, (x,), io.BytesIO(), dynamo=False)
+        with pytest.raises(RuntimeError, match=match):
+            torch.jit.trace(lambda x: xcorr.corr2d(x, torch.ones(3, 3)), (torch.randn(8, 8),))
+    assert torch.equal(layer(x), eager)  # the layer still works eagerly
