@@ -16,7 +16,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._numba_cache import CACHE  # False where nothing can be cached (a read-only install)
+# CACHE is False where nothing can be cached (a read-only install).
+from ._numba_cache import CACHE
 
 jit = numba.njit(cache=CACHE, nogil=True, inline="always")
 

@@ -14,8 +14,8 @@ from dataclasses import replace
 import jax
 
 from .. import _fft, _generic, _layer, _methods, _vjp
-from . import _hugepages
 from .._options import result_dtype
+from . import _hugepages
 
 
 def correlate(xp, x, k, options, geometry):
@@ -167,8 +167,7 @@ def _switch():
 
     def batch(args, dims, *, fast, fallback):
         axes = tuple(dims)  # None: not mapped
-        mapped = dict(fast=jax.vmap(fast, in_axes=axes), fallback=jax.vmap(fallback, in_axes=axes))
-        return primitive.bind(*args, **mapped), 0
+        return primitive.bind(*args, fast=jax.vmap(fast, in_axes=axes), fallback=jax.vmap(fallback, in_axes=axes)), 0
 
     primitive.def_impl(lambda *args, fast, fallback: jax.jit(fast)(*args))
     primitive.def_abstract_eval(abstract)

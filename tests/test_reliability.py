@@ -32,6 +32,7 @@ def _run(script: str, *, timeout: float = 240, env: dict | None = None, cwd=None
             [sys.executable, "-c", textwrap.dedent(script)],
             capture_output=True,
             text=True,
+            check=False,
             timeout=timeout,
             env=env,
             cwd=cwd,
@@ -246,7 +247,7 @@ def test_read_only_install_without_a_writable_cache(tmp_path):
             """
             import numpy as np
             import xcorr
-            assert xcorr.__file__.startswith(%r), xcorr.__file__
+            assert xcorr.__file__.startswith(SITE), xcorr.__file__
 
             rng = np.random.default_rng(0)
             x = rng.standard_normal((256, 256)).astype(np.float32)
@@ -266,8 +267,7 @@ def test_read_only_install_without_a_writable_cache(tmp_path):
             np.testing.assert_allclose(np.asarray(yj), y, rtol=1e-5, atol=1e-5)
             from xcorr.backends import _jax_numba
             assert "xcorr_correlate_float32" in _jax_numba._COMPILED
-            """
-            % str(site),
+            """.replace("SITE", repr(str(site))),
             env=_clean_env(HOME=str(home), PYTHONPATH=str(site)),
             cwd=tmp_path,
             timeout=400,
@@ -481,7 +481,6 @@ def test_jax_export_of_the_default_method_takes_xla_ops(monkeypatch):
     pytest.importorskip("numba")
     import jax.numpy as jnp
     from jax import export
-
     from xcorr.backends import _jax_numba
 
     rng = np.random.default_rng(3)
@@ -548,7 +547,7 @@ def test_huge_dilation_costs_the_output_not_the_span(backend, boundary, mode, di
     x = rng.standard_normal((9, 11))
     k = rng.standard_normal((3, 2))
     fill = 0.5 if boundary == "fill" else 0
-    options = dict(mode=mode, boundary=boundary, fillvalue=fill, dilation=dilation, stride=stride)
+    options = {"mode": mode, "boundary": boundary, "fillvalue": fill, "dilation": dilation, "stride": stride}
     expected = _by_taps(x, k, **options)
     y = backend.to_numpy(xcorr.corr2d(backend.asarray(x), backend.asarray(k), method="direct", **options))
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)

@@ -158,8 +158,6 @@ def result_dtype(xp, a_dtype, b_dtype):
     b_int = isdtype(xp, b_dtype, "integral")
     if a_int != b_int:
         return b_dtype if a_int else a_dtype
-    if a_dtype == b_dtype:
-        return a_dtype
     try:
         return xp.result_type(a_dtype, b_dtype)
     except (TypeError, RuntimeError) as err:  # torch promotes uint16/32/64 with nothing
