@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import math
-from functools import cache
+import threading
 
 import jax
 import numba
@@ -38,8 +38,8 @@ from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from . import _hugepages, _numba, _numba_kernels
-from .numpy import THREADS
+from . import _hugepages, _numba, _numba_kernels, _threads
+from ._numba_cache import CACHE
 
 # --- the call frame (xla/ffi/api/c_api.h), in 8-byte words ------------------
 
@@ -196,7 +196,7 @@ def _yield(typingctx):
     return types.none(), codegen
 
 
-jit = numba.njit(cache=True, nogil=True)
+jit = numba.njit(cache=CACHE, nogil=True)
 _INT = np.int64(0)
 _MESSAGE = np.frombuffer(b"xcorr (numba custom call): operands of an unexpected type or shape\0", dtype=np.uint8)
 _NO_MEMORY = np.frombuffer(b"xcorr (numba custom call): out of memory\0", dtype=np.uint8)
@@ -409,24 +409,34 @@ _HANDLERS = {
     ("kernel_gradient", "float64"): kernel_gradient_float64,
 }
 
+# Registered handlers by FFI target name, kept for the life of the process:
+# XLA calls into their code.
 _COMPILED: dict[str, object] = {}
+# Held while a handler is compiled and registered: XLA refuses a second
+# registration of a name with another address, so threads making their
+# first calls at once must compile and register each handler exactly once.
+_REGISTER = threading.Lock()
 
 
-@cache
 def _target(kernel: str, dtype) -> str:
-    """The FFI target name of a handler (registered on first use)."""
+    """The FFI target name of a handler, compiled and registered on first use (once per process)."""
     name = f"xcorr_{kernel}_{np.dtype(dtype).name}"
-    # Kept for the life of the process: XLA calls into its code.
-    _COMPILED[name] = compiled = numba.cfunc(HANDLER, cache=True, nogil=True)(_HANDLERS[kernel, np.dtype(dtype).name])
-    handler = ctypes.cast(compiled.address, ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p))
-    jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(handler), platform="cpu")
+    if name in _COMPILED:
+        return name
+    with _REGISTER:
+        if name not in _COMPILED:
+            compiled = numba.cfunc(HANDLER, cache=CACHE, nogil=True)(_HANDLERS[kernel, np.dtype(dtype).name])
+            handler = ctypes.cast(compiled.address, ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p))
+            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(handler), platform="cpu")
+            _COMPILED[name] = compiled
     return name
 
 
 def _split(rows: int, work: int) -> tuple[int, int]:
     """``(chunks, threads)`` for ``rows`` rows and ``work`` products (as ``_numba`` splits for numpy)."""
-    chunks = len(_numba._chunks(rows, THREADS, work))
-    return chunks, (THREADS if chunks > 1 else 1)
+    threads = _threads.count()
+    chunks = len(_numba._chunks(rows, threads, work))
+    return chunks, (threads if chunks > 1 else 1)
 
 
 def _huge(shape, dtype) -> int:

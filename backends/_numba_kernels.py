@@ -1,4 +1,4 @@
-"""The numba kernels of ``_numba.py``, compiled on first use (and cached on disk).
+"""The numba kernels of ``_numba.py``, compiled on first use (and cached on disk where that is possible: ``_numba_cache``).
 
 A separate module so that ``import xcorr`` never imports numba (``_numba``
 imports this one the first time a large numpy correlation arrives), and so
@@ -16,7 +16,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-jit = numba.njit(cache=True, nogil=True, inline="always")
+# CACHE is False where nothing can be cached (a read-only install).
+from ._numba_cache import CACHE
+
+jit = numba.njit(cache=CACHE, nogil=True, inline="always")
 
 # Up to four taps per pass over an output row: one load and one store of
 # the row per four products, the sum in the numpy path's order.
@@ -163,7 +166,7 @@ def inside_columns(W, c0, span, sc, cols):  # pragma: no cover - compiled
     hi = max(min(-((c0 + span - 1 - W) // sc), cols), lo)  # ceil((W - c0 - span + 1) / sc)
     return lo, hi
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def corr(x, k, out, fillrow, r0, c0, sr, sc, dr, dc, start, stop):  # pragma: no cover - compiled
     # Output rows start..stop of out viewed as (batch * rows, cols). Rows
     # of windows outside x read fillrow; with dense columns (sc == 1) the
@@ -193,7 +196,7 @@ def corr(x, k, out, fillrow, r0, c0, sr, sc, dr, dc, start, stop):  # pragma: no
 
 # Reassociation lets LLVM vectorise the dot products (4x at 4096 columns);
 # the sums differ from numpy's by rounding only, and NaN/inf still propagate.
-fast = numba.njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "contract"})
+fast = numba.njit(cache=CACHE, nogil=True, inline="always", fastmath={"reassoc", "contract"})
 
 @fast
 def dot(s, g, x):  # pragma: no cover - compiled
@@ -257,7 +260,7 @@ def taps_dot(acc, gr, S, dc, sc, zero):  # pragma: no cover - compiled
             else:
                 acc[a, b] += dot(zero, gr, S[a, left : left + (m - 1) * sc + 1 : sc])
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@numba.njit(cache=CACHE, nogil=True, fastmath={"reassoc", "contract"})
 def kgrad(x, g, consts, acc, r0, c0, sr, sc, dr, dc, start, stop):  # pragma: no cover - compiled
     # acc[a, b] += sum over output rows start..stop of g's row times the
     # (a, b) window of extend(x): all h*w taps in one pass over the rows,

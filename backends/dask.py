@@ -1,6 +1,6 @@
 """Dask adapter: blockwise correlation, each block through the numpy fast path.
 
-Imported lazily by ``xcorr._dispatch`` the first time a dask array reaches
+Imported lazily by the adapter registry (``xcorr._adapter``) the first time a dask array reaches
 xcorr. Nothing is computed here: the result is a lazy dask array with known
 chunks, one output block per input block (divided by the stride). Each output
 block reads one overlapping window of the boundary-extended input (its rows
@@ -29,6 +29,11 @@ def correlate(xp, x, k, options, geometry):
     if not isinstance(k, da.Array):
         k = da.from_array(np.asarray(k))
     x, k = _generic.prepare(xp, x, k, options)
+    compacted = _generic.compact(xp, x, geometry, options)
+    if compacted is not None:
+        # A dilation wider than the output: the taps' windows end to end (a few
+        # blocks, not a graph over the whole dilated span), every window inside.
+        x, geometry = compacted
     xe = _fft.extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
     batch = geometry.batch

@@ -1,6 +1,6 @@
 """JAX adapter: custom VJP and fast forward kernels.
 
-Imported lazily by ``xcorr._dispatch`` the first time a jax array reaches
+Imported lazily by the adapter registry (``xcorr._adapter``) the first time a jax array reaches
 xcorr; ``import xcorr`` never imports jax.
 """
 
@@ -91,13 +91,91 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
     """
     if method != "direct" or not _numba_applies(x, k, g.dtype, math.prod(geometry.out_shape)):
         return NotImplemented
+    k_shape = tuple(k.shape)
+    fast = functools.partial(_numba_kernel_gradient, options=options, geometry=geometry, k_shape=k_shape)
+    fallback = functools.partial(_xla_kernel_gradient, options=options, geometry=geometry, k_shape=k_shape)
+    return _unless_exported(fast, fallback, x, g)
+
+
+def _numba_kernel_gradient(x, g, *, options, geometry, k_shape):
+    """The kernel gradient as numba's one-pass kernel in an XLA custom call."""
     from . import _jax_numba
 
+    xp = _jnp()
     planes, r0, c0 = _numba_source(xp, x, options, geometry, virtual_fill=True)
     gb = xp.reshape(g, (-1, *g.shape[-2:]))
     consts = xp.asarray([options.fillvalue, 0], dtype=x.dtype)
     params = (r0, c0, geometry.rows.step, geometry.cols.step, geometry.rows.dilation, geometry.cols.dilation)
-    return _jax_numba.kernel_gradient(planes, gb, consts, tuple(k.shape), params)
+    return _jax_numba.kernel_gradient(planes, gb, consts, k_shape, params)
+
+
+def _xla_kernel_gradient(x, g, *, options, geometry, k_shape):
+    """The same kernel gradient in XLA's own ops: one convolution of the extended input with ``g``.
+
+    ``gk[a, b] = sum over planes of g . window(a, b) of extend(x)``: the
+    planes are the input channels, ``g`` the kernel, the tap spacing its
+    strides and the output stride its dilation.
+    """
+    from jax import lax
+
+    xp = _jnp()
+    rows, cols = geometry.rows, geometry.cols
+    xe = _extend(xp, x, geometry, options)
+    batch = geometry.batch
+    planes = math.prod(batch)
+    H, W = xe.shape[-2:]
+    lhs = xp.reshape(xp.broadcast_to(xe, (*batch, H, W)), (1, planes, H, W))
+    rhs = xp.reshape(g, (1, planes, rows.count, cols.count))
+    y = lax.conv_general_dilated(
+        lhs,
+        rhs,
+        (rows.dilation, cols.dilation),
+        "VALID",
+        rhs_dilation=(rows.step, cols.step),
+        precision=lax.Precision.HIGHEST,
+    )
+    return y[0, 0, : k_shape[0], : k_shape[1]]
+
+
+def _unless_exported(fast, fallback, *args):
+    """``fast(*args)`` (numba's kernels as XLA custom calls), or ``fallback(*args)`` under ``jax.export``.
+
+    jax.export refuses custom calls without compatibility guarantees, and
+    the handlers are functions of this process anyway. Both functions
+    compute the same array; which one goes into the compiled code is
+    decided when it is lowered: XLA's own ops when the lowering is for an
+    export, the custom calls otherwise. ``jax.vmap`` maps both.
+    """
+    return _switch().bind(*args, fast=fast, fallback=fallback)
+
+
+@functools.cache
+def _switch():
+    """The primitive behind ``_unless_exported``: abstract evaluation, lowering and batching rules."""
+    import jax.core
+    from jax.extend.core import Primitive
+    from jax.interpreters import batching, mlir
+
+    primitive = Primitive("xcorr_numba_unless_exported")
+
+    def abstract(*avals, fast, fallback):
+        out = jax.eval_shape(fallback, *(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals))
+        return jax.core.ShapedArray(out.shape, out.dtype)
+
+    def lowering(ctx, *args, fast, fallback):
+        parameters = getattr(ctx.module_context, "lowering_parameters", None)
+        exporting = bool(getattr(parameters, "for_export", False))
+        return mlir.lower_fun(fallback if exporting else fast, multiple_results=False)(ctx, *args)
+
+    def batch(args, dims, *, fast, fallback):
+        axes = tuple(dims)  # None: not mapped
+        return primitive.bind(*args, fast=jax.vmap(fast, in_axes=axes), fallback=jax.vmap(fallback, in_axes=axes)), 0
+
+    primitive.def_impl(lambda *args, fast, fallback: jax.jit(fast)(*args))
+    primitive.def_abstract_eval(abstract)
+    mlir.register_lowering(primitive, lowering)
+    batching.primitive_batchers[primitive] = batch
+    return primitive
 
 
 def _numba_applies(x, k, dtype, outputs: int) -> bool:
@@ -288,13 +366,29 @@ def _jnp():
 
 
 def _direct(x, k, *, options, geometry):
+    xp = _jnp()
+    x, k = _generic.prepare(xp, x, k, options)
+    if _numba_forward(x, k, options, geometry):
+        fast = functools.partial(_numba_prepared, options=options, geometry=geometry)
+        fallback = functools.partial(_xla_direct, options=options, geometry=geometry)
+        return _unless_exported(fast, fallback, x, k)
+    return _xla_direct(x, k, options=options, geometry=geometry)
+
+
+def _numba_prepared(x, k, *, options, geometry):
+    return _numba_correlate(_jnp(), x, k, options, geometry)
+
+
+def _xla_direct(x, k, *, options, geometry):
+    """The direct correlation of prepared operands in XLA's own ops (see ``forward``)."""
     from jax import lax
 
     xp = _jnp()
+    compacted = _generic.compact(xp, x, geometry, options)
+    if compacted is not None:
+        # A dilation wider than the output: the taps' windows end to end, every window inside.
+        x, geometry = compacted
     rows, cols = geometry.rows, geometry.cols
-    x, k = _generic.prepare(xp, x, k, options)
-    if _numba_forward(x, k, options, geometry):
-        return _numba_correlate(xp, x, k, options, geometry)
     if rows.taps * cols.taps <= UNROLL_TAPS or rows.taps == 1:
         # _generic.correlate's unrolled shift-and-add, on the extended input.
         window = _tap_windows(xp, x, geometry, options)
@@ -366,7 +460,8 @@ def _native(x, k, *, options, geometry):
     x, k = _generic.prepare(xp, x, k, options)
     if not (xp.isdtype(x.dtype, "real floating") or xp.isdtype(x.dtype, "complex floating")):
         return _direct(x, k, options=replace(options, convolve=False), geometry=geometry)
-    xe = _extend(xp, x, geometry, options)
+    compacted = _generic.compact(xp, x, geometry, options)  # a dilation wider than the output
+    xe, geometry = compacted if compacted is not None else (_extend(xp, x, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
     stride, dilation = (rows.step, cols.step), (rows.dilation, cols.dilation)
     H, W = xe.shape[-2:]

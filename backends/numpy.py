@@ -1,22 +1,21 @@
 """NumPy adapter: row-tiled shift-and-add with ``out=``, and FFTs through scipy.fft.
 
-Imported lazily by ``xcorr._dispatch`` the first time a numpy array reaches
+Imported lazily by the adapter registry (``xcorr._adapter``) the first time a numpy array reaches
 xcorr. scipy is imported only on the FFT path, so small direct calls load no
 other library.
 
 Direct: the output is computed in bands of rows small enough that the band,
 one temporary and the input rows it reads stay in the L2 cache while all the
 kernel taps pass over them (``np.multiply(..., out=tmp)``,
-``np.add(band, tmp, out=band)``). Large outputs split their bands between two
-threads (numpy releases the GIL inside ufuncs). Extra memory: the output plus
+``np.add(band, tmp, out=band)``). Large outputs split their bands between the
+threads of the adapters' shared pool (``_threads``: one per CPU this process
+may use; numpy releases the GIL inside ufuncs). Extra memory: the output plus
 one band-sized temporary per thread, never ``h*w`` shifted copies.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
@@ -25,13 +24,14 @@ import numpy as np
 from .. import _fft, _generic, _methods, toolkit
 from .._adapter import Adapter, Costs, Tuning
 from .._options import result_dtype
-from . import _numba
+from . import _numba, _threads
 
 # Bytes of output per band: band + temporary + the rows read fit in L2.
 BAND_BYTES = 256 * 1024
-# Outputs at least this large (elements) use THREADS threads.
+# Outputs at least this large (elements) use all the threads of the shared pool.
 THREADED_ELEMENTS = 1 << 20
-THREADS = min(2, os.cpu_count() or 1)
+# The CPUs this process may use, when this module was imported (calls ask _threads.count()).
+THREADS = _threads.count()
 
 
 def correlate(xp, x, k, options, geometry):
@@ -43,7 +43,11 @@ def correlate(xp, x, k, options, geometry):
 
 def direct(xp, x, k, options, geometry):
     x, k = _generic.prepare(xp, x, k, options)
-    y = _numba.direct(x, k, options, geometry, _pool, THREADS)
+    compacted = _generic.compact(xp, x, geometry, options)
+    if compacted is not None:
+        # A dilation wider than the output: the taps' windows end to end, every window inside.
+        x, geometry = compacted
+    y = _numba.direct(x, k, options, geometry, _pool, _threads.count())
     if y is not None:
         return y
     xe = _fft.extend(xp, x, geometry, options)
@@ -78,10 +82,15 @@ def direct(xp, x, k, options, geometry):
                     np.multiply(src, kab, out=t)
                     np.add(o, t, out=o)
 
-    if THREADS > 1 and out.size >= THREADED_ELEMENTS and len(starts) >= 2 * THREADS:
-        half = math.ceil(len(starts) / THREADS)
-        chunks = [starts[i : i + half] for i in range(0, len(starts), half)]
-        list(_pool().map(work, chunks))
+    threads = _threads.count()
+    if threads > 1 and out.size >= THREADED_ELEMENTS and len(starts) >= 2 * threads:
+        share = math.ceil(len(starts) / threads)
+        chunks = [starts[i : i + share] for i in range(0, len(starts), share)]
+        # The caller computes the first share itself while the pool takes the others.
+        pending = [_pool().submit(work, chunk) for chunk in chunks[1:]]
+        work(chunks[0])
+        for future in pending:
+            future.result()
     else:
         work(starts)
     return out
@@ -131,7 +140,7 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
     """``_vjp`` hook: the direct kernel gradient as one numba pass (``_numba.kernel_gradient``)."""
     if method != "direct":
         return NotImplemented
-    gk = _numba.kernel_gradient(x, g, tuple(k.shape), options, geometry, _pool, THREADS)
+    gk = _numba.kernel_gradient(x, g, tuple(k.shape), options, geometry, _pool, _threads.count())
     return NotImplemented if gk is None else gk
 
 
@@ -153,7 +162,8 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     if options.convolve:
         w = w[..., ::-1, ::-1]
     xb = x if x.ndim == 4 else x[None]
-    xe = _fft.extend(xp, xb, geometry, options)
+    compacted = _generic.compact(xp, xb, geometry, options)
+    xe, geometry = compacted if compacted is not None else (_fft.extend(xp, xb, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
     n, c = xe.shape[:2]
     o, cg = w.shape[:2]
@@ -172,18 +182,18 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     return y if x.ndim == 4 else y[0]
 
 
-@cache
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(THREADS, thread_name_prefix="xcorr")
+def _pool():
+    """The adapters' shared worker pool (``_threads.pool``: fork-safe, one per process)."""
+    return _threads.pool()
 
 
-# Transforms of at least this many elements use THREADS scipy.fft workers;
-# smaller ones lose more to waking the threads than they gain.
+# Transforms of at least this many elements use one scipy.fft worker per
+# CPU; smaller ones lose more to waking the threads than they gain.
 THREADED_FFT_ELEMENTS = 1 << 18
 
 
 def _workers(a) -> int:
-    return THREADS if a.size >= THREADED_FFT_ELEMENTS else 1
+    return _threads.count() if a.size >= THREADED_FFT_ELEMENTS else 1
 
 
 class _ScipyFFT:
@@ -322,7 +332,7 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         if not (need_x and need_k) or x.dtype != dtype or k.dtype != dtype:
             return NotImplemented
         xd, kd = _generic.prepare(xp, x, k, options)
-        both = _numba.vjp(xd, kd, np.asarray(g, dtype), options, geometry, _pool, THREADS)
+        both = _numba.vjp(xd, kd, np.asarray(g, dtype), options, geometry, _pool, _threads.count())
         if both is None:
             return NotImplemented
         gx, gk = both

@@ -1,15 +1,16 @@
 """PyTorch adapter: autograd integration and fast forward kernels.
 
-Imported lazily by ``xcorr._dispatch`` the first time a torch tensor reaches
+Imported lazily by the adapter registry (``xcorr._adapter``) the first time a torch tensor reaches
 xcorr; ``import xcorr`` never imports torch.
 """
 
 from __future__ import annotations
 
-import torch
-
 import math
+import threading
 from dataclasses import dataclass, replace
+
+import torch
 
 from .. import _generic, _layer, toolkit
 from .._adapter import Adapter, Costs, Tuning
@@ -18,16 +19,59 @@ from .._correlate import conv2d, corr2d
 from .._multi import corr2d_multi
 from .._methods import fft_shape
 from .._options import plan, result_dtype
-from . import _hugepages
+from . import _hugepages, _threads
 
 
 def correlate(xp, x, k, options, geometry):
     """Validated correlation of torch tensors (``TorchAdapter.correlate``)."""
+    _refuse_torchscript()
     if tracing(x, k):
         return traceable_correlate(xp, x, k, options, geometry)
+    if x.dtype in _UNSIGNED_WIDE and k.dtype == x.dtype:
+        return _unsigned(xp, x, k, options, geometry)
     if needs_autodiff(x, k):
         return differentiable_correlate(xp, x, k, options, geometry)
     return forward(xp, x, k, options, geometry)
+
+
+TORCHSCRIPT = (
+    "xcorr does not support TorchScript (torch.jit.trace, torch.jit.script, or torch.onnx.export with "
+    "dynamo=False): its calls choose their path from shapes, options and (on the CPU) the kernel's values "
+    "in Python, which a trace would freeze into wrong results for other inputs. Use torch.compile, "
+    "torch.export.export or torch.onnx.export(..., dynamo=True), or call the model eagerly"
+)
+
+
+def _refuse_torchscript() -> None:
+    """A clear error under the TorchScript tracer, which would record a silently wrong graph."""
+    if torch.jit.is_tracing():
+        raise RuntimeError(TORCHSCRIPT)
+
+
+# torch has uint16/32/64 tensors but few kernels for them (no add, no mul).
+_UNSIGNED_WIDE = frozenset({torch.uint16, torch.uint32, torch.uint64})
+
+
+def _unsigned(xp, x, k, options, geometry):
+    """uint16/32/64 correlations in int64, as numpy computes them: modulo ``2**bits``.
+
+    Sums and products of integers modulo ``2**64`` (int64's wrap-around,
+    two's complement) reduced modulo ``2**bits`` are those of the unsigned
+    dtype; uint64 is reinterpreted bit for bit (``view``), the narrower ones
+    widened and narrowed back (a modular cast). The dtypes of ``x`` and
+    ``k`` are equal here: torch promotes them with no other dtype.
+    """
+    from dataclasses import replace
+
+    dtype = x.dtype
+    fill = options.fillvalue
+    if dtype == torch.uint64:
+        x, k = x.view(torch.int64), k.view(torch.int64)
+        fill = int(fill) - (1 << 64) if int(fill) >= 1 << 63 else int(fill)  # the same bits as int64
+    else:
+        x, k = x.to(torch.int64), k.to(torch.int64)
+    y = forward(xp, x, k, replace(options, fillvalue=fill), geometry)
+    return y.view(dtype) if dtype == torch.uint64 else y.to(dtype)
 
 
 # --- autodiff ------------------------------------------------------------
@@ -263,7 +307,7 @@ def direct_forward(xp, x, k, options, geometry):
     """
     x, k = _generic.prepare(xp, x, k, options)
     rows, cols = geometry.rows, geometry.cols
-    if _zero_fill(options, geometry):
+    if _zero_fill(options, geometry) and _finite_kernel(x, k):
         # Zero-filled "same"/"full": the input gradient's full correlation
         # comes here. Padding g first cost two concatenated copies (1024² 3x3:
         # the input gradient 3.7 ms against a 2.0 ms forward); clipping each
@@ -273,7 +317,13 @@ def direct_forward(xp, x, k, options, geometry):
         src_cols = [_inside(cols, b) for b in range(cols.taps)]
         xe = x
     else:
-        xe = _extend(xp, x, geometry, options)
+        compacted = _generic.compact(xp, x, geometry, options)
+        if compacted is not None:
+            # A dilation wider than the output: the taps' windows end to end, every window inside.
+            xe, geometry = compacted
+            rows, cols = geometry.rows, geometry.cols
+        else:
+            xe = _extend(xp, x, geometry, options)
         src_rows = [(0, rows.count, a * rows.dilation) for a in range(rows.taps)]
         src_cols = [(0, cols.count, b * cols.dilation) for b in range(cols.taps)]
     out = torch.empty(geometry.out_shape, dtype=x.dtype, device=x.device)
@@ -337,15 +387,30 @@ def direct_forward(xp, x, k, options, geometry):
     if pool is None or len(starts) < 2:
         work(starts)
     else:
-        workers = pool._max_workers
+        workers = _threads.count()
         size = -(-len(starts) // workers)
-        list(pool.map(work, [starts[i : i + size] for i in range(0, len(starts), size)]))
+        list(pool.map(_carry(work), [starts[i : i + size] for i in range(0, len(starts), size)]))
     return out
 
 
 def _zero_fill(options, geometry) -> bool:
     """Whether the windows reach past ``x`` into a zero fill (which adds nothing)."""
     return not geometry.inside and options.boundary == "fill" and options.fillvalue == 0
+
+
+def _finite_kernel(x, k) -> bool:
+    """Whether every tap of ``k`` is known to be finite, so that a zero fill adds nothing.
+
+    With an inf or NaN tap the fill's ``0 * tap`` is NaN: the result must
+    be the IEEE one on the extended input, as on every other backend, so the
+    zero fill is skipped only for finite kernels. The values are read on
+    the CPU only, outside torch.func transforms, tracing and compilation
+    (where reading them would cost a device sync, fail or break the graph):
+    everywhere else the fill is built.
+    """
+    if x.device.type != "cpu" or _wrapped(x, k) or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return False
+    return bool(torch.isfinite(k).all())
 
 
 def _inside(plan, tap: int) -> tuple[int, int, int]:
@@ -405,23 +470,50 @@ def few_outputs(xp, x, k, options, geometry):
     pool = _pool() if pooled and len(starts) > 1 else None
     if pool is None:
         return work(starts)
-    workers = pool._max_workers
+    workers = _threads.count()
     size = -(-len(starts) // workers)
-    partials = list(pool.map(work, [starts[i : i + size] for i in range(0, len(starts), size)]))
+    partials = list(pool.map(_carry(work), [starts[i : i + size] for i in range(0, len(starts), size)]))
     return functools.reduce(torch.add, partials)
 
 
-@functools.cache
 def _pool():
-    """Worker threads that run torch ops single-threaded (OpenMP's thread count is per thread)."""
-    from concurrent.futures import ThreadPoolExecutor
+    """The adapters' shared worker pool (``_threads.pool``: fork-safe, one per process).
 
-    return ThreadPoolExecutor(
-        max(1, torch.get_num_threads()),
-        thread_name_prefix="xcorr-torch",
-        initializer=torch.set_num_threads,
-        initargs=(1,),
-    )
+    Work submitted to it goes through ``_carry``, which runs torch
+    single-threaded on each worker and under the caller's torch modes.
+    """
+    return _threads.pool()
+
+
+_worker = threading.local()
+
+
+def _carry(work):
+    """``work`` for the pool's threads, under the calling thread's torch state.
+
+    Grad mode, inference mode and CPU autocast are thread-local in torch: a
+    worker would otherwise run with the defaults (and, for one, refuse to
+    write into an output made under ``torch.inference_mode()``). Each
+    worker also runs torch ops single-threaded (OpenMP's thread count is per
+    thread): the pool is the parallelism.
+    """
+    inference = torch.is_inference_mode_enabled()
+    grad = torch.is_grad_enabled()
+    autocast = torch.is_autocast_enabled("cpu")
+    autocast_dtype = torch.get_autocast_dtype("cpu")
+
+    def run(*args):
+        if not getattr(_worker, "single_threaded", False):
+            torch.set_num_threads(1)
+            _worker.single_threaded = True
+        with (
+            torch.inference_mode(inference),
+            torch.set_grad_enabled(grad),
+            torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast),
+        ):
+            return work(*args)
+
+    return run
 
 
 def _wrapped(x, k) -> bool:
@@ -484,7 +576,7 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
     g = g.expand(geometry.out_shape)
     h, w, C = rows.taps, cols.taps, cols.count
     pool = _pool() if g.numel() >= POOLED_ELEMENTS else None
-    workers = 1 if pool is None else pool._max_workers
+    workers = 1 if pool is None else _threads.count()
     # Row bands of at most GRADIENT_BAND elements, and at least one per worker.
     per_plane = max(-(-rows.count * C // GRADIENT_BAND), -(-workers // len(planes)))
     band = -(-rows.count // min(rows.count, per_plane))
@@ -522,7 +614,7 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
         gk = work(items)
     else:
         size = -(-len(items) // workers)
-        gk = functools.reduce(torch.add, pool.map(work, [items[i : i + size] for i in range(0, len(items), size)]))
+        gk = functools.reduce(torch.add, pool.map(_carry(work), [items[i : i + size] for i in range(0, len(items), size)]))
     return toolkit.unbroadcast(xp, gk.transpose(-2, -1).reshape(*batch, h, w), tuple(k.shape))
 
 
@@ -545,7 +637,8 @@ def native_forward(xp, x, k, options, geometry):
     rows, cols = geometry.rows, geometry.cols
     if x.device.type == "cpu" and rows.count * cols.count * FEW_OUTPUTS <= rows.taps * cols.taps:
         return few_outputs(xp, x, k, options, geometry)
-    xe = _extend(xp, x, geometry, options)
+    compacted = _generic.compact(xp, x, geometry, options)  # a dilation wider than the output
+    xe, geometry = compacted if compacted is not None else (_extend(xp, x, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
     conv = torch.nn.functional.conv2d
     stride, dilation = (rows.step, cols.step), (rows.dilation, cols.dilation)
@@ -576,11 +669,12 @@ def native_forward(xp, x, k, options, geometry):
 def correlate_multi(xp, x, w, options, geometry, groups):
     """``corr2d_multi``: ``F.conv2d`` (a GEMM), the boundary extension handed to torch.
 
-    A zero fill of equal widths on both sides is ``F.conv2d``'s own
+    A zero fill no wider after ``x`` than before it is ``F.conv2d``'s own
     ``padding``; other fills and a wrap within one period are ``F.pad``;
     only "symm" (which torch's pad modes do not have) and wider wraps build
     the extension from slices.
     """
+    _refuse_torchscript()
     dtype = x.dtype if x.dtype == w.dtype else result_dtype(xp, x.dtype, w.dtype)
     if not dtype.is_floating_point or dtype in (torch.float16, torch.bfloat16):
         return NotImplemented
@@ -636,6 +730,7 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
             self.bias = torch.nn.Parameter(params["bias"])
 
     def forward(self, x):
+        _refuse_torchscript()
         # Through the public functions, which torch.compile and torch.export
         # take whole into their graphs (see the end of this module).
         spec, o = self.spec, self.spec.options
@@ -645,6 +740,10 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
             return y if self.bias is None else y + self.bias[:, None, None]
         y = corr2d(x, self.weight, **options)
         return y if self.bias is None else y + self.bias
+
+    def __prepare_scriptable__(self):
+        # torch.jit.script calls this before compiling forward's source.
+        raise RuntimeError(TORCHSCRIPT)
 
     def extra_repr(self) -> str:
         return self.spec.describe(dtype=str(self.weight.dtype).removeprefix("torch."))

@@ -142,7 +142,8 @@ def _prepare(x, k, options: Options) -> Prepared:
     xp = check_arrays(x, k)
     geometry = plan(x.shape, k.shape, options)
     dtype = result_dtype(xp, x.dtype, k.dtype)
-    check_integral_fill(xp, dtype, options.fillvalue)
+    fillvalue = check_integral_fill(xp, dtype, options.fillvalue)  # as the dtype holds it
+    options = replace(options, fillvalue=fillvalue)
     adapter = adapter_for(xp)
     method = resolve_method(adapter, xp, x, k, dtype, options, geometry)
     # "auto" chose the FFT for eager arrays: their values are checked on every call.

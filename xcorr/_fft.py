@@ -18,7 +18,7 @@ from __future__ import annotations
 from . import _generic
 from ._compat import device, isdtype
 from ._methods import fft_shape, good_size
-from ._options import Geometry, Options
+from ._options import Geometry, Options, check_integral_fill
 
 
 def dilate(xp, k, dilation: tuple[int, int]):
@@ -65,7 +65,8 @@ def _fill_axis(xp, x, axis: int, lo: int, hi: int, fillvalue):
         elif count:
             shape = list(x.shape)
             shape[axis] = count
-            pieces.append(xp.full(tuple(shape), fillvalue, dtype=x.dtype, device=device(x)))
+            fill = check_integral_fill(xp, x.dtype, fillvalue)  # beyond a float dtype's range: IEEE rounding
+            pieces.append(xp.full(tuple(shape), fill, dtype=x.dtype, device=device(x)))
     return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
 
 

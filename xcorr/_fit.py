@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from ._adapter import adapter_for
 from ._compat import array_namespace
 from ._layer import Conv2D
@@ -27,8 +30,9 @@ def _check(layer, x, y, lr, steps, loss, log_every):
     if not isinstance(layer, Conv2D):
         msg = f"layer must be an xcorr.Conv2D; got {type(layer).__name__}"
         raise TypeError(msg)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        msg = f"lr must be a positive number; got {lr!r}"
+    # numbers.Real takes NumPy scalars (np.float32(0.01)) too; bools are not learning rates.
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr > 0):
+        msg = f"lr must be a positive number; got {lr!r} (expected a finite real number > 0)"
         raise ValueError(msg)
     parse_int("steps", steps, minimum=0)
     if log_every is not None:

@@ -10,7 +10,7 @@ accumulator plus one term, never ``h*w`` shifted copies.
 from __future__ import annotations
 
 from ._compat import device
-from ._options import AxisPlan, Geometry, Options, result_dtype
+from ._options import AxisPlan, Geometry, Options, check_integral_fill, result_dtype
 
 
 def _segments(lo: int, hi: int, size: int, boundary: str) -> list[tuple]:
@@ -67,7 +67,8 @@ def extend_axis(xp, x, axis: int, lo: int, hi: int, boundary: str, fillvalue):
         if run[0] == "fill":
             shape = list(x.shape)
             shape[axis] = run[1]
-            pieces.append(xp.full(tuple(shape), fillvalue, dtype=x.dtype, device=device(x)))
+            fill = check_integral_fill(xp, x.dtype, fillvalue)  # beyond a float dtype's range: IEEE rounding
+            pieces.append(xp.full(tuple(shape), fill, dtype=x.dtype, device=device(x)))
         else:
             first, last = run[1], run[2]
             if first <= last:
@@ -84,6 +85,48 @@ def extend(xp, x, geometry: Geometry, options: Options):
     rows, cols = geometry.rows, geometry.cols
     x = extend_axis(xp, x, -2, rows.lo, rows.hi, options.boundary, options.fillvalue)
     return extend_axis(xp, x, -1, cols.lo, cols.hi, options.boundary, options.fillvalue)
+
+
+def _compact_axis(plan: AxisPlan) -> AxisPlan | None:
+    """The plan on the taps' windows laid end to end, or None where that is no smaller than the extension."""
+    length = (plan.count - 1) * plan.step + 1  # the extended positions one tap reads, first to last
+    if plan.taps * length >= plan.hi - plan.lo + 1:
+        return None
+    return AxisPlan(plan.taps * length, plan.taps, length, plan.step, 0, plan.count)
+
+
+def compact(xp, x, geometry: Geometry, options: Options):
+    """``(xc, geometry')``: what the windows read when the dilation leaves gaps between the taps' windows.
+
+    With a dilation larger than the dense output, the extension ``lo..hi``
+    is mostly positions no window reads (a 9x11 "same" correlation with
+    dilation 10**6 would extend to 2 * 10**6 rows). Along such an axis the
+    windows of the taps are laid end to end instead, each built by
+    ``extend_axis`` (fill blocks; wrap and symm reduce the positions modulo
+    their period): ``taps x (count - 1) * step + 1`` positions, and
+    ``geometry'`` reads them with a dilation of one window's length. Every
+    window lies inside ``xc``; the result is the same correlation, costing
+    the outputs times the taps. None when neither axis gains (then the
+    caller extends as usual).
+    """
+    rows, cols = geometry.rows, geometry.cols
+    compact_rows, compact_cols = _compact_axis(rows), _compact_axis(cols)
+    if compact_rows is None and compact_cols is None:
+        return None
+    plans = []
+    for axis, plan, compacted in ((-2, rows, compact_rows), (-1, cols, compact_cols)):
+        if compacted is None:
+            x = extend_axis(xp, x, axis, plan.lo, plan.hi, options.boundary, options.fillvalue)
+            plans.append(AxisPlan(plan.hi - plan.lo + 1, plan.taps, plan.dilation, plan.step, 0, plan.count))
+            continue
+        length = compacted.dilation
+        pieces = []
+        for tap in range(plan.taps):
+            first = plan.lo + tap * plan.dilation
+            pieces.append(extend_axis(xp, x, axis, first, first + length - 1, options.boundary, options.fillvalue))
+        x = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
+        plans.append(compacted)
+    return x, Geometry(geometry.batch, plans[0], plans[1])
 
 
 def window(plan: AxisPlan, tap: int) -> slice:
@@ -105,7 +148,8 @@ def prepare(xp, x, k, options: Options):
 def correlate(xp, x, k, options: Options, geometry: Geometry):
     """Shift-and-add correlation of already validated inputs."""
     x, k = prepare(xp, x, k, options)
-    xe = extend(xp, x, geometry, options)
+    compacted = compact(xp, x, geometry, options)
+    xe, geometry = compacted if compacted is not None else (extend(xp, x, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
     total = None
     for a in range(rows.taps):

@@ -199,6 +199,9 @@ class LayerSpec:
         except TypeError:
             msg = f"seed must be an int; got {seed!r}"
             raise TypeError(msg) from None
+        if seed < 0:
+            msg = f"seed must be a non-negative int (numpy.random.default_rng's seeds); got {seed!r}"
+            raise ValueError(msg)
         rng = np.random.default_rng(seed)
         if self.channels:
             bound = 1 / math.sqrt(self.weight_shape[1] * self.kernel_size[0] * self.kernel_size[1])

@@ -7,8 +7,11 @@ lazy dask arrays.
 
 from __future__ import annotations
 
+import math
 import operator
+import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 from ._compat import array_namespace, device, is_array_api_obj, isdtype
@@ -109,6 +112,15 @@ def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k"):
                 "Convert it first, e.g. with numpy.asarray."
             )
             raise TypeError(msg)
+        ma = sys.modules.get("numpy.ma")
+        if ma is not None and isinstance(a, ma.MaskedArray):
+            # The mask would be ignored (as scipy.signal ignores it): refuse rather than compute with hidden values.
+            msg = (
+                f"{name} is a numpy masked array (shape {tuple(a.shape)}, dtype {a.dtype}); xcorr would ignore "
+                f"its mask. Fill the masked values first, e.g. {name}.filled(0), or pass {name}.data to "
+                "use the values under the mask"
+            )
+            raise TypeError(msg)
     try:
         xp = array_namespace(x, k)
     except TypeError as err:
@@ -144,9 +156,16 @@ def result_dtype(xp, a_dtype, b_dtype):
     """
     a_int = isdtype(xp, a_dtype, "integral")
     b_int = isdtype(xp, b_dtype, "integral")
-    if a_int == b_int:
+    if a_int != b_int:
+        return b_dtype if a_int else a_dtype
+    try:
         return xp.result_type(a_dtype, b_dtype)
-    return b_dtype if a_int else a_dtype
+    except (TypeError, RuntimeError) as err:  # torch promotes uint16/32/64 with nothing
+        msg = (
+            f"the dtypes {a_dtype} and {b_dtype} have no common result dtype in this library ({err}); "
+            "cast one of the arrays to the other's dtype first"
+        )
+        raise TypeError(msg) from None
 
 
 @dataclass(frozen=True)
@@ -309,12 +328,55 @@ def _broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]
     return tuple(out)
 
 
-def check_integral_fill(xp, dtype, fillvalue) -> None:
-    if isdtype(xp, dtype, "integral") and not (
-        isinstance(fillvalue, int) or (isinstance(fillvalue, float) and fillvalue.is_integer())
-    ):
-        msg = f"fillvalue {fillvalue!r} cannot be represented in the integer result dtype {dtype}"
-        raise ValueError(msg)
+def check_integral_fill(xp, dtype, fillvalue) -> int | float | complex:
+    """Check ``fillvalue`` against the result ``dtype``; return it as that dtype holds it.
+
+    Integer dtypes take integral values inside their range (``ValueError``
+    naming the value and the range otherwise: the backends would wrap, clip
+    or raise, each differently). Real dtypes reject complex values. Floating
+    dtypes take any real value: one beyond the dtype's largest finite value
+    rounds as IEEE arithmetic rounds it (to that value, or to an infinity
+    past half an ulp above it), computed here once so that every backend
+    fills with the same number.
+    """
+    if isdtype(xp, dtype, "integral"):
+        if not (isinstance(fillvalue, int) or (isinstance(fillvalue, float) and fillvalue.is_integer())):
+            msg = f"fillvalue {fillvalue!r} cannot be represented in the integer result dtype {dtype}"
+            raise ValueError(msg)
+        info = xp.iinfo(dtype)
+        if not info.min <= fillvalue <= info.max:
+            msg = (
+                f"fillvalue {fillvalue!r} is out of the range of the integer result dtype {dtype} "
+                f"[{info.min}, {info.max}]"
+            )
+            raise ValueError(msg)
+        return fillvalue
     if not isdtype(xp, dtype, "complex floating") and isinstance(fillvalue, complex):
         msg = f"fillvalue {fillvalue!r} is complex but the result dtype {dtype} is real"
         raise ValueError(msg)
+    if not isdtype(xp, dtype, ("real floating", "complex floating")):
+        return fillvalue
+    info = xp.finfo(dtype)
+    if isinstance(fillvalue, complex):
+        return complex(_round_overflow(fillvalue.real, info), _round_overflow(fillvalue.imag, info))
+    return _round_overflow(fillvalue, info)
+
+
+def _round_overflow(value, info):
+    """``value`` rounded to a floating dtype where it lies beyond the dtype's finite range.
+
+    In range (or NaN) it is returned unchanged (the backends round it on
+    their own, all alike); beyond it, round-to-nearest gives the largest
+    finite value below ``max + ulp(max) / 2`` and infinity from there on.
+    """
+    big = float(info.max)
+    try:
+        magnitude = abs(float(value))
+    except OverflowError:  # a Python int beyond float64
+        magnitude = math.inf
+    if not magnitude > big:
+        return value
+    eps = float(info.eps)  # 2**(1 - precision); ulp(max) = max * eps / (2 - eps)
+    threshold = Fraction(big) + Fraction(big) * Fraction(eps) / (2 * (2 - Fraction(eps)))
+    rounded = math.inf if magnitude == math.inf or Fraction(magnitude) >= threshold else big
+    return -rounded if value < 0 else rounded
