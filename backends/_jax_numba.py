@@ -27,6 +27,7 @@ installed and jax on the CPU.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import threading
 
@@ -528,7 +529,7 @@ def header_layout() -> tuple[tuple[int, int] | None, str]:
     return version, hashlib.sha256(_declarations(header).encode()).hexdigest()
 
 
-@cache
+@functools.cache
 def layout_supported() -> bool:
     """Whether this jaxlib's FFI structs are the ones the handlers were tested on.
 

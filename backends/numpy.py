@@ -116,6 +116,9 @@ def _small_direct(xp, x, k, options, geometry):
     ]
     (first, first_window), rest = taps[0], taps[1:]
     inside = (..., slice(rows.lo, rows.hi + 1), slice(cols.lo, cols.hi + 1)) if geometry.inside else None
+    if inside is None and (_generic.compact_axis(rows) or _generic.compact_axis(cols)):
+        # A dilation wider than the output: direct lays the taps' windows end to end.
+        return lambda x, k: correlate(xp, x, k, options, geometry)
 
     def run(x, k):
         if outputs >= _numba.MIN_OUTPUTS or nbytes > BAND_BYTES:

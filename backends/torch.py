@@ -767,7 +767,7 @@ def _small_direct(xp, dtype, options, geometry):
     (first, first_window), rest = taps[0], taps[1:]
 
     def run(x, k):
-        if tracing(x, k) or needs_autodiff(x, k) or x.device.type != "cpu":
+        if tracing(x, k) or torch.jit.is_tracing() or needs_autodiff(x, k) or x.device.type != "cpu":
             return correlate(xp, x, k, options, geometry)
         xe = x.to(dtype)[inside]
         weights = k.to(dtype).tolist()

@@ -87,7 +87,7 @@ def extend(xp, x, geometry: Geometry, options: Options):
     return extend_axis(xp, x, -1, cols.lo, cols.hi, options.boundary, options.fillvalue)
 
 
-def _compact_axis(plan: AxisPlan) -> AxisPlan | None:
+def compact_axis(plan: AxisPlan) -> AxisPlan | None:
     """The plan on the taps' windows laid end to end, or None where that is no smaller than the extension."""
     length = (plan.count - 1) * plan.step + 1  # the extended positions one tap reads, first to last
     if plan.taps * length >= plan.hi - plan.lo + 1:
@@ -110,7 +110,7 @@ def compact(xp, x, geometry: Geometry, options: Options):
     caller extends as usual).
     """
     rows, cols = geometry.rows, geometry.cols
-    compact_rows, compact_cols = _compact_axis(rows), _compact_axis(cols)
+    compact_rows, compact_cols = compact_axis(rows), compact_axis(cols)
     if compact_rows is None and compact_cols is None:
         return None
     plans = []
