@@ -433,10 +433,10 @@ def _target(kernel: str, dtype) -> str:
     return name
 
 
-def _split(rows: int, work: int) -> tuple[int, int]:
+def _split(rows: int, work: int, threaded_work: int) -> tuple[int, int]:
     """``(chunks, threads)`` for ``rows`` rows and ``work`` products (as ``_numba`` splits for numpy)."""
     threads = _threads.count()
-    chunks = len(_numba._chunks(rows, threads, work))
+    chunks = len(_numba._chunks(rows, threads, work, threaded_work))
     return chunks, (threads if chunks > 1 else 1)
 
 
@@ -450,21 +450,22 @@ def _call_kernel(kernel, result, a, b, consts, params, split, huge=0):
     return call(a, b, consts, params=np.asarray((*params, *split, huge), dtype=np.int64))
 
 
-def correlate(x, k, consts, out_shape, params):
+def correlate(x, k, consts, out_shape, params, *, threaded_work=_numba.THREADED_WORK):
     """The correlation of ``x`` (planes, H, W) with ``k`` (h, w): (planes, R, C), traceable.
 
     ``consts`` is ``[fill value, 0]`` in x's dtype, ``params`` the six ints
     ``r0, c0, row stride, column stride, row dilation, column dilation``
     that ``_numba_kernels.corr`` takes (rows outside ``x`` read the fill
     value; with a column stride, every window must lie inside ``x``).
+    Rows are split between threads from ``threaded_work`` products.
     """
     rows = out_shape[0] * out_shape[1]
-    split = _split(rows, rows * out_shape[2] * math.prod(k.shape))
+    split = _split(rows, rows * out_shape[2] * math.prod(k.shape), threaded_work)
     result = jax.ShapeDtypeStruct(out_shape, x.dtype)
     return _call_kernel("correlate", result, x, k, consts, params, split, _huge(out_shape, x.dtype))
 
 
-def kernel_gradient(x, g, consts, k_shape, params):
+def kernel_gradient(x, g, consts, k_shape, params, *, threaded_work=_numba.THREADED_WORK):
     """The (h, w) kernel gradient of ``x`` (planes, H, W) and ``g`` (planes, R, C), traceable.
 
     ``consts`` and ``params`` as for ``correlate``; ``_numba_kernels.kgrad``
@@ -473,7 +474,7 @@ def kernel_gradient(x, g, consts, k_shape, params):
     which thread took which chunk.
     """
     rows = g.shape[0] * g.shape[1]
-    split = _split(rows, rows * g.shape[2] * math.prod(k_shape))
+    split = _split(rows, rows * g.shape[2] * math.prod(k_shape), threaded_work)
     return _call_kernel("kernel_gradient", jax.ShapeDtypeStruct(k_shape, x.dtype), x, g, consts, params, split)
 
 

@@ -1,9 +1,9 @@
 """Optional numba-compiled direct correlation and kernel gradient for the numpy adapter (``pip install xcorr[fast]``).
 
 Used by ``backends/numpy.py`` (and so by dask blocks) for outputs of at least
-``MIN_OUTPUTS`` elements. numba is imported the first time such
+``numba_min_outputs`` elements (the adapter's tuning). numba is imported the first time such
 a call arrives (the kernels live in ``_numba_kernels.py``), never at
-``import xcorr``; without numba (or with ``ENABLED = False``) the numpy code
+``import xcorr``; without numba (or with ``numba=False`` in the tuning) the numpy code
 runs unchanged.
 
 ``direct``: compiled once per dtype (cached on disk), the kernel computes a
@@ -40,13 +40,14 @@ import numpy as np
 
 from .. import _fft
 
-# Set to False to turn the numba path off (tests compare both paths).
-ENABLED = True
-# Direct correlations with at least this many outputs (batch included) go
-# through the kernels; smaller ones stay on the numpy path and never import
-# numba (its call overhead and first-use load cost more than they save).
+
+# Defaults of the thresholds that the tuning of each adapter running these
+# kernels carries (``numba``, ``numba_min_outputs``, ``numba_threaded_work``):
+# direct correlations with at least MIN_OUTPUTS outputs (batch included) go
+# through the kernels, smaller ones never import numba (its call overhead and
+# first-use load cost more than they save); their rows are split between
+# threads from THREADED_WORK products (outputs x taps).
 MIN_OUTPUTS = 1 << 14
-# ... and split their rows between threads from this many products (outputs x taps).
 THREADED_WORK = 1 << 21
 # Row chunks per thread: small enough that the threads balance, large enough
 # that each call into the kernel (a few microseconds) is negligible.
@@ -73,18 +74,18 @@ def _kernels():
     return _numba_kernels.corr, _numba_kernels.kgrad
 
 
-def direct(x, k, options, geometry, pool, threads: int):
+def direct(x, k, options, geometry, pool, threads: int, tuning):
     """The correlation through the compiled kernel, or None where it does not apply.
 
     ``x`` and ``k`` are numpy arrays already cast to the result dtype (the
     kernel flipped for convolution). It applies to a 2-D kernel, a dtype in
-    ``DTYPES`` and at least ``MIN_OUTPUTS`` outputs. ``pool()`` gives
+    ``DTYPES`` and at least ``tuning.numba_min_outputs`` outputs. ``pool()`` gives
     the adapter's thread pool, used with ``threads`` threads on at least
-    ``THREADED_WORK`` products.
+    ``tuning.numba_threaded_work`` products.
     """
     out_shape = geometry.out_shape
     size = math.prod(out_shape)
-    if not ENABLED or size < MIN_OUTPUTS:
+    if not tuning.numba or size < tuning.numba_min_outputs:
         return None
     if k.ndim != 2 or x.dtype not in DTYPES or k.dtype != x.dtype:
         return None
@@ -102,16 +103,16 @@ def direct(x, k, options, geometry, pool, threads: int):
     def run(chunk, start, stop):
         kernels[0](src, k, flat, fillrow, r0, c0, rows.step, cols.step, rows.dilation, cols.dilation, start, stop)
 
-    _run(run, _chunks(total, threads, size * k.size), threads, pool)
+    _run(run, _chunks(total, threads, size * k.size, tuning.numba_threaded_work), threads, pool)
     return out
 
 
-def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int):
+def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int, tuning):
     """``gk[a, b] = sum(g * window(a, b) of extend(x))`` in one compiled pass, or None.
 
     The kernel gradient of a 2-D kernel (summed over every batch plane) for
     floating ``x`` and ``g`` of one dtype in ``DTYPES``, at least
-    ``MIN_OUTPUTS`` outputs. Where the numpy path takes ``h*w`` passes
+    ``tuning.numba_min_outputs`` outputs. Where the numpy path takes ``h*w`` passes
     over ``x`` and ``g`` (one ``vecdot`` per tap), this reads each row of
     ``g`` once and the rows of ``x`` it meets from cache. A "fill"
     extension is never materialised. Each row's dot products are summed in
@@ -120,7 +121,7 @@ def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int):
     depend on the threads' timing.
     """
     size = math.prod(geometry.out_shape)
-    if not ENABLED or size < MIN_OUTPUTS or len(k_shape) != 2:
+    if not tuning.numba or size < tuning.numba_min_outputs or len(k_shape) != 2:
         return None
     if x.dtype not in DTYPES or x.dtype.kind not in "fc" or g.dtype != x.dtype:
         return None
@@ -133,7 +134,7 @@ def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int):
     consts = np.array([options.fillvalue, 0], dtype=x.dtype)
     total = gb.shape[0] * gb.shape[1]
     work = size * rows.taps * cols.taps
-    chunks = _chunks(total, threads, work)
+    chunks = _chunks(total, threads, work, tuning.numba_threaded_work)
     partial = np.zeros((len(chunks), rows.taps, cols.taps), dtype=np.result_type(x.dtype, np.float64))
 
     def run(chunk, start, stop):
@@ -144,12 +145,12 @@ def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int):
     return partial.sum(axis=0).astype(x.dtype)
 
 
-def vjp(x, k, g, options, geometry, pool, threads: int):
+def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
     """``(gx, gk)`` of a direct correlation in one pass over chunks of rows, or None.
 
     ``x``, ``k`` (already flipped for a convolution) and ``g`` are numpy
     arrays of one real floating dtype; it applies to a 2-D kernel, stride 1,
-    a "fill" extension (or none reached) and at least ``MIN_OUTPUTS``
+    a "fill" extension (or none reached) and at least ``tuning.numba_min_outputs``
     outputs. The input gradient is the correlation of ``g`` (zeros outside)
     with the flipped kernel, read from ``corr``'s virtual fill; each chunk
     of rows computes its rows of it and then its rows' kernel-gradient sums
@@ -160,7 +161,7 @@ def vjp(x, k, g, options, geometry, pool, threads: int):
     chunk and over chunks in order.
     """
     size = math.prod(geometry.out_shape)
-    if not ENABLED or size < MIN_OUTPUTS or k.ndim != 2:
+    if not tuning.numba or size < tuning.numba_min_outputs or k.ndim != 2:
         return None
     if x.dtype not in (np.float32, np.float64) or not (k.dtype == g.dtype == x.dtype):
         return None
@@ -184,7 +185,7 @@ def vjp(x, k, g, options, geometry, pool, threads: int):
     g_c0 = -cols.lo - (w - 1) * cols.dilation
     g_rows, x_rows = gb.shape[0] * gb.shape[1], planes.shape[0] * H
     work = size * h * w
-    chunks = _chunks(g_rows, threads, work)
+    chunks = _chunks(g_rows, threads, work, tuning.numba_threaded_work)
     partial = np.zeros((len(chunks), h, w), dtype=np.float64)
 
     def run(chunk, start, stop):
@@ -229,10 +230,10 @@ def _filled(x, rows, cols, fillvalue):
     return xe
 
 
-def _chunks(total: int, threads: int, work: int) -> list[tuple[int, int]]:
+def _chunks(total: int, threads: int, work: int, threaded_work: int) -> list[tuple[int, int]]:
     """Row ranges ``(start, stop)`` covering ``0..total``: one, or CHUNKS_PER_THREAD per thread
-    from ``THREADED_WORK`` products (``work``) on."""
-    if threads < 2 or total < 2 * threads or work < THREADED_WORK:
+    from ``threaded_work`` products (``work``) on."""
+    if threads < 2 or total < 2 * threads or work < threaded_work:
         return [(0, total)]
     chunk = max(1, -(-total // (CHUNKS_PER_THREAD * threads)))
     return [(start, min(total, start + chunk)) for start in range(0, total, chunk)]

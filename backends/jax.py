@@ -16,7 +16,10 @@ import jax
 from .. import _fft, _generic, _layer
 from .._adapter import Adapter, Costs, Tuning
 from .._options import result_dtype
-from . import _hugepages
+try:
+    from . import _hugepages
+except ImportError:  # the optional huge-page advice removed
+    _hugepages = None
 
 
 def correlate(xp, x, k, options, geometry):
@@ -84,7 +87,7 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
 
     Applies on the CPU (jax's default backend) with numba installed, to a
     2-D kernel, float32/float64 operands and at least
-    ``_numba.MIN_OUTPUTS`` outputs: 0.22-0.25 against 1.3 ms for
+    ``JaxTuning.numba_min_outputs`` outputs: 0.22-0.25 against 1.3 ms for
     the native convolution below at 1024², 3x3, 5.9 against 55 ms at 4096²
     (``backends/_jax_numba.py``). A "fill" boundary is read virtually;
     other boundaries are extended first. NotImplemented elsewhere.
@@ -106,7 +109,8 @@ def _numba_kernel_gradient(x, g, *, options, geometry, k_shape):
     gb = xp.reshape(g, (-1, *g.shape[-2:]))
     consts = xp.asarray([options.fillvalue, 0], dtype=x.dtype)
     params = (r0, c0, geometry.rows.step, geometry.cols.step, geometry.rows.dilation, geometry.cols.dilation)
-    return _jax_numba.kernel_gradient(planes, gb, consts, k_shape, params)
+    threaded_work = ADAPTER.tuning.numba_threaded_work
+    return _jax_numba.kernel_gradient(planes, gb, consts, k_shape, params, threaded_work=threaded_work)
 
 
 def _xla_kernel_gradient(x, g, *, options, geometry, k_shape):
@@ -180,15 +184,13 @@ def _switch():
 
 def _numba_applies(x, k, dtype, outputs: int) -> bool:
     """Whether a call takes numba's kernels as XLA custom calls (``backends/_jax_numba.py``)."""
-    from . import _numba
-
     dtypes = (jax.numpy.float32, jax.numpy.float64)
     return (
-        _numba.ENABLED
+        ADAPTER.tuning.numba
         and k.ndim == 2
         and x.dtype in dtypes
         and dtype == x.dtype
-        and outputs >= _numba.MIN_OUTPUTS
+        and outputs >= ADAPTER.tuning.numba_min_outputs
         and jax.default_backend() == "cpu"
         and _numba_custom_calls()
     )
@@ -198,8 +200,10 @@ def _numba_applies(x, k, dtype, outputs: int) -> bool:
 def _numba_custom_calls() -> bool:
     """numba installed, a platform whose call frames ``_jax_numba`` reads (jax.ffi, 64-bit,
     little-endian, POSIX), and the FFI structs the handlers were tested on."""
-    from . import _numba
-
+    try:
+        from . import _numba
+    except ImportError:  # the optional numba path removed
+        return False
     if not (
         _numba.installed()
         and hasattr(jax, "ffi")
@@ -208,8 +212,10 @@ def _numba_custom_calls() -> bool:
         and sys.platform != "win32"  # the handlers call malloc, free and sched_yield
     ):
         return False
-    from . import _jax_numba
-
+    try:
+        from . import _jax_numba
+    except ImportError:  # the optional custom calls removed
+        return False
     return _jax_numba.layout_supported()
 
 
@@ -227,12 +233,6 @@ def _numba_source(xp, x, options, geometry, *, virtual_fill: bool):
     return xp.reshape(src, (-1, *src.shape[-2:])), r0, c0
 
 
-# Where kernel_gradient above does not apply (no numba, small outputs, a
-# batch of kernels), the kernel gradient's h*w large dot products as one
-# native convolution (g as the kernel) instead of h*w XLA reductions: 1.3
-# against 19 ms at 1024², 3x3, float32 on the CPU. Read by xcorr._vjp. CPU
-# only: GPU reductions are fast, and GPU convolutions may round float32 to TF32.
-KERNEL_GRADIENT_METHOD = "native" if jax.default_backend() == "cpu" else None
 
 
 def kernel_gradient_sum(xp, xe, g, swapped, k_shape):
@@ -282,15 +282,10 @@ def _extend(xp, x, geometry, options):
     return lax.pad(x, xp.asarray(options.fillvalue, dtype=x.dtype), config)
 
 
-# Kernels of up to this many taps read a fill extension through one pad per
-# tap (fused by XLA); larger ones through one extension (see _tap_windows).
-PAD_PER_TAP = 12
-
-
 def _tap_windows(xp, x, geometry, options):
     """``window(a, b)``: what kernel tap ``(a, b)`` reads for every output.
 
-    A fill extension of a kernel of up to ``PAD_PER_TAP`` taps gives each
+    A fill extension of a kernel of up to ``JaxTuning.pad_per_tap`` taps gives each
     tap its own ``lax.pad`` of ``x`` (negative widths crop): XLA fuses nine
     pads into the shift-and-add, but not one pad that nine slices read (a
     separate pass: a "full" 3x3 correlation, the input gradient, took 1.3 ms
@@ -300,7 +295,7 @@ def _tap_windows(xp, x, geometry, options):
     extensions extend once and slice.
     """
     rows, cols = geometry.rows, geometry.cols
-    if geometry.inside or options.boundary != "fill" or rows.taps * cols.taps > PAD_PER_TAP:
+    if geometry.inside or options.boundary != "fill" or rows.taps * cols.taps > ADAPTER.tuning.pad_per_tap:
         xe = _extend(xp, x, geometry, options)
         return lambda a, b: xe[..., _generic.window(rows, a), _generic.window(cols, b)]
     from jax import lax
@@ -329,7 +324,7 @@ def forward(xp, x, k, options, geometry):
     already resolved by ``xcorr._methods``:
 
     - "direct": shift-and-add that XLA fuses into one pass over the input.
-      Up to ``UNROLL_TAPS`` taps it is fully unrolled; beyond that XLA's
+      Up to ``JaxTuning.unroll_taps`` taps it is fully unrolled; beyond that XLA's
       compile time and run time fall off a cliff, so a ``lax.fori_loop`` runs
       over the kernel rows with the columns unrolled.
     - "fft": real FFTs through ``jax.numpy.fft`` (``xcorr._fft``).
@@ -338,14 +333,6 @@ def forward(xp, x, k, options, geometry):
     return _kernel(options, geometry)(x, k)
 
 
-# jax's direct correlations with every window inside the input take numba's
-# kernel from outputs of this many bytes (a fresh mapping each call, given
-# huge pages by the handler; see _numba_forward), XLA's fused code below.
-NUMBA_FRESH_OUTPUT_BYTES = 1 << 25
-
-# Fully unrolled shift-and-add up to this many kernel taps (PERF-NOTES: the
-# unrolled form is fastest to 15x15 and 16x slower at 21x21).
-UNROLL_TAPS = 225
 
 
 @functools.cache
@@ -389,7 +376,7 @@ def _xla_direct(x, k, *, options, geometry):
         # A dilation wider than the output: the taps' windows end to end, every window inside.
         x, geometry = compacted
     rows, cols = geometry.rows, geometry.cols
-    if rows.taps * cols.taps <= UNROLL_TAPS or rows.taps == 1:
+    if rows.taps * cols.taps <= ADAPTER.tuning.unroll_taps or rows.taps == 1:
         # _generic.correlate's unrolled shift-and-add, on the extended input.
         window = _tap_windows(xp, x, geometry, options)
         total = None
@@ -423,22 +410,22 @@ def _numba_forward(x, k, options, geometry) -> bool:
     tap or a padded copy: a "full" correlation, the input gradient, took
     1.4-2x the time of numba's kernel, which reads rows of the fill value and
     computes the edge columns apart: 1024² 3x3 0.46-0.58 against 0.24-0.34
-    ms). And an output of at least ``NUMBA_FRESH_OUTPUT_BYTES``
+    ms). And an output of at least ``JaxTuning.numba_fresh_output_bytes``
     is a fresh mapping every call, which XLA faults in page by page (a 4096²
     ``x + 1`` took 19-21 ms), where the handler asks for huge pages first
     (``_hugepages``): 4096² 3x3 22 -> 17 ms, 1x2 20 -> 10 ms, 7x7 39 -> 24
     ms, 16x1024² 3x3 23 -> 9-14 ms; smaller outputs inside ``x`` stay with
     XLA's fused shift-and-add (2048² 3x3: 1.0-1.1 against 1.4-1.6 ms).
-    Beyond ``UNROLL_TAPS`` taps XLA's loop is as fast.
+    Beyond ``JaxTuning.unroll_taps`` taps XLA's loop is as fast.
     """
     rows, cols = geometry.rows, geometry.cols
     outputs = math.prod(geometry.out_shape)
-    if rows.taps * cols.taps > UNROLL_TAPS or not _numba_applies(x, k, k.dtype, outputs):
+    if rows.taps * cols.taps > ADAPTER.tuning.unroll_taps or not _numba_applies(x, k, k.dtype, outputs):
         return False
     if not geometry.inside:
         # Rows of the fill are read virtually; a column stride needs the extension XLA builds too.
         return options.boundary == "fill" and cols.step == 1
-    return _hugepages.enabled() and outputs * x.dtype.itemsize >= NUMBA_FRESH_OUTPUT_BYTES
+    return _hugepages is not None and _hugepages.enabled() and outputs * x.dtype.itemsize >= ADAPTER.tuning.numba_fresh_output_bytes
 
 
 def _numba_correlate(xp, x, k, options, geometry):
@@ -449,7 +436,8 @@ def _numba_correlate(xp, x, k, options, geometry):
     planes, r0, c0 = _numba_source(xp, x, options, geometry, virtual_fill=True)
     consts = xp.asarray([options.fillvalue, 0], dtype=x.dtype)
     params = (r0, c0, rows.step, cols.step, rows.dilation, cols.dilation)
-    y = _jax_numba.correlate(planes, k, consts, (planes.shape[0], rows.count, cols.count), params)
+    out_shape = (planes.shape[0], rows.count, cols.count)
+    y = _jax_numba.correlate(planes, k, consts, out_shape, params, threaded_work=ADAPTER.tuning.numba_threaded_work)
     return xp.reshape(y, geometry.out_shape)
 
 
@@ -614,9 +602,28 @@ def _gradient(fn, x, index):
 
 @dataclass(frozen=True)
 class JaxTuning(Tuning):
-    """The jax adapter's cost model (``python -m benchmarks``, float32, CPU, 2 cores)."""
+    """The jax adapter's cost model and thresholds (``python -m benchmarks``, float32, CPU, 2 cores)."""
 
     costs: Costs = Costs(call=50e3, per_output=0.3, per_tap=0.1, fft_call=500e3, fft_point=0.4)
+    # numba's kernels as XLA custom calls (backends/_jax_numba.py): whether
+    # they run, from how many outputs, and from how many products threaded.
+    numba: bool = True
+    numba_min_outputs: int = 1 << 14
+    numba_threaded_work: int = 1 << 21
+    # Fully unrolled shift-and-add up to this many kernel taps (PERF-NOTES: the
+    # unrolled form is fastest to 15x15 and far slower at 21x21); a fori_loop
+    # over kernel rows beyond.
+    unroll_taps: int = 225
+    # Kernels of up to this many taps read a fill extension through one pad per
+    # tap (fused by XLA); larger ones through one extension (see _tap_windows).
+    pad_per_tap: int = 12
+    # Direct correlations with every window inside the input take numba's
+    # kernel from outputs of this many bytes (a fresh mapping each call, given
+    # huge pages by the handler; see _numba_forward), XLA's fused code below.
+    numba_fresh_output_bytes: int = 1 << 25
+    # Where numba's kernel gradient does not apply, the direct kernel gradient
+    # as one native convolution on the CPU (faster than XLA's h*w reductions).
+    native_kernel_gradient: bool = True
 
 
 class JaxAdapter(Adapter):
@@ -645,8 +652,12 @@ class JaxAdapter(Adapter):
         gk = kernel_gradient(xp, x, k, g, options, geometry, method)
         if gk is not NotImplemented:
             return gk
-        if method == "direct" and KERNEL_GRADIENT_METHOD is not None:
-            method = KERNEL_GRADIENT_METHOD
+        if method == "direct" and self.tuning.native_kernel_gradient and jax.default_backend() == "cpu":
+            # The kernel gradient's h*w large dot products as one native
+            # convolution (g as the kernel) instead of h*w XLA reductions;
+            # CPU only: GPU reductions are fast, and GPU convolutions may
+            # round float32 to TF32.
+            method = "native"
         return super().kernel_gradient(xp, x, k, g, options, geometry, method)
 
     def kernel_gradient_sum(self, xp, xe, g, options, k_shape):

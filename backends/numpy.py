@@ -24,14 +24,15 @@ import numpy as np
 from .. import _fft, _generic, _methods, toolkit
 from .._adapter import Adapter, Costs, Tuning
 from .._options import result_dtype
-from . import _numba, _threads
+from . import _threads
 
-# Bytes of output per band: band + temporary + the rows read fit in L2.
-BAND_BYTES = 256 * 1024
-# Outputs at least this large (elements) use all the threads of the shared pool.
-THREADED_ELEMENTS = 1 << 20
-# The CPUs this process may use, when this module was imported (calls ask _threads.count()).
-THREADS = _threads.count()
+try:
+    from . import _numba
+    from ._numba import MIN_OUTPUTS, THREADED_WORK
+except ImportError:  # the optional numba path removed: numpy's own code serves every call
+    _numba = None
+    MIN_OUTPUTS = THREADED_WORK = 0
+
 
 
 def correlate(xp, x, k, options, geometry):
@@ -47,7 +48,7 @@ def direct(xp, x, k, options, geometry):
     if compacted is not None:
         # A dilation wider than the output: the taps' windows end to end, every window inside.
         x, geometry = compacted
-    y = _numba.direct(x, k, options, geometry, _pool, _threads.count())
+    y = None if _numba is None else _numba.direct(x, k, options, geometry, _pool, _threads.count(), ADAPTER.tuning)
     if y is not None:
         return y
     xe = _fft.extend(xp, x, geometry, options)
@@ -62,7 +63,7 @@ def direct(xp, x, k, options, geometry):
         taps = [(a, b, k[..., a : a + 1, b : b + 1]) for a in range(rows.taps) for b in range(cols.taps)]
     col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
     plane = out.size // rows.count  # elements per output row, over the batch
-    band = max(1, BAND_BYTES // (plane * out.itemsize))
+    band = max(1, ADAPTER.tuning.band_bytes // (plane * out.itemsize))
     starts = list(range(0, rows.count, band))
 
     def work(chunk):
@@ -83,7 +84,7 @@ def direct(xp, x, k, options, geometry):
                     np.add(o, t, out=o)
 
     threads = _threads.count()
-    if threads > 1 and out.size >= THREADED_ELEMENTS and len(starts) >= 2 * threads:
+    if threads > 1 and out.size >= ADAPTER.tuning.threaded_elements and len(starts) >= 2 * threads:
         share = math.ceil(len(starts) / threads)
         chunks = [starts[i : i + share] for i in range(0, len(starts), share)]
         # The caller computes the first share itself while the pool takes the others.
@@ -121,7 +122,8 @@ def _small_direct(xp, x, k, options, geometry):
         return lambda x, k: correlate(xp, x, k, options, geometry)
 
     def run(x, k):
-        if outputs >= _numba.MIN_OUTPUTS or nbytes > BAND_BYTES:
+        tuning = ADAPTER.tuning
+        if outputs >= tuning.numba_min_outputs or nbytes > tuning.band_bytes:
             return correlate(xp, x, k, options, geometry)
         if x.dtype != dtype:
             x = x.astype(dtype)
@@ -143,7 +145,9 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
     """``_vjp`` hook: the direct kernel gradient as one numba pass (``_numba.kernel_gradient``)."""
     if method != "direct":
         return NotImplemented
-    gk = _numba.kernel_gradient(x, g, tuple(k.shape), options, geometry, _pool, _threads.count())
+    if _numba is None:
+        return NotImplemented
+    gk = _numba.kernel_gradient(x, g, tuple(k.shape), options, geometry, _pool, _threads.count(), ADAPTER.tuning)
     return NotImplemented if gk is None else gk
 
 
@@ -190,13 +194,8 @@ def _pool():
     return _threads.pool()
 
 
-# Transforms of at least this many elements use one scipy.fft worker per
-# CPU; smaller ones lose more to waking the threads than they gain.
-THREADED_FFT_ELEMENTS = 1 << 18
-
-
 def _workers(a) -> int:
-    return _threads.count() if a.size >= THREADED_FFT_ELEMENTS else 1
+    return _threads.count() if a.size >= ADAPTER.tuning.threaded_fft_elements else 1
 
 
 class _ScipyFFT:
@@ -238,23 +237,13 @@ def fft_correlate(xp, x, k, options, geometry):
     return _fft.correlate(xp, x, k, options, geometry, fft=fft, size=size)
 
 
-# Overlap-save blocks: the transform size is the smallest good size of at
-# least OVERLAP_SPAN_FACTOR kernel spans and OVERLAP_MIN_BLOCK; it is used when
-# the image holds at least OVERLAP_MIN_BLOCKS blocks along each axis. Below
-# that one image-sized transform is faster (31x31, float32, same run:
-# 1024² 9.0 against 20 ms in 256-blocks; 2048² 62 against 56; 4096² 161
-# against 144). The backward (fused_vjp) follows the same rule.
-OVERLAP_SPAN_FACTOR = 8
-OVERLAP_MIN_BLOCK = 256
-OVERLAP_MIN_BLOCKS = 8
-
-
 def _block_size(geometry, size):
     rows, cols = geometry.rows, geometry.cols
     span = max(rows.span, cols.span)
-    block = size(max(OVERLAP_MIN_BLOCK, OVERLAP_SPAN_FACTOR * span))
+    tuning = ADAPTER.tuning
+    block = size(max(tuning.overlap_min_block, tuning.overlap_span_factor * span))
     extent = min(rows.hi - rows.lo + 1, cols.hi - cols.lo + 1)
-    return block if extent >= OVERLAP_MIN_BLOCKS * block else None
+    return block if extent >= tuning.overlap_min_blocks * block else None
 
 
 def overlap_save(xp, x, k, options, geometry, fft, block: int):
@@ -332,10 +321,10 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         method = _methods.choose_method(ADAPTER.costs(tuple(k.shape), geometry), "real floating", x.shape, k.shape, geometry)
     if method == "direct":
         # Both gradients in one pass of numba's kernels over chunks of rows.
-        if not (need_x and need_k) or x.dtype != dtype or k.dtype != dtype:
+        if _numba is None or not (need_x and need_k) or x.dtype != dtype or k.dtype != dtype:
             return NotImplemented
         xd, kd = _generic.prepare(xp, x, k, options)
-        both = _numba.vjp(xd, kd, np.asarray(g, dtype), options, geometry, _pool, _threads.count())
+        both = _numba.vjp(xd, kd, np.asarray(g, dtype), options, geometry, _pool, _threads.count(), ADAPTER.tuning)
         if both is None:
             return NotImplemented
         gx, gk = both
@@ -391,13 +380,6 @@ def _kernel_lags(spectrum, width: int, geometry, options, dtype):
     return np.ascontiguousarray(gk, dtype=dtype)
 
 
-# Tile rows per pass of the tiled FFT backward: about this many transform
-# points at a time, so that the spectra are reused heap blocks rather than
-# fresh image-sized mappings (4096², 31x31: the whole image at once spent
-# about 60% of the backward in page faults and copies).
-OVERLAP_BAND_POINTS = 1 << 21
-
-
 def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_k: bool):
     """``fused_vjp`` of a large image in ``block x block`` tiles (the forward's overlap-save).
 
@@ -418,7 +400,7 @@ def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_
     tile_r, tile_c = block - rows.span + 1, block - cols.span + 1
     nr, nc = -(-R // tile_r), -(-C // tile_c)
     shape, axes = (block, block), (-2, -1)
-    band = max(1, OVERLAP_BAND_POINTS // (math.prod(batch) * nc * block * block))
+    band = max(1, ADAPTER.tuning.overlap_band_points // (math.prod(batch) * nc * block * block))
     if need_x:
         K = _fft.kernel_spectrum(fft, _fft.dilate(np, k, (rows.dilation, cols.dilation)), shape, real=True)
         ge = np.zeros((*batch, (nr + 1) * tile_r, (nc + 1) * tile_c), dtype=dtype)
@@ -553,12 +535,36 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
 
 @dataclass(frozen=True)
 class NumpyTuning(Tuning):
-    """The numpy adapter's cost model (``python -m benchmarks``, float32, 2 cores)."""
+    """The numpy adapter's cost model and thresholds (``python -m benchmarks``, float32, 2 cores)."""
 
     costs: Costs = Costs(call=100e3, per_output=0.6, per_tap=0.3, fft_call=300e3, fft_point=0.45)
     # The direct path through numba's kernel (numba installed, a 2-D kernel,
     # enough outputs for it to be taken): about 8x cheaper per tap.
     numba_costs: Costs = Costs(call=100e3, per_output=0.6, per_tap=0.04, fft_call=300e3, fft_point=0.45)
+    # numba's kernels (backends/_numba.py): whether they run, from how many
+    # outputs, and from how many products threaded.
+    numba: bool = True
+    numba_min_outputs: int = MIN_OUTPUTS
+    numba_threaded_work: int = THREADED_WORK
+    # Bytes of output per band of rows: band + temporary + the rows read fit in L2.
+    band_bytes: int = 256 * 1024
+    # Outputs at least this large (elements) use all the threads of the shared pool.
+    threaded_elements: int = 1 << 20
+    # Transforms of at least this many elements use one scipy.fft worker per
+    # CPU; smaller ones lose more to waking the threads than they gain.
+    threaded_fft_elements: int = 1 << 18
+    # Overlap-save blocks: the transform size is the smallest good size of at
+    # least overlap_span_factor kernel spans and overlap_min_block, used where
+    # the image holds at least overlap_min_blocks blocks along each axis; below
+    # that one image-sized transform is faster (the 31x31 rows of the
+    # benchmark). The backward follows the same rule.
+    overlap_span_factor: int = 8
+    overlap_min_block: int = 256
+    overlap_min_blocks: int = 8
+    # Tile rows per pass of the tiled FFT backward: about this many transform
+    # points at a time, so that the spectra are reused heap blocks rather than
+    # fresh image-sized mappings (page faults dominated the whole-image pass).
+    overlap_band_points: int = 1 << 21
 
 
 class NumpyAdapter(Adapter):
@@ -580,7 +586,9 @@ class NumpyAdapter(Adapter):
 
     def costs(self, k_shape, geometry):
         outputs = math.prod(geometry.out_shape)
-        if len(k_shape) == 2 and outputs >= _numba.MIN_OUTPUTS and _numba.installed():
+        tuning = self.tuning
+        numba = _numba is not None and tuning.numba and _numba.installed()
+        if len(k_shape) == 2 and numba and outputs >= tuning.numba_min_outputs:
             return self.tuning.numba_costs
         return self.tuning.costs
 

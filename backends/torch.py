@@ -19,7 +19,12 @@ from .._correlate import conv2d, corr2d
 from .._multi import corr2d_multi
 from .._methods import fft_shape
 from .._options import plan, result_dtype
-from . import _hugepages, _threads
+from . import _threads
+
+try:
+    from . import _hugepages
+except ImportError:  # the optional huge-page advice removed
+    _hugepages = None
 
 
 def correlate(xp, x, k, options, geometry):
@@ -285,16 +290,6 @@ def forward(xp, x, k, options, geometry):
     return direct_forward(xp, x, k, options, geometry)
 
 
-# Output elements per band of rows in the CPU direct path: the band and the
-# input rows it reads stay in L2 while every kernel tap passes over them.
-BAND_ELEMENTS = 1 << 18
-# Below this many output elements one band is at most SMALL_BAND elements, so
-# that torch runs each op on the calling thread: torch's OpenMP split of
-# medium-sized ops costs more than it gains, and on a loaded machine its
-# barrier waits for descheduled threads (measured 10-100x slowdowns).
-POOLED_ELEMENTS = 1 << 18
-SMALL_BAND = 1 << 15
-
 
 def direct_forward(xp, x, k, options, geometry):
     """Shift-and-add into one preallocated output with in-place ``add_``.
@@ -331,7 +326,8 @@ def direct_forward(xp, x, k, options, geometry):
         return out
     cpu = x.device.type == "cpu"
     if cpu:
-        _hugepages.advise(out.data_ptr(), out.numel() * out.element_size())
+        if _hugepages is not None:
+            _hugepages.advise(out.data_ptr(), out.numel() * out.element_size())
     if k.ndim == 2 and cpu:
         # Python scalars: add_(view, alpha=...) is one fused pass per tap.
         weights = k.tolist()
@@ -340,13 +336,13 @@ def direct_forward(xp, x, k, options, geometry):
         taps = [(a, b, k[..., a : a + 1, b : b + 1]) for a in range(rows.taps) for b in range(cols.taps)]
     taps = [t for t in taps if src_rows[t[0]][0] < src_rows[t[0]][1] and src_cols[t[1]][0] < src_cols[t[1]][1]]
     row_elements = max(1, out.numel() // rows.count)
-    pool = _pool() if cpu and out.numel() >= POOLED_ELEMENTS and not _wrapped(x, k) else None
+    pool = _pool() if cpu and out.numel() >= ADAPTER.tuning.pooled_elements and not _wrapped(x, k) else None
     if not cpu:
         band = rows.count
     elif pool is None:
-        band = max(1, SMALL_BAND // row_elements)
+        band = max(1, ADAPTER.tuning.small_band // row_elements)
     else:
-        band = max(1, BAND_ELEMENTS // row_elements)
+        band = max(1, ADAPTER.tuning.band_elements // row_elements)
     starts = list(range(0, rows.count, band))
     full_cols = [b for b in range(cols.taps) if src_cols[b][:2] == (0, cols.count)]
 
@@ -422,12 +418,6 @@ def _inside(plan, tap: int) -> tuple[int, int, int]:
     return i0, i1, first
 
 
-# "Few outputs": each output has at least this many times more taps than
-# there are outputs.
-FEW_OUTPUTS = 64
-# Kernels of at least this many elements take the banded, threaded form.
-POOLED_KERNEL = 1 << 21
-
 
 def few_outputs(xp, x, k, options, geometry):
     """Correlation with a kernel far larger than the output: banded dot products.
@@ -441,9 +431,9 @@ def few_outputs(xp, x, k, options, geometry):
     rows, cols = geometry.rows, geometry.cols
     # Large kernels: bands in cache, on the worker threads, with vecdot along
     # rows. Smaller ones: whole-window products and sums on the calling thread.
-    pooled = k.numel() >= POOLED_KERNEL and not _wrapped(x, k)
+    pooled = k.numel() >= ADAPTER.tuning.pooled_kernel and not _wrapped(x, k)
     row_elements = max(1, (k.numel() // rows.taps) + xe[..., 0, :].numel())
-    band = max(1, BAND_ELEMENTS // row_elements) if pooled else rows.taps
+    band = max(1, ADAPTER.tuning.band_elements // row_elements) if pooled else rows.taps
     starts = list(range(0, rows.taps, band))
     span_c = (cols.taps - 1) * cols.dilation + 1
     vecdot = pooled and not x.dtype.is_complex
@@ -522,15 +512,6 @@ def _wrapped(x, k) -> bool:
     return wrapped(x) or wrapped(k)
 
 
-# Elements of g per bmm call in ``kernel_gradient``. bmm's cost is per call
-# and per batch row (1024² 3x3, the three calls: 0.53 ms whole, 0.82 ms in
-# 64-row bands), so bands are large.
-GRADIENT_BAND = 1 << 20
-# Planes smaller than this (g elements) leave the kernel gradient to
-# ``few_outputs``/F.conv2d: there one bmm per plane and column shift costs
-# more in calls than it saves.
-GRADIENT_MIN_PLANE = 1 << 12
-
 
 def kernel_gradient(xp, xc, k, g, options, geometry, method):
     """``xcorr._vjp`` hook: all ``h*w`` kernel-gradient taps as ``w`` bmm calls per band.
@@ -548,7 +529,7 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
     best but its median on the loaded machine was 14 ms (1024²) and 44 ms
     (16x256²), waiting for descheduled threads. Direct method, CPU,
     float/complex, unit column stride; anything else returns NotImplemented
-    (the core's reductions, or F.conv2d via KERNEL_GRADIENT_METHOD).
+    (the adapter's native kernel gradient).
     """
     rows, cols = geometry.rows, geometry.cols
     if (
@@ -556,7 +537,7 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
         or xc.device.type != "cpu"
         or xc.dtype not in (torch.float32, torch.float64, torch.complex64, torch.complex128)
         or cols.step != 1
-        or rows.count * cols.count < GRADIENT_MIN_PLANE
+        or rows.count * cols.count < ADAPTER.tuning.gradient_min_plane
         # Double backward needs a differentiable graph: leave it to the core.
         or (torch.is_grad_enabled() and (xc.requires_grad or k.requires_grad or g.requires_grad))
         or _wrapped(xc, g)
@@ -575,10 +556,10 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
     xe = xe.expand(*batch, *xe.shape[-2:])
     g = g.expand(geometry.out_shape)
     h, w, C = rows.taps, cols.taps, cols.count
-    pool = _pool() if g.numel() >= POOLED_ELEMENTS else None
+    pool = _pool() if g.numel() >= ADAPTER.tuning.pooled_elements else None
     workers = 1 if pool is None else _threads.count()
-    # Row bands of at most GRADIENT_BAND elements, and at least one per worker.
-    per_plane = max(-(-rows.count * C // GRADIENT_BAND), -(-workers // len(planes)))
+    # Row bands of at most ADAPTER.tuning.gradient_band elements, and at least one per worker.
+    per_plane = max(-(-rows.count * C // ADAPTER.tuning.gradient_band), -(-workers // len(planes)))
     band = -(-rows.count // min(rows.count, per_plane))
     items = [(p, r0, min(rows.count, r0 + band)) for p in range(len(planes)) for r0 in range(0, rows.count, band)]
 
@@ -618,10 +599,6 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
     return toolkit.unbroadcast(xp, gk.transpose(-2, -1).reshape(*batch, h, w), tuple(k.shape))
 
 
-# The kernel gradient (h*w outputs, H*W taps) is a correlation too; xcorr._vjp
-# sends it here as method="native" (see native_forward).
-KERNEL_GRADIENT_METHOD = "native"
-
 
 def native_forward(xp, x, k, options, geometry):
     """``torch.nn.functional.conv2d`` on the extended input (valid, strided, dilated).
@@ -635,7 +612,7 @@ def native_forward(xp, x, k, options, geometry):
     if not (x.dtype.is_floating_point or x.dtype.is_complex) or x.dtype in (torch.float16, torch.bfloat16):
         return NotImplemented
     rows, cols = geometry.rows, geometry.cols
-    if x.device.type == "cpu" and rows.count * cols.count * FEW_OUTPUTS <= rows.taps * cols.taps:
+    if x.device.type == "cpu" and rows.count * cols.count * ADAPTER.tuning.few_outputs <= rows.taps * cols.taps:
         return few_outputs(xp, x, k, options, geometry)
     compacted = _generic.compact(xp, x, geometry, options)  # a dilation wider than the output
     xe, geometry = compacted if compacted is not None else (_extend(xp, x, geometry, options), geometry)
@@ -812,9 +789,30 @@ def _gradient(fn, x, index):
 
 @dataclass(frozen=True)
 class TorchTuning(Tuning):
-    """The torch adapter's cost model (``python -m benchmarks``, float32, 2 cores)."""
+    """The torch adapter's cost model and thresholds (``python -m benchmarks``, float32, 2 cores)."""
 
     costs: Costs = Costs(call=100e3, per_output=0.8, per_tap=0.14, fft_call=500e3, fft_point=0.35)
+    # Output elements per band of rows in the CPU direct path: the band and the
+    # input rows it reads stay in L2 while every kernel tap passes over them.
+    band_elements: int = 1 << 18
+    # Below pooled_elements output elements one band is at most small_band
+    # elements, so that torch runs each op on the calling thread: torch's
+    # OpenMP split of medium-sized ops costs more than it gains, and on a
+    # loaded machine its barrier waits for descheduled threads.
+    pooled_elements: int = 1 << 18
+    small_band: int = 1 << 15
+    # "Few outputs": each output has at least this many times more taps than
+    # there are outputs (a kernel gradient): banded dot products, not F.conv2d.
+    few_outputs: int = 64
+    # Kernels of at least this many elements take the banded, threaded form.
+    pooled_kernel: int = 1 << 21
+    # Elements of g per bmm call in kernel_gradient: bmm's cost is per call
+    # and per batch row, so bands are large.
+    gradient_band: int = 1 << 20
+    # Planes smaller than this (g elements) leave the kernel gradient to
+    # few_outputs/F.conv2d: there one bmm per plane and column shift costs
+    # more in calls than it saves.
+    gradient_min_plane: int = 1 << 12
 
 
 class TorchAdapter(Adapter):
@@ -836,7 +834,7 @@ class TorchAdapter(Adapter):
             and k.ndim == 2
             and geometry.inside
             and (dtype.is_floating_point or dtype.is_complex)
-            and math.prod(geometry.out_shape) <= SMALL_BAND
+            and math.prod(geometry.out_shape) <= ADAPTER.tuning.small_band
         ):
             return _small_direct(xp, dtype, options, geometry)
         return super().prepare_correlate(xp, x, k, options, geometry)
@@ -857,7 +855,7 @@ class TorchAdapter(Adapter):
             return gk
         # The kernel gradient's h*w large dot products are a correlation with
         # g as the kernel: native_forward (few_outputs' banded dot products).
-        method = KERNEL_GRADIENT_METHOD if method == "direct" else method
+        method = "native" if method == "direct" else method
         return super().kernel_gradient(xp, x, k, g, options, geometry, method)
 
     def correlate_multi(self, xp, x, w, options, geometry, groups):

@@ -272,3 +272,46 @@ def test_core_names_no_framework_outside_the_registry_table():
                 continue
             offenders.append(f"{path.name}:{line}: {name}")
     assert not offenders, "framework names in the core:\n" + "\n".join(offenders)
+
+
+# ---------------------------------------------------------------------------
+# Optional fast paths can be deleted
+# ---------------------------------------------------------------------------
+
+OPTIONAL = ("_numba.py", "_numba_kernels.py", "_numba_cache.py", "_jax_numba.py", "_hugepages.py")
+
+
+def test_library_works_with_the_optional_fast_paths_deleted(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    package = tmp_path / "xcorr"
+    shutil.copytree(XCORR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(XCORR.parent / "backends", package / "backends", ignore=shutil.ignore_patterns("__pycache__", *OPTIONAL))
+    assert not any((package / "backends" / name).exists() for name in OPTIONAL)
+    code = """
+import sys
+import numpy as np
+import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+import torch
+import xcorr
+assert xcorr.__file__.startswith(sys.argv[1]), xcorr.__file__
+rng = np.random.default_rng(0)
+x, k = rng.standard_normal((300, 300)), rng.standard_normal((3, 3))
+want = xcorr.corr2d(x, k, mode="same", method="fft")
+for y in (xcorr.corr2d(x, k, mode="same"), xcorr.corr2d(torch.asarray(x), torch.asarray(k), mode="same").numpy(),
+          np.asarray(xcorr.corr2d(jnp.asarray(x), jnp.asarray(k), mode="same"))):
+    np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
+g = rng.standard_normal(want.shape)
+gx, gk = xcorr.corr2d_vjp(x, k, g, mode="same")
+jgx, jgk = jax.grad(lambda x, k: jnp.sum(xcorr.corr2d(x, k, mode="same") * g), argnums=(0, 1))(jnp.asarray(x), jnp.asarray(k))
+np.testing.assert_allclose(np.asarray(jgk), gk, rtol=1e-10)
+np.testing.assert_allclose(np.asarray(jgx), gx, rtol=1e-10, atol=1e-12)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code, str(package)], cwd=tmp_path, env={**__import__("os").environ,
+                          "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
