@@ -125,7 +125,7 @@ def _inputs(x_shape, k_shape, options, dtype=np.float64, seed=0):
 
 
 @pytest.mark.parametrize(("name", "mode", "boundary", "case"), grid())
-def test_vjp_matches_numpy(kernel_gradient_path, name, mode, boundary, case):
+def test_vjp_matches_reference(kernel_gradient_path, name, mode, boundary, case):
     x_shape, k_shape, stride, dilation = CASES[case]
     if mode == "valid" and case == "kernel-wider-than-x":
         pytest.skip('a kernel larger than x is an error in "valid" mode')
