@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import xcorr
-from matrix import assert_result, require_module
+from matrix import BACKENDS, assert_result, require_module
 from reference import fast_reference, reference, reference_vjp
 
 MODES = ("valid", "same", "full")
@@ -192,6 +192,9 @@ def test_property_vjp_equals_finite_differences(backend, data, H, W, h, w, mode,
     assert_result(backend, got_k, gk, "float64")
 
 
+# jax compiles every drawn configuration (forward and backward): its batched
+# property runs in tests/test_fast_paths.py (test_property_jax_paths).
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if not b.name.startswith("jax")], ids=str)
 @given(
     data=st.data(),
     batch=st.lists(st.integers(1, 3), max_size=2),
@@ -215,6 +218,7 @@ def test_property_batched_vjp_matches_reference_vjp(
     # against the tests' float64 VJP (itself checked against finite differences).
     from reference import random as draw_array
 
+    backend.require()
     if mode == "valid":
         h = min(h, (H - 1) // dilation[0] + 1)
         w = min(w, (W - 1) // dilation[1] + 1)
