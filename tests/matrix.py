@@ -17,6 +17,34 @@ import pytest
 
 DTYPE_NAMES = ("int32", "int64", "float32", "float64", "complex64", "complex128")
 
+# Every optional dependency of the CPU test matrix: under CI each must be
+# installed (tests/conftest.py checks them when the session starts).
+CI_MODULES = (
+    "numpy",
+    "scipy",
+    "numba",
+    "hypothesis",
+    "array_api_strict",
+    "array_api_extra",
+    "torch",
+    "jax",
+    "dask.array",
+)
+
+
+def require_module(name: str):
+    """``import name``: skip the test (or module) where it is missing, but fail under CI.
+
+    Use instead of ``pytest.importorskip``, which lets a CI run pass with
+    whole parts of the suite skipped.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} must be installed in CI: {err}", pytrace=False)
+        pytest.skip(f"{name} is not installed: {err}", allow_module_level=True)
+
 
 @dataclass(frozen=True)
 class Backend:

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import xcorr
-from matrix import assert_result
-from reference import random, reference
+from matrix import DTYPE_NAMES, assert_result, require_module
+from reference import fast_reference, random, reference
 
 MODES = ("valid", "same", "full")
 BOUNDARIES = ("fill", "wrap", "symm")
@@ -44,7 +44,7 @@ def test_kernel_larger_than_input_repeats_the_extension(backend, name, mode, bou
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("boundary", ("fill", "wrap", "symm", "pad", "circular", "symmetric"))
 def test_equals_scipy(backend, name, mode, boundary):
-    signal = pytest.importorskip("scipy.signal")
+    signal = require_module("scipy.signal")
     f, convolve = FUNCTIONS[name]
     x, k = random((6, 8), seed=2), random((2, 4), seed=3)
     scipy_f = signal.convolve2d if convolve else signal.correlate2d
@@ -53,7 +53,7 @@ def test_equals_scipy(backend, name, mode, boundary):
 
 
 def test_scipy_conjugates_and_we_do_not(backend):
-    signal = pytest.importorskip("scipy.signal")
+    signal = require_module("scipy.signal")
     x, k = random((5, 6), "complex128"), random((2, 3), "complex128", seed=1)
     y = xcorr.corr2d(backend.asarray(x), backend.asarray(k))
     assert_result(backend, y, signal.correlate2d(x, np.conj(k), mode="valid"), "complex128")
@@ -62,8 +62,6 @@ def test_scipy_conjugates_and_we_do_not(backend):
 
 @pytest.mark.parametrize("dtype", ["int32", "int64", "float32", "float64", "complex64", "complex128"])
 def test_dtype_is_preserved(backend, dtype):
-    if backend.name == "torch" and dtype.startswith("complex"):
-        pass  # torch supports complex; kept in the matrix
     x, k = random((6, 7), dtype), random((3, 2), dtype, seed=1)
     y = xcorr.corr2d(backend.asarray(x), backend.asarray(k), mode="full", boundary="symm")
     assert_result(backend, y, reference(x, k, mode="full", boundary="symm"), dtype)
@@ -124,7 +122,7 @@ def test_nan_and_inf_propagate(backend):
 
 
 def test_result_is_not_computed_for_dask():
-    da = pytest.importorskip("dask.array")
+    da = require_module("dask.array")
     import dask
 
     def refuse(*args, **kwargs):
@@ -139,7 +137,7 @@ def test_result_is_not_computed_for_dask():
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_jax_jit(name):
-    jax = pytest.importorskip("jax")
+    jax = require_module("jax")
     f, convolve = FUNCTIONS[name]
     x, k = random((8, 9)), random((3, 2), seed=1)
     jitted = jax.jit(lambda x, k: f(x, k, mode="same", boundary="wrap", stride=2))
@@ -170,3 +168,46 @@ def test_property_matches_reference(backend, data, H, W, h, w, mode, boundary, n
     options = dict(mode=mode, boundary=boundary, stride=stride, dilation=dilation, fillvalue=fillvalue)
     y = f(backend.asarray(x), backend.asarray(k), **options)
     assert_result(backend, y, reference(x, k, convolve=convolve, **options), "float64")
+
+
+@given(
+    data=st.data(),
+    dtype=st.sampled_from(DTYPE_NAMES),
+    batch=st.lists(st.integers(1, 3), max_size=2),
+    per_image=st.booleans(),
+    H=st.integers(1, 40),
+    W=st.integers(1, 40),
+    h=st.integers(1, 6),
+    w=st.integers(1, 6),
+    mode=st.sampled_from(MODES),
+    boundary=st.sampled_from(BOUNDARIES),
+    name=st.sampled_from(sorted(FUNCTIONS)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    method=st.sampled_from(["auto", "direct"]),
+)
+def test_property_batches_kernels_and_dtypes_match_reference(
+    backend, data, dtype, batch, per_image, H, W, h, w, mode, boundary, name, stride, dilation, method
+):
+    # Every dtype, batch dimensions, a kernel per image (or broadcast along some
+    # dimensions), images up to 40x40; the fast paths' thresholds are tested in
+    # tests/test_fast_paths.py, which lowers them.
+    f, convolve = FUNCTIONS[name]
+    if mode == "valid":
+        h = min(h, (H - 1) // dilation[0] + 1)
+        w = min(w, (W - 1) // dilation[1] + 1)
+    seed = data.draw(st.integers(0, 2**16))
+    k_batch = tuple(n if data.draw(st.booleans()) else 1 for n in batch) if per_image else ()
+    fillvalue = data.draw(st.integers(-3, 3) if dtype.startswith("int") else st.floats(-3, 3))
+    x, k = random((*batch, H, W), dtype, seed=seed), random((*k_batch, h, w), dtype, seed=seed + 1)
+    options = dict(mode=mode, boundary=boundary, stride=stride, dilation=dilation, fillvalue=fillvalue)
+    y = f(backend.asarray(x), backend.asarray(k), method=method, **options)
+    expected = fast_reference(x, k, convolve=convolve, **options)
+    if not dtype.startswith("int") and method == "auto":
+        # auto may take the FFT, whose rounding follows the largest values.
+        assert y.dtype == backend.dtype(dtype) and tuple(y.shape) == expected.shape
+        scale = max(1.0, float(np.abs(expected).max(initial=0)))
+        tol = 1e-4 if dtype in ("float32", "complex64") else 1e-10
+        np.testing.assert_allclose(backend.to_numpy(y), expected, rtol=tol, atol=tol * scale)
+        return
+    assert_result(backend, y, expected, dtype)

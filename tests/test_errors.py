@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import xcorr
+from matrix import require_module
 
 FUNCTIONS = [xcorr.corr2d, xcorr.conv2d]
 
@@ -80,7 +81,7 @@ def test_integer_result_rejects_fractional_fillvalue(backend):
 
 
 def test_two_devices_are_rejected():
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device to put the arrays on two devices")
     with pytest.raises(ValueError, match=r"same device"):

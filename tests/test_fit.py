@@ -1,4 +1,9 @@
-"""fit: the seed notebook learns its edge kernel back, identically on every backend."""
+"""fit: the seed notebook learns its edge kernel back, identically on every backend.
+
+Every backend's training run is compared with the same gradient descent in
+float64 on the tests' reference (tests/reference.py), not with another
+backend's run.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ import numpy as np
 import pytest
 
 import xcorr
-from reference import reference
+
+from matrix import require_module
+from reference import fast_reference, reference, reference_multi, reference_multi_vjp, reference_vjp
 from test_layer import edge_image, layer_for, params
 
 DTYPES = ("float32", "float64")
@@ -22,13 +29,37 @@ def seed_data():
     return x, reference(x, np.array([[1.0, -1.0]]))
 
 
+def descend(weight, bias, target, forward, vjp, *, lr, steps, loss="sse"):
+    """Plain gradient descent in float64 on the tests' reference: ``(losses, weight, bias)``.
+
+    ``forward(weight)`` is the layer's output without bias and ``vjp(weight,
+    g)`` the weight's gradient, both from tests/reference.py; a vector bias
+    adds per output channel (the third axis from the end), a scalar one
+    everywhere.
+    """
+    weight, bias = np.array(weight, dtype=float), np.array(bias, dtype=float)
+    losses = []
+    for _ in range(steps):
+        out = forward(weight)
+        r = out + (bias[:, None, None] if bias.ndim else bias) - target
+        n = r.size if loss == "mse" else 1
+        losses.append(float(np.sum(r * r)) / n)
+        g = 2 * r / n
+        gb = np.sum(g, axis=tuple(i for i in range(g.ndim) if i != g.ndim - 3)) if bias.ndim else np.sum(g)
+        weight, bias = weight - lr * vjp(weight, g), bias - lr * gb
+    return np.array(losses), weight, bias
+
+
 @functools.cache
-def numpy_run(dtype, steps=50):
-    """The numpy backend's run: the yardstick the other backends must agree with."""
+def reference_run(dtype, steps=50):
+    """The seed's training in float64 on the reference, from the layer's initial
+    parameters: the yardstick every backend must agree with."""
     x, y = seed_data()
-    layer = xcorr.Conv2D((1, 2), backend="numpy", dtype=dtype)
-    layer, losses = xcorr.fit(layer, x.astype(dtype), y.astype(dtype), lr=0.01, steps=steps)
-    return np.array(losses), layer.weight, np.asarray(layer.bias)
+    start = xcorr.Conv2D((1, 2), backend="numpy", dtype=dtype)
+    return descend(
+        start.weight, start.bias, y, lambda w: fast_reference(x, w), lambda w, g: reference_vjp(x, w, g)[1],
+        lr=0.01, steps=steps,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -52,10 +83,11 @@ def test_learns_the_seed_kernel(backend, dtype):
     np.testing.assert_allclose(bias, 0.0, atol=1e-2)
     assert losses[-1] < 1e-3 < losses[0]
     # Every backend agrees with numpy, step by step.
-    expected_losses, expected_weight, expected_bias = numpy_run(dtype)
-    np.testing.assert_allclose(losses, expected_losses, rtol=AGREE[dtype], atol=0)
-    np.testing.assert_allclose(weight, expected_weight, rtol=AGREE[dtype], atol=0)
-    np.testing.assert_allclose(bias, expected_bias, rtol=AGREE[dtype], atol=0)
+    expected_losses, expected_weight, expected_bias = reference_run(dtype)
+    # float32 runs round their sums: values near zero are compared absolutely.
+    np.testing.assert_allclose(losses, expected_losses, rtol=AGREE[dtype], atol=AGREE[dtype] * 1e-3)
+    np.testing.assert_allclose(weight, expected_weight, rtol=AGREE[dtype], atol=AGREE[dtype] * 1e-2)
+    np.testing.assert_allclose(bias, expected_bias, rtol=AGREE[dtype], atol=AGREE[dtype] * 1e-2)
 
 
 def test_log_every_prints_like_the_seed(capsys):
@@ -74,7 +106,7 @@ def test_mse_is_sse_over_the_size():
 
 
 def test_jax_trains_inside_jit():
-    jax = pytest.importorskip("jax")
+    jax = require_module("jax")
     jnp = jax.numpy
     x, y = (jnp.asarray(a) for a in seed_data())
 
@@ -93,14 +125,14 @@ def test_jax_trains_inside_jit():
 
     layer = xcorr.Conv2D((1, 2), backend="jax", dtype="float64")
     trained, losses = train(layer, x, y)
-    expected_losses, expected_weight, expected_bias = numpy_run("float64")
+    expected_losses, expected_weight, expected_bias = reference_run("float64")
     np.testing.assert_allclose(np.asarray(losses), expected_losses, rtol=1e-9)
     np.testing.assert_allclose(np.asarray(trained.weight), expected_weight, rtol=1e-9)
     np.testing.assert_allclose(float(trained.bias), expected_bias, rtol=1e-9)
 
 
 def test_torch_trains_with_optim_sgd():
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     x, y = (torch.asarray(a) for a in seed_data())
     layer = xcorr.Conv2D((1, 2), backend="torch", dtype="float64")
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.01)
@@ -111,7 +143,7 @@ def test_torch_trains_with_optim_sgd():
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    expected_losses, expected_weight, expected_bias = numpy_run("float64")
+    expected_losses, expected_weight, expected_bias = reference_run("float64")
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-9)
     np.testing.assert_allclose(layer.weight.detach().numpy(), expected_weight, rtol=1e-9)
     np.testing.assert_allclose(layer.bias.item(), expected_bias, rtol=1e-9)
@@ -119,13 +151,20 @@ def test_torch_trains_with_optim_sgd():
 
 @functools.cache
 def channel_problem():
+    """A grouped channel layer learning a target made by another one: the reference's training run."""
     rng = np.random.default_rng(11)
     x = rng.standard_normal((2, 2, 6, 7))
-    truth = xcorr.Conv2D(3, in_channels=2, out_channels=4, groups=2, mode="same", boundary="symm", dtype="float64", seed=99)
-    y = truth(x)
-    layer = xcorr.Conv2D(3, in_channels=2, out_channels=4, groups=2, mode="same", boundary="symm", dtype="float64")
-    _, losses = xcorr.fit(layer, x, y, lr=0.5, steps=5, loss="mse")
-    return x, y, np.array(losses), layer.weight, layer.bias
+    options = dict(mode="same", boundary="symm", groups=2)
+    truth = xcorr.Conv2D(3, in_channels=2, out_channels=4, dtype="float64", seed=99, **options)
+    y = reference_multi(x, truth.weight, **options) + truth.bias[:, None, None]
+    start = xcorr.Conv2D(3, in_channels=2, out_channels=4, dtype="float64", **options)  # only its initial parameters
+    losses, weight, bias = descend(
+        start.weight, start.bias, y,
+        lambda w: reference_multi(x, w, **options),
+        lambda w, g: reference_multi_vjp(x, w, g, **options)[1],
+        lr=0.5, steps=5, loss="mse",
+    )
+    return x, y, losses, weight, bias
 
 
 def test_channel_layer_trains_identically(backend):
@@ -165,6 +204,6 @@ def test_bad_data():
         xcorr.fit(layer, x, x)
     with pytest.raises(TypeError, match=r"x must be an array"):
         xcorr.fit(layer, x.tolist(), y)
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     with pytest.raises(TypeError, match=r"x and layer.weight must come from the same array library"):
         xcorr.fit(layer, torch.asarray(x), y)

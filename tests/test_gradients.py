@@ -14,12 +14,12 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import xcorr
-from matrix import assert_result
-from reference import reference
+from matrix import BACKENDS, assert_result, require_module
+from reference import fast_reference, reference, reference_vjp
 
 MODES = ("valid", "same", "full")
 BOUNDARIES = ("fill", "wrap", "symm")
@@ -163,7 +163,6 @@ def test_vjp_rejects_a_cotangent_of_the_wrong_shape(backend):
         xcorr.corr2d_vjp(x, k, x)
 
 
-@settings(max_examples=5)
 @given(
     data=st.data(),
     H=st.integers(1, 6),
@@ -193,8 +192,57 @@ def test_property_vjp_equals_finite_differences(backend, data, H, W, h, w, mode,
     assert_result(backend, got_k, gk, "float64")
 
 
+# jax compiles every drawn configuration (forward and backward): its batched
+# property runs in tests/test_fast_paths.py (test_property_jax_paths).
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if not b.name.startswith("jax")], ids=str)
+@given(
+    data=st.data(),
+    batch=st.lists(st.integers(1, 3), max_size=2),
+    per_image=st.booleans(),
+    dtype=st.sampled_from(["float32", "float64", "complex128"]),
+    H=st.integers(1, 24),
+    W=st.integers(1, 24),
+    h=st.integers(1, 5),
+    w=st.integers(1, 5),
+    mode=st.sampled_from(MODES),
+    boundary=st.sampled_from(BOUNDARIES),
+    name=st.sampled_from(sorted(FUNCTIONS)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    fillvalue=st.floats(-2, 2),
+)
+def test_property_batched_vjp_matches_reference_vjp(
+    backend, data, batch, per_image, dtype, H, W, h, w, mode, boundary, name, stride, dilation, fillvalue
+):
+    # Batches, a kernel per image (or broadcast along some dimensions), float32 and complex:
+    # against the tests' float64 VJP (itself checked against finite differences).
+    from reference import random as draw_array
+
+    backend.require()
+    if mode == "valid":
+        h = min(h, (H - 1) // dilation[0] + 1)
+        w = min(w, (W - 1) // dilation[1] + 1)
+    seed = data.draw(st.integers(0, 2**16))
+    k_batch = tuple(n if data.draw(st.booleans()) else 1 for n in batch) if per_image else ()
+    convolve = FUNCTIONS[name][2]
+    options = dict(mode=mode, boundary=boundary, stride=stride, dilation=dilation, fillvalue=fillvalue)
+    x, k = draw_array((*batch, H, W), dtype, seed), draw_array((*k_batch, h, w), dtype, seed + 1)
+    g = draw_array(fast_reference(x, k, convolve=convolve, **options).shape, dtype, seed + 2)
+    gx, gk = reference_vjp(x, k, g, convolve=convolve, **options)
+    vjp = FUNCTIONS[name][1]
+    got_x, got_k = vjp(backend.asarray(x), backend.asarray(k), backend.asarray(g), **options)
+    if dtype == "float32":
+        # Sums of up to a few hundred float32 products.
+        for got, want in ((got_x, gx), (got_k, gk)):
+            assert got.dtype == backend.dtype("float32")
+            np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-4, atol=1e-4 * max(1, np.abs(want).max()))
+        return
+    assert_result(backend, got_x, gx, dtype)
+    assert_result(backend, got_k, gk, dtype)
+
+
 def test_dask_vjp_is_lazy():
-    da = pytest.importorskip("dask.array")
+    da = require_module("dask.array")
     import dask
 
     def refuse(*args, **kwargs):
@@ -218,7 +266,7 @@ GRADCHECK = {"atol": 1e-9, "rtol": 1e-7, "eps": 1e-3}
 
 @pytest.mark.parametrize(GRID, grid())
 def test_torch_gradcheck_and_gradgradcheck(name, mode, boundary, case):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     x, k, g, options, gx, gk = problem(case, name, mode, boundary)
     f = FUNCTIONS[name][0]
     xt = torch.asarray(x).requires_grad_()
@@ -228,7 +276,7 @@ def test_torch_gradcheck_and_gradgradcheck(name, mode, boundary, case):
 
 
 def test_torch_complex_gradcheck():
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     rng = np.random.default_rng(10)
     x = torch.asarray(rng.standard_normal((5, 6)) + 1j * rng.standard_normal((5, 6))).requires_grad_()
     k = torch.asarray(rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))).requires_grad_()
@@ -237,7 +285,7 @@ def test_torch_complex_gradcheck():
 
 
 def test_torch_backward_equals_autograd_of_the_generic_forward():
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     from xcorr import _generic
     from xcorr._compat import array_namespace
     from xcorr._options import Options, plan
@@ -256,7 +304,7 @@ def test_torch_backward_equals_autograd_of_the_generic_forward():
 
 
 def test_torch_integer_kernel_gets_no_gradient():
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     x = torch.ones(4, 5, dtype=torch.float32, requires_grad=True)
     k = torch.tensor([[1, -1]])
     (gx,) = torch.autograd.grad(xcorr.corr2d(x, k).sum(), (x,))
@@ -267,7 +315,7 @@ def test_torch_integer_kernel_gets_no_gradient():
 
 
 def test_torch_vmap_of_integers():
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     x = torch.arange(3 * 5 * 6).reshape(3, 5, 6)
     k = torch.tensor([[1, -1], [2, 0]])
     got = torch.func.vmap(lambda x: xcorr.corr2d(x, k, mode="same"))(x)
@@ -276,7 +324,7 @@ def test_torch_vmap_of_integers():
 
 
 def test_torch_func_grad_and_vmap():
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     x, k, g, options, gx, gk = problem("batch", "corr2d", "same", "symm")
     xt, kt, gt = torch.asarray(x), torch.asarray(k), torch.asarray(g)
 
@@ -293,11 +341,19 @@ def test_torch_func_grad_and_vmap():
     kernels = torch.stack([kt, 2 * kt, -kt])
     per_kernel = torch.func.vmap(lambda k: xcorr.corr2d(xt, k, **options), in_dims=0, out_dims=1)(kernels)
     torch.testing.assert_close(per_kernel, xcorr.corr2d(xt[:, None], kernels, **options), **EXACT)
-    # vmap of grad: per-image kernel gradients sum to the batch gradient.
-    per_image_gk = torch.func.vmap(
+    # vmap of grad: the per-image input gradients are the rows of the batch's,
+    # and the per-image kernel gradients sum to the batch's kernel gradient.
+    per_image_gx = torch.func.vmap(
         torch.func.grad(lambda x, g: (xcorr.corr2d(x, kt, **options) * g).sum()), in_dims=(0, 0)
     )(xt, gt)
-    torch.testing.assert_close(per_image_gk, torch.asarray(gx), **EXACT)
+    torch.testing.assert_close(per_image_gx, torch.asarray(gx), **EXACT)
+    per_image_gk = torch.func.vmap(
+        torch.func.grad(lambda k, x, g: (xcorr.corr2d(x, k, **options) * g).sum()), in_dims=(None, 0, 0)
+    )(kt, xt, gt)
+    assert per_image_gk.shape == (x.shape[0], *k.shape)
+    torch.testing.assert_close(per_image_gk.sum(dim=0), torch.asarray(gk), **EXACT)
+    for i in range(x.shape[0]):
+        torch.testing.assert_close(per_image_gk[i], torch.asarray(fd_vjp(x[i], k, g[i], **options)[1]), **EXACT)
 
 
 # --- jax -------------------------------------------------------------------
@@ -305,7 +361,7 @@ def test_torch_func_grad_and_vmap():
 
 @pytest.mark.parametrize(GRID, grid(boundaries=("wrap",))[:3] + grid(boundaries=("symm", "fill"))[6:9])
 def test_jax_check_grads(name, mode, boundary, case):
-    pytest.importorskip("jax")
+    require_module("jax")
     from jax.test_util import check_grads
 
     x, k, g, options, gx, gk = problem(case, name, mode, boundary)
@@ -348,7 +404,7 @@ def jnp_reference(x, k, *, mode, boundary, stride, dilation, fillvalue, convolve
     ("conv2d", "valid", "wrap"), ("conv2d", "same", "symm"), ("conv2d", "full", "fill"),
 ])
 def test_jax_grad_equals_grad_of_a_plain_jnp_reference(name, mode, boundary):
-    jax = pytest.importorskip("jax")
+    jax = require_module("jax")
     x, k, g, options, gx, gk = problem("strided", name, mode, boundary)
     f, _, convolve = FUNCTIONS[name]
     np.testing.assert_allclose(jnp_reference(x, k, convolve=convolve, **options), reference(x, k, convolve=convolve, **options), **EXACT)
@@ -364,7 +420,7 @@ def test_jax_grad_equals_grad_of_a_plain_jnp_reference(name, mode, boundary):
 
 
 def test_jax_jit_grad_vmap():
-    jax = pytest.importorskip("jax")
+    jax = require_module("jax")
     jnp = jax.numpy
     x, k, g, options, gx, gk = problem("batch", "corr2d", "same", "wrap")
     x, k, g = jnp.asarray(x), jnp.asarray(k), jnp.asarray(g)
@@ -379,8 +435,15 @@ def test_jax_jit_grad_vmap():
     # vmap over images with a kernel closed over (concrete) and with a vmapped kernel.
     per_image = jax.jit(jax.vmap(lambda x: xcorr.corr2d(x, k, **options)))(x)
     np.testing.assert_allclose(np.asarray(per_image), np.asarray(xcorr.corr2d(x, k, **options)), **EXACT)
-    per_image_gk = jax.vmap(jax.grad(lambda x, g: (xcorr.corr2d(x, k, **options) * g).sum()))(x, g)
-    np.testing.assert_allclose(np.asarray(per_image_gk), gx, **EXACT)
+    # The per-image input gradients are the rows of the batch's; the per-image
+    # kernel gradients sum to the batch's kernel gradient.
+    per_image_gx = jax.vmap(jax.grad(lambda x, g: (xcorr.corr2d(x, k, **options) * g).sum()))(x, g)
+    np.testing.assert_allclose(np.asarray(per_image_gx), gx, **EXACT)
+    per_image_gk = jax.vmap(jax.grad(lambda k, x, g: (xcorr.corr2d(x, k, **options) * g).sum()), in_axes=(None, 0, 0))(k, x, g)
+    assert per_image_gk.shape == (x.shape[0], *k.shape)
+    np.testing.assert_allclose(np.asarray(per_image_gk).sum(axis=0), gk, **EXACT)
+    for i in range(x.shape[0]):
+        np.testing.assert_allclose(np.asarray(per_image_gk[i]), fd_vjp(np.asarray(x[i]), np.asarray(k), np.asarray(g[i]), **options)[1], **EXACT)
     per_kernel_gk = jax.vmap(jax.grad(loss, argnums=1), in_axes=(None, 0))(x, jnp.stack([k, 2 * k]))
     np.testing.assert_allclose(np.asarray(per_kernel_gk), np.stack([gk, gk]), **EXACT)
 
@@ -394,15 +457,15 @@ def test_jax_jit_grad_vmap():
 ])
 def test_jax_batch_kernel_gradient_and_padded_extension(mode, boundary, stride, dilation, method):
     """A batch with one kernel (kernel_gradient_sum: planes as channels) and fill
-    extensions by lax.pad, eager and jitted, against the numpy VJP."""
-    jax = pytest.importorskip("jax")
+    extensions by lax.pad, eager and jitted, against the tests' float64 reference and VJP."""
+    jax = require_module("jax")
     jnp = jax.numpy
     rng = np.random.default_rng(21)
     x, k = rng.standard_normal((2, 3, 7, 9)), rng.standard_normal((3, 2))
     options = dict(mode=mode, boundary=boundary, stride=stride, dilation=dilation, fillvalue=0.5)
-    y = xcorr.corr2d(x, k, **options, method="direct")
+    y = fast_reference(x, k, **options)
     g = rng.standard_normal(y.shape)
-    gx, gk = xcorr.corr2d_vjp(x, k, g, **options, method="direct")
+    gx, gk = reference_vjp(x, k, g, **options)
     np.testing.assert_allclose(np.asarray(xcorr.corr2d(jnp.asarray(x), jnp.asarray(k), **options, method=method)), y, **EXACT)
 
     def loss(x, k):
@@ -420,7 +483,7 @@ def test_jax_batch_kernel_gradient_and_padded_extension(mode, boundary, stride, 
 
 
 def test_jax_complex_check_grads():
-    pytest.importorskip("jax")
+    require_module("jax")
     from jax.test_util import check_grads
 
     rng = np.random.default_rng(12)
@@ -431,7 +494,7 @@ def test_jax_complex_check_grads():
 
 
 def test_jax_integer_kernel():
-    jax = pytest.importorskip("jax")
+    jax = require_module("jax")
     k = jax.numpy.asarray([[1, -1]])
     gx = jax.grad(lambda x: xcorr.corr2d(x, k).sum())(jax.numpy.ones((4, 5), dtype="float32"))
     assert gx.dtype == jax.numpy.float32

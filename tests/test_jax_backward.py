@@ -1,4 +1,9 @@
-"""The jax adapter's backward pass against numpy's VJP.
+"""The jax adapter's backward pass against the tests' float64 VJP (``reference_vjp``).
+
+The oracle shares no code with xcorr (tests/reference.py: the transpose of an
+np.pad + shift-and-add, checked against finite differences in
+tests/test_reference.py): numpy's own ``corr2d_vjp`` would run the same
+numba kernels as the custom calls under test.
 
 backends/jax.py gives each tap of a fill-extended direct correlation its own
 ``lax.pad`` (negative widths crop), which the input gradient's "full"
@@ -19,11 +24,13 @@ import numpy as np
 import pytest
 
 import xcorr
-from reference import reference
-from xcorr._correlate import clear_prepared
-from xcorr import _methods
 
-jax = pytest.importorskip("jax")
+from matrix import require_module
+from paths import force
+from reference import fast_reference, reference, reference_vjp
+from xcorr._correlate import clear_prepared
+
+jax = require_module("jax")
 jnp = jax.numpy
 
 
@@ -31,16 +38,15 @@ jnp = jax.numpy
 def kernel_gradient_path(request, monkeypatch):
     """The path under test, whether each call of the kernel-gradient hook applied,
     and the number of correlations that took numba's kernel."""
-    from xcorr.backends import _numba
     from xcorr.backends import jax as jax_backend
 
     if request.param.startswith("numba-ffi"):
-        pytest.importorskip("numba")
-        monkeypatch.setattr(_numba, "MIN_OUTPUTS", 0)
+        require_module("numba")
+        force(monkeypatch, "jax", numba_min_outputs=0)
         if request.param.endswith("threads"):  # rows in chunks shared with XLA's thread pool
-            monkeypatch.setattr(_numba, "THREADED_WORK", 0)
+            force(monkeypatch, "jax", numba_threaded_work=0)
     else:
-        monkeypatch.setattr(_numba, "ENABLED", False)
+        force(monkeypatch, "jax", numba=False)
     applied, correlations = [], []
     real_gradient, real_correlate = jax_backend.kernel_gradient, jax_backend._numba_correlate
 
@@ -58,7 +64,6 @@ def kernel_gradient_path(request, monkeypatch):
     # The paths are chosen when a call is traced; traces are cached per configuration.
     jax_backend._differentiable_kernel.cache_clear()
     jax_backend._kernel.cache_clear()
-    clear_prepared()
     yield request.param, applied, correlations
     jax_backend._differentiable_kernel.cache_clear()
     jax_backend._kernel.cache_clear()
@@ -94,8 +99,12 @@ def grid():
 
 
 def _vjps(name, x, k, g, **options):
+    """``(want, got)``: the reference VJP (float64/complex128) and jax's, as corr2d_vjp/conv2d_vjp."""
     vjp = xcorr.corr2d_vjp if name == "corr2d" else xcorr.conv2d_vjp
-    want = vjp(x, k, g, **options)
+    plain = {key: value for key, value in options.items() if key != "method"}
+    want = reference_vjp(x, k, g, convolve=name == "conv2d", **plain)
+    if not np.iscomplexobj(x):
+        want = tuple(a.real for a in want)
     got = vjp(jnp.asarray(x), jnp.asarray(k), jnp.asarray(g), **options)
     return want, got
 
@@ -110,12 +119,13 @@ def _inputs(x_shape, k_shape, options, dtype=np.float64, seed=0):
         return a.astype(dtype)
 
     x, k = draw(x_shape), draw(k_shape)
-    g = draw(xcorr.corr2d(x, k, **options).shape)
+    plain = {key: value for key, value in options.items() if key != "method"}
+    g = draw(fast_reference(x, k, **plain).shape)
     return x, k, g
 
 
 @pytest.mark.parametrize(("name", "mode", "boundary", "case"), grid())
-def test_vjp_matches_numpy(kernel_gradient_path, name, mode, boundary, case):
+def test_vjp_matches_reference(kernel_gradient_path, name, mode, boundary, case):
     x_shape, k_shape, stride, dilation = CASES[case]
     if mode == "valid" and case == "kernel-wider-than-x":
         pytest.skip('a kernel larger than x is an error in "valid" mode')
@@ -139,7 +149,7 @@ def test_dtypes(kernel_gradient_path, dtype):
     if dtype == np.int64:
         x, k, g = (np.round(a * 10).astype(np.int64) for a in (x, k, g))
     (gx, gk), (jgx, jgk) = _vjps("corr2d", x, k, g, **options)
-    assert jgk.dtype == gk.dtype and jgx.dtype == gx.dtype
+    assert jgk.dtype == x.dtype and jgx.dtype == x.dtype
     tol = 1e-4 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(np.asarray(jgk), gk, rtol=tol, atol=tol * np.abs(gk).max())
     np.testing.assert_allclose(np.asarray(jgx), gx, rtol=tol, atol=tol * np.abs(gx).max())
@@ -160,11 +170,12 @@ def test_grad_under_jit_and_vmap(kernel_gradient_path):
     grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
     per_plane = jax.vmap(grad, in_axes=(0, None, 0))(x, k, g)
     for i in range(x.shape[0]):
-        want = xcorr.corr2d_vjp(np.asarray(x[i]), np.asarray(k), np.asarray(g[i]), **options)
+        want = reference_vjp(np.asarray(x[i]), np.asarray(k), np.asarray(g[i]), **options)
         np.testing.assert_allclose(np.asarray(per_plane[0][i]), want[0], rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(np.asarray(per_plane[1][i]), want[1], rtol=1e-10, atol=1e-10)
     gx, gk = grad(x, k, g)
-    want = xcorr.corr2d_vjp(np.asarray(x), np.asarray(k), np.asarray(g), **options)
+    want = reference_vjp(np.asarray(x), np.asarray(k), np.asarray(g), **options)
+    np.testing.assert_allclose(np.asarray(gx), want[0], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(np.asarray(gk), want[1], rtol=1e-10, atol=1e-10)
     path, applied, correlations = kernel_gradient_path
     assert applied and all(a == (path.startswith("numba-ffi")) for a in applied)
@@ -180,7 +191,7 @@ def test_large_kernel_gradient_float32_nan_and_inf(kernel_gradient_path):
     k = rng.standard_normal((3, 4)).astype(np.float32)
     g = rng.standard_normal((2, 74, 127)).astype(np.float32)
     options = dict(mode="valid", stride=(2, 1))
-    _, want = xcorr.corr2d_vjp(x.astype(np.float64), k.astype(np.float64), g.astype(np.float64), **options)
+    _, want = reference_vjp(x, k, g, **options)
     grad = jax.jit(jax.grad(lambda k, x, g: (xcorr.corr2d(x, k, **options) * g).sum()))
     gk = grad(jnp.asarray(k), jnp.asarray(x), jnp.asarray(g))
     assert gk.dtype == jnp.float32 and gk.shape == (3, 4)
@@ -196,7 +207,7 @@ def test_large_kernel_gradient_float32_nan_and_inf(kernel_gradient_path):
 def test_custom_call_rejects_unexpected_operands():
     # The handler checks the operands it is given (dtype, rank, sizes) and
     # fails the computation with a message instead of reading out of bounds.
-    pytest.importorskip("numba")
+    require_module("numba")
     from xcorr.backends import _jax_numba
 
     x, g = jnp.ones((1, 20, 20), jnp.float32), jnp.ones((1, 18, 18), jnp.float32)
@@ -254,7 +265,7 @@ def test_export_takes_native_or_fft(kernel_gradient_path):
         # export checks the custom calls (serializing needs flatbuffers, not installed here).
         gx, gk = export.export(jax.jit(jax.grad(loss, argnums=(0, 1))))(x, k).call(x, k)
         ones = np.ones((40, 30)), np.ones((3, 3))
-        want = xcorr.corr2d_vjp(*ones, 2 * xcorr.corr2d(*ones, mode="same"), mode="same")
+        want = reference_vjp(*ones, 2 * fast_reference(*ones, mode="same"), mode="same")
         np.testing.assert_allclose(np.asarray(gx), want[0], rtol=1e-5)
         np.testing.assert_allclose(np.asarray(gk), want[1], rtol=1e-5)
     assert not any(applied) and not correlations
@@ -274,12 +285,7 @@ def test_export_takes_native_or_fft(kernel_gradient_path):
 def test_forward_inside_large_outputs(kernel_gradient_path, monkeypatch, name, x_shape, k_shape, stride, dilation):
     # Outputs that are a fresh mapping every call (thresholds lowered here)
     # take numba's kernel, which asks for huge pages for them first.
-    from xcorr.backends import _hugepages
-    from xcorr.backends import jax as jax_backend
-
-    monkeypatch.setattr(jax_backend, "NUMBA_FRESH_OUTPUT_BYTES", 0)
-    monkeypatch.setattr(_hugepages, "enabled", lambda: True)
-    monkeypatch.setattr(_hugepages, "MIN_BYTES", 0)
+    force(monkeypatch, "jax", numba_fresh_output_bytes=0, hugepages=True, hugepage_min_bytes=0)
     path, _, correlations = kernel_gradient_path
     rng = np.random.default_rng(6)
     x, k = rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(k_shape).astype(np.float32)
@@ -294,9 +300,8 @@ def test_forward_inside_large_outputs(kernel_gradient_path, monkeypatch, name, x
 def test_custom_calls_only_on_the_tested_ffi_layout(monkeypatch):
     # The handlers read XLA's FFI structs by word offsets: jaxlib's header must
     # declare exactly the structs they were tested on, else XLA's own code runs.
-    pytest.importorskip("numba")
+    require_module("numba")
     from xcorr.backends import _jax_numba
-    from xcorr.backends import _numba
     from xcorr.backends import jax as jax_backend
 
     assert _jax_numba.header_layout() == ((0, 3), _jax_numba.TESTED_LAYOUT)
@@ -307,8 +312,7 @@ def test_custom_calls_only_on_the_tested_ffi_layout(monkeypatch):
     jax_backend._numba_custom_calls.cache_clear()
     jax_backend._differentiable_kernel.cache_clear()
     jax_backend._kernel.cache_clear()
-    clear_prepared()
-    monkeypatch.setattr(_numba, "MIN_OUTPUTS", 0)
+    force(monkeypatch, "jax", numba_min_outputs=0)
     try:
         with pytest.warns(RuntimeWarning, match=r"FFI API \(0, 4\).*XLA's own code"):
             assert not jax_backend._numba_custom_calls()

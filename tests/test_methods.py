@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import xcorr
-from matrix import CPU_BACKENDS, assert_result, tolerance
-from reference import random, reference
+from matrix import CPU_BACKENDS, assert_result, require_module, tolerance
+from paths import force, spy
+from reference import fast_reference, random, reference, reference_multi, reference_vjp
 from xcorr import _methods
 from xcorr._options import Options, plan
 from xcorr.backends import _numba
@@ -92,9 +93,9 @@ def test_fft_refuses_integers(backend):
 
 
 def test_native_needs_a_native_convolution(backend):
-    x, k = backend.asarray(random((6, 6))), backend.asarray(random((2, 2)))
+    x, k = backend.asarray(random((6, 6))), backend.asarray(random((2, 2), seed=1))
     if backend.name in NATIVE:
-        xcorr.corr2d(x, k, method="native")
+        assert_result(backend, xcorr.corr2d(x, k, method="native"), reference(random((6, 6)), random((2, 2), seed=1)), "float64")
         return
     with pytest.raises(ValueError, match=r'method="native" needs a library with a native convolution'):
         xcorr.corr2d(x, k, method="native")
@@ -164,11 +165,13 @@ def test_auto_skips_fft_for_nonfinite_numpy_input():
     np.testing.assert_allclose(y, reference(x, k))
 
 
-def test_auto_equals_direct_where_it_takes_fft(backend):
+def test_auto_and_direct_match_reference_where_auto_may_take_fft(backend):
     x, k = random((70, 64), "float32"), random((25, 25), "float32", seed=1)
-    y = xcorr.corr2d(backend.asarray(x), backend.asarray(k), mode="same", boundary="symm")
-    d = xcorr.corr2d(backend.asarray(x), backend.asarray(k), mode="same", boundary="symm", method="direct")
-    np.testing.assert_allclose(backend.to_numpy(y), backend.to_numpy(d), rtol=1e-4, atol=1e-4)
+    assert _methods.choose_method("numpy", "real floating", x.shape, k.shape, geometry(x.shape, k.shape, mode="same")) == "fft"
+    expected = fast_reference(x, k, mode="same", boundary="symm")
+    for method in ("auto", "direct"):
+        y = xcorr.corr2d(backend.asarray(x), backend.asarray(k), mode="same", boundary="symm", method=method)
+        np.testing.assert_allclose(backend.to_numpy(y), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_good_sizes():
@@ -184,7 +187,7 @@ def test_good_sizes():
 
 
 def test_numpy_direct_extra_memory_is_a_few_outputs():
-    tracemalloc = pytest.importorskip("tracemalloc")
+    import tracemalloc
     x = random((1024, 1024), "float32")
     k = random((3, 3), "float32", seed=1)
     xcorr.corr2d(x[:256, :256], k, method="direct")  # warm up imports, caches, numba's kernel
@@ -199,7 +202,7 @@ def test_numpy_direct_extra_memory_is_a_few_outputs():
 
 
 def test_numpy_same_mode_extra_memory_is_bounded():
-    tracemalloc = pytest.importorskip("tracemalloc")
+    import tracemalloc
     x = random((512, 512), "float32")
     k = random((7, 7), "float32", seed=1)
     tracemalloc.start()
@@ -213,7 +216,7 @@ def test_numpy_same_mode_extra_memory_is_bounded():
 
 
 def test_dask_results_stay_lazy_with_known_chunks():
-    da = pytest.importorskip("dask.array")
+    da = require_module("dask.array")
     import dask
 
     def refuse(*args, **kwargs):
@@ -233,7 +236,7 @@ def test_dask_results_stay_lazy_with_known_chunks():
 
 
 def test_jax_methods_trace_under_jit():
-    jax = pytest.importorskip("jax")
+    jax = require_module("jax")
     x, k = random((30, 31)), random((16, 15), seed=1)
     expected = reference(x, k, mode="same", boundary="symm", stride=2)
     for method in ("auto", "direct", "fft", "native"):
@@ -251,12 +254,11 @@ def test_corr2d_multi_methods(backend, method):
     x, w = random((2, 4, 9, 10)), random((6, 2, 3, 2), seed=1)
     options = dict(mode="same", boundary="symm", stride=(1, 2), groups=2)
     y = xcorr.corr2d_multi(backend.asarray(x), backend.asarray(w), method=method, **options)
-    expected = xcorr.corr2d_multi(x, w, method="direct", **options)
-    assert_result(backend, y, expected, "float64")
+    assert_result(backend, y, reference_multi(x, w, **options), "float64")
     # One image without the batch axis, dilated, no groups.
     x3, w3 = random((3, 11, 9), seed=2), random((2, 3, 2, 3), seed=3)
     y = xcorr.corr2d_multi(backend.asarray(x3), backend.asarray(w3), method=method, mode="full", dilation=(2, 1))
-    assert_result(backend, y, xcorr.corr2d_multi(x3, w3, method="direct", mode="full", dilation=(2, 1)), "float64")
+    assert_result(backend, y, reference_multi(x3, w3, mode="full", dilation=(2, 1)), "float64")
 
 
 @pytest.fixture
@@ -264,10 +266,8 @@ def small_overlap_blocks(monkeypatch):
     """Blocks shrunk so that a small image takes the numpy adapter's tiled FFT paths."""
     from xcorr.backends import numpy as numpy_backend
 
-    monkeypatch.setattr(numpy_backend, "OVERLAP_MIN_BLOCK", 16)
-    monkeypatch.setattr(numpy_backend, "OVERLAP_SPAN_FACTOR", 2)
-    monkeypatch.setattr(numpy_backend, "OVERLAP_MIN_BLOCKS", 3)
-    monkeypatch.setattr(numpy_backend, "OVERLAP_BAND_POINTS", 1)  # the backward: one tile row per band
+    # The backward: one tile row per band.
+    force(monkeypatch, "numpy", overlap_min_block=16, overlap_span_factor=2, overlap_min_blocks=3, overlap_band_points=1)
     return numpy_backend
 
 
@@ -295,14 +295,16 @@ def test_numpy_fft_backward(small_overlap_blocks, monkeypatch, tiled, dtype, x_s
     # Both gradients from one spectrum of g (image-sized, or overlap-add tiles).
     numpy_backend = small_overlap_blocks
     if not tiled:
-        monkeypatch.setattr(numpy_backend, "OVERLAP_MIN_BLOCKS", 10**6)
+        force(monkeypatch, "numpy", overlap_min_blocks=10**6)
     taken = spy(monkeypatch, numpy_backend, "fused_vjp", declined=NotImplemented)
+    tiles = spy(monkeypatch, numpy_backend, "_overlap_vjp")
     x, k = random(x_shape, dtype), random(k_shape, dtype, seed=1)
     f, vjp = (xcorr.conv2d, xcorr.conv2d_vjp) if convolve else (xcorr.corr2d, xcorr.corr2d_vjp)
     g = random(f(x, k, **options).shape, dtype, seed=2)
     gx, gk = vjp(x, k, g, method="fft", **options)
     expected_gx, expected_gk = reference_vjp(x, k, g, convolve=convolve, **options)
     assert taken == [True]
+    assert bool(tiles) == (tiled and len(k_shape) == 2)
     for got, expected in ((gx, expected_gx), (gk, expected_gk)):
         assert got.dtype == np.dtype(dtype) and got.shape == expected.shape
         scale = np.abs(expected).max()  # an FFT's rounding follows the largest values
@@ -358,22 +360,23 @@ def test_conv2d_layer_takes_a_method():
         ((2, 1, 30, 28), (3, 9, 8), dict(mode="valid", dilation=2, convolve=True)),
     ],
 )
-def test_vjp_kernel_gradient_through_fft_equals_direct(backend, x_shape, k_shape, options):
+def test_vjp_kernel_gradient_through_fft_and_direct_match_reference(backend, x_shape, k_shape, options):
     from xcorr import _vjp
 
     x, k = random(x_shape), random(k_shape, seed=1)
     geometry = plan(x.shape, k.shape, Options.parse(**options))
     g = random(geometry.out_shape, seed=2)
     xb, kb, gb = backend.asarray(x), backend.asarray(k), backend.asarray(g)
-    direct = _vjp.vjp(backend.xp, xb, kb, gb, Options.parse(method="direct", **options), geometry)
-    fft = _vjp.vjp(backend.xp, xb, kb, gb, Options.parse(method="fft", **options), geometry)
-    for a, b in zip(direct, fft):
-        np.testing.assert_allclose(backend.to_numpy(b), backend.to_numpy(a), rtol=1e-9, atol=1e-9)
+    expected = reference_vjp(x, k, g, **options)
+    for method in ("direct", "fft"):
+        got = _vjp.vjp(backend.xp, xb, kb, gb, Options.parse(method=method, **options), geometry)
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(backend.to_numpy(a), b, rtol=1e-9, atol=1e-9)
 
 
 def test_torch_large_direct_forward_and_backward():
     # Large enough for the worker-thread bands of the torch direct path.
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     F = torch.nn.functional
     x = torch.randn(2, 700, 400, dtype=torch.float64, requires_grad=True)
     k = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
@@ -389,23 +392,22 @@ def test_torch_large_direct_forward_and_backward():
         torch.testing.assert_close(xcorr.corr2d(x, k, stride=(2, 3), method="direct"), expected[..., ::2, ::3])
 
 
-def test_torch_kernel_gradient_of_a_large_image():
-    # A kernel gradient: 3x3 outputs of many taps each, through few_outputs.
-    torch = pytest.importorskip("torch")
+@pytest.mark.parametrize("pooled", [1 << 10, 1 << 40], ids=["threaded-bands", "single-band"])
+def test_torch_kernel_gradient_of_a_large_image(monkeypatch, pooled):
+    # A kernel gradient: 3x3 outputs of many taps each, through few_outputs
+    # (a column stride: the bmm kernel gradient does not apply).
+    torch = require_module("torch")
     from xcorr.backends import torch as torch_backend
 
-    x = torch.randn(2, 302, 402, dtype=torch.float64, requires_grad=True)
-    k = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
-    y = xcorr.corr2d(x, k, stride=(1, 2))
-    g = torch.randn_like(y)
-    _, expected = xcorr.corr2d_vjp(x.detach().numpy(), k.detach().numpy(), g.numpy(), stride=(1, 2))
-    for pooled in (1 << 10, 1 << 40):  # the threaded bands and the single band
-        saved, torch_backend.POOLED_KERNEL = torch_backend.POOLED_KERNEL, pooled
-        try:
-            (gk,) = torch.autograd.grad(y, (k,), g, retain_graph=True)
-        finally:
-            torch_backend.POOLED_KERNEL = saved
-        np.testing.assert_allclose(gk.numpy(), expected, rtol=1e-9, atol=1e-8)
+    force(monkeypatch, "torch", pooled_kernel=pooled)
+    few = spy(monkeypatch, torch_backend, "few_outputs")
+    x, k = random((2, 302, 402)), random((3, 3), seed=1)
+    xt, kt = torch.asarray(x).requires_grad_(), torch.asarray(k).requires_grad_()
+    y = xcorr.corr2d(xt, kt, stride=(1, 2))
+    g = random(tuple(y.shape), seed=2)
+    (gk,) = torch.autograd.grad(y, (kt,), torch.asarray(g))
+    np.testing.assert_allclose(gk.numpy(), reference_vjp(x, k, g, stride=(1, 2))[1], rtol=1e-9, atol=1e-8)
+    assert few == [True]
 
 
 # The numpy adapter's optional numba kernel (backends/_numba.py): every case both through it
@@ -415,25 +417,11 @@ def numba_path(request, monkeypatch):
     from xcorr.backends import _numba
 
     if request.param == "numba":
-        pytest.importorskip("numba")
-        monkeypatch.setattr(_numba, "MIN_OUTPUTS", 0)
+        require_module("numba")
+        force(monkeypatch, "numpy", numba_min_outputs=0)
     else:
-        monkeypatch.setattr(_numba, "ENABLED", False)
+        force(monkeypatch, "numpy", numba=False)
     return request.param, spy(monkeypatch, _numba, "direct", declined=None)
-
-
-def spy(monkeypatch, module, name, *, declined):
-    """Record, per call of ``module.name``, whether it applied (did not return ``declined``)."""
-    applied = []
-    real = getattr(module, name)
-
-    def wrapper(*args):
-        result = real(*args)
-        applied.append(result is not declined)
-        return result
-
-    monkeypatch.setattr(module, name, wrapper)
-    return applied
 
 
 def check_numpy_path(numba_path, y, expected, dtype, *, numba_applies=True):
@@ -472,7 +460,7 @@ def test_numpy_numba_path(numba_path, dtype, mode, boundary, stride, dilation, c
 @pytest.mark.parametrize("k_shape", [(1, 1), (1, 2), (3, 3), (2, 7), (9, 4)])
 def test_numpy_numba_path_kernel_sizes_batches_and_threads(numba_path, monkeypatch, k_shape):
     # Every remainder of the four-taps-per-pass grouping, a 2-level batch, the threaded split.
-    monkeypatch.setattr(_numba, "THREADED_WORK", 0)
+    force(monkeypatch, "numpy", numba_threaded_work=0)
     x, k = random((2, 3, 31, 29), "int64"), random(k_shape, "int64", seed=1)
     for options in (dict(), dict(mode="same", stride=(2, 3), dilation=2)):
         y = xcorr.corr2d(x, k, **options)
@@ -513,29 +501,6 @@ def test_numpy_numba_path_batched_kernels_fall_back(numba_path):
     x, k = random((3, 12, 14)), random((3, 2, 3), seed=1)
     y = xcorr.corr2d(x, k, mode="full")
     check_numpy_path(numba_path, y, reference(x, k, mode="full"), "float64", numba_applies=False)
-
-
-def reference_vjp(x, k, g, *, convolve=False, **options):
-    """``(gx, gk)`` in float64 (complex128) from the generic array-API VJP on array_api_strict.
-
-    That code has no adapter and no fast path; tests/test_gradients.py holds
-    it to finite differences of the double-loop reference.
-    """
-    import array_api_strict as strict
-
-    wide = np.complex128 if np.iscomplexobj(g) else np.float64
-    vjp = xcorr.conv2d_vjp if convolve else xcorr.corr2d_vjp
-    args = [strict.asarray(np.asarray(a, dtype=wide)) for a in (x, k, g)]
-    return tuple(np.asarray(a) for a in vjp(*args, method="direct", **options))
-
-
-def reference_kernel_gradient(x, k, g, **options):
-    gk = np.zeros(k.shape, dtype=g.dtype)
-    for index in np.ndindex(k.shape):
-        unit = np.zeros(k.shape)
-        unit[index] = 1
-        gk[index] = np.sum(g * reference(x, unit, **options))
-    return gk
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "complex128", "int64"])
@@ -586,11 +551,11 @@ def test_numpy_numba_kernel_gradient_threads_batches_and_nan(numba_path, monkeyp
     # The threaded split sums per-chunk partials in chunk order: the same
     # result every time. A NaN in g reaches every tap; an inf in x only
     # the taps whose windows meet it (as the numpy path).
-    monkeypatch.setattr(_numba, "THREADED_WORK", 0)
+    force(monkeypatch, "numpy", numba_threaded_work=0)
     x, k = random((2, 3, 61, 57)), random((3, 4), seed=1)
     g = random(xcorr.corr2d(x, k, mode="same").shape, seed=2)
     gx, gk = xcorr.corr2d_vjp(x, k, g, mode="same")  # one pass over chunks of rows, on two threads
-    np.testing.assert_allclose(gk, reference_kernel_gradient(x, k, g, mode="same"), rtol=1e-12)
+    np.testing.assert_allclose(gk, reference_vjp(x, k, g, mode="same")[1], rtol=1e-12)
     np.testing.assert_allclose(gx, reference_vjp(x, k, g, mode="same")[0], rtol=1e-12, atol=1e-12)
     assert all(np.array_equal(gk, xcorr.corr2d_vjp(x, k, g, mode="same")[1]) for _ in range(3))
     x[1, 2, 0, 0] = np.inf  # read by tap (0, 0) only, in valid mode
@@ -605,7 +570,7 @@ def test_numpy_without_numba(monkeypatch):
     from xcorr.backends import _numba
 
     monkeypatch.setattr(_numba, "_kernels", lambda: None)
-    monkeypatch.setattr(_numba, "MIN_OUTPUTS", 0)
+    force(monkeypatch, "numpy", numba_min_outputs=0)
     x, k = random((2, 20, 24)), random((3, 3), seed=1)
     np.testing.assert_allclose(xcorr.corr2d(x, k, stride=2), reference(x, k, stride=2), rtol=1e-12, atol=1e-12)
 
@@ -623,6 +588,6 @@ def test_huge_page_advice_is_only_a_hint(monkeypatch):
     _hugepages.advise(address, 3 * 4096)
     _hugepages.advise(address, 10)  # less than a page: nothing to advise
     assert not buffer.any()
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     x, k = random((70, 90), "float32"), random((3, 3), "float32", seed=1)
     np.testing.assert_allclose(xcorr.corr2d(torch.from_numpy(x), torch.from_numpy(k)).numpy(), reference(x, k), rtol=1e-5, atol=1e-5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import xcorr
-from matrix import BACKENDS
+from matrix import BACKENDS, require_module
 from xcorr import Window
 
 AUTODIFF = [b for b in BACKENDS if b.name.startswith(("torch", "jax"))]
@@ -423,7 +423,7 @@ def test_receptive_field_reads_conv2d_layers(backend):
 
 
 def test_torch_layers_are_read_too():
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     net = torch.nn.Sequential(
         torch.nn.Conv2d(1, 4, 3, padding=1),
         torch.nn.MaxPool2d(2),
@@ -443,7 +443,7 @@ def geometry(window):
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "circular", "reflect", "replicate"])
 def test_torch_padding_modes(padding_mode):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Conv2d(1, 2, 3, padding=2, padding_mode=padding_mode),

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import xcorr
+from matrix import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch")
 
 from xcorr import _generic  # noqa: E402
 from xcorr._compat import array_namespace  # noqa: E402
