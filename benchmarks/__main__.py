@@ -126,8 +126,8 @@ def backward_cases(sizes) -> list[Case]:
 
 def data(case: Case, seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(case.x_shape).astype(dtype)
-    k = rng.standard_normal(case.k_shape).astype(dtype)
+    x = rng.standard_normal(case.x_shape, dtype=dtype)
+    k = rng.standard_normal(case.k_shape, dtype=dtype)
     return x, k
 
 
@@ -303,7 +303,8 @@ def backward_table(report: Report, backend: str, cases, repeats: int):
         x_np, k_np = data(case)
         g_np = np.random.default_rng(1).standard_normal(
             (*case.x_shape[:-2], case.x_shape[-2] - case.k_shape[-2] + 1, case.x_shape[-1] - case.k_shape[-1] + 1),
-        ).astype(np.float32)
+            dtype=np.float32,
+        )
         fwd, both, native_name, native = _backward_candidates(backend, case, x_np, k_np, g_np)
         candidates = {"fwd": fwd, "both": both}
         if native is not None:
@@ -393,9 +394,9 @@ def layer_table(report: Report, backend: str, repeats: int):
         report.note(f"(layer {label}: xcorr.corr2d_multi not available)")
         return
     rng = np.random.default_rng(0)
-    x_np = rng.standard_normal((n, cin, size, size)).astype(np.float32)
-    w_np = (rng.standard_normal((cout, cin, ks, ks)) / 24).astype(np.float32)
-    g_np = rng.standard_normal((n, cout, size - ks + 1, size - ks + 1)).astype(np.float32)
+    x_np = rng.standard_normal((n, cin, size, size), dtype=np.float32)
+    w_np = rng.standard_normal((cout, cin, ks, ks), dtype=np.float32) / 24
+    g_np = rng.standard_normal((n, cout, size - ks + 1, size - ks + 1), dtype=np.float32)
     candidates = {}
     if backend == "torch":
         import torch
@@ -780,6 +781,7 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"--backends takes numpy, torch, jax; got {', '.join(unknown)}")
     started = datetime.datetime.now(datetime.timezone.utc)
+    load_start = load_average()
     report = Report(sys.stdout)
     found = versions()
     report.text(f"## xcorr benchmarks, {started.date().isoformat()}\n")
@@ -823,7 +825,7 @@ def main(argv=None) -> int:
             "finished": finished.isoformat(timespec="seconds"),
             "command": ["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)],
             "machine": {"cpu": cpu_model(), "cores": cores(), "platform": platform.platform()},
-            "load_average": {"start": None, "end": load_average()},
+            "load_average": {"start": load_start, "end": load_average()},
             "python": platform.python_version(),
             "versions": found,
             "xcorr_version": xcorr.__version__ if hasattr(xcorr, "__version__") else None,

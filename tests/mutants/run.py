@@ -29,6 +29,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,11 @@ def stale(mutants: list[Mutant]) -> list[str]:
             problems.append(f"{m.name}: the snippet occurs {count} times in {m.file} (expected once): {m.old!r}")
         if m.old == m.new:
             problems.append(f"{m.name}: the replacement equals the snippet")
+        for entry in m.tests:
+            if not entry.startswith("?") and not (ROOT / entry.split("::", 1)[0]).is_file():
+                problems.append(f"{m.name}: its test file {entry.split('::', 1)[0]} does not exist")
+        if not [a for a in selection(m)[0] if a.startswith("tests")]:
+            problems.append(f"{m.name}: none of its tests exist")
     return problems
 
 
@@ -108,28 +114,60 @@ def environment(tree: Path, numba_cache: Path) -> dict[str, str]:
     return env
 
 
+LIVE: set[subprocess.Popen] = set()  # running pytest processes, ended if the runner is stopped
+LIVE_LOCK = threading.Lock()
+
+
 def pytest(tree: Path, args: list[str], numba_cache: Path, timeout: float, *, first=True) -> tuple[int | None, str]:
     """pytest's exit status (None after ``timeout`` seconds) and output; ``first``: stop at the first failure."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *PYTEST, *(["-x"] if first else []), *args],
+        cwd=tree,
+        env=environment(tree, numba_cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: a timeout ends whatever the tests started too
+    )
+    with LIVE_LOCK:
+        LIVE.add(proc)
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", *PYTEST, *(["-x"] if first else []), *args],
-            cwd=tree,
-            env=environment(tree, numba_cache),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as err:
-        out = err.stdout if isinstance(err.stdout, str) else (err.stdout or b"").decode(errors="replace")
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _end(proc)
+        out, _ = proc.communicate()
         return None, out
-    return proc.returncode, proc.stdout + proc.stderr
+    finally:
+        with LIVE_LOCK:
+            LIVE.discard(proc)
+    return proc.returncode, out
+
+
+def _end(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def selection(mutant: Mutant) -> tuple[list[str], list[str]]:
+    """The mutant's pytest arguments, and its optional entries ("?path...") whose file is absent."""
+    args, absent = (["-k", mutant.k] if mutant.k else []), []
+    for entry in mutant.tests:
+        optional = entry.startswith("?")
+        entry = entry.removeprefix("?")
+        if optional and not (ROOT / entry.split("::", 1)[0]).is_file():
+            absent.append(entry)
+        else:
+            args.append(entry)
+    return args, absent
 
 
 def check_imports(tree: Path, numba_cache: Path) -> None:
     """``import xcorr`` in the test runs must load the copy, not the working tree or an installed one."""
     code = "import xcorr, xcorr.backends as b; print(xcorr.__file__); print(b.__file__)"
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=tree, env=environment(tree, numba_cache), capture_output=True, text=True
+        [sys.executable, "-c", code], check=False, cwd=tree, env=environment(tree, numba_cache), capture_output=True, text=True
     )
     files = proc.stdout.split()
     if proc.returncode != 0 or len(files) != 2 or not all(Path(f).resolve().is_relative_to(tree.resolve()) for f in files):
@@ -189,7 +227,7 @@ def report(outcomes: list[Outcome], total: float) -> None:
     )
     for o in outcomes:
         if o.status == "SURVIVED":
-            print(f"\nSURVIVED {o.mutant.name} ({o.mutant.file}): {o.mutant.bug}\n  tests run: {' '.join(o.mutant.tests)}")
+            print(f"\nSURVIVED {o.mutant.name} ({o.mutant.file}): {o.mutant.bug}\n  tests run: {' '.join(selection(o.mutant)[0])}")
         elif o.status in ("timeout", "error"):
             print(f"\n{o.status.upper()} {o.mutant.name} ({o.mutant.file}):\n{o.detail}")
 
@@ -217,14 +255,19 @@ def main(argv: list[str] | None = None) -> int:
         mutants = [m for m in mutants if m.name in wanted]
     if args.list:
         for m in mutants:
-            print(f"{m.name} ({m.file}): {m.bug}\n  tests: {' '.join(m.tests)}")
+            print(f"{m.name} ({m.file}): {m.bug}\n  pytest {' '.join(selection(m)[0])}")
         return 0
+    absent = sorted({entry for m in mutants for entry in selection(m)[1]})
+    if absent:
+        print("Optional test entries not in this tree (not run):", *absent, sep="\n  ", flush=True)
     problems = stale(mutants)
     if problems:
         print("Stale mutants (the code changed; update tests/mutants/catalogue.py):", file=sys.stderr)
         for line in problems:
             print(f"  {line}", file=sys.stderr)
         return 2
+    # A stopped run (SIGTERM, as from CI's timeout) still ends its pytest processes and removes its copies.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scratch = Path(tempfile.mkdtemp(prefix="xcorr-mutants-"))
     start = time.perf_counter()
     try:
@@ -245,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                     m = todo.get_nowait()
                 except queue.Empty:
                     return
-                tests = ["tests"] if args.all_tests else list(m.tests)
+                tests = ["tests"] if args.all_tests else selection(m)[0]
                 try:
                     o = run_mutant(m, trees[i], caches[i], scratch, tests, args.timeout)
                 except Exception as err:  # noqa: BLE001 - reported in the table
@@ -254,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                     outcomes[m.name] = o
                     print(f"{o.status:<8} {m.name} ({o.seconds:.0f} s) {o.killer}", flush=True)
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(jobs)]
+        threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(jobs)]
         for t in threads:
             t.start()
         for t in threads:
@@ -263,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         confirm_killers(ordered, trees[0], caches[0], args.timeout)
         report(ordered, time.perf_counter() - start)
     finally:
+        with LIVE_LOCK:
+            for proc in LIVE:
+                _end(proc)
         if args.keep:
             print(f"kept {scratch}")
         else:
