@@ -69,7 +69,9 @@ JAX = (
     "tests/test_methods.py::test_large_kernel_paths",
     "tests/test_correlate.py::test_modes_and_boundaries",
     "tests/test_correlate.py::test_stride_and_dilation",
-    "tests/test_gradients.py",
+    "tests/test_gradients.py::test_framework_gradients_equal_finite_differences",
+    "tests/test_gradients.py::test_jax_grad_equals_grad_of_a_plain_jnp_reference",
+    "tests/test_gradients.py::test_jax_batch_kernel_gradient_and_padded_extension",
 )
 FFT = (
     FAST_PATHS,
