@@ -4,6 +4,9 @@ Multi-threaded libraries leave worker threads spinning for about 0.1 s after a
 call; a short pause before every timed sample keeps one library's spinning
 threads from slowing the next one down (PERF-NOTES). Candidates of one case
 are timed in rotating order, so drifting machine load hits all of them alike.
+
+Every candidate gets exactly the number of samples asked for: ``Timings``
+carries the count next to each median, and the tables print it.
 """
 
 from __future__ import annotations
@@ -13,32 +16,85 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 PAUSE_S = 0.15
-# A candidate whose warm-up call takes longer than this is timed once more only.
-LONG_S = 1.5
+# Each sample of a microsecond-scale call is a loop of calls lasting at least this long.
+SMALL_SAMPLE_S = 0.05
 
 
-def measure(candidates: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each zero-argument candidate, interleaved."""
+@dataclass
+class Timings:
+    """Median seconds per call of each candidate, with the number of samples behind each."""
+
+    median: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    calls_per_sample: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> float:
+        return self.median[name]
+
+    def get(self, name: str, default=None):
+        return self.median.get(name, default)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.median
+
+    def count(self, name: str) -> int:
+        return len(self.samples[name])
+
+
+def _interleaved(candidates: dict[str, Callable[[], object]], repeats: int, loops: dict[str, int], pause: float):
     samples: dict[str, list[float]] = {name: [] for name in candidates}
-    long: set[str] = set()
-    for name, fn in candidates.items():  # warm-up: compilation, caches, plans
-        start = time.perf_counter()
-        fn()
-        if time.perf_counter() - start > LONG_S:
-            long.add(name)
     names = list(candidates)
     for r in range(repeats):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            if name in long and samples[name]:
-                continue
-            time.sleep(PAUSE_S)
+            fn, n = candidates[name], loops[name]
+            if pause:
+                time.sleep(pause)
             start = time.perf_counter()
-            candidates[name]()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
+            for _ in range(n):
+                fn()
+            samples[name].append((time.perf_counter() - start) / n)
+    return samples
+
+
+def measure(candidates: dict[str, Callable[[], object]], repeats: int) -> Timings:
+    """Median seconds per call of each zero-argument candidate: ``repeats`` interleaved samples each.
+
+    One untimed warm-up call per candidate first (compilation, caches, plans).
+    """
+    for fn in candidates.values():
+        fn()
+    loops = dict.fromkeys(candidates, 1)
+    samples = _interleaved(candidates, repeats, loops, PAUSE_S)
+    return Timings({n: statistics.median(v) for n, v in samples.items()}, samples, loops)
+
+
+def measure_small(candidates: dict[str, Callable[[], object]], repeats: int) -> Timings:
+    """Median seconds per call of microsecond-scale candidates (``timeit``-style).
+
+    After warm-up calls, each candidate's loop length is chosen as
+    ``timeit.Timer.autorange`` does (1, 2, 5, 10, 20, ... calls until a loop
+    lasts ``SMALL_SAMPLE_S``); then ``repeats`` interleaved samples of that
+    many back-to-back calls each, and the median of their per-call means.
+    """
+    loops = {}
+    for name, fn in candidates.items():
+        for _ in range(3):
+            fn()
+        n = 1
+        while True:
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            if time.perf_counter() - start >= SMALL_SAMPLE_S:
+                break
+            n = n * 5 // 2 if str(n)[0] == "2" else n * 2
+        loops[name] = n
+    samples = _interleaved(candidates, repeats, loops, PAUSE_S / 3)
+    return Timings({n: statistics.median(v) for n, v in samples.items()}, samples, loops)
 
 
 def _status_kib(field: str) -> int:
@@ -81,21 +137,36 @@ def _trim() -> None:
         pass
 
 
-def machine() -> str:
-    model = "unknown CPU"
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores"
+    return "unknown CPU"
+
+
+def cores() -> int:
+    """CPUs this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def machine() -> str:
+    return f"{cpu_model()}, {cores()} cores"
+
+
+def load_average() -> list[float] | None:
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
 
 
 def load() -> str:
-    try:
-        return "load average %.2f %.2f %.2f" % os.getloadavg()
-    except OSError:
-        return "load average unknown"
+    avg = load_average()
+    return "load average unknown" if avg is None else "load average " + " ".join(f"{a:.2f}" for a in avg)

@@ -1,0 +1,341 @@
+"""The planted bugs: one exact source edit each, and the tests that must catch it.
+
+Each mutant names a file of the repository (``xcorr/...`` or
+``backends/...``), a snippet that must occur exactly once in it, its
+replacement, and the pytest arguments (test files, in the order most likely
+to fail first) to run on the mutated copy. The bugs are the plausible ones
+of the size-dependent fast paths: band ends, stride and dilation index
+arithmetic, the fill term of the kernel gradients, boundary extensions, the
+"same" offset, conjugation and batch sums in the VJP.
+
+When the code changes so that a snippet no longer occurs exactly once, the
+runner reports the mutant as stale and fails: update the snippet to plant
+the same bug in the new code, or remove the mutant with the code it tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    bug: str
+    k: str = ""  # a pytest -k expression applied to the selection ("" runs all of it)
+
+
+# Files whose functions numba compiles and caches: their mutants get a fresh numba cache.
+NUMBA_SOURCES = frozenset({"backends/_numba_kernels.py", "backends/_jax_numba.py"})
+
+# Selections: pytest node ids (a file, or a test function with all its parameters). An entry
+# starting with "?" is optional: run where its file exists (the fast-path oracle tests).
+FAST_PATHS = "?tests/test_fast_paths.py"
+NUMPY = (
+    FAST_PATHS,
+    "tests/test_methods.py::test_every_method_matches_reference",
+    "tests/test_methods.py::test_methods_broadcast_batches",
+    "tests/test_methods.py::test_numpy_without_numba",
+    "tests/test_methods.py::test_numpy_numba_path_batched_kernels_fall_back",
+    "tests/test_methods.py::test_numpy_direct_extra_memory_is_a_few_outputs",
+    "tests/test_correlate.py::test_stride_and_dilation",
+    "tests/test_correlate.py::test_batches_broadcast",
+)
+NUMBA = (
+    FAST_PATHS,
+    "tests/test_methods.py::test_numpy_numba_path",
+    "tests/test_methods.py::test_numpy_numba_path_kernel_sizes_batches_and_threads",
+    "tests/test_methods.py::test_numpy_numba_backward",
+    "tests/test_methods.py::test_numpy_numba_kernel_gradient_threads_batches_and_nan",
+    "tests/test_jax_backward.py",
+)
+TORCH = (
+    FAST_PATHS,
+    "tests/test_torch_backward.py",
+    "tests/test_methods.py::test_torch_large_direct_forward_and_backward",
+    "tests/test_methods.py::test_torch_kernel_gradient_of_a_large_image",
+    "tests/test_methods.py::test_every_method_matches_reference",
+    "tests/test_correlate.py::test_modes_and_boundaries",
+    "tests/test_correlate.py::test_stride_and_dilation",
+)
+JAX = (
+    FAST_PATHS,
+    "tests/test_jax_backward.py",
+    "tests/test_methods.py::test_every_method_matches_reference",
+    "tests/test_methods.py::test_large_kernel_paths",
+    "tests/test_correlate.py::test_modes_and_boundaries",
+    "tests/test_correlate.py::test_stride_and_dilation",
+    "tests/test_gradients.py::test_framework_gradients_equal_finite_differences",
+    "tests/test_gradients.py::test_jax_grad_equals_grad_of_a_plain_jnp_reference",
+    "tests/test_gradients.py::test_jax_batch_kernel_gradient_and_padded_extension",
+)
+FFT = (
+    FAST_PATHS,
+    "tests/test_methods.py::test_every_method_matches_reference",
+    "tests/test_methods.py::test_numpy_overlap_save_matches_direct",
+    "tests/test_methods.py::test_numpy_fft_backward",
+    "tests/test_methods.py::test_vjp_kernel_gradient_through_fft_equals_direct",
+    "tests/test_methods.py::test_large_kernel_paths",
+    "tests/test_torch_backward.py::test_fft_backward",
+)
+CORE = (
+    "tests/test_correlate.py::test_modes_and_boundaries",
+    "tests/test_correlate.py::test_stride_and_dilation",
+    "tests/test_correlate.py::test_kernel_larger_than_input_repeats_the_extension",
+    "tests/test_gradients.py::test_vjp_equals_finite_differences",
+    "tests/test_gradients.py::test_gradient_dtypes",
+)
+VJP = (
+    FAST_PATHS,
+    "tests/test_gradients.py",
+    "tests/test_correlate.py::test_batches_broadcast",
+    "tests/test_methods.py::test_methods_broadcast_batches",
+)
+
+MUTANTS: tuple[Mutant, ...] = (
+    # -- numpy's banded direct path (every numpy user without numba; batched kernels with it)
+    Mutant(
+        "numpy-band-end",
+        "backends/numpy.py",
+        "r1 = min(rows.count, r0 + band)",
+        "r1 = min(rows.count, r0 + band - 1)",
+        NUMPY,
+        "each band of the numpy direct path ends one row early (that row is left uninitialised)",
+        k="numpy",
+    ),
+    Mutant(
+        "numpy-band-stride",
+        "backends/numpy.py",
+        "lo = r0 * rows.step + a * rows.dilation",
+        "lo = r0 + a * rows.dilation",
+        NUMPY,
+        "bands after the first start at output row r0 instead of input row r0 * stride",
+        k="numpy",
+    ),
+    Mutant(
+        "numpy-band-dilation",
+        "backends/numpy.py",
+        "lo = r0 * rows.step + a * rows.dilation",
+        "lo = r0 * rows.step + a * rows.step",
+        NUMPY,
+        "kernel row a is read at a * stride instead of a * dilation",
+        k="numpy",
+    ),
+    # -- numba kernels (numpy's direct path and VJP, jax's custom calls)
+    Mutant(
+        "numba-corr-row-stride",
+        "backends/_numba_kernels.py",
+        "        top = r0 + i * sr\n        if sc != 1:",
+        "        top = r0 + i\n        if sc != 1:",
+        NUMBA,
+        "numba forward: output row i reads input row r0 + i, ignoring the row stride",
+        k="numba or jax",
+    ),
+    Mutant(
+        "numba-row-dilation",
+        "backends/_numba_kernels.py",
+        "x0 = source(x, fillrow, top + a0 * dr, c0 + b0 * dc, cols)",
+        "x0 = source(x, fillrow, top + a0 * dc, c0 + b0 * dc, cols)",
+        NUMBA,
+        "numba forward: the first tap of each group of four uses the column dilation for its row",
+        k="numba or jax",
+    ),
+    Mutant(
+        "numba-kgrad-fill",
+        "backends/_numba_kernels.py",
+        "acc[a, b] += fill * total",
+        "acc[a, b] -= fill * total",
+        NUMBA,
+        "numba kernel gradient: the fill rows' term has the wrong sign",
+        k="numba or jax",
+    ),
+    Mutant(
+        "numba-kgrad-stride",
+        "backends/_numba_kernels.py",
+        "first = c0 + b * dc + lo * sc",
+        "first = c0 + b * dc + lo",
+        NUMBA,
+        "numba kernel gradient with a column stride: the inner columns start at lo instead of lo * stride",
+        k="numba or jax",
+    ),
+    Mutant(
+        "numba-vjp-dilation",
+        "backends/_numba.py",
+        "g_r0 = -rows.lo - (h - 1) * rows.dilation",
+        "g_r0 = -rows.lo - (h - 1)",
+        NUMBA,
+        "numba one-pass VJP: the input gradient's first row ignores the row dilation",
+        k="numba or jax",
+    ),
+    # -- torch's direct path, clipped windows and bmm kernel gradient
+    Mutant(
+        "torch-direct-stride",
+        "backends/torch.py",
+        "p = row_at + lo * rows.step",
+        "p = row_at + lo",
+        TORCH,
+        "torch direct: a band (or clipped window) starting at output row lo reads input row lo, not lo * stride",
+        k="torch",
+    ),
+    Mutant(
+        "torch-clipped-first",
+        "backends/torch.py",
+        "i0 = min(plan.count, max(0, -(first // plan.step)))",
+        "i0 = min(plan.count, max(0, -first // plan.step))",
+        TORCH,
+        "torch zero-fill clipping: floor instead of ceil for the first output whose tap lies inside x",
+        k="torch",
+    ),
+    Mutant(
+        "torch-kgrad-dilation",
+        "backends/torch.py",
+        "xq.storage_offset() + r0 * rows.step * rs + b * cols.dilation * cs",
+        "xq.storage_offset() + r0 * rows.step * rs + b * cs",
+        TORCH,
+        "torch bmm kernel gradient: kernel column b read at b instead of b * dilation",
+        k="torch",
+    ),
+    Mutant(
+        "torch-kgrad-fill",
+        "backends/torch.py",
+        "    xe = _extend(xp, xc, geometry, options)\n    if xe.stride(-1) != 1:",
+        '    xe = _extend(xp, xc, geometry, __import__("dataclasses").replace(options, fillvalue=0))\n'
+        "    if xe.stride(-1) != 1:",
+        TORCH,
+        "torch bmm kernel gradient: the fill value is taken as 0 (its term is lost)",
+        k="torch",
+    ),
+    Mutant(
+        "torch-backward-conj",
+        "backends/torch.py",
+        "gx = None if gx is None else gx.conj()",
+        "gx = None if gx is None else gx",
+        TORCH,
+        "torch backward of complex inputs: the input gradient misses torch's conjugation",
+        k="torch",
+    ),
+    # -- jax: unrolled shift-and-add, fori_loop, kernel gradients
+    Mutant(
+        "jax-pad-dilation",
+        "backends/jax.py",
+        "first = plan.lo + tap * plan.dilation",
+        "first = plan.lo + tap",
+        JAX,
+        "jax direct with a fill extension (a pad per tap): tap positions ignore the dilation",
+        k="jax",
+    ),
+    Mutant(
+        "jax-pad-stride",
+        "backends/jax.py",
+        "return term[..., :: rows.step, :: cols.step]",
+        "return term[..., :: rows.step, :: rows.step]",
+        JAX,
+        "jax direct with a pad per tap: the column stride is the row stride",
+        k="jax",
+    ),
+    Mutant(
+        "jax-fori-dilation",
+        "backends/jax.py",
+        "band = lax.dynamic_slice_in_dim(xe, a * rows.dilation, length, axis=xe.ndim - 2)",
+        "band = lax.dynamic_slice_in_dim(xe, a * rows.step, length, axis=xe.ndim - 2)",
+        JAX,
+        "jax fori_loop path (kernels of more than UNROLL_TAPS taps): kernel row a read at a * stride",
+        k="jax",
+    ),
+    Mutant(
+        "jax-kgrad-fill",
+        "backends/jax.py",
+        "    gb = xp.reshape(g, (-1, *g.shape[-2:]))\n    consts = xp.asarray([options.fillvalue, 0], dtype=x.dtype)",
+        "    gb = xp.reshape(g, (-1, *g.shape[-2:]))\n    consts = xp.asarray([0, 0], dtype=x.dtype)",
+        JAX,
+        "jax's numba kernel gradient (custom call): the fill value is passed as 0 (its term is lost)",
+        k="jax",
+    ),
+    Mutant(
+        "jax-kgrad-sum-swap",
+        "backends/jax.py",
+        'y = lax.conv_general_dilated(lhs, rhs, swapped.stride, "VALID", rhs_dilation=swapped.dilation)',
+        'y = lax.conv_general_dilated(lhs, rhs, swapped.dilation, "VALID", rhs_dilation=swapped.stride)',
+        JAX,
+        "jax native kernel gradient (batch sum as channels): stride and dilation not swapped",
+        k="jax",
+    ),
+    # -- FFT: image-sized and overlap-save
+    Mutant(
+        "fft-col-stride",
+        "xcorr/_fft.py",
+        "c0 : c0 + (cols.count - 1) * cols.step + 1 : cols.step,",
+        "c0 : c0 + (cols.count - 1) * cols.step + 1 : rows.step,",
+        FFT,
+        "FFT forward: the columns are subsampled by the row stride",
+        k="fft or overlap or large_kernel",
+    ),
+    Mutant(
+        "fft-dilation-swap",
+        "xcorr/_fft.py",
+        "kf = xp.flip(dilate(xp, k, (rows.dilation, cols.dilation)), axis=(-2, -1))",
+        "kf = xp.flip(dilate(xp, k, (cols.dilation, rows.dilation)), axis=(-2, -1))",
+        FFT,
+        "FFT forward: the kernel is dilated with the two axes' dilations swapped",
+        k="fft or overlap or large_kernel",
+    ),
+    Mutant(
+        "overlap-save-stride",
+        "backends/numpy.py",
+        "y = y[..., : dense_r : rows.step, : dense_c : cols.step].astype(x.dtype, copy=False)",
+        "y = y[..., : dense_r : rows.step, : dense_c : rows.step].astype(x.dtype, copy=False)",
+        FFT,
+        "numpy overlap-save forward: the columns are subsampled by the row stride",
+        k="fft or overlap or large_kernel",
+    ),
+    Mutant(
+        "fft-kgrad-lags",
+        "backends/numpy.py",
+        "gk = scipy.fft.irfft(lags, n=width, axis=-1, workers=_workers(lags))[..., : cols.span : cols.dilation]",
+        "gk = scipy.fft.irfft(lags, n=width, axis=-1, workers=_workers(lags))[..., : cols.span : rows.dilation]",
+        FFT,
+        "numpy FFT kernel gradient: the column lags are taken every row-dilation-th",
+        k="fft or overlap or large_kernel",
+    ),
+    # -- the core: extensions, the 'same' offset, the VJP
+    Mutant(
+        "wrap-symm-swap",
+        "xcorr/_generic.py",
+        'elif boundary == "wrap":',
+        'elif boundary == "symm":',
+        CORE,
+        'boundary extension: "wrap" reflects and "symm" wraps',
+        k="numpy or array_api_strict",
+    ),
+    Mutant(
+        "same-offset",
+        "xcorr/_options.py",
+        "dense, offset = size, ((span - 1) // 2 if convolve else span // 2)",
+        "dense, offset = size, (span // 2 if convolve else (span - 1) // 2)",
+        CORE,
+        "'same' mode centres even kernels as the other operation does (correlation vs convolution)",
+        k="numpy or array_api_strict",
+    ),
+    Mutant(
+        "vjp-conj",
+        "xcorr/_vjp.py",
+        'gc = xp.conj(g) if isdtype(xp, g.dtype, "complex floating") else g',
+        "gc = g",
+        VJP,
+        "core kernel gradient on numpy (vecdot conjugates its first argument): g not conjugated first",
+        k="complex",
+    ),
+    Mutant(
+        "unbroadcast-first",
+        "xcorr/_vjp.py",
+        "a = xp.sum(a, axis=tuple(range(extra)))",
+        "a = a[(0,) * extra]",
+        VJP,
+        "VJP of a broadcast operand: the first batch element's gradient instead of the batch sum",
+        k="batch or broadcast",
+    ),
+)
