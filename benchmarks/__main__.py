@@ -29,6 +29,7 @@ import numpy as np
 
 import xcorr
 from xcorr import _methods
+from xcorr._adapter import adapter_named
 from xcorr._options import Options, plan
 
 from ._timing import (
@@ -100,7 +101,9 @@ class Case:
 
     def chosen(self, backend: str) -> str:
         geometry = plan(self.x_shape, self.k_shape, Options())
-        method = _methods.choose_method(backend, "real floating", self.x_shape, self.k_shape, geometry)
+        adapter = adapter_named(backend)
+        costs = adapter.costs(self.k_shape, geometry)
+        method = _methods.choose_method(costs, "real floating", self.x_shape, self.k_shape, geometry)
         if backend == "numpy" and method == "direct" and numba_direct(geometry):
             return "direct (numba)"
         return method
@@ -110,7 +113,9 @@ def numba_direct(geometry) -> bool:
     """Whether numpy's direct path runs the numba kernel (backends/_numba.py) for this float32 case."""
     from xcorr.backends import _numba
 
-    return _numba.ENABLED and math.prod(geometry.out_shape) >= _methods.NUMBA_MIN_OUTPUTS and _numba._kernels() is not None
+    tuning = adapter_named("numpy").tuning
+    outputs = math.prod(geometry.out_shape)
+    return tuning.numba and outputs >= tuning.numba_min_outputs and _numba._kernels() is not None
 
 
 def single_cases(sizes) -> list[Case]:
