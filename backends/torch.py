@@ -834,7 +834,8 @@ class TorchAdapter(Adapter):
             and k.ndim == 2
             and geometry.inside
             and (dtype.is_floating_point or dtype.is_complex)
-            and math.prod(geometry.out_shape) <= ADAPTER.tuning.small_band
+            and math.prod(geometry.out_shape) <= self.tuning.small_band  # one band ...
+            and math.prod(geometry.out_shape) < self.tuning.pooled_elements  # ... on the calling thread
         ):
             return _small_direct(xp, dtype, options, geometry)
         return super().prepare_correlate(xp, x, k, options, geometry)
