@@ -132,7 +132,7 @@ def traceable_correlate(xp, x, k, options, geometry):
         kb = k.expand(*batch, h, w).reshape(planes, 1, h, w)
         y = conv(xb, kb, stride=stride, padding=padding, dilation=dilation, groups=planes)
         y = y.reshape(*batch, *y.shape[-2:])
-    y = y[..., : rows.count, : cols.count]
+    y = _crop(y, rows.count, cols.count)
     if tuple(y.shape) != geometry.out_shape:
         y = y.expand(geometry.out_shape)
     return y
@@ -662,7 +662,12 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     y = torch.nn.functional.conv2d(
         xe, w, stride=options.stride, padding=padding, dilation=options.dilation, groups=groups
     )
-    return y[..., : rows.count, : cols.count]
+    return _crop(y, rows.count, cols.count)
+
+
+def _crop(y, rows: int, cols: int):
+    """The first ``rows`` x ``cols`` outputs: no slice (an op and an autograd node) where that is all of ``y``."""
+    return y if y.shape[-2:] == (rows, cols) else y[..., :rows, :cols]
 
 
 def _library_extension(xp, x, options, geometry):
