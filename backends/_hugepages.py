@@ -1,12 +1,12 @@
 """Transparent huge pages for large fresh outputs (Linux), as numpy does for its own arrays.
 
 A large output is a fresh ``mmap`` every call, and the kernel faults its
-pages in one 4 KiB page at a time on first write: a 4096² float32 output
-cost torch and XLA as much as the whole shift-and-add (``x + 1`` took 19-21
-ms on our machine, 5.8 ms with huge pages). numpy asks the kernel for
+pages in one 4 KiB page at a time on first write: for a large float32 output
+that costs torch and XLA about as much as the whole shift-and-add (the
+README's Performance section has the measurements). numpy asks the kernel for
 transparent huge pages (``madvise(MADV_HUGEPAGE)``) on every allocation of
 at least 4 MiB; torch and XLA do not, so the adapters ask for the outputs
-they allocate and fill themselves (torch's 4096² 3x3 forward 32 -> 18 ms).
+they allocate and fill themselves.
 It only applies where the kernel's THP mode is "madvise" (with "always"
 the pages are huge already; with "never" nothing helps), and it is a hint:
 results never depend on it.

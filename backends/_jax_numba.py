@@ -1,12 +1,11 @@
 """numba's direct kernels as XLA custom calls: jax's direct correlation and kernel gradient on the CPU.
 
 The kernel gradient is ``h*w`` sums over the whole image. XLA's CPU backend
-emits them as ``h*w`` separate reductions (19 ms at 1024², 3x3) or, at
-best, as one convolution with ``g`` as the kernel (1.3 ms, 55 ms at 4096²),
-while the numpy adapter's numba kernel (``_numba_kernels.kgrad``) takes
-them in one pass over ``g`` and ``x``: 0.42 and 10 ms on one thread. And
-on large images XLA's fused shift-and-add (21 ms at 4096², 3x3) reads its
-input once per kernel row, where ``_numba_kernels.corr`` keeps each output
+emits them as ``h*w`` separate reductions or, at best, as one convolution
+with ``g`` as the kernel, while the numpy adapter's numba kernel
+(``_numba_kernels.kgrad``) takes them in one pass over ``g`` and ``x``
+(several times faster: the README's jax backward table). And on large
+images XLA's fused shift-and-add reads its input once per kernel row, where ``_numba_kernels.corr`` keeps each output
 row in L1 for all taps. This module registers both kernels with XLA
 through jax's FFI (``jax.ffi``), so they run inside jitted code on jax's
 own buffers: no copy, no host callback, traced by ``jax.jit``, mapped by

@@ -24,8 +24,8 @@ over ``g`` and ``x`` (the numpy path takes ``h*w`` passes).
 Large calls split the rows between the adapter's thread pool and the caller
 in chunks claimed one at a time (``nogil``) rather than numba's ``prange``:
 an OpenMP/workqueue split waits at its barrier for a thread that a loaded
-2-core machine has not scheduled (5-6 ms added to a 0.3 ms call was
-measured), while here the caller simply takes over the remaining chunks.
+machine has not scheduled (which can cost many times the call), while here
+the caller simply takes over the remaining chunks.
 """
 
 from __future__ import annotations
@@ -155,8 +155,7 @@ def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
     with the flipped kernel, read from ``corr``'s virtual fill; each chunk
     of rows computes its rows of it and then its rows' kernel-gradient sums
     (``kgrad``), so the rows of ``g`` it reads are still in cache for the
-    second pass: ``g`` leaves memory once instead of twice (4096² 3x3,
-    0.15 s between calls as in the benchmark: 24.6 -> 20.1 ms). The kernel
+    second pass: ``g`` leaves memory once instead of twice. The kernel
     gradient is in the correlation's orientation, summed in float64 per
     chunk and over chunks in order.
     """
@@ -253,7 +252,7 @@ def _run(run, chunks: list[tuple[int, int]], threads: int, pool) -> None:
     claims = itertools.count()  # next() is atomic under the GIL
     finished = itertools.count(1)
     # Held until the last chunk is done; a bare lock because a Condition or
-    # Event costs tens of microseconds to make, a tenth of a 1024² call.
+    # Event costs a noticeable part of a medium-sized call just to make.
     done = threading.Lock()
     done.acquire()
     state = {"error": None}

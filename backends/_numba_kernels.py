@@ -99,7 +99,7 @@ def stage(S, x, fill, top, dr, cstart):  # pragma: no cover - compiled
     # S[a, q] = extend(x)[top + a * dr, cstart + q]: the few columns at
     # the edges whose windows leave x, copied with the fill value so that
     # the vectorised loops run on them too (tap by tap with bounds checks
-    # they cost 2x the whole valid-mode call at 1024², 7x7).
+    # they cost more than the whole valid-mode call).
     H, W = x.shape
     width = S.shape[1]
     first, last = min(max(-cstart, 0), width), max(min(W - cstart, width), 0)
@@ -117,8 +117,8 @@ def edge_block(o, x, fill, k, top, cstart, sr, dr, dc):  # pragma: no cover - co
     # o[i, j] = sum of k[a, b] * extend(x)[top + i*sr + a*dr, cstart + j + b*dc]
     # (taps in row-major order) for a few edge columns j of many rows i:
     # their inputs staged column by column with the fill value, the loops
-    # run down the columns (vectorised, independent sums). Per row, the
-    # edges cost 28% of a 1024², 7x7 "full" call; as blocks, 2%.
+    # run down the columns (vectorised, independent sums): per row, the
+    # edges cost a large share of a "full" call; as blocks, little.
     h, w = k.shape
     m, ncols = o.shape
     H, W = x.shape
@@ -202,15 +202,14 @@ fast = numba.njit(cache=CACHE, nogil=True, inline="always", fastmath={"reassoc",
 def dot(s, g, x):  # pragma: no cover - compiled
     # s + sum(g * x) over equal-length rows (slices: a computed index
     # into x would need numba's negative-index check, which stops LLVM
-    # from vectorising: 80 against 15 ms at 4096², 3x3, one thread).
+    # from vectorising).
     for j in range(g.shape[0]):
         s += g[j] * x[j]
     return s
 
 @fast
 def dot4(s, g, x0, x1, x2, x3):  # pragma: no cover - compiled
-    # Four dot products with one g: g is loaded once per four products
-    # (10.4 against 14.8 ms for the nine taps at 4096², 3x3, one thread).
+    # Four dot products with one g: g is loaded once per four products.
     s0, s1, s2, s3 = s, s, s, s
     for j in range(g.shape[0]):
         gj = g[j]
@@ -292,7 +291,7 @@ def kgrad(x, g, consts, acc, r0, c0, sr, sc, dr, dc, start, stop):  # pragma: no
                     continue
                 xr = x[n, r]
                 if sc == 1:
-                    # Contiguous slices vectorise: 15 against 66 ms at 4096², 3x3.
+                    # Contiguous slices vectorise; computed indices do not.
                     row_dots(acc, a, zero, inner, xr, c0 + lo, dc)
                     continue
                 for b in range(w):

@@ -34,7 +34,7 @@ def differentiable_correlate(xp, x, k, options, geometry):
     """Correlation with a custom VJP (jax.grad/jit/vmap friendly).
 
     The backward pass is the core VJP (``xcorr._vjp``) instead of jax's
-    autodiff through the unrolled shift-and-add (PERF-NOTES: 38x the forward).
+    autodiff through the unrolled shift-and-add (PERF-NOTES: many times the forward).
     Integer operands are cast to the (floating) result dtype first, so jax
     sees their gradient stop at the cast; integer-only calls have no VJP.
     """
@@ -49,7 +49,7 @@ def _differentiable_kernel(options, geometry):
     """The casts and the custom VJP under one ``jax.jit`` per static configuration.
 
     An eager call then costs one compiled dispatch instead of tracing the
-    ``custom_vjp`` wrapper op by op (about 0.5 ms); under a user's
+    ``custom_vjp`` wrapper op by op; under a user's
     ``jax.jit``/``grad``/``vmap`` it is inlined like the forward kernels.
     """
 
@@ -87,9 +87,9 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
 
     Applies on the CPU (jax's default backend) with numba installed, to a
     2-D kernel, float32/float64 operands and at least
-    ``JaxTuning.numba_min_outputs`` outputs: 0.22-0.25 against 1.3 ms for
-    the native convolution below at 1024², 3x3, 5.9 against 55 ms at 4096²
-    (``backends/_jax_numba.py``). A "fill" boundary is read virtually;
+    ``JaxTuning.numba_min_outputs`` outputs, where it is several times
+    faster than the native convolution (``backends/_jax_numba.py``; the
+    README's jax backward table). A "fill" boundary is read virtually;
     other boundaries are extended first. NotImplemented elsewhere.
     """
     if method != "direct" or not _numba_applies(x, k, g.dtype, math.prod(geometry.out_shape)):
@@ -266,7 +266,7 @@ def _extend(xp, x, geometry, options):
     """``_fft.extend``, with a fill extension as one ``lax.pad``.
 
     The zero blocks and ``concat`` of the generic extension are materialised
-    (a "full" correlation, the input gradient, 2.3x slower at 1024², 3x3).
+    (a "full" correlation, the input gradient, ran about twice as long).
     XLA does not fuse this one pad into the nine slices of an unrolled 3x3
     shift-and-add either: that path pads per tap (``_tap_windows``).
     """
@@ -288,11 +288,9 @@ def _tap_windows(xp, x, geometry, options):
     A fill extension of a kernel of up to ``JaxTuning.pad_per_tap`` taps gives each
     tap its own ``lax.pad`` of ``x`` (negative widths crop): XLA fuses nine
     pads into the shift-and-add, but not one pad that nine slices read (a
-    separate pass: a "full" 3x3 correlation, the input gradient, took 1.3 ms
-    at 1024² and 41 ms at 4096², 0.6 and 23 ms with a pad per tap). Beyond
-    that the fused pads cost more than the pass (4x4: 3.2 against 0.8 ms,
-    7x7: 8.8 against 3.1 ms at 1024²), so larger kernels and other
-    extensions extend once and slice.
+    separate pass, about twice the time of a "full" 3x3 correlation, the
+    input gradient). Beyond that the fused pads cost more than the pass, so
+    larger kernels and other extensions extend once and slice.
     """
     rows, cols = geometry.rows, geometry.cols
     if geometry.inside or options.boundary != "fill" or rows.taps * cols.taps > ADAPTER.tuning.pad_per_tap:
@@ -407,16 +405,14 @@ def _numba_forward(x, k, options, geometry) -> bool:
     """Whether the direct correlation takes numba's kernel (an XLA custom call).
 
     Where windows leave ``x`` into a fill, XLA pays for the fill (a pad per
-    tap or a padded copy: a "full" correlation, the input gradient, took
-    1.4-2x the time of numba's kernel, which reads rows of the fill value and
-    computes the edge columns apart: 1024² 3x3 0.46-0.58 against 0.24-0.34
-    ms). And an output of at least ``JaxTuning.numba_fresh_output_bytes``
-    is a fresh mapping every call, which XLA faults in page by page (a 4096²
-    ``x + 1`` took 19-21 ms), where the handler asks for huge pages first
-    (``_hugepages``): 4096² 3x3 22 -> 17 ms, 1x2 20 -> 10 ms, 7x7 39 -> 24
-    ms, 16x1024² 3x3 23 -> 9-14 ms; smaller outputs inside ``x`` stay with
-    XLA's fused shift-and-add (2048² 3x3: 1.0-1.1 against 1.4-1.6 ms).
-    Beyond ``JaxTuning.unroll_taps`` taps XLA's loop is as fast.
+    tap or a padded copy) where numba's kernel reads rows of the fill value
+    and computes the edge columns apart. And an output of at least
+    ``JaxTuning.numba_fresh_output_bytes`` is a fresh mapping every call,
+    which XLA faults in page by page, where the handler asks for huge pages
+    first (``_hugepages``); smaller outputs inside ``x`` stay with XLA's
+    fused shift-and-add, which is faster there. Beyond
+    ``JaxTuning.unroll_taps`` taps XLA's loop is as fast. (The README's jax
+    tables have the measurements.)
     """
     rows, cols = geometry.rows, geometry.cols
     outputs = math.prod(geometry.out_shape)

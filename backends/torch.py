@@ -199,8 +199,6 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     against about 4 here, as the kernel gradient's inverse only needs the
     first ``span`` rows of its column pass. Sums over broadcast batch
     dimensions happen on the spectra, before the inverse transforms.
-    fwd+bwd / fwd, same-process A/B: 1024² 31x31 3.24 -> 2.37, 4096² 31x31
-    3.21 -> 2.47.
 
     Real dtypes, stride 1, fill boundaries (or none reached); otherwise, or
     for a double backward, NotImplemented (the core VJP).
@@ -223,8 +221,7 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     G = fft.rfftn(g, s=shape, dim=dims)
     gx = gk = None
     # Spectra are input-sized: products go in place where the shapes allow
-    # and G goes before the last inverse (4096² 31x31: peak extra memory of
-    # fwd+bwd 388 MB with the core VJP).
+    # and G goes before the last inverse, to keep the peak memory down.
     if need_x:
         _, kf = _generic.prepare(xp, x, k, options)
         K = _fft.kernel_spectrum(xp.fft, _fft.dilate(xp, kf, options.dilation), shape, real=True)
@@ -304,10 +301,9 @@ def direct_forward(xp, x, k, options, geometry):
     rows, cols = geometry.rows, geometry.cols
     if _zero_fill(options, geometry) and _finite_kernel(x, k):
         # Zero-filled "same"/"full": the input gradient's full correlation
-        # comes here. Padding g first cost two concatenated copies (1024² 3x3:
-        # the input gradient 3.7 ms against a 2.0 ms forward); clipping each
-        # tap's window to x costs nothing but a zeroed band where no tap
-        # covers it all.
+        # comes here. Padding g first cost two concatenated copies (the input
+        # gradient took about twice the forward); clipping each tap's window
+        # to x costs nothing but a zeroed band where no tap covers it all.
         src_rows = [_inside(rows, a) for a in range(rows.taps)]
         src_cols = [_inside(cols, b) for b in range(cols.taps)]
         xe = x
@@ -521,13 +517,12 @@ def kernel_gradient(xp, xc, k, g, options, geometry, method):
     (C x h) product whose right factor is a strided *view* of x (column
     stride 1, row stride ``W*d``: a BLAS layout, nothing copied); ``bmm``
     batches it over the rows. So the whole gradient is ``w`` bmm calls per
-    band, against ``h*w`` full passes that each wrote a product temporary
-    (1024² 3x3: 1.0-1.2 against 2.4 ms, the forward taking 2.1 ms).
+    band, against ``h*w`` full passes that each wrote a product temporary.
 
     Large gradients split the bands between the single-threaded pool
-    workers: on the calling thread bmm's OpenMP split was 1.5x faster at
-    best but its median on the loaded machine was 14 ms (1024²) and 44 ms
-    (16x256²), waiting for descheduled threads. Direct method, CPU,
+    workers: on the calling thread bmm's OpenMP split was at best a little
+    faster, and on a loaded machine many times slower, waiting for
+    descheduled threads. Direct method, CPU,
     float/complex, unit column stride; anything else returns NotImplemented
     (the adapter's native kernel gradient).
     """
@@ -604,8 +599,8 @@ def native_forward(xp, x, k, options, geometry):
     """``torch.nn.functional.conv2d`` on the extended input (valid, strided, dilated).
 
     Except where the kernel dwarfs the output (a kernel gradient: h*w outputs
-    of H*W taps each), for which F.conv2d is slow (97 ms at 1024², 3x3
-    outputs): there ``few_outputs`` takes the dot products in cache-sized
+    of H*W taps each), for which F.conv2d is slow: there ``few_outputs``
+    takes the dot products in cache-sized
     bands on the worker threads.
     """
     x, k = _generic.prepare(xp, x, k, options)

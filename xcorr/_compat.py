@@ -44,8 +44,8 @@ def _isdtype(xp, dtype, kind: str) -> bool:
 
 
 def isdtype(xp, dtype, kind: str) -> bool:
-    """``xp.isdtype(dtype, kind)``, remembered: numpy's takes 2-3 µs, and a
-    call of corr2d_vjp asks some thirty times (10% of a 1024², 3x3 backward)."""
+    """``xp.isdtype(dtype, kind)``, remembered: numpy's is slow for what it
+    does, and a call of corr2d_vjp asks some thirty times."""
     try:
         return _isdtype(xp, dtype, kind)
     except TypeError:  # an unhashable dtype object
