@@ -471,10 +471,11 @@ def _native(x, k, *, options, geometry):
 
 
 def correlate_multi(xp, x, w, options, geometry, groups):
-    """``corr2d_multi``: ``lax.conv_general_dilated``, a fill extension as its own padding.
+    """``corr2d_multi``: ``lax.conv_general_dilated``, the extension handed to jax.
 
     A zero fill is the convolution's ``padding``; another fill value one
-    ``lax.pad``; wrap and symm the generic extension (slices that XLA fuses).
+    ``lax.pad``; wrap and symm within one period ``jnp.pad`` ("wrap",
+    "symmetric"); wider ones the generic extension (slices that XLA fuses).
     """
     dtype = result_dtype(xp, x.dtype, w.dtype)
     if not xp.isdtype(dtype, "real floating"):
@@ -487,6 +488,10 @@ def correlate_multi(xp, x, w, options, geometry, groups):
         xe = x  # negative padding crops what no window reads
     elif options.boundary == "fill":
         xe, padding = _extend(xp, x, geometry, options), ((0, 0), (0, 0))
+    elif all(0 <= n <= size for (lo, hi), size in zip(padding, (rows.size, cols.size)) for n in (lo, max(hi, 0))):
+        widths = [(0, 0)] * (x.ndim - 2) + [(lo, max(hi, 0)) for lo, hi in padding]
+        mode = {"wrap": "wrap", "symm": "symmetric"}[options.boundary]
+        xe, padding = xp.pad(x, widths, mode=mode), ((0, 0), (0, 0))
     else:
         xe, padding = _generic.extend(xp, x, geometry, options), ((0, 0), (0, 0))
     lhs = xe if xe.ndim == 4 else xe[None, ...]
@@ -500,6 +505,8 @@ def correlate_multi(xp, x, w, options, geometry, groups):
         feature_group_count=groups,
         precision=jax.lax.Precision.HIGHEST,
     )
+    if y.shape[-2:] != (rows.count, cols.count):  # a pad past the last window, unread
+        y = y[..., : rows.count, : cols.count]
     return y if xe.ndim == 4 else y[0]
 
 

@@ -139,3 +139,18 @@ def test_jax_zero_fill_is_convolution_padding(monkeypatch):
         want = sum(reference(x[:, None, c], w[None, :, c], mode=mode) for c in range(3))
         np.testing.assert_allclose(np.asarray(y), want, rtol=1e-12, atol=1e-12)
         assert calls[-1]["padding"] == padding
+
+
+@pytest.mark.parametrize("boundary", ["wrap", "symm"])
+def test_jax_wrap_and_symm_are_jnp_pad(monkeypatch, boundary):
+    jax = pytest.importorskip("jax")
+    from xcorr.backends import jax as jax_backend
+
+    pads = spy_calls(monkeypatch, jax.numpy, "pad")
+    monkeypatch.setattr(jax_backend._generic, "extend", lambda *a, **k: pytest.fail("built the extension by hand"))
+    x, w = random((2, 3, 8, 9)), random((4, 3, 3, 2), seed=1)
+    for options in (dict(mode="same"), dict(mode="full", stride=2), dict(mode="same", stride=(2, 3), dilation=2)):
+        y = xcorr.corr2d_multi(jax.numpy.asarray(x), jax.numpy.asarray(w), boundary=boundary, **options)
+        want = sum(reference(x[:, None, c], w[None, :, c], boundary=boundary, **options) for c in range(3))
+        np.testing.assert_allclose(np.asarray(y), want, rtol=1e-12, atol=1e-12)
+        assert pads[-1]["mode"] == {"wrap": "wrap", "symm": "symmetric"}[boundary]
