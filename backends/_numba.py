@@ -198,21 +198,33 @@ def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
     return gx.reshape(x.shape), partial.sum(axis=0).astype(x.dtype)
 
 
-def _source(x, options, geometry, *, virtual_fill: bool):
-    """``(planes, r0, c0)``: what the kernels read, as (batch, H, W), and where window (0, 0) starts.
+def source(xp, x, options, geometry, *, virtual_fill: bool, extend):
+    """``(planes, r0, c0)``: what the kernels read, as (planes, H, W), and where window (0, 0) starts.
 
     ``x`` itself when every window lies inside it, or with a "fill"
     boundary the kernels read virtually (``virtual_fill``); otherwise the
-    extended input (a copy).
+    extended input, ``extend(xp, x, geometry, options)`` (the adapter's).
+    Shared by the numpy adapter and jax's custom calls.
     """
     rows, cols = geometry.rows, geometry.cols
     if geometry.inside or (options.boundary == "fill" and virtual_fill):
         src, r0, c0 = x, rows.lo, cols.lo
-    elif options.boundary == "fill":
-        src, r0, c0 = _filled(x, rows, cols, options.fillvalue), 0, 0
     else:
-        src, r0, c0 = _fft.extend(np, x, geometry, options), 0, 0
-    return np.ascontiguousarray(src).reshape(-1, *src.shape[-2:]), r0, c0
+        src, r0, c0 = extend(xp, x, geometry, options), 0, 0
+    return xp.reshape(src, (-1, *src.shape[-2:])), r0, c0
+
+
+def _extend(xp, x, geometry, options):
+    """numpy's extension for the kernels: one filled copy for a fill, else ``_fft.extend``."""
+    if options.boundary == "fill":
+        return _filled(x, geometry.rows, geometry.cols, options.fillvalue)
+    return _fft.extend(np, x, geometry, options)
+
+
+def _source(x, options, geometry, *, virtual_fill: bool):
+    """``source`` of numpy arrays, contiguous as the kernels read them."""
+    src, r0, c0 = source(np, x, options, geometry, virtual_fill=virtual_fill, extend=_extend)
+    return np.ascontiguousarray(src), r0, c0
 
 
 def _filled(x, rows, cols, fillvalue):

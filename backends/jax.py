@@ -220,17 +220,10 @@ def _numba_custom_calls() -> bool:
 
 
 def _numba_source(xp, x, options, geometry, *, virtual_fill: bool):
-    """``(planes, r0, c0)``: what numba's kernels read, as (planes, H, W), and where window (0, 0) starts.
+    """``_numba.source`` of jax arrays: what numba's kernels read, with this adapter's extension."""
+    from . import _numba
 
-    ``x`` itself when every window lies inside it or a "fill" boundary is
-    read virtually (``virtual_fill``); otherwise the extended input.
-    """
-    rows, cols = geometry.rows, geometry.cols
-    if geometry.inside or (options.boundary == "fill" and virtual_fill):
-        src, r0, c0 = x, rows.lo, cols.lo
-    else:
-        src, r0, c0 = _extend(xp, x, geometry, options), 0, 0
-    return xp.reshape(src, (-1, *src.shape[-2:])), r0, c0
+    return _numba.source(xp, x, options, geometry, virtual_fill=virtual_fill, extend=_extend)
 
 
 
