@@ -78,7 +78,7 @@ FFT = (
     "tests/test_methods.py::test_every_method_matches_reference",
     "tests/test_methods.py::test_numpy_overlap_save_matches_direct",
     "tests/test_methods.py::test_numpy_fft_backward",
-    "tests/test_methods.py::test_vjp_kernel_gradient_through_fft_equals_direct",
+    "tests/test_methods.py::test_vjp_kernel_gradient_through_fft_and_direct_match_reference",
     "tests/test_methods.py::test_large_kernel_paths",
     "tests/test_torch_backward.py::test_fft_backward",
 )

@@ -43,7 +43,8 @@ from .catalogue import MUTANTS, NUMBA_SOURCES, Mutant
 ROOT = Path(__file__).resolve().parents[2]
 PYTEST = ["-q", "-p", "no:cacheprovider", "--no-header"]
 # Node ids of failed tests in pytest's short summary (``-ra``, set in pyproject.toml).
-FAILED = re.compile(r"^(FAILED|ERROR) (\S+)")
+# "FAILED <node id> - <message>": node ids may hold spaces (parameters like "(61, 57)").
+FAILED = re.compile(r"^(FAILED|ERROR) (.+?)(?: - .*)?$")
 
 
 @dataclass
@@ -69,8 +70,12 @@ def stale(mutants: list[Mutant]) -> list[str]:
         if m.old == m.new:
             problems.append(f"{m.name}: the replacement equals the snippet")
         for entry in m.tests:
-            if not entry.startswith("?") and not (ROOT / entry.split("::", 1)[0]).is_file():
-                problems.append(f"{m.name}: its test file {entry.split('::', 1)[0]} does not exist")
+            file, _, function = entry.lstrip("?").partition("::")
+            if not (ROOT / file).is_file():
+                if not entry.startswith("?"):
+                    problems.append(f"{m.name}: its test file {file} does not exist")
+            elif function and f"def {function}(" not in (ROOT / file).read_text(encoding="utf-8"):
+                problems.append(f"{m.name}: its test {entry.lstrip('?')} does not exist")
         if not [a for a in selection(m)[0] if a.startswith("tests")]:
             problems.append(f"{m.name}: none of its tests exist")
     return problems
