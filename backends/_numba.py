@@ -40,7 +40,6 @@ import numpy as np
 
 from .. import _fft
 
-
 # Defaults of the thresholds that the tuning of each adapter running these
 # kernels carries (``numba``, ``numba_min_outputs``, ``numba_threaded_work``):
 # direct correlations with at least MIN_OUTPUTS outputs (batch included) go

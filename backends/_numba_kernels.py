@@ -172,7 +172,7 @@ def corr(x, k, out, fillrow, r0, c0, sr, sc, dr, dc, start, stop):  # pragma: no
     # of windows outside x read fillrow; with dense columns (sc == 1) the
     # few columns whose windows leave x are computed apart (edge_block).
     rows, cols = out.shape[1], out.shape[2]
-    h, w = k.shape
+    _h, w = k.shape
     span = (w - 1) * dc + 1
     lo, hi = inside_columns(x.shape[2], c0, span, sc, cols)
     for t in range(start, stop):

@@ -16,6 +16,7 @@ import jax
 from .. import _fft, _generic, _layer
 from .._adapter import Adapter, Costs, Tuning
 from .._options import result_dtype
+
 try:
     from . import _hugepages
 except ImportError:  # the optional huge-page advice removed

@@ -172,7 +172,7 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     compacted = _generic.compact(xp, xb, geometry, options)
     xe, geometry = compacted if compacted is not None else (_fft.extend(xp, xb, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
-    n, c = xe.shape[:2]
+    n, _c = xe.shape[:2]
     o, cg = w.shape[:2]
     og = o // groups
     points = rows.count * cols.count

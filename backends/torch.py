@@ -16,8 +16,8 @@ from .. import _generic, _layer, toolkit
 from .._adapter import Adapter, Costs, Tuning
 from .._compat import array_namespace
 from .._correlate import conv2d, corr2d
-from .._multi import corr2d_multi
 from .._methods import fft_shape
+from .._multi import corr2d_multi
 from .._options import plan, result_dtype
 from . import _threads
 
@@ -321,9 +321,8 @@ def direct_forward(xp, x, k, options, geometry):
     if out.numel() == 0:
         return out
     cpu = x.device.type == "cpu"
-    if cpu:
-        if _hugepages is not None:
-            _hugepages.advise(out.data_ptr(), out.numel() * out.element_size())
+    if cpu and _hugepages is not None:
+        _hugepages.advise(out.data_ptr(), out.numel() * out.element_size())
     if k.ndim == 2 and cpu:
         # Python scalars: add_(view, alpha=...) is one fused pass per tap.
         weights = k.tolist()

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib.metadata as md
 import json
-import functools
 import math
 import platform
 import sys
@@ -274,12 +274,13 @@ def forward_table(report: Report, backend: str, cases, repeats: int) -> list[tup
         skipped = [name for name, f in natives.items() if f is None]
         runnable = {name: f for name, f in natives.items() if f is not None}
         ours = jitted_corr2d if backend == "jax" else xcorr.corr2d
-        candidates = {"xcorr": lambda: done(ours(x, k))}
+        candidates = {"xcorr": lambda ours=ours, x=x, k=k: done(ours(x, k))}
         for name, f in runnable.items():
-            candidates[name] = lambda f=f: done(f(x, k))
+            candidates[name] = lambda f=f, x=x, k=k: done(f(x, k))
         reference = np.asarray(candidates["xcorr"]())
         for name in runnable:  # every alternative computes the same thing
-            np.testing.assert_allclose(np.asarray(candidates[name]()), reference, rtol=2e-3, atol=2e-3 * math.sqrt(case.work / reference.size))
+            atol = 2e-3 * math.sqrt(case.work / reference.size)
+            np.testing.assert_allclose(np.asarray(candidates[name]()), reference, rtol=2e-3, atol=atol)
         times = measure(candidates, repeats)
         best = min(runnable, key=times.get)
         ratio = times["xcorr"] / times[best]
@@ -347,8 +348,12 @@ def jax_forward_backward(f, g):
 
 def _backward_candidates(backend, case, x_np, k_np, g_np):
     if backend == "numpy":
-        fwd = lambda: xcorr.corr2d(x_np, k_np)
-        both = lambda: (xcorr.corr2d(x_np, k_np), xcorr.corr2d_vjp(x_np, k_np, g_np))
+        def fwd():
+            return xcorr.corr2d(x_np, k_np)
+
+        def both():
+            return xcorr.corr2d(x_np, k_np), xcorr.corr2d_vjp(x_np, k_np, g_np)
+
         return fwd, both, None, None
     if backend == "torch":
         import torch

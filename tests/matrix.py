@@ -81,7 +81,7 @@ class Backend:
             try:
                 if lib.cuda.runtime.getDeviceCount() < 1:
                     return "no CUDA device"
-            except Exception as err:  # cupy raises its own CUDA errors
+            except Exception as err:  # noqa: BLE001 (cupy raises its own CUDA errors)
                 return f"no CUDA device ({err})"
         return None
 

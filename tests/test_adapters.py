@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import xcorr
+
 from matrix import CPU_BACKENDS
 from reference import random, reference
 
@@ -172,7 +173,7 @@ def test_registered_adapter_serves_conv2d_layer_and_fit(toy_adapter):
 
 
 def test_register_adapter_rejects_non_adapters():
-    with pytest.raises(TypeError, match="adapter must be an instance of xcorr.Adapter"):
+    with pytest.raises(TypeError, match=r"adapter must be an instance of xcorr\.Adapter"):
         xcorr.register_adapter(toy, object())
 
 

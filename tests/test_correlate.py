@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import xcorr
+
 from matrix import DTYPE_NAMES, assert_result, require_module
 from reference import fast_reference, random, reference
 

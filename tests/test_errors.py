@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import xcorr
+
 from matrix import require_module
 
 FUNCTIONS = [xcorr.corr2d, xcorr.conv2d]

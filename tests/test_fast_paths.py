@@ -18,12 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import xcorr
-from matrix import DTYPE_NAMES, require_module, tolerance
-from paths import count_calls, force, spy
-from reference import fast_reference, random, reference_multi, reference_multi_vjp, reference_vjp
 from xcorr import _fft
 from xcorr.backends import _numba
 from xcorr.backends import numpy as numpy_backend
+
+from matrix import DTYPE_NAMES, require_module, tolerance
+from paths import count_calls, force, spy
+from reference import fast_reference, random, reference_multi, reference_multi_vjp, reference_vjp
 
 # Option sets: every mode and boundary, strides, dilations, convolution, a fill value.
 OPTIONS = {

@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import xcorr
+
 from matrix import BACKENDS, assert_result, require_module
 from reference import fast_reference, reference, reference_vjp
 
@@ -267,7 +268,7 @@ GRADCHECK = {"atol": 1e-9, "rtol": 1e-7, "eps": 1e-3}
 @pytest.mark.parametrize(GRID, grid())
 def test_torch_gradcheck_and_gradgradcheck(name, mode, boundary, case):
     torch = require_module("torch")
-    x, k, g, options, gx, gk = problem(case, name, mode, boundary)
+    x, k, _g, options, _gx, _gk = problem(case, name, mode, boundary)
     f = FUNCTIONS[name][0]
     xt = torch.asarray(x).requires_grad_()
     kt = torch.asarray(k).requires_grad_()
@@ -290,7 +291,7 @@ def test_torch_backward_equals_autograd_of_the_generic_forward():
     from xcorr._compat import array_namespace
     from xcorr._options import Options, plan
 
-    x, k, g, options, gx, gk = problem("broadcast", "conv2d", "same", "wrap")
+    x, k, g, options, _gx, _gk = problem("broadcast", "conv2d", "same", "wrap")
     opts = Options.parse(convolve=True, **options)
     xt, kt = torch.asarray(x).requires_grad_(), torch.asarray(k).requires_grad_()
     plain = _generic.correlate(array_namespace(xt), xt, kt, opts, plan(xt.shape, kt.shape, opts))
@@ -364,7 +365,7 @@ def test_jax_check_grads(name, mode, boundary, case):
     require_module("jax")
     from jax.test_util import check_grads
 
-    x, k, g, options, gx, gk = problem(case, name, mode, boundary)
+    x, k, _g, options, _gx, _gk = problem(case, name, mode, boundary)
     f = FUNCTIONS[name][0]
     check_grads(lambda x, k: f(x, k, **options), (x, k), order=2, modes=("rev",), atol=1e-9, rtol=1e-7, eps=1e-5)
 

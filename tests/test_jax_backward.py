@@ -24,11 +24,11 @@ import numpy as np
 import pytest
 
 import xcorr
+from xcorr._correlate import clear_prepared
 
 from matrix import require_module
 from paths import force
 from reference import fast_reference, reference, reference_vjp
-from xcorr._correlate import clear_prepared
 
 jax = require_module("jax")
 jnp = jax.numpy
@@ -177,7 +177,7 @@ def test_grad_under_jit_and_vmap(kernel_gradient_path):
     want = reference_vjp(np.asarray(x), np.asarray(k), np.asarray(g), **options)
     np.testing.assert_allclose(np.asarray(gx), want[0], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(np.asarray(gk), want[1], rtol=1e-10, atol=1e-10)
-    path, applied, correlations = kernel_gradient_path
+    path, applied, _correlations = kernel_gradient_path
     assert applied and all(a == (path.startswith("numba-ffi")) for a in applied)
 
 
@@ -185,7 +185,7 @@ def test_large_kernel_gradient_float32_nan_and_inf(kernel_gradient_path):
     # Above the default size threshold (no monkeypatching of it): float32
     # sums agree with float64 ones to float32 rounding, and non-finite values
     # reach exactly the taps whose windows meet them.
-    path, applied, correlations = kernel_gradient_path
+    path, applied, _correlations = kernel_gradient_path
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 150, 130)).astype(np.float32)
     k = rng.standard_normal((3, 4)).astype(np.float32)
@@ -255,7 +255,7 @@ def test_export_takes_native_or_fft(kernel_gradient_path):
     # gradients too) and method="fft" never emit them.
     from jax import export
 
-    path, applied, correlations = kernel_gradient_path
+    _path, applied, correlations = kernel_gradient_path
     x, k = jnp.ones((40, 30), jnp.float32), jnp.ones((3, 3), jnp.float32)
     for method in ("native", "fft"):
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import xcorr
+
 from matrix import assert_result, require_module
 from reference import reference, reference_multi_vjp, reference_vjp
 
@@ -407,7 +408,7 @@ def test_jax_layer_is_a_pytree():
 
     layer = xcorr.Conv2D((1, 2), backend="jax", dtype="float64", seed=4)
     assert type(layer) is Conv2D and isinstance(layer, xcorr.Conv2D)
-    leaves, treedef = jax.tree.flatten(layer)
+    leaves, _treedef = jax.tree.flatten(layer)
     assert len(leaves) == 2 and leaves[0] is layer.weight and leaves[1] is layer.bias
     paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(layer)[0]]
     assert paths == [".weight", ".bias"]

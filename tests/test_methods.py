@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 import xcorr
+from xcorr import _methods
+from xcorr._options import Options, plan
+
 from matrix import CPU_BACKENDS, assert_result, require_module, tolerance
 from paths import force, spy
 from reference import fast_reference, random, reference, reference_multi, reference_vjp
-from xcorr import _methods
-from xcorr._options import Options, plan
 
 NATIVE = {"torch", "torch_cuda", "jax", "jax_gpu"}
 FUNCTIONS = {"corr2d": (xcorr.corr2d, False), "conv2d": (xcorr.conv2d, True)}
@@ -180,7 +181,7 @@ def test_good_sizes():
     assert smooth[:12] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14]
     for n in range(1, 400):
         m = _methods.good_size(n)
-        assert m >= n and m in smooth or m >= 400
+        assert (m >= n and m in smooth) or m >= 400
     assert _methods.good_size(4097) == 4116  # 2^2 * 3 * 7^3
 
 

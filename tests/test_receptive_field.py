@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import xcorr
-from matrix import BACKENDS, require_module
 from xcorr import Window
+
+from matrix import BACKENDS, require_module
 
 AUTODIFF = [b for b in BACKENDS if b.name.startswith(("torch", "jax"))]
 

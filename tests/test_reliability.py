@@ -397,9 +397,9 @@ def test_negative_seed_error_names_seed():
 
 def _input_gradient_reference(x, k, g, mode):
     """``gx``: the full correlation of ``g`` (zeros outside it) with the flipped kernel, on x's positions."""
-    from reference import reference
-
     from xcorr._options import Options, plan
+
+    from reference import reference
 
     geometry = plan(x.shape, k.shape, Options(mode=mode))
     ge = reference(g, k[::-1, ::-1], mode="full")  # the gradient of the extended input
@@ -483,6 +483,7 @@ def test_jax_export_of_the_default_method_takes_xla_ops(monkeypatch):
     pytest.importorskip("numba")
     import jax.numpy as jnp
     from jax import export
+
     from xcorr.backends import _jax_numba
 
     rng = np.random.default_rng(3)

@@ -3,6 +3,7 @@
 import numpy as np
 
 import xcorr
+
 from matrix import assert_result
 
 

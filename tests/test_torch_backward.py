@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import xcorr
+
 from matrix import require_module
 
 torch = require_module("torch")

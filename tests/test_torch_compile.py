@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import xcorr
-from reference import random, reference
 from xcorr._correlate import clear_prepared
+
+from reference import random, reference
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -24,14 +24,14 @@ from array_api_compat import (
 
 __all__ = [
     "array_namespace",
+    "device",
+    "is_array_api_obj",
     "is_array_api_strict_namespace",
     "is_cupy_namespace",
     "is_dask_namespace",
     "is_jax_namespace",
     "is_numpy_namespace",
     "is_torch_namespace",
-    "device",
-    "is_array_api_obj",
     "is_writeable_array",
     "isdtype",
     "to_device",

@@ -55,7 +55,7 @@ def check_multi(x, w, options: Options, groups: int):
 
 def _grouped(xp, x, w, groups: int):
     """Reshape to broadcastable ``(N, G, 1, Cg, H, W)`` and ``(G, Og, Cg, h, w)``."""
-    n, c, height, width = x.shape
+    n, _c, height, width = x.shape
     o, cg, h, wd = w.shape
     xg = xp.reshape(x, (n, groups, 1, cg, height, width))
     wg = xp.reshape(w, (groups, o // groups, cg, h, wd))
