@@ -24,18 +24,23 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from . import _compat
+from . import _compat, _typing
 
 if TYPE_CHECKING:
+    from ._layer import Conv2D
     from ._options import Geometry, Options
 
 __all__ = ["Adapter", "Costs", "Library", "Tuning", "adapter_for", "register_adapter"]
 
-Array = Any  # an array of the adapter's library
+# An array of the adapter's library; a namespace of array-API functions (both without static types).
+Array = _typing.Array
+Namespace = _typing.Namespace
+#: A layer of the adapter's library, returned as the same class.
+LayerT = TypeVar("LayerT", bound="Conv2D")
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ class Adapter:
         return f"<{type(self).__name__} {self.name!r}>"
 
     # -- single-plane correlation ---------------------------------------------
-    def correlate(self, xp, x: Array, k: Array, options: Options, geometry: Geometry) -> Array:
+    def correlate(self, xp: Namespace, x: Array, k: Array, options: Options, geometry: Geometry) -> Array:
         """``corr2d``/``conv2d`` of validated inputs; ``options.method`` is resolved.
 
         Generic: shift-and-add over the kernel taps ("direct", "native"), or
@@ -121,7 +126,7 @@ class Adapter:
         return _generic.correlate(xp, x, k, options, geometry)
 
     def prepare_correlate(
-        self, xp, x: Array, k: Array, options: Options, geometry: Geometry
+        self, xp: Namespace, x: Array, k: Array, options: Options, geometry: Geometry
     ) -> Callable[[Array, Array], Array]:
         """The correlation of one signature as a function of ``(x, k)``, reused for every call of it.
 
@@ -144,7 +149,7 @@ class Adapter:
 
     def vjp(
         self,
-        xp,
+        xp: Namespace,
         x: Array,
         k: Array,
         g: Array,
@@ -165,7 +170,7 @@ class Adapter:
         return _vjp.generic_vjp(self, xp, x, k, g, options, geometry, need_x, need_k)
 
     def kernel_gradient(
-        self, xp, x: Array, k: Array, g: Array, options: Options, geometry: Geometry, method: str
+        self, xp: Namespace, x: Array, k: Array, g: Array, options: Options, geometry: Geometry, method: str
     ) -> Array:
         """The kernel gradient, correlation orientation, shape of ``k``, in the result dtype.
 
@@ -178,7 +183,7 @@ class Adapter:
         return _vjp.generic_kernel_gradient(self, xp, x, k, g, options, geometry, method)
 
     def kernel_gradient_sum(
-        self, xp, xe: Array, g: Array, options: Options, k_shape: tuple[int, ...]
+        self, xp: Namespace, xe: Array, g: Array, options: Options, k_shape: tuple[int, ...]
     ) -> Array:
         """``sum over planes of corr(xe, g)`` down to ``k_shape``: a kernel gradient as one correlation.
 
@@ -192,7 +197,7 @@ class Adapter:
 
     # -- multi-channel correlation ----------------------------------------------
     def correlate_multi(
-        self, xp, x: Array, w: Array, options: Options, geometry: Geometry, groups: int
+        self, xp: Namespace, x: Array, w: Array, options: Options, geometry: Geometry, groups: int
     ) -> Array:
         """``corr2d_multi`` of validated inputs (``options.method`` as given).
 
@@ -204,7 +209,7 @@ class Adapter:
 
     def correlate_multi_vjp(
         self,
-        xp,
+        xp: Namespace,
         x: Array,
         w: Array,
         g: Array,
@@ -222,7 +227,7 @@ class Adapter:
         return _multi.generic_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
 
     # -- layers, training and gradients -----------------------------------------
-    def namespace(self):
+    def namespace(self) -> Namespace:
         """The array-API namespace in which ``Conv2D(backend=self.name)`` holds its parameters."""
         if self.array_module is None:
             msg = f"adapter {self.name!r} names no array module; override Adapter.namespace"
@@ -240,8 +245,8 @@ class Adapter:
         return ArrayConv2D
 
     def fit(
-        self, layer, x: Array, y: Array, lr: float, steps: int, loss: str, record: Callable[[float], None]
-    ):
+        self, layer: LayerT, x: Array, y: Array, lr: float, steps: int, loss: str, record: Callable[[float], None]
+    ) -> LayerT:
         """``steps`` of gradient descent on ``loss(layer(x), y)``; return the trained layer.
 
         ``record`` is called with each step's loss. Generic: the layer's VJP
@@ -251,7 +256,9 @@ class Adapter:
 
         return _fit.fit_arrays(layer, x, y, lr, steps, loss, record)
 
-    def gradient(self, fn: Callable, x: Array, index: tuple[int, ...] | Any):
+    def gradient(
+        self, fn: Callable[[Array], Array], x: Array, index: tuple[int, ...] | Any
+    ) -> tuple[Array, str] | None:
         """``(d fn(x)[index] / dx, method name)`` by the library's autodiff, or None without one.
 
         ``index`` is a sequence of ints, its leading entries possibly left out
@@ -281,7 +288,7 @@ class Adapter:
         msg = f"{self.name} has no {kind} device that xcorr knows how to reach"
         raise LookupError(msg)
 
-    def with_parameters(self, layer, params: dict[str, Array]):
+    def with_parameters(self, layer: LayerT, params: dict[str, Array]) -> LayerT:
         """``layer`` (a ``Conv2D`` of this library) with the given parameters, on their device.
 
         ``params`` maps "weight" and/or "bias" to arrays of this library.
@@ -377,7 +384,7 @@ def library_name(xp) -> str:
     return getattr(xp, "__name__", type(xp).__name__)
 
 
-def adapter_for(xp) -> Adapter:
+def adapter_for(xp: Namespace) -> Adapter:
     """The adapter that serves namespace ``xp``: registered, shipped, or the generic one."""
     hit = _by_namespace.get(id(xp))
     if hit is not None and hit[0] is xp:

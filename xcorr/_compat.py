@@ -39,11 +39,11 @@ __all__ = [
 
 
 @lru_cache(maxsize=512)
-def _isdtype(xp, dtype, kind: str) -> bool:
+def _isdtype(xp, dtype, kind: str | tuple[str, ...]) -> bool:
     return bool(xp.isdtype(dtype, kind))
 
 
-def isdtype(xp, dtype, kind: str) -> bool:
+def isdtype(xp, dtype, kind: str | tuple[str, ...]) -> bool:
     """``xp.isdtype(dtype, kind)``, remembered: numpy's is slow for what it
     does, and a call of corr2d_vjp asks some thirty times."""
     try:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from . import _methods
 from ._adapter import Adapter, adapter_for
 from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
+from ._typing import Array, Boundary, Method, Mode, Pair, Scalar
 
 __all__ = ["conv2d", "corr2d"]
 
@@ -209,8 +210,17 @@ def _public_key(op, x, k, mode, boundary, fillvalue, stride, dilation, method):
 
 
 def corr2d(
-    x, k, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
-):
+    x: Array,
+    k: Array,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Pair = 1,
+    dilation: Pair = 1,
+    method: Method = "auto",
+) -> Array:
     key = None
     try:
         key = _public_key("corr2d", x, k, mode, boundary, fillvalue, stride, dilation, method)
@@ -231,8 +241,17 @@ def corr2d(
 
 
 def conv2d(
-    x, k, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
-):
+    x: Array,
+    k: Array,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Pair = 1,
+    dilation: Pair = 1,
+    method: Method = "auto",
+) -> Array:
     key = None
     try:
         key = _public_key("conv2d", x, k, mode, boundary, fillvalue, stride, dilation, method)

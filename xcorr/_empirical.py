@@ -15,7 +15,9 @@ on numpy, array-api-strict, dask and cupy.
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from ._adapter import adapter_for, adapter_named
 from ._compat import array_namespace, device, is_array_api_obj
 from ._feature_maps import as_stack
 from ._layer import Conv2D
+from ._typing import Array, Layer
 
 __all__ = ["EmpiricalField", "empirical_receptive_field"]
 
@@ -137,7 +140,9 @@ def _vjp_gradient(xp, layers, x, index):
     return g
 
 
-def empirical_receptive_field(fn, x, index, /) -> EmpiricalField:
+def empirical_receptive_field(
+    fn: Layer | Sequence[Layer], x: Array, index: Sequence[int], /
+) -> EmpiricalField:
     """Measure which input elements one output element depends on, from its gradient.
 
     Computes the gradient of ``fn(x)[index]`` with respect to ``x`` and
@@ -210,7 +215,7 @@ def empirical_receptive_field(fn, x, index, /) -> EmpiricalField:
                 x = layer(x)
             return x
     else:
-        run = fn
+        run = cast(Layer, fn)
     found = adapter.gradient(run, x, index)
     if found is not None:
         gradient, method = found

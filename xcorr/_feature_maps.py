@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ._receptive import Window
+from ._typing import Array, Layer
 
 __all__ = ["as_stack", "feature_maps"]
 
@@ -33,7 +34,7 @@ def as_stack(layers, *, name: str = "layers") -> list:
     return stack
 
 
-def feature_maps(layers, x, /) -> list:
+def feature_maps(layers: Layer | Iterable[Layer], x: Array, /) -> list[Array]:
     """Run a stack of layers on ``x`` and keep every layer's output.
 
     In the d2l chapter's words, the 2-D output of a convolutional layer is a

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TypeVar
 
 from ._adapter import adapter_for
 from ._compat import array_namespace
 from ._layer import Conv2D
 from ._options import check_arrays, parse_int
+from ._typing import Array, Loss
+
+LayerT = TypeVar("LayerT", bound=Conv2D)
 
 __all__ = ["fit"]
 
@@ -49,7 +53,17 @@ def _check(layer, x, y, lr, steps, loss, log_every):
     return xp
 
 
-def fit(layer, x, y, /, *, lr=0.01, steps=50, loss="sse", log_every=None):
+def fit(
+    layer: LayerT,
+    x: Array,
+    y: Array,
+    /,
+    *,
+    lr: float = 0.01,
+    steps: int = 50,
+    loss: Loss = "sse",
+    log_every: int | None = None,
+) -> tuple[LayerT, list[float]]:
     """Train ``layer`` on ``(x, y)`` by plain gradient descent, as the seed notebook does.
 
     Each step computes ``layer(x)``, the loss against ``y``, its gradients

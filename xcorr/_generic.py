@@ -9,6 +9,8 @@ accumulator plus one term, never ``h*w`` shifted copies.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._compat import device
 from ._options import AxisPlan, Geometry, Options, check_integral_fill, result_dtype
 
@@ -151,7 +153,7 @@ def correlate(xp, x, k, options: Options, geometry: Geometry):
     compacted = compact(xp, x, geometry, options)
     xe, geometry = compacted if compacted is not None else (extend(xp, x, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
-    total = None
+    total: Any = None
     for a in range(rows.taps):
         ra = window(rows, a)
         for b in range(cols.taps):

@@ -17,11 +17,14 @@ All of them are instances of ``xcorr.Conv2D``.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import math
 import operator
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -29,6 +32,7 @@ from . import _adapter
 from ._correlate import _correlate
 from ._multi import apply_multi, check_multi, multi_vjp
 from ._options import Options, check_arrays, parse_int, plan
+from ._typing import Array, Boundary, Dtype, Method, Mode, Pair
 from ._vjp import vjp
 
 __all__ = ["ArrayConv2D", "Conv2D", "LayerSpec"]
@@ -79,7 +83,7 @@ def parse_dtype(dtype: object, backend: str) -> str:
         xp = namespace(backend)
         for name in DTYPES:
             try:
-                if dtype == getattr(xp, name) or np.dtype(dtype) == name:
+                if dtype == getattr(xp, name) or np.dtype(dtype) == name:  # type: ignore[call-overload]
                     return name
             except TypeError:
                 continue
@@ -119,19 +123,19 @@ class LayerSpec:
     @classmethod
     def parse(
         cls,
-        kernel_size,
+        kernel_size: Pair,
         *,
-        in_channels=None,
-        out_channels=None,
-        mode="valid",
-        boundary="fill",
-        stride=1,
-        dilation=1,
-        groups=1,
-        bias=True,
-        backend=None,
-        dtype=None,
-        method="auto",
+        in_channels: int | None = None,
+        out_channels: int | None = None,
+        mode: Mode = "valid",
+        boundary: Boundary = "fill",
+        stride: Pair = 1,
+        dilation: Pair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        backend: str | None = None,
+        dtype: Dtype | None = None,
+        method: Method = "auto",
     ) -> LayerSpec:
         kernel = parse_kernel_size(kernel_size)
         options = Options.parse(
@@ -173,13 +177,13 @@ class LayerSpec:
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
-        if not self.channels:
+        if self.in_channels is None or self.out_channels is None:  # not self.channels
             return self.kernel_size
         return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
 
     @property
     def bias_shape(self) -> tuple[int, ...]:
-        return (self.out_channels,) if self.channels else ()
+        return () if self.out_channels is None else (self.out_channels,)
 
     def initial(self, seed: int) -> dict[str, np.ndarray | None]:
         """Initial parameters as NumPy arrays of ``dtype``, the same for every backend.
@@ -278,6 +282,42 @@ def _layer_class(backend: str) -> type:
     return _adapter.adapter_named(backend).layer_class()
 
 
+@functools.cache
+def constructor_signature() -> inspect.Signature:
+    """The parameters of ``Conv2D(...)``: those ``LayerSpec.parse`` validates, and ``seed``.
+
+    ``Conv2D.__new__`` takes ``*args, **kwargs`` (it picks the backend's
+    class, whose ``__init__`` passes them on to ``LayerSpec.parse``), so
+    ``inspect.signature`` and ``help`` read this instead.
+    """
+    try:
+        parse = inspect.signature(LayerSpec.parse, eval_str=True)
+    except NameError:  # an annotation that names a type only a type checker imports
+        parse = inspect.signature(LayerSpec.parse)
+    parameters = [
+        p.replace(kind=inspect.Parameter.POSITIONAL_ONLY) if p.name == "kernel_size" else p
+        for p in parse.parameters.values()
+    ]
+    seed = inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=0, annotation=int)
+    return inspect.Signature([*parameters, seed])
+
+
+class _ConstructorSignature:
+    """``Conv2D.__signature__``: the constructor's parameters on the class, nothing on an instance.
+
+    A layer instance is called as ``layer(x)``; its signature stays that of
+    its ``__call__`` (or torch's ``forward``).
+    """
+
+    def __get__(self, instance: object, owner: type | None = None) -> inspect.Signature:
+        if instance is not None:
+            raise AttributeError("__signature__")
+        return constructor_signature()
+
+
+_LayerT = TypeVar("_LayerT", bound="Conv2D")
+
+
 class Conv2D:
     """A trainable 2-D convolutional layer (cross-correlation plus bias) on any backend.
 
@@ -354,12 +394,46 @@ class Conv2D:
     """
 
     spec: LayerSpec
+    #: The kernel, an array of the backend: shape ``kernel_size``, or
+    #: ``(out_channels, in_channels // groups, *kernel_size)`` with channels.
+    weight: Array
+    #: The bias (a scalar, or shape ``(out_channels,)``), or None with ``bias=False``.
+    bias: Array | None
 
-    def __new__(cls, *args, **kwargs):
-        if cls is Conv2D:
-            cls = _layer_class(resolve_backend(kwargs.get("backend")))
-        # Python then calls cls.__init__ with the same arguments.
-        return object.__new__(cls)
+    __signature__ = _ConstructorSignature()
+
+    if TYPE_CHECKING:
+        # What type checkers see; at run time __new__ takes *args, **kwargs and
+        # the backend's class validates them. tests/test_typing.py checks that
+        # these parameters are those of constructor_signature().
+        def __new__(
+            cls: type[_LayerT],
+            kernel_size: Pair,
+            /,
+            *,
+            in_channels: int | None = None,
+            out_channels: int | None = None,
+            mode: Mode = "valid",
+            boundary: Boundary = "fill",
+            stride: Pair = 1,
+            dilation: Pair = 1,
+            groups: int = 1,
+            bias: bool = True,
+            backend: str | None = None,
+            dtype: Dtype | None = None,
+            method: Method = "auto",
+            seed: int = 0,
+        ) -> _LayerT: ...
+
+        def __call__(self, x: Array, /) -> Array: ...
+
+    else:
+
+        def __new__(cls, *args, **kwargs):
+            if cls is Conv2D:
+                cls = _layer_class(resolve_backend(kwargs.get("backend")))
+            # Python then calls cls.__init__ with the same arguments.
+            return object.__new__(cls)
 
     @staticmethod
     def _configure(backend: str, kernel_size, kwargs) -> tuple[LayerSpec, dict]:

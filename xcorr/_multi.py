@@ -22,6 +22,7 @@ from ._options import (
     plan,
     result_dtype,
 )
+from ._typing import Array, Boundary, Method, Mode, Pair, Scalar
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
 
@@ -87,9 +88,18 @@ def generic_correlate_multi(xp, x, w, options: Options, geometry: Geometry, grou
 
 
 def corr2d_multi(
-    x, w, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1,
-    method="auto",
-):
+    x: Array,
+    w: Array,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Pair = 1,
+    dilation: Pair = 1,
+    groups: int = 1,
+    method: Method = "auto",
+) -> Array:
     """Multi-channel 2-D cross-correlation, the forward pass of a convolutional layer.
 
     ``y[n, o, i, j] = sum_{c, a, b} x[n, g*Cg + c, i*sh + a*dh, j*sw + b*dw] * w[o, c, a, b]``
@@ -219,9 +229,19 @@ def generic_multi_vjp(xp, x, w, g, options: Options, geometry: Geometry, groups:
 
 
 def corr2d_multi_vjp(
-    x, w, g, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1,
-    method="auto",
-):
+    x: Array,
+    w: Array,
+    g: Array,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Pair = 1,
+    dilation: Pair = 1,
+    groups: int = 1,
+    method: Method = "auto",
+) -> tuple[Array, Array]:
     """Gradients ``(gx, gw)`` of ``corr2d_multi(x, w, **options)`` for an output gradient ``g``.
 
     The vector-Jacobian product in pure array-API code, as ``corr2d_vjp`` is

@@ -12,13 +12,11 @@ import operator
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
 
 from ._compat import array_namespace, device, is_array_api_obj, isdtype
 from ._methods import parse_method
-
-Mode = Literal["valid", "same", "full"]
-Boundary = Literal["fill", "wrap", "symm"]
+from ._typing import Boundary as Boundary  # the Literal types live in _typing
+from ._typing import Mode as Mode
 
 MODES: tuple[str, ...] = ("valid", "same", "full")
 # scipy.signal.correlate2d spellings map onto our three canonical names.
@@ -53,7 +51,7 @@ def parse_int(name: str, value: object, *, minimum: int = 1) -> int:
     if isinstance(value, bool):
         raise TypeError(msg)
     try:
-        number = operator.index(value)
+        number = operator.index(value)  # type: ignore[arg-type]  # anything else: the TypeError below
     except TypeError:
         raise TypeError(msg) from None
     if number < minimum:

@@ -27,10 +27,12 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from ._options import BOUNDARY_ALIASES, parse_pair
+from ._typing import Mode, Pair
 
 __all__ = ["AxisField", "LayerField", "ReceptiveField", "Window", "receptive_field"]
 
@@ -96,7 +98,9 @@ class Window:
     dilation: tuple[int, int]
     padding: str | tuple[int, int]
 
-    def __init__(self, kernel_size, /, *, stride=1, dilation=1, padding=0):
+    def __init__(
+        self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1, padding: Pair | Mode = 0
+    ) -> None:
         object.__setattr__(self, "kernel_size", parse_pair("kernel_size", kernel_size))
         object.__setattr__(self, "stride", parse_pair("stride", stride))
         object.__setattr__(self, "dilation", parse_pair("dilation", dilation))
@@ -131,7 +135,7 @@ class Window:
             return ((span - 1) // 2, span - 1 - (span - 1) // 2)
         if self.padding == "full":
             return (span - 1, span - 1)
-        p = self.padding[axis]  # type: ignore[index]
+        p = cast("tuple[int, int]", self.padding)[axis]
         return (p, p)
 
     def output_shape(self, shape: Sequence[int]) -> tuple[int, int]:
@@ -442,7 +446,9 @@ def _spatial_index(index: Sequence[int]) -> tuple[int, int]:
     return items[-2], items[-1]
 
 
-def receptive_field(layers, /, *, input_shape=None) -> ReceptiveField:
+def receptive_field(
+    layers: object | Sequence[object], /, *, input_shape: Sequence[int] | None = None
+) -> ReceptiveField:
     """Receptive field of a single-path stack of sliding-window layers.
 
     Uses the closed forms of Araujo, Norris & Sim, "Computing Receptive
@@ -519,7 +525,7 @@ def receptive_field(layers, /, *, input_shape=None) -> ReceptiveField:
         if len(shape) != 2 or min(shape) < 1:
             msg = f"input_shape must be (..., H, W) with H, W >= 1; got {input_shape!r}"
             raise ValueError(msg)
-    input_hw = shape
+    input_hw = None if shape is None else (shape[0], shape[1])
     fields = []
     axes = [(1, 1, 0.0), (1, 1, 0.0)]  # (size, jump, first) per axis
     for n, (layer, window) in enumerate(zip(layers, windows)):

@@ -31,6 +31,7 @@ from ._adapter import Adapter, adapter_for
 from ._compat import device, isdtype
 from ._correlate import _correlate
 from ._options import Geometry, Options, check_arrays, plan, result_dtype
+from ._typing import Array, Boundary, Method, Mode, Pair, Scalar
 
 __all__ = ["conv2d_vjp", "corr2d_vjp", "vjp"]
 
@@ -265,8 +266,18 @@ _VJP_DOC = """Gradients of ``{name}(x, k, **options)`` for an output gradient ``
 
 
 def corr2d_vjp(
-    x, k, g, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
-):
+    x: Array,
+    k: Array,
+    g: Array,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Pair = 1,
+    dilation: Pair = 1,
+    method: Method = "auto",
+) -> tuple[Array, Array]:
     options = Options.parse(
         mode=mode,
         boundary=boundary,
@@ -279,8 +290,18 @@ def corr2d_vjp(
 
 
 def conv2d_vjp(
-    x, k, g, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
-):
+    x: Array,
+    k: Array,
+    g: Array,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Pair = 1,
+    dilation: Pair = 1,
+    method: Method = "auto",
+) -> tuple[Array, Array]:
     options = Options.parse(
         mode=mode,
         boundary=boundary,

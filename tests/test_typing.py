@@ -1,0 +1,161 @@
+"""The typed public API: annotations, the Literal option types, Conv2D's signature, and mypy.
+
+``mypy`` over ``xcorr/`` itself runs as its own CI step (configured in
+pyproject.toml); here a user's script must pass ``mypy --strict`` against
+xcorr's annotations, and a misspelt mode in it must be reported.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import pydoc
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+import xcorr
+from xcorr import _fit, _layer, _methods, _options, _typing
+
+from matrix import require_module
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "tests" / "typecheck" / "user_script.py"
+
+
+def test_option_literals_name_what_the_parsers_accept():
+    # One list of names each, as the type checker and the run-time check see them.
+    assert typing.get_args(_typing.Mode) == _options.MODES
+    assert set(typing.get_args(_typing.Boundary)) == set(_options.BOUNDARY_ALIASES)
+    assert typing.get_args(_typing.Method) == _methods.METHODS
+    assert typing.get_args(_typing.Loss) == _fit.LOSSES
+    assert _options.Mode is _typing.Mode and _options.Boundary is _typing.Boundary
+
+
+def _public_callables():
+    for name in xcorr.__all__:
+        obj = getattr(xcorr, name)
+        if inspect.isfunction(obj):
+            yield name, obj
+        elif inspect.isclass(obj):
+            yield name, obj  # the constructor
+            for attr, member in vars(obj).items():
+                if inspect.isfunction(member) and not attr.startswith("_"):
+                    yield f"{name}.{attr}", member
+
+
+@pytest.mark.parametrize(("name", "obj"), list(_public_callables()), ids=lambda v: v if isinstance(v, str) else "")
+def test_public_api_is_annotated(name, obj):
+    sig = inspect.signature(obj)
+    missing = [
+        p.name
+        for p in sig.parameters.values()
+        if p.annotation is inspect.Parameter.empty and p.name not in ("self", "cls")
+    ]
+    assert not missing, f"{name}{sig}: parameters without annotations: {missing}"
+    if not inspect.isclass(obj):
+        assert sig.return_annotation is not inspect.Signature.empty, f"{name}{sig} has no return annotation"
+
+
+def test_conv2d_signature_is_the_constructors():
+    sig = inspect.signature(xcorr.Conv2D)
+    params = sig.parameters
+    assert next(iter(params)) == "kernel_size"
+    assert params["kernel_size"].kind is inspect.Parameter.POSITIONAL_ONLY
+    expected = {"in_channels", "out_channels", "mode", "boundary", "stride", "dilation", "groups", "bias",
+                "backend", "dtype", "method", "seed"}  # fmt: skip
+    assert expected <= set(params)
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for n, p in params.items() if n != "kernel_size")
+    assert params["mode"].default == "valid" and params["seed"].default == 0
+    assert typing.get_args(params["mode"].annotation) == _options.MODES
+    # every backend's class shows the same parameters, and help() prints them
+    assert inspect.signature(_layer.ArrayConv2D) == sig
+    first_lines = pydoc.render_doc(xcorr.Conv2D, renderer=pydoc.plaintext).splitlines()[:5]
+    assert any("Conv2D(kernel_size" in line for line in first_lines), first_lines
+    assert not any("*args" in line for line in first_lines), first_lines
+    # the backend's class accepts each of them at its default
+    defaults = {n: p.default for n, p in params.items() if n != "kernel_size"}
+    layer = xcorr.Conv2D(2, **defaults)
+    assert type(layer) is _layer.ArrayConv2D and layer.kernel_size == (2, 2)
+
+
+def test_a_layer_keeps_the_signature_of_its_call():
+    layer = xcorr.Conv2D(2, backend="numpy")
+    assert list(inspect.signature(layer).parameters) == ["x"]
+
+
+def _static_new():
+    """The ``__new__`` a type checker sees (under ``if TYPE_CHECKING`` in class Conv2D)."""
+    tree = ast.parse(Path(_layer.__file__).read_text())
+    (cls,) = (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Conv2D")
+    for node in cls.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__new__":
+                    return item.args
+    raise AssertionError("class Conv2D declares no __new__ under `if TYPE_CHECKING`")
+
+
+def test_the_type_checkers_conv2d_takes_the_run_time_parameters():
+    # Conv2D.__new__ takes *args, **kwargs at run time, so type checkers read a
+    # declaration; a parameter added to LayerSpec.parse must be added there too.
+    args = _static_new()
+    static = [(a.arg, inspect.Parameter.POSITIONAL_ONLY, None, a.annotation) for a in args.posonlyargs[1:]]
+    static += [
+        (a.arg, inspect.Parameter.KEYWORD_ONLY, ast.literal_eval(d), a.annotation)
+        for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+    ]
+    assert not args.args and args.vararg is None and args.kwarg is None
+    runtime = _layer.constructor_signature().parameters
+    assert [(n, k) for n, k, _, _ in static] == [(p.name, p.kind) for p in runtime.values()]
+    unevaluated = inspect.signature(_layer.LayerSpec.parse).parameters
+    for name, _, default, annotation in static:
+        if name != "kernel_size":
+            assert default == runtime[name].default, name
+        expected = "int" if name == "seed" else unevaluated[name].annotation
+        assert ast.unparse(annotation) == expected, name
+
+
+@pytest.fixture(scope="module")
+def mypy_check(tmp_path_factory):
+    """``mypy --strict`` on one file as a user's project would run it: xcorr's own modules are
+    followed for their types but not reported on (as for an installed package)."""
+    api = require_module("mypy.api")
+    work = tmp_path_factory.mktemp("mypy")
+    config = work / "mypy.ini"
+    # xcorr from this checkout: an editable install's import hook is invisible to mypy
+    config.write_text(f"[mypy]\nmypy_path = {ROOT}\n\n[mypy-xcorr,xcorr.*]\nfollow_imports = silent\n")
+
+    def check(path):
+        out, err, status = api.run(
+            [str(path), "--strict", "--config-file", str(config), "--cache-dir", str(work / "cache")]
+        )
+        return status, out + err
+
+    return check
+
+
+@pytest.mark.slow
+def test_user_script_passes_mypy_strict_and_runs(mypy_check):
+    status, report = mypy_check(SCRIPT)
+    assert status == 0, report
+    run = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("weight [[1.0, -1.0]]"), run.stdout
+
+
+@pytest.mark.slow
+def test_mypy_flags_a_misspelt_mode(mypy_check, tmp_path):
+    source = SCRIPT.read_text()
+    assert source.count('mode="valid"') == 1
+    typo = tmp_path / "user_script_typo.py"
+    typo.write_text(source.replace('mode="valid"', 'mode="smae"'))
+    status, report = mypy_check(typo)
+    assert status == 1, report
+    errors = [line for line in report.splitlines() if ": error:" in line]
+    assert len(errors) == 1, report
+    assert 'Argument "mode" to "corr2d" has incompatible type "Literal[\'smae\']"' in errors[0], report
+    assert "Literal['valid', 'same', 'full']" in errors[0], report

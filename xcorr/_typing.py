@@ -1,0 +1,44 @@
+"""Type aliases of the public API, for annotations and type checkers.
+
+The option names are ``Literal`` types, so a type checker flags
+``mode="smae"`` before anything runs; the tuples the parsers check at run
+time (``xcorr._options.MODES``, ``BOUNDARY_ALIASES``,
+``xcorr._methods.METHODS``) hold the same names, and ``tests/test_typing.py``
+keeps the two in step.
+
+Arrays are ``Any``: xcorr takes and returns arrays of any array-API library
+(numpy, torch, jax, dask, cupy, array-api-strict, ...), which share no static
+type, and every function returns an array of its inputs' library, whose own
+stubs then apply to what the caller does with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+
+__all__ = ["Array", "Boundary", "Dtype", "Layer", "Loss", "Method", "Mode", "Namespace", "Pair", "Scalar"]
+
+#: An array of any array-API library (``numpy.ndarray``, ``torch.Tensor``,
+#: ``jax.Array``, ``dask.array.Array``, ...).
+Array: TypeAlias = Any
+#: An array-API namespace (``array_api_compat.array_namespace(x)``): a module or module-like object.
+Namespace: TypeAlias = Any
+#: Output size of a correlation.
+Mode: TypeAlias = Literal["valid", "same", "full"]
+#: How the input is extended beyond its edges (scipy's names and their aliases).
+Boundary: TypeAlias = Literal["fill", "pad", "wrap", "circular", "symm", "symmetric"]
+#: How a correlation is computed.
+Method: TypeAlias = Literal["auto", "direct", "fft", "native"]
+#: The loss ``xcorr.fit`` minimises.
+Loss: TypeAlias = Literal["sse", "mse"]
+#: A layer as a function of arrays (an ``xcorr.Conv2D``, a pooling function, ...).
+Layer: TypeAlias = Callable[[Array], Array]
+#: A scalar number (a Python number or a NumPy scalar).
+Scalar: TypeAlias = complex | np.number[Any]
+#: An int for both axes, or a sequence of one or two (one per axis).
+Pair: TypeAlias = int | Sequence[int]
+#: A layer's parameter dtype: its name, or that dtype object of the backend.
+Dtype: TypeAlias = Literal["float32", "float64"] | Any
