@@ -88,14 +88,16 @@ def generic_correlate_multi(xp, x, w, options: Options, geometry: Geometry, grou
 
 def corr2d_multi(
     x, w, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1,
-    method="auto",
+    method="auto", padding=None,
 ):
     """Multi-channel 2-D cross-correlation, the forward pass of a convolutional layer.
 
     ``y[n, o, i, j] = sum_{c, a, b} x[n, g*Cg + c, i*sh + a*dh, j*sw + b*dw] * w[o, c, a, b]``
     (in "valid" mode) where ``g = o // (C_out // groups)`` and
     ``Cg = C_in // groups``: ``torch.nn.functional.conv2d(x, w, groups=groups)``
-    without bias, extended to every mode and boundary of ``corr2d``.
+    without bias, extended to every mode, boundary and padding of ``corr2d``
+    (``padding=p`` with ``boundary="reflect"`` is ``nn.Conv2d(padding=p,
+    padding_mode="reflect")``).
 
     Parameters
     ----------
@@ -103,7 +105,7 @@ def corr2d_multi(
         Input images of any array-API library.
     w : array, shape (C_out, C_in // groups, h, w)
         Filters, from the same library and device as ``x``.
-    mode, boundary, fillvalue, stride, dilation
+    mode, boundary, fillvalue, stride, dilation, padding
         As in ``xcorr.corr2d``; they apply to every channel.
     method : {"auto", "direct", "fft", "native"}, default "auto"
         "auto" and "native" use the library's native convolution where
@@ -145,7 +147,7 @@ def corr2d_multi(
     key = None
     try:
         op = ("corr2d_multi", type(groups), groups)
-        key = _public_key(op, x, w, mode, boundary, fillvalue, stride, dilation, method)
+        key = _public_key(op, x, w, mode, boundary, fillvalue, stride, dilation, method, padding)
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
         pass
@@ -153,7 +155,7 @@ def corr2d_multi(
         return call(x, w)
     options = Options.parse(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
-        method=method,
+        method=method, padding=padding,
     )
     groups = parse_int("groups", groups)
     return _prepare_multi_and_call(x, w, options, groups, key)
@@ -220,7 +222,7 @@ def generic_multi_vjp(xp, x, w, g, options: Options, geometry: Geometry, groups:
 
 def corr2d_multi_vjp(
     x, w, g, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1,
-    method="auto",
+    method="auto", padding=None,
 ):
     """Gradients ``(gx, gw)`` of ``corr2d_multi(x, w, **options)`` for an output gradient ``g``.
 
@@ -234,7 +236,7 @@ def corr2d_multi_vjp(
         The operands of the forward call.
     g : array, shape of ``corr2d_multi(x, w, **options)``
         Gradient of a scalar loss with respect to the output.
-    mode, boundary, fillvalue, stride, dilation, groups
+    mode, boundary, fillvalue, stride, dilation, groups, padding
         The options of the forward call.
     method : {"auto", "direct", "fft", "native"}, default "auto"
         How the correlations inside the gradients are computed, as in
@@ -253,7 +255,7 @@ def corr2d_multi_vjp(
     """
     options = Options.parse(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
-        method=method,
+        method=method, padding=padding,
     )
     groups = parse_int("groups", groups)
     xp, geometry = check_multi(x, w, options, groups)
