@@ -468,8 +468,9 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     """``corr2d_multi``: ``lax.conv_general_dilated``, the extension handed to jax.
 
     A zero fill is the convolution's ``padding``; another fill value one
-    ``lax.pad``; wrap and symm within one period ``jnp.pad`` ("wrap",
-    "symmetric"); wider ones the generic extension (slices that XLA fuses).
+    ``lax.pad``; wrap, symm and reflect within one period and edge at any
+    width ``jnp.pad`` ("wrap", "symmetric", "reflect", "edge"); wider ones
+    the generic extension (slices that XLA fuses).
     """
     dtype = result_dtype(xp, x.dtype, w.dtype)
     if not xp.isdtype(dtype, "real floating"):
@@ -482,9 +483,13 @@ def correlate_multi(xp, x, w, options, geometry, groups):
         xe = x  # negative padding crops what no window reads
     elif options.boundary == "fill":
         xe, padding = _extend(xp, x, geometry, options), ((0, 0), (0, 0))
-    elif all(0 <= n <= size for (lo, hi), size in zip(padding, (rows.size, cols.size)) for n in (lo, max(hi, 0))):
+    elif options.boundary == "edge" or all(
+        0 <= n <= size - (options.boundary == "reflect")
+        for (lo, hi), size in zip(padding, (rows.size, cols.size))
+        for n in (lo, max(hi, 0))
+    ):
         widths = [(0, 0)] * (x.ndim - 2) + [(lo, max(hi, 0)) for lo, hi in padding]
-        mode = {"wrap": "wrap", "symm": "symmetric"}[options.boundary]
+        mode = {"wrap": "wrap", "symm": "symmetric", "reflect": "reflect", "edge": "edge"}[options.boundary]
         xe, padding = xp.pad(x, widths, mode=mode), ((0, 0), (0, 0))
     else:
         xe, padding = _generic.extend(xp, x, geometry, options), ((0, 0), (0, 0))

@@ -670,21 +670,31 @@ def _library_extension(xp, x, options, geometry):
     The windows start at row ``rows.lo`` and column ``cols.lo`` of ``x``
     (at most 0); what lies past the last window is only read by outputs
     that are cropped, so a zero fill as wide after ``x`` as before it is
-    enough at both ends.
+    enough at both ends. Other fills, "wrap" within one period, "reflect"
+    narrower than ``x`` (torch's own limit) and "edge" are ``F.pad``'s
+    "constant", "circular", "reflect" and "replicate" modes; "symm" (which
+    torch's pad modes do not have) and wider extensions are built from slices.
     """
     rows, cols = geometry.rows, geometry.cols
     top, left = -rows.lo, -cols.lo
     bottom, right = max(0, rows.hi - rows.size + 1), max(0, cols.hi - cols.size + 1)
     if not (top or bottom or left or right):
         return x, 0
+    pads = (left, right, top, bottom)
     if options.boundary == "fill":
         if options.fillvalue == 0 and bottom <= top and right <= left:
             return x, (top, left)
-        return torch.nn.functional.pad(x, (left, right, top, bottom), value=options.fillvalue), 0
-    if options.boundary == "wrap" and max(top, bottom) <= rows.size and max(left, right) <= cols.size:
-        batched = x if x.ndim == 4 else x[None]
-        xe = torch.nn.functional.pad(batched, (left, right, top, bottom), mode="circular")
-        return (xe if x.ndim == 4 else xe[0]), 0
+        return torch.nn.functional.pad(x, pads, value=options.fillvalue), 0
+    widest_rows, widest_cols = max(top, bottom), max(left, right)
+    mode = {
+        "wrap": "circular" if widest_rows <= rows.size and widest_cols <= cols.size else None,
+        "reflect": "reflect" if widest_rows < rows.size and widest_cols < cols.size else None,
+        "edge": "replicate",
+    }.get(options.boundary)
+    if mode is not None and (mode == "circular" or x.dtype.is_floating_point):
+        planes = x.reshape(-1, 1, *x.shape[-2:])  # F.pad's non-constant modes take (N, C, H, W)
+        xe = torch.nn.functional.pad(planes, pads, mode=mode)
+        return xe.reshape(*x.shape[:-2], *xe.shape[-2:]), 0
     return toolkit.extend(xp, x, geometry, options), 0
 
 
@@ -710,7 +720,9 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
         # Through the public functions, which torch.compile and torch.export
         # take whole into their graphs (see the end of this module).
         spec, o = self.spec, self.spec.options
-        options = dict(mode=o.mode, boundary=o.boundary, stride=o.stride, dilation=o.dilation, method=o.method)
+        options = dict(
+            mode=o.mode, boundary=o.boundary, stride=o.stride, dilation=o.dilation, method=o.method, padding=o.padding
+        )
         if spec.channels:
             y = corr2d_multi(x, self.weight, groups=spec.groups, **options)
             return y if self.bias is None else y + self.bias[:, None, None]

@@ -9,8 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
-_NUMPY_PAD_MODE = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
-_ALIASES = {"pad": "fill", "circular": "wrap", "symmetric": "symm"}
+_NUMPY_PAD_MODE = {"fill": "constant", "wrap": "wrap", "symm": "symmetric", "reflect": "reflect", "edge": "edge"}
+_ALIASES = {
+    "pad": "fill",
+    "constant": "fill",
+    "zeros": "fill",
+    "circular": "wrap",
+    "grid-wrap": "wrap",
+    "symmetric": "symm",
+    "grid-mirror": "symm",
+    "mirror": "reflect",
+    "replicate": "edge",
+    "nearest": "edge",
+}
 
 
 def random(shape, dtype="float64", seed=0):
@@ -46,8 +57,36 @@ def _pair(v):
     return (v, v) if np.isscalar(v) else (v[0], v[-1])
 
 
-def reference_2d(x, k, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, convolve=False):
-    """One 2-D image and kernel, computed in float64 (complex128 for complex)."""
+def padding_pairs(padding, size, extent, stride):
+    """``((top, bottom), (left, right))`` of a ``padding=`` argument, from its definition.
+
+    An int or ``(ph, pw)`` pads both sides; "SAME" is TensorFlow's rule
+    (``out = ceil(n / s)``, total ``max((out - 1) * s + extent - n, 0)``, the
+    larger half after), "SAME_LOWER" the larger half before, "VALID" none.
+    """
+    if isinstance(padding, str):
+        name = padding.upper()
+        if name == "VALID":
+            return ((0, 0), (0, 0))
+        pairs = []
+        for n, e, s in zip(size, extent, _pair(stride)):
+            out = int(np.ceil(n / s))
+            total = max((out - 1) * s + e - n, 0)
+            before = total // 2 if name == "SAME" else total - total // 2
+            pairs.append((before, total - before))
+        return tuple(pairs)
+    if np.isscalar(padding):
+        return ((padding, padding), (padding, padding))
+    return tuple((p, p) if np.isscalar(p) else (p[0], p[1]) for p in padding)
+
+
+def reference_2d(
+    x, k, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, convolve=False, padding=None
+):
+    """One 2-D image and kernel, computed in float64 (complex128 for complex).
+
+    ``padding``: np.pad by that much with ``boundary``, then the valid correlation.
+    """
     dtype = np.complex128 if np.iscomplexobj(x) or np.iscomplexobj(k) else np.float64
     x = np.asarray(x, dtype=dtype)
     k = dilate(np.asarray(k, dtype=dtype), _pair(dilation))
@@ -56,13 +95,18 @@ def reference_2d(x, k, *, mode="valid", boundary="fill", fillvalue=0, stride=1, 
     boundary = _ALIASES.get(boundary, boundary)
     H, W = x.shape
     eh, ew = k.shape
-    pad = ((eh - 1, eh - 1), (ew - 1, ew - 1))
+    if padding is not None:
+        pad = padding_pairs(padding, (H, W), (eh, ew), stride)
+    else:
+        pad = ((eh - 1, eh - 1), (ew - 1, ew - 1))
     if boundary == "fill":
         xp_ = np.pad(x, pad, mode="constant", constant_values=fillvalue)
     else:
         xp_ = np.pad(x, pad, mode=_NUMPY_PAD_MODE[boundary])
     full = seed_corr2d(xp_, k)
-    if mode == "full":
+    if padding is not None:
+        dense = full
+    elif mode == "full":
         dense = full
     elif mode == "valid":
         dense = full[eh - 1 : H, ew - 1 : W]
@@ -97,9 +141,15 @@ def reference(x, k, **options):
 # against finite differences.
 
 
-def _geometry(x_shape, k_shape, *, mode, dilation, convolve):
-    """``(pad, full, crop)``: per-axis padding, the "full" extent and the ``(start, length)`` of the mode."""
+def _geometry(x_shape, k_shape, *, mode, dilation, convolve, padding=None, stride=1):
+    """``(pad, full, crop)``: per-axis ``(before, after)`` padding, the extent of the valid correlation
+    of the padded image and the ``(start, length)`` of the mode within it."""
     dilation = _pair(dilation)
+    extents = [d * (taps - 1) + 1 for taps, d in zip(k_shape[-2:], dilation)]
+    if padding is not None:
+        pairs = padding_pairs(padding, x_shape[-2:], extents, stride)
+        fulls = [n + lo + hi - e + 1 for n, (lo, hi), e in zip(x_shape[-2:], pairs, extents)]
+        return list(pairs), fulls, [(0, f) for f in fulls]
     pads, fulls, crops = [], [], []
     for n, taps, d in zip(x_shape[-2:], k_shape[-2:], dilation):
         extent = d * (taps - 1) + 1
@@ -110,14 +160,14 @@ def _geometry(x_shape, k_shape, *, mode, dilation, convolve):
             crop = (extent - 1, n - extent + 1)
         else:
             crop = ((extent - 1) // 2 if convolve else extent // 2, n)
-        pads.append(extent - 1)
+        pads.append((extent - 1, extent - 1))
         fulls.append(full)
         crops.append(crop)
     return pads, fulls, crops
 
 
 def _pad(x, pads, boundary, fillvalue):
-    width = [(0, 0)] * (x.ndim - 2) + [(p, p) for p in pads]
+    width = [(0, 0)] * (x.ndim - 2) + list(pads)
     boundary = _ALIASES.get(boundary, boundary)
     if boundary == "fill":
         return np.pad(x, width, mode="constant", constant_values=fillvalue)
@@ -128,14 +178,18 @@ def _wide(*arrays):
     return np.complex128 if any(np.iscomplexobj(a) for a in arrays) else np.float64
 
 
-def fast_reference(x, k, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, convolve=False):
+def fast_reference(
+    x, k, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, convolve=False, padding=None
+):
     """``reference`` for any batch shape and size: np.pad, then one shift-and-add per kernel tap."""
     dtype = _wide(x, k)
     x, k = np.asarray(x, dtype=dtype), np.asarray(k, dtype=dtype)
     if convolve:
         k = k[..., ::-1, ::-1]
     (dh, dw), (sh, sw) = _pair(dilation), _pair(stride)
-    pads, (fh, fw), ((r0, nr), (c0, nc)) = _geometry(x.shape, k.shape, mode=mode, dilation=dilation, convolve=convolve)
+    pads, (fh, fw), ((r0, nr), (c0, nc)) = _geometry(
+        x.shape, k.shape, mode=mode, dilation=dilation, convolve=convolve, padding=padding, stride=stride
+    )
     xe = _pad(x, pads, boundary, fillvalue)
     # Only the rows and columns of "full" that the mode keeps, every stride-th.
     rows = slice(r0, r0 + nr, sh)
@@ -156,7 +210,9 @@ def _sum_to(a, shape):
     return a.sum(axis=axes, keepdims=True) if axes else a
 
 
-def reference_vjp(x, k, g, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, convolve=False):
+def reference_vjp(
+    x, k, g, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, convolve=False, padding=None
+):
     """``(gx, gk)``: the transpose (no conjugation) of ``fast_reference`` at ``g``, in float64/complex128.
 
     ``g`` is placed back into the "full" result (zeros at the strided-out and
@@ -171,7 +227,9 @@ def reference_vjp(x, k, g, *, mode="valid", boundary="fill", fillvalue=0, stride
     x, k, g = (np.asarray(a, dtype=dtype) for a in (x, k, g))
     kk = k[..., ::-1, ::-1] if convolve else k
     (dh, dw), (sh, sw) = _pair(dilation), _pair(stride)
-    pads, (fh, fw), ((r0, nr), (c0, nc)) = _geometry(x.shape, k.shape, mode=mode, dilation=dilation, convolve=convolve)
+    pads, (fh, fw), ((r0, nr), (c0, nc)) = _geometry(
+        x.shape, k.shape, mode=mode, dilation=dilation, convolve=convolve, padding=padding, stride=stride
+    )
     H, W = x.shape[-2:]
     xe = _pad(x, pads, boundary, fillvalue)
     batch = np.broadcast_shapes(x.shape[:-2], k.shape[:-2])
@@ -187,7 +245,7 @@ def reference_vjp(x, k, g, *, mode="valid", boundary="fill", fillvalue=0, stride
     # Adjoint of np.pad: where did each padded position come from?
     boundary = _ALIASES.get(boundary, boundary)
     index = np.arange(H * W).reshape(H, W)
-    width = [(p, p) for p in pads]
+    width = list(pads)
     if boundary == "fill":
         source = np.pad(index, width, mode="constant", constant_values=-1)
     else:

@@ -28,7 +28,7 @@ def arrays(backend, x_shape=(5, 6), k_shape=(2, 2), dtype="float64"):
         ((5, 6), (0, 2), {}, ValueError, r"k must not be empty.*\(0, 2\)"),
         ((5, 0), (1, 1), {"mode": "same"}, ValueError, r"x must not be empty.*\(5, 0\)"),
         ((5, 6), (2, 2), {"mode": "sam"}, ValueError, r"mode must be one of .*'sam'"),
-        ((5, 6), (2, 2), {"boundary": "reflect"}, ValueError, r"boundary must be one of .*'reflect'"),
+        ((5, 6), (2, 2), {"boundary": "reflection"}, ValueError, r"boundary must be one of .*'reflection'"),
         ((5, 6), (2, 2), {"stride": 0}, ValueError, r"stride must be >= 1; got 0"),
         ((5, 6), (2, 2), {"dilation": (1, -1)}, ValueError, r"dilation must be >= 1"),
         ((5, 6), (2, 2), {"stride": (1, 2, 3)}, ValueError, r"stride must be an int or a sequence of 1 or 2 ints"),

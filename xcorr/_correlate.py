@@ -8,7 +8,7 @@ from dataclasses import replace
 from . import _methods
 from ._adapter import Adapter, adapter_for
 from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
-from ._typing import Array, Boundary, Method, Mode, Pair, Scalar
+from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d", "corr2d"]
 
@@ -27,13 +27,30 @@ _PARAMETERS = """\
         windows inside ``x`` (H - h' + 1), "same" is centred and as large as
         ``x`` (scipy's centring for even kernels), "full" is every overlap
         (H + h' - 1); ``h'`` is the dilated kernel size.
-    boundary : {"fill", "wrap", "symm"}, default "fill"
-        How ``x`` is extended beyond its edges in "same" and "full" modes:
-        ``fillvalue`` ("fill", alias "pad"), periodically ("wrap", alias
-        "circular") or by mirroring with the edge repeated ("symm", alias
-        "symmetric"). Extensions repeat when the kernel is larger than ``x``.
+    boundary : {"fill", "wrap", "symm", "reflect", "edge"}, default "fill"
+        How ``x`` is extended beyond its edges (in "same" and "full" modes,
+        and by ``padding``): ``fillvalue`` ("fill"; aliases "pad",
+        "constant", "zeros"), periodically ("wrap"; "circular",
+        "grid-wrap"), by mirroring with the edge repeated ("symm";
+        "symmetric", "grid-mirror": ``d c b a | a b c d``), by mirroring
+        without repeating it ("reflect"; "mirror": ``d c b | a b c d``, as
+        ``numpy.pad`` and torch's "reflect", which is *not*
+        ``scipy.ndimage``'s "reflect") or by repeating the edge ("edge";
+        "replicate", "nearest": ``a a a | a b c d``). Extensions wider than
+        ``x`` continue the pattern as ``numpy.pad`` does (the periodic ones
+        repeat). "reflect" cannot extend an axis of length 1 (ValueError).
     fillvalue : scalar, default 0
         Value outside ``x`` for ``boundary="fill"``.
+    padding : int, (int, int), ((int, int), (int, int)), "SAME" or "VALID", optional
+        Extend ``x`` by this many elements (with ``boundary``) and take the
+        "valid" correlation of the result: an int pads all four sides,
+        ``(ph, pw)`` both sides of each axis, ``((top, bottom), (left,
+        right))`` each side on its own (``torch.nn.functional.conv2d``'s and
+        ``lax.conv_general_dilated``'s ``padding``). "SAME" is the padding of
+        ``lax``, TensorFlow and Keras: ``ceil(H / sh)`` output rows, the odd
+        padding element after the image ("SAME_LOWER": before it); "VALID"
+        is none. Names in any case. Only with ``mode="valid"`` (the default),
+        which ``padding`` replaces.
     stride : int or (int, int), default 1
         Keep every ``s``-th output of the dense result, starting at index 0
         (``dense[..., ::sh, ::sw]``); the skipped outputs are never computed.
@@ -67,8 +84,10 @@ _PARAMETERS = """\
         two different libraries.
     ValueError
         Fewer than 2 dimensions, an empty kernel or image, a (dilated) kernel
-        larger than ``x`` in "valid" mode, batch shapes that do not
-        broadcast, an unknown mode or boundary, ``stride``/``dilation`` not 1
+        larger than ``x`` in "valid" mode (or than the padded ``x``), batch
+        shapes that do not broadcast, an unknown mode or boundary, a negative
+        or wrongly shaped ``padding``, ``padding`` with a ``mode`` other than
+        "valid", "reflect" on an axis of length 1, ``stride``/``dilation`` not 1
         or 2 integers >= 1, a non-scalar ``fillvalue``, arrays on two
         devices, an unknown ``method``, or ``method="native"`` on a library
         without a native convolution. All checks happen before any
@@ -198,15 +217,22 @@ def resolve_method(adapter: Adapter, xp, x, k, dtype, options: Options, geometry
     return _methods.choose_method(costs, kind, x.shape, k.shape, geometry)
 
 
-def _public_key(op, x, k, mode, boundary, fillvalue, stride, dilation, method):
+def _public_key(op, x, k, mode, boundary, fillvalue, stride, dilation, method, padding=None):
     """The signature of a public call ``op``, as given (types where a bool could pass for an int)."""
     return (
         op, type(x), x.shape, x.dtype, type(k), k.shape, k.dtype,
         mode, boundary, fillvalue, type(fillvalue),
         stride if type(stride) is int else (type(stride), *map(type, stride), *stride),
         dilation if type(dilation) is int else (type(dilation), *map(type, dilation), *dilation),
-        method,
+        method, _typed(padding),
     )  # fmt: skip
+
+
+def _typed(value):
+    """``value`` with the type of every item (a tuple of tuples of ints, or a name): ``True`` is not ``1``."""
+    if isinstance(value, tuple):
+        return (tuple, *map(_typed, value))
+    return (type(value), value)
 
 
 def corr2d(
@@ -220,10 +246,11 @@ def corr2d(
     stride: Pair = 1,
     dilation: Pair = 1,
     method: Method = "auto",
+    padding: Padding = None,
 ) -> Array:
     key = None
     try:
-        key = _public_key("corr2d", x, k, mode, boundary, fillvalue, stride, dilation, method)
+        key = _public_key("corr2d", x, k, mode, boundary, fillvalue, stride, dilation, method, padding)
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
         pass
@@ -236,6 +263,7 @@ def corr2d(
         stride=stride,
         dilation=dilation,
         method=method,
+        padding=padding,
     )
     return _prepare_and_call(x, k, options, key)
 
@@ -251,10 +279,11 @@ def conv2d(
     stride: Pair = 1,
     dilation: Pair = 1,
     method: Method = "auto",
+    padding: Padding = None,
 ) -> Array:
     key = None
     try:
-        key = _public_key("conv2d", x, k, mode, boundary, fillvalue, stride, dilation, method)
+        key = _public_key("conv2d", x, k, mode, boundary, fillvalue, stride, dilation, method, padding)
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
         pass
@@ -268,6 +297,7 @@ def conv2d(
         dilation=dilation,
         convolve=True,
         method=method,
+        padding=padding,
     )
     return _prepare_and_call(x, k, options, key)
 
@@ -275,7 +305,7 @@ def conv2d(
 corr2d.__doc__ = f"""2-D cross-correlation of the last two axes, on any array-API backend.
 
     ``y[..., i, j] = sum_{{a, b}} x[..., i*sh + a*dh, j*sw + b*dw] * k[..., a, b]``
-    (in "valid" mode; other modes shift the windows and extend ``x``).
+    (in "valid" mode; other modes and ``padding`` shift the windows and extend ``x``).
 
     This is the deep-learning correlation of ``torch.nn.functional.conv2d``
     and ``jax.lax.conv_general_dilated``: the kernel is **not** conjugated.

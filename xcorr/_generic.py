@@ -16,12 +16,19 @@ from ._options import AxisPlan, Geometry, Options, check_integral_fill, result_d
 
 
 def _segments(lo: int, hi: int, size: int, boundary: str) -> list[tuple]:
-    """Split extended positions lo..hi into runs: ("fill", n) or ("take", first, last).
+    """Split extended positions lo..hi into runs: ("fill", n), ("take", first, last) or ("repeat", index, n).
 
     A "take" run reads input indices first..last in order (descending where
-    "symm" reflects). One step per run, not per position: a 4096-wide axis
-    costs microseconds, and the VJP's fold runs this on every call.
+    "symm" and "reflect" mirror); a "repeat" run is input index ``index``
+    ``n`` times ("edge"). One step per run, not per position: a 4096-wide
+    axis costs microseconds, and the VJP's fold runs this on every call.
+    Extensions wider than the input continue the pattern, as ``numpy.pad``
+    does: "wrap", "symm" and "reflect" are periodic (periods ``size``,
+    ``2*size`` and ``2*size - 2``), "edge" repeats the edge element.
     """
+    if boundary == "reflect" and size == 1 and (lo < 0 or hi >= size):
+        msg = "boundary=\"reflect\" cannot extend an axis of length 1 (mirroring without the edge needs 2 elements)"
+        raise ValueError(msg)
     runs: list[tuple] = []
     j = lo
     while j <= hi:
@@ -35,6 +42,21 @@ def _segments(lo: int, hi: int, size: int, boundary: str) -> list[tuple]:
             src = j % size
             n = min(size - 1 - src, hi - j) + 1
             runs.append(("take", src, src + n - 1))
+        elif boundary == "edge":
+            n = (min(hi, -1) if j < 0 else hi) - j + 1
+            runs.append(("repeat", 0 if j < 0 else size - 1, n))
+        elif boundary == "reflect":
+            # Mirror without repeating the edge: x[-j] = x[j], period 2*size - 2;
+            # ascending runs over 0..size-1, descending ones over size-2..1.
+            period = 2 * size - 2
+            m = j % period
+            if m < size:
+                n = min(size - 1 - m, hi - j) + 1
+                runs.append(("take", m, m + n - 1))
+            else:
+                src = period - m
+                n = min(src - 1, hi - j) + 1
+                runs.append(("take", src, src - n + 1))
         else:
             # "symm": reflect with the edge repeated; the pattern has period
             # 2*size, so kernels larger than the input keep reflecting (as scipy does).
@@ -71,6 +93,10 @@ def extend_axis(xp, x, axis: int, lo: int, hi: int, boundary: str, fillvalue):
             shape[axis] = run[1]
             fill = check_integral_fill(xp, x.dtype, fillvalue)  # beyond a float dtype's range: IEEE rounding
             pieces.append(xp.full(tuple(shape), fill, dtype=x.dtype, device=device(x)))
+        elif run[0] == "repeat":
+            shape = list(x.shape)
+            shape[axis] = run[2]
+            pieces.append(xp.broadcast_to(_take_axis(xp, x, axis, run[1], run[1] + 1), tuple(shape)))
         else:
             first, last = run[1], run[2]
             if first <= last:

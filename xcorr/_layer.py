@@ -32,7 +32,7 @@ from . import _adapter
 from ._correlate import _correlate
 from ._multi import apply_multi, check_multi, multi_vjp
 from ._options import Options, check_arrays, parse_int, plan
-from ._typing import Array, Boundary, Dtype, Method, Mode, Pair
+from ._typing import Array, Boundary, Dtype, Method, Mode, Padding, Pair
 from ._vjp import vjp
 
 __all__ = ["ArrayConv2D", "Conv2D", "LayerSpec"]
@@ -136,10 +136,11 @@ class LayerSpec:
         backend: str | None = None,
         dtype: Dtype | None = None,
         method: Method = "auto",
+        padding: Padding = None,
     ) -> LayerSpec:
         kernel = parse_kernel_size(kernel_size)
         options = Options.parse(
-            mode=mode, boundary=boundary, stride=stride, dilation=dilation, method=method
+            mode=mode, boundary=boundary, stride=stride, dilation=dilation, method=method, padding=padding
         )
         groups = parse_int("groups", groups)
         if (in_channels is None) != (out_channels is None):
@@ -263,7 +264,10 @@ class LayerSpec:
         if self.channels:
             parts.append(f"in_channels={self.in_channels}, out_channels={self.out_channels}")
         o = self.options
-        parts.append(f"mode={o.mode!r}, boundary={o.boundary!r}")
+        if o.padding is None:
+            parts.append(f"mode={o.mode!r}, boundary={o.boundary!r}")
+        else:
+            parts.append(f"padding={o.padding!r}, boundary={o.boundary!r}")
         if o.stride != (1, 1):
             parts.append(f"stride={o.stride}")
         if o.dilation != (1, 1):
@@ -323,7 +327,7 @@ class Conv2D:
 
     ``Conv2D(kernel_size, /, *, in_channels=None, out_channels=None,
     mode="valid", boundary="fill", stride=1, dilation=1, groups=1, bias=True,
-    backend=None, dtype=None, seed=0, method="auto")``
+    backend=None, dtype=None, seed=0, method="auto", padding=None)``
 
     Without channels it is the seed notebook's layer: ``layer(x) =
     corr2d(x, weight) + bias`` for an input of shape ``(..., H, W)``, a
@@ -331,9 +335,11 @@ class Conv2D:
     it is a convolutional layer: input ``(N, C_in, H, W)`` or
     ``(C_in, H, W)``, ``weight`` of shape ``(C_out, C_in // groups, h, w)``,
     ``bias`` of shape ``(C_out,)``, numerically equal to
-    ``torch.nn.Conv2d`` with the same weights (``padding=0``, or ``"same"``
-    with ``mode="same"``), and to ``corr2d_multi(x, weight, ...) + bias`` in
-    every mode and boundary.
+    ``torch.nn.Conv2d`` with the same weights and the same ``padding``
+    (``padding_mode`` "zeros", "reflect", "replicate", "circular" are the
+    boundaries "fill", "reflect", "edge", "wrap"), and to
+    ``corr2d_multi(x, weight, ...) + bias`` in every mode, boundary and
+    padding.
 
     Parameters
     ----------
@@ -341,8 +347,11 @@ class Conv2D:
         Height and width of the kernel.
     in_channels, out_channels : int, optional
         Give both for a channel layer; neither for the seed's layer.
-    mode, boundary, stride, dilation
-        As in ``xcorr.corr2d`` (the fill value is 0).
+    mode, boundary, stride, dilation, padding
+        As in ``xcorr.corr2d`` (the fill value is 0): ``padding=1,
+        boundary="reflect"`` is torch's ``padding=1,
+        padding_mode="reflect"``, ``padding="same"`` Keras' (``lax``'s
+        "SAME", for every stride).
     groups : int, default 1
         Grouped correlation; must divide both channel counts.
     bias : bool, default True
@@ -375,7 +384,8 @@ class Conv2D:
         Bad hyper-parameters, naming the argument: a kernel size that is not
         one or two ints >= 1, channel counts not >= 1 or not divisible by
         ``groups``, only one of ``in_channels``/``out_channels``, an unknown
-        mode, boundary, backend or dtype.
+        mode, boundary, backend or dtype, a bad ``padding`` or one with a
+        ``mode`` other than "valid".
     ImportError
         A backend whose library is not installed.
 
@@ -422,6 +432,7 @@ class Conv2D:
             backend: str | None = None,
             dtype: Dtype | None = None,
             method: Method = "auto",
+            padding: Padding = None,
             seed: int = 0,
         ) -> _LayerT: ...
 
@@ -467,6 +478,11 @@ class Conv2D:
     @property
     def boundary(self) -> str:
         return self.spec.options.boundary
+
+    @property
+    def padding(self) -> str | tuple[tuple[int, int], tuple[int, int]] | None:
+        """None (the windows follow ``mode``), "SAME", "SAME_LOWER" or ``((top, bottom), (left, right))``."""
+        return self.spec.options.padding
 
     @property
     def stride(self) -> tuple[int, int]:

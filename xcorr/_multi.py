@@ -22,7 +22,7 @@ from ._options import (
     plan,
     result_dtype,
 )
-from ._typing import Array, Boundary, Method, Mode, Pair, Scalar
+from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
 
@@ -99,13 +99,16 @@ def corr2d_multi(
     dilation: Pair = 1,
     groups: int = 1,
     method: Method = "auto",
+    padding: Padding = None,
 ) -> Array:
     """Multi-channel 2-D cross-correlation, the forward pass of a convolutional layer.
 
     ``y[n, o, i, j] = sum_{c, a, b} x[n, g*Cg + c, i*sh + a*dh, j*sw + b*dw] * w[o, c, a, b]``
     (in "valid" mode) where ``g = o // (C_out // groups)`` and
     ``Cg = C_in // groups``: ``torch.nn.functional.conv2d(x, w, groups=groups)``
-    without bias, extended to every mode and boundary of ``corr2d``.
+    without bias, extended to every mode, boundary and padding of ``corr2d``
+    (``padding=p`` with ``boundary="reflect"`` is ``nn.Conv2d(padding=p,
+    padding_mode="reflect")``).
 
     Parameters
     ----------
@@ -113,7 +116,7 @@ def corr2d_multi(
         Input images of any array-API library.
     w : array, shape (C_out, C_in // groups, h, w)
         Filters, from the same library and device as ``x``.
-    mode, boundary, fillvalue, stride, dilation
+    mode, boundary, fillvalue, stride, dilation, padding
         As in ``xcorr.corr2d``; they apply to every channel.
     method : {"auto", "direct", "fft", "native"}, default "auto"
         "auto" and "native" use the library's native convolution where
@@ -155,7 +158,7 @@ def corr2d_multi(
     key = None
     try:
         op = ("corr2d_multi", type(groups), groups)
-        key = _public_key(op, x, w, mode, boundary, fillvalue, stride, dilation, method)
+        key = _public_key(op, x, w, mode, boundary, fillvalue, stride, dilation, method, padding)
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
         pass
@@ -163,7 +166,7 @@ def corr2d_multi(
         return call(x, w)
     options = Options.parse(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
-        method=method,
+        method=method, padding=padding,
     )
     groups = parse_int("groups", groups)
     return _prepare_multi_and_call(x, w, options, groups, key)
@@ -241,6 +244,7 @@ def corr2d_multi_vjp(
     dilation: Pair = 1,
     groups: int = 1,
     method: Method = "auto",
+    padding: Padding = None,
 ) -> tuple[Array, Array]:
     """Gradients ``(gx, gw)`` of ``corr2d_multi(x, w, **options)`` for an output gradient ``g``.
 
@@ -254,7 +258,7 @@ def corr2d_multi_vjp(
         The operands of the forward call.
     g : array, shape of ``corr2d_multi(x, w, **options)``
         Gradient of a scalar loss with respect to the output.
-    mode, boundary, fillvalue, stride, dilation, groups
+    mode, boundary, fillvalue, stride, dilation, groups, padding
         The options of the forward call.
     method : {"auto", "direct", "fft", "native"}, default "auto"
         How the correlations inside the gradients are computed, as in
@@ -273,7 +277,7 @@ def corr2d_multi_vjp(
     """
     options = Options.parse(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
-        method=method,
+        method=method, padding=padding,
     )
     groups = parse_int("groups", groups)
     xp, geometry = check_multi(x, w, options, groups)

@@ -19,15 +19,31 @@ from ._typing import Boundary as Boundary  # the Literal types live in _typing
 from ._typing import Mode as Mode
 
 MODES: tuple[str, ...] = ("valid", "same", "full")
-# scipy.signal.correlate2d spellings map onto our three canonical names.
+# The five canonical boundaries and the other libraries' names for them
+# (scipy.signal, numpy.pad, scipy.ndimage, torch's padding_mode). A name that
+# means two different extensions in two libraries is not an alias:
+# scipy.ndimage's "reflect" repeats the edge (our "symm"), numpy.pad's and
+# torch's do not (our "reflect"), and "reflect" takes numpy's and torch's meaning.
 BOUNDARY_ALIASES: dict[str, str] = {
     "fill": "fill",
-    "pad": "fill",
-    "wrap": "wrap",
-    "circular": "wrap",
-    "symm": "symm",
-    "symmetric": "symm",
+    "pad": "fill",  # scipy.signal
+    "constant": "fill",  # numpy.pad, scipy.ndimage
+    "zeros": "fill",  # torch (fillvalue must then be 0)
+    "wrap": "wrap",  # scipy.signal, numpy.pad, scipy.ndimage (for filters)
+    "circular": "wrap",  # torch
+    "grid-wrap": "wrap",  # scipy.ndimage
+    "symm": "symm",  # scipy.signal
+    "symmetric": "symm",  # numpy.pad
+    "grid-mirror": "symm",  # scipy.ndimage (its "reflect")
+    "reflect": "reflect",  # numpy.pad, torch
+    "mirror": "reflect",  # scipy.ndimage
+    "edge": "edge",  # numpy.pad
+    "replicate": "edge",  # torch
+    "nearest": "edge",  # scipy.ndimage
 }
+# padding= names, as lax and TensorFlow spell them (any case is accepted:
+# Keras and torch write "same" and "valid").
+PADDING_NAMES: tuple[str, ...] = ("SAME", "VALID", "SAME_LOWER")
 
 
 def parse_mode(mode: object) -> str:
@@ -41,8 +57,62 @@ def parse_boundary(boundary: object) -> str:
     if not isinstance(boundary, str) or boundary not in BOUNDARY_ALIASES:
         names = ", ".join(map(repr, BOUNDARY_ALIASES))
         msg = f"boundary must be one of {names}; got {boundary!r}"
+        if isinstance(boundary, str) and boundary.lower() in BOUNDARY_ALIASES:
+            msg += f" (the names are lower case: {boundary.lower()!r})"
         raise ValueError(msg)
     return BOUNDARY_ALIASES[boundary]
+
+
+def parse_padding(padding: object) -> str | tuple[tuple[int, int], tuple[int, int]] | None:
+    """``padding=`` as None (none), "SAME", "SAME_LOWER" or ``((top, bottom), (left, right))``.
+
+    An int pads all four sides, ``(ph, pw)`` both sides of each axis, and
+    ``((top, bottom), (left, right))`` each side on its own (an axis may
+    also be one int). "VALID" and all-zero widths are no padding (None).
+    """
+    if padding is None:
+        return None
+    what = (
+        "padding must be an int >= 0, a pair (ph, pw), a pair of pairs ((top, bottom), (left, right)) "
+        f"or one of {', '.join(map(repr, PADDING_NAMES))} (any case); got {padding!r}"
+    )
+    if isinstance(padding, str):
+        name = padding.upper()
+        if name not in PADDING_NAMES:
+            raise ValueError(what)
+        return None if name == "VALID" else name
+    if isinstance(padding, (tuple, list)):
+        if len(padding) != 2:
+            msg = f"{what} (a sequence of {len(padding)} items; it needs one per axis, 2)"
+            raise ValueError(msg)
+        axes = []
+        for item in padding:
+            if isinstance(item, (tuple, list)):
+                if len(item) != 2:
+                    msg = f"{what} (an axis's padding {item!r} has {len(item)} items, not (before, after))"
+                    raise ValueError(msg)
+                axes.append((_padding_width(item[0], what), _padding_width(item[1], what)))
+            else:
+                n = _padding_width(item, what)
+                axes.append((n, n))
+        pairs = (axes[0], axes[1])
+    else:
+        n = _padding_width(padding, what)
+        pairs = ((n, n), (n, n))
+    return None if pairs == ((0, 0), (0, 0)) else pairs
+
+
+def _padding_width(value: object, what: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError(what)
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(what) from None
+    if n < 0:
+        msg = f"{what} (negative width {n}: crop x before the call instead)"
+        raise ValueError(msg)
+    return n
 
 
 def parse_int(name: str, value: object, *, minimum: int = 1) -> int:
@@ -177,6 +247,9 @@ class Options:
     dilation: tuple[int, int] = (1, 1)
     convolve: bool = False
     method: str = "auto"
+    # None: the windows follow ``mode``; else "SAME", "SAME_LOWER" or
+    # ((top, bottom), (left, right)): a "valid" correlation of x extended by that much.
+    padding: str | tuple[tuple[int, int], tuple[int, int]] | None = None
 
     @classmethod
     def parse(
@@ -189,15 +262,30 @@ class Options:
         dilation: object = 1,
         convolve: bool = False,
         method: object = "auto",
+        padding: object = None,
     ) -> Options:
+        mode = parse_mode(mode)
+        parsed_padding = parse_padding(padding)
+        if padding is not None and mode != "valid":
+            msg = (
+                f"padding={padding!r} and mode={mode!r} conflict: padding extends x and then takes the "
+                'valid correlation of the result, so it needs mode="valid" (the default); '
+                "leave out one of the two"
+            )
+            raise ValueError(msg)
+        fill = parse_fillvalue(fillvalue)
+        if boundary == "zeros" and fill != 0:
+            msg = f'boundary="zeros" fills with 0 but fillvalue={fillvalue!r}; use boundary="fill" (or "constant")'
+            raise ValueError(msg)
         return cls(
-            mode=parse_mode(mode),
+            mode=mode,
             boundary=parse_boundary(boundary),
-            fillvalue=parse_fillvalue(fillvalue),
+            fillvalue=fill,
             stride=parse_pair("stride", stride),
             dilation=parse_pair("dilation", dilation),
             convolve=convolve,
             method=parse_method(method),
+            padding=parsed_padding,
         )
 
 
@@ -238,8 +326,14 @@ class AxisPlan:
         return self.lo >= 0 and self.hi < self.size
 
 
-def plan_axis(size: int, taps: int, dilation: int, step: int, mode: str, convolve: bool) -> AxisPlan:
+def plan_axis(
+    size: int, taps: int, dilation: int, step: int, mode: str, convolve: bool, pad: tuple[int, int] | None = None
+) -> AxisPlan:
     span = dilation * (taps - 1) + 1
+    if pad is not None:
+        # Explicit padding: the valid correlation of x extended by pad[0] before and pad[1] after it.
+        dense = size + pad[0] + pad[1] - span + 1
+        return AxisPlan(size, taps, dilation, step, -pad[0], -(-dense // step))
     if mode == "valid":
         dense, offset = size - span + 1, span - 1
     elif mode == "full":
@@ -300,8 +394,19 @@ def plan(x_shape, k_shape, options: Options) -> Geometry:
         )
         raise ValueError(msg) from None
     (sh, sw), (dh, dw) = options.stride, options.dilation
-    if options.mode == "valid":
-        eh, ew = dh * (h - 1) + 1, dw * (w - 1) + 1
+    eh, ew = dh * (h - 1) + 1, dw * (w - 1) + 1
+    pads = resolve_padding(options.padding, (H, W), (eh, ew), (sh, sw))
+    if pads is not None:
+        (top, bottom), (left, right) = pads
+        if eh > H + top + bottom or ew > W + left + right:
+            what = "kernel" if (dh, dw) == (1, 1) else f"dilated kernel ({eh}, {ew})"
+            msg = (
+                f"k is larger than the padded x: {what} of shape {tuple(k_shape)} does not fit in x of "
+                f"shape {tuple(x_shape)} padded by {pads} ({H + top + bottom}, {W + left + right}); "
+                "pad more"
+            )
+            raise ValueError(msg)
+    elif options.mode == "valid":
         if eh > H or ew > W:
             what = "kernel" if (dh, dw) == (1, 1) else f"dilated kernel ({eh}, {ew})"
             msg = (
@@ -309,9 +414,39 @@ def plan(x_shape, k_shape, options: Options) -> Geometry:
                 f"does not fit in x of shape {tuple(x_shape)}; use mode=\"same\" or \"full\""
             )
             raise ValueError(msg)
-    rows = plan_axis(H, h, dh, sh, options.mode, options.convolve)
-    cols = plan_axis(W, w, dw, sw, options.mode, options.convolve)
+    rows = plan_axis(H, h, dh, sh, options.mode, options.convolve, None if pads is None else pads[0])
+    cols = plan_axis(W, w, dw, sw, options.mode, options.convolve, None if pads is None else pads[1])
+    if options.boundary == "reflect":
+        for name, axis_plan in (("rows", rows), ("columns", cols)):
+            if axis_plan.size == 1 and not axis_plan.inside:
+                msg = (
+                    f'boundary="reflect" cannot extend x of shape {tuple(x_shape)}: it has 1 element along its '
+                    f"{name}, and mirroring without repeating the edge needs at least 2; "
+                    'boundary="edge" or "symm" repeat that element'
+                )
+                raise ValueError(msg)
     return Geometry(batch, rows, cols)
+
+
+def resolve_padding(
+    padding, size: tuple[int, int], span: tuple[int, int], stride: tuple[int, int]
+) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """``((top, bottom), (left, right))`` of ``Options.padding`` for an input of ``size`` (None: no padding).
+
+    "SAME" pads as ``lax``, TensorFlow and Keras do: the output has
+    ``ceil(n / s)`` elements along an axis of ``n`` with stride ``s``, the
+    total padding is ``max((out - 1) * s + span - n, 0)`` and its odd element
+    goes after the image ("SAME_LOWER": before it).
+    """
+    if padding is None or isinstance(padding, tuple):
+        return padding
+    pairs = []
+    for n, e, s in zip(size, span, stride):
+        out = -(-n // s)
+        total = max((out - 1) * s + e - n, 0)
+        small, large = total // 2, total - total // 2
+        pairs.append((small, large) if padding == "SAME" else (large, small))
+    return (pairs[0], pairs[1])
 
 
 def _broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:

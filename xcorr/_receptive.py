@@ -190,7 +190,16 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
             f"got {type(layer).__name__}: {layer!r:.80}"
         )
         raise TypeError(msg)
-    if hasattr(layer, "mode"):  # xcorr.Conv2D: padding is that of its correlation mode
+    if hasattr(layer, "mode") and getattr(layer, "padding", None) is not None:  # xcorr.Conv2D(padding=...)
+        padding = layer.padding
+        if isinstance(padding, str) or padding[0][0] != padding[0][1] or padding[1][0] != padding[1][1]:
+            msg = (
+                f"{name} (Conv2D with padding={padding!r}): the receptive field takes symmetric padding "
+                "only, (p, p) on each axis"
+            )
+            raise ValueError(msg)
+        padding = (padding[0][0], padding[1][0])
+    elif hasattr(layer, "mode"):  # xcorr.Conv2D: padding is that of its correlation mode
         padding = layer.mode
     elif hasattr(layer, "padding"):
         padding = layer.padding
@@ -415,7 +424,7 @@ def _source(q: int, n: int, boundary: str) -> int | None:
             return 0
         m = q % (2 * n - 2)
         return m if m < n else 2 * n - 2 - m
-    if boundary == "replicate":
+    if boundary in ("replicate", "edge"):
         return min(max(q, 0), n - 1)
     return None  # "fill": a constant, no input
 

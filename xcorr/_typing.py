@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
-__all__ = ["Array", "Boundary", "Dtype", "Layer", "Loss", "Method", "Mode", "Namespace", "Pair", "Scalar"]
+__all__ = ["Array", "Boundary", "Dtype", "Layer", "Loss", "Method", "Mode", "Namespace", "Padding", "Pair", "Scalar"]
 
 #: An array of any array-API library (``numpy.ndarray``, ``torch.Tensor``,
 #: ``jax.Array``, ``dask.array.Array``, ...).
@@ -28,8 +28,24 @@ Array: TypeAlias = Any
 Namespace: TypeAlias = Any
 #: Output size of a correlation.
 Mode: TypeAlias = Literal["valid", "same", "full"]
-#: How the input is extended beyond its edges (scipy's names and their aliases).
-Boundary: TypeAlias = Literal["fill", "pad", "wrap", "circular", "symm", "symmetric"]
+#: How the input is extended beyond its edges: the five canonical names and the
+#: other libraries' names for them (``xcorr._options.BOUNDARY_ALIASES``).
+Boundary: TypeAlias = Literal[
+    "fill", "pad", "constant", "zeros",
+    "wrap", "circular", "grid-wrap",
+    "symm", "symmetric", "grid-mirror",
+    "reflect", "mirror",
+    "edge", "replicate", "nearest",
+]
+#: Explicit padding: an int for every side, ``(ph, pw)``, ``((top, bottom), (left, right))``,
+#: or lax/TensorFlow's names (any case), or ``None`` for none (``mode`` decides).
+Padding: TypeAlias = (
+    int
+    | Sequence[int]
+    | Sequence[Sequence[int]]
+    | Literal["SAME", "VALID", "SAME_LOWER", "same", "valid", "same_lower"]
+    | None
+)
 #: How a correlation is computed.
 Method: TypeAlias = Literal["auto", "direct", "fft", "native"]
 #: The loss ``xcorr.fit`` minimises.

@@ -10,8 +10,8 @@ each step, in reverse:
   dispatching forward ``_correlate`` so per-backend fast paths serve the
   backward too;
 * the extension's adjoint folds the gradient of the extended image back onto
-  ``x``: a "wrap" or "symm" position adds onto the pixel it copied, a "fill"
-  position is dropped;
+  ``x``: a "wrap", "symm", "reflect" or "edge" position adds onto the pixel
+  it copied, a "fill" position is dropped;
 * the kernel gradient is ``gk[a, b] = sum(g * window(a, b) of extend(x))``,
   summed over batch dimensions that ``k`` was broadcast along: one reduction
   per tap, or, where the FFT pays off, one valid correlation of ``extend(x)``
@@ -31,7 +31,7 @@ from ._adapter import Adapter, adapter_for
 from ._compat import device, isdtype
 from ._correlate import _correlate
 from ._options import Geometry, Options, check_arrays, plan, result_dtype
-from ._typing import Array, Boundary, Method, Mode, Pair, Scalar
+from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_vjp", "corr2d_vjp", "vjp"]
 
@@ -60,12 +60,18 @@ def fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
         if run[0] == "fill":
             position += run[1]
             continue
-        first, last = run[1], run[2]
-        n = abs(last - first) + 1
-        piece = _generic._take_axis(xp, ge, axis, position, position + n)
-        position += n
-        if first > last:
-            piece = xp.flip(piece, axis=axis)
+        if run[0] == "repeat":  # "edge": n copies of one element, summed onto it
+            index, n = run[1], run[2]
+            piece = xp.sum(_generic._take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)
+            position += n
+            first = last = index
+        else:
+            first, last = run[1], run[2]
+            n = abs(last - first) + 1
+            piece = _generic._take_axis(xp, ge, axis, position, position + n)
+            position += n
+            if first > last:
+                piece = xp.flip(piece, axis=axis)
         pieces = []
         for count in (min(first, last), None, size - 1 - max(first, last)):
             if count is None:
@@ -152,6 +158,7 @@ def _input_gradient(xp, x, kc, g, options: Options, geometry: Geometry):
         fillvalue=0,
         stride=(1, 1),
         convolve=not options.convolve,
+        padding=None,
     )
     ge = _correlate(gz, kc, back)
     ge = fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
@@ -211,7 +218,7 @@ _VJP_DOC = """Gradients of ``{name}(x, k, **options)`` for an output gradient ``
 
     Returns ``(gx, gk)`` with ``gx[...] = sum(g * d{name}/dx[...])`` and
     likewise for ``k``: the vector-Jacobian product of the (bilinear) map,
-    exact, for every mode, boundary, stride, dilation and batch shape. It is
+    exact, for every mode, boundary, padding, stride, dilation and batch shape. It is
     pure array-API code, so it trains models on numpy, array-api-strict,
     dask (lazily) and cupy; the torch and jax adapters use it as their
     backward pass.
@@ -224,7 +231,7 @@ _VJP_DOC = """Gradients of ``{name}(x, k, **options)`` for an output gradient ``
         Kernel of the forward call.
     g : array, shape of ``{name}(x, k, **options)``
         Gradient of a scalar loss with respect to the output.
-    mode, boundary, fillvalue, stride, dilation
+    mode, boundary, fillvalue, stride, dilation, padding
         The options of the forward call; see ``xcorr.{name}``.
     method : {{"auto", "direct", "fft", "native"}}, default "auto"
         How the correlations inside the gradients are computed (see
@@ -277,6 +284,7 @@ def corr2d_vjp(
     stride: Pair = 1,
     dilation: Pair = 1,
     method: Method = "auto",
+    padding: Padding = None,
 ) -> tuple[Array, Array]:
     options = Options.parse(
         mode=mode,
@@ -285,6 +293,7 @@ def corr2d_vjp(
         stride=stride,
         dilation=dilation,
         method=method,
+        padding=padding,
     )
     return _public_vjp(x, k, g, options)
 
@@ -301,6 +310,7 @@ def conv2d_vjp(
     stride: Pair = 1,
     dilation: Pair = 1,
     method: Method = "auto",
+    padding: Padding = None,
 ) -> tuple[Array, Array]:
     options = Options.parse(
         mode=mode,
@@ -310,6 +320,7 @@ def conv2d_vjp(
         dilation=dilation,
         convolve=True,
         method=method,
+        padding=padding,
     )
     return _public_vjp(x, k, g, options)
 
