@@ -106,7 +106,7 @@ def _padding_width(value: object, what: str) -> int:
     if isinstance(value, bool):
         raise TypeError(what)
     try:
-        n = operator.index(value)
+        n = operator.index(value)  # type: ignore[arg-type]  # anything else: the TypeError below
     except TypeError:
         raise TypeError(what) from None
     if n < 0:

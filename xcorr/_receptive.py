@@ -190,8 +190,8 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
             f"got {type(layer).__name__}: {layer!r:.80}"
         )
         raise TypeError(msg)
-    if hasattr(layer, "mode") and getattr(layer, "padding", None) is not None:  # xcorr.Conv2D(padding=...)
-        padding = layer.padding
+    padding = getattr(layer, "padding", None) if hasattr(layer, "mode") else None
+    if padding is not None:  # xcorr.Conv2D(padding=...)
         if isinstance(padding, str) or padding[0][0] != padding[0][1] or padding[1][0] != padding[1][1]:
             msg = (
                 f"{name} (Conv2D with padding={padding!r}): the receptive field takes symmetric padding "
