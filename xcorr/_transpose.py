@@ -475,10 +475,9 @@ def _check_single(x, k, stride, padding, output_padding, dilation):
         False,
     )
     rows, cols = tp.geometry.rows, tp.geometry.cols
-    like = _Like((*x.shape[:-2], rows.size, cols.size), dtype)
-    geometry = plan(
-        like.shape, tuple(k.shape), tp.options
-    )  # checks that the batches broadcast
+    # The forward input has the broadcast batch of x (its output gradient) and k.
+    geometry = plan((*x.shape[:-2], rows.size, cols.size), tuple(k.shape), tp.options)
+    like = _Like((*geometry.batch, rows.size, cols.size), dtype)
     return xp, tp, like, geometry
 
 
