@@ -509,6 +509,77 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     return y if xe.ndim == 4 else y[0]
 
 
+def correlate_multi_channels_last(xp, x, w, options, geometry, groups):
+    """``corr2d_multi`` of an ``(N, H, W, C)`` input: ``lax.conv_general_dilated`` in ``NHWC``.
+
+    Zero fills and calls that read no extension (the convolution's padding);
+    NotImplemented for the others (the core's permuted views, then
+    ``correlate_multi``).
+    """
+    dtype = result_dtype(xp, x.dtype, w.dtype)
+    if not xp.isdtype(dtype, "real floating"):
+        return NotImplemented
+    if not (geometry.inside or (options.boundary == "fill" and options.fillvalue == 0)):
+        return NotImplemented
+    x = xp.astype(x, dtype, copy=False)
+    w = xp.astype(w, dtype, copy=False)
+    rows, cols = geometry.rows, geometry.cols
+    padding = ((-rows.lo, rows.hi - rows.size + 1), (-cols.lo, cols.hi - cols.size + 1))
+    lhs = x if x.ndim == 4 else x[None, ...]
+    y = jax.lax.conv_general_dilated(
+        lhs,
+        w,
+        window_strides=options.stride,
+        padding=padding,
+        rhs_dilation=options.dilation,
+        dimension_numbers=("NHWC", "OIHW", "NHWC"),
+        feature_group_count=groups,
+        precision=jax.lax.Precision.HIGHEST,
+    )
+    if y.shape[1:3] != (rows.count, cols.count):  # a pad past the last window, unread
+        y = y[:, : rows.count, : cols.count, :]
+    return y if x.ndim == 4 else y[0]
+
+
+def correlate_multi_transpose(xp, x, w, plan):
+    """``conv_transpose2d``: ``lax.conv_general_dilated`` with ``lhs_dilation`` (``lax.conv_transpose``'s form).
+
+    The flipped kernel, regrouped to ``(C_out, C_in // groups, h, w)``,
+    slides over the stride-dilated input padded by ``dilation * (k - 1)``
+    less the crop (negative pads crop), plus ``output_padding`` after it; in
+    ``NCHW`` or ``NHWC`` as the plan's layout says.
+    """
+    dtype = result_dtype(xp, x.dtype, w.dtype)
+    if not xp.isdtype(dtype, "real floating"):
+        return NotImplemented
+    x = xp.astype(x, dtype, copy=False)
+    w = xp.astype(w, dtype, copy=False)
+    c_in, og, h, wd = w.shape
+    groups = plan.groups
+    rhs = xp.reshape(xp.flip(w, axis=(-2, -1)), (groups, c_in // groups, og, h, wd))
+    rhs = xp.reshape(xp.permute_dims(rhs, (0, 2, 1, 3, 4)), (groups * og, c_in // groups, h, wd))
+    (dh, dw), ops = plan.options.dilation, plan.output_padding
+    (top, bottom), (left, right) = plan.padding
+    padding = (
+        (dh * (h - 1) - top, dh * (h - 1) - bottom + ops[0]),
+        (dw * (wd - 1) - left, dw * (wd - 1) - right + ops[1]),
+    )
+    layout = "NHWC" if plan.channels_last else "NCHW"
+    lhs = x if x.ndim == 4 else x[None, ...]
+    y = jax.lax.conv_general_dilated(
+        lhs,
+        rhs,
+        window_strides=(1, 1),
+        padding=padding,
+        lhs_dilation=plan.options.stride,
+        rhs_dilation=plan.options.dilation,
+        dimension_numbers=(layout, "OIHW", layout),
+        feature_group_count=groups,
+        precision=jax.lax.Precision.HIGHEST,
+    )
+    return y if x.ndim == 4 else y[0]
+
+
 class Conv2D(_layer.Conv2D):
     """``xcorr.Conv2D`` as a jax pytree (equinox-style).
 
@@ -563,6 +634,43 @@ jax.tree_util.register_pytree_with_keys(
         layer.spec,
     ),
     lambda spec, leaves: _make_layer(spec, *leaves),
+    flatten_func=lambda layer: ((layer.weight, layer.bias), layer.spec),
+)
+
+
+class Conv2DTranspose(_layer.Conv2DTranspose, Conv2D):
+    """``xcorr.Conv2DTranspose`` as a jax pytree, like ``Conv2D`` (``weight`` and ``bias`` are the leaves)."""
+
+    def replace(self, **params):
+        """A new layer with the given ``weight`` and/or ``bias``."""
+        unknown = set(params) - {"weight", "bias"}
+        if unknown:
+            msg = f"replace takes weight and bias; got {sorted(unknown)}"
+            raise TypeError(msg)
+        return _make_transpose_layer(self.spec, params.get("weight", self.weight), params.get("bias", self.bias))
+
+    def __repr__(self) -> str:
+        return f"Conv2DTranspose({self.spec.describe()})"
+
+
+def _make_transpose_layer(spec, weight, bias):
+    layer = object.__new__(Conv2DTranspose)
+    object.__setattr__(layer, "spec", spec)
+    object.__setattr__(layer, "weight", weight)
+    object.__setattr__(layer, "bias", bias)
+    return layer
+
+
+jax.tree_util.register_pytree_with_keys(
+    Conv2DTranspose,
+    lambda layer: (
+        (
+            (jax.tree_util.GetAttrKey("weight"), layer.weight),
+            (jax.tree_util.GetAttrKey("bias"), layer.bias),
+        ),
+        layer.spec,
+    ),
+    lambda spec, leaves: _make_transpose_layer(spec, *leaves),
     flatten_func=lambda layer: ((layer.weight, layer.bias), layer.spec),
 )
 
@@ -676,6 +784,19 @@ class JaxAdapter(Adapter):
                 return y
         return super().correlate_multi(xp, x, w, options, geometry, groups)
 
+    def correlate_multi_channels_last(self, xp, x, w, options, geometry, groups):
+        if options.method in ("auto", "native"):
+            y = correlate_multi_channels_last(xp, x, w, options, geometry, groups)
+            if y is not NotImplemented:
+                return y
+        return super().correlate_multi_channels_last(xp, x, w, options, geometry, groups)
+
+    def correlate_multi_transpose(self, xp, x, w, plan):
+        y = correlate_multi_transpose(xp, x, w, plan)
+        if y is not NotImplemented:
+            return y
+        return super().correlate_multi_transpose(xp, x, w, plan)
+
     def namespace(self):
         import jax.numpy
 
@@ -691,6 +812,9 @@ class JaxAdapter(Adapter):
 
     def layer_class(self):
         return Conv2D
+
+    def transpose_layer_class(self):
+        return Conv2DTranspose
 
     def fit(self, layer, x, y, lr, steps, loss, record):
         step = _step(loss)

@@ -505,27 +505,68 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
 
     gx = None
     if need_x:
-        # Input gradient of the extended image, (N, G, Cg, He, We), filled
-        # window by window through a (G, Cg, N, He, We) view.
-        height = (rows.count - 1) * rows.step + rows.span
-        width = (cols.count - 1) * cols.step + cols.span
-        ge = np.zeros((n, groups, cg, height, width), dtype=dtype)
-        get = ge.transpose(1, 2, 0, 3, 4)
-        wt = wd.reshape(groups, og, cg, rows.taps, cols.taps)
-        tmp = np.empty((groups, cg, points), dtype=dtype)
-        shape = (groups, cg, n, rows.count, cols.count)
-        for a in range(rows.taps):
-            ra = _generic.window(rows, a)
-            for b in range(cols.taps):
-                np.matmul(wt[..., a, b].transpose(0, 2, 1), gt, out=tmp)
-                view = get[..., ra, col_windows[b]]
-                np.add(view, tmp.reshape(shape), out=view)
-        ge = ge.reshape(n, c, height, width)
+        ge = _scatter_windows(wd, gt, n, groups, cg, rows, cols, dtype)
         ge = toolkit.fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
         ge = toolkit.fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
         ge = ge if xd.ndim == 4 else ge[0]
         gx = np.ascontiguousarray(toolkit.as_input_dtype(xp, ge, x))
     return gx, gw
+
+
+def _scatter_windows(wd, gt, n, groups, cg, rows, cols, dtype):
+    """The input gradient of the extended image, ``(N, C, He, We)``, of ``correlate_multi``.
+
+    ``gt`` is the output gradient laid out ``(G, Og, N * P)``; window
+    ``(a, b)`` gets ``w[:, c, a, b]^T @ g`` added, through a ``(G, Cg, N,
+    He, We)`` view.
+    """
+    og = wd.shape[0] // groups
+    height = (rows.count - 1) * rows.step + rows.span
+    width = (cols.count - 1) * cols.step + cols.span
+    ge = np.zeros((n, groups, cg, height, width), dtype=dtype)
+    get = ge.transpose(1, 2, 0, 3, 4)
+    wt = wd.reshape(groups, og, cg, rows.taps, cols.taps)
+    tmp = np.empty((groups, cg, gt.shape[-1]), dtype=dtype)
+    shape = (groups, cg, n, rows.count, cols.count)
+    col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
+    for a in range(rows.taps):
+        ra = _generic.window(rows, a)
+        for b in range(cols.taps):
+            np.matmul(wt[..., a, b].transpose(0, 2, 1), gt, out=tmp)
+            view = get[..., ra, col_windows[b]]
+            np.add(view, tmp.reshape(shape), out=view)
+    return ge.reshape(n, groups * cg, height, width)
+
+
+def correlate_multi_transpose(xp, x, w, plan):
+    """``conv_transpose2d`` hook: the input-gradient scatter of ``correlate_multi_vjp`` (per-tap GEMMs).
+
+    ``x`` plays the output gradient of the valid forward correlation on the
+    uncropped extent; the core crops the result (``_transpose.finish``).
+    Real and complex floating dtypes; NotImplemented otherwise.
+    """
+    from .. import _layout, _transpose
+
+    dtype = np.result_type(x.dtype, w.dtype)
+    if dtype.kind not in "fc":
+        return NotImplemented
+    if plan.channels_last:
+        x = _layout.to_first(xp, x)
+    xd = np.asarray(x, dtype=dtype)
+    wd = np.asarray(w, dtype=dtype)
+    xb = xd if xd.ndim == 4 else xd[None]
+    rows, cols = plan.geometry.rows, plan.geometry.cols
+    n, c_in = xb.shape[:2]
+    groups = plan.groups
+    og = w.shape[1]
+    if 0 in (n, c_in, og):
+        return NotImplemented
+    points = n * rows.count * cols.count
+    gt = np.ascontiguousarray(
+        xb.reshape(n, groups, c_in // groups, rows.count, cols.count).transpose(1, 2, 0, 3, 4)
+    ).reshape(groups, c_in // groups, points)
+    full = _scatter_windows(wd, gt, n, groups, og, rows, cols, dtype)
+    return _transpose.finish(xp, full if xd.ndim == 4 else full[0], plan)
 
 
 # ---------------------------------------------------------------------------
@@ -615,6 +656,12 @@ class NumpyAdapter(Adapter):
         if grads is not NotImplemented:
             return grads
         return super().correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
+
+    def correlate_multi_transpose(self, xp, x, w, plan):
+        y = correlate_multi_transpose(xp, x, w, plan)
+        if y is not NotImplemented:
+            return y
+        return super().correlate_multi_transpose(xp, x, w, plan)
 
 
 ADAPTER = NumpyAdapter()

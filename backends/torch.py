@@ -19,6 +19,7 @@ from .._correlate import conv2d, corr2d
 from .._methods import fft_shape
 from .._multi import corr2d_multi
 from .._options import plan, result_dtype
+from .._transpose import conv_transpose2d
 from . import _threads
 
 try:
@@ -659,6 +660,39 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     return _crop(y, rows.count, cols.count)
 
 
+def correlate_multi_transpose(xp, x, w, plan):
+    """``conv_transpose2d``: ``F.conv_transpose2d``, with torch's padding where it is symmetric.
+
+    A channels-last ``x`` goes in as a permuted view (``channels_last``
+    memory format), which torch computes on without a copy; its result keeps
+    that format, so the permutation back is a contiguous ``(N, H, W, C)``.
+    Asymmetric padding crops the uncropped result (slices).
+    """
+    from .. import _layout, _transpose
+
+    _refuse_torchscript()
+    dtype = x.dtype if x.dtype == w.dtype else result_dtype(xp, x.dtype, w.dtype)
+    if not dtype.is_floating_point or dtype in (torch.float16, torch.bfloat16):
+        return NotImplemented
+    if x.dtype != dtype or w.dtype != dtype:
+        x, w = x.to(dtype), w.to(dtype)
+    if plan.channels_last:
+        x = _layout.to_first(xp, x)
+    options = plan.options
+    padding = plan.torch_padding
+    if padding is not None:
+        y = torch.nn.functional.conv_transpose2d(
+            x, w, stride=options.stride, padding=padding, output_padding=plan.output_padding,
+            groups=plan.groups, dilation=options.dilation,
+        )
+    else:
+        full = torch.nn.functional.conv_transpose2d(
+            x, w, stride=options.stride, groups=plan.groups, dilation=options.dilation
+        )
+        y = _transpose.crop(xp, full, plan)
+    return _layout.to_last(xp, y) if plan.channels_last else y
+
+
 def _crop(y, rows: int, cols: int):
     """The first ``rows`` x ``cols`` outputs: no slice (an op and an autograd node) where that is all of ``y``."""
     return y if y.shape[-2:] == (rows, cols) else y[..., :rows, :cols]
@@ -723,6 +757,9 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
         options = dict(
             mode=o.mode, boundary=o.boundary, stride=o.stride, dilation=o.dilation, method=o.method, padding=o.padding
         )
+        if spec.channels_last:
+            y = corr2d_multi(x, self.weight, groups=spec.groups, data_format=spec.data_format, **options)
+            return y if self.bias is None else y + self.bias
         if spec.channels:
             y = corr2d_multi(x, self.weight, groups=spec.groups, **options)
             return y if self.bias is None else y + self.bias[:, None, None]
@@ -735,6 +772,26 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
 
     def extra_repr(self) -> str:
         return self.spec.describe(dtype=str(self.weight.dtype).removeprefix("torch."))
+
+
+class Conv2DTranspose(_layer.Conv2DTranspose, Conv2D):
+    """``xcorr.Conv2DTranspose`` as a ``torch.nn.Module`` (``F.conv_transpose2d``).
+
+    Same arguments as ``xcorr.Conv2DTranspose``; ``weight`` has
+    ``nn.ConvTranspose2d``'s layout, so its ``state_dict`` loads directly.
+    """
+
+    def forward(self, x):
+        _refuse_torchscript()
+        spec = self.spec
+        y = conv_transpose2d(
+            x, self.weight, stride=spec.options.stride, padding=spec.padding,
+            output_padding=spec.output_padding, dilation=spec.options.dilation, groups=spec.groups,
+            data_format=spec.data_format,
+        )
+        if self.bias is None:
+            return y
+        return y + self.bias if spec.channels_last else y + self.bias[:, None, None]
 
 
 # --- the adapter -------------------------------------------------------------
@@ -877,8 +934,17 @@ class TorchAdapter(Adapter):
                 return y
         return super().correlate_multi(xp, x, w, options, geometry, groups)
 
+    def correlate_multi_transpose(self, xp, x, w, plan):
+        y = correlate_multi_transpose(xp, x, w, plan)
+        if y is not NotImplemented:
+            return y
+        return super().correlate_multi_transpose(xp, x, w, plan)
+
     def layer_class(self):
         return Conv2D
+
+    def transpose_layer_class(self):
+        return Conv2DTranspose
 
     def fit(self, layer, x, y, lr, steps, loss, record):
         return _fit(layer, x, y, lr, steps, loss, record)

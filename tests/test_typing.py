@@ -87,35 +87,39 @@ def test_a_layer_keeps_the_signature_of_its_call():
     assert list(inspect.signature(layer).parameters) == ["x"]
 
 
-def _static_new():
-    """The ``__new__`` a type checker sees (under ``if TYPE_CHECKING`` in class Conv2D)."""
+def _static_new(name="Conv2D"):
+    """The ``__new__`` a type checker sees (under ``if TYPE_CHECKING`` in class ``name``)."""
     tree = ast.parse(Path(_layer.__file__).read_text())
-    (cls,) = (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Conv2D")
+    (cls,) = (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
     for node in cls.body:
         if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
             for item in node.body:
                 if isinstance(item, ast.FunctionDef) and item.name == "__new__":
                     return item.args
-    raise AssertionError("class Conv2D declares no __new__ under `if TYPE_CHECKING`")
+    raise AssertionError(f"class {name} declares no __new__ under `if TYPE_CHECKING`")
 
 
-def test_the_type_checkers_conv2d_takes_the_run_time_parameters():
-    # Conv2D.__new__ takes *args, **kwargs at run time, so type checkers read a
-    # declaration; a parameter added to LayerSpec.parse must be added there too.
-    args = _static_new()
+@pytest.mark.parametrize("layer", ["Conv2D", "Conv2DTranspose"])
+def test_the_type_checkers_layer_takes_the_run_time_parameters(layer):
+    # The layers' __new__ takes *args, **kwargs at run time, so type checkers read a
+    # declaration; a parameter added to the spec's parse must be added there too.
+    spec_class = getattr(xcorr, layer)._spec_class
+    args = _static_new(layer)
     static = [(a.arg, inspect.Parameter.POSITIONAL_ONLY, None, a.annotation) for a in args.posonlyargs[1:]]
     static += [
         (a.arg, inspect.Parameter.KEYWORD_ONLY, ast.literal_eval(d), a.annotation)
         for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
     ]
     assert not args.args and args.vararg is None and args.kwarg is None
-    runtime = _layer.constructor_signature().parameters
+    runtime = _layer.constructor_signature(spec_class).parameters
+    assert inspect.signature(getattr(xcorr, layer)) == _layer.constructor_signature(spec_class)
     assert [(n, k) for n, k, _, _ in static] == [(p.name, p.kind) for p in runtime.values()]
-    unevaluated = inspect.signature(_layer.LayerSpec.parse).parameters
+    unevaluated = inspect.signature(spec_class.parse).parameters
+    extra = {"seed": "int", "weight_init": "Initializer | None", "bias_init": "Initializer | None"}
     for name, _, default, annotation in static:
         if name != "kernel_size":
             assert default == runtime[name].default, name
-        expected = "int" if name == "seed" else unevaluated[name].annotation
+        expected = extra[name] if name in extra else unevaluated[name].annotation
         assert ast.unparse(annotation) == expected, name
 
 

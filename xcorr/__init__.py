@@ -20,14 +20,17 @@ from ._correlate import conv2d, corr2d
 from ._empirical import EmpiricalField, empirical_receptive_field
 from ._feature_maps import feature_maps
 from ._fit import fit
-from ._layer import Conv2D
+from . import _initializers as initializers
+from ._layer import Conv2D, Conv2DTranspose
 from ._multi import corr2d_multi, corr2d_multi_vjp
+from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._receptive import ReceptiveField, Window, receptive_field
 from ._vjp import conv2d_vjp, corr2d_vjp
 
 __all__ = [
     "Adapter",
     "Conv2D",
+    "Conv2DTranspose",
     "Costs",
     "EmpiricalField",
     "ReceptiveField",
@@ -36,13 +39,18 @@ __all__ = [
     "adapter_for",
     "conv2d",
     "conv2d_vjp",
+    "conv_transpose2d",
+    "conv_transpose2d_vjp",
     "corr2d",
     "corr2d_multi",
     "corr2d_multi_vjp",
+    "corr2d_transpose",
+    "corr2d_transpose_vjp",
     "corr2d_vjp",
     "empirical_receptive_field",
     "feature_maps",
     "fit",
+    "initializers",
     "receptive_field",
     "register_adapter",
     "unregister_adapter",

@@ -226,6 +226,35 @@ class Adapter:
 
         return _multi.generic_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
 
+    def correlate_multi_channels_last(
+        self, xp, x: Array, w: Array, options: Options, geometry: Geometry, groups: int
+    ) -> Array:
+        """``corr2d_multi`` of a channels-last ``x`` ``(N, H, W, C_in)``; the result ``(N, H', W', C_out)``.
+
+        ``w`` keeps its ``(C_out, C_in // groups, h, w)`` layout and
+        ``geometry`` is that of the channels-first call. Generic:
+        :meth:`correlate_multi` on permuted views (no copy where the library
+        permutes by strides: numpy, dask, torch's ``channels_last`` format).
+        """
+        from . import _layout
+
+        y = self.correlate_multi(xp, _layout.to_first(xp, x), w, options, geometry, groups)
+        return _layout.to_last(xp, y)
+
+    def correlate_multi_transpose(self, xp, x: Array, w: Array, plan) -> Array:
+        """``conv_transpose2d`` of validated inputs: the adjoint of ``corr2d_multi`` at ``x``.
+
+        ``plan`` is a :class:`xcorr._transpose.TransposePlan`: the forward
+        (valid, zero-filled) correlation's options and geometry on the
+        uncropped extent, the groups, the crop (``padding``), the
+        ``output_padding``, the layout and the output size. Generic: the
+        input gradient of the broadcast ``corr2d`` (its "full" correlation of
+        the zero-inserted ``x``), cropped to the output.
+        """
+        from . import _transpose
+
+        return _transpose.generic_transpose(self, xp, x, w, plan)
+
     # -- layers, training and gradients -----------------------------------------
     def namespace(self) -> Namespace:
         """The array-API namespace in which ``Conv2D(backend=self.name)`` holds its parameters."""
@@ -243,6 +272,12 @@ class Adapter:
         from ._layer import ArrayConv2D
 
         return ArrayConv2D
+
+    def transpose_layer_class(self) -> type:
+        """The ``Conv2DTranspose`` class of this library (generic: arrays held in a plain object)."""
+        from ._layer import ArrayConv2DTranspose
+
+        return ArrayConv2DTranspose
 
     def fit(
         self, layer: LayerT, x: Array, y: Array, lr: float, steps: int, loss: str, record: Callable[[float], None]

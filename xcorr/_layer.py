@@ -24,18 +24,18 @@ import math
 import operator
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from . import _adapter
+from . import _adapter, _initializers, _layout, _transpose
 from ._correlate import _correlate
 from ._multi import apply_multi, check_multi, multi_vjp
 from ._options import Options, check_arrays, parse_int, plan
-from ._typing import Array, Boundary, Dtype, Method, Mode, Padding, Pair
+from ._typing import Array, Boundary, DataFormat, Dtype, Initializer, Method, Mode, Padding, Pair
 from ._vjp import vjp
 
-__all__ = ["ArrayConv2D", "Conv2D", "LayerSpec"]
+__all__ = ["ArrayConv2D", "ArrayConv2DTranspose", "Conv2D", "Conv2DTranspose", "LayerSpec", "TransposeSpec"]
 
 DTYPES: tuple[str, ...] = ("float32", "float64")
 
@@ -119,6 +119,7 @@ class LayerSpec:
     bias: bool
     dtype: str
     backend: str
+    data_format: str = "channels_first"
 
     @classmethod
     def parse(
@@ -137,6 +138,7 @@ class LayerSpec:
         dtype: Dtype | None = None,
         method: Method = "auto",
         padding: Padding = None,
+        data_format: DataFormat = "channels_first",
     ) -> LayerSpec:
         kernel = parse_kernel_size(kernel_size)
         options = Options.parse(
@@ -165,11 +167,14 @@ class LayerSpec:
         if not isinstance(bias, bool):
             msg = f"bias must be True or False; got {bias!r}"
             raise TypeError(msg)
+        if _layout.parse_data_format(data_format) and in_channels is None:
+            msg = 'data_format="channels_last" needs in_channels and out_channels (a channel layer)'
+            raise ValueError(msg)
         backend = resolve_backend(backend)
         dtype = parse_dtype(dtype, backend)
         _adapter.adapter_named(backend).check_layer_dtype(dtype)
         return cls(
-            kernel, in_channels, out_channels, options, groups, bias, dtype, backend
+            kernel, in_channels, out_channels, options, groups, bias, dtype, backend, data_format
         )
 
     @property
@@ -186,50 +191,39 @@ class LayerSpec:
     def bias_shape(self) -> tuple[int, ...]:
         return () if self.out_channels is None else (self.out_channels,)
 
-    def initial(self, seed: int) -> dict[str, np.ndarray | None]:
+    def initial(self, seed: int, weight_init=None, bias_init=None) -> dict[str, np.ndarray | None]:
         """Initial parameters as NumPy arrays of ``dtype``, the same for every backend.
 
         A ``numpy.random.default_rng(seed)`` draws the weight, then the bias,
-        in float64, rounded to ``dtype`` afterwards. Without channels both
-        are standard normal, as in the seed notebook (``torch.randn``); with
-        channels both are uniform on ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``,
-        ``fan_in = in_channels // groups * h * w``, the distribution of
-        ``torch.nn.Conv2d``'s default initialisation.
+        in float64, rounded to ``dtype`` afterwards, with the initializers
+        ``weight_init`` and ``bias_init`` (``xcorr.initializers``: a name or
+        a callable ``(shape, dtype, rng) -> array``). By default, without
+        channels both are standard normal, as in the seed notebook
+        (``torch.randn``); with channels both are uniform on
+        ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``, ``fan_in = in_channels //
+        groups * h * w``, the distribution of ``torch.nn.Conv2d``'s default
+        initialisation ("torch_default").
         """
-        if isinstance(seed, bool):
-            msg = f"seed must be an int; got {seed!r}"
-            raise TypeError(msg)
-        try:
-            seed = operator.index(seed)
-        except TypeError:
-            msg = f"seed must be an int; got {seed!r}"
-            raise TypeError(msg) from None
-        if seed < 0:
-            msg = f"seed must be a non-negative int (numpy.random.default_rng's seeds); got {seed!r}"
-            raise ValueError(msg)
-        rng = np.random.default_rng(seed)
-        if self.channels:
-            bound = 1 / math.sqrt(self.weight_shape[1] * self.kernel_size[0] * self.kernel_size[1])
-            weight = rng.uniform(-bound, bound, self.weight_shape)
-            bias = rng.uniform(-bound, bound, self.bias_shape)
-        else:
-            weight = rng.standard_normal(self.weight_shape)
-            bias = rng.standard_normal(self.bias_shape)
-        weight = weight.astype(self.dtype)
-        bias = np.asarray(bias, dtype=self.dtype)
-        return {"weight": weight, "bias": bias if self.bias else None}
+        return initial_parameters(self, seed, weight_init, bias_init)
 
-    def arrays(self, seed: int) -> dict:
-        """``initial(seed)`` as arrays of the backend (on its default device)."""
+    def arrays(self, seed: int, weight_init=None, bias_init=None) -> dict:
+        """``initial(seed, ...)`` as arrays of the backend (on its default device)."""
         xp = namespace(self.backend)
         return {
             name: None if value is None else xp.asarray(value, dtype=getattr(xp, self.dtype))
-            for name, value in self.initial(seed).items()
+            for name, value in self.initial(seed, weight_init, bias_init).items()
         }
 
     # -- the computation ----------------------------------------------------
+    @property
+    def channels_last(self) -> bool:
+        return self.data_format == "channels_last"
+
     def apply(self, weight, bias, x):
         """The forward pass: ``corr2d(x, weight) + bias`` or its channel form."""
+        if self.channels_last:
+            y = _layout.corr2d_multi_last(x, weight, self.options, self.groups)
+            return y if bias is None else y + bias
         if self.channels:
             y = apply_multi(x, weight, self.options, self.groups)
             if bias is not None:
@@ -240,6 +234,10 @@ class LayerSpec:
 
     def output_shape(self, x, weight) -> tuple[int, ...]:
         """Shape of ``apply(weight, bias, x)``, from the shapes alone (checks them too)."""
+        if self.channels_last:
+            xp = _layout.check_last(x, weight, channels=self.in_channels)
+            _, geometry = check_multi(_layout.to_first(xp, x), weight, self.options, self.groups)
+            return (*x.shape[:-3], geometry.rows.count, geometry.cols.count, self.out_channels)
         if self.channels:
             _, geometry = check_multi(x, weight, self.options, self.groups)
             return (*x.shape[:-3], self.out_channels, geometry.rows.count, geometry.cols.count)
@@ -249,7 +247,11 @@ class LayerSpec:
     def vjp(self, weight, bias, x, g):
         """Gradients ``{"weight": ..., "bias": ...}`` of ``apply`` at output gradient ``g``."""
         xp = check_arrays(x, weight)
-        if self.channels:
+        if self.channels_last:
+            xf, gf = _layout.to_first(xp, x), _layout.to_first(xp, g)
+            _, gw = multi_vjp(xp, xf, weight, gf, self.options, self.groups, need_x=False)
+            axes = tuple(range(g.ndim - 1))
+        elif self.channels:
             _, gw = multi_vjp(xp, x, weight, g, self.options, self.groups, need_x=False)
             axes = tuple(i for i in range(g.ndim) if i != g.ndim - 3)
         else:
@@ -278,8 +280,34 @@ class LayerSpec:
             parts.append(f"groups={self.groups}")
         if not self.bias:
             parts.append("bias=False")
+        if self.channels_last:
+            parts.append('data_format="channels_last"')
         parts.append(f"backend={self.backend!r}, dtype={dtype or self.dtype!r}")
         return ", ".join(parts)
+
+
+def initial_parameters(spec, seed, weight_init, bias_init) -> dict[str, np.ndarray | None]:
+    """``spec.initial``: the seeded draw of a layer's weight, then its bias (see ``LayerSpec.initial``)."""
+    if isinstance(seed, bool):
+        msg = f"seed must be an int; got {seed!r}"
+        raise TypeError(msg)
+    try:
+        seed = operator.index(seed)
+    except TypeError:
+        msg = f"seed must be an int; got {seed!r}"
+        raise TypeError(msg) from None
+    if seed < 0:
+        msg = f"seed must be a non-negative int (numpy.random.default_rng's seeds); got {seed!r}"
+        raise ValueError(msg)
+    default = _initializers.DEFAULT if spec.channels else "normal"
+    weight_init = _initializers.resolve("weight_init", default if weight_init is None else weight_init, spec.weight_shape)
+    bias_init = _initializers.resolve("bias_init", default if bias_init is None else bias_init, spec.weight_shape)
+    rng = np.random.default_rng(seed)
+    weight = _initializers.draw("weight_init", weight_init, spec.weight_shape, spec.dtype, rng)
+    if not spec.bias:
+        return {"weight": weight, "bias": None}
+    bias = _initializers.draw("bias_init", bias_init, spec.bias_shape, spec.dtype, rng)
+    return {"weight": weight, "bias": bias}
 
 
 def _layer_class(backend: str) -> type:
@@ -287,27 +315,34 @@ def _layer_class(backend: str) -> type:
 
 
 @functools.cache
-def constructor_signature() -> inspect.Signature:
-    """The parameters of ``Conv2D(...)``: those ``LayerSpec.parse`` validates, and ``seed``.
+def constructor_signature(spec_class: Any = None) -> inspect.Signature:
+    """The parameters of ``Conv2D(...)`` (or of the layer whose spec is ``spec_class``).
 
-    ``Conv2D.__new__`` takes ``*args, **kwargs`` (it picks the backend's
-    class, whose ``__init__`` passes them on to ``LayerSpec.parse``), so
-    ``inspect.signature`` and ``help`` read this instead.
+    Those ``spec_class.parse`` validates, then ``seed``, ``weight_init`` and
+    ``bias_init``. ``Conv2D.__new__`` takes ``*args, **kwargs`` (it picks
+    the backend's class, whose ``__init__`` passes them on to the spec's
+    ``parse``), so ``inspect.signature`` and ``help`` read this instead.
     """
+    parse_method = (spec_class or LayerSpec).parse
     try:
-        parse = inspect.signature(LayerSpec.parse, eval_str=True)
+        parse = inspect.signature(parse_method, eval_str=True)
     except NameError:  # an annotation that names a type only a type checker imports
-        parse = inspect.signature(LayerSpec.parse)
+        parse = inspect.signature(parse_method)
     parameters = [
         p.replace(kind=inspect.Parameter.POSITIONAL_ONLY) if p.name == "kernel_size" else p
         for p in parse.parameters.values()
     ]
-    seed = inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=0, annotation=int)
-    return inspect.Signature([*parameters, seed])
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    extra = [
+        inspect.Parameter("seed", keyword, default=0, annotation=int),
+        inspect.Parameter("weight_init", keyword, default=None, annotation=Initializer | None),
+        inspect.Parameter("bias_init", keyword, default=None, annotation=Initializer | None),
+    ]
+    return inspect.Signature([*parameters, *extra])
 
 
 class _ConstructorSignature:
-    """``Conv2D.__signature__``: the constructor's parameters on the class, nothing on an instance.
+    """A layer class's ``__signature__``: its constructor's parameters on the class, nothing on an instance.
 
     A layer instance is called as ``layer(x)``; its signature stays that of
     its ``__call__`` (or torch's ``forward``).
@@ -316,7 +351,7 @@ class _ConstructorSignature:
     def __get__(self, instance: object, owner: type | None = None) -> inspect.Signature:
         if instance is not None:
             raise AttributeError("__signature__")
-        return constructor_signature()
+        return constructor_signature(getattr(owner, "_spec_class", None))
 
 
 _LayerT = TypeVar("_LayerT", bound="Conv2D")
@@ -327,7 +362,8 @@ class Conv2D:
 
     ``Conv2D(kernel_size, /, *, in_channels=None, out_channels=None,
     mode="valid", boundary="fill", stride=1, dilation=1, groups=1, bias=True,
-    backend=None, dtype=None, seed=0, method="auto", padding=None)``
+    backend=None, dtype=None, seed=0, method="auto", padding=None, weight_init=None,
+    bias_init=None, data_format="channels_first")``
 
     Without channels it is the seed notebook's layer: ``layer(x) =
     corr2d(x, weight) + bias`` for an input of shape ``(..., H, W)``, a
@@ -377,6 +413,22 @@ class Conv2D:
         normal (the seed notebook's ``torch.randn``); with channels they are
         uniform on ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``, ``fan_in =
         in_channels // groups * h * w`` (``torch.nn.Conv2d``'s default).
+    weight_init, bias_init : str or callable, optional
+        How ``seed``'s generator draws the parameters (see
+        ``xcorr.initializers``): "torch_default" (the default of channel
+        layers), "glorot_uniform"/"xavier_uniform", "glorot_normal" (Keras:
+        truncated), "xavier_normal" (torch), "he_uniform"/"kaiming_uniform",
+        "he_normal" (Keras: truncated), "kaiming_normal" (torch), "normal"
+        (standard normal: the single-plane layer's default), "zeros"; for
+        the bias "torch_default", "normal" or "zeros". Or any callable
+        ``(shape, dtype, rng) -> array`` (e.g.
+        ``xcorr.initializers.normal(std=0.02)``), called with the float64
+        dtype and the seeded ``numpy.random.Generator``. Fans are torch's
+        (``xcorr.initializers.fans``).
+    data_format : {"channels_first", "channels_last"}, default "channels_first"
+        Channel layers only: input and output ``(N, C, H, W)`` or ``(N, H,
+        W, C)``. The weight keeps its ``(C_out, C_in // groups, h, w)``
+        layout (torch's) in both.
 
     Raises
     ------
@@ -409,6 +461,8 @@ class Conv2D:
     weight: Array
     #: The bias (a scalar, or shape ``(out_channels,)``), or None with ``bias=False``.
     bias: Array | None
+    _spec_class: ClassVar[Any] = LayerSpec
+    _public_name = "Conv2D"
 
     __signature__ = _ConstructorSignature()
 
@@ -433,7 +487,10 @@ class Conv2D:
             dtype: Dtype | None = None,
             method: Method = "auto",
             padding: Padding = None,
+            data_format: DataFormat = "channels_first",
             seed: int = 0,
+            weight_init: Initializer | None = None,
+            bias_init: Initializer | None = None,
         ) -> _LayerT: ...
 
         def __call__(self, x: Array, /) -> Array: ...
@@ -446,17 +503,19 @@ class Conv2D:
             # Python then calls cls.__init__ with the same arguments.
             return object.__new__(cls)
 
-    @staticmethod
-    def _configure(backend: str, kernel_size, kwargs) -> tuple[LayerSpec, dict]:
+    @classmethod
+    def _configure(cls, backend: str, kernel_size, kwargs) -> tuple[LayerSpec, dict]:
         """Validate the arguments of a ``backend`` layer; return its spec and initial arrays."""
         kwargs = dict(kwargs)
         seed = kwargs.pop("seed", 0)
+        weight_init = kwargs.pop("weight_init", None)
+        bias_init = kwargs.pop("bias_init", None)
         requested = kwargs.pop("backend", None)
         if requested is not None and resolve_backend(requested) != backend:
-            msg = f"backend={requested!r} given to the {backend} Conv2D class"
+            msg = f"backend={requested!r} given to the {backend} {cls._public_name} class"
             raise ValueError(msg)
-        spec = LayerSpec.parse(kernel_size, backend=backend, **kwargs)
-        return spec, spec.arrays(seed)
+        spec = cls._spec_class.parse(kernel_size, backend=backend, **kwargs)
+        return spec, spec.arrays(seed, weight_init, bias_init)
 
     # -- read-only views of the hyper-parameters ----------------------------
     @property
@@ -500,6 +559,10 @@ class Conv2D:
     def backend(self) -> str:
         return self.spec.backend
 
+    @property
+    def data_format(self) -> str:
+        return self.spec.data_format
+
 
 class ArrayConv2D(Conv2D):
     """``Conv2D`` whose parameters are arrays of numpy, array-api-strict, dask or cupy.
@@ -528,3 +591,248 @@ class ArrayConv2D(Conv2D):
 
     def __repr__(self) -> str:
         return f"Conv2D({self.spec.describe()})"
+
+
+# -- transposed convolution ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransposeSpec:
+    """The validated hyper-parameters of one ``Conv2DTranspose`` (hashable: jax-static)."""
+
+    kernel_size: tuple[int, int]
+    in_channels: int
+    out_channels: int
+    options: Options  # the forward correlation's stride and dilation (valid, zero fill)
+    padding: _transpose.Padding
+    output_padding: tuple[int, int]
+    groups: int
+    bias: bool
+    dtype: str
+    backend: str
+    data_format: str = "channels_first"
+
+    channels = True
+
+    @classmethod
+    def parse(
+        cls,
+        kernel_size: Pair,
+        *,
+        in_channels: int | None = None,
+        out_channels: int | None = None,
+        stride: Pair = 1,
+        padding: Pair = 0,
+        output_padding: Pair = 0,
+        dilation: Pair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        backend: str | None = None,
+        dtype: Dtype | None = None,
+        data_format: DataFormat = "channels_first",
+    ) -> TransposeSpec:
+        kernel = parse_kernel_size(kernel_size)
+        options = Options.parse(stride=stride, dilation=dilation)
+        padding = _transpose.parse_padding(padding)
+        output_padding = _transpose.parse_output_padding(output_padding, options.stride, options.dilation)
+        groups = parse_int("groups", groups)
+        if in_channels is None or out_channels is None:
+            msg = (
+                "Conv2DTranspose needs in_channels and out_channels; got "
+                f"in_channels={in_channels!r}, out_channels={out_channels!r}"
+            )
+            raise TypeError(msg)
+        in_channels = parse_int("in_channels", in_channels)
+        out_channels = parse_int("out_channels", out_channels)
+        if in_channels % groups or out_channels % groups:
+            msg = f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+            raise ValueError(msg)
+        if not isinstance(bias, bool):
+            msg = f"bias must be True or False; got {bias!r}"
+            raise TypeError(msg)
+        _layout.parse_data_format(data_format)
+        backend = resolve_backend(backend)
+        dtype = parse_dtype(dtype, backend)
+        _adapter.adapter_named(backend).check_layer_dtype(dtype)
+        return cls(
+            kernel, in_channels, out_channels, options, padding, output_padding, groups, bias, dtype, backend,
+            data_format,
+        )
+
+    @property
+    def channels_last(self) -> bool:
+        return self.data_format == "channels_last"
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """torch's ``ConvTranspose2d`` layout: ``(C_in, C_out // groups, h, w)``."""
+        return (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
+
+    @property
+    def bias_shape(self) -> tuple[int, ...]:
+        return (self.out_channels,)
+
+    def initial(self, seed: int, weight_init=None, bias_init=None) -> dict[str, np.ndarray | None]:
+        """As ``LayerSpec.initial``; torch's default draws on ``fan_in = out_channels // groups * h * w``."""
+        return initial_parameters(self, seed, weight_init, bias_init)
+
+    arrays = LayerSpec.arrays
+
+    def _check(self, x, weight):
+        return _transpose.check_transpose_multi(
+            x, weight, self.options.stride, self.padding, self.output_padding, self.options.dilation,
+            self.groups, self.data_format,
+        )
+
+    def apply(self, weight, bias, x):
+        """The forward pass: ``conv_transpose2d(x, weight, ...) + bias``."""
+        xp, tp = self._check(x, weight)
+        y = _transpose.transpose_multi(xp, x, weight, tp)
+        if bias is None:
+            return y
+        return y + bias if self.channels_last else y + bias[:, None, None]
+
+    def output_shape(self, x, weight) -> tuple[int, ...]:
+        _, tp = self._check(x, weight)
+        return _transpose.out_shape(x, weight, tp)
+
+    def vjp(self, weight, bias, x, g):
+        """Gradients ``{"weight": ..., "bias": ...}`` of ``apply`` at output gradient ``g``."""
+        xp, tp = self._check(x, weight)
+        _, gw = _transpose.transpose_multi_vjp(xp, x, weight, g, tp, need_x=False)
+        channel = g.ndim - 1 if self.channels_last else g.ndim - 3
+        axes = tuple(i for i in range(g.ndim) if i != channel)
+        gb = None if bias is None else xp.astype(xp.sum(g, axis=axes), bias.dtype)
+        return {"weight": gw, "bias": gb}
+
+    def describe(self, dtype: str | None = None) -> str:
+        parts = [f"{self.kernel_size}", f"in_channels={self.in_channels}, out_channels={self.out_channels}"]
+        o = self.options
+        if o.stride != (1, 1):
+            parts.append(f"stride={o.stride}")
+        if self.padding != ((0, 0), (0, 0)):
+            parts.append(f"padding={self.padding}")
+        if self.output_padding != (0, 0):
+            parts.append(f"output_padding={self.output_padding}")
+        if o.dilation != (1, 1):
+            parts.append(f"dilation={o.dilation}")
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
+        if not self.bias:
+            parts.append("bias=False")
+        if self.channels_last:
+            parts.append('data_format="channels_last"')
+        parts.append(f"backend={self.backend!r}, dtype={dtype or self.dtype!r}")
+        return ", ".join(parts)
+
+
+class Conv2DTranspose(Conv2D):
+    """A trainable transposed convolution (learned upsampling) on any backend.
+
+    ``Conv2DTranspose(kernel_size, /, *, in_channels, out_channels,
+    stride=1, padding=0, output_padding=0, dilation=1, groups=1, bias=True,
+    data_format="channels_first", backend=None, dtype=None, seed=0,
+    weight_init=None, bias_init=None)``
+
+    ``layer(x) = conv_transpose2d(x, weight, ...) + bias``, numerically
+    ``torch.nn.ConvTranspose2d`` with the same weights: input ``(N, C_in,
+    H, W)`` or ``(C_in, H, W)`` (``(N, H, W, C_in)`` channels-last),
+    ``weight`` of shape ``(C_in, C_out // groups, h, w)`` (torch's layout,
+    in both data formats), ``bias`` of shape ``(C_out,)``. Like Keras'
+    ``Conv2DTranspose`` it is a kind of ``Conv2D`` (``xcorr.fit`` trains
+    it); the backends are those of ``Conv2D``: a ``torch.nn.Module`` on
+    "torch", a pytree on "jax", a plain object of two arrays elsewhere
+    (trained with ``conv_transpose2d_vjp``).
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+    in_channels, out_channels : int
+        Both required; ``groups`` must divide both.
+    stride, padding, output_padding, dilation, groups
+        As in ``xcorr.conv_transpose2d`` (torch's meanings).
+    bias : bool, default True
+    data_format : {"channels_first", "channels_last"}, default "channels_first"
+    backend, dtype, seed
+        As in ``xcorr.Conv2D``.
+    weight_init, bias_init : str or callable, optional
+        As in ``xcorr.Conv2D``; the default ("torch_default") is
+        ``nn.ConvTranspose2d``'s, whose fan-in is ``out_channels // groups
+        * h * w`` (torch's fans of the transposed weight).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xcorr
+    >>> up = xcorr.Conv2DTranspose(2, in_channels=4, out_channels=2, stride=2, backend="numpy")
+    >>> up.weight.shape, up(np.ones((1, 4, 8, 8), dtype=np.float32)).shape
+    ((4, 2, 2, 2), (1, 2, 16, 16))
+    """
+
+    spec: TransposeSpec  # type: ignore[assignment]  # a Conv2D whose spec is a TransposeSpec
+    _spec_class = TransposeSpec
+    _public_name = "Conv2DTranspose"
+
+    if TYPE_CHECKING:
+        # What type checkers see (as for Conv2D); tests/test_typing.py checks
+        # these parameters against constructor_signature(TransposeSpec).
+        def __new__(
+            cls: type[_LayerT],
+            kernel_size: Pair,
+            /,
+            *,
+            in_channels: int | None = None,
+            out_channels: int | None = None,
+            stride: Pair = 1,
+            padding: Pair = 0,
+            output_padding: Pair = 0,
+            dilation: Pair = 1,
+            groups: int = 1,
+            bias: bool = True,
+            backend: str | None = None,
+            dtype: Dtype | None = None,
+            data_format: DataFormat = "channels_first",
+            seed: int = 0,
+            weight_init: Initializer | None = None,
+            bias_init: Initializer | None = None,
+        ) -> _LayerT: ...
+
+    else:
+
+        def __new__(cls, *args, **kwargs):
+            if cls is Conv2DTranspose:
+                cls = _adapter.adapter_named(resolve_backend(kwargs.get("backend"))).transpose_layer_class()
+            return object.__new__(cls)
+
+    @property
+    def mode(self) -> str:
+        return "valid"
+
+    @property
+    def boundary(self) -> str:
+        return "fill"
+
+    @property
+    def padding(self) -> _transpose.Padding:
+        return self.spec.padding
+
+    @property
+    def output_padding(self) -> tuple[int, int]:
+        return self.spec.output_padding
+
+
+class ArrayConv2DTranspose(Conv2DTranspose, ArrayConv2D):
+    """``Conv2DTranspose`` whose parameters are arrays of numpy, array-api-strict, dask or cupy."""
+
+    def __init__(self, kernel_size, /, **kwargs):
+        backend = resolve_backend(kwargs.get("backend"))
+        cls = _adapter.adapter_named(backend).transpose_layer_class()
+        if not issubclass(cls, ArrayConv2DTranspose):
+            msg = f"use xcorr.Conv2DTranspose(..., backend={backend!r}) or {cls.__module__}.{cls.__name__}"
+            raise ValueError(msg)
+        self.spec, params = self._configure(backend, kernel_size, kwargs)
+        self.weight = params["weight"]
+        self.bias = params["bias"]
+
+    def __repr__(self) -> str:
+        return f"Conv2DTranspose({self.spec.describe()})"

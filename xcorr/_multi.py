@@ -22,7 +22,7 @@ from ._options import (
     plan,
     result_dtype,
 )
-from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
+from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
 
@@ -100,6 +100,7 @@ def corr2d_multi(
     groups: int = 1,
     method: Method = "auto",
     padding: Padding = None,
+    data_format: DataFormat = "channels_first",
 ) -> Array:
     """Multi-channel 2-D cross-correlation, the forward pass of a convolutional layer.
 
@@ -127,6 +128,11 @@ def corr2d_multi(
         Split the channels into ``groups`` independent groups (``groups ==
         C_in == C_out`` is a depthwise correlation). Must divide ``C_in`` and
         ``C_out``.
+    data_format : {"channels_first", "channels_last"}, default "channels_first"
+        ``x`` and the result as ``(N, C, H, W)`` or as ``(N, H, W, C)``;
+        ``w`` keeps its layout. Channels-last arrays are computed on
+        natively: jax convolves in ``NHWC``, torch on the permuted view
+        (``channels_last`` memory format), numpy on strided views.
 
     Returns
     -------
@@ -155,6 +161,10 @@ def corr2d_multi(
     Array([[[[8., 8.],
              [8., 8.]]]], dtype=array_api_strict.float64)
     """
+    if data_format != "channels_first":
+        return _multi_other_layout(
+            x, w, None, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
+        )
     key = None
     try:
         op = ("corr2d_multi", type(groups), groups)
@@ -245,6 +255,7 @@ def corr2d_multi_vjp(
     groups: int = 1,
     method: Method = "auto",
     padding: Padding = None,
+    data_format: DataFormat = "channels_first",
 ) -> tuple[Array, Array]:
     """Gradients ``(gx, gw)`` of ``corr2d_multi(x, w, **options)`` for an output gradient ``g``.
 
@@ -258,8 +269,9 @@ def corr2d_multi_vjp(
         The operands of the forward call.
     g : array, shape of ``corr2d_multi(x, w, **options)``
         Gradient of a scalar loss with respect to the output.
-    mode, boundary, fillvalue, stride, dilation, groups, padding
-        The options of the forward call.
+    mode, boundary, fillvalue, stride, dilation, groups, padding, data_format
+        The options of the forward call (``x``, ``g`` and ``gx`` in the
+        ``data_format``).
     method : {"auto", "direct", "fft", "native"}, default "auto"
         How the correlations inside the gradients are computed, as in
         ``xcorr.corr2d_vjp``.
@@ -275,6 +287,10 @@ def corr2d_multi_vjp(
         As ``corr2d_multi``, and ValueError when ``g`` does not have the
         output's shape.
     """
+    if data_format != "channels_first":
+        return _multi_other_layout(
+            x, w, g, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
+        )
     options = Options.parse(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
         method=method, padding=padding,
@@ -287,3 +303,20 @@ def corr2d_multi_vjp(
         msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"
         raise ValueError(msg)
     return multi_vjp(xp, x, w, g, options, groups)
+
+
+def _multi_other_layout(
+    x, w, g, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
+):
+    """``corr2d_multi`` (``g`` None) or its VJP with a ``data_format`` other than channels-first."""
+    from . import _layout
+
+    _layout.parse_data_format(data_format)
+    options = Options.parse(
+        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
+        method=method, padding=padding,
+    )
+    groups = parse_int("groups", groups)
+    if g is None:
+        return _layout.corr2d_multi_last(x, w, options, groups)
+    return _layout.corr2d_multi_vjp_last(x, w, g, options, groups)

@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
-__all__ = ["Array", "Boundary", "Dtype", "Layer", "Loss", "Method", "Mode", "Namespace", "Padding", "Pair", "Scalar"]
+__all__ = ["Array", "Boundary", "DataFormat", "Dtype", "Initializer", "Layer", "Loss", "Method", "Mode", "Namespace", "Padding", "Pair", "Scalar"]
 
 #: An array of any array-API library (``numpy.ndarray``, ``torch.Tensor``,
 #: ``jax.Array``, ``dask.array.Array``, ...).
@@ -46,6 +46,11 @@ Padding: TypeAlias = (
     | Literal["SAME", "VALID", "SAME_LOWER", "same", "valid", "same_lower"]
     | None
 )
+#: Where the channel axis of multi-channel arrays is: ``(N, C, H, W)`` or ``(N, H, W, C)``.
+DataFormat: TypeAlias = Literal["channels_first", "channels_last"]
+#: A layer parameter's initializer: a name (``xcorr._initializers``) or a
+#: callable ``(shape, dtype, rng) -> array`` with a ``numpy.random.Generator``.
+Initializer: TypeAlias = str | Callable[[tuple[int, ...], Any, np.random.Generator], Any]
 #: How a correlation is computed.
 Method: TypeAlias = Literal["auto", "direct", "fft", "native"]
 #: The loss ``xcorr.fit`` minimises.
