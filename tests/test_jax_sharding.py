@@ -169,8 +169,8 @@ def _train_step():
 
 def run_checks() -> dict:
     import jax
-    from jax.sharding import Mesh
     import numpy as np
+    from jax.sharding import Mesh
 
     jax.config.update("jax_enable_x64", True)
     devices = jax.devices()
