@@ -115,6 +115,50 @@ def _block(x, k, *, options):
     return _correlate(np.asarray(x), np.asarray(k), options)
 
 
+def input_gradient(xp, x, k, g, options, geometry):
+    """``_vjp``'s input gradient, with ``g``'s zeros inserted blockwise.
+
+    As the core computes it (a "full" correlation of the zero-inserted ``g``
+    with the kernel, folded back through the boundary extension), except
+    that the zeros that undo the stride go in chunk by chunk: the core's
+    stack-and-reshape would cost dask dozens of tasks per chunk.
+    """
+    from dataclasses import replace
+
+    from .._correlate import _correlate
+
+    rows, cols = geometry.rows, geometry.cols
+    gz = _zero_insert(_zero_insert(_as_dask(g), -2, rows.step), -1, cols.step)
+    back = replace(options, mode="full", boundary="fill", fillvalue=0, stride=(1, 1), convolve=not options.convolve)
+    ge = _correlate(gz, k, back)
+    ge = _vjp.fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
+    ge = _vjp.fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
+    return _vjp.as_input_dtype(xp, _vjp.unbroadcast(xp, ge, tuple(x.shape)), x)
+
+
+def _zero_insert(g, axis: int, step: int):
+    """``_vjp.zero_insert`` of a dask array: ``step - 1`` zeros after every entry, chunk by chunk, the last ones cut."""
+    if step == 1:
+        return g
+    axis = axis % g.ndim
+    chunks = list(g.chunks)
+    chunks[axis] = tuple(n * step for n in chunks[axis])
+    spread = da.map_blocks(_spread, g, axis=axis, step=step, chunks=tuple(chunks), dtype=g.dtype)
+    index = [slice(None)] * g.ndim
+    index[axis] = slice(0, (g.shape[axis] - 1) * step + 1)
+    return spread[tuple(index)]
+
+
+def _spread(block, *, axis, step):
+    shape = list(block.shape)
+    shape[axis] *= step
+    out = np.zeros(shape, dtype=block.dtype)
+    index = [slice(None)] * block.ndim
+    index[axis] = slice(None, None, step)
+    out[tuple(index)] = block
+    return out
+
+
 def kernel_gradient(xp, x, k, g, options, geometry, method):
     """The kernel gradient as per-block partial sums and one tree reduction (``DaskAdapter.kernel_gradient``).
 
@@ -277,6 +321,15 @@ class DaskAdapter(Adapter):
 
     def correlate(self, xp, x, k, options, geometry):
         return correlate(xp, x, k, options, geometry)
+
+    def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):
+        # The kernel gradient as the generic VJP computes it (through kernel_gradient below).
+        _, gk = super().vjp(xp, x, k, g, options, geometry, False, need_k)
+        gx = None
+        if need_x:
+            dtype = np.result_type(x.dtype, k.dtype, g.dtype)
+            gx = input_gradient(xp, x, k.astype(dtype), g.astype(dtype), options, geometry)
+        return gx, gk
 
     def kernel_gradient(self, xp, x, k, g, options, geometry, method):
         return kernel_gradient(xp, x, k, g, options, geometry, method)
