@@ -17,56 +17,90 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .. import _fft, _generic
+from .. import _fft, _generic, _vjp
 from .._adapter import Adapter, Costs, Tuning
 from .._options import Options
 
 
 def correlate(xp, x, k, options, geometry):
     """Validated correlation of dask arrays (``DaskAdapter.correlate``)."""
-    if not isinstance(x, da.Array):
-        x = da.from_array(np.asarray(x))
-    if not isinstance(k, da.Array):
-        k = da.from_array(np.asarray(k))
+    x, k = _as_dask(x), _as_dask(k)
     x, k = _generic.prepare(xp, x, k, options)
     compacted = _generic.compact(xp, x, geometry, options)
     if compacted is not None:
         # A dilation wider than the output: the taps' windows end to end (a few
         # blocks, not a graph over the whole dilated span), every window inside.
         x, geometry = compacted
-    xe = _fft.extend(xp, x, geometry, options)
-    rows, cols = geometry.rows, geometry.cols
-    batch = geometry.batch
+    tiles = _Tiles(xp, x, geometry, options)
     # The convolution flip is already in k; blocks are plain valid correlations.
-    block_options = Options(stride=(rows.step, cols.step), dilation=(rows.dilation, cols.dilation), method=options.method)
-    kb = da.broadcast_to(k, (*batch, *k.shape[-2:])) if tuple(k.shape[:-2]) != batch else k
-    xb = da.broadcast_to(xe, (*batch, *xe.shape[-2:])) if tuple(xe.shape[:-2]) != batch else xe
-    batch_chunks = xb.chunks[:-2]
-    kb = kb.rechunk((*batch_chunks, -1, -1))
-    row_blocks = _blocks(rows.count, x.chunks[-2], rows.step)
-    col_blocks = _blocks(cols.count, x.chunks[-1], cols.step)
-    grid = []
-    for r0, r1 in row_blocks:
-        line = []
-        for c0, c1 in col_blocks:
-            window = xb[
-                ...,
-                r0 * rows.step : (r1 - 1) * rows.step + rows.span,
-                c0 * cols.step : (c1 - 1) * cols.step + cols.span,
-            ].rechunk((*batch_chunks, -1, -1))
-            line.append(
-                da.map_blocks(
-                    _block,
-                    window,
-                    kb,
-                    options=block_options,
-                    dtype=x.dtype,
-                    chunks=(*batch_chunks, (r1 - r0,), (c1 - c0,)),
-                    meta=np.empty((0,) * len(geometry.out_shape), dtype=x.dtype),
-                )
+    block_options = tiles.block_options(options.method)
+    kb = _broadcast(k, geometry.batch).rechunk((*tiles.batch_chunks, -1, -1))
+    grid = [
+        [
+            da.map_blocks(
+                _block,
+                tiles.window(r0, r1, c0, c1),
+                kb,
+                options=block_options,
+                dtype=x.dtype,
+                chunks=(*tiles.batch_chunks, (r1 - r0,), (c1 - c0,)),
+                meta=np.empty((0,) * len(geometry.out_shape), dtype=x.dtype),
             )
-        grid.append(line)
+            for c0, c1 in tiles.col_blocks
+        ]
+        for r0, r1 in tiles.row_blocks
+    ]
     return da.block(grid)
+
+
+def _as_dask(a):
+    return a if isinstance(a, da.Array) else da.from_array(np.asarray(a))
+
+
+def _broadcast(a, batch):
+    return da.broadcast_to(a, (*batch, *a.shape[-2:])) if tuple(a.shape[:-2]) != tuple(batch) else a
+
+
+class _Tiles:
+    """The output split into blocks, and the window of the extended input that each block reads.
+
+    The boundary extension is built once for the whole image
+    (``_fft.extend``: slices of the global image and fill blocks, lazily), so
+    a "wrap" or "symm" block near an edge reads the pixels of the opposite
+    edge or the mirror image, as the in-memory path does. Output rows
+    ``[r0, r1)`` read extended rows ``r0 * step .. (r1 - 1) * step + span - 1``:
+    their own rows and the halo of the dilated kernel's span minus one, at
+    the global stride phase (blocks start at multiples of the stride). Each
+    output block is about one input chunk (over the stride); a window that
+    crosses chunks (a halo, or chunks smaller than the kernel's span) is
+    joined from the pieces of every chunk it covers.
+    """
+
+    def __init__(self, xp, x, geometry, options, *, batch=None):
+        rows, cols = geometry.rows, geometry.cols
+        self.rows, self.cols = rows, cols
+        xe = _fft.extend(xp, x, geometry, options)
+        self.xe = _broadcast(xe, geometry.batch) if batch is None else xe
+        self.batch_chunks = self.xe.chunks[:-2] if batch is None else batch
+        self.row_blocks = _blocks(rows.count, x.chunks[-2], rows.step)
+        self.col_blocks = _blocks(cols.count, x.chunks[-1], cols.step)
+
+    def block_options(self, method):
+        rows, cols = self.rows, self.cols
+        return Options(stride=(rows.step, cols.step), dilation=(rows.dilation, cols.dilation), method=method)
+
+    def window(self, r0, r1, c0, c1):
+        """The extended input that output block ``[r0, r1) x [c0, c1)`` reads, as one chunk per batch chunk."""
+        rows, cols = self.rows, self.cols
+        window = self.xe[
+            ...,
+            r0 * rows.step : (r1 - 1) * rows.step + rows.span,
+            c0 * cols.step : (c1 - 1) * cols.step + cols.span,
+        ]
+        return window.rechunk((*self.batch_chunks, -1, -1))
+
+    def blocks(self):
+        return [(r0, r1, c0, c1) for r0, r1 in self.row_blocks for c0, c1 in self.col_blocks]
 
 
 def _blocks(count: int, input_chunks, step: int):
@@ -79,6 +113,194 @@ def _block(x, k, *, options):
     from .._correlate import _correlate
 
     return _correlate(np.asarray(x), np.asarray(k), options)
+
+
+def input_gradient(xp, x, k, g, options, geometry):
+    """``_vjp``'s input gradient, with ``g``'s zeros inserted blockwise.
+
+    As the core computes it (a "full" correlation of the zero-inserted ``g``
+    with the kernel, folded back through the boundary extension), except
+    that the zeros that undo the stride go in chunk by chunk: the core's
+    stack-and-reshape would cost dask dozens of tasks per chunk.
+    """
+    from dataclasses import replace
+
+    from .._correlate import _correlate
+
+    rows, cols = geometry.rows, geometry.cols
+    gz = _zero_insert(_zero_insert(_as_dask(g), -2, rows.step), -1, cols.step)
+    back = replace(options, mode="full", boundary="fill", fillvalue=0, stride=(1, 1), convolve=not options.convolve)
+    ge = _correlate(gz, k, back)
+    ge = _vjp.fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
+    ge = _vjp.fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
+    return _vjp.as_input_dtype(xp, _vjp.unbroadcast(xp, ge, tuple(x.shape)), x)
+
+
+def _zero_insert(g, axis: int, step: int):
+    """``_vjp.zero_insert`` of a dask array: ``step - 1`` zeros after every entry, chunk by chunk, the last ones cut."""
+    if step == 1:
+        return g
+    axis = axis % g.ndim
+    chunks = list(g.chunks)
+    chunks[axis] = tuple(n * step for n in chunks[axis])
+    spread = da.map_blocks(_spread, g, axis=axis, step=step, chunks=tuple(chunks), dtype=g.dtype)
+    index = [slice(None)] * g.ndim
+    index[axis] = slice(0, (g.shape[axis] - 1) * step + 1)
+    return spread[tuple(index)]
+
+
+def _spread(block, *, axis, step):
+    shape = list(block.shape)
+    shape[axis] *= step
+    out = np.zeros(shape, dtype=block.dtype)
+    index = [slice(None)] * block.ndim
+    index[axis] = slice(None, None, step)
+    out[tuple(index)] = block
+    return out
+
+
+def kernel_gradient(xp, x, k, g, options, geometry, method):
+    """The kernel gradient as per-block partial sums and one tree reduction (``DaskAdapter.kernel_gradient``).
+
+    ``gk[a, b] = sum(g * window(a, b) of extend(x))`` splits over output
+    blocks: each block's partial is numpy's kernel gradient of that block's
+    window of the extended input (the forward's window, halo included) with
+    its block of ``g``, per plane of the broadcast batch. The partials, of
+    the kernel's size per block and plane, are summed by ``dask.array.sum``;
+    no task holds more than one block of the image or of ``g``.
+    """
+    x, g = _as_dask(x), _as_dask(g)
+    compacted = _generic.compact(xp, x, geometry, options)
+    if compacted is not None:
+        # The forward's windows end to end (a dilation wider than the output): the same sums.
+        x, geometry = compacted
+    batch = geometry.batch
+    tiles = _Tiles(xp, x, geometry, options)
+    block_options = tiles.block_options(method)
+    k_shape = (*batch, *k.shape[-2:])
+    gb = _broadcast(g, batch)
+    partials = []
+    for r0, r1, c0, c1 in tiles.blocks():
+        g_block = gb[..., r0:r1, c0:c1].rechunk((*tiles.batch_chunks, -1, -1))
+        partials.append(
+            da.map_blocks(
+                _kernel_gradient_block,
+                tiles.window(r0, r1, c0, c1),
+                g_block,
+                options=block_options,
+                k_shape=k.shape[-2:],
+                dtype=x.dtype,
+                chunks=(*tiles.batch_chunks, (k_shape[-2],), (k_shape[-1],)),
+                meta=np.empty((0,) * len(k_shape), dtype=x.dtype),
+            )
+        )
+    total = da.stack(partials).sum(axis=0) if len(partials) > 1 else partials[0]
+    return _vjp.unbroadcast(xp, total, tuple(k.shape))
+
+
+def _kernel_gradient_block(window, g, *, options, k_shape):
+    """Kernel gradient of one block, per plane (no sum over the batch), correlation orientation."""
+    from .._options import plan
+
+    window, g = np.asarray(window), np.asarray(g)
+    k = np.zeros((*g.shape[:-2], *k_shape), dtype=window.dtype)  # only its shape is read
+    geometry = plan(window.shape, k.shape, options)
+    _, gk = _vjp.vjp(np, window, k, g, options, geometry, need_x=False)
+    return gk
+
+
+def correlate_multi(xp, x, w, options, geometry, groups):
+    """``corr2d_multi``: numpy's multi-channel correlation of each block's window.
+
+    Blocks as for ``correlate``: the batch axis keeps its chunks, channels
+    join into one chunk, and each output block reads the window of the
+    extended input that it needs (halo included).
+    """
+    x, w = _as_dask(x), _as_dask(w)
+    dtype = np.result_type(x.dtype, w.dtype)
+    x, w = x.astype(dtype), w.astype(dtype).rechunk(-1)
+    batched = x.ndim == 4
+    xb = x if batched else x[None, ...]
+    xb = xb.rechunk({1: -1})
+    lead = (xb.shape[0], xb.shape[1])
+    tiles = _Tiles(xp, xb, geometry, options, batch=(xb.chunks[0], (lead[1],)))
+    block_options = tiles.block_options(options.method)
+    grid = [
+        [
+            da.map_blocks(
+                _multi_block,
+                tiles.window(r0, r1, c0, c1),
+                w,
+                options=block_options,
+                groups=groups,
+                dtype=dtype,
+                chunks=(xb.chunks[0], (w.shape[0],), (r1 - r0,), (c1 - c0,)),
+                meta=np.empty((0, 0, 0, 0), dtype=dtype),
+            )
+            for c0, c1 in tiles.col_blocks
+        ]
+        for r0, r1 in tiles.row_blocks
+    ]
+    y = da.block(grid)
+    return y if batched else y[0]
+
+
+def _multi_block(x, w, *, options, groups):
+    from .._multi import correlate_multi as multi
+    from .._options import plan
+
+    x, w = np.asarray(x), np.asarray(w)
+    geometry = plan(x.shape[-2:], w.shape[-2:], options)
+    return multi(np, x, w, options, geometry, groups)
+
+
+def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x):
+    """``(gx, gw)`` of ``corr2d_multi``: ``gw`` as per-block partials of numpy's VJP, summed.
+
+    ``gx`` (when needed) is the generic VJP's, whose input gradient is a
+    blockwise "full" correlation of ``g`` folded back through the extension.
+    """
+    x, w, g = _as_dask(x), _as_dask(w), _as_dask(g)
+    dtype = np.result_type(x.dtype, w.dtype, g.dtype)
+    batched = x.ndim == 4
+    xb = (x if batched else x[None, ...]).astype(dtype).rechunk({1: -1})
+    gb = (g if batched else g[None, ...]).astype(dtype)
+    wc = w.astype(dtype).rechunk(-1)
+    tiles = _Tiles(xp, xb, geometry, options, batch=(xb.chunks[0], (xb.shape[1],)))
+    block_options = tiles.block_options(options.method)
+    partials = []
+    for r0, r1, c0, c1 in tiles.blocks():
+        window = tiles.window(r0, r1, c0, c1)
+        g_block = gb[..., r0:r1, c0:c1].rechunk((xb.chunks[0], -1, -1, -1))
+        for i in range(window.numblocks[0]):  # one partial per chunk of the batch and block of the image
+            partials.append(
+                da.map_blocks(
+                    _multi_gradient_block,
+                    window.blocks[i],
+                    wc,
+                    g_block.blocks[i],
+                    options=block_options,
+                    groups=groups,
+                    dtype=dtype,
+                    chunks=tuple((n,) for n in w.shape),
+                    meta=np.empty((0, 0, 0, 0), dtype=dtype),
+                )
+            )
+    gw = da.stack(partials).sum(axis=0) if len(partials) > 1 else partials[0]
+    gw = gw.astype(w.dtype) if np.issubdtype(w.dtype, np.floating) else gw
+    gx = None
+    if need_x:
+        from .._multi import generic_multi_vjp
+
+        gx, _ = generic_multi_vjp(xp, x, w, g, options, geometry, groups, True)
+    return gx, gw
+
+
+def _multi_gradient_block(x, w, g, *, options, groups):
+    from .._multi import multi_vjp
+
+    _, gw = multi_vjp(np, np.asarray(x), np.asarray(w), np.asarray(g), options, groups, need_x=False)
+    return gw
 
 
 @dataclass(frozen=True)
@@ -99,6 +321,24 @@ class DaskAdapter(Adapter):
 
     def correlate(self, xp, x, k, options, geometry):
         return correlate(xp, x, k, options, geometry)
+
+    def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):
+        # The kernel gradient as the generic VJP computes it (through kernel_gradient below).
+        _, gk = super().vjp(xp, x, k, g, options, geometry, False, need_k)
+        gx = None
+        if need_x:
+            dtype = np.result_type(x.dtype, k.dtype, g.dtype)
+            gx = input_gradient(xp, x, k.astype(dtype), g.astype(dtype), options, geometry)
+        return gx, gk
+
+    def kernel_gradient(self, xp, x, k, g, options, geometry, method):
+        return kernel_gradient(xp, x, k, g, options, geometry, method)
+
+    def correlate_multi(self, xp, x, w, options, geometry, groups):
+        return correlate_multi(xp, x, w, options, geometry, groups)
+
+    def correlate_multi_vjp(self, xp, x, w, g, options, geometry, groups, need_x):
+        return correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
 
     def fit(self, layer, x, y, lr, steps, loss, record):
         from .._fit import fit_arrays

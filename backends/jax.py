@@ -143,40 +143,76 @@ def _xla_kernel_gradient(x, g, *, options, geometry, k_shape):
 
 
 def _unless_exported(fast, fallback, *args):
-    """``fast(*args)`` (numba's kernels as XLA custom calls), or ``fallback(*args)`` under ``jax.export``.
+    """``fast(*args)`` (numba's kernels as XLA custom calls), or ``fallback(*args)`` under ``jax.export``
+    or when the computation is partitioned over several devices.
 
     jax.export refuses custom calls without compatibility guarantees, and
-    the handlers are functions of this process anyway. Both functions
+    the handlers are functions of this process anyway. XLA cannot partition
+    a custom call: with sharded operands it would gather them onto every
+    device first, where its own ops run on each shard. Both functions
     compute the same array; which one goes into the compiled code is
     decided when it is lowered: XLA's own ops when the lowering is for an
-    export, the custom calls otherwise. ``jax.vmap`` maps both.
+    export or for several devices (``_partitioned``), the custom calls
+    otherwise. ``jax.vmap`` maps both.
     """
-    return _switch().bind(*args, fast=fast, fallback=fallback)
+    return _switch().bind(*args, fast=fast, fallback=fallback, exported=True)
+
+
+def _unless_partitioned(fast, fallback, *args):
+    """``fast(*args)``, or ``fallback(*args)`` when the computation is partitioned over several devices.
+
+    For paths that XLA's partitioner cannot split along the batch (its FFT
+    gathers its whole operand onto every device); ``fallback`` computes the
+    same array in ops that it partitions.
+    """
+    return _switch().bind(*args, fast=fast, fallback=fallback, exported=False)
+
+
+def _partitioned(ctx) -> bool:
+    """Whether a lowering is for one program that XLA's SPMD partitioner splits over several devices.
+
+    ``jax.jit`` with operands or shardings on more than one device lowers
+    with the device count in its axis context; inside ``shard_map`` the
+    manual mesh axes are per device already, and only the automatic ones of
+    more than one device are partitioned. ``pmap`` and one device: False.
+    """
+    axis_context = getattr(ctx.module_context, "axis_context", None)
+    devices = getattr(axis_context, "num_devices", None)
+    if devices is not None:
+        return devices > 1
+    mesh = getattr(axis_context, "mesh", None)
+    if mesh is None:
+        return False
+    manual = getattr(axis_context, "manual_axes", frozenset())
+    return any(size > 1 for name, size in mesh.shape.items() if name not in manual)
 
 
 @functools.cache
 def _switch():
-    """The primitive behind ``_unless_exported``: abstract evaluation, lowering and batching rules."""
+    """The primitive behind ``_unless_exported`` and ``_unless_partitioned``: abstract evaluation,
+    lowering and batching rules."""
     import jax.core
     from jax.extend.core import Primitive
     from jax.interpreters import batching, mlir
 
     primitive = Primitive("xcorr_numba_unless_exported")
 
-    def abstract(*avals, fast, fallback):
+    def abstract(*avals, fast, fallback, exported):
         out = jax.eval_shape(fallback, *(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals))
         return jax.core.ShapedArray(out.shape, out.dtype)
 
-    def lowering(ctx, *args, fast, fallback):
+    def lowering(ctx, *args, fast, fallback, exported):
         parameters = getattr(ctx.module_context, "lowering_parameters", None)
-        exporting = bool(getattr(parameters, "for_export", False))
-        return mlir.lower_fun(fallback if exporting else fast, multiple_results=False)(ctx, *args)
+        exporting = exported and bool(getattr(parameters, "for_export", False))
+        chosen = fallback if exporting or _partitioned(ctx) else fast
+        return mlir.lower_fun(chosen, multiple_results=False)(ctx, *args)
 
-    def batch(args, dims, *, fast, fallback):
+    def batch(args, dims, *, fast, fallback, exported):
         axes = tuple(dims)  # None: not mapped
-        return primitive.bind(*args, fast=jax.vmap(fast, in_axes=axes), fallback=jax.vmap(fallback, in_axes=axes)), 0
+        fast, fallback = jax.vmap(fast, in_axes=axes), jax.vmap(fallback, in_axes=axes)
+        return primitive.bind(*args, fast=fast, fallback=fallback, exported=exported), 0
 
-    primitive.def_impl(lambda *args, fast, fallback: jax.jit(fast)(*args))
+    primitive.def_impl(lambda *args, fast, fallback, exported: jax.jit(fast)(*args))
     primitive.def_abstract_eval(abstract)
     mlir.register_lowering(primitive, lowering)
     batching.primitive_batchers[primitive] = batch
@@ -332,7 +368,9 @@ def _kernel(options, geometry):
     import jax
 
     if options.method == "fft":
-        return jax.jit(functools.partial(_fft.correlate, _jnp(), options=options, geometry=geometry))
+        fft = functools.partial(_fft.correlate, _jnp(), options=options, geometry=geometry)
+        native = functools.partial(_native, options=options, geometry=geometry)
+        return jax.jit(functools.partial(_unless_partitioned, fft, native))
     if options.method == "native":
         return jax.jit(functools.partial(_native, options=options, geometry=geometry))
     return jax.jit(functools.partial(_direct, options=options, geometry=geometry))
