@@ -762,3 +762,35 @@ def test_fast_paths_with_padding(monkeypatch, name, options):
         assert_result(backend, gk, ek, "float64")
     if numba is not None:
         assert any(numba), "numba's kernel did not run"
+
+
+def test_receptive_field_of_padded_layers():
+    """A padded Conv2D's receptive field: the closed form against the gradient measured through the numpy VJP."""
+    layers = [
+        xcorr.Conv2D(
+            3, padding=1, boundary="reflect", backend="numpy", dtype="float64"
+        ),
+        xcorr.Conv2D(
+            2,
+            padding=(0, 1),
+            boundary="edge",
+            stride=2,
+            backend="numpy",
+            dtype="float64",
+        ),
+    ]
+    for layer in layers:  # positive weights: every tap's gradient is non-zero
+        layer.weight = np.abs(layer.weight) + 0.5
+    closed = xcorr.receptive_field(layers)
+    windows = xcorr.receptive_field(
+        [xcorr.Window(3, padding=1), xcorr.Window(2, stride=2, padding=(0, 1))]
+    )
+    assert (closed.rows, closed.cols) == (windows.rows, windows.cols)
+    x = np.ones((7, 8))
+    for index in [(0, 0), (1, 2), (2, 4)]:
+        measured = xcorr.empirical_receptive_field(layers, x, index)
+        np.testing.assert_array_equal(
+            measured.mask, closed.mask(index, x.shape), err_msg=f"output {index}"
+        )
+    with pytest.raises(ValueError, match="symmetric padding only"):
+        xcorr.receptive_field([xcorr.Conv2D(3, padding="SAME", backend="numpy")])
