@@ -657,3 +657,140 @@ def test_property_padding_matches_numpy_pad(
     ex, ek = reference_vjp(x, k, g, convolve=convolve, **options)
     np.testing.assert_allclose(gx, ex, **EXACT)
     np.testing.assert_allclose(gk, ek, **EXACT)
+
+
+@pytest.mark.parametrize(
+    ("ndimage_mode", "xcorr_boundary"),
+    [
+        ("mirror", "mirror"),
+        ("mirror", "reflect"),
+        ("reflect", "symm"),
+        ("grid-mirror", "grid-mirror"),
+        ("nearest", "nearest"),
+        ("nearest", "edge"),
+        ("grid-wrap", "grid-wrap"),
+        ("constant", "constant"),
+    ],
+)
+def test_ndimage_names_mean_what_ndimage_means(ndimage_mode, xcorr_boundary):
+    """The aliases taken from scipy.ndimage, against ndimage.correlate, with a kernel wider than the image."""
+    from scipy import ndimage
+
+    x, k = random((3, 4), seed=39), random((5, 7), seed=40)
+    expected = ndimage.correlate(x, k, mode=ndimage_mode)
+    np.testing.assert_allclose(
+        xcorr.corr2d(x, k, mode="same", boundary=xcorr_boundary), expected, **EXACT
+    )
+    if (
+        ndimage_mode == "reflect"
+    ):  # ndimage's "reflect" repeats the edge: it is not ours
+        assert not np.allclose(
+            xcorr.corr2d(x, k, mode="same", boundary="reflect"), expected
+        )
+
+
+def test_torch_same_string_padding():
+    """torch's padding="same" (stride 1; the odd element after the image) with an even, dilated kernel."""
+    torch = require_module("torch")
+    x, w = random((1, 2, 7, 8), seed=41), random((3, 2, 2, 4), seed=42)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", UserWarning
+        )  # torch's note on the padded copy it makes
+        expected = torch.nn.functional.conv2d(
+            torch.asarray(x), torch.asarray(w), padding="same", dilation=(1, 2)
+        ).numpy()
+    y = xcorr.corr2d_multi(x, w, padding="same", dilation=(1, 2))
+    np.testing.assert_allclose(y, expected, **EXACT)
+
+
+# -- the size-dependent fast paths take padded and reflect/edge-extended input --------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(padding=((2, 1), (0, 3)), fillvalue=0.5),
+        dict(boundary="reflect", padding="SAME", dilation=(1, 2)),
+        dict(boundary="edge", padding=((3, 0), (1, 2)), stride=(2, 1)),
+    ],
+    ids=["fill", "reflect-SAME", "edge-strided"],
+)
+@pytest.mark.parametrize("name", ["numpy", "torch", "jax"])
+def test_fast_paths_with_padding(monkeypatch, name, options):
+    """numba's kernels (numpy, jax custom calls), torch's banded direct path and the FFT paths,
+    forced with small arrays, on padded input: forward and both gradients."""
+    from paths import force, spy
+
+    backend = next(b for b in BACKENDS if b.name == name)
+    backend.require()
+    if name == "torch":
+        force(
+            monkeypatch,
+            name,
+            small_band=64,
+            band_elements=64,
+            pooled_elements=256,
+            threads=2,
+        )
+    else:
+        force(monkeypatch, name, numba_min_outputs=64, threads=2)
+    numba = None
+    if name == "numpy":
+        from xcorr.backends import _numba
+
+        numba = spy(monkeypatch, _numba, "direct", declined=None)
+    x, k = random((2, 17, 15), seed=43), random((3, 4), seed=44)
+    expected = fast_reference(x, k, **options)
+    g = random(expected.shape, seed=45)
+    ex, ek = reference_vjp(x, k, g, **options)
+    for method in ("direct", "fft"):
+        y = xcorr.corr2d(
+            backend.asarray(x), backend.asarray(k), method=method, **options
+        )
+        assert_result(backend, y, expected, "float64")
+        gx, gk = xcorr.corr2d_vjp(
+            backend.asarray(x),
+            backend.asarray(k),
+            backend.asarray(g),
+            method=method,
+            **options,
+        )
+        assert_result(backend, gx, ex, "float64")
+        assert_result(backend, gk, ek, "float64")
+    if numba is not None:
+        assert any(numba), "numba's kernel did not run"
+
+
+def test_receptive_field_of_padded_layers():
+    """A padded Conv2D's receptive field: the closed form against the gradient measured through the numpy VJP."""
+    layers = [
+        xcorr.Conv2D(
+            3, padding=1, boundary="reflect", backend="numpy", dtype="float64"
+        ),
+        xcorr.Conv2D(
+            2,
+            padding=(0, 1),
+            boundary="edge",
+            stride=2,
+            backend="numpy",
+            dtype="float64",
+        ),
+    ]
+    for layer in layers:  # positive weights: every tap's gradient is non-zero
+        layer.weight = np.abs(layer.weight) + 0.5
+    closed = xcorr.receptive_field(layers)
+    windows = xcorr.receptive_field(
+        [xcorr.Window(3, padding=1), xcorr.Window(2, stride=2, padding=(0, 1))]
+    )
+    assert (closed.rows, closed.cols) == (windows.rows, windows.cols)
+    x = np.ones((7, 8))
+    for index in [(0, 0), (1, 2), (2, 4)]:
+        measured = xcorr.empirical_receptive_field(layers, x, index)
+        np.testing.assert_array_equal(
+            measured.mask, closed.mask(index, x.shape), err_msg=f"output {index}"
+        )
+    with pytest.raises(ValueError, match="symmetric padding only"):
+        xcorr.receptive_field([xcorr.Conv2D(3, padding="SAME", backend="numpy")])

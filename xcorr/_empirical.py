@@ -113,6 +113,7 @@ def _input_vjp(layer, x, g):
         "boundary": layer.boundary,
         "stride": layer.stride,
         "dilation": layer.dilation,
+        "padding": layer.padding,
     }
     if layer.in_channels is None:
         from ._vjp import corr2d_vjp
