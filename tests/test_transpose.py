@@ -375,8 +375,9 @@ def test_layer_trains_with_fit(backend):
     x = backend.asarray(np.random.default_rng(13).standard_normal((2, 2, 4, 4)))
     y = target(x)
     y = y.detach() if backend.name == "torch" else y
-    layer, losses = xcorr.fit(layer, x, y, lr=0.3, steps=30, loss="mse")
-    assert losses[-1] < 0.2 * losses[0]
+    layer, losses = xcorr.fit(layer, x, y, lr=0.5, steps=5, loss="mse")
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < 0.5 * losses[0], losses
 
 
 def test_layer_repr_and_no_bias():
