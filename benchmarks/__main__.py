@@ -69,10 +69,12 @@ class Report:
 
     def note(self, line: str) -> None:
         self.notes.append(line)
+        if self.tables:  # a note speaks of the table printed before it
+            self.tables[-1]["notes"].append(line)
         self.text(f"\n{line}")
 
     def table(self, key: str, title: str, columns: list[str], align: str) -> Table:
-        table = Table(self, key, title, columns)
+        table = Table(self, key, title, columns, align)
         self.tables.append(table.data)
         self.text(f"\n### {title}\n")
         self.text("| " + " | ".join(columns) + " |")
@@ -81,13 +83,16 @@ class Report:
 
 
 class Table:
-    def __init__(self, report: Report, key: str, title: str, columns: list[str]):
+    def __init__(self, report: Report, key: str, title: str, columns: list[str], align: str):
         self.report = report
-        self.data = {"key": key, "title": title, "columns": columns, "rows": []}
+        # rows: the numbers (seconds, unrounded); cells: the same rows as printed
+        self.data = {"key": key, "title": title, "columns": columns, "align": align, "rows": [], "cells": [],
+                     "notes": []}
 
     def row(self, cells: list[str], values: dict) -> None:
         self.report.text("| " + " | ".join(cells) + " |")
         self.data["rows"].append(values)
+        self.data["cells"].append(list(cells))
 
 
 class Case:
