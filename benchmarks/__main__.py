@@ -67,9 +67,9 @@ class Report:
     def text(self, line: str = "") -> None:
         print(line, file=self.out, flush=True)
 
-    def note(self, line: str) -> None:
+    def note(self, line: str, *, attach: bool = True) -> None:
         self.notes.append(line)
-        if self.tables:  # a note speaks of the table printed before it
+        if attach and self.tables:  # a note speaks of the table printed before it
             self.tables[-1]["notes"].append(line)
         self.text(f"\n{line}")
 
@@ -777,9 +777,13 @@ def floor_table(report: Report, repeats: int, best_4096_3x3: dict[str, float]):
     copies = measure(copies, repeats)
     floor = min(copies.median.values())
     gbs = 2 * a.size * 4 / floor / 1e9
-    report.note(f"Bandwidth floor, 4096² 3x3 float32: a copy of the input to a preallocated output takes "
-                f"{ms(floor)} ms ({gbs:.0f} GB/s read+write).")
+    note = (f"Bandwidth floor, 4096² 3x3 float32: a copy of the input to a preallocated output takes "
+            f"{ms(floor)} ms ({gbs:.0f} GB/s read+write).")
+    report.note(note, attach=False)  # printed before the table it belongs to
+    if not best_4096_3x3:  # no 4096² forward rows in this run to set against the floor
+        return
     table = report.table("floor", "Bandwidth floor, 4096² 3x3 float32", ["backend", "xcorr 4096² 3x3", "/ floor"], "lrr")
+    table.data["notes"].append(note)
     for backend, t in best_4096_3x3.items():
         table.row([backend, ms(t), f"{t / floor:.1f}"], {"backend": backend, "xcorr_s": t, "floor_s": floor, "ratio": t / floor})
 
