@@ -123,7 +123,23 @@ class BenchmarkRun(_ResultsDirective):
             definition += paragraph
             item += definition
             dl += item
-        return [dl]
+        out: list[nodes.Node] = [dl]
+        peak = max(load["start"][0], load["end"][0])
+        if (
+            peak > machine["cores"]
+        ):  # more runnable threads than cores: other work shared the machine
+            note = nodes.warning()
+            note += nodes.paragraph(
+                text=(
+                    f"The machine was loaded during this run (load average up to {peak:.1f} on "
+                    f"{machine['cores']} cores): other jobs shared its cores. Every time is slower than on "
+                    "a quiet machine, and not evenly: libraries that split one call over a thread pool "
+                    "(torch's F.conv2d, for one) lose most, which flatters xcorr's ratios against them. "
+                    "Rerun the command above on a quiet machine for numbers to quote."
+                )
+            )
+            out.append(note)
+        return out
 
 
 class BenchmarkTables(_ResultsDirective):
