@@ -67,12 +67,14 @@ class Report:
     def text(self, line: str = "") -> None:
         print(line, file=self.out, flush=True)
 
-    def note(self, line: str) -> None:
+    def note(self, line: str, *, attach: bool = True) -> None:
         self.notes.append(line)
+        if attach and self.tables:  # a note speaks of the table printed before it
+            self.tables[-1]["notes"].append(line)
         self.text(f"\n{line}")
 
     def table(self, key: str, title: str, columns: list[str], align: str) -> Table:
-        table = Table(self, key, title, columns)
+        table = Table(self, key, title, columns, align)
         self.tables.append(table.data)
         self.text(f"\n### {title}\n")
         self.text("| " + " | ".join(columns) + " |")
@@ -81,13 +83,16 @@ class Report:
 
 
 class Table:
-    def __init__(self, report: Report, key: str, title: str, columns: list[str]):
+    def __init__(self, report: Report, key: str, title: str, columns: list[str], align: str):
         self.report = report
-        self.data = {"key": key, "title": title, "columns": columns, "rows": []}
+        # rows: the numbers (seconds, unrounded); cells: the same rows as printed
+        self.data = {"key": key, "title": title, "columns": columns, "align": align, "rows": [], "cells": [],
+                     "notes": []}
 
     def row(self, cells: list[str], values: dict) -> None:
         self.report.text("| " + " | ".join(cells) + " |")
         self.data["rows"].append(values)
+        self.data["cells"].append(list(cells))
 
 
 class Case:
@@ -777,9 +782,13 @@ def floor_table(report: Report, repeats: int, best_4096_3x3: dict[str, float]):
     copies = measure(copies, repeats)
     floor = min(copies.median.values())
     gbs = 2 * a.size * 4 / floor / 1e9
-    report.note(f"Bandwidth floor, 4096² 3x3 float32: a copy of the input to a preallocated output takes "
-                f"{ms(floor)} ms ({gbs:.0f} GB/s read+write).")
+    note = (f"Bandwidth floor, 4096² 3x3 float32: a copy of the input to a preallocated output takes "
+            f"{ms(floor)} ms ({gbs:.0f} GB/s read+write).")
+    report.note(note, attach=False)  # printed before the table it belongs to
+    if not best_4096_3x3:  # no 4096² forward rows in this run to set against the floor
+        return
     table = report.table("floor", "Bandwidth floor, 4096² 3x3 float32", ["backend", "xcorr 4096² 3x3", "/ floor"], "lrr")
+    table.data["notes"].append(note)
     for backend, t in best_4096_3x3.items():
         table.row([backend, ms(t), f"{t / floor:.1f}"], {"backend": backend, "xcorr_s": t, "floor_s": floor, "ratio": t / floor})
 

@@ -57,3 +57,62 @@ def test_require_module_skips_locally_and_fails_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="numba must be installed in CI"):
         require_module("numba")
+
+
+# -- packaging: torch is an open range for users, the local CPU wheel in CI ------------------
+
+ROOT = TESTS.parent
+
+
+def pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_torch_extra_is_an_open_range_and_ci_pins_the_cpu_wheel_inside_it():
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    (torch,) = [Requirement(r) for r in pyproject()["project"]["optional-dependencies"]["torch"]]
+    assert torch.name == "torch"
+    assert all(spec.operator == ">=" for spec in torch.specifier), f"{torch}: an open range, no upper pin"
+    pins = [
+        Requirement(line)
+        for line in (ROOT / ".ci" / "constraints.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    (pin,) = [r for r in pins if r.name == "torch"]
+    (spec,) = pin.specifier
+    assert spec.operator == "==" and Version(spec.version).local == "cpu", f"{pin}: CI takes the CPU wheel only"
+    assert torch.specifier.contains(Version(spec.version)), f"{pin} is outside the extra's range {torch}"
+
+
+def test_ci_script_uses_the_constraints_and_builds_the_docs_strictly():
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert 'CONSTRAINTS="$PWD/.ci/constraints.txt"' in script
+    assert 'export PIP_CONSTRAINT="$CONSTRAINTS"' in script
+    assert "python -m sphinx -W --keep-going -b html docs docs/_build/html" in script
+    assert "-e '.[docs]'" in script
+    # the docs extra has every package the Sphinx configuration loads
+    docs = {r.split(">")[0].split("=")[0].split("<")[0].strip() for r in pyproject()["project"]["optional-dependencies"]["docs"]}
+    conf = (ROOT / "docs" / "conf.py").read_text(encoding="utf-8")
+    for package, module in [
+        ("sphinx", "sphinx.ext.autodoc"),
+        ("myst-parser", "myst_parser"),
+        ("sphinx-gallery", "sphinx_gallery"),
+        ("sphinx-copybutton", "sphinx_copybutton"),
+        ("pydata-sphinx-theme", "pydata_sphinx_theme"),
+        ("matplotlib", "MPLBACKEND"),
+    ]:
+        assert module in conf and package in docs, (package, module)
+
+
+def test_license_and_changelog_ship_with_the_metadata():
+    project = pyproject()["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert "MIT License" in (ROOT / "LICENSE").read_text(encoding="utf-8")
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "## [Unreleased]" in changelog and f"## [{project['version']}] - " in changelog
+    assert set(project["urls"]) >= {"Homepage", "Documentation", "Repository", "Changelog"}
+    assert any(c.startswith("Programming Language :: Python :: 3.") for c in project["classifiers"])

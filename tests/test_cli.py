@@ -13,6 +13,8 @@ import pytest
 
 from xcorr._cli import main
 
+from matrix import require_module
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -686,12 +688,35 @@ def test_demo_plot_is_a_png(tmp_path, capsys):
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100  # drawn, not blank
 
 
-def test_readme_shows_what_the_demo_prints(capsys):
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_docs_show_what_the_demo_prints(capsys):
+    # the getting-started page of the documentation shows the demo's whole output
+    page = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
     intro = "What `python -m xcorr demo` prints"
-    assert intro in readme
-    shown = readme.split(intro, 1)[1].split("```\n", 1)[1].split("\n```", 1)[0]
+    assert intro in page
+    shown = page.split(intro, 1)[1].split("```\n", 1)[1].split("\n```", 1)[0]
     assert shown == demo_output(capsys).rstrip("\n")
+
+
+def readme() -> str:
+    return (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_is_a_short_front_page():
+    text = readme()
+    assert len(text.splitlines()) <= 150
+    # the two commands .ci/run runs, as written there
+    assert "python -m pip install -e '.[all,test]' && python -m xcorr demo" in text
+    assert "python -m pip install -e '.[all,test]' && python -m pytest" in text
+    assert "docs/index.md" in text and (ROOT / "docs" / "index.md").is_file()
+
+
+def test_readme_example_runs_and_prints_what_it_says(capsys):
+    require_module("torch")
+    code = readme().split("## Example", 1)[1].split("```python\n", 1)[1].split("\n```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["[[19 25]", " [37 43]]"]
+    assert out[2] == "Tensor tensor([[ 0.9985, -0.9985]])"
 
 
 def test_long_runs_log_about_ten_times(capsys):
