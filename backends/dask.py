@@ -116,24 +116,11 @@ def _block(x, k, *, options):
 
 
 def input_gradient(xp, x, k, g, options, geometry):
-    """``_vjp``'s input gradient, with ``g``'s zeros inserted blockwise.
+    """The core's input gradient, with ``g``'s zeros (undoing the stride) inserted chunk by chunk.
 
-    As the core computes it (a "full" correlation of the zero-inserted ``g``
-    with the kernel, folded back through the boundary extension), except
-    that the zeros that undo the stride go in chunk by chunk: the core's
-    stack-and-reshape would cost dask dozens of tasks per chunk.
+    The core's stack-and-reshape would cost dask dozens of tasks per chunk.
     """
-    from dataclasses import replace
-
-    from .._correlate import _correlate
-
-    rows, cols = geometry.rows, geometry.cols
-    gz = _zero_insert(_zero_insert(_as_dask(g), -2, rows.step), -1, cols.step)
-    back = replace(options, mode="full", boundary="fill", fillvalue=0, stride=(1, 1), convolve=not options.convolve)
-    ge = _correlate(gz, k, back)
-    ge = _vjp.fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
-    ge = _vjp.fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
-    return _vjp.as_input_dtype(xp, _vjp.unbroadcast(xp, ge, tuple(x.shape)), x)
+    return _vjp._input_gradient(xp, x, k, _as_dask(g), options, geometry, insert=_zero_insert)
 
 
 def _zero_insert(g, axis: int, step: int):

@@ -145,12 +145,16 @@ def generic_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geome
     return gx, gk
 
 
-def _input_gradient(xp, x, kc, g, options: Options, geometry: Geometry):
+def _input_gradient(xp, x, kc, g, options: Options, geometry: Geometry, *, insert=None):
+    """The gradient of ``x``; ``insert(g, axis, step)`` undoes the stride (default: ``zero_insert``)."""
     rows, cols = geometry.rows, geometry.cols
     # Input gradient: zero-insert g (undo the stride), then a "full"
     # convolution with the dilated kernel gives the gradient of the extended
     # image; full correlation with the flipped kernel is the same thing.
-    gz = zero_insert(xp, zero_insert(xp, g, -2, rows.step), -1, cols.step)
+    if insert is None:
+        def insert(a, axis, step):
+            return zero_insert(xp, a, axis, step)
+    gz = insert(insert(g, -2, rows.step), -1, cols.step)
     back = replace(
         options,
         mode="full",
