@@ -706,7 +706,7 @@ def test_readme_is_a_short_front_page():
     assert len(text.splitlines()) <= 150
     # the two commands .ci/run runs, as written there
     assert "python -m pip install -e '.[all,test]' && python -m xcorr demo" in text
-    assert "python -m pip install -e '.[all,test]' && python -m pytest" in text
+    assert "python -m pip install -e '.[all,test]' && python -m pytest -n auto" in text
     assert "docs/index.md" in text and (ROOT / "docs" / "index.md").is_file()
 
 
