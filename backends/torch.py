@@ -17,7 +17,7 @@ from .._adapter import Adapter, Costs, Tuning
 from .._compat import array_namespace
 from .._correlate import conv2d, corr2d
 from .._multi import corr2d_multi
-from .._transpose import conv_transpose2d
+from .._transpose import conv_transpose2d, corr2d_transpose
 from .._methods import fft_shape
 from .._options import plan, result_dtype
 from . import _threads
@@ -971,5 +971,5 @@ ADAPTER = TorchAdapter()
 # caches of prepared calls, array-api-compat's lookups): the graph is then
 # traced through them with tracer tensors, which ``tracing`` sends down
 # ``traceable_correlate`` and ``correlate_multi``.
-for _function in (corr2d, conv2d, corr2d_multi):
+for _function in (corr2d, conv2d, corr2d_multi, conv_transpose2d, corr2d_transpose):
     torch.compiler.allow_in_graph(_function)

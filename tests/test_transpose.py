@@ -814,3 +814,39 @@ def test_lax_same_and_valid_transposes_as_torch_padding(k, s, d):
         np.testing.assert_allclose(
             y, np.asarray(expected), rtol=1e-12, atol=1e-12, err_msg=name
         )
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_torch_compile_and_export_take_the_transposed_layer_whole(data_format):
+    layer = xcorr.Conv2DTranspose(
+        3,
+        in_channels=2,
+        out_channels=4,
+        stride=2,
+        padding=1,
+        output_padding=1,
+        groups=2,
+        data_format=data_format,
+        backend="torch",
+        dtype="float64",
+    )
+    shape = (1, 2, 5, 4) if data_format == "channels_first" else (1, 5, 4, 2)
+    x = torch.asarray(
+        np.random.default_rng(18).standard_normal(shape), requires_grad=True
+    )
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    y = compiled(x)
+    (y**2).sum().backward()
+    got = [x.grad.clone(), layer.weight.grad.clone()]
+    x.grad = None
+    layer.zero_grad()
+    want = layer(x)
+    (want**2).sum().backward()
+    torch.testing.assert_close(y, want, rtol=1e-12, atol=1e-12)
+    for a, b in zip(got, [x.grad, layer.weight.grad]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    program = torch.export.export(layer, (x.detach(),))
+    torch.testing.assert_close(
+        program.module()(x.detach()), want.detach(), rtol=1e-12, atol=1e-12
+    )
+    assert "xcorr" not in str(program.graph)
