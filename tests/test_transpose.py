@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from matrix import require_module
 
 import xcorr
-from matrix import require_module
 
 torch = require_module("torch")
 F = torch.nn.functional
@@ -295,7 +295,7 @@ def test_jax_grad_jit_vmap_and_lax_conv_transpose():
         torch_transpose(x, w, **options).shape
     )
     gx_ref, gw_ref = _torch_grads(x, w, g, options)
-    loss = lambda x, w: jnp.sum(xcorr.conv_transpose2d(x, w, **options) * g)  # noqa: E731
+    loss = lambda x, w: jnp.sum(xcorr.conv_transpose2d(x, w, **options) * g)
     gx, gw = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(w))
     np.testing.assert_allclose(np.asarray(gx), gx_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(np.asarray(gw), gw_ref, rtol=1e-12, atol=1e-12)
