@@ -310,17 +310,35 @@ def test_jax_grad_jit_vmap_and_lax_conv_transpose():
 # --- the layer ---------------------------------------------------------------------
 
 
+def kind(backend) -> str:
+    """The library of a matrix entry (its layers' ``backend=``)."""
+    return {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+
+
+def on_device(backend, layer):
+    if backend.name == "torch_cuda":
+        return layer.to("cuda")
+    if backend.name == "jax_gpu":
+        import jax
+
+        return jax.device_put(layer, jax.devices("gpu")[0])
+    return layer
+
+
 def _layer(backend, *args, **kwargs):
-    return xcorr.Conv2DTranspose(*args, backend=backend.name, dtype="float64", **kwargs)
+    layer = xcorr.Conv2DTranspose(
+        *args, backend=kind(backend), dtype="float64", **kwargs
+    )
+    return on_device(backend, layer)
 
 
 def _load(backend, layer, weight, bias):
-    if backend.name == "torch":
+    if kind(backend) == "torch":
         with torch.no_grad():
             layer.weight.copy_(torch.asarray(weight))
             layer.bias.copy_(torch.asarray(bias))
         return layer
-    if backend.name == "jax":
+    if kind(backend) == "jax":
         return layer.replace(weight=backend.asarray(weight), bias=backend.asarray(bias))
     layer.weight, layer.bias = backend.asarray(weight), backend.asarray(bias)
     return layer
@@ -348,10 +366,10 @@ def test_layer_equals_torch_conv_transpose2d_with_gradients(backend):
     np.testing.assert_allclose(
         backend.to_numpy(y), expected.detach().numpy(), rtol=1e-12, atol=1e-12
     )
-    if backend.name == "torch":
-        (y * torch.asarray(g)).sum().backward()
+    if kind(backend) == "torch":
+        (y * backend.asarray(g)).sum().backward()
         grads = {"weight": layer.weight.grad, "bias": layer.bias.grad}
-    elif backend.name == "jax":
+    elif kind(backend) == "jax":
         import jax
 
         tree = jax.grad(lambda layer: (layer(backend.asarray(x)) * g).sum())(layer)
@@ -374,7 +392,7 @@ def test_layer_trains_with_fit(backend):
     layer = _layer(backend, 2, in_channels=2, out_channels=1, stride=2, seed=2)
     x = backend.asarray(np.random.default_rng(13).standard_normal((2, 2, 4, 4)))
     y = target(x)
-    y = y.detach() if backend.name == "torch" else y
+    y = y.detach() if kind(backend) == "torch" else y
     layer, losses = xcorr.fit(layer, x, y, lr=0.5, steps=5, loss="mse")
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
     assert losses[-1] < 0.5 * losses[0], losses
