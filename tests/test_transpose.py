@@ -99,7 +99,7 @@ def test_mixed_dtypes_promote(backend):
 @pytest.mark.parametrize(
     ("stride", "padding", "output_padding", "dilation", "groups"),
     [
-        *CASES,
+        *CASES[2:],  # plain and stride 2 are covered by the equality with torch
         pytest.param((2, 1), ((1, 0), (0, 2)), (1, 0), (1, 3), 2, id="asymmetric"),
     ],
 )
