@@ -19,7 +19,7 @@ from .._correlate import conv2d, corr2d
 from .._methods import fft_shape
 from .._multi import corr2d_multi
 from .._options import plan, result_dtype
-from .._transpose import conv_transpose2d
+from .._transpose import conv_transpose2d, corr2d_transpose
 from . import _threads
 
 try:
@@ -982,5 +982,5 @@ ADAPTER = TorchAdapter()
 # caches of prepared calls, array-api-compat's lookups): the graph is then
 # traced through them with tracer tensors, which ``tracing`` sends down
 # ``traceable_correlate`` and ``correlate_multi``.
-for _function in (corr2d, conv2d, corr2d_multi):
+for _function in (corr2d, conv2d, corr2d_multi, conv_transpose2d, corr2d_transpose):
     torch.compiler.allow_in_graph(_function)

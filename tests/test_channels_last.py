@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from matrix import require_module
 
 import xcorr
-from matrix import require_module
 
 OPTIONS = [
     pytest.param({}, id="valid"),
@@ -19,6 +19,21 @@ OPTIONS = [
         {"mode": "same", "boundary": "fill", "fillvalue": 1.5}, id="same-fill1.5"
     ),
 ]
+
+
+def kind(backend) -> str:
+    """The library of a matrix entry (its layers' ``backend=``)."""
+    return {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+
+
+def on_device(backend, layer):
+    if backend.name == "torch_cuda":
+        return layer.to("cuda")
+    if backend.name == "jax_gpu":
+        import jax
+
+        return jax.device_put(layer, jax.devices("gpu")[0])
+    return layer
 
 
 def last(a):
@@ -123,13 +138,13 @@ def test_layers_channels_last(backend, cls):
     kwargs = dict(
         in_channels=4,
         out_channels=6,
-        backend=backend.name,
+        backend=kind(backend),
         dtype="float64",
         seed=3,
         **options,
     )
-    ref = layer_class(3, **kwargs)
-    layer = layer_class(3, data_format="channels_last", **kwargs)
+    ref = on_device(backend, layer_class(3, **kwargs))
+    layer = on_device(backend, layer_class(3, data_format="channels_last", **kwargs))
     assert layer.data_format == "channels_last" and ref.data_format == "channels_first"
     # The weights keep their layout: the same seed draws the same parameters.
     np.testing.assert_array_equal(
@@ -287,7 +302,7 @@ def test_bad_data_format_and_shapes(backend):
         xcorr.corr2d_multi_vjp(
             x, w, backend.asarray(np.ones((1, 2, 4, 4))), data_format="channels_last"
         )
-    name = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+    name = kind(backend)
     with pytest.raises(ValueError, match=r"data_format must be one of"):
         xcorr.Conv2D(3, in_channels=3, out_channels=2, data_format="nhwc", backend=name)
     with pytest.raises(

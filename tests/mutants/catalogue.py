@@ -338,4 +338,23 @@ MUTANTS: tuple[Mutant, ...] = (
         "VJP of a broadcast operand: the first batch element's gradient instead of the batch sum",
         k="batch or broadcast",
     ),
+    # -- transposed convolution: the crop of the uncropped result, lax's pads
+    Mutant(
+        "transpose-crop-top",
+        "xcorr/_transpose.py",
+        'y = extend_axis(xp, full, -2, top, top + rows - 1, "fill", 0)',
+        'y = extend_axis(xp, full, -2, 0, rows - 1, "fill", 0)',
+        ("tests/test_transpose.py",),
+        "conv_transpose2d crops its padding from the bottom only (numpy and generic paths)",
+        k="numpy or array_api_strict",
+    ),
+    Mutant(
+        "jax-transpose-pads",
+        "backends/jax.py",
+        "(dh * (h - 1) - top, dh * (h - 1) - bottom + ops[0]),",
+        "(dh * (h - 1) - bottom, dh * (h - 1) - top + ops[0]),",
+        ("tests/test_transpose.py",),
+        "jax's transposed convolution swaps the top and bottom crops (asymmetric padding)",
+        k="jax",
+    ),
 )
