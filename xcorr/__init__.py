@@ -8,6 +8,7 @@ lazily, the first time an array of their library is passed in, and other
 libraries can register their own (``xcorr.register_adapter``).
 """
 
+from . import initializers
 from ._adapter import (
     Adapter,
     Costs,
@@ -20,11 +21,10 @@ from ._correlate import conv2d, corr2d
 from ._empirical import EmpiricalField, empirical_receptive_field
 from ._feature_maps import feature_maps
 from ._fit import fit
-from . import _initializers as initializers
 from ._layer import Conv2D, Conv2DTranspose
 from ._multi import corr2d_multi, corr2d_multi_vjp
-from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._receptive import ReceptiveField, Window, receptive_field
+from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._vjp import conv2d_vjp, corr2d_vjp
 
 __all__ = [

@@ -33,6 +33,7 @@ from . import _compat, _typing
 if TYPE_CHECKING:
     from ._layer import Conv2D
     from ._options import Geometry, Options
+    from ._transpose import TransposePlan
 
 __all__ = ["Adapter", "Costs", "Library", "Tuning", "adapter_for", "register_adapter"]
 
@@ -227,7 +228,7 @@ class Adapter:
         return _multi.generic_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
 
     def correlate_multi_channels_last(
-        self, xp, x: Array, w: Array, options: Options, geometry: Geometry, groups: int
+        self, xp: Namespace, x: Array, w: Array, options: Options, geometry: Geometry, groups: int
     ) -> Array:
         """``corr2d_multi`` of a channels-last ``x`` ``(N, H, W, C_in)``; the result ``(N, H', W', C_out)``.
 
@@ -241,7 +242,7 @@ class Adapter:
         y = self.correlate_multi(xp, _layout.to_first(xp, x), w, options, geometry, groups)
         return _layout.to_last(xp, y)
 
-    def correlate_multi_transpose(self, xp, x: Array, w: Array, plan) -> Array:
+    def correlate_multi_transpose(self, xp: Namespace, x: Array, w: Array, plan: TransposePlan) -> Array:
         """``conv_transpose2d`` of validated inputs: the adjoint of ``corr2d_multi`` at ``x``.
 
         ``plan`` is a :class:`xcorr._transpose.TransposePlan`: the forward

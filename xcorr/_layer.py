@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import math
 import operator
 import os
 from dataclasses import dataclass
@@ -28,11 +27,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from . import _adapter, _initializers, _layout, _transpose
+from . import _adapter, _layout, _transpose, initializers
 from ._correlate import _correlate
 from ._multi import apply_multi, check_multi, multi_vjp
 from ._options import Options, check_arrays, parse_int, plan
-from ._typing import Array, Boundary, DataFormat, Dtype, Initializer, Method, Mode, Padding, Pair
+from ._typing import Array, Boundary, DataFormat, Dtype, Initializer, Method, Mode, Padding, Pair, TransposePadding
 from ._vjp import vjp
 
 __all__ = ["ArrayConv2D", "ArrayConv2DTranspose", "Conv2D", "Conv2DTranspose", "LayerSpec", "TransposeSpec"]
@@ -299,14 +298,14 @@ def initial_parameters(spec, seed, weight_init, bias_init) -> dict[str, np.ndarr
     if seed < 0:
         msg = f"seed must be a non-negative int (numpy.random.default_rng's seeds); got {seed!r}"
         raise ValueError(msg)
-    default = _initializers.DEFAULT if spec.channels else "normal"
-    weight_init = _initializers.resolve("weight_init", default if weight_init is None else weight_init, spec.weight_shape)
-    bias_init = _initializers.resolve("bias_init", default if bias_init is None else bias_init, spec.weight_shape)
+    default = initializers.DEFAULT if spec.channels else "normal"
+    weight_init = initializers.resolve("weight_init", default if weight_init is None else weight_init, spec.weight_shape)
+    bias_init = initializers.resolve("bias_init", default if bias_init is None else bias_init, spec.weight_shape)
     rng = np.random.default_rng(seed)
-    weight = _initializers.draw("weight_init", weight_init, spec.weight_shape, spec.dtype, rng)
+    weight = initializers.draw("weight_init", weight_init, spec.weight_shape, spec.dtype, rng)
     if not spec.bias:
         return {"weight": weight, "bias": None}
-    bias = _initializers.draw("bias_init", bias_init, spec.bias_shape, spec.dtype, rng)
+    bias = initializers.draw("bias_init", bias_init, spec.bias_shape, spec.dtype, rng)
     return {"weight": weight, "bias": bias}
 
 
@@ -622,7 +621,7 @@ class TransposeSpec:
         in_channels: int | None = None,
         out_channels: int | None = None,
         stride: Pair = 1,
-        padding: Pair = 0,
+        padding: TransposePadding = 0,
         output_padding: Pair = 0,
         dilation: Pair = 1,
         groups: int = 1,
@@ -784,7 +783,7 @@ class Conv2DTranspose(Conv2D):
             in_channels: int | None = None,
             out_channels: int | None = None,
             stride: Pair = 1,
-            padding: Pair = 0,
+            padding: TransposePadding = 0,
             output_padding: Pair = 0,
             dilation: Pair = 1,
             groups: int = 1,

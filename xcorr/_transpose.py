@@ -39,6 +39,7 @@ from ._options import (
     plan,
     result_dtype,
 )
+from ._typing import Array, DataFormat, Pair, TransposePadding
 
 __all__ = [
     "TransposePlan",
@@ -290,17 +291,17 @@ def transpose_multi(xp, x, w, tp: TransposePlan):
 
 
 def conv_transpose2d(
-    x,
-    w,
+    x: Array,
+    w: Array,
     /,
     *,
-    stride=1,
-    padding=0,
-    output_padding=0,
-    dilation=1,
-    groups=1,
-    data_format="channels_first",
-):
+    stride: Pair = 1,
+    padding: TransposePadding = 0,
+    output_padding: Pair = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
+    data_format: DataFormat = "channels_first",
+) -> Array:
     """Transposed convolution of channels, as ``torch.nn.functional.conv_transpose2d``.
 
     The adjoint of ``corr2d_multi`` (zero padding ``padding``, stride,
@@ -394,18 +395,18 @@ def transpose_multi_vjp(xp, x, w, g, tp: TransposePlan, *, need_x=True):
 
 
 def conv_transpose2d_vjp(
-    x,
-    w,
-    g,
+    x: Array,
+    w: Array,
+    g: Array,
     /,
     *,
-    stride=1,
-    padding=0,
-    output_padding=0,
-    dilation=1,
-    groups=1,
-    data_format="channels_first",
-):
+    stride: Pair = 1,
+    padding: TransposePadding = 0,
+    output_padding: Pair = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
+    data_format: DataFormat = "channels_first",
+) -> tuple[Array, Array]:
     """Gradients ``(gx, gw)`` of ``conv_transpose2d(x, w, **options)`` for an output gradient ``g``.
 
     Pure array-API code (what numpy, array-api-strict and dask layers train
@@ -481,7 +482,16 @@ def _check_single(x, k, stride, padding, output_padding, dilation):
     return xp, tp, like, geometry
 
 
-def corr2d_transpose(x, k, /, *, stride=1, padding=0, output_padding=0, dilation=1):
+def corr2d_transpose(
+    x: Array,
+    k: Array,
+    /,
+    *,
+    stride: Pair = 1,
+    padding: TransposePadding = 0,
+    output_padding: Pair = 0,
+    dilation: Pair = 1,
+) -> Array:
     """The transpose of ``corr2d`` (one plane, or broadcast batches of planes) with respect to its input.
 
     ``y[..., i*sh + a*dh - top, j*sw + b*dw - left] += x[..., i, j] * k[..., a, b]``:
@@ -522,8 +532,16 @@ def corr2d_transpose(x, k, /, *, stride=1, padding=0, output_padding=0, dilation
 
 
 def corr2d_transpose_vjp(
-    x, k, g, /, *, stride=1, padding=0, output_padding=0, dilation=1
-):
+    x: Array,
+    k: Array,
+    g: Array,
+    /,
+    *,
+    stride: Pair = 1,
+    padding: TransposePadding = 0,
+    output_padding: Pair = 0,
+    dilation: Pair = 1,
+) -> tuple[Array, Array]:
     """Gradients ``(gx, gk)`` of ``corr2d_transpose(x, k, **options)`` for an output gradient ``g``.
 
     ``gx`` is ``corr2d`` of ``g`` zero-padded by ``padding`` (summed over

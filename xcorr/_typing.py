@@ -19,7 +19,22 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
-__all__ = ["Array", "Boundary", "DataFormat", "Dtype", "Initializer", "Layer", "Loss", "Method", "Mode", "Namespace", "Padding", "Pair", "Scalar"]
+__all__ = [
+    "Array",
+    "Boundary",
+    "DataFormat",
+    "Dtype",
+    "Initializer",
+    "Layer",
+    "Loss",
+    "Method",
+    "Mode",
+    "Namespace",
+    "Padding",
+    "Pair",
+    "Scalar",
+    "TransposePadding",
+]
 
 #: An array of any array-API library (``numpy.ndarray``, ``torch.Tensor``,
 #: ``jax.Array``, ``dask.array.Array``, ...).
@@ -48,9 +63,12 @@ Padding: TypeAlias = (
 )
 #: Where the channel axis of multi-channel arrays is: ``(N, C, H, W)`` or ``(N, H, W, C)``.
 DataFormat: TypeAlias = Literal["channels_first", "channels_last"]
-#: A layer parameter's initializer: a name (``xcorr._initializers``) or a
+#: A layer parameter's initializer: a name (``xcorr.initializers``) or a
 #: callable ``(shape, dtype, rng) -> array`` with a ``numpy.random.Generator``.
 Initializer: TypeAlias = str | Callable[[tuple[int, ...], Any, np.random.Generator], Any]
+#: A transposed convolution's ``padding`` (torch's meaning: what is cropped from the
+#: full output): an int for every side, ``(ph, pw)`` or ``((top, bottom), (left, right))``.
+TransposePadding: TypeAlias = int | Sequence[int] | Sequence[Sequence[int]]
 #: How a correlation is computed.
 Method: TypeAlias = Literal["auto", "direct", "fft", "native"]
 #: The loss ``xcorr.fit`` minimises.

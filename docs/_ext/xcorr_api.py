@@ -76,6 +76,8 @@ def group_of(name: str, obj: object) -> str:
         if name in names:
             return title
     lowered = name.lower()
+    if inspect.ismodule(obj) and "init" in lowered:
+        return "Layers and training"
     if lowered.endswith(("_vjp", "_jvp")):
         return "Gradients"
     if inspect.isclass(obj) and ("conv" in lowered or "layer" in lowered):
@@ -119,7 +121,9 @@ def render(module) -> str:
         out += ["```{eval-rst}"]
         for name in names:
             obj = getattr(module, name)
-            if inspect.isclass(obj):
+            if inspect.ismodule(obj):
+                out += [f".. automodule:: {obj.__name__}", "   :members:", ""]
+            elif inspect.isclass(obj):
                 out += [f".. autoclass:: {module.__name__}.{name}", "   :members:", ""]
             else:
                 out += [f".. autofunction:: {module.__name__}.{name}", ""]
