@@ -22,6 +22,9 @@ import sys
 
 import pytest
 
+# One subprocess compiles every case: tens of seconds on a loaded 2-core machine.
+pytestmark = pytest.mark.slow
+
 DEVICES = 4
 COLLECTIVES = (
     "all-gather",
