@@ -128,6 +128,7 @@ def client():
         cluster.close()
 
 
+@pytest.mark.slow
 def test_cluster_matches_numpy(client):
     x, k = _images(3)
     xd, kd = da.from_array(x, chunks=(1, (12, 3, 14), (20, 11))), da.from_array(k)
@@ -167,6 +168,7 @@ def test_cluster_matches_numpy(client):
             np.testing.assert_array_equal(a, b, err_msg=f"result {i}")
 
 
+@pytest.mark.slow
 def test_corr2d_multi_on_cluster(client):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4, 19, 23))
@@ -192,6 +194,7 @@ def test_corr2d_multi_on_cluster(client):
     np.testing.assert_allclose(gwd, gw, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_conv2d_fit_on_cluster_keeps_each_step_small(client):
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 3, 40, 36))

@@ -7,7 +7,8 @@ tests below assert on it. For each case the compiled HLO is searched for
 collectives: with the batch axis sharded, no path may gather the images (or
 anything else) onto every device, the outputs keep the input's sharding, a
 kernel gradient is per-shard partial sums and one all-reduce, and every
-result equals the single-device one.
+result equals the single-device one. With the rows sharded instead, nothing
+is gathered either: neighbouring devices exchange their halo rows.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import subprocess
 import sys
 
 import pytest
+
+# One subprocess compiles every case: tens of seconds on a loaded 2-core machine.
+pytestmark = pytest.mark.slow
 
 DEVICES = 4
 COLLECTIVES = (
@@ -78,6 +82,13 @@ def _cases():
                 "batch",
             )
         )
+    # Rows sharded instead of the batch: XLA exchanges the halos between neighbours.
+    rows = functools.partial(
+        xcorr.corr2d, mode="same", boundary="symm", method="direct"
+    )
+    cases.append(("rows-corr2d-direct-symm-forward", rows, x, k3, "rows"))
+    grad = jax.grad(lambda x, k: jnp.sum(rows(x, k) ** 2), argnums=(0, 1))
+    cases.append(("rows-corr2d-direct-symm-grad", grad, x, k3, "rows"))
     conv = functools.partial(xcorr.conv2d, mode="same", boundary="wrap")
     cases.append(
         (
@@ -98,11 +109,15 @@ def _cases():
     return cases
 
 
-def _place(mesh, a, sharded: bool):
+def _place(mesh, a, how):
+    """``a`` split along its first axis (True, "batch"), its rows ("rows"), or replicated (False)."""
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
 
-    spec = PartitionSpec("batch") if sharded else PartitionSpec()
+    if how == "rows":
+        spec = PartitionSpec(*([None] * (a.ndim - 2)), "batch")
+    else:
+        spec = PartitionSpec("batch") if how else PartitionSpec()
     return jax.device_put(a, NamedSharding(mesh, spec))
 
 
@@ -131,8 +146,15 @@ def _specs(a) -> list[str]:
         if p.sharding.is_fully_replicated:
             return "replicated"
         parts = tuple(getattr(p.sharding, "spec", ()))
+        parts += (None,) * (p.ndim - len(parts))
         if parts and parts[0] == "batch" and all(q is None for q in parts[1:]):
             return "batch"
+        if (
+            len(parts) >= 2
+            and parts[-2] == "batch"
+            and all(q is None for q in parts[:-2] + parts[-1:])
+        ):
+            return "rows"
         return str(p.sharding)
 
     return [spec(p) for p in jax.tree.leaves(a)]
@@ -180,7 +202,10 @@ def run_checks() -> dict:
     for name, fn, x, k, how in _cases():
         jitted = jax.jit(fn)
         single = jitted(x, k)
-        xs, ks = _place(mesh, x, True), _place(mesh, k, how == "both")
+        xs, ks = (
+            _place(mesh, x, "rows" if how == "rows" else True),
+            _place(mesh, k, how == "both"),
+        )
         hlo = jitted.lower(xs, ks).compile().as_text()
         sharded = jitted(xs, ks)
         results["cases"][name] = {
@@ -239,6 +264,10 @@ def test_sharded_paths_gather_nothing_and_keep_the_batch_sharding(results):
     assert len(cases) >= 10
     for name, case in cases.items():
         assert case["collectives"]["all-gather"] == 0, (name, case)
+        if name.startswith("rows-"):
+            # Neighbours exchange their halo rows (collective-permute); the rows stay split.
+            assert case["specs"][0] == "rows", (name, case)
+            continue
         assert case["collectives"]["all-to-all"] == 0, (name, case)
         if name.endswith("forward"):
             # Each device computes its own images: no communication at all.
@@ -251,7 +280,7 @@ def test_sharded_paths_gather_nothing_and_keep_the_batch_sharding(results):
 
 def test_kernel_gradient_is_partial_sums_and_one_all_reduce(results):
     for name, case in results["cases"].items():
-        if not name.endswith("grad"):
+        if not name.endswith("grad") or name.startswith("rows-"):
             continue
         if name.startswith("conv2d-per-plane"):
             # One kernel per image, sharded with it: nothing to sum across devices.
