@@ -29,6 +29,7 @@ CI_MODULES = (
     "torch",
     "jax",
     "dask.array",
+    "distributed",
 )
 
 

@@ -15,8 +15,9 @@ import pickle
 
 import numpy as np
 import pytest
+from matrix import require_module
 
-da = pytest.importorskip("dask.array")
+da = require_module("dask.array")
 import dask
 
 import xcorr
@@ -111,7 +112,7 @@ def test_graph_grows_linearly_with_the_chunks(what):
 
 @pytest.fixture(scope="module")
 def client():
-    distributed = pytest.importorskip("distributed")
+    distributed = require_module("distributed")
     cluster = distributed.LocalCluster(
         n_workers=2,
         processes=True,

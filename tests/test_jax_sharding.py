@@ -21,6 +21,7 @@ import subprocess
 import sys
 
 import pytest
+from matrix import require_module
 
 # One subprocess compiles every case: tens of seconds on a loaded 2-core machine.
 pytestmark = pytest.mark.slow
@@ -235,7 +236,7 @@ def run_checks() -> dict:
 
 @functools.cache
 def _results() -> dict:
-    pytest.importorskip("jax")
+    require_module("jax")
     env = dict(
         os.environ,
         XLA_FLAGS=f"--xla_force_host_platform_device_count={DEVICES}",

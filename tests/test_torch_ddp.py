@@ -14,8 +14,9 @@ import time
 
 import numpy as np
 import pytest
+from matrix import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch")
 import torch.distributed as dist
 
 import xcorr
