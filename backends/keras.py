@@ -154,7 +154,8 @@ class Conv2D(keras.layers.Layer):
         return -1 if self.data_format == "channels_last" else 1
 
     def _spans(self) -> tuple[int, int]:
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation_rate))  # type: ignore[return-value]
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation_rate
+        return (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
 
     def _explicit_pads(self) -> bool:
         """Keras' "same" padding differs from corr2d's centring only with strides above 1."""
