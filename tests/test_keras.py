@@ -81,3 +81,29 @@ def test_import_xcorr_and_xcorr_keras_load_neither_keras_nor_flax():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert run.stdout.strip() == ""
+
+
+def test_keras_numpy_backend_predicts_as_keras_conv2d():
+    # Keras' numpy backend has no training; the layer still runs inference there.
+    _require_keras()
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        import keras
+        import xcorr.keras
+        x = np.random.default_rng(0).standard_normal((2, 7, 8, 3)).astype("float32")
+        ours = xcorr.keras.Conv2D(4, 3, padding="same", strides=2)
+        theirs = keras.layers.Conv2D(4, 3, padding="same", strides=2)
+        theirs.build(x.shape)
+        ours.build(x.shape)
+        ours.set_weights(theirs.get_weights())
+        model = keras.Sequential([keras.Input((7, 8, 3)), ours])
+        print(float(np.max(np.abs(np.asarray(model.predict(x, verbose=0)) - np.asarray(theirs(x))))))
+        """
+    )
+    env = {**os.environ, "KERAS_BACKEND": "numpy", "PYTHONWARNINGS": "ignore"}
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert float(run.stdout) <= 1e-5  # float32 (Keras' numpy backend convolves with jax in float32)
