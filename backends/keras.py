@@ -12,13 +12,13 @@ Imported only by ``import xcorr.keras``: ``import xcorr`` loads no framework.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import keras
 
 from .._multi import corr2d_multi
 from .._options import BOUNDARY_ALIASES, MODES
-from .._typing import Array, Boundary, Method
+from .._typing import Array, Boundary, Method, Mode
 
 __all__ = ["Conv2D"]
 
@@ -100,8 +100,8 @@ class Conv2D(keras.layers.Layer):
         filters: int,
         kernel_size: int | tuple[int, int],
         strides: int | tuple[int, int] = 1,
-        padding: str = "valid",
-        data_format: str | None = None,
+        padding: Mode = "valid",
+        data_format: Literal["channels_last", "channels_first"] | None = None,
         dilation_rate: int | tuple[int, int] = 1,
         groups: int = 1,
         use_bias: bool = True,
@@ -118,7 +118,7 @@ class Conv2D(keras.layers.Layer):
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or filters % groups:
             msg = f"groups must be an int >= 1 that divides filters={filters}; got {groups!r}"
             raise ValueError(msg)
-        padding = padding.lower() if isinstance(padding, str) else padding
+        padding = padding.lower() if isinstance(padding, str) else padding  # type: ignore[assignment]  # "SAME", as Keras
         if padding not in MODES:
             msg = f"padding must be one of {', '.join(map(repr, MODES))}; got {padding!r}"
             raise ValueError(msg)
