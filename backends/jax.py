@@ -713,6 +713,78 @@ jax.tree_util.register_pytree_with_keys(
 )
 
 
+# --- flax serialization ------------------------------------------------------
+# flax.serialization.to_state_dict / from_state_dict (and to_bytes / from_bytes)
+# take the layer as {"weight": ..., "bias": ...}. flax costs a second to import,
+# so the layer is registered when flax.serialization is imported, not before:
+# now if it already is, else by a one-shot import hook.
+
+
+def _to_state_dict(layer):
+    return {"weight": layer.weight, "bias": layer.bias}
+
+
+def _from_state_dict(layer, state):
+    import jax.numpy as jnp
+    from flax import serialization
+
+    if not isinstance(state, dict) or set(state) != {"weight", "bias"}:
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        msg = f"the state of an xcorr {type(layer).__name__} is a dict with the keys 'bias' and 'weight'; got {got}"
+        raise ValueError(msg)
+    params = {}
+    for name in ("weight", "bias"):
+        current = getattr(layer, name)
+        value = serialization.from_state_dict(current, state[name], name=name)
+        if current is None or value is None:
+            if (current is None) != (value is None):
+                msg = f"the layer's {name} is {'None' if current is None else 'an array'}; the state's is {value!r:.60}"
+                raise ValueError(msg)
+            params[name] = None
+            continue
+        if tuple(value.shape) != tuple(current.shape):
+            msg = f"state[{name!r}] must have the layer's shape {tuple(current.shape)}; got {tuple(value.shape)}"
+            raise ValueError(msg)
+        params[name] = jnp.asarray(value, dtype=current.dtype)
+    return layer.replace(**params)
+
+
+def _register_with_flax(serialization) -> None:
+    for layer_class in (Conv2D, Conv2DTranspose):
+        serialization.register_serialization_state(layer_class, _to_state_dict, _from_state_dict, override=True)
+
+
+class _FlaxHook:
+    """A ``sys.meta_path`` finder that registers the layer once ``flax.serialization`` is executed."""
+
+    name = "flax.serialization"
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)  # one shot; the other finders locate the module
+        import importlib.util
+
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_register(module):
+            exec_module(module)
+            _register_with_flax(module)
+
+        spec.loader.exec_module = exec_and_register
+        return spec
+
+
+if _FlaxHook.name in sys.modules:
+    _register_with_flax(sys.modules[_FlaxHook.name])
+else:
+    sys.meta_path.insert(0, _FlaxHook())
+
+
 # --- the adapter -------------------------------------------------------------
 
 

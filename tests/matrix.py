@@ -30,6 +30,10 @@ CI_MODULES = (
     "jax",
     "dask.array",
     "distributed",
+    "flax.serialization",
+    "mypy.api",
+    # keras is not imported here: importing it fixes the process's Keras backend (TensorFlow
+    # by default); tests/test_keras.py requires it (failing under CI) and runs it in subprocesses.
 )
 
 
