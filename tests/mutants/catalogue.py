@@ -344,9 +344,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "reflect-repeats-edge",
         "xcorr/_generic.py",
         "                src = period - m\n",
-        "                src = period - m - 1\n",
+        "                src = period - m + 1\n",
         PADDING,
-        'boundary="reflect": the mirrored run past the edge starts one element late (the edge repeated)',
+        'boundary="reflect": the mirrored run past the edge starts at the edge (repeated, as "symm")',
         k="reflect and (numpy or property)",
     ),
     Mutant(
