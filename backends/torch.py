@@ -268,7 +268,18 @@ import functools  # noqa: E402  (this section's imports; the header belongs to a
 
 from .. import _fft  # noqa: E402
 
-_extend = _fft.extend
+
+def _extend(xp, x, geometry, options):
+    """``_fft.extend``, with "reflect", "edge" and "wrap" as one ``F.pad`` for float32/float64 where torch
+    has the mode: one tensor written once, where the generic extension concatenates once per axis."""
+    rows, cols = geometry.rows, geometry.cols
+    if not geometry.inside and options.boundary != "fill" and x.dtype in (torch.float32, torch.float64):
+        top, left = max(0, -rows.lo), max(0, -cols.lo)
+        pads = (left, max(0, cols.hi - cols.size + 1), top, max(0, rows.hi - rows.size + 1))
+        xe = _pad_mode(x, options.boundary, geometry, pads)
+        if xe is not None:
+            return xe[..., rows.lo + top : rows.hi + top + 1, cols.lo + left : cols.hi + left + 1]
+    return _fft.extend(xp, x, geometry, options)
 
 
 def forward(xp, x, k, options, geometry):
@@ -719,17 +730,30 @@ def _library_extension(xp, x, options, geometry):
         if options.fillvalue == 0 and bottom <= top and right <= left:
             return x, (top, left)
         return torch.nn.functional.pad(x, pads, value=options.fillvalue), 0
+    xe = _pad_mode(x, options.boundary, geometry, pads)
+    return (toolkit.extend(xp, x, geometry, options) if xe is None else xe), 0
+
+
+def _pad_mode(x, boundary, geometry, pads):
+    """``F.pad(x, pads)`` in the mode of ``boundary``, or None where torch has no such pad.
+
+    "wrap" is "circular" up to the size of ``x``, "reflect" is "reflect"
+    narrower than ``x`` (torch's limits), "edge" is "replicate"; "symm" has
+    no torch mode. The non-circular modes are taken for floating dtypes only.
+    """
+    rows, cols = geometry.rows, geometry.cols
+    left, right, top, bottom = pads
     widest_rows, widest_cols = max(top, bottom), max(left, right)
     mode = {
         "wrap": "circular" if widest_rows <= rows.size and widest_cols <= cols.size else None,
         "reflect": "reflect" if widest_rows < rows.size and widest_cols < cols.size else None,
         "edge": "replicate",
-    }.get(options.boundary)
-    if mode is not None and (mode == "circular" or x.dtype.is_floating_point):
-        planes = x.reshape(-1, 1, *x.shape[-2:])  # F.pad's non-constant modes take (N, C, H, W)
-        xe = torch.nn.functional.pad(planes, pads, mode=mode)
-        return xe.reshape(*x.shape[:-2], *xe.shape[-2:]), 0
-    return toolkit.extend(xp, x, geometry, options), 0
+    }.get(boundary)
+    if mode is None or not (mode == "circular" or x.dtype.is_floating_point):
+        return None
+    planes = x.reshape(-1, 1, *x.shape[-2:])  # F.pad's non-constant modes take (N, C, H, W)
+    xe = torch.nn.functional.pad(planes, pads, mode=mode)
+    return xe.reshape(*x.shape[:-2], *xe.shape[-2:])
 
 
 class Conv2D(_layer.Conv2D, torch.nn.Module):

@@ -794,3 +794,22 @@ def test_receptive_field_of_padded_layers():
         )
     with pytest.raises(ValueError, match="symmetric padding only"):
         xcorr.receptive_field([xcorr.Conv2D(3, padding="SAME", backend="numpy")])
+
+
+def test_torch_func_vmap_and_grad():
+    torch = require_module("torch")
+    x, k = (
+        torch.asarray(random((3, 5, 4), seed=46)),
+        torch.asarray(random((2, 3), seed=47)),
+    )
+    options = dict(boundary="edge", padding=((1, 2), (3, 0)), stride=(1, 2))
+    expected = reference(x.numpy(), k.numpy(), **options)
+    y = torch.func.vmap(lambda xi: xcorr.corr2d(xi, k, **options))(x)
+    np.testing.assert_allclose(y.numpy(), expected, **EXACT)
+    g = random(expected.shape, seed=48)
+    gk = torch.func.grad(
+        lambda k: (xcorr.corr2d(x, k, **options) * torch.asarray(g)).sum()
+    )(k)
+    np.testing.assert_allclose(
+        gk.numpy(), reference_vjp(x.numpy(), k.numpy(), g, **options)[1], **EXACT
+    )

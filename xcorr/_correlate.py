@@ -322,6 +322,10 @@ corr2d.__doc__ = f"""2-D cross-correlation of the last two axes, on any array-AP
     >>> xcorr.corr2d(x, k)
     Array([[19, 25],
            [37, 43]], dtype=array_api_strict.int64)
+    >>> xcorr.corr2d(x, k, padding=((0, 1), (0, 0)), boundary="edge")
+    Array([[19, 25],
+           [37, 43],
+           [40, 46]], dtype=array_api_strict.int64)
     """
 
 conv2d.__doc__ = f"""2-D convolution of the last two axes, on any array-API backend.

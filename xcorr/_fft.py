@@ -16,7 +16,7 @@ and ``axes`` works.
 from __future__ import annotations
 
 from . import _generic
-from ._compat import device, isdtype
+from ._compat import device, is_numpy_namespace, isdtype
 from ._methods import fft_shape, good_size
 from ._options import Geometry, Options, check_integral_fill
 
@@ -38,15 +38,36 @@ def dilate(xp, k, dilation: tuple[int, int]):
     return k
 
 
+# numpy.pad's names of the boundaries; its extensions wider than the array
+# continue the pattern as _generic's do.
+_NUMPY_PAD_MODES = {"wrap": "wrap", "symm": "symmetric", "reflect": "reflect", "edge": "edge"}
+
+
 def extend(xp, x, geometry: Geometry, options: Options):
-    """``_generic.extend``, without its per-position scan where slices or one fill suffice."""
+    """``_generic.extend``, without its per-position scan where slices or one fill suffice.
+
+    numpy arrays take ``numpy.pad`` for the other boundaries: one array
+    written once, where the generic extension concatenates once per axis.
+    """
     rows, cols = geometry.rows, geometry.cols
     if geometry.inside:
         return x[..., rows.lo : rows.hi + 1, cols.lo : cols.hi + 1]
     if options.boundary != "fill":
+        if is_numpy_namespace(xp):
+            return _numpy_pad(x, rows, cols, options.boundary)
         return _generic.extend(xp, x, geometry, options)
     x = _fill_axis(xp, x, -2, rows.lo, rows.hi, options.fillvalue)
     return _fill_axis(xp, x, -1, cols.lo, cols.hi, options.fillvalue)
+
+
+def _numpy_pad(x, rows, cols, boundary: str):
+    """Positions ``lo..hi`` of both axes of the numpy array ``x``, extended by ``numpy.pad``."""
+    import numpy as np
+
+    widths = [(max(0, -plan.lo), max(0, plan.hi - plan.size + 1)) for plan in (rows, cols)]
+    xe = np.pad(x, [(0, 0)] * (x.ndim - 2) + widths, mode=_NUMPY_PAD_MODES[boundary])
+    (top, _), (left, _) = widths
+    return xe[..., rows.lo + top : rows.hi + top + 1, cols.lo + left : cols.hi + left + 1]
 
 
 def _fill_axis(xp, x, axis: int, lo: int, hi: int, fillvalue):

@@ -89,6 +89,7 @@ CORE = (
     "tests/test_gradients.py::test_vjp_equals_finite_differences",
     "tests/test_gradients.py::test_gradient_dtypes",
 )
+PADDING = ("tests/test_padding.py",)
 VJP = (
     FAST_PATHS,
     "tests/test_gradients.py",
@@ -356,5 +357,33 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_transpose.py",),
         "jax's transposed convolution swaps the top and bottom crops (asymmetric padding)",
         k="jax",
+    ),
+    # -- padding= and the reflect/edge boundaries (issue 12)
+    Mutant(
+        "reflect-repeats-edge",
+        "xcorr/_generic.py",
+        "                src = period - m\n",
+        "                src = period - m + 1\n",
+        PADDING,
+        'boundary="reflect": the mirrored run past the edge starts at the edge (repeated, as "symm")',
+        k="reflect and (numpy or property)",
+    ),
+    Mutant(
+        "same-padding-odd-before",
+        "xcorr/_options.py",
+        'pairs.append((small, large) if padding == "SAME" else (large, small))',
+        'pairs.append((large, small) if padding == "SAME" else (small, large))',
+        PADDING,
+        'padding="SAME": the odd padding element goes before the image (lax\'s SAME_LOWER) instead of after',
+        k="SAME or same",
+    ),
+    Mutant(
+        "edge-fold-first-copy",
+        "xcorr/_vjp.py",
+        "piece = xp.sum(_generic._take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)",
+        "piece = _generic._take_axis(xp, ge, axis, position, position + 1)",
+        PADDING,
+        'VJP of boundary="edge": only the first replicated position\'s gradient is folded onto the edge pixel',
+        k="vjp or gradients or property",
     ),
 )
