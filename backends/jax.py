@@ -15,6 +15,7 @@ import jax
 
 from .. import _fft, _generic, _layer
 from .._adapter import Adapter, Costs, Tuning
+from .._jvp import tangent_options
 from .._options import result_dtype
 try:
     from . import _hugepages
@@ -68,17 +69,6 @@ def correlate_p(x, k, options, geometry):
     return _primitive().bind(x, k, options=options, geometry=geometry)
 
 
-def _tangent_options(options):
-    """The options of the map ``dx -> corr(dx, k)``: a fill value is a constant, with no tangent.
-
-    ``corr`` is bilinear in ``(x, k)`` except for a non-zero fill, which
-    makes it affine in ``x``; its linear part reads zeros outside ``x``.
-    """
-    if options.boundary == "fill" and options.fillvalue != 0:
-        return replace(options, fillvalue=0)
-    return options
-
-
 @functools.cache
 def _primitive():
     """The ``xcorr_correlate`` primitive (bound by ``correlate_p``).
@@ -111,7 +101,7 @@ def _primitive():
         y = primitive.bind(x, k, options=options, geometry=geometry)
         terms = []
         if type(dx) is not ad.Zero:
-            terms.append(primitive.bind(dx, k, options=_tangent_options(options), geometry=geometry))
+            terms.append(primitive.bind(dx, k, options=tangent_options(options), geometry=geometry))
         if type(dk) is not ad.Zero:
             terms.append(primitive.bind(x, dk, options=options, geometry=geometry))
         if not terms:

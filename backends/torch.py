@@ -11,11 +11,13 @@ import threading
 from dataclasses import dataclass, replace
 
 import torch
+import torch.autograd.forward_ad as _forward_ad
 
 from .. import _generic, _layer, toolkit
 from .._adapter import Adapter, Costs, Tuning
 from .._compat import array_namespace
 from .._correlate import conv2d, corr2d
+from .._jvp import tangent_options
 from .._multi import corr2d_multi
 from .._methods import fft_shape
 from .._options import plan, result_dtype
@@ -139,11 +141,17 @@ def traceable_correlate(xp, x, k, options, geometry):
 
 
 def needs_autodiff(x, k) -> bool:
-    """Whether a call must go through ``_Correlate``: autograd or a torch.func transform."""
+    """Whether a call must go through ``_Correlate``: autograd, forward AD or a torch.func transform."""
     if torch.is_grad_enabled() and (x.requires_grad or k.requires_grad):
         return True
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    return wrapped(x) or wrapped(k)
+    return _wrapped(x, k)
+
+
+def _dual(x, k) -> bool:
+    """Whether ``x`` or ``k`` carries a forward-mode tangent (``torch.autograd.forward_ad``)."""
+    if _forward_ad._current_level < 0:  # no dual level open: no tangents
+        return False
+    return _forward_ad.unpack_dual(x).tangent is not None or _forward_ad.unpack_dual(k).tangent is not None
 
 
 class _Correlate(torch.autograd.Function):
@@ -151,7 +159,10 @@ class _Correlate(torch.autograd.Function):
 
     @staticmethod
     def forward(x, k, options, geometry):
-        return forward(array_namespace(x, k), x, k, options, geometry)
+        y = forward(array_namespace(x, k), x, k, options, geometry)
+        # A view (a crop of the FFT's or F.conv2d's output) would need its
+        # forward-mode tangent laid out as a view of the same base.
+        return y.clone() if y._is_view() else y
 
     @staticmethod
     def vmap(info, in_dims, x, k, options, geometry):
@@ -167,8 +178,24 @@ class _Correlate(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         x, k, options, geometry = inputs
         ctx.save_for_backward(x, k)
+        ctx.save_for_forward(x, k)
         ctx.options = options
         ctx.geometry = geometry
+
+    @staticmethod
+    def jvp(ctx, dx, dk, _options, _geometry):
+        # Bilinear: the tangent is corr(dx, k) + corr(x, dk), each a
+        # differentiable correlation (so forward-over-reverse works too); a
+        # non-zero fill value is a constant, so dx goes through the linear part.
+        x, k = ctx.saved_tensors
+        options, geometry = ctx.options, ctx.geometry
+        t = None
+        if dx is not None:
+            t = _Correlate.apply(dx, k, tangent_options(options), geometry)
+        if dk is not None:
+            term = _Correlate.apply(x, dk, options, geometry)
+            t = term if t is None else t + term
+        return t
 
     @staticmethod
     def backward(ctx, g):
@@ -503,9 +530,10 @@ def _carry(work):
 
 
 def _wrapped(x, k) -> bool:
-    """torch.func (vmap/grad) tensors stay on the calling thread, where their transforms live."""
+    """torch.func (vmap/grad) tensors and forward-AD duals stay on the calling thread, where their
+    transforms live, and out of the fast paths that no derivative passes through."""
     wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    return wrapped(x) or wrapped(k)
+    return wrapped(x) or wrapped(k) or _dual(x, k)
 
 
 
