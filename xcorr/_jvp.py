@@ -117,16 +117,43 @@ _JVP_DOC = """Forward-mode derivative of ``{name}(x, k, **options)`` in the dire
 
 
 def corr2d_jvp(
-    x, k, dx, dk, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
+    x,
+    k,
+    dx,
+    dk,
+    /,
+    *,
+    mode="valid",
+    boundary="fill",
+    fillvalue=0,
+    stride=1,
+    dilation=1,
+    method="auto",
 ):
     options = Options.parse(
-        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation, method=method
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        stride=stride,
+        dilation=dilation,
+        method=method,
     )
     return _public_jvp("corr2d", x, k, dx, dk, options)
 
 
 def conv2d_jvp(
-    x, k, dx, dk, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, method="auto"
+    x,
+    k,
+    dx,
+    dk,
+    /,
+    *,
+    mode="valid",
+    boundary="fill",
+    fillvalue=0,
+    stride=1,
+    dilation=1,
+    method="auto",
 ):
     options = Options.parse(
         mode=mode,
@@ -176,7 +203,12 @@ def corr2d_multi_jvp(
     from ._multi import check_multi, correlate_multi
 
     options = Options.parse(
-        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation, method=method
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        stride=stride,
+        dilation=dilation,
+        method=method,
     )
     groups = parse_int("groups", groups)
     xp, geometry = check_multi(x, w, options, groups)
@@ -190,7 +222,9 @@ def corr2d_multi_jvp(
     dtype = _tangent_dtype(xp, x, w, dx, dw)
     terms = []
     if dx is not None:
-        terms.append(correlate_multi(xp, dx, w, tangent_options(options), geometry, groups))
+        terms.append(
+            correlate_multi(xp, dx, w, tangent_options(options), geometry, groups)
+        )
     if dw is not None:
         terms.append(correlate_multi(xp, x, dw, options, geometry, groups))
     return _sum(xp, terms, dtype)
