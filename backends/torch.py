@@ -740,11 +740,17 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
         # take whole into their graphs (see the end of this module).
         spec, o = self.spec, self.spec.options
         options = dict(mode=o.mode, boundary=o.boundary, stride=o.stride, dilation=o.dilation, method=o.method)
+        weight, bias = self.weight, self.bias
+        if torch.is_autocast_enabled(x.device.type):
+            # nn.Conv2d's cast policy: a convolution runs in the autocast dtype.
+            dtype = torch.get_autocast_dtype(x.device.type)
+            x, weight = _autocast(x, dtype), _autocast(weight, dtype)
+            bias = None if bias is None else _autocast(bias, dtype)
         if spec.channels:
-            y = corr2d_multi(x, self.weight, groups=spec.groups, **options)
-            return y if self.bias is None else y + self.bias[:, None, None]
-        y = corr2d(x, self.weight, **options)
-        return y if self.bias is None else y + self.bias
+            y = corr2d_multi(x, weight, groups=spec.groups, **options)
+            return y if bias is None else y + bias[:, None, None]
+        y = corr2d(x, weight, **options)
+        return y if bias is None else y + bias
 
     def __prepare_scriptable__(self):
         # torch.jit.script calls this before compiling forward's source.
@@ -752,6 +758,11 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
 
     def extra_repr(self) -> str:
         return self.spec.describe(dtype=str(self.weight.dtype).removeprefix("torch."))
+
+
+def _autocast(t, dtype):
+    """``t`` as autocast casts an argument of a lower-precision op: floating tensors but float64."""
+    return t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t
 
 
 # --- the adapter -------------------------------------------------------------

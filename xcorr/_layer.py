@@ -33,7 +33,7 @@ from ._vjp import vjp
 
 __all__ = ["ArrayConv2D", "Conv2D", "LayerSpec"]
 
-DTYPES: tuple[str, ...] = ("float32", "float64")
+DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
 
 
 def resolve_backend(backend: object) -> str:
@@ -72,18 +72,19 @@ def namespace(backend: str):
 def parse_dtype(dtype: object, backend: str) -> str:
     if dtype is None:
         return "float32"
+    xp = namespace(backend)
+    names = [name for name in DTYPES if hasattr(xp, name)]  # float16/bfloat16 where the library has them
     if isinstance(dtype, str):
-        if dtype in DTYPES:
+        if dtype in names:
             return dtype
     else:
-        xp = namespace(backend)
-        for name in DTYPES:
+        for name in names:
             try:
                 if dtype == getattr(xp, name) or np.dtype(dtype) == name:
                     return name
             except TypeError:
                 continue
-    msg = f"dtype must be 'float32', 'float64' or one of those dtypes of {backend}; got {dtype!r}"
+    msg = f"dtype must be one of {', '.join(map(repr, names))} or one of those dtypes of {backend}; got {dtype!r}"
     raise ValueError(msg)
 
 
@@ -210,8 +211,10 @@ class LayerSpec:
         else:
             weight = rng.standard_normal(self.weight_shape)
             bias = rng.standard_normal(self.bias_shape)
-        weight = weight.astype(self.dtype)
-        bias = np.asarray(bias, dtype=self.dtype)
+        # NumPy has no bfloat16: float32 here, rounded by the backend (``arrays``).
+        dtype = "float32" if self.dtype == "bfloat16" else self.dtype
+        weight = weight.astype(dtype)
+        bias = np.asarray(bias, dtype=dtype)
         return {"weight": weight, "bias": bias if self.bias else None}
 
     def arrays(self, seed: int) -> dict:
@@ -316,7 +319,9 @@ class Conv2D:
         (``xcorr.backends.jax.Conv2D``); the others a plain object with
         ``weight`` and ``bias`` arrays.
     dtype : str or dtype, default "float32"
-        "float32", "float64", or one of those dtypes of the backend.
+        "float32", "float64", "float16" (torch, jax, numpy) or "bfloat16" (torch,
+        jax), or one of those dtypes of the backend. Half-precision layers
+        compute in float32 and round their outputs once (``xcorr.corr2d``).
     method : {"auto", "direct", "fft", "native"}, default "auto"
         How the forward correlation is computed, as in ``xcorr.corr2d`` and
         ``xcorr.corr2d_multi`` (channel layers on torch and jax use the
