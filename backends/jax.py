@@ -15,6 +15,7 @@ import jax
 
 from .. import _fft, _generic, _layer
 from .._adapter import Adapter, Costs, Tuning
+from .._jvp import tangent_options
 from .._options import result_dtype
 
 try:
@@ -32,12 +33,15 @@ def correlate(xp, x, k, options, geometry):
 
 
 def differentiable_correlate(xp, x, k, options, geometry):
-    """Correlation with a custom VJP (jax.grad/jit/vmap friendly).
+    """Correlation as a jax primitive with JVP, transpose and batching rules.
 
-    The backward pass is the core VJP (``xcorr._vjp``) instead of jax's
-    autodiff through the unrolled shift-and-add (PERF-NOTES: many times the forward).
-    Integer operands are cast to the (floating) result dtype first, so jax
-    sees their gradient stop at the cast; integer-only calls have no VJP.
+    Every jax transformation applies: ``jax.grad``/``vjp`` (the transpose of
+    the tangent map is the core VJP, ``xcorr._vjp``, instead of jax's
+    autodiff through the unrolled shift-and-add), ``jax.jvp``/``jacfwd``
+    (the tangent is two correlations), any nesting of them (Hessians),
+    ``jit`` and ``vmap``. Integer operands are cast to the (floating) result
+    dtype first, so jax sees their gradient stop at the cast; integer-only
+    calls are not differentiable and go straight to the kernel.
     """
     dtype = result_dtype(xp, x.dtype, k.dtype)
     if not xp.isdtype(dtype, ("real floating", "complex floating")):
@@ -47,41 +51,117 @@ def differentiable_correlate(xp, x, k, options, geometry):
 
 @functools.cache
 def _differentiable_kernel(options, geometry):
-    """The casts and the custom VJP under one ``jax.jit`` per static configuration.
+    """The casts and the primitive under one ``jax.jit`` per static configuration.
 
-    An eager call then costs one compiled dispatch instead of tracing the
-    ``custom_vjp`` wrapper op by op; under a user's
+    An eager call then costs one compiled dispatch; under a user's
     ``jax.jit``/``grad``/``vmap`` it is inlined like the forward kernels.
     """
 
     def run(x, k):
         jnp = jax.numpy
         dtype = result_dtype(jnp, x.dtype, k.dtype)
-        return _correlate_vjp(options, geometry, jnp.astype(x, dtype), jnp.astype(k, dtype))
+        return correlate_p(jnp.astype(x, dtype), jnp.astype(k, dtype), options, geometry)
 
     return jax.jit(run)
 
 
-# options and geometry are hashable frozen dataclasses: static arguments.
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _correlate_vjp(options, geometry, x, k):
-    return forward(jax.numpy, x, k, options, geometry)
+def correlate_p(x, k, options, geometry):
+    """``forward(x, k)`` of operands of one floating dtype, as the differentiable primitive."""
+    return _primitive().bind(x, k, options=options, geometry=geometry)
 
 
-def _correlate_fwd(options, geometry, x, k):
-    return _correlate_vjp(options, geometry, x, k), (x, k)
+@functools.cache
+def _primitive():
+    """The ``xcorr_correlate`` primitive (bound by ``correlate_p``).
+
+    Why a primitive rather than ``jax.custom_vjp`` or ``jax.custom_jvp``: a
+    ``custom_vjp`` function has no forward mode, and the tangent rule of a
+    ``custom_jvp`` must be built from operations jax can transpose, which
+    the fast forward kernels (numba's XLA custom calls, a ``fori_loop``
+    shift-and-add) are not; reverse mode would then go through jax's
+    autodiff of the kernels. A primitive states the algebra once: its JVP
+    binds the primitive twice (``corr(dx, k) + corr(x, dk)``), and the
+    transpose of each linear use is one half of the core VJP, itself built
+    from the primitive, so every order of derivative keeps the fast
+    kernels, and reverse mode computes what the ``custom_vjp`` computed.
+    """
+    from jax.extend.core import Primitive
+    from jax.interpreters import ad, batching, mlir
+
+    primitive = Primitive("xcorr_correlate")
+
+    def run(x, k, *, options, geometry):
+        return forward(jax.numpy, x, k, options, geometry)
+
+    def abstract(x, k, *, options, geometry):
+        return jax.core.ShapedArray(geometry.out_shape, x.dtype)
+
+    def jvp(primals, tangents, *, options, geometry):
+        x, k = primals
+        dx, dk = tangents
+        y = primitive.bind(x, k, options=options, geometry=geometry)
+        terms = []
+        if type(dx) is not ad.Zero:
+            terms.append(primitive.bind(dx, k, options=tangent_options(options), geometry=geometry))
+        if type(dk) is not ad.Zero:
+            terms.append(primitive.bind(x, dk, options=options, geometry=geometry))
+        if not terms:
+            return y, jax.numpy.zeros_like(y)
+        return y, terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+    def transpose(g, x, k, *, options, geometry):
+        need_x, need_k = ad.is_undefined_primal(x), ad.is_undefined_primal(k)
+        if need_x and need_k:
+            msg = "xcorr_correlate is bilinear, not linear, in (x, k) together: it has no transpose"
+            raise ValueError(msg)
+        if type(g) is ad.Zero:
+            return [ad.Zero(x.aval) if need_x else None, ad.Zero(k.aval) if need_k else None]
+        jnp = jax.numpy
+        # The unknown operand's shape and dtype are all the VJP reads of it.
+        x = _Aval(x.aval) if need_x else x
+        k = _Aval(k.aval) if need_k else k
+        # jax may hand over a NumPy cotangent (check_grads does).
+        gx, gk = ADAPTER.vjp(jnp, x, k, jnp.asarray(g), options, geometry, need_x, need_k)
+        return [gx, gk]
+
+    def batch(args, dims, *, options, geometry):
+        # corr2d batches natively: the mapped dimension goes in front of the
+        # broadcast batch dimensions, and the geometry is planned anew.
+        from .._options import plan
+
+        x, k = args
+        depth = len(geometry.batch)
+        x, k = (_leading(a, d, depth) for a, d in zip((x, k), dims))
+        planned = plan(tuple(x.shape), tuple(k.shape), options)
+        return primitive.bind(x, k, options=options, geometry=planned), 0
+
+    primitive.def_impl(lambda x, k, *, options, geometry: _kernel(options, geometry)(x, k))
+    primitive.def_abstract_eval(abstract)
+    mlir.register_lowering(primitive, mlir.lower_fun(run, multiple_results=False))
+    ad.primitive_jvps[primitive] = jvp
+    ad.primitive_transposes[primitive] = transpose
+    batching.primitive_batchers[primitive] = batch
+    return primitive
 
 
-def _correlate_bwd(options, geometry, residuals, g):
-    x, k = residuals
-    # Under vmap the residuals and g carry the batch as a hidden dimension,
-    # so the geometry (from the unbatched shapes) still applies. jax may hand
-    # over a NumPy cotangent (check_grads does).
-    jnp = jax.numpy
-    return ADAPTER.vjp(jnp, x, k, jnp.asarray(g), options, geometry, True, True)
+class _Aval:
+    """The shape and dtype of an operand the transpose does not know (all the VJP reads of it)."""
+
+    __slots__ = ("dtype", "ndim", "shape")
+
+    def __init__(self, aval):
+        self.shape = tuple(aval.shape)
+        self.dtype = aval.dtype
+        self.ndim = len(self.shape)
 
 
-_correlate_vjp.defvjp(_correlate_fwd, _correlate_bwd)
+def _leading(a, dim, depth: int):
+    """Move the mapped ``dim`` of ``a`` to the front, with ``depth`` batch dimensions after it."""
+    if dim is None:  # batching.not_mapped
+        return a
+    a = jax.numpy.moveaxis(a, dim, 0)
+    missing = depth - (a.ndim - 3)
+    return jax.numpy.reshape(a, (a.shape[0], *(1,) * missing, *a.shape[1:]))
 
 def kernel_gradient(xp, x, k, g, options, geometry, method):
     """``_vjp`` hook: the direct kernel gradient as numba's one-pass kernel, an XLA custom call.
@@ -193,7 +273,7 @@ def _switch():
     lowering and batching rules."""
     import jax.core
     from jax.extend.core import Primitive
-    from jax.interpreters import batching, mlir
+    from jax.interpreters import ad, batching, mlir
 
     primitive = Primitive("xcorr_numba_unless_exported")
 
@@ -212,10 +292,18 @@ def _switch():
         fast, fallback = jax.vmap(fast, in_axes=axes), jax.vmap(fallback, in_axes=axes)
         return primitive.bind(*args, fast=fast, fallback=fallback, exported=exported), 0
 
+    def jvp(primals, tangents, *, fast, fallback, exported):
+        # The tangent of XLA's ops (numba's kernels have no derivative rules):
+        # what a second derivative of a kernel gradient differentiates.
+        tangents = tuple(ad.instantiate_zeros(t) for t in tangents)
+        out = primitive.bind(*primals, fast=fast, fallback=fallback, exported=exported)
+        return out, jax.jvp(fallback, tuple(primals), tangents)[1]
+
     primitive.def_impl(lambda *args, fast, fallback, exported: jax.jit(fast)(*args))
     primitive.def_abstract_eval(abstract)
     mlir.register_lowering(primitive, lowering)
     batching.primitive_batchers[primitive] = batch
+    ad.primitive_jvps[primitive] = jvp
     return primitive
 
 

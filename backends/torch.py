@@ -11,11 +11,13 @@ import threading
 from dataclasses import dataclass, replace
 
 import torch
+import torch.autograd.forward_ad as _forward_ad
 
 from .. import _generic, _layer, toolkit
 from .._adapter import Adapter, Costs, Tuning
 from .._compat import array_namespace
 from .._correlate import conv2d, corr2d
+from .._jvp import tangent_options
 from .._methods import fft_shape
 from .._multi import corr2d_multi
 from .._options import plan, result_dtype
@@ -140,11 +142,17 @@ def traceable_correlate(xp, x, k, options, geometry):
 
 
 def needs_autodiff(x, k) -> bool:
-    """Whether a call must go through ``_Correlate``: autograd or a torch.func transform."""
+    """Whether a call must go through ``_Correlate``: autograd, forward AD or a torch.func transform."""
     if torch.is_grad_enabled() and (x.requires_grad or k.requires_grad):
         return True
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    return wrapped(x) or wrapped(k)
+    return _wrapped(x, k)
+
+
+def _dual(x, k) -> bool:
+    """Whether ``x`` or ``k`` carries a forward-mode tangent (``torch.autograd.forward_ad``)."""
+    if _forward_ad._current_level < 0:  # no dual level open: no tangents
+        return False
+    return _forward_ad.unpack_dual(x).tangent is not None or _forward_ad.unpack_dual(k).tangent is not None
 
 
 class _Correlate(torch.autograd.Function):
@@ -152,7 +160,10 @@ class _Correlate(torch.autograd.Function):
 
     @staticmethod
     def forward(x, k, options, geometry):
-        return forward(array_namespace(x, k), x, k, options, geometry)
+        y = forward(array_namespace(x, k), x, k, options, geometry)
+        # A view (a crop of the FFT's or F.conv2d's output) would need its
+        # forward-mode tangent laid out as a view of the same base.
+        return y.clone() if y._is_view() else y
 
     @staticmethod
     def vmap(info, in_dims, x, k, options, geometry):
@@ -168,8 +179,24 @@ class _Correlate(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         x, k, options, geometry = inputs
         ctx.save_for_backward(x, k)
+        ctx.save_for_forward(x, k)
         ctx.options = options
         ctx.geometry = geometry
+
+    @staticmethod
+    def jvp(ctx, dx, dk, _options, _geometry):
+        # Bilinear: the tangent is corr(dx, k) + corr(x, dk), each a
+        # differentiable correlation (so forward-over-reverse works too); a
+        # non-zero fill value is a constant, so dx goes through the linear part.
+        x, k = ctx.saved_tensors
+        options, geometry = ctx.options, ctx.geometry
+        t = None
+        if dx is not None:
+            t = _Correlate.apply(dx, k, tangent_options(options), geometry)
+        if dk is not None:
+            term = _Correlate.apply(x, dk, options, geometry)
+            t = term if t is None else t + term
+        return t
 
     @staticmethod
     def backward(ctx, g):
@@ -514,9 +541,10 @@ def _carry(work):
 
 
 def _wrapped(x, k) -> bool:
-    """torch.func (vmap/grad) tensors stay on the calling thread, where their transforms live."""
+    """torch.func (vmap/grad) tensors and forward-AD duals stay on the calling thread, where their
+    transforms live, and out of the fast paths that no derivative passes through."""
     wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    return wrapped(x) or wrapped(k)
+    return wrapped(x) or wrapped(k) or _dual(x, k)
 
 
 
@@ -781,14 +809,20 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
         options = dict(
             mode=o.mode, boundary=o.boundary, stride=o.stride, dilation=o.dilation, method=o.method, padding=o.padding
         )
+        weight, bias = self.weight, self.bias
+        if torch.is_autocast_enabled(x.device.type):
+            # nn.Conv2d's cast policy: a convolution runs in the autocast dtype.
+            dtype = torch.get_autocast_dtype(x.device.type)
+            x, weight = _autocast(x, dtype), _autocast(weight, dtype)
+            bias = None if bias is None else _autocast(bias, dtype)
         if spec.channels_last:
-            y = corr2d_multi(x, self.weight, groups=spec.groups, data_format=spec.data_format, **options)
-            return y if self.bias is None else y + self.bias
+            y = corr2d_multi(x, weight, groups=spec.groups, data_format=spec.data_format, **options)
+            return y if bias is None else y + bias
         if spec.channels:
-            y = corr2d_multi(x, self.weight, groups=spec.groups, **options)
-            return y if self.bias is None else y + self.bias[:, None, None]
-        y = corr2d(x, self.weight, **options)
-        return y if self.bias is None else y + self.bias
+            y = corr2d_multi(x, weight, groups=spec.groups, **options)
+            return y if bias is None else y + bias[:, None, None]
+        y = corr2d(x, weight, **options)
+        return y if bias is None else y + bias
 
     def __prepare_scriptable__(self):
         # torch.jit.script calls this before compiling forward's source.
@@ -796,6 +830,11 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
 
     def extra_repr(self) -> str:
         return self.spec.describe(dtype=str(self.weight.dtype).removeprefix("torch."))
+
+
+def _autocast(t, dtype):
+    """``t`` as autocast casts an argument of a lower-precision op: floating tensors but float64."""
+    return t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t
 
 
 class Conv2DTranspose(_layer.Conv2DTranspose, Conv2D):
@@ -808,14 +847,20 @@ class Conv2DTranspose(_layer.Conv2DTranspose, Conv2D):
     def forward(self, x):
         _refuse_torchscript()
         spec = self.spec
+        weight, bias = self.weight, self.bias
+        if torch.is_autocast_enabled(x.device.type):
+            # nn.ConvTranspose2d's cast policy: the convolution runs in the autocast dtype.
+            dtype = torch.get_autocast_dtype(x.device.type)
+            x, weight = _autocast(x, dtype), _autocast(weight, dtype)
+            bias = None if bias is None else _autocast(bias, dtype)
         y = conv_transpose2d(
-            x, self.weight, stride=spec.options.stride, padding=spec.padding,
+            x, weight, stride=spec.options.stride, padding=spec.padding,
             output_padding=spec.output_padding, dilation=spec.options.dilation, groups=spec.groups,
             data_format=spec.data_format,
         )
-        if self.bias is None:
+        if bias is None:
             return y
-        return y + self.bias if spec.channels_last else y + self.bias[:, None, None]
+        return y + bias if spec.channels_last else y + bias[:, None, None]
 
 
 # --- the adapter -------------------------------------------------------------

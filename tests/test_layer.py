@@ -329,7 +329,7 @@ def test_channel_mismatch_is_reported(backend):
         ((3,), {"stride": 0}, ValueError, r"stride must be >= 1"),
         ((3,), {"bias": "yes"}, TypeError, r"bias must be True or False"),
         ((3,), {"backend": "tensorflow"}, ValueError, r"backend must be one of 'numpy', .*; got 'tensorflow'"),
-        ((3,), {"dtype": "float16"}, ValueError, r"dtype must be 'float32', 'float64' .*; got 'float16'"),
+        ((3,), {"dtype": "bfloat16"}, ValueError, r"dtype must be one of 'float32', 'float64', 'float16' .*; got 'bfloat16'"),
         ((3,), {"dtype": np.int64}, ValueError, r"dtype must be"),
         ((3,), {"seed": 1.5}, TypeError, r"seed must be an int; got 1.5"),
     ],

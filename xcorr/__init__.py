@@ -21,6 +21,7 @@ from ._correlate import conv2d, corr2d
 from ._empirical import EmpiricalField, empirical_receptive_field
 from ._feature_maps import feature_maps
 from ._fit import fit
+from ._jvp import conv2d_jvp, corr2d_jvp, corr2d_multi_jvp
 from ._layer import Conv2D, Conv2DTranspose
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._receptive import ReceptiveField, Window, receptive_field
@@ -38,11 +39,14 @@ __all__ = [
     "Window",
     "adapter_for",
     "conv2d",
+    "conv2d_jvp",
     "conv2d_vjp",
     "conv_transpose2d",
     "conv_transpose2d_vjp",
     "corr2d",
+    "corr2d_jvp",
     "corr2d_multi",
+    "corr2d_multi_jvp",
     "corr2d_multi_vjp",
     "corr2d_transpose",
     "corr2d_transpose_vjp",

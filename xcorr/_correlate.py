@@ -158,10 +158,44 @@ def _finite(xp, x, k) -> bool:
     return bool(xp.all(xp.isfinite(x))) and bool(xp.all(xp.isfinite(k)))
 
 
+HALF = ("float16", "bfloat16")
+
+
+def half_precision(dtype) -> bool:
+    """Whether ``dtype`` is float16 or bfloat16 (of any library), which xcorr computes in float32."""
+    return str(dtype).rsplit(".", 1)[-1] in HALF
+
+
+class Widened:
+    """A prepared float32 call for half-precision operands: cast up, compute, round once.
+
+    Products and sums of float16/bfloat16 operands are computed in float32
+    (every method, so "fft" and "auto" work too) and the result is rounded
+    to the half dtype once, as ``torch.nn.functional.conv2d`` and
+    ``jax.lax.conv_general_dilated`` return it. Casts are differentiable, so
+    autodiff sees the float32 computation between them.
+    """
+
+    __slots__ = ("dtype", "inner", "key", "xp")
+
+    def __init__(self, xp, dtype, inner):
+        self.xp = xp
+        self.dtype = dtype
+        self.inner = inner
+        self.key = None
+
+    def __call__(self, x, k):
+        xp = self.xp
+        wide = xp.float32
+        return xp.astype(self.inner(xp.astype(x, wide), xp.astype(k, wide)), self.dtype)
+
+
 def _prepare(x, k, options: Options) -> Prepared:
     xp = check_arrays(x, k)
     geometry = plan(x.shape, k.shape, options)
     dtype = result_dtype(xp, x.dtype, k.dtype)
+    if half_precision(dtype):
+        return Widened(xp, dtype, _prepare(xp.astype(x, xp.float32), xp.astype(k, xp.float32), options))
     fillvalue = check_integral_fill(xp, dtype, options.fillvalue)  # as the dtype holds it
     options = replace(options, fillvalue=fillvalue)
     adapter = adapter_for(xp)

@@ -36,7 +36,7 @@ from ._vjp import vjp
 
 __all__ = ["ArrayConv2D", "ArrayConv2DTranspose", "Conv2D", "Conv2DTranspose", "LayerSpec", "TransposeSpec"]
 
-DTYPES: tuple[str, ...] = ("float32", "float64")
+DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
 
 
 def resolve_backend(backend: object) -> str:
@@ -75,18 +75,19 @@ def namespace(backend: str):
 def parse_dtype(dtype: object, backend: str) -> str:
     if dtype is None:
         return "float32"
+    xp = namespace(backend)
+    names = [name for name in DTYPES if hasattr(xp, name)]  # float16/bfloat16 where the library has them
     if isinstance(dtype, str):
-        if dtype in DTYPES:
+        if dtype in names:
             return dtype
     else:
-        xp = namespace(backend)
-        for name in DTYPES:
+        for name in names:
             try:
                 if dtype == getattr(xp, name) or np.dtype(dtype) == name:  # type: ignore[call-overload]
                     return name
             except TypeError:
                 continue
-    msg = f"dtype must be 'float32', 'float64' or one of those dtypes of {backend}; got {dtype!r}"
+    msg = f"dtype must be one of {', '.join(map(repr, names))} or one of those dtypes of {backend}; got {dtype!r}"
     raise ValueError(msg)
 
 
@@ -302,10 +303,12 @@ def initial_parameters(spec, seed, weight_init, bias_init) -> dict[str, np.ndarr
     weight_init = initializers.resolve("weight_init", default if weight_init is None else weight_init, spec.weight_shape)
     bias_init = initializers.resolve("bias_init", default if bias_init is None else bias_init, spec.weight_shape)
     rng = np.random.default_rng(seed)
-    weight = initializers.draw("weight_init", weight_init, spec.weight_shape, spec.dtype, rng)
+    # NumPy has no bfloat16: float32 here, rounded by the backend (``LayerSpec.arrays``).
+    dtype = "float32" if spec.dtype == "bfloat16" else spec.dtype
+    weight = initializers.draw("weight_init", weight_init, spec.weight_shape, dtype, rng)
     if not spec.bias:
         return {"weight": weight, "bias": None}
-    bias = initializers.draw("bias_init", bias_init, spec.bias_shape, spec.dtype, rng)
+    bias = initializers.draw("bias_init", bias_init, spec.bias_shape, dtype, rng)
     return {"weight": weight, "bias": bias}
 
 
@@ -400,7 +403,9 @@ class Conv2D:
         (``xcorr.backends.jax.Conv2D``); the others a plain object with
         ``weight`` and ``bias`` arrays.
     dtype : str or dtype, default "float32"
-        "float32", "float64", or one of those dtypes of the backend.
+        "float32", "float64", "float16" (torch, jax, numpy) or "bfloat16" (torch,
+        jax), or one of those dtypes of the backend. Half-precision layers
+        compute in float32 and round their outputs once (``xcorr.corr2d``).
     method : {"auto", "direct", "fft", "native"}, default "auto"
         How the forward correlation is computed, as in ``xcorr.corr2d`` and
         ``xcorr.corr2d_multi`` (channel layers on torch and jax use the

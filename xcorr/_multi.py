@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from . import _vjp
 from ._adapter import adapter_for
-from ._correlate import _PREPARED, _correlate, _public_key, remember
+from ._correlate import _PREPARED, Widened, _correlate, _public_key, half_precision, remember
 from ._options import (
     Geometry,
     Options,
@@ -214,6 +214,9 @@ class PreparedMulti:
 def _prepare_multi_and_call(x, w, options: Options, groups: int, key):
     xp, geometry = check_multi(x, w, options, groups)
     prepared = PreparedMulti(xp, adapter_for(xp), options, geometry, groups)
+    dtype = result_dtype(xp, x.dtype, w.dtype)
+    if half_precision(dtype):  # computed in float32, rounded once (see ``Widened``)
+        prepared = Widened(xp, dtype, prepared)
     remember(key, prepared)
     return prepared(x, w)
 

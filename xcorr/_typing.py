@@ -80,4 +80,4 @@ Scalar: TypeAlias = complex | np.number[Any]
 #: An int for both axes, or a sequence of one or two (one per axis).
 Pair: TypeAlias = int | Sequence[int]
 #: A layer's parameter dtype: its name, or that dtype object of the backend.
-Dtype: TypeAlias = Literal["float32", "float64"] | Any
+Dtype: TypeAlias = Literal["float32", "float64", "float16", "bfloat16"] | Any

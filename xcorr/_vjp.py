@@ -127,12 +127,13 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_
 def generic_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
     """``Adapter.vjp``'s generic implementation: input gradient, then ``adapter.kernel_gradient``."""
     dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
-    xc = xp.astype(x, dtype, copy=False)
-    kc = xp.astype(k, dtype, copy=False)
+    # Only the operand that the other gradient reads is cast (jax's transpose
+    # knows just the shape and dtype of the one it differentiates).
     g = xp.astype(g, dtype, copy=False)
-    gx = _input_gradient(xp, x, kc, g, options, geometry) if need_x else None
+    gx = _input_gradient(xp, x, xp.astype(k, dtype, copy=False), g, options, geometry) if need_x else None
     gk = None
     if need_k:
+        xc = xp.astype(x, dtype, copy=False)
         method = options.method
         if method == "auto":
             kind = _methods.dtype_kind(xp, dtype)

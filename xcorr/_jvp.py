@@ -1,0 +1,230 @@
+"""Jacobian-vector products (forward mode) of corr2d, conv2d and corr2d_multi.
+
+The correlation is bilinear in ``(x, k)``, so its tangent at ``(x, k)`` in
+the direction ``(dx, dk)`` is the sum of two correlations::
+
+    corr(x + dx, k + dk) - corr(x, k) = corr(dx, k) + corr(x, dk) + corr(dx, dk)
+
+without the second-order term. The one exception is a non-zero
+``fillvalue``: the map is then affine in ``x``, and its linear part (what
+``dx`` goes through) reads zeros outside ``dx``. Each term is one forward
+correlation through the dispatcher, so the backends' fast paths and
+``method`` serve it, and a zero (``None``) direction costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ._correlate import _correlate
+from ._options import Options, check_arrays, parse_int, plan, result_dtype
+
+__all__ = ["conv2d_jvp", "corr2d_jvp", "corr2d_multi_jvp", "tangent_options"]
+
+
+def tangent_options(options: Options) -> Options:
+    """The options of the linear map ``dx -> corr(dx, k)``: a fill value is a constant, with no tangent."""
+    if options.boundary == "fill" and options.fillvalue != 0:
+        return replace(options, fillvalue=0)
+    return options
+
+
+def _check_tangent(name: str, t, a, a_name: str) -> None:
+    check_arrays(a, t, x_name=a_name, k_name=name)
+    if tuple(t.shape) != tuple(a.shape):
+        msg = f"{name} must have the shape of {a_name}, {tuple(a.shape)}; got shape {tuple(t.shape)}"
+        raise ValueError(msg)
+
+
+def _sum(xp, terms, dtype):
+    total = terms[0] if len(terms) == 1 else terms[0] + terms[1]
+    return xp.astype(total, dtype, copy=False)
+
+
+def _tangent_dtype(xp, x, k, dx, dk):
+    dtype = result_dtype(xp, x.dtype, k.dtype)
+    for t in (dx, dk):
+        if t is not None:
+            dtype = result_dtype(xp, dtype, t.dtype)
+    return dtype
+
+
+def _public_jvp(name: str, x, k, dx, dk, options: Options, k_name: str = "k"):
+    xp = check_arrays(x, k, k_name=k_name)
+    plan(x.shape, k.shape, options)  # the shape checks of the forward call
+    if dx is None and dk is None:
+        msg = f"{name}_jvp needs a direction: dx, d{k_name} or both (got None for both)"
+        raise ValueError(msg)
+    if dx is not None:
+        _check_tangent("dx", dx, x, "x")
+    if dk is not None:
+        _check_tangent(f"d{k_name}", dk, k, k_name)
+    dtype = _tangent_dtype(xp, x, k, dx, dk)
+    terms = []
+    if dx is not None:
+        terms.append(_correlate(dx, k, tangent_options(options)))
+    if dk is not None:
+        terms.append(_correlate(x, dk, options))
+    return _sum(xp, terms, dtype)
+
+
+_JVP_DOC = """Forward-mode derivative of ``{name}(x, k, **options)`` in the direction ``(dx, dk)``.
+
+    Returns the tangent ``t = {name}(dx, k) + {name}(x, dk)``: the
+    Jacobian-vector product of the (bilinear) map, exact, for every mode,
+    boundary, stride, dilation and batch shape; two forward correlations
+    (one where a direction is None), computed by the same dispatcher as
+    ``xcorr.{name}`` so ``method`` and the backends' fast paths apply. With
+    a non-zero ``fillvalue`` the map is affine in ``x`` and ``dx`` goes
+    through its linear part (zeros outside ``dx``). The primal output is
+    ``xcorr.{name}(x, k, **options)``; it is not recomputed here.
+
+    Parameters
+    ----------
+    x : array, shape (..., H, W)
+        Input of the forward call.
+    k : array, shape (h, w) or (..., h, w)
+        Kernel of the forward call.
+    dx : array of the shape of ``x``, or None
+        Direction for ``x`` (None: zero).
+    dk : array of the shape of ``k``, or None
+        Direction for ``k`` (None: zero).
+    mode, boundary, fillvalue, stride, dilation, method
+        The options of the forward call; see ``xcorr.{name}``.
+
+    Returns
+    -------
+    array, shape of ``{name}(x, k, **options)``
+        The tangent, in the promoted dtype of the four arrays.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``xcorr.{name}`` for ``x``, ``k`` and the options; ValueError when
+        ``dx``/``dk`` do not have the shapes of ``x``/``k`` or both are None.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import xcorr
+    >>> x = xp.reshape(xp.arange(9.0), (3, 3))
+    >>> k = xp.asarray([[1.0, -1.0]])
+    >>> xcorr.{name}_jvp(x, k, xp.ones((3, 3)), None)
+    Array([[{t}, {t}],
+           [{t}, {t}],
+           [{t}, {t}]], dtype=array_api_strict.float64)
+    """
+
+
+def corr2d_jvp(
+    x,
+    k,
+    dx,
+    dk,
+    /,
+    *,
+    mode="valid",
+    boundary="fill",
+    fillvalue=0,
+    stride=1,
+    dilation=1,
+    method="auto",
+):
+    options = Options.parse(
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        stride=stride,
+        dilation=dilation,
+        method=method,
+    )
+    return _public_jvp("corr2d", x, k, dx, dk, options)
+
+
+def conv2d_jvp(
+    x,
+    k,
+    dx,
+    dk,
+    /,
+    *,
+    mode="valid",
+    boundary="fill",
+    fillvalue=0,
+    stride=1,
+    dilation=1,
+    method="auto",
+):
+    options = Options.parse(
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        stride=stride,
+        dilation=dilation,
+        convolve=True,
+        method=method,
+    )
+    return _public_jvp("conv2d", x, k, dx, dk, options)
+
+
+corr2d_jvp.__doc__ = _JVP_DOC.format(name="corr2d", t="0.")
+conv2d_jvp.__doc__ = _JVP_DOC.format(name="conv2d", t="0.")
+
+
+def corr2d_multi_jvp(
+    x, w, dx, dw, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1,
+    method="auto",
+):  # fmt: skip
+    """Forward-mode derivative of ``corr2d_multi(x, w, **options)`` in the direction ``(dx, dw)``.
+
+    Returns the tangent ``corr2d_multi(dx, w) + corr2d_multi(x, dw)`` (two
+    multi-channel correlations, one where a direction is None), with the
+    linear part of a non-zero fill for ``dx``, as ``xcorr.corr2d_jvp``.
+
+    Parameters
+    ----------
+    x, w
+        The operands of the forward call.
+    dx : array of the shape of ``x``, or None
+    dw : array of the shape of ``w``, or None
+    mode, boundary, fillvalue, stride, dilation, groups, method
+        The options of the forward call; see ``xcorr.corr2d_multi``.
+
+    Returns
+    -------
+    array, shape of ``corr2d_multi(x, w, **options)``
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``corr2d_multi``, and ValueError when ``dx``/``dw`` do not have the
+        shapes of ``x``/``w`` or both are None.
+    """
+    from ._multi import check_multi, correlate_multi
+
+    options = Options.parse(
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        stride=stride,
+        dilation=dilation,
+        method=method,
+    )
+    groups = parse_int("groups", groups)
+    xp, geometry = check_multi(x, w, options, groups)
+    if dx is None and dw is None:
+        msg = "corr2d_multi_jvp needs a direction: dx, dw or both (got None for both)"
+        raise ValueError(msg)
+    if dx is not None:
+        _check_tangent("dx", dx, x, "x")
+    if dw is not None:
+        _check_tangent("dw", dw, w, "w")
+    dtype = _tangent_dtype(xp, x, w, dx, dw)
+    terms = []
+    if dx is not None:
+        terms.append(
+            correlate_multi(xp, dx, w, tangent_options(options), geometry, groups)
+        )
+    if dw is not None:
+        terms.append(correlate_multi(xp, x, dw, options, geometry, groups))
+    return _sum(xp, terms, dtype)
