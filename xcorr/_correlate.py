@@ -190,7 +190,7 @@ class Widened:
         return xp.astype(self.inner(xp.astype(x, wide), xp.astype(k, wide)), self.dtype)
 
 
-def _prepare(x, k, options: Options) -> Prepared:
+def _prepare(x, k, options: Options) -> Prepared | Widened:
     xp = check_arrays(x, k)
     geometry = plan(x.shape, k.shape, options)
     dtype = result_dtype(xp, x.dtype, k.dtype)

@@ -15,6 +15,8 @@ and ``axes`` works.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from . import _generic
 from ._compat import device, is_numpy_namespace, isdtype
 from ._methods import fft_shape, good_size
@@ -40,7 +42,12 @@ def dilate(xp, k, dilation: tuple[int, int]):
 
 # numpy.pad's names of the boundaries; its extensions wider than the array
 # continue the pattern as _generic's do.
-_NUMPY_PAD_MODES = {"wrap": "wrap", "symm": "symmetric", "reflect": "reflect", "edge": "edge"}
+_NUMPY_PAD_MODES: dict[str, Literal["wrap", "symmetric", "reflect", "edge"]] = {
+    "wrap": "wrap",
+    "symm": "symmetric",
+    "reflect": "reflect",
+    "edge": "edge",
+}
 
 
 def extend(xp, x, geometry: Geometry, options: Options):

@@ -213,7 +213,7 @@ class PreparedMulti:
 
 def _prepare_multi_and_call(x, w, options: Options, groups: int, key):
     xp, geometry = check_multi(x, w, options, groups)
-    prepared = PreparedMulti(xp, adapter_for(xp), options, geometry, groups)
+    prepared: PreparedMulti | Widened = PreparedMulti(xp, adapter_for(xp), options, geometry, groups)
     dtype = result_dtype(xp, x.dtype, w.dtype)
     if half_precision(dtype):  # computed in float32, rounded once (see ``Widened``)
         prepared = Widened(xp, dtype, prepared)
