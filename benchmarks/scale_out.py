@@ -243,10 +243,10 @@ def correlate_store(client, source: str, target: str) -> dict:
 def halo_overhead(shape, chunk: int) -> float:
     """Input pixels the blocks read (their windows, halos included) over the pixels of the image."""
     import dask.array as da
-    from xcorr.backends.dask import _Tiles
 
     from xcorr._compat import array_namespace
     from xcorr._options import Options, plan
+    from xcorr.backends.dask import _Tiles
 
     options = Options.parse(**OPTIONS)
     x = da.zeros(shape, chunks=chunk, dtype=np.float32)

@@ -20,7 +20,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / "_ext"))
 
-import xcorr
+import xcorr  # noqa: E402  (after the path of the local extensions)
 
 project = "xcorr"
 author = "xcorr developers"

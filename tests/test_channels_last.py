@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from matrix import require_module
 
 import xcorr
+
+from matrix import require_module
 
 OPTIONS = [
     pytest.param({}, id="valid"),

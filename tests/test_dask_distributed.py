@@ -15,12 +15,13 @@ import pickle
 
 import numpy as np
 import pytest
+
+import xcorr
+
 from matrix import require_module
 
 da = require_module("dask.array")
-import dask
-
-import xcorr
+dask = require_module("dask")
 
 # Chunkings that split a (2, 29, 31) batch irregularly; the second has chunks of
 # one row and one column, smaller than every kernel's span below.

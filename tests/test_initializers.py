@@ -7,9 +7,10 @@ import math
 
 import numpy as np
 import pytest
-from matrix import require_module
 
 import xcorr
+
+from matrix import require_module
 
 init = xcorr.initializers
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 
 import pytest
+
 from matrix import require_module
 
 # One subprocess compiles every case: tens of seconds on a loaded 2-core machine.

@@ -14,12 +14,13 @@ import time
 
 import numpy as np
 import pytest
+
+import xcorr
+
 from matrix import require_module
 
 torch = require_module("torch")
-import torch.distributed as dist
-
-import xcorr
+dist = require_module("torch.distributed")
 
 WORLD = 2
 STEPS = 4

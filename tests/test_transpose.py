@@ -3,11 +3,14 @@ jax.lax.conv_transpose as references, the adjoint identity, gradients, the layer
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
-from matrix import require_module
 
 import xcorr
+
+from matrix import require_module
 
 torch = require_module("torch")
 F = torch.nn.functional
@@ -295,7 +298,9 @@ def test_jax_grad_jit_vmap_and_lax_conv_transpose():
         torch_transpose(x, w, **options).shape
     )
     gx_ref, gw_ref = _torch_grads(x, w, g, options)
-    loss = lambda x, w: jnp.sum(xcorr.conv_transpose2d(x, w, **options) * g)
+    def loss(x, w):
+        return jnp.sum(xcorr.conv_transpose2d(x, w, **options) * g)
+
     gx, gw = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(w))
     np.testing.assert_allclose(np.asarray(gx), gx_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(np.asarray(gw), gw_ref, rtol=1e-12, atol=1e-12)
@@ -394,7 +399,7 @@ def test_layer_trains_with_fit(backend):
     y = target(x)
     y = y.detach() if kind(backend) == "torch" else y
     layer, losses = xcorr.fit(layer, x, y, lr=0.5, steps=5, loss="mse")
-    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert all(b < a for a, b in itertools.pairwise(losses)), losses
     assert losses[-1] < 0.5 * losses[0], losses
 
 

@@ -70,7 +70,7 @@ class _ResultsDirective(Directive):
         except (OSError, ValueError) as err:
             raise self.error(
                 f"cannot read the benchmark results ({err}); write them with python -m benchmarks --json"
-            )
+            ) from err
         env.note_dependency(str(path))
         return path, data
 
