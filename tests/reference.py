@@ -104,9 +104,7 @@ def reference_2d(
     else:
         xp_ = np.pad(x, pad, mode=_NUMPY_PAD_MODE[boundary])
     full = seed_corr2d(xp_, k)
-    if padding is not None:
-        dense = full
-    elif mode == "full":
+    if padding is not None or mode == "full":
         dense = full
     elif mode == "valid":
         dense = full[eh - 1 : H, ew - 1 : W]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import xcorr
 from xcorr._compat import array_namespace
+
 from matrix import BACKENDS, assert_result, require_module
 from reference import (
     fast_reference,
@@ -106,7 +107,7 @@ def test_matches_numpy_pad_reference(backend, case, name):
 def test_vjp_matches_reference(backend, case, name):
     x_shape, k_shape, options = CASES[case]
     x_shape, k_shape = _batched(list(CASES).index(case), x_shape, k_shape)
-    f, f_vjp, convolve = FUNCTIONS[name]
+    _, f_vjp, convolve = FUNCTIONS[name]
     x, k = random(x_shape, seed=3), random(k_shape, seed=4)
     g = random(fast_reference(x, k, convolve=convolve, **options).shape, seed=5)
     ex, ek = reference_vjp(x, k, g, convolve=convolve, **options)

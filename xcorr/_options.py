@@ -406,14 +406,13 @@ def plan(x_shape, k_shape, options: Options) -> Geometry:
                 "pad more"
             )
             raise ValueError(msg)
-    elif options.mode == "valid":
-        if eh > H or ew > W:
-            what = "kernel" if (dh, dw) == (1, 1) else f"dilated kernel ({eh}, {ew})"
-            msg = (
-                f'k is larger than x in "valid" mode: {what} of shape {tuple(k_shape)} '
-                f"does not fit in x of shape {tuple(x_shape)}; use mode=\"same\" or \"full\""
-            )
-            raise ValueError(msg)
+    elif options.mode == "valid" and (eh > H or ew > W):
+        what = "kernel" if (dh, dw) == (1, 1) else f"dilated kernel ({eh}, {ew})"
+        msg = (
+            f'k is larger than x in "valid" mode: {what} of shape {tuple(k_shape)} '
+            f"does not fit in x of shape {tuple(x_shape)}; use mode=\"same\" or \"full\""
+        )
+        raise ValueError(msg)
     rows = plan_axis(H, h, dh, sh, options.mode, options.convolve, None if pads is None else pads[0])
     cols = plan_axis(W, w, dw, sw, options.mode, options.convolve, None if pads is None else pads[1])
     if options.boundary == "reflect":
