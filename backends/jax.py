@@ -590,7 +590,7 @@ def _native(x, k, *, options, geometry):
 # --- layers and multi-channel correlation (issue 3) -------------------------
 
 
-def correlate_multi(xp, x, w, options, geometry, groups):
+def correlate_multi(xp, x, w, options, geometry, groups, precision=None, preferred_element_type=None):
     """``corr2d_multi``: ``lax.conv_general_dilated``, the extension handed to jax.
 
     A zero fill is the convolution's ``padding``; another fill value one
@@ -628,7 +628,8 @@ def correlate_multi(xp, x, w, options, geometry, groups):
         rhs_dilation=options.dilation,
         dimension_numbers=("NCHW", "OIHW", "NCHW"),
         feature_group_count=groups,
-        precision=jax.lax.Precision.HIGHEST,
+        precision=jax.lax.Precision.HIGHEST if precision is None else precision,
+        preferred_element_type=preferred_element_type,
     )
     if y.shape[-2:] != (rows.count, cols.count):  # a pad past the last window, unread
         y = y[..., : rows.count, : cols.count]
@@ -975,12 +976,21 @@ class JaxAdapter(Adapter):
                 return gk
         return super().kernel_gradient_sum(xp, xe, g, options, k_shape)
 
-    def correlate_multi(self, xp, x, w, options, geometry, groups):
+    # corr2d_multi's precision= and preferred_element_type= (lax.conv_general_dilated's).
+    lax_options = True
+
+    def correlate_multi(self, xp, x, w, options, geometry, groups, precision=None, preferred_element_type=None):
         if options.method in ("auto", "native"):
-            y = correlate_multi(xp, x, w, options, geometry, groups)
+            y = correlate_multi(xp, x, w, options, geometry, groups, precision, preferred_element_type)
             if y is not NotImplemented:
                 return y
-        return super().correlate_multi(xp, x, w, options, geometry, groups)
+        if preferred_element_type is None:
+            return super().correlate_multi(xp, x, w, options, geometry, groups)
+        # The other methods accumulate in the preferred type (or the operands' where wider).
+        preferred = xp.dtype(preferred_element_type)
+        wide = xp.result_type(result_dtype(xp, x.dtype, w.dtype), preferred)
+        y = super().correlate_multi(xp, xp.astype(x, wide), xp.astype(w, wide), options, geometry, groups)
+        return xp.astype(y, preferred)
 
     def correlate_multi_channels_last(self, xp, x, w, options, geometry, groups):
         if options.method in ("auto", "native"):

@@ -161,9 +161,10 @@ class _Correlate(torch.autograd.Function):
     @staticmethod
     def forward(x, k, options, geometry):
         y = forward(array_namespace(x, k), x, k, options, geometry)
-        # A view (a crop of the FFT's or F.conv2d's output) would need its
-        # forward-mode tangent laid out as a view of the same base.
-        return y.clone() if y._is_view() else y
+        # Under forward AD (a dual level is open), a view (a crop of the FFT's
+        # or F.conv2d's output) would need its tangent laid out as a view of
+        # the same base: the output is copied out of it there, and only there.
+        return y.clone() if _forward_ad._current_level >= 0 and y._is_view() else y
 
     @staticmethod
     def vmap(info, in_dims, x, k, options, geometry):

@@ -162,7 +162,8 @@ def test_layer_dtype_errors():
         xcorr.Conv2D(3, backend="numpy", dtype="bfloat16")
     require_module("array_api_strict")
     with pytest.raises(
-        ValueError, match=r"dtype must be one of 'float32', 'float64' or one of those dtypes of array_api_strict; got 'float16'"
+        ValueError,
+        match=r"dtype must be one of 'float32', 'float64' or one of those dtypes of array_api_strict; got 'float16'",
     ):
         xcorr.Conv2D(3, backend="array_api_strict", dtype="float16")
 
@@ -244,3 +245,55 @@ def test_half_gradients_torch_and_jax():
     )[1]
     assert_close(kt.grad.double().numpy(), expected, "bfloat16")
     assert_close(np.asarray(gk, np.float64), expected, "bfloat16")
+
+
+@pytest.mark.parametrize("method", ("auto", "direct", "fft"))
+def test_jax_preferred_element_type(method):
+    # Native: passed to lax.conv_general_dilated; direct and FFT accumulate in it.
+    jax, half = _jax("bfloat16")
+    jnp, lax = jax.numpy, jax.lax
+    x = jnp.asarray(random((2, 4, 8, 8), 11), dtype=half)
+    w = jnp.asarray(random((4, 2, 3, 3), 12), dtype=half)
+    y = xcorr.corr2d_multi(
+        x, w, groups=2, method=method, preferred_element_type=jnp.float32
+    )
+    native = lax.conv_general_dilated(
+        x,
+        w,
+        (1, 1),
+        "VALID",
+        feature_group_count=2,
+        preferred_element_type=jnp.float32,
+        precision=lax.Precision.HIGHEST,
+    )
+    assert y.dtype == native.dtype == jnp.float32
+    expected = reference_multi(
+        np.asarray(x, np.float64), np.asarray(w, np.float64), groups=2
+    )
+    np.testing.assert_allclose(
+        np.asarray(y, np.float64),
+        expected,
+        rtol=0,
+        atol=2e-5 * np.max(np.abs(expected)),
+    )
+
+
+def test_jax_precision_passes_through():
+    jax, _ = _jax("float32")
+    jnp, lax = jax.numpy, jax.lax
+    x, w = jnp.asarray(random((1, 2, 7, 7), 13)), jnp.asarray(random((2, 2, 2, 2), 14))
+    for precision in (lax.Precision.DEFAULT, "highest"):
+        y = xcorr.corr2d_multi(x, w, mode="same", precision=precision)
+        native = lax.conv_general_dilated(
+            x, w, (1, 1), ((0, 1), (0, 1)), precision=precision
+        )
+        np.testing.assert_array_equal(np.asarray(y), np.asarray(native))
+
+
+def test_lax_options_refused_elsewhere():
+    x, w = np.ones((1, 2, 4, 4), np.float32), np.ones((1, 2, 2, 2), np.float32)
+    with pytest.raises(
+        ValueError,
+        match=r"jax's .* options; got preferred_element_type='float32' for numpy arrays",
+    ):
+        xcorr.corr2d_multi(x, w, preferred_element_type="float32")

@@ -10,6 +10,8 @@ since a channel sum is a GEMM, which their native convolutions do well.
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import _vjp
 from ._adapter import adapter_for
 from ._correlate import _PREPARED, Widened, _correlate, _public_key, half_precision, remember
@@ -101,6 +103,8 @@ def corr2d_multi(
     method: Method = "auto",
     padding: Padding = None,
     data_format: DataFormat = "channels_first",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> Array:
     """Multi-channel 2-D cross-correlation, the forward pass of a convolutional layer.
 
@@ -133,6 +137,14 @@ def corr2d_multi(
         ``w`` keeps its layout. Channels-last arrays are computed on
         natively: jax convolves in ``NHWC``, torch on the permuted view
         (``channels_last`` memory format), numpy on strided views.
+    precision, preferred_element_type : default None
+        jax only: ``lax.conv_general_dilated``'s arguments, passed through on
+        the native path (``precision`` defaults to ``lax.Precision.HIGHEST``
+        there). "direct" and "fft" compute in the wider of the operands'
+        dtype and ``preferred_element_type`` (their products and sums are
+        exact float operations, as ``HIGHEST``) and return
+        ``preferred_element_type``. Other libraries, and
+        ``data_format="channels_last"``, refuse them.
 
     Returns
     -------
@@ -162,12 +174,18 @@ def corr2d_multi(
              [8., 8.]]]], dtype=array_api_strict.float64)
     """
     if data_format != "channels_first":
+        if precision is not None or preferred_element_type is not None:
+            msg = (
+                f"precision and preferred_element_type take data_format='channels_first' only; "
+                f"got data_format={data_format!r}"
+            )
+            raise ValueError(msg)
         return _multi_other_layout(
             x, w, None, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
         )
     key = None
     try:
-        op = ("corr2d_multi", type(groups), groups)
+        op = ("corr2d_multi", type(groups), groups, precision, preferred_element_type)
         key = _public_key(op, x, w, mode, boundary, fillvalue, stride, dilation, method, padding)
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
@@ -179,7 +197,10 @@ def corr2d_multi(
         method=method, padding=padding,
     )
     groups = parse_int("groups", groups)
-    return _prepare_multi_and_call(x, w, options, groups, key)
+    lax = None
+    if precision is not None or preferred_element_type is not None:
+        lax = {"precision": precision, "preferred_element_type": preferred_element_type}
+    return _prepare_multi_and_call(x, w, options, groups, key, lax)
 
 
 def apply_multi(x, w, options: Options, groups: int):
@@ -194,29 +215,38 @@ def apply_multi(x, w, options: Options, groups: int):
 class PreparedMulti:
     """``corr2d_multi`` of one signature, validated once (see ``xcorr._correlate.Prepared``)."""
 
-    __slots__ = ("adapter", "geometry", "groups", "options", "tuning", "xp")
+    __slots__ = ("adapter", "geometry", "groups", "lax", "options", "tuning", "xp")
 
-    def __init__(self, xp, adapter, options: Options, geometry, groups: int):
+    def __init__(self, xp, adapter, options: Options, geometry, groups: int, lax=None):
         self.xp = xp
         self.adapter = adapter
         self.tuning = adapter.tuning
         self.options = options
         self.geometry = geometry
         self.groups = groups
+        self.lax = lax or {}  # jax's precision/preferred_element_type, where given
 
     def __call__(self, x, w):
         if self.tuning is not self.adapter.tuning or (self.adapter.devices and not self.adapter.same_device(x, w)):
             xp, geometry = check_multi(x, w, self.options, self.groups)
-            return adapter_for(xp).correlate_multi(xp, x, w, self.options, geometry, self.groups)
-        return self.adapter.correlate_multi(self.xp, x, w, self.options, self.geometry, self.groups)
+            return adapter_for(xp).correlate_multi(xp, x, w, self.options, geometry, self.groups, **self.lax)
+        return self.adapter.correlate_multi(self.xp, x, w, self.options, self.geometry, self.groups, **self.lax)
 
 
-def _prepare_multi_and_call(x, w, options: Options, groups: int, key):
+def _prepare_multi_and_call(x, w, options: Options, groups: int, key, lax=None):
     xp, geometry = check_multi(x, w, options, groups)
-    prepared: PreparedMulti | Widened = PreparedMulti(xp, adapter_for(xp), options, geometry, groups)
+    adapter = adapter_for(xp)
+    if lax is not None and not getattr(adapter, "lax_options", False):
+        given = ", ".join(f"{name}={value!r}" for name, value in lax.items() if value is not None)
+        msg = (
+            f"precision and preferred_element_type are jax's (lax.conv_general_dilated's) options; got "
+            f"{given} for {adapter.name} arrays"
+        )
+        raise ValueError(msg)
+    prepared: PreparedMulti | Widened = PreparedMulti(xp, adapter, options, geometry, groups, lax)
     dtype = result_dtype(xp, x.dtype, w.dtype)
-    if half_precision(dtype):  # computed in float32, rounded once (see ``Widened``)
-        prepared = Widened(xp, dtype, prepared)
+    if half_precision(dtype) and not (lax or {}).get("preferred_element_type"):
+        prepared = Widened(xp, dtype, prepared)  # computed in float32, rounded once
     remember(key, prepared)
     return prepared(x, w)
 
