@@ -59,7 +59,7 @@ def test_keras_models_match_keras_conv2d(backend):
     errors = report["errors"]
     assert "filters must be an int >= 1; got 0" in errors["filters"]
     assert "padding must be one of 'valid', 'same', 'full'; got 'smae'" in errors["padding"]
-    assert "boundary must be one of" in errors["boundary"] and "'mirror'" in errors["boundary"]
+    assert "boundary must be one of" in errors["boundary"] and "'mirrored'" in errors["boundary"]
     assert "groups must be an int >= 1 that divides filters=3; got 2" in errors["groups"]
     assert "kernel_size must be an int >= 1 or a pair of them; got (3, 0)" in errors["kernel_size"]
     assert "data_format must be 'channels_last' or 'channels_first'; got 'NHWC'" in errors["data_format"]

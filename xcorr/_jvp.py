@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ._compat import array_namespace
 from ._correlate import _correlate
 from ._options import Options, check_arrays, parse_int, plan, result_dtype
+from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_jvp", "corr2d_jvp", "corr2d_multi_jvp", "tangent_options"]
 
@@ -89,7 +91,7 @@ _JVP_DOC = """Forward-mode derivative of ``{name}(x, k, **options)`` in the dire
         Direction for ``x`` (None: zero).
     dk : array of the shape of ``k``, or None
         Direction for ``k`` (None: zero).
-    mode, boundary, fillvalue, stride, dilation, method
+    mode, boundary, fillvalue, stride, dilation, method, padding
         The options of the forward call; see ``xcorr.{name}``.
 
     Returns
@@ -117,19 +119,20 @@ _JVP_DOC = """Forward-mode derivative of ``{name}(x, k, **options)`` in the dire
 
 
 def corr2d_jvp(
-    x,
-    k,
-    dx,
-    dk,
+    x: Array,
+    k: Array,
+    dx: Array | None,
+    dk: Array | None,
     /,
     *,
-    mode="valid",
-    boundary="fill",
-    fillvalue=0,
-    stride=1,
-    dilation=1,
-    method="auto",
-):
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Pair = 1,
+    dilation: Pair = 1,
+    method: Method = "auto",
+    padding: Padding = None,
+) -> Array:
     options = Options.parse(
         mode=mode,
         boundary=boundary,
@@ -137,24 +140,26 @@ def corr2d_jvp(
         stride=stride,
         dilation=dilation,
         method=method,
+        padding=padding,
     )
     return _public_jvp("corr2d", x, k, dx, dk, options)
 
 
 def conv2d_jvp(
-    x,
-    k,
-    dx,
-    dk,
+    x: Array,
+    k: Array,
+    dx: Array | None,
+    dk: Array | None,
     /,
     *,
-    mode="valid",
-    boundary="fill",
-    fillvalue=0,
-    stride=1,
-    dilation=1,
-    method="auto",
-):
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Pair = 1,
+    dilation: Pair = 1,
+    method: Method = "auto",
+    padding: Padding = None,
+) -> Array:
     options = Options.parse(
         mode=mode,
         boundary=boundary,
@@ -163,6 +168,7 @@ def conv2d_jvp(
         dilation=dilation,
         convolve=True,
         method=method,
+        padding=padding,
     )
     return _public_jvp("conv2d", x, k, dx, dk, options)
 
@@ -172,9 +178,22 @@ conv2d_jvp.__doc__ = _JVP_DOC.format(name="conv2d", t="0.")
 
 
 def corr2d_multi_jvp(
-    x, w, dx, dw, /, *, mode="valid", boundary="fill", fillvalue=0, stride=1, dilation=1, groups=1,
-    method="auto",
-):  # fmt: skip
+    x: Array,
+    w: Array,
+    dx: Array | None,
+    dw: Array | None,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Pair = 1,
+    dilation: Pair = 1,
+    groups: int = 1,
+    method: Method = "auto",
+    padding: Padding = None,
+    data_format: DataFormat = "channels_first",
+) -> Array:
     """Forward-mode derivative of ``corr2d_multi(x, w, **options)`` in the direction ``(dx, dw)``.
 
     Returns the tangent ``corr2d_multi(dx, w) + corr2d_multi(x, dw)`` (two
@@ -187,7 +206,7 @@ def corr2d_multi_jvp(
         The operands of the forward call.
     dx : array of the shape of ``x``, or None
     dw : array of the shape of ``w``, or None
-    mode, boundary, fillvalue, stride, dilation, groups, method
+    mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
         The options of the forward call; see ``xcorr.corr2d_multi``.
 
     Returns
@@ -200,7 +219,8 @@ def corr2d_multi_jvp(
         As ``corr2d_multi``, and ValueError when ``dx``/``dw`` do not have the
         shapes of ``x``/``w`` or both are None.
     """
-    from ._multi import check_multi, correlate_multi
+    from ._layout import parse_data_format, to_first
+    from ._multi import check_multi, corr2d_multi, correlate_multi
 
     options = Options.parse(
         mode=mode,
@@ -209,9 +229,12 @@ def corr2d_multi_jvp(
         stride=stride,
         dilation=dilation,
         method=method,
+        padding=padding,
     )
     groups = parse_int("groups", groups)
-    xp, geometry = check_multi(x, w, options, groups)
+    parse_data_format(data_format)
+    last = data_format == "channels_last"
+    xp, geometry = check_multi(to_first(array_namespace(x, w), x) if last else x, w, options, groups)
     if dx is None and dw is None:
         msg = "corr2d_multi_jvp needs a direction: dx, dw or both (got None for both)"
         raise ValueError(msg)
@@ -221,10 +244,20 @@ def corr2d_multi_jvp(
         _check_tangent("dw", dw, w, "w")
     dtype = _tangent_dtype(xp, x, w, dx, dw)
     terms = []
+    if last:  # through the public call, which computes channels-last natively
+        def forward(a, b, fill):
+            return corr2d_multi(
+                a, b, mode=mode, boundary=boundary, fillvalue=fill, stride=stride, dilation=dilation,
+                groups=groups, method=method, padding=padding, data_format=data_format,
+            )
+
+        if dx is not None:
+            terms.append(forward(dx, w, tangent_options(options).fillvalue))
+        if dw is not None:
+            terms.append(forward(x, dw, fillvalue))
+        return _sum(xp, terms, dtype)
     if dx is not None:
-        terms.append(
-            correlate_multi(xp, dx, w, tangent_options(options), geometry, groups)
-        )
+        terms.append(correlate_multi(xp, dx, w, tangent_options(options), geometry, groups))
     if dw is not None:
         terms.append(correlate_multi(xp, x, dw, options, geometry, groups))
     return _sum(xp, terms, dtype)

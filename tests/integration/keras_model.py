@@ -122,7 +122,7 @@ errors = {}
 for label, kwargs in {
     "filters": dict(filters=0, kernel_size=3),
     "padding": dict(filters=2, kernel_size=3, padding="smae"),
-    "boundary": dict(filters=2, kernel_size=3, boundary="mirror"),
+    "boundary": dict(filters=2, kernel_size=3, boundary="mirrored"),
     "groups": dict(filters=3, kernel_size=3, groups=2),
     "kernel_size": dict(filters=2, kernel_size=(3, 0)),
     "data_format": dict(filters=2, kernel_size=3, data_format="NHWC"),
