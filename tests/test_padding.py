@@ -814,3 +814,28 @@ def test_torch_func_vmap_and_grad():
     np.testing.assert_allclose(
         gk.numpy(), reference_vjp(x.numpy(), k.numpy(), g, **options)[1], **EXACT
     )
+
+
+@pytest.mark.parametrize("case", ["reflect-int", "edge-asym-strided"])
+def test_jvp_with_padding_is_the_sum_of_two_padded_correlations(backend, case):
+    # The forward-mode derivative of the bilinear map: corr(dx, k) + corr(x, dk), padded alike.
+    x_shape, k_shape, options = CASES[case]
+    x, k = random(x_shape, seed=11), random(k_shape, seed=12)
+    dx, dk = random(x_shape, seed=13), random(k_shape, seed=14)
+    expected = fast_reference(dx, k, **options) + fast_reference(x, dk, **options)
+    t = xcorr.corr2d_jvp(*(backend.asarray(a) for a in (x, k, dx, dk)), **options)
+    assert_result(backend, t, expected, "float64")
+
+
+def test_multi_jvp_with_padding_in_both_layouts(backend):
+    x, w = random((2, 4, 6, 5), seed=15), random((6, 2, 3, 3), seed=16)
+    dx, dw = random(x.shape, seed=17), random(w.shape, seed=18)
+    options = dict(boundary="edge", padding=((1, 2), (0, 1)), stride=2, groups=2)
+    expected = reference_multi(dx, w, **options) + reference_multi(x, dw, **options)
+    t = xcorr.corr2d_multi_jvp(*(backend.asarray(a) for a in (x, w, dx, dw)), **options)
+    assert_result(backend, t, expected, "float64")
+    last = [backend.asarray(np.moveaxis(a, 1, -1).copy()) for a in (x, dx)]
+    t_last = xcorr.corr2d_multi_jvp(
+        last[0], backend.asarray(w), last[1], backend.asarray(dw), data_format="channels_last", **options
+    )
+    assert_result(backend, t_last, np.moveaxis(expected, 1, -1), "float64")
