@@ -430,7 +430,7 @@ class TorchModel(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(2, 4, 3, padding=1),
+            torch.nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect"),
             torch.nn.Tanh(),
             torch.nn.ConvTranspose2d(
                 4, 4, 3, stride=2, padding=1, output_padding=1, groups=2
@@ -449,7 +449,8 @@ def xcorr_layers(backend):
             3,
             in_channels=2,
             out_channels=4,
-            mode="same",
+            padding=1,
+            boundary="reflect",
             backend=backend,
             dtype="float64",
         ),
