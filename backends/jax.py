@@ -725,7 +725,7 @@ class Conv2D(_layer.Conv2D):
         object.__setattr__(self, "bias", params["bias"])
 
     def __setattr__(self, name, value):
-        msg = f"Conv2D is immutable (a jax pytree); use layer.replace({name}=...)"
+        msg = f"{self._public_name} is immutable (a jax pytree); use layer.replace({name}=...)"
         raise AttributeError(msg)
 
     def __call__(self, x):
@@ -737,69 +737,42 @@ class Conv2D(_layer.Conv2D):
         if unknown:
             msg = f"replace takes weight and bias; got {sorted(unknown)}"
             raise TypeError(msg)
-        return _make_layer(self.spec, params.get("weight", self.weight), params.get("bias", self.bias))
+        return _make_layer(type(self), self.spec, params.get("weight", self.weight), params.get("bias", self.bias))
 
     def __repr__(self) -> str:
-        return f"Conv2D({self.spec.describe()})"
-
-
-def _make_layer(spec, weight, bias):
-    layer = object.__new__(Conv2D)
-    object.__setattr__(layer, "spec", spec)
-    object.__setattr__(layer, "weight", weight)
-    object.__setattr__(layer, "bias", bias)
-    return layer
-
-
-jax.tree_util.register_pytree_with_keys(
-    Conv2D,
-    lambda layer: (
-        (
-            (jax.tree_util.GetAttrKey("weight"), layer.weight),
-            (jax.tree_util.GetAttrKey("bias"), layer.bias),
-        ),
-        layer.spec,
-    ),
-    lambda spec, leaves: _make_layer(spec, *leaves),
-    flatten_func=lambda layer: ((layer.weight, layer.bias), layer.spec),
-)
+        return f"{self._public_name}({self.spec.describe()})"
 
 
 class Conv2DTranspose(_layer.Conv2DTranspose, Conv2D):
     """``xcorr.Conv2DTranspose`` as a jax pytree, like ``Conv2D`` (``weight`` and ``bias`` are the leaves)."""
 
-    def replace(self, **params):
-        """A new layer with the given ``weight`` and/or ``bias``."""
-        unknown = set(params) - {"weight", "bias"}
-        if unknown:
-            msg = f"replace takes weight and bias; got {sorted(unknown)}"
-            raise TypeError(msg)
-        return _make_transpose_layer(self.spec, params.get("weight", self.weight), params.get("bias", self.bias))
 
-    def __repr__(self) -> str:
-        return f"Conv2DTranspose({self.spec.describe()})"
-
-
-def _make_transpose_layer(spec, weight, bias):
-    layer = object.__new__(Conv2DTranspose)
+def _make_layer(cls, spec, weight, bias):
+    layer = object.__new__(cls)
     object.__setattr__(layer, "spec", spec)
     object.__setattr__(layer, "weight", weight)
     object.__setattr__(layer, "bias", bias)
     return layer
 
 
-jax.tree_util.register_pytree_with_keys(
-    Conv2DTranspose,
-    lambda layer: (
-        (
-            (jax.tree_util.GetAttrKey("weight"), layer.weight),
-            (jax.tree_util.GetAttrKey("bias"), layer.bias),
+def _unflatten(cls, spec, leaves):
+    return _make_layer(cls, spec, *leaves)
+
+
+for _cls in (Conv2D, Conv2DTranspose):
+    jax.tree_util.register_pytree_with_keys(
+        _cls,
+        lambda layer: (
+            (
+                (jax.tree_util.GetAttrKey("weight"), layer.weight),
+                (jax.tree_util.GetAttrKey("bias"), layer.bias),
+            ),
+            layer.spec,
         ),
-        layer.spec,
-    ),
-    lambda spec, leaves: _make_transpose_layer(spec, *leaves),
-    flatten_func=lambda layer: ((layer.weight, layer.bias), layer.spec),
-)
+        functools.partial(_unflatten, _cls),
+        flatten_func=lambda layer: ((layer.weight, layer.bias), layer.spec),
+    )
+del _cls
 
 
 # --- flax serialization ------------------------------------------------------
@@ -976,10 +949,10 @@ class JaxAdapter(Adapter):
                 return gk
         return super().kernel_gradient_sum(xp, xe, g, options, k_shape)
 
-    # corr2d_multi's precision= and preferred_element_type= (lax.conv_general_dilated's).
-    lax_options = True
+    def correlate_multi(self, xp, x, w, options, geometry, groups):
+        return self.correlate_multi_precision(xp, x, w, options, geometry, groups, None, None)
 
-    def correlate_multi(self, xp, x, w, options, geometry, groups, precision=None, preferred_element_type=None):
+    def correlate_multi_precision(self, xp, x, w, options, geometry, groups, precision, preferred_element_type):
         if options.method in ("auto", "native"):
             y = correlate_multi(xp, x, w, options, geometry, groups, precision, preferred_element_type)
             if y is not NotImplemented:

@@ -25,7 +25,7 @@ dist = require_module("torch.distributed")
 WORLD = 2
 STEPS = 4
 LR = 0.05
-TIMEOUT_S = 240
+TIMEOUT_S = 480  # two spawned processes that import torch, beside the other test workers
 
 
 def _data():

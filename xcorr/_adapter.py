@@ -208,6 +208,33 @@ class Adapter:
 
         return _multi.generic_correlate_multi(xp, x, w, options, geometry, groups)
 
+    def correlate_multi_precision(
+        self,
+        xp: Namespace,
+        x: Array,
+        w: Array,
+        options: Options,
+        geometry: Geometry,
+        groups: int,
+        precision: Any,
+        preferred_element_type: Any,
+    ) -> Array:
+        """``corr2d_multi`` with the native convolution's ``precision`` and ``preferred_element_type``
+        (``lax.conv_general_dilated``'s); called instead of ``correlate_multi`` when either is given.
+
+        Generic: refuses them with a ValueError, before any computation.
+        """
+        given = ", ".join(
+            f"{name}={value!r}"
+            for name, value in (("precision", precision), ("preferred_element_type", preferred_element_type))
+            if value is not None
+        )
+        msg = (
+            f"precision and preferred_element_type are jax's (lax.conv_general_dilated's) options; got "
+            f"{given} for {self.name} arrays"
+        )
+        raise ValueError(msg)
+
     def correlate_multi_vjp(
         self,
         xp: Namespace,

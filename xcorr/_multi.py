@@ -227,22 +227,20 @@ class PreparedMulti:
         self.lax = lax or {}  # jax's precision/preferred_element_type, where given
 
     def __call__(self, x, w):
-        if self.tuning is not self.adapter.tuning or (self.adapter.devices and not self.adapter.same_device(x, w)):
+        xp, adapter, geometry = self.xp, self.adapter, self.geometry
+        if self.tuning is not adapter.tuning or (adapter.devices and not adapter.same_device(x, w)):
             xp, geometry = check_multi(x, w, self.options, self.groups)
-            return adapter_for(xp).correlate_multi(xp, x, w, self.options, geometry, self.groups, **self.lax)
-        return self.adapter.correlate_multi(self.xp, x, w, self.options, self.geometry, self.groups, **self.lax)
+            adapter = adapter_for(xp)
+        if self.lax:
+            return adapter.correlate_multi_precision(
+                xp, x, w, self.options, geometry, self.groups, self.lax["precision"], self.lax["preferred_element_type"]
+            )
+        return adapter.correlate_multi(xp, x, w, self.options, geometry, self.groups)
 
 
 def _prepare_multi_and_call(x, w, options: Options, groups: int, key, lax=None):
     xp, geometry = check_multi(x, w, options, groups)
     adapter = adapter_for(xp)
-    if lax is not None and not getattr(adapter, "lax_options", False):
-        given = ", ".join(f"{name}={value!r}" for name, value in lax.items() if value is not None)
-        msg = (
-            f"precision and preferred_element_type are jax's (lax.conv_general_dilated's) options; got "
-            f"{given} for {adapter.name} arrays"
-        )
-        raise ValueError(msg)
     prepared: PreparedMulti | Widened = PreparedMulti(xp, adapter, options, geometry, groups, lax)
     dtype = result_dtype(xp, x.dtype, w.dtype)
     if half_precision(dtype) and not (lax or {}).get("preferred_element_type"):
