@@ -751,10 +751,12 @@ class JaxAdapter(Adapter):
                 return gk
         return super().kernel_gradient_sum(xp, xe, g, options, k_shape)
 
-    # corr2d_multi's precision= and preferred_element_type= (lax.conv_general_dilated's).
-    lax_options = True
+    def correlate_multi(self, xp, x, w, options, geometry, groups):
+        return self.correlate_multi_lax(xp, x, w, options, geometry, groups, None, None)
 
-    def correlate_multi(self, xp, x, w, options, geometry, groups, precision=None, preferred_element_type=None):
+    def correlate_multi_lax(self, xp, x, w, options, geometry, groups, precision, preferred_element_type):
+        """``correlate_multi`` with corr2d_multi's ``precision=`` and ``preferred_element_type=``
+        (``lax.conv_general_dilated``'s; jax only, so outside the adapter contract)."""
         if options.method in ("auto", "native"):
             y = correlate_multi(xp, x, w, options, geometry, groups, precision, preferred_element_type)
             if y is not NotImplemented:

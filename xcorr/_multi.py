@@ -195,14 +195,20 @@ class PreparedMulti:
     def __call__(self, x, w):
         if self.tuning is not self.adapter.tuning or (self.adapter.devices and not self.adapter.same_device(x, w)):
             xp, geometry = check_multi(x, w, self.options, self.groups)
-            return adapter_for(xp).correlate_multi(xp, x, w, self.options, geometry, self.groups, **self.lax)
-        return self.adapter.correlate_multi(self.xp, x, w, self.options, self.geometry, self.groups, **self.lax)
+            return _call(adapter_for(xp), xp, x, w, self.options, geometry, self.groups, self.lax)
+        return _call(self.adapter, self.xp, x, w, self.options, self.geometry, self.groups, self.lax)
+
+
+def _call(adapter, xp, x, w, options: Options, geometry, groups: int, lax):
+    if lax:  # jax's precision/preferred_element_type (checked in _prepare_multi_and_call)
+        return adapter.correlate_multi_lax(xp, x, w, options, geometry, groups, **lax)
+    return adapter.correlate_multi(xp, x, w, options, geometry, groups)
 
 
 def _prepare_multi_and_call(x, w, options: Options, groups: int, key, lax=None):
     xp, geometry = check_multi(x, w, options, groups)
     adapter = adapter_for(xp)
-    if lax is not None and not getattr(adapter, "lax_options", False):
+    if lax is not None and not hasattr(adapter, "correlate_multi_lax"):
         given = ", ".join(f"{name}={value!r}" for name, value in lax.items() if value is not None)
         msg = (
             f"precision and preferred_element_type are jax's (lax.conv_general_dilated's) options; got "
