@@ -14,10 +14,10 @@ import functools
 
 import numpy as np
 import pytest
-
-import xcorr
 from matrix import assert_result, require_module
 from reference import reference, reference_multi
+
+import xcorr
 
 # (x shape, k shape, options): modes, boundaries, a non-zero fill, stride,
 # dilation, batches with one kernel and broadcast kernels, and each method.
@@ -57,7 +57,9 @@ MULTI = {
     ),
 }
 # torch's first forward-mode call loads its JVP decompositions through torch.jit.script.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
+)
 PARAMS = [
     pytest.param(name, case, id=f"{name}-{case}")
     for name in FUNCTIONS

@@ -14,10 +14,10 @@ import sys
 
 import numpy as np
 import pytest
-
-import xcorr
 from matrix import require_module
 from reference import reference, reference_multi
+
+import xcorr
 
 # Relative to the largest |output|: float16 has 11 significant bits, bfloat16 8.
 TOLERANCE = {"float16": 2e-3, "bfloat16": 1e-2}

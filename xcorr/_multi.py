@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from . import _vjp
 from ._adapter import adapter_for
-from ._correlate import _PREPARED, Widened, _correlate, _public_key, half_precision, remember
+from ._correlate import (
+    _PREPARED,
+    Widened,
+    _correlate,
+    _public_key,
+    half_precision,
+    remember,
+)
 from ._options import (
     Geometry,
     Options,
