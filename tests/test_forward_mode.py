@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import xcorr
+
 from matrix import assert_result, require_module
 from reference import reference, reference_multi
 
@@ -57,7 +58,9 @@ MULTI = {
     ),
 }
 # torch's first forward-mode call loads its JVP decompositions through torch.jit.script.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
+)
 PARAMS = [
     pytest.param(name, case, id=f"{name}-{case}")
     for name in FUNCTIONS
@@ -223,7 +226,7 @@ def test_torch_gradcheck_forward_and_double_backward(case):
 
 @pytest.mark.parametrize("case", ["same-symm-batch", "fft"])
 def test_torch_hessian_vector_product(case):
-    x, k, dx, dk, options, _ = problem("conv2d", case)
+    x, k, _dx, dk, options, _ = problem("conv2d", case)
     torch, (xt, kt, dkt) = _torch_inputs(x, k, dk)
 
     def loss(k):
@@ -242,7 +245,7 @@ def test_torch_hessian_vector_product(case):
 
 
 def test_torch_jvp_under_vmap():
-    x, k, dx, dk, options, _ = problem("corr2d", "full-wrap-strided")
+    x, k, _dx, _dk, options, _ = problem("corr2d", "full-wrap-strided")
     torch, (xt, kt) = _torch_inputs(x, k)
     directions = torch.asarray(random((3, *k.shape), 9))
 
@@ -316,7 +319,7 @@ def test_jax_forward_mode(name, case):
 
 @pytest.mark.parametrize("case", ["same-fill", "broadcast-dilated", "fft"])
 def test_jax_check_grads_second_order(case):
-    jax, jnp = _jax()
+    _, jnp = _jax()
     from jax.test_util import check_grads
 
     x, k, *_, options, _ = problem("corr2d", case)
@@ -335,7 +338,7 @@ def test_jax_hessian_vector_product(case, shape):
     # (130, 130): enough outputs for numba's kernels as XLA custom calls, whose
     # second derivatives go through XLA's own ops.
     jax, jnp = _jax()
-    x, k, dx, dk, options, _ = problem("conv2d", case)
+    x, k, _dx, dk, options, _ = problem("conv2d", case)
     x = jnp.asarray(random(shape, 10) if shape else x)
     k, dk = jnp.asarray(k), jnp.asarray(dk)
 
@@ -356,7 +359,7 @@ def test_jax_hessian_vector_product(case, shape):
 
 def test_jax_jvp_under_vmap():
     jax, jnp = _jax()
-    x, k, dx, dk, options, _ = problem("corr2d", "full-wrap-strided")
+    x, k, _dx, _dk, options, _ = problem("corr2d", "full-wrap-strided")
     xs = jnp.asarray(random((3, *x.shape), 11))
 
     def tangent(x):

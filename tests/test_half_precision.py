@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import xcorr
+
 from matrix import require_module
 from reference import reference, reference_multi
 

@@ -14,7 +14,14 @@ from typing import Any
 
 from . import _vjp
 from ._adapter import adapter_for
-from ._correlate import _PREPARED, Widened, _correlate, _public_key, half_precision, remember
+from ._correlate import (
+    _PREPARED,
+    Widened,
+    _correlate,
+    _public_key,
+    half_precision,
+    remember,
+)
 from ._options import (
     Geometry,
     Options,
