@@ -269,6 +269,29 @@ def _typed(value):
     return (type(value), value)
 
 
+def _public_call(op: str, x, k, mode, boundary, fillvalue, stride, dilation, method, padding):
+    """``corr2d`` (``op`` "corr2d") or ``conv2d``: the prepared call of this signature, else parse and prepare."""
+    key = None
+    try:
+        key = _public_key(op, x, k, mode, boundary, fillvalue, stride, dilation, method, padding)
+        call = _PREPARED[key]
+    except (KeyError, TypeError, AttributeError):
+        pass
+    else:
+        return call(x, k)
+    options = Options.parse(
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        stride=stride,
+        dilation=dilation,
+        convolve=op == "conv2d",
+        method=method,
+        padding=padding,
+    )
+    return _prepare_and_call(x, k, options, key)
+
+
 def corr2d(
     x: Array,
     k: Array,
@@ -282,24 +305,7 @@ def corr2d(
     method: Method = "auto",
     padding: Padding = None,
 ) -> Array:
-    key = None
-    try:
-        key = _public_key("corr2d", x, k, mode, boundary, fillvalue, stride, dilation, method, padding)
-        call = _PREPARED[key]
-    except (KeyError, TypeError, AttributeError):
-        pass
-    else:
-        return call(x, k)
-    options = Options.parse(
-        mode=mode,
-        boundary=boundary,
-        fillvalue=fillvalue,
-        stride=stride,
-        dilation=dilation,
-        method=method,
-        padding=padding,
-    )
-    return _prepare_and_call(x, k, options, key)
+    return _public_call("corr2d", x, k, mode, boundary, fillvalue, stride, dilation, method, padding)
 
 
 def conv2d(
@@ -315,25 +321,7 @@ def conv2d(
     method: Method = "auto",
     padding: Padding = None,
 ) -> Array:
-    key = None
-    try:
-        key = _public_key("conv2d", x, k, mode, boundary, fillvalue, stride, dilation, method, padding)
-        call = _PREPARED[key]
-    except (KeyError, TypeError, AttributeError):
-        pass
-    else:
-        return call(x, k)
-    options = Options.parse(
-        mode=mode,
-        boundary=boundary,
-        fillvalue=fillvalue,
-        stride=stride,
-        dilation=dilation,
-        convolve=True,
-        method=method,
-        padding=padding,
-    )
-    return _prepare_and_call(x, k, options, key)
+    return _public_call("conv2d", x, k, mode, boundary, fillvalue, stride, dilation, method, padding)
 
 
 corr2d.__doc__ = f"""2-D cross-correlation of the last two axes, on any array-API backend.
