@@ -678,13 +678,14 @@ def native_forward(xp, x, k, options, geometry):
 # --- layers and multi-channel correlation (issue 3) -------------------------
 
 
-def correlate_multi(xp, x, w, options, geometry, groups):
+def correlate_multi(xp, x, w, options, geometry, groups, bias=None):
     """``corr2d_multi``: ``F.conv2d`` (a GEMM), the boundary extension handed to torch.
 
     A zero fill no wider after ``x`` than before it is ``F.conv2d``'s own
     ``padding``; other fills and a wrap within one period are ``F.pad``;
     only "symm" (which torch's pad modes do not have) and wider wraps build
-    the extension from slices.
+    the extension from slices. A ``bias`` goes into ``F.conv2d``, which adds
+    it as the GEMM's epilogue (and the graph is ``nn.Conv2d``'s).
     """
     _refuse_torchscript()
     dtype = x.dtype if x.dtype == w.dtype else result_dtype(xp, x.dtype, w.dtype)
@@ -692,10 +693,12 @@ def correlate_multi(xp, x, w, options, geometry, groups):
         return NotImplemented
     if x.dtype != dtype or w.dtype != dtype:
         x, w = x.to(dtype), w.to(dtype)
+    if bias is not None and bias.dtype != dtype:
+        bias = bias.to(dtype)
     rows, cols = geometry.rows, geometry.cols
     xe, padding = _library_extension(xp, x, options, geometry)
     y = torch.nn.functional.conv2d(
-        xe, w, stride=options.stride, padding=padding, dilation=options.dilation, groups=groups
+        xe, w, bias, stride=options.stride, padding=padding, dilation=options.dilation, groups=groups
     )
     return _crop(y, rows.count, cols.count)
 
@@ -806,23 +809,16 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
         _refuse_torchscript()
         # Through the public functions, which torch.compile and torch.export
         # take whole into their graphs (see the end of this module).
-        spec, o = self.spec, self.spec.options
-        options = dict(
-            mode=o.mode, boundary=o.boundary, stride=o.stride, dilation=o.dilation, method=o.method, padding=o.padding
-        )
+        spec = self.spec
         weight, bias = self.weight, self.bias
         if torch.is_autocast_enabled(x.device.type):
             # nn.Conv2d's cast policy: a convolution runs in the autocast dtype.
             dtype = torch.get_autocast_dtype(x.device.type)
             x, weight = _autocast(x, dtype), _autocast(weight, dtype)
             bias = None if bias is None else _autocast(bias, dtype)
-        if spec.channels_last:
-            y = corr2d_multi(x, weight, groups=spec.groups, data_format=spec.data_format, **options)
-            return y if bias is None else y + bias
         if spec.channels:
-            y = corr2d_multi(x, weight, groups=spec.groups, **options)
-            return y if bias is None else y + bias[:, None, None]
-        y = corr2d(x, weight, **options)
+            return corr2d_multi(x, weight, bias=bias, **spec.call_options)
+        y = corr2d(x, weight, **spec.call_options)
         return y if bias is None else y + bias
 
     def __prepare_scriptable__(self):
@@ -1003,6 +999,13 @@ class TorchAdapter(Adapter):
             if y is not NotImplemented:
                 return y
         return super().correlate_multi(xp, x, w, options, geometry, groups)
+
+    def correlate_multi_bias(self, xp, x, w, b, options, geometry, groups):
+        if options.method in ("auto", "native"):
+            y = correlate_multi(xp, x, w, options, geometry, groups, bias=b)
+            if y is not NotImplemented:
+                return y
+        return super().correlate_multi_bias(xp, x, w, b, options, geometry, groups)
 
     def correlate_multi_transpose(self, xp, x, w, plan):
         y = correlate_multi_transpose(xp, x, w, plan)

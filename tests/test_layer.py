@@ -197,6 +197,71 @@ def test_corr2d_multi_equals_reference(backend, options, dtype):
     assert_result(backend, y, reference_multi(x, w, **options), dtype)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(mode="same", stride=2),
+        dict(mode="full", boundary="wrap", groups=2, method="direct"),
+        dict(mode="same", boundary="symm", data_format="channels_last"),
+    ],
+    ids=["same-strided", "full-wrap-direct", "channels-last"],
+)
+def test_corr2d_multi_bias_adds_one_value_per_output_channel(backend, options):
+    rng = np.random.default_rng(12)
+    options = dict(options)
+    last = options.pop("data_format", None) == "channels_last"
+    x = rng.standard_normal((2, 4, 6, 7))
+    w = rng.standard_normal((6, 4 // options.get("groups", 1), 3, 2))
+    b = rng.standard_normal(6)
+    want = reference_multi(x, w, **{k: v for k, v in options.items() if k != "method"}) + b[:, None, None]
+    if last:
+        x, want, options = np.moveaxis(x, 1, -1), np.moveaxis(want, 1, -1), {**options, "data_format": "channels_last"}
+    xb = backend.asarray(x)
+    for _ in range(2):  # the second call is the prepared one
+        y = xcorr.corr2d_multi(xb, backend.asarray(w), bias=backend.asarray(b), **options)
+        assert_result(backend, y, want, "float64", like=xb)
+    # An integer bias promotes to the output's float dtype.
+    y = xcorr.corr2d_multi(xb, backend.asarray(w), bias=backend.asarray(np.arange(6)), **options)
+    assert_result(backend, y, want + (np.arange(6) - b)[(slice(None),) + (None,) * (0 if last else 2)], "float64")
+
+
+@pytest.mark.parametrize(
+    ("bias", "error", "match"),
+    [
+        (np.ones(3), ValueError, r"bias must have shape \(C_out,\) = \(4,\) for w of shape \(4, 2, 3, 3\); got shape \(3,\)"),
+        (np.ones((4, 1)), ValueError, r"bias must have shape .* got shape \(4, 1\)"),
+        (np.ones(4, dtype=np.float64), TypeError, r"bias has dtype float64, which the output's dtype float32"),
+        (np.ones(4, dtype=bool), TypeError, r"bias must have a numeric dtype"),
+        ([0.0] * 4, TypeError, r"bias must be an array"),
+    ],
+    ids=["length", "2-d", "wider-dtype", "bool", "list"],
+)
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_corr2d_multi_bad_bias_is_named_before_any_work(monkeypatch, bias, error, match, data_format):
+    import xcorr._multi as multi
+
+    monkeypatch.setattr(multi, "adapter_for", lambda xp: pytest.fail("reached the adapter"))
+    x = np.ones((1, 2, 5, 5) if data_format == "channels_first" else (1, 5, 5, 2), dtype=np.float32)
+    w = np.ones((4, 2, 3, 3), dtype=np.float32)
+    with pytest.raises(error, match=match):
+        xcorr.corr2d_multi(x, w, bias=bias, data_format=data_format)
+
+
+def test_corr2d_multi_bias_gradients_on_torch_and_jax():
+    torch = require_module("torch")
+    jax = require_module("jax")
+    x, w, g, options, gx, gw = multi_problem()
+    b = np.arange(4.0)
+    gb = g.sum(axis=(0, 2, 3))
+    xt, wt, bt = (torch.asarray(a).requires_grad_() for a in (x, w, b))
+    y = xcorr.corr2d_multi(xt, wt, bias=bt, **options)
+    for got, want in zip(torch.autograd.grad(y, (xt, wt, bt), torch.asarray(g)), (gx, gw, gb)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+    _, pullback = jax.vjp(lambda x, w, b: xcorr.corr2d_multi(x, w, bias=b, **options), x, w, b)
+    for got, want in zip(pullback(jax.numpy.asarray(g)), (gx, gw, gb)):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
+
+
 def fd_multi_vjp(x, w, g, **options):
     def derivative(a, wrt):
         out = np.zeros_like(a)

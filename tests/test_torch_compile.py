@@ -68,6 +68,42 @@ def test_export_every_layer_kind(options):
     assert "xcorr" not in str(program.graph)  # plain aten operations, nothing of ours left to trace
 
 
+def test_exported_network_is_the_nn_conv2d_network():
+    """A network of xcorr layers exports to the same aten graph as the same network of nn.Conv2d:
+    the padding and the bias go into the convolution; torch.compile then sees what it sees for nn.Conv2d."""
+    ours = torch.nn.Sequential(
+        xcorr.Conv2D(3, in_channels=1, out_channels=8, mode="same", backend="torch"), torch.nn.ReLU(),
+        xcorr.Conv2D(3, in_channels=8, out_channels=16, mode="same", stride=2, backend="torch"), torch.nn.ReLU(),
+    )  # fmt: skip
+    theirs = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+    )  # fmt: skip
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.asarray(random((5, 1, 8, 8)), dtype=torch.float32)
+
+    def graph(model):
+        program = torch.export.export(model, (x,))
+        nodes = [n for n in program.graph.nodes if n.op == "call_function"]
+        return program, [(str(n.target), [str(a) for a in n.args[3:]]) for n in nodes]
+
+    (program, got), (_, want) = graph(ours), graph(theirs)
+    assert got == want  # the ops, and each convolution's stride, padding and dilation
+    torch.testing.assert_close(program.module()(x), theirs(x), rtol=1e-6, atol=1e-6)
+
+
+def test_channel_layer_bias_goes_into_conv2d(monkeypatch):
+    convs = []
+    real = F.conv2d
+    monkeypatch.setattr(F, "conv2d", lambda *a, **k: convs.append(a) or real(*a, **k))
+    layer = xcorr.Conv2D(3, in_channels=2, out_channels=4, mode="same", backend="torch", dtype="float64")
+    x = torch.asarray(random((3, 2, 6, 7)))
+    y = layer(x)
+    assert len(convs) == 1 and convs[0][2] is layer.bias
+    want = sum(reference(x.numpy()[:, None, c], layer.weight.detach().numpy()[None, :, c], mode="same") for c in range(2))
+    np.testing.assert_allclose(y.detach().numpy(), want + layer.bias.detach().numpy()[:, None, None], rtol=1e-12)
+
+
 def test_tracers_take_the_traceable_path(monkeypatch):
     # Under torch.export the arrays are tracers: the fast paths (tolist,
     # data pointers, worker threads) must not run; F.conv2d does.

@@ -208,6 +208,17 @@ class Adapter:
 
         return _multi.generic_correlate_multi(xp, x, w, options, geometry, groups)
 
+    def correlate_multi_bias(
+        self, xp: Namespace, x: Array, w: Array, b: Array, options: Options, geometry: Geometry, groups: int
+    ) -> Array:
+        """``correlate_multi`` plus ``b`` (shape ``(C_out,)``) on every output channel, channels first.
+
+        ``b``'s dtype promotes to the output's (checked by the caller).
+        Generic: ``correlate_multi``, then one broadcast add.
+        """
+        y = self.correlate_multi(xp, x, w, options, geometry, groups)
+        return y + xp.astype(b, y.dtype)[:, None, None]
+
     def correlate_multi_precision(
         self,
         xp: Namespace,

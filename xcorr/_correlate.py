@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from . import _methods
 from ._adapter import Adapter, adapter_for
@@ -143,7 +145,8 @@ class Prepared:
 
 # Prepared calls by signature: (type, shape, dtype) of x and k, and the Options
 # (or, for the public functions, their keyword arguments as given).
-_PREPARED: dict[tuple, Prepared] = {}
+# Prepared calls of corr2d/conv2d and of corr2d_multi (PreparedMulti), or their Widened forms.
+_PREPARED: dict[tuple, Callable[..., Any]] = {}
 _MAX_PREPARED = 1024
 _prepared_lock = threading.Lock()
 
@@ -184,10 +187,11 @@ class Widened:
         self.inner = inner
         self.key = None
 
-    def __call__(self, x, k):
+    def __call__(self, x, k, *bias):
+        # A bias (corr2d_multi's) is added in float32 too, before the one rounding.
         xp = self.xp
         wide = xp.float32
-        return xp.astype(self.inner(xp.astype(x, wide), xp.astype(k, wide)), self.dtype)
+        return xp.astype(self.inner(*(xp.astype(a, wide) for a in (x, k, *bias))), self.dtype)
 
 
 def _prepare(x, k, options: Options) -> Prepared | Widened:

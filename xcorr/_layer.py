@@ -22,7 +22,7 @@ import importlib
 import inspect
 import operator
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
@@ -120,6 +120,7 @@ class LayerSpec:
     dtype: str
     backend: str
     data_format: str = "channels_first"
+    call_options: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     @classmethod
     def parse(
@@ -181,6 +182,18 @@ class LayerSpec:
     def channels(self) -> bool:
         return self.in_channels is not None
 
+    def __post_init__(self) -> None:
+        # The keyword arguments of the public call a layer's forward makes
+        # (corr2d or corr2d_multi), built once: forward runs on every step and
+        # under torch.compile's tracer, which cannot enter a cached_property's lock.
+        o = self.options
+        options: dict[str, Any] = dict(
+            mode=o.mode, boundary=o.boundary, stride=o.stride, dilation=o.dilation, method=o.method, padding=o.padding
+        )
+        if self.channels:
+            options.update(groups=self.groups, data_format=self.data_format)
+        object.__setattr__(self, "call_options", options)
+
     @property
     def weight_shape(self) -> tuple[int, ...]:
         if self.in_channels is None or self.out_channels is None:  # not self.channels
@@ -225,10 +238,7 @@ class LayerSpec:
             y = _layout.corr2d_multi_last(x, weight, self.options, self.groups)
             return y if bias is None else y + bias
         if self.channels:
-            y = apply_multi(x, weight, self.options, self.groups)
-            if bias is not None:
-                y = y + bias[:, None, None]
-            return y
+            return apply_multi(x, weight, self.options, self.groups, bias)
         y = _correlate(x, weight, self.options)
         return y if bias is None else y + bias
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import _vjp
 from ._adapter import adapter_for
+from ._compat import array_namespace
 from ._correlate import (
     _PREPARED,
     Widened,
@@ -63,6 +64,22 @@ def check_multi(x, w, options: Options, groups: int):
     return xp, geometry
 
 
+def check_bias(xp, b, x, w) -> None:
+    """Check ``corr2d_multi``'s ``bias``: an array of ``x``'s library and device, shape ``(C_out,)``,
+    of a dtype that the output's dtype holds (F.conv2d's rule, relaxed to promotion)."""
+    check_arrays(x, b, k_name="bias")
+    if tuple(b.shape) != (w.shape[0],):
+        msg = f"bias must have shape (C_out,) = {(w.shape[0],)} for w of shape {tuple(w.shape)}; got shape {tuple(b.shape)}"
+        raise ValueError(msg)
+    dtype = result_dtype(xp, x.dtype, w.dtype)
+    if result_dtype(xp, dtype, b.dtype) != dtype:
+        msg = (
+            f"bias has dtype {b.dtype}, which the output's dtype {dtype} (from x and w) does not hold; "
+            f"cast bias to {dtype}"
+        )
+        raise TypeError(msg)
+
+
 def _grouped(xp, x, w, groups: int):
     """Reshape to broadcastable ``(N, G, 1, Cg, H, W)`` and ``(G, Og, Cg, h, w)``."""
     n, _c, height, width = x.shape
@@ -101,6 +118,7 @@ def corr2d_multi(
     w: Array,
     /,
     *,
+    bias: Array | None = None,
     mode: Mode = "valid",
     boundary: Boundary = "fill",
     fillvalue: Scalar = 0,
@@ -117,10 +135,10 @@ def corr2d_multi(
 
     ``y[n, o, i, j] = sum_{c, a, b} x[n, g*Cg + c, i*sh + a*dh, j*sw + b*dw] * w[o, c, a, b]``
     (in "valid" mode) where ``g = o // (C_out // groups)`` and
-    ``Cg = C_in // groups``: ``torch.nn.functional.conv2d(x, w, groups=groups)``
-    without bias, extended to every mode, boundary and padding of ``corr2d``
-    (``padding=p`` with ``boundary="reflect"`` is ``nn.Conv2d(padding=p,
-    padding_mode="reflect")``).
+    ``Cg = C_in // groups``, plus ``bias[o]`` where given:
+    ``torch.nn.functional.conv2d(x, w, bias, groups=groups)``, extended to
+    every mode, boundary and padding of ``corr2d`` (``padding=p`` with
+    ``boundary="reflect"`` is ``nn.Conv2d(padding=p, padding_mode="reflect")``).
 
     Parameters
     ----------
@@ -128,6 +146,12 @@ def corr2d_multi(
         Input images of any array-API library.
     w : array, shape (C_out, C_in // groups, h, w)
         Filters, from the same library and device as ``x``.
+    bias : array, shape (C_out,), optional
+        Added to every position of each output channel, as
+        ``corr2d_multi(x, w) + bias[:, None, None]`` (``+ bias`` channels-last)
+        computes it; torch adds it inside ``F.conv2d``, as ``nn.Conv2d`` does.
+        Its dtype must promote to the output's (that of ``x`` and ``w``). Its
+        gradient is ``g`` summed over all axes but the channels'.
     mode, boundary, fillvalue, stride, dilation, padding
         As in ``xcorr.corr2d``; they apply to every channel.
     method : {"auto", "direct", "fft", "native"}, default "auto"
@@ -167,8 +191,9 @@ def corr2d_multi(
         As ``corr2d``, and for a ``groups`` that is not an int.
     ValueError
         As ``corr2d``; also for ``x`` not 3-D or 4-D, ``w`` not 4-D, channel
-        counts that ``groups`` does not divide, or ``w`` whose input channels
-        do not match ``x``.
+        counts that ``groups`` does not divide, ``w`` whose input channels
+        do not match ``x``, or ``bias`` not of shape ``(C_out,)``. TypeError
+        for a ``bias`` of another library or of a dtype the output does not hold.
 
     Examples
     --------
@@ -187,18 +212,24 @@ def corr2d_multi(
                 f"got data_format={data_format!r}"
             )
             raise ValueError(msg)
-        return _multi_other_layout(
+        if bias is not None:
+            check_bias(check_arrays(x, w, k_name="w"), bias, x, w)
+        y = _multi_other_layout(
             x, w, None, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
         )
+        if bias is None:
+            return y
+        return y + array_namespace(y).astype(bias, y.dtype)
     key = None
     try:
-        op = ("corr2d_multi", type(groups), groups, precision, preferred_element_type)
+        signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
+        op = ("corr2d_multi", type(groups), groups, precision, preferred_element_type, signature)
         key = _public_key(op, x, w, mode, boundary, fillvalue, stride, dilation, method, padding)
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
         pass
     else:
-        return call(x, w)
+        return call(x, w) if bias is None else call(x, w, bias)
     options = Options.parse(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
         method=method, padding=padding,
@@ -207,16 +238,17 @@ def corr2d_multi(
     lax = None
     if precision is not None or preferred_element_type is not None:
         lax = {"precision": precision, "preferred_element_type": preferred_element_type}
-    return _prepare_multi_and_call(x, w, options, groups, key, lax)
+    return _prepare_multi_and_call(x, w, options, groups, key, lax, bias)
 
 
-def apply_multi(x, w, options: Options, groups: int):
+def apply_multi(x, w, options: Options, groups: int, bias=None):
     """``corr2d_multi`` of parsed options (the layer's forward), prepared once per signature."""
-    key = (type(x), x.shape, x.dtype, type(w), w.shape, w.dtype, options, groups)
+    signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
+    key = (type(x), x.shape, x.dtype, type(w), w.shape, w.dtype, options, groups, signature)
     call = _PREPARED.get(key)
     if call is None:
-        return _prepare_multi_and_call(x, w, options, groups, key)
-    return call(x, w)
+        return _prepare_multi_and_call(x, w, options, groups, key, None, bias)
+    return call(x, w) if bias is None else call(x, w, bias)
 
 
 class PreparedMulti:
@@ -233,27 +265,36 @@ class PreparedMulti:
         self.groups = groups
         self.lax = lax or {}  # jax's precision/preferred_element_type, where given
 
-    def __call__(self, x, w):
+    def __call__(self, x, w, b=None):
         xp, adapter, geometry = self.xp, self.adapter, self.geometry
-        if self.tuning is not adapter.tuning or (adapter.devices and not adapter.same_device(x, w)):
+        if self.tuning is not adapter.tuning or (
+            adapter.devices and not (adapter.same_device(x, w) and (b is None or adapter.same_device(x, b)))
+        ):
             xp, geometry = check_multi(x, w, self.options, self.groups)
+            if b is not None:
+                check_bias(xp, b, x, w)
             adapter = adapter_for(xp)
         if self.lax:
-            return adapter.correlate_multi_precision(
+            y = adapter.correlate_multi_precision(
                 xp, x, w, self.options, geometry, self.groups, self.lax["precision"], self.lax["preferred_element_type"]
             )
-        return adapter.correlate_multi(xp, x, w, self.options, geometry, self.groups)
+            return y if b is None else y + xp.astype(b, y.dtype)[:, None, None]
+        if b is None:
+            return adapter.correlate_multi(xp, x, w, self.options, geometry, self.groups)
+        return adapter.correlate_multi_bias(xp, x, w, b, self.options, geometry, self.groups)
 
 
-def _prepare_multi_and_call(x, w, options: Options, groups: int, key, lax=None):
+def _prepare_multi_and_call(x, w, options: Options, groups: int, key, lax=None, b=None):
     xp, geometry = check_multi(x, w, options, groups)
+    if b is not None:
+        check_bias(xp, b, x, w)
     adapter = adapter_for(xp)
     prepared: PreparedMulti | Widened = PreparedMulti(xp, adapter, options, geometry, groups, lax)
     dtype = result_dtype(xp, x.dtype, w.dtype)
     if half_precision(dtype) and not (lax or {}).get("preferred_element_type"):
         prepared = Widened(xp, dtype, prepared)  # computed in float32, rounded once
     remember(key, prepared)
-    return prepared(x, w)
+    return prepared(x, w) if b is None else prepared(x, w, b)
 
 
 def multi_vjp(xp, x, w, g, options: Options, groups: int, *, need_x=True):
