@@ -703,13 +703,14 @@ def correlate_multi(xp, x, w, options, geometry, groups, bias=None):
     return _crop(y, rows.count, cols.count)
 
 
-def correlate_multi_transpose(xp, x, w, plan):
+def correlate_multi_transpose(xp, x, w, plan, bias=None):
     """``conv_transpose2d``: ``F.conv_transpose2d``, with torch's padding where it is symmetric.
 
     A channels-last ``x`` goes in as a permuted view (``channels_last``
     memory format), which torch computes on without a copy; its result keeps
     that format, so the permutation back is a contiguous ``(N, H, W, C)``.
-    Asymmetric padding crops the uncropped result (slices).
+    Asymmetric padding crops the uncropped result (slices). A ``bias`` goes
+    into ``F.conv_transpose2d`` where the padding is torch's (else NotImplemented).
     """
     from .. import _layout, _transpose
 
@@ -719,13 +720,18 @@ def correlate_multi_transpose(xp, x, w, plan):
         return NotImplemented
     if x.dtype != dtype or w.dtype != dtype:
         x, w = x.to(dtype), w.to(dtype)
+    padding = plan.torch_padding
+    if bias is not None:
+        if padding is None:
+            return NotImplemented
+        if bias.dtype != dtype:
+            bias = bias.to(dtype)
     if plan.channels_last:
         x = _layout.to_first(xp, x)
     options = plan.options
-    padding = plan.torch_padding
     if padding is not None:
         y = torch.nn.functional.conv_transpose2d(
-            x, w, stride=options.stride, padding=padding, output_padding=plan.output_padding,
+            x, w, bias, stride=options.stride, padding=padding, output_padding=plan.output_padding,
             groups=plan.groups, dilation=options.dilation,
         )
     else:
@@ -850,14 +856,11 @@ class Conv2DTranspose(_layer.Conv2DTranspose, Conv2D):
             dtype = torch.get_autocast_dtype(x.device.type)
             x, weight = _autocast(x, dtype), _autocast(weight, dtype)
             bias = None if bias is None else _autocast(bias, dtype)
-        y = conv_transpose2d(
-            x, weight, stride=spec.options.stride, padding=spec.padding,
+        return conv_transpose2d(
+            x, weight, bias=bias, stride=spec.options.stride, padding=spec.padding,
             output_padding=spec.output_padding, dilation=spec.options.dilation, groups=spec.groups,
             data_format=spec.data_format,
         )
-        if bias is None:
-            return y
-        return y + bias if spec.channels_last else y + bias[:, None, None]
 
 
 # --- the adapter -------------------------------------------------------------
@@ -1012,6 +1015,12 @@ class TorchAdapter(Adapter):
         if y is not NotImplemented:
             return y
         return super().correlate_multi_transpose(xp, x, w, plan)
+
+    def correlate_multi_transpose_bias(self, xp, x, w, b, plan):
+        y = correlate_multi_transpose(xp, x, w, plan, bias=b)
+        if y is not NotImplemented:
+            return y
+        return super().correlate_multi_transpose_bias(xp, x, w, b, plan)
 
     def layer_class(self):
         return Conv2D

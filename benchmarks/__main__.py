@@ -596,8 +596,8 @@ def cnn_table(report: Report, backends, repeats: int):
     )
     runs = [(b, _torch_cnn if b == "torch" else _jax_cnn) for b in backends if b in ("torch", "jax")]
     if "torch" in backends:
-        runs.append(("torch compiled", _torch_cnn_compiled))
-        runs.append(("torch compiled", functools.partial(_torch_cnn_compiled, which="native")))
+        for pair in (("xcorr", "xcorr eager"), ("native", "native eager"), ("xcorr", "native")):
+            runs.append(("torch compiled", functools.partial(_torch_cnn_compiled, pair=pair)))
     for backend, make in runs:
         steps, native = make(images, labels, classes, lr)
         times = measure_small(steps, repeats)
@@ -615,7 +615,8 @@ def cnn_table(report: Report, backends, repeats: int):
         "the two networks, given the same weights, give the same outputs (checked before timing). "
         "jax: the whole step (value_and_grad and the update) under one jax.jit on both sides. "
         "'torch compiled': a network's step under torch.compile(fullgraph=True) (forward and loss in one graph, "
-        "AOTAutograd's backward) against the same step eager: the xcorr network's, and for comparison nn.Conv2d's."
+        "AOTAutograd's backward) against the same step eager (the xcorr network's, and for comparison "
+        "nn.Conv2d's), and the two compiled steps against each other."
     )
 
 
@@ -654,27 +655,39 @@ def _torch_cnn(images, labels, classes, lr):
     return {"xcorr": step(ours), "native": step(theirs)}, "nn.Conv2d"
 
 
-def _torch_cnn_compiled(images, labels, classes, lr, which="xcorr"):
-    """A network's training step compiled (one graph, no break) against the same step eager:
-    the xcorr network's, or (``which="native"``) the nn.Conv2d network's for comparison."""
+def _torch_cnn_compiled(images, labels, classes, lr, pair=("xcorr", "xcorr eager")):
+    """Two training steps of ``pair``: "xcorr" or "native" compiled (one graph, no break),
+    or "xcorr eager" / "native eager" (the network's eager step)."""
     import torch
     import torch.nn.functional as F
 
     steps, _ = _torch_cnn(images, labels, classes, lr)
-    model = steps[which].model
     x, y = torch.from_numpy(images), torch.from_numpy(labels)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
 
-    # The forward and the loss in one graph; AOTAutograd compiles their backward.
-    compiled = torch.compile(lambda: F.cross_entropy(model(x), y), fullgraph=True)
+    def compiled_step(model):
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        # The forward and the loss in one graph; AOTAutograd compiles their backward.
+        compiled = torch.compile(lambda: F.cross_entropy(model(x), y), fullgraph=True)
 
-    def run():
-        opt.zero_grad()
-        compiled().backward()
-        opt.step()
+        def run():
+            opt.zero_grad()
+            compiled().backward()
+            opt.step()
 
-    label = "xcorr eager" if which == "xcorr" else "nn.Conv2d eager (both nn.Conv2d)"
-    return {"xcorr": run, "native": steps[which]}, label
+        return run
+
+    def make(which):
+        if which.endswith(" eager"):
+            return steps[which.removesuffix(" eager")]
+        return compiled_step(steps[which].model)
+
+    labels = {
+        ("xcorr", "xcorr eager"): "xcorr eager",
+        ("native", "native eager"): "nn.Conv2d eager (both nn.Conv2d)",
+        ("xcorr", "native"): "nn.Conv2d compiled",
+    }
+    ours, theirs = pair
+    return {"xcorr": make(ours), "native": make(theirs)}, labels[pair]
 
 
 def _jax_cnn(images, labels, classes, lr):

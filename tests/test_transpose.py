@@ -10,7 +10,7 @@ import pytest
 
 import xcorr
 
-from matrix import require_module
+from matrix import assert_result, require_module
 
 torch = require_module("torch")
 F = torch.nn.functional
@@ -874,3 +874,41 @@ def test_torch_compile_and_export_take_the_transposed_layer_whole(data_format):
         program.module()(x.detach()), want.detach(), rtol=1e-12, atol=1e-12
     )
     assert "xcorr" not in str(program.graph)
+
+
+@pytest.mark.parametrize(
+    ("padding", "data_format"),
+    [(1, "channels_first"), (((2, 0), (0, 1)), "channels_first"), (1, "channels_last")],
+    ids=["torch-padding", "asymmetric", "channels-last"],
+)
+def test_bias_is_one_value_per_output_channel(backend, padding, data_format):
+    x, w = operands(groups=2)
+    b = np.random.default_rng(19).standard_normal(4)
+    full = torch_transpose(x, w, stride=2, groups=2, output_padding=1)
+    (top, bottom), (left, right) = ((padding, padding), (padding, padding)) if isinstance(padding, int) else padding
+    want = full[..., top : full.shape[-2] - bottom, left : full.shape[-1] - right] + b[:, None, None]
+    if data_format == "channels_last":
+        x, want = np.moveaxis(x, 1, -1), np.moveaxis(want, 1, -1)
+    xb = backend.asarray(x)
+    y = xcorr.conv_transpose2d(
+        xb, backend.asarray(w), bias=backend.asarray(b), stride=2, padding=padding, output_padding=1, groups=2,
+        data_format=data_format,
+    )
+    assert_result(backend, y, want, "float64", like=xb)
+    with pytest.raises(ValueError, match=r"bias must have shape \(C_out,\) = \(4,\) for w of shape \(6, 2, 3, 2\)"):
+        xcorr.conv_transpose2d(xb, backend.asarray(w), bias=backend.asarray(b[:2]), groups=2, data_format=data_format)
+
+
+def test_transposed_layer_bias_goes_into_conv_transpose2d():
+    """The exported xcorr layer is nn.ConvTranspose2d's graph: one aten op, the bias inside it."""
+    ours = xcorr.Conv2DTranspose(3, in_channels=2, out_channels=4, stride=2, padding=1, output_padding=1,
+                                 backend="torch", dtype="float64")  # fmt: skip
+    theirs = torch.nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1, dtype=torch.float64)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.asarray(np.random.default_rng(20).standard_normal((1, 2, 5, 4)))
+
+    def ops(model):
+        return [str(n.target) for n in torch.export.export(model, (x,)).graph.nodes if n.op == "call_function"]
+
+    assert ops(ours) == ops(theirs)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-12, atol=1e-12)

@@ -294,6 +294,16 @@ class Adapter:
 
         return _transpose.generic_transpose(self, xp, x, w, plan)
 
+    def correlate_multi_transpose_bias(self, xp: Namespace, x: Array, w: Array, b: Array, plan: TransposePlan) -> Array:
+        """``correlate_multi_transpose`` plus ``b`` (shape ``(C_out,)``) on every output channel.
+
+        ``b``'s dtype promotes to the output's (checked by the caller).
+        Generic: ``correlate_multi_transpose``, then one broadcast add.
+        """
+        y = self.correlate_multi_transpose(xp, x, w, plan)
+        b = xp.astype(b, y.dtype)
+        return y + (b if plan.channels_last else b[:, None, None])
+
     # -- layers, training and gradients -----------------------------------------
     def namespace(self) -> Namespace:
         """The array-API namespace in which ``Conv2D(backend=self.name)`` holds its parameters."""

@@ -701,10 +701,7 @@ class TransposeSpec:
     def apply(self, weight, bias, x):
         """The forward pass: ``conv_transpose2d(x, weight, ...) + bias``."""
         xp, tp = self._check(x, weight)
-        y = _transpose.transpose_multi(xp, x, weight, tp)
-        if bias is None:
-            return y
-        return y + bias if self.channels_last else y + bias[:, None, None]
+        return _transpose.transpose_multi(xp, x, weight, tp, bias)
 
     def output_shape(self, x, weight) -> tuple[int, ...]:
         _, tp = self._check(x, weight)

@@ -64,12 +64,14 @@ def check_multi(x, w, options: Options, groups: int):
     return xp, geometry
 
 
-def check_bias(xp, b, x, w) -> None:
-    """Check ``corr2d_multi``'s ``bias``: an array of ``x``'s library and device, shape ``(C_out,)``,
-    of a dtype that the output's dtype holds (F.conv2d's rule, relaxed to promotion)."""
+def check_bias(xp, b, x, w, out_channels: int | None = None) -> None:
+    """Check a ``bias``: an array of ``x``'s library and device, shape ``(C_out,)`` (``out_channels``,
+    by default ``w.shape[0]``), of a dtype that the output's dtype holds (F.conv2d's rule, relaxed
+    to promotion)."""
     check_arrays(x, b, k_name="bias")
-    if tuple(b.shape) != (w.shape[0],):
-        msg = f"bias must have shape (C_out,) = {(w.shape[0],)} for w of shape {tuple(w.shape)}; got shape {tuple(b.shape)}"
+    c_out = w.shape[0] if out_channels is None else out_channels
+    if tuple(b.shape) != (c_out,):
+        msg = f"bias must have shape (C_out,) = {(c_out,)} for w of shape {tuple(w.shape)}; got shape {tuple(b.shape)}"
         raise ValueError(msg)
     dtype = result_dtype(xp, x.dtype, w.dtype)
     if result_dtype(xp, dtype, b.dtype) != dtype:

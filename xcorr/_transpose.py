@@ -285,9 +285,11 @@ def generic_transpose(adapter, xp, x, w, tp: TransposePlan):
     return finish(xp, full if x.ndim == 4 else full[0, ...], tp)
 
 
-def transpose_multi(xp, x, w, tp: TransposePlan):
+def transpose_multi(xp, x, w, tp: TransposePlan, bias=None):
     """``conv_transpose2d`` of validated arguments, by the adapter of ``xp``."""
-    return adapter_for(xp).correlate_multi_transpose(xp, x, w, tp)
+    if bias is None:
+        return adapter_for(xp).correlate_multi_transpose(xp, x, w, tp)
+    return adapter_for(xp).correlate_multi_transpose_bias(xp, x, w, bias, tp)
 
 
 def conv_transpose2d(
@@ -295,6 +297,7 @@ def conv_transpose2d(
     w: Array,
     /,
     *,
+    bias: Array | None = None,
     stride: Pair = 1,
     padding: TransposePadding = 0,
     output_padding: Pair = 0,
@@ -318,6 +321,10 @@ def conv_transpose2d(
         C_in)`` with ``data_format="channels_last"``.
     w : array, shape (C_in, C_out // groups, h, w)
         Filters in torch's ``ConvTranspose2d`` layout (in either data format).
+    bias : array, shape (C_out,), optional
+        Added to every position of each output channel (torch adds it inside
+        ``F.conv_transpose2d``, as ``nn.ConvTranspose2d`` does); its dtype
+        must promote to the output's.
     stride, dilation : int or (int, int), default 1
         Of the forward correlation this is the adjoint of.
     padding : int, (int, int) or ((top, bottom), (left, right)), default 0
@@ -353,7 +360,8 @@ def conv_transpose2d(
         or that ``groups`` does not divide, negative or malformed
         ``padding``, ``output_padding`` not smaller than the stride or the
         dilation, a ``padding`` that crops the whole output, an unknown
-        ``data_format``.
+        ``data_format``, a ``bias`` not of shape ``(C_out,)`` or of a dtype the
+        output does not hold.
 
     Examples
     --------
@@ -370,7 +378,11 @@ def conv_transpose2d(
     xp, tp = check_transpose_multi(
         x, w, stride, padding, output_padding, dilation, groups, data_format
     )
-    return transpose_multi(xp, x, w, tp)
+    if bias is not None:
+        from ._multi import check_bias
+
+        check_bias(xp, bias, x, w, out_channels=w.shape[1] * tp.groups)
+    return transpose_multi(xp, x, w, tp, bias)
 
 
 def transpose_multi_vjp(xp, x, w, g, tp: TransposePlan, *, need_x=True):
