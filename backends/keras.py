@@ -34,14 +34,6 @@ def _pair(name: str, value: object) -> tuple[int, int]:
     return (items[0], items[1])
 
 
-def _same_pads(size: int, span: int, stride: int) -> tuple[int, int]:
-    """Keras' (TensorFlow's) "same" padding of one axis: ``ceil(size / stride)`` outputs, the
-    odd element of the padding after the input."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + span - size, 0)
-    return total // 2, total - total // 2
-
-
 def _out_size(size: int | None, span: int, stride: int, padding: str) -> int | None:
     if size is None:
         return None
@@ -77,8 +69,9 @@ class Conv2D(keras.layers.Layer):
         stride)`` outputs, the odd element after the input, as Keras does);
         "full" is every overlap, as in ``xcorr.corr2d``.
     data_format : {"channels_last", "channels_first"}, optional
-        Default: ``keras.config.image_data_format()``. channels_last inputs
-        are transposed to NCHW for ``corr2d_multi`` and back.
+        Default: ``keras.config.image_data_format()``; passed to
+        ``corr2d_multi``, which computes in that layout (jax convolves in
+        NHWC, torch on the permuted view).
     groups : int, default 1
         Grouped convolution; divides the input channels and ``filters``.
     use_bias : bool, default True
@@ -157,10 +150,6 @@ class Conv2D(keras.layers.Layer):
         (kh, kw), (dh, dw) = self.kernel_size, self.dilation_rate
         return (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
 
-    def _explicit_pads(self) -> bool:
-        """Keras' "same" padding differs from corr2d's centring only with strides above 1."""
-        return self.padding == "same" and self.boundary == "fill" and self.strides != (1, 1)
-
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         backend = keras.backend.backend()
         if backend not in BACKENDS:
@@ -204,29 +193,24 @@ class Conv2D(keras.layers.Layer):
     # -- the computation ------------------------------------------------------
     def call(self, inputs: Array) -> Array:
         ops = keras.ops
-        x = ops.transpose(inputs, (0, 3, 1, 2)) if self.data_format == "channels_last" else inputs
-        x = ops.convert_to_tensor(x)
         w = ops.transpose(ops.convert_to_tensor(self.kernel), (3, 2, 0, 1))  # HWIO -> OIHW
-        mode = self.padding
-        if self._explicit_pads():
-            pads = [
-                _same_pads(size, span, stride) for size, span, stride in zip(x.shape[-2:], self._spans(), self.strides)
-            ]
-            x = ops.pad(x, ((0, 0), (0, 0), *pads))
-            mode = "valid"
-        y = corr2d_multi(
-            x,
+        # Keras' "same" zero padding is lax's "SAME" (ceil(size / stride) outputs, the odd
+        # element after the input), which corr2d_multi takes as padding=; with another
+        # boundary it is corr2d's centred "same" mode.
+        same_fill = self.padding == "same" and self.boundary == "fill"
+        return corr2d_multi(
+            ops.convert_to_tensor(inputs),
             w,
-            mode=mode,
+            bias=ops.convert_to_tensor(self.bias) if self.use_bias else None,
+            mode="valid" if same_fill else self.padding,
+            padding="SAME" if same_fill else None,
             boundary=self.boundary,
             stride=self.strides,
             dilation=self.dilation_rate,
             groups=self.groups,
             method=self.method,
+            data_format=self.data_format,
         )
-        if self.use_bias:
-            y = y + ops.reshape(ops.convert_to_tensor(self.bias), (1, self.filters, 1, 1))
-        return ops.transpose(y, (0, 2, 3, 1)) if self.data_format == "channels_last" else y
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
