@@ -384,6 +384,20 @@ def test_one_fft_vjp_in_the_core(monkeypatch, backend, name):
     check_vjp([backend.to_numpy(a) for a in got], x, k, g, options, "float64", scale=True)
 
 
+@pytest.mark.parametrize("backend", [b for b in FFT_VJP_BACKENDS if not b.name.startswith("torch")], ids=str)
+def test_one_fft_vjp_gives_each_gradient_its_operands_dtype(monkeypatch, backend):
+    # A float32 image and a float64 kernel: computed in float64, gx cast back to float32.
+    backend.require()
+    reached = spy(monkeypatch, _fft, "vjp")
+    x, k = random((2, 17, 16), "float32"), random((3, 4), seed=1)
+    g = random(expected_of(x, k, {}).shape, seed=2)
+    got = xcorr.corr2d_vjp(*(backend.asarray(a) for a in (x, k, g)), method="fft")
+    assert reached == [True]
+    gx, gk = reference_vjp(x, k, g)
+    check(backend.to_numpy(got[0]), gx.real, "float32", scale=True)
+    check(backend.to_numpy(got[1]), gk.real, "float64", scale=True)
+
+
 # -- corr2d_multi: one GEMM per tap --------------------------------------------------
 
 
