@@ -19,7 +19,10 @@ each step, in reverse:
 
 The VJP is the transpose of the (bi)linear map, without conjugation: for
 complex inputs it is what ``jax.vjp`` returns. Nothing is written in place,
-so it runs on immutable (jax) and lazy (dask) arrays.
+so it runs on immutable (jax) and lazy (dask) arrays. Where the FFT serves
+an eager library without autodiff of its own, both gradients come from one
+spectrum of ``g`` instead (``_fft.vjp``, which multiplies into its own
+spectra).
 """
 
 from __future__ import annotations
