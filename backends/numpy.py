@@ -216,6 +216,12 @@ class _ScipyFFT:
     def ifftn(self, a, s, axes):
         return self._fft.ifftn(a, s=s, axes=axes, workers=_workers(a))
 
+    def ifft(self, a, n=None, axis=-1):
+        return self._fft.ifft(a, n=n, axis=axis, workers=_workers(a))
+
+    def irfft(self, a, n=None, axis=-1):
+        return self._fft.irfft(a, n=n, axis=axis, workers=_workers(a))
+
 
 @cache
 def _fft_module():
@@ -291,23 +297,16 @@ def overlap_save(xp, x, k, options, geometry, fft, block: int):
 
 
 def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
-    """``_vjp`` hook: ``(gx, gk)`` together, of an FFT correlation from one spectrum of ``g``.
-
-    At the forward's transform size ``N`` (at least the extended input, so
-    nothing wraps) the gradient of the extended image is the circular
-    convolution ``irfft(G * K)`` and the kernel gradient the first ``span``
-    lags of the circular correlation ``irfft(conj(G) * X)``: four transforms
-    (the kernel gradient's inverse only on its ``span`` rows) against six for
-    the two separate correlations of the core VJP, one of them at a larger
-    size. Batch sums happen on the spectra, before the inverse transforms.
+    """``_vjp`` hook: ``(gx, gk)`` together, of a correlation whose method is or picks "fft" or "direct".
 
     For real float32/float64 with stride 1 and a "fill" extension (or none
-    reached), where the method is or "auto" picks "fft" and every input is
-    finite. Where it is or picks "direct", both gradients come from one pass
-    of numba's kernels over chunks of rows (``_numba.vjp``), where that
-    applies. NotImplemented otherwise.
+    reached). "fft" (for "auto", where every input is finite): ``_fft.vjp``,
+    both gradients from one spectrum of ``g``, with scipy.fft's workers and
+    sizes, or, for a large image and a 2-D kernel, its tiled form
+    (``_overlap_vjp``). "direct": both gradients in one pass of numba's
+    kernels over chunks of rows (``_numba.vjp``), where that applies.
+    NotImplemented otherwise.
     """
-    rows, cols = geometry.rows, geometry.cols
     dtype = np.result_type(x.dtype, k.dtype, g.dtype)
     if (
         dtype not in (np.float32, np.float64)
@@ -334,50 +333,19 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         return NotImplemented
     if options.method == "auto" and not all(np.isfinite(a).all() for a in (x, k, g)):
         return NotImplemented  # NaN/inf would spread over an FFT
-    xd, kd = _generic.prepare(xp, np.asarray(x, dtype), np.asarray(k, dtype), options)
-    g = np.asarray(g, dtype)
-    block = _block_size(geometry, lambda n: next_fast_len(n, real=True))
-    if block is not None and kd.ndim == 2 and xd.shape[:-2] == g.shape[:-2]:
-        return _overlap_vjp(xp, xd, kd, g, options, geometry, block, need_x, need_k)
-    shape = (next_fast_len(rows.hi - rows.lo + 1, real=True), next_fast_len(cols.hi - cols.lo + 1, real=True))
-    axes = (-2, -1)
-    G = fft.rfftn(g, s=shape, axes=axes)
-    gx = gk = None
-    if need_x:
-        K = _fft.kernel_spectrum(fft, _fft.dilate(np, kd, (rows.dilation, cols.dilation)), shape, real=True)
-        ge = fft.irfftn(toolkit.unbroadcast(np, G * K, (*x.shape[:-2], *G.shape[-2:])), s=shape, axes=axes)
-        gx = _crop_to_input(ge, x.shape, geometry)
-    if need_k:
-        X = fft.rfftn(_fft.extend(xp, xd, geometry, options), s=shape, axes=axes)
-        spectrum = toolkit.unbroadcast(np, np.conj(G) * X, (*k.shape[:-2], *G.shape[-2:]))
-        gk = _kernel_lags(spectrum, shape[1], geometry, options, dtype)
-    return gx, gk
+    size = lambda n: next_fast_len(n, real=True)  # noqa: E731
+    block = _block_size(geometry, size)
+    if block is not None and k.ndim == 2 and x.shape[:-2] == g.shape[:-2]:
+        xd, kd = _generic.prepare(xp, np.asarray(x, dtype), np.asarray(k, dtype), options)
+        gx, gk = _overlap_vjp(xp, xd, kd, np.asarray(g, dtype), options, geometry, block, need_x, need_k)
+    else:
+        gx, gk = _fft.vjp(xp, x, k, g, options, geometry, need_x, need_k, fft=fft, size=size)
+    return _as_operand(xp, gx, x), _as_operand(xp, gk, k)
 
 
-def _crop_to_input(ge, x_shape, geometry):
-    """The gradient of ``x`` from that of its extended image ``ge``: positions outside ``x``
-    (fill values) dropped, positions no window reached zero."""
-    rows, cols = geometry.rows, geometry.cols
-    gx = np.zeros((*ge.shape[:-2], *x_shape[-2:]), dtype=ge.dtype)
-    r_lo, r_hi = max(rows.lo, 0), min(rows.hi, rows.size - 1)
-    c_lo, c_hi = max(cols.lo, 0), min(cols.hi, cols.size - 1)
-    gx[..., r_lo : r_hi + 1, c_lo : c_hi + 1] = ge[
-        ..., r_lo - rows.lo : r_hi - rows.lo + 1, c_lo - cols.lo : c_hi - cols.lo + 1
-    ]
-    return gx
-
-
-def _kernel_lags(spectrum, width: int, geometry, options, dtype):
-    """The kernel gradient from the spectrum of the circular correlation of ``extend(x)`` with ``g``:
-    its first ``span`` lags (every ``dilation``-th), the inverse transform only on those rows."""
-    import scipy.fft
-
-    rows, cols = geometry.rows, geometry.cols
-    lags = scipy.fft.ifft(spectrum, axis=-2, workers=_workers(spectrum))[..., : rows.span : rows.dilation, :]
-    gk = scipy.fft.irfft(lags, n=width, axis=-1, workers=_workers(lags))[..., : cols.span : cols.dilation]
-    if options.convolve:
-        gk = gk[..., ::-1, ::-1]
-    return np.ascontiguousarray(gk, dtype=dtype)
+def _as_operand(xp, grad, a):
+    """A gradient in the dtype of its operand (``toolkit.as_input_dtype``), C-contiguous; None stays None."""
+    return None if grad is None else np.ascontiguousarray(toolkit.as_input_dtype(xp, grad, a))
 
 
 def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_k: bool):
@@ -436,8 +404,8 @@ def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_
                 view = view.reshape(*batch, m, tile_r, nc, tile_c)
                 h, w = piece.shape[-2:]
                 view[..., :, :h, :, :w] += piece.swapaxes(-3, -2)
-    gx = _crop_to_input(ge, x.shape, geometry) if need_x else None
-    gk = _kernel_lags(spectrum, block, geometry, options, dtype) if need_k else None
+    gx = _fft.input_gradient(xp, ge, geometry) if need_x else None
+    gk = _fft.kernel_lags(xp, fft, spectrum, block, geometry, options) if need_k else None
     return gx, gk
 
 

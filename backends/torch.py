@@ -18,7 +18,6 @@ from .._adapter import Adapter, Costs, Tuning
 from .._compat import array_namespace
 from .._correlate import conv2d, corr2d
 from .._jvp import tangent_options
-from .._methods import fft_shape
 from .._multi import corr2d_multi
 from .._options import plan, result_dtype
 from .._transpose import conv_transpose2d, corr2d_transpose
@@ -217,22 +216,13 @@ class _Correlate(torch.autograd.Function):
 
 
 def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
-    """Both gradients of an FFT correlation from one spectrum of ``g``.
+    """``_fft.vjp`` (both gradients from one spectrum of ``g``) with torch.fft, where ``method="fft"``.
 
-    With ``N`` the forward's transform size (at least the extended input,
-    so nothing wraps), the input gradient of the extended image is the
-    circular convolution ``irfft(G * K)`` and the kernel gradient the first
-    ``span`` lags of the circular correlation ``irfft(conj(G) * X)``: the
-    core VJP instead ran two independent correlations (a "full" one of a
-    padded g at a larger size, and one with g as the kernel), 6 transforms
-    against about 4 here, as the kernel gradient's inverse only needs the
-    first ``span`` rows of its column pass. Sums over broadcast batch
-    dimensions happen on the spectra, before the inverse transforms.
-
-    Real dtypes, stride 1, fill boundaries (or none reached); otherwise, or
-    for a double backward, NotImplemented (the core VJP).
+    Real float32/float64 tensors of one dtype, stride 1 and a "fill"
+    extension (or none reached); its products go in place, so not under a
+    double backward (grad mode on) nor torch.func transforms or forward-AD
+    duals. NotImplemented otherwise (the core VJP).
     """
-    rows, cols = geometry.rows, geometry.cols
     if (
         options.method != "fft"
         or x.dtype not in (torch.float32, torch.float64)
@@ -244,36 +234,7 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         or _wrapped(g, g)
     ):
         return NotImplemented
-    fft = torch.fft
-    shape = fft_shape(geometry)
-    dims = (-2, -1)
-    G = fft.rfftn(g, s=shape, dim=dims)
-    gx = gk = None
-    # Spectra are input-sized: products go in place where the shapes allow
-    # and G goes before the last inverse, to keep the peak memory down.
-    if need_x:
-        _, kf = _generic.prepare(xp, x, k, options)
-        K = _fft.kernel_spectrum(xp.fft, _fft.dilate(xp, kf, options.dilation), shape, real=True)
-        K = K.mul_(G) if K.shape == G.shape else G * K
-        ge = fft.irfftn(toolkit.unbroadcast(xp, K, (*x.shape[:-2], *K.shape[-2:])), s=shape, dim=dims)
-        del K
-        # Crop the extended image's gradient to x (fill positions have none)
-        # or pad it with zeros where the windows never reach.
-        pads = (cols.lo, cols.size - 1 - cols.hi, rows.lo, rows.size - 1 - rows.hi)
-        ge = ge[..., : rows.hi - rows.lo + 1, : cols.hi - cols.lo + 1]
-        gx = ge if not any(pads) else torch.nn.functional.pad(ge, pads)
-    if need_k:
-        X = fft.rfftn(_extend(xp, x, geometry, options), s=shape, dim=dims)
-        X = X.mul_(G.conj()) if X.shape == G.shape else G.conj() * X
-        del G
-        spectrum = toolkit.unbroadcast(xp, X, (*k.shape[:-2], *X.shape[-2:]))
-        del X
-        lags = fft.ifft(spectrum, dim=-2)[..., : rows.span : rows.dilation, :]
-        del spectrum
-        gk = fft.irfft(lags, n=shape[1], dim=-1)[..., : cols.span : cols.dilation]
-        if options.convolve:
-            gk = gk.flip(dims)
-    return gx, gk
+    return _fft.vjp(xp, x, k, g, options, geometry, need_x, need_k)
 
 
 def _leading(a, dim, batch: int):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from array_api_compat import array_namespace
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,7 +23,7 @@ from xcorr import _fft
 from xcorr.backends import _numba
 from xcorr.backends import numpy as numpy_backend
 
-from matrix import DTYPE_NAMES, require_module, tolerance
+from matrix import BACKENDS, DTYPE_NAMES, require_module, tolerance
 from paths import count_calls, force, spy
 from reference import fast_reference, random, reference_multi, reference_multi_vjp, reference_vjp
 
@@ -345,6 +346,56 @@ def test_numpy_tiled_fft_vjp_at_default_size(fft_paths):
     g = random((2046, 2046), seed=2)
     check_vjp(xcorr.corr2d_vjp(x, k, g, method="fft"), x, k, g, {}, "float64", scale=True, tol=1e-10)
     assert fft_paths["tiled"] == [True]
+
+
+# The one FFT VJP of the core (_fft.vjp): numpy's fused_vjp, torch's fft_vjp and the generic
+# adapter's VJP (array-api-strict, cupy) all reach it. jax differentiates through its own
+# transpose and dask block by block, so they are not in this list.
+FFT_VJP_BACKENDS = [b for b in BACKENDS if b.name in ("numpy", "array_api_strict", "torch", "torch_cuda", "cupy")]
+FFT_VJP_CASES = {
+    "batch-broadcast": ((2, 1, 20, 19), (3, 4, 5), dict()),
+    "same-dilated": ((23, 21), (3, 4), dict(mode="same", dilation=(2, 3))),
+    "same-fill": ((2, 20, 22), (5, 4), dict(mode="same", fillvalue=0.5)),
+    "full-fill-conv": ((19, 20), (4, 6), dict(mode="full", fillvalue=-1.0, convolve=True)),
+}
+
+
+@pytest.mark.parametrize("name", FFT_VJP_CASES)
+@pytest.mark.parametrize("backend", FFT_VJP_BACKENDS, ids=str)
+def test_one_fft_vjp_in_the_core(monkeypatch, backend, name):
+    backend.require()
+    reached = spy(monkeypatch, _fft, "vjp")
+    x_shape, k_shape, options = FFT_VJP_CASES[name]
+    x, k = random(x_shape), random(k_shape, seed=1)
+    g = random(expected_of(x, k, options).shape, seed=2)
+    xb, kb, gb = (backend.asarray(a) for a in (x, k, g))
+    if backend.name.startswith("torch"):
+        # Autograd's backward (grad mode off), where torch's fft_vjp applies.
+        import torch
+
+        xb.requires_grad_(True)
+        kb.requires_grad_(True)
+        got = torch.autograd.grad(call("", xb, kb, options, method="fft"), (xb, kb), gb)
+    else:
+        got = call("_vjp", xb, kb, gb, options, method="fft")
+    assert reached == [True]
+    for grad in got:
+        assert array_namespace(grad) is backend.xp
+    check_vjp([backend.to_numpy(a) for a in got], x, k, g, options, "float64", scale=True)
+
+
+@pytest.mark.parametrize("backend", [b for b in FFT_VJP_BACKENDS if not b.name.startswith("torch")], ids=str)
+def test_one_fft_vjp_gives_each_gradient_its_operands_dtype(monkeypatch, backend):
+    # A float32 image and a float64 kernel: computed in float64, gx cast back to float32.
+    backend.require()
+    reached = spy(monkeypatch, _fft, "vjp")
+    x, k = random((2, 17, 16), "float32"), random((3, 4), seed=1)
+    g = random(expected_of(x, k, {}).shape, seed=2)
+    got = xcorr.corr2d_vjp(*(backend.asarray(a) for a in (x, k, g)), method="fft")
+    assert reached == [True]
+    gx, gk = reference_vjp(x, k, g)
+    check(backend.to_numpy(got[0]), gx.real, "float32", scale=True)
+    check(backend.to_numpy(got[1]), gk.real, "float64", scale=True)
 
 
 # -- corr2d_multi: one GEMM per tap --------------------------------------------------

@@ -10,7 +10,8 @@ through the extension. Transform sizes are rounded up to good sizes (see
 
 Backends pass their own FFT module (``scipy.fft`` with workers for numpy) and
 size rule; anything with ``rfftn``/``irfftn``/``fftn``/``ifftn`` taking ``s``
-and ``axes`` works.
+and ``axes`` works (``vjp`` also takes ``ifft`` and ``irfft`` with ``n`` and
+``axis``: the array-API fft extension's signatures).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Literal
 from . import _generic
 from ._compat import device, is_numpy_namespace, isdtype
 from ._methods import fft_shape, good_size
-from ._options import Geometry, Options, check_integral_fill
+from ._options import Geometry, Options, check_integral_fill, result_dtype
 
 
 def dilate(xp, k, dilation: tuple[int, int]):
@@ -142,3 +143,94 @@ def correlate(xp, x, k, options: Options, geometry: Geometry, *, fft=None, size=
     if tuple(y.shape) != geometry.out_shape:
         y = xp.broadcast_to(y, geometry.out_shape)
     return y
+
+
+# ---------------------------------------------------------------------------
+# The VJP: both gradients from one spectrum of g
+# ---------------------------------------------------------------------------
+
+
+def vjp(xp, x, k, g, options: Options, geometry: Geometry, need_x: bool, need_k: bool, *, fft=None, size=good_size):
+    """``(gx, gk)`` of an FFT correlation, both from one spectrum of ``g``.
+
+    At the forward's transform size ``N = fft_shape(geometry, size)`` (at
+    least the extended input, so that nothing wraps around):
+
+    * the gradient of the extended image ``extend(x)`` is the circular
+      convolution of ``g`` with the dilated kernel, ``irfftn(G * K)``;
+      :func:`input_gradient` crops it to ``x`` (fill positions have no
+      gradient) and zero-pads where no window reaches;
+    * the kernel gradient is the circular correlation of ``extend(x)`` with
+      ``g``, ``irfftn(conj(G) * X)``, at its first ``span`` lags (every
+      ``dilation``-th): :func:`kernel_lags` inverts the first axis, then the
+      last one on those rows only.
+
+    Four image-sized transforms (``G``, ``X``, one inverse each; ``K`` is a
+    kernel-sized one), where the core VJP's two separate correlations (a
+    "full" one of ``g`` with the kernel, at a larger size, and one of
+    ``extend(x)`` with ``g`` as the kernel) take six. Sums over broadcast
+    batch dimensions happen on the spectra, before the inverse transforms.
+    Products go into a spectrum that is no longer needed where the shapes
+    match (``a *= b``: in place on mutable arrays, a new array on jax's),
+    and each spectrum is released before the next image-sized allocation.
+
+    Callers check what this assumes: real float32/float64 operands (after
+    type promotion), stride 1, and a "fill" extension or none reached.
+    ``fft`` (default ``xp.fft``) has the array-API signatures of ``rfftn``,
+    ``irfftn``, ``fftn`` (``s=``, ``axes=``), ``ifft`` and ``irfft``
+    (``n=``, ``axis=``); ``size`` rounds a length up to a good transform
+    size. The gradients have the dtypes of their operands
+    (``_vjp.as_input_dtype``); one not needed is None.
+    """
+    from ._vjp import as_input_dtype, unbroadcast  # _vjp imports this module
+
+    fft = xp.fft if fft is None else fft
+    rows, cols = geometry.rows, geometry.cols
+    dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
+    xd, kd = _generic.prepare(xp, xp.astype(x, dtype, copy=False), xp.astype(k, dtype, copy=False), options)
+    shape = fft_shape(geometry, size)
+    axes = (-2, -1)
+    G = fft.rfftn(xp.astype(g, dtype, copy=False), s=shape, axes=axes)
+    gx = gk = None
+    if need_x:
+        K = kernel_spectrum(fft, dilate(xp, kd, (rows.dilation, cols.dilation)), shape, real=True)
+        K = _product(K, G)
+        ge = fft.irfftn(unbroadcast(xp, K, (*x.shape[:-2], *K.shape[-2:])), s=shape, axes=axes)
+        del K
+        gx = as_input_dtype(xp, input_gradient(xp, ge, geometry), x)
+    if need_k:
+        X = fft.rfftn(extend(xp, xd, geometry, options), s=shape, axes=axes)
+        X = _product(X, xp.conj(G))
+        del G
+        spectrum = unbroadcast(xp, X, (*k.shape[:-2], *X.shape[-2:]))
+        del X
+        gk = as_input_dtype(xp, kernel_lags(xp, fft, spectrum, shape[1], geometry, options), k)
+    return gx, gk
+
+
+def _product(a, b):
+    """``a * b``, written into ``a`` (a spectrum the caller gives up) where the shapes match."""
+    if tuple(a.shape) == tuple(b.shape):
+        a *= b
+        return a
+    return b * a
+
+
+def input_gradient(xp, ge, geometry: Geometry):
+    """The gradient of ``x`` from that of its extended image ``ge`` (positions ``lo..hi`` of each axis,
+    then anything a transform added): positions outside ``x`` (fill values) dropped, positions no
+    window reached zero."""
+    rows, cols = geometry.rows, geometry.cols
+    ge = ge[..., : rows.hi - rows.lo + 1, : cols.hi - cols.lo + 1]
+    ge = _fill_axis(xp, ge, -2, -rows.lo, rows.size - 1 - rows.lo, 0)
+    return _fill_axis(xp, ge, -1, -cols.lo, cols.size - 1 - cols.lo, 0)
+
+
+def kernel_lags(xp, fft, spectrum, width: int, geometry: Geometry, options: Options):
+    """The kernel gradient from the half spectrum (last axis ``width`` long) of the circular
+    correlation of ``extend(x)`` with ``g``: its first ``span`` lags, every ``dilation``-th; the
+    inverse transform of the last axis only on those rows. Flipped for a convolution."""
+    rows, cols = geometry.rows, geometry.cols
+    lags = fft.ifft(spectrum, axis=-2)[..., : rows.span : rows.dilation, :]
+    gk = fft.irfft(lags, n=width, axis=-1)[..., : cols.span : cols.dilation]
+    return xp.flip(gk, axis=(-2, -1)) if options.convolve else gk

@@ -19,14 +19,17 @@ each step, in reverse:
 
 The VJP is the transpose of the (bi)linear map, without conjugation: for
 complex inputs it is what ``jax.vjp`` returns. Nothing is written in place,
-so it runs on immutable (jax) and lazy (dask) arrays.
+so it runs on immutable (jax) and lazy (dask) arrays. Where the FFT serves
+an eager library without autodiff of its own, both gradients come from one
+spectrum of ``g`` instead (``_fft.vjp``, which multiplies into its own
+spectra).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from . import _generic, _methods
+from . import _fft, _generic, _methods
 from ._adapter import Adapter, adapter_for
 from ._compat import device, isdtype
 from ._correlate import _correlate
@@ -125,8 +128,11 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_
 
 
 def generic_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
-    """``Adapter.vjp``'s generic implementation: input gradient, then ``adapter.kernel_gradient``."""
+    """``Adapter.vjp``'s generic implementation: ``_fft.vjp`` where it applies (``_fused_fft``);
+    otherwise the input gradient, then ``adapter.kernel_gradient``."""
     dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
+    if _fused_fft(adapter, xp, x, k, g, options, geometry, dtype):
+        return _fft.vjp(xp, x, k, g, options, geometry, need_x, need_k)
     # Only the operand that the other gradient reads is cast (jax's transpose
     # knows just the shape and dtype of the one it differentiates).
     g = xp.astype(g, dtype, copy=False)
@@ -144,6 +150,29 @@ def generic_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geome
             gk = xp.flip(gk, axis=(-2, -1))
         gk = as_input_dtype(xp, gk, k)
     return gx, gk
+
+
+def _fused_fft(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, dtype) -> bool:
+    """Whether ``_fft.vjp`` takes both gradients from one spectrum of ``g``.
+
+    Where the method is "fft", or "auto" picks it for finite inputs, for a
+    real float32/float64 result, stride 1 and a "fill" extension (or none
+    reached); on eager libraries without an autodiff of their own: jax's
+    transpose knows only the shape of the operand it differentiates, and
+    dask takes its kernel gradient block by block.
+    """
+    if not adapter.eager or adapter.autodiff or options.method not in ("fft", "auto"):
+        return False
+    if options.stride != (1, 1) or not (geometry.inside or options.boundary == "fill"):
+        return False
+    if _methods.dtype_kind(xp, dtype) != "real floating":
+        return False
+    if options.method == "auto":
+        costs = adapter.costs(tuple(k.shape), geometry)
+        if _methods.choose_method(costs, "real floating", tuple(x.shape), tuple(k.shape), geometry) != "fft":
+            return False
+        return all(bool(xp.all(xp.isfinite(a))) for a in (x, k, g))  # NaN/inf would spread over an FFT
+    return True
 
 
 def _input_gradient(xp, x, kc, g, options: Options, geometry: Geometry, *, insert=None):
