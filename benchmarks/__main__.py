@@ -34,6 +34,7 @@ from xcorr._adapter import adapter_named
 from xcorr._options import Options, plan
 
 from ._timing import (
+    SMALL_MIN_REPEATS,
     cores,
     cpu_model,
     load,
@@ -555,7 +556,7 @@ def small_table(report: Report, backends, repeats: int):
         jax.config.update("jax_enable_x64", True)
     table = report.table(
         "small_calls",
-        f"Small calls, float64 (µs per call, median of {repeats} samples of back-to-back calls)",
+        f"Small calls, float64 (µs per call, median of {max(repeats, SMALL_MIN_REPEATS)} samples of back-to-back calls)",
         ["case", "backend", "xcorr", "xcorr µs", "native", "native µs", "ratio"],
         "lllrlrr",
     )
@@ -590,7 +591,7 @@ def cnn_table(report: Report, backends, repeats: int):
     labels = rng.integers(0, classes, batch)
     table = report.table(
         "cnn_step",
-        f"Small CNN training step (ms per step, median of {repeats} samples of back-to-back steps)",
+        f"Small CNN training step (ms per step, median of {max(repeats, SMALL_MIN_REPEATS)} samples of back-to-back steps)",
         ["backend", "xcorr step ms", "native", "native step ms", "ratio"],
         "lrlrr",
     )

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 PAUSE_S = 0.15
 # Each sample of a microsecond-scale call is a loop of calls lasting at least this long.
 SMALL_SAMPLE_S = 0.05
+# At least this many samples of such calls, whatever --repeats says: their times on a
+# shared 2-core machine swing by 30% between samples, and a sample costs a fraction of a second.
+SMALL_MIN_REPEATS = 9
 
 
 @dataclass
@@ -78,8 +81,10 @@ def measure_small(candidates: dict[str, Callable[[], object]], repeats: int) -> 
     After warm-up calls, each candidate's loop length is chosen as
     ``timeit.Timer.autorange`` does (1, 2, 5, 10, 20, ... calls until a loop
     lasts ``SMALL_SAMPLE_S``); then ``repeats`` interleaved samples of that
-    many back-to-back calls each, and the median of their per-call means.
+    many back-to-back calls each (at least ``SMALL_MIN_REPEATS``), and the
+    median of their per-call means.
     """
+    repeats = max(repeats, SMALL_MIN_REPEATS)
     loops = {}
     for name, fn in candidates.items():
         for _ in range(3):
