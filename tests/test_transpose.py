@@ -576,9 +576,16 @@ def test_port_a_torch_model_to_numpy_with_the_vjps():
         (
             (1, 2, 3, 3),
             (2, 1, 2, 2),
-            {"padding": "same"},
-            TypeError,
-            r"padding of a transposed convolution .* 'same'",
+            {"padding": "same_lower"},
+            ValueError,
+            r"padding of a transposed convolution .* or 'SAME' or 'VALID'; got 'same_lower'",
+        ),
+        (
+            (1, 2, 3, 3),
+            (2, 1, 2, 2),
+            {"padding": "SAME", "stride": 2, "output_padding": 1},
+            ValueError,
+            r"padding='SAME' implies the output_padding .* got output_padding=\(1, 1\)",
         ),
         (
             (1, 2, 3, 3),
@@ -825,6 +832,18 @@ def test_lax_same_and_valid_transposes_as_torch_padding(k, s, d):
             padding=padding,
             output_padding=recipe["output_padding"],
         )
+        # The names themselves, in lax's and Keras' spellings, on the functions and the layer.
+        by_name = xcorr.conv_transpose2d(x, w, stride=s, dilation=d, padding=name.lower())
+        np.testing.assert_array_equal(by_name, y)
+        plane = xcorr.corr2d_transpose(x[0, 0], w[0, 0], stride=s, dilation=d, padding=name)
+        np.testing.assert_allclose(
+            plane, xcorr.corr2d_transpose(x[0, 0], w[0, 0], stride=s, dilation=d, padding=padding,
+                                          output_padding=recipe["output_padding"]), rtol=0, atol=0,
+        )  # fmt: skip
+        layer = xcorr.Conv2DTranspose(k, in_channels=2, out_channels=3, stride=s, dilation=d, padding=name,
+                                      backend="numpy", dtype="float64")  # fmt: skip
+        full = ((padding, padding),) * 2 if isinstance(padding, int) else padding
+        assert layer.padding == full and layer.output_padding == (recipe["output_padding"],) * 2
         expected = jax.lax.conv_transpose(
             jnp.asarray(x),
             jnp.asarray(w),

@@ -647,8 +647,10 @@ class TransposeSpec:
     ) -> TransposeSpec:
         kernel = parse_kernel_size(kernel_size)
         options = Options.parse(stride=stride, dilation=dilation)
-        padding = _transpose.parse_padding(padding)
-        output_padding = _transpose.parse_output_padding(output_padding, options.stride, options.dilation)
+        # "SAME"/"VALID" become numbers here: the kernel size is known.
+        padding, output_padding = _transpose.resolve_padding(
+            _transpose.parse_padding(padding), output_padding, kernel, options.stride, options.dilation
+        )
         groups = parse_int("groups", groups)
         if in_channels is None or out_channels is None:
             msg = (
@@ -761,7 +763,9 @@ class Conv2DTranspose(Conv2D):
     in_channels, out_channels : int
         Both required; ``groups`` must divide both.
     stride, padding, output_padding, dilation, groups
-        As in ``xcorr.conv_transpose2d`` (torch's meanings).
+        As in ``xcorr.conv_transpose2d`` (torch's meanings; "SAME" and
+        "VALID" are resolved to numbers here, so ``layer.padding`` and
+        ``layer.output_padding`` show what they mean for this kernel).
     bias : bool, default True
     data_format : {"channels_first", "channels_last"}, default "channels_first"
     backend, dtype, seed

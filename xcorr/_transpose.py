@@ -85,11 +85,15 @@ class TransposePlan:
         return (top, left) if (top, left) == (bottom, right) else None
 
 
-def parse_padding(padding: object) -> Padding:
-    """An int, a pair ``(ph, pw)`` or a pair of pairs ``((top, bottom), (left, right))``, each >= 0."""
+STRING_PADDINGS = ("SAME", "VALID")
+
+
+def parse_padding(padding: object) -> Padding | str:
+    """An int, a pair ``(ph, pw)`` or a pair of pairs ``((top, bottom), (left, right))``, each >= 0;
+    or "SAME" / "VALID" in any case (returned upper-case, for :func:`resolve_padding`)."""
     msg = (
         "padding of a transposed convolution must be an int, a pair (ph, pw) or a pair of pairs "
-        f"((top, bottom), (left, right)) of ints >= 0; got {padding!r}"
+        f"((top, bottom), (left, right)) of ints >= 0, or 'SAME' or 'VALID'; got {padding!r}"
     )
 
     def number(value) -> int:
@@ -104,7 +108,9 @@ def parse_padding(padding: object) -> Padding:
         return n
 
     if isinstance(padding, str):
-        raise TypeError(msg)
+        if padding.upper() not in STRING_PADDINGS:
+            raise ValueError(msg)
+        return padding.upper()
     if not isinstance(padding, (tuple, list)):
         n = number(padding)
         return ((n, n), (n, n))
@@ -120,6 +126,33 @@ def parse_padding(padding: object) -> Padding:
             n = number(item)
             axes.append((n, n))
     return (axes[0], axes[1])
+
+
+def resolve_padding(
+    padding: Padding | str, output_padding: object, kernel: tuple[int, int], stride, dilation
+) -> tuple[Padding, tuple[int, int]]:
+    """``(padding, output_padding)`` as numbers, for a parsed ``padding`` and a ``kernel`` of ``(h, w)`` taps.
+
+    lax's and Keras' "SAME" and "VALID" give, per axis with the dilated span
+    ``K = d * (k - 1) + 1`` and stride ``s``: an output of ``H * s``
+    ("SAME": ``P = max(K - s, 0)`` cropped, ``P // 2`` before) or of
+    ``H * s + max(K - s, 0)`` ("VALID": nothing cropped), and an
+    ``output_padding`` of ``max(s - K, 0)`` for both, which is why a string
+    padding takes no ``output_padding`` of its own.
+    """
+    if not isinstance(padding, str):
+        return padding, parse_output_padding(output_padding, stride, dilation)
+    given = parse_pair("output_padding", output_padding, minimum=0)
+    if given != (0, 0):
+        msg = f"padding={padding!r} implies the output_padding (lax's and Keras' rule); got output_padding={given}"
+        raise ValueError(msg)
+    pads, extra = [], []
+    for k, s, d in zip(kernel, stride, dilation):
+        span = d * (k - 1) + 1
+        total = max(span - s, 0) if padding == "SAME" else 0
+        pads.append((total // 2, total - total // 2))
+        extra.append(max(s - span, 0))
+    return (pads[0], pads[1]), (extra[0], extra[1])
 
 
 def parse_output_padding(output_padding: object, stride, dilation) -> tuple[int, int]:
@@ -180,13 +213,13 @@ def check_transpose_multi(
     channels_last = parse_data_format(data_format)
     stride = parse_pair("stride", stride)
     dilation = parse_pair("dilation", dilation)
-    padding = parse_padding(padding)
-    output_padding = parse_output_padding(output_padding, stride, dilation)
+    parsed = parse_padding(padding)
     groups = parse_int("groups", groups)
     xp = check_arrays(x, w, k_name="w")
     if w.ndim != 4:
         msg = f"w must have shape (C_in, C_out // groups, h, w); got shape {tuple(w.shape)}"
         raise ValueError(msg)
+    padding, output_padding = resolve_padding(parsed, output_padding, tuple(w.shape[-2:]), stride, dilation)
     c_in = w.shape[0]
     if channels_last:
         check_last(x, w, channels=c_in)
@@ -327,10 +360,13 @@ def conv_transpose2d(
         must promote to the output's.
     stride, dilation : int or (int, int), default 1
         Of the forward correlation this is the adjoint of.
-    padding : int, (int, int) or ((top, bottom), (left, right)), default 0
+    padding : int, (int, int), ((top, bottom), (left, right)), "SAME" or "VALID", default 0
         torch's ``padding``: the forward correlation's zero padding, which
         the transpose crops from its uncropped result
-        ``(H - 1)*sh + dh*(h - 1) + 1`` rows high.
+        ``(H - 1)*sh + dh*(h - 1) + 1`` rows high. Or lax's and Keras'
+        names (any case): "SAME" gives ``H * sh`` rows, "VALID" the
+        uncropped result (at least ``H * sh``); both set the
+        ``output_padding`` themselves.
     output_padding : int or (int, int), default 0
         Rows and columns added after the crop (torch's ``output_padding``,
         which picks among the input sizes that a strided forward maps to
@@ -463,8 +499,7 @@ def conv_transpose2d_vjp(
 def _check_single(x, k, stride, padding, output_padding, dilation):
     stride = parse_pair("stride", stride)
     dilation = parse_pair("dilation", dilation)
-    padding = parse_padding(padding)
-    output_padding = parse_output_padding(output_padding, stride, dilation)
+    parsed = parse_padding(padding)
     xp = check_arrays(x, k)
     if x.ndim < 2:
         msg = (
@@ -476,6 +511,7 @@ def _check_single(x, k, stride, padding, output_padding, dilation):
             f"k must have at least 2 dimensions (..., h, w); got shape {tuple(k.shape)}"
         )
         raise ValueError(msg)
+    padding, output_padding = resolve_padding(parsed, output_padding, tuple(k.shape[-2:]), stride, dilation)
     dtype = result_dtype(xp, x.dtype, k.dtype)
     tp = plan_transpose(
         tuple(x.shape[-2:]),

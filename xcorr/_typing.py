@@ -67,8 +67,11 @@ DataFormat: TypeAlias = Literal["channels_first", "channels_last"]
 #: callable ``(shape, dtype, rng) -> array`` with a ``numpy.random.Generator``.
 Initializer: TypeAlias = str | Callable[[tuple[int, ...], Any, np.random.Generator], Any]
 #: A transposed convolution's ``padding`` (torch's meaning: what is cropped from the
-#: full output): an int for every side, ``(ph, pw)`` or ``((top, bottom), (left, right))``.
-TransposePadding: TypeAlias = int | Sequence[int] | Sequence[Sequence[int]]
+#: full output): an int for every side, ``(ph, pw)`` or ``((top, bottom), (left, right))``;
+#: or lax's and Keras' "SAME" / "VALID", which imply the ``output_padding`` too.
+TransposePadding: TypeAlias = (
+    int | Sequence[int] | Sequence[Sequence[int]] | Literal["SAME", "VALID", "same", "valid"]
+)
 #: How a correlation is computed.
 Method: TypeAlias = Literal["auto", "direct", "fft", "native"]
 #: The loss ``xcorr.fit`` minimises.
