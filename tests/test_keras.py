@@ -47,6 +47,10 @@ def test_keras_models_match_keras_conv2d(backend):
     for config, result in report["forward"].items():
         assert result["shape"] == result["expected_shape"] == result["computed_shape"], config
         assert result["max_abs_diff"] <= 1e-12, (config, result)
+    assert len(report["transposed"]) == 4
+    for config, result in report["transposed"].items():
+        assert result["shape"] == result["expected_shape"], config
+        assert result["max_abs_diff"] <= 1e-12, (config, result)
     for model, result in report["training"].items():
         assert result["jit_compile"], model
         assert result["xcorr_layers"] >= 2, model

@@ -55,6 +55,25 @@ for cfg in [
     }
 report["forward"] = forward
 
+# -- keras.layers.Conv2DTranspose ported to xcorr.Conv2DTranspose (docs/coming-from/keras.md) --
+transposed = {}
+for padding, strides, kernel in [("same", 2, 3), ("valid", 2, 3), ("same", 3, 2), ("valid", 1, (2, 3))]:
+    theirs = keras.layers.Conv2DTranspose(5, kernel, strides=strides, padding=padding)
+    expected = to_numpy(theirs(x))
+    w_keras, b_keras = (to_numpy(a) for a in theirs.get_weights())
+    ours = xcorr.Conv2DTranspose(
+        kernel, in_channels=4, out_channels=5, stride=strides, padding=padding, data_format="channels_last",
+        backend="numpy", dtype="float64",
+    )
+    ours.weight, ours.bias = np.ascontiguousarray(w_keras.transpose(3, 2, 0, 1)), b_keras
+    got = ours(x)
+    transposed[f"{padding},strides={strides},kernel={kernel}"] = {
+        "shape": list(got.shape),
+        "expected_shape": list(expected.shape),
+        "max_abs_diff": float(np.max(np.abs(got - expected))) if got.shape == expected.shape else None,
+    }
+report["transposed"] = transposed
+
 
 # -- training: model.fit with jit_compile in a Sequential and a functional model --
 def sequential(conv):
