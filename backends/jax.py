@@ -67,7 +67,29 @@ def _differentiable_kernel(options, geometry):
 
 def correlate_p(x, k, options, geometry):
     """``forward(x, k)`` of operands of one floating dtype, as the differentiable primitive."""
+    x, k = _match_varying(x, k)
     return _primitive().bind(x, k, options=options, geometry=geometry)
+
+
+def _match_varying(*args):
+    """The operands, varying over the same manual mesh axes inside ``jax.shard_map``.
+
+    Under ``check_vma`` jax types each value with the manual axes it varies
+    over; its own operations cast an operand that varies over fewer axes up
+    (``pvary``, whose transpose is the ``psum`` that makes a replicated
+    kernel's gradient replicated again). The primitive's operands get the
+    same cast, through jax's own helper where this jax has it.
+    """
+    from jax._src import core
+
+    insert = getattr(core, "auto_insert_reshard", None)
+    return tuple(insert(*args)) if insert is not None else args
+
+
+def _varying(aval) -> frozenset:
+    """The manual mesh axes an abstract value varies over (``shard_map``'s ``check_vma``)."""
+    mat = getattr(aval, "mat", None)
+    return frozenset(getattr(mat, "varying", ())) if mat is not None else frozenset(getattr(aval, "vma", ()))
 
 
 @functools.cache
@@ -94,7 +116,11 @@ def _primitive():
         return forward(jax.numpy, x, k, options, geometry)
 
     def abstract(x, k, *, options, geometry):
-        return jax.core.ShapedArray(geometry.out_shape, x.dtype)
+        if not (_varying(x) or _varying(k)):
+            return jax.core.ShapedArray(geometry.out_shape, x.dtype)
+        # Inside shard_map: the result varies over the operands' axes (the same for both, _match_varying).
+        base = x if x.ndim == len(geometry.out_shape) else k
+        return base.update(shape=geometry.out_shape, dtype=x.dtype, weak_type=False)
 
     def jvp(primals, tangents, *, options, geometry):
         x, k = primals
@@ -102,9 +128,9 @@ def _primitive():
         y = primitive.bind(x, k, options=options, geometry=geometry)
         terms = []
         if type(dx) is not ad.Zero:
-            terms.append(primitive.bind(dx, k, options=tangent_options(options), geometry=geometry))
+            terms.append(primitive.bind(*_match_varying(dx, k), options=tangent_options(options), geometry=geometry))
         if type(dk) is not ad.Zero:
-            terms.append(primitive.bind(x, dk, options=options, geometry=geometry))
+            terms.append(primitive.bind(*_match_varying(x, dk), options=options, geometry=geometry))
         if not terms:
             return y, jax.numpy.zeros_like(y)
         return y, terms[0] if len(terms) == 1 else terms[0] + terms[1]

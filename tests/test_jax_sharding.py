@@ -229,7 +229,38 @@ def run_checks() -> dict:
         "loss_error": abs(float(sharded_loss) - float(single_loss)),
         "specs": _specs(sharded),
     }
+    results["shard_map"] = _shard_map_checks(mesh)
     return results
+
+
+def _shard_map_checks(mesh) -> dict:
+    """Gradients inside ``jax.shard_map`` with its default ``check_vma=True``: the images split
+    over the devices, the kernel replicated. jax types a replicated value's gradient as replicated
+    and sums it over the devices itself (the transpose of the cast the primitive's operands get),
+    as for its own convolution; each method's result against the single-device gradient."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import PartitionSpec as P
+
+    import xcorr
+
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.standard_normal((8, 20, 18)))
+    k = jnp.asarray(rng.standard_normal((3, 4)))
+    checks = {}
+    for method in ("direct", "fft"):
+
+        def loss(k, x, method=method):
+            return jnp.sum(jnp.sin(xcorr.corr2d(x, k, mode="same", method=method)))
+
+        def grads(k, x, loss=loss):
+            return jax.grad(loss, argnums=(0, 1))(k, x)
+
+        per_device = jax.jit(jax.shard_map(grads, mesh=mesh, in_specs=(P(), P("batch")), out_specs=(P(), P("batch"))))
+        (gk, gx), (want_k, want_x) = per_device(k, x), jax.jit(grads)(k, x)
+        checks[method] = {"error": max(_max_error(gk, want_k), _max_error(gx, want_x)), "scale": _scale(want_k)}
+    return checks
 
 
 # --- the tests ----------------------------------------------------------------------
@@ -295,6 +326,13 @@ def test_kernel_gradient_is_partial_sums_and_one_all_reduce(results):
 def test_sharded_results_equal_single_device_results(results):
     for name, case in results["cases"].items():
         assert case["error"] <= 1e-4 * max(1.0, case["scale"]), (name, case)
+
+
+def test_gradients_inside_shard_map_with_check_vma(results):
+    checks = results["shard_map"]
+    assert set(checks) == {"direct", "fft"}
+    for method, check in checks.items():
+        assert check["error"] <= 1e-10 * max(1.0, check["scale"]), (method, check)
 
 
 def test_data_parallel_conv2d_step_matches_single_device_step(results):
