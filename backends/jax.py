@@ -82,7 +82,7 @@ def _match_varying(*args):
     """
     from jax._src import core
 
-    # The helper's name in jax 0.8 and later; standard_insert_pvary before.
+    # The helper is standard_insert_pvary in earlier jax releases.
     insert = getattr(core, "auto_insert_reshard", None) or getattr(core, "standard_insert_pvary", None)
     return tuple(insert(*args)) if insert is not None else args
 
