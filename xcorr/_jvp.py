@@ -51,16 +51,21 @@ def _tangent_dtype(xp, x, k, dx, dk):
     return dtype
 
 
-def _public_jvp(name: str, x, k, dx, dk, options: Options, k_name: str = "k"):
-    xp = check_arrays(x, k, k_name=k_name)
+def _public_jvp(name: str, x, k, dx, dk, mode, boundary, fillvalue, stride, dilation, method, padding):
+    """``corr2d_jvp`` (``name`` "corr2d") or ``conv2d_jvp``: parse, check, then two correlations."""
+    options = Options.parse(
+        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
+        convolve=name == "conv2d", method=method, padding=padding,
+    )
+    xp = check_arrays(x, k)
     plan(x.shape, k.shape, options)  # the shape checks of the forward call
     if dx is None and dk is None:
-        msg = f"{name}_jvp needs a direction: dx, d{k_name} or both (got None for both)"
+        msg = f"{name}_jvp needs a direction: dx, dk or both (got None for both)"
         raise ValueError(msg)
     if dx is not None:
         _check_tangent("dx", dx, x, "x")
     if dk is not None:
-        _check_tangent(f"d{k_name}", dk, k, k_name)
+        _check_tangent("dk", dk, k, "k")
     dtype = _tangent_dtype(xp, x, k, dx, dk)
     terms = []
     if dx is not None:
@@ -133,16 +138,7 @@ def corr2d_jvp(
     method: Method = "auto",
     padding: Padding = None,
 ) -> Array:
-    options = Options.parse(
-        mode=mode,
-        boundary=boundary,
-        fillvalue=fillvalue,
-        stride=stride,
-        dilation=dilation,
-        method=method,
-        padding=padding,
-    )
-    return _public_jvp("corr2d", x, k, dx, dk, options)
+    return _public_jvp("corr2d", x, k, dx, dk, mode, boundary, fillvalue, stride, dilation, method, padding)
 
 
 def conv2d_jvp(
@@ -160,17 +156,7 @@ def conv2d_jvp(
     method: Method = "auto",
     padding: Padding = None,
 ) -> Array:
-    options = Options.parse(
-        mode=mode,
-        boundary=boundary,
-        fillvalue=fillvalue,
-        stride=stride,
-        dilation=dilation,
-        convolve=True,
-        method=method,
-        padding=padding,
-    )
-    return _public_jvp("conv2d", x, k, dx, dk, options)
+    return _public_jvp("conv2d", x, k, dx, dk, mode, boundary, fillvalue, stride, dilation, method, padding)
 
 
 corr2d_jvp.__doc__ = _JVP_DOC.format(name="corr2d", t="0.")

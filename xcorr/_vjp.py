@@ -241,7 +241,12 @@ def _check_cotangent(xp, g, geometry: Geometry, x, k):
         raise ValueError(msg)
 
 
-def _public_vjp(x, k, g, options: Options):
+def _public_vjp(op: str, x, k, g, mode, boundary, fillvalue, stride, dilation, method, padding):
+    """``corr2d_vjp`` (``op`` "corr2d") or ``conv2d_vjp``: parse, check, then the VJP."""
+    options = Options.parse(
+        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
+        convolve=op == "conv2d", method=method, padding=padding,
+    )
     xp = check_arrays(x, k)
     geometry = plan(x.shape, k.shape, options)
     _check_cotangent(xp, g, geometry, x, k)
@@ -320,16 +325,7 @@ def corr2d_vjp(
     method: Method = "auto",
     padding: Padding = None,
 ) -> tuple[Array, Array]:
-    options = Options.parse(
-        mode=mode,
-        boundary=boundary,
-        fillvalue=fillvalue,
-        stride=stride,
-        dilation=dilation,
-        method=method,
-        padding=padding,
-    )
-    return _public_vjp(x, k, g, options)
+    return _public_vjp("corr2d", x, k, g, mode, boundary, fillvalue, stride, dilation, method, padding)
 
 
 def conv2d_vjp(
@@ -346,17 +342,7 @@ def conv2d_vjp(
     method: Method = "auto",
     padding: Padding = None,
 ) -> tuple[Array, Array]:
-    options = Options.parse(
-        mode=mode,
-        boundary=boundary,
-        fillvalue=fillvalue,
-        stride=stride,
-        dilation=dilation,
-        convolve=True,
-        method=method,
-        padding=padding,
-    )
-    return _public_vjp(x, k, g, options)
+    return _public_vjp("conv2d", x, k, g, mode, boundary, fillvalue, stride, dilation, method, padding)
 
 
 corr2d_vjp.__doc__ = _VJP_DOC.format(name="corr2d", gk="21., 27.")
