@@ -777,16 +777,21 @@ class Conv2D(_layer.Conv2D, torch.nn.Module):
         # Through the public functions, which torch.compile and torch.export
         # take whole into their graphs (see the end of this module).
         spec = self.spec
-        weight, bias = self.weight, self.bias
-        if torch.is_autocast_enabled(x.device.type):
-            # nn.Conv2d's cast policy: a convolution runs in the autocast dtype.
-            dtype = torch.get_autocast_dtype(x.device.type)
-            x, weight = _autocast(x, dtype), _autocast(weight, dtype)
-            bias = None if bias is None else _autocast(bias, dtype)
+        x, weight, bias = self._operands(x)
         if spec.channels:
             return corr2d_multi(x, weight, bias=bias, **spec.call_options)
         y = corr2d(x, weight, **spec.call_options)
         return y if bias is None else y + bias
+
+    def _operands(self, x):
+        """``(x, weight, bias)``, cast as ``nn.Conv2d``'s are under ``torch.autocast``: a
+        convolution runs in the autocast dtype."""
+        weight, bias = self.weight, self.bias
+        if torch.is_autocast_enabled(x.device.type):
+            dtype = torch.get_autocast_dtype(x.device.type)
+            x, weight = _autocast(x, dtype), _autocast(weight, dtype)
+            bias = None if bias is None else _autocast(bias, dtype)
+        return x, weight, bias
 
     def __prepare_scriptable__(self):
         # torch.jit.script calls this before compiling forward's source.
@@ -811,12 +816,7 @@ class Conv2DTranspose(_layer.Conv2DTranspose, Conv2D):
     def forward(self, x):
         _refuse_torchscript()
         spec = self.spec
-        weight, bias = self.weight, self.bias
-        if torch.is_autocast_enabled(x.device.type):
-            # nn.ConvTranspose2d's cast policy: the convolution runs in the autocast dtype.
-            dtype = torch.get_autocast_dtype(x.device.type)
-            x, weight = _autocast(x, dtype), _autocast(weight, dtype)
-            bias = None if bias is None else _autocast(bias, dtype)
+        x, weight, bias = self._operands(x)
         return conv_transpose2d(
             x, weight, bias=bias, stride=spec.options.stride, padding=spec.padding,
             output_padding=spec.output_padding, dilation=spec.options.dilation, groups=spec.groups,
