@@ -931,3 +931,15 @@ def test_transposed_layer_bias_goes_into_conv_transpose2d():
 
     assert ops(ours) == ops(theirs)
     torch.testing.assert_close(ours(x), theirs(x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "padding"), [("SAME", ((0, 1), (0, 0))), ("valid", 0)])
+def test_string_padding_on_every_backend(backend, name, padding):
+    # A 3x2 kernel at stride 2: "SAME" crops max(3 - 2, 0) = 1 row after (H * 2 rows, W * 2
+    # columns), "VALID" nothing; neither needs an output_padding (the spans reach the stride).
+    x, w = operands(groups=2)
+    want = xcorr.conv_transpose2d(x, w, stride=2, groups=2, padding=padding)
+    assert want.shape[-2:] == ((8, 10) if name == "SAME" else (9, 10))
+    xb = backend.asarray(x)
+    y = xcorr.conv_transpose2d(xb, backend.asarray(w), stride=2, groups=2, padding=name)
+    assert_result(backend, y, want, "float64", like=xb)
