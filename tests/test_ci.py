@@ -116,3 +116,83 @@ def test_license_and_changelog_ship_with_the_metadata():
     assert "## [Unreleased]" in changelog and f"## [{project['version']}] - " in changelog
     assert set(project["urls"]) >= {"Homepage", "Documentation", "Repository", "Changelog"}
     assert any(c.startswith("Programming Language :: Python :: 3.") for c in project["classifiers"])
+
+
+def constraint_pins(name: str) -> dict:
+    """The ``name==version`` lines of ``.ci/NAME``, by canonical package name."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / ".ci" / name).read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            requirement = Requirement(line)
+            (spec,) = requirement.specifier
+            assert spec.operator == "==", f".ci/{name}: {line!r} is not a pin"
+            pins[canonicalize_name(requirement.name)] = spec.version
+    return pins
+
+
+def test_oldest_constraints_are_the_floors_of_pyproject():
+    # .ci/run's "oldest" run installs the README's extras with these pins: each floor of the
+    # core, `all` (through the extras it names) and `test` must be pinned at exactly that floor.
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    project = pyproject()["project"]
+    extras = project["optional-dependencies"]
+    (everything,) = extras["all"]
+    named = Requirement(everything).extras
+    requirements = [*project["dependencies"], *extras["test"]] + [r for e in sorted(named) for r in extras[e]]
+    pins = constraint_pins("oldest.txt")
+    floors = {}
+    for line in requirements:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        lows = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+        assert lows, f"{line}: every requirement declares its oldest version (>=)"
+        floors[name] = Version(lows[0])
+        assert name in pins, f".ci/oldest.txt does not pin {name} (pyproject: {line})"
+        assert Version(pins[name]) == floors[name], f".ci/oldest.txt pins {name}=={pins[name]}, pyproject says {line}"
+    assert set(pins) - set(floors) <= {"jaxlib", "distributed"}, set(pins) - set(floors)
+
+
+def test_ci_script_runs_the_readme_commands_on_newest_and_oldest_versions():
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert 'versions newest ""' in script
+    assert 'versions oldest "$PWD/.ci/oldest.txt"' in script
+    assert 'step "tests-$name" "$TEST_CMD"' in script and 'step "demo-$name" "$DEMO_CMD"' in script
+
+
+def extras_table(path: Path) -> dict[str, str]:
+    """Each install table row's extra (a backticked name in a first or third column) and what it brings."""
+    import re
+
+    rows = {}
+    for line in (ROOT / path).read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("| `") else []
+        for name_cell, brings in zip(cells[::2], cells[1::2]):
+            for name in re.findall(r"`([a-z]+)`", name_cell):
+                rows[name] = brings
+    return rows
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_install_tables_list_the_extras_of_pyproject(page):
+    import re
+
+    from packaging.requirements import Requirement
+
+    extras = pyproject()["project"]["optional-dependencies"]
+    table = extras_table(Path(page))
+    assert set(table) == set(extras), f"{page}: table {sorted(table)}, pyproject {sorted(extras)}"
+    (everything,) = extras["all"]
+    named = set(re.findall(r"[a-z]+", table["all"]))
+    assert named == Requirement(everything).extras, f"{page}: `all` is {sorted(Requirement(everything).extras)}"
+    if page.startswith("docs/"):  # the getting-started table spells out each requirement
+        for name, requirements in extras.items():
+            if name in ("all", "test", "docs"):
+                continue
+            shown = set(re.findall(r"`([^`]+)`", table[name]))
+            assert shown == set(requirements), f"{page}: `{name}` shows {sorted(shown)}, pyproject {requirements}"
