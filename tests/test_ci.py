@@ -163,6 +163,9 @@ def test_ci_script_runs_the_readme_commands_on_newest_and_oldest_versions():
     assert 'versions newest ""' in script
     assert 'versions oldest "$PWD/.ci/oldest.txt"' in script
     assert 'step "tests-$name" "$TEST_CMD"' in script and 'step "demo-$name" "$DEMO_CMD"' in script
+    # the release artefacts: built, checked by twine, and the wheel installed and run outside the checkout
+    assert "python -m build" in script and "twine check --strict" in script
+    assert ".ci/wheel_smoke.py" in script and (ROOT / ".ci" / "wheel_smoke.py").is_file()
 
 
 def extras_table(path: Path) -> dict[str, str]:
