@@ -31,6 +31,7 @@ CI_MODULES = (
     "dask.array",
     "distributed",
     "flax.serialization",
+    "equinox",
     "mypy.api",
     # keras is not imported here: importing it fixes the process's Keras backend (TensorFlow
     # by default); tests/test_keras.py requires it (failing under CI) and runs it in subprocesses.
