@@ -6,9 +6,15 @@ Every adapter that splits a large call between threads takes them from
 ``count()`` workers. The callers never wait on the pool from inside it, so
 one pool serves them all without deadlock.
 
-Thread counts come from the machine: the CPUs this process may run on
+The pool has a worker for each CPU this process may run on
 (``os.sched_getaffinity``, which honours ``taskset``, cgroups' cpusets and
-a parent's pinning), else ``os.cpu_count()``.
+a parent's pinning, else ``os.cpu_count()``). A call splits its work into
+``count(cap)`` parts, so no more threads work on it than the limits a user
+set allow: ``OMP_NUM_THREADS``, a ``threadpoolctl.threadpool_limits`` block
+(the pool registers with threadpoolctl, as ``user_api="xcorr"``, when
+threadpoolctl is installed), and ``cap``, the calling library's own setting
+(``torch.get_num_threads()`` for torch tensors, ``numba.get_num_threads()``
+on numba's paths).
 
 Fork-safe: a child made by ``os.fork()`` (multiprocessing's "fork" start
 method, a torch ``DataLoader``'s workers) inherits the pool object but not
@@ -19,6 +25,7 @@ child drops the pool, the lock and the cached count
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,10 +33,11 @@ from concurrent.futures import ThreadPoolExecutor
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _count: int | None = None
+_limit: int | None = None  # threadpoolctl's, while a threadpool_limits block is open
 
 
-def count() -> int:
-    """The number of CPUs this process may run on (at least 1)."""
+def machine() -> int:
+    """The number of CPUs this process may run on (at least 1): the pool's size."""
     global _count
     if _count is None:
         try:
@@ -40,8 +48,23 @@ def count() -> int:
     return _count
 
 
+def count(cap: int | None = None) -> int:
+    """The threads a call may use: ``machine()`` within OMP_NUM_THREADS, threadpoolctl's limit and ``cap``."""
+    n = machine()
+    for limit in (_environment_limit(), _limit, cap):
+        if limit is not None and limit > 0:
+            n = min(n, limit)
+    return n
+
+
+def _environment_limit() -> int | None:
+    # OMP_NUM_THREADS may list one count per nesting level ("4,2"); the outer one is ours.
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() else None
+
+
 def pool() -> ThreadPoolExecutor:
-    """The process's worker pool (``count()`` threads), created on first use."""
+    """The process's worker pool (``machine()`` threads), created on first use."""
     executor = _pool
     if executor is None:
         executor = _create()
@@ -52,7 +75,7 @@ def _create() -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(count(), thread_name_prefix="xcorr")
+            _pool = ThreadPoolExecutor(machine(), thread_name_prefix="xcorr")
         return _pool
 
 
@@ -68,3 +91,38 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _register_with_threadpoolctl() -> None:
+    """Let ``threadpoolctl.threadpool_limits`` limit the pool, as it limits BLAS and OpenMP.
+
+    threadpoolctl makes a controller for each loaded shared library whose file
+    name matches a registered prefix. The pool has no library of its own, so
+    its controller is tied to ctypes' extension module, which every CPython
+    with ctypes loads (where ctypes is built in, only OMP_NUM_THREADS and
+    ``cap`` limit the pool).
+    """
+    import ctypes  # noqa: F401  (loads _ctypes, the library the controller is found by)
+
+    import threadpoolctl
+
+    class PoolController(threadpoolctl.LibController):
+        user_api = "xcorr"
+        internal_api = "xcorr"
+        filename_prefixes = ("_ctypes",)
+
+        def get_num_threads(self) -> int:
+            return _limit if _limit is not None else machine()
+
+        def set_num_threads(self, num_threads: int) -> None:
+            global _limit
+            _limit = None if num_threads >= machine() else max(1, num_threads)
+
+        def get_version(self) -> str | None:
+            return None
+
+    threadpoolctl.register(PoolController)
+
+
+if importlib.util.find_spec("threadpoolctl") is not None:
+    _register_with_threadpoolctl()

@@ -32,6 +32,7 @@ CI_MODULES = (
     "distributed",
     "flax.serialization",
     "equinox",
+    "threadpoolctl",
     "mypy.api",
     # keras is not imported here: importing it fixes the process's Keras backend (TensorFlow
     # by default); tests/test_keras.py requires it (failing under CI) and runs it in subprocesses.
