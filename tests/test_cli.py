@@ -306,6 +306,7 @@ def one_line_error(capsys, command: str = "edges") -> str:
         (["edges", "{image}", "-o", "{out}", "--kernel-file", "{complex}"], r"--kernel-file '.*complex.npy' must hold real numbers; got dtype complex128"),
         (["edges", "{image}", "-o", "{out}", "--kernel-file", "{objects}"], r"--kernel-file '.*objects.npy' is not a .npy array: .*allow_pickle"),
         (["edges", "{image}", "-o", "{out}", "--kernel-file", "{nankernel}"], r"--kernel-file '.*nank.txt' has NaN or infinite values"),
+        (["edges", "{image}", "-o", "{out}", "--kernel-file", "{emptykernel}"], r"--kernel-file '.*empty.txt' is empty: it holds no numbers"),
         (["demo", "--backend", "mxnet"], r"unknown backend 'mxnet'"),
         (["demo", "--plot", "{tmp}/demo.svg"], r"--plot must name a .png file; got '.*demo.svg'"),
         (["demo", "--plot", "{tmp}/missing/demo.png"], r"--plot: the folder '.*missing' does not exist"),
@@ -327,6 +328,7 @@ def test_command_errors(tmp_path, capsys, args, match):
     (tmp_path / "words.txt").write_text("one two\nthree four\n")
     (tmp_path / "ragged.txt").write_text("1 2 3\n4 5\n")
     (tmp_path / "nank.txt").write_text("1 nan\n")
+    (tmp_path / "empty.txt").write_text("")
     np.save(tmp_path / "cube.npy", np.ones((2, 2, 2)))
     np.save(tmp_path / "complex.npy", np.ones((2, 2), dtype=complex))
     np.save(tmp_path / "objects.npy", np.array([[1, None]], dtype=object), allow_pickle=True)
@@ -343,6 +345,7 @@ def test_command_errors(tmp_path, capsys, args, match):
         "words": tmp_path / "words.txt",
         "ragged": tmp_path / "ragged.txt",
         "nankernel": tmp_path / "nank.txt",
+        "emptykernel": tmp_path / "empty.txt",
         "cube": tmp_path / "cube.npy",
         "complex": tmp_path / "complex.npy",
         "objects": tmp_path / "objects.npy",

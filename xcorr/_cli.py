@@ -614,7 +614,13 @@ def load_kernel_file(path: Path) -> np.ndarray:
         if path.suffix.lower() == ".npy":
             kernel = np.load(path, allow_pickle=False)
         else:
-            kernel = np.loadtxt(path, ndmin=2, dtype=np.float64)
+            with warnings.catch_warnings():
+                # numpy's "input contained no data", with its source path: refused below in one line
+                warnings.simplefilter("ignore", UserWarning)
+                kernel = np.loadtxt(path, ndmin=2, dtype=np.float64)
+            if kernel.size == 0:
+                msg = f"{option} is empty: it holds no numbers"
+                raise CommandError(msg)
     except FileNotFoundError:
         msg = f"{option} does not exist"
         raise CommandError(msg) from None
