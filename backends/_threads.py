@@ -51,7 +51,7 @@ def machine() -> int:
 def count(cap: int | None = None) -> int:
     """The threads a call may use: ``machine()`` within OMP_NUM_THREADS, threadpoolctl's limit and ``cap``."""
     n = machine()
-    for limit in (_environment_limit(), _limit, cap):
+    for limit in (_ENVIRONMENT_LIMIT, _limit, cap):
         if limit is not None and limit > 0:
             n = min(n, limit)
     return n
@@ -61,6 +61,12 @@ def _environment_limit() -> int | None:
     # OMP_NUM_THREADS may list one count per nesting level ("4,2"); the outer one is ours.
     value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     return int(value) if value.isdigit() else None
+
+
+# Read once, as OpenMP runtimes read it at start: a later change of the process's environment
+# (dask's Nanny sets OMP_NUM_THREADS=1 in its parent before it spawns a worker) is not a limit
+# the user set for this process.
+_ENVIRONMENT_LIMIT = _environment_limit()
 
 
 def pool() -> ThreadPoolExecutor:

@@ -196,8 +196,9 @@ def test_thread_count_comes_from_the_machine():
     from xcorr.backends import _threads
 
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert _threads.count() == expected
+    assert _threads.machine() == expected
     assert _threads.pool()._max_workers == expected
+    assert _threads.count(cap=1) == 1  # a library's own limit (tests/test_threads.py: the user's limits)
     assert _threads.pool() is _threads.pool()
 
 
