@@ -76,7 +76,7 @@ def _install() -> Path | None:
     impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)  # numba >= 0.57 / older
     if base is None or not isinstance(getattr(impl, "_locator_classes", None), list):
         return None
-    if config.CACHE_LOCATOR_CLASSES:  # the user chose numba's locators: ours would not be asked
+    if getattr(config, "CACHE_LOCATOR_CLASSES", None):  # the user chose numba's locators (numba >= 0.62): ours would not be asked
         return None
     stamp = _sources_hash()
     directory = next((d / f"xcorr-{stamp}" for d in _candidates() if _writable(d / f"xcorr-{stamp}")), None)

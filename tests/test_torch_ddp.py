@@ -128,7 +128,7 @@ def test_ddp_two_processes_equal_one_process_on_the_whole_batch(tmp_path, monkey
                 if process.is_alive():
                     process.kill()
             pytest.fail(f"the DDP processes did not finish within {TIMEOUT_S} s")
-    ddp_params = torch.load(out)
+    ddp_params = torch.load(out, weights_only=True)
     x, y = _data()
     single = _train(_model(), x, y).state_dict()
     assert set(ddp_params) == set(single)
