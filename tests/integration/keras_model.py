@@ -136,24 +136,4 @@ for name, build in (("sequential", sequential), ("functional", functional)):
     )
 report["training"] = training
 
-# -- bad arguments: errors that name the argument, before any computation -----------
-errors = {}
-for label, kwargs in {
-    "filters": dict(filters=0, kernel_size=3),
-    "padding": dict(filters=2, kernel_size=3, padding="smae"),
-    "boundary": dict(filters=2, kernel_size=3, boundary="mirrored"),
-    "groups": dict(filters=3, kernel_size=3, groups=2),
-    "kernel_size": dict(filters=2, kernel_size=(3, 0)),
-    "data_format": dict(filters=2, kernel_size=3, data_format="NHWC"),
-}.items():
-    try:
-        xcorr.keras.Conv2D(**kwargs)
-    except ValueError as err:
-        errors[label] = str(err)
-try:
-    xcorr.keras.Conv2D(4, 3, groups=4)(np.zeros((1, 5, 5, 6)))
-except ValueError as err:
-    errors["input_channels"] = str(err)
-report["errors"] = errors
-
 json.dump(report, sys.stdout)
