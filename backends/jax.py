@@ -13,10 +13,8 @@ from dataclasses import dataclass, replace
 
 import jax
 
-from .. import _fft, _generic, _layer
-from .._adapter import Adapter, Costs, Tuning
-from .._jvp import tangent_options
-from .._options import result_dtype
+from .. import toolkit
+from ..toolkit import Adapter, Costs, Tuning, plan, result_dtype, tangent_options
 
 try:
     from . import _hugepages
@@ -154,8 +152,6 @@ def _primitive():
     def batch(args, dims, *, options, geometry):
         # corr2d batches natively: the mapped dimension goes in front of the
         # broadcast batch dimensions, and the geometry is planned anew.
-        from .._options import plan
-
         x, k = args
         depth = len(geometry.batch)
         x, k = (_leading(a, d, depth) for a, d in zip((x, k), dims))
@@ -408,7 +404,7 @@ def kernel_gradient_sum(xp, xe, g, swapped, k_shape):
 
 
 def _extend(xp, x, geometry, options):
-    """``_fft.extend``, with a fill extension as one ``lax.pad``.
+    """``toolkit.extend``, with a fill extension as one ``lax.pad``.
 
     The zero blocks and ``concat`` of the generic extension are materialised
     (a "full" correlation, the input gradient, ran about twice as long).
@@ -417,7 +413,7 @@ def _extend(xp, x, geometry, options):
     """
     rows, cols = geometry.rows, geometry.cols
     if geometry.inside or options.boundary != "fill":
-        return _fft.extend(xp, x, geometry, options)
+        return toolkit.extend(xp, x, geometry, options)
     from jax import lax
 
     config = [(0, 0, 0)] * (x.ndim - 2) + [
@@ -440,7 +436,7 @@ def _tap_windows(xp, x, geometry, options):
     rows, cols = geometry.rows, geometry.cols
     if geometry.inside or options.boundary != "fill" or rows.taps * cols.taps > ADAPTER.tuning.pad_per_tap:
         xe = _extend(xp, x, geometry, options)
-        return lambda a, b: xe[..., _generic.window(rows, a), _generic.window(cols, b)]
+        return lambda a, b: xe[..., toolkit.window(rows, a), toolkit.window(cols, b)]
     from jax import lax
 
     fill = xp.asarray(options.fillvalue, dtype=x.dtype)
@@ -483,7 +479,7 @@ def _kernel(options, geometry):
     import jax
 
     if options.method == "fft":
-        fft = functools.partial(_fft.correlate, _jnp(), options=options, geometry=geometry)
+        fft = functools.partial(toolkit.fft_correlate, _jnp(), options=options, geometry=geometry)
         native = functools.partial(_native, options=options, geometry=geometry)
         return jax.jit(functools.partial(_unless_partitioned, fft, native))
     if options.method == "native":
@@ -499,7 +495,7 @@ def _jnp():
 
 def _direct(x, k, *, options, geometry):
     xp = _jnp()
-    x, k = _generic.prepare(xp, x, k, options)
+    x, k = toolkit.prepare(xp, x, k, options)
     if _numba_forward(x, k, options, geometry):
         fast = functools.partial(_numba_prepared, options=options, geometry=geometry)
         fallback = functools.partial(_xla_direct, options=options, geometry=geometry)
@@ -516,13 +512,13 @@ def _xla_direct(x, k, *, options, geometry):
     from jax import lax
 
     xp = _jnp()
-    compacted = _generic.compact(xp, x, geometry, options)
+    compacted = toolkit.compact(xp, x, geometry, options)
     if compacted is not None:
         # A dilation wider than the output: the taps' windows end to end, every window inside.
         x, geometry = compacted
     rows, cols = geometry.rows, geometry.cols
     if rows.taps * cols.taps <= ADAPTER.tuning.unroll_taps or rows.taps == 1:
-        # _generic.correlate's unrolled shift-and-add, on the extended input.
+        # toolkit.direct_correlate's unrolled shift-and-add, on the extended input.
         window = _tap_windows(xp, x, geometry, options)
         total = None
         for a in range(rows.taps):
@@ -534,7 +530,7 @@ def _xla_direct(x, k, *, options, geometry):
         return total
     xe = _extend(xp, x, geometry, options)
     length = (rows.count - 1) * rows.step + 1
-    col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
+    col_windows = [toolkit.window(cols, b) for b in range(cols.taps)]
 
     def row(a, acc):
         band = lax.dynamic_slice_in_dim(xe, a * rows.dilation, length, axis=xe.ndim - 2)
@@ -588,10 +584,10 @@ def _native(x, k, *, options, geometry):
     from jax import lax
 
     xp = _jnp()
-    x, k = _generic.prepare(xp, x, k, options)
+    x, k = toolkit.prepare(xp, x, k, options)
     if not (xp.isdtype(x.dtype, "real floating") or xp.isdtype(x.dtype, "complex floating")):
         return _direct(x, k, options=replace(options, convolve=False), geometry=geometry)
-    compacted = _generic.compact(xp, x, geometry, options)  # a dilation wider than the output
+    compacted = toolkit.compact(xp, x, geometry, options)  # a dilation wider than the output
     xe, geometry = compacted if compacted is not None else (_extend(xp, x, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
     stride, dilation = (rows.step, cols.step), (rows.dilation, cols.dilation)
@@ -645,7 +641,7 @@ def correlate_multi(xp, x, w, options, geometry, groups, precision=None, preferr
         mode = {"wrap": "wrap", "symm": "symmetric", "reflect": "reflect", "edge": "edge"}[options.boundary]
         xe, padding = xp.pad(x, widths, mode=mode), ((0, 0), (0, 0))
     else:
-        xe, padding = _generic.extend(xp, x, geometry, options), ((0, 0), (0, 0))
+        xe, padding = toolkit.generic_extend(xp, x, geometry, options), ((0, 0), (0, 0))
     lhs = xe if xe.ndim == 4 else xe[None, ...]
     y = jax.lax.conv_general_dilated(
         lhs,
@@ -734,7 +730,7 @@ def correlate_multi_transpose(xp, x, w, plan):
     return y if x.ndim == 4 else y[0]
 
 
-class Conv2D(_layer.Conv2D):
+class Conv2D(toolkit.Conv2D):
     """``xcorr.Conv2D`` as a jax pytree (equinox-style).
 
     ``weight`` and ``bias`` are the leaves; the hyper-parameters (``spec``)
@@ -770,7 +766,7 @@ class Conv2D(_layer.Conv2D):
         return f"{self._public_name}({self.spec.describe()})"
 
 
-class Conv2DTranspose(_layer.Conv2DTranspose, Conv2D):
+class Conv2DTranspose(toolkit.Conv2DTranspose, Conv2D):
     """``xcorr.Conv2DTranspose`` as a jax pytree, like ``Conv2D`` (``weight`` and ``bias`` are the leaves)."""
 
 
@@ -885,10 +881,8 @@ def _step(loss: str):
     if loss not in _STEPS:
         import jax.numpy as jnp
 
-        from .._fit import loss_and_gradient
-
         def objective(layer, x, y):
-            return loss_and_gradient(jnp, layer(x) - y, loss)[0]
+            return toolkit.loss_and_gradient(jnp, layer(x) - y, loss)[0]
 
         @jax.jit
         def step(layer, x, y, lr):
@@ -901,11 +895,9 @@ def _step(loss: str):
 
 
 def _gradient(fn, x, index):
-    from .._empirical import check_index, full_index
-
     y = fn(x)  # a concrete forward pass first, to check the index against the output's shape
-    full = full_index(index, y.ndim)
-    check_index(tuple(y.shape), full)
+    full = toolkit.full_index(index, y.ndim)
+    toolkit.check_index(tuple(y.shape), full)
     return jax.grad(lambda x: fn(x)[full])(x)
 
 

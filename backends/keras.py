@@ -1,147 +1,118 @@
-"""Keras 3 layer: xcorr's correlation inside ``keras.layers.Layer`` (public as ``xcorr.keras``).
+"""Keras 3 layers: xcorr's correlations inside ``keras.layers.Layer`` (public as ``xcorr.keras``).
 
-The layer holds its kernel and bias as Keras variables (``add_weight``) and
-computes ``xcorr.corr2d_multi`` on the arrays of the Keras backend in use, so
+``Conv2D``, ``Conv2DTranspose`` and ``DepthwiseConv2D`` take the arguments of
+Keras' layers of those names, hold their weights as Keras variables in
+Keras' layouts (initializers, regularizers and constraints through
+``add_weight``, as Keras does), and compute ``xcorr.corr2d_multi`` or
+``xcorr.conv_transpose2d`` on the arrays of the Keras backend in use, so
 xcorr's jax or torch adapter does the work, autodiff and ``jit_compile``
 included. Keras' other backends: "numpy" runs inference only (no gradients
 there), and TensorFlow tensors are no array-API arrays, so "tensorflow" is
-refused when the layer is built.
+refused when a layer is built.
 
-Imported only by ``import xcorr.keras``: ``import xcorr`` loads no framework.
+The classes are registered for Keras serialization (package "xcorr") when
+this module is imported, which ``import xcorr.keras`` does; ``import
+xcorr`` loads no framework.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import keras
 
-from .._multi import corr2d_multi
-from .._options import BOUNDARY_ALIASES, MODES
-from .._typing import Array, Boundary, Method, Mode
+from ..toolkit import BOUNDARY_ALIASES, MODES, Array, Boundary, Method, Mode, conv_transpose2d, corr2d_multi
 
-__all__ = ["Conv2D"]
+__all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D"]
 
 #: Keras backends whose tensors xcorr's adapters take.
 BACKENDS = ("jax", "torch", "numpy")
+#: The values of ``method=``.
+METHODS: tuple[str, ...] = get_args(Method)
+Pair = int | tuple[int, int]
 
 
-def _pair(name: str, value: object) -> tuple[int, int]:
+# -- arguments ------------------------------------------------------------------
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        msg = f"{name} must be an int >= 1; got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
+def _pair(name: str, value: object, minimum: int = 1) -> tuple[int, int]:
     items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in items):
-        msg = f"{name} must be an int >= 1 or a pair of them; got {value!r}"
+    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in items):
+        msg = f"{name} must be an int >= {minimum} or a pair of them; got {value!r}"
         raise ValueError(msg)
     return (items[0], items[1])
 
 
-def _out_size(size: int | None, span: int, stride: int, padding: str) -> int | None:
-    if size is None:
-        return None
-    if padding == "valid":
-        return (size - span) // stride + 1 if size >= span else 0
-    if padding == "same":
-        return -(-size // stride)
-    return (size + span - 2) // stride + 1  # "full"
+def _choice(name: str, value: object, choices: tuple[str, ...] | dict[str, str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        msg = f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}"
+        raise ValueError(msg)
+    return value
 
 
-@keras.saving.register_keras_serializable(package="xcorr")
-class Conv2D(keras.layers.Layer):
-    """A 2-D convolution layer of Keras 3 computed by ``xcorr.corr2d_multi``.
+def _data_format(value: object) -> str:
+    value = keras.config.image_data_format() if value is None else value
+    return _choice("data_format", value, ("channels_last", "channels_first"))
 
-    Takes the arguments of ``keras.layers.Conv2D`` that describe the
-    correlation, with the same meaning and the same weight layout (``kernel``
-    of shape ``(kh, kw, in_channels // groups, filters)``, ``bias`` of shape
-    ``(filters,)``), so ``set_weights(keras_conv.get_weights())`` carries a
-    ``keras.layers.Conv2D``'s weights over and the two compute the same
-    numbers. xcorr adds the "full" padding, the boundaries of ``corr2d``, and
-    its ``method``.
 
-    Parameters
-    ----------
-    filters : int
-        Output channels.
-    kernel_size : int or (int, int)
-        Height and width of the kernel.
-    strides, dilation_rate : int or (int, int), default 1
-        As in ``keras.layers.Conv2D`` (both may be above 1 together).
-    padding : {"valid", "same", "full"}, default "valid"
-        "valid" and "same" as in Keras ("same" pads for ``ceil(size /
-        stride)`` outputs, the odd element after the input, as Keras does);
-        "full" is every overlap, as in ``xcorr.corr2d``.
-    data_format : {"channels_last", "channels_first"}, optional
-        Default: ``keras.config.image_data_format()``; passed to
-        ``corr2d_multi``, which computes in that layout (jax convolves in
-        NHWC, torch on the permuted view).
-    groups : int, default 1
-        Grouped convolution; divides the input channels and ``filters``.
-    use_bias : bool, default True
-    kernel_initializer, bias_initializer
-        As in Keras ("glorot_uniform" and "zeros" by default).
-    boundary : {"fill", "wrap", "symm", ...}, default "fill"
-        How the input is extended in "same" and "full" padding, as in
-        ``xcorr.corr2d`` ("fill" is zero padding, Keras' only one).
-        With strides above 1, "same" padding other than "fill" centres the
-        extension as ``xcorr.corr2d`` does (the odd element before the input).
-    method : {"auto", "direct", "fft", "native"}, default "auto"
-        How ``corr2d_multi`` computes the correlation.
-    **kwargs
-        Passed to ``keras.layers.Layer`` (``name``, ``dtype``, ``trainable``).
-    """
+def _use_bias(value: object) -> bool:
+    if not isinstance(value, bool):
+        msg = f"use_bias must be True or False; got {value!r}"
+        raise TypeError(msg)
+    return value
 
-    def __init__(
-        self,
-        filters: int,
-        kernel_size: int | tuple[int, int],
-        strides: int | tuple[int, int] = 1,
-        padding: Mode = "valid",
-        data_format: Literal["channels_last", "channels_first"] | None = None,
-        dilation_rate: int | tuple[int, int] = 1,
-        groups: int = 1,
-        use_bias: bool = True,
-        kernel_initializer: Any = "glorot_uniform",
-        bias_initializer: Any = "zeros",
-        boundary: Boundary = "fill",
-        method: Method = "auto",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            msg = f"filters must be an int >= 1; got {filters!r}"
-            raise ValueError(msg)
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or filters % groups:
-            msg = f"groups must be an int >= 1 that divides filters={filters}; got {groups!r}"
-            raise ValueError(msg)
-        padding = padding.lower() if isinstance(padding, str) else padding  # type: ignore[assignment]  # "SAME", as Keras
-        if padding not in MODES:
-            msg = f"padding must be one of {', '.join(map(repr, MODES))}; got {padding!r}"
-            raise ValueError(msg)
-        if boundary not in BOUNDARY_ALIASES:
-            msg = f"boundary must be one of {', '.join(map(repr, BOUNDARY_ALIASES))}; got {boundary!r}"
-            raise ValueError(msg)
-        data_format = keras.config.image_data_format() if data_format is None else data_format
-        if data_format not in ("channels_last", "channels_first"):
-            msg = f"data_format must be 'channels_last' or 'channels_first'; got {data_format!r}"
-            raise ValueError(msg)
-        if not isinstance(use_bias, bool):
-            msg = f"use_bias must be True or False; got {use_bias!r}"
-            raise TypeError(msg)
-        self.filters = filters
+
+_GETTERS = {"activation": "activations", "initializer": "initializers", "regularizer": "regularizers",
+            "constraint": "constraints"}
+
+
+def _keras_get(name: str, value: object) -> Any:
+    """``keras.activations.get`` and the like for the argument ``name``, whose error names it."""
+    module = _GETTERS[name.rsplit("_", 1)[-1]]
+    try:
+        return getattr(keras, module).get(value)
+    except (ValueError, TypeError) as err:
+        msg = f"{name} must be None, a name or an object that keras.{module}.get takes; got {value!r} ({err})"
+        raise ValueError(msg) from err
+
+
+def _too_small(layer: keras.layers.Layer, input_shape: tuple[int | None, ...]) -> ValueError:
+    return ValueError(
+        f"Computed output size would be zero or negative: {type(layer).__name__} with "
+        f"kernel_size={layer.kernel_size}, strides={layer.strides}, dilation_rate={layer.dilation_rate}, "
+        f"padding={layer.padding!r} on an input of shape {tuple(input_shape)}; each spatial size must "
+        "give at least one output"
+    )
+
+
+class _Conv(keras.layers.Layer):
+    """What the three layers share: validation, weights, the output shape, activation and config."""
+
+    #: the modes ``padding=`` takes
+    _modes: tuple[str, ...] = ("valid", "same")
+
+    def _setup(self, kernel_size: Pair, strides: Pair, padding: str, data_format: str | None, dilation_rate: Pair,
+               activation: Any, use_bias: bool, bias_initializer: Any, bias_regularizer: Any,
+               bias_constraint: Any) -> None:
         self.kernel_size = _pair("kernel_size", kernel_size)
         self.strides = _pair("strides", strides)
         self.dilation_rate = _pair("dilation_rate", dilation_rate)
-        self.padding = padding
-        self.data_format = data_format
-        self.groups = groups
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.boundary = BOUNDARY_ALIASES[boundary]
-        self.method = method
+        self.padding = _choice("padding", padding.lower() if isinstance(padding, str) else padding, self._modes)
+        self.data_format = _data_format(data_format)
+        self.activation = _keras_get("activation", activation)
+        self.use_bias = _use_bias(use_bias)
+        self.bias_initializer = _keras_get("bias_initializer", bias_initializer)
+        self.bias_regularizer = _keras_get("bias_regularizer", bias_regularizer)
+        self.bias_constraint = _keras_get("bias_constraint", bias_constraint)
         self.input_spec = keras.layers.InputSpec(ndim=4)
         self.kernel: Any = None
         self.bias: Any = None
 
-    # -- geometry -------------------------------------------------------------
     @property
     def _channel_axis(self) -> int:
         return -1 if self.data_format == "channels_last" else 1
@@ -150,82 +121,467 @@ class Conv2D(keras.layers.Layer):
         (kh, kw), (dh, dw) = self.kernel_size, self.dilation_rate
         return (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
 
-    def build(self, input_shape: tuple[int | None, ...]) -> None:
+    def _input_channels(self, input_shape: tuple[int | None, ...]) -> int:
+        if len(input_shape) != 4:
+            msg = f"{type(self).__name__} takes 4-D inputs (batch and 3 axes); got shape {tuple(input_shape)}"
+            raise ValueError(msg)
         backend = keras.backend.backend()
         if backend not in BACKENDS:
             msg = (
-                f"xcorr.keras.Conv2D runs on the Keras backends {', '.join(BACKENDS)}; this is {backend!r} "
-                "(set KERAS_BACKEND before importing keras)"
+                f"xcorr.keras.{type(self).__name__} runs on the Keras backends {', '.join(BACKENDS)}; this is "
+                f"{backend!r} (set KERAS_BACKEND before importing keras)"
             )
             raise RuntimeError(msg)
         channels = input_shape[self._channel_axis]
         if channels is None:
-            msg = f"the input's channel axis ({self.data_format}) must be known; got shape {input_shape}"
+            msg = f"the input's channel axis ({self.data_format}) must be known; got shape {tuple(input_shape)}"
             raise ValueError(msg)
-        if channels % self.groups:
-            msg = f"groups={self.groups} must divide the input's {channels} channels"
-            raise ValueError(msg)
+        return channels
+
+    def _add_weights(self, input_shape: tuple[int | None, ...], kernel_shape: tuple[int, ...], outputs: int,
+                     initializer: Any, regularizer: Any, constraint: Any) -> None:
+        channels = input_shape[self._channel_axis]
+        self.compute_output_shape(input_shape)  # raises, as Keras' layers do, where no output would remain
         self.kernel = self.add_weight(
-            name="kernel",
-            shape=(*self.kernel_size, channels // self.groups, self.filters),
-            initializer=self.kernel_initializer,
-            trainable=True,
+            name="kernel", shape=kernel_shape, initializer=initializer, regularizer=regularizer,
+            constraint=constraint, trainable=True, dtype=self.dtype,
         )
         if self.use_bias:
             self.bias = self.add_weight(
-                name="bias", shape=(self.filters,), initializer=self.bias_initializer, trainable=True
+                name="bias", shape=(outputs,), initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer, constraint=self.bias_constraint, trainable=True,
+                dtype=self.dtype,
             )
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={self._channel_axis: channels})
 
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    def _shape(self, input_shape: tuple[int | None, ...], outputs: int, rows: int | None,
+               cols: int | None) -> tuple[int | None, ...]:
+        if any(size is not None and size < 1 for size in (rows, cols)):
+            raise _too_small(self, input_shape)
         if self.data_format == "channels_last":
-            n, h, w, _ = input_shape
-        else:
-            n, _, h, w = input_shape
-        rows, cols = (
-            _out_size(size, span, stride, self.padding)
-            for size, span, stride in zip((h, w), self._spans(), self.strides)
-        )
-        if self.data_format == "channels_last":
-            return (n, rows, cols, self.filters)
-        return (n, self.filters, rows, cols)
+            return (input_shape[0], rows, cols, outputs)
+        return (input_shape[0], outputs, rows, cols)
 
-    # -- the computation ------------------------------------------------------
-    def call(self, inputs: Array) -> Array:
-        ops = keras.ops
-        w = ops.transpose(ops.convert_to_tensor(self.kernel), (3, 2, 0, 1))  # HWIO -> OIHW
-        # Keras' "same" zero padding is lax's "SAME" (ceil(size / stride) outputs, the odd
-        # element after the input), which corr2d_multi takes as padding=; with another
-        # boundary it is corr2d's centred "same" mode.
-        same_fill = self.padding == "same" and self.boundary == "fill"
-        return corr2d_multi(
-            ops.convert_to_tensor(inputs),
-            w,
-            bias=ops.convert_to_tensor(self.bias) if self.use_bias else None,
-            mode="valid" if same_fill else self.padding,
-            padding="SAME" if same_fill else None,
-            boundary=self.boundary,
-            stride=self.strides,
-            dilation=self.dilation_rate,
-            groups=self.groups,
-            method=self.method,
-            data_format=self.data_format,
-        )
+    def _spatial(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, int | None]:
+        if self.data_format == "channels_last":
+            return input_shape[1], input_shape[2]
+        return input_shape[2], input_shape[3]
+
+    def _bias(self) -> Array | None:
+        return keras.ops.convert_to_tensor(self.bias) if self.use_bias else None
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
+        serialize = keras.saving.serialize_keras_object
         config.update(
-            filters=self.filters,
             kernel_size=self.kernel_size,
             strides=self.strides,
             padding=self.padding,
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
-            groups=self.groups,
+            activation=keras.activations.serialize(self.activation),
             use_bias=self.use_bias,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             bias_initializer=keras.initializers.serialize(self.bias_initializer),
+            bias_regularizer=serialize(self.bias_regularizer),
+            activity_regularizer=serialize(self.activity_regularizer),
+            bias_constraint=serialize(self.bias_constraint),
+        )
+        return config
+
+
+def _out_size(size: int | None, span: int, stride: int, padding: str) -> int | None:
+    if size is None:
+        return None
+    if padding == "valid":
+        return (size - span) // stride + 1
+    if padding == "same":
+        return -(-size // stride)
+    return (size + span - 2) // stride + 1  # "full"
+
+
+class _Correlating(_Conv):
+    """Conv2D and DepthwiseConv2D: ``corr2d_multi`` with xcorr's ``boundary`` and ``method``."""
+
+    _modes = MODES
+
+    def _outputs(self, input_shape: tuple[int | None, ...]) -> int:
+        raise NotImplementedError
+
+    def _extras(self, boundary: object, method: object) -> None:
+        self.boundary = BOUNDARY_ALIASES[_choice("boundary", boundary, BOUNDARY_ALIASES)]
+        self.method = _choice("method", method, METHODS)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        rows, cols = (
+            _out_size(size, span, stride, self.padding)
+            for size, span, stride in zip(self._spatial(input_shape), self._spans(), self.strides)
+        )
+        return self._shape(input_shape, self._outputs(input_shape), rows, cols)
+
+    def _correlate(self, inputs: Array, w: Array, groups: int) -> Array:
+        # Keras' "same" zero padding is lax's "SAME" (ceil(size / stride) outputs, the odd
+        # element after the input), which corr2d_multi takes as padding=; with another
+        # boundary it is corr2d's centred "same" mode.
+        same_fill = self.padding == "same" and self.boundary == "fill"
+        outputs = corr2d_multi(
+            keras.ops.convert_to_tensor(inputs),
+            w,
+            bias=self._bias(),
+            mode="valid" if same_fill else self.padding,
+            padding="SAME" if same_fill else None,
             boundary=self.boundary,
+            stride=self.strides,
+            dilation=self.dilation_rate,
+            groups=groups,
             method=self.method,
+            data_format=self.data_format,
+        )
+        return self.activation(outputs)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(boundary=self.boundary, method=self.method)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="xcorr")
+class Conv2D(_Correlating):
+    """``keras.layers.Conv2D`` computed by ``xcorr.corr2d_multi``, plus xcorr's boundaries and methods.
+
+    Takes ``keras.layers.Conv2D``'s arguments with their meaning and the same
+    weight layout (``kernel`` of shape ``(kh, kw, in_channels // groups,
+    filters)``, ``bias`` of shape ``(filters,)``), so
+    ``set_weights(keras_conv.get_weights())`` carries a Keras layer's weights
+    over and the two compute the same numbers, gradients, regularization
+    losses and constrained weights.
+
+    Parameters
+    ----------
+    filters : int
+        Output channels.
+    kernel_size : int or (int, int)
+        Height and width of the kernel.
+    strides, dilation_rate : int or (int, int), default 1
+        As in ``keras.layers.Conv2D``; unlike Keras, both may be above 1
+        together.
+    padding : {"valid", "same", "full"}, default "valid"
+        "valid" and "same" as in Keras (any case; "same" pads for
+        ``ceil(size / stride)`` outputs, the odd element after the input);
+        "full" is every overlap, as in ``xcorr.corr2d``.
+    data_format : {"channels_last", "channels_first"}, optional
+        Default: ``keras.config.image_data_format()``.
+    groups : int, default 1
+        Grouped convolution; divides the input channels and ``filters``.
+    activation : name, callable or None, default None
+        Applied to the output, as ``keras.activations.get`` resolves it.
+    use_bias : bool, default True
+    kernel_initializer, bias_initializer : name, ``keras.initializers.Initializer`` or callable
+        "glorot_uniform" and "zeros" by default, as in Keras.
+    kernel_regularizer, bias_regularizer, activity_regularizer : optional
+        Keras regularizers (names, objects or callables); their losses are in
+        ``layer.losses`` and ``model.losses``.
+    kernel_constraint, bias_constraint : optional
+        Keras constraints, applied by the optimizer after each step.
+    boundary : {"fill", "wrap", "symm", "reflect", "edge", ...}, default "fill"
+        How the input is extended in "same" and "full" padding, as in
+        ``xcorr.corr2d`` ("fill" is Keras' zero padding). With strides above
+        1, "same" padding with another boundary centres the extension as
+        ``xcorr.corr2d`` does (the odd element before the input).
+    method : {"auto", "direct", "fft", "native"}, default "auto"
+        How ``corr2d_multi`` computes the correlation.
+    **kwargs
+        Passed to ``keras.layers.Layer`` (``name``, ``dtype``, ``trainable``).
+
+    Raises
+    ------
+    ValueError, TypeError
+        At construction, for an argument out of its range (the message names
+        it, its value and what it takes); when built or called symbolically,
+        for an input whose output would be empty ("Computed output size would
+        be zero or negative", as Keras).
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: Pair,
+        strides: Pair = 1,
+        padding: Mode = "valid",
+        data_format: Literal["channels_last", "channels_first"] | None = None,
+        dilation_rate: Pair = 1,
+        groups: int = 1,
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        boundary: Boundary = "fill",
+        method: Method = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.filters = _positive("filters", filters)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or filters % groups:
+            msg = f"groups must be an int >= 1 that divides filters={filters}; got {groups!r}"
+            raise ValueError(msg)
+        self.groups = groups
+        self._setup(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                    bias_initializer, bias_regularizer, bias_constraint)
+        self.kernel_initializer = _keras_get("kernel_initializer", kernel_initializer)
+        self.kernel_regularizer = _keras_get("kernel_regularizer", kernel_regularizer)
+        self.kernel_constraint = _keras_get("kernel_constraint", kernel_constraint)
+        self._extras(boundary, method)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        channels = self._input_channels(input_shape)
+        if channels % self.groups:
+            msg = f"groups={self.groups} must divide the input's {channels} channels"
+            raise ValueError(msg)
+        self._add_weights(
+            input_shape, (*self.kernel_size, channels // self.groups, self.filters), self.filters,
+            self.kernel_initializer, self.kernel_regularizer, self.kernel_constraint,
+        )
+
+    def _outputs(self, input_shape: tuple[int | None, ...]) -> int:
+        return self.filters
+
+    def call(self, inputs: Array) -> Array:
+        w = keras.ops.transpose(keras.ops.convert_to_tensor(self.kernel), (3, 2, 0, 1))  # HWIO -> OIHW
+        return self._correlate(inputs, w, self.groups)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        serialize = keras.saving.serialize_keras_object
+        config.update(
+            filters=self.filters,
+            groups=self.groups,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            kernel_regularizer=serialize(self.kernel_regularizer),
+            kernel_constraint=serialize(self.kernel_constraint),
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="xcorr")
+class DepthwiseConv2D(_Correlating):
+    """``keras.layers.DepthwiseConv2D`` computed by ``xcorr.corr2d_multi`` (``groups`` = input channels).
+
+    Each input channel ``c`` is correlated with its own ``depth_multiplier``
+    kernels; output channel ``c * depth_multiplier + m`` is channel ``c``
+    correlated with ``kernel[:, :, c, m]``, as in Keras. The kernel has Keras'
+    layout ``(kh, kw, in_channels, depth_multiplier)``, the bias ``(in_channels
+    * depth_multiplier,)``.
+
+    Parameters
+    ----------
+    kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias
+        As in ``xcorr.keras.Conv2D`` (``padding`` includes "full").
+    depth_multiplier : int, default 1
+        Output channels per input channel.
+    depthwise_initializer, bias_initializer : default "glorot_uniform", "zeros"
+    depthwise_regularizer, bias_regularizer, activity_regularizer : optional
+    depthwise_constraint, bias_constraint : optional
+        As Keras' arguments of those names.
+    boundary, method
+        As in ``xcorr.keras.Conv2D``.
+    **kwargs
+        Passed to ``keras.layers.Layer``.
+    """
+
+    def __init__(
+        self,
+        kernel_size: Pair,
+        strides: Pair = 1,
+        padding: Mode = "valid",
+        depth_multiplier: int = 1,
+        data_format: Literal["channels_last", "channels_first"] | None = None,
+        dilation_rate: Pair = 1,
+        activation: Any = None,
+        use_bias: bool = True,
+        depthwise_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        depthwise_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        depthwise_constraint: Any = None,
+        bias_constraint: Any = None,
+        boundary: Boundary = "fill",
+        method: Method = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.depth_multiplier = _positive("depth_multiplier", depth_multiplier)
+        self._setup(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                    bias_initializer, bias_regularizer, bias_constraint)
+        self.depthwise_initializer = _keras_get("depthwise_initializer", depthwise_initializer)
+        self.depthwise_regularizer = _keras_get("depthwise_regularizer", depthwise_regularizer)
+        self.depthwise_constraint = _keras_get("depthwise_constraint", depthwise_constraint)
+        self._extras(boundary, method)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        channels = self._input_channels(input_shape)
+        self._add_weights(
+            input_shape, (*self.kernel_size, channels, self.depth_multiplier), channels * self.depth_multiplier,
+            self.depthwise_initializer, self.depthwise_regularizer, self.depthwise_constraint,
+        )
+
+    def _outputs(self, input_shape: tuple[int | None, ...]) -> int:
+        return self._input_channels(input_shape) * self.depth_multiplier
+
+    def call(self, inputs: Array) -> Array:
+        kh, kw, channels, multiplier = self.kernel.shape
+        # (kh, kw, C, M) -> (C*M, 1, kh, kw): output channel c*M + m reads kernel[:, :, c, m]
+        w = keras.ops.reshape(keras.ops.convert_to_tensor(self.kernel), (kh, kw, 1, channels * multiplier))
+        return self._correlate(inputs, keras.ops.transpose(w, (3, 2, 0, 1)), channels)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        serialize = keras.saving.serialize_keras_object
+        config.update(
+            depth_multiplier=self.depth_multiplier,
+            depthwise_initializer=keras.initializers.serialize(self.depthwise_initializer),
+            depthwise_regularizer=serialize(self.depthwise_regularizer),
+            depthwise_constraint=serialize(self.depthwise_constraint),
+        )
+        return config
+
+
+def _transpose_axis(span: int, stride: int, padding: str, output_padding: int | None) -> tuple[int, int, int]:
+    """``(crop before, crop after, output_padding)`` of xcorr's ``conv_transpose2d`` for Keras' rule on one axis.
+
+    Keras (its ``conv_transpose`` on every backend) pads the zero-inserted
+    input by ``left`` and ``right`` before a valid correlation with the
+    flipped kernel; that is the uncropped transpose cropped by ``span - 1 -
+    left`` before and ``span - 1 - right`` after, and a negative crop after
+    is zeros added after, xcorr's ``output_padding``.
+    """
+    if padding == "valid":
+        extra = max(span, stride) - span if output_padding is None else output_padding
+        left, right = span - 1, span - 1 + extra
+    else:
+        total = stride + span - 2 if output_padding is None else span + span % 2 - 2 + output_padding
+        left = min(total // 2 + total % 2, span - 1)
+        right = total - left
+    before, after = span - 1 - left, span - 1 - right
+    return before, max(after, 0), max(-after, 0)
+
+
+@keras.saving.register_keras_serializable(package="xcorr")
+class Conv2DTranspose(_Conv):
+    """``keras.layers.Conv2DTranspose`` computed by ``xcorr.conv_transpose2d``.
+
+    The same arguments, output sizes and weights as Keras' layer: ``kernel``
+    of shape ``(kh, kw, filters, in_channels)``, ``bias`` of shape
+    ``(filters,)``; ``set_weights(keras_layer.get_weights())`` carries a Keras
+    layer's weights over.
+
+    Parameters
+    ----------
+    filters : int
+        Output channels.
+    kernel_size : int or (int, int)
+    strides, dilation_rate : int or (int, int), default 1
+        Of the forward convolution this is the transpose of (unlike Keras,
+        both may be above 1 together).
+    padding : {"valid", "same"}, default "valid"
+        Keras' rule: "same" gives ``size * stride`` rows, "valid" ``(size -
+        1) * stride + max(span, stride)``, where ``span`` is the dilated
+        kernel's height.
+    output_padding : int, (int, int) or None, default None
+        Rows and columns added after the output, each smaller than the
+        stride; ``None`` lets ``padding`` choose, as in Keras.
+    data_format, activation, use_bias, kernel_initializer, bias_initializer,
+    kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint
+        As in ``xcorr.keras.Conv2D``.
+    **kwargs
+        Passed to ``keras.layers.Layer``.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: Pair,
+        strides: Pair = 1,
+        padding: Literal["valid", "same"] = "valid",
+        output_padding: Pair | None = None,
+        data_format: Literal["channels_last", "channels_first"] | None = None,
+        dilation_rate: Pair = 1,
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.filters = _positive("filters", filters)
+        self._setup(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                    bias_initializer, bias_regularizer, bias_constraint)
+        self.output_padding = None if output_padding is None else _pair("output_padding", output_padding, 0)
+        if self.output_padding is not None and any(p >= s for p, s in zip(self.output_padding, self.strides)):
+            msg = (
+                f"output_padding must be smaller than strides={self.strides} on each axis; "
+                f"got output_padding={output_padding!r}"
+            )
+            raise ValueError(msg)
+        self.kernel_initializer = _keras_get("kernel_initializer", kernel_initializer)
+        self.kernel_regularizer = _keras_get("kernel_regularizer", kernel_regularizer)
+        self.kernel_constraint = _keras_get("kernel_constraint", kernel_constraint)
+
+    def _axes(self) -> list[tuple[int, int, int]]:
+        pads = self.output_padding or (None, None)
+        return [
+            _transpose_axis(span, stride, self.padding, pad)
+            for span, stride, pad in zip(self._spans(), self.strides, pads)
+        ]
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        channels = self._input_channels(input_shape)
+        self._add_weights(
+            input_shape, (*self.kernel_size, self.filters, channels), self.filters,
+            self.kernel_initializer, self.kernel_regularizer, self.kernel_constraint,
+        )
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        rows, cols = (
+            None if size is None else (size - 1) * stride + span - before - after + extra
+            for size, span, stride, (before, after, extra) in zip(
+                self._spatial(input_shape), self._spans(), self.strides, self._axes()
+            )
+        )
+        return self._shape(input_shape, self.filters, rows, cols)
+
+    def call(self, inputs: Array) -> Array:
+        (top, bottom, extra_rows), (left, right, extra_cols) = self._axes()
+        w = keras.ops.transpose(keras.ops.convert_to_tensor(self.kernel), (3, 2, 0, 1))  # (h, w, O, I) -> (I, O, h, w)
+        outputs = conv_transpose2d(
+            keras.ops.convert_to_tensor(inputs),
+            w,
+            bias=self._bias(),
+            stride=self.strides,
+            padding=((top, bottom), (left, right)),
+            output_padding=(extra_rows, extra_cols),
+            dilation=self.dilation_rate,
+            data_format=self.data_format,
+        )
+        return self.activation(outputs)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        serialize = keras.saving.serialize_keras_object
+        config.update(
+            filters=self.filters,
+            output_padding=self.output_padding,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            kernel_regularizer=serialize(self.kernel_regularizer),
+            kernel_constraint=serialize(self.kernel_constraint),
         )
         return config

@@ -13,14 +13,21 @@ from dataclasses import dataclass, replace
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-from .. import _generic, _layer, toolkit
-from .._adapter import Adapter, Costs, Tuning
-from .._compat import array_namespace
-from .._correlate import conv2d, corr2d
-from .._jvp import tangent_options
-from .._multi import corr2d_multi
-from .._options import plan, result_dtype
-from .._transpose import conv_transpose2d, corr2d_transpose
+from .. import toolkit
+from ..toolkit import (
+    Adapter,
+    Costs,
+    Tuning,
+    array_namespace,
+    conv2d,
+    conv_transpose2d,
+    corr2d,
+    corr2d_multi,
+    corr2d_transpose,
+    plan,
+    result_dtype,
+    tangent_options,
+)
 from . import _threads
 
 try:
@@ -94,7 +101,7 @@ def differentiable_correlate(xp, x, k, options, geometry):
     dtype = result_dtype(xp, x.dtype, k.dtype)
     if not dtype.is_floating_point and not dtype.is_complex:
         # No gradients for integers; under vmap only out-of-place code works.
-        return _generic.correlate(xp, x, k, options, geometry)
+        return toolkit.direct_correlate(xp, x, k, options, geometry)
     # Integer operands cannot carry gradients: cast them before the Function.
     return _Correlate.apply(x.to(dtype), k.to(dtype), options, geometry)
 
@@ -115,9 +122,9 @@ def tracing(*tensors) -> bool:
 def traceable_correlate(xp, x, k, options, geometry):
     """The correlation as ``F.conv2d`` (floating and complex dtypes) or a shift-and-add of
     slices (integers): ops that every torch tracer and autograd know."""
-    x, k = _generic.prepare(xp, x, k, options)
+    x, k = toolkit.prepare(xp, x, k, options)
     if not (x.dtype.is_floating_point or x.dtype.is_complex) or x.dtype in (torch.float16, torch.bfloat16):
-        return _generic.correlate(xp, x, k, replace(options, convolve=False), geometry)
+        return toolkit.direct_correlate(xp, x, k, replace(options, convolve=False), geometry)
     rows, cols = geometry.rows, geometry.cols
     xe, padding = _library_extension(xp, x, options, geometry)
     conv = torch.nn.functional.conv2d
@@ -216,7 +223,7 @@ class _Correlate(torch.autograd.Function):
 
 
 def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
-    """``_fft.vjp`` (both gradients from one spectrum of ``g``) with torch.fft, where ``method="fft"``.
+    """``toolkit.fft_vjp`` (both gradients from one spectrum of ``g``) with torch.fft, where ``method="fft"``.
 
     Real float32/float64 tensors of one dtype, stride 1 and a "fill"
     extension (or none reached); its products go in place, so not under a
@@ -234,7 +241,7 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         or _wrapped(g, g)
     ):
         return NotImplemented
-    return _fft.vjp(xp, x, k, g, options, geometry, need_x, need_k)
+    return toolkit.fft_vjp(xp, x, k, g, options, geometry, need_x, need_k)
 
 
 def _leading(a, dim, batch: int):
@@ -255,11 +262,9 @@ def _apply(x, k, options):
 
 import functools  # noqa: E402  (this section's imports; the header belongs to autodiff)
 
-from .. import _fft  # noqa: E402
-
 
 def _extend(xp, x, geometry, options):
-    """``_fft.extend``, with "reflect", "edge" and "wrap" as one ``F.pad`` for float32/float64 where torch
+    """``toolkit.extend``, with "reflect", "edge" and "wrap" as one ``F.pad`` for float32/float64 where torch
     has the mode: one tensor written once, where the generic extension concatenates once per axis."""
     rows, cols = geometry.rows, geometry.cols
     if not geometry.inside and options.boundary != "fill" and x.dtype in (torch.float32, torch.float64):
@@ -268,7 +273,7 @@ def _extend(xp, x, geometry, options):
         xe = _pad_mode(x, options.boundary, geometry, pads)
         if xe is not None:
             return xe[..., rows.lo + top : rows.hi + top + 1, cols.lo + left : cols.hi + left + 1]
-    return _fft.extend(xp, x, geometry, options)
+    return toolkit.extend(xp, x, geometry, options)
 
 
 def forward(xp, x, k, options, geometry):
@@ -280,7 +285,7 @@ def forward(xp, x, k, options, geometry):
     shift-and-add (``add_`` on a preallocated output).
     """
     if options.method == "fft":
-        return _fft.correlate(xp, x, k, options, geometry)
+        return toolkit.fft_correlate(xp, x, k, options, geometry)
     if options.method == "native":
         result = native_forward(xp, x, k, options, geometry)
         if result is not NotImplemented:
@@ -298,7 +303,7 @@ def direct_forward(xp, x, k, options, geometry):
     term is ever materialised. A zero fill is never built: each tap adds only
     onto the outputs whose window position lies inside ``x`` (see ``_inside``).
     """
-    x, k = _generic.prepare(xp, x, k, options)
+    x, k = toolkit.prepare(xp, x, k, options)
     rows, cols = geometry.rows, geometry.cols
     if _zero_fill(options, geometry) and _finite_kernel(x, k):
         # Zero-filled "same"/"full": the input gradient's full correlation
@@ -309,7 +314,7 @@ def direct_forward(xp, x, k, options, geometry):
         src_cols = [_inside(cols, b) for b in range(cols.taps)]
         xe = x
     else:
-        compacted = _generic.compact(xp, x, geometry, options)
+        compacted = toolkit.compact(xp, x, geometry, options)
         if compacted is not None:
             # A dilation wider than the output: the taps' windows end to end, every window inside.
             xe, geometry = compacted
@@ -604,13 +609,13 @@ def native_forward(xp, x, k, options, geometry):
     takes the dot products in cache-sized
     bands on the worker threads.
     """
-    x, k = _generic.prepare(xp, x, k, options)
+    x, k = toolkit.prepare(xp, x, k, options)
     if not (x.dtype.is_floating_point or x.dtype.is_complex) or x.dtype in (torch.float16, torch.bfloat16):
         return NotImplemented
     rows, cols = geometry.rows, geometry.cols
     if x.device.type == "cpu" and rows.count * cols.count * ADAPTER.tuning.few_outputs <= rows.taps * cols.taps:
         return few_outputs(xp, x, k, options, geometry)
-    compacted = _generic.compact(xp, x, geometry, options)  # a dilation wider than the output
+    compacted = toolkit.compact(xp, x, geometry, options)  # a dilation wider than the output
     xe, geometry = compacted if compacted is not None else (_extend(xp, x, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
     conv = torch.nn.functional.conv2d
@@ -673,8 +678,6 @@ def correlate_multi_transpose(xp, x, w, plan, bias=None):
     Asymmetric padding crops the uncropped result (slices). A ``bias`` goes
     into ``F.conv_transpose2d`` where the padding is torch's (else NotImplemented).
     """
-    from .. import _layout, _transpose
-
     _refuse_torchscript()
     dtype = x.dtype if x.dtype == w.dtype else result_dtype(xp, x.dtype, w.dtype)
     if not dtype.is_floating_point or dtype in (torch.float16, torch.bfloat16):
@@ -688,7 +691,7 @@ def correlate_multi_transpose(xp, x, w, plan, bias=None):
         if bias.dtype != dtype:
             bias = bias.to(dtype)
     if plan.channels_last:
-        x = _layout.to_first(xp, x)
+        x = toolkit.to_first(xp, x)
     options = plan.options
     if padding is not None:
         y = torch.nn.functional.conv_transpose2d(
@@ -699,8 +702,8 @@ def correlate_multi_transpose(xp, x, w, plan, bias=None):
         full = torch.nn.functional.conv_transpose2d(
             x, w, stride=options.stride, groups=plan.groups, dilation=options.dilation
         )
-        y = _transpose.crop(xp, full, plan)
-    return _layout.to_last(xp, y) if plan.channels_last else y
+        y = toolkit.transpose_crop(xp, full, plan)
+    return toolkit.to_last(xp, y) if plan.channels_last else y
 
 
 def _crop(y, rows: int, cols: int):
@@ -755,7 +758,7 @@ def _pad_mode(x, boundary, geometry, pads):
     return xe.reshape(*x.shape[:-2], *xe.shape[-2:])
 
 
-class Conv2D(_layer.Conv2D, torch.nn.Module):
+class Conv2D(toolkit.Conv2D, torch.nn.Module):
     """``xcorr.Conv2D`` as a ``torch.nn.Module``: ``weight`` and ``bias`` are parameters.
 
     Same arguments as ``xcorr.Conv2D`` (``backend`` may be omitted or
@@ -806,7 +809,7 @@ def _autocast(t, dtype):
     return t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t
 
 
-class Conv2DTranspose(_layer.Conv2DTranspose, Conv2D):
+class Conv2DTranspose(toolkit.Conv2DTranspose, Conv2D):
     """``xcorr.Conv2DTranspose`` as a ``torch.nn.Module`` (``F.conv_transpose2d``).
 
     Same arguments as ``xcorr.Conv2DTranspose``; ``weight`` has
@@ -835,7 +838,7 @@ def _small_direct(xp, dtype, options, geometry):
     h, w = rows.taps, cols.taps
     inside = (..., slice(rows.lo, rows.hi + 1), slice(cols.lo, cols.hi + 1))
     taps = [
-        ((h - 1 - a, w - 1 - b) if options.convolve else (a, b), (..., _generic.window(rows, a), _generic.window(cols, b)))
+        ((h - 1 - a, w - 1 - b) if options.convolve else (a, b), (..., toolkit.window(rows, a), toolkit.window(cols, b)))
         for a in range(h)
         for b in range(w)
     ]
@@ -855,14 +858,12 @@ def _small_direct(xp, dtype, options, geometry):
 
 
 def _fit(layer, x, y, lr, steps, loss, record):
-    from .._fit import loss_and_gradient
-
     params = [p for p in (layer.weight, layer.bias) if p is not None]
     xp = array_namespace(x)
     for _ in range(steps):
         for p in params:
             p.grad = None
-        value, _ = loss_and_gradient(xp, layer(x) - y, loss)
+        value, _ = toolkit.loss_and_gradient(xp, layer(x) - y, loss)
         value.backward()
         with torch.no_grad():
             for p in params:
@@ -874,13 +875,11 @@ def _fit(layer, x, y, lr, steps, loss, record):
 
 
 def _gradient(fn, x, index):
-    from .._empirical import check_index, full_index
-
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         y = fn(x)
-        full = full_index(index, y.ndim)
-        check_index(tuple(y.shape), full)
+        full = toolkit.full_index(index, y.ndim)
+        toolkit.check_index(tuple(y.shape), full)
         (gradient,) = torch.autograd.grad(y[full], x, allow_unused=True)
     return torch.zeros_like(x) if gradient is None else gradient
 

@@ -1,8 +1,12 @@
-"""``xcorr.keras.Conv2D``: Keras 3 models on the jax and torch backends, against ``keras.layers.Conv2D``.
+"""``xcorr.keras``: Keras 3 layers on the jax and torch backends, against Keras' own layers.
 
-Keras fixes its backend when it is first imported, so each backend runs
-``tests/integration/keras_model.py`` in a fresh interpreter (float64, the
-same initial weights for both layers); this file checks what it reports.
+Keras fixes its backend when it is first imported, so everything that
+imports Keras runs in a fresh interpreter: ``tests/integration/keras_model.py``
+(models in float64, the same initial weights for both layers),
+``tests/integration/keras_layers.py`` (the three layers in float32 beside
+Keras' own), Keras' own tests of its layers with ours in their place
+(``tests/integration/keras_own_tests.py``), and the scripts in this file;
+this file checks what they report.
 """
 
 from __future__ import annotations
@@ -53,34 +57,26 @@ def test_keras_models_match_keras_conv2d(backend):
         assert result["max_abs_diff"] <= 1e-12, (config, result)
     for model, result in report["training"].items():
         assert result["jit_compile"], model
-        assert result["xcorr_layers"] >= 2, model
+        assert result["xcorr_layers"] == {
+            "sequential": ["Conv2D", "Conv2D"],
+            "functional": ["Conv2D", "Conv2D", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D"],
+        }[model]
         # training moved the weights, and both layers moved them to the same numbers
         assert result["weights_moved"] > 1e-2, (model, result)
         assert result["losses"][-1] < result["losses"][0], (model, result)
         assert result["loss_max_rel_diff"] <= 1e-6, (model, result)  # torch's history is float32
         assert result["weights_max_abs_diff"] <= 1e-10, (model, result)
         assert result["reload_max_abs_diff"] == 0.0, (model, result)
-    errors = report["errors"]
-    assert "filters must be an int >= 1; got 0" in errors["filters"]
-    assert "padding must be one of 'valid', 'same', 'full'; got 'smae'" in errors["padding"]
-    assert "boundary must be one of" in errors["boundary"] and "'mirrored'" in errors["boundary"]
-    assert "groups must be an int >= 1 that divides filters=3; got 2" in errors["groups"]
-    assert "kernel_size must be an int >= 1 or a pair of them; got (3, 0)" in errors["kernel_size"]
-    assert "data_format must be 'channels_last' or 'channels_first'; got 'NHWC'" in errors["data_format"]
-    assert "groups=4 must divide the input's 6 channels" in errors["input_channels"]
 
 
-def test_import_xcorr_and_xcorr_keras_load_neither_keras_nor_flax():
+def test_import_xcorr_loads_neither_keras_nor_flax():
     code = textwrap.dedent(
         """
         import sys
         import numpy as np
         import xcorr
         xcorr.corr2d(np.ones((4, 4)), np.ones((2, 2)))
-        loaded = [m for m in ("keras", "flax", "xcorr.keras") if m in sys.modules]
-        import xcorr.keras  # Keras itself comes with the first use of xcorr.keras.Conv2D
-        loaded += [m for m in ("keras", "xcorr.backends.keras") if m in sys.modules]
-        print(",".join(loaded))
+        print(",".join(m for m in ("keras", "flax", "xcorr.keras", "xcorr.backends.keras") if m in sys.modules))
         """
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
@@ -111,3 +107,185 @@ def test_keras_numpy_backend_predicts_as_keras_conv2d():
     )
     assert run.returncode == 0, run.stderr[-4000:]
     assert float(run.stdout) <= 1e-5  # float32 (Keras' numpy backend convolves with jax in float32)
+
+
+def _keras_python(code: str, backend: str, timeout: int = 600, cwd: Path | None = None) -> str:
+    """Run ``code`` in a fresh interpreter on Keras' ``backend``; its stdout."""
+    _require_keras()
+    require_module(backend)
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONWARNINGS": "ignore"}
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
+        timeout=timeout, check=False, cwd=cwd,
+    )
+    assert run.returncode == 0, f"KERAS_BACKEND={backend}:\n{run.stderr[-6000:]}"
+    return run.stdout
+
+
+def test_import_xcorr_keras_registers_the_layers_for_keras():
+    out = _keras_python(
+        """
+        import keras
+        import xcorr.keras
+        names = ("xcorr>Conv2D", "xcorr>Conv2DTranspose", "xcorr>DepthwiseConv2D")
+        print([keras.saving.get_registered_object(n) is getattr(xcorr.keras, n[6:]) for n in names])
+        """,
+        "jax",
+    )
+    assert out.strip() == "[True, True, True]"
+
+
+def test_import_xcorr_keras_without_keras_names_the_extra():
+    code = "import sys; sys.modules['keras'] = None\ntry:\n import xcorr.keras\nexcept ImportError as e:\n print(e)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert run.stdout.strip() == "xcorr.keras needs Keras 3: pip install 'xcorr[keras]'"
+
+
+def test_xcorr_keras_docstring_examples():
+    out = _keras_python(
+        """
+        import doctest, xcorr.keras
+        result = doctest.testmod(xcorr.keras)
+        print(result.attempted, result.failed)
+        """,
+        "jax",
+    )
+    attempted, failed = map(int, out.split()[-2:])
+    assert attempted >= 4 and failed == 0, out
+
+
+SAVE = """
+    import numpy as np, keras
+    import xcorr.keras
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 3))
+    h = xcorr.keras.Conv2D(4, 3, padding="same", activation="relu", kernel_regularizer="l2",
+                           kernel_constraint="non_neg", boundary="reflect")(inputs)
+    h = xcorr.keras.DepthwiseConv2D(3, strides=2, depth_multiplier=2, padding="same",
+                                    bias_initializer=keras.initializers.RandomNormal(stddev=0.5))(h)
+    outputs = xcorr.keras.Conv2DTranspose(2, 3, strides=2, padding="same", output_padding=1)(h)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).standard_normal((2, 12, 12, 3)).astype("float32")
+    model.save("model.keras")
+    np.save("x.npy", x)
+    np.save("y.npy", keras.ops.convert_to_numpy(model(x)))
+    print([type(layer).__name__ for layer in model.layers[1:]])
+"""
+LOAD = """
+    import numpy as np, keras
+    import xcorr.keras  # and nothing from it: the import registers the layers
+    model = keras.saving.load_model("model.keras")
+    y = keras.ops.convert_to_numpy(model(np.load("x.npy")))
+    print(float(np.max(np.abs(y - np.load("y.npy")))), len(model.losses),
+          [type(layer).__module__ + "." + type(layer).__name__ for layer in model.layers[1:]])
+"""
+
+
+@pytest.mark.slow
+def test_keras_file_saved_in_one_process_loads_in_another_after_import_xcorr_keras(tmp_path):
+    saved = _keras_python(SAVE, "jax", cwd=tmp_path)
+    assert saved.strip() == "['Conv2D', 'DepthwiseConv2D', 'Conv2DTranspose']"
+    for backend in ("jax", "torch"):  # the same file on the other backend too
+        diff, losses, classes = _keras_python(LOAD, backend, cwd=tmp_path).split(" ", 2)
+        assert float(diff) <= 1e-5, backend  # float32
+        assert int(losses) == 1, backend  # the kernel regularizer's
+        assert classes.strip() == str([f"xcorr.backends.keras.{n}" for n in ("Conv2D", "DepthwiseConv2D",
+                                                                             "Conv2DTranspose")])
+
+
+LAYERS = Path(__file__).resolve().parent / "integration" / "keras_layers.py"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_keras_layers_match_keras_forward_gradients_regularizers_constraints(backend):
+    # float32 (Keras' default) and Keras' conv tests' tolerances: rtol 5e-4, atol 1e-5
+    report = json.loads(_keras_python(LAYERS.read_text(), backend, timeout=1200))
+    assert report["backend"] == backend
+    assert {key.split("(")[0] for key in report["layers"]} == {"Conv2D", "Conv2DTranspose", "DepthwiseConv2D"}
+    for case, r in report["layers"].items():
+        assert r["shapes"] == [r["expected_shape"], r["expected_shape"]], case
+        assert r["forward"] <= 1e-5 + 5e-4 * r["scale"], (case, r)
+        assert len(r["losses"]) == len(r["expected_losses"]), (case, r)
+        assert all(abs(a - b) <= 1e-5 + 5e-4 * abs(b) for a, b in zip(r["losses"], r["expected_losses"])), case
+        # two SGD steps from the same weights end at the same weights: the same gradients
+        assert r["train_loss_rel_diff"] <= 5e-4 and r["weights_max_abs_diff"] <= 1e-5, (case, r)
+        if "non_neg" in case:
+            assert r["kernel_min"] >= 0.0, case  # the constraint applied after the optimizer's steps
+        if "activity_regularizer=l2" in case:
+            assert r["bias_norm"] <= 0.05 + 1e-6, case  # MaxNorm(0.05) on the bias
+        assert r["config_round_trip"] and r["serialized_round_trip"], case
+        assert r["registered_name"] == "xcorr>" + case.split("(")[0], case
+        assert r["config_keys_missing"] == [], case  # every key of Keras' config, plus xcorr's
+    assert sum("non_neg" in case for case in report["layers"]) >= 5
+    for name, (ours, theirs) in report["too_small"].items():
+        assert theirs.startswith("Computed output size would be zero or negative"), name
+        assert ours.startswith("Computed output size would be zero or negative: " + name), name
+    assert "dilation_rate=(10, 10), padding='valid' on an input of shape (None, 10, 10, 3)" in (
+        report["too_small"]["Conv2D"][0]
+    )
+    assert report["unknown_sizes"] == [[None, None, None, 2]] * 2
+    errors = report["errors"]
+    expected = {
+        "Conv2D(0, 3),": "ValueError: filters must be an int >= 1; got 0",
+        "Conv2D(2, (3, 0)),": "ValueError: kernel_size must be an int >= 1 or a pair of them; got (3, 0)",
+        "Conv2D(2, 3),strides=(1, 0)": "ValueError: strides must be an int >= 1 or a pair of them; got (1, 0)",
+        "Conv2D(5, 2),groups=2": "ValueError: groups must be an int >= 1 that divides filters=5; got 2",
+        "Conv2D(2, 3),padding=smae": "ValueError: padding must be one of 'valid', 'same', 'full'; got 'smae'",
+        "Conv2D(2, 3),method=bogus": "ValueError: method must be one of 'auto', 'direct', 'fft', 'native'; got 'bogus'",
+        "Conv2D(2, 3),data_format=NHWC": (
+            "ValueError: data_format must be one of 'channels_last', 'channels_first'; got 'NHWC'"
+        ),
+        "Conv2D(2, 3),use_bias=yes": "TypeError: use_bias must be True or False; got 'yes'",
+        "Conv2DTranspose(2, 3),strides=2,output_padding=2": (
+            "ValueError: output_padding must be smaller than strides=(2, 2) on each axis; got output_padding=2"
+        ),
+        "Conv2DTranspose(2, 3),padding=full": "ValueError: padding must be one of 'valid', 'same'; got 'full'",
+        "DepthwiseConv2D(3,),depth_multiplier=0": "ValueError: depth_multiplier must be an int >= 1; got 0",
+        "input_channels": "ValueError: groups=4 must divide the input's 6 channels",
+    }
+    assert {key: errors[key] for key in expected} == expected
+    assert errors["Conv2D(2, 3),boundary=mirrored"].startswith("ValueError: boundary must be one of 'fill'")
+    assert errors["Conv2D(2, 3),activation=bogus"].startswith(
+        "ValueError: activation must be None, a name or an object that keras.activations.get takes; got 'bogus'"
+    )
+    assert errors["Conv2D(2, 3),kernel_regularizer=bogus"].startswith(
+        "ValueError: kernel_regularizer must be None, a name or an object that keras.regularizers.get takes"
+    )
+
+
+#: Keras' own tests of its 2-D layers (the files it ships), run with xcorr.keras's classes in place of
+#: its own; left out: the LoRA tests (xcorr's layers have no LoRA), test_bad_init_args (Keras' own
+#: wording of the errors, and it refuses strides and dilation above 1 together, which xcorr computes).
+KERAS_TESTS = (
+    "test_conv2d or test_depthwise_conv2d or test_conv_symbolic_invalid_configuration1 or test_conv_constraints"
+    " or test_conv_raises_exception_on_zero_dims or test_output_padding_serialization1"
+    " or test_shape_inference_static_unknown_shape or test_invalid_output_shape_raises"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_keras_own_conv2d_tests_pass_on_xcorr_layers(backend, tmp_path):
+    _require_keras()
+    require_module(backend)
+    spec = importlib.util.find_spec("keras")
+    tests = Path(spec.origin).parent / "src" / "layers" / "convolutional"
+    files = [tests / f"{name}_test.py" for name in ("conv", "conv_transpose", "depthwise_conv")]
+    if not all(f.exists() for f in files):
+        pytest.skip("this Keras release ships no tests of its convolution layers")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    requires_trainable_backend\n")
+    env = {
+        **os.environ, "KERAS_BACKEND": backend, "PYTHONWARNINGS": "ignore",
+        "PYTHONPATH": os.pathsep.join([str(SCRIPT.parent), os.environ.get("PYTHONPATH", "")]),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path),
+         "-p", "no:cacheprovider", "-p", "keras_own_tests", "-q", "-k", KERAS_TESTS, *map(str, files)],
+        env=env, capture_output=True, text=True, timeout=1200, check=False, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-6000:]
+    made = json.loads(run.stdout.split("XCORR_LAYERS_MADE ")[1].splitlines()[0])
+    assert made["Conv2D"] >= 10 and made["Conv2DTranspose"] >= 10 and made["DepthwiseConv2D"] >= 5, made
+    passed = int(run.stdout.rsplit(" passed", 1)[0].rsplit("\n", 1)[-1].split()[-1])
+    assert passed >= 100, run.stdout[-2000:]

@@ -1,30 +1,39 @@
-"""Keras 3 layers computed by xcorr: ``xcorr.keras.Conv2D`` (``pip install 'xcorr[keras]'``).
+"""Keras 3 layers computed by xcorr: ``Conv2D``, ``Conv2DTranspose``, ``DepthwiseConv2D``.
 
-``Conv2D`` is imported on first use (from ``xcorr.backends.keras``), and
-with it Keras, whose backend the ``KERAS_BACKEND`` environment variable
-chooses when Keras is first imported: xcorr runs on "jax" and "torch" (and
-"numpy", for inference). Neither ``import xcorr`` nor ``import xcorr.keras``
-imports Keras.
+``pip install 'xcorr[keras]'``. Importing this module imports Keras (whose
+backend the ``KERAS_BACKEND`` environment variable chooses when Keras is
+first imported: xcorr runs on "jax" and "torch", and "numpy" for inference)
+and registers the three layers for Keras serialization, so a ``.keras`` file
+holding them loads after ``import xcorr.keras``. ``import xcorr`` alone
+imports no framework.
+
+The layers take the arguments of Keras' layers of the same names and their
+weight layouts (see ``docs/coming-from/keras.md``), plus xcorr's
+``boundary`` and ``method`` on ``Conv2D`` and ``DepthwiseConv2D``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from xcorr.keras import Conv2D
+>>> layer = Conv2D(4, 3, padding="same", activation="relu", kernel_regularizer="l2")
+>>> tuple(layer(np.ones((1, 8, 8, 2), "float32")).shape)
+(1, 8, 8, 4)
+>>> len(layer.losses)
+1
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
 
-if TYPE_CHECKING:
-    from .backends.keras import Conv2D
+try:
+    importlib.import_module("keras")  # here, so that the error names what to install
+except ModuleNotFoundError as err:
+    if err.name != "keras":
+        raise
+    msg = "xcorr.keras needs Keras 3: pip install 'xcorr[keras]'"
+    raise ImportError(msg) from err
 
-__all__ = ["Conv2D"]
+from .backends.keras import Conv2D, Conv2DTranspose, DepthwiseConv2D
 
-
-def __getattr__(name: str) -> Any:
-    if name == "Conv2D":
-        from .backends.keras import Conv2D
-
-        return Conv2D
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), "Conv2D"])
+__all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D"]

@@ -76,25 +76,28 @@ report["transposed"] = transposed
 
 
 # -- training: model.fit with jit_compile in a Sequential and a functional model --
-def sequential(conv):
+def sequential(lib):
     return keras.Sequential(
         [
             keras.Input((9, 10, 4)),
-            conv(6, 3, padding="same"),
+            lib.Conv2D(6, 3, padding="same"),
             keras.layers.Activation("tanh"),
-            conv(3, (2, 3), strides=2),
+            lib.Conv2D(3, (2, 3), strides=2),
             keras.layers.Flatten(),
             keras.layers.Dense(2),
         ]
     )
 
 
-def functional(conv):
+def functional(lib):
+    # lib: keras.layers or xcorr.keras, whose three layers take the same arguments
     inputs = keras.Input((9, 10, 4))
-    h = conv(6, 3, padding="same")(inputs)
+    h = lib.Conv2D(6, 3, padding="same")(inputs)
     h = keras.layers.Activation("tanh")(h)
-    h = keras.layers.Add()([h, conv(6, 1)(inputs)])
-    h = conv(3, (2, 3), strides=2)(h)
+    h = keras.layers.Add()([h, lib.Conv2D(6, 1)(inputs)])
+    h = lib.DepthwiseConv2D(3, padding="same", depth_multiplier=2, activation="tanh")(h)
+    h = lib.Conv2DTranspose(4, 3, strides=2, padding="same")(h)
+    h = lib.Conv2D(3, (2, 3), strides=2)(h)
     outputs = keras.layers.Dense(2)(keras.layers.Flatten()(h))
     return keras.Model(inputs, outputs)
 
@@ -103,8 +106,8 @@ y = rng.standard_normal((16, 2))
 xs = rng.standard_normal((16, 9, 10, 4))
 training = {}
 for name, build in (("sequential", sequential), ("functional", functional)):
-    theirs = build(keras.layers.Conv2D)
-    ours = build(xcorr.keras.Conv2D)
+    theirs = build(keras.layers)
+    ours = build(xcorr.keras)
     initial = theirs.get_weights()
     ours.set_weights(initial)
     runs = {}
@@ -124,7 +127,7 @@ for name, build in (("sequential", sequential), ("functional", functional)):
         "weights_max_abs_diff": max(float(np.max(np.abs(a - b))) for a, b in zip(w_a, w_b, strict=True)),
         "weights_moved": max(float(np.max(np.abs(a - b))) for a, b in zip(w_a, initial, strict=True)),
         "jit_compile": bool(jit_a),
-        "xcorr_layers": sum(isinstance(layer, xcorr.keras.Conv2D) for layer in ours.layers),
+        "xcorr_layers": sorted(type(layer).__name__ for layer in ours.layers if type(layer).__module__ == "xcorr.backends.keras"),
     }
     # the saved model (config + weights) loads back to the same predictions
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,25 +138,5 @@ for name, build in (("sequential", sequential), ("functional", functional)):
         np.max(np.abs(to_numpy(loaded.predict(xs, verbose=0)) - to_numpy(ours.predict(xs, verbose=0))))
     )
 report["training"] = training
-
-# -- bad arguments: errors that name the argument, before any computation -----------
-errors = {}
-for label, kwargs in {
-    "filters": dict(filters=0, kernel_size=3),
-    "padding": dict(filters=2, kernel_size=3, padding="smae"),
-    "boundary": dict(filters=2, kernel_size=3, boundary="mirrored"),
-    "groups": dict(filters=3, kernel_size=3, groups=2),
-    "kernel_size": dict(filters=2, kernel_size=(3, 0)),
-    "data_format": dict(filters=2, kernel_size=3, data_format="NHWC"),
-}.items():
-    try:
-        xcorr.keras.Conv2D(**kwargs)
-    except ValueError as err:
-        errors[label] = str(err)
-try:
-    xcorr.keras.Conv2D(4, 3, groups=4)(np.zeros((1, 5, 5, 6)))
-except ValueError as err:
-    errors["input_channels"] = str(err)
-report["errors"] = errors
 
 json.dump(report, sys.stdout)
