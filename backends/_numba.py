@@ -38,7 +38,7 @@ from functools import cache
 
 import numpy as np
 
-from .. import _fft
+from .. import toolkit
 
 # Defaults of the thresholds that the tuning of each adapter running these
 # kernels carries (``numba``, ``numba_min_outputs``, ``numba_threaded_work``):
@@ -214,10 +214,10 @@ def source(xp, x, options, geometry, *, virtual_fill: bool, extend):
 
 
 def _extend(xp, x, geometry, options):
-    """numpy's extension for the kernels: one filled copy for a fill, else ``_fft.extend``."""
+    """numpy's extension for the kernels: one filled copy for a fill, else ``toolkit.extend``."""
     if options.boundary == "fill":
         return _filled(x, geometry.rows, geometry.cols, options.fillvalue)
-    return _fft.extend(np, x, geometry, options)
+    return toolkit.extend(np, x, geometry, options)
 
 
 def _source(x, options, geometry, *, virtual_fill: bool):

@@ -17,16 +17,15 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .. import _fft, _generic, _vjp
-from .._adapter import Adapter, Costs, Tuning
-from .._options import Options
+from .. import toolkit
+from ..toolkit import Adapter, Costs, Options, Tuning
 
 
 def correlate(xp, x, k, options, geometry):
     """Validated correlation of dask arrays (``DaskAdapter.correlate``)."""
     x, k = _as_dask(x), _as_dask(k)
-    x, k = _generic.prepare(xp, x, k, options)
-    compacted = _generic.compact(xp, x, geometry, options)
+    x, k = toolkit.prepare(xp, x, k, options)
+    compacted = toolkit.compact(xp, x, geometry, options)
     if compacted is not None:
         # A dilation wider than the output: the taps' windows end to end (a few
         # blocks, not a graph over the whole dilated span), every window inside.
@@ -65,7 +64,7 @@ class _Tiles:
     """The output split into blocks, and the window of the extended input that each block reads.
 
     The boundary extension is built once for the whole image
-    (``_fft.extend``: slices of the global image and fill blocks, lazily), so
+    (``toolkit.extend``: slices of the global image and fill blocks, lazily), so
     a "wrap" or "symm" block near an edge reads the pixels of the opposite
     edge or the mirror image, as the in-memory path does. Output rows
     ``[r0, r1)`` read extended rows ``r0 * step .. (r1 - 1) * step + span - 1``:
@@ -79,7 +78,7 @@ class _Tiles:
     def __init__(self, xp, x, geometry, options, *, batch=None):
         rows, cols = geometry.rows, geometry.cols
         self.rows, self.cols = rows, cols
-        xe = _fft.extend(xp, x, geometry, options)
+        xe = toolkit.extend(xp, x, geometry, options)
         self.xe = _broadcast(xe, geometry.batch) if batch is None else xe
         self.batch_chunks = self.xe.chunks[:-2] if batch is None else batch
         self.row_blocks = _blocks(rows.count, x.chunks[-2], rows.step)
@@ -110,9 +109,7 @@ def _blocks(count: int, input_chunks, step: int):
 
 
 def _block(x, k, *, options):
-    from .._correlate import _correlate
-
-    return _correlate(np.asarray(x), np.asarray(k), options)
+    return toolkit.correlate(np.asarray(x), np.asarray(k), options)
 
 
 def input_gradient(xp, x, k, g, options, geometry):
@@ -120,11 +117,11 @@ def input_gradient(xp, x, k, g, options, geometry):
 
     The core's stack-and-reshape would cost dask dozens of tasks per chunk.
     """
-    return _vjp._input_gradient(xp, x, k, _as_dask(g), options, geometry, insert=_zero_insert)
+    return toolkit.input_gradient(xp, x, k, _as_dask(g), options, geometry, insert=_zero_insert)
 
 
 def _zero_insert(g, axis: int, step: int):
-    """``_vjp.zero_insert`` of a dask array: ``step - 1`` zeros after every entry, chunk by chunk, the last ones cut."""
+    """``toolkit.zero_insert`` of a dask array: ``step - 1`` zeros after every entry, chunk by chunk, the last ones cut."""
     if step == 1:
         return g
     axis = axis % g.ndim
@@ -157,7 +154,7 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
     no task holds more than one block of the image or of ``g``.
     """
     x, g = _as_dask(x), _as_dask(g)
-    compacted = _generic.compact(xp, x, geometry, options)
+    compacted = toolkit.compact(xp, x, geometry, options)
     if compacted is not None:
         # The forward's windows end to end (a dilation wider than the output): the same sums.
         x, geometry = compacted
@@ -182,17 +179,15 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
             )
         )
     total = da.stack(partials).sum(axis=0) if len(partials) > 1 else partials[0]
-    return _vjp.unbroadcast(xp, total, tuple(k.shape))
+    return toolkit.unbroadcast(xp, total, tuple(k.shape))
 
 
 def _kernel_gradient_block(window, g, *, options, k_shape):
     """Kernel gradient of one block, per plane (no sum over the batch), correlation orientation."""
-    from .._options import plan
-
     window, g = np.asarray(window), np.asarray(g)
     k = np.zeros((*g.shape[:-2], *k_shape), dtype=window.dtype)  # only its shape is read
-    geometry = plan(window.shape, k.shape, options)
-    _, gk = _vjp.vjp(np, window, k, g, options, geometry, need_x=False)
+    geometry = toolkit.plan(window.shape, k.shape, options)
+    _, gk = toolkit.vjp(np, window, k, g, options, geometry, need_x=False)
     return gk
 
 
@@ -233,12 +228,9 @@ def correlate_multi(xp, x, w, options, geometry, groups):
 
 
 def _multi_block(x, w, *, options, groups):
-    from .._multi import correlate_multi as multi
-    from .._options import plan
-
     x, w = np.asarray(x), np.asarray(w)
-    geometry = plan(x.shape[-2:], w.shape[-2:], options)
-    return multi(np, x, w, options, geometry, groups)
+    geometry = toolkit.plan(x.shape[-2:], w.shape[-2:], options)
+    return toolkit.correlate_multi(np, x, w, options, geometry, groups)
 
 
 def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x):
@@ -277,16 +269,12 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x):
     gw = gw.astype(w.dtype) if np.issubdtype(w.dtype, np.floating) else gw
     gx = None
     if need_x:
-        from .._multi import generic_multi_vjp
-
-        gx, _ = generic_multi_vjp(xp, x, w, g, options, geometry, groups, True)
+        gx, _ = toolkit.generic_multi_vjp(xp, x, w, g, options, geometry, groups, True)
     return gx, gw
 
 
 def _multi_gradient_block(x, w, g, *, options, groups):
-    from .._multi import multi_vjp
-
-    _, gw = multi_vjp(np, np.asarray(x), np.asarray(w), np.asarray(g), options, groups, need_x=False)
+    _, gw = toolkit.multi_vjp(np, np.asarray(x), np.asarray(w), np.asarray(g), options, groups, need_x=False)
     return gw
 
 
@@ -328,10 +316,8 @@ class DaskAdapter(Adapter):
         return correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
 
     def fit(self, layer, x, y, lr, steps, loss, record):
-        from .._fit import fit_arrays
-
         # Persisting each step's parameters keeps the graph one step deep.
-        return fit_arrays(layer, x, y, lr, steps, loss, record, persist=dask.persist)
+        return toolkit.fit_arrays(layer, x, y, lr, steps, loss, record, persist=dask.persist)
 
     def to_numpy(self, a):
         return np.asarray(a.compute() if isinstance(a, da.Array) else a)

@@ -16,9 +16,7 @@ from typing import Any, Literal
 
 import keras
 
-from .._multi import corr2d_multi
-from .._options import BOUNDARY_ALIASES, MODES
-from .._typing import Array, Boundary, Method, Mode
+from ..toolkit import BOUNDARY_ALIASES, MODES, Array, Boundary, Method, Mode, corr2d_multi
 
 __all__ = ["Conv2D"]
 

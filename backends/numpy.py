@@ -21,9 +21,8 @@ from functools import cache
 
 import numpy as np
 
-from .. import _fft, _generic, _methods, toolkit
-from .._adapter import Adapter, Costs, Tuning
-from .._options import result_dtype
+from .. import toolkit
+from ..toolkit import Adapter, Costs, Tuning, result_dtype
 from . import _threads
 
 try:
@@ -43,15 +42,15 @@ def correlate(xp, x, k, options, geometry):
 
 
 def direct(xp, x, k, options, geometry):
-    x, k = _generic.prepare(xp, x, k, options)
-    compacted = _generic.compact(xp, x, geometry, options)
+    x, k = toolkit.prepare(xp, x, k, options)
+    compacted = toolkit.compact(xp, x, geometry, options)
     if compacted is not None:
         # A dilation wider than the output: the taps' windows end to end, every window inside.
         x, geometry = compacted
     y = None if _numba is None else _numba.direct(x, k, options, geometry, _pool, _threads.count(), ADAPTER.tuning)
     if y is not None:
         return y
-    xe = _fft.extend(xp, x, geometry, options)
+    xe = toolkit.extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
     out = np.empty(geometry.out_shape, dtype=x.dtype)
     if out.size == 0:
@@ -61,7 +60,7 @@ def direct(xp, x, k, options, geometry):
         taps = [(a, b, k[a, b]) for a in range(rows.taps) for b in range(cols.taps)]
     else:
         taps = [(a, b, k[..., a : a + 1, b : b + 1]) for a in range(rows.taps) for b in range(cols.taps)]
-    col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
+    col_windows = [toolkit.window(cols, b) for b in range(cols.taps)]
     plane = out.size // rows.count  # elements per output row, over the batch
     band = max(1, ADAPTER.tuning.band_bytes // (plane * out.itemsize))
     starts = list(range(0, rows.count, band))
@@ -111,13 +110,13 @@ def _small_direct(xp, x, k, options, geometry):
     nbytes = outputs * np.dtype(dtype).itemsize
     h, w = rows.taps, cols.taps
     taps = [
-        ((h - 1 - a, w - 1 - b) if options.convolve else (a, b), (..., _generic.window(rows, a), _generic.window(cols, b)))
+        ((h - 1 - a, w - 1 - b) if options.convolve else (a, b), (..., toolkit.window(rows, a), toolkit.window(cols, b)))
         for a in range(h)
         for b in range(w)
     ]
     (first, first_window), rest = taps[0], taps[1:]
     inside = (..., slice(rows.lo, rows.hi + 1), slice(cols.lo, cols.hi + 1)) if geometry.inside else None
-    if inside is None and (_generic.compact_axis(rows) or _generic.compact_axis(cols)):
+    if inside is None and (toolkit.compact_axis(rows) or toolkit.compact_axis(cols)):
         # A dilation wider than the output: direct lays the taps' windows end to end.
         return lambda x, k: correlate(xp, x, k, options, geometry)
 
@@ -129,7 +128,7 @@ def _small_direct(xp, x, k, options, geometry):
             x = x.astype(dtype)
         if k.dtype != dtype:
             k = k.astype(dtype)
-        xe = x[inside] if inside is not None else _fft.extend(xp, x, geometry, options)
+        xe = x[inside] if inside is not None else toolkit.extend(xp, x, geometry, options)
         out = np.multiply(xe[first_window], k[first])
         if rest:
             tmp = np.empty_like(out)
@@ -169,8 +168,8 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     if options.convolve:
         w = w[..., ::-1, ::-1]
     xb = x if x.ndim == 4 else x[None]
-    compacted = _generic.compact(xp, xb, geometry, options)
-    xe, geometry = compacted if compacted is not None else (_fft.extend(xp, xb, geometry, options), geometry)
+    compacted = toolkit.compact(xp, xb, geometry, options)
+    xe, geometry = compacted if compacted is not None else (toolkit.extend(xp, xb, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
     n, _c = xe.shape[:2]
     o, cg = w.shape[:2]
@@ -178,9 +177,9 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     points = rows.count * cols.count
     out = np.zeros((n, groups, og, points), dtype=dtype)
     tmp = np.empty_like(out)
-    col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
+    col_windows = [toolkit.window(cols, b) for b in range(cols.taps)]
     for a in range(rows.taps):
-        ra = _generic.window(rows, a)
+        ra = toolkit.window(rows, a)
         for b in range(cols.taps):
             src = np.ascontiguousarray(xe[:, :, ra, col_windows[b]]).reshape(n, groups, cg, points)
             np.matmul(w[:, :, a, b].reshape(groups, og, cg), src, out=tmp)
@@ -235,12 +234,12 @@ def _fft_module():
 def fft_correlate(xp, x, k, options, geometry):
     fft, next_fast_len = _fft_module()
     if next_fast_len is None:
-        return _fft.correlate(xp, x, k, options, geometry, fft=fft)
+        return toolkit.fft_correlate(xp, x, k, options, geometry, fft=fft)
     size = lambda n: next_fast_len(n, real=True)  # noqa: E731
     block = _block_size(geometry, size)
     if block is not None:
         return overlap_save(xp, x, k, options, geometry, fft, block)
-    return _fft.correlate(xp, x, k, options, geometry, fft=fft, size=size)
+    return toolkit.fft_correlate(xp, x, k, options, geometry, fft=fft, size=size)
 
 
 def _block_size(geometry, size):
@@ -260,8 +259,8 @@ def overlap_save(xp, x, k, options, geometry, fft, block: int):
     the transforms stay in cache, and all tiles go through one batched
     ``scipy.fft`` call. Extra memory: about two input-sized spectra.
     """
-    x, k = _generic.prepare(xp, x, k, options)
-    xe = _fft.extend(xp, x, geometry, options)
+    x, k = toolkit.prepare(xp, x, k, options)
+    xe = toolkit.extend(xp, x, geometry, options)
     rows, cols = geometry.rows, geometry.cols
     dense_r = (rows.count - 1) * rows.step + 1
     dense_c = (cols.count - 1) * cols.step + 1
@@ -273,14 +272,14 @@ def overlap_save(xp, x, k, options, geometry, fft, block: int):
     xe = np.pad(xe, pad)
     windows = np.lib.stride_tricks.sliding_window_view(xe, (block, block), axis=(-2, -1))
     windows = windows[..., ::tile_r, ::tile_c, :, :]  # (..., nr, nc, block, block), a view
-    kf = _fft.dilate(np, k, (rows.dilation, cols.dilation))[..., ::-1, ::-1]
+    kf = toolkit.dilate(np, k, (rows.dilation, cols.dilation))[..., ::-1, ::-1]
     kf = kf[..., None, None, :, :]
     shape, axes = (block, block), (-2, -1)
     if np.iscomplexobj(xe):
-        spectrum = fft.fftn(windows, s=shape, axes=axes) * _fft.kernel_spectrum(fft, kf, shape, real=False)
+        spectrum = fft.fftn(windows, s=shape, axes=axes) * toolkit.kernel_spectrum(fft, kf, shape, real=False)
         dense = fft.ifftn(spectrum, s=shape, axes=axes)
     else:
-        spectrum = fft.rfftn(windows, s=shape, axes=axes) * _fft.kernel_spectrum(fft, kf, shape, real=True)
+        spectrum = fft.rfftn(windows, s=shape, axes=axes) * toolkit.kernel_spectrum(fft, kf, shape, real=True)
         dense = fft.irfftn(spectrum, s=shape, axes=axes)
     tiles = dense[..., rows.span - 1 :, cols.span - 1 :]  # (..., nr, nc, tile_r, tile_c)
     lead = tiles.shape[:-4]
@@ -300,7 +299,7 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     """``_vjp`` hook: ``(gx, gk)`` together, of a correlation whose method is or picks "fft" or "direct".
 
     For real float32/float64 with stride 1 and a "fill" extension (or none
-    reached). "fft" (for "auto", where every input is finite): ``_fft.vjp``,
+    reached). "fft" (for "auto", where every input is finite): ``toolkit.fft_vjp``,
     both gradients from one spectrum of ``g``, with scipy.fft's workers and
     sizes, or, for a large image and a 2-D kernel, its tiled form
     (``_overlap_vjp``). "direct": both gradients in one pass of numba's
@@ -317,12 +316,12 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         return NotImplemented
     method = options.method
     if method == "auto":
-        method = _methods.choose_method(ADAPTER.costs(tuple(k.shape), geometry), "real floating", x.shape, k.shape, geometry)
+        method = toolkit.choose_method(ADAPTER.costs(tuple(k.shape), geometry), "real floating", x.shape, k.shape, geometry)
     if method == "direct":
         # Both gradients in one pass of numba's kernels over chunks of rows.
         if _numba is None or not (need_x and need_k) or x.dtype != dtype or k.dtype != dtype:
             return NotImplemented
-        xd, kd = _generic.prepare(xp, x, k, options)
+        xd, kd = toolkit.prepare(xp, x, k, options)
         both = _numba.vjp(xd, kd, np.asarray(g, dtype), options, geometry, _pool, _threads.count(), ADAPTER.tuning)
         if both is None:
             return NotImplemented
@@ -336,10 +335,10 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     size = lambda n: next_fast_len(n, real=True)  # noqa: E731
     block = _block_size(geometry, size)
     if block is not None and k.ndim == 2 and x.shape[:-2] == g.shape[:-2]:
-        xd, kd = _generic.prepare(xp, np.asarray(x, dtype), np.asarray(k, dtype), options)
+        xd, kd = toolkit.prepare(xp, np.asarray(x, dtype), np.asarray(k, dtype), options)
         gx, gk = _overlap_vjp(xp, xd, kd, np.asarray(g, dtype), options, geometry, block, need_x, need_k)
     else:
-        gx, gk = _fft.vjp(xp, x, k, g, options, geometry, need_x, need_k, fft=fft, size=size)
+        gx, gk = toolkit.fft_vjp(xp, x, k, g, options, geometry, need_x, need_k, fft=fft, size=size)
     return _as_operand(xp, gx, x), _as_operand(xp, gk, k)
 
 
@@ -370,10 +369,10 @@ def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_
     shape, axes = (block, block), (-2, -1)
     band = max(1, ADAPTER.tuning.overlap_band_points // (math.prod(batch) * nc * block * block))
     if need_x:
-        K = _fft.kernel_spectrum(fft, _fft.dilate(np, k, (rows.dilation, cols.dilation)), shape, real=True)
+        K = toolkit.kernel_spectrum(fft, toolkit.dilate(np, k, (rows.dilation, cols.dilation)), shape, real=True)
         ge = np.zeros((*batch, (nr + 1) * tile_r, (nc + 1) * tile_c), dtype=dtype)
     if need_k:
-        xe = _fft.extend(xp, x, geometry, options)
+        xe = toolkit.extend(xp, x, geometry, options)
         spectrum = np.zeros((block, block // 2 + 1), dtype=np.result_type(dtype, np.complex64))
     for p0 in range(0, nr, band):
         m = min(nr, p0 + band) - p0
@@ -404,8 +403,8 @@ def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_
                 view = view.reshape(*batch, m, tile_r, nc, tile_c)
                 h, w = piece.shape[-2:]
                 view[..., :, :h, :, :w] += piece.swapaxes(-3, -2)
-    gx = _fft.input_gradient(xp, ge, geometry) if need_x else None
-    gk = _fft.kernel_lags(xp, fft, spectrum, block, geometry, options) if need_k else None
+    gx = toolkit.fft_input_gradient(xp, ge, geometry) if need_x else None
+    gk = toolkit.fft_kernel_lags(xp, fft, spectrum, block, geometry, options) if need_k else None
     return gx, gk
 
 
@@ -455,14 +454,14 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
     gt = np.ascontiguousarray(
         gb.reshape(n, groups, og, rows.count, cols.count).transpose(1, 2, 0, 3, 4)
     ).reshape(groups, og, points)
-    col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
+    col_windows = [toolkit.window(cols, b) for b in range(cols.taps)]
 
     # Weight gradient: (G, Og, NP) @ (G, NP, Cg) per tap.
-    xe = _fft.extend(xp, xb, geometry, options)
+    xe = toolkit.extend(xp, xb, geometry, options)
     xt = xe.reshape(n, groups, cg, *xe.shape[-2:]).transpose(1, 2, 0, 3, 4)  # a view
     gw = np.empty((groups, og, cg, rows.taps, cols.taps), dtype=dtype)
     for a in range(rows.taps):
-        ra = _generic.window(rows, a)
+        ra = toolkit.window(rows, a)
         for b in range(cols.taps):
             src = np.ascontiguousarray(xt[..., ra, col_windows[b]]).reshape(groups, cg, points)
             gw[..., a, b] = np.matmul(gt, src.transpose(0, 2, 1))
@@ -496,9 +495,9 @@ def _scatter_windows(wd, gt, n, groups, cg, rows, cols, dtype):
     wt = wd.reshape(groups, og, cg, rows.taps, cols.taps)
     tmp = np.empty((groups, cg, gt.shape[-1]), dtype=dtype)
     shape = (groups, cg, n, rows.count, cols.count)
-    col_windows = [_generic.window(cols, b) for b in range(cols.taps)]
+    col_windows = [toolkit.window(cols, b) for b in range(cols.taps)]
     for a in range(rows.taps):
-        ra = _generic.window(rows, a)
+        ra = toolkit.window(rows, a)
         for b in range(cols.taps):
             np.matmul(wt[..., a, b].transpose(0, 2, 1), gt, out=tmp)
             view = get[..., ra, col_windows[b]]
@@ -510,16 +509,14 @@ def correlate_multi_transpose(xp, x, w, plan):
     """``conv_transpose2d`` hook: the input-gradient scatter of ``correlate_multi_vjp`` (per-tap GEMMs).
 
     ``x`` plays the output gradient of the valid forward correlation on the
-    uncropped extent; the core crops the result (``_transpose.finish``).
+    uncropped extent; the core crops the result (``toolkit.transpose_finish``).
     Real and complex floating dtypes; NotImplemented otherwise.
     """
-    from .. import _layout, _transpose
-
     dtype = np.result_type(x.dtype, w.dtype)
     if dtype.kind not in "fc":
         return NotImplemented
     if plan.channels_last:
-        x = _layout.to_first(xp, x)
+        x = toolkit.to_first(xp, x)
     xd = np.asarray(x, dtype=dtype)
     wd = np.asarray(w, dtype=dtype)
     xb = xd if xd.ndim == 4 else xd[None]
@@ -534,7 +531,7 @@ def correlate_multi_transpose(xp, x, w, plan):
         xb.reshape(n, groups, c_in // groups, rows.count, cols.count).transpose(1, 2, 0, 3, 4)
     ).reshape(groups, c_in // groups, points)
     full = _scatter_windows(wd, gt, n, groups, og, rows, cols, dtype)
-    return _transpose.finish(xp, full if xd.ndim == 4 else full[0], plan)
+    return toolkit.transpose_finish(xp, full if xd.ndim == 4 else full[0], plan)
 
 
 # ---------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def test_jax_zero_fill_is_convolution_padding(monkeypatch):
     from xcorr.backends.jax import ops as jax_ops
 
     calls = spy_calls(monkeypatch, jax.lax, "conv_general_dilated")
-    monkeypatch.setattr(jax_ops._generic, "extend", lambda *a, **k: pytest.fail("built the extension by hand"))
+    monkeypatch.setattr(jax_ops.toolkit, "generic_extend", lambda *a, **k: pytest.fail("built the extension by hand"))
     x, w = random((2, 3, 8, 9)), random((4, 3, 3, 2), seed=1)
     for mode, padding in (("same", ((1, 1), (0, 1))), ("full", ((2, 2), (1, 1)))):
         y = xcorr.corr2d_multi(jax.numpy.asarray(x), jax.numpy.asarray(w), mode=mode)
@@ -184,7 +184,7 @@ def test_jax_wrap_and_symm_are_jnp_pad(monkeypatch, boundary):
     from xcorr.backends.jax import ops as jax_ops
 
     pads = spy_calls(monkeypatch, jax.numpy, "pad")
-    monkeypatch.setattr(jax_ops._generic, "extend", lambda *a, **k: pytest.fail("built the extension by hand"))
+    monkeypatch.setattr(jax_ops.toolkit, "generic_extend", lambda *a, **k: pytest.fail("built the extension by hand"))
     x, w = random((2, 3, 8, 9)), random((4, 3, 3, 2), seed=1)
     for options in (dict(mode="same"), dict(mode="full", stride=2), dict(mode="same", stride=(2, 3), dilation=2)):
         y = xcorr.corr2d_multi(jax.numpy.asarray(x), jax.numpy.asarray(w), boundary=boundary, **options)

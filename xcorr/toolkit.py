@@ -1,46 +1,148 @@
-"""Building blocks shared by the core and the adapters (``xcorr.backends`` and third-party ones).
+"""The API for adapter authors: everything an adapter (``xcorr.backends`` and third-party ones) may use.
 
-Each helper exists once and is written against the array API, so an adapter
-of any library can use it on its own arrays:
+An adapter module imports xcorr only through this module (``from xcorr
+import toolkit``; inside the package ``from .. import toolkit``): the private
+modules behind these names may move, these names stay. Each helper exists
+once and is written against the array API, so an adapter of any library can
+use it on its own arrays. The arguments ``options`` and ``geometry`` are the
+:class:`Options` and :class:`Geometry` that every adapter method receives.
 
+The contract
+    :class:`Adapter` (subclass it, override what the library does better),
+    :class:`Tuning` (an adapter's thresholds, with its :class:`Costs`: the
+    cost model that :func:`choose_method` reads).
+Vocabulary
+    :class:`Options` (parsed options), :func:`plan` (their
+    :class:`Geometry`: one :class:`AxisPlan` per spatial axis),
+    :func:`result_dtype`, :data:`MODES`, :data:`BOUNDARY_ALIASES`, the
+    types ``Array``, ``Boundary``, ``Method``, ``Mode``; :func:`array_namespace`.
 Boundary extension and its adjoint
     :func:`extend` returns the part of ``x`` (with its boundary extension)
-    that the windows of a call read; :func:`extend_axis` does one axis;
-    :func:`fold_axis` is the adjoint of :func:`extend_axis` (a gradient of the
-    extended image summed back onto the pixels it copied).
-Windows
+    that the windows of a call read (slices or one fill where they suffice);
+    :func:`generic_extend` always builds it axis by axis
+    (:func:`extend_axis`); :func:`fold_axis` is the adjoint of
+    :func:`extend_axis` (a gradient of the extended image summed back onto
+    the pixels it copied). :func:`compact` and :func:`compact_axis` lay the
+    taps' windows end to end where a dilation leaves gaps between them.
+Direct method
     :func:`window` is the slice of the extended axis that one kernel tap
     reads; :func:`prepare` casts both operands to the result dtype and flips
-    the kernel of a convolution.
+    the kernel of a convolution; :func:`direct_correlate` is the generic
+    shift-and-add.
+FFT method
+    :func:`fft_correlate` (and its ``fft=``/``size=`` hooks for a library's
+    own transforms), :func:`fft_vjp` (both gradients from one spectrum),
+    :func:`fft_input_gradient`, :func:`fft_kernel_lags`, :func:`dilate`
+    (zeros between kernel taps), :func:`kernel_spectrum`.
 Gradients
+    :func:`vjp` (the VJP of validated inputs, by the adapter of ``xp``),
+    :func:`input_gradient` (its input half; ``insert=`` undoes the stride),
     :func:`unbroadcast` sums a gradient over broadcast dimensions;
     :func:`zero_insert` undoes a stride; :func:`as_input_dtype` casts a
-    gradient to its operand's dtype.
-FFT
-    :func:`dilate` inserts zeros between kernel taps; :func:`kernel_spectrum`
-    transforms a small kernel padded to a transform size.
-
-The arguments ``options`` and ``geometry`` are the :class:`Options` and
-:class:`Geometry` that every adapter method receives.
+    gradient to its operand's dtype; :func:`tangent_options` are the options
+    of a forward-mode tangent's correlation.
+Multi-channel and transposed
+    :func:`correlate_multi` and :func:`multi_vjp` (validated inputs, by the
+    adapter of ``xp``), :func:`generic_multi_vjp` (the generic
+    implementation); :func:`to_first` and :func:`to_last` permute channels
+    last to first and back; :func:`transpose_crop` and
+    :func:`transpose_finish` crop an uncropped transposed convolution (and
+    restore its layout).
+Re-entry
+    :func:`correlate` runs a correlation of parsed options through the public
+    dispatcher (an adapter evaluating blocks with another library's arrays);
+    the public functions :func:`corr2d`, :func:`conv2d`,
+    :func:`corr2d_multi`, :func:`corr2d_transpose`, :func:`conv_transpose2d`.
+Layers and training
+    :class:`Conv2D` and :class:`Conv2DTranspose` (the base classes of a
+    library's layers), :func:`loss_and_gradient` (a loss and its gradient
+    with respect to the residual), :func:`fit_arrays` (the generic training
+    loop); :func:`full_index` and :func:`check_index` (an output index of
+    ``empirical_receptive_field``).
 """
 
+from ._adapter import Adapter, Costs, Tuning
+from ._compat import array_namespace
+from ._correlate import _correlate as correlate
+from ._correlate import conv2d, corr2d
+from ._empirical import check_index, full_index
+from ._fft import correlate as fft_correlate
 from ._fft import dilate, extend, kernel_spectrum
-from ._generic import extend_axis, prepare, window
-from ._options import AxisPlan, Geometry, Options
-from ._vjp import as_input_dtype, fold_axis, unbroadcast, zero_insert
+from ._fft import input_gradient as fft_input_gradient
+from ._fft import kernel_lags as fft_kernel_lags
+from ._fft import vjp as fft_vjp
+from ._fit import fit_arrays, loss_and_gradient
+from ._generic import compact, compact_axis, extend_axis, prepare, window
+from ._generic import correlate as direct_correlate
+from ._generic import extend as generic_extend
+from ._jvp import tangent_options
+from ._layer import Conv2D, Conv2DTranspose
+from ._layout import to_first, to_last
+from ._methods import choose_method
+from ._multi import corr2d_multi, correlate_multi, generic_multi_vjp, multi_vjp
+from ._options import BOUNDARY_ALIASES, MODES, AxisPlan, Geometry, Options, plan, result_dtype
+from ._transpose import conv_transpose2d, corr2d_transpose
+from ._transpose import crop as transpose_crop
+from ._transpose import finish as transpose_finish
+from ._typing import Array, Boundary, Method, Mode
+from ._vjp import _input_gradient as input_gradient
+from ._vjp import as_input_dtype, fold_axis, unbroadcast, vjp, zero_insert
 
 __all__ = [
+    "BOUNDARY_ALIASES",
+    "MODES",
+    "Adapter",
+    "Array",
     "AxisPlan",
+    "Boundary",
+    "Conv2D",
+    "Conv2DTranspose",
+    "Costs",
     "Geometry",
+    "Method",
+    "Mode",
     "Options",
+    "Tuning",
+    "array_namespace",
     "as_input_dtype",
+    "check_index",
+    "choose_method",
+    "compact",
+    "compact_axis",
+    "conv2d",
+    "conv_transpose2d",
+    "corr2d",
+    "corr2d_multi",
+    "corr2d_transpose",
+    "correlate",
+    "correlate_multi",
     "dilate",
+    "direct_correlate",
     "extend",
     "extend_axis",
+    "fft_correlate",
+    "fft_input_gradient",
+    "fft_kernel_lags",
+    "fft_vjp",
+    "fit_arrays",
     "fold_axis",
+    "full_index",
+    "generic_extend",
+    "generic_multi_vjp",
+    "input_gradient",
     "kernel_spectrum",
+    "loss_and_gradient",
+    "multi_vjp",
+    "plan",
     "prepare",
+    "result_dtype",
+    "tangent_options",
+    "to_first",
+    "to_last",
+    "transpose_crop",
+    "transpose_finish",
     "unbroadcast",
+    "vjp",
     "window",
     "zero_insert",
 ]

@@ -7,10 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ..._adapter import Adapter
-from ..._empirical import check_index, full_index
-from ..._fit import loss_and_gradient
-from ..._options import result_dtype
+from ...toolkit import Adapter, check_index, full_index, loss_and_gradient, result_dtype
 from . import autodiff, ops
 from .layers import Conv2D, Conv2DTranspose
 from .tuning import JaxTuning

@@ -15,8 +15,7 @@ from jax._src import core as _core
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from ..._jvp import tangent_options
-from ..._options import plan, result_dtype
+from ...toolkit import plan, result_dtype, tangent_options
 from . import ops
 
 
@@ -24,7 +23,7 @@ def differentiable_correlate(adapter, xp, x, k, options, geometry):
     """Correlation through the primitive (``primitive``), or straight to the kernel for integers.
 
     Every jax transformation applies: ``jax.grad``/``vjp`` (the transpose of
-    the tangent map is the core VJP, ``xcorr._vjp``, instead of jax's
+    the tangent map is the core VJP, ``toolkit.vjp``, instead of jax's
     autodiff through the unrolled shift-and-add), ``jax.jvp``/``jacfwd``
     (the tangent is two correlations), any nesting of them (Hessians),
     ``jit`` and ``vmap``. Integer operands are cast to the (floating) result

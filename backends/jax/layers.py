@@ -8,10 +8,10 @@ import importlib.util
 import jax
 import jax.numpy as jnp
 
-from ... import _layer
+from ... import toolkit
 
 
-class Conv2D(_layer.Conv2D):
+class Conv2D(toolkit.Conv2D):
     """``xcorr.Conv2D`` as a jax pytree (equinox-style).
 
     ``weight`` and ``bias`` are the leaves; the hyper-parameters (``spec``)
@@ -47,7 +47,7 @@ class Conv2D(_layer.Conv2D):
         return f"{self._public_name}({self.spec.describe()})"
 
 
-class Conv2DTranspose(_layer.Conv2DTranspose, Conv2D):
+class Conv2DTranspose(toolkit.Conv2DTranspose, Conv2D):
     """``xcorr.Conv2DTranspose`` as a jax pytree, like ``Conv2D`` (``weight`` and ``bias`` are the leaves)."""
 
 

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ... import _fft, _generic, toolkit
-from ..._options import result_dtype
+from ... import toolkit
+from ...toolkit import result_dtype
 from . import custom_calls
 
 try:
@@ -173,7 +173,7 @@ def forward(tuning, x, k, options, geometry):
       Up to ``JaxTuning.unroll_taps`` taps it is fully unrolled; beyond that XLA's
       compile time and run time fall off a cliff, so a ``lax.fori_loop`` runs
       over the kernel rows with the columns unrolled.
-    - "fft": real FFTs through ``jax.numpy.fft`` (``xcorr._fft``).
+    - "fft": real FFTs through ``jax.numpy.fft`` (``toolkit.fft_correlate``).
     - "native": ``lax.conv_general_dilated`` (floating and complex dtypes).
     """
     return forward_kernel(tuning, options, geometry)(x, k)
@@ -183,7 +183,7 @@ def forward(tuning, x, k, options, geometry):
 def forward_kernel(tuning, options, geometry):
     """The jitted forward kernel of one configuration (see ``forward``)."""
     if options.method == "fft":
-        fft = functools.partial(_fft.correlate, jnp, options=options, geometry=geometry)
+        fft = functools.partial(toolkit.fft_correlate, jnp, options=options, geometry=geometry)
         native = functools.partial(_native, tuning=tuning, options=options, geometry=geometry)
         return jax.jit(functools.partial(custom_calls.unless_partitioned, fft, native))
     if options.method == "native":
@@ -204,13 +204,13 @@ def _direct(x, k, *, tuning, options, geometry):
 def _xla_direct(x, k, *, tuning, options, geometry):
     """The direct correlation of prepared operands in XLA's own ops (see ``forward``)."""
     xp = jnp
-    compacted = _generic.compact(xp, x, geometry, options)
+    compacted = toolkit.compact(xp, x, geometry, options)
     if compacted is not None:
         # A dilation wider than the output: the taps' windows end to end, every window inside.
         x, geometry = compacted
     rows, cols = geometry.rows, geometry.cols
     if rows.taps * cols.taps <= tuning.unroll_taps or rows.taps == 1:
-        # _generic.correlate's unrolled shift-and-add, on the extended input.
+        # toolkit.direct_correlate's unrolled shift-and-add, on the extended input.
         window = _tap_windows(tuning, xp, x, geometry, options)
         total = None
         for a in range(rows.taps):
@@ -281,7 +281,7 @@ def _native(x, k, *, tuning, options, geometry):
     x, k = toolkit.prepare(xp, x, k, options)
     if not (xp.isdtype(x.dtype, "real floating") or xp.isdtype(x.dtype, "complex floating")):
         return _direct(x, k, tuning=tuning, options=replace(options, convolve=False), geometry=geometry)
-    compacted = _generic.compact(xp, x, geometry, options)  # a dilation wider than the output
+    compacted = toolkit.compact(xp, x, geometry, options)  # a dilation wider than the output
     xe, geometry = compacted if compacted is not None else (_extend(xp, x, geometry, options), geometry)
     rows, cols = geometry.rows, geometry.cols
     stride, dilation = (rows.step, cols.step), (rows.dilation, cols.dilation)
@@ -342,7 +342,7 @@ def correlate_multi(
         mode = {"wrap": "wrap", "symm": "symmetric", "reflect": "reflect", "edge": "edge"}[options.boundary]
         xe, padding = xp.pad(x, widths, mode=mode), ((0, 0), (0, 0))
     else:
-        xe, padding = _generic.extend(xp, x, geometry, options), ((0, 0), (0, 0))
+        xe, padding = toolkit.generic_extend(xp, x, geometry, options), ((0, 0), (0, 0))
     lhs = xe if xe.ndim == 4 else xe[None, ...]
     layout = "NHWC" if channels_last else "NCHW"
     y = lax.conv_general_dilated(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..._adapter import Costs, Tuning
+from ...toolkit import Costs, Tuning
 
 try:
     from .._numba import MIN_OUTPUTS, THREADED_WORK

@@ -6,12 +6,8 @@ import math
 
 import torch
 
-from ... import _fft, toolkit
-from ..._adapter import Adapter
-from ..._compat import array_namespace
-from ..._empirical import check_index, full_index
-from ..._fit import loss_and_gradient
-from ..._options import result_dtype
+from ... import toolkit
+from ...toolkit import Adapter, array_namespace, check_index, full_index, loss_and_gradient, result_dtype
 from . import autodiff, functional, ops
 from .layers import Conv2D, Conv2DTranspose
 from .tuning import TorchTuning
@@ -74,7 +70,7 @@ class TorchAdapter(Adapter):
     def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):
         # The FFT method takes both gradients from one spectrum of g.
         if autodiff.fft_vjp_applies(x, k, g, options, geometry):
-            return _fft.vjp(xp, x, k, g, options, geometry, need_x, need_k)
+            return toolkit.fft_vjp(xp, x, k, g, options, geometry, need_x, need_k)
         return super().vjp(xp, x, k, g, options, geometry, need_x, need_k)
 
     def kernel_gradient(self, xp, x, k, g, options, geometry, method):

@@ -6,10 +6,8 @@ from __future__ import annotations
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-from ..._compat import array_namespace
-from ..._generic import correlate as generic_correlate
-from ..._jvp import tangent_options
-from ..._options import plan, result_dtype
+from ... import toolkit
+from ...toolkit import array_namespace, plan, result_dtype, tangent_options
 from . import functional, ops
 
 
@@ -29,13 +27,13 @@ def differentiable_correlate(adapter, xp, x, k, options, geometry):
     """Correlation that records a backward pass for torch autograd.
 
     Floating and complex operands go through ``_Correlate``, whose backward
-    is the core VJP (``xcorr._vjp``); it is itself built from differentiable
+    is the core VJP (``toolkit.vjp``); it is itself built from differentiable
     correlations, so double backward (``gradgradcheck``) works too.
     """
     dtype = result_dtype(xp, x.dtype, k.dtype)
     if not dtype.is_floating_point and not dtype.is_complex:
         # No gradients for integers; under vmap only out-of-place code works.
-        return generic_correlate(xp, x, k, options, geometry)
+        return toolkit.direct_correlate(xp, x, k, options, geometry)
     # Integer operands cannot carry gradients: cast them before the Function.
     return _Correlate.apply(x.to(dtype), k.to(dtype), options, geometry, adapter)
 

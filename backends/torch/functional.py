@@ -8,9 +8,8 @@ from dataclasses import replace
 
 import torch
 
-from ... import _layout, _transpose, toolkit
-from ..._generic import correlate as generic_correlate
-from ..._options import result_dtype
+from ... import toolkit
+from ...toolkit import result_dtype
 
 TORCHSCRIPT = (
     "xcorr does not support TorchScript (torch.jit.trace, torch.jit.script, or torch.onnx.export with "
@@ -41,7 +40,7 @@ def traceable_correlate(xp, x, k, options, geometry):
     slices (integers): ops that every torch tracer and autograd know."""
     x, k = toolkit.prepare(xp, x, k, options)
     if not (x.dtype.is_floating_point or x.dtype.is_complex) or x.dtype in (torch.float16, torch.bfloat16):
-        return generic_correlate(xp, x, k, replace(options, convolve=False), geometry)
+        return toolkit.direct_correlate(xp, x, k, replace(options, convolve=False), geometry)
     xe, padding = _library_extension(xp, x, options, geometry)
     return conv_planes(xe, k, geometry, padding)
 
@@ -110,7 +109,7 @@ def correlate_multi_transpose(xp, x, w, plan, bias=None):
     if bias is not None and bias.dtype != dtype:
         bias = bias.to(dtype)
     if plan.channels_last:
-        x = _layout.to_first(xp, x)
+        x = toolkit.to_first(xp, x)
     options = plan.options
     if padding is not None:
         y = torch.nn.functional.conv_transpose2d(
@@ -121,8 +120,8 @@ def correlate_multi_transpose(xp, x, w, plan, bias=None):
         full = torch.nn.functional.conv_transpose2d(
             x, w, stride=options.stride, groups=plan.groups, dilation=options.dilation
         )
-        y = _transpose.crop(xp, full, plan)
-    return _layout.to_last(xp, y) if plan.channels_last else y
+        y = toolkit.transpose_crop(xp, full, plan)
+    return toolkit.to_last(xp, y) if plan.channels_last else y
 
 
 def crop(y, rows: int, cols: int):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from ... import _layer
-from ..._correlate import conv2d, corr2d
-from ..._multi import corr2d_multi
-from ..._transpose import conv_transpose2d, corr2d_transpose
+from ... import toolkit
+from ...toolkit import conv2d, conv_transpose2d, corr2d, corr2d_multi, corr2d_transpose
 from .functional import TORCHSCRIPT, refuse_torchscript
 
 
-class Conv2D(_layer.Conv2D, torch.nn.Module):
+class Conv2D(toolkit.Conv2D, torch.nn.Module):
     """``xcorr.Conv2D`` as a ``torch.nn.Module``: ``weight`` and ``bias`` are parameters.
 
     Same arguments as ``xcorr.Conv2D`` (``backend`` may be omitted or
@@ -62,7 +60,7 @@ def _autocast(t, dtype):
     return t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t
 
 
-class Conv2DTranspose(_layer.Conv2DTranspose, Conv2D):
+class Conv2DTranspose(toolkit.Conv2DTranspose, Conv2D):
     """``xcorr.Conv2DTranspose`` as a ``torch.nn.Module`` (``F.conv_transpose2d``).
 
     Same arguments as ``xcorr.Conv2DTranspose``; ``weight`` has

@@ -10,8 +10,8 @@ from dataclasses import replace
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-from ... import _fft, _generic, toolkit
-from ..._options import result_dtype
+from ... import toolkit
+from ...toolkit import result_dtype
 from .. import _threads
 from .functional import conv_planes, pad_mode
 
@@ -66,7 +66,7 @@ def forward(tuning, xp, x, k, options, geometry):
     shift-and-add (``add_`` on a preallocated output).
     """
     if options.method == "fft":
-        return _fft.correlate(xp, x, k, options, geometry)
+        return toolkit.fft_correlate(xp, x, k, options, geometry)
     if options.method == "native" and native_applies(xp, x, k):
         return native_forward(tuning, xp, x, k, options, geometry)
     return direct_forward(tuning, xp, x, k, options, geometry)
@@ -92,7 +92,7 @@ def direct_forward(tuning, xp, x, k, options, geometry):
         src_cols = [_inside(cols, b) for b in range(cols.taps)]
         xe = x
     else:
-        compacted = _generic.compact(xp, x, geometry, options)
+        compacted = toolkit.compact(xp, x, geometry, options)
         if compacted is not None:
             # A dilation wider than the output: the taps' windows end to end, every window inside.
             xe, geometry = compacted
@@ -399,6 +399,6 @@ def native_forward(tuning, xp, x, k, options, geometry):
     rows, cols = geometry.rows, geometry.cols
     if x.device.type == "cpu" and rows.count * cols.count * tuning.few_outputs <= rows.taps * cols.taps:
         return few_outputs(tuning, xp, x, k, options, geometry)
-    compacted = _generic.compact(xp, x, geometry, options)  # a dilation wider than the output
+    compacted = toolkit.compact(xp, x, geometry, options)  # a dilation wider than the output
     xe, geometry = compacted if compacted is not None else (_extend(xp, x, geometry, options), geometry)
     return conv_planes(xe, k, geometry)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..._adapter import Costs, Tuning
+from ...toolkit import Costs, Tuning
 
 
 @dataclass(frozen=True)
