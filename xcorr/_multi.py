@@ -12,17 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _vjp
 from ._adapter import adapter_for
 from ._compat import array_namespace
-from ._correlate import (
-    _PREPARED,
-    Widened,
-    _correlate,
-    _public_key,
-    half_precision,
-    remember,
-)
+from ._correlate import _public_key
+from ._layout import check_last, parse_data_format, to_first, to_last
 from ._options import (
     Geometry,
     Options,
@@ -32,6 +25,7 @@ from ._options import (
     plan,
     result_dtype,
 )
+from ._prepared import _PREPARED, Widened, half_precision, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
@@ -82,19 +76,6 @@ def check_bias(xp, b, x, w, out_channels: int | None = None) -> None:
         raise TypeError(msg)
 
 
-def _grouped(xp, x, w, groups: int):
-    """Reshape to broadcastable ``(N, G, 1, Cg, H, W)`` and ``(G, Og, Cg, h, w)``."""
-    n, _c, height, width = x.shape
-    o, cg, h, wd = w.shape
-    xg = xp.reshape(x, (n, groups, 1, cg, height, width))
-    wg = xp.reshape(w, (groups, o // groups, cg, h, wd))
-    return xg, wg
-
-
-def _batched(xp, x):
-    return x if x.ndim == 4 else xp.expand_dims(x, axis=0)
-
-
 def correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int):
     """Validated multi-channel correlation, by the adapter of ``xp`` (``Adapter.correlate_multi``).
 
@@ -103,16 +84,6 @@ def correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int)
     ``corr2d`` with that method.
     """
     return adapter_for(xp).correlate_multi(xp, x, w, options, geometry, groups)
-
-
-def generic_correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int):
-    """``Adapter.correlate_multi``'s generic implementation: one broadcast corr2d."""
-    xb = _batched(xp, x)
-    xg, wg = _grouped(xp, xb, w, groups)
-    y = xp.sum(_correlate(xg, wg, options), axis=3)  # (N, G, Og, H', W')
-    n, o = xb.shape[0], w.shape[0]
-    y = xp.reshape(y, (n, o, geometry.rows.count, geometry.cols.count))
-    return y if x.ndim == 4 else y[0, ...]
 
 
 def corr2d_multi(
@@ -305,23 +276,6 @@ def multi_vjp(xp, x, w, g, options: Options, groups: int, *, need_x=True):
     return adapter_for(xp).correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
 
 
-def generic_multi_vjp(xp, x, w, g, options: Options, geometry: Geometry, groups: int, need_x: bool):
-    """``Adapter.correlate_multi_vjp``'s generic implementation: the VJP of the broadcast corr2d."""
-    xb = _batched(xp, x)
-    gb = _batched(xp, g)
-    xg, wg = _grouped(xp, xb, w, groups)
-    n, o, hh, ww = gb.shape
-    cg = w.shape[1]
-    gg = xp.reshape(gb, (n, groups, o // groups, 1, hh, ww))
-    gg = xp.broadcast_to(gg, (n, groups, o // groups, cg, hh, ww))
-    geometry = plan(tuple(xg.shape), tuple(wg.shape), options)
-    gx, gw = _vjp.vjp(xp, xg, wg, gg, options, geometry, need_x=need_x)
-    if gx is not None:
-        gx = xp.reshape(gx, tuple(xb.shape))
-        gx = gx if x.ndim == 4 else gx[0, ...]
-    return gx, xp.reshape(gw, tuple(w.shape))
-
-
 def corr2d_multi_vjp(
     x: Array,
     w: Array,
@@ -390,14 +344,40 @@ def _multi_other_layout(
     x, w, g, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
 ):
     """``corr2d_multi`` (``g`` None) or its VJP with a ``data_format`` other than channels-first."""
-    from . import _layout
-
-    _layout.parse_data_format(data_format)
+    parse_data_format(data_format)
     options = Options.parse(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
         method=method, padding=padding,
     )
     groups = parse_int("groups", groups)
     if g is None:
-        return _layout.corr2d_multi_last(x, w, options, groups)
-    return _layout.corr2d_multi_vjp_last(x, w, g, options, groups)
+        return corr2d_multi_last(x, w, options, groups)
+    return corr2d_multi_vjp_last(x, w, g, options, groups)
+
+
+def _channels(w, groups: int) -> int | None:
+    """The input channels a ``(C_out, C_in // groups, h, w)`` weight expects (None: not 4-D)."""
+    return w.shape[1] * groups if getattr(w, "ndim", None) == 4 else None
+
+
+def corr2d_multi_last(x, w, options, groups):
+    """``corr2d_multi`` of a channels-last ``x`` (validated options), result ``(N, H', W', C_out)``."""
+    xp = check_last(x, w, w_name="w", channels=_channels(w, groups))
+    xp, geometry = check_multi(to_first(xp, x), w, options, groups)
+    return adapter_for(xp).correlate_multi_channels_last(
+        xp, x, w, options, geometry, groups
+    )
+
+
+def corr2d_multi_vjp_last(x, w, g, options, groups):
+    """``corr2d_multi_vjp`` of a channels-last ``x`` and ``g``: ``(gx, gw)``, ``gx`` channels-last."""
+    xp = check_last(x, w, w_name="w", channels=_channels(w, groups))
+    xf = to_first(xp, x)
+    _, geometry = check_multi(xf, w, options, groups)
+    check_arrays(x, g, k_name="g")
+    out = (*x.shape[:-3], geometry.rows.count, geometry.cols.count, w.shape[0])
+    if tuple(g.shape) != out:
+        msg = f'g must have the shape of the output, {out} (data_format="channels_last"); got shape {tuple(g.shape)}'
+        raise ValueError(msg)
+    gx, gw = multi_vjp(xp, xf, w, to_first(xp, g), options, groups)
+    return to_last(xp, gx), gw
