@@ -52,6 +52,12 @@ def check_last(
 ):
     """Check a channels-last ``x`` before it is permuted (messages in its own layout)."""
     xp = check_arrays(x, w, x_name=x_name, k_name=w_name)
+    check_last_shape(x, w, x_name=x_name, w_name=w_name, channels=channels)
+    return xp
+
+
+def check_last_shape(x, w, *, x_name: str = "x", w_name: str = "w", channels: int | None = None) -> None:
+    """:func:`check_last` of checked operands: the shape of a channels-last ``x``."""
     if x.ndim not in (3, 4):
         msg = (
             f'{x_name} must have shape (N, H, W, C) or (H, W, C) with data_format="channels_last"; '
@@ -64,4 +70,3 @@ def check_last(
             f'"channels_last") but {w_name} of shape {tuple(w.shape)} expects {channels}'
         )
         raise ValueError(msg)
-    return xp

@@ -10,12 +10,13 @@ since a channel sum is a GEMM, which their native convolutions do well.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ._adapter import adapter_for
 from ._compat import array_namespace
 from ._correlate import _public_key
-from ._layout import check_last, parse_data_format, to_first, to_last
+from ._layout import check_last, check_last_shape, parse_data_format, to_first, to_last
 from ._options import (
     Geometry,
     Options,
@@ -34,6 +35,12 @@ __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
 def check_multi(x, w, options: Options, groups: int):
     """Check shapes and channels; return the namespace and the spatial geometry."""
     xp = check_arrays(x, w, k_name="w")
+    return xp, _check_channels(xp, tuple(x.shape), x.dtype, w, options, groups)
+
+
+def _check_channels(xp, x_shape: tuple[int, ...], x_dtype, w, options: Options, groups: int) -> Geometry:
+    """:func:`check_multi` of checked operands, ``x`` given by its (channels-first) shape and dtype."""
+    x = _Shape(x_shape, x_dtype)
     if x.ndim not in (3, 4):
         msg = f"x must have shape (N, C_in, H, W) or (C_in, H, W); got shape {tuple(x.shape)}"
         raise ValueError(msg)
@@ -55,14 +62,56 @@ def check_multi(x, w, options: Options, groups: int):
         raise ValueError(msg)
     geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
     check_integral_fill(xp, result_dtype(xp, x.dtype, w.dtype), options.fillvalue)
-    return xp, geometry
+    return geometry
 
 
-def check_bias(xp, b, x, w, out_channels: int | None = None) -> None:
+class _Shape:
+    """The shape and dtype of an operand (its channels-first view, before it is made)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype):
+        self.shape = shape
+        self.dtype = dtype
+        self.ndim = len(shape)
+
+
+@dataclass(frozen=True)
+class MultiCall:
+    """A validated ``corr2d_multi`` call: what every step below the public function takes.
+
+    ``geometry`` is that of the channels-first call; ``dtype`` the result's.
+    """
+
+    xp: Any
+    adapter: Any
+    dtype: Any
+    options: Options
+    geometry: Geometry
+    groups: int
+    channels_last: bool = False
+
+
+def validate_multi(x, w, options: Options, groups: int, *, bias=None, channels_last: bool = False) -> MultiCall:
+    """Check ``x``, ``w`` and ``bias`` (each operand once), plan the geometry once and look the
+    adapter up once: the call record of a ``corr2d_multi`` call of parsed options."""
+    xp = check_arrays(x, w, k_name="w")
+    shape = tuple(x.shape)
+    if channels_last:
+        if bias is not None:
+            check_bias(xp, bias, x, w, x_checked=True)
+        check_last_shape(x, w, w_name="w", channels=_channels(w, groups))
+        shape = (*shape[:-3], shape[-1], *shape[-3:-1])
+    geometry = _check_channels(xp, shape, x.dtype, w, options, groups)
+    if bias is not None and not channels_last:
+        check_bias(xp, bias, x, w, x_checked=True)
+    dtype = result_dtype(xp, x.dtype, w.dtype)
+    return MultiCall(xp, adapter_for(xp), dtype, options, geometry, groups, channels_last)
+
+
+def check_bias(xp, b, x, w, out_channels: int | None = None, *, x_checked: bool = False) -> None:
     """Check a ``bias``: an array of ``x``'s library and device, shape ``(C_out,)`` (``out_channels``,
     by default ``w.shape[0]``), of a dtype that the output's dtype holds (F.conv2d's rule, relaxed
-    to promotion)."""
-    check_arrays(x, b, k_name="bias")
+    to promotion). ``x_checked``: ``x`` passed its own checks already."""
+    check_arrays(x, b, k_name="bias", x_checked=x_checked)
     c_out = w.shape[0] if out_channels is None else out_channels
     if tuple(b.shape) != (c_out,):
         msg = f"bias must have shape (C_out,) = {(c_out,)} for w of shape {tuple(w.shape)}; got shape {tuple(b.shape)}"
@@ -185,14 +234,9 @@ def corr2d_multi(
                 f"got data_format={data_format!r}"
             )
             raise ValueError(msg)
-        if bias is not None:
-            check_bias(check_arrays(x, w, k_name="w"), bias, x, w)
-        y = _multi_other_layout(
-            x, w, None, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
+        return _multi_other_layout(
+            x, w, None, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format, bias
         )
-        if bias is None:
-            return y
-        return y + array_namespace(y).astype(bias, y.dtype)
     key = None
     try:
         signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
@@ -243,10 +287,8 @@ class PreparedMulti:
         if self.tuning is not adapter.tuning or (
             adapter.devices and not (adapter.same_device(x, w) and (b is None or adapter.same_device(x, b)))
         ):
-            xp, geometry = check_multi(x, w, self.options, self.groups)
-            if b is not None:
-                check_bias(xp, b, x, w)
-            adapter = adapter_for(xp)
+            call = validate_multi(x, w, self.options, self.groups, bias=b)
+            xp, adapter, geometry = call.xp, call.adapter, call.geometry
         if self.lax:
             y = adapter.correlate_multi_precision(
                 xp, x, w, self.options, geometry, self.groups, self.lax["precision"], self.lax["preferred_element_type"]
@@ -258,12 +300,9 @@ class PreparedMulti:
 
 
 def _prepare_multi_and_call(x, w, options: Options, groups: int, key, lax=None, b=None):
-    xp, geometry = check_multi(x, w, options, groups)
-    if b is not None:
-        check_bias(xp, b, x, w)
-    adapter = adapter_for(xp)
-    prepared: PreparedMulti | Widened = PreparedMulti(xp, adapter, options, geometry, groups, lax)
-    dtype = result_dtype(xp, x.dtype, w.dtype)
+    call = validate_multi(x, w, options, groups, bias=b)
+    xp, dtype = call.xp, call.dtype
+    prepared: PreparedMulti | Widened = PreparedMulti(xp, call.adapter, options, call.geometry, groups, lax)
     if half_precision(dtype) and not (lax or {}).get("preferred_element_type"):
         prepared = Widened(xp, dtype, prepared)  # computed in float32, rounded once
     remember(key, prepared)
@@ -341,9 +380,9 @@ def corr2d_multi_vjp(
 
 
 def _multi_other_layout(
-    x, w, g, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
+    x, w, g, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format, bias=None
 ):
-    """``corr2d_multi`` (``g`` None) or its VJP with a ``data_format`` other than channels-first."""
+    """``corr2d_multi`` (``g`` None; with ``bias``) or its VJP with a ``data_format`` other than channels-first."""
     parse_data_format(data_format)
     options = Options.parse(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
@@ -351,7 +390,7 @@ def _multi_other_layout(
     )
     groups = parse_int("groups", groups)
     if g is None:
-        return corr2d_multi_last(x, w, options, groups)
+        return corr2d_multi_last(x, w, options, groups, bias)
     return corr2d_multi_vjp_last(x, w, g, options, groups)
 
 
@@ -360,13 +399,13 @@ def _channels(w, groups: int) -> int | None:
     return w.shape[1] * groups if getattr(w, "ndim", None) == 4 else None
 
 
-def corr2d_multi_last(x, w, options, groups):
-    """``corr2d_multi`` of a channels-last ``x`` (validated options), result ``(N, H', W', C_out)``."""
-    xp = check_last(x, w, w_name="w", channels=_channels(w, groups))
-    xp, geometry = check_multi(to_first(xp, x), w, options, groups)
-    return adapter_for(xp).correlate_multi_channels_last(
-        xp, x, w, options, geometry, groups
-    )
+def corr2d_multi_last(x, w, options, groups, bias=None):
+    """``corr2d_multi`` of a channels-last ``x`` (parsed options), result ``(N, H', W', C_out)``."""
+    call = validate_multi(x, w, options, groups, bias=bias, channels_last=True)
+    y = call.adapter.correlate_multi_channels_last(call.xp, x, w, options, call.geometry, groups)
+    if bias is None:
+        return y
+    return y + array_namespace(y).astype(bias, y.dtype)
 
 
 def corr2d_multi_vjp_last(x, w, g, options, groups):
