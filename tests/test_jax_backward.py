@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import xcorr
-from xcorr._correlate import clear_prepared
+from xcorr._prepared import clear_prepared
 
 from matrix import require_module
 from paths import force

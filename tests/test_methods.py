@@ -492,7 +492,7 @@ def test_numpy_numba_path_inputs(numba_path):
 @pytest.mark.parametrize(
     ("dtype", "applies"),
     # big-endian float64 is cast to native float64 first and float16 computed in float32
-    # (xcorr._correlate.Widened); the others stay on the numpy path
+    # (xcorr._prepared.Widened); the others stay on the numpy path
     [(">f8", True), ("float16", True), ("int16", False), ("uint8", False), ("int8", False)],
 )
 def test_numpy_numba_path_other_dtypes(numba_path, dtype, applies):

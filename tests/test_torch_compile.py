@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import xcorr
-from xcorr._correlate import clear_prepared
+from xcorr._prepared import clear_prepared
 
 from reference import random, reference
 

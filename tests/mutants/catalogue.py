@@ -332,7 +332,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "vjp-conj",
-        "xcorr/_vjp.py",
+        "xcorr/_composite.py",
         'gc = xp.conj(g) if isdtype(xp, g.dtype, "complex floating") else g',
         "gc = g",
         VJP,
@@ -341,7 +341,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "unbroadcast-first",
-        "xcorr/_vjp.py",
+        "xcorr/_generic.py",
         "a = xp.sum(a, axis=tuple(range(extra)))",
         "a = a[(0,) * extra]",
         VJP,
@@ -351,7 +351,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- transposed convolution: the crop of the uncropped result, lax's pads
     Mutant(
         "transpose-crop-top",
-        "xcorr/_transpose.py",
+        "xcorr/_composite.py",
         'y = extend_axis(xp, full, -2, top, top + rows - 1, "fill", 0)',
         'y = extend_axis(xp, full, -2, 0, rows - 1, "fill", 0)',
         ("tests/test_transpose.py",),
@@ -388,9 +388,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "edge-fold-first-copy",
-        "xcorr/_vjp.py",
-        "piece = xp.sum(_generic._take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)",
-        "piece = _generic._take_axis(xp, ge, axis, position, position + 1)",
+        "xcorr/_generic.py",
+        "piece = xp.sum(_take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)",
+        "piece = _take_axis(xp, ge, axis, position, position + 1)",
         PADDING,
         'VJP of boundary="edge": only the first replicated position\'s gradient is folded onto the edge pixel',
         k="vjp or gradients or property",
