@@ -283,10 +283,6 @@ def _registry_table_lines() -> range:
     return range(start + 1, end + 2)
 
 
-# Names of the core that an adapter not yet moved to the new names still reads (TransposePlan's
-# symmetric_padding, read by backends/torch.py under its old name): to go with that read.
-KEPT_FOR_ADAPTERS = {("_transpose_plan.py", "torch_padding")}
-
 
 def test_core_names_no_framework_outside_the_registry_table():
     table = _registry_table_lines()
@@ -294,8 +290,6 @@ def test_core_names_no_framework_outside_the_registry_table():
     for path in sorted(XCORR.rglob("*.py")):
         for line, name in _code_names(path):
             if path.name == "_adapter.py" and line in table:
-                continue
-            if (path.name, name) in KEPT_FOR_ADAPTERS:
                 continue
             offenders.append(f"{path.name}:{line}: {name}")
     assert not offenders, "framework names in the core:\n" + "\n".join(offenders)

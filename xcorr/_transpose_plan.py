@@ -50,9 +50,6 @@ class TransposePlan:
         (top, bottom), (left, right) = self.padding
         return (top, left) if (top, left) == (bottom, right) else None
 
-    # The name backends/torch.py reads until its split into a package renames it there.
-    torch_padding = symmetric_padding
-
 
 STRING_PADDINGS = ("SAME", "VALID")
 

@@ -104,7 +104,7 @@ class TorchAdapter(Adapter):
     def correlate_multi_transpose_bias(self, xp, x, w, b, plan):
         functional.refuse_torchscript()
         # A bias goes into F.conv_transpose2d where the padding is torch's.
-        if functional.library_applies(xp, x, w) and plan.torch_padding is not None:
+        if functional.library_applies(xp, x, w) and plan.symmetric_padding is not None:
             return functional.correlate_multi_transpose(xp, x, w, plan, bias=b)
         return super().correlate_multi_transpose_bias(xp, x, w, b, plan)
 

@@ -100,12 +100,12 @@ def correlate_multi_transpose(xp, x, w, plan, bias=None):
     memory format), which torch computes on without a copy; its result keeps
     that format, so the permutation back is a contiguous ``(N, H, W, C)``.
     Asymmetric padding crops the uncropped result (slices); a ``bias`` needs
-    torch's padding (``plan.torch_padding`` not None).
+    torch's padding (``plan.symmetric_padding`` not None).
     """
     dtype = _result_dtype(xp, x, w)
     if x.dtype != dtype or w.dtype != dtype:
         x, w = x.to(dtype), w.to(dtype)
-    padding = plan.torch_padding
+    padding = plan.symmetric_padding
     if bias is not None and bias.dtype != dtype:
         bias = bias.to(dtype)
     if plan.channels_last:
