@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 
 import jax
 import jax.numpy as jnp
@@ -111,9 +110,11 @@ def _from_state_dict(serialization, layer, state):
     return layer.replace(**params)
 
 
-if importlib.util.find_spec("flax") is not None:
+try:
     from flax import serialization as _serialization
-
+except ImportError:  # flax not installed: nothing to register with
+    _serialization = None
+if _serialization is not None:
     for _cls in (Conv2D, Conv2DTranspose):
         _serialization.register_serialization_state(
             _cls, _to_state_dict, functools.partial(_from_state_dict, _serialization), override=True
