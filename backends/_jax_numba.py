@@ -19,7 +19,7 @@ kernel (h, w); ``consts``, the fill value and a zero), the int64 array
 attribute ``params`` and one result. The offsets below are the C layout of
 those structs on 64-bit platforms. Large calls split their rows into
 chunks that the handler and XLA's own thread pool claim one at a time.
-Imported by ``backends/jax.py`` only when such a call is traced with numba
+Imported by ``backends/jax/ops.py`` only when such a call is traced with numba
 installed and jax on the CPU.
 """
 
@@ -70,7 +70,7 @@ INVALID_ARGUMENT, RESOURCE_EXHAUSTED = 3, 8
 # the number of row chunks and of threads to share them (1, 1: no split),
 # and whether to ask for huge pages for the result (_hugepages).
 PARAMS = 9
-MADV_HUGEPAGE, PAGE = 14, 4096
+MADV_HUGEPAGE, PAGE = _hugepages.MADV_HUGEPAGE, _hugepages.PAGE
 
 # A call's job, malloc'ed (it outlives the handler when a pool thread
 # starts late), in int64 words: references held (the handler's and one per

@@ -122,6 +122,6 @@ def force(monkeypatch, backend: str, **values):
 def fresh_jax_traces(monkeypatch):
     """jax's adapter caches one compiled kernel per configuration: start with empty caches
     (so that spies see the paths being traced), and restore the old ones afterwards."""
-    jax_backend = importlib.import_module("xcorr.backends.jax")
-    for name in ("_kernel", "_differentiable_kernel"):
-        monkeypatch.setattr(jax_backend, name, functools.cache(getattr(jax_backend, name).__wrapped__))
+    for module, name in (("ops", "forward_kernel"), ("autodiff", "differentiable_kernel")):
+        module = importlib.import_module(f"xcorr.backends.jax.{module}")
+        monkeypatch.setattr(module, name, functools.cache(getattr(module, name).__wrapped__))

@@ -231,7 +231,7 @@ def test_adapter_converts_to_and_from_numpy(backend):
 
 
 def _code_names(path: pathlib.Path) -> list[tuple[int, str]]:
-    """Framework names in code: imports, names, and strings that are nothing but library names
+    """Framework names in code: imports, names, identifiers with a framework word, and strings that are nothing but library names
     (``backend == "jax"``, ``{"torch": ...}``, ``"numpy+numba"``); prose in messages and
     docstrings may name libraries."""
     tree = ast.parse(path.read_text())
@@ -254,7 +254,26 @@ def _code_names(path: pathlib.Path) -> list[tuple[int, str]]:
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] + ([node.module] if getattr(node, "module", None) else [])
             found += [(node.lineno, n) for n in names if n.split(".")[0] in FRAMEWORKS]
+        for name in _identifiers(node):
+            if set(name.lower().strip("_").split("_")) & set(FRAMEWORKS):
+                found.append((node.lineno, name))
     return found
+
+
+def _identifiers(node: ast.AST) -> list[str]:
+    """The names that ``node`` defines or reads as words of an identifier (``plan.torch_padding``,
+    ``def _torch_weight``, ``jax_options=``): a framework's knowledge hides in them too."""
+    if isinstance(node, ast.Attribute):
+        return [node.attr]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, ast.keyword) and node.arg:
+        return [node.arg]
+    if isinstance(node, ast.Name) and node.id not in FRAMEWORKS:
+        return [node.id]
+    return []
 
 
 def _registry_table_lines() -> range:
@@ -264,10 +283,11 @@ def _registry_table_lines() -> range:
     return range(start + 1, end + 2)
 
 
+
 def test_core_names_no_framework_outside_the_registry_table():
     table = _registry_table_lines()
     offenders = []
-    for path in sorted(XCORR.glob("*.py")):
+    for path in sorted(XCORR.rglob("*.py")):
         for line, name in _code_names(path):
             if path.name == "_adapter.py" and line in table:
                 continue

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import ast
+import os
 import pathlib
+import shutil
+import subprocess
+import sys
 
 import xcorr
+
+from matrix import require_module
 
 XCORR = pathlib.Path(xcorr.__file__).parent
 BACKENDS = XCORR.parent / "backends"
@@ -29,10 +35,128 @@ def _imports(path: pathlib.Path):
 def test_backends_import_xcorr_only_through_the_toolkit():
     # An adapter reaches the core through xcorr.toolkit (the documented API for
     # adapter authors) and its own sibling modules, never a private module.
+    # A package's modules (backends/jax/) reach the core one level further up.
     offenders = []
-    for path in sorted(BACKENDS.glob("*.py")):
+    for path in sorted(BACKENDS.rglob("*.py")):
+        core = "." * (len(path.relative_to(BACKENDS).parts) + 1)  # xcorr, relative to this module
         for line, module in _imports(path):
-            inside = module.startswith("..") or module.split(".")[0] == "xcorr"
-            if inside and module not in ("..toolkit", "xcorr.toolkit"):
-                offenders.append(f"{path.name}:{line}: {module}")
+            inside = module.startswith(core) or module.split(".")[0] == "xcorr"
+            if inside and module not in (core + "toolkit", "xcorr.toolkit"):
+                offenders.append(f"{path.relative_to(BACKENDS)}:{line}: {module}")
     assert not offenders, "backends/ reaching past xcorr.toolkit:\n" + "\n".join(offenders)
+
+
+# ---------------------------------------------------------------------------
+# The module graph of xcorr: no circle, no function-local import of xcorr
+# ---------------------------------------------------------------------------
+
+
+def _modules() -> dict[str, pathlib.Path]:
+    """``xcorr.<name>`` (and ``xcorr.backends.<name>``, installed from backends/) to its file."""
+    found = {}
+    for package, root in (("xcorr", XCORR), ("xcorr.backends", BACKENDS)):
+        for path in root.rglob("*.py"):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join([package, *parts])] = path
+    return found
+
+
+def _type_checking_blocks(tree: ast.Module) -> set[int]:
+    """ids of the import nodes under ``if TYPE_CHECKING:`` (annotations only, never run)."""
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            ids |= {id(n) for n in ast.walk(node)}
+    return ids
+
+
+def _edges(name: str, path: pathlib.Path, modules):
+    """``(target, line, local)`` for each import of an xcorr module by module ``name``; ``local``:
+    inside a function or class body."""
+    tree = ast.parse(path.read_text())
+    skip = _type_checking_blocks(tree)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    local = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for n in ast.walk(f)}  # fmt: skip
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            targets = [f"{module}.{alias.name}" for alias in node.names if f"{module}.{alias.name}" in modules]
+            targets = targets or [module]
+        for target in targets:
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                yield target, node.lineno, id(node) in local
+
+
+def _graph():
+    modules = _modules()
+    return {name: list(_edges(name, path, modules)) for name, path in modules.items()}
+
+
+# xcorr.keras loads the Keras adapter (and Keras) on first use: an optional dependency. (The
+# adapters in backends/ load their optional numba modules where first needed.)
+OPTIONAL_DEPENDENCIES = {("xcorr.keras", "xcorr.backends.keras")}
+
+
+def test_no_function_local_import_of_xcorr():
+    local = [
+        f"{name} -> {target} (line {line})"
+        for name, edges in _graph().items()
+        for target, line, inside in edges
+        if inside and name.split(".")[1] != "backends" and (name, target) not in OPTIONAL_DEPENDENCIES
+    ]
+    assert not local, "function-local imports of xcorr modules:\n" + "\n".join(local)
+
+
+def test_module_graph_has_no_cycle():
+    graph = {name: sorted({target for target, _, _ in edges}) for name, edges in _graph().items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles = []
+
+    def visit(node, path):
+        state[node] = 1
+        for target in graph.get(node, ()):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join([*path[path.index(target) :], target]))
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+# ---------------------------------------------------------------------------
+# The layers, as import-linter contracts ([tool.importlinter] in pyproject.toml)
+# ---------------------------------------------------------------------------
+
+
+def test_import_linter_contracts_are_kept(tmp_path):
+    # lint-imports reads the installed layout, where backends/ is xcorr/backends/
+    # (pyproject's package-dir): build that layout and check it there.
+    require_module("importlinter")  # the test extra installs it
+    lint = shutil.which("lint-imports", path=os.path.dirname(sys.executable)) or shutil.which("lint-imports")
+    assert lint is not None, "import-linter installs the lint-imports command"
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(XCORR, tmp_path / "xcorr", ignore=ignore)
+    shutil.copytree(BACKENDS, tmp_path / "xcorr" / "backends", ignore=ignore)
+    config = XCORR.parent / "pyproject.toml"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([lint, "--no-cache", str(config)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout

@@ -9,6 +9,7 @@ import pytest
 import xcorr
 
 from matrix import require_module
+from reference import random, reference_multi
 
 OPTIONS = [
     pytest.param({}, id="valid"),
@@ -315,3 +316,24 @@ def test_bad_data_format_and_shapes(backend):
         xcorr.Conv2DTranspose(
             3, in_channels=3, out_channels=2, data_format="NCHW", backend=name
         )
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_biased_corr2d_multi_checks_each_operand_once(monkeypatch, data_format):
+    # One validation per call (the call record of _multi.validate_multi): x, w and the bias are
+    # each checked once, however many steps the call goes through.
+    from xcorr import _options
+    from xcorr._prepared import clear_prepared
+
+    clear_prepared()  # a first call of its signature (a repeated one is not checked again)
+    checked = []
+    real = _options.check_array
+    monkeypatch.setattr(_options, "check_array", lambda name, a: checked.append(name) or real(name, a))
+    shape = (2, 7, 6, 4) if data_format == "channels_last" else (2, 4, 7, 6)
+    x, w, b = random(shape, seed=5), random((3, 4, 3, 2), seed=6), random((3,), seed=7)
+    y = xcorr.corr2d_multi(x, w, bias=b, data_format=data_format, mode="same", boundary="wrap")
+    assert sorted(checked) == ["bias", "w", "x"]
+    first = np.moveaxis(x, -1, 1) if data_format == "channels_last" else x
+    want = reference_multi(first, w, mode="same", boundary="wrap") + b[:, None, None]
+    got = np.moveaxis(y, -1, 1) if data_format == "channels_last" else y
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

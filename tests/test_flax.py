@@ -1,8 +1,9 @@
 """The jax ``Conv2D`` under ``flax.serialization`` (state dicts and msgpack bytes), and as a plain pytree.
 
-``xcorr.backends.jax`` registers the layer with flax when ``flax.serialization``
-is imported, before or after the adapter; the order is checked in fresh
-interpreters.
+``xcorr.backends.jax`` registers the layer through ``flax.serialization``'s
+``register_serialization_state`` when it loads, where flax is installed; that
+the user's import of flax may come before or after the adapter is checked in
+fresh interpreters.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def test_registration_does_not_depend_on_import_order(flax_first):
         if {flax_first}:
             import flax.serialization
         layer = xcorr.Conv2D(2, in_channels=1, out_channels=2, backend="jax")  # loads the jax adapter
-        assert ("flax" in sys.modules) == {flax_first}, "the jax adapter imported flax"
+        assert "flax" in sys.modules, "the jax adapter did not register the layer with the installed flax"
         from flax import serialization
         state = serialization.to_state_dict(layer)
         assert sorted(state) == ["bias", "weight"], state

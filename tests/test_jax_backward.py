@@ -5,7 +5,7 @@ np.pad + shift-and-add, checked against finite differences in
 tests/test_reference.py): numpy's own ``corr2d_vjp`` would run the same
 numba kernels as the custom calls under test.
 
-backends/jax.py gives each tap of a fill-extended direct correlation its own
+backends/jax/ops.py gives each tap of a fill-extended direct correlation its own
 ``lax.pad`` (negative widths crop), which the input gradient's "full"
 correlation runs through; these cases cover every mode and boundary with
 strides, dilations, kernels larger than the fill margin and batches.
@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import xcorr
-from xcorr._correlate import clear_prepared
+from xcorr._prepared import clear_prepared
 
 from matrix import require_module
 from paths import force
@@ -38,7 +38,7 @@ jnp = jax.numpy
 def kernel_gradient_path(request, monkeypatch):
     """The path under test, whether each call of the kernel-gradient hook applied,
     and the number of correlations that took numba's kernel."""
-    from xcorr.backends import jax as jax_backend
+    from xcorr.backends.jax import autodiff, ops
 
     if request.param.startswith("numba-ffi"):
         require_module("numba")
@@ -48,25 +48,25 @@ def kernel_gradient_path(request, monkeypatch):
     else:
         force(monkeypatch, "jax", numba=False)
     applied, correlations = [], []
-    real_gradient, real_correlate = jax_backend.kernel_gradient, jax_backend._numba_correlate
+    real_applies, real_correlate = ops.numba_kernel_gradient_applies, ops.numba_correlate
 
-    def gradient(*args):
-        result = real_gradient(*args)
-        applied.append(result is not NotImplemented)
+    def applies(*args):
+        result = real_applies(*args)
+        applied.append(result)
         return result
 
-    def correlate(*args):
+    def correlate(*args, **kwargs):
         correlations.append(1)
-        return real_correlate(*args)
+        return real_correlate(*args, **kwargs)
 
-    monkeypatch.setattr(jax_backend, "kernel_gradient", gradient)
-    monkeypatch.setattr(jax_backend, "_numba_correlate", correlate)
+    monkeypatch.setattr(ops, "numba_kernel_gradient_applies", applies)
+    monkeypatch.setattr(ops, "numba_correlate", correlate)
     # The paths are chosen when a call is traced; traces are cached per configuration.
-    jax_backend._differentiable_kernel.cache_clear()
-    jax_backend._kernel.cache_clear()
+    autodiff.differentiable_kernel.cache_clear()
+    ops.forward_kernel.cache_clear()
     yield request.param, applied, correlations
-    jax_backend._differentiable_kernel.cache_clear()
-    jax_backend._kernel.cache_clear()
+    autodiff.differentiable_kernel.cache_clear()
+    ops.forward_kernel.cache_clear()
 
 
 # (x shape, k shape, stride, dilation)
@@ -302,29 +302,29 @@ def test_custom_calls_only_on_the_tested_ffi_layout(monkeypatch):
     # declare exactly the structs they were tested on, else XLA's own code runs.
     require_module("numba")
     from xcorr.backends import _jax_numba
-    from xcorr.backends import jax as jax_backend
+    from xcorr.backends.jax import autodiff, custom_calls, ops
 
     assert _jax_numba.header_layout() == ((0, 3), _jax_numba.TESTED_LAYOUT)
     _jax_numba.layout_supported.cache_clear()
     assert _jax_numba.layout_supported()
     monkeypatch.setattr(_jax_numba, "header_layout", lambda: ((0, 4), "0" * 64))
     _jax_numba.layout_supported.cache_clear()
-    jax_backend._numba_custom_calls.cache_clear()
-    jax_backend._differentiable_kernel.cache_clear()
-    jax_backend._kernel.cache_clear()
+    custom_calls.numba_custom_calls.cache_clear()
+    autodiff.differentiable_kernel.cache_clear()
+    ops.forward_kernel.cache_clear()
     force(monkeypatch, "jax", numba_min_outputs=0)
     try:
         with pytest.warns(RuntimeWarning, match=r"FFI API \(0, 4\).*XLA's own code"):
-            assert not jax_backend._numba_custom_calls()
+            assert not custom_calls.numba_custom_calls()
         x = np.random.default_rng(0).standard_normal((20, 30))
         k = np.array([[1.0, -2.0], [0.5, 3.0]])
-        real = jax_backend._numba_correlate
-        monkeypatch.setattr(jax_backend, "_numba_correlate", lambda *a: pytest.fail("custom call on an untested layout"))
+        real = ops.numba_correlate
+        monkeypatch.setattr(ops, "numba_correlate", lambda *a, **k: pytest.fail("custom call on an untested layout"))
         y = xcorr.corr2d(jnp.asarray(x), jnp.asarray(k), mode="full", method="direct")
         np.testing.assert_allclose(np.asarray(y), reference(x, k, mode="full"), rtol=1e-12, atol=1e-12)
-        monkeypatch.setattr(jax_backend, "_numba_correlate", real)
+        monkeypatch.setattr(ops, "numba_correlate", real)
     finally:
-        for cached in (_jax_numba.layout_supported, jax_backend._numba_custom_calls,
-                       jax_backend._differentiable_kernel, jax_backend._kernel):  # fmt: skip
+        for cached in (_jax_numba.layout_supported, custom_calls.numba_custom_calls,
+                       autodiff.differentiable_kernel, ops.forward_kernel):  # fmt: skip
             cached.cache_clear()
         clear_prepared()

@@ -399,10 +399,10 @@ def test_torch_kernel_gradient_of_a_large_image(monkeypatch, pooled):
     # A kernel gradient: 3x3 outputs of many taps each, through few_outputs
     # (a column stride: the bmm kernel gradient does not apply).
     torch = require_module("torch")
-    from xcorr.backends import torch as torch_backend
+    from xcorr.backends.torch import ops as torch_ops
 
     force(monkeypatch, "torch", pooled_kernel=pooled)
-    few = spy(monkeypatch, torch_backend, "few_outputs")
+    few = spy(monkeypatch, torch_ops, "few_outputs")
     x, k = random((2, 302, 402)), random((3, 3), seed=1)
     xt, kt = torch.asarray(x).requires_grad_(), torch.asarray(k).requires_grad_()
     y = xcorr.corr2d(xt, kt, stride=(1, 2))
@@ -492,7 +492,7 @@ def test_numpy_numba_path_inputs(numba_path):
 @pytest.mark.parametrize(
     ("dtype", "applies"),
     # big-endian float64 is cast to native float64 first and float16 computed in float32
-    # (xcorr._correlate.Widened); the others stay on the numpy path
+    # (xcorr._prepared.Widened); the others stay on the numpy path
     [(">f8", True), ("float16", True), ("int16", False), ("uint8", False), ("int8", False)],
 )
 def test_numpy_numba_path_other_dtypes(numba_path, dtype, applies):

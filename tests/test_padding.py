@@ -323,7 +323,7 @@ def test_torch_autograd_through_the_adapter(method):
 def test_torch_compile_traceable_path():
     """torch.compile's traced path hands padding and the new boundaries to F.pad/F.conv2d."""
     torch = require_module("torch")
-    from xcorr.backends import torch as adapter
+    from xcorr.backends.torch import functional
 
     x, k = random((2, 5, 6), seed=21), random((3, 2), seed=22)
     for options in (
@@ -334,7 +334,7 @@ def test_torch_compile_traceable_path():
         opts = xcorr._options.Options.parse(**options)
         geometry = xcorr._options.plan(x.shape, k.shape, opts)
         tx, tk = torch.asarray(x), torch.asarray(k)
-        y = adapter.traceable_correlate(array_namespace(tx, tk), tx, tk, opts, geometry)
+        y = functional.traceable_correlate(array_namespace(tx, tk), tx, tk, opts, geometry)
         np.testing.assert_allclose(y.numpy(), reference(x, k, **options), **EXACT)
 
 

@@ -1,7 +1,7 @@
 """The torch backward's fast paths against autograd of the plain generic forward.
 
 ``tests/test_gradients.py`` checks every backend on small arrays, which stay
-below the sizes where backends/torch.py switches to its own kernel gradient
+below the sizes where backends/torch/ops.py switches to its own kernel gradient
 (``GRADIENT_MIN_PLANE`` outputs per plane) or its fused FFT backward. These
 cases are just large enough to take those paths.
 """
@@ -22,7 +22,7 @@ torch = require_module("torch")
 from xcorr import _generic  # noqa: E402
 from xcorr._compat import array_namespace  # noqa: E402
 from xcorr._options import Options, plan  # noqa: E402
-from xcorr.backends import torch as adapter  # noqa: E402
+from xcorr.backends.torch import ADAPTER, autodiff, ops  # noqa: E402
 
 # (x shape, k shape, stride, dilation)
 CASES = {
@@ -96,8 +96,9 @@ def test_kernel_gradient_hook_takes_large_direct_cases():
     opts = Options.parse(method="direct")
     geometry = plan(x.shape, k.shape, opts)
     g = torch.randn(geometry.out_shape, dtype=torch.float64)
-    gk = adapter.kernel_gradient(array_namespace(x), x, k, g, opts, geometry, "direct")
-    assert gk is not NotImplemented and gk.shape == k.shape
+    assert ops.kernel_gradient_applies(ADAPTER.tuning, x, k, g, geometry, "direct")
+    gk = ops.kernel_gradient(ADAPTER.tuning, array_namespace(x), x, k, g, opts, geometry)
+    assert gk.shape == k.shape
 
 
 def test_fused_fft_backward_takes_fill_cases():
@@ -107,6 +108,6 @@ def test_fused_fft_backward_takes_fill_cases():
     geometry = plan(x.shape, k.shape, opts)
     g = torch.randn(geometry.out_shape, dtype=torch.float64)
     with torch.no_grad():  # as inside autograd's backward
-        got = adapter.fft_vjp(array_namespace(x), x, k, g, opts, geometry, True, True)
-    assert got is not NotImplemented
+        assert autodiff.fft_vjp_applies(x, k, g, opts, geometry)
+        got = ADAPTER.vjp(array_namespace(x), x, k, g, opts, geometry, True, True)
     assert got[0].shape == x.shape and got[1].shape == k.shape

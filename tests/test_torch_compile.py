@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import xcorr
-from xcorr._correlate import clear_prepared
+from xcorr._prepared import clear_prepared
 
 from reference import random, reference
 
@@ -107,13 +107,13 @@ def test_channel_layer_bias_goes_into_conv2d(monkeypatch):
 def test_tracers_take_the_traceable_path(monkeypatch):
     # Under torch.export the arrays are tracers: the fast paths (tolist,
     # data pointers, worker threads) must not run; F.conv2d does.
-    from xcorr.backends import torch as torch_backend
+    from xcorr.backends.torch import ops as torch_ops
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a fast path ran on tracer tensors")
 
-    monkeypatch.setattr(torch_backend, "direct_forward", forbidden)
-    monkeypatch.setattr(torch_backend, "few_outputs", forbidden)
+    monkeypatch.setattr(torch_ops, "direct_forward", forbidden)
+    monkeypatch.setattr(torch_ops, "few_outputs", forbidden)
     layer = xcorr.Conv2D(5, backend="torch", dtype="float64", mode="same")
     program = torch.export.export(layer, (torch.asarray(random((40, 40))),))
     x = random((40, 40), seed=2)
@@ -138,11 +138,11 @@ def spy_calls(monkeypatch, module, name):
 
 @pytest.mark.parametrize("fill", [0.0, 1.5])
 def test_torch_fill_padding_is_conv2d_padding_or_f_pad(monkeypatch, fill):
-    from xcorr.backends import torch as torch_backend
+    from xcorr.backends.torch import functional
 
     convs = spy_calls(monkeypatch, F, "conv2d")
     pads = spy_calls(monkeypatch, F, "pad")
-    monkeypatch.setattr(torch_backend.toolkit, "extend", lambda *a, **k: pytest.fail("built the extension by hand"))
+    monkeypatch.setattr(functional.toolkit, "extend", lambda *a, **k: pytest.fail("built the extension by hand"))
     x, w = random((2, 3, 8, 9)), random((4, 3, 3, 3), seed=1)
     for stride in (1, 2):  # with stride 2 the last window ends inside x: torch pads past it, unread
         y = xcorr.corr2d_multi(torch.asarray(x), torch.asarray(w), mode="same", fillvalue=fill, stride=stride)
@@ -166,10 +166,10 @@ def test_torch_wrap_is_circular_pad(monkeypatch):
 
 def test_jax_zero_fill_is_convolution_padding(monkeypatch):
     jax = pytest.importorskip("jax")
-    from xcorr.backends import jax as jax_backend
+    from xcorr.backends.jax import ops as jax_ops
 
     calls = spy_calls(monkeypatch, jax.lax, "conv_general_dilated")
-    monkeypatch.setattr(jax_backend.toolkit, "generic_extend", lambda *a, **k: pytest.fail("built the extension by hand"))
+    monkeypatch.setattr(jax_ops.toolkit, "generic_extend", lambda *a, **k: pytest.fail("built the extension by hand"))
     x, w = random((2, 3, 8, 9)), random((4, 3, 3, 2), seed=1)
     for mode, padding in (("same", ((1, 1), (0, 1))), ("full", ((2, 2), (1, 1)))):
         y = xcorr.corr2d_multi(jax.numpy.asarray(x), jax.numpy.asarray(w), mode=mode)
@@ -181,10 +181,10 @@ def test_jax_zero_fill_is_convolution_padding(monkeypatch):
 @pytest.mark.parametrize("boundary", ["wrap", "symm"])
 def test_jax_wrap_and_symm_are_jnp_pad(monkeypatch, boundary):
     jax = pytest.importorskip("jax")
-    from xcorr.backends import jax as jax_backend
+    from xcorr.backends.jax import ops as jax_ops
 
     pads = spy_calls(monkeypatch, jax.numpy, "pad")
-    monkeypatch.setattr(jax_backend.toolkit, "generic_extend", lambda *a, **k: pytest.fail("built the extension by hand"))
+    monkeypatch.setattr(jax_ops.toolkit, "generic_extend", lambda *a, **k: pytest.fail("built the extension by hand"))
     x, w = random((2, 3, 8, 9)), random((4, 3, 3, 2), seed=1)
     for options in (dict(mode="same"), dict(mode="full", stride=2), dict(mode="same", stride=(2, 3), dilation=2)):
         y = xcorr.corr2d_multi(jax.numpy.asarray(x), jax.numpy.asarray(w), boundary=boundary, **options)

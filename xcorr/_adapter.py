@@ -28,12 +28,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from . import _compat, _typing
+from . import _compat, _composite, _fft, _generic, _prepared, _training, _typing
+from ._layout import to_first, to_last
+from ._methods import Costs
+from ._options import Geometry, Options
+from ._prepared import clear_prepared
+from ._transpose_plan import TransposePlan
 
 if TYPE_CHECKING:
     from ._layer import Conv2D
-    from ._options import Geometry, Options
-    from ._transpose import TransposePlan
 
 __all__ = ["Adapter", "Costs", "Library", "Tuning", "adapter_for", "register_adapter"]
 
@@ -44,17 +47,9 @@ Namespace = _typing.Namespace
 LayerT = TypeVar("LayerT", bound="Conv2D")
 
 
-@dataclass(frozen=True)
-class Costs:
-    """Time model of ``method="auto"`` on one library, in nanoseconds (see ``xcorr._methods``)."""
-
-    call: float  # fixed cost of a direct call
-    per_output: float  # direct: per output element (allocation, first write)
-    per_tap: float  # direct: per output element and kernel tap
-    fft_call: float  # fixed cost of an FFT call
-    fft_point: float  # FFT: per transform point and log2(points), per plane
-    min_fft_taps: int = 16  # never FFT below this many kernel taps
-    fft_margin: float = 1.2  # FFT must be this many times faster to be taken
+#: The generic layers (arrays held in plain objects), by base class name: ``xcorr._layer``
+#: defines them on top of this contract and registers them here.
+GENERIC_LAYERS: dict[str, type] = {}
 
 
 @dataclass(frozen=True)
@@ -120,8 +115,6 @@ class Adapter:
         Generic: shift-and-add over the kernel taps ("direct", "native"), or
         ``xp.fft`` ("fft").
         """
-        from . import _fft, _generic
-
         if options.method == "fft":
             return _fft.correlate(xp, x, k, options, geometry)
         return _generic.correlate(xp, x, k, options, geometry)
@@ -166,9 +159,7 @@ class Adapter:
         zero-inserted ``g``, folded back through the extension, and
         :meth:`kernel_gradient`.
         """
-        from . import _vjp
-
-        return _vjp.generic_vjp(self, xp, x, k, g, options, geometry, need_x, need_k)
+        return _composite.generic_vjp(self, xp, x, k, g, options, geometry, need_x, need_k)
 
     def kernel_gradient(
         self, xp: Namespace, x: Array, k: Array, g: Array, options: Options, geometry: Geometry, method: str
@@ -179,9 +170,7 @@ class Adapter:
         "fft" or "native". Generic: one reduction per tap ("direct"), or one
         correlation of ``extend(x)`` with ``g`` as the kernel.
         """
-        from . import _vjp
-
-        return _vjp.generic_kernel_gradient(self, xp, x, k, g, options, geometry, method)
+        return _composite.generic_kernel_gradient(self, xp, x, k, g, options, geometry, method)
 
     def kernel_gradient_sum(
         self, xp: Namespace, xe: Array, g: Array, options: Options, k_shape: tuple[int, ...]
@@ -191,10 +180,7 @@ class Adapter:
         ``options`` carries the swapped stride/dilation and the method.
         Generic: a broadcast correlation, then a sum over the broadcast planes.
         """
-        from . import _vjp
-        from ._correlate import _correlate
-
-        return _vjp.unbroadcast(xp, _correlate(xe, g, options), k_shape)
+        return _generic.unbroadcast(xp, _prepared.correlate(self, xe, g, options), k_shape)
 
     # -- multi-channel correlation ----------------------------------------------
     def correlate_multi(
@@ -204,9 +190,7 @@ class Adapter:
 
         Generic: one broadcast ``corr2d`` over (batch, group, out channel, in channel).
         """
-        from . import _multi
-
-        return _multi.generic_correlate_multi(xp, x, w, options, geometry, groups)
+        return _composite.generic_correlate_multi(self, xp, x, w, options, geometry, groups)
 
     def correlate_multi_bias(
         self, xp: Namespace, x: Array, w: Array, b: Array, options: Options, geometry: Geometry, groups: int
@@ -261,9 +245,7 @@ class Adapter:
 
         Generic: the single-plane VJP of the broadcast formulation.
         """
-        from . import _multi
-
-        return _multi.generic_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
+        return _composite.generic_multi_vjp(self, xp, x, w, g, options, geometry, groups, need_x)
 
     def correlate_multi_channels_last(
         self, xp: Namespace, x: Array, w: Array, options: Options, geometry: Geometry, groups: int
@@ -275,24 +257,20 @@ class Adapter:
         :meth:`correlate_multi` on permuted views (no copy where the library
         permutes by strides: numpy, dask, torch's ``channels_last`` format).
         """
-        from . import _layout
-
-        y = self.correlate_multi(xp, _layout.to_first(xp, x), w, options, geometry, groups)
-        return _layout.to_last(xp, y)
+        y = self.correlate_multi(xp, to_first(xp, x), w, options, geometry, groups)
+        return to_last(xp, y)
 
     def correlate_multi_transpose(self, xp: Namespace, x: Array, w: Array, plan: TransposePlan) -> Array:
         """``conv_transpose2d`` of validated inputs: the adjoint of ``corr2d_multi`` at ``x``.
 
-        ``plan`` is a :class:`xcorr._transpose.TransposePlan`: the forward
+        ``plan`` is a :class:`xcorr._transpose_plan.TransposePlan`: the forward
         (valid, zero-filled) correlation's options and geometry on the
         uncropped extent, the groups, the crop (``padding``), the
         ``output_padding``, the layout and the output size. Generic: the
         input gradient of the broadcast ``corr2d`` (its "full" correlation of
         the zero-inserted ``x``), cropped to the output.
         """
-        from . import _transpose
-
-        return _transpose.generic_transpose(self, xp, x, w, plan)
+        return _composite.generic_transpose(self, xp, x, w, plan)
 
     def correlate_multi_transpose_bias(self, xp: Namespace, x: Array, w: Array, b: Array, plan: TransposePlan) -> Array:
         """``correlate_multi_transpose`` plus ``b`` (shape ``(C_out,)``) on every output channel.
@@ -318,15 +296,11 @@ class Adapter:
 
     def layer_class(self) -> type:
         """The ``Conv2D`` class of this library (generic: arrays held in a plain object)."""
-        from ._layer import ArrayConv2D
-
-        return ArrayConv2D
+        return GENERIC_LAYERS["Conv2D"]
 
     def transpose_layer_class(self) -> type:
         """The ``Conv2DTranspose`` class of this library (generic: arrays held in a plain object)."""
-        from ._layer import ArrayConv2DTranspose
-
-        return ArrayConv2DTranspose
+        return GENERIC_LAYERS["Conv2DTranspose"]
 
     def fit(
         self, layer: LayerT, x: Array, y: Array, lr: float, steps: int, loss: str, record: Callable[[float], None]
@@ -336,9 +310,7 @@ class Adapter:
         ``record`` is called with each step's loss. Generic: the layer's VJP
         (``layer.grad``) and new arrays for the parameters.
         """
-        from . import _fit
-
-        return _fit.fit_arrays(layer, x, y, lr, steps, loss, record)
+        return _training.fit_arrays(layer, x, y, lr, steps, loss, record)
 
     def gradient(
         self, fn: Callable[[Array], Array], x: Array, index: tuple[int, ...] | Any
@@ -455,8 +427,6 @@ def unregister_adapter(library: Any) -> None:
 
 
 def _forget_prepared() -> None:
-    from ._correlate import clear_prepared
-
     clear_prepared()
 
 

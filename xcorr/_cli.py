@@ -38,6 +38,8 @@ from typing import IO, Any
 
 import numpy as np
 
+import xcorr
+
 from . import _adapter
 
 __all__ = ["main"]
@@ -252,8 +254,6 @@ def seed_image() -> np.ndarray:
 
 def make_layer(backend: Backend, kernel_size, *, weight=None, bias=None, **options):
     """An ``xcorr.Conv2D`` on ``backend`` (its device too), optionally with given parameters."""
-    import xcorr
-
     layer: Any = xcorr.Conv2D(kernel_size, backend=backend.library, **options)  # a jax pytree or a torch module too
     given = {"weight": weight, "bias": bias}
     params = {
@@ -279,8 +279,6 @@ def demo_stack(backend: Backend) -> list:
 
 def run_demo(backend: Backend, *, steps: int = 50, lr: float = 0.01, quiet: bool = False) -> DemoResult:
     """Print the notebook's steps and numbers; return them for plotting and tests."""
-    import xcorr
-
     def say(*lines: str) -> None:
         for line in lines:
             print(line)
@@ -348,8 +346,6 @@ def train(layer, X, Y, *, lr: float, steps: int, log_every: int, quiet: bool):
     steps run as consecutive ``fit`` calls (up to about 100, ending at every
     log step) compute the same parameters and losses as one call.
     """
-    import xcorr
-
     ends = set(range(max(1, steps // 100), steps + 1, max(1, steps // 100)))
     ends |= set(range(log_every, steps + 1, log_every)) | {steps}
     losses: list[float] = []
@@ -669,8 +665,6 @@ def edge_map(
     named kernel; to rounding where it takes the FFT for a large kernel).
     ``on_rows(n)`` is called after each band with its number of rows.
     """
-    import xcorr
-
     height, width = image.shape
     halo = max(k.shape[0] for k in kernels) - 1
     if band_rows is None:
@@ -802,8 +796,6 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    from xcorr import __version__
-
     parser = argparse.ArgumentParser(
         prog=prog,
         description=(
@@ -812,7 +804,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         ),
         epilog="Errors a user can fix are one line on stderr, with exit status 2.",
     )
-    parser.add_argument("--version", action="version", version=f"xcorr {__version__}")
+    parser.add_argument("--version", action="version", version=f"xcorr {xcorr.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     backend_help = (
         f"array library to run on: {', '.join(_adapter.known_names())}, or NAME_gpu for a "

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
-
-from . import _methods
-from ._adapter import Adapter, adapter_for
-from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
+from ._adapter import adapter_for
+from ._options import Options, check_arrays
+from ._prepared import _PREPARED, prepare_and_call
 from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d", "corr2d"]
@@ -106,153 +101,9 @@ def _correlate(x, k, options: Options):
     return call(x, k)
 
 
-class Prepared:
-    """A correlation of one signature (array types, shapes, dtypes, options), validated once.
-
-    Everything that depends only on the signature (argument checks, the
-    geometry, the method "auto" takes, the adapter and what it prepares) is
-    done when the signature is first seen; a repeated call checks only what
-    can differ between arrays of one signature (their devices, and the
-    finiteness an FFT needs) and runs.
-    """
-
-    __slots__ = ("adapter", "check_devices", "check_finite", "geometry", "key", "options", "requested", "run", "tuning", "xp")  # fmt: skip
-
-    def __init__(self, xp, adapter: Adapter, requested: Options, options: Options, geometry, run, *, check_finite):
-        self.xp = xp
-        self.adapter = adapter
-        self.tuning = adapter.tuning
-        self.requested = requested
-        self.options = options
-        self.geometry = geometry
-        self.run = run
-        self.check_devices = adapter.devices
-        self.check_finite = check_finite
-        self.key = None
-
-    def __call__(self, x, k):
-        if self.tuning is not self.adapter.tuning:
-            # The adapter's tuning was replaced: its choices may differ now.
-            return _prepare_and_call(x, k, self.requested, self.key)
-        if self.check_devices and not self.adapter.same_device(x, k):
-            check_arrays(x, k)  # raises, naming both devices
-        if self.check_finite and not _finite(self.xp, x, k):
-            # NaN/inf would spread over an FFT; shift-and-add keeps them local.
-            direct = replace(self.options, method="direct")
-            return self.adapter.correlate(self.xp, x, k, direct, self.geometry)
-        return self.run(x, k)
-
-
-# Prepared calls by signature: (type, shape, dtype) of x and k, and the Options
-# (or, for the public functions, their keyword arguments as given).
-# Prepared calls of corr2d/conv2d and of corr2d_multi (PreparedMulti), or their Widened forms.
-_PREPARED: dict[tuple, Callable[..., Any]] = {}
-_MAX_PREPARED = 1024
-_prepared_lock = threading.Lock()
-
-
-def clear_prepared() -> None:
-    """Forget every prepared call (after an adapter or a module-level threshold changed)."""
-    with _prepared_lock:
-        _PREPARED.clear()
-
-
-def _finite(xp, x, k) -> bool:
-    return bool(xp.all(xp.isfinite(x))) and bool(xp.all(xp.isfinite(k)))
-
-
-HALF = ("float16", "bfloat16")
-
-
-def half_precision(dtype) -> bool:
-    """Whether ``dtype`` is float16 or bfloat16 (of any library), which xcorr computes in float32."""
-    return str(dtype).rsplit(".", 1)[-1] in HALF
-
-
-class Widened:
-    """A prepared float32 call for half-precision operands: cast up, compute, round once.
-
-    Products and sums of float16/bfloat16 operands are computed in float32
-    (every method, so "fft" and "auto" work too) and the result is rounded
-    to the half dtype once, as ``torch.nn.functional.conv2d`` and
-    ``jax.lax.conv_general_dilated`` return it. Casts are differentiable, so
-    autodiff sees the float32 computation between them.
-    """
-
-    __slots__ = ("dtype", "inner", "key", "xp")
-
-    def __init__(self, xp, dtype, inner):
-        self.xp = xp
-        self.dtype = dtype
-        self.inner = inner
-        self.key = None
-
-    def __call__(self, x, k, *bias):
-        # A bias (corr2d_multi's) is added in float32 too, before the one rounding.
-        xp = self.xp
-        wide = xp.float32
-        return xp.astype(self.inner(*(xp.astype(a, wide) for a in (x, k, *bias))), self.dtype)
-
-
-def _prepare(x, k, options: Options) -> Prepared | Widened:
-    xp = check_arrays(x, k)
-    geometry = plan(x.shape, k.shape, options)
-    dtype = result_dtype(xp, x.dtype, k.dtype)
-    if half_precision(dtype):
-        return Widened(xp, dtype, _prepare(xp.astype(x, xp.float32), xp.astype(k, xp.float32), options))
-    fillvalue = check_integral_fill(xp, dtype, options.fillvalue)  # as the dtype holds it
-    options = replace(options, fillvalue=fillvalue)
-    adapter = adapter_for(xp)
-    method = resolve_method(adapter, xp, x, k, dtype, options, geometry)
-    # "auto" chose the FFT for eager arrays: their values are checked on every call.
-    check_finite = options.method == "auto" and method == "fft" and adapter.eager
-    resolved = replace(options, method=method)
-    run = adapter.prepare_correlate(xp, x, k, resolved, geometry)
-    return Prepared(xp, adapter, options, resolved, geometry, run, check_finite=check_finite)
-
-
 def _prepare_and_call(x, k, options: Options, key):
-    prepared = _prepare(x, k, options)
-    if remember(key, prepared):
-        prepared.key = key
-    return prepared(x, k)
-
-
-def remember(key, prepared) -> bool:
-    """Keep ``prepared`` for calls of signature ``key`` (None, or unhashable: not kept)."""
-    if key is None:
-        return False
-    try:
-        hash(key)
-    except TypeError:
-        return False
-    with _prepared_lock:
-        if len(_PREPARED) >= _MAX_PREPARED:
-            del _PREPARED[next(iter(_PREPARED))]
-        _PREPARED[key] = prepared
-    return True
-
-
-def resolve_method(adapter: Adapter, xp, x, k, dtype, options: Options, geometry) -> str:
-    """The concrete method ("direct", "fft" or "native") for this signature.
-
-    Where "auto" picks "fft" on an eager library, the caller still checks that
-    the values are finite (``Prepared``).
-    """
-    kind = _methods.dtype_kind(xp, dtype)
-    if options.method == "native" and not adapter.native:
-        msg = (
-            f'method="native" needs a library with a native convolution (an adapter with '
-            f"native = True); {adapter.name} has none"
-        )
-        raise ValueError(msg)
-    if options.method == "fft" and kind == "integral":
-        msg = f'method="fft" needs floating or complex inputs; got {dtype} (use method="direct")'
-        raise TypeError(msg)
-    if options.method != "auto":
-        return options.method
-    costs = adapter.costs(tuple(k.shape), geometry)
-    return _methods.choose_method(costs, kind, x.shape, k.shape, geometry)
+    """Validate, then prepare (the adapter looked up once the checks pass) and run."""
+    return prepare_and_call(check_arrays(x, k), adapter_for, x, k, options, key)
 
 
 def _public_key(op, x, k, mode, boundary, fillvalue, stride, dilation, method, padding=None):

@@ -25,7 +25,9 @@ from ._adapter import adapter_for, adapter_named
 from ._compat import array_namespace, device, is_array_api_obj
 from ._feature_maps import as_stack
 from ._layer import Conv2D
+from ._multi import corr2d_multi_vjp
 from ._typing import Array, Layer
+from ._vjp import corr2d_vjp
 
 __all__ = ["EmpiricalField", "empirical_receptive_field"]
 
@@ -116,12 +118,8 @@ def _input_vjp(layer, x, g):
         "padding": layer.padding,
     }
     if layer.in_channels is None:
-        from ._vjp import corr2d_vjp
-
         gx, _ = corr2d_vjp(x, layer.weight, g, **options)
     else:
-        from ._multi import corr2d_multi_vjp
-
         gx, _ = corr2d_multi_vjp(x, layer.weight, g, groups=layer.groups, **options)
     return gx
 

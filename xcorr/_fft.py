@@ -20,6 +20,7 @@ from typing import Literal
 
 from . import _generic
 from ._compat import device, is_numpy_namespace, isdtype
+from ._generic import as_input_dtype, unbroadcast
 from ._methods import fft_shape, good_size
 from ._options import Geometry, Options, check_integral_fill, result_dtype
 
@@ -180,10 +181,8 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, need_x: bool, need_k:
     ``irfftn``, ``fftn`` (``s=``, ``axes=``), ``ifft`` and ``irfft``
     (``n=``, ``axis=``); ``size`` rounds a length up to a good transform
     size. The gradients have the dtypes of their operands
-    (``_vjp.as_input_dtype``); one not needed is None.
+    (``_generic.as_input_dtype``); one not needed is None.
     """
-    from ._vjp import as_input_dtype, unbroadcast  # _vjp imports this module
-
     fft = xp.fft if fft is None else fft
     rows, cols = geometry.rows, geometry.cols
     dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)

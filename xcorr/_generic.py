@@ -1,4 +1,4 @@
-"""The reference implementation: pure array-API code that runs on any backend.
+"""The direct method and the boundary extension: pure array-API code that runs on any backend.
 
 Shift-and-add: the output is the sum over kernel taps ``(a, b)`` of
 ``k[..., a, b] * x_extended[..., window(a), window(b)]``, where each window is
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._compat import device
+from ._compat import device, isdtype
 from ._options import AxisPlan, Geometry, Options, check_integral_fill, result_dtype
 
 
@@ -188,3 +188,84 @@ def correlate(xp, x, k, options: Options, geometry: Geometry):
     if tuple(total.shape) != geometry.out_shape:
         total = xp.broadcast_to(total, geometry.out_shape)
     return total
+
+
+# -- the gradients' helpers ----------------------------------------------------
+
+
+def zero_insert(xp, g, axis: int, step: int):
+    """Put ``step - 1`` zeros between consecutive entries of ``g`` along ``axis``."""
+    if step == 1:
+        return g
+    n = g.shape[axis]
+    axis = axis % g.ndim
+    zeros = xp.zeros_like(g)
+    # (..., n, step, ...) with g in slot 0, then merge the two axes.
+    stacked = xp.stack([g] + [zeros] * (step - 1), axis=axis + 1)
+    shape = (*g.shape[:axis], n * step, *g.shape[axis + 1 :])
+    merged = xp.reshape(stacked, shape)
+    index = [slice(None)] * g.ndim
+    index[axis] = slice(0, (n - 1) * step + 1)
+    return merged[tuple(index)]
+
+
+def fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
+    """Adjoint of :func:`extend_axis`: sum extended positions onto their sources."""
+    total = None
+    position = 0  # index into ge of the current run's first extended position
+    for run in _segments(lo, hi, size, boundary):
+        if run[0] == "fill":
+            position += run[1]
+            continue
+        if run[0] == "repeat":  # "edge": n copies of one element, summed onto it
+            index, n = run[1], run[2]
+            piece = xp.sum(_take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)
+            position += n
+            first = last = index
+        else:
+            first, last = run[1], run[2]
+            n = abs(last - first) + 1
+            piece = _take_axis(xp, ge, axis, position, position + n)
+            position += n
+            if first > last:
+                piece = xp.flip(piece, axis=axis)
+        pieces = []
+        for count in (min(first, last), None, size - 1 - max(first, last)):
+            if count is None:
+                pieces.append(piece)
+            elif count:
+                shape = list(ge.shape)
+                shape[axis] = count
+                pieces.append(xp.zeros(tuple(shape), dtype=ge.dtype, device=device(ge)))
+        placed = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
+        total = placed if total is None else total + placed
+    if total is None:  # every position read the fill value
+        shape = list(ge.shape)
+        shape[axis] = size
+        total = xp.zeros(tuple(shape), dtype=ge.dtype, device=device(ge))
+    return total
+
+
+def unbroadcast(xp, a, shape: tuple[int, ...]):
+    """Sum ``a`` over the dimensions along which ``shape`` was broadcast to ``a.shape``."""
+    extra = a.ndim - len(shape)
+    if extra:
+        a = xp.sum(a, axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and a.shape[i] != 1)
+    if axes:
+        a = xp.sum(a, axis=axes, keepdims=True)
+    return a
+
+
+def as_input_dtype(xp, grad, a):
+    """Cast a gradient to the dtype of the operand it belongs to.
+
+    A real operand of a complex result gets the real part (the transpose of
+    the real-to-complex embedding); an integer operand keeps the floating
+    result dtype, since its own dtype cannot hold a gradient.
+    """
+    if isdtype(xp, a.dtype, "integral"):
+        return grad
+    if isdtype(xp, grad.dtype, "complex floating") and not isdtype(xp, a.dtype, "complex floating"):
+        grad = xp.real(grad)
+    return xp.astype(grad, a.dtype, copy=False)

@@ -18,6 +18,8 @@ from dataclasses import replace
 
 from ._compat import array_namespace
 from ._correlate import _correlate
+from ._layout import parse_data_format, to_first
+from ._multi import check_multi, corr2d_multi, correlate_multi
 from ._options import Options, check_arrays, parse_int, plan, result_dtype
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
@@ -205,9 +207,6 @@ def corr2d_multi_jvp(
         As ``corr2d_multi``, and ValueError when ``dx``/``dw`` do not have the
         shapes of ``x``/``w`` or both are None.
     """
-    from ._layout import parse_data_format, to_first
-    from ._multi import check_multi, corr2d_multi, correlate_multi
-
     options = Options.parse(
         mode=mode,
         boundary=boundary,

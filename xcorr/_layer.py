@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from . import _adapter, _layout, _transpose, initializers
+from . import _adapter, _layout, _transpose, _transpose_plan, initializers
 from ._correlate import _correlate
-from ._multi import apply_multi, check_multi, multi_vjp
+from ._multi import apply_multi, check_multi, corr2d_multi_last, multi_vjp
 from ._options import Options, check_arrays, parse_int, plan
 from ._typing import Array, Boundary, DataFormat, Dtype, Initializer, Method, Mode, Padding, Pair, TransposePadding
 from ._vjp import vjp
@@ -235,7 +235,7 @@ class LayerSpec:
     def apply(self, weight, bias, x):
         """The forward pass: ``corr2d(x, weight) + bias`` or its channel form."""
         if self.channels_last:
-            y = _layout.corr2d_multi_last(x, weight, self.options, self.groups)
+            y = corr2d_multi_last(x, weight, self.options, self.groups)
             return y if bias is None else y + bias
         if self.channels:
             return apply_multi(x, weight, self.options, self.groups, bias)
@@ -618,7 +618,7 @@ class TransposeSpec:
     in_channels: int
     out_channels: int
     options: Options  # the forward correlation's stride and dilation (valid, zero fill)
-    padding: _transpose.Padding
+    padding: _transpose_plan.Padding
     output_padding: tuple[int, int]
     groups: int
     bias: bool
@@ -648,8 +648,8 @@ class TransposeSpec:
         kernel = parse_kernel_size(kernel_size)
         options = Options.parse(stride=stride, dilation=dilation)
         # "SAME"/"VALID" become numbers here: the kernel size is known.
-        padding, output_padding = _transpose.resolve_padding(
-            _transpose.parse_padding(padding), output_padding, kernel, options.stride, options.dilation
+        padding, output_padding = _transpose_plan.resolve_padding(
+            _transpose_plan.parse_padding(padding), output_padding, kernel, options.stride, options.dilation
         )
         groups = parse_int("groups", groups)
         if in_channels is None or out_channels is None:
@@ -695,7 +695,7 @@ class TransposeSpec:
     arrays = LayerSpec.arrays
 
     def _check(self, x, weight):
-        return _transpose.check_transpose_multi(
+        return _transpose_plan.check_transpose_multi(
             x, weight, self.options.stride, self.padding, self.output_padding, self.options.dilation,
             self.groups, self.data_format,
         )
@@ -707,7 +707,7 @@ class TransposeSpec:
 
     def output_shape(self, x, weight) -> tuple[int, ...]:
         _, tp = self._check(x, weight)
-        return _transpose.out_shape(x, weight, tp)
+        return _transpose_plan.out_shape(x, weight, tp)
 
     def vjp(self, weight, bias, x, g):
         """Gradients ``{"weight": ..., "bias": ...}`` of ``apply`` at output gradient ``g``."""
@@ -828,7 +828,7 @@ class Conv2DTranspose(Conv2D):
         return "fill"
 
     @property
-    def padding(self) -> _transpose.Padding:
+    def padding(self) -> _transpose_plan.Padding:
         return self.spec.padding
 
     @property
@@ -851,3 +851,7 @@ class ArrayConv2DTranspose(Conv2DTranspose, ArrayConv2D):
 
     def __repr__(self) -> str:
         return f"Conv2DTranspose({self.spec.describe()})"
+
+
+# The generic layers serve every adapter that keeps Adapter.layer_class's default.
+_adapter.GENERIC_LAYERS.update(Conv2D=ArrayConv2D, Conv2DTranspose=ArrayConv2DTranspose)

@@ -52,6 +52,12 @@ def check_last(
 ):
     """Check a channels-last ``x`` before it is permuted (messages in its own layout)."""
     xp = check_arrays(x, w, x_name=x_name, k_name=w_name)
+    check_last_shape(x, w, x_name=x_name, w_name=w_name, channels=channels)
+    return xp
+
+
+def check_last_shape(x, w, *, x_name: str = "x", w_name: str = "w", channels: int | None = None) -> None:
+    """:func:`check_last` of checked operands: the shape of a channels-last ``x``."""
     if x.ndim not in (3, 4):
         msg = (
             f'{x_name} must have shape (N, H, W, C) or (H, W, C) with data_format="channels_last"; '
@@ -64,37 +70,3 @@ def check_last(
             f'"channels_last") but {w_name} of shape {tuple(w.shape)} expects {channels}'
         )
         raise ValueError(msg)
-    return xp
-
-
-def _channels(w, groups: int) -> int | None:
-    """The input channels a ``(C_out, C_in // groups, h, w)`` weight expects (None: not 4-D)."""
-    return w.shape[1] * groups if getattr(w, "ndim", None) == 4 else None
-
-
-def corr2d_multi_last(x, w, options, groups):
-    """``corr2d_multi`` of a channels-last ``x`` (validated options), result ``(N, H', W', C_out)``."""
-    from ._adapter import adapter_for
-    from ._multi import check_multi
-
-    xp = check_last(x, w, w_name="w", channels=_channels(w, groups))
-    xp, geometry = check_multi(to_first(xp, x), w, options, groups)
-    return adapter_for(xp).correlate_multi_channels_last(
-        xp, x, w, options, geometry, groups
-    )
-
-
-def corr2d_multi_vjp_last(x, w, g, options, groups):
-    """``corr2d_multi_vjp`` of a channels-last ``x`` and ``g``: ``(gx, gw)``, ``gx`` channels-last."""
-    from ._multi import check_multi, multi_vjp
-
-    xp = check_last(x, w, w_name="w", channels=_channels(w, groups))
-    xf = to_first(xp, x)
-    _, geometry = check_multi(xf, w, options, groups)
-    check_arrays(x, g, k_name="g")
-    out = (*x.shape[:-3], geometry.rows.count, geometry.cols.count, w.shape[0])
-    if tuple(g.shape) != out:
-        msg = f'g must have the shape of the output, {out} (data_format="channels_last"); got shape {tuple(g.shape)}'
-        raise ValueError(msg)
-    gx, gw = multi_vjp(xp, xf, w, to_first(xp, g), options, groups)
-    return to_last(xp, gx), gw

@@ -35,11 +35,24 @@ be looked at; there ``method="direct"`` keeps NaN/inf local.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from ._adapter import Costs
 from ._compat import isdtype
 
 METHODS: tuple[str, ...] = ("auto", "direct", "fft", "native")
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Time model of ``method="auto"`` on one library, in nanoseconds (see ``xcorr._methods``)."""
+
+    call: float  # fixed cost of a direct call
+    per_output: float  # direct: per output element (allocation, first write)
+    per_tap: float  # direct: per output element and kernel tap
+    fft_call: float  # fixed cost of an FFT call
+    fft_point: float  # FFT: per transform point and log2(points), per plane
+    min_fft_taps: int = 16  # never FFT below this many kernel taps
+    fft_margin: float = 1.2  # FFT must be this many times faster to be taken
 
 
 def parse_method(method: object) -> str:

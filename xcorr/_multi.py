@@ -10,19 +10,13 @@ since a channel sum is a GEMM, which their native convolutions do well.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from . import _vjp
 from ._adapter import adapter_for
 from ._compat import array_namespace
-from ._correlate import (
-    _PREPARED,
-    Widened,
-    _correlate,
-    _public_key,
-    half_precision,
-    remember,
-)
+from ._correlate import _public_key
+from ._layout import check_last, check_last_shape, parse_data_format, to_first, to_last
 from ._options import (
     Geometry,
     Options,
@@ -32,6 +26,7 @@ from ._options import (
     plan,
     result_dtype,
 )
+from ._prepared import _PREPARED, Widened, half_precision, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
@@ -40,6 +35,12 @@ __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
 def check_multi(x, w, options: Options, groups: int):
     """Check shapes and channels; return the namespace and the spatial geometry."""
     xp = check_arrays(x, w, k_name="w")
+    return xp, _check_channels(xp, tuple(x.shape), x.dtype, w, options, groups)
+
+
+def _check_channels(xp, x_shape: tuple[int, ...], x_dtype, w, options: Options, groups: int) -> Geometry:
+    """:func:`check_multi` of checked operands, ``x`` given by its (channels-first) shape and dtype."""
+    x = _Shape(x_shape, x_dtype)
     if x.ndim not in (3, 4):
         msg = f"x must have shape (N, C_in, H, W) or (C_in, H, W); got shape {tuple(x.shape)}"
         raise ValueError(msg)
@@ -61,14 +62,56 @@ def check_multi(x, w, options: Options, groups: int):
         raise ValueError(msg)
     geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
     check_integral_fill(xp, result_dtype(xp, x.dtype, w.dtype), options.fillvalue)
-    return xp, geometry
+    return geometry
 
 
-def check_bias(xp, b, x, w, out_channels: int | None = None) -> None:
+class _Shape:
+    """The shape and dtype of an operand (its channels-first view, before it is made)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype):
+        self.shape = shape
+        self.dtype = dtype
+        self.ndim = len(shape)
+
+
+@dataclass(frozen=True)
+class MultiCall:
+    """A validated ``corr2d_multi`` call: what every step below the public function takes.
+
+    ``geometry`` is that of the channels-first call; ``dtype`` the result's.
+    """
+
+    xp: Any
+    adapter: Any
+    dtype: Any
+    options: Options
+    geometry: Geometry
+    groups: int
+    channels_last: bool = False
+
+
+def validate_multi(x, w, options: Options, groups: int, *, bias=None, channels_last: bool = False) -> MultiCall:
+    """Check ``x``, ``w`` and ``bias`` (each operand once), plan the geometry once and look the
+    adapter up once: the call record of a ``corr2d_multi`` call of parsed options."""
+    xp = check_arrays(x, w, k_name="w")
+    shape = tuple(x.shape)
+    if channels_last:
+        if bias is not None:
+            check_bias(xp, bias, x, w, x_checked=True)
+        check_last_shape(x, w, w_name="w", channels=_channels(w, groups))
+        shape = (*shape[:-3], shape[-1], *shape[-3:-1])
+    geometry = _check_channels(xp, shape, x.dtype, w, options, groups)
+    if bias is not None and not channels_last:
+        check_bias(xp, bias, x, w, x_checked=True)
+    dtype = result_dtype(xp, x.dtype, w.dtype)
+    return MultiCall(xp, adapter_for(xp), dtype, options, geometry, groups, channels_last)
+
+
+def check_bias(xp, b, x, w, out_channels: int | None = None, *, x_checked: bool = False) -> None:
     """Check a ``bias``: an array of ``x``'s library and device, shape ``(C_out,)`` (``out_channels``,
     by default ``w.shape[0]``), of a dtype that the output's dtype holds (F.conv2d's rule, relaxed
-    to promotion)."""
-    check_arrays(x, b, k_name="bias")
+    to promotion). ``x_checked``: ``x`` passed its own checks already."""
+    check_arrays(x, b, k_name="bias", x_checked=x_checked)
     c_out = w.shape[0] if out_channels is None else out_channels
     if tuple(b.shape) != (c_out,):
         msg = f"bias must have shape (C_out,) = {(c_out,)} for w of shape {tuple(w.shape)}; got shape {tuple(b.shape)}"
@@ -82,19 +125,6 @@ def check_bias(xp, b, x, w, out_channels: int | None = None) -> None:
         raise TypeError(msg)
 
 
-def _grouped(xp, x, w, groups: int):
-    """Reshape to broadcastable ``(N, G, 1, Cg, H, W)`` and ``(G, Og, Cg, h, w)``."""
-    n, _c, height, width = x.shape
-    o, cg, h, wd = w.shape
-    xg = xp.reshape(x, (n, groups, 1, cg, height, width))
-    wg = xp.reshape(w, (groups, o // groups, cg, h, wd))
-    return xg, wg
-
-
-def _batched(xp, x):
-    return x if x.ndim == 4 else xp.expand_dims(x, axis=0)
-
-
 def correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int):
     """Validated multi-channel correlation, by the adapter of ``xp`` (``Adapter.correlate_multi``).
 
@@ -103,16 +133,6 @@ def correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int)
     ``corr2d`` with that method.
     """
     return adapter_for(xp).correlate_multi(xp, x, w, options, geometry, groups)
-
-
-def generic_correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int):
-    """``Adapter.correlate_multi``'s generic implementation: one broadcast corr2d."""
-    xb = _batched(xp, x)
-    xg, wg = _grouped(xp, xb, w, groups)
-    y = xp.sum(_correlate(xg, wg, options), axis=3)  # (N, G, Og, H', W')
-    n, o = xb.shape[0], w.shape[0]
-    y = xp.reshape(y, (n, o, geometry.rows.count, geometry.cols.count))
-    return y if x.ndim == 4 else y[0, ...]
 
 
 def corr2d_multi(
@@ -214,14 +234,9 @@ def corr2d_multi(
                 f"got data_format={data_format!r}"
             )
             raise ValueError(msg)
-        if bias is not None:
-            check_bias(check_arrays(x, w, k_name="w"), bias, x, w)
-        y = _multi_other_layout(
-            x, w, None, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
+        return _multi_other_layout(
+            x, w, None, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format, bias
         )
-        if bias is None:
-            return y
-        return y + array_namespace(y).astype(bias, y.dtype)
     key = None
     try:
         signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
@@ -272,10 +287,8 @@ class PreparedMulti:
         if self.tuning is not adapter.tuning or (
             adapter.devices and not (adapter.same_device(x, w) and (b is None or adapter.same_device(x, b)))
         ):
-            xp, geometry = check_multi(x, w, self.options, self.groups)
-            if b is not None:
-                check_bias(xp, b, x, w)
-            adapter = adapter_for(xp)
+            call = validate_multi(x, w, self.options, self.groups, bias=b)
+            xp, adapter, geometry = call.xp, call.adapter, call.geometry
         if self.lax:
             y = adapter.correlate_multi_precision(
                 xp, x, w, self.options, geometry, self.groups, self.lax["precision"], self.lax["preferred_element_type"]
@@ -287,12 +300,9 @@ class PreparedMulti:
 
 
 def _prepare_multi_and_call(x, w, options: Options, groups: int, key, lax=None, b=None):
-    xp, geometry = check_multi(x, w, options, groups)
-    if b is not None:
-        check_bias(xp, b, x, w)
-    adapter = adapter_for(xp)
-    prepared: PreparedMulti | Widened = PreparedMulti(xp, adapter, options, geometry, groups, lax)
-    dtype = result_dtype(xp, x.dtype, w.dtype)
+    call = validate_multi(x, w, options, groups, bias=b)
+    xp, dtype = call.xp, call.dtype
+    prepared: PreparedMulti | Widened = PreparedMulti(xp, call.adapter, options, call.geometry, groups, lax)
     if half_precision(dtype) and not (lax or {}).get("preferred_element_type"):
         prepared = Widened(xp, dtype, prepared)  # computed in float32, rounded once
     remember(key, prepared)
@@ -303,23 +313,6 @@ def multi_vjp(xp, x, w, g, options: Options, groups: int, *, need_x=True):
     """``(gx, gw)`` of validated inputs, by the adapter of ``xp`` (``Adapter.correlate_multi_vjp``)."""
     geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
     return adapter_for(xp).correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
-
-
-def generic_multi_vjp(xp, x, w, g, options: Options, geometry: Geometry, groups: int, need_x: bool):
-    """``Adapter.correlate_multi_vjp``'s generic implementation: the VJP of the broadcast corr2d."""
-    xb = _batched(xp, x)
-    gb = _batched(xp, g)
-    xg, wg = _grouped(xp, xb, w, groups)
-    n, o, hh, ww = gb.shape
-    cg = w.shape[1]
-    gg = xp.reshape(gb, (n, groups, o // groups, 1, hh, ww))
-    gg = xp.broadcast_to(gg, (n, groups, o // groups, cg, hh, ww))
-    geometry = plan(tuple(xg.shape), tuple(wg.shape), options)
-    gx, gw = _vjp.vjp(xp, xg, wg, gg, options, geometry, need_x=need_x)
-    if gx is not None:
-        gx = xp.reshape(gx, tuple(xb.shape))
-        gx = gx if x.ndim == 4 else gx[0, ...]
-    return gx, xp.reshape(gw, tuple(w.shape))
 
 
 def corr2d_multi_vjp(
@@ -387,17 +380,43 @@ def corr2d_multi_vjp(
 
 
 def _multi_other_layout(
-    x, w, g, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
+    x, w, g, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format, bias=None
 ):
-    """``corr2d_multi`` (``g`` None) or its VJP with a ``data_format`` other than channels-first."""
-    from . import _layout
-
-    _layout.parse_data_format(data_format)
+    """``corr2d_multi`` (``g`` None; with ``bias``) or its VJP with a ``data_format`` other than channels-first."""
+    parse_data_format(data_format)
     options = Options.parse(
         mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
         method=method, padding=padding,
     )
     groups = parse_int("groups", groups)
     if g is None:
-        return _layout.corr2d_multi_last(x, w, options, groups)
-    return _layout.corr2d_multi_vjp_last(x, w, g, options, groups)
+        return corr2d_multi_last(x, w, options, groups, bias)
+    return corr2d_multi_vjp_last(x, w, g, options, groups)
+
+
+def _channels(w, groups: int) -> int | None:
+    """The input channels a ``(C_out, C_in // groups, h, w)`` weight expects (None: not 4-D)."""
+    return w.shape[1] * groups if getattr(w, "ndim", None) == 4 else None
+
+
+def corr2d_multi_last(x, w, options, groups, bias=None):
+    """``corr2d_multi`` of a channels-last ``x`` (parsed options), result ``(N, H', W', C_out)``."""
+    call = validate_multi(x, w, options, groups, bias=bias, channels_last=True)
+    y = call.adapter.correlate_multi_channels_last(call.xp, x, w, options, call.geometry, groups)
+    if bias is None:
+        return y
+    return y + array_namespace(y).astype(bias, y.dtype)
+
+
+def corr2d_multi_vjp_last(x, w, g, options, groups):
+    """``corr2d_multi_vjp`` of a channels-last ``x`` and ``g``: ``(gx, gw)``, ``gx`` channels-last."""
+    xp = check_last(x, w, w_name="w", channels=_channels(w, groups))
+    xf = to_first(xp, x)
+    _, geometry = check_multi(xf, w, options, groups)
+    check_arrays(x, g, k_name="g")
+    out = (*x.shape[:-3], geometry.rows.count, geometry.cols.count, w.shape[0])
+    if tuple(g.shape) != out:
+        msg = f'g must have the shape of the output, {out} (data_format="channels_last"); got shape {tuple(g.shape)}'
+        raise ValueError(msg)
+    gx, gw = multi_vjp(xp, xf, w, to_first(xp, g), options, groups)
+    return to_last(xp, gx), gw

@@ -166,29 +166,16 @@ def _describe(a) -> str:
     return f"{type(a).__module__}.{type(a).__name__} of shape {tuple(a.shape)} and dtype {a.dtype}"
 
 
-def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k"):
+def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k", x_checked: bool = False):
     """Return the common namespace of ``x`` and ``k`` after checking them.
 
     Raises TypeError for non-arrays, bool dtypes and mixed libraries, and
-    ValueError for arrays on two devices.
+    ValueError for arrays on two devices. ``x_checked``: ``x`` passed its own
+    checks already (with another operand), so only ``k`` and the pair are checked.
     """
-    for name, a in ((x_name, x), (k_name, k)):
-        if not is_array_api_obj(a) or isinstance(a, (list, tuple)):
-            msg = (
-                f"{name} must be an array of an array-API library (numpy, torch, "
-                f"jax, dask, cupy, array_api_strict, ...); got {type(a).__name__}. "
-                "Convert it first, e.g. with numpy.asarray."
-            )
-            raise TypeError(msg)
-        ma = sys.modules.get("numpy.ma")
-        if ma is not None and isinstance(a, ma.MaskedArray):
-            # The mask would be ignored (as scipy.signal ignores it): refuse rather than compute with hidden values.
-            msg = (
-                f"{name} is a numpy masked array (shape {tuple(a.shape)}, dtype {a.dtype}); xcorr would ignore "
-                f"its mask. Fill the masked values first, e.g. {name}.filled(0), or pass {name}.data to "
-                "use the values under the mask"
-            )
-            raise TypeError(msg)
+    own = ((k_name, k),) if x_checked else ((x_name, x), (k_name, k))
+    for name, a in own:
+        check_array(name, a)
     try:
         xp = array_namespace(x, k)
     except TypeError as err:
@@ -198,7 +185,7 @@ def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k"):
             f"{type(k).__module__}.{type(k).__name__}"
         )
         raise TypeError(msg) from err
-    for name, a in ((x_name, x), (k_name, k)):
+    for name, a in own:
         if not isdtype(xp, a.dtype, "numeric"):  # bool is not numeric
             msg = f"{name} must have a numeric dtype; got {_describe(a)}"
             raise TypeError(msg)
@@ -211,6 +198,26 @@ def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k"):
         )
         raise ValueError(msg)
     return xp
+
+
+def check_array(name: str, a) -> None:
+    """The checks of one operand on its own: an array of an array-API library, not a masked one."""
+    if not is_array_api_obj(a) or isinstance(a, (list, tuple)):
+        msg = (
+            f"{name} must be an array of an array-API library (numpy, torch, "
+            f"jax, dask, cupy, array_api_strict, ...); got {type(a).__name__}. "
+            "Convert it first, e.g. with numpy.asarray."
+        )
+        raise TypeError(msg)
+    ma = sys.modules.get("numpy.ma")
+    if ma is not None and isinstance(a, ma.MaskedArray):
+        # The mask would be ignored (as scipy.signal ignores it): refuse rather than compute with hidden values.
+        msg = (
+            f"{name} is a numpy masked array (shape {tuple(a.shape)}, dtype {a.dtype}); xcorr would ignore "
+            f"its mask. Fill the masked values first, e.g. {name}.filled(0), or pass {name}.data to "
+            "use the values under the mask"
+        )
+        raise TypeError(msg)
 
 
 def result_dtype(xp, a_dtype, b_dtype):

@@ -31,6 +31,7 @@ from typing import cast
 
 import numpy as np
 
+from ._layer import Conv2D  # every backend's layer class derives from it
 from ._options import BOUNDARY_ALIASES, parse_pair
 from ._typing import Mode, Pair
 
@@ -218,8 +219,6 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
 
 
 def _layer_name(layer: object) -> str:
-    from ._layer import Conv2D  # every backend's layer class derives from it
-
     if isinstance(layer, Conv2D):
         return "Conv2D"
     return type(layer).__name__

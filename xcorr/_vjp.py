@@ -7,8 +7,8 @@ each step, in reverse:
 * the shift-and-add's adjoint scatters the output gradient ``g`` back through
   the windows. With ``g`` zero-inserted to undo the stride, that scatter is a
   "full" convolution of ``g`` with the (dilated) kernel, computed by the
-  dispatching forward ``_correlate`` so per-backend fast paths serve the
-  backward too;
+  adapter's own prepared correlation (``_composite.input_gradient``) so
+  per-backend fast paths serve the backward too;
 * the extension's adjoint folds the gradient of the extended image back onto
   ``x``: a "wrap", "symm", "reflect" or "edge" position adds onto the pixel
   it copied, a "fill" position is dropped;
@@ -27,94 +27,11 @@ spectra).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from . import _fft, _generic, _methods
-from ._adapter import Adapter, adapter_for
-from ._compat import device, isdtype
-from ._correlate import _correlate
-from ._options import Geometry, Options, check_arrays, plan, result_dtype
+from ._adapter import adapter_for
+from ._options import Geometry, Options, check_arrays, plan
 from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_vjp", "corr2d_vjp", "vjp"]
-
-
-def zero_insert(xp, g, axis: int, step: int):
-    """Put ``step - 1`` zeros between consecutive entries of ``g`` along ``axis``."""
-    if step == 1:
-        return g
-    n = g.shape[axis]
-    axis = axis % g.ndim
-    zeros = xp.zeros_like(g)
-    # (..., n, step, ...) with g in slot 0, then merge the two axes.
-    stacked = xp.stack([g] + [zeros] * (step - 1), axis=axis + 1)
-    shape = (*g.shape[:axis], n * step, *g.shape[axis + 1 :])
-    merged = xp.reshape(stacked, shape)
-    index = [slice(None)] * g.ndim
-    index[axis] = slice(0, (n - 1) * step + 1)
-    return merged[tuple(index)]
-
-
-def fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
-    """Adjoint of ``_generic.extend_axis``: sum extended positions onto their sources."""
-    total = None
-    position = 0  # index into ge of the current run's first extended position
-    for run in _generic._segments(lo, hi, size, boundary):
-        if run[0] == "fill":
-            position += run[1]
-            continue
-        if run[0] == "repeat":  # "edge": n copies of one element, summed onto it
-            index, n = run[1], run[2]
-            piece = xp.sum(_generic._take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)
-            position += n
-            first = last = index
-        else:
-            first, last = run[1], run[2]
-            n = abs(last - first) + 1
-            piece = _generic._take_axis(xp, ge, axis, position, position + n)
-            position += n
-            if first > last:
-                piece = xp.flip(piece, axis=axis)
-        pieces = []
-        for count in (min(first, last), None, size - 1 - max(first, last)):
-            if count is None:
-                pieces.append(piece)
-            elif count:
-                shape = list(ge.shape)
-                shape[axis] = count
-                pieces.append(xp.zeros(tuple(shape), dtype=ge.dtype, device=device(ge)))
-        placed = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
-        total = placed if total is None else total + placed
-    if total is None:  # every position read the fill value
-        shape = list(ge.shape)
-        shape[axis] = size
-        total = xp.zeros(tuple(shape), dtype=ge.dtype, device=device(ge))
-    return total
-
-
-def unbroadcast(xp, a, shape: tuple[int, ...]):
-    """Sum ``a`` over the dimensions along which ``shape`` was broadcast to ``a.shape``."""
-    extra = a.ndim - len(shape)
-    if extra:
-        a = xp.sum(a, axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and a.shape[i] != 1)
-    if axes:
-        a = xp.sum(a, axis=axes, keepdims=True)
-    return a
-
-
-def as_input_dtype(xp, grad, a):
-    """Cast a gradient to the dtype of the operand it belongs to.
-
-    A real operand of a complex result gets the real part (the transpose of
-    the real-to-complex embedding); an integer operand keeps the floating
-    result dtype, since its own dtype cannot hold a gradient.
-    """
-    if isdtype(xp, a.dtype, "integral"):
-        return grad
-    if isdtype(xp, grad.dtype, "complex floating") and not isdtype(xp, a.dtype, "complex floating"):
-        grad = xp.real(grad)
-    return xp.astype(grad, a.dtype, copy=False)
 
 
 def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_k=True):
@@ -125,110 +42,6 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_
     The adapter of ``xp`` computes it (``Adapter.vjp``).
     """
     return adapter_for(xp).vjp(xp, x, k, g, options, geometry, need_x, need_k)
-
-
-def generic_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
-    """``Adapter.vjp``'s generic implementation: ``_fft.vjp`` where it applies (``_fused_fft``);
-    otherwise the input gradient, then ``adapter.kernel_gradient``."""
-    dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
-    if _fused_fft(adapter, xp, x, k, g, options, geometry, dtype):
-        return _fft.vjp(xp, x, k, g, options, geometry, need_x, need_k)
-    # Only the operand that the other gradient reads is cast (jax's transpose
-    # knows just the shape and dtype of the one it differentiates).
-    g = xp.astype(g, dtype, copy=False)
-    gx = _input_gradient(xp, x, xp.astype(k, dtype, copy=False), g, options, geometry) if need_x else None
-    gk = None
-    if need_k:
-        xc = xp.astype(x, dtype, copy=False)
-        method = options.method
-        if method == "auto":
-            kind = _methods.dtype_kind(xp, dtype)
-            costs = adapter.costs(tuple(k.shape), geometry)
-            method = _methods.choose_method(costs, kind, tuple(xc.shape), tuple(k.shape), geometry)
-        gk = adapter.kernel_gradient(xp, xc, k, g, options, geometry, method)
-        if options.convolve:
-            gk = xp.flip(gk, axis=(-2, -1))
-        gk = as_input_dtype(xp, gk, k)
-    return gx, gk
-
-
-def _fused_fft(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, dtype) -> bool:
-    """Whether ``_fft.vjp`` takes both gradients from one spectrum of ``g``.
-
-    Where the method is "fft", or "auto" picks it for finite inputs, for a
-    real float32/float64 result, stride 1 and a "fill" extension (or none
-    reached); on eager libraries without an autodiff of their own: jax's
-    transpose knows only the shape of the operand it differentiates, and
-    dask takes its kernel gradient block by block.
-    """
-    if not adapter.eager or adapter.autodiff or options.method not in ("fft", "auto"):
-        return False
-    if options.stride != (1, 1) or not (geometry.inside or options.boundary == "fill"):
-        return False
-    if _methods.dtype_kind(xp, dtype) != "real floating":
-        return False
-    if options.method == "auto":
-        costs = adapter.costs(tuple(k.shape), geometry)
-        if _methods.choose_method(costs, "real floating", tuple(x.shape), tuple(k.shape), geometry) != "fft":
-            return False
-        return all(bool(xp.all(xp.isfinite(a))) for a in (x, k, g))  # NaN/inf would spread over an FFT
-    return True
-
-
-def _input_gradient(xp, x, kc, g, options: Options, geometry: Geometry, *, insert=None):
-    """The gradient of ``x``; ``insert(g, axis, step)`` undoes the stride (default: ``zero_insert``)."""
-    rows, cols = geometry.rows, geometry.cols
-    # Input gradient: zero-insert g (undo the stride), then a "full"
-    # convolution with the dilated kernel gives the gradient of the extended
-    # image; full correlation with the flipped kernel is the same thing.
-    if insert is None:
-        def insert(a, axis, step):
-            return zero_insert(xp, a, axis, step)
-    gz = insert(insert(g, -2, rows.step), -1, cols.step)
-    back = replace(
-        options,
-        mode="full",
-        boundary="fill",
-        fillvalue=0,
-        stride=(1, 1),
-        convolve=not options.convolve,
-        padding=None,
-    )
-    ge = _correlate(gz, kc, back)
-    ge = fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
-    ge = fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
-    return as_input_dtype(xp, unbroadcast(xp, ge, tuple(x.shape)), x)
-
-
-def generic_kernel_gradient(adapter: Adapter, xp, xc, k, g, options: Options, geometry: Geometry, method):
-    """``Adapter.kernel_gradient``'s generic implementation (correlation orientation, result dtype)."""
-    rows, cols = geometry.rows, geometry.cols
-    k_batch = tuple(k.shape[:-2])
-    # Kernel gradient: one reduction per tap over the windows of extend(x).
-    xe = _generic.extend(xp, xc, geometry, options)
-    if method in ("fft", "native"):
-        # Where the forward pays off through the FFT, so does this: the h*w
-        # reductions are the valid correlation of extend(x) with g as the
-        # kernel, stride and dilation swapping roles; one correlation, whose
-        # batch sum an adapter may fold into a native call.
-        swapped = Options(stride=options.dilation, dilation=options.stride, method=method)
-        return adapter.kernel_gradient_sum(xp, xe, g, swapped, tuple(k.shape))
-    # vecdot (which conjugates its first argument) along rows and a sum needs
-    # no product temporary; libraries whose vecdot is slow on strided windows
-    # or rounds differently multiply and sum instead.
-    use_vecdot = adapter.vecdot_kernel_gradient
-    gc = xp.conj(g) if isdtype(xp, g.dtype, "complex floating") else g
-    taps = []
-    for a in range(rows.taps):
-        ra = _generic.window(rows, a)
-        for b in range(cols.taps):
-            window = xe[..., ra, _generic.window(cols, b)]
-            if use_vecdot:
-                term = xp.sum(xp.vecdot(gc, window, axis=-1), axis=-1)
-            else:
-                term = xp.sum(g * window, axis=(-2, -1))
-            taps.append(unbroadcast(xp, term, k_batch))
-    return xp.reshape(xp.stack(taps, axis=-1), (*k_batch, rows.taps, cols.taps))
 
 
 def _check_cotangent(xp, g, geometry: Geometry, x, k):

@@ -93,7 +93,7 @@ class _Named:
         return f"<initializer {self.name!r}>"
 
 
-def _torch_weight(rng, shape, fan_in, fan_out):
+def _fan_in_uniform(rng, shape, fan_in, fan_out):
     # kaiming_uniform_(a=sqrt(5)): gain sqrt(2 / (1 + 5)), bound gain * sqrt(3 / fan_in) = 1 / sqrt(fan_in).
     bound = 1 / math.sqrt(fan_in) if fan_in else 0.0
     return rng.uniform(-bound, bound, shape)
@@ -183,7 +183,7 @@ _zeros = constant(0.0)
 DEFAULT = "torch_default"
 
 WEIGHT_INITIALIZERS: dict[str, Initializer] = {
-    DEFAULT: _Named(DEFAULT, _torch_weight),
+    DEFAULT: _Named(DEFAULT, _fan_in_uniform),
     "glorot_uniform": _Named("glorot_uniform", _glorot_uniform),
     "xavier_uniform": _Named("xavier_uniform", _glorot_uniform),
     "glorot_normal": _Named("glorot_normal", _glorot_normal),

@@ -61,8 +61,11 @@ Layers and training
     ``empirical_receptive_field``).
 """
 
-from ._adapter import Adapter, Costs, Tuning
+from . import _composite
+from ._adapter import Adapter, Tuning, adapter_for
 from ._compat import array_namespace
+from ._composite import crop as transpose_crop
+from ._composite import finish as transpose_finish
 from ._correlate import _correlate as correlate
 from ._correlate import conv2d, corr2d
 from ._empirical import check_index, full_index
@@ -71,22 +74,42 @@ from ._fft import dilate, extend, kernel_spectrum
 from ._fft import input_gradient as fft_input_gradient
 from ._fft import kernel_lags as fft_kernel_lags
 from ._fft import vjp as fft_vjp
-from ._fit import fit_arrays, loss_and_gradient
-from ._generic import compact, compact_axis, extend_axis, prepare, window
+from ._generic import (
+    as_input_dtype,
+    compact,
+    compact_axis,
+    extend_axis,
+    fold_axis,
+    prepare,
+    unbroadcast,
+    window,
+    zero_insert,
+)
 from ._generic import correlate as direct_correlate
 from ._generic import extend as generic_extend
 from ._jvp import tangent_options
 from ._layer import Conv2D, Conv2DTranspose
 from ._layout import to_first, to_last
-from ._methods import choose_method
-from ._multi import corr2d_multi, correlate_multi, generic_multi_vjp, multi_vjp
+from ._methods import Costs, choose_method
+from ._multi import corr2d_multi, correlate_multi, multi_vjp
 from ._options import BOUNDARY_ALIASES, MODES, AxisPlan, Geometry, Options, plan, result_dtype
+from ._training import fit_arrays, loss_and_gradient
 from ._transpose import conv_transpose2d, corr2d_transpose
-from ._transpose import crop as transpose_crop
-from ._transpose import finish as transpose_finish
 from ._typing import Array, Boundary, Method, Mode
-from ._vjp import _input_gradient as input_gradient
-from ._vjp import as_input_dtype, fold_axis, unbroadcast, vjp, zero_insert
+from ._vjp import vjp
+
+
+def input_gradient(xp, x, k, g, options: Options, geometry: Geometry, *, insert=None):
+    """The gradient of ``x`` of a correlation at output gradient ``g``, by the adapter of ``xp``;
+    ``insert(g, axis, step)`` undoes the stride (default: :func:`zero_insert`)."""
+    return _composite.input_gradient(adapter_for(xp), xp, x, k, g, options, geometry, insert=insert)
+
+
+def generic_multi_vjp(xp, x, w, g, options: Options, geometry: Geometry, groups: int, need_x: bool):
+    """``Adapter.correlate_multi_vjp``'s generic implementation (the VJP of the broadcast
+    correlation), its single-plane VJP by the adapter of ``xp``."""
+    return _composite.generic_multi_vjp(adapter_for(xp), xp, x, w, g, options, geometry, groups, need_x)
+
 
 __all__ = [
     "BOUNDARY_ALIASES",

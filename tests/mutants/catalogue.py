@@ -175,7 +175,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- torch's direct path, clipped windows and bmm kernel gradient
     Mutant(
         "torch-direct-stride",
-        "backends/torch.py",
+        "backends/torch/ops.py",
         "p = row_at + lo * rows.step",
         "p = row_at + lo",
         TORCH,
@@ -184,7 +184,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "torch-clipped-first",
-        "backends/torch.py",
+        "backends/torch/ops.py",
         "i0 = min(plan.count, max(0, -(first // plan.step)))",
         "i0 = min(plan.count, max(0, -first // plan.step))",
         TORCH,
@@ -193,7 +193,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "torch-kgrad-dilation",
-        "backends/torch.py",
+        "backends/torch/ops.py",
         "xq.storage_offset() + r0 * rows.step * rs + b * cols.dilation * cs",
         "xq.storage_offset() + r0 * rows.step * rs + b * cs",
         TORCH,
@@ -202,7 +202,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "torch-kgrad-fill",
-        "backends/torch.py",
+        "backends/torch/ops.py",
         "    xe = _extend(xp, xc, geometry, options)\n    if xe.stride(-1) != 1:",
         '    xe = _extend(xp, xc, geometry, __import__("dataclasses").replace(options, fillvalue=0))\n'
         "    if xe.stride(-1) != 1:",
@@ -212,7 +212,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "torch-backward-conj",
-        "backends/torch.py",
+        "backends/torch/autodiff.py",
         "gx = None if gx is None else gx.conj()",
         "gx = None if gx is None else gx",
         TORCH,
@@ -222,7 +222,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- jax: unrolled shift-and-add, fori_loop, kernel gradients
     Mutant(
         "jax-pad-dilation",
-        "backends/jax.py",
+        "backends/jax/ops.py",
         "first = plan.lo + tap * plan.dilation",
         "first = plan.lo + tap",
         JAX,
@@ -231,7 +231,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "jax-pad-stride",
-        "backends/jax.py",
+        "backends/jax/ops.py",
         "return term[..., :: rows.step, :: cols.step]",
         "return term[..., :: rows.step, :: rows.step]",
         JAX,
@@ -240,7 +240,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "jax-fori-dilation",
-        "backends/jax.py",
+        "backends/jax/ops.py",
         "band = lax.dynamic_slice_in_dim(xe, a * rows.dilation, length, axis=xe.ndim - 2)",
         "band = lax.dynamic_slice_in_dim(xe, a * rows.step, length, axis=xe.ndim - 2)",
         JAX,
@@ -249,7 +249,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "jax-kgrad-fill",
-        "backends/jax.py",
+        "backends/jax/ops.py",
         "    gb = xp.reshape(g, (-1, *g.shape[-2:]))\n    consts = xp.asarray([options.fillvalue, 0], dtype=x.dtype)",
         "    gb = xp.reshape(g, (-1, *g.shape[-2:]))\n    consts = xp.asarray([0, 0], dtype=x.dtype)",
         JAX,
@@ -258,9 +258,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "jax-kgrad-sum-swap",
-        "backends/jax.py",
-        'y = lax.conv_general_dilated(lhs, rhs, swapped.stride, "VALID", rhs_dilation=swapped.dilation)',
-        'y = lax.conv_general_dilated(lhs, rhs, swapped.dilation, "VALID", rhs_dilation=swapped.stride)',
+        "backends/jax/ops.py",
+        "return _planes_as_channels(xp, xe, g, tuple(g.shape[:-2]), swapped.stride, swapped.dilation)",
+        "return _planes_as_channels(xp, xe, g, tuple(g.shape[:-2]), swapped.dilation, swapped.stride)",
         JAX,
         "jax native kernel gradient (batch sum as channels): stride and dilation not swapped",
         k="jax",
@@ -332,7 +332,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "vjp-conj",
-        "xcorr/_vjp.py",
+        "xcorr/_composite.py",
         'gc = xp.conj(g) if isdtype(xp, g.dtype, "complex floating") else g',
         "gc = g",
         VJP,
@@ -341,7 +341,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "unbroadcast-first",
-        "xcorr/_vjp.py",
+        "xcorr/_generic.py",
         "a = xp.sum(a, axis=tuple(range(extra)))",
         "a = a[(0,) * extra]",
         VJP,
@@ -351,7 +351,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- transposed convolution: the crop of the uncropped result, lax's pads
     Mutant(
         "transpose-crop-top",
-        "xcorr/_transpose.py",
+        "xcorr/_composite.py",
         'y = extend_axis(xp, full, -2, top, top + rows - 1, "fill", 0)',
         'y = extend_axis(xp, full, -2, 0, rows - 1, "fill", 0)',
         ("tests/test_transpose.py",),
@@ -360,7 +360,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "jax-transpose-pads",
-        "backends/jax.py",
+        "backends/jax/ops.py",
         "(dh * (h - 1) - top, dh * (h - 1) - bottom + ops[0]),",
         "(dh * (h - 1) - bottom, dh * (h - 1) - top + ops[0]),",
         ("tests/test_transpose.py",),
@@ -388,9 +388,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "edge-fold-first-copy",
-        "xcorr/_vjp.py",
-        "piece = xp.sum(_generic._take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)",
-        "piece = _generic._take_axis(xp, ge, axis, position, position + 1)",
+        "xcorr/_generic.py",
+        "piece = xp.sum(_take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)",
+        "piece = _take_axis(xp, ge, axis, position, position + 1)",
         PADDING,
         'VJP of boundary="edge": only the first replicated position\'s gradient is folded onto the edge pixel',
         k="vjp or gradients or property",

@@ -1,0 +1,35 @@
+"""The torch adapter's cost model and the thresholds of its fast paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...toolkit import Costs, Tuning
+
+
+@dataclass(frozen=True)
+class TorchTuning(Tuning):
+    """The torch adapter's cost model and thresholds (``python -m benchmarks``, float32, 2 cores)."""
+
+    costs: Costs = Costs(call=100e3, per_output=0.8, per_tap=0.14, fft_call=500e3, fft_point=0.35)
+    # Output elements per band of rows in the CPU direct path: the band and the
+    # input rows it reads stay in L2 while every kernel tap passes over them.
+    band_elements: int = 1 << 18
+    # Below pooled_elements output elements one band is at most small_band
+    # elements, so that torch runs each op on the calling thread: torch's
+    # OpenMP split of medium-sized ops costs more than it gains, and on a
+    # loaded machine its barrier waits for descheduled threads.
+    pooled_elements: int = 1 << 18
+    small_band: int = 1 << 15
+    # "Few outputs": each output has at least this many times more taps than
+    # there are outputs (a kernel gradient): banded dot products, not F.conv2d.
+    few_outputs: int = 64
+    # Kernels of at least this many elements take the banded, threaded form.
+    pooled_kernel: int = 1 << 21
+    # Elements of g per bmm call in kernel_gradient: bmm's cost is per call
+    # and per batch row, so bands are large.
+    gradient_band: int = 1 << 20
+    # Planes smaller than this (g elements) leave the kernel gradient to
+    # few_outputs/F.conv2d: there one bmm per plane and column shift costs
+    # more in calls than it saves.
+    gradient_min_plane: int = 1 << 12

@@ -1,0 +1,236 @@
+"""Operations composed from an adapter's own: adjoints, multi-channel and transposed correlation.
+
+Each takes the namespace ``xp`` and the adapter it was handed (the generic
+implementations of ``Adapter.vjp``, ``kernel_gradient``, ``correlate_multi``,
+``correlate_multi_vjp`` and ``correlate_multi_transpose``): a correlation
+inside one goes to that adapter (``_prepared.correlate``), so its fast paths
+serve these too, and nothing here looks an adapter up or validates again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from . import _fft, _generic, _methods
+from ._compat import isdtype
+from ._generic import as_input_dtype, extend_axis, fold_axis, unbroadcast, zero_insert
+from ._layout import to_first, to_last
+from ._options import Geometry, Options, plan, result_dtype
+from ._prepared import correlate
+from ._transpose_plan import TransposePlan
+
+if TYPE_CHECKING:
+    from ._adapter import Adapter
+
+
+# -- one plane: the VJP ----------------------------------------------------------
+
+
+def generic_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
+    """``Adapter.vjp``'s generic implementation: ``_fft.vjp`` where it applies (``_fused_fft``);
+    otherwise the input gradient, then ``adapter.kernel_gradient``."""
+    dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
+    if _fused_fft(adapter, xp, x, k, g, options, geometry, dtype):
+        return _fft.vjp(xp, x, k, g, options, geometry, need_x, need_k)
+    # Only the operand that the other gradient reads is cast (jax's transpose
+    # knows just the shape and dtype of the one it differentiates).
+    g = xp.astype(g, dtype, copy=False)
+    gx = input_gradient(adapter, xp, x, xp.astype(k, dtype, copy=False), g, options, geometry) if need_x else None
+    gk = None
+    if need_k:
+        xc = xp.astype(x, dtype, copy=False)
+        method = options.method
+        if method == "auto":
+            kind = _methods.dtype_kind(xp, dtype)
+            costs = adapter.costs(tuple(k.shape), geometry)
+            method = _methods.choose_method(costs, kind, tuple(xc.shape), tuple(k.shape), geometry)
+        gk = adapter.kernel_gradient(xp, xc, k, g, options, geometry, method)
+        if options.convolve:
+            gk = xp.flip(gk, axis=(-2, -1))
+        gk = as_input_dtype(xp, gk, k)
+    return gx, gk
+
+
+def _fused_fft(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, dtype) -> bool:
+    """Whether ``_fft.vjp`` takes both gradients from one spectrum of ``g``.
+
+    Where the method is "fft", or "auto" picks it for finite inputs, for a
+    real float32/float64 result, stride 1 and a "fill" extension (or none
+    reached); on eager libraries without an autodiff of their own: jax's
+    transpose knows only the shape of the operand it differentiates, and
+    dask takes its kernel gradient block by block.
+    """
+    if not adapter.eager or adapter.autodiff or options.method not in ("fft", "auto"):
+        return False
+    if options.stride != (1, 1) or not (geometry.inside or options.boundary == "fill"):
+        return False
+    if _methods.dtype_kind(xp, dtype) != "real floating":
+        return False
+    if options.method == "auto":
+        costs = adapter.costs(tuple(k.shape), geometry)
+        if _methods.choose_method(costs, "real floating", tuple(x.shape), tuple(k.shape), geometry) != "fft":
+            return False
+        return all(bool(xp.all(xp.isfinite(a))) for a in (x, k, g))  # NaN/inf would spread over an FFT
+    return True
+
+
+def input_gradient(adapter: Adapter, xp, x, kc, g, options: Options, geometry: Geometry, *, insert=None):
+    """The gradient of ``x``; ``insert(g, axis, step)`` undoes the stride (default: ``zero_insert``)."""
+    rows, cols = geometry.rows, geometry.cols
+    # Input gradient: zero-insert g (undo the stride), then a "full"
+    # convolution with the dilated kernel gives the gradient of the extended
+    # image; full correlation with the flipped kernel is the same thing.
+    if insert is None:
+        def insert(a, axis, step):
+            return zero_insert(xp, a, axis, step)
+    gz = insert(insert(g, -2, rows.step), -1, cols.step)
+    back = replace(
+        options,
+        mode="full",
+        boundary="fill",
+        fillvalue=0,
+        stride=(1, 1),
+        convolve=not options.convolve,
+        padding=None,
+    )
+    ge = correlate(adapter, gz, kc, back)
+    ge = fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
+    ge = fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
+    return as_input_dtype(xp, unbroadcast(xp, ge, tuple(x.shape)), x)
+
+
+def generic_kernel_gradient(adapter: Adapter, xp, xc, k, g, options: Options, geometry: Geometry, method):
+    """``Adapter.kernel_gradient``'s generic implementation (correlation orientation, result dtype)."""
+    rows, cols = geometry.rows, geometry.cols
+    k_batch = tuple(k.shape[:-2])
+    # Kernel gradient: one reduction per tap over the windows of extend(x).
+    xe = _generic.extend(xp, xc, geometry, options)
+    if method in ("fft", "native"):
+        # Where the forward pays off through the FFT, so does this: the h*w
+        # reductions are the valid correlation of extend(x) with g as the
+        # kernel, stride and dilation swapping roles; one correlation, whose
+        # batch sum an adapter may fold into a native call.
+        swapped = Options(stride=options.dilation, dilation=options.stride, method=method)
+        return adapter.kernel_gradient_sum(xp, xe, g, swapped, tuple(k.shape))
+    # vecdot (which conjugates its first argument) along rows and a sum needs
+    # no product temporary; libraries whose vecdot is slow on strided windows
+    # or rounds differently multiply and sum instead.
+    use_vecdot = adapter.vecdot_kernel_gradient
+    gc = xp.conj(g) if isdtype(xp, g.dtype, "complex floating") else g
+    taps = []
+    for a in range(rows.taps):
+        ra = _generic.window(rows, a)
+        for b in range(cols.taps):
+            window = xe[..., ra, _generic.window(cols, b)]
+            if use_vecdot:
+                term = xp.sum(xp.vecdot(gc, window, axis=-1), axis=-1)
+            else:
+                term = xp.sum(g * window, axis=(-2, -1))
+            taps.append(unbroadcast(xp, term, k_batch))
+    return xp.reshape(xp.stack(taps, axis=-1), (*k_batch, rows.taps, cols.taps))
+
+
+# -- multi-channel ---------------------------------------------------------------
+
+
+def _grouped(xp, x, w, groups: int):
+    """Reshape to broadcastable ``(N, G, 1, Cg, H, W)`` and ``(G, Og, Cg, h, w)``."""
+    n, _c, height, width = x.shape
+    o, cg, h, wd = w.shape
+    xg = xp.reshape(x, (n, groups, 1, cg, height, width))
+    wg = xp.reshape(w, (groups, o // groups, cg, h, wd))
+    return xg, wg
+
+
+def _batched(xp, x):
+    return x if x.ndim == 4 else xp.expand_dims(x, axis=0)
+
+
+def generic_correlate_multi(adapter: Adapter, xp, x, w, options: Options, geometry: Geometry, groups: int):
+    """``Adapter.correlate_multi``'s generic implementation: one broadcast corr2d."""
+    xb = _batched(xp, x)
+    xg, wg = _grouped(xp, xb, w, groups)
+    y = xp.sum(correlate(adapter, xg, wg, options), axis=3)  # (N, G, Og, H', W')
+    n, o = xb.shape[0], w.shape[0]
+    y = xp.reshape(y, (n, o, geometry.rows.count, geometry.cols.count))
+    return y if x.ndim == 4 else y[0, ...]
+
+
+def generic_multi_vjp(adapter: Adapter, xp, x, w, g, options: Options, geometry: Geometry, groups: int, need_x: bool):
+    """``Adapter.correlate_multi_vjp``'s generic implementation: the VJP of the broadcast corr2d."""
+    xb = _batched(xp, x)
+    gb = _batched(xp, g)
+    xg, wg = _grouped(xp, xb, w, groups)
+    n, o, hh, ww = gb.shape
+    cg = w.shape[1]
+    gg = xp.reshape(gb, (n, groups, o // groups, 1, hh, ww))
+    gg = xp.broadcast_to(gg, (n, groups, o // groups, cg, hh, ww))
+    geometry = plan(tuple(xg.shape), tuple(wg.shape), options)
+    gx, gw = adapter.vjp(xp, xg, wg, gg, options, geometry, need_x, True)
+    if gx is not None:
+        gx = xp.reshape(gx, tuple(xb.shape))
+        gx = gx if x.ndim == 4 else gx[0, ...]
+    return gx, xp.reshape(gw, tuple(w.shape))
+
+
+# -- transposed ------------------------------------------------------------------
+
+
+class _Like:
+    """The shape and dtype of a forward input that the input gradient never reads."""
+
+    def __init__(self, shape: tuple[int, ...], dtype):
+        self.shape = shape
+        self.dtype = dtype
+        self.ndim = len(shape)
+
+
+def crop(xp, full, tp: TransposePlan):
+    """The output's rows and columns of the uncropped result (zeros past its end)."""
+    (top, _), (left, _) = tp.padding
+    rows, cols = tp.out_hw
+    y = extend_axis(xp, full, -2, top, top + rows - 1, "fill", 0)
+    return extend_axis(xp, y, -1, left, left + cols - 1, "fill", 0)
+
+
+def pad_to_full(xp, g, tp: TransposePlan):
+    """The adjoint of :func:`crop`: ``g`` placed in the uncropped extent, zeros around it."""
+    (top, _), (left, _) = tp.padding
+    rows, cols = tp.geometry.rows, tp.geometry.cols
+    z = extend_axis(xp, g, -2, -top, rows.size - 1 - top, "fill", 0)
+    return extend_axis(xp, z, -1, -left, cols.size - 1 - left, "fill", 0)
+
+
+def finish(xp, full, tp: TransposePlan):
+    """Crop the uncropped channels-first result and give it the plan's layout."""
+    y = crop(xp, full, tp)
+    return to_last(xp, y) if tp.channels_last else y
+
+
+def generic_transpose(adapter, xp, x, w, tp: TransposePlan):
+    """``Adapter.correlate_multi_transpose``'s generic implementation.
+
+    The input gradient of the broadcast ``corr2d`` that ``corr2d_multi``
+    computes generically: ``x`` as ``(N, G, C_in/G, 1, H, W)`` output
+    gradient, ``w`` as ``(G, C_in/G, C_out/G, h, w)``, summed over the input
+    channels of each group (``xcorr._vjp``'s "full" correlation of the
+    zero-inserted ``x``).
+    """
+    if tp.channels_last:
+        x = to_first(xp, x)
+    dtype = result_dtype(xp, x.dtype, w.dtype)
+    x = xp.astype(x, dtype, copy=False)
+    w = xp.astype(w, dtype, copy=False)
+    xb = x if x.ndim == 4 else xp.expand_dims(x, axis=0)
+    n, c_in, H, W = xb.shape
+    groups = tp.groups
+    cg, og, h, wd = c_in // groups, w.shape[1], w.shape[2], w.shape[3]
+    rows, cols = tp.geometry.rows, tp.geometry.cols
+    gg = xp.reshape(xb, (n, groups, cg, 1, H, W))
+    wg = xp.reshape(w, (groups, cg, og, h, wd))
+    like = _Like((n, groups, 1, og, rows.size, cols.size), dtype)
+    geometry = plan(like.shape, tuple(wg.shape), tp.options)
+    ge = input_gradient(adapter, xp, like, wg, gg, tp.options, geometry)
+    full = xp.reshape(ge, (n, groups * og, rows.size, cols.size))
+    return finish(xp, full if x.ndim == 4 else full[0, ...], tp)
