@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import xcorr
-from xcorr import _fit, _layer, _methods, _options, _typing
+from xcorr import _fit, _layer, _layer_spec, _methods, _options, _typing
 
 from matrix import require_module
 
@@ -111,8 +111,8 @@ def test_the_type_checkers_layer_takes_the_run_time_parameters(layer):
         for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
     ]
     assert not args.args and args.vararg is None and args.kwarg is None
-    runtime = _layer.constructor_signature(spec_class).parameters
-    assert inspect.signature(getattr(xcorr, layer)) == _layer.constructor_signature(spec_class)
+    runtime = _layer_spec.constructor_signature(spec_class).parameters
+    assert inspect.signature(getattr(xcorr, layer)) == _layer_spec.constructor_signature(spec_class)
     assert [(n, k) for n, k, _, _ in static] == [(p.name, p.kind) for p in runtime.values()]
     unevaluated = inspect.signature(spec_class.parse).parameters
     extra = {"seed": "int", "weight_init": "Initializer | None", "bias_init": "Initializer | None"}
