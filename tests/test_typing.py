@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import xcorr
-from xcorr import _fit, _layer, _layer_spec, _methods, _options, _typing
+from xcorr import _cost_model, _fit, _layer, _layer_spec, _options, _typing
 
 from matrix import require_module
 
@@ -30,7 +30,7 @@ def test_option_literals_name_what_the_parsers_accept():
     # One list of names each, as the type checker and the run-time check see them.
     assert typing.get_args(_typing.Mode) == _options.MODES
     assert set(typing.get_args(_typing.Boundary)) == set(_options.BOUNDARY_ALIASES)
-    assert typing.get_args(_typing.Method) == _methods.METHODS
+    assert typing.get_args(_typing.Method) == _cost_model.METHODS
     assert typing.get_args(_typing.Loss) == _fit.LOSSES
     assert _options.Mode is _typing.Mode and _options.Boundary is _typing.Boundary
 
