@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 import xcorr
-from xcorr import _methods
+from xcorr import _cost_model
 from xcorr._adapter import adapter_named
 from xcorr._options import Options, plan
 
@@ -110,7 +110,7 @@ class Case:
         geometry = plan(self.x_shape, self.k_shape, Options())
         adapter = adapter_named(backend)
         costs = adapter.costs(self.k_shape, geometry)
-        method = _methods.choose_method(costs, "real floating", self.x_shape, self.k_shape, geometry)
+        method = _cost_model.choose_method(costs, "real floating", self.x_shape, self.k_shape, geometry)
         if backend == "numpy" and method == "direct" and numba_direct(geometry):
             return "direct (numba)"
         return method

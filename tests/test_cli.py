@@ -519,10 +519,10 @@ class FakeTerminal:
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_edges_progress_bar_on_a_terminal(tmp_path, monkeypatch, capsys, quiet):
-    from xcorr import _cli
+    from xcorr import _cli, _cli_base
 
     write_image(tmp_path / "box.png", "PNG")
-    monkeypatch.setattr(_cli, "PROGRESS_DELAY_S", 0)
+    monkeypatch.setattr(_cli_base, "PROGRESS_DELAY_S", 0)
     monkeypatch.setattr(_cli, "BAND_PIXELS", 40 * 4)  # 4 rows a band: 6 bands
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
@@ -539,10 +539,10 @@ def test_edges_progress_bar_on_a_terminal(tmp_path, monkeypatch, capsys, quiet):
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, monkeypatch, capsys):
-    from xcorr import _cli
+    from xcorr import _cli, _cli_base
 
     write_image(tmp_path / "box.png", "PNG")
-    monkeypatch.setattr(_cli, "PROGRESS_DELAY_S", 0)
+    monkeypatch.setattr(_cli_base, "PROGRESS_DELAY_S", 0)
     monkeypatch.setattr(_cli, "BAND_PIXELS", 40 * 4)
     assert edges(tmp_path / "box.png", "-o", tmp_path / "e.png") == 0
     err = capsys.readouterr().err
@@ -551,10 +551,10 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, monkeypatch, ca
 
 
 def test_demo_progress_bar_leaves_the_log_alone(monkeypatch, capsys):
-    from xcorr import _cli
+    from xcorr import _cli_base
 
     quiet = demo_output(capsys, "--steps", "200", "--lr", "0.005")
-    monkeypatch.setattr(_cli, "PROGRESS_DELAY_S", 0)
+    monkeypatch.setattr(_cli_base, "PROGRESS_DELAY_S", 0)
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert demo_output(capsys, "--steps", "200", "--lr", "0.005") == quiet
@@ -566,7 +566,8 @@ def test_demo_progress_bar_leaves_the_log_alone(monkeypatch, capsys):
 
 def test_demo_training_in_chunks_equals_one_fit():
     import xcorr
-    from xcorr._cli import load_backend, make_layer, seed_image, train
+    from xcorr._cli import load_backend
+    from xcorr._demo import make_layer, seed_image, train
 
     numpy = load_backend("numpy")
     x = seed_image()

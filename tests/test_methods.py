@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import xcorr
-from xcorr import _methods
+from xcorr import _cost_model
 from xcorr._options import Options, plan
 
 from matrix import CPU_BACKENDS, assert_result, require_module, tolerance
@@ -132,10 +132,10 @@ def test_auto_choices(backend):
     big, small = geometry((1024, 1024), (31, 31)), geometry((1024, 1024), (3, 3))
     c = costs(backend, (31, 31), big)
     for kind in ("integral", "other"):
-        assert _methods.choose_method(c, kind, (1024, 1024), (31, 31), big) == "direct"
-    assert _methods.choose_method(costs(backend, (3, 3), small), "real floating", (1024, 1024), (3, 3), small) == "direct"
-    assert _methods.choose_method(c, "real floating", (1024, 1024), (31, 31), big) == "fft"
-    assert _methods.choose_method(c, "complex floating", (1024, 1024), (31, 31), big) == "fft"
+        assert _cost_model.choose_method(c, kind, (1024, 1024), (31, 31), big) == "direct"
+    assert _cost_model.choose_method(costs(backend, (3, 3), small), "real floating", (1024, 1024), (3, 3), small) == "direct"
+    assert _cost_model.choose_method(c, "real floating", (1024, 1024), (31, 31), big) == "fft"
+    assert _cost_model.choose_method(c, "complex floating", (1024, 1024), (31, 31), big) == "fft"
 
 
 def test_auto_numpy_costs_with_numba(monkeypatch):
@@ -147,17 +147,17 @@ def test_auto_numpy_costs_with_numba(monkeypatch):
     for installed, method in ((False, "fft"), (True, "direct")):
         monkeypatch.setattr(_numba, "installed", lambda installed=installed: installed)
         c = numpy_adapter.costs(shapes[1], geometry(*shapes))
-        assert _methods.choose_method(c, "real floating", *shapes, geometry(*shapes)) == method
+        assert _cost_model.choose_method(c, "real floating", *shapes, geometry(*shapes)) == method
     big = geometry((1024, 1024), (31, 31))
     c = numpy_adapter.costs((31, 31), big)
-    assert _methods.choose_method(c, "real floating", (1024, 1024), (31, 31), big) == "fft"
+    assert _cost_model.choose_method(c, "real floating", (1024, 1024), (31, 31), big) == "fft"
 
 
 def test_auto_skips_fft_for_nonfinite_numpy_input():
     x, k = random((64, 64)), random((31, 31), seed=1)
     g = geometry(x.shape, k.shape)
     c = xcorr.adapter_for(array_api_compat.array_namespace(x)).costs(k.shape, g)
-    assert _methods.choose_method(c, "real floating", x.shape, k.shape, g) == "fft"
+    assert _cost_model.choose_method(c, "real floating", x.shape, k.shape, g) == "fft"
     x[5, 7] = np.nan
     y = xcorr.corr2d(x, k)
     # Direct keeps the NaN local: only the windows that read x[5, 7] are NaN.
@@ -169,7 +169,7 @@ def test_auto_and_direct_match_reference_where_auto_may_take_fft(backend):
     x, k = random((70, 64), "float32"), random((25, 25), "float32", seed=1)
     g = geometry(x.shape, k.shape, mode="same")
     c = xcorr.adapter_for(array_api_compat.array_namespace(x)).costs(k.shape, g)
-    assert _methods.choose_method(c, "real floating", x.shape, k.shape, g) == "fft"
+    assert _cost_model.choose_method(c, "real floating", x.shape, k.shape, g) == "fft"
     expected = fast_reference(x, k, mode="same", boundary="symm")
     for method in ("auto", "direct"):
         y = xcorr.corr2d(backend.asarray(x), backend.asarray(k), mode="same", boundary="symm", method=method)
@@ -177,12 +177,12 @@ def test_auto_and_direct_match_reference_where_auto_may_take_fft(backend):
 
 
 def test_good_sizes():
-    smooth = [n for n in range(1, 400) if _methods.good_size(n) == n]
+    smooth = [n for n in range(1, 400) if _cost_model.good_size(n) == n]
     assert smooth[:12] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14]
     for n in range(1, 400):
-        m = _methods.good_size(n)
+        m = _cost_model.good_size(n)
         assert (m >= n and m in smooth) or m >= 400
-    assert _methods.good_size(4097) == 4116  # 2^2 * 3 * 7^3
+    assert _cost_model.good_size(4097) == 4116  # 2^2 * 3 * 7^3
 
 
 # -- memory ---------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def test_numpy_fft_backward_falls_back_where_it_does_not_apply(monkeypatch):
     options = Options()
     geometry = plan(x.shape, k.shape, options)
     c = xcorr.adapter_for(array_api_compat.array_namespace(x)).costs(tuple(k.shape), geometry)
-    assert _methods.choose_method(c, "real floating", x.shape, k.shape, geometry) == "fft"
+    assert _cost_model.choose_method(c, "real floating", x.shape, k.shape, geometry) == "fft"
     g = random(geometry.out_shape, seed=2)
     assert numpy_backend.fused_vjp(np, x, k, g, options, geometry, True, True) is not NotImplemented
     g[100, 100] = np.nan

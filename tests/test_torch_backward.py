@@ -19,7 +19,7 @@ from matrix import require_module
 
 torch = require_module("torch")
 
-from xcorr import _generic  # noqa: E402
+from xcorr import _direct  # noqa: E402
 from xcorr._compat import array_namespace  # noqa: E402
 from xcorr._options import Options, plan  # noqa: E402
 from xcorr.backends.torch import ADAPTER, autodiff, ops  # noqa: E402
@@ -55,7 +55,7 @@ def _check(f, mode, boundary, case, method, dtype=torch.float64, fillvalue=0, to
     options = dict(mode=mode, boundary=boundary, stride=stride, dilation=dilation, fillvalue=fillvalue)
     opts = Options.parse(convolve=f == "conv2d", **options)
     xt, kt = x.clone().requires_grad_(), k.clone().requires_grad_()
-    plain = _generic.correlate(array_namespace(xt), xt, kt, opts, plan(xt.shape, kt.shape, opts))
+    plain = _direct.correlate(array_namespace(xt), xt, kt, opts, plan(xt.shape, kt.shape, opts))
     g = torch.asarray(rng.standard_normal(tuple(plain.shape)), dtype=dtype)
     want = torch.autograd.grad(plain, (xt, kt), g)
     ours = getattr(xcorr, f)(xt, kt, method=method, **options)

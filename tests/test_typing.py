@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import xcorr
-from xcorr import _fit, _layer, _methods, _options, _typing
+from xcorr import _cost_model, _fit, _layer, _layer_spec, _options, _typing
 
 from matrix import require_module
 
@@ -30,7 +30,7 @@ def test_option_literals_name_what_the_parsers_accept():
     # One list of names each, as the type checker and the run-time check see them.
     assert typing.get_args(_typing.Mode) == _options.MODES
     assert set(typing.get_args(_typing.Boundary)) == set(_options.BOUNDARY_ALIASES)
-    assert typing.get_args(_typing.Method) == _methods.METHODS
+    assert typing.get_args(_typing.Method) == _cost_model.METHODS
     assert typing.get_args(_typing.Loss) == _fit.LOSSES
     assert _options.Mode is _typing.Mode and _options.Boundary is _typing.Boundary
 
@@ -111,8 +111,8 @@ def test_the_type_checkers_layer_takes_the_run_time_parameters(layer):
         for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
     ]
     assert not args.args and args.vararg is None and args.kwarg is None
-    runtime = _layer.constructor_signature(spec_class).parameters
-    assert inspect.signature(getattr(xcorr, layer)) == _layer.constructor_signature(spec_class)
+    runtime = _layer_spec.constructor_signature(spec_class).parameters
+    assert inspect.signature(getattr(xcorr, layer)) == _layer_spec.constructor_signature(spec_class)
     assert [(n, k) for n, k, _, _ in static] == [(p.name, p.kind) for p in runtime.values()]
     unevaluated = inspect.signature(spec_class.parse).parameters
     extra = {"seed": "int", "weight_init": "Initializer | None", "bias_init": "Initializer | None"}

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from . import _compat, _composite, _fft, _generic, _prepared, _training, _typing
+from . import _compat, _composite, _direct, _fft, _prepared, _training, _typing
+from ._cost_model import Costs
 from ._layout import to_first, to_last
-from ._methods import Costs
 from ._options import Geometry, Options
 from ._prepared import clear_prepared
 from ._transpose_plan import TransposePlan
@@ -117,7 +117,7 @@ class Adapter:
         """
         if options.method == "fft":
             return _fft.correlate(xp, x, k, options, geometry)
-        return _generic.correlate(xp, x, k, options, geometry)
+        return _direct.correlate(xp, x, k, options, geometry)
 
     def prepare_correlate(
         self, xp: Namespace, x: Array, k: Array, options: Options, geometry: Geometry
@@ -180,7 +180,7 @@ class Adapter:
         ``options`` carries the swapped stride/dilation and the method.
         Generic: a broadcast correlation, then a sum over the broadcast planes.
         """
-        return _generic.unbroadcast(xp, _prepared.correlate(self, xe, g, options), k_shape)
+        return _direct.unbroadcast(xp, _prepared.correlate(self, xe, g, options), k_shape)
 
     # -- multi-channel correlation ----------------------------------------------
     def correlate_multi(

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from . import _fft, _generic, _methods
+from . import _cost_model, _direct, _fft
 from ._compat import isdtype
-from ._generic import as_input_dtype, extend_axis, fold_axis, unbroadcast, zero_insert
+from ._direct import as_input_dtype, extend_axis, fold_axis, unbroadcast, zero_insert
 from ._layout import to_first, to_last
 from ._options import Geometry, Options, plan, result_dtype
 from ._prepared import correlate
@@ -42,9 +42,9 @@ def generic_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geome
         xc = xp.astype(x, dtype, copy=False)
         method = options.method
         if method == "auto":
-            kind = _methods.dtype_kind(xp, dtype)
+            kind = _cost_model.dtype_kind(xp, dtype)
             costs = adapter.costs(tuple(k.shape), geometry)
-            method = _methods.choose_method(costs, kind, tuple(xc.shape), tuple(k.shape), geometry)
+            method = _cost_model.choose_method(costs, kind, tuple(xc.shape), tuple(k.shape), geometry)
         gk = adapter.kernel_gradient(xp, xc, k, g, options, geometry, method)
         if options.convolve:
             gk = xp.flip(gk, axis=(-2, -1))
@@ -65,11 +65,11 @@ def _fused_fft(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geomet
         return False
     if options.stride != (1, 1) or not (geometry.inside or options.boundary == "fill"):
         return False
-    if _methods.dtype_kind(xp, dtype) != "real floating":
+    if _cost_model.dtype_kind(xp, dtype) != "real floating":
         return False
     if options.method == "auto":
         costs = adapter.costs(tuple(k.shape), geometry)
-        if _methods.choose_method(costs, "real floating", tuple(x.shape), tuple(k.shape), geometry) != "fft":
+        if _cost_model.choose_method(costs, "real floating", tuple(x.shape), tuple(k.shape), geometry) != "fft":
             return False
         return all(bool(xp.all(xp.isfinite(a))) for a in (x, k, g))  # NaN/inf would spread over an FFT
     return True
@@ -105,7 +105,7 @@ def generic_kernel_gradient(adapter: Adapter, xp, xc, k, g, options: Options, ge
     rows, cols = geometry.rows, geometry.cols
     k_batch = tuple(k.shape[:-2])
     # Kernel gradient: one reduction per tap over the windows of extend(x).
-    xe = _generic.extend(xp, xc, geometry, options)
+    xe = _direct.extend(xp, xc, geometry, options)
     if method in ("fft", "native"):
         # Where the forward pays off through the FFT, so does this: the h*w
         # reductions are the valid correlation of extend(x) with g as the
@@ -120,9 +120,9 @@ def generic_kernel_gradient(adapter: Adapter, xp, xc, k, g, options: Options, ge
     gc = xp.conj(g) if isdtype(xp, g.dtype, "complex floating") else g
     taps = []
     for a in range(rows.taps):
-        ra = _generic.window(rows, a)
+        ra = _direct.window(rows, a)
         for b in range(cols.taps):
-            window = xe[..., ra, _generic.window(cols, b)]
+            window = xe[..., ra, _direct.window(cols, b)]
             if use_vecdot:
                 term = xp.sum(xp.vecdot(gc, window, axis=-1), axis=-1)
             else:

@@ -63,7 +63,7 @@ _PARAMETERS = """\
         convolution (torch, jax; it falls back to "direct" for dtypes the
         library cannot convolve). "auto" picks "direct" or "fft" from the
         shapes, dtype and backend with a cost model calibrated on benchmarks
-        (``xcorr._methods``), never "fft" for integers or non-finite inputs
+        (``xcorr._cost_model``), never "fft" for integers or non-finite inputs
         it can see.
 
     Returns

@@ -1,12 +1,12 @@
 """Correlation through the FFT, in pure array-API code (``xp.fft``).
 
-The windows read the extended input ``xe`` (``_generic.extend``), of extent
+The windows read the extended input ``xe`` (``_direct.extend``), of extent
 ``R x C``. A circular convolution of ``xe`` with the flipped, dilated kernel
 (``span_h x span_w``) at any size ``>= R x C`` equals the valid correlation at
 positions ``span - 1 .. R - 1``: none of those sums wraps around. So "valid"
 mode needs no padding at all, and every mode and boundary reduces to it
 through the extension. Transform sizes are rounded up to good sizes (see
-``_methods.good_size``); real inputs use real FFTs.
+``_cost_model.good_size``); real inputs use real FFTs.
 
 Backends pass their own FFT module (``scipy.fft`` with workers for numpy) and
 size rule; anything with ``rfftn``/``irfftn``/``fftn``/``ifftn`` taking ``s``
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from . import _generic
+from . import _direct
 from ._compat import device, is_numpy_namespace, isdtype
-from ._generic import as_input_dtype, unbroadcast
-from ._methods import fft_shape, good_size
+from ._cost_model import fft_shape, good_size
+from ._direct import as_input_dtype, unbroadcast
 from ._options import Geometry, Options, check_integral_fill, result_dtype
 
 
@@ -43,7 +43,7 @@ def dilate(xp, k, dilation: tuple[int, int]):
 
 
 # numpy.pad's names of the boundaries; its extensions wider than the array
-# continue the pattern as _generic's do.
+# continue the pattern as _direct's do.
 _NUMPY_PAD_MODES: dict[str, Literal["wrap", "symmetric", "reflect", "edge"]] = {
     "wrap": "wrap",
     "symm": "symmetric",
@@ -53,7 +53,7 @@ _NUMPY_PAD_MODES: dict[str, Literal["wrap", "symmetric", "reflect", "edge"]] = {
 
 
 def extend(xp, x, geometry: Geometry, options: Options):
-    """``_generic.extend``, without its per-position scan where slices or one fill suffice.
+    """``_direct.extend``, without its per-position scan where slices or one fill suffice.
 
     numpy arrays take ``numpy.pad`` for the other boundaries: one array
     written once, where the generic extension concatenates once per axis.
@@ -64,7 +64,7 @@ def extend(xp, x, geometry: Geometry, options: Options):
     if options.boundary != "fill":
         if is_numpy_namespace(xp):
             return _numpy_pad(x, rows, cols, options.boundary)
-        return _generic.extend(xp, x, geometry, options)
+        return _direct.extend(xp, x, geometry, options)
     x = _fill_axis(xp, x, -2, rows.lo, rows.hi, options.fillvalue)
     return _fill_axis(xp, x, -1, cols.lo, cols.hi, options.fillvalue)
 
@@ -117,7 +117,7 @@ def kernel_spectrum(fft, kf, shape: tuple[int, int], *, real: bool):
 def correlate(xp, x, k, options: Options, geometry: Geometry, *, fft=None, size=good_size):
     """FFT correlation of validated inputs; ``fft`` defaults to ``xp.fft``."""
     fft = xp.fft if fft is None else fft
-    x, k = _generic.prepare(xp, x, k, options)
+    x, k = _direct.prepare(xp, x, k, options)
     dtype = x.dtype
     if isdtype(xp, dtype, "integral"):
         msg = f'method="fft" needs floating or complex inputs; got {dtype} (use method="direct")'
@@ -181,12 +181,12 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, need_x: bool, need_k:
     ``irfftn``, ``fftn`` (``s=``, ``axes=``), ``ifft`` and ``irfft``
     (``n=``, ``axis=``); ``size`` rounds a length up to a good transform
     size. The gradients have the dtypes of their operands
-    (``_generic.as_input_dtype``); one not needed is None.
+    (``_direct.as_input_dtype``); one not needed is None.
     """
     fft = xp.fft if fft is None else fft
     rows, cols = geometry.rows, geometry.cols
     dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
-    xd, kd = _generic.prepare(xp, xp.astype(x, dtype, copy=False), xp.astype(k, dtype, copy=False), options)
+    xd, kd = _direct.prepare(xp, xp.astype(x, dtype, copy=False), xp.astype(k, dtype, copy=False), options)
     shape = fft_shape(geometry, size)
     axes = (-2, -1)
     G = fft.rfftn(xp.astype(g, dtype, copy=False), s=shape, axes=axes)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ._compat import array_namespace, device, is_array_api_obj, isdtype
-from ._methods import parse_method
+from ._cost_model import parse_method
 from ._typing import Boundary as Boundary  # the Literal types live in _typing
 from ._typing import Mode as Mode
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import _methods
+from . import _cost_model
 from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def resolve_method(adapter: Adapter, xp, x, k, dtype, options: Options, geometry
     Where "auto" picks "fft" on an eager library, the caller still checks that
     the values are finite (``Prepared``).
     """
-    kind = _methods.dtype_kind(xp, dtype)
+    kind = _cost_model.dtype_kind(xp, dtype)
     if options.method == "native" and not adapter.native:
         msg = (
             f'method="native" needs a library with a native convolution (an adapter with '
@@ -185,4 +185,4 @@ def resolve_method(adapter: Adapter, xp, x, k, dtype, options: Options, geometry
     if options.method != "auto":
         return options.method
     costs = adapter.costs(tuple(k.shape), geometry)
-    return _methods.choose_method(costs, kind, x.shape, k.shape, geometry)
+    return _cost_model.choose_method(costs, kind, x.shape, k.shape, geometry)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from ._adapter import adapter_for
 from ._composite import _Like, crop, input_gradient, pad_to_full
 from ._correlate import _correlate
-from ._generic import as_input_dtype, unbroadcast
+from ._direct import as_input_dtype, unbroadcast
 from ._layout import to_first, to_last
 from ._multi import check_bias, correlate_multi, multi_vjp
 from ._options import check_arrays, parse_pair, plan, result_dtype

@@ -3,7 +3,7 @@
 The option names are ``Literal`` types, so a type checker flags
 ``mode="smae"`` before anything runs; the tuples the parsers check at run
 time (``xcorr._options.MODES``, ``BOUNDARY_ALIASES``,
-``xcorr._methods.METHODS``) hold the same names, and ``tests/test_typing.py``
+``xcorr._cost_model.METHODS``) hold the same names, and ``tests/test_typing.py``
 keeps the two in step.
 
 Arrays are ``Any``: xcorr takes and returns arrays of any array-API library

@@ -68,13 +68,8 @@ from ._composite import crop as transpose_crop
 from ._composite import finish as transpose_finish
 from ._correlate import _correlate as correlate
 from ._correlate import conv2d, corr2d
-from ._empirical import check_index, full_index
-from ._fft import correlate as fft_correlate
-from ._fft import dilate, extend, kernel_spectrum
-from ._fft import input_gradient as fft_input_gradient
-from ._fft import kernel_lags as fft_kernel_lags
-from ._fft import vjp as fft_vjp
-from ._generic import (
+from ._cost_model import Costs, choose_method
+from ._direct import (
     as_input_dtype,
     compact,
     compact_axis,
@@ -85,12 +80,17 @@ from ._generic import (
     window,
     zero_insert,
 )
-from ._generic import correlate as direct_correlate
-from ._generic import extend as generic_extend
+from ._direct import correlate as direct_correlate
+from ._direct import extend as generic_extend
+from ._empirical import check_index, full_index
+from ._fft import correlate as fft_correlate
+from ._fft import dilate, extend, kernel_spectrum
+from ._fft import input_gradient as fft_input_gradient
+from ._fft import kernel_lags as fft_kernel_lags
+from ._fft import vjp as fft_vjp
 from ._jvp import tangent_options
 from ._layer import Conv2D, Conv2DTranspose
 from ._layout import to_first, to_last
-from ._methods import Costs, choose_method
 from ._multi import corr2d_multi, correlate_multi, multi_vjp
 from ._options import BOUNDARY_ALIASES, MODES, AxisPlan, Geometry, Options, plan, result_dtype
 from ._training import fit_arrays, loss_and_gradient

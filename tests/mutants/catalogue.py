@@ -314,7 +314,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- the core: extensions, the 'same' offset, the VJP
     Mutant(
         "wrap-symm-swap",
-        "xcorr/_generic.py",
+        "xcorr/_direct.py",
         'elif boundary == "wrap":',
         'elif boundary == "symm":',
         CORE,
@@ -341,7 +341,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "unbroadcast-first",
-        "xcorr/_generic.py",
+        "xcorr/_direct.py",
         "a = xp.sum(a, axis=tuple(range(extra)))",
         "a = a[(0,) * extra]",
         VJP,
@@ -370,7 +370,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- padding= and the reflect/edge boundaries (issue 12)
     Mutant(
         "reflect-repeats-edge",
-        "xcorr/_generic.py",
+        "xcorr/_direct.py",
         "                src = period - m\n",
         "                src = period - m + 1\n",
         PADDING,
@@ -388,7 +388,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "edge-fold-first-copy",
-        "xcorr/_generic.py",
+        "xcorr/_direct.py",
         "piece = xp.sum(_take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)",
         "piece = _take_axis(xp, ge, axis, position, position + 1)",
         PADDING,

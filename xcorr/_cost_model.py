@@ -44,7 +44,7 @@ METHODS: tuple[str, ...] = ("auto", "direct", "fft", "native")
 
 @dataclass(frozen=True)
 class Costs:
-    """Time model of ``method="auto"`` on one library, in nanoseconds (see ``xcorr._methods``)."""
+    """Time model of ``method="auto"`` on one library, in nanoseconds (see ``xcorr._cost_model``)."""
 
     call: float  # fixed cost of a direct call
     per_output: float  # direct: per output element (allocation, first write)
