@@ -413,8 +413,10 @@ def plan(x_shape, k_shape, options: Options) -> Geometry:
             f"does not fit in x of shape {tuple(x_shape)}; use mode=\"same\" or \"full\""
         )
         raise ValueError(msg)
+    _check_sizes(x_shape, k_shape, options, pads, (eh, ew))
     rows = plan_axis(H, h, dh, sh, options.mode, options.convolve, None if pads is None else pads[0])
     cols = plan_axis(W, w, dw, sw, options.mode, options.convolve, None if pads is None else pads[1])
+    _check_extents(x_shape, k_shape, batch, rows, cols)
     if options.boundary == "reflect":
         for name, axis_plan in (("rows", rows), ("columns", cols)):
             if axis_plan.size == 1 and not axis_plan.inside:
@@ -425,6 +427,55 @@ def plan(x_shape, k_shape, options: Options) -> Geometry:
                 )
                 raise ValueError(msg)
     return Geometry(batch, rows, cols)
+
+
+# The largest stride, dilation, padding width and extent (of the extended image, of the dilated
+# kernel, of the output) along one axis: the int32 range. No image or kernel is that long, and far
+# larger values crash the backends instead of raising (XLA aborts the process on a padding of 2**40,
+# torch's as_strided overflows on a stride of 2**62), so they are refused before any backend call.
+MAX_AXIS = 2**31 - 1
+# The most elements an output or an extended image may have: 2**48 bytes is the address space of
+# 64-bit processors (48-bit virtual addresses), and every element takes at least one byte.
+MAX_ELEMENTS = 2**48
+
+
+def _limit(name: str, value, given) -> ValueError:
+    return ValueError(
+        f"{name}={given!r}: {value} is beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis (the int32 range)"
+    )
+
+
+def _check_sizes(x_shape, k_shape, options: Options, pads, spans) -> None:
+    """Strides, dilations, padding widths and dilated kernels within ``MAX_AXIS`` per axis."""
+    for name, pair in (("stride", options.stride), ("dilation", options.dilation)):
+        if max(pair) > MAX_AXIS:
+            raise _limit(name, max(pair), pair)
+    if pads is not None and max(max(p) for p in pads) > MAX_AXIS:
+        given = options.padding if isinstance(options.padding, str) else pads
+        raise _limit("padding", max(max(p) for p in pads), given)
+    if max(spans) > MAX_AXIS:
+        msg = (
+            f"the dilated kernel's extent {spans} (kernel of shape {tuple(k_shape)}, dilation "
+            f"{options.dilation}) is beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis"
+        )
+        raise ValueError(msg)
+
+
+def _check_extents(x_shape, k_shape, batch, rows: AxisPlan, cols: AxisPlan) -> None:
+    """The extended image (every position read) and the output within ``MAX_AXIS`` per axis and
+    ``MAX_ELEMENTS`` in all."""
+    extended = tuple(max(p.hi, p.size - 1) - min(p.lo, 0) + 1 for p in (rows, cols))
+    out = (rows.count, cols.count)
+    planes = math.prod(batch)
+    for what, shape in (("x extended by the boundary", extended), ("the output", out)):
+        if max(shape) > MAX_AXIS or planes * shape[0] * shape[1] > MAX_ELEMENTS:
+            msg = (
+                f"{what} would have shape {(*batch, *shape)} (x of shape {tuple(x_shape)} and k of shape "
+                f"{tuple(k_shape)} with this padding/mode, stride and dilation): beyond xcorr's limits of "
+                f"2**31 - 1 = {MAX_AXIS} per axis and 2**48 = {MAX_ELEMENTS} elements in all (no 64-bit "
+                "address space holds more bytes)"
+            )
+            raise ValueError(msg)
 
 
 def resolve_padding(

@@ -31,6 +31,7 @@ from ._adapter import adapter_for
 from ._generic import extend_axis
 from ._layout import check_last, parse_data_format, to_first, to_last
 from ._options import (
+    MAX_AXIS,
     Geometry,
     Options,
     check_arrays,
@@ -191,6 +192,13 @@ def plan_transpose(
         (n - 1) * s + d * (k - 1) + 1
         for n, s, d, k in zip((H, W), stride, dilation, (h, w))
     )
+    if max(full) > MAX_AXIS:
+        msg = (
+            f"the transposed convolution of an input of size {(H, W)} with kernel {(h, w)}, stride "
+            f"{tuple(stride)} and dilation {tuple(dilation)} would have size {full} before the crop: beyond "
+            f"xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis (the int32 range)"
+        )
+        raise ValueError(msg)
     options = Options(stride=tuple(stride), dilation=tuple(dilation))
     geometry = plan(full, (h, w), options)
     tp = TransposePlan(
