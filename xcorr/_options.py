@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import operator
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -166,6 +165,16 @@ def _describe(a) -> str:
     return f"{type(a).__module__}.{type(a).__name__} of shape {tuple(a.shape)} and dtype {a.dtype}"
 
 
+def _is_masked_array(a) -> bool:
+    """Whether ``a`` is a ``numpy.ma.MaskedArray`` (or a subclass), without touching ``numpy.ma``.
+
+    The module is not read: another thread may be importing it (array_api_compat's numpy namespace
+    does, on the first call), and a partially initialised ``numpy.ma`` has no ``MaskedArray`` yet.
+    An instance exists only once its class does, so its type's MRO is enough.
+    """
+    return any(c.__name__ == "MaskedArray" and c.__module__ in ("numpy.ma", "numpy.ma.core") for c in type(a).__mro__)
+
+
 def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k"):
     """Return the common namespace of ``x`` and ``k`` after checking them.
 
@@ -180,8 +189,7 @@ def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k"):
                 "Convert it first, e.g. with numpy.asarray."
             )
             raise TypeError(msg)
-        ma = sys.modules.get("numpy.ma")
-        if ma is not None and isinstance(a, ma.MaskedArray):
+        if _is_masked_array(a):
             # The mask would be ignored (as scipy.signal ignores it): refuse rather than compute with hidden values.
             msg = (
                 f"{name} is a numpy masked array (shape {tuple(a.shape)}, dtype {a.dtype}); xcorr would ignore "
