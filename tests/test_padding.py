@@ -849,8 +849,19 @@ def test_receptive_field_of_padded_layers():
         np.testing.assert_array_equal(
             measured.mask, closed.mask(index, x.shape), err_msg=f"output {index}"
         )
-    with pytest.raises(ValueError, match="symmetric padding only"):
-        xcorr.receptive_field([xcorr.Conv2D(3, padding="SAME", backend="numpy")])
+    # lax's "SAME": at stride 1 the padding of mode "same"; at stride 2 it depends on the input's size
+    same = xcorr.receptive_field([xcorr.Conv2D(3, padding="SAME", backend="numpy")])
+    assert (same.rows, same.cols) == (xcorr.receptive_field([xcorr.Window(3, padding="same")]).rows,) * 2
+    strided = [xcorr.Conv2D(5, padding="SAME", stride=2, backend="numpy", dtype="float64")]
+    strided[0].weight = np.abs(strided[0].weight) + 0.5
+    with pytest.raises(ValueError, match=r"padding='SAME' with stride 2 depends on the input's size; pass input_shape"):
+        xcorr.receptive_field(strided)
+    # 8 rows at stride 2: 4 outputs, (4 - 1) * 2 + 5 - 8 = 3 rows of padding, 1 before; 9 rows: 4, 2 before
+    for rows, first in ((8, -1), (9, -2)):
+        rf = xcorr.receptive_field(strided, input_shape=(rows, 6))
+        assert rf.rows.first == first
+        measured = xcorr.empirical_receptive_field(strided, np.ones((rows, 6)), (1, 1))
+        np.testing.assert_array_equal(measured.mask, rf.mask((1, 1), (rows, 6)))
 
 
 def test_torch_func_vmap_and_grad():

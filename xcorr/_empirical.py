@@ -25,6 +25,7 @@ from ._adapter import adapter_for, adapter_named
 from ._compat import array_namespace, device, is_array_api_obj
 from ._feature_maps import as_stack
 from ._layer import Conv2D
+from ._receptive import _channels_last
 from ._typing import Array, Layer
 
 __all__ = ["EmpiricalField", "empirical_receptive_field"]
@@ -39,7 +40,7 @@ class EmpiricalField:
     gradient : numpy.ndarray
         Gradient of the chosen output element with respect to ``x``, shape of ``x``.
     mask : numpy.ndarray of bool, shape (H, W)
-        Where that gradient is non-zero, in any leading (batch, channel) slice.
+        Where that gradient is non-zero, in any batch or channel slice.
     method : str
         How the gradient was computed: "torch.autograd", "jax.grad" or "vjp".
     """
@@ -108,6 +109,16 @@ def _check_vjp_layers(layers, backend: str) -> None:
 
 def _input_vjp(layer, x, g):
     """Gradient with respect to ``x`` of ``layer(x)`` at output gradient ``g`` (core VJP)."""
+    from ._layer import Conv2DTranspose
+
+    if isinstance(layer, Conv2DTranspose):
+        from ._transpose import conv_transpose2d_vjp
+
+        gx, _ = conv_transpose2d_vjp(
+            x, layer.weight, g, stride=layer.stride, padding=layer.padding, output_padding=layer.output_padding,
+            dilation=layer.dilation, groups=layer.groups, data_format=layer.data_format,
+        )  # fmt: skip
+        return gx
     options = {
         "mode": layer.mode,
         "boundary": layer.boundary,
@@ -122,7 +133,7 @@ def _input_vjp(layer, x, g):
     else:
         from ._multi import corr2d_multi_vjp
 
-        gx, _ = corr2d_multi_vjp(x, layer.weight, g, groups=layer.groups, **options)
+        gx, _ = corr2d_multi_vjp(x, layer.weight, g, groups=layer.groups, data_format=layer.data_format, **options)
     return gx
 
 
@@ -169,7 +180,11 @@ def empirical_receptive_field(
         A floating-point input of the network's library.
     index : sequence of int
         The output element: a full index into ``fn(x)``, or its last
-        entries (``(i, j)``), in which case the leading entries are 0.
+        entries (``(i, j)``), in which case the leading entries are 0. For a
+        stack of channels-last layers (``data_format="channels_last"``) the
+        output is (..., H, W, C): ``(i, j)`` is then channel 0 of pixel
+        ``(i, j)``, and the mask is over ``x``'s (H, W) axes, the last but one
+        and the one before.
 
     Returns
     -------
@@ -217,6 +232,8 @@ def empirical_receptive_field(
             return x
     else:
         run = cast(Layer, fn)
+    if is_stack and _channels_last(layers) and len(tuple(index)) == 2:
+        index = (*tuple(index), 0)  # pixel (i, j) of a channels-last output: its channel 0
     found = adapter.gradient(run, x, index)
     if found is not None:
         gradient, method = found
@@ -231,5 +248,7 @@ def empirical_receptive_field(
         raise TypeError(msg)
     g = adapter.to_numpy(gradient)
     nonzero = g != 0
-    mask = nonzero.reshape(-1, *g.shape[-2:]).any(axis=0)
+    if is_stack and _channels_last(layers):
+        nonzero = np.moveaxis(nonzero, -1, 0)  # (C, ..., H, W)
+    mask = nonzero.reshape(-1, *nonzero.shape[-2:]).any(axis=0)
     return EmpiricalField(g, mask, method)
