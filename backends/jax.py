@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import jax
 
-from .. import _fft, _generic, _layer
+from .. import _fft, _generic, _layer, _vjp
 from .._adapter import Adapter, Costs, Tuning
 from .._jvp import tangent_options
 from .._options import result_dtype
@@ -148,7 +148,7 @@ def _primitive():
         x = _Aval(x.aval) if need_x else x
         k = _Aval(k.aval) if need_k else k
         # jax may hand over a NumPy cotangent (check_grads does).
-        gx, gk = ADAPTER.vjp(jnp, x, k, jnp.asarray(g), options, geometry, need_x, need_k)
+        gx, gk = _vjp.vjp(jnp, x, k, jnp.asarray(g), options, geometry, need_x=need_x, need_k=need_k)
         return [gx, gk]
 
     def batch(args, dims, *, options, geometry):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.autograd.forward_ad as _forward_ad
 
-from .. import _generic, _layer, toolkit
+from .. import _generic, _layer, _vjp, toolkit
 from .._adapter import Adapter, Costs, Tuning
 from .._compat import array_namespace
 from .._correlate import conv2d, corr2d
@@ -208,7 +208,7 @@ class _Correlate(torch.autograd.Function):
         if conj:
             g = g.conj()
         need_x, need_k = ctx.needs_input_grad[:2]
-        gx, gk = ADAPTER.vjp(xp, x, k, g, ctx.options, ctx.geometry, need_x, need_k)
+        gx, gk = _vjp.vjp(xp, x, k, g, ctx.options, ctx.geometry, need_x=need_x, need_k=need_k)
         if conj:
             gx = None if gx is None else gx.conj()
             gk = None if gk is None else gk.conj()
