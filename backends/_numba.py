@@ -34,6 +34,7 @@ import importlib.util
 import itertools
 import math
 import threading
+import warnings
 from functools import cache
 
 import numpy as np
@@ -55,21 +56,42 @@ CHUNKS_PER_THREAD = 8
 DTYPES = frozenset(np.dtype(t) for t in ("float32", "float64", "int32", "int64", "complex64", "complex128"))
 
 
-@cache
 def installed() -> bool:
-    """Whether numba can be imported (looked up without importing it)."""
+    """Whether numba can be imported: installed (looked up without importing it), and not found
+    broken by an import that failed."""
+    return _found() and not _BROKEN
+
+
+@cache
+def _found() -> bool:
     return importlib.util.find_spec("numba") is not None
+
+
+# Why numba failed to import, once it has (then the numpy code serves every call).
+_BROKEN: list[str] = []
 
 
 @cache
 def _kernels():
-    """The compiled kernels ``(corr, kgrad)`` of ``_numba_kernels``, or None without numba."""
+    """The compiled kernels ``(corr, kgrad)`` of ``_numba_kernels``, or None without numba.
+
+    numba installed but failing to import (it raises ImportError for a numpy it does not support)
+    is as numba missing, with a warning, once: the numpy code serves every call.
+    """
     try:
-        from . import _numba_kernels
+        import numba  # noqa: F401 - imported by _numba_kernels; here to tell its failure from ours
     except ImportError as err:
-        if err.name != "numba":
-            raise
+        if err.name != "numba":  # not a missing numba: one that is installed but broken
+            _BROKEN.append(f"{type(err).__name__}: {err}")
+            warnings.warn(
+                f"numba is installed but fails to import ({err}); xcorr's numpy calls take the numpy code "
+                "instead of numba's kernels",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return None
+    from . import _numba_kernels
+
     return _numba_kernels.corr, _numba_kernels.kgrad
 
 

@@ -103,9 +103,18 @@ class _Tiles:
 
 
 def _blocks(count: int, input_chunks, step: int):
-    """Output ranges [r0, r1): about one input chunk (over the stride) each."""
-    size = max(1, max(input_chunks) // step)
+    """Output ranges [r0, r1): about one input chunk (over the stride) each.
+
+    Where the output is much longer than the input (a padding or a "full" extension many chunks
+    wide) the blocks grow, so that an axis has at most a few blocks per input chunk, and at most
+    ``_MAX_EXTRA_BLOCKS`` more: the graph's size follows the input's chunks, not the padding.
+    """
+    most = 2 * len(input_chunks) + _MAX_EXTRA_BLOCKS
+    size = max(1, max(input_chunks) // step, -(-count // most))
     return [(r0, min(count, r0 + size)) for r0 in range(0, count, size)]
+
+
+_MAX_EXTRA_BLOCKS = 16
 
 
 def _block(x, k, *, options):

@@ -150,6 +150,50 @@ def test_public_multi_jvp_equals_finite_differences(backend, case):
     assert_result(backend, got, expected, "float64", like=xb)
 
 
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(mode="same", fillvalue=1.5),
+        dict(padding=((2, 0), (1, 2)), fillvalue=-2.5, stride=2),
+        dict(mode="full", fillvalue=3.0, dilation=(2, 1)),
+    ],
+    ids=["same", "padding-strided", "full-dilated"],
+)
+def test_public_multi_jvp_with_a_fill_equals_finite_differences(backend, options, data_format):
+    """A non-zero fill is a constant: the tangent of dx reads zeros outside it, in both layouts.
+    Oracle: the central difference of the float64 reference (the fill cancels in it)."""
+    x, w, dx, dw = random((2, 4, 5, 6), 9), random((6, 2, 3, 2), 10), random((2, 4, 5, 6), 11), random((6, 2, 3, 2), 12)
+    up = reference_multi(x + dx, w + dw, groups=2, **options)
+    down = reference_multi(x - dx, w - dw, groups=2, **options)
+    only_dx = reference_multi(dx, w, groups=2, **{**options, "fillvalue": 0})
+    last = data_format == "channels_last"
+
+    def layout(a):
+        return np.moveaxis(a, -3, -1) if last else a
+
+    xb, wb = backend.asarray(layout(x)), backend.asarray(w)
+    got = xcorr.corr2d_multi_jvp(
+        xb, wb, backend.asarray(layout(dx)), backend.asarray(dw), groups=2, data_format=data_format, **options
+    )
+    assert_result(backend, got, layout((up - down) / 2), "float64", like=xb)
+    got = xcorr.corr2d_multi_jvp(
+        xb, wb, backend.asarray(layout(dx)), None, groups=2, data_format=data_format, **options
+    )
+    assert_result(backend, got, layout(only_dx), "float64", like=xb)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_public_jvp_of_dx_with_a_fill_equals_finite_differences(backend, name):
+    """corr2d_jvp/conv2d_jvp of dx alone with a non-zero fill: the central difference in x of the reference."""
+    convolve = FUNCTIONS[name][2]
+    x, k, dx = random((2, 5, 6), 13), random((3, 2), 14), random((2, 5, 6), 15)
+    for options in (dict(mode="same", fillvalue=1.5), dict(padding=(2, 1), fillvalue=-4.0, stride=(2, 1))):
+        expected = (reference(x + dx, k, convolve=convolve, **options) - reference(x - dx, k, convolve=convolve, **options)) / 2
+        got = FUNCTIONS[name][1](backend.asarray(x), backend.asarray(k), backend.asarray(dx), None, **options)
+        assert_result(backend, got, expected, "float64")
+
+
 def test_public_jvp_errors():
     x, k = np.ones((4, 5)), np.ones((2, 2))
     with pytest.raises(

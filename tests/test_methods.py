@@ -5,6 +5,9 @@ No timings here (benchmarks/ measures speed); only results, choices and memory b
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import array_api_compat
 import numpy as np
 import pytest
@@ -579,6 +582,72 @@ def test_numpy_without_numba(monkeypatch):
     force(monkeypatch, "numpy", numba_min_outputs=0)
     x, k = random((2, 20, 24)), random((3, 3), seed=1)
     np.testing.assert_allclose(xcorr.corr2d(x, k, stride=2), reference(x, k, stride=2), rtol=1e-12, atol=1e-12)
+
+
+BROKEN_NUMBA = """
+import importlib.abc, importlib.machinery, sys, warnings
+
+
+class BrokenNumba(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    # numba found, but failing on import as it does with a numpy it does not support.
+    def find_spec(self, name, path=None, target=None):
+        if name == "numba" or name.startswith("numba."):
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        raise ImportError("Numba needs NumPy 2.3 or less; got NumPy 2.4.")
+
+
+sys.meta_path.insert(0, BrokenNumba())
+
+import numpy as np
+import scipy.signal
+import xcorr
+
+rng = np.random.default_rng(0)
+x, k = rng.standard_normal((2, 150, 160)), rng.standard_normal((5, 4))
+g = rng.standard_normal((2, 146, 157))
+forward = np.stack([scipy.signal.correlate2d(p, k, mode="valid") for p in x])
+gx_ref = np.stack([scipy.signal.convolve2d(q, k, mode="full") for q in g])
+gk_ref = sum(scipy.signal.correlate2d(p, q, mode="valid") for p, q in zip(x, g))
+close = dict(rtol=1e-10, atol=1e-10)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for method in ("direct", "auto"):  # 45,000 outputs: numba's kernels where numba imports
+        np.testing.assert_allclose(xcorr.corr2d(x, k, method=method), forward, **close)
+        np.testing.assert_allclose(xcorr.corr2d(x.astype(np.float32), k.astype(np.float32), method=method), forward, rtol=1e-4, atol=1e-4)
+        gx, gk = xcorr.corr2d_vjp(x, k, g, method=method)
+        np.testing.assert_allclose(gx, gx_ref, **close)
+        np.testing.assert_allclose(gk, gk_ref, **close)
+        gx, gk = xcorr.corr2d_vjp(x, k[None], g, method=method)  # the kernel gradient per plane
+        np.testing.assert_allclose(gk[0], gk_ref, **close)
+    import dask.array as da
+
+    y = xcorr.corr2d(da.from_array(x, chunks=(1, 150, 80)), da.asarray(k), method="direct").compute()
+    np.testing.assert_allclose(y, forward, **close)
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    np.testing.assert_allclose(np.asarray(xcorr.corr2d(jax.numpy.asarray(x), jax.numpy.asarray(k))), forward, **close)
+messages = [str(w.message) for w in caught if "numba" in str(w.message)]
+assert len(messages) == 1 and "fails to import (Numba needs NumPy 2.3" in messages[0], messages
+assert "numba" not in sys.modules
+print("ok")
+"""
+
+
+def test_numpy_with_a_numba_that_fails_to_import_falls_back():
+    """numba installed but raising ImportError on import (a numpy it does not support): large numpy,
+    dask and jax calls take the numpy/array-API code, with one warning, and answer as scipy.signal does."""
+    require_module("scipy")
+    require_module("dask.array")
+    require_module("jax")
+    done = subprocess.run([sys.executable, "-c", BROKEN_NUMBA], capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
 
 
 def test_huge_page_advice_is_only_a_hint(monkeypatch):

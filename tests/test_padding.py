@@ -154,6 +154,62 @@ def test_same_padding_with_stride_is_not_the_same_mode():
     )
 
 
+def test_same_padding_where_the_stride_exceeds_the_kernel_skips_pixels(backend):
+    """"SAME" pads nothing when the stride exceeds the dilated kernel: a 1x1 kernel of ones at stride 2
+    picks every other pixel from the first (no negative padding cropping the image's start)."""
+    x = np.arange(64.0).reshape(8, 8)
+    for padding in ("SAME", "same", "SAME_LOWER"):
+        y = xcorr.corr2d(
+            backend.asarray(x), backend.asarray(np.ones((1, 1))), padding=padding, stride=2
+        )
+        assert_result(backend, y, x[::2, ::2], "float64")
+    # 7 rows at stride 3 read rows 0, 3, 6; 9 columns at stride 4 (a 2-wide kernel) columns 0-1, 4-5, 8 (+ fill).
+    x = np.arange(63.0).reshape(7, 9)
+    k = np.asarray([[1.0, 10.0]])
+    y = xcorr.corr2d(backend.asarray(x), backend.asarray(k), padding="SAME", stride=(3, 4))
+    rows = x[[0, 3, 6]]
+    expected = np.stack([rows[:, 0] + 10 * rows[:, 1], rows[:, 4] + 10 * rows[:, 5], rows[:, 8]], axis=1)
+    assert_result(backend, y, expected, "float64")
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "k_shape", "stride", "dilation"),
+    [
+        ((8, 8), (1, 1), 2, 1),
+        ((7, 9), (2, 1), (3, 4), 1),
+        ((9, 6), (2, 2), (5, 4), (2, 1)),
+        ((5, 11), (1, 3), (4, 3), (1, 1)),
+    ],
+)
+def test_same_padding_with_a_stride_beyond_the_kernel_matches_lax(
+    backend, x_shape, k_shape, stride, dilation
+):
+    """"SAME"/"SAME_LOWER" where the stride exceeds the dilated kernel, single- and multi-channel, against lax."""
+    jax = require_module("jax")
+    x, w = random((2, 2, *x_shape), seed=40), random((3, 2, *k_shape), seed=41)
+    strides = (stride, stride) if isinstance(stride, int) else stride
+    dilations = (dilation, dilation) if isinstance(dilation, int) else dilation
+    for padding in ("SAME", "SAME_LOWER"):
+        expected = np.asarray(
+            jax.lax.conv_general_dilated(
+                x, w, strides, padding, rhs_dilation=dilations,
+                dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=jax.lax.Precision.HIGHEST,
+            )
+        )  # fmt: skip
+        y = xcorr.corr2d_multi(
+            backend.asarray(x), backend.asarray(w), padding=padding, stride=stride, dilation=dilation
+        )
+        assert_result(backend, y, expected, "float64")
+        y = xcorr.corr2d(
+            backend.asarray(x[0, 0]), backend.asarray(w[0, 0]), padding=padding, stride=stride, dilation=dilation
+        )
+        single = jax.lax.conv_general_dilated(
+            x[:1, :1], w[:1, :1], strides, padding, rhs_dilation=dilations,
+            dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=jax.lax.Precision.HIGHEST,
+        )  # fmt: skip
+        assert_result(backend, y, np.asarray(single)[0, 0], "float64")
+
+
 # -- torch: nn.Conv2d with every padding_mode, F.pad for asymmetric padding -----------------
 
 PADDING_MODES = {
@@ -793,8 +849,19 @@ def test_receptive_field_of_padded_layers():
         np.testing.assert_array_equal(
             measured.mask, closed.mask(index, x.shape), err_msg=f"output {index}"
         )
-    with pytest.raises(ValueError, match="symmetric padding only"):
-        xcorr.receptive_field([xcorr.Conv2D(3, padding="SAME", backend="numpy")])
+    # lax's "SAME": at stride 1 the padding of mode "same"; at stride 2 it depends on the input's size
+    same = xcorr.receptive_field([xcorr.Conv2D(3, padding="SAME", backend="numpy")])
+    assert (same.rows, same.cols) == (xcorr.receptive_field([xcorr.Window(3, padding="same")]).rows,) * 2
+    strided = [xcorr.Conv2D(5, padding="SAME", stride=2, backend="numpy", dtype="float64")]
+    strided[0].weight = np.abs(strided[0].weight) + 0.5
+    with pytest.raises(ValueError, match=r"padding='SAME' with stride 2 depends on the input's size; pass input_shape"):
+        xcorr.receptive_field(strided)
+    # 8 rows at stride 2: 4 outputs, (4 - 1) * 2 + 5 - 8 = 3 rows of padding, 1 before; 9 rows: 4, 2 before
+    for rows, first in ((8, -1), (9, -2)):
+        rf = xcorr.receptive_field(strided, input_shape=(rows, 6))
+        assert rf.rows.first == first
+        measured = xcorr.empirical_receptive_field(strided, np.ones((rows, 6)), (1, 1))
+        np.testing.assert_array_equal(measured.mask, rf.mask((1, 1), (rows, 6)))
 
 
 def test_torch_func_vmap_and_grad():

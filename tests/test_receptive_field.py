@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -153,7 +155,9 @@ def test_a_single_layer_is_a_stack_of_one():
         ((3,), {"stride": 0}, ValueError, r"stride must be >= 1; got 0"),
         ((3,), {"dilation": (1, 0)}, ValueError, r"dilation must be >= 1"),
         ((3,), {"padding": -1}, ValueError, r"padding must be >= 0; got -1"),
-        ((3,), {"padding": "sane"}, ValueError, r"padding must be an int >= 0, a pair of them, or one of 'valid', 'same', 'full'; got 'sane'"),
+        ((3,), {"padding": "sane"}, ValueError, r"padding must be an int >= 0, a pair of them, .* or one of 'valid', 'same', 'full', 'SAME', 'SAME_LOWER'; got 'sane'"),
+        ((3,), {"padding": ((1, 2), (3, -1))}, ValueError, r"padding must be an int >= 0, .*\(\(top, bottom\), \(left, right\)\)"),
+        ((3,), {"padding": ((1, 2), (3, 0.5))}, TypeError, r"padding must be an int >= 0"),
         ((3,), {"padding": 1.5}, TypeError, r"padding must be an int >= 0"),
         ((3,), {"padding": (1, 2, 3)}, ValueError, r"padding must be an int >= 0, a pair"),
         ((3,), {"padding": True}, TypeError, r"padding must be an int >= 0"),
@@ -336,7 +340,8 @@ def conv_stack(backend, specs, *, channels=()):
     for n, (kernel_size, options) in enumerate(specs):
         if channels:
             options = {**options, "in_channels": channels[n], "out_channels": channels[n + 1]}
-        layer = xcorr.Conv2D(kernel_size, backend=family, dtype="float64", seed=n, **options)
+        kind = xcorr.Conv2DTranspose if options.pop("transposed", False) else xcorr.Conv2D
+        layer = kind(kernel_size, backend=family, dtype="float64", seed=n, **options)
         rng = np.random.default_rng(n)
         weight = backend.asarray(rng.uniform(0.5, 1.5, tuple(layer.weight.shape)))
         if family == "jax":
@@ -402,6 +407,87 @@ def test_closed_form_equals_autodiff_on_conv2d_stacks(backend, name):
             assert r0 <= m0 <= m1 <= r1 and c0 <= n0 <= n1 <= c1
         if r0 >= 0 and c0 >= 0 and r1 < shape[-2] and c1 < shape[-1]:
             assert field.bounds == rf.bounds(index) and field.size == rf.size
+
+
+T = {"transposed": True}
+LAST = {"data_format": "channels_last"}
+# The other layer kinds: transposed (with strides, dilations, asymmetric padding, output_padding and
+# groups), channels-last, asymmetric and lax-"SAME" padding, grouped. (specs, input shape, channels)
+NEW_KINDS = {
+    "transposed": ([(3, {**T, "stride": 2})], (1, 1, 8, 8), (1, 1)),
+    "transposed, padded, grouped": (
+        [
+            (3, {"stride": 2, "padding": ((1, 0), (0, 2))}),
+            ((3, 2), {**T, "stride": (2, 3), "padding": ((1, 0), (2, 1)), "output_padding": (1, 2), "dilation": (2, 1), "groups": 2}),
+            (2, {"padding": "SAME", "stride": 2}),
+        ],
+        (1, 11, 9),
+        (1, 2, 2, 1),
+    ),
+    "channels-last": (
+        [(3, {**LAST, "stride": 2, "padding": ((0, 2), (1, 1)), "boundary": "wrap"}), (2, {**LAST, **T, "stride": 3, "groups": 2})],
+        (1, 9, 12, 2),
+        (2, 4, 2),
+    ),
+    "padded, grouped": (
+        [
+            (3, {"padding": ((2, 0), (1, 3)), "boundary": "reflect", "groups": 2}),
+            ((2, 3), {"padding": "SAME_LOWER", "stride": 2, "dilation": (1, 2), "groups": 2}),
+        ],
+        (2, 4, 7, 6),
+        (4, 4, 2),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", NEW_KINDS)
+def test_closed_form_equals_autodiff_on_every_layer_kind(backend, name):
+    """Output shapes, masks and bounds of transposed, channels-last, padded and grouped layers against
+    the gradient measured on each backend (autodiff, or the layers' VJPs)."""
+    specs, shape, channels = NEW_KINDS[name]
+    layers = conv_stack(backend, specs, channels=channels)
+    last = "channels_last" in str(specs)
+    rf = xcorr.receptive_field(layers, input_shape=shape)
+    assert rf.channels_last == last
+    x = backend.asarray(np.random.default_rng(4).uniform(0.5, 1.5, shape))
+    y = x
+    for layer in layers:
+        y = layer(y)
+    out = tuple(y.shape[-3:-1] if last else y.shape[-2:])
+    assert rf.layers[-1].output_shape == out
+    rng = np.random.default_rng(5)
+    picks = {(0, 0), (out[0] - 1, out[1] - 1), (out[0] // 2, out[1] // 2), (0, out[1] - 1)}
+    picks |= {(int(rng.integers(out[0])), int(rng.integers(out[1]))) for _ in range(3)}
+    for index in sorted(picks):
+        full = (*index, channels[-1] - 1) if last else (channels[-1] - 1, *index)
+        field = xcorr.empirical_receptive_field(layers, x, full)
+        expected = rf.mask(index, shape)
+        assert expected.shape == tuple(shape[-3:-1] if last else shape[-2:])
+        np.testing.assert_array_equal(field.mask, expected, err_msg=f"output {full}")
+        fill = all(layer.boundary == "fill" for layer in layers)  # no copies from elsewhere in the input
+        if fill and field.bounds is not None:  # the measured field lies in the closed-form bounds
+            (m0, m1), (n0, n1) = field.bounds
+            (r0, r1), (c0, c1) = rf.bounds(full if last else index)
+            assert r0 <= m0 <= m1 <= r1 and c0 <= n0 <= n1 <= c1, f"output {full}"
+
+
+def test_receptive_field_of_a_transposed_convolution():
+    """The issue's example: a 3x3 transposed convolution at stride 2 turns 8x8 into 17x17; output p reads
+    inputs (p - a) / 2 for the taps a = 0, 1, 2 that divide: one input on even rows... two on odd ones."""
+    layer = xcorr.Conv2DTranspose(3, in_channels=1, out_channels=1, stride=2, backend="numpy")
+    rf = xcorr.receptive_field([layer], input_shape=(1, 1, 8, 8))
+    assert rf.layers[0].output_shape == (17, 17) == tuple(layer(np.ones((1, 1, 8, 8), np.float32)).shape[-2:])
+    assert rf.layers[0].name == "Conv2DTranspose" and "T 3 s2" in str(rf)
+    assert rf.jump == (Fraction(1, 2),) * 2 and rf.size == (2, 2)
+    # output 0 reads input 0 (tap 0) and would read input -1 (tap 2): none there
+    assert rf.bounds((0, 3)) == ((-1, 0), (1, 1)) and rf.bounds((4, 4)) == ((1, 2), (1, 2))
+    assert rf.bounds((16, 0))[0] == (7, 8)  # reaches past the input's last row, where no input is
+    mask = rf.mask((0, 3), (1, 1, 8, 8))
+    assert np.argwhere(mask).tolist() == [[0, 1]]
+    # torch's ConvTranspose2d is read as the same window
+    torch = require_module("torch")
+    same = xcorr.receptive_field([torch.nn.ConvTranspose2d(1, 1, 3, stride=2)], input_shape=(8, 8))
+    assert (same.rows, same.cols, same.layers[0].output_shape) == (rf.rows, rf.cols, (17, 17))
 
 
 def test_receptive_field_reads_conv2d_layers(backend):

@@ -368,6 +368,56 @@ def test_masked_arrays_are_refused_with_how_to_fill_them():
     np.testing.assert_array_equal(xcorr.corr2d(x.filled(0), np.ones((2, 2))), xcorr.corr2d(filled, np.ones((2, 2))))
 
 
+FIRST_CALLS_FROM_THREADS = """
+import sys, threading, time
+import numpy as np
+import xcorr
+
+assert "numpy.ma" not in sys.modules, "this check needs numpy.ma imported by the first call"
+errors, barrier = [], threading.Barrier(32)
+
+def first_call(i):
+    barrier.wait()
+    time.sleep(i * 0.008)  # staggered over the first call's imports: some reach the guard while numpy.ma loads
+    try:
+        y = xcorr.corr2d(np.ones((6, 6)), np.ones((2, 2)))
+        assert (y == 4).all()
+    except Exception as err:
+        errors.append(repr(err))
+
+threads = [threading.Thread(target=first_call, args=(i,)) for i in range(32)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+if errors:
+    sys.exit("; ".join(errors))
+"""
+
+
+def test_first_numpy_calls_from_threads_race_no_masked_array_import():
+    """32 threads making their first numpy call at staggered times, in 20 fresh processes: the masked-array
+    guard read numpy.ma while the first call's array_api_compat import was initialising it
+    ("partially initialized module 'numpy.ma'", in most processes)."""
+    failures = []
+    for _ in range(4):  # 20 processes, 5 at a time
+        procs = [
+            subprocess.Popen([sys.executable, "-c", FIRST_CALLS_FROM_THREADS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(5)
+        ]
+        for proc in procs:
+            try:
+                _, err = proc.communicate(timeout=240)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+                failures.append(f"timed out (a hang): {err[-2000:]}")
+                continue
+            if proc.returncode != 0:
+                failures.append(err[-2000:])
+    assert not failures, f"{len(failures)} of 20 processes failed:\n" + "\n".join(failures)
+
+
 # --- 13. fit and seed validation -------------------------------------------------
 
 

@@ -202,6 +202,78 @@ def test_vjp_equals_torch_autograd(
     np.testing.assert_allclose(backend.to_numpy(gw), gw_ref, rtol=1e-12, atol=1e-12)
 
 
+def _torch_cropped(x, w, padding, output_padding, **options):
+    """F.conv_transpose2d without padding, zeros past its end for output_padding, then the asymmetric crop."""
+    (top, bottom), (left, right) = padding
+    oh, ow = output_padding
+    full = F.conv_transpose2d(x, w, **options)
+    rows, cols = full.shape[-2] - top - bottom + oh, full.shape[-1] - left - right + ow
+    return F.pad(full, (0, ow, 0, oh))[..., top : top + rows, left : left + cols]
+
+
+def _torch_cropped_grads(x, w, g, padding, output_padding, **options):
+    xt = torch.asarray(x).requires_grad_(True)
+    wt = torch.asarray(w).requires_grad_(True)
+    y = _torch_cropped(xt, wt, padding, output_padding, **options)
+    (y * torch.asarray(g)).sum().backward()
+    return y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()
+
+
+ASYMMETRIC = [
+    pytest.param(2, ((2, 0), (0, 3)), (0, 0), 1, 2, id="stride2-groups2"),
+    pytest.param((2, 3), ((0, 2), (3, 1)), (1, 2), (1, 2), 1, id="op-dilated"),
+    pytest.param(1, ((3, 1), (1, 0)), (0, 0), (2, 1), 3, id="stride1-groups3"),
+]
+
+
+@pytest.mark.parametrize(("stride", "padding", "output_padding", "dilation", "groups"), ASYMMETRIC)
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_vjp_with_asymmetric_padding_equals_torch_autograd_of_the_crop(
+    backend, stride, padding, output_padding, dilation, groups, data_format
+):
+    """Input and weight gradients of conv_transpose2d with ((top, bottom), (left, right)) padding:
+    torch autograd of the unpadded F.conv_transpose2d followed by the crop, float64."""
+    x, w = operands(seed=7)
+    options = dict(stride=stride, dilation=dilation, groups=groups)
+    y, gx_ref, gw_ref = _torch_cropped_grads(
+        x, w, np.zeros(1), padding, output_padding, **options
+    )  # the output's shape first
+    g = np.random.default_rng(8).standard_normal(y.shape)
+    y, gx_ref, gw_ref = _torch_cropped_grads(x, w, g, padding, output_padding, **options)
+    last = data_format == "channels_last"
+    xa, ga = (np.moveaxis(x, 1, -1), np.moveaxis(g, 1, -1)) if last else (x, g)
+    kwargs = dict(options, padding=padding, output_padding=output_padding, data_format=data_format)
+    out = xcorr.conv_transpose2d(backend.asarray(xa), backend.asarray(w), **kwargs)
+    np.testing.assert_allclose(
+        backend.to_numpy(out), np.moveaxis(y, 1, -1) if last else y, rtol=1e-12, atol=1e-12
+    )
+    gx, gw = xcorr.conv_transpose2d_vjp(
+        backend.asarray(xa), backend.asarray(w), backend.asarray(ga), **kwargs
+    )
+    assert_result(backend, gx, np.moveaxis(gx_ref, 1, -1) if last else gx_ref, "float64")
+    assert_result(backend, gw, gw_ref, "float64")
+
+
+def test_single_plane_vjp_with_asymmetric_padding_equals_torch_autograd(backend):
+    rng = np.random.default_rng(9)
+    x, k = rng.standard_normal((3, 4, 5)), rng.standard_normal((3, 2, 3))
+    padding, output_padding = ((2, 0), (1, 3)), (1, 0)
+    options = dict(stride=2, dilation=(1, 2))
+    y, _, _ = _torch_cropped_grads(
+        x[None], k[:, None], np.zeros(1), padding, output_padding, groups=3, **options
+    )
+    g = rng.standard_normal(y.shape[1:])
+    _, a, b = _torch_cropped_grads(
+        x[None], k[:, None], g[None], padding, output_padding, groups=3, **options
+    )
+    gx, gk = xcorr.corr2d_transpose_vjp(
+        backend.asarray(x), backend.asarray(k), backend.asarray(g),
+        padding=padding, output_padding=output_padding, **options,
+    )  # fmt: skip
+    assert_result(backend, gx, a[0], "float64")
+    assert_result(backend, gk, b[:, 0], "float64")
+
+
 def test_single_plane_vjp_equals_torch_autograd(backend):
     rng = np.random.default_rng(6)
     x, k = rng.standard_normal((3, 4, 3)), rng.standard_normal((3, 2, 2))

@@ -16,7 +16,7 @@ from . import _cost_model, _direct, _fft
 from ._compat import isdtype
 from ._direct import as_input_dtype, extend_axis, fold_axis, unbroadcast, zero_insert
 from ._layout import to_first, to_last
-from ._options import Geometry, Options, plan, result_dtype
+from ._options import AxisPlan, Geometry, Options, plan, result_dtype
 from ._prepared import correlate
 from ._transpose_plan import TransposePlan
 
@@ -25,6 +25,74 @@ if TYPE_CHECKING:
 
 
 # -- one plane: the VJP ----------------------------------------------------------
+
+
+def adapter_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
+    """``(gx, gk)`` by ``adapter.vjp``, on the taps' windows laid end to end where that saves memory."""
+    both = compacted_vjp(adapter, xp, x, k, g, options, geometry, need_x, need_k)
+    if both is not None:
+        return both
+    return adapter.vjp(xp, x, k, g, options, geometry, need_x, need_k)
+
+
+class _Shape:
+    """The shape and dtype of an operand whose values the gradient does not read."""
+
+    def __init__(self, shape: tuple[int, ...], dtype):
+        self.shape = shape
+        self.dtype = dtype
+        self.ndim = len(shape)
+
+
+def compacted_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
+    """``(gx, gk)`` through ``_direct.compact``, or None where no axis gains from it.
+
+    With a dilation wider than the output, the extended image (and the
+    gradient of it, or a dilated kernel) spans the dilated kernel, mostly
+    positions no window reads: ``dilation=100_000`` on a small image would
+    take hundreds of GiB. As the forward does, the correlation is taken on
+    the taps' windows laid end to end (every window inside, a dilation of
+    one window's length): its kernel gradient is ``gk``, and folding the
+    gradient of each tap's window onto the pixels it was extended from
+    (``fold_axis``, with the boundary) gives ``gx``. Memory of the order of
+    the forward's, the outputs times the taps.
+    """
+    rows, cols = geometry.rows, geometry.cols
+    plans = (_direct.compact_axis(rows), _direct.compact_axis(cols))
+    if plans == (None, None):
+        return None
+    dtype = result_dtype(xp, x.dtype, k.dtype)
+    if need_k:
+        xw, inner = _direct.compact(xp, xp.astype(x, dtype, copy=False), geometry, options)
+    else:  # only the shape of x is read (jax's transpose does not know its values)
+        sizes = [ap.hi - ap.lo + 1 if c is None else c.size for ap, c in ((rows, plans[0]), (cols, plans[1]))]
+        inner = Geometry(
+            geometry.batch,
+            *(
+                AxisPlan(size, ap.taps, ap.dilation if c is None else c.dilation, ap.step, 0, ap.count)
+                for size, ap, c in ((sizes[0], rows, plans[0]), (sizes[1], cols, plans[1]))
+            ),
+        )
+        xw = _Shape((*x.shape[:-2], sizes[0], sizes[1]), dtype)
+    inner_options = replace(
+        options, mode="valid", boundary="fill", fillvalue=0,
+        dilation=(inner.rows.dilation, inner.cols.dilation), padding=None,
+    )  # fmt: skip
+    gw, gk = adapter.vjp(xp, xw, k, g, inner_options, inner, need_x, need_k)
+    if gw is None:
+        return None, gk
+    for axis, ap, compacted in ((-2, rows, plans[0]), (-1, cols, plans[1])):
+        if compacted is None:
+            gw = fold_axis(xp, gw, axis, ap.lo, ap.hi, ap.size, options.boundary)
+            continue
+        length, total = compacted.dilation, None
+        for tap in range(ap.taps):
+            first = ap.lo + tap * ap.dilation
+            piece = _direct.take_axis(xp, gw, axis, tap * length, (tap + 1) * length)
+            folded = fold_axis(xp, piece, axis, first, first + length - 1, ap.size, options.boundary)
+            total = folded if total is None else total + folded
+        gw = total
+    return as_input_dtype(xp, unbroadcast(xp, gw, tuple(x.shape)), x), gk
 
 
 def generic_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):

@@ -72,7 +72,7 @@ def _segments(lo: int, hi: int, size: int, boundary: str) -> list[tuple]:
     return runs
 
 
-def _take_axis(xp, x, axis: int, start: int, stop: int):
+def take_axis(xp, x, axis: int, start: int, stop: int):
     index = [slice(None)] * x.ndim
     index[axis] = slice(start, stop)
     return x[tuple(index)]
@@ -96,13 +96,13 @@ def extend_axis(xp, x, axis: int, lo: int, hi: int, boundary: str, fillvalue):
         elif run[0] == "repeat":
             shape = list(x.shape)
             shape[axis] = run[2]
-            pieces.append(xp.broadcast_to(_take_axis(xp, x, axis, run[1], run[1] + 1), tuple(shape)))
+            pieces.append(xp.broadcast_to(take_axis(xp, x, axis, run[1], run[1] + 1), tuple(shape)))
         else:
             first, last = run[1], run[2]
             if first <= last:
-                pieces.append(_take_axis(xp, x, axis, first, last + 1))
+                pieces.append(take_axis(xp, x, axis, first, last + 1))
             else:
-                pieces.append(xp.flip(_take_axis(xp, x, axis, last, first + 1), axis=axis))
+                pieces.append(xp.flip(take_axis(xp, x, axis, last, first + 1), axis=axis))
     if len(pieces) == 1:
         return pieces[0]
     return xp.concat(pieces, axis=axis)
@@ -219,13 +219,13 @@ def fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
             continue
         if run[0] == "repeat":  # "edge": n copies of one element, summed onto it
             index, n = run[1], run[2]
-            piece = xp.sum(_take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)
+            piece = xp.sum(take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)
             position += n
             first = last = index
         else:
             first, last = run[1], run[2]
             n = abs(last - first) + 1
-            piece = _take_axis(xp, ge, axis, position, position + n)
+            piece = take_axis(xp, ge, axis, position, position + n)
             position += n
             if first > last:
                 piece = xp.flip(piece, axis=axis)

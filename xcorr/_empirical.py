@@ -24,8 +24,10 @@ import numpy as np
 from ._adapter import adapter_for, adapter_named
 from ._compat import array_namespace, device, is_array_api_obj
 from ._feature_maps import as_stack
-from ._layer import Conv2D
+from ._layer import Conv2D, Conv2DTranspose
 from ._multi import corr2d_multi_vjp
+from ._receptive import _channels_last
+from ._transpose import conv_transpose2d_vjp
 from ._typing import Array, Layer
 from ._vjp import corr2d_vjp
 
@@ -41,7 +43,7 @@ class EmpiricalField:
     gradient : numpy.ndarray
         Gradient of the chosen output element with respect to ``x``, shape of ``x``.
     mask : numpy.ndarray of bool, shape (H, W)
-        Where that gradient is non-zero, in any leading (batch, channel) slice.
+        Where that gradient is non-zero, in any batch or channel slice.
     method : str
         How the gradient was computed: "torch.autograd", "jax.grad" or "vjp".
     """
@@ -110,6 +112,12 @@ def _check_vjp_layers(layers, backend: str) -> None:
 
 def _input_vjp(layer, x, g):
     """Gradient with respect to ``x`` of ``layer(x)`` at output gradient ``g`` (core VJP)."""
+    if isinstance(layer, Conv2DTranspose):
+        gx, _ = conv_transpose2d_vjp(
+            x, layer.weight, g, stride=layer.stride, padding=layer.padding, output_padding=layer.output_padding,
+            dilation=layer.dilation, groups=layer.groups, data_format=layer.data_format,
+        )  # fmt: skip
+        return gx
     options = {
         "mode": layer.mode,
         "boundary": layer.boundary,
@@ -120,7 +128,7 @@ def _input_vjp(layer, x, g):
     if layer.in_channels is None:
         gx, _ = corr2d_vjp(x, layer.weight, g, **options)
     else:
-        gx, _ = corr2d_multi_vjp(x, layer.weight, g, groups=layer.groups, **options)
+        gx, _ = corr2d_multi_vjp(x, layer.weight, g, groups=layer.groups, data_format=layer.data_format, **options)
     return gx
 
 
@@ -167,7 +175,11 @@ def empirical_receptive_field(
         A floating-point input of the network's library.
     index : sequence of int
         The output element: a full index into ``fn(x)``, or its last
-        entries (``(i, j)``), in which case the leading entries are 0.
+        entries (``(i, j)``), in which case the leading entries are 0. For a
+        stack of channels-last layers (``data_format="channels_last"``) the
+        output is (..., H, W, C): ``(i, j)`` is then channel 0 of pixel
+        ``(i, j)``, and the mask is over ``x``'s (H, W) axes, the last but one
+        and the one before.
 
     Returns
     -------
@@ -215,6 +227,8 @@ def empirical_receptive_field(
             return x
     else:
         run = cast(Layer, fn)
+    if is_stack and _channels_last(layers) and len(tuple(index)) == 2:
+        index = (*tuple(index), 0)  # pixel (i, j) of a channels-last output: its channel 0
     found = adapter.gradient(run, x, index)
     if found is not None:
         gradient, method = found
@@ -229,5 +243,7 @@ def empirical_receptive_field(
         raise TypeError(msg)
     g = adapter.to_numpy(gradient)
     nonzero = g != 0
-    mask = nonzero.reshape(-1, *g.shape[-2:]).any(axis=0)
+    if is_stack and _channels_last(layers):
+        nonzero = np.moveaxis(nonzero, -1, 0)  # (C, ..., H, W)
+    mask = nonzero.reshape(-1, *nonzero.shape[-2:]).any(axis=0)
     return EmpiricalField(g, mask, method)

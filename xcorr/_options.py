@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import operator
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -166,6 +165,16 @@ def _describe(a) -> str:
     return f"{type(a).__module__}.{type(a).__name__} of shape {tuple(a.shape)} and dtype {a.dtype}"
 
 
+def _is_masked_array(a) -> bool:
+    """Whether ``a`` is a ``numpy.ma.MaskedArray`` (or a subclass), without touching ``numpy.ma``.
+
+    The module is not read: another thread may be importing it (array_api_compat's numpy namespace
+    does, on the first call), and a partially initialised ``numpy.ma`` has no ``MaskedArray`` yet.
+    An instance exists only once its class does, so its type's MRO is enough.
+    """
+    return any(c.__name__ == "MaskedArray" and c.__module__ in ("numpy.ma", "numpy.ma.core") for c in type(a).__mro__)
+
+
 def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k", x_checked: bool = False):
     """Return the common namespace of ``x`` and ``k`` after checking them.
 
@@ -209,8 +218,7 @@ def check_array(name: str, a) -> None:
             "Convert it first, e.g. with numpy.asarray."
         )
         raise TypeError(msg)
-    ma = sys.modules.get("numpy.ma")
-    if ma is not None and isinstance(a, ma.MaskedArray):
+    if _is_masked_array(a):
         # The mask would be ignored (as scipy.signal ignores it): refuse rather than compute with hidden values.
         msg = (
             f"{name} is a numpy masked array (shape {tuple(a.shape)}, dtype {a.dtype}); xcorr would ignore "
@@ -420,8 +428,10 @@ def plan(x_shape, k_shape, options: Options) -> Geometry:
             f"does not fit in x of shape {tuple(x_shape)}; use mode=\"same\" or \"full\""
         )
         raise ValueError(msg)
+    _check_sizes(x_shape, k_shape, options, pads, (eh, ew))
     rows = plan_axis(H, h, dh, sh, options.mode, options.convolve, None if pads is None else pads[0])
     cols = plan_axis(W, w, dw, sw, options.mode, options.convolve, None if pads is None else pads[1])
+    _check_extents(x_shape, k_shape, batch, rows, cols)
     if options.boundary == "reflect":
         for name, axis_plan in (("rows", rows), ("columns", cols)):
             if axis_plan.size == 1 and not axis_plan.inside:
@@ -432,6 +442,55 @@ def plan(x_shape, k_shape, options: Options) -> Geometry:
                 )
                 raise ValueError(msg)
     return Geometry(batch, rows, cols)
+
+
+# The largest stride, dilation, padding width and extent (of the extended image, of the dilated
+# kernel, of the output) along one axis: the int32 range. No image or kernel is that long, and far
+# larger values crash the backends instead of raising (XLA aborts the process on a padding of 2**40,
+# torch's as_strided overflows on a stride of 2**62), so they are refused before any backend call.
+MAX_AXIS = 2**31 - 1
+# The most elements an output or an extended image may have: 2**48 bytes is the address space of
+# 64-bit processors (48-bit virtual addresses), and every element takes at least one byte.
+MAX_ELEMENTS = 2**48
+
+
+def _limit(name: str, value, given) -> ValueError:
+    return ValueError(
+        f"{name}={given!r}: {value} is beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis (the int32 range)"
+    )
+
+
+def _check_sizes(x_shape, k_shape, options: Options, pads, spans) -> None:
+    """Strides, dilations, padding widths and dilated kernels within ``MAX_AXIS`` per axis."""
+    for name, pair in (("stride", options.stride), ("dilation", options.dilation)):
+        if max(pair) > MAX_AXIS:
+            raise _limit(name, max(pair), pair)
+    if pads is not None and max(max(p) for p in pads) > MAX_AXIS:
+        given = options.padding if isinstance(options.padding, str) else pads
+        raise _limit("padding", max(max(p) for p in pads), given)
+    if max(spans) > MAX_AXIS:
+        msg = (
+            f"the dilated kernel's extent {spans} (kernel of shape {tuple(k_shape)}, dilation "
+            f"{options.dilation}) is beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis"
+        )
+        raise ValueError(msg)
+
+
+def _check_extents(x_shape, k_shape, batch, rows: AxisPlan, cols: AxisPlan) -> None:
+    """The extended image (every position read) and the output within ``MAX_AXIS`` per axis and
+    ``MAX_ELEMENTS`` in all."""
+    extended = tuple(max(p.hi, p.size - 1) - min(p.lo, 0) + 1 for p in (rows, cols))
+    out = (rows.count, cols.count)
+    planes = math.prod(batch)
+    for what, shape in (("x extended by the boundary", extended), ("the output", out)):
+        if max(shape) > MAX_AXIS or planes * shape[0] * shape[1] > MAX_ELEMENTS:
+            msg = (
+                f"{what} would have shape {(*batch, *shape)} (x of shape {tuple(x_shape)} and k of shape "
+                f"{tuple(k_shape)} with this padding/mode, stride and dilation): beyond xcorr's limits of "
+                f"2**31 - 1 = {MAX_AXIS} per axis and 2**48 = {MAX_ELEMENTS} elements in all (no 64-bit "
+                "address space holds more bytes)"
+            )
+            raise ValueError(msg)
 
 
 def resolve_padding(

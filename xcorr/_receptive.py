@@ -24,204 +24,18 @@ Nothing here touches array values: it is pure Python on layer descriptions.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from fractions import Fraction
 
 import numpy as np
 
-from ._layer import Conv2D  # every backend's layer class derives from it
-from ._options import BOUNDARY_ALIASES, parse_pair
-from ._typing import Mode, Pair
+from ._options import BOUNDARY_ALIASES
+from ._windows import Window, _fmt, _layer_name, as_window
 
 __all__ = ["AxisField", "LayerField", "ReceptiveField", "Window", "receptive_field"]
-
-PADDING_NAMES = ("valid", "same", "full")
-
-
-def _parse_padding(padding: object) -> str | tuple[int, int]:
-    names = ", ".join(map(repr, PADDING_NAMES))
-    what = f"padding must be an int >= 0, a pair of them, or one of {names}; got {padding!r}"
-    if isinstance(padding, str):
-        if padding not in PADDING_NAMES:
-            raise ValueError(what)
-        return padding
-    if isinstance(padding, (tuple, list)) and not 1 <= len(padding) <= 2:
-        raise ValueError(what)
-    try:
-        return parse_pair("padding", padding, minimum=0)
-    except TypeError:
-        raise TypeError(what) from None
-
-
-@dataclass(frozen=True, init=False)
-class Window:
-    """A sliding-window layer, as far as geometry goes.
-
-    Describes any layer that slides a ``kernel_size`` window over its input:
-    a convolution, a max or average pooling layer. It computes nothing; pass
-    it, with :class:`xcorr.Conv2D` layers, to :func:`xcorr.receptive_field`.
-
-    Parameters
-    ----------
-    kernel_size : int or (int, int)
-        Window height and width, each >= 1.
-    stride : int or (int, int), default 1
-        Step between neighbouring windows, in input elements.
-    dilation : int or (int, int), default 1
-        Spacing between the window's taps: it covers ``d*(k-1)+1`` elements.
-    padding : int, (int, int), "valid", "same" or "full", default 0
-        Elements added before (and after) the input along each axis. An int
-        or pair pads both sides of each axis by that much (as
-        ``torch.nn.Conv2d`` does); "valid" is 0, "same" and "full" are the
-        paddings of :func:`xcorr.corr2d`'s modes: ``(k'-1)//2`` before the
-        input for "same" (scipy's and torch's centring), ``k'-1`` for "full",
-        with ``k'`` the dilated window.
-
-    Raises
-    ------
-    TypeError, ValueError
-        A ``kernel_size``, ``stride`` or ``dilation`` that is not 1 or 2 ints
-        >= 1, or a ``padding`` that is neither ints >= 0 nor a known name.
-
-    Examples
-    --------
-    >>> import xcorr
-    >>> xcorr.Window(2, stride=2)          # 2x2 max pooling
-    Window((2, 2), stride=(2, 2), dilation=(1, 1), padding=(0, 0))
-    >>> xcorr.Window((3, 3), dilation=2, padding="same").pad_before
-    (2, 2)
-    """
-
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    dilation: tuple[int, int]
-    padding: str | tuple[int, int]
-
-    def __init__(
-        self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1, padding: Pair | Mode = 0
-    ) -> None:
-        object.__setattr__(self, "kernel_size", parse_pair("kernel_size", kernel_size))
-        object.__setattr__(self, "stride", parse_pair("stride", stride))
-        object.__setattr__(self, "dilation", parse_pair("dilation", dilation))
-        object.__setattr__(self, "padding", _parse_padding(padding))
-
-    def __repr__(self) -> str:
-        return (
-            f"Window({self.kernel_size}, stride={self.stride}, "
-            f"dilation={self.dilation}, padding={self.padding!r})"
-        )
-
-    @property
-    def span(self) -> tuple[int, int]:
-        """Extent of the dilated window per axis, ``d*(k-1)+1``."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))  # type: ignore[return-value]
-
-    @property
-    def pad_before(self) -> tuple[int, int]:
-        """Padding before the first input element, per axis (``p_l`` above)."""
-        return tuple(self._pads(axis)[0] for axis in (0, 1))  # type: ignore[return-value]
-
-    @property
-    def pad_after(self) -> tuple[int, int]:
-        """Padding after the last input element, per axis."""
-        return tuple(self._pads(axis)[1] for axis in (0, 1))  # type: ignore[return-value]
-
-    def _pads(self, axis: int) -> tuple[int, int]:
-        span = self.span[axis]
-        if self.padding == "valid":
-            return (0, 0)
-        if self.padding == "same":
-            return ((span - 1) // 2, span - 1 - (span - 1) // 2)
-        if self.padding == "full":
-            return (span - 1, span - 1)
-        p = cast("tuple[int, int]", self.padding)[axis]
-        return (p, p)
-
-    def output_shape(self, shape: Sequence[int]) -> tuple[int, int]:
-        """Height and width of this layer's output for an input of ``shape`` (..., H, W).
-
-        Raises ValueError when the (dilated, padded) window does not fit.
-        """
-        out = []
-        for axis, n in enumerate(tuple(shape)[-2:]):
-            before, after = self._pads(axis)
-            dense = n + before + after - self.span[axis] + 1
-            if dense < 1:
-                msg = (
-                    f"{self!r} does not fit an input of shape {tuple(shape)}: its "
-                    f"{'dilated ' if self.dilation[axis] > 1 else ''}window spans "
-                    f"{self.span[axis]} elements along axis {axis - 2} but the padded input has "
-                    f"{n + before + after}"
-                )
-                raise ValueError(msg)
-            out.append(-(-dense // self.stride[axis]))
-        return (out[0], out[1])
-
-    def describe(self) -> str:
-        """Short text for tables, e.g. ``3x3 s2 d1 p1``."""
-        padding = self.padding if isinstance(self.padding, str) else "p" + _fmt(self.padding)
-        return f"{_fmt(self.kernel_size)} s{_fmt(self.stride)} d{_fmt(self.dilation)} {padding}"
-
-
-def _fmt(pair, sep: str = "x") -> str:
-    """One number when both axes agree, else ``rows{sep}cols``."""
-    a, b = (f"{v:g}" if isinstance(v, float) else str(v) for v in pair)
-    return a if a == b else f"{a}{sep}{b}"
-
-
-# -- reading layers -----------------------------------------------------------
-
-def as_window(layer: object, *, name: str = "layer") -> Window:
-    """The :class:`Window` of ``layer``.
-
-    Accepts a Window; an :class:`xcorr.Conv2D` (any backend: its
-    ``kernel_size``, ``stride``, ``dilation`` and ``mode``, read as the
-    padding of that mode); or any object with ``kernel_size`` and
-    ``padding`` attributes and optional ``stride`` and ``dilation``, such as
-    ``torch.nn.Conv2d``, ``MaxPool2d`` and ``AvgPool2d``.
-    """
-    if isinstance(layer, Window):
-        return layer
-    if isinstance(layer, (type, str, bytes)) or not hasattr(layer, "kernel_size"):
-        msg = (
-            f"{name} must be an xcorr.Conv2D, an xcorr.Window, or a layer with kernel_size, "
-            f"stride, dilation and padding attributes (e.g. torch.nn.Conv2d); "
-            f"got {type(layer).__name__}: {layer!r:.80}"
-        )
-        raise TypeError(msg)
-    padding = getattr(layer, "padding", None) if hasattr(layer, "mode") else None
-    if padding is not None:  # xcorr.Conv2D(padding=...)
-        if isinstance(padding, str) or padding[0][0] != padding[0][1] or padding[1][0] != padding[1][1]:
-            msg = (
-                f"{name} (Conv2D with padding={padding!r}): the receptive field takes symmetric padding "
-                "only, (p, p) on each axis"
-            )
-            raise ValueError(msg)
-        padding = (padding[0][0], padding[1][0])
-    elif hasattr(layer, "mode"):  # xcorr.Conv2D: padding is that of its correlation mode
-        padding = layer.mode
-    elif hasattr(layer, "padding"):
-        padding = layer.padding
-    else:
-        msg = f"{name} ({type(layer).__name__}) has a kernel_size but neither a mode nor a padding attribute"
-        raise TypeError(msg)
-    kernel_size = layer.kernel_size
-    stride = getattr(layer, "stride", 1)
-    if stride is None:  # torch pooling layers: stride defaults to the kernel size
-        stride = kernel_size
-    try:
-        return Window(kernel_size, stride=stride, dilation=getattr(layer, "dilation", 1), padding=padding)
-    except (TypeError, ValueError) as err:
-        msg = f"{name} ({type(layer).__name__}) has an invalid geometry: {err}"
-        raise type(err)(msg) from None
-
-
-def _layer_name(layer: object) -> str:
-    if isinstance(layer, Conv2D):
-        return "Conv2D"
-    return type(layer).__name__
 
 
 # -- the result -----------------------------------------------------------------
@@ -250,6 +64,38 @@ class AxisField:
         """First and last input coordinate (inclusive) of output ``i``'s field, unclipped."""
         lo = self.first + i * self.jump
         return (lo, lo + self.size - 1)
+
+
+@dataclass(frozen=True)
+class PeriodicAxisField(AxisField):
+    """The field along one axis of a stack with transposed convolutions.
+
+    Their outputs' fields are not all of one size: ``size`` is the largest,
+    ``jump`` a fraction (input elements per output, on average: ``1/s`` for a
+    transposed stride ``s``), ``start`` the centre of the first output's
+    field (of the first that reads any input: with a dilation and a stride
+    that share a factor, some outputs of a transposed layer read none). The
+    fields repeat, shifted by ``shift`` input elements, every
+    ``len(period)`` outputs; ``period`` holds the (first, last) input
+    coordinates of the first ``len(period)`` outputs' fields, None for those
+    that read no input (where a transposed layer's input ends is not taken
+    into account: the fields may reach past it, where no input is).
+    """
+
+    period: tuple[tuple[int, int] | None, ...] = ()
+    shift: int = 0
+
+    @property
+    def first(self) -> int:
+        return next(f for f in self.period if f is not None)[0]
+
+    def bounds(self, i: int) -> tuple[int, int] | None:  # type: ignore[override]
+        """First and last input coordinate of output ``i``'s field, or None where it reads no input."""
+        q, r = divmod(i, len(self.period))
+        field = self.period[r]
+        if field is None:
+            return None
+        return (field[0] + q * self.shift, field[1] + q * self.shift)
 
 
 @dataclass(frozen=True)
@@ -298,10 +144,15 @@ class ReceptiveField:
     input_shape : (H, W) or None
         When given to :func:`receptive_field`, every layer also records its
         output shape.
+    channels_last : bool
+        Whether the stack's layers take ``(..., H, W, C)`` arrays
+        (``data_format="channels_last"``): shapes and indices then have their
+        spatial entries before the channel.
     """
 
     layers: tuple[LayerField, ...]
     input_shape: tuple[int, int] | None = None
+    channels_last: bool = False
 
     @property
     def rows(self) -> AxisField:
@@ -332,9 +183,10 @@ class ReceptiveField:
 
         ``index`` is ``(i, j)`` or any longer output index whose last two
         entries are the spatial ones. The bounds are not clipped to the
-        input: they can reach into the padding.
+        input: they can reach into the padding. After a transposed layer an
+        axis's bounds are None for an output that reads no input along it.
         """
-        i, j = _spatial_index(index)
+        i, j = _spatial_index(index, self.channels_last)
         return (self.rows.bounds(i), self.cols.bounds(j))
 
     def mask(self, index: Sequence[int], shape: Sequence[int]) -> np.ndarray:
@@ -349,14 +201,13 @@ class ReceptiveField:
         shape (..., H, W). A ``Conv2D`` with a "wrap" or "symm" boundary
         (or a torch layer with ``padding_mode`` "circular", "reflect" or
         "replicate") reads its padding from its input, so near the edges its
-        taps reach the elements that padding copies.
+        taps reach the elements that padding copies. For a channels-last stack
+        ``shape`` is (..., H, W, C) and ``index`` (..., i, j, c) or (i, j).
         """
         shape = tuple(shape)
-        if len(shape) < 2:
-            msg = f"shape must have at least 2 entries (..., H, W); got {shape}"
-            raise ValueError(msg)
-        i, j = _spatial_index(index)
-        sizes = [shape[-2:]]
+        spatial = _spatial_shape(shape, self.channels_last, "shape")
+        i, j = _spatial_index(index, self.channels_last)
+        sizes = [spatial]
         for window in self.windows:
             sizes.append(window.output_shape(sizes[-1]))
         out = sizes[-1]
@@ -367,12 +218,8 @@ class ReceptiveField:
         for axis, position in ((0, i), (1, j)):
             reached = {position}
             for layer, n in zip(reversed(self.layers), reversed([s[axis] for s in sizes[:-1]])):
-                window = layer.window
-                k, s, d = window.kernel_size[axis], window.stride[axis], window.dilation[axis]
-                before = window.pad_before[axis]
-                sources = (_source(p * s + a * d - before, n, layer.boundary) for p in reached for a in range(k))
-                reached = {q for q in sources if q is not None}
-            axis_mask = np.zeros(shape[-2 + axis], dtype=bool)
+                reached = set().union(*(layer.window._sources(axis, p, n, layer.boundary) for p in reached))
+            axis_mask = np.zeros(spatial[axis], dtype=bool)
             axis_mask[sorted(reached)] = True
             masks.append(axis_mask)
         return masks[0][:, None] & masks[1][None, :]
@@ -409,23 +256,6 @@ class ReceptiveField:
         return self.table()
 
 
-def _source(q: int, n: int, boundary: str) -> int | None:
-    """The input element that padded position ``q`` of an axis of ``n`` elements copies, or None."""
-    if 0 <= q < n:
-        return q
-    if boundary == "wrap":
-        return q % n
-    if boundary == "symm":  # mirror with the edge repeated, period 2n
-        m = q % (2 * n)
-        return m if m < n else 2 * n - 1 - m
-    if boundary == "reflect":  # mirror without repeating the edge, period 2n - 2
-        if n == 1:
-            return 0
-        m = q % (2 * n - 2)
-        return m if m < n else 2 * n - 2 - m
-    if boundary in ("replicate", "edge"):
-        return min(max(q, 0), n - 1)
-    return None  # "fill": a constant, no input
 
 
 # torch.nn.Conv2d's padding_mode, as boundaries
@@ -442,7 +272,9 @@ def _boundary(layer: object) -> str:
     return _PADDING_MODES.get(getattr(layer, "padding_mode", "zeros"), "fill")
 
 
-def _spatial_index(index: Sequence[int]) -> tuple[int, int]:
+def _spatial_index(index: Sequence[int], channels_last: bool = False) -> tuple[int, int]:
+    """(row, column) of an output index: its last two entries, or for channels-last layers
+    (..., row, column, channel) the two before the channel (a pair is (row, column) in both)."""
     try:
         items = tuple(operator.index(v) for v in index)
     except TypeError:
@@ -451,7 +283,61 @@ def _spatial_index(index: Sequence[int]) -> tuple[int, int]:
     if len(items) < 2:
         msg = f"index must end in (row, column); got {index!r}"
         raise ValueError(msg)
+    if channels_last and len(items) >= 3:
+        return items[-3], items[-2]
     return items[-2], items[-1]
+
+
+def _spatial_shape(shape: tuple, channels_last: bool, name: str) -> tuple[int, int]:
+    """(H, W) of a shape (..., H, W), or (..., H, W, C) for channels-last layers."""
+    need = 3 if channels_last else 2
+    if len(shape) < need:
+        layout = "(..., H, W, C) (channels-last layers)" if channels_last else "(..., H, W)"
+        msg = f"{name} must have at least {need} entries, as {name} must be {layout}; got {shape}"
+        raise ValueError(msg)
+    return (shape[-3], shape[-2]) if channels_last else (shape[-2], shape[-1])
+
+
+def _channels_last(layers: Sequence[object]) -> bool:
+    """Whether the stack's layers are channels-last (``data_format``; they must all agree)."""
+    formats = {f for layer in layers if isinstance(f := getattr(layer, "data_format", None), str)}
+    if len(formats) > 1:
+        msg = f"the layers mix data formats {sorted(formats)}: a stack takes one layout"
+        raise ValueError(msg)
+    return formats == {"channels_last"}
+
+
+def _axis_field(windows: Sequence[Window], axis: int, sizes: Sequence[int] | None) -> AxisField:
+    """The field along ``axis`` of the stack ``windows`` (first first); ``sizes``: each one's input size."""
+
+    def n_of(n: int) -> int | None:
+        return None if sizes is None else sizes[n]
+
+    if not any(w.transposed for w in windows):
+        # The closed forms (size, jump, first): exact for sliding windows.
+        size, jump, first = 1, 1, 0
+        for n, window in enumerate(windows):
+            size += (window.span[axis] - 1) * jump
+            first -= window._pads(axis, n_of(n))[0] * jump
+            jump *= window.stride[axis]
+        return AxisField(size, jump, first + (size - 1) / 2)
+    # The outputs' fields repeat every `period` outputs (the product of the transposed strides),
+    # `shift` input elements on: trace the taps of one period back to the input, unclipped.
+    period = math.prod(w.stride[axis] for w in windows if w.transposed)
+    ratio = Fraction(1)
+    for w in windows:
+        ratio = ratio / w.stride[axis] if w.transposed else ratio * w.stride[axis]
+    fields: list[tuple[int, int] | None] = []
+    for p in range(period):
+        reached = {p}
+        for n in range(len(windows) - 1, -1, -1):
+            reached = {q for r in reached for q in windows[n]._reach(axis, r, n_of(n))}
+        # None: the taps of a transposed layer miss every input position of this output.
+        fields.append((min(reached), max(reached)) if reached else None)
+    read = [f for f in fields if f is not None]
+    size = max(hi - lo + 1 for lo, hi in read)
+    lo, hi = read[0]
+    return PeriodicAxisField(size, ratio, (lo + hi) / 2, tuple(fields), int(ratio * period))  # type: ignore[arg-type]
 
 
 def receptive_field(
@@ -483,10 +369,16 @@ def receptive_field(
         ``mode``; a :class:`xcorr.Window` describes pooling or any other
         sliding window. Objects with ``kernel_size``/``stride``/``dilation``/
         ``padding`` attributes (``torch.nn.Conv2d``, ``MaxPool2d``) work too.
-        A single layer is a stack of one.
+        A :class:`xcorr.Conv2DTranspose` (or ``torch.nn.ConvTranspose2d``)
+        scatters its input: after one, the jump is a fraction and the fields
+        of neighbouring outputs can differ in size (``size`` is the largest;
+        :meth:`ReceptiveField.mask` and :meth:`ReceptiveField.bounds` are
+        exact per output). A single layer is a stack of one.
     input_shape : (..., H, W), optional
         If given, each layer also records its output shape (shown in the
-        table), and a layer that does not fit raises ValueError.
+        table), and a layer that does not fit raises ValueError; (..., H, W, C)
+        for channels-last layers. Needed for lax's "SAME" padding with a
+        stride above 1, which depends on the input's size.
 
     Returns
     -------
@@ -523,34 +415,39 @@ def receptive_field(
         msg = "layers must contain at least one Conv2D layer or Window; got an empty sequence"
         raise ValueError(msg)
     windows = [as_window(layer, name=f"layers[{n}]") for n, layer in enumerate(layers)]
+    channels_last = _channels_last(layers)
     shape = None
     if input_shape is not None:
+        layout = "(..., H, W, C)" if channels_last else "(..., H, W)"
         try:
-            shape = tuple(operator.index(n) for n in tuple(input_shape)[-2:])
+            given = tuple(operator.index(n) for n in tuple(input_shape))
         except TypeError:
-            msg = f"input_shape must be a sequence of ints (..., H, W); got {input_shape!r}"
+            msg = f"input_shape must be a sequence of ints {layout}; got {input_shape!r}"
             raise TypeError(msg) from None
-        if len(shape) != 2 or min(shape) < 1:
-            msg = f"input_shape must be (..., H, W) with H, W >= 1; got {input_shape!r}"
+        shape = _spatial_shape(given, channels_last, "input_shape")
+        if min(shape) < 1:
+            msg = f"input_shape must be {layout} with H, W >= 1; got {input_shape!r}"
             raise ValueError(msg)
     input_hw = None if shape is None else (shape[0], shape[1])
     fields = []
-    axes = [(1, 1, 0.0), (1, 1, 0.0)]  # (size, jump, first) per axis
+    sizes: list[tuple[int, int]] | None = [] if shape is not None else None  # each layer's input (H, W)
     for n, (layer, window) in enumerate(zip(layers, windows)):
-        for axis in (0, 1):
-            size, jump, first = axes[axis]
-            size += (window.span[axis] - 1) * jump
-            first -= window.pad_before[axis] * jump
-            jump *= window.stride[axis]
-            axes[axis] = (size, jump, first)
         out = None
-        if shape is not None:
+        if shape is not None and sizes is not None:
+            sizes.append(shape)
             try:
                 out = window.output_shape(shape)
             except ValueError as err:
                 msg = f"layers[{n}]: {err}"
                 raise ValueError(msg) from None
             shape = out
-        rows, cols = (AxisField(size, jump, first + (size - 1) / 2) for size, jump, first in axes)
+        try:
+            rows, cols = (
+                _axis_field(windows[: n + 1], axis, None if sizes is None else [hw[axis] for hw in sizes])
+                for axis in (0, 1)
+            )
+        except ValueError as err:
+            msg = f"layers[{n}]: {err}"
+            raise ValueError(msg) from None
         fields.append(LayerField(n, _layer_name(layer), window, rows, cols, out, _boundary(layer)))
-    return ReceptiveField(tuple(fields), input_hw)
+    return ReceptiveField(tuple(fields), input_hw, channels_last)

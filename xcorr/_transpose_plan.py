@@ -13,7 +13,7 @@ import operator
 from dataclasses import dataclass
 
 from ._layout import check_last, parse_data_format
-from ._options import Geometry, Options, check_arrays, parse_int, parse_pair, plan, result_dtype
+from ._options import MAX_AXIS, Geometry, Options, check_arrays, parse_int, parse_pair, plan, result_dtype
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -157,6 +157,13 @@ def plan_transpose(
         (n - 1) * s + d * (k - 1) + 1
         for n, s, d, k in zip((H, W), stride, dilation, (h, w))
     )
+    if max(full) > MAX_AXIS:
+        msg = (
+            f"the transposed convolution of an input of size {(H, W)} with kernel {(h, w)}, stride "
+            f"{tuple(stride)} and dilation {tuple(dilation)} would have size {full} before the crop: beyond "
+            f"xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis (the int32 range)"
+        )
+        raise ValueError(msg)
     options = Options(stride=tuple(stride), dilation=tuple(dilation))
     geometry = plan(full, (h, w), options)
     tp = TransposePlan(

@@ -28,6 +28,7 @@ spectra).
 from __future__ import annotations
 
 from ._adapter import adapter_for
+from ._composite import adapter_vjp
 from ._options import Geometry, Options, check_arrays, plan
 from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
@@ -39,9 +40,11 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_
 
     ``need_x=False`` or ``need_k=False`` skips that gradient (it is None):
     training a layer needs no input gradient, and torch tells which it needs.
-    The adapter of ``xp`` computes it (``Adapter.vjp``).
+    The adapter of ``xp`` computes it (``Adapter.vjp``), on the taps'
+    windows laid end to end where the dilation leaves gaps between them
+    (``_composite.compacted_vjp``).
     """
-    return adapter_for(xp).vjp(xp, x, k, g, options, geometry, need_x, need_k)
+    return adapter_vjp(adapter_for(xp), xp, x, k, g, options, geometry, need_x, need_k)
 
 
 def _check_cotangent(xp, g, geometry: Geometry, x, k):

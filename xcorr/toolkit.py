@@ -36,6 +36,7 @@ FFT method
     (zeros between kernel taps), :func:`kernel_spectrum`.
 Gradients
     :func:`vjp` (the VJP of validated inputs, by the adapter of ``xp``),
+    :func:`adapter_vjp` (the same by a given adapter: what an autodiff rule calls),
     :func:`input_gradient` (its input half; ``insert=`` undoes the stride),
     :func:`unbroadcast` sums a gradient over broadcast dimensions;
     :func:`zero_insert` undoes a stride; :func:`as_input_dtype` casts a
@@ -64,6 +65,7 @@ Layers and training
 from . import _composite
 from ._adapter import Adapter, Tuning, adapter_for
 from ._compat import array_namespace
+from ._composite import adapter_vjp
 from ._composite import crop as transpose_crop
 from ._composite import finish as transpose_finish
 from ._correlate import _correlate as correlate
@@ -126,6 +128,7 @@ __all__ = [
     "Mode",
     "Options",
     "Tuning",
+    "adapter_vjp",
     "array_namespace",
     "as_input_dtype",
     "check_index",

@@ -15,7 +15,7 @@ from jax._src import core as _core
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from ...toolkit import plan, result_dtype, tangent_options
+from ...toolkit import adapter_vjp, plan, result_dtype, tangent_options
 from . import ops
 
 
@@ -127,7 +127,7 @@ def primitive(adapter):
         x = _Aval(x.aval) if need_x else x
         k = _Aval(k.aval) if need_k else k
         # jax may hand over a NumPy cotangent (check_grads does).
-        gx, gk = adapter.vjp(jnp, x, k, jnp.asarray(g), options, geometry, need_x, need_k)
+        gx, gk = adapter_vjp(adapter, jnp, x, k, jnp.asarray(g), options, geometry, need_x, need_k)
         return [gx, gk]
 
     def batch(args, dims, *, options, geometry):

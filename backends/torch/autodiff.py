@@ -113,7 +113,7 @@ class _Correlate(torch.autograd.Function):
         if conj:
             g = g.conj()
         need_x, need_k = ctx.needs_input_grad[:2]
-        gx, gk = ctx.adapter.vjp(xp, x, k, g, ctx.options, ctx.geometry, need_x, need_k)
+        gx, gk = toolkit.adapter_vjp(ctx.adapter, xp, x, k, g, ctx.options, ctx.geometry, need_x, need_k)
         if conj:
             gx = None if gx is None else gx.conj()
             gk = None if gk is None else gk.conj()

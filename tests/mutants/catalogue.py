@@ -389,10 +389,44 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "edge-fold-first-copy",
         "xcorr/_direct.py",
-        "piece = xp.sum(_take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)",
-        "piece = _take_axis(xp, ge, axis, position, position + 1)",
+        "piece = xp.sum(take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)",
+        "piece = take_axis(xp, ge, axis, position, position + 1)",
         PADDING,
         'VJP of boundary="edge": only the first replicated position\'s gradient is folded onto the edge pixel',
         k="vjp or gradients or property",
+    ),
+    # -- issue 26: planted bugs that survived the suite
+    Mutant(
+        "same-padding-negative-total",
+        "xcorr/_options.py",
+        "total = max((out - 1) * s + e - n, 0)",
+        "total = (out - 1) * s + e - n",
+        (
+            "tests/test_padding.py::test_same_padding_where_the_stride_exceeds_the_kernel_skips_pixels",
+            "tests/test_padding.py::test_same_padding_with_a_stride_beyond_the_kernel_matches_lax",
+        ),
+        'padding="SAME" without the clamp at 0: a stride beyond the dilated kernel pads negatively (crops the image)',
+        k="numpy or array_api_strict or torch or jax or dask",
+    ),
+    Mutant(
+        "transpose-vjp-crop-bottom",
+        "xcorr/_transpose.py",
+        "(top, _), (left, _) = tp.padding\n    rows, cols = tp.geometry.rows, tp.geometry.cols",
+        "(_, top), (_, left) = tp.padding\n    rows, cols = tp.geometry.rows, tp.geometry.cols",
+        (
+            "tests/test_transpose.py::test_vjp_with_asymmetric_padding_equals_torch_autograd_of_the_crop",
+            "tests/test_transpose.py::test_single_plane_vjp_with_asymmetric_padding_equals_torch_autograd",
+        ),
+        "conv_transpose2d's VJP places the output gradient at the bottom/right padding instead of the top/left",
+        k="numpy or array_api_strict or dask",
+    ),
+    Mutant(
+        "multi-jvp-tangent-fill",
+        "xcorr/_jvp.py",
+        "terms.append(forward(dx, w, tangent_options(options).fillvalue))",
+        "terms.append(forward(dx, w, fillvalue))",
+        ("tests/test_forward_mode.py::test_public_multi_jvp_with_a_fill_equals_finite_differences",),
+        "channels-last corr2d_multi_jvp pads the tangent dx with the primal's fillvalue instead of 0",
+        k="numpy or array_api_strict",
     ),
 )
