@@ -38,7 +38,7 @@ from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from . import _hugepages, _numba, _numba_kernels, _threads
+from . import _hugepages, _numba, _numba_kernels
 from ._numba_cache import CACHE
 
 # --- the call frame (xla/ffi/api/c_api.h), in 8-byte words ------------------
@@ -434,7 +434,7 @@ def _target(kernel: str, dtype) -> str:
 
 def _split(rows: int, work: int, threaded_work: int) -> tuple[int, int]:
     """``(chunks, threads)`` for ``rows`` rows and ``work`` products (as ``_numba`` splits for numpy)."""
-    threads = _threads.count()
+    threads = _numba.threads()
     chunks = len(_numba._chunks(rows, threads, work, threaded_work))
     return chunks, (threads if chunks > 1 else 1)
 

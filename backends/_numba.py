@@ -40,6 +40,7 @@ from functools import cache
 import numpy as np
 
 from .. import toolkit
+from . import _threads
 
 # Defaults of the thresholds that the tuning of each adapter running these
 # kernels carries (``numba``, ``numba_min_outputs``, ``numba_threaded_work``):
@@ -309,3 +310,16 @@ def _run(run, chunks: list[tuple[int, int]], threads: int, pool) -> None:
     done.acquire()
     if state["error"] is not None:
         raise state["error"]
+
+
+def threads() -> int:
+    """The threads a numba path may use: the pool's limits (``_threads.count``) within numba's own.
+
+    numba's count is ``numba.set_num_threads``'s once numba's thread pool runs (reading it
+    earlier would start that pool), else ``NUMBA_NUM_THREADS``.
+    """
+    from numba.core import config
+    from numba.np.ufunc import parallel
+
+    own = parallel.get_num_threads() if parallel._is_initialized else config.NUMBA_NUM_THREADS
+    return _threads.count(own)

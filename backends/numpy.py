@@ -47,7 +47,7 @@ def direct(xp, x, k, options, geometry):
     if compacted is not None:
         # A dilation wider than the output: the taps' windows end to end, every window inside.
         x, geometry = compacted
-    y = None if _numba is None else _numba.direct(x, k, options, geometry, _pool, _threads.count(), ADAPTER.tuning)
+    y = None if _numba is None else _numba.direct(x, k, options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
     if y is not None:
         return y
     xe = toolkit.extend(xp, x, geometry, options)
@@ -146,7 +146,7 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
         return NotImplemented
     if _numba is None:
         return NotImplemented
-    gk = _numba.kernel_gradient(x, g, tuple(k.shape), options, geometry, _pool, _threads.count(), ADAPTER.tuning)
+    gk = _numba.kernel_gradient(x, g, tuple(k.shape), options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
     return NotImplemented if gk is None else gk
 
 
@@ -322,7 +322,7 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         if _numba is None or not (need_x and need_k) or x.dtype != dtype or k.dtype != dtype:
             return NotImplemented
         xd, kd = toolkit.prepare(xp, x, k, options)
-        both = _numba.vjp(xd, kd, np.asarray(g, dtype), options, geometry, _pool, _threads.count(), ADAPTER.tuning)
+        both = _numba.vjp(xd, kd, np.asarray(g, dtype), options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
         if both is None:
             return NotImplemented
         gx, gk = both

@@ -39,7 +39,20 @@ SCRIPT = textwrap.dedent(
     executor.submit = counting_submit
     rng = np.random.default_rng(0)
     x, k = rng.standard_normal((1024, 1024)), rng.standard_normal((5, 5))
-    if library == "threadpoolctl":
+    if library == "torch":
+        import torch
+        torch.set_num_threads(int(limit))
+        xt, kt = torch.from_numpy(x), torch.from_numpy(k)
+        y = xcorr.corr2d(xt, kt).numpy()
+        xt.requires_grad_(True)
+        xcorr.corr2d(xt, kt).sum().backward()  # the threaded kernel gradient's bands
+        after = None
+    elif library == "numba":
+        import numba
+        numba.set_num_threads(int(limit))
+        y = xcorr.corr2d(x, k, method="direct")
+        after = None
+    elif library == "threadpoolctl":
         from threadpoolctl import threadpool_limits
         with threadpool_limits(int(limit)):
             y = xcorr.corr2d(x, k)
@@ -81,3 +94,15 @@ def test_threadpoolctl_limits_the_pool_inside_its_block_only():
     got = pool_helpers("threadpoolctl", "1")
     assert got["exact"] and got["helpers"] == 0, got
     assert got["after"] == got["machine"], got  # the limit ends with the block
+
+
+def test_torch_set_num_threads_limits_the_pool_on_torch_tensors():
+    require_module("torch")
+    got = pool_helpers("torch", "1")
+    assert got["exact"] and got["helpers"] == 0, got
+
+
+def test_numba_set_num_threads_limits_its_paths():
+    require_module("numba")
+    got = pool_helpers("numba", "1")
+    assert got["exact"] and got["helpers"] == 0, got

@@ -244,11 +244,13 @@ def _pool():
 
 
 def _share(pool, work, items):
-    """``[work(items)]`` on the calling thread, or, with a ``pool`` and two items or more, the
-    results of ``work`` on one chunk of the items per worker thread (through ``_carry``)."""
-    if pool is None or len(items) < 2:
+    """``[work(items)]`` on the calling thread, or, with a ``pool``, two items or more and more than one
+    thread allowed (``_threads.count``), the results of ``work`` on one chunk of the items per worker
+    thread (through ``_carry``)."""
+    threads = _threads.count(torch.get_num_threads())
+    if pool is None or len(items) < 2 or threads == 1:
         return [work(items)]
-    size = -(-len(items) // _threads.count())
+    size = -(-len(items) // threads)
     return list(pool.map(_carry(work), [items[i : i + size] for i in range(0, len(items), size)]))
 
 
@@ -343,7 +345,7 @@ def kernel_gradient(tuning, xp, xc, k, g, options, geometry):
     g = g.expand(geometry.out_shape)
     h, w, C = rows.taps, cols.taps, cols.count
     pool = _pool() if g.numel() >= tuning.pooled_elements else None
-    workers = 1 if pool is None else _threads.count()
+    workers = 1 if pool is None else _threads.count(torch.get_num_threads())
     # Row bands of at most tuning.gradient_band elements, and at least one per worker.
     per_plane = max(-(-rows.count * C // tuning.gradient_band), -(-workers // len(planes)))
     band = -(-rows.count // min(rows.count, per_plane))
