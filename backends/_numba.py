@@ -33,6 +33,8 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import math
+import os
+import sys
 import threading
 import warnings
 from functools import cache
@@ -318,8 +320,13 @@ def threads() -> int:
     numba's count is ``numba.set_num_threads``'s once numba's thread pool runs (reading it
     earlier would start that pool), else ``NUMBA_NUM_THREADS``.
     """
-    from numba.core import config
-    from numba.np.ufunc import parallel
-
+    if "numba" not in sys.modules:  # not loaded yet: its own setting can only be NUMBA_NUM_THREADS
+        value = os.environ.get("NUMBA_NUM_THREADS", "")
+        return _threads.count(int(value) if value.isdigit() else None)
+    try:
+        from numba.core import config
+        from numba.np.ufunc import parallel
+    except ImportError:  # a numba that fails to import: its paths do not run
+        return _threads.count()
     own = parallel.get_num_threads() if parallel._is_initialized else config.NUMBA_NUM_THREADS
     return _threads.count(own)
