@@ -410,7 +410,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "transpose-vjp-crop-bottom",
-        "xcorr/_transpose.py",
+        "xcorr/_composite.py",
         "(top, _), (left, _) = tp.padding\n    rows, cols = tp.geometry.rows, tp.geometry.cols",
         "(_, top), (_, left) = tp.padding\n    rows, cols = tp.geometry.rows, tp.geometry.cols",
         (
