@@ -9,7 +9,7 @@ import pytest
 import xcorr
 
 from matrix import require_module
-from reference import random, reference_multi
+from reference import random, reference_multi, reference_multi_vjp
 
 OPTIONS = [
     pytest.param({}, id="valid"),
@@ -56,7 +56,7 @@ def operands(seed=0, n=2, c_in=4, c_out=6, groups=1, hw=(5, 6), k=(3, 2)):
 @pytest.mark.parametrize("options", OPTIONS)
 def test_corr2d_multi_channels_last_is_channels_first_transposed(backend, options):
     x, w = operands(groups=options.get("groups", 1))
-    expected = xcorr.corr2d_multi(x, w, **options)
+    expected = reference_multi(x, w, **options)
     y = xcorr.corr2d_multi(
         backend.asarray(last(x)),
         backend.asarray(w),
@@ -82,9 +82,9 @@ def test_corr2d_multi_channels_last_is_channels_first_transposed(backend, option
 @pytest.mark.parametrize("options", OPTIONS[:3])
 def test_corr2d_multi_vjp_channels_last(backend, options):
     x, w = operands(seed=1, groups=options.get("groups", 1))
-    y = xcorr.corr2d_multi(x, w, **options)
+    y = reference_multi(x, w, **options)
     g = np.random.default_rng(2).standard_normal(y.shape)
-    gx_ref, gw_ref = xcorr.corr2d_multi_vjp(x, w, g, **options)
+    gx_ref, gw_ref = reference_multi_vjp(x, w, g, **options)
     gx, gw = xcorr.corr2d_multi_vjp(
         backend.asarray(last(x)),
         backend.asarray(w),
@@ -99,12 +99,17 @@ def test_corr2d_multi_vjp_channels_last(backend, options):
 
 
 def test_conv_transpose2d_channels_last(backend):
+    torch = require_module("torch")
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 4, 3, 4)), rng.standard_normal((4, 3, 3, 2))
     options = dict(
         stride=2, padding=(1, 0), output_padding=1, dilation=(1, 2), groups=2
     )
-    expected = xcorr.conv_transpose2d(x, w, **options)
+    # The oracle is torch's F.conv_transpose2d and its autograd, in float64.
+    xt = torch.asarray(x).requires_grad_(True)
+    wt = torch.asarray(w).requires_grad_(True)
+    yt = torch.nn.functional.conv_transpose2d(xt, wt, **options)
+    expected = yt.detach().numpy()
     y = xcorr.conv_transpose2d(
         backend.asarray(last(x)),
         backend.asarray(w),
@@ -115,7 +120,8 @@ def test_conv_transpose2d_channels_last(backend):
         backend.to_numpy(y), last(expected), rtol=1e-12, atol=1e-12
     )
     g = rng.standard_normal(expected.shape)
-    gx_ref, gw_ref = xcorr.conv_transpose2d_vjp(x, w, g, **options)
+    (yt * torch.asarray(g)).sum().backward()
+    gx_ref, gw_ref = xt.grad.numpy(), wt.grad.numpy()
     gx, gw = xcorr.conv_transpose2d_vjp(
         backend.asarray(last(x)),
         backend.asarray(w),
@@ -207,7 +213,7 @@ def test_torch_channels_last_makes_no_contiguous_copy(monkeypatch):
     assert y.is_contiguous() and yt.is_contiguous()
     np.testing.assert_allclose(
         y.numpy(),
-        last(xcorr.corr2d_multi(first(x.numpy()), w.numpy(), mode="same")),
+        last(reference_multi(first(x.numpy()), w.numpy(), mode="same")),
         rtol=1e-12,
     )
     # Through the layers too.
@@ -244,7 +250,7 @@ def test_jax_channels_last_uses_nhwc_dimension_numbers(monkeypatch):
         data_format="channels_last",
     )
     np.testing.assert_allclose(
-        np.asarray(y), last(xcorr.corr2d_multi(x, w, mode="same", stride=2)), rtol=1e-12
+        np.asarray(y), last(reference_multi(x, w, mode="same", stride=2)), rtol=1e-12
     )
     wt = np.random.default_rng(8).standard_normal((4, 2, 3, 3))
     xcorr.conv_transpose2d(
@@ -264,12 +270,12 @@ def test_jax_channels_last_uses_nhwc_dimension_numbers(monkeypatch):
         layer, jnp.asarray(last(x))
     )
     g = (
-        2 * xcorr.corr2d_multi(x, np.asarray(layer.weight))
+        2 * reference_multi(x, np.asarray(layer.weight))
         + 2 * np.asarray(layer.bias)[:, None, None]
     )
     np.testing.assert_allclose(
         np.asarray(grads.weight),
-        xcorr.corr2d_multi_vjp(x, np.asarray(layer.weight), g)[1],
+        reference_multi_vjp(x, np.asarray(layer.weight), g)[1],
         rtol=1e-10,
     )
 
