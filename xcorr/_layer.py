@@ -17,7 +17,7 @@ All of them are instances of ``xcorr.Conv2D``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from . import _adapter, _transpose_plan
 from ._layer_spec import LayerSpec, TransposeSpec, _ConstructorSignature, _layer_class, resolve_backend
@@ -250,6 +250,31 @@ class Conv2D:
         # What type checkers see; at run time __new__ takes *args, **kwargs and
         # the backend's class validates them. tests/test_typing.py checks that
         # these parameters are those of constructor_signature().
+        @overload
+        def __new__(
+            cls,
+            kernel_size: Pair,
+            /,
+            *,
+            in_channels: int | None = None,
+            out_channels: int | None = None,
+            mode: Mode = "valid",
+            boundary: Boundary = "fill",
+            stride: Pair = 1,
+            dilation: Pair = 1,
+            groups: int = 1,
+            bias: bool = True,
+            backend: Literal["torch"],
+            dtype: Dtype | None = None,
+            method: Method = "auto",
+            padding: Padding = None,
+            data_format: DataFormat = "channels_first",
+            seed: int = 0,
+            weight_init: Initializer | None = None,
+            bias_init: Initializer | None = None,
+        ) -> TorchConv2D: ...
+
+        @overload
         def __new__(
             cls: type[_LayerT],
             kernel_size: Pair,
@@ -272,6 +297,8 @@ class Conv2D:
             weight_init: Initializer | None = None,
             bias_init: Initializer | None = None,
         ) -> _LayerT: ...
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...  # (the overloads need one; the real one is below)
 
         def __call__(self, x: Array, /) -> Array: ...
 
@@ -426,6 +453,29 @@ class Conv2DTranspose(Conv2D):
     if TYPE_CHECKING:
         # What type checkers see (as for Conv2D); tests/test_typing.py checks
         # these parameters against constructor_signature(TransposeSpec).
+        @overload
+        def __new__(
+            cls,
+            kernel_size: Pair,
+            /,
+            *,
+            in_channels: int | None = None,
+            out_channels: int | None = None,
+            stride: Pair = 1,
+            padding: TransposePadding = 0,
+            output_padding: Pair = 0,
+            dilation: Pair = 1,
+            groups: int = 1,
+            bias: bool = True,
+            backend: Literal["torch"],
+            dtype: Dtype | None = None,
+            data_format: DataFormat = "channels_first",
+            seed: int = 0,
+            weight_init: Initializer | None = None,
+            bias_init: Initializer | None = None,
+        ) -> TorchConv2DTranspose: ...
+
+        @overload
         def __new__(
             cls: type[_LayerT],
             kernel_size: Pair,
@@ -446,6 +496,8 @@ class Conv2DTranspose(Conv2D):
             weight_init: Initializer | None = None,
             bias_init: Initializer | None = None,
         ) -> _LayerT: ...
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...  # (the overloads need one; the real one is below)
 
     else:
 
@@ -487,6 +539,23 @@ class ArrayConv2DTranspose(Conv2DTranspose, ArrayConv2D):
 
     def __repr__(self) -> str:
         return f"Conv2DTranspose({self.spec.describe()})"
+
+
+if TYPE_CHECKING:
+    # What a type checker sees of xcorr.Conv2D(..., backend="torch"): the torch.nn.Module
+    # that xcorr.backends.torch.Conv2D is at run time (``.parameters()``, ``.to()``, a
+    # torch.optim optimizer, nn.Sequential). Without torch installed these are Conv2D.
+    import torch
+
+    class TorchConv2D(Conv2D, torch.nn.Module):
+        weight: torch.nn.Parameter
+        bias: torch.nn.Parameter | None
+
+        def __call__(self, x: torch.Tensor, /) -> torch.Tensor: ...
+        def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    class TorchConv2DTranspose(Conv2DTranspose, TorchConv2D):
+        pass
 
 
 # The generic layers serve every adapter that keeps Adapter.layer_class's default.
