@@ -9,6 +9,7 @@ that means the same, which these tests run and compare with torch's layer.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +196,25 @@ def test_kernel_size_keyword_and_device():
 def test_valid_calls_are_unchanged():
     layer = xcorr.Conv2D(3, in_channels=2, out_channels=4, padding=1, boundary="edge")
     assert isinstance(layer, torch.nn.Module) and layer.boundary == "edge"
+
+
+# -- docs/coming-from/torch.md -----------------------------------------------------------
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "coming-from" / "torch.md"
+
+
+@pytest.mark.parametrize("mode", ["replicate", "reflect"])
+def test_the_torch_page_names_the_exact_boundary(mode):
+    # the page's row for F.pad's mode: both sides run, on a padding where "symm" and "edge" differ
+    (row,) = [line for line in PAGE.read_text().splitlines() if line.startswith(f'| `F.conv2d(F.pad(x, (2, 2, 1, 1), mode="{mode}")')]
+    theirs, ours = re.findall(r"`([^`]+)`", row)[:2]
+    x, w = torch.randn(2, 3, 7, 9, dtype=torch.float64), torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    scope = {"F": torch.nn.functional, "xcorr": xcorr, "x": x, "w": w}
+    torch.testing.assert_close(eval(ours, scope), eval(theirs, scope))
+    assert ('boundary="edge"' if mode == "replicate" else 'boundary="reflect"') in ours
+
+
+def test_the_torch_page_quotes_the_constructor_error():
+    text = " ".join(PAGE.read_text().split())
+    err = _error(xcorr.Conv2D, 3, 8, 3)
+    assert f"`TypeError: {err}`" in text
