@@ -299,6 +299,18 @@ class Conv2D(_Correlating):
         it, its value and what it takes); when built or called symbolically,
         for an input whose output would be empty ("Computed output size would
         be zero or negative", as Keras).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> from xcorr.keras import Conv2D
+    >>> x = np.random.default_rng(0).normal(size=(2, 9, 9, 3)).astype("float32")
+    >>> ours, theirs = Conv2D(4, 3, strides=2, padding="same"), keras.layers.Conv2D(4, 3, strides=2, padding="same")
+    >>> ours.build(x.shape), theirs.build(x.shape), ours.set_weights(theirs.get_weights())
+    (None, None, None)
+    >>> tuple(ours(x).shape), bool(np.allclose(ours(x), theirs(x), atol=1e-5))
+    ((2, 5, 5, 4), True)
     """
 
     def __init__(
@@ -390,6 +402,14 @@ class DepthwiseConv2D(_Correlating):
         As in ``xcorr.keras.Conv2D``.
     **kwargs
         Passed to ``keras.layers.Layer``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xcorr.keras import DepthwiseConv2D
+    >>> layer = DepthwiseConv2D(3, depth_multiplier=2, padding="same", boundary="reflect")
+    >>> tuple(layer(np.ones((1, 5, 5, 3), "float32")).shape), tuple(layer.kernel.shape)
+    ((1, 5, 5, 6), (3, 3, 3, 2))
     """
 
     def __init__(
@@ -494,11 +514,20 @@ class Conv2DTranspose(_Conv):
     output_padding : int, (int, int) or None, default None
         Rows and columns added after the output, each smaller than the
         stride; ``None`` lets ``padding`` choose, as in Keras.
-    data_format, activation, use_bias, kernel_initializer, bias_initializer,
+    data_format, activation, use_bias, kernel_initializer, bias_initializer
+        As in ``xcorr.keras.Conv2D``.
     kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint
         As in ``xcorr.keras.Conv2D``.
     **kwargs
         Passed to ``keras.layers.Layer``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xcorr.keras import Conv2DTranspose
+    >>> up = Conv2DTranspose(2, 3, strides=2, padding="same")
+    >>> tuple(up(np.ones((1, 4, 4, 3), "float32")).shape), tuple(up.kernel.shape)
+    ((1, 8, 8, 2), (3, 3, 2, 3))
     """
 
     def __init__(

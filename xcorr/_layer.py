@@ -158,13 +158,29 @@ class Conv2D:
     Parameters
     ----------
     kernel_size : int or (int, int)
-        Height and width of the kernel.
-    in_channels, out_channels : int, optional
-        Give both for a channel layer; neither for the seed's layer.
-    mode, boundary, stride, dilation, padding
-        As in ``xcorr.corr2d`` (the fill value is 0): ``padding=1,
-        boundary="reflect"`` is torch's ``padding=1,
-        padding_mode="reflect"``, ``padding="same"`` Keras' (``lax``'s
+        Height and width of the kernel (positional, the only positional
+        argument).
+    in_channels : int, optional
+        Input channels ``C_in``. Give it with ``out_channels`` for a
+        channel layer; give neither for the seed's single-plane layer.
+    out_channels : int, optional
+        Output channels ``C_out`` (Keras' ``filters``), with ``in_channels``.
+    mode : {"valid", "same", "full"}, default "valid"
+        Output size, as in ``xcorr.corr2d``: windows inside the input,
+        centred and as large as the input, or every overlap.
+    boundary : {"fill", "wrap", "symm", "reflect", "edge"}, default "fill"
+        How the input is extended in "same" and "full" modes and by
+        ``padding``, as in ``xcorr.corr2d`` (the fill value is 0). torch's
+        ``padding_mode`` "zeros", "circular", "reflect", "replicate" are
+        "fill", "wrap", "reflect", "edge" (the aliases are accepted too).
+    stride : int or (int, int), default 1
+        Step between output windows (``dense[..., ::sh, ::sw]``).
+    dilation : int or (int, int), default 1
+        Spacing between kernel taps.
+    padding : int, (int, int), ((int, int), (int, int)), "same" or "valid", optional
+        Explicit padding, as in ``xcorr.corr2d``, only with ``mode="valid"``:
+        ``padding=1, boundary="reflect"`` is torch's ``padding=1,
+        padding_mode="reflect"``; ``padding="same"`` is Keras' (``lax``'s
         "SAME", for every stride).
     groups : int, default 1
         Grouped correlation; must divide both channel counts.
@@ -193,18 +209,22 @@ class Conv2D:
         normal (the seed notebook's ``torch.randn``); with channels they are
         uniform on ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``, ``fan_in =
         in_channels // groups * h * w`` (``torch.nn.Conv2d``'s default).
-    weight_init, bias_init : str or callable, optional
-        How ``seed``'s generator draws the parameters (see
+    weight_init : str or callable, optional
+        How ``seed``'s generator draws the weight (see
         ``xcorr.initializers``): "torch_default" (the default of channel
         layers), "glorot_uniform"/"xavier_uniform", "glorot_normal" (Keras:
         truncated), "xavier_normal" (torch), "he_uniform"/"kaiming_uniform",
         "he_normal" (Keras: truncated), "kaiming_normal" (torch), "normal"
-        (standard normal: the single-plane layer's default), "zeros"; for
-        the bias "torch_default", "normal" or "zeros". Or any callable
-        ``(shape, dtype, rng) -> array`` (e.g.
+        (standard normal: the single-plane layer's default), "zeros". Or any
+        callable ``(shape, dtype, rng) -> array`` (e.g.
         ``xcorr.initializers.normal(std=0.02)``), called with the float64
         dtype and the seeded ``numpy.random.Generator``. Fans are torch's
         (``xcorr.initializers.fans``).
+    bias_init : str or callable, optional
+        How the bias is drawn, after the weight: "torch_default" (the
+        default of channel layers, on the weight's fan-in), "normal" (the
+        single-plane layer's default), "zeros", or a callable as for
+        ``weight_init``.
     data_format : {"channels_first", "channels_last"}, default "channels_first"
         Channel layers only: input and output ``(N, C, H, W)`` or ``(N, H,
         W, C)``. The weight keeps its ``(C_out, C_in // groups, h, w)``
@@ -422,20 +442,46 @@ class Conv2DTranspose(Conv2D):
     Parameters
     ----------
     kernel_size : int or (int, int)
-    in_channels, out_channels : int
-        Both required; ``groups`` must divide both.
-    stride, padding, output_padding, dilation, groups
-        As in ``xcorr.conv_transpose2d`` (torch's meanings; "SAME" and
-        "VALID" are resolved to numbers here, so ``layer.padding`` and
-        ``layer.output_padding`` show what they mean for this kernel).
+        Height and width of the kernel (positional, the only positional
+        argument).
+    in_channels : int
+        Input channels ``C_in`` (required); ``groups`` must divide it.
+    out_channels : int
+        Output channels ``C_out`` (required); ``groups`` must divide it.
+    stride : int or (int, int), default 1
+        Upsampling factor: the stride of the forward correlation this layer
+        transposes (``xcorr.conv_transpose2d``, torch's meaning).
+    padding : int, (int, int), ((int, int), (int, int)), "SAME" or "VALID", default 0
+        Rows and columns cropped from the full transposed output, as in
+        ``nn.ConvTranspose2d``; "SAME" and "VALID" are resolved to numbers
+        here, so ``layer.padding`` shows what they mean for this kernel.
+    output_padding : int or (int, int), default 0
+        Extra rows and columns at the bottom and right (each smaller than
+        the stride or the dilation), which pick one of the output sizes a
+        strided forward correlation maps to the same input size.
+    dilation : int or (int, int), default 1
+        Spacing between kernel taps.
+    groups : int, default 1
+        Grouped transposed convolution; must divide both channel counts.
     bias : bool, default True
-    data_format : {"channels_first", "channels_last"}, default "channels_first"
-    backend, dtype, seed
+        Whether the layer adds a learnable bias of shape ``(out_channels,)``.
+    backend : {"numpy", "array_api_strict", "torch", "jax", "dask", "cupy"}, optional
+        As in ``xcorr.Conv2D``: "torch" gives a ``torch.nn.Module``, "jax"
+        a pytree.
+    dtype : str or dtype, default "float32"
         As in ``xcorr.Conv2D``.
-    weight_init, bias_init : str or callable, optional
+    data_format : {"channels_first", "channels_last"}, default "channels_first"
+        Input and output ``(N, C, H, W)`` or ``(N, H, W, C)``; the weight
+        keeps torch's layout in both.
+    seed : int, default 0
+        Seed of the initial parameters, as in ``xcorr.Conv2D``.
+    weight_init : str or callable, optional
         As in ``xcorr.Conv2D``; the default ("torch_default") is
         ``nn.ConvTranspose2d``'s, whose fan-in is ``out_channels // groups
         * h * w`` (torch's fans of the transposed weight).
+    bias_init : str or callable, optional
+        As in ``xcorr.Conv2D`` ("torch_default", "normal", "zeros" or a
+        callable).
 
     Examples
     --------
