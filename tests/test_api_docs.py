@@ -47,16 +47,31 @@ def test_every_public_name_has_parameters_and_examples(name):
         assert _section(doc, "Parameters"), f"xcorr.{name} has no Parameters section"
 
 
+def _check_one_typed_entry_each(name: str, doc: str, parameters: list[str]) -> None:
+    section = _section(doc, "Parameters")
+    entries = _entries(section)
+    assert all("," not in names for names, _ in entries), f"{name}: grouped entries {entries}"
+    untyped = [n for n, kind in entries if not kind and not n.startswith("**")]
+    assert not untyped, f"{name}: untyped entries {untyped}"
+    assert sorted(n for n, _ in entries) == sorted(parameters)
+    # each has a description, none repeated word for word (the old page said "As in xcorr.corr2d" five times)
+    bodies = [" ".join(b.split()) for b in re.split(r"^\**\w+(?: : .*)?$", section, flags=re.M)[1:]]
+    assert all(bodies), f"{name}: an entry without a description"
+    assert len(set(bodies)) == len(bodies), f"{name}: repeated descriptions"
+
+
 @pytest.mark.parametrize("name", ["Conv2D", "Conv2DTranspose"])
 def test_layer_parameters_have_one_typed_entry_each(name):
     layer = getattr(xcorr, name)
-    entries = _entries(_section(inspect.getdoc(layer), "Parameters"))
-    assert all("," not in names for names, _ in entries), f"{name}: grouped entries {entries}"
-    assert all(kind for _, kind in entries), f"{name}: untyped entries {[n for n, k in entries if not k]}"
-    assert sorted(n for n, _ in entries) == sorted(_parameters(layer))
-    # no description is repeated word for word (the old page said "As in xcorr.corr2d" five times)
-    bodies = re.split(r"^\w+ : .*$", _section(inspect.getdoc(layer), "Parameters"), flags=re.M)[1:]
-    assert len({" ".join(b.split()) for b in bodies}) == len(bodies)
+    _check_one_typed_entry_each(name, inspect.getdoc(layer), _parameters(layer))
+
+
+@pytest.mark.parametrize("name", ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D"])
+def test_keras_layer_parameters_have_one_typed_entry_each(name):
+    cls = _keras_classes()[name]
+    (init,) = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
+    parameters = [a.arg for a in init.args.args[1:]] + [f"**{init.args.kwarg.arg}"]
+    _check_one_typed_entry_each(f"xcorr.keras.{name}", inspect.cleandoc(ast.get_docstring(cls)), parameters)
 
 
 def test_entries_parser_sees_a_grouped_entry():
