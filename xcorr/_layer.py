@@ -51,7 +51,6 @@ _KERAS_NAMES = {
 }
 
 
-
 class _Placeholder(str):
     """A value the user fills in, shown without quotes in a suggested call."""
 
@@ -132,7 +131,6 @@ def refuse_habits(name: str, args: tuple, kwargs: dict) -> None:
     keywords = [f"{k}={call[k]!r}" for k in [*leading, *(k for k in call if k not in leading)]]
     msg = f"{'; '.join(reasons)}: did you mean xcorr.{name}({', '.join([*first, *keywords])}){move}?"
     raise TypeError(msg)
-
 
 
 class Conv2D:

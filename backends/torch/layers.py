@@ -82,8 +82,8 @@ def _not_a_tensor(layer, x) -> str:
 def _dtype_mismatch(layer, got, want, has_bias) -> str:
     """nn.Conv2d's message ("Input type (double) and bias type (float) should be the same"), with the fixes."""
     fixes = [f"the input with x.to({layer.weight.dtype})"]
-    if got.is_floating_point and got in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        method = {torch.float64: "double", torch.float32: "float", torch.float16: "half", torch.bfloat16: "bfloat16"}
+    method = {torch.float64: "double", torch.float32: "float", torch.float16: "half", torch.bfloat16: "bfloat16"}
+    if got in method:  # a dtype a layer can have
         fixes.append(f"the layer with layer.to({got}) (layer.{method[got]}())")
     kind = "bias" if has_bias else "weight"
     return (
