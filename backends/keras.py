@@ -261,27 +261,38 @@ class Conv2D(_Correlating):
         Output channels.
     kernel_size : int or (int, int)
         Height and width of the kernel.
-    strides, dilation_rate : int or (int, int), default 1
-        As in ``keras.layers.Conv2D``; unlike Keras, both may be above 1
-        together.
+    strides : int or (int, int), default 1
+        Step between output windows, as in ``keras.layers.Conv2D``; unlike
+        Keras, it may be above 1 together with ``dilation_rate``.
     padding : {"valid", "same", "full"}, default "valid"
         "valid" and "same" as in Keras (any case; "same" pads for
         ``ceil(size / stride)`` outputs, the odd element after the input);
         "full" is every overlap, as in ``xcorr.corr2d``.
     data_format : {"channels_last", "channels_first"}, optional
         Default: ``keras.config.image_data_format()``.
+    dilation_rate : int or (int, int), default 1
+        Spacing between kernel taps.
     groups : int, default 1
         Grouped convolution; divides the input channels and ``filters``.
     activation : name, callable or None, default None
         Applied to the output, as ``keras.activations.get`` resolves it.
     use_bias : bool, default True
-    kernel_initializer, bias_initializer : name, ``keras.initializers.Initializer`` or callable
-        "glorot_uniform" and "zeros" by default, as in Keras.
-    kernel_regularizer, bias_regularizer, activity_regularizer : optional
-        Keras regularizers (names, objects or callables); their losses are in
-        ``layer.losses`` and ``model.losses``.
-    kernel_constraint, bias_constraint : optional
-        Keras constraints, applied by the optimizer after each step.
+        Whether the layer adds a learnable bias of shape ``(filters,)``.
+    kernel_initializer : name, ``keras.initializers.Initializer`` or callable, default "glorot_uniform"
+        How the kernel is drawn, as in Keras.
+    bias_initializer : name, ``keras.initializers.Initializer`` or callable, default "zeros"
+        How the bias is drawn.
+    kernel_regularizer : name, ``keras.regularizers.Regularizer`` or callable, optional
+        A penalty on the kernel; its loss is in ``layer.losses`` and
+        ``model.losses``.
+    bias_regularizer : name, ``keras.regularizers.Regularizer`` or callable, optional
+        A penalty on the bias.
+    activity_regularizer : name, ``keras.regularizers.Regularizer`` or callable, optional
+        A penalty on the layer's output.
+    kernel_constraint : name, ``keras.constraints.Constraint`` or callable, optional
+        Applied to the kernel by the optimizer after each step.
+    bias_constraint : name, ``keras.constraints.Constraint`` or callable, optional
+        Applied to the bias by the optimizer after each step.
     boundary : {"fill", "wrap", "symm", "reflect", "edge", ...}, default "fill"
         How the input is extended in "same" and "full" padding, as in
         ``xcorr.corr2d`` ("fill" is Keras' zero padding). With strides above
@@ -299,6 +310,18 @@ class Conv2D(_Correlating):
         it, its value and what it takes); when built or called symbolically,
         for an input whose output would be empty ("Computed output size would
         be zero or negative", as Keras).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> from xcorr.keras import Conv2D
+    >>> x = np.random.default_rng(0).normal(size=(2, 9, 9, 3)).astype("float32")
+    >>> ours, theirs = Conv2D(4, 3, strides=2, padding="same"), keras.layers.Conv2D(4, 3, strides=2, padding="same")
+    >>> ours.build(x.shape), theirs.build(x.shape), ours.set_weights(theirs.get_weights())
+    (None, None, None)
+    >>> tuple(ours(x).shape), bool(np.allclose(ours(x), theirs(x), atol=1e-5))
+    ((2, 5, 5, 4), True)
     """
 
     def __init__(
@@ -378,18 +401,51 @@ class DepthwiseConv2D(_Correlating):
 
     Parameters
     ----------
-    kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias
-        As in ``xcorr.keras.Conv2D`` (``padding`` includes "full").
+    kernel_size : int or (int, int)
+        Height and width of the kernel.
+    strides : int or (int, int), default 1
+        Step between output windows.
+    padding : {"valid", "same", "full"}, default "valid"
+        As in ``xcorr.keras.Conv2D``.
     depth_multiplier : int, default 1
         Output channels per input channel.
-    depthwise_initializer, bias_initializer : default "glorot_uniform", "zeros"
-    depthwise_regularizer, bias_regularizer, activity_regularizer : optional
-    depthwise_constraint, bias_constraint : optional
-        As Keras' arguments of those names.
-    boundary, method
-        As in ``xcorr.keras.Conv2D``.
+    data_format : {"channels_last", "channels_first"}, optional
+        Default: ``keras.config.image_data_format()``.
+    dilation_rate : int or (int, int), default 1
+        Spacing between kernel taps.
+    activation : name, callable or None, default None
+        Applied to the output.
+    use_bias : bool, default True
+        Whether the layer adds a learnable bias.
+    depthwise_initializer : name, ``keras.initializers.Initializer`` or callable, default "glorot_uniform"
+        How the kernel is drawn.
+    bias_initializer : name, ``keras.initializers.Initializer`` or callable, default "zeros"
+        How the bias is drawn.
+    depthwise_regularizer : name, ``keras.regularizers.Regularizer`` or callable, optional
+        A penalty on the kernel (in ``layer.losses``).
+    bias_regularizer : name, ``keras.regularizers.Regularizer`` or callable, optional
+        A penalty on the bias.
+    activity_regularizer : name, ``keras.regularizers.Regularizer`` or callable, optional
+        A penalty on the layer's output.
+    depthwise_constraint : name, ``keras.constraints.Constraint`` or callable, optional
+        Applied to the kernel after each optimizer step.
+    bias_constraint : name, ``keras.constraints.Constraint`` or callable, optional
+        Applied to the bias after each optimizer step.
+    boundary : {"fill", "wrap", "symm", "reflect", "edge", ...}, default "fill"
+        How the input is extended in "same" and "full" padding, as in
+        ``xcorr.keras.Conv2D``.
+    method : {"auto", "direct", "fft", "native"}, default "auto"
+        How ``corr2d_multi`` computes the correlation.
     **kwargs
         Passed to ``keras.layers.Layer``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xcorr.keras import DepthwiseConv2D
+    >>> layer = DepthwiseConv2D(3, depth_multiplier=2, padding="same", boundary="reflect")
+    >>> tuple(layer(np.ones((1, 5, 5, 3), "float32")).shape), tuple(layer.kernel.shape)
+    ((1, 5, 5, 6), (3, 3, 3, 2))
     """
 
     def __init__(
@@ -484,9 +540,11 @@ class Conv2DTranspose(_Conv):
     filters : int
         Output channels.
     kernel_size : int or (int, int)
-    strides, dilation_rate : int or (int, int), default 1
-        Of the forward convolution this is the transpose of (unlike Keras,
-        both may be above 1 together).
+        Height and width of the kernel.
+    strides : int or (int, int), default 1
+        Upsampling factor: the stride of the forward convolution this is the
+        transpose of (unlike Keras, it may be above 1 together with
+        ``dilation_rate``).
     padding : {"valid", "same"}, default "valid"
         Keras' rule: "same" gives ``size * stride`` rows, "valid" ``(size -
         1) * stride + max(span, stride)``, where ``span`` is the dilated
@@ -494,11 +552,38 @@ class Conv2DTranspose(_Conv):
     output_padding : int, (int, int) or None, default None
         Rows and columns added after the output, each smaller than the
         stride; ``None`` lets ``padding`` choose, as in Keras.
-    data_format, activation, use_bias, kernel_initializer, bias_initializer,
-    kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint
-        As in ``xcorr.keras.Conv2D``.
+    data_format : {"channels_last", "channels_first"}, optional
+        Default: ``keras.config.image_data_format()``.
+    dilation_rate : int or (int, int), default 1
+        Spacing between kernel taps of the forward convolution.
+    activation : name, callable or None, default None
+        Applied to the output.
+    use_bias : bool, default True
+        Whether the layer adds a learnable bias of shape ``(filters,)``.
+    kernel_initializer : name, ``keras.initializers.Initializer`` or callable, default "glorot_uniform"
+        How the kernel is drawn.
+    bias_initializer : name, ``keras.initializers.Initializer`` or callable, default "zeros"
+        How the bias is drawn.
+    kernel_regularizer : name, ``keras.regularizers.Regularizer`` or callable, optional
+        A penalty on the kernel (in ``layer.losses``).
+    bias_regularizer : name, ``keras.regularizers.Regularizer`` or callable, optional
+        A penalty on the bias.
+    activity_regularizer : name, ``keras.regularizers.Regularizer`` or callable, optional
+        A penalty on the layer's output.
+    kernel_constraint : name, ``keras.constraints.Constraint`` or callable, optional
+        Applied to the kernel after each optimizer step.
+    bias_constraint : name, ``keras.constraints.Constraint`` or callable, optional
+        Applied to the bias after each optimizer step.
     **kwargs
         Passed to ``keras.layers.Layer``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xcorr.keras import Conv2DTranspose
+    >>> up = Conv2DTranspose(2, 3, strides=2, padding="same")
+    >>> tuple(up(np.ones((1, 4, 4, 3), "float32")).shape), tuple(up.kernel.shape)
+    ((1, 8, 8, 2), (3, 3, 2, 3))
     """
 
     def __init__(

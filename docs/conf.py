@@ -18,6 +18,9 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
+# The API reference documents xcorr.keras, whose import imports Keras: its backend is chosen
+# then (TensorFlow by default, which the docs extra does not install).
+os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, str(DOCS / "_ext"))
 
 import xcorr  # noqa: E402  (after the path of the local extensions)
@@ -92,7 +95,8 @@ html_theme_options = {
     "header_links_before_dropdown": 7,
     "show_toc_level": 2,
     "navigation_with_keys": False,
-    "secondary_sidebar_items": ["page-toc"],
+    # the performance page's wide tables take the right-hand sidebar's width
+    "secondary_sidebar_items": {"**": ["page-toc"], "guide/performance": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }

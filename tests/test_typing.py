@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import pydoc
+import re
 import subprocess
 import sys
 import typing
@@ -88,28 +90,36 @@ def test_a_layer_keeps_the_signature_of_its_call():
 
 
 def _static_new(name="Conv2D"):
-    """The ``__new__`` a type checker sees (under ``if TYPE_CHECKING`` in class ``name``)."""
+    """The ``__new__`` overloads a type checker sees (under ``if TYPE_CHECKING`` in class ``name``):
+    ``{"torch": ..., "other": ...}``, the first for ``backend="torch"`` (a torch.nn.Module)."""
     tree = ast.parse(Path(_layer.__file__).read_text())
     (cls,) = (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    overloads = {}
     for node in cls.body:
         if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
             for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == "__new__":
-                    return item.args
-    raise AssertionError(f"class {name} declares no __new__ under `if TYPE_CHECKING`")
+                if isinstance(item, ast.FunctionDef) and item.name == "__new__" and item.decorator_list:
+                    assert [ast.unparse(d) for d in item.decorator_list] == ["overload"]
+                    overloads["torch" if ast.unparse(item.returns).startswith("Torch") else "other"] = item.args
+    assert set(overloads) == {"torch", "other"}, f"class {name}: __new__ overloads under `if TYPE_CHECKING`"
+    return overloads
 
 
+@pytest.mark.parametrize("overload", ["other", "torch"])
 @pytest.mark.parametrize("layer", ["Conv2D", "Conv2DTranspose"])
-def test_the_type_checkers_layer_takes_the_run_time_parameters(layer):
+def test_the_type_checkers_layer_takes_the_run_time_parameters(layer, overload):
     # The layers' __new__ takes *args, **kwargs at run time, so type checkers read a
     # declaration; a parameter added to the spec's parse must be added there too.
     spec_class = getattr(xcorr, layer)._spec_class
-    args = _static_new(layer)
+    args = _static_new(layer)[overload]
+    torch_backend = overload == "torch"
     static = [(a.arg, inspect.Parameter.POSITIONAL_ONLY, None, a.annotation) for a in args.posonlyargs[1:]]
     static += [
-        (a.arg, inspect.Parameter.KEYWORD_ONLY, ast.literal_eval(d), a.annotation)
+        (a.arg, inspect.Parameter.KEYWORD_ONLY, None if d is None else ast.literal_eval(d), a.annotation)
         for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
     ]
+    # the torch overload: backend="torch" is required there, its type a torch.nn.Module
+    assert [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None] == (["backend"] if torch_backend else [])
     assert not args.args and args.vararg is None and args.kwarg is None
     runtime = _layer_spec.constructor_signature(spec_class).parameters
     assert inspect.signature(getattr(xcorr, layer)) == _layer_spec.constructor_signature(spec_class)
@@ -117,6 +127,9 @@ def test_the_type_checkers_layer_takes_the_run_time_parameters(layer):
     unevaluated = inspect.signature(spec_class.parse).parameters
     extra = {"seed": "int", "weight_init": "Initializer | None", "bias_init": "Initializer | None"}
     for name, _, default, annotation in static:
+        if torch_backend and name == "backend":
+            assert ast.unparse(annotation) == "Literal['torch']"
+            continue
         if name != "kernel_size":
             assert default == runtime[name].default, name
         expected = extra[name] if name in extra else unevaluated[name].annotation
@@ -163,3 +176,59 @@ def test_mypy_flags_a_misspelt_mode(mypy_check, tmp_path):
     assert len(errors) == 1, report
     assert 'Argument "mode" to "corr2d" has incompatible type "Literal[\'smae\']"' in errors[0], report
     assert "Literal['valid', 'same', 'full']" in errors[0], report
+
+
+TORCH_SCRIPT = """\\
+import torch
+
+import xcorr
+
+layer = xcorr.Conv2D(3, in_channels=1, out_channels=2, backend="torch")
+optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+y: torch.Tensor = layer(torch.ones(1, 1, 5, 5))
+net = torch.nn.Sequential(layer, torch.nn.ReLU())
+up = xcorr.Conv2DTranspose(2, in_channels=2, out_channels=1, stride=2, backend="torch")
+z: torch.Tensor = up(y)
+print(sum(p.numel() for p in net.parameters()), tuple(z.shape))
+"""
+
+
+def _editable_links() -> Path | None:
+    """The plain path this environment's editable install of xcorr puts on sys.path (None if none)."""
+    from importlib import metadata
+
+    # (every distribution named xcorr: the checkout's own xcorr.egg-info may come first)
+    files = [f for d in metadata.distributions(name="xcorr") for f in d.files or []]
+    (pth,) = [f for f in files if f.name.endswith(".links.pth")] or [None]
+    return None if pth is None else Path(pth.locate().read_text().strip())
+
+
+@pytest.mark.slow
+def test_mypy_sees_the_editable_install_and_the_torch_layer_is_a_module(tmp_path):
+    # `python -m pip install -e .` (the README's command; build_backend/xcorr_build.py): no
+    # mypy_path here, mypy finds xcorr as a user's project would, from outside the checkout.
+    require_module("mypy")
+    require_module("torch")
+    links = _editable_links()
+    if links is None:
+        if os.environ.get("CI"):
+            pytest.fail("xcorr is not installed with `python -m pip install -e .` from this checkout")
+        pytest.skip("xcorr's editable install predates build_backend/xcorr_build.py: run `pip install -e .` again")
+    assert (links / "xcorr" / "__init__.py").resolve() == ROOT / "xcorr" / "__init__.py"
+    script = tmp_path / "user_torch.py"
+    script.write_text(TORCH_SCRIPT + 'numpy_layer = xcorr.Conv2D(3, backend="numpy")\nnumpy_layer.parameters()\n')
+    run = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "-v", "--no-incremental", "--cache-dir", os.devnull, script.name],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, check=False,
+    )
+    # xcorr is this checkout's, through the install's link tree
+    parsed = re.findall(r"(\S+/xcorr/__init__\.py)\b", run.stderr)
+    assert parsed and {Path(p).resolve() for p in parsed} == {ROOT / "xcorr" / "__init__.py"}, run.stderr[-3000:]
+    # the one error: a numpy layer is not a torch.nn.Module; the torch layers are, with no error
+    errors = [line for line in run.stdout.splitlines() if ": error:" in line]
+    line = len(TORCH_SCRIPT.splitlines()) + 2
+    assert errors == [f'{script.name}:{line}: error: "Conv2D" has no attribute "parameters"  [attr-defined]'], run.stdout
+    ran = subprocess.run(
+        [sys.executable, "-c", TORCH_SCRIPT], capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False
+    )
+    assert ran.stdout.split() == ["20", "(1,", "1,", "6,", "6)"], ran.stderr

@@ -59,6 +59,20 @@ class Tuning:
     Subclasses (one per adapter, next to it) add their own thresholds, each
     with a note of where its value came from. Tests and users change them per
     adapter instance: ``dataclasses.replace(adapter.tuning, ...)``.
+
+    Parameters
+    ----------
+    costs : Costs, optional
+        The adapter's row of the cost model of ``method="auto"``; the
+        default is a neutral row whose FFT crossover is numpy's.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> import xcorr
+    >>> tuning = xcorr.Tuning()
+    >>> dataclasses.replace(tuning, costs=dataclasses.replace(tuning.costs, min_fft_taps=4)).costs.min_fft_taps
+    4
     """
 
     # Fitted with ``python -m benchmarks`` on the README's machine for the
@@ -76,6 +90,30 @@ class Adapter:
     ``geometry`` the :class:`xcorr._options.Geometry` of the call. Overrides
     keep these signatures (a test checks every adapter against them) and call
     ``super()`` where their fast path does not apply.
+
+    Parameters
+    ----------
+    name : str, optional
+        The registry name (``Conv2D(backend=name)``); default "generic".
+    array_module : str, optional
+        The module whose arrays ``namespace()`` makes (e.g. "numpy").
+
+    Examples
+    --------
+    The generic adapter serving numpy arrays in place of the shipped one
+    (every method has an array-API implementation here):
+
+    >>> import numpy as np
+    >>> import xcorr
+    >>> shipped = xcorr.adapter_for(np)
+    >>> xcorr.register_adapter("numpy", xcorr.Adapter(name="numpy", array_module="numpy"))
+    >>> xcorr.adapter_for(np)
+    <Adapter 'numpy'>
+    >>> xcorr.corr2d(np.ones((3, 3)), np.ones((2, 2))).tolist()
+    [[4.0, 4.0], [4.0, 4.0]]
+    >>> xcorr.unregister_adapter("numpy")
+    >>> xcorr.adapter_for(np) is shipped
+    True
     """
 
     #: Name of the library in the registry (``Conv2D(backend=name)``).
@@ -404,6 +442,30 @@ def register_adapter(library: Any, adapter: Adapter) -> None:
     the library's arrays (``x.__array_namespace__()``), or its registry name
     (also usable as ``Conv2D(backend=name)``). Replaces any adapter that
     served it before, shipped ones included.
+
+    Parameters
+    ----------
+    library : namespace or str
+        The library's array namespace, or its registry name ("numpy",
+        "torch", ... or a new one).
+    adapter : Adapter
+        The adapter that serves it from now on.
+
+    Raises
+    ------
+    TypeError
+        ``adapter`` is not an ``xcorr.Adapter``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xcorr
+    >>> xcorr.register_adapter("numpy", xcorr.Adapter(name="numpy", array_module="numpy"))
+    >>> xcorr.adapter_for(np)
+    <Adapter 'numpy'>
+    >>> xcorr.unregister_adapter("numpy")
+    >>> xcorr.adapter_for(np)
+    <NumpyAdapter 'numpy'>
     """
     if not isinstance(adapter, Adapter):
         msg = f"adapter must be an instance of xcorr.Adapter; got {type(adapter).__name__}"
@@ -417,7 +479,23 @@ def register_adapter(library: Any, adapter: Adapter) -> None:
 
 
 def unregister_adapter(library: Any) -> None:
-    """Undo :func:`register_adapter` for ``library`` (a KeyError if it was not registered)."""
+    """Undo :func:`register_adapter` for ``library`` (a KeyError if it was not registered).
+
+    Parameters
+    ----------
+    library : namespace or str
+        As given to :func:`register_adapter`; the shipped adapter, if any,
+        serves it again.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xcorr
+    >>> xcorr.register_adapter("numpy", xcorr.Adapter(name="numpy", array_module="numpy"))
+    >>> xcorr.unregister_adapter("numpy")
+    >>> xcorr.adapter_for(np)
+    <NumpyAdapter 'numpy'>
+    """
     with _lock:
         del _registered[library]
         if isinstance(library, str):
@@ -439,7 +517,27 @@ def library_name(xp) -> str:
 
 
 def adapter_for(xp: Namespace) -> Adapter:
-    """The adapter that serves namespace ``xp``: registered, shipped, or the generic one."""
+    """The adapter that serves namespace ``xp``: registered, shipped, or the generic one.
+
+    Parameters
+    ----------
+    xp : namespace
+        An array namespace (``array_api_compat.array_namespace(x)``) or the
+        library's module.
+
+    Returns
+    -------
+    Adapter
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xcorr
+    >>> xcorr.adapter_for(np)
+    <NumpyAdapter 'numpy'>
+    >>> xcorr.adapter_for(np).tuning.costs.min_fft_taps
+    16
+    """
     hit = _by_namespace.get(id(xp))
     if hit is not None and hit[0] is xp:
         return hit[1]

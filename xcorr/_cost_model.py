@@ -44,7 +44,31 @@ METHODS: tuple[str, ...] = ("auto", "direct", "fft", "native")
 
 @dataclass(frozen=True)
 class Costs:
-    """Time model of ``method="auto"`` on one library, in nanoseconds (see ``xcorr._cost_model``)."""
+    """Time model of ``method="auto"`` on one library, in nanoseconds (see ``xcorr._cost_model``).
+
+    Parameters
+    ----------
+    call : float
+        Fixed cost of a direct call.
+    per_output : float
+        Direct: per output element (allocation, first write).
+    per_tap : float
+        Direct: per output element and kernel tap.
+    fft_call : float
+        Fixed cost of an FFT call.
+    fft_point : float
+        FFT: per transform point and log2(points), per plane.
+    min_fft_taps : int, default 16
+        Never take the FFT below this many kernel taps.
+    fft_margin : float, default 1.2
+        The FFT must be this many times faster than direct to be taken.
+
+    Examples
+    --------
+    >>> import xcorr
+    >>> xcorr.Costs(call=20e3, per_output=1.0, per_tap=1.5, fft_call=60e3, fft_point=1.5)
+    Costs(call=20000.0, per_output=1.0, per_tap=1.5, fft_call=60000.0, fft_point=1.5, min_fft_taps=16, fft_margin=1.2)
+    """
 
     call: float  # fixed cost of a direct call
     per_output: float  # direct: per output element (allocation, first write)

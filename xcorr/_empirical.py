@@ -46,6 +46,25 @@ class EmpiricalField:
         Where that gradient is non-zero, in any batch or channel slice.
     method : str
         How the gradient was computed: "torch.autograd", "jax.grad" or "vjp".
+
+    Parameters
+    ----------
+    gradient : numpy.ndarray
+        As the attribute; :func:`empirical_receptive_field` makes the result.
+    mask : numpy.ndarray of bool
+        As the attribute.
+    method : str
+        As the attribute.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xcorr
+    >>> field = xcorr.empirical_receptive_field([xcorr.Conv2D(3, seed=1)], np.ones((5, 5)), (0, 0))
+    >>> field.method, field.size
+    ('vjp', (3, 3))
+    >>> field.mask.astype(int).tolist()
+    [[1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
     """
 
     gradient: np.ndarray

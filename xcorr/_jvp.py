@@ -206,6 +206,21 @@ def corr2d_multi_jvp(
     TypeError, ValueError
         As ``corr2d_multi``, and ValueError when ``dx``/``dw`` do not have the
         shapes of ``x``/``w`` or both are None.
+
+    Examples
+    --------
+    The correlation is linear in each operand: its derivative in the
+    direction ``dw`` (with ``dx=None``) is the correlation with ``dw``.
+
+    >>> import numpy as np
+    >>> import xcorr
+    >>> x, w = np.arange(16.0).reshape(1, 1, 4, 4), np.ones((2, 1, 2, 2))
+    >>> dw = np.ones_like(w)
+    >>> dy = xcorr.corr2d_multi_jvp(x, w, None, dw)
+    >>> dy[0, 0].tolist()
+    [[10.0, 14.0, 18.0], [26.0, 30.0, 34.0], [42.0, 46.0, 50.0]]
+    >>> bool(np.array_equal(dy, xcorr.corr2d_multi(x, dw)))
+    True
     """
     options = Options.parse(
         mode=mode,

@@ -17,7 +17,7 @@ All of them are instances of ``xcorr.Conv2D``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from . import _adapter, _transpose_plan
 from ._layer_spec import LayerSpec, TransposeSpec, _ConstructorSignature, _layer_class, resolve_backend
@@ -26,6 +26,111 @@ from ._typing import Array, Boundary, DataFormat, Dtype, Initializer, Method, Mo
 __all__ = ["ArrayConv2D", "ArrayConv2DTranspose", "Conv2D", "Conv2DTranspose", "LayerSpec", "TransposeSpec"]
 
 _LayerT = TypeVar("_LayerT", bound="Conv2D")
+
+# -- the habits users bring from torch.nn.Conv2d and keras.layers.Conv2D ------------
+# Their spellings, refused with xcorr's (tests/test_torch_habits.py checks that each
+# suggestion runs and, where both exist, equals torch's layer).
+
+#: nn.Conv2d's / nn.ConvTranspose2d's positional order.
+_TORCH_ORDER = {
+    "Conv2D": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias",
+               "padding_mode"),
+    "Conv2DTranspose": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding",
+                        "groups", "bias", "dilation", "padding_mode"),
+}
+#: torch's padding_mode as xcorr's boundary: the same numbers (tests/test_padding.py).
+PADDING_MODES = {"zeros": "fill", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+#: Keras' names of xcorr's parameters.
+_KERAS_NAMES = {
+    "filters": "out_channels",
+    "strides": "stride",
+    "dilation_rate": "dilation",
+    "use_bias": "bias",
+    "kernel_initializer": "weight_init",
+    "bias_initializer": "bias_init",
+}
+
+
+class _Placeholder(str):
+    """A value the user fills in, shown without quotes in a suggested call."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+_OTHERS = _Placeholder("<input channels>")
+
+
+def refuse_habits(name: str, args: tuple, kwargs: dict) -> None:
+    """Raise a TypeError naming xcorr's spelling of torch's and Keras' constructor arguments.
+
+    ``name`` is "Conv2D" or "Conv2DTranspose". Positional arguments after
+    ``kernel_size`` (nn.Conv2d's order ``in_channels, out_channels,
+    kernel_size``, Keras' ``filters, kernel_size``), ``kernel_size=``,
+    ``padding_mode=``, Keras' ``filters=``, ``strides=``, ... and torch's
+    ``device=`` are refused with the call that means the same in xcorr.
+    """
+    habits = set(kwargs) & {"kernel_size", "padding_mode", "device", *_KERAS_NAMES}
+    if len(args) <= 1 and not habits:
+        return
+    reasons: list[str] = []
+    call: dict[str, object] = dict(kwargs)
+    if len(args) >= 3:
+        order = _TORCH_ORDER[name]
+        if len(args) > len(order):
+            msg = f"xcorr.{name} takes kernel_size and keyword arguments; got {len(args)} positional arguments"
+            raise TypeError(msg)
+        torch_name = "nn.Conv2d" if name == "Conv2D" else "nn.ConvTranspose2d"
+        reasons.append(
+            f"xcorr.{name} takes kernel_size first and every other argument by keyword ({torch_name}'s order is "
+            "in_channels, out_channels, kernel_size)"
+        )
+        call = {**dict(zip(order, args)), **kwargs}
+    elif len(args) == 2:
+        reasons.append(
+            f"xcorr.{name} takes kernel_size first and every other argument by keyword (keras.layers.{name}'s "
+            f"order is filters, kernel_size; xcorr.keras.{name} takes Keras' arguments)"
+        )
+        call = {"filters": args[0], "kernel_size": args[1], **kwargs}
+    elif args:
+        call = {"kernel_size": args[0], **kwargs}
+    if "kernel_size" in kwargs and len(args) == 1:
+        reasons.append("kernel_size is given twice")
+    elif "kernel_size" in kwargs:
+        reasons.append(f"xcorr.{name} takes kernel_size as its first, positional argument")
+    for keras, ours in _KERAS_NAMES.items():
+        if keras in call:
+            value = call.pop(keras)
+            if keras == "filters":
+                call.setdefault("in_channels", _OTHERS)
+                call.setdefault("data_format", "channels_last")  # Keras' default
+            call[ours] = value
+            reasons.append(f"{keras}= (Keras) is {ours}= in xcorr")
+    if "padding_mode" in call:
+        mode = call.pop("padding_mode")
+        if name == "Conv2DTranspose":
+            if mode != "zeros":
+                msg = f"padding_mode must be 'zeros' (nn.ConvTranspose2d's only one); got {mode!r}"
+                raise ValueError(msg)
+            reasons.append("xcorr.Conv2DTranspose pads with zeros, nn.ConvTranspose2d's only padding_mode: drop it")
+        elif mode in PADDING_MODES:
+            if PADDING_MODES[mode] != "fill":
+                call["boundary"] = PADDING_MODES[mode]
+            reasons.append(f"padding_mode={mode!r} is boundary={PADDING_MODES[mode]!r} in xcorr")
+        else:
+            msg = f"padding_mode must be one of {', '.join(map(repr, PADDING_MODES))} (torch's); got {mode!r}"
+            raise ValueError(msg)
+    move = ""
+    if "device" in call:
+        move = f".to({call.pop('device')!r})"
+        reasons.append("xcorr layers take no device=: make the layer, then move it")
+    if call.get("padding") == 0 and name == "Conv2D":
+        call.pop("padding")  # torch's default, xcorr's mode="valid"
+    first = [repr(call.pop("kernel_size"))] if "kernel_size" in call else []
+    leading = [k for k in ("in_channels", "out_channels") if k in call]
+    keywords = [f"{k}={call[k]!r}" for k in [*leading, *(k for k in call if k not in leading)]]
+    msg = f"{'; '.join(reasons)}: did you mean xcorr.{name}({', '.join([*first, *keywords])}){move}?"
+    raise TypeError(msg)
 
 
 class Conv2D:
@@ -51,13 +156,29 @@ class Conv2D:
     Parameters
     ----------
     kernel_size : int or (int, int)
-        Height and width of the kernel.
-    in_channels, out_channels : int, optional
-        Give both for a channel layer; neither for the seed's layer.
-    mode, boundary, stride, dilation, padding
-        As in ``xcorr.corr2d`` (the fill value is 0): ``padding=1,
-        boundary="reflect"`` is torch's ``padding=1,
-        padding_mode="reflect"``, ``padding="same"`` Keras' (``lax``'s
+        Height and width of the kernel (positional, the only positional
+        argument).
+    in_channels : int, optional
+        Input channels ``C_in``. Give it with ``out_channels`` for a
+        channel layer; give neither for the seed's single-plane layer.
+    out_channels : int, optional
+        Output channels ``C_out`` (Keras' ``filters``), with ``in_channels``.
+    mode : {"valid", "same", "full"}, default "valid"
+        Output size, as in ``xcorr.corr2d``: windows inside the input,
+        centred and as large as the input, or every overlap.
+    boundary : {"fill", "wrap", "symm", "reflect", "edge"}, default "fill"
+        How the input is extended in "same" and "full" modes and by
+        ``padding``, as in ``xcorr.corr2d`` (the fill value is 0). torch's
+        ``padding_mode`` "zeros", "circular", "reflect", "replicate" are
+        "fill", "wrap", "reflect", "edge" (the aliases are accepted too).
+    stride : int or (int, int), default 1
+        Step between output windows (``dense[..., ::sh, ::sw]``).
+    dilation : int or (int, int), default 1
+        Spacing between kernel taps.
+    padding : int, (int, int), ((int, int), (int, int)), "same" or "valid", optional
+        Explicit padding, as in ``xcorr.corr2d``, only with ``mode="valid"``:
+        ``padding=1, boundary="reflect"`` is torch's ``padding=1,
+        padding_mode="reflect"``; ``padding="same"`` is Keras' (``lax``'s
         "SAME", for every stride).
     groups : int, default 1
         Grouped correlation; must divide both channel counts.
@@ -86,18 +207,22 @@ class Conv2D:
         normal (the seed notebook's ``torch.randn``); with channels they are
         uniform on ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``, ``fan_in =
         in_channels // groups * h * w`` (``torch.nn.Conv2d``'s default).
-    weight_init, bias_init : str or callable, optional
-        How ``seed``'s generator draws the parameters (see
+    weight_init : str or callable, optional
+        How ``seed``'s generator draws the weight (see
         ``xcorr.initializers``): "torch_default" (the default of channel
         layers), "glorot_uniform"/"xavier_uniform", "glorot_normal" (Keras:
         truncated), "xavier_normal" (torch), "he_uniform"/"kaiming_uniform",
         "he_normal" (Keras: truncated), "kaiming_normal" (torch), "normal"
-        (standard normal: the single-plane layer's default), "zeros"; for
-        the bias "torch_default", "normal" or "zeros". Or any callable
-        ``(shape, dtype, rng) -> array`` (e.g.
+        (standard normal: the single-plane layer's default), "zeros". Or any
+        callable ``(shape, dtype, rng) -> array`` (e.g.
         ``xcorr.initializers.normal(std=0.02)``), called with the float64
         dtype and the seeded ``numpy.random.Generator``. Fans are torch's
         (``xcorr.initializers.fans``).
+    bias_init : str or callable, optional
+        How the bias is drawn, after the weight: "torch_default" (the
+        default of channel layers, on the weight's fan-in), "normal" (the
+        single-plane layer's default), "zeros", or a callable as for
+        ``weight_init``.
     data_format : {"channels_first", "channels_last"}, default "channels_first"
         Channel layers only: input and output ``(N, C, H, W)`` or ``(N, H,
         W, C)``. The weight keeps its ``(C_out, C_in // groups, h, w)``
@@ -143,6 +268,31 @@ class Conv2D:
         # What type checkers see; at run time __new__ takes *args, **kwargs and
         # the backend's class validates them. tests/test_typing.py checks that
         # these parameters are those of constructor_signature().
+        @overload
+        def __new__(
+            cls,
+            kernel_size: Pair,
+            /,
+            *,
+            in_channels: int | None = None,
+            out_channels: int | None = None,
+            mode: Mode = "valid",
+            boundary: Boundary = "fill",
+            stride: Pair = 1,
+            dilation: Pair = 1,
+            groups: int = 1,
+            bias: bool = True,
+            backend: Literal["torch"],
+            dtype: Dtype | None = None,
+            method: Method = "auto",
+            padding: Padding = None,
+            data_format: DataFormat = "channels_first",
+            seed: int = 0,
+            weight_init: Initializer | None = None,
+            bias_init: Initializer | None = None,
+        ) -> TorchConv2D: ...
+
+        @overload
         def __new__(
             cls: type[_LayerT],
             kernel_size: Pair,
@@ -166,11 +316,14 @@ class Conv2D:
             bias_init: Initializer | None = None,
         ) -> _LayerT: ...
 
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...  # (the overloads need one; the real one is below)
+
         def __call__(self, x: Array, /) -> Array: ...
 
     else:
 
         def __new__(cls, *args, **kwargs):
+            refuse_habits(cls._public_name, args, kwargs)
             if cls is Conv2D:
                 cls = _layer_class(resolve_backend(kwargs.get("backend")))
             # Python then calls cls.__init__ with the same arguments.
@@ -287,20 +440,46 @@ class Conv2DTranspose(Conv2D):
     Parameters
     ----------
     kernel_size : int or (int, int)
-    in_channels, out_channels : int
-        Both required; ``groups`` must divide both.
-    stride, padding, output_padding, dilation, groups
-        As in ``xcorr.conv_transpose2d`` (torch's meanings; "SAME" and
-        "VALID" are resolved to numbers here, so ``layer.padding`` and
-        ``layer.output_padding`` show what they mean for this kernel).
+        Height and width of the kernel (positional, the only positional
+        argument).
+    in_channels : int
+        Input channels ``C_in`` (required); ``groups`` must divide it.
+    out_channels : int
+        Output channels ``C_out`` (required); ``groups`` must divide it.
+    stride : int or (int, int), default 1
+        Upsampling factor: the stride of the forward correlation this layer
+        transposes (``xcorr.conv_transpose2d``, torch's meaning).
+    padding : int, (int, int), ((int, int), (int, int)), "SAME" or "VALID", default 0
+        Rows and columns cropped from the full transposed output, as in
+        ``nn.ConvTranspose2d``; "SAME" and "VALID" are resolved to numbers
+        here, so ``layer.padding`` shows what they mean for this kernel.
+    output_padding : int or (int, int), default 0
+        Extra rows and columns at the bottom and right (each smaller than
+        the stride or the dilation), which pick one of the output sizes a
+        strided forward correlation maps to the same input size.
+    dilation : int or (int, int), default 1
+        Spacing between kernel taps.
+    groups : int, default 1
+        Grouped transposed convolution; must divide both channel counts.
     bias : bool, default True
-    data_format : {"channels_first", "channels_last"}, default "channels_first"
-    backend, dtype, seed
+        Whether the layer adds a learnable bias of shape ``(out_channels,)``.
+    backend : {"numpy", "array_api_strict", "torch", "jax", "dask", "cupy"}, optional
+        As in ``xcorr.Conv2D``: "torch" gives a ``torch.nn.Module``, "jax"
+        a pytree.
+    dtype : str or dtype, default "float32"
         As in ``xcorr.Conv2D``.
-    weight_init, bias_init : str or callable, optional
+    data_format : {"channels_first", "channels_last"}, default "channels_first"
+        Input and output ``(N, C, H, W)`` or ``(N, H, W, C)``; the weight
+        keeps torch's layout in both.
+    seed : int, default 0
+        Seed of the initial parameters, as in ``xcorr.Conv2D``.
+    weight_init : str or callable, optional
         As in ``xcorr.Conv2D``; the default ("torch_default") is
         ``nn.ConvTranspose2d``'s, whose fan-in is ``out_channels // groups
         * h * w`` (torch's fans of the transposed weight).
+    bias_init : str or callable, optional
+        As in ``xcorr.Conv2D`` ("torch_default", "normal", "zeros" or a
+        callable).
 
     Examples
     --------
@@ -318,6 +497,29 @@ class Conv2DTranspose(Conv2D):
     if TYPE_CHECKING:
         # What type checkers see (as for Conv2D); tests/test_typing.py checks
         # these parameters against constructor_signature(TransposeSpec).
+        @overload
+        def __new__(
+            cls,
+            kernel_size: Pair,
+            /,
+            *,
+            in_channels: int | None = None,
+            out_channels: int | None = None,
+            stride: Pair = 1,
+            padding: TransposePadding = 0,
+            output_padding: Pair = 0,
+            dilation: Pair = 1,
+            groups: int = 1,
+            bias: bool = True,
+            backend: Literal["torch"],
+            dtype: Dtype | None = None,
+            data_format: DataFormat = "channels_first",
+            seed: int = 0,
+            weight_init: Initializer | None = None,
+            bias_init: Initializer | None = None,
+        ) -> TorchConv2DTranspose: ...
+
+        @overload
         def __new__(
             cls: type[_LayerT],
             kernel_size: Pair,
@@ -339,9 +541,12 @@ class Conv2DTranspose(Conv2D):
             bias_init: Initializer | None = None,
         ) -> _LayerT: ...
 
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...  # (the overloads need one; the real one is below)
+
     else:
 
         def __new__(cls, *args, **kwargs):
+            refuse_habits(cls._public_name, args, kwargs)
             if cls is Conv2DTranspose:
                 cls = _adapter.adapter_named(resolve_backend(kwargs.get("backend"))).transpose_layer_class()
             return object.__new__(cls)
@@ -378,6 +583,23 @@ class ArrayConv2DTranspose(Conv2DTranspose, ArrayConv2D):
 
     def __repr__(self) -> str:
         return f"Conv2DTranspose({self.spec.describe()})"
+
+
+if TYPE_CHECKING:
+    # What a type checker sees of xcorr.Conv2D(..., backend="torch"): the torch.nn.Module
+    # that xcorr.backends.torch.Conv2D is at run time (``.parameters()``, ``.to()``, a
+    # torch.optim optimizer, nn.Sequential). Without torch installed these are Conv2D.
+    import torch
+
+    class TorchConv2D(Conv2D, torch.nn.Module):
+        weight: torch.nn.Parameter
+        bias: torch.nn.Parameter | None
+
+        def __call__(self, x: torch.Tensor, /) -> torch.Tensor: ...
+        def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    class TorchConv2DTranspose(Conv2DTranspose, TorchConv2D):
+        pass
 
 
 # The generic layers serve every adapter that keeps Adapter.layer_class's default.

@@ -360,6 +360,18 @@ def corr2d_multi_vjp(
     TypeError, ValueError
         As ``corr2d_multi``, and ValueError when ``g`` does not have the
         output's shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xcorr
+    >>> x, w = np.arange(16.0).reshape(1, 1, 4, 4), np.ones((2, 1, 2, 2))
+    >>> y = xcorr.corr2d_multi(x, w)
+    >>> gx, gw = xcorr.corr2d_multi_vjp(x, w, np.ones_like(y))
+    >>> gx[0, 0].tolist()
+    [[2.0, 4.0, 4.0, 2.0], [4.0, 8.0, 8.0, 4.0], [4.0, 8.0, 8.0, 4.0], [2.0, 4.0, 4.0, 2.0]]
+    >>> gw[0, 0].tolist()
+    [[45.0, 54.0], [81.0, 90.0]]
     """
     if data_format != "channels_first":
         return _multi_other_layout(

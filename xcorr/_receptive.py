@@ -148,6 +148,28 @@ class ReceptiveField:
         Whether the stack's layers take ``(..., H, W, C)`` arrays
         (``data_format="channels_last"``): shapes and indices then have their
         spatial entries before the channel.
+
+    Parameters
+    ----------
+    layers : tuple of LayerField
+        As the attribute; :func:`receptive_field` makes the result (it is not
+        made by hand).
+    input_shape : (int, int), optional
+        As the attribute.
+    channels_last : bool, default False
+        As the attribute.
+
+    Examples
+    --------
+    >>> import xcorr
+    >>> rf = xcorr.receptive_field([xcorr.Window(3), xcorr.Window(2, stride=2)])
+    >>> rf.size, rf.rows
+    ((4, 4), AxisField(size=4, jump=2, start=1.5))
+    >>> print(rf)
+    layer      window      size  jump  start
+    ---------  ----------  ----  ----  -----
+    0: Window  3 s1 d1 p0     3     1      1
+    1: Window  2 s2 d1 p0     4     2    1.5
     """
 
     layers: tuple[LayerField, ...]

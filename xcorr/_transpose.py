@@ -208,6 +208,18 @@ def conv_transpose2d_vjp(
     TypeError, ValueError
         As ``conv_transpose2d``, and ValueError when ``g`` does not have the
         output's shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xcorr
+    >>> x, w = np.ones((1, 2, 3, 3)), np.ones((2, 1, 2, 2))
+    >>> y = xcorr.conv_transpose2d(x, w, stride=2)
+    >>> gx, gw = xcorr.conv_transpose2d_vjp(x, w, np.ones_like(y), stride=2)
+    >>> y.shape, gx.shape, gw.shape
+    ((1, 1, 6, 6), (1, 2, 3, 3), (2, 1, 2, 2))
+    >>> float(gx[0, 0, 0, 0]), float(gw[0, 0, 0, 0])
+    (4.0, 9.0)
     """
     xp, tp = check_transpose_multi(
         x, w, stride, padding, output_padding, dilation, groups, data_format
@@ -322,6 +334,38 @@ def corr2d_transpose_vjp(
     ``gx`` is ``corr2d`` of ``g`` zero-padded by ``padding`` (summed over
     the dimensions ``x`` was broadcast along), ``gk`` that correlation's
     kernel gradient with ``x`` as its output gradient.
+
+    Parameters
+    ----------
+    x : array, shape (..., H, W)
+        The input of the forward call.
+    k : array, shape (h, w)
+        The kernel of the forward call.
+    g : array, shape of ``corr2d_transpose(x, k, **options)``
+        Gradient of a scalar loss with respect to the output.
+    stride : int or (int, int), default 1
+        As in the forward call.
+    padding : int, (int, int), ((int, int), (int, int)), "SAME" or "VALID", default 0
+        As in the forward call.
+    output_padding : int or (int, int), default 0
+        As in the forward call.
+    dilation : int or (int, int), default 1
+        As in the forward call.
+
+    Returns
+    -------
+    gx : array, shape of ``x``
+    gk : array, shape of ``k``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xcorr
+    >>> x, k = np.ones((3, 3)), np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> y = xcorr.corr2d_transpose(x, k, stride=2)
+    >>> gx, gk = xcorr.corr2d_transpose_vjp(x, k, np.ones_like(y), stride=2)
+    >>> y.shape, gx.tolist(), gk.tolist()
+    ((6, 6), [[10.0, 10.0, 10.0], [10.0, 10.0, 10.0], [10.0, 10.0, 10.0]], [[9.0, 9.0], [9.0, 9.0]])
     """
     xp, tp, _, geometry = _check_single(x, k, stride, padding, output_padding, dilation)
     check_arrays(x, g, k_name="g")

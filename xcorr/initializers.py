@@ -20,6 +20,20 @@ under their own names: ``"kaiming_normal"`` and ``"xavier_normal"`` are
 torch's (a normal distribution), ``"he_normal"`` and ``"glorot_normal"`` are
 Keras' (a normal truncated at two standard deviations, rescaled to the same
 variance). The uniform ones agree between the libraries and are aliases.
+
+Examples
+--------
+>>> import numpy as np
+>>> import xcorr
+>>> from xcorr import initializers
+>>> initializers.fans((8, 3, 3, 3))  # (fan_in, fan_out) of a Conv2D weight
+(27, 72)
+>>> layer = xcorr.Conv2D(3, in_channels=3, out_channels=8, weight_init="he_uniform", bias_init="zeros")
+>>> bool(np.abs(layer.weight).max() <= np.sqrt(6 / 27)), layer.bias.tolist()[:2]
+(True, [0.0, 0.0])
+>>> layer = xcorr.Conv2D(3, in_channels=3, out_channels=8, weight_init=initializers.normal(std=0.02))
+>>> round(float(layer.weight.std()), 3)
+0.019
 """
 
 from __future__ import annotations

@@ -39,12 +39,21 @@ class Conv2D(toolkit.Conv2D, torch.nn.Module):
 
     def _operands(self, x):
         """``(x, weight, bias)``, cast as ``nn.Conv2d``'s are under ``torch.autocast``: a
-        convolution runs in the autocast dtype."""
+        convolution runs in the autocast dtype.
+
+        Checked as ``nn.Conv2d`` checks them: a tensor (a TypeError otherwise),
+        of the parameters' dtype after autocast's casts (a RuntimeError
+        otherwise: no silent promotion of float64 or integer input).
+        """
         weight, bias = self.weight, self.bias
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(_not_a_tensor(self, x))
         if torch.is_autocast_enabled(x.device.type):
             dtype = torch.get_autocast_dtype(x.device.type)
             x, weight = _autocast(x, dtype), _autocast(weight, dtype)
             bias = None if bias is None else _autocast(bias, dtype)
+        if x.dtype != weight.dtype:
+            raise RuntimeError(_dtype_mismatch(self, x.dtype, weight.dtype, bias is not None))
         return x, weight, bias
 
     def __prepare_scriptable__(self):
@@ -53,6 +62,34 @@ class Conv2D(toolkit.Conv2D, torch.nn.Module):
 
     def extra_repr(self) -> str:
         return self.spec.describe(dtype=str(self.weight.dtype).removeprefix("torch."))
+
+
+def _not_a_tensor(layer, x) -> str:
+    kind = type(x)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    dtype = str(layer.weight.dtype)
+    if kind.__module__ == "numpy" and hasattr(x, "dtype"):
+        same = str(x.dtype) == dtype.removeprefix("torch.")
+        how = "torch.from_numpy(x)" + ("" if same else f".to({dtype})")
+    else:
+        how = f"torch.as_tensor(x, dtype={dtype})"
+    return (
+        f"{type(layer).__name__} (backend 'torch', a torch.nn.Module) expected a torch.Tensor as input, "
+        f"got {name}; convert with {how}"
+    )
+
+
+def _dtype_mismatch(layer, got, want, has_bias) -> str:
+    """nn.Conv2d's message ("Input type (double) and bias type (float) should be the same"), with the fixes."""
+    fixes = [f"the input with x.to({layer.weight.dtype})"]
+    method = {torch.float64: "double", torch.float32: "float", torch.float16: "half", torch.bfloat16: "bfloat16"}
+    if got in method:  # a dtype a layer can have
+        fixes.append(f"the layer with layer.to({got}) (layer.{method[got]}())")
+    kind = "bias" if has_bias else "weight"
+    return (
+        f"Input type ({str(got).removeprefix('torch.')}) and {kind} type ({str(want).removeprefix('torch.')}) "
+        f"should be the same: convert {' or '.join(fixes)}"
+    )
 
 
 def _autocast(t, dtype):

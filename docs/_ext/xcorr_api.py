@@ -9,9 +9,12 @@ up without editing the page: it joins the group its name or kind says
 
 from __future__ import annotations
 
+import ast
 import inspect
+from pathlib import Path
 
 MARKER = "<!-- {xcorr-api} -->"
+KERAS_MODULE = Path(__file__).resolve().parents[2] / "xcorr" / "keras.py"
 
 # (title, introduction, known names in the order shown)
 GROUPS: list[tuple[str, str, list[str]]] = [
@@ -131,11 +134,46 @@ def render(module) -> str:
     return "\n".join(out)
 
 
+def keras_names() -> list[str]:
+    """``xcorr.keras.__all__``, read from its source (importing it would import Keras)."""
+    tree = ast.parse(KERAS_MODULE.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["__all__"]:
+            return list(ast.literal_eval(node.value))
+    raise LookupError(f"{KERAS_MODULE} has no __all__")
+
+
+def render_keras() -> str:
+    """The section of ``xcorr.keras``: Keras 3 layers (``conf.py`` sets ``KERAS_BACKEND`` for autodoc)."""
+    names = keras_names()
+    out = [
+        "## Keras layers",
+        "",
+        "``xcorr.keras`` (the ``keras`` extra) holds Keras 3 layers that take the arguments of Keras' "
+        "layers of the same names and compute them with xcorr; ``import xcorr.keras`` registers them "
+        "for Keras serialization.",
+        "",
+        "```{eval-rst}",
+        ".. autosummary::",
+        "",
+        *(f"   xcorr.keras.{name}" for name in names),
+        "```",
+        "",
+        "```{eval-rst}",
+    ]
+    # no :members: here: the layers' methods are Keras' (build, call, get_config), whose docstrings
+    # autodoc would inherit
+    for name in names:
+        out += [f".. autoclass:: xcorr.keras.{name}", ""]
+    out += ["```", ""]
+    return "\n".join(out)
+
+
 def _source_read(app, docname: str, source: list[str]) -> None:
     if MARKER in source[0]:
         import xcorr
 
-        source[0] = source[0].replace(MARKER, render(xcorr))
+        source[0] = source[0].replace(MARKER, render(xcorr) + "\n" + render_keras())
 
 
 def setup(app):
