@@ -161,7 +161,9 @@ def test_oldest_constraints_are_the_floors_of_pyproject():
 def test_ci_script_runs_the_readme_commands_on_newest_and_oldest_versions():
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert 'versions newest ""' in script
-    assert 'versions oldest "$PWD/.ci/oldest.txt"' in script
+    # both runs gate: a failing run fails .ci/run (set -e), no "|| ..." lets it pass
+    lines = [line.strip() for line in script.splitlines()]
+    assert 'versions newest ""' in lines and 'versions oldest "$PWD/.ci/oldest.txt"' in lines
     assert 'step "tests-$name" "$TEST_CMD"' in script and 'step "demo-$name" "$DEMO_CMD"' in script
     # the release artefacts: built, checked by twine, and the wheel installed and run outside the checkout
     assert "python -m build" in script and "twine check --strict" in script
