@@ -102,7 +102,8 @@ def force(monkeypatch, backend: str, **values):
         name = _ALIASES.get(name, name)
         if name == "threads":
             threads = importlib.import_module("xcorr.backends._threads")
-            monkeypatch.setattr(threads, "count", lambda value=value: value)
+            # count(cap) as _threads.count: the forced count within the caller's cap
+            monkeypatch.setattr(threads, "count", lambda cap=None, value=value: value if cap is None else min(value, cap))
         elif backend == "jax" and name == "hugepages":
             hugepages = importlib.import_module("xcorr.backends._hugepages")
             monkeypatch.setattr(hugepages, "enabled", lambda value=value: value)
