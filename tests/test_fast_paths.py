@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import xcorr
 from xcorr import _fft, toolkit
-from xcorr.backends import _numba
+from xcorr.backends import _numba, _numpy_fft
 from xcorr.backends import numpy as numpy_backend
 
 from matrix import BACKENDS, DTYPE_NAMES, require_module, tolerance
@@ -288,9 +288,9 @@ def fft_paths(monkeypatch):
     require_module("scipy")
     return {
         "image": spy(monkeypatch, toolkit, "fft_correlate"),
-        "overlap": spy(monkeypatch, numpy_backend, "overlap_save"),
+        "overlap": spy(monkeypatch, _numpy_fft, "overlap_save"),
         "fused": spy(monkeypatch, numpy_backend, "fused_vjp", declined=NotImplemented),
-        "tiled": spy(monkeypatch, numpy_backend, "_overlap_vjp"),
+        "tiled": spy(monkeypatch, _numpy_fft, "_overlap_vjp"),
     }
 
 

@@ -286,7 +286,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "overlap-save-stride",
-        "backends/numpy.py",
+        "backends/_numpy_fft.py",
         "y = y[..., : dense_r : rows.step, : dense_c : cols.step].astype(x.dtype, copy=False)",
         "y = y[..., : dense_r : rows.step, : dense_c : rows.step].astype(x.dtype, copy=False)",
         FFT,
