@@ -41,6 +41,9 @@ class Conv2D(toolkit.Conv2D, torch.nn.Module):
         """``(x, weight, bias)``, cast as ``nn.Conv2d``'s are under ``torch.autocast``: a
         convolution runs in the autocast dtype."""
         weight, bias = self.weight, self.bias
+        if not isinstance(x, torch.Tensor):
+            msg = f"x must be a torch.Tensor (the layer's parameters are torch tensors); got {type(x).__name__}"
+            raise TypeError(msg)
         if torch.is_autocast_enabled(x.device.type):
             dtype = torch.get_autocast_dtype(x.device.type)
             x, weight = _autocast(x, dtype), _autocast(weight, dtype)
