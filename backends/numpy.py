@@ -15,13 +15,15 @@ one band-sized temporary per thread, never ``h*w`` shifted copies.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import toolkit
-from ..toolkit import Adapter, Costs, Tuning, result_dtype
+from ..toolkit import Adapter, AxisPlan, Costs, Geometry, Tuning, result_dtype
 from . import _numpy_fft, _threads
 
 try:
@@ -45,7 +47,92 @@ def direct(xp, x, k, options, geometry):
     if compacted is not None:
         # A dilation wider than the output: the taps' windows end to end, every window inside.
         x, geometry = compacted
-    y = None if _numba is None else _numba.direct(x, k, options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
+    bands = _extension_bands(x, options, geometry)
+    if bands is not None:
+        return _banded_extension(xp, x, k, options, geometry, bands)
+    return _direct(xp, x, k, options, geometry)
+
+
+def _extension_bands(x, options, geometry):
+    """Output rows per band where a large image is extended band by band, or None.
+
+    A "wrap", "symm", "reflect" or "edge" extension of the whole image is a
+    copy of it (one output of extra memory, on top of the output); "fill"
+    is virtual in numba's kernels. Above twice ``tuning.extension_band_bytes``
+    of extended input, each band of output rows reads its own extension of
+    the input rows it needs instead (``_banded_extension``).
+    """
+    if geometry.inside or options.boundary == "fill":
+        return None
+    rows, cols = geometry.rows, geometry.cols
+    tuning = ADAPTER.tuning
+    row_bytes = math.prod(x.shape[:-2]) * (cols.hi - cols.lo + 1) * x.itemsize
+    extended = (rows.hi - rows.lo + 1) * row_bytes
+    if extended <= 2 * tuning.extension_band_bytes or rows.count < 2:
+        return None
+    target = max(tuning.extension_band_bytes, extended // tuning.extension_bands)
+    # Input rows a band of b output rows reads: (b - 1) * step + span.
+    band = max(1, (target // row_bytes - rows.span) // rows.step + 1)
+    return band if band < rows.count else None
+
+
+def _banded_extension(xp, x, k, options, geometry, band: int):
+    """``_direct`` over bands of ``band`` output rows, each on the extension of the rows it reads.
+
+    Every band is a "valid" correlation of its own extended rows (every
+    window inside), written into the output: extra memory is one band's
+    extended input and its result per thread, not an extended copy of the
+    image. Large outputs spread their bands over the shared pool's threads,
+    each band computed on one thread (so that no band's arrays outlive it in
+    a pool queue).
+    """
+    rows, cols = geometry.rows, geometry.cols
+    out = np.empty(geometry.out_shape, dtype=x.dtype)
+    width = cols.hi - cols.lo + 1
+    inner = dataclasses.replace(options, mode="valid", padding=None)
+    tuning = ADAPTER.tuning
+    alone = dataclasses.replace(tuning, numba_threaded_work=2**62, threaded_elements=2**62)
+    starts = list(range(0, rows.count, band))
+
+    def one(r0):
+        end = min(rows.count, r0 + band)
+        lo = rows.lo + r0 * rows.step
+        hi = rows.lo + (end - 1) * rows.step + rows.span - 1
+        xb = toolkit.extend_axis(xp, x, -2, lo, hi, options.boundary, options.fillvalue)
+        xb = toolkit.extend_axis(xp, xb, -1, cols.lo, cols.hi, options.boundary, options.fillvalue)
+        part = Geometry(
+            geometry.batch,
+            AxisPlan(hi - lo + 1, rows.taps, rows.dilation, rows.step, 0, end - r0),
+            AxisPlan(width, cols.taps, cols.dilation, cols.step, 0, cols.count),
+        )
+        # numba's kernel runs where it would on the whole output (its threshold scaled by the share).
+        share = dataclasses.replace(alone, numba_min_outputs=int(tuning.numba_min_outputs * (end - r0) / rows.count))
+        out[..., r0:end, :] = _direct(xp, xb, k, inner, part, share)
+
+    claims = itertools.count()  # next() is atomic under the GIL
+
+    def work():
+        for i in iter(lambda: next(claims), None):
+            if i >= len(starts):
+                return
+            one(starts[i])
+
+    threads = _threads.count()
+    work_done = out.size * rows.taps * cols.taps
+    if threads > 1 and (work_done >= tuning.numba_threaded_work or out.size >= tuning.threaded_elements):
+        pending = [_pool().submit(work) for _ in range(min(threads, len(starts)) - 1)]
+        work()
+        for future in pending:
+            future.result()
+    else:
+        work()
+    return out
+
+
+def _direct(xp, x, k, options, geometry, tuning=None):
+    """``direct`` of prepared (cast, flipped for convolution) arrays (``tuning``: the adapter's)."""
+    tuning = ADAPTER.tuning if tuning is None else tuning
+    y = None if _numba is None else _numba.direct(x, k, options, geometry, _pool, _numba.threads(), tuning)
     if y is not None:
         return y
     xe = toolkit.extend(xp, x, geometry, options)
@@ -60,7 +147,7 @@ def direct(xp, x, k, options, geometry):
         taps = [(a, b, k[..., a : a + 1, b : b + 1]) for a in range(rows.taps) for b in range(cols.taps)]
     col_windows = [toolkit.window(cols, b) for b in range(cols.taps)]
     plane = out.size // rows.count  # elements per output row, over the batch
-    band = max(1, ADAPTER.tuning.band_bytes // (plane * out.itemsize))
+    band = max(1, tuning.band_bytes // (plane * out.itemsize))
     starts = list(range(0, rows.count, band))
 
     def work(chunk):
@@ -81,7 +168,7 @@ def direct(xp, x, k, options, geometry):
                     np.add(o, t, out=o)
 
     threads = _threads.count()
-    if threads > 1 and out.size >= ADAPTER.tuning.threaded_elements and len(starts) >= 2 * threads:
+    if threads > 1 and out.size >= tuning.threaded_elements and len(starts) >= 2 * threads:
         share = math.ceil(len(starts) / threads)
         chunks = [starts[i : i + share] for i in range(0, len(starts), share)]
         # The caller computes the first share itself while the pool takes the others.
@@ -375,6 +462,11 @@ class NumpyTuning(Tuning):
     numba_threaded_work: int = THREADED_WORK
     # Bytes of output per band of rows: band + temporary + the rows read fit in L2.
     band_bytes: int = 256 * 1024
+    # A wrap/symm/reflect/edge extension larger than twice extension_band_bytes is made band
+    # by band of output rows (not as a copy of the image): about extension_bands bands, each
+    # reading at least extension_band_bytes of extended input.
+    extension_band_bytes: int = 256 * 1024
+    extension_bands: int = 16
     # Outputs at least this large (elements) use all the threads of the shared pool.
     threaded_elements: int = 1 << 20
     # Transforms of at least this many elements use one scipy.fft worker per

@@ -41,8 +41,18 @@ def _check_tangent(name: str, t, a, a_name: str) -> None:
 
 
 def _sum(xp, terms, dtype):
-    total = terms[0] if len(terms) == 1 else terms[0] + terms[1]
-    return xp.astype(total, dtype, copy=False)
+    if len(terms) == 1:
+        return xp.astype(terms[0], dtype, copy=False)
+    total, other = terms
+    if total.dtype == dtype and other.dtype == dtype and not getattr(total, "requires_grad", False):
+        # The first term is a fresh result of this call: added onto in place where the library
+        # writes in place (one output less at the peak; immutable arrays rebind instead).
+        try:
+            total += other
+        except (TypeError, ValueError, RuntimeError):  # a read-only or broadcast result
+            total = terms[0] + other
+        return total
+    return xp.astype(total + other, dtype, copy=False)
 
 
 def _tangent_dtype(xp, x, k, dx, dk):
