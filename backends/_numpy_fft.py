@@ -4,7 +4,7 @@ Split from ``backends/numpy.py`` (the adapter, its direct paths and its
 GEMMs), which calls in here for ``method="fft"`` (``fft_correlate``) and for
 the FFT half of its fused VJP (``fft_vjp``). scipy is imported on the first
 FFT only. The thresholds are the numpy adapter's tuning (``NumpyTuning``),
-read on every call so that a changed tuning takes effect.
+which the adapter passes on every call (so that a changed tuning takes effect).
 """
 
 from __future__ import annotations
@@ -18,66 +18,68 @@ from .. import toolkit
 from . import _threads
 
 
-def _tuning():
-    """The numpy adapter's current tuning (imported here lazily: ``numpy.py`` imports this module)."""
-    from .numpy import ADAPTER
-
-    return ADAPTER.tuning
-
-
-def _workers(a) -> int:
-    return _threads.count() if a.size >= _tuning().threaded_fft_elements else 1
-
-
 class _ScipyFFT:
     """scipy.fft with all cores on large transforms (about 2.5x numpy.fft on our machine)."""
 
-    def __init__(self, module):
+    def __init__(self, module, threaded_elements: int):
         self._fft = module
+        self._threaded = threaded_elements
+
+    def _workers(self, a) -> int:
+        return _threads.count() if a.size >= self._threaded else 1
 
     def rfftn(self, a, s, axes):
-        return self._fft.rfftn(a, s=s, axes=axes, workers=_workers(a))
+        return self._fft.rfftn(a, s=s, axes=axes, workers=self._workers(a))
 
     def irfftn(self, a, s, axes):
-        return self._fft.irfftn(a, s=s, axes=axes, workers=_workers(a))
+        return self._fft.irfftn(a, s=s, axes=axes, workers=self._workers(a))
 
     def fftn(self, a, s, axes):
-        return self._fft.fftn(a, s=s, axes=axes, workers=_workers(a))
+        return self._fft.fftn(a, s=s, axes=axes, workers=self._workers(a))
 
     def ifftn(self, a, s, axes):
-        return self._fft.ifftn(a, s=s, axes=axes, workers=_workers(a))
+        return self._fft.ifftn(a, s=s, axes=axes, workers=self._workers(a))
 
     def ifft(self, a, n=None, axis=-1):
-        return self._fft.ifft(a, n=n, axis=axis, workers=_workers(a))
+        return self._fft.ifft(a, n=n, axis=axis, workers=self._workers(a))
 
     def irfft(self, a, n=None, axis=-1):
-        return self._fft.irfft(a, n=n, axis=axis, workers=_workers(a))
+        return self._fft.irfft(a, n=n, axis=axis, workers=self._workers(a))
 
 
 @cache
-def _fft_module():
+def _scipy_fft():
     try:
         import scipy.fft
     except ImportError:
+        return None
+    return scipy.fft
+
+
+def _fft_module(tuning):
+    """``(fft, next_fast_len)``: scipy.fft with workers from ``tuning.threaded_fft_elements`` on,
+    or ``(numpy.fft, None)`` without scipy."""
+    module = _scipy_fft()
+    if module is None:
         return np.fft, None
-    return _ScipyFFT(scipy.fft), scipy.fft.next_fast_len
+    return _ScipyFFT(module, tuning.threaded_fft_elements), module.next_fast_len
 
 
-def fft_correlate(xp, x, k, options, geometry):
-    fft, next_fast_len = _fft_module()
+def fft_correlate(xp, x, k, options, geometry, tuning):
+    """``method="fft"`` of the numpy adapter (``tuning``: its ``NumpyTuning``)."""
+    fft, next_fast_len = _fft_module(tuning)
     if next_fast_len is None:
         return toolkit.fft_correlate(xp, x, k, options, geometry, fft=fft)
     size = lambda n: next_fast_len(n, real=True)  # noqa: E731
-    block = _block_size(geometry, size)
+    block = _block_size(geometry, size, tuning)
     if block is not None:
         return overlap_save(xp, x, k, options, geometry, fft, block)
     return toolkit.fft_correlate(xp, x, k, options, geometry, fft=fft, size=size)
 
 
-def _block_size(geometry, size):
+def _block_size(geometry, size, tuning):
     rows, cols = geometry.rows, geometry.cols
     span = max(rows.span, cols.span)
-    tuning = _tuning()
     block = size(max(tuning.overlap_min_block, tuning.overlap_span_factor * span))
     extent = min(rows.hi - rows.lo + 1, cols.hi - cols.lo + 1)
     return block if extent >= tuning.overlap_min_blocks * block else None
@@ -127,7 +129,7 @@ def overlap_save(xp, x, k, options, geometry, fft, block: int):
 # ---------------------------------------------------------------------------
 
 
-def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
+def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool, tuning):
     """The "fft" half of ``numpy.fused_vjp``: ``(gx, gk)`` from one spectrum of ``g``.
 
     ``toolkit.fft_vjp`` with scipy.fft's workers and sizes, or, for a large
@@ -138,16 +140,16 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     an FFT).
     """
     dtype = np.result_type(x.dtype, k.dtype, g.dtype)
-    fft, next_fast_len = _fft_module()
+    fft, next_fast_len = _fft_module(tuning)
     if next_fast_len is None:
         return NotImplemented
     if options.method == "auto" and not all(np.isfinite(a).all() for a in (x, k, g)):
         return NotImplemented  # NaN/inf would spread over an FFT
     size = lambda n: next_fast_len(n, real=True)  # noqa: E731
-    block = _block_size(geometry, size)
+    block = _block_size(geometry, size, tuning)
     if block is not None and k.ndim == 2 and x.shape[:-2] == g.shape[:-2]:
         xd, kd = toolkit.prepare(xp, np.asarray(x, dtype), np.asarray(k, dtype), options)
-        gx, gk = _overlap_vjp(xp, xd, kd, np.asarray(g, dtype), options, geometry, block, need_x, need_k)
+        gx, gk = _overlap_vjp(xp, xd, kd, np.asarray(g, dtype), options, geometry, block, need_x, need_k, tuning)
     else:
         gx, gk = toolkit.fft_vjp(xp, x, k, g, options, geometry, need_x, need_k, fft=fft, size=size)
     return _as_operand(xp, gx, x), _as_operand(xp, gk, k)
@@ -158,7 +160,7 @@ def _as_operand(xp, grad, a):
     return None if grad is None else np.ascontiguousarray(toolkit.as_input_dtype(xp, grad, a))
 
 
-def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_k: bool):
+def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_k: bool, tuning):
     """``fused_vjp`` of a large image in ``block x block`` tiles (the forward's overlap-save).
 
     ``g`` is cut into ``tile x tile`` pieces, ``tile = block - span + 1``,
@@ -170,7 +172,7 @@ def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_
     the kernel gradient's spectrum, inverted once. Bands of tile rows go
     through in turn; the spectra are multiplied in place.
     """
-    fft, _ = _fft_module()
+    fft, _ = _fft_module(tuning)
     rows, cols = geometry.rows, geometry.cols
     dtype = g.dtype
     batch = g.shape[:-2]
@@ -178,7 +180,7 @@ def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_
     tile_r, tile_c = block - rows.span + 1, block - cols.span + 1
     nr, nc = -(-R // tile_r), -(-C // tile_c)
     shape, axes = (block, block), (-2, -1)
-    band = max(1, _tuning().overlap_band_points // (math.prod(batch) * nc * block * block))
+    band = max(1, tuning.overlap_band_points // (math.prod(batch) * nc * block * block))
     if need_x:
         K = toolkit.kernel_spectrum(fft, toolkit.dilate(np, k, (rows.dilation, cols.dilation)), shape, real=True)
         ge = np.zeros((*batch, (nr + 1) * tile_r, (nc + 1) * tile_c), dtype=dtype)

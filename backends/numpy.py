@@ -37,7 +37,7 @@ except ImportError:  # the optional numba path removed: numpy's own code serves 
 def correlate(xp, x, k, options, geometry):
     """Validated correlation of numpy arrays (``NumpyAdapter.correlate``)."""
     if options.method == "fft":
-        return _numpy_fft.fft_correlate(xp, x, k, options, geometry)
+        return _numpy_fft.fft_correlate(xp, x, k, options, geometry, ADAPTER.tuning)
     return direct(xp, x, k, options, geometry)
 
 
@@ -288,9 +288,9 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
 
     For real float32/float64 with stride 1 and a "fill" extension (or none
     reached). "fft" (for "auto", where every input is finite):
-    ``_numpy_fft.fft_vjp``, both gradients from one spectrum of ``g``. "direct": both gradients in one pass of numba's
-    kernels over chunks of rows (``_numba.vjp``), where that applies.
-    NotImplemented otherwise.
+    ``_numpy_fft.fft_vjp``, both gradients from one spectrum of ``g``.
+    "direct": both gradients in one pass of numba's kernels over chunks of
+    rows (``_numba.vjp``), where that applies. NotImplemented otherwise.
     """
     dtype = np.result_type(x.dtype, k.dtype, g.dtype)
     if (
@@ -313,7 +313,7 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
             return NotImplemented
         gx, gk = both
         return gx, (gk[::-1, ::-1].copy() if options.convolve else gk)
-    return _numpy_fft.fft_vjp(xp, x, k, g, options, geometry, need_x, need_k)
+    return _numpy_fft.fft_vjp(xp, x, k, g, options, geometry, need_x, need_k, ADAPTER.tuning)
 
 
 # ---------------------------------------------------------------------------
