@@ -15,15 +15,16 @@ one band-sized temporary per thread, never ``h*w`` shifted copies.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 
 from .. import toolkit
-from ..toolkit import Adapter, Costs, Tuning, result_dtype
-from . import _threads
+from ..toolkit import Adapter, AxisPlan, Costs, Geometry, Tuning, result_dtype
+from . import _numpy_fft, _threads
 
 try:
     from . import _numba
@@ -33,11 +34,10 @@ except ImportError:  # the optional numba path removed: numpy's own code serves 
     MIN_OUTPUTS = THREADED_WORK = 0
 
 
-
 def correlate(xp, x, k, options, geometry):
     """Validated correlation of numpy arrays (``NumpyAdapter.correlate``)."""
     if options.method == "fft":
-        return fft_correlate(xp, x, k, options, geometry)
+        return _numpy_fft.fft_correlate(xp, x, k, options, geometry, ADAPTER.tuning)
     return direct(xp, x, k, options, geometry)
 
 
@@ -47,7 +47,92 @@ def direct(xp, x, k, options, geometry):
     if compacted is not None:
         # A dilation wider than the output: the taps' windows end to end, every window inside.
         x, geometry = compacted
-    y = None if _numba is None else _numba.direct(x, k, options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
+    bands = _extension_bands(x, options, geometry)
+    if bands is not None:
+        return _banded_extension(xp, x, k, options, geometry, bands)
+    return _direct(xp, x, k, options, geometry)
+
+
+def _extension_bands(x, options, geometry):
+    """Output rows per band where a large image is extended band by band, or None.
+
+    A "wrap", "symm", "reflect" or "edge" extension of the whole image is a
+    copy of it (one output of extra memory, on top of the output); "fill"
+    is virtual in numba's kernels. Above twice ``tuning.extension_band_bytes``
+    of extended input, each band of output rows reads its own extension of
+    the input rows it needs instead (``_banded_extension``).
+    """
+    if geometry.inside or options.boundary == "fill":
+        return None
+    rows, cols = geometry.rows, geometry.cols
+    tuning = ADAPTER.tuning
+    row_bytes = math.prod(x.shape[:-2]) * (cols.hi - cols.lo + 1) * x.itemsize
+    extended = (rows.hi - rows.lo + 1) * row_bytes
+    if extended <= 2 * tuning.extension_band_bytes or rows.count < 2:
+        return None
+    target = max(tuning.extension_band_bytes, extended // tuning.extension_bands)
+    # Input rows a band of b output rows reads: (b - 1) * step + span.
+    band = max(1, (target // row_bytes - rows.span) // rows.step + 1)
+    return band if band < rows.count else None
+
+
+def _banded_extension(xp, x, k, options, geometry, band: int):
+    """``_direct`` over bands of ``band`` output rows, each on the extension of the rows it reads.
+
+    Every band is a "valid" correlation of its own extended rows (every
+    window inside), written into the output: extra memory is one band's
+    extended input and its result per thread, not an extended copy of the
+    image. Large outputs spread their bands over the shared pool's threads,
+    each band computed on one thread (so that no band's arrays outlive it in
+    a pool queue).
+    """
+    rows, cols = geometry.rows, geometry.cols
+    out = np.empty(geometry.out_shape, dtype=x.dtype)
+    width = cols.hi - cols.lo + 1
+    inner = dataclasses.replace(options, mode="valid", padding=None)
+    tuning = ADAPTER.tuning
+    alone = dataclasses.replace(tuning, numba_threaded_work=2**62, threaded_elements=2**62)
+    starts = list(range(0, rows.count, band))
+
+    def one(r0):
+        end = min(rows.count, r0 + band)
+        lo = rows.lo + r0 * rows.step
+        hi = rows.lo + (end - 1) * rows.step + rows.span - 1
+        xb = toolkit.extend_axis(xp, x, -2, lo, hi, options.boundary, options.fillvalue)
+        xb = toolkit.extend_axis(xp, xb, -1, cols.lo, cols.hi, options.boundary, options.fillvalue)
+        part = Geometry(
+            geometry.batch,
+            AxisPlan(hi - lo + 1, rows.taps, rows.dilation, rows.step, 0, end - r0),
+            AxisPlan(width, cols.taps, cols.dilation, cols.step, 0, cols.count),
+        )
+        # numba's kernel runs where it would on the whole output (its threshold scaled by the share).
+        share = dataclasses.replace(alone, numba_min_outputs=int(tuning.numba_min_outputs * (end - r0) / rows.count))
+        out[..., r0:end, :] = _direct(xp, xb, k, inner, part, share)
+
+    claims = itertools.count()  # next() is atomic under the GIL
+
+    def work():
+        for i in iter(lambda: next(claims), None):
+            if i >= len(starts):
+                return
+            one(starts[i])
+
+    threads = _threads.count()
+    work_done = out.size * rows.taps * cols.taps
+    if threads > 1 and (work_done >= tuning.numba_threaded_work or out.size >= tuning.threaded_elements):
+        pending = [_pool().submit(work) for _ in range(min(threads, len(starts)) - 1)]
+        work()
+        for future in pending:
+            future.result()
+    else:
+        work()
+    return out
+
+
+def _direct(xp, x, k, options, geometry, tuning=None):
+    """``direct`` of prepared (cast, flipped for convolution) arrays (``tuning``: the adapter's)."""
+    tuning = ADAPTER.tuning if tuning is None else tuning
+    y = None if _numba is None else _numba.direct(x, k, options, geometry, _pool, _numba.threads(), tuning)
     if y is not None:
         return y
     xe = toolkit.extend(xp, x, geometry, options)
@@ -62,7 +147,7 @@ def direct(xp, x, k, options, geometry):
         taps = [(a, b, k[..., a : a + 1, b : b + 1]) for a in range(rows.taps) for b in range(cols.taps)]
     col_windows = [toolkit.window(cols, b) for b in range(cols.taps)]
     plane = out.size // rows.count  # elements per output row, over the batch
-    band = max(1, ADAPTER.tuning.band_bytes // (plane * out.itemsize))
+    band = max(1, tuning.band_bytes // (plane * out.itemsize))
     starts = list(range(0, rows.count, band))
 
     def work(chunk):
@@ -83,7 +168,7 @@ def direct(xp, x, k, options, geometry):
                     np.add(o, t, out=o)
 
     threads = _threads.count()
-    if threads > 1 and out.size >= ADAPTER.tuning.threaded_elements and len(starts) >= 2 * threads:
+    if threads > 1 and out.size >= tuning.threaded_elements and len(starts) >= 2 * threads:
         share = math.ceil(len(starts) / threads)
         chunks = [starts[i : i + share] for i in range(0, len(starts), share)]
         # The caller computes the first share itself while the pool takes the others.
@@ -193,105 +278,8 @@ def _pool():
     return _threads.pool()
 
 
-def _workers(a) -> int:
-    return _threads.count() if a.size >= ADAPTER.tuning.threaded_fft_elements else 1
-
-
-class _ScipyFFT:
-    """scipy.fft with all cores on large transforms (about 2.5x numpy.fft on our machine)."""
-
-    def __init__(self, module):
-        self._fft = module
-
-    def rfftn(self, a, s, axes):
-        return self._fft.rfftn(a, s=s, axes=axes, workers=_workers(a))
-
-    def irfftn(self, a, s, axes):
-        return self._fft.irfftn(a, s=s, axes=axes, workers=_workers(a))
-
-    def fftn(self, a, s, axes):
-        return self._fft.fftn(a, s=s, axes=axes, workers=_workers(a))
-
-    def ifftn(self, a, s, axes):
-        return self._fft.ifftn(a, s=s, axes=axes, workers=_workers(a))
-
-    def ifft(self, a, n=None, axis=-1):
-        return self._fft.ifft(a, n=n, axis=axis, workers=_workers(a))
-
-    def irfft(self, a, n=None, axis=-1):
-        return self._fft.irfft(a, n=n, axis=axis, workers=_workers(a))
-
-
-@cache
-def _fft_module():
-    try:
-        import scipy.fft
-    except ImportError:
-        return np.fft, None
-    return _ScipyFFT(scipy.fft), scipy.fft.next_fast_len
-
-
-def fft_correlate(xp, x, k, options, geometry):
-    fft, next_fast_len = _fft_module()
-    if next_fast_len is None:
-        return toolkit.fft_correlate(xp, x, k, options, geometry, fft=fft)
-    size = lambda n: next_fast_len(n, real=True)  # noqa: E731
-    block = _block_size(geometry, size)
-    if block is not None:
-        return overlap_save(xp, x, k, options, geometry, fft, block)
-    return toolkit.fft_correlate(xp, x, k, options, geometry, fft=fft, size=size)
-
-
-def _block_size(geometry, size):
-    rows, cols = geometry.rows, geometry.cols
-    span = max(rows.span, cols.span)
-    tuning = ADAPTER.tuning
-    block = size(max(tuning.overlap_min_block, tuning.overlap_span_factor * span))
-    extent = min(rows.hi - rows.lo + 1, cols.hi - cols.lo + 1)
-    return block if extent >= tuning.overlap_min_blocks * block else None
-
-
-def overlap_save(xp, x, k, options, geometry, fft, block: int):
-    """FFT correlation of a large image in ``block x block`` tiles (overlap-save).
-
-    Each tile of ``block - span + 1`` dense outputs is the valid part of one
-    circular correlation of a ``block``-sized window of the extended input:
-    the transforms stay in cache, and all tiles go through one batched
-    ``scipy.fft`` call. Extra memory: about two input-sized spectra.
-    """
-    x, k = toolkit.prepare(xp, x, k, options)
-    xe = toolkit.extend(xp, x, geometry, options)
-    rows, cols = geometry.rows, geometry.cols
-    dense_r = (rows.count - 1) * rows.step + 1
-    dense_c = (cols.count - 1) * cols.step + 1
-    tile_r, tile_c = block - rows.span + 1, block - cols.span + 1
-    nr, nc = -(-dense_r // tile_r), -(-dense_c // tile_c)
-    # Pad the extended input at the end so that every tile has a full window.
-    need_r, need_c = (nr - 1) * tile_r + block, (nc - 1) * tile_c + block
-    pad = [(0, 0)] * (xe.ndim - 2) + [(0, need_r - xe.shape[-2]), (0, need_c - xe.shape[-1])]
-    xe = np.pad(xe, pad)
-    windows = np.lib.stride_tricks.sliding_window_view(xe, (block, block), axis=(-2, -1))
-    windows = windows[..., ::tile_r, ::tile_c, :, :]  # (..., nr, nc, block, block), a view
-    kf = toolkit.dilate(np, k, (rows.dilation, cols.dilation))[..., ::-1, ::-1]
-    kf = kf[..., None, None, :, :]
-    shape, axes = (block, block), (-2, -1)
-    if np.iscomplexobj(xe):
-        spectrum = fft.fftn(windows, s=shape, axes=axes) * toolkit.kernel_spectrum(fft, kf, shape, real=False)
-        dense = fft.ifftn(spectrum, s=shape, axes=axes)
-    else:
-        spectrum = fft.rfftn(windows, s=shape, axes=axes) * toolkit.kernel_spectrum(fft, kf, shape, real=True)
-        dense = fft.irfftn(spectrum, s=shape, axes=axes)
-    tiles = dense[..., rows.span - 1 :, cols.span - 1 :]  # (..., nr, nc, tile_r, tile_c)
-    lead = tiles.shape[:-4]
-    y = np.moveaxis(tiles, -3, -2).reshape(*lead, nr * tile_r, nc * tile_c)
-    y = y[..., : dense_r : rows.step, : dense_c : cols.step].astype(x.dtype, copy=False)
-    if y.shape != geometry.out_shape:
-        y = np.broadcast_to(y, geometry.out_shape)
-    return np.ascontiguousarray(y)
-
-
 # ---------------------------------------------------------------------------
-# corr2d_vjp through the FFT: both gradients from one spectrum of g
+# corr2d_vjp: both gradients together (numba's pass, or the FFT's one spectrum of g)
 # ---------------------------------------------------------------------------
 
 
@@ -299,12 +287,10 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     """``_vjp`` hook: ``(gx, gk)`` together, of a correlation whose method is or picks "fft" or "direct".
 
     For real float32/float64 with stride 1 and a "fill" extension (or none
-    reached). "fft" (for "auto", where every input is finite): ``toolkit.fft_vjp``,
-    both gradients from one spectrum of ``g``, with scipy.fft's workers and
-    sizes, or, for a large image and a 2-D kernel, its tiled form
-    (``_overlap_vjp``). "direct": both gradients in one pass of numba's
-    kernels over chunks of rows (``_numba.vjp``), where that applies.
-    NotImplemented otherwise.
+    reached). "fft" (for "auto", where every input is finite):
+    ``_numpy_fft.fft_vjp``, both gradients from one spectrum of ``g``.
+    "direct": both gradients in one pass of numba's kernels over chunks of
+    rows (``_numba.vjp``), where that applies. NotImplemented otherwise.
     """
     dtype = np.result_type(x.dtype, k.dtype, g.dtype)
     if (
@@ -327,85 +313,7 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
             return NotImplemented
         gx, gk = both
         return gx, (gk[::-1, ::-1].copy() if options.convolve else gk)
-    fft, next_fast_len = _fft_module()
-    if next_fast_len is None:
-        return NotImplemented
-    if options.method == "auto" and not all(np.isfinite(a).all() for a in (x, k, g)):
-        return NotImplemented  # NaN/inf would spread over an FFT
-    size = lambda n: next_fast_len(n, real=True)  # noqa: E731
-    block = _block_size(geometry, size)
-    if block is not None and k.ndim == 2 and x.shape[:-2] == g.shape[:-2]:
-        xd, kd = toolkit.prepare(xp, np.asarray(x, dtype), np.asarray(k, dtype), options)
-        gx, gk = _overlap_vjp(xp, xd, kd, np.asarray(g, dtype), options, geometry, block, need_x, need_k)
-    else:
-        gx, gk = toolkit.fft_vjp(xp, x, k, g, options, geometry, need_x, need_k, fft=fft, size=size)
-    return _as_operand(xp, gx, x), _as_operand(xp, gk, k)
-
-
-def _as_operand(xp, grad, a):
-    """A gradient in the dtype of its operand (``toolkit.as_input_dtype``), C-contiguous; None stays None."""
-    return None if grad is None else np.ascontiguousarray(toolkit.as_input_dtype(xp, grad, a))
-
-
-def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_k: bool):
-    """``fused_vjp`` of a large image in ``block x block`` tiles (the forward's overlap-save).
-
-    ``g`` is cut into ``tile x tile`` pieces, ``tile = block - span + 1``,
-    each transformed once at ``block`` size. Its product with the kernel's
-    spectrum is the tile's full convolution (``block`` wide: nothing wraps),
-    added onto the extended image's gradient where the tiles overlap
-    (overlap-add); its conjugate times the spectrum of the matching
-    ``block``-sized window of the extended input, summed over all tiles, is
-    the kernel gradient's spectrum, inverted once. Bands of tile rows go
-    through in turn; the spectra are multiplied in place.
-    """
-    fft, _ = _fft_module()
-    rows, cols = geometry.rows, geometry.cols
-    dtype = g.dtype
-    batch = g.shape[:-2]
-    R, C = rows.count, cols.count
-    tile_r, tile_c = block - rows.span + 1, block - cols.span + 1
-    nr, nc = -(-R // tile_r), -(-C // tile_c)
-    shape, axes = (block, block), (-2, -1)
-    band = max(1, ADAPTER.tuning.overlap_band_points // (math.prod(batch) * nc * block * block))
-    if need_x:
-        K = toolkit.kernel_spectrum(fft, toolkit.dilate(np, k, (rows.dilation, cols.dilation)), shape, real=True)
-        ge = np.zeros((*batch, (nr + 1) * tile_r, (nc + 1) * tile_c), dtype=dtype)
-    if need_k:
-        xe = toolkit.extend(xp, x, geometry, options)
-        spectrum = np.zeros((block, block // 2 + 1), dtype=np.result_type(dtype, np.complex64))
-    for p0 in range(0, nr, band):
-        m = min(nr, p0 + band) - p0
-        top = p0 * tile_r
-        pieces = np.zeros((*batch, m * tile_r, nc * tile_c), dtype=dtype)
-        part = g[..., top : top + m * tile_r, :]
-        pieces[..., : part.shape[-2], :C] = part
-        tiles = pieces.reshape(*batch, m, tile_r, nc, tile_c).swapaxes(-3, -2)  # (..., m, nc, tile, tile)
-        G = fft.rfftn(tiles, s=shape, axes=axes)
-        if need_k:
-            padded = np.zeros((*batch, (m - 1) * tile_r + block, (nc - 1) * tile_c + block), dtype=dtype)
-            part = xe[..., top : top + padded.shape[-2], : padded.shape[-1]]
-            padded[..., : part.shape[-2], : part.shape[-1]] = part
-            windows = np.lib.stride_tricks.sliding_window_view(padded, shape, axis=axes)
-            X = fft.rfftn(windows[..., ::tile_r, ::tile_c, :, :], s=shape, axes=axes)
-            P, Q = G.shape[-2:]
-            np.conjugate(G, out=G)  # sum of conj(G) * X over the batch and the tiles, no temporary
-            spectrum += np.einsum("mij,mij->ij", G.reshape(-1, P, Q), X.reshape(-1, P, Q))
-            np.conjugate(G, out=G)
-        if need_x:
-            G *= K
-            full = fft.irfftn(G, s=shape, axes=axes)  # (..., m, nc, block, block)
-            # Each tile's core, right and bottom margins and corner land on its
-            # own and the next tiles' cores: four strided, non-overlapping adds.
-            for r_off, c_off in ((0, 0), (0, tile_c), (tile_r, 0), (tile_r, tile_c)):
-                piece = full[..., r_off : r_off + tile_r, c_off : c_off + tile_c]
-                view = ge[..., top + r_off : top + r_off + m * tile_r, c_off : c_off + nc * tile_c]
-                view = view.reshape(*batch, m, tile_r, nc, tile_c)
-                h, w = piece.shape[-2:]
-                view[..., :, :h, :, :w] += piece.swapaxes(-3, -2)
-    gx = toolkit.fft_input_gradient(xp, ge, geometry) if need_x else None
-    gk = toolkit.fft_kernel_lags(xp, fft, spectrum, block, geometry, options) if need_k else None
-    return gx, gk
+    return _numpy_fft.fft_vjp(xp, x, k, g, options, geometry, need_x, need_k, ADAPTER.tuning)
 
 
 # ---------------------------------------------------------------------------
@@ -554,6 +462,11 @@ class NumpyTuning(Tuning):
     numba_threaded_work: int = THREADED_WORK
     # Bytes of output per band of rows: band + temporary + the rows read fit in L2.
     band_bytes: int = 256 * 1024
+    # A wrap/symm/reflect/edge extension larger than twice extension_band_bytes is made band
+    # by band of output rows (not as a copy of the image): about extension_bands bands, each
+    # reading at least extension_band_bytes of extended input.
+    extension_band_bytes: int = 256 * 1024
+    extension_bands: int = 16
     # Outputs at least this large (elements) use all the threads of the shared pool.
     threaded_elements: int = 1 << 20
     # Transforms of at least this many elements use one scipy.fft worker per

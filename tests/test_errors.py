@@ -187,3 +187,118 @@ def test_dask_graph_of_a_wide_padding_follows_the_input_chunks():
     assert not np.any(y[:2997].compute())
     y = xcorr.corr2d(da.from_array(x, chunks=5), da.asarray(k), padding=100_000)
     assert max(y.numblocks) <= 18
+
+
+def _unknown_rows(da, a):
+    """``a`` as a dask array whose first axis has unknown (NaN) chunk sizes, as after boolean indexing."""
+    lazy = da.from_array(a, chunks=2)
+    unknown = lazy[lazy.reshape(a.shape[0], -1)[:, 0] > -1]
+    assert np.isnan(unknown.shape[0])
+    return unknown
+
+
+def test_unknown_dask_chunk_sizes_are_named_before_any_graph(monkeypatch):
+    """Unknown (NaN) sizes reached dask's internals ("Need array(s) to concatenate", "cannot convert
+    float NaN to integer"): one ValueError naming the argument, its shape and compute_chunk_sizes()."""
+    da = require_module("dask.array")
+    _no_backend_work(monkeypatch)
+    x2, k2 = np.ones((8, 8)), np.ones((2, 2))
+    x4, w4 = np.ones((2, 3, 8, 8)), np.ones((4, 3, 2, 2))
+    xu, xu4 = _unknown_rows(da, x2), _unknown_rows(da, x4)
+    k, w, wt = da.asarray(k2), da.asarray(w4), da.asarray(np.ones((3, 4, 2, 2)))
+
+    calls = [
+        (lambda: xcorr.corr2d(xu, k), "x"),
+        (lambda: xcorr.conv2d(xu, k, mode="same"), "x"),
+        (lambda: xcorr.corr2d_multi(xu4, w), "x"),
+        (lambda: xcorr.corr2d_transpose(xu, k), "x"),
+        (lambda: xcorr.conv_transpose2d(xu4, wt), "x"),
+        (lambda: xcorr.corr2d_vjp(xu, k, da.ones((7, 7))), "x"),
+        (lambda: xcorr.corr2d_vjp(da.asarray(x2), k, _unknown_rows(da, np.ones((7, 7)))), "g"),
+        (lambda: xcorr.corr2d_multi_vjp(xu4, w, da.ones((2, 4, 7, 7))), "x"),
+        (lambda: xcorr.conv_transpose2d_vjp(xu4, wt, da.ones((2, 4, 9, 9))), "x"),
+        (lambda: xcorr.corr2d_jvp(xu, k, xu, None), "x"),
+        (lambda: xcorr.corr2d_jvp(da.asarray(x2), k, _unknown_rows(da, x2), None), "dx"),
+        (lambda: xcorr.corr2d_multi_jvp(xu4, w, None, w), "x"),
+        (lambda: xcorr.Conv2D(2, backend="dask")(xu), "x"),
+    ]
+    for call, name in calls:
+        match = rf"{name} has unknown sizes along some axes \(shape \(nan, .*compute_chunk_sizes\(\)"
+        with pytest.raises(ValueError, match=match):
+            call()
+    # Once the sizes are computed, the same call runs.
+    monkeypatch.undo()
+    y = xcorr.corr2d(xu.compute_chunk_sizes(), k)
+    np.testing.assert_allclose(y.compute(), np.full((7, 7), 4.0))
+
+
+def test_vjp_and_jvp_refuse_the_fillvalues_corr2d_refuses(backend):
+    """corr2d_vjp in "valid" mode (no fill reached) and corr2d_jvp along dx alone (whose term runs with
+    the fill's linear part, 0) took fillvalues that corr2d refuses: the same ValueError now."""
+    x, k = arrays(backend)
+    xi, ki = arrays(backend, dtype="uint8")
+    cases = [
+        (x, k, 1j, r"fillvalue 1j is complex but the result dtype .*float64 is real"),
+        (xi, ki, 300, r"fillvalue 300 is out of the range of the integer result dtype .*uint8 \[0, 255\]"),
+        (xi, ki, -1, r"fillvalue -1 is out of the range of the integer result dtype .*uint8 \[0, 255\]"),
+        (xi, ki, 0.5, r"fillvalue 0.5 cannot be represented in the integer result dtype .*uint8"),
+    ]
+    for a, b, fill, match in cases:
+        for mode in ("valid", "same"):
+            with pytest.raises(ValueError, match=match):
+                xcorr.corr2d(a, b, mode=mode, fillvalue=fill)
+            g = xcorr.corr2d(a, b, mode=mode)
+            for vjp in (xcorr.corr2d_vjp, xcorr.conv2d_vjp):
+                with pytest.raises(ValueError, match=match):
+                    vjp(a, b, g, mode=mode, fillvalue=fill)
+            for jvp in (xcorr.corr2d_jvp, xcorr.conv2d_jvp):
+                for dx, dk in ((a, None), (None, b), (a, b)):
+                    with pytest.raises(ValueError, match=match):
+                        jvp(a, b, dx, dk, mode=mode, fillvalue=fill)
+
+
+def test_multi_jvp_names_a_2d_channels_last_x(backend, monkeypatch):
+    """corr2d_multi_jvp with data_format="channels_last" and a 2-D x failed inside the library
+    ("axes don't match array", a sparse-permute error): the named shape error of corr2d_multi."""
+    _no_backend_work(monkeypatch)
+    x, w = backend.asarray(np.ones((5, 6))), backend.asarray(np.ones((1, 1, 2, 2)))
+    match = r'x must have shape \(N, H, W, C\) or \(H, W, C\) with data_format="channels_last"; got shape \(5, 6\)'
+    for call in (
+        lambda: xcorr.corr2d_multi(x, w, data_format="channels_last"),
+        lambda: xcorr.corr2d_multi_vjp(x, w, x, data_format="channels_last"),
+        lambda: xcorr.corr2d_multi_jvp(x, w, x, None, data_format="channels_last"),
+        lambda: xcorr.corr2d_multi_jvp(x, w, None, w, data_format="channels_last"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"in_channels": 1, "out_channels": 2}, {"in_channels": 1, "out_channels": 2, "data_format": "channels_last"}],
+    ids=["plain", "channels", "channels-last"],
+)
+def test_layer_called_on_a_python_list(backend, options):
+    """A layer called on a list raised AttributeError ('list' object has no attribute 'shape')."""
+    from test_layer import layer_for
+
+    layer = layer_for(backend, 2, **options)
+    with pytest.raises(TypeError, match=r"(x must be an array of an array-API library|expected a torch\.Tensor as input), got list"):
+        layer([[[1.0, 2.0, 3.0]] * 3] * 3)
+    transposed = xcorr.Conv2DTranspose(2, in_channels=1, out_channels=1, backend=layer_for(backend, 2).spec.backend)
+    with pytest.raises(TypeError, match=r"(x must be an array of an array-API library|expected a torch\.Tensor as input), got list"):
+        transposed([[[1.0, 2.0, 3.0]] * 3])
+
+
+def test_layer_refuses_bias_init_without_a_bias(backend):
+    from test_layer import layer_for
+
+    for init in ("zeros", "normal"):
+        with pytest.raises(ValueError, match=rf"bias_init='{init}' given with bias=False: the layer has no bias"):
+            layer_for(backend, 2, bias=False, bias_init=init)
+        with pytest.raises(ValueError, match=rf"bias_init='{init}' given with bias=False"):
+            xcorr.Conv2DTranspose(
+                2, in_channels=1, out_channels=1, bias=False, bias_init=init, backend=layer_for(backend, 2).spec.backend
+            )
+    assert layer_for(backend, 2, bias=False).bias is None  # without bias_init: accepted, as before
+    assert layer_for(backend, 2, bias=True, bias_init="zeros").bias is not None

@@ -95,9 +95,13 @@ _PARAMETERS = """\
 def _correlate(x, k, options: Options):
     """Validated, dispatched correlation (the prepared call of this signature, made on first use)."""
     try:
-        call = _PREPARED[(type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options)]
-    except (KeyError, TypeError, AttributeError):
-        return _prepare_and_call(x, k, options, (type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options))
+        key = (type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options)
+    except AttributeError:  # not arrays (a Python list): the checks name the argument
+        return _prepare_and_call(x, k, options, None)
+    try:
+        call = _PREPARED[key]
+    except (KeyError, TypeError):
+        return _prepare_and_call(x, k, options, key)
     return call(x, k)
 
 

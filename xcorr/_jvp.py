@@ -18,9 +18,9 @@ from dataclasses import replace
 
 from ._compat import array_namespace
 from ._correlate import _correlate
-from ._layout import parse_data_format, to_first
+from ._layout import check_last, parse_data_format, to_first
 from ._multi import check_multi, corr2d_multi, correlate_multi
-from ._options import Options, check_arrays, parse_int, plan, result_dtype
+from ._options import Options, check_arrays, check_integral_fill, parse_int, plan, result_dtype
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_jvp", "corr2d_jvp", "corr2d_multi_jvp", "tangent_options"]
@@ -41,8 +41,18 @@ def _check_tangent(name: str, t, a, a_name: str) -> None:
 
 
 def _sum(xp, terms, dtype):
-    total = terms[0] if len(terms) == 1 else terms[0] + terms[1]
-    return xp.astype(total, dtype, copy=False)
+    if len(terms) == 1:
+        return xp.astype(terms[0], dtype, copy=False)
+    total, other = terms
+    if total.dtype == dtype and other.dtype == dtype and not getattr(total, "requires_grad", False):
+        # The first term is a fresh result of this call: added onto in place where the library
+        # writes in place (one output less at the peak; immutable arrays rebind instead).
+        try:
+            total += other
+        except (TypeError, ValueError, RuntimeError):  # a read-only or broadcast result
+            total = terms[0] + other
+        return total
+    return xp.astype(total + other, dtype, copy=False)
 
 
 def _tangent_dtype(xp, x, k, dx, dk):
@@ -61,6 +71,9 @@ def _public_jvp(name: str, x, k, dx, dk, mode, boundary, fillvalue, stride, dila
     )
     xp = check_arrays(x, k)
     plan(x.shape, k.shape, options)  # the shape checks of the forward call
+    # The forward call's fillvalue check: dx's term runs with the fill's linear part (0), and
+    # would let a fillvalue that corr2d refuses through where dk is None.
+    check_integral_fill(xp, result_dtype(xp, x.dtype, k.dtype), options.fillvalue)
     if dx is None and dk is None:
         msg = f"{name}_jvp needs a direction: dx, dk or both (got None for both)"
         raise ValueError(msg)
@@ -234,6 +247,8 @@ def corr2d_multi_jvp(
     groups = parse_int("groups", groups)
     parse_data_format(data_format)
     last = data_format == "channels_last"
+    if last:
+        check_last(x, w)  # named before the permutation of a 2-D x fails inside the library
     xp, geometry = check_multi(to_first(array_namespace(x, w), x) if last else x, w, options, groups)
     if dx is None and dw is None:
         msg = "corr2d_multi_jvp needs a direction: dx, dw or both (got None for both)"

@@ -336,6 +336,9 @@ class Conv2D:
         seed = kwargs.pop("seed", 0)
         weight_init = kwargs.pop("weight_init", None)
         bias_init = kwargs.pop("bias_init", None)
+        if bias_init is not None and kwargs.get("bias", True) is False:
+            msg = f"bias_init={bias_init!r} given with bias=False: the layer has no bias to initialise"
+            raise ValueError(msg)
         requested = kwargs.pop("backend", None)
         if requested is not None and resolve_backend(requested) != backend:
             msg = f"backend={requested!r} given to the {backend} {cls._public_name} class"

@@ -22,7 +22,7 @@ import numpy as np
 from . import _adapter, _layout, _transpose, _transpose_plan, initializers
 from ._correlate import _correlate
 from ._multi import apply_multi, check_multi, corr2d_multi_last, multi_vjp
-from ._options import Options, check_arrays, parse_int, plan
+from ._options import Options, check_array, check_arrays, parse_int, plan
 from ._typing import Boundary, DataFormat, Dtype, Initializer, Method, Mode, Padding, Pair, TransposePadding
 from ._vjp import vjp
 
@@ -226,6 +226,8 @@ class LayerSpec:
 
     def apply(self, weight, bias, x):
         """The forward pass: ``corr2d(x, weight) + bias`` or its channel form."""
+        if not hasattr(x, "shape"):
+            check_array("x", x)  # a Python list: the TypeError naming x, not an AttributeError below
         if self.channels_last:
             y = corr2d_multi_last(x, weight, self.options, self.groups)
             return y if bias is None else y + bias

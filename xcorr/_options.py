@@ -210,7 +210,7 @@ def check_arrays(x, k, *, x_name: str = "x", k_name: str = "k", x_checked: bool 
 
 
 def check_array(name: str, a) -> None:
-    """The checks of one operand on its own: an array of an array-API library, not a masked one."""
+    """The checks of one operand on its own: an array of an array-API library, of known shape, not a masked one."""
     if not is_array_api_obj(a) or isinstance(a, (list, tuple)):
         msg = (
             f"{name} must be an array of an array-API library (numpy, torch, "
@@ -218,6 +218,15 @@ def check_array(name: str, a) -> None:
             "Convert it first, e.g. with numpy.asarray."
         )
         raise TypeError(msg)
+    if any(d is None or (isinstance(d, float) and math.isnan(d)) for d in a.shape):
+        # A lazy array whose sizes are unknown until computed (dask's, after boolean indexing or
+        # a filter): every geometry and graph below needs them, so refuse before building any.
+        msg = (
+            f"{name} has unknown sizes along some axes (shape {tuple(a.shape)}): every size must be "
+            f"known before a correlation is planned. Call {name}.compute_chunk_sizes() (dask) "
+            "first, or give the sizes when the array is made"
+        )
+        raise ValueError(msg)
     if _is_masked_array(a):
         # The mask would be ignored (as scipy.signal ignores it): refuse rather than compute with hidden values.
         msg = (

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from ._adapter import adapter_for
 from ._composite import adapter_vjp
-from ._options import Geometry, Options, check_arrays, plan
+from ._options import Geometry, Options, check_arrays, check_integral_fill, plan, result_dtype
 from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_vjp", "corr2d_vjp", "vjp"]
@@ -65,6 +65,8 @@ def _public_vjp(op: str, x, k, g, mode, boundary, fillvalue, stride, dilation, m
     )
     xp = check_arrays(x, k)
     geometry = plan(x.shape, k.shape, options)
+    # The forward call's fillvalue check, also where no fill is reached ("valid"): as corr2d refuses.
+    check_integral_fill(xp, result_dtype(xp, x.dtype, k.dtype), options.fillvalue)
     _check_cotangent(xp, g, geometry, x, k)
     return vjp(xp, x, k, g, options, geometry)
 

@@ -126,6 +126,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "kernel row a is read at a * stride instead of a * dilation",
         k="numpy",
     ),
+    Mutant(
+        "numpy-extension-band-start",
+        "backends/numpy.py",
+        "lo = rows.lo + r0 * rows.step",
+        "lo = rows.lo + r0",
+        ("tests/test_fast_paths.py::test_numpy_extension_in_bands_matches_reference",),
+        "each band of a wrap/symm/reflect/edge extension starts at input row r0 instead of r0 * stride",
+        k="numpy",
+    ),
     # -- numba kernels (numpy's direct path and VJP, jax's custom calls)
     Mutant(
         "numba-corr-row-stride",
@@ -286,7 +295,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "overlap-save-stride",
-        "backends/numpy.py",
+        "backends/_numpy_fft.py",
         "y = y[..., : dense_r : rows.step, : dense_c : cols.step].astype(x.dtype, copy=False)",
         "y = y[..., : dense_r : rows.step, : dense_c : rows.step].astype(x.dtype, copy=False)",
         FFT,
