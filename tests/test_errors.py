@@ -283,10 +283,10 @@ def test_layer_called_on_a_python_list(backend, options):
     from test_layer import layer_for
 
     layer = layer_for(backend, 2, **options)
-    with pytest.raises(TypeError, match=r"(x must be an array of an array-API library|expected a torch\.Tensor as input), got list"):
+    with pytest.raises(TypeError, match=r"(x must be an array of an array-API library.*|expected a torch\.Tensor as input,) got list"):
         layer([[[1.0, 2.0, 3.0]] * 3] * 3)
     transposed = xcorr.Conv2DTranspose(2, in_channels=1, out_channels=1, backend=layer_for(backend, 2).spec.backend)
-    with pytest.raises(TypeError, match=r"(x must be an array of an array-API library|expected a torch\.Tensor as input), got list"):
+    with pytest.raises(TypeError, match=r"(x must be an array of an array-API library.*|expected a torch\.Tensor as input,) got list"):
         transposed([[[1.0, 2.0, 3.0]] * 3])
 
 
