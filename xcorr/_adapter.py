@@ -24,7 +24,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -35,16 +35,14 @@ from ._options import Geometry, Options
 from ._prepared import clear_prepared
 from ._transpose_plan import TransposePlan
 
-if TYPE_CHECKING:
-    from ._layer import Conv2D
-
 __all__ = ["Adapter", "Costs", "Library", "Tuning", "adapter_for", "register_adapter"]
 
 # An array of the adapter's library; a namespace of array-API functions (both without static types).
 Array = _typing.Array
 Namespace = _typing.Namespace
-#: A layer of the adapter's library, returned as the same class.
-LayerT = TypeVar("LayerT", bound="Conv2D")
+#: A layer of the adapter's library (an ``xcorr.Conv2D``, defined above this contract), returned as
+#: the same class.
+LayerT = TypeVar("LayerT")
 
 
 #: The generic layers (arrays held in plain objects), by base class name: ``xcorr._layer``
