@@ -20,7 +20,8 @@ from ._compat import array_namespace
 from ._correlate import _correlate
 from ._layout import parse_data_format, to_first
 from ._multi import check_multi, corr2d_multi, correlate_multi
-from ._options import Options, check_arrays, parse_int, plan, result_dtype
+from ._options import Options, check_arrays, plan, result_dtype
+from ._padding import parse_int
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_jvp", "corr2d_jvp", "corr2d_multi_jvp", "tangent_options"]

@@ -22,7 +22,8 @@ import numpy as np
 from . import _adapter, _layout, _transpose, _transpose_plan, initializers
 from ._correlate import _correlate
 from ._multi import apply_multi, check_multi, corr2d_multi_last, multi_vjp
-from ._options import Options, check_arrays, parse_int, plan
+from ._options import Options, check_arrays, plan
+from ._padding import PaddingPairs, parse_int, parse_transpose_padding, resolve_transpose_padding
 from ._typing import Boundary, DataFormat, Dtype, Initializer, Method, Mode, Padding, Pair, TransposePadding
 from ._vjp import vjp
 
@@ -369,7 +370,7 @@ class TransposeSpec:
     in_channels: int
     out_channels: int
     options: Options  # the forward correlation's stride and dilation (valid, zero fill)
-    padding: _transpose_plan.Padding
+    padding: PaddingPairs
     output_padding: tuple[int, int]
     groups: int
     bias: bool
@@ -399,8 +400,8 @@ class TransposeSpec:
         kernel = parse_kernel_size(kernel_size)
         options = Options.parse(stride=stride, dilation=dilation)
         # "SAME"/"VALID" become numbers here: the kernel size is known.
-        padding, output_padding = _transpose_plan.resolve_padding(
-            _transpose_plan.parse_padding(padding), output_padding, kernel, options.stride, options.dilation
+        padding, output_padding = resolve_transpose_padding(
+            parse_transpose_padding(padding), output_padding, kernel, options.stride, options.dilation
         )
         groups = parse_int("groups", groups)
         if in_channels is None or out_channels is None:

@@ -22,10 +22,10 @@ from ._options import (
     Options,
     check_arrays,
     check_integral_fill,
-    parse_int,
     plan,
     result_dtype,
 )
+from ._padding import parse_int
 from ._prepared import _PREPARED, Widened, half_precision, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 

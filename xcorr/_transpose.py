@@ -29,14 +29,13 @@ from ._correlate import _correlate
 from ._direct import as_input_dtype, unbroadcast
 from ._layout import to_first, to_last
 from ._multi import check_bias, correlate_multi, multi_vjp
-from ._options import check_arrays, parse_pair, plan, result_dtype
+from ._options import check_arrays, plan, result_dtype
+from ._padding import parse_pair, parse_transpose_padding, resolve_transpose_padding
 from ._transpose_plan import (
     TransposePlan,
     check_transpose_multi,
     out_shape,
-    parse_padding,
     plan_transpose,
-    resolve_padding,
 )
 from ._typing import Array, DataFormat, Pair, TransposePadding
 from ._vjp import vjp
@@ -226,7 +225,7 @@ def conv_transpose2d_vjp(
 def _check_single(x, k, stride, padding, output_padding, dilation):
     stride = parse_pair("stride", stride)
     dilation = parse_pair("dilation", dilation)
-    parsed = parse_padding(padding)
+    parsed = parse_transpose_padding(padding)
     xp = check_arrays(x, k)
     if x.ndim < 2:
         msg = (
@@ -238,7 +237,7 @@ def _check_single(x, k, stride, padding, output_padding, dilation):
             f"k must have at least 2 dimensions (..., h, w); got shape {tuple(k.shape)}"
         )
         raise ValueError(msg)
-    padding, output_padding = resolve_padding(parsed, output_padding, tuple(k.shape[-2:]), stride, dilation)
+    padding, output_padding = resolve_transpose_padding(parsed, output_padding, tuple(k.shape[-2:]), stride, dilation)
     dtype = result_dtype(xp, x.dtype, k.dtype)
     tp = plan_transpose(
         tuple(x.shape[-2:]),
