@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from . import _cost_model
+from ._compat import array_namespace
 from ._operations import AdapterOperations
 from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
 
@@ -28,7 +29,8 @@ def correlate(adapter: AdapterOperations, x, k, options: Options):
         call = _PREPARED[(type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options)]
     except (KeyError, TypeError, AttributeError):
         key = (type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options)
-        return prepare_and_call(check_arrays(x, k), lambda xp: adapter, x, k, options, key)
+        # Arrays made inside an operation from checked ones: their namespace, no checks again.
+        return prepare_and_call(array_namespace(x, k), lambda xp: adapter, x, k, options, key)
     return call(x, k)
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "corr2d_transpose_vjp",
 ]
 
+
 def transpose_multi(xp, x, w, tp: TransposePlan, bias=None):
     """``conv_transpose2d`` of validated arguments, by the adapter of ``xp``."""
     if bias is None:
@@ -141,11 +142,9 @@ def conv_transpose2d(
            [1., 1., 1., 1.],
            [1., 1., 1., 1.]])
     """
-    xp, tp = check_transpose_multi(
-        x, w, stride, padding, output_padding, dilation, groups, data_format
-    )
+    xp, tp = check_transpose_multi(x, w, stride, padding, output_padding, dilation, groups, data_format)
     if bias is not None:
-        check_bias(xp, bias, x, w, out_channels=w.shape[1] * tp.groups)
+        check_bias(xp, bias, x, w, out_channels=w.shape[1] * tp.groups, x_checked=True)
     return transpose_multi(xp, x, w, tp, bias)
 
 
@@ -158,9 +157,7 @@ def transpose_multi_vjp(xp, x, w, g, tp: TransposePlan, *, need_x=True):
     if need_x:
         # The gradient of a scatter is a gather: the forward correlation of g.
         geometry = plan(tuple(z.shape[-2:]), tuple(w.shape[-2:]), tp.options)
-        gx = as_input_dtype(
-            xp, correlate_multi(xp, z, w, tp.options, geometry, tp.groups), x
-        )
+        gx = as_input_dtype(xp, correlate_multi(xp, z, w, tp.options, geometry, tp.groups), x)
         if tp.channels_last:
             gx = to_last(xp, gx)
     # The weight gradient of <x, corr(z, w)>: the forward's, x as its output gradient.
@@ -208,10 +205,8 @@ def conv_transpose2d_vjp(
         As ``conv_transpose2d``, and ValueError when ``g`` does not have the
         output's shape.
     """
-    xp, tp = check_transpose_multi(
-        x, w, stride, padding, output_padding, dilation, groups, data_format
-    )
-    check_arrays(x, g, k_name="g")
+    xp, tp = check_transpose_multi(x, w, stride, padding, output_padding, dilation, groups, data_format)
+    check_arrays(x, g, k_name="g", x_checked=True)
     out = out_shape(x, w, tp)
     if tuple(g.shape) != out:
         msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"
@@ -228,14 +223,10 @@ def _check_single(x, k, stride, padding, output_padding, dilation):
     parsed = parse_transpose_padding(padding)
     xp = check_arrays(x, k)
     if x.ndim < 2:
-        msg = (
-            f"x must have at least 2 dimensions (..., H, W); got shape {tuple(x.shape)}"
-        )
+        msg = f"x must have at least 2 dimensions (..., H, W); got shape {tuple(x.shape)}"
         raise ValueError(msg)
     if k.ndim < 2:
-        msg = (
-            f"k must have at least 2 dimensions (..., h, w); got shape {tuple(k.shape)}"
-        )
+        msg = f"k must have at least 2 dimensions (..., h, w); got shape {tuple(k.shape)}"
         raise ValueError(msg)
     padding, output_padding = resolve_transpose_padding(parsed, output_padding, tuple(k.shape[-2:]), stride, dilation)
     dtype = result_dtype(xp, x.dtype, k.dtype)
@@ -295,9 +286,7 @@ def corr2d_transpose(
     >>> xcorr.corr2d_transpose(np.array([[1.0, 2.0]]), np.array([[1.0, 10.0]]), stride=(1, 3))
     array([[ 1., 10.,  0.,  2., 20.]])
     """
-    xp, tp, like, geometry = _check_single(
-        x, k, stride, padding, output_padding, dilation
-    )
+    xp, tp, like, geometry = _check_single(x, k, stride, padding, output_padding, dilation)
     dtype = like.dtype
     xc = xp.astype(x, dtype, copy=False)
     kc = xp.astype(k, dtype, copy=False)
