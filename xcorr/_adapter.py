@@ -477,8 +477,24 @@ def known_names() -> tuple[str, ...]:
     return tuple(_BY_NAME) + extra
 
 
-def library(name: str) -> Library | None:
-    return _BY_NAME.get(name)
+class MissingLibrary(ImportError):
+    """The array module of a registry row is not installed: which module, why, and how to install it."""
+
+    def __init__(self, lib: Library, cause: ImportError) -> None:
+        super().__init__(f"{lib.array_module} is not installed ({cause})")
+        self.module, self.cause = lib.array_module, cause
+        self.pip = f"pip install 'xcorr[{lib.extra}]'" if lib.extra else None
+
+
+def import_library(name: str) -> None:
+    """Import the array module of registry name ``name`` (nothing for a name the table does not list);
+    a :class:`MissingLibrary` where it is not installed."""
+    lib = _BY_NAME.get(name)
+    if lib is not None:
+        try:
+            importlib.import_module(lib.array_module)
+        except ImportError as err:
+            raise MissingLibrary(lib, err) from err
 
 
 def loaded(name: str) -> bool:

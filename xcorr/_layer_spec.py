@@ -10,7 +10,6 @@ compute the layer's forward pass and gradients in terms of ``corr2d`` /
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import operator
 import os
@@ -49,14 +48,11 @@ def resolve_backend(backend: object) -> str:
     if not isinstance(backend, str) or backend not in names:
         msg = f"{source} must be one of {', '.join(map(repr, names))}; got {backend!r}"
         raise ValueError(msg)
-    lib = _adapter.library(backend)
-    if lib is not None:
-        try:
-            importlib.import_module(lib.array_module)
-        except ImportError as err:
-            how = f"pip install 'xcorr[{lib.extra}]'" if lib.extra else f"install {backend}"
-            msg = f"backend={backend!r} needs {lib.array_module}, which is not installed ({how}): {err}"
-            raise ImportError(msg) from err
+    try:
+        _adapter.import_library(backend)
+    except _adapter.MissingLibrary as err:
+        msg = f"backend={backend!r} needs {err.module}, which is not installed ({err.pip or f'install {backend}'}): {err.cause}"
+        raise ImportError(msg) from err.cause
     return backend
 
 
