@@ -20,24 +20,6 @@ from __future__ import annotations
 
 import operator
 
-__all__ = [
-    "MODES",
-    "PADDING_NAMES",
-    "SIZE_DEPENDENT_PADDINGS",
-    "TRANSPOSE_PADDING_NAMES",
-    "PaddingPairs",
-    "lax_pads",
-    "parse_int",
-    "parse_output_padding",
-    "parse_padding",
-    "parse_pair",
-    "parse_transpose_padding",
-    "parse_window_padding",
-    "resolve_padding",
-    "resolve_transpose_padding",
-    "window_pads",
-]
-
 #: A correlation's output sizes (``mode=``), after scipy.signal.
 MODES: tuple[str, ...] = ("valid", "same", "full")
 #: ``padding=`` names, as lax and TensorFlow spell them (any case is accepted:

@@ -67,10 +67,7 @@ def plan_transpose(
     if H == 0 or W == 0:
         msg = f"x must not be empty in its spatial dimensions; got size {(H, W)}"
         raise ValueError(msg)
-    full = tuple(
-        (n - 1) * s + d * (k - 1) + 1
-        for n, s, d, k in zip((H, W), stride, dilation, (h, w))
-    )
+    full = tuple((n - 1) * s + d * (k - 1) + 1 for n, s, d, k in zip((H, W), stride, dilation, (h, w)))
     if max(full) > MAX_AXIS:
         msg = (
             f"the transposed convolution of an input of size {(H, W)} with kernel {(h, w)}, stride "
@@ -80,9 +77,7 @@ def plan_transpose(
         raise ValueError(msg)
     options = Options(stride=tuple(stride), dilation=tuple(dilation))
     geometry = plan(full, (h, w), options)
-    tp = TransposePlan(
-        options, geometry, groups, padding, tuple(output_padding), channels_last
-    )
+    tp = TransposePlan(options, geometry, groups, padding, tuple(output_padding), channels_last)
     if min(tp.out_hw) < 1:
         msg = (
             f"padding {padding} crops the whole output: an input of size {(H, W)} with kernel {(h, w)}, "
@@ -93,9 +88,7 @@ def plan_transpose(
     return tp
 
 
-def check_transpose_multi(
-    x, w, stride, padding, output_padding, dilation, groups, data_format
-):
+def check_transpose_multi(x, w, stride, padding, output_padding, dilation, groups, data_format):
     """Check the arguments of ``conv_transpose2d``; return the namespace and the plan."""
     channels_last = parse_data_format(data_format)
     stride = parse_pair("stride", stride)
@@ -122,9 +115,7 @@ def check_transpose_multi(
     if c_in % groups:
         msg = f"groups={groups} must divide the input channels ({c_in}, w.shape[0] of w of shape {tuple(w.shape)})"
         raise ValueError(msg)
-    result_dtype(
-        xp, x.dtype, w.dtype
-    )  # a TypeError where the library has no common dtype
+    result_dtype(xp, x.dtype, w.dtype)  # a TypeError where the library has no common dtype
     hw = tuple(x.shape[-3:-1]) if channels_last else tuple(x.shape[-2:])
     tp = plan_transpose(
         hw,

@@ -65,19 +65,14 @@ class Window:
     dilation: tuple[int, int]
     padding: str | tuple[int, int] | PaddingPairs
 
-    def __init__(
-        self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1, padding: Pair | Mode = 0
-    ) -> None:
+    def __init__(self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1, padding: Pair | Mode = 0) -> None:
         object.__setattr__(self, "kernel_size", parse_pair("kernel_size", kernel_size))
         object.__setattr__(self, "stride", parse_pair("stride", stride))
         object.__setattr__(self, "dilation", parse_pair("dilation", dilation))
         object.__setattr__(self, "padding", parse_window_padding(padding))
 
     def __repr__(self) -> str:
-        return (
-            f"Window({self.kernel_size}, stride={self.stride}, "
-            f"dilation={self.dilation}, padding={self.padding!r})"
-        )
+        return f"Window({self.kernel_size}, stride={self.stride}, dilation={self.dilation}, padding={self.padding!r})"
 
     @property
     def span(self) -> tuple[int, int]:
@@ -217,6 +212,7 @@ def _fmt(pair, sep: str = "x") -> str:
 
 
 # -- reading layers -----------------------------------------------------------
+
 
 def as_window(layer: object, *, name: str = "layer") -> Window:
     """The :class:`Window` of ``layer``.
