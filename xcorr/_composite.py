@@ -64,7 +64,7 @@ def compacted_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geo
         sizes = [ap.hi - ap.lo + 1 if c is None else c.size for ap, c in ((rows, plans[0]), (cols, plans[1]))]
         inner = Geometry(
             geometry.batch,
-            *(
+            tuple(
                 AxisPlan(size, ap.taps, ap.dilation if c is None else c.dilation, ap.step, 0, ap.count)
                 for size, ap, c in ((sizes[0], rows, plans[0]), (sizes[1], cols, plans[1]))
             ),

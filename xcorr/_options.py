@@ -279,20 +279,27 @@ def plan_axis(
 
 @dataclass(frozen=True)
 class Geometry:
-    """Shapes of one correlation: broadcast batch shape and the two axis plans."""
+    """Shapes of one correlation: broadcast batch shape and one plan per spatial axis, in order."""
 
     batch: tuple[int, ...]
-    rows: AxisPlan
-    cols: AxisPlan
+    axes: tuple[AxisPlan, ...]
+
+    @property
+    def rows(self) -> AxisPlan:
+        return self.axes[-2]
+
+    @property
+    def cols(self) -> AxisPlan:
+        return self.axes[-1]
 
     @property
     def out_shape(self) -> tuple[int, ...]:
-        return (*self.batch, self.rows.count, self.cols.count)
+        return (*self.batch, *(axis.count for axis in self.axes))
 
     @property
     def inside(self) -> bool:
         """Whether every window lies inside the input (no boundary extension is read)."""
-        return self.rows.inside and self.cols.inside
+        return all(axis.inside for axis in self.axes)
 
 
 def plan(x_shape, k_shape, options: Options) -> Geometry:
@@ -355,7 +362,7 @@ def plan(x_shape, k_shape, options: Options) -> Geometry:
                     'boundary="edge" or "symm" repeat that element'
                 )
                 raise ValueError(msg)
-    return Geometry(batch, rows, cols)
+    return Geometry(batch, (rows, cols))
 
 
 # The largest stride, dilation, padding width and extent (of the extended image, of the dilated
