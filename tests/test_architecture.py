@@ -193,7 +193,7 @@ def _calls():
     xm, w, b, gm = np.ones((2, 4, 7, 9)), np.ones((6, 2, 3, 3)), np.ones(6), np.ones((2, 6, 5, 7))
     xl = np.ones((2, 7, 9, 4))
     xt, wt = np.ones((2, 4, 5, 6)), np.ones((4, 3, 3, 3))
-    gt = np.ones((2, 6, 11, 13))
+    gt, gs = np.ones((2, 6, 11, 13)), np.ones((2, 15, 18))
     return [
         ("corr2d", lambda: xcorr.corr2d(x, k, mode="same", boundary="symm", stride=2), (x, k)),
         ("conv2d", lambda: xcorr.conv2d(x, k, padding="SAME", dilation=2), (x, k)),
@@ -209,6 +209,7 @@ def _calls():
         ("conv_transpose2d with bias", lambda: xcorr.conv_transpose2d(xt, wt, bias=b, groups=2, stride=2), (xt, wt, b)),
         ("conv_transpose2d_vjp", lambda: xcorr.conv_transpose2d_vjp(xt, wt, gt, groups=2, stride=2), (xt, wt, gt)),
         ("corr2d_transpose", lambda: xcorr.corr2d_transpose(x, k, stride=2), (x, k)),
+        ("corr2d_transpose_vjp", lambda: xcorr.corr2d_transpose_vjp(x, k, gs, stride=2), (x, k, gs)),
     ]
 
 

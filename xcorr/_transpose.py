@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from ._adapter import adapter_for
 from ._composite import _Like, crop, input_gradient, pad_to_full
-from ._correlate import _correlate
 from ._direct import as_input_dtype, unbroadcast
 from ._layout import to_first, to_last
 from ._multi import check_bias, correlate_multi, multi_vjp
 from ._options import check_arrays, plan, result_dtype
 from ._padding import parse_pair, parse_transpose_padding, resolve_transpose_padding
+from ._prepared import correlate
 from ._transpose_plan import (
     TransposePlan,
     check_transpose_multi,
@@ -312,13 +312,13 @@ def corr2d_transpose_vjp(
     kernel gradient with ``x`` as its output gradient.
     """
     xp, tp, _, geometry = _check_single(x, k, stride, padding, output_padding, dilation)
-    check_arrays(x, g, k_name="g")
+    check_arrays(x, g, k_name="g", x_checked=True)
     out = (*geometry.batch, *tp.out_hw)
     if tuple(g.shape) != out:
         msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"
         raise ValueError(msg)
     z = pad_to_full(xp, g, tp)
-    gx = unbroadcast(xp, _correlate(z, k, tp.options), tuple(x.shape))
+    gx = unbroadcast(xp, correlate(adapter_for(xp), z, k, tp.options), tuple(x.shape))
     gx = as_input_dtype(xp, gx, x)
     xb = xp.broadcast_to(x, geometry.out_shape)
     _, gk = vjp(
