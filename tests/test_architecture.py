@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 import xcorr
 
 from matrix import require_module
@@ -72,11 +74,12 @@ def _type_checking_blocks(tree: ast.Module) -> set[int]:
     return ids
 
 
-def _edges(name: str, path: pathlib.Path, modules):
+def _edges(name: str, path: pathlib.Path, modules, *, type_checking=False):
     """``(target, line, local)`` for each import of an xcorr module by module ``name``; ``local``:
-    inside a function or class body."""
+    inside a function or class body. Imports under ``if TYPE_CHECKING:`` count only with
+    ``type_checking``."""
     tree = ast.parse(path.read_text())
-    skip = _type_checking_blocks(tree)
+    skip = set() if type_checking else _type_checking_blocks(tree)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     local = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for n in ast.walk(f)}  # fmt: skip
     for node in ast.walk(tree):
@@ -101,9 +104,9 @@ def _edges(name: str, path: pathlib.Path, modules):
                 yield target, node.lineno, id(node) in local
 
 
-def _graph():
+def _graph(*, type_checking=False):
     modules = _modules()
-    return {name: list(_edges(name, path, modules)) for name, path in modules.items()}
+    return {name: list(_edges(name, path, modules, type_checking=type_checking)) for name, path in modules.items()}
 
 
 # xcorr.keras loads the Keras adapter (and Keras) on first use: an optional dependency. (The
@@ -122,7 +125,9 @@ def test_no_function_local_import_of_xcorr():
 
 
 def test_module_graph_has_no_cycle():
-    graph = {name: sorted({target for target, _, _ in edges}) for name, edges in _graph().items()}
+    # Imports for type checkers count too: a circle that only annotations close is still a circle
+    # in what a reader must hold in mind (and in what mypy resolves).
+    graph = {name: sorted({target for target, _, _ in edges}) for name, edges in _graph(type_checking=True).items()}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     cycles = []
 
@@ -160,3 +165,55 @@ def test_import_linter_contracts_are_kept(tmp_path):
     done = subprocess.run([lint, "--no-cache", str(config)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "0 broken" in done.stdout
+
+
+# ---------------------------------------------------------------------------
+# Validate once: each operand of a public call passes its checks once
+# ---------------------------------------------------------------------------
+
+
+def _checks_per_operand(monkeypatch, call, *operands):
+    """How many times each of ``operands`` went through ``_options.check_array`` in ``call()``,
+    on a signature not seen before (a prepared signature checks nothing again)."""
+    from xcorr import _options, _prepared
+
+    _prepared.clear_prepared()
+    seen: list[int] = []
+    check = _options.check_array
+    monkeypatch.setattr(_options, "check_array", lambda name, a: (seen.append(id(a)), check(name, a))[1])
+    call()
+    return [seen.count(id(a)) for a in operands]
+
+
+def _calls():
+    """``(name, call, operands)``: public calls on fresh numpy operands."""
+    import numpy as np
+
+    x, k, g = np.ones((2, 7, 9)), np.ones((3, 2)), np.ones((2, 5, 8))
+    xm, w, b, gm = np.ones((2, 4, 7, 9)), np.ones((6, 2, 3, 3)), np.ones(6), np.ones((2, 6, 5, 7))
+    xl = np.ones((2, 7, 9, 4))
+    xt, wt = np.ones((2, 4, 5, 6)), np.ones((4, 3, 3, 3))
+    gt, gs = np.ones((2, 6, 11, 13)), np.ones((2, 15, 18))
+    return [
+        ("corr2d", lambda: xcorr.corr2d(x, k, mode="same", boundary="symm", stride=2), (x, k)),
+        ("conv2d", lambda: xcorr.conv2d(x, k, padding="SAME", dilation=2), (x, k)),
+        ("corr2d_vjp", lambda: xcorr.corr2d_vjp(x, k, g), (x, k, g)),
+        ("corr2d_jvp", lambda: xcorr.corr2d_jvp(x, k, x + 1, k + 1), (x, k)),
+        (
+            "corr2d_multi channels-last with bias",
+            lambda: xcorr.corr2d_multi(xl, w, bias=b, groups=2, padding=1, data_format="channels_last"),
+            (xl, w, b),
+        ),
+        ("corr2d_multi_vjp", lambda: xcorr.corr2d_multi_vjp(xm, w, gm, groups=2), (xm, w, gm)),
+        ("corr2d_multi_jvp", lambda: xcorr.corr2d_multi_jvp(xm, w, xm + 1, w + 1, groups=2), (xm, w)),
+        ("conv_transpose2d with bias", lambda: xcorr.conv_transpose2d(xt, wt, bias=b, groups=2, stride=2), (xt, wt, b)),
+        ("conv_transpose2d_vjp", lambda: xcorr.conv_transpose2d_vjp(xt, wt, gt, groups=2, stride=2), (xt, wt, gt)),
+        ("corr2d_transpose", lambda: xcorr.corr2d_transpose(x, k, stride=2), (x, k)),
+        ("corr2d_transpose_vjp", lambda: xcorr.corr2d_transpose_vjp(x, k, gs, stride=2), (x, k, gs)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_calls())), ids=[name for name, _, _ in _calls()])
+def test_a_public_call_checks_each_array_once(monkeypatch, index):
+    name, call, operands = _calls()[index]
+    assert _checks_per_operand(monkeypatch, call, *operands) == [1] * len(operands), name

@@ -120,7 +120,7 @@ def test_adjoint_of_the_forward_correlation(
         **options,
     )
     z = np.random.default_rng(2).standard_normal(y.shape)
-    (top, bottom), (left, right) = xcorr._transpose.parse_padding(padding)
+    (top, bottom), (left, right) = xcorr._padding.parse_transpose_padding(padding)
     zp = np.pad(z, ((0, 0), (0, 0), (top, bottom), (left, right)))
     forward = backend.to_numpy(
         xcorr.corr2d_multi(backend.asarray(zp), backend.asarray(w), **options)

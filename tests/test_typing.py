@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import xcorr
-from xcorr import _cost_model, _fit, _layer, _layer_spec, _options, _typing
+from xcorr import _cost_model, _fit, _layer, _layer_spec, _options, _padding, _typing
 
 from matrix import require_module
 
@@ -30,7 +30,7 @@ SCRIPT = ROOT / "tests" / "typecheck" / "user_script.py"
 
 def test_option_literals_name_what_the_parsers_accept():
     # One list of names each, as the type checker and the run-time check see them.
-    assert typing.get_args(_typing.Mode) == _options.MODES
+    assert typing.get_args(_typing.Mode) == _padding.MODES
     assert set(typing.get_args(_typing.Boundary)) == set(_options.BOUNDARY_ALIASES)
     assert typing.get_args(_typing.Method) == _cost_model.METHODS
     assert typing.get_args(_typing.Loss) == _fit.LOSSES
@@ -72,7 +72,7 @@ def test_conv2d_signature_is_the_constructors():
     assert expected <= set(params)
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for n, p in params.items() if n != "kernel_size")
     assert params["mode"].default == "valid" and params["seed"].default == 0
-    assert typing.get_args(params["mode"].annotation) == _options.MODES
+    assert typing.get_args(params["mode"].annotation) == _padding.MODES
     # every backend's class shows the same parameters, and help() prints them
     assert inspect.signature(_layer.ArrayConv2D) == sig
     first_lines = pydoc.render_doc(xcorr.Conv2D, renderer=pydoc.plaintext).splitlines()[:5]

@@ -24,7 +24,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -35,16 +35,14 @@ from ._options import Geometry, Options
 from ._prepared import clear_prepared
 from ._transpose_plan import TransposePlan
 
-if TYPE_CHECKING:
-    from ._layer import Conv2D
-
 __all__ = ["Adapter", "Costs", "Library", "Tuning", "adapter_for", "register_adapter"]
 
 # An array of the adapter's library; a namespace of array-API functions (both without static types).
 Array = _typing.Array
 Namespace = _typing.Namespace
-#: A layer of the adapter's library, returned as the same class.
-LayerT = TypeVar("LayerT", bound="Conv2D")
+#: A layer of the adapter's library (an ``xcorr.Conv2D``, defined above this contract), returned as
+#: the same class.
+LayerT = TypeVar("LayerT")
 
 
 #: The generic layers (arrays held in plain objects), by base class name: ``xcorr._layer``
@@ -577,8 +575,24 @@ def known_names() -> tuple[str, ...]:
     return tuple(_BY_NAME) + extra
 
 
-def library(name: str) -> Library | None:
-    return _BY_NAME.get(name)
+class MissingLibrary(ImportError):
+    """The array module of a registry row is not installed: which module, why, and how to install it."""
+
+    def __init__(self, lib: Library, cause: ImportError) -> None:
+        super().__init__(f"{lib.array_module} is not installed ({cause})")
+        self.module, self.cause = lib.array_module, cause
+        self.pip = f"pip install 'xcorr[{lib.extra}]'" if lib.extra else None
+
+
+def import_library(name: str) -> None:
+    """Import the array module of registry name ``name`` (nothing for a name the table does not list);
+    a :class:`MissingLibrary` where it is not installed."""
+    lib = _BY_NAME.get(name)
+    if lib is not None:
+        try:
+            importlib.import_module(lib.array_module)
+        except ImportError as err:
+            raise MissingLibrary(lib, err) from err
 
 
 def loaded(name: str) -> bool:

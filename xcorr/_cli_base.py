@@ -47,14 +47,12 @@ def load_backend(name: str) -> Backend:
         names = ", ".join(_adapter.known_names())
         msg = f"unknown backend {name!r}; choose one of {names}, or NAME_gpu for a GPU device"
         raise CommandError(msg)
-    lib = _adapter.library(library)
-    if lib is not None:
-        try:
-            importlib.import_module(lib.array_module)
-        except ImportError as err:
-            hint = f": pip install 'xcorr[{lib.extra}]'" if lib.extra else ""
-            msg = f"backend {name!r} needs {lib.array_module.split('.')[0]}, which is not installed ({err}){hint}"
-            raise CommandError(msg) from None
+    try:
+        _adapter.import_library(library)
+    except _adapter.MissingLibrary as err:
+        hint = f": {err.pip}" if err.pip else ""
+        msg = f"backend {name!r} needs {err.module.split('.')[0]}, which is not installed ({err.cause}){hint}"
+        raise CommandError(msg) from None
     adapter = _adapter.adapter_named(library)
     try:
         device = adapter.device(kind)

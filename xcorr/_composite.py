@@ -10,24 +10,20 @@ serve these too, and nothing here looks an adapter up or validates again.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from . import _cost_model, _direct, _fft
 from ._compat import isdtype
 from ._direct import as_input_dtype, extend_axis, fold_axis, unbroadcast, zero_insert
 from ._layout import to_first, to_last
+from ._operations import AdapterOperations
 from ._options import AxisPlan, Geometry, Options, plan, result_dtype
 from ._prepared import correlate
 from ._transpose_plan import TransposePlan
 
-if TYPE_CHECKING:
-    from ._adapter import Adapter
-
-
 # -- one plane: the VJP ----------------------------------------------------------
 
 
-def adapter_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
+def adapter_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
     """``(gx, gk)`` by ``adapter.vjp``, on the taps' windows laid end to end where that saves memory."""
     both = compacted_vjp(adapter, xp, x, k, g, options, geometry, need_x, need_k)
     if both is not None:
@@ -44,7 +40,7 @@ class _Shape:
         self.ndim = len(shape)
 
 
-def compacted_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
+def compacted_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
     """``(gx, gk)`` through ``_direct.compact``, or None where no axis gains from it.
 
     With a dilation wider than the output, the extended image (and the
@@ -68,7 +64,7 @@ def compacted_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geo
         sizes = [ap.hi - ap.lo + 1 if c is None else c.size for ap, c in ((rows, plans[0]), (cols, plans[1]))]
         inner = Geometry(
             geometry.batch,
-            *(
+            tuple(
                 AxisPlan(size, ap.taps, ap.dilation if c is None else c.dilation, ap.step, 0, ap.count)
                 for size, ap, c in ((sizes[0], rows, plans[0]), (sizes[1], cols, plans[1]))
             ),
@@ -95,7 +91,7 @@ def compacted_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geo
     return as_input_dtype(xp, unbroadcast(xp, gw, tuple(x.shape)), x), gk
 
 
-def generic_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
+def generic_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
     """``Adapter.vjp``'s generic implementation: ``_fft.vjp`` where it applies (``_fused_fft``);
     otherwise the input gradient, then ``adapter.kernel_gradient``."""
     dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
@@ -120,7 +116,7 @@ def generic_vjp(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geome
     return gx, gk
 
 
-def _fused_fft(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geometry, dtype) -> bool:
+def _fused_fft(adapter: AdapterOperations, xp, x, k, g, options: Options, geometry: Geometry, dtype) -> bool:
     """Whether ``_fft.vjp`` takes both gradients from one spectrum of ``g``.
 
     Where the method is "fft", or "auto" picks it for finite inputs, for a
@@ -143,7 +139,7 @@ def _fused_fft(adapter: Adapter, xp, x, k, g, options: Options, geometry: Geomet
     return True
 
 
-def input_gradient(adapter: Adapter, xp, x, kc, g, options: Options, geometry: Geometry, *, insert=None):
+def input_gradient(adapter: AdapterOperations, xp, x, kc, g, options: Options, geometry: Geometry, *, insert=None):
     """The gradient of ``x``; ``insert(g, axis, step)`` undoes the stride (default: ``zero_insert``)."""
     rows, cols = geometry.rows, geometry.cols
     # Input gradient: zero-insert g (undo the stride), then a "full"
@@ -168,7 +164,7 @@ def input_gradient(adapter: Adapter, xp, x, kc, g, options: Options, geometry: G
     return as_input_dtype(xp, unbroadcast(xp, ge, tuple(x.shape)), x)
 
 
-def generic_kernel_gradient(adapter: Adapter, xp, xc, k, g, options: Options, geometry: Geometry, method):
+def generic_kernel_gradient(adapter: AdapterOperations, xp, xc, k, g, options: Options, geometry: Geometry, method):
     """``Adapter.kernel_gradient``'s generic implementation (correlation orientation, result dtype)."""
     rows, cols = geometry.rows, geometry.cols
     k_batch = tuple(k.shape[:-2])
@@ -215,7 +211,7 @@ def _batched(xp, x):
     return x if x.ndim == 4 else xp.expand_dims(x, axis=0)
 
 
-def generic_correlate_multi(adapter: Adapter, xp, x, w, options: Options, geometry: Geometry, groups: int):
+def generic_correlate_multi(adapter: AdapterOperations, xp, x, w, options: Options, geometry: Geometry, groups: int):
     """``Adapter.correlate_multi``'s generic implementation: one broadcast corr2d."""
     xb = _batched(xp, x)
     xg, wg = _grouped(xp, xb, w, groups)
@@ -225,7 +221,7 @@ def generic_correlate_multi(adapter: Adapter, xp, x, w, options: Options, geomet
     return y if x.ndim == 4 else y[0, ...]
 
 
-def generic_multi_vjp(adapter: Adapter, xp, x, w, g, options: Options, geometry: Geometry, groups: int, need_x: bool):
+def generic_multi_vjp(adapter: AdapterOperations, xp, x, w, g, options: Options, geometry: Geometry, groups: int, need_x: bool):
     """``Adapter.correlate_multi_vjp``'s generic implementation: the VJP of the broadcast corr2d."""
     xb = _batched(xp, x)
     gb = _batched(xp, g)

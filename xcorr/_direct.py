@@ -154,7 +154,7 @@ def compact(xp, x, geometry: Geometry, options: Options):
             pieces.append(extend_axis(xp, x, axis, first, first + length - 1, options.boundary, options.fillvalue))
         x = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
         plans.append(compacted)
-    return x, Geometry(geometry.batch, plans[0], plans[1])
+    return x, Geometry(geometry.batch, (plans[0], plans[1]))
 
 
 def window(plan: AxisPlan, tap: int) -> slice:

@@ -8,7 +8,8 @@ from typing import TypeVar
 
 from ._adapter import adapter_for
 from ._layer import Conv2D
-from ._options import check_arrays, parse_int
+from ._options import check_arrays
+from ._padding import parse_int
 from ._training import LOSSES
 from ._typing import Array, Loss
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ._adapter import adapter_for
 from ._compat import array_namespace
-from ._correlate import _correlate
 from ._layout import check_last, parse_data_format, to_first
 from ._multi import check_multi, corr2d_multi, correlate_multi
-from ._options import Options, check_arrays, check_integral_fill, parse_int, plan, result_dtype
+from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
+from ._padding import parse_int
+from ._prepared import correlate
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_jvp", "corr2d_jvp", "corr2d_multi_jvp", "tangent_options"]
@@ -34,7 +36,7 @@ def tangent_options(options: Options) -> Options:
 
 
 def _check_tangent(name: str, t, a, a_name: str) -> None:
-    check_arrays(a, t, x_name=a_name, k_name=name)
+    check_arrays(a, t, x_name=a_name, k_name=name, x_checked=True)  # ``a`` (x or k) is checked
     if tuple(t.shape) != tuple(a.shape):
         msg = f"{name} must have the shape of {a_name}, {tuple(a.shape)}; got shape {tuple(t.shape)}"
         raise ValueError(msg)
@@ -82,11 +84,11 @@ def _public_jvp(name: str, x, k, dx, dk, mode, boundary, fillvalue, stride, dila
     if dk is not None:
         _check_tangent("dk", dk, k, "k")
     dtype = _tangent_dtype(xp, x, k, dx, dk)
-    terms = []
+    adapter, terms = adapter_for(xp), []
     if dx is not None:
-        terms.append(_correlate(dx, k, tangent_options(options)))
+        terms.append(correlate(adapter, dx, k, tangent_options(options)))
     if dk is not None:
-        terms.append(_correlate(x, dk, options))
+        terms.append(correlate(adapter, x, dk, options))
     return _sum(xp, terms, dtype)
 
 

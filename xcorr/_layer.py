@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
-from . import _adapter, _transpose_plan
+from . import _adapter
 from ._layer_spec import LayerSpec, TransposeSpec, _ConstructorSignature, _layer_class, resolve_backend
+from ._padding import PaddingPairs
 from ._typing import Array, Boundary, DataFormat, Dtype, Initializer, Method, Mode, Padding, Pair, TransposePadding
 
 __all__ = ["ArrayConv2D", "ArrayConv2DTranspose", "Conv2D", "Conv2DTranspose", "LayerSpec", "TransposeSpec"]
@@ -563,7 +564,7 @@ class Conv2DTranspose(Conv2D):
         return "fill"
 
     @property
-    def padding(self) -> _transpose_plan.Padding:
+    def padding(self) -> PaddingPairs:
         return self.spec.padding
 
     @property

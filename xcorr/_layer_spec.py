@@ -10,7 +10,6 @@ compute the layer's forward pass and gradients in terms of ``corr2d`` /
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import operator
 import os
@@ -22,7 +21,8 @@ import numpy as np
 from . import _adapter, _layout, _transpose, _transpose_plan, initializers
 from ._correlate import _correlate
 from ._multi import apply_multi, check_multi, corr2d_multi_last, multi_vjp
-from ._options import Options, check_array, check_arrays, parse_int, plan
+from ._options import Options, check_array, check_arrays, plan
+from ._padding import PaddingPairs, parse_int, parse_transpose_padding, resolve_transpose_padding
 from ._typing import Boundary, DataFormat, Dtype, Initializer, Method, Mode, Padding, Pair, TransposePadding
 from ._vjp import vjp
 
@@ -48,14 +48,11 @@ def resolve_backend(backend: object) -> str:
     if not isinstance(backend, str) or backend not in names:
         msg = f"{source} must be one of {', '.join(map(repr, names))}; got {backend!r}"
         raise ValueError(msg)
-    lib = _adapter.library(backend)
-    if lib is not None:
-        try:
-            importlib.import_module(lib.array_module)
-        except ImportError as err:
-            how = f"pip install 'xcorr[{lib.extra}]'" if lib.extra else f"install {backend}"
-            msg = f"backend={backend!r} needs {lib.array_module}, which is not installed ({how}): {err}"
-            raise ImportError(msg) from err
+    try:
+        _adapter.import_library(backend)
+    except _adapter.MissingLibrary as err:
+        msg = f"backend={backend!r} needs {err.module}, which is not installed ({err.pip or f'install {backend}'}): {err.cause}"
+        raise ImportError(msg) from err.cause
     return backend
 
 
@@ -371,7 +368,7 @@ class TransposeSpec:
     in_channels: int
     out_channels: int
     options: Options  # the forward correlation's stride and dilation (valid, zero fill)
-    padding: _transpose_plan.Padding
+    padding: PaddingPairs
     output_padding: tuple[int, int]
     groups: int
     bias: bool
@@ -401,8 +398,8 @@ class TransposeSpec:
         kernel = parse_kernel_size(kernel_size)
         options = Options.parse(stride=stride, dilation=dilation)
         # "SAME"/"VALID" become numbers here: the kernel size is known.
-        padding, output_padding = _transpose_plan.resolve_padding(
-            _transpose_plan.parse_padding(padding), output_padding, kernel, options.stride, options.dilation
+        padding, output_padding = resolve_transpose_padding(
+            parse_transpose_padding(padding), output_padding, kernel, options.stride, options.dilation
         )
         groups = parse_int("groups", groups)
         if in_channels is None or out_channels is None:

@@ -22,10 +22,10 @@ from ._options import (
     Options,
     check_arrays,
     check_integral_fill,
-    parse_int,
     plan,
     result_dtype,
 )
+from ._padding import parse_int
 from ._prepared import _PREPARED, Widened, half_precision, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
@@ -383,7 +383,7 @@ def corr2d_multi_vjp(
     )
     groups = parse_int("groups", groups)
     xp, geometry = check_multi(x, w, options, groups)
-    check_arrays(x, g, k_name="g")
+    check_arrays(x, g, k_name="g", x_checked=True)
     out = (*x.shape[:-3], w.shape[0], geometry.rows.count, geometry.cols.count)
     if tuple(g.shape) != out:
         msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"

@@ -8,16 +8,15 @@ lazy dask arrays.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 from fractions import Fraction
 
 from ._compat import array_namespace, device, is_array_api_obj, isdtype
 from ._cost_model import parse_method
+from ._padding import MODES, parse_padding, parse_pair, resolve_padding
 from ._typing import Boundary as Boundary  # the Literal types live in _typing
 from ._typing import Mode as Mode
 
-MODES: tuple[str, ...] = ("valid", "same", "full")
 # The five canonical boundaries and the other libraries' names for them
 # (scipy.signal, numpy.pad, scipy.ndimage, torch's padding_mode). A name that
 # means two different extensions in two libraries is not an alias:
@@ -40,9 +39,6 @@ BOUNDARY_ALIASES: dict[str, str] = {
     "replicate": "edge",  # torch
     "nearest": "edge",  # scipy.ndimage
 }
-# padding= names, as lax and TensorFlow spell them (any case is accepted:
-# Keras and torch write "same" and "valid").
-PADDING_NAMES: tuple[str, ...] = ("SAME", "VALID", "SAME_LOWER")
 
 
 def parse_mode(mode: object) -> str:
@@ -60,88 +56,6 @@ def parse_boundary(boundary: object) -> str:
             msg += f" (the names are lower case: {boundary.lower()!r})"
         raise ValueError(msg)
     return BOUNDARY_ALIASES[boundary]
-
-
-def parse_padding(padding: object) -> str | tuple[tuple[int, int], tuple[int, int]] | None:
-    """``padding=`` as None (none), "SAME", "SAME_LOWER" or ``((top, bottom), (left, right))``.
-
-    An int pads all four sides, ``(ph, pw)`` both sides of each axis, and
-    ``((top, bottom), (left, right))`` each side on its own (an axis may
-    also be one int). "VALID" and all-zero widths are no padding (None).
-    """
-    if padding is None:
-        return None
-    what = (
-        "padding must be an int >= 0, a pair (ph, pw), a pair of pairs ((top, bottom), (left, right)) "
-        f"or one of {', '.join(map(repr, PADDING_NAMES))} (any case); got {padding!r}"
-    )
-    if isinstance(padding, str):
-        name = padding.upper()
-        if name not in PADDING_NAMES:
-            raise ValueError(what)
-        return None if name == "VALID" else name
-    if isinstance(padding, (tuple, list)):
-        if len(padding) != 2:
-            msg = f"{what} (a sequence of {len(padding)} items; it needs one per axis, 2)"
-            raise ValueError(msg)
-        axes = []
-        for item in padding:
-            if isinstance(item, (tuple, list)):
-                if len(item) != 2:
-                    msg = f"{what} (an axis's padding {item!r} has {len(item)} items, not (before, after))"
-                    raise ValueError(msg)
-                axes.append((_padding_width(item[0], what), _padding_width(item[1], what)))
-            else:
-                n = _padding_width(item, what)
-                axes.append((n, n))
-        pairs = (axes[0], axes[1])
-    else:
-        n = _padding_width(padding, what)
-        pairs = ((n, n), (n, n))
-    return None if pairs == ((0, 0), (0, 0)) else pairs
-
-
-def _padding_width(value: object, what: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(what)
-    try:
-        n = operator.index(value)  # type: ignore[arg-type]  # anything else: the TypeError below
-    except TypeError:
-        raise TypeError(what) from None
-    if n < 0:
-        msg = f"{what} (negative width {n}: crop x before the call instead)"
-        raise ValueError(msg)
-    return n
-
-
-def parse_int(name: str, value: object, *, minimum: int = 1) -> int:
-    """A Python or NumPy integer (not a bool) that is at least ``minimum``."""
-    msg = f"{name} must be an int >= {minimum}; got {value!r}"
-    if isinstance(value, bool):
-        raise TypeError(msg)
-    try:
-        number = operator.index(value)  # type: ignore[arg-type]  # anything else: the TypeError below
-    except TypeError:
-        raise TypeError(msg) from None
-    if number < minimum:
-        raise ValueError(msg)
-    return number
-
-
-def parse_pair(name: str, value: object, *, minimum: int = 1) -> tuple[int, int]:
-    """An int or a sequence of one or two ints, each >= ``minimum``, as a pair."""
-    what = f"{name} must be an int or a sequence of 1 or 2 ints; got {value!r}"
-    items = value if isinstance(value, (tuple, list)) else (value,)
-    if not 1 <= len(items) <= 2:
-        raise ValueError(what)
-    try:
-        pair = [parse_int(name, item, minimum=minimum) for item in items]
-    except TypeError:
-        raise TypeError(what) from None
-    except ValueError:
-        msg = f"{name} must be >= {minimum}; got {value!r}"
-        raise ValueError(msg) from None
-    return (pair[0], pair[-1])
 
 
 def parse_fillvalue(fillvalue: object) -> int | float | complex:
@@ -374,20 +288,27 @@ def plan_axis(
 
 @dataclass(frozen=True)
 class Geometry:
-    """Shapes of one correlation: broadcast batch shape and the two axis plans."""
+    """Shapes of one correlation: broadcast batch shape and one plan per spatial axis, in order."""
 
     batch: tuple[int, ...]
-    rows: AxisPlan
-    cols: AxisPlan
+    axes: tuple[AxisPlan, ...]
+
+    @property
+    def rows(self) -> AxisPlan:
+        return self.axes[-2]
+
+    @property
+    def cols(self) -> AxisPlan:
+        return self.axes[-1]
 
     @property
     def out_shape(self) -> tuple[int, ...]:
-        return (*self.batch, self.rows.count, self.cols.count)
+        return (*self.batch, *(axis.count for axis in self.axes))
 
     @property
     def inside(self) -> bool:
         """Whether every window lies inside the input (no boundary extension is read)."""
-        return self.rows.inside and self.cols.inside
+        return all(axis.inside for axis in self.axes)
 
 
 def plan(x_shape, k_shape, options: Options) -> Geometry:
@@ -450,7 +371,7 @@ def plan(x_shape, k_shape, options: Options) -> Geometry:
                     'boundary="edge" or "symm" repeat that element'
                 )
                 raise ValueError(msg)
-    return Geometry(batch, rows, cols)
+    return Geometry(batch, (rows, cols))
 
 
 # The largest stride, dilation, padding width and extent (of the extended image, of the dilated
@@ -500,27 +421,6 @@ def _check_extents(x_shape, k_shape, batch, rows: AxisPlan, cols: AxisPlan) -> N
                 "address space holds more bytes)"
             )
             raise ValueError(msg)
-
-
-def resolve_padding(
-    padding, size: tuple[int, int], span: tuple[int, int], stride: tuple[int, int]
-) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    """``((top, bottom), (left, right))`` of ``Options.padding`` for an input of ``size`` (None: no padding).
-
-    "SAME" pads as ``lax``, TensorFlow and Keras do: the output has
-    ``ceil(n / s)`` elements along an axis of ``n`` with stride ``s``, the
-    total padding is ``max((out - 1) * s + span - n, 0)`` and its odd element
-    goes after the image ("SAME_LOWER": before it).
-    """
-    if padding is None or isinstance(padding, tuple):
-        return padding
-    pairs = []
-    for n, e, s in zip(size, span, stride):
-        out = -(-n // s)
-        total = max((out - 1) * s + e - n, 0)
-        small, large = total // 2, total - total // 2
-        pairs.append((small, large) if padding == "SAME" else (large, small))
-    return (pairs[0], pairs[1])
 
 
 def _broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:

@@ -15,22 +15,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _cost_model
+from ._compat import array_namespace
+from ._operations import AdapterOperations
 from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
 
-if TYPE_CHECKING:
-    from ._adapter import Adapter
 
-
-def correlate(adapter: Adapter, x, k, options: Options):
+def correlate(adapter: AdapterOperations, x, k, options: Options):
     """Correlation of arrays ``x``, ``k`` by ``adapter`` (the prepared call of this signature, made on first use)."""
     try:
         call = _PREPARED[(type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options)]
     except (KeyError, TypeError, AttributeError):
         key = (type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options)
-        return prepare_and_call(check_arrays(x, k), lambda xp: adapter, x, k, options, key)
+        # Arrays made inside an operation from checked ones: their namespace, no checks again.
+        return prepare_and_call(array_namespace(x, k), lambda xp: adapter, x, k, options, key)
     return call(x, k)
 
 
@@ -46,7 +46,7 @@ class Prepared:
 
     __slots__ = ("adapter", "check_devices", "check_finite", "geometry", "key", "options", "requested", "run", "tuning", "xp")  # fmt: skip
 
-    def __init__(self, xp, adapter: Adapter, requested: Options, options: Options, geometry, run, *, check_finite):
+    def __init__(self, xp, adapter: AdapterOperations, requested: Options, options: Options, geometry, run, *, check_finite):
         self.xp = xp
         self.adapter = adapter
         self.tuning = adapter.tuning
@@ -122,7 +122,7 @@ class Widened:
         return xp.astype(self.inner(*(xp.astype(a, wide) for a in (x, k, *bias))), self.dtype)
 
 
-def prepare(xp, adapter_of: Callable[[Any], Adapter], x, k, options: Options) -> Prepared | Widened:
+def prepare(xp, adapter_of: Callable[[Any], AdapterOperations], x, k, options: Options) -> Prepared | Widened:
     """The prepared correlation of validated arrays ``x``, ``k`` of namespace ``xp``.
 
     ``adapter_of(xp)`` gives the adapter, asked once every check of the
@@ -143,7 +143,7 @@ def prepare(xp, adapter_of: Callable[[Any], Adapter], x, k, options: Options) ->
     return Prepared(xp, adapter, options, resolved, geometry, run, check_finite=check_finite)
 
 
-def prepare_and_call(xp, adapter_of: Callable[[Any], Adapter], x, k, options: Options, key):
+def prepare_and_call(xp, adapter_of: Callable[[Any], AdapterOperations], x, k, options: Options, key):
     """:func:`prepare`, kept for calls of signature ``key``, then called."""
     prepared = prepare(xp, adapter_of, x, k, options)
     if remember(key, prepared):
@@ -166,7 +166,7 @@ def remember(key, prepared) -> bool:
     return True
 
 
-def resolve_method(adapter: Adapter, xp, x, k, dtype, options: Options, geometry) -> str:
+def resolve_method(adapter: AdapterOperations, xp, x, k, dtype, options: Options, geometry) -> str:
     """The concrete method ("direct", "fft" or "native") for this signature.
 
     Where "auto" picks "fft" on an eager library, the caller still checks that

@@ -25,18 +25,17 @@ from __future__ import annotations
 
 from ._adapter import adapter_for
 from ._composite import _Like, crop, input_gradient, pad_to_full
-from ._correlate import _correlate
 from ._direct import as_input_dtype, unbroadcast
 from ._layout import to_first, to_last
 from ._multi import check_bias, correlate_multi, multi_vjp
-from ._options import check_arrays, parse_pair, plan, result_dtype
+from ._options import check_arrays, plan, result_dtype
+from ._padding import parse_pair, parse_transpose_padding, resolve_transpose_padding
+from ._prepared import correlate
 from ._transpose_plan import (
     TransposePlan,
     check_transpose_multi,
     out_shape,
-    parse_padding,
     plan_transpose,
-    resolve_padding,
 )
 from ._typing import Array, DataFormat, Pair, TransposePadding
 from ._vjp import vjp
@@ -48,6 +47,7 @@ __all__ = [
     "corr2d_transpose",
     "corr2d_transpose_vjp",
 ]
+
 
 def transpose_multi(xp, x, w, tp: TransposePlan, bias=None):
     """``conv_transpose2d`` of validated arguments, by the adapter of ``xp``."""
@@ -142,11 +142,9 @@ def conv_transpose2d(
            [1., 1., 1., 1.],
            [1., 1., 1., 1.]])
     """
-    xp, tp = check_transpose_multi(
-        x, w, stride, padding, output_padding, dilation, groups, data_format
-    )
+    xp, tp = check_transpose_multi(x, w, stride, padding, output_padding, dilation, groups, data_format)
     if bias is not None:
-        check_bias(xp, bias, x, w, out_channels=w.shape[1] * tp.groups)
+        check_bias(xp, bias, x, w, out_channels=w.shape[1] * tp.groups, x_checked=True)
     return transpose_multi(xp, x, w, tp, bias)
 
 
@@ -159,9 +157,7 @@ def transpose_multi_vjp(xp, x, w, g, tp: TransposePlan, *, need_x=True):
     if need_x:
         # The gradient of a scatter is a gather: the forward correlation of g.
         geometry = plan(tuple(z.shape[-2:]), tuple(w.shape[-2:]), tp.options)
-        gx = as_input_dtype(
-            xp, correlate_multi(xp, z, w, tp.options, geometry, tp.groups), x
-        )
+        gx = as_input_dtype(xp, correlate_multi(xp, z, w, tp.options, geometry, tp.groups), x)
         if tp.channels_last:
             gx = to_last(xp, gx)
     # The weight gradient of <x, corr(z, w)>: the forward's, x as its output gradient.
@@ -221,10 +217,8 @@ def conv_transpose2d_vjp(
     >>> float(gx[0, 0, 0, 0]), float(gw[0, 0, 0, 0])
     (4.0, 9.0)
     """
-    xp, tp = check_transpose_multi(
-        x, w, stride, padding, output_padding, dilation, groups, data_format
-    )
-    check_arrays(x, g, k_name="g")
+    xp, tp = check_transpose_multi(x, w, stride, padding, output_padding, dilation, groups, data_format)
+    check_arrays(x, g, k_name="g", x_checked=True)
     out = out_shape(x, w, tp)
     if tuple(g.shape) != out:
         msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"
@@ -238,19 +232,15 @@ def conv_transpose2d_vjp(
 def _check_single(x, k, stride, padding, output_padding, dilation):
     stride = parse_pair("stride", stride)
     dilation = parse_pair("dilation", dilation)
-    parsed = parse_padding(padding)
+    parsed = parse_transpose_padding(padding)
     xp = check_arrays(x, k)
     if x.ndim < 2:
-        msg = (
-            f"x must have at least 2 dimensions (..., H, W); got shape {tuple(x.shape)}"
-        )
+        msg = f"x must have at least 2 dimensions (..., H, W); got shape {tuple(x.shape)}"
         raise ValueError(msg)
     if k.ndim < 2:
-        msg = (
-            f"k must have at least 2 dimensions (..., h, w); got shape {tuple(k.shape)}"
-        )
+        msg = f"k must have at least 2 dimensions (..., h, w); got shape {tuple(k.shape)}"
         raise ValueError(msg)
-    padding, output_padding = resolve_padding(parsed, output_padding, tuple(k.shape[-2:]), stride, dilation)
+    padding, output_padding = resolve_transpose_padding(parsed, output_padding, tuple(k.shape[-2:]), stride, dilation)
     dtype = result_dtype(xp, x.dtype, k.dtype)
     tp = plan_transpose(
         tuple(x.shape[-2:]),
@@ -308,9 +298,7 @@ def corr2d_transpose(
     >>> xcorr.corr2d_transpose(np.array([[1.0, 2.0]]), np.array([[1.0, 10.0]]), stride=(1, 3))
     array([[ 1., 10.,  0.,  2., 20.]])
     """
-    xp, tp, like, geometry = _check_single(
-        x, k, stride, padding, output_padding, dilation
-    )
+    xp, tp, like, geometry = _check_single(x, k, stride, padding, output_padding, dilation)
     dtype = like.dtype
     xc = xp.astype(x, dtype, copy=False)
     kc = xp.astype(k, dtype, copy=False)
@@ -368,13 +356,13 @@ def corr2d_transpose_vjp(
     ((6, 6), [[10.0, 10.0, 10.0], [10.0, 10.0, 10.0], [10.0, 10.0, 10.0]], [[9.0, 9.0], [9.0, 9.0]])
     """
     xp, tp, _, geometry = _check_single(x, k, stride, padding, output_padding, dilation)
-    check_arrays(x, g, k_name="g")
+    check_arrays(x, g, k_name="g", x_checked=True)
     out = (*geometry.batch, *tp.out_hw)
     if tuple(g.shape) != out:
         msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"
         raise ValueError(msg)
     z = pad_to_full(xp, g, tp)
-    gx = unbroadcast(xp, _correlate(z, k, tp.options), tuple(x.shape))
+    gx = unbroadcast(xp, correlate(adapter_for(xp), z, k, tp.options), tuple(x.shape))
     gx = as_input_dtype(xp, gx, x)
     xb = xp.broadcast_to(x, geometry.out_shape)
     _, gk = vjp(

@@ -2,7 +2,7 @@
 
 The option names are ``Literal`` types, so a type checker flags
 ``mode="smae"`` before anything runs; the tuples the parsers check at run
-time (``xcorr._options.MODES``, ``BOUNDARY_ALIASES``,
+time (``xcorr._padding.MODES``, ``BOUNDARY_ALIASES``,
 ``xcorr._cost_model.METHODS``) hold the same names, and ``tests/test_typing.py``
 keeps the two in step.
 

@@ -48,7 +48,7 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_
 
 
 def _check_cotangent(xp, g, geometry: Geometry, x, k):
-    check_arrays(x, g, k_name="g")
+    check_arrays(x, g, k_name="g", x_checked=True)
     if tuple(g.shape) != geometry.out_shape:
         msg = (
             f"g must have the shape of the output, {geometry.out_shape}; got shape "

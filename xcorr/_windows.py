@@ -10,47 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 from ._layer import Conv2D, Conv2DTranspose  # every backend's layer class derives from them
-from ._options import parse_padding as _parse_pairs
-from ._options import parse_pair
+from ._padding import PaddingPairs, parse_pair, parse_window_padding, window_pads
 from ._typing import Mode, Pair
 
 __all__ = ["TransposedWindow", "Window", "as_window"]
-
-PADDING_NAMES = ("valid", "same", "full")
-# lax's and TensorFlow's names (xcorr.Conv2D's padding="SAME"): the padding depends on the input's size.
-LAX_PADDING_NAMES = ("SAME", "SAME_LOWER")
-
-PaddingPairs = tuple[tuple[int, int], tuple[int, int]]
-
-
-def _parse_padding(padding: object) -> str | tuple[int, int] | PaddingPairs:
-    names = ", ".join(map(repr, PADDING_NAMES + LAX_PADDING_NAMES))
-    what = (
-        "padding must be an int >= 0, a pair of them, a pair of (before, after) pairs "
-        f"((top, bottom), (left, right)), or one of {names}; got {padding!r}"
-    )
-    if isinstance(padding, str):
-        if padding not in PADDING_NAMES + LAX_PADDING_NAMES:
-            raise ValueError(what)
-        return padding
-    if isinstance(padding, (tuple, list)) and not 1 <= len(padding) <= 2:
-        raise ValueError(what)
-    if not (isinstance(padding, (tuple, list)) and any(isinstance(p, (tuple, list)) for p in padding)):
-        try:
-            return parse_pair("padding", padding, minimum=0)
-        except TypeError:
-            raise TypeError(what) from None
-    try:
-        pairs = _parse_pairs(padding)
-    except (TypeError, ValueError) as err:
-        raise type(err)(what) from None
-    if not isinstance(pairs, tuple):  # None: all zero (a name is not reached: strings are handled above)
-        return (0, 0)
-    (top, bottom), (left, right) = pairs
-    return (top, left) if (top, left) == (bottom, right) else pairs
 
 
 @dataclass(frozen=True, init=False)
@@ -100,19 +65,14 @@ class Window:
     dilation: tuple[int, int]
     padding: str | tuple[int, int] | PaddingPairs
 
-    def __init__(
-        self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1, padding: Pair | Mode = 0
-    ) -> None:
+    def __init__(self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1, padding: Pair | Mode = 0) -> None:
         object.__setattr__(self, "kernel_size", parse_pair("kernel_size", kernel_size))
         object.__setattr__(self, "stride", parse_pair("stride", stride))
         object.__setattr__(self, "dilation", parse_pair("dilation", dilation))
-        object.__setattr__(self, "padding", _parse_padding(padding))
+        object.__setattr__(self, "padding", parse_window_padding(padding))
 
     def __repr__(self) -> str:
-        return (
-            f"Window({self.kernel_size}, stride={self.stride}, "
-            f"dilation={self.dilation}, padding={self.padding!r})"
-        )
+        return f"Window({self.kernel_size}, stride={self.stride}, dilation={self.dilation}, padding={self.padding!r})"
 
     @property
     def span(self) -> tuple[int, int]:
@@ -131,29 +91,14 @@ class Window:
 
     def _pads(self, axis: int, n: int | None = None) -> tuple[int, int]:
         """(before, after) along ``axis`` for an input of ``n`` elements (None: not known)."""
-        span = self.span[axis]
-        if self.padding == "valid":
-            return (0, 0)
-        if self.padding == "same":
-            return ((span - 1) // 2, span - 1 - (span - 1) // 2)
-        if self.padding == "full":
-            return (span - 1, span - 1)
-        if self.padding in LAX_PADDING_NAMES:
-            s = self.stride[axis]
-            if s == 1:
-                total = span - 1
-            elif n is None:
-                msg = (
-                    f"{self!r}: padding={self.padding!r} with stride {s} depends on the input's size; "
-                    "pass input_shape to receptive_field"
-                )
-                raise ValueError(msg)
-            else:
-                total = max((-(-n // s) - 1) * s + span - n, 0)
-            small, large = total // 2, total - total // 2
-            return (small, large) if self.padding == "SAME" else (large, small)
-        p = cast("tuple[int, int] | PaddingPairs", self.padding)[axis]
-        return p if isinstance(p, tuple) else (p, p)
+        pads = window_pads(self.padding, axis, self.span[axis], self.stride[axis], n)
+        if pads is None:
+            msg = (
+                f"{self!r}: padding={self.padding!r} with stride {self.stride[axis]} depends on the input's size; "
+                "pass input_shape to receptive_field"
+            )
+            raise ValueError(msg)
+        return pads
 
     transposed = False
 
@@ -267,6 +212,7 @@ def _fmt(pair, sep: str = "x") -> str:
 
 
 # -- reading layers -----------------------------------------------------------
+
 
 def as_window(layer: object, *, name: str = "layer") -> Window:
     """The :class:`Window` of ``layer``.

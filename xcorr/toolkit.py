@@ -94,7 +94,8 @@ from ._jvp import tangent_options
 from ._layer import Conv2D, Conv2DTranspose
 from ._layout import to_first, to_last
 from ._multi import corr2d_multi, correlate_multi, multi_vjp
-from ._options import BOUNDARY_ALIASES, MODES, AxisPlan, Geometry, Options, plan, result_dtype
+from ._options import BOUNDARY_ALIASES, AxisPlan, Geometry, Options, plan, result_dtype
+from ._padding import MODES
 from ._training import fit_arrays, loss_and_gradient
 from ._transpose import conv_transpose2d, corr2d_transpose
 from ._typing import Array, Boundary, Method, Mode

@@ -388,9 +388,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "same-padding-odd-before",
-        "xcorr/_options.py",
-        'pairs.append((small, large) if padding == "SAME" else (large, small))',
-        'pairs.append((large, small) if padding == "SAME" else (small, large))',
+        "xcorr/_padding.py",
+        'return (small, large) if name == "SAME" else (large, small)',
+        'return (large, small) if name == "SAME" else (small, large)',
         PADDING,
         'padding="SAME": the odd padding element goes before the image (lax\'s SAME_LOWER) instead of after',
         k="SAME or same",
@@ -407,9 +407,9 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- issue 26: planted bugs that survived the suite
     Mutant(
         "same-padding-negative-total",
-        "xcorr/_options.py",
-        "total = max((out - 1) * s + e - n, 0)",
-        "total = (out - 1) * s + e - n",
+        "xcorr/_padding.py",
+        "else max((-(-n // stride) - 1) * stride + span - n, 0)",
+        "else (-(-n // stride) - 1) * stride + span - n",
         (
             "tests/test_padding.py::test_same_padding_where_the_stride_exceeds_the_kernel_skips_pixels",
             "tests/test_padding.py::test_same_padding_with_a_stride_beyond_the_kernel_matches_lax",
