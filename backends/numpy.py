@@ -102,8 +102,10 @@ def _banded_extension(xp, x, k, options, geometry, band: int):
         xb = toolkit.extend_axis(xp, xb, -1, cols.lo, cols.hi, options.boundary, options.fillvalue)
         part = Geometry(
             geometry.batch,
-            AxisPlan(hi - lo + 1, rows.taps, rows.dilation, rows.step, 0, end - r0),
-            AxisPlan(width, cols.taps, cols.dilation, cols.step, 0, cols.count),
+            (
+                AxisPlan(hi - lo + 1, rows.taps, rows.dilation, rows.step, 0, end - r0),
+                AxisPlan(width, cols.taps, cols.dilation, cols.step, 0, cols.count),
+            ),
         )
         # numba's kernel runs where it would on the whole output (its threshold scaled by the share).
         share = dataclasses.replace(alone, numba_min_outputs=int(tuning.numba_min_outputs * (end - r0) / rows.count))

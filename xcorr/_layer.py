@@ -33,7 +33,7 @@ _LayerT = TypeVar("_LayerT", bound="Conv2D")
 # suggestion runs and, where both exist, equals torch's layer).
 
 #: nn.Conv2d's / nn.ConvTranspose2d's positional order.
-_TORCH_ORDER = {
+_NN_MODULE_ORDER = {
     "Conv2D": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias",
                "padding_mode"),
     "Conv2DTranspose": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding",
@@ -77,13 +77,13 @@ def refuse_habits(name: str, args: tuple, kwargs: dict) -> None:
     reasons: list[str] = []
     call: dict[str, object] = dict(kwargs)
     if len(args) >= 3:
-        order = _TORCH_ORDER[name]
+        order = _NN_MODULE_ORDER[name]
         if len(args) > len(order):
             msg = f"xcorr.{name} takes kernel_size and keyword arguments; got {len(args)} positional arguments"
             raise TypeError(msg)
-        torch_name = "nn.Conv2d" if name == "Conv2D" else "nn.ConvTranspose2d"
+        their_name = "nn.Conv2d" if name == "Conv2D" else "nn.ConvTranspose2d"
         reasons.append(
-            f"xcorr.{name} takes kernel_size first and every other argument by keyword ({torch_name}'s order is "
+            f"xcorr.{name} takes kernel_size first and every other argument by keyword ({their_name}'s order is "
             "in_channels, out_channels, kernel_size)"
         )
         call = {**dict(zip(order, args)), **kwargs}
