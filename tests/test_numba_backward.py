@@ -181,3 +181,17 @@ def test_fused_backward_not_taken(fused, small, dtype, options):
         np.testing.assert_allclose(gx, rgx, rtol=1e-12, atol=1e-11)
         np.testing.assert_allclose(gk, rgk, rtol=1e-12, atol=1e-10)
     assert fused == []
+
+
+@pytest.mark.parametrize("name", ["valid", "same-fill-conv", "full-fill-dilated"])
+def test_chunked_backward_without_the_fused_pass(monkeypatch, backward, small, name):
+    # FUSED_BACKWARD off: _numba.vjp's two passes per chunk of rows (the benchmarks' A/B baseline).
+    _numba, _numba_backward = backward
+    monkeypatch.setattr(_numba, "FUSED_BACKWARD", False)
+    fused = spy(monkeypatch, _numba_backward, "vjp")
+    chunked = spy(monkeypatch, _numba, "vjp", declined=None)
+    options = OPTIONS[name]
+    x, k = random((2, 41, 37), "float64"), random((4, 5), "float64", seed=1)
+    g = random(forward(x, k, options).shape, "float64", seed=2)
+    check(vjp(x, k, g, options), x, k, g, options, "float64")
+    assert chunked == [True] and fused == []
