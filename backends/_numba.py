@@ -199,7 +199,7 @@ def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
     if FUSED_BACKWARD:  # both gradients in one pass over g (numba is loaded: _kernels() succeeded)
         from . import _numba_backward
 
-        return _numba_backward.vjp(x, k, g, options, geometry, pool, threads, tuning)
+        return _numba_backward.vjp(x, k, g, options, geometry, pool, threads, tuning, split=_chunks, run_chunks=_run)
     corr, kgrad = kernels
     h, w = k.shape
     H, W = x.shape[-2:]

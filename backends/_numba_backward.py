@@ -29,7 +29,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from . import _numba
 from ._numba_cache import CACHE
 from ._numba_kernels import corr, kgrad
 
@@ -60,9 +59,12 @@ def fused(x, g, flipped, gx, zeros, consts, acc, lo_r, lo_c, dr, dc, g_r0, g_c0,
             r, t = r_next, t_next
 
 
-def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
+def vjp(x, k, g, options, geometry, pool, threads: int, tuning, *, split, run_chunks):
     """``(gx, gk)`` through ``fused``: the cases ``_numba.vjp`` has checked (real float32/float64 of one
-    dtype, a 2-D kernel flipped for a convolution already, stride 1, a "fill" extension or none reached)."""
+    dtype, a 2-D kernel flipped for a convolution already, stride 1, a "fill" extension or none reached).
+
+    ``split`` and ``run_chunks`` are ``_numba``'s ``_chunks`` and ``_run``: the rows of ``gx`` in
+    chunks, claimed one at a time by the pool's threads and the caller."""
     rows, cols = geometry.rows, geometry.cols
     h, w = k.shape
     H, W = x.shape[-2:]
@@ -78,14 +80,14 @@ def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
     group = max(1, GROUP_BYTES // max(1, gb.shape[2] * gb.itemsize))
     x_rows = planes.shape[0] * H
     work = gb.size * h * w
-    chunks = _numba._chunks(x_rows, threads, work, tuning.numba_threaded_work)
+    chunks = split(x_rows, threads, work, tuning.numba_threaded_work)
     partial = np.zeros((len(chunks), h, w), dtype=np.float64)
     args = (rows.lo, cols.lo, rows.dilation, cols.dilation, g_r0, g_c0, group)
 
     def run(chunk, start, stop):
         fused(planes, gb, flipped, gx, zeros, consts, partial[chunk], *args, start, stop)
 
-    _numba._run(run, chunks, threads, pool)
+    run_chunks(run, chunks, threads, pool)
     # The chunks' partial sums meet as the compiled sums do, silently: an inf and a -inf in two
     # chunks give NaN without a warning that one chunk (fewer threads) would not give.
     with np.errstate(invalid="ignore", over="ignore"):
