@@ -55,6 +55,8 @@ THREADED_WORK = 1 << 21
 # Row chunks per thread: small enough that the threads balance, large enough
 # that each call into the kernel (a few microseconds) is negligible.
 CHUNKS_PER_THREAD = 8
+# Whether ``vjp`` runs the fused pass of ``_numba_backward`` (else its chunked two passes).
+FUSED_BACKWARD = True
 # Native-endian dtypes the kernel is compiled for; everything else takes the numpy path.
 DTYPES = frozenset(np.dtype(t) for t in ("float32", "float64", "int32", "int64", "complex64", "complex128"))
 
@@ -194,6 +196,10 @@ def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
     kernels = _kernels()
     if kernels is None:
         return None
+    if FUSED_BACKWARD:  # both gradients in one pass over g (numba is loaded: _kernels() succeeded)
+        from . import _numba_backward
+
+        return _numba_backward.vjp(x, k, g, options, geometry, pool, threads, tuning, split=_chunks, run_chunks=_run)
     corr, kgrad = kernels
     h, w = k.shape
     H, W = x.shape[-2:]

@@ -1,14 +1,15 @@
-"""Where numba caches the compiled kernels of ``_numba_kernels`` and ``_jax_numba``, if anywhere.
+"""Where numba caches the compiled kernels of ``_numba_kernels``, ``_jax_numba`` and ``_numba_backward``, if anywhere.
 
 Two things numba's own cache does not do for us:
 
 * **Dependent sources.** numba keys a cached function on its own file only.
   The XLA handlers of ``_jax_numba.py`` inline ``_numba_kernels.corr`` and
   ``kgrad``: after an edit of ``_numba_kernels.py`` (or an upgrade that
-  changes it) numba would load the old handlers. Here every cached function
-  of both files lives in a directory named after a hash of both sources
+  changes it) numba would load the old handlers (and ``_numba_backward``'s
+  fused pass, which calls ``corr`` and ``kgrad``, its old pass). Here every cached function
+  of these files lives in a directory named after a hash of their sources
   and numba's version (``xcorr-<hash>``), and that hash is their source
-  stamp: any change to either file compiles everything afresh.
+  stamp: any change to one of them compiles everything afresh.
 * **No writable location.** In a read-only install (a system
   site-packages, a container image) without a writable ``HOME`` or
   ``NUMBA_CACHE_DIR``, ``cache=True`` raises "cannot cache function ...: no
@@ -33,7 +34,7 @@ import numba
 
 HERE = Path(__file__).resolve().parent
 # The files whose functions are cached together, and keyed on all of them.
-SOURCES = ("_numba_kernels.py", "_jax_numba.py")
+SOURCES = ("_numba_kernels.py", "_jax_numba.py", "_numba_backward.py")
 
 
 def _sources_hash() -> str:

@@ -12,6 +12,8 @@ loop and the bandwidth floor.
     python -m benchmarks --backends numpy --sizes 256,1024 --repeats 3
     python -m benchmarks --only-small         # small calls and the CNN step only (about 1 minute)
     python -m benchmarks --json results.json  # also write every row to a JSON file
+    python -m benchmarks --only-limit         # only the copy / forward / forward+backward "limit" table
+    python -m benchmarks --only-limit --limit-sizes 1024,4096,8192 --sweep  # and the size/kernel sweep
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from xcorr import _cost_model
 from xcorr._adapter import adapter_named
 from xcorr._options import Options, plan
 
+from . import _limit
 from ._timing import (
     SMALL_MIN_REPEATS,
     cores,
@@ -833,10 +836,27 @@ def main(argv=None) -> int:
         "--only-small", action="store_true", help="only the small-call and small-CNN rows (about a minute)"
     )
     parser.add_argument("--no-small", action="store_true", help="skip the small-call and small-CNN rows")
+    parser.add_argument(
+        "--only-limit", action="store_true", help="only the limit table (copy, forward, forward+backward)"
+    )
+    parser.add_argument("--no-limit", action="store_true", help="skip the limit table")
+    parser.add_argument(
+        "--limit-sizes", default=",".join(map(str, _limit.LIMIT_SIZES)), help="image sizes of the limit table"
+    )
+    parser.add_argument("--sweep", action="store_true", help="also the sweep: forward time per output element")
+    parser.add_argument("--sweep-sizes", default=",".join(map(str, _limit.SWEEP_SIZES)), help="image sizes of the sweep")
+    parser.add_argument(
+        "--sweep-kernels", default=",".join(f"{h}x{w}" for h, w in _limit.SWEEP_KERNELS), help="kernels of the sweep"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write every table's rows to this JSON file")
     args = parser.parse_args(argv)
     if args.only_small and (args.only_backward or args.no_small):
         parser.error("--only-small cannot be combined with --only-backward or --no-small")
+    if args.only_limit and (args.only_small or args.only_backward or args.no_limit):
+        parser.error("--only-limit cannot be combined with --only-small, --only-backward or --no-limit")
+    limit_sizes = [int(s) for s in args.limit_sizes.split(",")]
+    sweep_sizes = [int(s) for s in args.sweep_sizes.split(",")]
+    sweep_kernels = [tuple(int(v) for v in s.split("x")) for s in args.sweep_kernels.split(",")]
     sizes = [int(s) for s in args.sizes.split(",")]
     backends = args.backends.split(",")
     unknown = [b for b in backends if b not in NATIVES]
@@ -853,7 +873,13 @@ def main(argv=None) -> int:
     best_4096: dict[str, float] = {}
     if "numpy" in backends:  # load numba's cached kernels outside the timed warm-ups
         xcorr.corr2d(*data(Case("", (256, 256), (3, 3))))
-    if not args.only_small:
+    limit = dict(data=data, Case=Case, ms=ms)
+    if args.only_limit or not (args.only_small or args.only_backward or args.no_limit):
+        _limit.limit_table(report, backends, limit_sizes, args.repeats, samples_note=samples_note, threads=cores(),
+                           **limit)
+    if args.sweep:
+        _limit.sweep_table(report, backends, sweep_sizes, sweep_kernels, args.repeats, **limit)
+    if not (args.only_small or args.only_limit):
         for backend in backends:
             if args.only_backward:
                 backward_table(report, backend, backward_cases(sizes), args.repeats)
@@ -870,10 +896,10 @@ def main(argv=None) -> int:
             layer_table(report, backend, args.repeats)
             if not args.no_backward and hasattr(xcorr, "corr2d_vjp"):
                 backward_table(report, backend, backward_cases(sizes), args.repeats)
-    if not args.no_small and not args.only_backward:
+    if not args.no_small and not args.only_backward and not args.only_limit:
         small_table(report, backends, args.repeats)
         cnn_table(report, backends, args.repeats)
-    if args.only_backward or args.only_small:
+    if args.only_backward or args.only_small or args.only_limit:
         pass
     elif "torch" in backends:
         seed_and_floor(report, args.repeats, best_4096)

@@ -309,7 +309,7 @@ def test_core_names_no_framework_outside_the_registry_table():
 # Optional fast paths can be deleted
 # ---------------------------------------------------------------------------
 
-OPTIONAL = ("_numba.py", "_numba_kernels.py", "_numba_cache.py", "_jax_numba.py", "_hugepages.py")
+OPTIONAL = ("_numba.py", "_numba_kernels.py", "_numba_backward.py", "_numba_cache.py", "_jax_numba.py", "_hugepages.py")
 
 
 def test_library_works_with_the_optional_fast_paths_deleted(tmp_path):

@@ -19,6 +19,10 @@ try:
     from .. import _hugepages
 except ImportError:  # the optional huge-page advice removed
     _hugepages = None
+try:
+    from .. import _numba
+except ImportError:  # the optional numba path removed: torch's own code serves every call
+    _numba = None
 
 # torch has uint16/32/64 tensors but few kernels for them (no add, no mul).
 UNSIGNED_WIDE = frozenset({torch.uint16, torch.uint32, torch.uint64})
@@ -72,6 +76,27 @@ def forward(tuning, xp, x, k, options, geometry):
     return direct_forward(tuning, xp, x, k, options, geometry)
 
 
+def numba_forward(tuning, x, k, options, geometry):
+    """numba's direct kernel (``_numba.direct``, numpy's) on the memory of CPU tensors, or None.
+
+    For contiguous float32/float64 CPU tensors of one dtype and a 2-D kernel (already cast and
+    flipped by ``toolkit.prepare``), plain tensors (no functorch wrapper; inside the autograd
+    Function their detached views), with numba installed and at least ``tuning.numba_min_outputs``
+    outputs: ``x`` is read through a numpy view of its storage and the output, written by the
+    kernel, is handed to torch without a copy. Threads: the shared pool, within torch's and
+    numba's thread counts.
+    """
+    if _numba is None or not tuning.numba or x.device.type != "cpu" or k.device.type != "cpu" or k.ndim != 2:
+        return None
+    if x.dtype not in (torch.float32, torch.float64) or k.dtype != x.dtype or wrapped(x, k):
+        return None
+    if not x.is_contiguous() or x.is_neg() or k.is_neg() or not _numba.installed():
+        return None
+    threads = min(_numba.threads(), _threads.count(torch.get_num_threads()))
+    y = _numba.direct(x.detach().numpy(), k.detach().numpy(), options, geometry, _pool, threads, tuning)
+    return None if y is None else torch.from_numpy(y)
+
+
 def direct_forward(tuning, xp, x, k, options, geometry):
     """Shift-and-add into one preallocated output with in-place ``add_``.
 
@@ -82,6 +107,9 @@ def direct_forward(tuning, xp, x, k, options, geometry):
     onto the outputs whose window position lies inside ``x`` (see ``_inside``).
     """
     x, k = toolkit.prepare(xp, x, k, options)
+    y = numba_forward(tuning, x, k, options, geometry)
+    if y is not None:
+        return y
     rows, cols = geometry.rows, geometry.cols
     if _zero_fill(options, geometry) and _finite_kernel(x, k):
         # Zero-filled "same"/"full": the input gradient's full correlation

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 from ...toolkit import Costs, Tuning
 
+try:
+    from .._numba import MIN_OUTPUTS as _NUMBA_MIN_OUTPUTS
+    from .._numba import THREADED_WORK as _NUMBA_THREADED_WORK
+except ImportError:  # the optional numba path removed
+    _NUMBA_MIN_OUTPUTS, _NUMBA_THREADED_WORK = 1 << 14, 1 << 21
+
 
 @dataclass(frozen=True)
 class TorchTuning(Tuning):
@@ -33,3 +39,9 @@ class TorchTuning(Tuning):
     # few_outputs/F.conv2d: there one bmm per plane and column shift costs
     # more in calls than it saves.
     gradient_min_plane: int = 1 << 12
+    # numba's forward kernel on CPU float32/float64 tensors (ops.numba_forward; numba installed):
+    # whether it runs, from how many outputs, and from how many products (outputs x taps) it
+    # splits its rows between threads (the numpy adapter's defaults).
+    numba: bool = True
+    numba_min_outputs: int = _NUMBA_MIN_OUTPUTS
+    numba_threaded_work: int = _NUMBA_THREADED_WORK

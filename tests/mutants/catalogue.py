@@ -30,7 +30,7 @@ class Mutant:
 
 
 # Files whose functions numba compiles and caches: their mutants get a fresh numba cache.
-NUMBA_SOURCES = frozenset({"backends/_numba_kernels.py", "backends/_jax_numba.py"})
+NUMBA_SOURCES = frozenset({"backends/_numba_kernels.py", "backends/_jax_numba.py", "backends/_numba_backward.py"})
 
 # Selections: pytest node ids (a file, or a test function with all its parameters). An entry
 # starting with "?" is optional: run where its file exists (the fast-path oracle tests).
@@ -153,6 +153,15 @@ MUTANTS: tuple[Mutant, ...] = (
         NUMBA,
         "numba forward: the first tap of each group of four uses the column dilation for its row",
         k="numba or jax",
+    ),
+    Mutant(
+        "numba-fused-backward-chunk-rows",
+        "backends/_numba_backward.py",
+        "t = 0 if first == 0 else min(max(first - lo_r, 0), G)",
+        "t = 0 if first == 0 else min(max(first - lo_r + 1, 0), G)",
+        ("tests/test_numba_backward.py", *NUMBA),
+        "fused numba backward: a chunk of rows after the first skips the first row of g assigned to it "
+        "in the kernel gradient",
     ),
     Mutant(
         "numba-kgrad-fill",
