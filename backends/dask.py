@@ -187,7 +187,7 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
                 meta=np.empty((0,) * len(k_shape), dtype=x.dtype),
             )
         )
-    total = da.stack(partials).sum(axis=0) if len(partials) > 1 else partials[0]
+    total = da.stack(partials).sum(axis=0, dtype=x.dtype) if len(partials) > 1 else partials[0]  # wraps as one sum
     return toolkit.unbroadcast(xp, total, tuple(k.shape))
 
 
@@ -274,7 +274,7 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x):
                     meta=np.empty((0, 0, 0, 0), dtype=dtype),
                 )
             )
-    gw = da.stack(partials).sum(axis=0) if len(partials) > 1 else partials[0]
+    gw = da.stack(partials).sum(axis=0, dtype=dtype) if len(partials) > 1 else partials[0]  # wraps as one sum
     gw = gw.astype(w.dtype) if np.issubdtype(w.dtype, np.floating) else gw
     gx = None
     if need_x:

@@ -192,9 +192,9 @@ def generic_kernel_gradient(adapter: Adapter, xp, xc, k, g, options: Options, ge
         for b in range(cols.taps):
             window = xe[..., ra, _direct.window(cols, b)]
             if use_vecdot:
-                term = xp.sum(xp.vecdot(gc, window, axis=-1), axis=-1)
+                term = _direct.sum_wrapping(xp, xp.vecdot(gc, window, axis=-1), -1)
             else:
-                term = xp.sum(g * window, axis=(-2, -1))
+                term = _direct.sum_wrapping(xp, g * window, (-2, -1))
             taps.append(unbroadcast(xp, term, k_batch))
     return xp.reshape(xp.stack(taps, axis=-1), (*k_batch, rows.taps, cols.taps))
 
@@ -219,7 +219,7 @@ def generic_correlate_multi(adapter: Adapter, xp, x, w, options: Options, geomet
     """``Adapter.correlate_multi``'s generic implementation: one broadcast corr2d."""
     xb = _batched(xp, x)
     xg, wg = _grouped(xp, xb, w, groups)
-    y = xp.sum(correlate(adapter, xg, wg, options), axis=3)  # (N, G, Og, H', W')
+    y = _direct.sum_wrapping(xp, correlate(adapter, xg, wg, options), 3)  # (N, G, Og, H', W')
     n, o = xb.shape[0], w.shape[0]
     y = xp.reshape(y, (n, o, geometry.rows.count, geometry.cols.count))
     return y if x.ndim == 4 else y[0, ...]
