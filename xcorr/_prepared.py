@@ -12,6 +12,7 @@ they were handed.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -122,6 +123,19 @@ class Widened:
         return xp.astype(self.inner(*(xp.astype(a, wide) for a in (x, k, *bias))), self.dtype)
 
 
+def half_fill(xp, dtype, options: Options) -> Options:
+    """``options`` with the fill value as the half dtype ``dtype`` holds it, for a float32 computation.
+
+    A float16 image padded with 70000 holds inf (and with 0.1, 0.0999755859375); the widened
+    computation fills with that value, not with the float32 one (a fill of 70000 times a tap of 0.5
+    would round to 35008, where inf is right).
+    """
+    fill = check_integral_fill(xp, dtype, options.fillvalue)  # beyond the range: IEEE rounding, to inf
+    if (isinstance(fill, float) and math.isfinite(fill)) or isinstance(fill, int):
+        fill = float(xp.asarray(fill, dtype=dtype))
+    return replace(options, fillvalue=fill)
+
+
 def prepare(xp, adapter_of: Callable[[Any], Adapter], x, k, options: Options) -> Prepared | Widened:
     """The prepared correlation of validated arrays ``x``, ``k`` of namespace ``xp``.
 
@@ -131,6 +145,7 @@ def prepare(xp, adapter_of: Callable[[Any], Adapter], x, k, options: Options) ->
     geometry = plan(x.shape, k.shape, options)
     dtype = result_dtype(xp, x.dtype, k.dtype)
     if half_precision(dtype):
+        options = half_fill(xp, dtype, options)
         return Widened(xp, dtype, prepare(xp, adapter_of, xp.astype(x, xp.float32), xp.astype(k, xp.float32), options))
     fillvalue = check_integral_fill(xp, dtype, options.fillvalue)  # as the dtype holds it
     options = replace(options, fillvalue=fillvalue)
