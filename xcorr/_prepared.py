@@ -131,9 +131,24 @@ def half_fill(xp, dtype, options: Options) -> Options:
     would round to 35008, where inf is right).
     """
     fill = check_integral_fill(xp, dtype, options.fillvalue)  # beyond the range: IEEE rounding, to inf
-    if (isinstance(fill, float) and math.isfinite(fill)) or isinstance(fill, int):
-        fill = float(xp.asarray(fill, dtype=dtype))
+    if isinstance(fill, (int, float)) and math.isfinite(fill):
+        fill = _round_half(float(fill), *_HALF_BITS[str(dtype).rsplit(".", 1)[-1]])
     return replace(options, fillvalue=fill)
+
+
+# Significand bits (the implicit one included) and smallest normal exponent of the half dtypes.
+_HALF_BITS = {"float16": (11, -14), "bfloat16": (8, -126)}
+
+
+def _round_half(value: float, bits: int, min_exp: int) -> float:
+    """``value`` rounded to nearest, ties to even, to ``bits`` significant bits (fewer below the
+    smallest normal exponent ``min_exp``, as subnormals have): in Python, with no array (traced
+    arrays have no value to read)."""
+    if value == 0:
+        return value
+    m, e = math.frexp(value)  # value = m * 2**e, 0.5 <= |m| < 1: the leading bit has exponent e - 1
+    bits -= max(0, min_exp - (e - 1))
+    return math.ldexp(round(math.ldexp(m, bits)), e - bits)
 
 
 def prepare(xp, adapter_of: Callable[[Any], Adapter], x, k, options: Options) -> Prepared | Widened:
