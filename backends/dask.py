@@ -11,7 +11,7 @@ memory stay chunked, and each block runs the numpy direct or FFT path that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dask
 import dask.array as da
@@ -305,6 +305,11 @@ class DaskAdapter(Adapter):
 
     def correlate(self, xp, x, k, options, geometry):
         return correlate(xp, x, k, options, geometry)
+
+    def prepare_auto_fft(self, xp, x, k, options, geometry):
+        # Each block takes numpy's "auto": the FFT only for a block whose window and kernel are finite.
+        blockwise = replace(options, method="auto")
+        return lambda x, k: correlate(xp, x, k, blockwise, geometry)
 
     def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):
         # The kernel gradient as the generic VJP computes it (through kernel_gradient below).

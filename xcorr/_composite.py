@@ -162,10 +162,36 @@ def input_gradient(adapter: Adapter, xp, x, kc, g, options: Options, geometry: G
         convolve=not options.convolve,
         padding=None,
     )
-    ge = correlate(adapter, gz, kc, back)
+    # A NaN or inf tap must meet only the outputs it produced (IEEE, as the forward and the
+    # libraries' own autodiff): the "full" correlation would multiply it by the fill and the
+    # inserted zeros too (inf * 0 = NaN), so a non-finite kernel takes the taps' scatter.
+    ge = adapter.finite_or(
+        xp, kc,
+        lambda: correlate(adapter, gz, kc, back),
+        lambda: scatter_taps(xp, g, kc, options, geometry),
+    )  # fmt: skip
     ge = fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
     ge = fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
     return as_input_dtype(xp, unbroadcast(xp, ge, tuple(x.shape)), x)
+
+
+def scatter_taps(xp, g, kc, options: Options, geometry: Geometry):
+    """The gradient of the extended image as the sum over taps of ``g * k[a, b]`` placed on the tap's
+    window: only the products of the forward sum (no fill or inserted zero meets the kernel), so
+    non-finite taps give NaN and inf exactly where IEEE arithmetic on the forward's terms does."""
+    rows, cols = geometry.rows, geometry.cols
+    k = xp.flip(kc, axis=(-2, -1)) if options.convolve else kc  # the forward's orientation
+    extent = (rows.hi - rows.lo + 1, cols.hi - cols.lo + 1)
+    total = None
+    for a in range(rows.taps):
+        for b in range(cols.taps):
+            term = g * k[..., a : a + 1, b : b + 1]
+            for axis, ap, tap, size in ((-2, rows, a, extent[0]), (-1, cols, b, extent[1])):
+                term = zero_insert(xp, term, axis, ap.step)  # zeros placed, never multiplied
+                first = tap * ap.dilation
+                term = extend_axis(xp, term, axis, -first, size - first - 1, "fill", 0)
+            total = term if total is None else total + term
+    return total
 
 
 def generic_kernel_gradient(adapter: Adapter, xp, xc, k, g, options: Options, geometry: Geometry, method):

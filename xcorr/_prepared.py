@@ -169,7 +169,11 @@ def prepare(xp, adapter_of: Callable[[Any], Adapter], x, k, options: Options) ->
     # "auto" chose the FFT for eager arrays: their values are checked on every call.
     check_finite = options.method == "auto" and method == "fft" and adapter.eager
     resolved = replace(options, method=method)
-    run = adapter.prepare_correlate(xp, x, k, resolved, geometry)
+    if options.method == "auto" and method == "fft" and not adapter.eager:
+        # Values not to be seen here (lazy or traced): the adapter keeps NaN/inf local in the computation.
+        run = adapter.prepare_auto_fft(xp, x, k, resolved, geometry)
+    else:
+        run = adapter.prepare_correlate(xp, x, k, resolved, geometry)
     return Prepared(xp, adapter, options, resolved, geometry, run, check_finite=check_finite)
 
 
