@@ -311,6 +311,11 @@ class DaskAdapter(Adapter):
         blockwise = replace(options, method="auto")
         return lambda x, k: correlate(xp, x, k, blockwise, geometry)
 
+    def finite_or(self, xp, a, fast, careful):
+        # Looking at a kernel's values would compute its graph behind the user's back: the fast path
+        # (a NaN/inf tap also meets the fill there, issue 25 item 3; use numpy arrays for IEEE).
+        return fast()
+
     def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):
         # The kernel gradient as the generic VJP computes it (through kernel_gradient below).
         _, gk = super().vjp(xp, x, k, g, options, geometry, False, need_k)

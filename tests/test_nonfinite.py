@@ -159,7 +159,9 @@ def _assert_same_ieee(got, expected):
 
 
 @pytest.mark.parametrize(("options", "pad", "stride", "dilation"), GRAD_CASES)
-def test_vjp_with_infinite_taps_matches_torch_autograd(backend, options, pad, stride, dilation):
+def test_vjp_with_infinite_taps_matches_torch_autograd(backend, options, pad, stride, dilation, request):
+    if backend.name == "dask":  # stays lazy: it cannot look at the kernel without computing it
+        request.applymarker(pytest.mark.xfail(strict=True, reason="dask takes the fast input gradient"))
     x, k = _grad_data(2)
     torch = require_module("torch")
     shape = torch.nn.functional.conv2d(
