@@ -148,7 +148,7 @@ class Adapter:
     def finite_or(self, xp: Namespace, a: Array, fast: Callable[[], Array], careful: Callable[[], Array]) -> Array:
         """``fast()`` where every element of ``a`` is finite, else ``careful()`` (which keeps NaN and
         inf where IEEE arithmetic puts them). Both give arrays of one shape and dtype. Generic: the
-        values are looked at (a small array: a kernel; dask computes it); values that cannot be
+        values are looked at (a small array: a kernel; dask, lazy, keeps ``fast``); values that cannot be
         looked at (a tracer, a vmapped tensor) take ``careful``, which is right for any values.
         jax decides inside the program."""
         try:
