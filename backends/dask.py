@@ -11,7 +11,7 @@ memory stay chunked, and each block runs the numpy direct or FFT path that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dask
 import dask.array as da
@@ -187,7 +187,7 @@ def kernel_gradient(xp, x, k, g, options, geometry, method):
                 meta=np.empty((0,) * len(k_shape), dtype=x.dtype),
             )
         )
-    total = da.stack(partials).sum(axis=0) if len(partials) > 1 else partials[0]
+    total = da.stack(partials).sum(axis=0, dtype=x.dtype) if len(partials) > 1 else partials[0]  # wraps as one sum
     return toolkit.unbroadcast(xp, total, tuple(k.shape))
 
 
@@ -274,7 +274,7 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x):
                     meta=np.empty((0, 0, 0, 0), dtype=dtype),
                 )
             )
-    gw = da.stack(partials).sum(axis=0) if len(partials) > 1 else partials[0]
+    gw = da.stack(partials).sum(axis=0, dtype=dtype) if len(partials) > 1 else partials[0]  # wraps as one sum
     gw = gw.astype(w.dtype) if np.issubdtype(w.dtype, np.floating) else gw
     gx = None
     if need_x:
@@ -305,6 +305,16 @@ class DaskAdapter(Adapter):
 
     def correlate(self, xp, x, k, options, geometry):
         return correlate(xp, x, k, options, geometry)
+
+    def prepare_auto_fft(self, xp, x, k, options, geometry):
+        # Each block takes numpy's "auto": the FFT only for a block whose window and kernel are finite.
+        blockwise = replace(options, method="auto")
+        return lambda x, k: correlate(xp, x, k, blockwise, geometry)
+
+    def finite_or(self, xp, a, fast, careful):
+        # Looking at a kernel's values would compute its graph behind the user's back: the fast path
+        # (a NaN/inf tap also meets the fill there, issue 25 item 3; use numpy arrays for IEEE).
+        return fast()
 
     def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):
         # The kernel gradient as the generic VJP computes it (through kernel_gradient below).

@@ -309,6 +309,8 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         # Both gradients in one pass of numba's kernels over chunks of rows.
         if _numba is None or not (need_x and need_k) or x.dtype != dtype or k.dtype != dtype:
             return NotImplemented
+        if not np.isfinite(k).all():
+            return NotImplemented  # a NaN/inf tap: the core's scatter keeps it off the fill (IEEE)
         xd, kd = toolkit.prepare(xp, x, k, options)
         both = _numba.vjp(xd, kd, np.asarray(g, dtype), options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
         if both is None:

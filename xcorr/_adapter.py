@@ -23,7 +23,7 @@ import importlib
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -167,6 +167,31 @@ class Adapter:
         :meth:`correlate` with these options and geometry.
         """
         return lambda x, k: self.correlate(xp, x, k, options, geometry)
+
+    def prepare_auto_fft(
+        self, xp: Namespace, x: Array, k: Array, options: Options, geometry: Geometry
+    ) -> Callable[[Array, Array], Array]:
+        """What :meth:`prepare_correlate` gives where ``method="auto"`` picked "fft" (``options.method``)
+        for arrays whose values cannot be looked at when preparing (``eager = False``: lazy, traced).
+
+        The non-finite rule: "auto" never changes which outputs are non-finite, so the result must be
+        the direct method's wherever a NaN or inf would reach the FFT (an adapter may decide inside
+        the computation: jax by ``lax.cond``, dask block by block). Generic: the direct method, as
+        finiteness is unknown.
+        """
+        return self.prepare_correlate(xp, x, k, replace(options, method="direct"), geometry)
+
+    def finite_or(self, xp: Namespace, a: Array, fast: Callable[[], Array], careful: Callable[[], Array]) -> Array:
+        """``fast()`` where every element of ``a`` is finite, else ``careful()`` (which keeps NaN and
+        inf where IEEE arithmetic puts them). Both give arrays of one shape and dtype. Generic: the
+        values are looked at (a small array: a kernel; dask, lazy, keeps ``fast``); values that cannot be
+        looked at (a tracer, a vmapped tensor) take ``careful``, which is right for any values.
+        jax decides inside the program."""
+        try:
+            finite = bool(xp.all(xp.isfinite(a)))
+        except (RuntimeError, TypeError, ValueError):
+            return careful()
+        return fast() if finite else careful()
 
     def same_device(self, x: Array, k: Array) -> bool:
         """Whether ``x`` and ``k`` are on one device (asked on every call where ``devices`` is True)."""

@@ -158,10 +158,36 @@ def input_gradient(adapter: AdapterOperations, xp, x, kc, g, options: Options, g
         convolve=not options.convolve,
         padding=None,
     )
-    ge = correlate(adapter, gz, kc, back)
+    # A NaN or inf tap must meet only the outputs it produced (IEEE, as the forward and the
+    # libraries' own autodiff): the "full" correlation would multiply it by the fill and the
+    # inserted zeros too (inf * 0 = NaN), so a non-finite kernel takes the taps' scatter.
+    ge = adapter.finite_or(
+        xp, kc,
+        lambda: correlate(adapter, gz, kc, back),
+        lambda: scatter_taps(xp, g, kc, options, geometry),
+    )  # fmt: skip
     ge = fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
     ge = fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
     return as_input_dtype(xp, unbroadcast(xp, ge, tuple(x.shape)), x)
+
+
+def scatter_taps(xp, g, kc, options: Options, geometry: Geometry):
+    """The gradient of the extended image as the sum over taps of ``g * k[a, b]`` placed on the tap's
+    window: only the products of the forward sum (no fill or inserted zero meets the kernel), so
+    non-finite taps give NaN and inf exactly where IEEE arithmetic on the forward's terms does."""
+    rows, cols = geometry.rows, geometry.cols
+    k = xp.flip(kc, axis=(-2, -1)) if options.convolve else kc  # the forward's orientation
+    extent = (rows.hi - rows.lo + 1, cols.hi - cols.lo + 1)
+    total = None
+    for a in range(rows.taps):
+        for b in range(cols.taps):
+            term = g * k[..., a : a + 1, b : b + 1]
+            for axis, ap, tap, size in ((-2, rows, a, extent[0]), (-1, cols, b, extent[1])):
+                term = zero_insert(xp, term, axis, ap.step)  # zeros placed, never multiplied
+                first = tap * ap.dilation
+                term = extend_axis(xp, term, axis, -first, size - first - 1, "fill", 0)
+            total = term if total is None else total + term
+    return total
 
 
 def generic_kernel_gradient(adapter: AdapterOperations, xp, xc, k, g, options: Options, geometry: Geometry, method):
@@ -188,9 +214,9 @@ def generic_kernel_gradient(adapter: AdapterOperations, xp, xc, k, g, options: O
         for b in range(cols.taps):
             window = xe[..., ra, _direct.window(cols, b)]
             if use_vecdot:
-                term = xp.sum(xp.vecdot(gc, window, axis=-1), axis=-1)
+                term = _direct.sum_wrapping(xp, xp.vecdot(gc, window, axis=-1), -1)
             else:
-                term = xp.sum(g * window, axis=(-2, -1))
+                term = _direct.sum_wrapping(xp, g * window, (-2, -1))
             taps.append(unbroadcast(xp, term, k_batch))
     return xp.reshape(xp.stack(taps, axis=-1), (*k_batch, rows.taps, cols.taps))
 
@@ -215,7 +241,7 @@ def generic_correlate_multi(adapter: AdapterOperations, xp, x, w, options: Optio
     """``Adapter.correlate_multi``'s generic implementation: one broadcast corr2d."""
     xb = _batched(xp, x)
     xg, wg = _grouped(xp, xb, w, groups)
-    y = xp.sum(correlate(adapter, xg, wg, options), axis=3)  # (N, G, Og, H', W')
+    y = _direct.sum_wrapping(xp, correlate(adapter, xg, wg, options), 3)  # (N, G, Og, H', W')
     n, o = xb.shape[0], w.shape[0]
     y = xp.reshape(y, (n, o, geometry.rows.count, geometry.cols.count))
     return y if x.ndim == 4 else y[0, ...]

@@ -63,16 +63,18 @@ _PARAMETERS = """\
         convolution (torch, jax; it falls back to "direct" for dtypes the
         library cannot convolve). "auto" picks "direct" or "fft" from the
         shapes, dtype and backend with a cost model calibrated on benchmarks
-        (``xcorr._cost_model``), never "fft" for integers or non-finite inputs
-        it can see.
+        (``xcorr._cost_model``), never "fft" for integers, and "fft" only
+        where the inputs are finite (jax decides inside the program, dask
+        block by block): it never changes which outputs are NaN or inf.
 
     Returns
     -------
     array, shape (..., H', W')
         Same library and device as the inputs (a lazy dask array for dask).
         The dtype is the array-API promotion of the two dtypes; integers stay
-        integers and are exact, and an integer operand combined with a
-        floating one takes the floating dtype.
+        integers and are exact modulo ``2**bits`` (the arithmetic wraps in the
+        result dtype, as numpy's does), and an integer operand combined with
+        a floating one takes the floating dtype.
 
     Raises
     ------

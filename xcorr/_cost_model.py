@@ -28,8 +28,10 @@ FFT's rounding error grows with the largest values in the image, while
 shift-and-add's stays per output element). On eager libraries (adapters with
 ``eager = True``; not lazy dask or traced jax arrays) ``auto`` also checks, when it picked ``fft``, that the inputs
 are finite: a NaN or inf would spread over the whole FFT result, so such
-inputs go ``direct``. Under ``jax.jit`` and on lazy dask arrays values cannot
-be looked at; there ``method="direct"`` keeps NaN/inf local.
+inputs go ``direct``. Where values cannot be looked at when the method is chosen (lazy
+dask arrays, traced jax arrays) the adapter's ``prepare_auto_fft`` keeps the rule "auto never
+changes which outputs are non-finite": jax chooses inside the program (``lax.cond``),
+dask block by block, other adapters go ``direct``.
 """
 
 from __future__ import annotations

@@ -219,7 +219,7 @@ def fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
             continue
         if run[0] == "repeat":  # "edge": n copies of one element, summed onto it
             index, n = run[1], run[2]
-            piece = xp.sum(take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)
+            piece = sum_wrapping(xp, take_axis(xp, ge, axis, position, position + n), axis, keepdims=True)
             position += n
             first = last = index
         else:
@@ -246,14 +246,29 @@ def fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
     return total
 
 
+def sum_wrapping(xp, a, axis, *, keepdims: bool = False):
+    """``xp.sum`` in ``a``'s own dtype: the library's integer rule, sums that wrap in the result dtype.
+
+    The array API sums small integers in the default integer dtype (int8 to
+    int64); every reduction of xcorr (channels, groups, batch sums of
+    gradients) keeps the inputs' promoted dtype instead, as its products do.
+    Integers are summed in the default (64-bit) dtype and cast back, which
+    wraps: sums modulo ``2**bits`` do not depend on where they wrap, and
+    libraries without narrow sums (torch's uint16/32/64) take this too.
+    """
+    if not isdtype(xp, a.dtype, "integral"):
+        return xp.sum(a, axis=axis, keepdims=keepdims)
+    return xp.astype(xp.sum(a, axis=axis, keepdims=keepdims), a.dtype)
+
+
 def unbroadcast(xp, a, shape: tuple[int, ...]):
-    """Sum ``a`` over the dimensions along which ``shape`` was broadcast to ``a.shape``."""
+    """Sum ``a`` over the dimensions along which ``shape`` was broadcast to ``a.shape`` (in ``a``'s dtype)."""
     extra = a.ndim - len(shape)
     if extra:
-        a = xp.sum(a, axis=tuple(range(extra)))
+        a = sum_wrapping(xp, a, tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and a.shape[i] != 1)
     if axes:
-        a = xp.sum(a, axis=axes, keepdims=True)
+        a = sum_wrapping(xp, a, axes, keepdims=True)
     return a
 
 

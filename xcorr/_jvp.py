@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ._adapter import adapter_for
-from ._compat import array_namespace
+from ._compat import array_namespace, isdtype
 from ._layout import check_last, parse_data_format, to_first
 from ._multi import check_multi, corr2d_multi, correlate_multi
 from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
@@ -57,6 +57,14 @@ def _sum(xp, terms, dtype):
     return xp.astype(total + other, dtype, copy=False)
 
 
+def _in_tangent_dtype(xp, dtype, *arrays):
+    """Integer operands cast to the tangent's dtype first: both terms then wrap in it, as one sum
+    would (a term computed in a narrower dtype would wrap there); floating ones are left as they are."""
+    if not isdtype(xp, dtype, "integral"):
+        return arrays
+    return tuple(None if a is None else xp.astype(a, dtype, copy=False) for a in arrays)
+
+
 def _tangent_dtype(xp, x, k, dx, dk):
     dtype = result_dtype(xp, x.dtype, k.dtype)
     for t in (dx, dk):
@@ -84,6 +92,7 @@ def _public_jvp(name: str, x, k, dx, dk, mode, boundary, fillvalue, stride, dila
     if dk is not None:
         _check_tangent("dk", dk, k, "k")
     dtype = _tangent_dtype(xp, x, k, dx, dk)
+    x, k, dx, dk = _in_tangent_dtype(xp, dtype, x, k, dx, dk)
     adapter, terms = adapter_for(xp), []
     if dx is not None:
         terms.append(correlate(adapter, dx, k, tangent_options(options)))
@@ -260,6 +269,7 @@ def corr2d_multi_jvp(
     if dw is not None:
         _check_tangent("dw", dw, w, "w")
     dtype = _tangent_dtype(xp, x, w, dx, dw)
+    x, w, dx, dw = _in_tangent_dtype(xp, dtype, x, w, dx, dw)
     terms = []
     if last:  # through the public call, which computes channels-last natively
         def forward(a, b, fill):

@@ -26,7 +26,7 @@ from ._options import (
     result_dtype,
 )
 from ._padding import parse_int
-from ._prepared import _PREPARED, Widened, half_precision, remember
+from ._prepared import _PREPARED, Widened, half_fill, half_precision, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
@@ -304,7 +304,8 @@ def _prepare_multi_and_call(x, w, options: Options, groups: int, key, lax=None, 
     xp, dtype = call.xp, call.dtype
     prepared: PreparedMulti | Widened = PreparedMulti(xp, call.adapter, options, call.geometry, groups, lax)
     if half_precision(dtype) and not (lax or {}).get("preferred_element_type"):
-        prepared = Widened(xp, dtype, prepared)  # computed in float32, rounded once
+        # Computed in float32 (filled with the value the half dtype holds), rounded once.
+        prepared = Widened(xp, dtype, PreparedMulti(xp, call.adapter, half_fill(xp, dtype, options), call.geometry, groups, lax))
     remember(key, prepared)
     return prepared(x, w) if b is None else prepared(x, w, b)
 

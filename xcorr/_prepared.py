@@ -12,6 +12,7 @@ they were handed.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -122,6 +123,34 @@ class Widened:
         return xp.astype(self.inner(*(xp.astype(a, wide) for a in (x, k, *bias))), self.dtype)
 
 
+def half_fill(xp, dtype, options: Options) -> Options:
+    """``options`` with the fill value as the half dtype ``dtype`` holds it, for a float32 computation.
+
+    A float16 image padded with 70000 holds inf (and with 0.1, 0.0999755859375); the widened
+    computation fills with that value, not with the float32 one (a fill of 70000 times a tap of 0.5
+    would round to 35008, where inf is right).
+    """
+    fill = check_integral_fill(xp, dtype, options.fillvalue)  # beyond the range: IEEE rounding, to inf
+    if isinstance(fill, (int, float)) and math.isfinite(fill):
+        fill = _round_half(float(fill), *_HALF_BITS[str(dtype).rsplit(".", 1)[-1]])
+    return replace(options, fillvalue=fill)
+
+
+# Significand bits (the implicit one included) and smallest normal exponent of the half dtypes.
+_HALF_BITS = {"float16": (11, -14), "bfloat16": (8, -126)}
+
+
+def _round_half(value: float, bits: int, min_exp: int) -> float:
+    """``value`` rounded to nearest, ties to even, to ``bits`` significant bits (fewer below the
+    smallest normal exponent ``min_exp``, as subnormals have): in Python, with no array (traced
+    arrays have no value to read)."""
+    if value == 0:
+        return value
+    m, e = math.frexp(value)  # value = m * 2**e, 0.5 <= |m| < 1: the leading bit has exponent e - 1
+    bits -= max(0, min_exp - (e - 1))
+    return math.ldexp(round(math.ldexp(m, bits)), e - bits)
+
+
 def prepare(xp, adapter_of: Callable[[Any], AdapterOperations], x, k, options: Options) -> Prepared | Widened:
     """The prepared correlation of validated arrays ``x``, ``k`` of namespace ``xp``.
 
@@ -131,6 +160,7 @@ def prepare(xp, adapter_of: Callable[[Any], AdapterOperations], x, k, options: O
     geometry = plan(x.shape, k.shape, options)
     dtype = result_dtype(xp, x.dtype, k.dtype)
     if half_precision(dtype):
+        options = half_fill(xp, dtype, options)
         return Widened(xp, dtype, prepare(xp, adapter_of, xp.astype(x, xp.float32), xp.astype(k, xp.float32), options))
     fillvalue = check_integral_fill(xp, dtype, options.fillvalue)  # as the dtype holds it
     options = replace(options, fillvalue=fillvalue)
@@ -139,7 +169,11 @@ def prepare(xp, adapter_of: Callable[[Any], AdapterOperations], x, k, options: O
     # "auto" chose the FFT for eager arrays: their values are checked on every call.
     check_finite = options.method == "auto" and method == "fft" and adapter.eager
     resolved = replace(options, method=method)
-    run = adapter.prepare_correlate(xp, x, k, resolved, geometry)
+    if options.method == "auto" and method == "fft" and not adapter.eager:
+        # Values not to be seen here (lazy or traced): the adapter keeps NaN/inf local in the computation.
+        run = adapter.prepare_auto_fft(xp, x, k, resolved, geometry)
+    else:
+        run = adapter.prepare_correlate(xp, x, k, resolved, geometry)
     return Prepared(xp, adapter, options, resolved, geometry, run, check_finite=check_finite)
 
 

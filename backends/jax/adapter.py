@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -50,6 +51,16 @@ class JaxAdapter(Adapter):
         if autodiff.differentiable(xp, x, k):
             return autodiff.differentiable_kernel(self, options, geometry)
         return ops.forward_kernel(self.tuning, options, geometry)
+
+    def prepare_auto_fft(self, xp, x, k, options, geometry):
+        # The FFT where both operands are finite, else shift-and-add: chosen inside the program
+        # (lax.cond), so that it holds under jit too; a batched predicate (vmap) computes both.
+        fft = self.prepare_correlate(xp, x, k, options, geometry)
+        direct = self.prepare_correlate(xp, x, k, dataclasses.replace(options, method="direct"), geometry)
+        return ops.finite_or_direct(fft, direct)
+
+    def finite_or(self, xp, a, fast, careful):
+        return jax.lax.cond(jnp.all(jnp.isfinite(a)), fast, careful)
 
     def kernel_gradient(self, xp, x, k, g, options, geometry, method):
         if ops.numba_kernel_gradient_applies(self.tuning, x, k, g, geometry, method):

@@ -307,6 +307,17 @@ def _native(x, k, *, tuning, options, geometry):
 # --- multi-channel correlation: layers and transposed convolutions ----------
 
 
+def finite_or_direct(fft, direct):
+    """``fft(x, k)`` where ``x`` and ``k`` are finite, else ``direct(x, k)``, decided by ``lax.cond`` in
+    the program (one jitted function: both branches compiled once, one of them run)."""
+
+    def run(x, k):
+        finite = jnp.logical_and(jnp.all(jnp.isfinite(x)), jnp.all(jnp.isfinite(k)))
+        return jax.lax.cond(finite, fft, direct, x, k)
+
+    return jax.jit(run)
+
+
 def real_floating(xp, x, w) -> bool:
     """Whether the operands' result dtype is real floating: what the library convolutions below take."""
     return xp.isdtype(result_dtype(xp, x.dtype, w.dtype), "real floating")

@@ -360,7 +360,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "unbroadcast-first",
         "xcorr/_direct.py",
-        "a = xp.sum(a, axis=tuple(range(extra)))",
+        "a = sum_wrapping(xp, a, tuple(range(extra)))",
         "a = a[(0,) * extra]",
         VJP,
         "VJP of a broadcast operand: the first batch element's gradient instead of the batch sum",
@@ -407,7 +407,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "edge-fold-first-copy",
         "xcorr/_direct.py",
-        "piece = xp.sum(take_axis(xp, ge, axis, position, position + n), axis=axis, keepdims=True)",
+        "piece = sum_wrapping(xp, take_axis(xp, ge, axis, position, position + n), axis, keepdims=True)",
         "piece = take_axis(xp, ge, axis, position, position + 1)",
         PADDING,
         'VJP of boundary="edge": only the first replicated position\'s gradient is folded onto the edge pixel',

@@ -1,0 +1,219 @@
+"""The non-finite rule (issue 25, items 2, 3 and 5): NaN and inf stay where IEEE arithmetic on the
+direct sum puts them, whatever the method, the backend, the pass (forward or backward) or the
+precision.
+
+* ``method="auto"`` never changes which outputs are non-finite (it may take an FFT only where the
+  inputs are finite), checked against an IEEE direct reference in NumPy loops;
+* the input gradient with an infinite kernel tap holds NaN exactly where torch's and jax's own
+  autodiff of their convolutions do;
+* a float16 ``fillvalue`` beyond float16's range acts as the infinity that padding the image with it
+  gives (``np.pad``), not as the float32 value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xcorr
+
+from matrix import require_module
+
+
+def _direct_valid(xe: np.ndarray, k: np.ndarray, dtype) -> np.ndarray:
+    """IEEE shift-and-add "valid" correlation of the last two axes, in ``dtype`` (NumPy, no xcorr)."""
+    h, w = k.shape
+    rows, cols = xe.shape[-2] - h + 1, xe.shape[-1] - w + 1
+    xe, k = xe.astype(dtype), k.astype(dtype)
+    total = np.zeros((*xe.shape[:-2], rows, cols), dtype=dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for a in range(h):
+            for b in range(w):
+                total = total + xe[..., a : a + rows, b : b + cols] * k[a, b]
+    return total
+
+
+# -- item 5: a float16 fill beyond float16's range -----------------------------------------------
+
+HALF_BACKENDS = ("numpy", "torch", "jax", "dask")
+
+
+@pytest.mark.parametrize("fillvalue", [70000.0, -70000.0, 65520.0, 65519.0, 0.1, 3])
+def test_float16_fill_acts_as_the_padded_value(backend, fillvalue):
+    """corr2d and corr2d_multi in "same" mode against np.pad(float16 image, fill) then IEEE sums."""
+    if backend.name not in HALF_BACKENDS:
+        pytest.skip(f"{backend.name} has no float16")
+    x = (np.arange(30).reshape(5, 6) % 4).astype(np.float16)
+    k = np.array([[0.5, 1.0, 0.0], [2.0, 0.5, 1.0], [1.0, 0.0, 0.5]], dtype=np.float16)
+    with np.errstate(over="ignore", invalid="ignore"):  # numpy warns of its inf * 0 (under xcorr too)
+        padded = np.pad(x, 1, constant_values=np.float16(fillvalue))  # the fill as float16 holds it
+        # Integers and halves: every float32 sum is exact, so one rounding to float16 is the answer.
+        expected = _direct_valid(padded, k, np.float32).astype(np.float16)
+        assert padded.dtype == np.float16
+        if abs(fillvalue) > 65520:
+            assert np.isinf(padded[0, 0]) and not np.isfinite(expected).all()
+        xb, kb = backend.asarray(x), backend.asarray(k)
+        for method in ("direct", "auto"):
+            y = xcorr.corr2d(xb, kb, mode="same", fillvalue=fillvalue, method=method)
+            got = backend.to_numpy(y)
+            assert got.dtype == np.float16
+            np.testing.assert_array_equal(got, expected)
+            ym = xcorr.corr2d_multi(xb[None, None], kb[None, None], mode="same", fillvalue=fillvalue, method=method)
+            np.testing.assert_array_equal(backend.to_numpy(ym)[0, 0], expected)
+
+
+# -- item 2: method="auto" keeps NaN and inf where the direct sum has them -----------------------
+
+
+def _picks_fft(backend, xb, kb, mode) -> bool:
+    """Whether the cost model takes the FFT for this call (the precondition of the NaN tests)."""
+    from xcorr import _cost_model
+    from xcorr._options import Options, plan
+
+    xp = backend.xp
+    adapter = xcorr.adapter_for(xp)
+    geometry = plan(tuple(xb.shape), tuple(kb.shape), Options(mode=mode))
+    costs = adapter.costs(tuple(kb.shape), geometry)
+    kind = _cost_model.dtype_kind(xp, xb.dtype)
+    return _cost_model.choose_method(costs, kind, tuple(xb.shape), tuple(kb.shape), geometry) == "fft"
+
+
+@pytest.mark.parametrize("mode", ["valid", "same"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_auto_keeps_non_finite_outputs_where_direct_has_them(backend, mode, dtype, bad):
+    """One NaN (or inf) pixel in an image large enough that "auto" picks the FFT."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 256)).astype(dtype)
+    x[100, 140] = bad
+    k = rng.standard_normal((31, 31)).astype(dtype)
+    pad = 15 if mode == "same" else 0
+    expected = _direct_valid(np.pad(x.astype(np.float64), pad), k.astype(np.float64), np.float64)
+    xb, kb = backend.asarray(x), backend.asarray(k)
+    assert _picks_fft(backend, xb, kb, mode), "the image is too small for auto to take the FFT"
+    with np.errstate(invalid="ignore"):  # numpy's inf - inf (under xcorr too)
+        got = backend.to_numpy(xcorr.corr2d(xb, kb, mode=mode))
+        np.testing.assert_array_equal(~np.isfinite(got), ~np.isfinite(expected))
+        assert 0 < (~np.isfinite(got)).sum() < got.size / 20
+        finite = np.isfinite(expected)
+        np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-3, atol=1e-3)
+        # The FFT still serves finite inputs (the same call, the NaN replaced).
+        x[100, 140] = 0.5
+        y = backend.to_numpy(xcorr.corr2d(backend.asarray(x), kb, mode=mode))
+        assert np.isfinite(y).all()
+
+
+def test_auto_keeps_nan_local_under_jax_jit():
+    """Under jit the values are not known when the method is chosen: the choice is made in the program."""
+    jax = require_module("jax")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((256, 256)).astype(np.float32)
+    k = rng.standard_normal((31, 31)).astype(np.float32)
+    x[10, 20] = np.nan
+    expected = _direct_valid(x.astype(np.float64), k.astype(np.float64), np.float64)
+    f = jax.jit(lambda a, b: xcorr.corr2d(a, b))
+    got = np.asarray(f(jax.numpy.asarray(x), jax.numpy.asarray(k)))
+    np.testing.assert_array_equal(~np.isfinite(got), ~np.isfinite(expected))
+    # jax.grad through the choice: finite inputs, the gradient of the sum is the FFT's, finite.
+    x[10, 20] = 0.0
+    gk = jax.grad(lambda b: xcorr.corr2d(jax.numpy.asarray(x), b).sum())(jax.numpy.asarray(k))
+    assert np.isfinite(np.asarray(gk)).all()
+
+
+# -- item 3: gradients with a non-finite kernel tap ----------------------------------------------
+
+GRAD_CASES = [
+    ({"mode": "valid"}, 0, 1, 1),
+    ({"mode": "same"}, 1, 1, 1),
+    ({"padding": 1, "stride": 2}, 1, 2, 1),
+    ({"padding": 2, "dilation": 2}, 2, 1, 2),
+]
+
+
+def _grad_data(seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 11, 12))
+    k = rng.standard_normal((3, 3))
+    k[0, 2], k[2, 0] = np.inf, -np.inf
+    return x, k
+
+
+def _torch_reference(x, k, g, pad, stride, dilation):
+    """The gradients of torch's own F.conv2d by its autograd, float64."""
+    torch = require_module("torch")
+    xt = torch.tensor(x[:, None], requires_grad=True)
+    kt = torch.tensor(k[None, None], requires_grad=True)
+    y = torch.nn.functional.conv2d(xt, kt, padding=pad, stride=stride, dilation=dilation)
+    y.backward(torch.tensor(g[:, None]))
+    return xt.grad.numpy()[:, 0], kt.grad.numpy()[0, 0], y.detach().numpy()[:, 0]
+
+
+def _assert_same_ieee(got, expected):
+    """Same NaN positions, same infinities, and the finite values equal to rounding."""
+    got = np.asarray(got)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(expected))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("options", "pad", "stride", "dilation"), GRAD_CASES)
+def test_vjp_with_infinite_taps_matches_torch_autograd(backend, options, pad, stride, dilation, request):
+    if backend.name == "dask":  # stays lazy: it cannot look at the kernel without computing it
+        request.applymarker(pytest.mark.xfail(strict=True, reason="dask takes the fast input gradient"))
+    x, k = _grad_data(2)
+    torch = require_module("torch")
+    shape = torch.nn.functional.conv2d(
+        torch.zeros((2, 1, 11, 12), dtype=torch.float64), torch.zeros((1, 1, 3, 3), dtype=torch.float64),
+        padding=pad, stride=stride, dilation=dilation,
+    ).shape  # fmt: skip
+    g = np.random.default_rng(3).standard_normal((2, shape[2], shape[3]))
+    g[0, 0, 0] = g[1, 2, 3] = 0.0  # inf * 0 in the real terms: NaN there, in every library
+    ref_x, ref_k, _ = _torch_reference(x, k, g, pad, stride, dilation)
+    assert np.isnan(ref_x).any() and np.isinf(ref_x).any()
+    with np.errstate(invalid="ignore"):
+        gx, gk = xcorr.corr2d_vjp(backend.asarray(x), backend.asarray(k), backend.asarray(g), **options)
+        _assert_same_ieee(backend.to_numpy(gx), ref_x)
+        _assert_same_ieee(backend.to_numpy(gk), ref_k)
+
+
+@pytest.mark.parametrize(("options", "pad", "stride", "dilation"), GRAD_CASES)
+def test_autodiff_through_corr2d_with_infinite_taps_matches_the_libraries(options, pad, stride, dilation):
+    """torch autograd and jax.vjp through xcorr.corr2d against their own convolutions' autodiff."""
+    torch = require_module("torch")
+    jax = require_module("jax")
+    x, k = _grad_data(4)
+    shape = torch.nn.functional.conv2d(
+        torch.zeros((2, 1, 11, 12), dtype=torch.float64), torch.zeros((1, 1, 3, 3), dtype=torch.float64),
+        padding=pad, stride=stride, dilation=dilation,
+    ).shape  # fmt: skip
+    g = np.random.default_rng(5).standard_normal((2, shape[2], shape[3]))
+    g[1, 1, 1] = 0.0
+    ref_x, ref_k, _ = _torch_reference(x, k, g, pad, stride, dilation)
+
+    xt = torch.tensor(x, requires_grad=True)
+    kt = torch.tensor(k, requires_grad=True)
+    xcorr.corr2d(xt, kt, **options).backward(torch.tensor(g))
+    _assert_same_ieee(xt.grad.numpy(), ref_x)
+    _assert_same_ieee(kt.grad.numpy(), ref_k)
+
+    with jax.enable_x64(True):
+        jnp, lax = jax.numpy, jax.lax
+        xj, kj, gj = jnp.asarray(x), jnp.asarray(k), jnp.asarray(g)
+
+        def lax_conv(a, b):
+            return lax.conv_general_dilated(
+                a[:, None], b[None, None], (stride, stride), [(pad, pad), (pad, pad)],
+                rhs_dilation=(dilation, dilation), precision=lax.Precision.HIGHEST,
+            )[:, 0]  # fmt: skip
+
+        _, pullback = jax.vjp(lax_conv, xj, kj)
+        lax_x, lax_k = pullback(gj)
+        _assert_same_ieee(np.asarray(lax_x), ref_x)  # the two libraries agree: one IEEE answer
+        _, pullback = jax.vjp(lambda a, b: xcorr.corr2d(a, b, **options), xj, kj)
+        got_x, got_k = pullback(gj)
+        _assert_same_ieee(np.asarray(got_x), np.asarray(lax_x))
+        _assert_same_ieee(np.asarray(got_k), np.asarray(lax_k))
+        got_x = jax.jit(lambda a, b, c: jax.vjp(lambda u, v: xcorr.corr2d(u, v, **options), a, b)[1](c))(xj, kj, gj)[0]
+        _assert_same_ieee(np.asarray(got_x), np.asarray(lax_x))
