@@ -20,7 +20,6 @@ xcorr does not ship can register their own adapter with
 from __future__ import annotations
 
 import importlib
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -29,7 +28,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from . import _compat, _composite, _direct, _fft, _prepared, _training, _typing
-from ._cost_model import Costs
+from ._cost_model import Costs, Tuning
 from ._layout import to_first, to_last
 from ._options import Geometry, Options
 from ._prepared import clear_prepared
@@ -48,35 +47,6 @@ LayerT = TypeVar("LayerT")
 #: The generic layers (arrays held in plain objects), by base class name: ``xcorr._layer``
 #: defines them on top of this contract and registers them here.
 GENERIC_LAYERS: dict[str, type] = {}
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """An adapter's tuning: its cost model row and the thresholds of its fast paths.
-
-    Subclasses (one per adapter, next to it) add their own thresholds, each
-    with a note of where its value came from. Tests and users change them per
-    adapter instance: ``dataclasses.replace(adapter.tuning, ...)``.
-
-    Parameters
-    ----------
-    costs : Costs, optional
-        The adapter's row of the cost model of ``method="auto"``; the
-        default is a neutral row whose FFT crossover is numpy's.
-
-    Examples
-    --------
-    >>> import dataclasses
-    >>> import xcorr
-    >>> tuning = xcorr.Tuning()
-    >>> dataclasses.replace(tuning, costs=dataclasses.replace(tuning.costs, min_fft_taps=4)).costs.min_fft_taps
-    4
-    """
-
-    # Fitted with ``python -m benchmarks`` on the README's machine for the
-    # framework adapters; any other array-API library gets this neutral row,
-    # whose FFT crossover is that of numpy's.
-    costs: Costs = Costs(call=20e3, per_output=1.0, per_tap=1.5, fft_call=60e3, fft_point=1.5)
 
 
 class Adapter:
@@ -498,7 +468,7 @@ def register_adapter(library: Any, adapter: Adapter) -> None:
         if isinstance(library, str):
             _loaded[library] = adapter
         _by_namespace.clear()
-    _forget_prepared()
+    clear_prepared()
 
 
 def unregister_adapter(library: Any) -> None:
@@ -524,10 +494,6 @@ def unregister_adapter(library: Any) -> None:
         if isinstance(library, str):
             _loaded.pop(library, None)
         _by_namespace.clear()
-    _forget_prepared()
-
-
-def _forget_prepared() -> None:
     clear_prepared()
 
 
@@ -618,12 +584,6 @@ def import_library(name: str) -> None:
             importlib.import_module(lib.array_module)
         except ImportError as err:
             raise MissingLibrary(lib, err) from err
-
-
-def loaded(name: str) -> bool:
-    """Whether the framework of registry name ``name`` has been imported already."""
-    lib = _BY_NAME.get(name)
-    return lib is not None and lib.array_module.split(".")[0] in sys.modules
 
 
 def _hashable(obj) -> bool:

@@ -160,3 +160,32 @@ def dtype_kind(xp, dtype) -> str:
     if dtype in (xp.float32, xp.float64):
         return "real floating"
     return "other"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """An adapter's tuning: its cost model row and the thresholds of its fast paths.
+
+    Subclasses (one per adapter, next to it) add their own thresholds, each
+    with a note of where its value came from. Tests and users change them per
+    adapter instance: ``dataclasses.replace(adapter.tuning, ...)``.
+
+    Parameters
+    ----------
+    costs : Costs, optional
+        The adapter's row of the cost model of ``method="auto"``; the
+        default is a neutral row whose FFT crossover is numpy's.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> import xcorr
+    >>> tuning = xcorr.Tuning()
+    >>> dataclasses.replace(tuning, costs=dataclasses.replace(tuning.costs, min_fft_taps=4)).costs.min_fft_taps
+    4
+    """
+
+    # Fitted with ``python -m benchmarks`` on the README's machine for the
+    # framework adapters; any other array-API library gets this neutral row,
+    # whose FFT crossover is that of numpy's.
+    costs: Costs = Costs(call=20e3, per_output=1.0, per_tap=1.5, fft_call=60e3, fft_point=1.5)
