@@ -125,7 +125,21 @@ def windowed_kernel_gradient(x, g, options):
 KERNEL = (3, 4)
 
 
-@pytest.mark.parametrize("where", ["x", "k", "g"])
+@pytest.mark.parametrize("name", ["valid", "same-fill-conv", "full-fill-dilated"])
+def test_fused_backward_leaves_a_non_finite_kernel_to_the_tap_by_tap_gradient(fused, small, name):
+    # A NaN or inf tap: the input gradient is built from the forward's own products only
+    # (tests/test_nonfinite.py checks it against torch and lax autograd), not by the fused pass,
+    # whose full correlation would multiply the tap by the zeros outside g.
+    options = OPTIONS[name]
+    x, k = random((2, 33, 29), "float64"), random(KERNEL, "float64", seed=1)
+    k[1, 2] = np.inf
+    g = random(forward(x, k, options).shape, "float64", seed=2)
+    gx, _ = vjp(x, k, g, options)
+    assert fused == []
+    assert not np.isfinite(gx).all()
+
+
+@pytest.mark.parametrize("where", ["x", "g"])
 @pytest.mark.parametrize("name", ["valid", "same-fill-conv", "full-fill-dilated"])
 def test_fused_backward_non_finite(fused, small, name, where):
     # IEEE: NaN and inf reach the gradients where the direct formula puts them: the input gradient
@@ -148,7 +162,7 @@ def test_fused_backward_non_finite(fused, small, name, where):
         np.testing.assert_array_equal(np.isneginf(ours), np.isneginf(theirs))
         finite = np.isfinite(theirs)
         np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-12, atol=1e-12 * math.sqrt(g.size))
-    if where != "x":  # non-finite k or g: the kernel gradient is reference_vjp's too
+    if where == "g":  # non-finite g: the kernel gradient is reference_vjp's too
         np.testing.assert_array_equal(np.isnan(got[1]), np.isnan(expected_full(x, k, g, options)))
 
 
