@@ -217,3 +217,36 @@ def test_autodiff_through_corr2d_with_infinite_taps_matches_the_libraries(option
         _assert_same_ieee(np.asarray(got_k), np.asarray(lax_k))
         got_x = jax.jit(lambda a, b, c: jax.vjp(lambda u, v: xcorr.corr2d(u, v, **options), a, b)[1](c))(xj, kj, gj)[0]
         _assert_same_ieee(np.asarray(got_x), np.asarray(lax_x))
+
+
+@pytest.mark.parametrize(("options", "pad", "stride", "dilation"), [
+    ({"mode": "valid"}, 0, 1, 1),
+    ({"mode": "same"}, 4, 1, 1),
+    ({"padding": 3, "stride": 2}, 3, 2, 1),
+    ({"padding": 2, "dilation": 2}, 2, 1, 2),
+])  # fmt: skip
+def test_jax_large_kernel_with_infinite_taps_matches_lax_under_jit(options, pad, stride, dilation):
+    """A 9x9 kernel is past UNROLLED_TAPS: the taps' scatter runs as one lax.fori_loop in the program."""
+    jax = require_module("jax")
+    from xcorr.backends.jax import ops
+
+    assert ops.UNROLLED_TAPS < 81
+    rng = np.random.default_rng(8)
+    x, k = rng.standard_normal((2, 23, 21)), rng.standard_normal((9, 9))
+    k[2, 3], k[6, 1], k[4, 8] = np.inf, -np.inf, np.nan
+    with jax.enable_x64(True):
+        jnp, lax = jax.numpy, jax.lax
+        xj, kj = jnp.asarray(x), jnp.asarray(k)
+
+        def lax_conv(a, b):
+            return lax.conv_general_dilated(
+                a[:, None], b[None, None], (stride, stride), [(pad, pad), (pad, pad)],
+                rhs_dilation=(dilation, dilation), precision=lax.Precision.HIGHEST,
+            )[:, 0]  # fmt: skip
+
+        y, pullback = jax.vjp(lax_conv, xj, kj)
+        g = jnp.asarray(rng.standard_normal(y.shape))
+        lax_x = np.asarray(pullback(g)[0])
+        assert np.isnan(lax_x).any()
+        grad_x = jax.jit(lambda a, b, c: jax.vjp(lambda u, v: xcorr.corr2d(u, v, **options), a, b)[1](c)[0])
+        _assert_same_ieee(np.asarray(grad_x(xj, kj, g)), lax_x)

@@ -151,6 +151,10 @@ class Adapter:
         """
         return self.prepare_correlate(xp, x, k, replace(options, method="direct"), geometry)
 
+    def scatter_taps(self, xp: Namespace, g: Array, kc: Array, options: Options, geometry: Geometry) -> Array:
+        """The input gradient's IEEE form for a non-finite kernel (``_composite.scatter_taps``)."""
+        return _composite.scatter_taps(xp, g, kc, options, geometry)
+
     def finite_or(self, xp: Namespace, a: Array, fast: Callable[[], Array], careful: Callable[[], Array]) -> Array:
         """``fast()`` where every element of ``a`` is finite, else ``careful()`` (which keeps NaN and
         inf where IEEE arithmetic puts them). Both give arrays of one shape and dtype. Generic: the

@@ -164,7 +164,7 @@ def input_gradient(adapter: AdapterOperations, xp, x, kc, g, options: Options, g
     ge = adapter.finite_or(
         xp, kc,
         lambda: correlate(adapter, gz, kc, back),
-        lambda: scatter_taps(xp, g, kc, options, geometry),
+        lambda: adapter.scatter_taps(xp, g, kc, options, geometry),
     )  # fmt: skip
     ge = fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
     ge = fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)

@@ -59,8 +59,19 @@ class JaxAdapter(Adapter):
         direct = self.prepare_correlate(xp, x, k, dataclasses.replace(options, method="direct"), geometry)
         return ops.finite_or_direct(fft, direct)
 
+    def scatter_taps(self, xp, g, kc, options, geometry):
+        # Unrolled for small kernels (static slices, which sharding partitions as halo exchanges), one
+        # loop beyond (the program's size bounded, whatever the kernel).
+        if geometry.rows.taps * geometry.cols.taps <= ops.UNROLLED_TAPS:
+            return super().scatter_taps(xp, g, kc, options, geometry)
+        return ops.scatter_taps(g, kc, options, geometry)
+
     def finite_or(self, xp, a, fast, careful):
-        return jax.lax.cond(jnp.all(jnp.isfinite(a)), fast, careful)
+        finite = jnp.all(jnp.isfinite(a))
+        if isinstance(finite, jax.core.Tracer):  # under jit, vmap or grad: decided in the program
+            return jax.lax.cond(finite, fast, careful)
+        # A concrete array (eager): one branch traced and run, not both traced on every call.
+        return fast() if bool(finite) else careful()
 
     def kernel_gradient(self, xp, x, k, g, options, geometry, method):
         if ops.numba_kernel_gradient_applies(self.tuning, x, k, g, geometry, method):

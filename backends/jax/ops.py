@@ -308,14 +308,47 @@ def _native(x, k, *, tuning, options, geometry):
 
 
 def finite_or_direct(fft, direct):
-    """``fft(x, k)`` where ``x`` and ``k`` are finite, else ``direct(x, k)``, decided by ``lax.cond`` in
-    the program (one jitted function: both branches compiled once, one of them run)."""
+    """``fft(x, k)`` where ``x`` and ``k`` are finite, else ``direct(x, k)``: decided by ``lax.cond`` in
+    the program where the operands are traced (jit, grad, vmap), by their values where they are
+    concrete (one branch run; a function jitted here would be compiled again for every prepared call)."""
 
     def run(x, k):
         finite = jnp.logical_and(jnp.all(jnp.isfinite(x)), jnp.all(jnp.isfinite(k)))
-        return jax.lax.cond(finite, fft, direct, x, k)
+        if isinstance(finite, jax.core.Tracer):
+            return jax.lax.cond(finite, fft, direct, x, k)
+        return fft(x, k) if bool(finite) else direct(x, k)
 
-    return jax.jit(run)
+    return run
+
+
+#: Kernels of up to this many taps take the unrolled taps' scatter (``JaxAdapter.scatter_taps``).
+UNROLLED_TAPS = 49
+
+
+def scatter_taps(g, kc, options, geometry):
+    """The generic taps' scatter (``toolkit.scatter_taps``: ``g * k[a, b]`` placed on each tap's window,
+    the zeros of the stride inserted after the product) as one ``lax.fori_loop`` over the taps: a
+    program whose size does not grow with the kernel (a 31x31 kernel unrolled is 961 scatters to
+    trace and compile under ``lax.cond``)."""
+    rows, cols = geometry.rows, geometry.cols
+    k = jnp.flip(kc, axis=(-2, -1)) if options.convolve else kc
+    batch = jnp.broadcast_shapes(g.shape[:-2], k.shape[:-2])
+    dtype = jnp.result_type(g, k)
+    spans = ((rows.count - 1) * rows.step + 1, (cols.count - 1) * cols.step + 1)
+    blank = jnp.zeros((*batch, *spans), dtype)
+
+    def tap(t, total):
+        a, b = t // cols.taps, t % cols.taps
+        kab = jax.lax.dynamic_slice_in_dim(jax.lax.dynamic_slice_in_dim(k, a, 1, axis=-2), b, 1, axis=-1)
+        term = blank.at[..., :: rows.step, :: cols.step].set(jnp.broadcast_to(g * kab, (*batch, rows.count, cols.count)))
+        start = (0,) * len(batch) + (a * rows.dilation, b * cols.dilation)
+        return jax.lax.dynamic_update_slice(total, jax.lax.dynamic_slice(total, start, term.shape) + term, start)
+
+    extent = (rows.hi - rows.lo + 1, cols.hi - cols.lo + 1)
+    # The first tap outside the loop: the carry then has the terms' type (under shard_map, varying
+    # over the mesh axes as g and k are), as the loop requires.
+    first = tap(0, jnp.zeros((*batch, *extent), dtype))
+    return jax.lax.fori_loop(1, rows.taps * cols.taps, tap, first)
 
 
 def real_floating(xp, x, w) -> bool:
