@@ -197,7 +197,7 @@ def test_fused_backward_not_taken(fused, small, dtype, options):
     assert fused == []
 
 
-@pytest.mark.parametrize("name", ["valid", "same-fill-conv", "full-fill-dilated"])
+@pytest.mark.parametrize("name", ["valid", "same-fill-conv", "full-fill-dilated", "full-fill-dilated-rows"])
 def test_chunked_backward_without_the_fused_pass(monkeypatch, backward, small, name):
     # FUSED_BACKWARD off: _numba.vjp's two passes per chunk of rows (the benchmarks' A/B baseline).
     _numba, _numba_backward = backward
