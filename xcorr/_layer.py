@@ -83,9 +83,9 @@ class Conv2D:
         otherwise).
     backend : {"numpy", "array_api_strict", "torch", "jax", "dask", "cupy"}, optional
         Where the parameters live. Default: the environment variable
-        ``XCORR_BACKEND``, else "numpy". "torch" gives a ``torch.nn.Module``
-        (``xcorr.backends.torch.Conv2D``), "jax" a pytree that ``jax.jit``,
-        ``jax.grad`` and ``jax.vmap`` take directly
+        ``XCORR_BACKEND``, else "numpy". "torch" gives a :class:`torch.nn.Module`
+        (``xcorr.backends.torch.Conv2D``), "jax" a pytree that :func:`jax.jit`,
+        :func:`jax.grad` and :func:`jax.vmap` take directly
         (``xcorr.backends.jax.Conv2D``); the others a plain object with
         ``weight`` and ``bias`` arrays.
     dtype : str or dtype, default "float32"

@@ -37,7 +37,7 @@ class Window:
     padding : int, (int, int), ((int, int), (int, int)), "valid", "same", "full", "SAME" or "SAME_LOWER", default 0
         Elements added before (and after) the input along each axis. An int
         or pair pads both sides of each axis by that much (as
-        ``torch.nn.Conv2d`` does), ``((top, bottom), (left, right))`` each
+        :class:`torch.nn.Conv2d` does), ``((top, bottom), (left, right))`` each
         side on its own; "valid" is 0, "same" and "full" are the
         paddings of :func:`xcorr.corr2d`'s modes: ``(k'-1)//2`` before the
         input for "same" (scipy's and torch's centring), ``k'-1`` for "full",
