@@ -165,6 +165,10 @@ def test_ci_script_runs_the_readme_commands_on_newest_and_oldest_versions():
     lines = [line.strip() for line in script.splitlines()]
     assert 'versions newest ""' in lines and 'versions oldest "$PWD/.ci/oldest.txt"' in lines
     assert 'step "tests-$name" "$TEST_CMD"' in script and 'step "demo-$name" "$DEMO_CMD"' in script
+    # the newest run has no constraint at all: an empty constraints file overrides one that a
+    # machine's pip configuration sets (unsetting PIP_CONSTRAINT would leave that one in force)
+    assert 'export PIP_CONSTRAINT="${constraints:-/dev/null}"' in script
+    assert "unset PIP_CONSTRAINT" not in script
     # the release artefacts: built, checked by twine, and the wheel installed and run outside the checkout
     assert "python -m build" in script and "twine check --strict" in script
     assert ".ci/wheel_smoke.py" in script and (ROOT / ".ci" / "wheel_smoke.py").is_file()
