@@ -79,8 +79,8 @@ def test_entries_parser_sees_a_grouped_entry():
 
 
 def _keras_classes() -> dict[str, ast.ClassDef]:
-    tree = ast.parse((ROOT / "backends" / "keras.py").read_text(encoding="utf-8"))
-    return {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in sorted((ROOT / "backends" / "keras").glob("*.py"))]
+    return {node.name: node for tree in trees for node in tree.body if isinstance(node, ast.ClassDef)}
 
 
 @pytest.fixture(scope="module")
