@@ -196,23 +196,15 @@ def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
     kernels = _kernels()
     if kernels is None:
         return None
+    operands = _backward_operands(x, k, g, options, geometry)
     if FUSED_BACKWARD:  # both gradients in one pass over g (numba is loaded: _kernels() succeeded)
         from . import _numba_backward
 
-        return _numba_backward.vjp(x, k, g, options, geometry, pool, threads, tuning, split=_chunks, run_chunks=_run)
+        return _numba_backward.vjp(x, k, operands, geometry, pool, threads, tuning, split=_chunks, run_chunks=_run)
     corr, kgrad = kernels
     h, w = k.shape
-    H, W = x.shape[-2:]
-    planes = np.ascontiguousarray(x).reshape(-1, H, W)
-    gb = np.ascontiguousarray(g).reshape(-1, *g.shape[-2:])
-    gx = np.empty(planes.shape, dtype=x.dtype)
-    flipped = np.ascontiguousarray(k[::-1, ::-1])
-    zeros = np.zeros(W, dtype=x.dtype)  # g is zero outside itself
-    consts = np.array([options.fillvalue, 0], dtype=x.dtype)
-    # gx[r] = sum over a of g[r - lo - a*d] k[a] = the correlation of g with the flipped kernel from here:
-    g_r0 = -rows.lo - (h - 1) * rows.dilation
-    g_c0 = -cols.lo - (w - 1) * cols.dilation
-    g_rows, x_rows = gb.shape[0] * gb.shape[1], planes.shape[0] * H
+    planes, gb, gx, flipped, zeros, consts, g_r0, g_c0 = operands
+    g_rows, x_rows = gb.shape[0] * gb.shape[1], planes.shape[0] * planes.shape[1]
     work = size * h * w
     chunks = _chunks(g_rows, threads, work, tuning.numba_threaded_work)
     partial = np.zeros((len(chunks), h, w), dtype=np.float64)
@@ -226,6 +218,23 @@ def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
 
     _run(run, chunks, threads, pool)
     return gx.reshape(x.shape), partial.sum(axis=0).astype(x.dtype)
+
+
+def _backward_operands(x, k, g, options, geometry):
+    """What ``vjp``'s two forms (chunked here, fused in ``_numba_backward``) read and write: ``x``
+    and ``g`` as (planes, rows, cols), ``gx``, the flipped kernel, ``g``'s zeros outside it, the fill,
+    and where ``gx``, the correlation of ``g`` with the flipped kernel, starts."""
+    rows, cols = geometry.rows, geometry.cols
+    h, w = k.shape
+    H, W = x.shape[-2:]
+    planes = np.ascontiguousarray(x).reshape(-1, H, W)
+    gb = np.ascontiguousarray(g).reshape(-1, *g.shape[-2:])
+    # gx[r] = sum over a of g[r - lo - a*d] k[a] = the correlation of g with the flipped kernel from here:
+    g_r0 = -rows.lo - (h - 1) * rows.dilation
+    g_c0 = -cols.lo - (w - 1) * cols.dilation
+    consts = np.array([options.fillvalue, 0], dtype=x.dtype)
+    flipped = np.ascontiguousarray(k[::-1, ::-1])
+    return planes, gb, np.empty(planes.shape, dtype=x.dtype), flipped, np.zeros(W, dtype=x.dtype), consts, g_r0, g_c0
 
 
 def source(xp, x, options, geometry, *, virtual_fill: bool, extend):
