@@ -38,18 +38,6 @@ def choice(name: str, value: object, choices: tuple[str, ...] | dict[str, str]) 
     return value
 
 
-def _data_format(value: object) -> str:
-    value = keras.config.image_data_format() if value is None else value
-    return choice("data_format", value, ("channels_last", "channels_first"))
-
-
-def _use_bias(value: object) -> bool:
-    if not isinstance(value, bool):
-        msg = f"use_bias must be True or False; got {value!r}"
-        raise TypeError(msg)
-    return value
-
-
 _GETTERS = {"activation": "activations", "initializer": "initializers", "regularizer": "regularizers",
             "constraint": "constraints"}
 #: What each weight takes: ``kernel_initializer``, ``bias_regularizer``, ...
@@ -64,15 +52,6 @@ def _keras_get(name: str, value: object) -> Any:
     except (ValueError, TypeError) as err:
         msg = f"{name} must be None, a name or an object that keras.{module}.get takes; got {value!r} ({err})"
         raise ValueError(msg) from err
-
-
-def _too_small(layer: keras.layers.Layer, input_shape: tuple[int | None, ...]) -> ValueError:
-    return ValueError(
-        f"Computed output size would be zero or negative: {type(layer).__name__} with "
-        f"kernel_size={layer.kernel_size}, strides={layer.strides}, dilation_rate={layer.dilation_rate}, "
-        f"padding={layer.padding!r} on an input of shape {tuple(input_shape)}; each spatial size must "
-        "give at least one output"
-    )
 
 
 class Layer(keras.layers.Layer):
@@ -94,9 +73,13 @@ class Layer(keras.layers.Layer):
         self.strides = pair("strides", strides)
         self.dilation_rate = pair("dilation_rate", dilation_rate)
         self.padding = choice("padding", padding.lower() if isinstance(padding, str) else padding, self._modes)
-        self.data_format = _data_format(data_format)
+        data_format = keras.config.image_data_format() if data_format is None else data_format
+        self.data_format = choice("data_format", data_format, ("channels_last", "channels_first"))
         self.activation = _keras_get("activation", activation)
-        self.use_bias = _use_bias(use_bias)
+        if not isinstance(use_bias, bool):
+            msg = f"use_bias must be True or False; got {use_bias!r}"
+            raise TypeError(msg)
+        self.use_bias = use_bias
         for prefix, values in (("bias", bias), (self._kernel, kernel)):
             for argument, value in zip(_WEIGHT_ARGUMENTS, values):
                 setattr(self, f"{prefix}_{argument}", _keras_get(f"{prefix}_{argument}", value))
@@ -158,7 +141,13 @@ class Layer(keras.layers.Layer):
         rows, cols = (None if size is None else self._size(axis, size) for axis, size in enumerate(spatial))
         outputs = self._outputs(input_shape)
         if any(size is not None and size < 1 for size in (rows, cols)):
-            raise _too_small(self, input_shape)
+            msg = (
+                f"Computed output size would be zero or negative: {type(self).__name__} with "
+                f"kernel_size={self.kernel_size}, strides={self.strides}, dilation_rate={self.dilation_rate}, "
+                f"padding={self.padding!r} on an input of shape {tuple(input_shape)}; each spatial size must "
+                "give at least one output"
+            )
+            raise ValueError(msg)
         if last:
             return (input_shape[0], rows, cols, outputs)
         return (input_shape[0], outputs, rows, cols)

@@ -10,14 +10,6 @@ from ...toolkit import BOUNDARY_ALIASES, MODES, Array, Boundary, Method, Mode, c
 from .base import METHODS, Layer, Pair, choice, positive
 
 
-def _out_size(size: int, span: int, stride: int, padding: str) -> int:
-    if padding == "valid":
-        return (size - span) // stride + 1
-    if padding == "same":
-        return -(-size // stride)
-    return (size + span - 2) // stride + 1  # "full"
-
-
 class _Correlating(Layer):
     """Conv2D and DepthwiseConv2D: ``corr2d_multi`` with xcorr's ``boundary`` and ``method``."""
 
@@ -28,7 +20,12 @@ class _Correlating(Layer):
         self.method = choice("method", method, METHODS)
 
     def _size(self, axis: int, size: int) -> int:
-        return _out_size(size, self._spans()[axis], self.strides[axis], self.padding)
+        span, stride = self._spans()[axis], self.strides[axis]
+        if self.padding == "valid":
+            return (size - span) // stride + 1
+        if self.padding == "same":
+            return -(-size // stride)
+        return (size + span - 2) // stride + 1  # "full"
 
     def _correlate(self, inputs: Array, w: Array, groups: int) -> Array:
         # Keras' "same" zero padding is lax's "SAME" (ceil(size / stride) outputs, the odd
@@ -42,9 +39,7 @@ class _Correlating(Layer):
         )
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(boundary=self.boundary, method=self.method)
-        return config
+        return {**super().get_config(), "boundary": self.boundary, "method": self.method}
 
 
 @keras.saving.register_keras_serializable(package="xcorr")
