@@ -153,7 +153,7 @@ class Layer(keras.layers.Layer):
         return (input_shape[0], outputs, rows, cols)
 
     def _oihw(self, kernel_shape: tuple[int, ...] | None = None) -> Array:
-        """The kernel (reshaped to ``kernel_shape`` first) with its axes reversed but for the last two: HWIO -> OIHW."""
+        """The kernel (reshaped to ``kernel_shape`` first) as (O, I, h, w) from Keras' (h, w, I, O)."""
         kernel = keras.ops.convert_to_tensor(self.kernel)
         kernel = kernel if kernel_shape is None else keras.ops.reshape(kernel, kernel_shape)
         return keras.ops.transpose(kernel, (3, 2, 0, 1))
