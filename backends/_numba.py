@@ -100,6 +100,13 @@ def _kernels():
     return _numba_kernels.corr, _numba_kernels.kgrad
 
 
+def _kernels_for(applies: bool, geometry, tuning):
+    """``_kernels()`` for a call that ``applies`` (its operands' checks) and is large enough for numba, else None."""
+    if applies and tuning.numba and math.prod(geometry.out_shape) >= tuning.numba_min_outputs:
+        return _kernels()
+    return None
+
+
 def direct(x, k, options, geometry, pool, threads: int, tuning):
     """The correlation through the compiled kernel, or None where it does not apply.
 
@@ -109,15 +116,11 @@ def direct(x, k, options, geometry, pool, threads: int, tuning):
     the adapter's thread pool, used with ``threads`` threads on at least
     ``tuning.numba_threaded_work`` products.
     """
-    out_shape = geometry.out_shape
-    size = math.prod(out_shape)
-    if not tuning.numba or size < tuning.numba_min_outputs:
-        return None
-    if k.ndim != 2 or x.dtype not in DTYPES or k.dtype != x.dtype:
-        return None
-    kernels = _kernels()
+    kernels = _kernels_for(k.ndim == 2 and x.dtype in DTYPES and k.dtype == x.dtype, geometry, tuning)
     if kernels is None:
         return None
+    out_shape = geometry.out_shape
+    size = math.prod(out_shape)
     rows, cols = geometry.rows, geometry.cols
     src, r0, c0 = _source(x, options, geometry, virtual_fill=cols.step == 1)
     k = np.ascontiguousarray(k)
@@ -146,14 +149,11 @@ def kernel_gradient(x, g, k_shape, options, geometry, pool, threads: int, tuning
     in per-chunk partial sums added in chunk order: the result does not
     depend on the threads' timing.
     """
-    size = math.prod(geometry.out_shape)
-    if not tuning.numba or size < tuning.numba_min_outputs or len(k_shape) != 2:
-        return None
-    if x.dtype not in DTYPES or x.dtype.kind not in "fc" or g.dtype != x.dtype:
-        return None
-    kernels = _kernels()
+    applies = len(k_shape) == 2 and x.dtype in DTYPES and x.dtype.kind in "fc" and g.dtype == x.dtype
+    kernels = _kernels_for(applies, geometry, tuning)
     if kernels is None:
         return None
+    size = math.prod(geometry.out_shape)
     rows, cols = geometry.rows, geometry.cols
     src, r0, c0 = _source(x, options, geometry, virtual_fill=True)
     gb = np.ascontiguousarray(g).reshape(-1, *g.shape[-2:])  # a 2-D kernel: g's batch is x's
@@ -185,34 +185,22 @@ def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
     gradient is in the correlation's orientation, summed in float64 per
     chunk and over chunks in order.
     """
-    size = math.prod(geometry.out_shape)
-    if not tuning.numba or size < tuning.numba_min_outputs or k.ndim != 2:
-        return None
-    if x.dtype not in (np.float32, np.float64) or not (k.dtype == g.dtype == x.dtype):
-        return None
     rows, cols = geometry.rows, geometry.cols
-    if (rows.step, cols.step) != (1, 1) or not (geometry.inside or options.boundary == "fill"):
-        return None
-    kernels = _kernels()
+    applies = k.ndim == 2 and x.dtype in (np.float32, np.float64) and k.dtype == g.dtype == x.dtype
+    applies = applies and (rows.step, cols.step) == (1, 1) and (geometry.inside or options.boundary == "fill")
+    kernels = _kernels_for(applies, geometry, tuning)
     if kernels is None:
         return None
+    size = math.prod(geometry.out_shape)
+    operands = _backward_operands(x, k, g, options, geometry)
     if FUSED_BACKWARD:  # both gradients in one pass over g (numba is loaded: _kernels() succeeded)
         from . import _numba_backward
 
-        return _numba_backward.vjp(x, k, g, options, geometry, pool, threads, tuning, split=_chunks, run_chunks=_run)
+        return _numba_backward.vjp(x, k, operands, geometry, pool, threads, tuning, split=_chunks, run_chunks=_run)
     corr, kgrad = kernels
     h, w = k.shape
-    H, W = x.shape[-2:]
-    planes = np.ascontiguousarray(x).reshape(-1, H, W)
-    gb = np.ascontiguousarray(g).reshape(-1, *g.shape[-2:])
-    gx = np.empty(planes.shape, dtype=x.dtype)
-    flipped = np.ascontiguousarray(k[::-1, ::-1])
-    zeros = np.zeros(W, dtype=x.dtype)  # g is zero outside itself
-    consts = np.array([options.fillvalue, 0], dtype=x.dtype)
-    # gx[r] = sum over a of g[r - lo - a*d] k[a] = the correlation of g with the flipped kernel from here:
-    g_r0 = -rows.lo - (h - 1) * rows.dilation
-    g_c0 = -cols.lo - (w - 1) * cols.dilation
-    g_rows, x_rows = gb.shape[0] * gb.shape[1], planes.shape[0] * H
+    planes, gb, gx, flipped, zeros, consts, g_r0, g_c0 = operands
+    g_rows, x_rows = gb.shape[0] * gb.shape[1], planes.shape[0] * planes.shape[1]
     work = size * h * w
     chunks = _chunks(g_rows, threads, work, tuning.numba_threaded_work)
     partial = np.zeros((len(chunks), h, w), dtype=np.float64)
@@ -226,6 +214,23 @@ def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
 
     _run(run, chunks, threads, pool)
     return gx.reshape(x.shape), partial.sum(axis=0).astype(x.dtype)
+
+
+def _backward_operands(x, k, g, options, geometry):
+    """What ``vjp``'s two forms (chunked here, fused in ``_numba_backward``) read and write: ``x``
+    and ``g`` as (planes, rows, cols), ``gx``, the flipped kernel, ``g``'s zeros outside it, the fill,
+    and where ``gx``, the correlation of ``g`` with the flipped kernel, starts."""
+    rows, cols = geometry.rows, geometry.cols
+    h, w = k.shape
+    H, W = x.shape[-2:]
+    planes = np.ascontiguousarray(x).reshape(-1, H, W)
+    gb = np.ascontiguousarray(g).reshape(-1, *g.shape[-2:])
+    # gx[r] = sum over a of g[r - lo - a*d] k[a] = the correlation of g with the flipped kernel from here:
+    g_r0 = -rows.lo - (h - 1) * rows.dilation
+    g_c0 = -cols.lo - (w - 1) * cols.dilation
+    consts = np.array([options.fillvalue, 0], dtype=x.dtype)
+    flipped = np.ascontiguousarray(k[::-1, ::-1])
+    return planes, gb, np.empty(planes.shape, dtype=x.dtype), flipped, np.zeros(W, dtype=x.dtype), consts, g_r0, g_c0
 
 
 def source(xp, x, options, geometry, *, virtual_fill: bool, extend):

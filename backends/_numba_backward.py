@@ -59,26 +59,18 @@ def fused(x, g, flipped, gx, zeros, consts, acc, lo_r, lo_c, dr, dc, g_r0, g_c0,
             r, t = r_next, t_next
 
 
-def vjp(x, k, g, options, geometry, pool, threads: int, tuning, *, split, run_chunks):
+def vjp(x, k, operands, geometry, pool, threads: int, tuning, *, split, run_chunks):
     """``(gx, gk)`` through ``fused``: the cases ``_numba.vjp`` has checked (real float32/float64 of one
     dtype, a 2-D kernel flipped for a convolution already, stride 1, a "fill" extension or none reached).
 
+    ``operands`` are ``_numba._backward_operands``' (the arrays and the start of ``gx``'s correlation);
     ``split`` and ``run_chunks`` are ``_numba``'s ``_chunks`` and ``_run``: the rows of ``gx`` in
     chunks, claimed one at a time by the pool's threads and the caller."""
     rows, cols = geometry.rows, geometry.cols
     h, w = k.shape
-    H, W = x.shape[-2:]
-    planes = np.ascontiguousarray(x).reshape(-1, H, W)
-    gb = np.ascontiguousarray(g).reshape(-1, *g.shape[-2:])
-    gx = np.empty(planes.shape, dtype=x.dtype)
-    flipped = np.ascontiguousarray(k[::-1, ::-1])
-    zeros = np.zeros(W, dtype=x.dtype)  # g is zero outside itself
-    consts = np.array([options.fillvalue, 0], dtype=x.dtype)
-    # gx[r] = sum over a of g[r - lo - a*d] k[a] = the correlation of g with the flipped kernel from here:
-    g_r0 = -rows.lo - (h - 1) * rows.dilation
-    g_c0 = -cols.lo - (w - 1) * cols.dilation
+    planes, gb, gx, flipped, zeros, consts, g_r0, g_c0 = operands
     group = max(1, GROUP_BYTES // max(1, gb.shape[2] * gb.itemsize))
-    x_rows = planes.shape[0] * H
+    x_rows = planes.shape[0] * planes.shape[1]
     work = gb.size * h * w
     chunks = split(x_rows, threads, work, tuning.numba_threaded_work)
     partial = np.zeros((len(chunks), h, w), dtype=np.float64)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +55,17 @@ def backend(request):
     """Every test that takes ``backend`` runs once per array library."""
     request.param.require()
     return request.param
+
+
+@pytest.fixture(scope="module")
+def xcorr_api():
+    """docs/_ext/xcorr_api.py, which renders the API page (it imports nothing of Sphinx: the tests run
+    before the docs extra is installed)."""
+    ext = str(Path(__file__).resolve().parents[1] / "docs" / "_ext")
+    sys.path.insert(0, ext)
+    try:
+        import xcorr_api
+
+        yield xcorr_api
+    finally:
+        sys.path.remove(ext)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import inspect
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -79,19 +78,8 @@ def test_entries_parser_sees_a_grouped_entry():
 
 
 def _keras_classes() -> dict[str, ast.ClassDef]:
-    tree = ast.parse((ROOT / "backends" / "keras.py").read_text(encoding="utf-8"))
-    return {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-
-
-@pytest.fixture(scope="module")
-def xcorr_api():
-    sys.path.insert(0, str(DOCS / "_ext"))
-    try:
-        import xcorr_api
-
-        yield xcorr_api
-    finally:
-        sys.path.remove(str(DOCS / "_ext"))
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in sorted((ROOT / "backends" / "keras").glob("*.py"))]
+    return {node.name: node for tree in trees for node in tree.body if isinstance(node, ast.ClassDef)}
 
 
 def test_keras_layers_are_on_the_api_page_with_examples(xcorr_api):

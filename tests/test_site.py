@@ -9,28 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import ClassVar
-
-import pytest
 
 import xcorr
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-
-
-@pytest.fixture(scope="module")
-def xcorr_api():
-    # docs/_ext/xcorr_api.py imports nothing of Sphinx (the tests run before the docs extra is installed)
-    sys.path.insert(0, str(DOCS / "_ext"))
-    try:
-        import xcorr_api
-
-        yield xcorr_api
-    finally:
-        sys.path.remove(str(DOCS / "_ext"))
 
 
 def test_api_reference_documents_every_public_name(xcorr_api):

@@ -187,16 +187,17 @@ MUTANTS: tuple[Mutant, ...] = (
         "g_r0 = -rows.lo - (h - 1) * rows.dilation",
         "g_r0 = -rows.lo - (h - 1)",
         ("tests/test_numba_backward.py", *NUMBA),
-        "numba chunked VJP (FUSED_BACKWARD off): the input gradient's first row ignores the row dilation",
+        "numba VJP, chunked and fused (their shared operands): the input gradient's first row ignores the "
+        "row dilation",
         k="numba or jax",
     ),
     Mutant(
         "numba-fused-vjp-dilation",
         "backends/_numba_backward.py",
-        "g_r0 = -rows.lo - (h - 1) * rows.dilation",
-        "g_r0 = -rows.lo - (h - 1)",
+        "args = (rows.lo, cols.lo, rows.dilation, cols.dilation, g_r0, g_c0, group)",
+        "args = (rows.lo, cols.lo, 1, cols.dilation, g_r0, g_c0, group)",
         ("tests/test_numba_backward.py", *NUMBA),
-        "fused numba backward: the input gradient's first row ignores the row dilation",
+        "fused numba backward: both gradients' taps ignore the row dilation",
         k="numba or jax",
     ),
     # -- torch's direct path, clipped windows and bmm kernel gradient

@@ -1,0 +1,29 @@
+"""Keras 3 layers: xcorr's correlations inside ``keras.layers.Layer`` (public as ``xcorr.keras``).
+
+``Conv2D``, ``Conv2DTranspose`` and ``DepthwiseConv2D`` take the arguments of
+Keras' layers of those names, hold their weights as Keras variables in
+Keras' layouts (initializers, regularizers and constraints through
+``add_weight``, as Keras does), and compute ``xcorr.corr2d_multi`` or
+``xcorr.conv_transpose2d`` on the arrays of the Keras backend in use, so
+xcorr's jax or torch adapter does the work, autodiff and ``jit_compile``
+included. Keras' other backends: "numpy" runs inference only (no gradients
+there), and TensorFlow tensors are no array-API arrays, so "tensorflow" is
+refused when a layer is built.
+
+The classes are registered for Keras serialization (package "xcorr") when
+this package is imported, which ``import xcorr.keras`` does; ``import
+xcorr`` loads no framework.
+
+By concern: ``base`` (the arguments' checks and what the layers share: weights, output shape,
+config), ``conv`` (``Conv2D``, ``DepthwiseConv2D``) and ``transpose`` (``Conv2DTranspose``).
+"""
+
+from .conv import Conv2D, DepthwiseConv2D
+from .transpose import Conv2DTranspose
+
+__all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D"]
+
+# Their public home, as before the split: Keras' saved configs and type names say xcorr.backends.keras.
+for _layer in (Conv2D, Conv2DTranspose, DepthwiseConv2D):
+    _layer.__module__ = __name__
+del _layer
