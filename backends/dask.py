@@ -122,34 +122,77 @@ def _block(x, k, *, options):
 
 
 def input_gradient(xp, x, k, g, options, geometry):
-    """The core's input gradient, with ``g``'s zeros (undoing the stride) inserted chunk by chunk.
+    """The input gradient, block by block of the extended image's gradient, then folded onto ``x``.
 
-    The core's stack-and-reshape would cost dask dozens of tasks per chunk.
+    Block ``[e0, e1)`` of the extended image's gradient gathers the terms of the output rows
+    ``i`` with ``i * step + a * dilation`` in it for some tap ``a``: numpy's input gradient of the
+    "valid" correlation of those rows alone, cropped. Each task looks at the kernel itself, so a
+    NaN or inf tap meets only the outputs it produced (the IEEE rule, as numpy's, torch's and jax's
+    own autodiff), without computing anything while the graph is built.
     """
-    return toolkit.input_gradient(xp, x, k, _as_dask(g), options, geometry, insert=_zero_insert)
+    rows, cols = geometry.rows, geometry.cols
+    gb = _broadcast(_as_dask(g), geometry.batch)
+    batch_chunks = gb.chunks[:-2]
+    k = _broadcast(_as_dask(k), geometry.batch).rechunk((*batch_chunks, -1, -1))
+    spans = [_gradient_blocks(ap, gb.chunks[axis]) for axis, ap in ((-2, rows), (-1, cols))]
+    sub = Options(
+        stride=(rows.step, cols.step), dilation=(rows.dilation, cols.dilation),
+        convolve=options.convolve, method=options.method,
+    )  # fmt: skip
+    grid = []
+    for e0, e1, i0, i1 in spans[0]:
+        line = []
+        for f0, f1, j0, j1 in spans[1]:
+            shape = (*gb.shape[:-2], e1 - e0, f1 - f0)
+            if i0 >= i1 or j0 >= j1:  # no window reaches this block
+                line.append(da.zeros(shape, dtype=g.dtype, chunks=(*batch_chunks, -1, -1)))
+                continue
+            line.append(
+                da.map_blocks(
+                    _input_gradient_block,
+                    gb[..., i0:i1, j0:j1].rechunk((*batch_chunks, -1, -1)),
+                    k,
+                    options=sub,
+                    crop=((e0 - i0 * rows.step, e1 - i0 * rows.step), (f0 - j0 * cols.step, f1 - j0 * cols.step)),
+                    dtype=g.dtype,
+                    chunks=(*batch_chunks, (e1 - e0,), (f1 - f0,)),
+                    meta=np.empty((0,) * gb.ndim, dtype=g.dtype),
+                )
+            )
+        grid.append(line)
+    ge = da.block(grid)
+    ge = toolkit.fold_axis(xp, ge, -2, rows.lo, rows.hi, rows.size, options.boundary)
+    ge = toolkit.fold_axis(xp, ge, -1, cols.lo, cols.hi, cols.size, options.boundary)
+    return toolkit.as_input_dtype(xp, toolkit.unbroadcast(xp, ge, tuple(x.shape)), x)
 
 
-def _zero_insert(g, axis: int, step: int):
-    """``toolkit.zero_insert`` of a dask array: ``step - 1`` zeros after every entry, chunk by chunk, the last ones cut."""
-    if step == 1:
-        return g
-    axis = axis % g.ndim
-    chunks = list(g.chunks)
-    chunks[axis] = tuple(n * step for n in chunks[axis])
-    spread = da.map_blocks(_spread, g, axis=axis, step=step, chunks=tuple(chunks), dtype=g.dtype)
-    index = [slice(None)] * g.ndim
-    index[axis] = slice(0, (g.shape[axis] - 1) * step + 1)
-    return spread[tuple(index)]
-
-
-def _spread(block, *, axis, step):
-    shape = list(block.shape)
-    shape[axis] *= step
-    out = np.zeros(shape, dtype=block.dtype)
-    index = [slice(None)] * block.ndim
-    index[axis] = slice(None, None, step)
-    out[tuple(index)] = block
+def _gradient_blocks(ap, g_chunks):
+    """``(e0, e1, i0, i1)``: blocks ``[e0, e1)`` of the extended gradient (about one chunk of ``g``
+    times the stride each) and the output rows ``[i0, i1)`` whose windows reach them."""
+    extent = ap.hi - ap.lo + 1
+    reach = (ap.taps - 1) * ap.dilation
+    out = []
+    for e0, e1 in _blocks(extent, tuple(n * ap.step for n in g_chunks), 1):
+        i0 = max(0, -(-(e0 - reach) // ap.step))
+        i1 = min(ap.count, (e1 - 1) // ap.step + 1)
+        out.append((e0, e1, i0, max(i0, i1)))
     return out
+
+
+def _input_gradient_block(g, k, *, options, crop):
+    """numpy's input gradient of the rows and columns of ``g`` alone, cropped to ``crop``."""
+    g, k = np.asarray(g), np.asarray(k)
+    (r0, r1), (c0, c1) = crop
+    shape = tuple(
+        (n - 1) * s + (t - 1) * d + 1
+        for n, s, t, d in zip(g.shape[-2:], options.stride, k.shape[-2:], options.dilation)
+    )
+    # Only the shape and dtype of the forward input are read: zeros of no memory.
+    x = np.lib.stride_tricks.as_strided(np.zeros((), dtype=g.dtype), (*g.shape[:-2], *shape), (0,) * g.ndim)
+    geometry = toolkit.plan(x.shape, k.shape, options)
+    ge = toolkit.input_gradient(np, x, k.astype(g.dtype), g, options, geometry)
+    ge = toolkit.extend_axis(np, ge, -2, r0, r1 - 1, "fill", 0)
+    return np.ascontiguousarray(toolkit.extend_axis(np, ge, -1, c0, c1 - 1, "fill", 0))
 
 
 def kernel_gradient(xp, x, k, g, options, geometry, method):
@@ -312,8 +355,9 @@ class DaskAdapter(Adapter):
         return lambda x, k: correlate(xp, x, k, blockwise, geometry)
 
     def finite_or(self, xp, a, fast, careful):
-        # Looking at a kernel's values would compute its graph behind the user's back: the fast path
-        # (a NaN/inf tap also meets the fill there, issue 25 item 3; use numpy arrays for IEEE).
+        # Reached by the transposed convolution's generic input gradient alone (the VJP's is
+        # ``input_gradient`` above, IEEE block by block): looking at a kernel's values would compute
+        # its graph behind the user's back, so the fast path.
         return fast()
 
     def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):

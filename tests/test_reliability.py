@@ -472,11 +472,8 @@ NON_FINITE_CASES = [
 
 @pytest.mark.parametrize("mode", ["full", "same"])
 @pytest.mark.parametrize(("shape", "kernel"), NON_FINITE_CASES, ids=lambda v: str(v) if isinstance(v, tuple) else "k")
-def test_non_finite_kernels_follow_ieee_on_the_extended_input(backend, mode, shape, kernel, request):
+def test_non_finite_kernels_follow_ieee_on_the_extended_input(backend, mode, shape, kernel):
     from reference import reference
-
-    if backend.name == "dask" and mode == "same":  # stays lazy: it cannot look at the kernel without computing it
-        request.applymarker(pytest.mark.xfail(strict=shape in ((5, 6), (150, 130)), reason="dask's input gradient lets an inf tap meet the fill"))
 
     with np.errstate(invalid="ignore"):  # numpy warns of its 0 * inf (numpy's arrays under xcorr too)
         _check_non_finite(backend, mode, shape, kernel, reference)

@@ -210,8 +210,38 @@ def zero_insert(xp, g, axis: int, step: int):
 
 
 def fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
-    """Adjoint of :func:`extend_axis`: sum extended positions onto their sources."""
-    total = None
+    """Adjoint of :func:`extend_axis`: sum extended positions onto their sources.
+
+    Where the extension is a border around the whole axis (the usual case), the sources of the border
+    runs are summed into two thin windows at the ends of the axis and joined with the middle in one
+    concatenation: one array of the result's size, not one per run.
+    """
+    runs = _placed_runs(xp, ge, axis, lo, hi, size, boundary)
+    middle = [i for i, (first, last, _) in enumerate(runs) if (first, last) == (0, size - 1)]
+    if middle:
+        base = runs[middle[0]][2]
+        others = [run for i, run in enumerate(runs) if i != middle[0]]
+        head = [run for run in others if max(run[0], run[1]) < size // 2]
+        tail = [run for run in others if max(run[0], run[1]) >= size // 2]
+        a = max((max(r[0], r[1]) + 1 for r in head), default=0)
+        b = min((min(r[0], r[1]) for r in tail), default=size)
+        if a <= b:
+            pieces = []
+            if a:
+                pieces.append(take_axis(xp, base, axis, 0, a) + _window_sum(xp, ge, axis, head, 0, a))
+            if b > a or not pieces:
+                pieces.append(take_axis(xp, base, axis, a, b))
+            if b < size:
+                pieces.append(take_axis(xp, base, axis, b, size) + _window_sum(xp, ge, axis, tail, b, size))
+            return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
+    total = _window_sum(xp, ge, axis, runs, 0, size)
+    return total
+
+
+def _placed_runs(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
+    """``(first, last, piece)`` per non-fill run of the extension: ``piece`` is the part of ``ge`` whose
+    positions came from input indices ``min(first, last) .. max(first, last)``, in ascending order."""
+    out = []
     position = 0  # index into ge of the current run's first extended position
     for run in _segments(lo, hi, size, boundary):
         if run[0] == "fill":
@@ -229,8 +259,16 @@ def fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
             position += n
             if first > last:
                 piece = xp.flip(piece, axis=axis)
+        out.append((min(first, last), max(first, last), piece))
+    return out
+
+
+def _window_sum(xp, ge, axis: int, runs, start: int, stop: int):
+    """The sum of the runs' pieces placed on input indices ``start .. stop - 1`` (each inside it)."""
+    total = None
+    for first, last, piece in runs:
         pieces = []
-        for count in (min(first, last), None, size - 1 - max(first, last)):
+        for count in (first - start, None, stop - 1 - last):
             if count is None:
                 pieces.append(piece)
             elif count:
@@ -241,7 +279,7 @@ def fold_axis(xp, ge, axis: int, lo: int, hi: int, size: int, boundary: str):
         total = placed if total is None else total + placed
     if total is None:  # every position read the fill value
         shape = list(ge.shape)
-        shape[axis] = size
+        shape[axis] = stop - start
         total = xp.zeros(tuple(shape), dtype=ge.dtype, device=device(ge))
     return total
 

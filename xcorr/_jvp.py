@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from ._adapter import adapter_for
 from ._compat import array_namespace, isdtype
+from ._direct import extend_axis
 from ._layout import check_last, parse_data_format, to_first
 from ._multi import check_multi, corr2d_multi, correlate_multi
 from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
@@ -80,7 +81,7 @@ def _public_jvp(name: str, x, k, dx, dk, mode, boundary, fillvalue, stride, dila
         convolve=name == "conv2d", method=method, padding=padding,
     )
     xp = check_arrays(x, k)
-    plan(x.shape, k.shape, options)  # the shape checks of the forward call
+    geometry = plan(x.shape, k.shape, options)  # the shape checks of the forward call
     # The forward call's fillvalue check: dx's term runs with the fill's linear part (0), and
     # would let a fillvalue that corr2d refuses through where dk is None.
     check_integral_fill(xp, result_dtype(xp, x.dtype, k.dtype), options.fillvalue)
@@ -97,8 +98,41 @@ def _public_jvp(name: str, x, k, dx, dk, mode, boundary, fillvalue, stride, dila
     if dx is not None:
         terms.append(correlate(adapter, dx, k, tangent_options(options)))
     if dk is not None:
+        if terms and _add_in_bands(xp, adapter, terms[0], x, dk, options, geometry, dtype):
+            return terms[0]
         terms.append(correlate(adapter, x, dk, options))
     return _sum(xp, terms, dtype)
+
+
+_BANDS = 8  # the second term a band of output rows at a time: an eighth of an output at the peak
+_MIN_BAND_ROWS = 64
+
+
+def _add_in_bands(xp, adapter, total, x, dk, options: Options, geometry, dtype) -> bool:
+    """Add ``correlate(x, dk)`` onto ``total`` band by band of output rows, in place; False (nothing
+    added) where the library does not write in place or the output is too small to split.
+
+    Each band correlates the rows (and columns) of the extended ``x`` that its windows read, a thin
+    copy, in "valid" mode: the JVP then holds its result and one band, not a second output.
+    """
+    rows, cols = geometry.rows, geometry.cols
+    band = max(_MIN_BAND_ROWS, -(-rows.count // _BANDS))
+    if not adapter.eager or adapter.autodiff or total.dtype != dtype or band >= rows.count:
+        return False
+    valid = Options(stride=options.stride, dilation=options.dilation, convolve=options.convolve, method=options.method)
+    for r0 in range(0, rows.count, band):
+        r1 = min(rows.count, r0 + band)
+        first = rows.lo + r0 * rows.step
+        xb = extend_axis(xp, x, -2, first, first + (r1 - 1 - r0) * rows.step + rows.span - 1, options.boundary, options.fillvalue)
+        xb = extend_axis(xp, xb, -1, cols.lo, cols.hi, options.boundary, options.fillvalue)
+        term = correlate(adapter, xb, dk, valid)
+        try:
+            total[..., r0:r1, :] += term
+        except (TypeError, ValueError, RuntimeError):  # a read-only result: only the first band can fail
+            if r0:
+                raise
+            return False
+    return True
 
 
 _JVP_DOC = """Forward-mode derivative of ``{name}(x, k, **options)`` in the direction ``(dx, dk)``.

@@ -24,8 +24,9 @@ jax differentiate their native calls themselves.
 from __future__ import annotations
 
 from ._adapter import adapter_for
+from ._compat import device
 from ._composite import _Like, crop, input_gradient, pad_to_full
-from ._direct import as_input_dtype, unbroadcast
+from ._direct import as_input_dtype, extend_axis, unbroadcast
 from ._layout import to_first, to_last
 from ._multi import check_bias, correlate_multi, multi_vjp
 from ._options import check_arrays, plan, result_dtype
@@ -36,6 +37,7 @@ from ._transpose_plan import (
     check_transpose_multi,
     out_shape,
     plan_transpose,
+    reduce_transpose,
 )
 from ._typing import Array, DataFormat, Pair, TransposePadding
 from ._vjp import vjp
@@ -50,7 +52,11 @@ __all__ = [
 
 
 def transpose_multi(xp, x, w, tp: TransposePlan, bias=None):
-    """``conv_transpose2d`` of validated arguments, by the adapter of ``xp``."""
+    """``conv_transpose2d`` of validated arguments, by the adapter of ``xp`` (on the inputs and taps that
+    reach the output alone, where the uncropped extent is mostly cropped: ``reduce_transpose``)."""
+    reduced = reduce_transpose(tp)
+    if reduced is not None:
+        return _reduced_multi(xp, x, w, tp, bias, reduced)
     if bias is None:
         return adapter_for(xp).correlate_multi_transpose(xp, x, w, tp)
     return adapter_for(xp).correlate_multi_transpose_bias(xp, x, w, bias, tp)
@@ -148,10 +154,50 @@ def conv_transpose2d(
     return transpose_multi(xp, x, w, tp, bias)
 
 
+def _reduced_multi(xp, x, w, tp: TransposePlan, bias, reduced):
+    """``conv_transpose2d`` of ``x[..., i0:i1, j0:j1]`` and ``w[..., a0:a1, b0:b1]``, cropped to the output."""
+    sub, window, rr, rc = reduced
+    if tp.channels_last:
+        x = to_first(xp, x)
+    if rr.empty or rc.empty:
+        shape = (*x.shape[:-3], w.shape[1] * tp.groups, *tp.out_hw)
+        y = xp.zeros(shape, dtype=result_dtype(xp, x.dtype, w.dtype), device=device(x))
+    else:
+        xs = x[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
+        ws = w[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
+        y = crop(xp, adapter_for(xp).correlate_multi_transpose(xp, xs, ws, sub), window)
+    if bias is not None:
+        y = y + xp.astype(bias, y.dtype)[:, None, None]
+    return to_last(xp, y) if tp.channels_last else y
+
+
+def _pad_back(xp, a, reach_rows, reach_cols, shape):
+    """``a`` (the reached rows and columns, or taps) placed in zeros of the last two sizes of ``shape``."""
+    a = extend_axis(xp, a, -2, -reach_rows[0], shape[-2] - reach_rows[0] - 1, "fill", 0)
+    return extend_axis(xp, a, -1, -reach_cols[0], shape[-1] - reach_cols[0] - 1, "fill", 0)
+
+
 def transpose_multi_vjp(xp, x, w, g, tp: TransposePlan, *, need_x=True):
     """``(gx, gw)`` of ``conv_transpose2d`` of validated arguments (``gx`` None unless ``need_x``)."""
     if tp.channels_last:
         x, g = to_first(xp, x), to_first(xp, g)
+    reduced = reduce_transpose(tp)
+    if reduced is not None:
+        # Only the reached inputs and taps have a gradient: the others' scatter is all cropped.
+        sub, window, rr, rc = reduced
+        if rr.empty or rc.empty:
+            dtype = result_dtype(xp, x.dtype, w.dtype)
+            gw = as_input_dtype(xp, xp.zeros(w.shape, dtype=dtype, device=device(w)), w)
+            gx = as_input_dtype(xp, xp.zeros(x.shape, dtype=dtype, device=device(x)), x) if need_x else None
+        else:
+            xs = x[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
+            ws = w[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
+            gx, gw = transpose_multi_vjp(xp, xs, ws, pad_to_full(xp, g, window), sub, need_x=need_x)
+            gw = _pad_back(xp, gw, (rr.a0, rr.a1), (rc.a0, rc.a1), tuple(w.shape))
+            gx = None if gx is None else _pad_back(xp, gx, (rr.i0, rr.i1), (rc.i0, rc.i1), tuple(x.shape))
+        if gx is not None and tp.channels_last:
+            gx = to_last(xp, gx)
+        return gx, gw
     z = pad_to_full(xp, g, tp)
     gx = None
     if need_x:
@@ -302,6 +348,16 @@ def corr2d_transpose(
     dtype = like.dtype
     xc = xp.astype(x, dtype, copy=False)
     kc = xp.astype(k, dtype, copy=False)
+    reduced = reduce_transpose(tp)
+    if reduced is not None:  # only the inputs and taps that reach the output (a huge crop)
+        _, window, rr, rc = reduced
+        if rr.empty or rc.empty:
+            return xp.zeros((*geometry.batch, *tp.out_hw), dtype=dtype, device=device(x))
+        xc = xc[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
+        kc = kc[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
+        tp = window
+        like = _Like((*geometry.batch, rr.extent, rc.extent), dtype)
+        geometry = plan(like.shape, tuple(kc.shape), tp.options)
     full = input_gradient(adapter_for(xp), xp, like, kc, xc, tp.options, geometry)
     return crop(xp, full, tp)
 
@@ -361,8 +417,27 @@ def corr2d_transpose_vjp(
     if tuple(g.shape) != out:
         msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"
         raise ValueError(msg)
+    reduced = reduce_transpose(tp)
+    if reduced is not None:  # only the inputs and taps that reach the output have a gradient
+        _, window, rr, rc = reduced
+        dtype = result_dtype(xp, x.dtype, k.dtype)
+        if rr.empty or rc.empty:
+            gx = xp.zeros(x.shape, dtype=dtype, device=device(x))
+            gk = xp.zeros(k.shape, dtype=dtype, device=device(k))
+            return as_input_dtype(xp, gx, x), as_input_dtype(xp, gk, k)
+        xs = x[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
+        ks = k[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
+        z = pad_to_full(xp, g, window)
+        gx, gk = _single_vjp(xp, xs, ks, z, window.options, plan(tuple(z.shape), tuple(ks.shape), window.options))
+        gx = _pad_back(xp, gx, (rr.i0, rr.i1), (rc.i0, rc.i1), tuple(x.shape))
+        return gx, _pad_back(xp, gk, (rr.a0, rr.a1), (rc.a0, rc.a1), tuple(k.shape))
     z = pad_to_full(xp, g, tp)
-    gx = unbroadcast(xp, correlate(adapter_for(xp), z, k, tp.options), tuple(x.shape))
+    return _single_vjp(xp, x, k, z, tp.options, geometry)
+
+
+def _single_vjp(xp, x, k, z, options, geometry):
+    """``(gx, gk)`` of ``corr2d_transpose`` given its output gradient ``z`` on the uncropped extent."""
+    gx = unbroadcast(xp, correlate(adapter_for(xp), z, k, options), tuple(x.shape))
     gx = as_input_dtype(xp, gx, x)
     xb = xp.broadcast_to(x, geometry.out_shape)
     _, gk = vjp(
@@ -370,8 +445,8 @@ def corr2d_transpose_vjp(
         z,
         k,
         xb,
-        tp.options,
-        plan(tuple(z.shape), tuple(k.shape), tp.options),
+        options,
+        plan(tuple(z.shape), tuple(k.shape), options),
         need_x=False,
     )
     return gx, gk

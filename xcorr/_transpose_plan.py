@@ -135,3 +135,61 @@ def out_shape(x, w, tp: TransposePlan) -> tuple[int, ...]:
     if tp.channels_last:
         return (*x.shape[:-3], *tp.out_hw, c_out)
     return (*x.shape[:-3], c_out, *tp.out_hw)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Along one axis, the taps ``[a0, a1)`` and inputs ``[i0, i1)`` whose scatter reaches the output's
+    rows ``[e0, e1)`` of the uncropped extent: their own scatter spans ``extent`` positions from
+    ``i0 * step + a0 * dilation``, in which the output starts at ``offset`` (negative or past the end
+    where no tap lands). Empty (``i0 == i1``) where nothing reaches the output."""
+
+    a0: int
+    a1: int
+    i0: int
+    i1: int
+    offset: int
+    extent: int
+
+    @property
+    def empty(self) -> bool:
+        return self.i0 >= self.i1
+
+
+def axis_reach(ap, e0: int, e1: int) -> Reach:
+    """The :class:`Reach` of the forward plan ``ap`` (on the uncropped extent) for output rows ``[e0, e1)``."""
+    length = (ap.count - 1) * ap.step  # tap a scatters onto a * dilation .. a * dilation + length
+    a0 = max(0, -(-(e0 - length) // ap.dilation))
+    a1 = min(ap.taps, (e1 - 1) // ap.dilation + 1)
+    if a0 >= a1:
+        return Reach(0, 0, 0, 0, 0, 0)
+    i0 = max(0, -(-(e0 - (a1 - 1) * ap.dilation) // ap.step))
+    i1 = min(ap.count, (e1 - 1 - a0 * ap.dilation) // ap.step + 1)
+    if i0 >= i1:
+        return Reach(0, 0, 0, 0, 0, 0)
+    start = i0 * ap.step + a0 * ap.dilation
+    return Reach(a0, a1, i0, i1, e0 - start, (i1 - i0 - 1) * ap.step + (a1 - 1 - a0) * ap.dilation + 1)
+
+
+def reduce_transpose(tp: TransposePlan) -> tuple[TransposePlan, TransposePlan, Reach, Reach] | None:
+    """``(sub, window, rows, cols)``: the transposed convolution restricted to the inputs and taps that
+    reach the output, where that is under half the uncropped extent (a dilation and a padding far
+    larger than the output); None otherwise.
+
+    ``sub`` is the uncropped channels-first plan of ``x[..., i0:i1, j0:j1]`` and
+    ``w[..., a0:a1, b0:b1]``; ``window`` crops the output from ``sub``'s result
+    (``_composite.crop``; its padding may be negative, zeros where nothing lands).
+    """
+    (top, _), (left, _) = tp.padding
+    out_r, out_c = tp.out_hw
+    rows, cols = tp.geometry.rows, tp.geometry.cols
+    rr, rc = axis_reach(rows, top, top + out_r), axis_reach(cols, left, left + out_c)
+    if not (rr.empty or rc.empty) and 2 * rr.extent * rc.extent >= rows.size * cols.size:
+        return None
+    if rr.empty or rc.empty:
+        return tp, tp, rr, rc
+    geometry = plan((rr.extent, rc.extent), (rr.a1 - rr.a0, rc.a1 - rc.a0), tp.options)
+    sub = TransposePlan(tp.options, geometry, tp.groups, ((0, 0), (0, 0)), (0, 0), False)
+    padding = ((rr.offset, rr.extent - rr.offset - out_r), (rc.offset, rc.extent - rc.offset - out_c))
+    window = TransposePlan(tp.options, geometry, tp.groups, padding, (0, 0), False)
+    return sub, window, rr, rc
