@@ -9,6 +9,8 @@ operand once, plans the geometry once and looks the adapter up once. Everything 
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from ._adapter import adapter_for
 from ._layout import check_last_shape, parse_data_format
 from ._options import Call, Geometry, Options, check_arrays, check_integral_fill, plan, result_dtype
@@ -23,10 +25,18 @@ def parse_options(given: dict, *, convolve: bool = False) -> Options:
     return Options.parse(convolve=convolve, **{name: given[name] for name in OPTIONS if name in given})
 
 
+_options_of = itemgetter(*OPTIONS)
+_SCALARS = frozenset({str, int, float, complex, bool, type(None)})
+
+
 def public_key(op, x, k, given: dict) -> tuple:
     """The prepared-call key of a public call ``op``: the operands' signatures and the options as
     given (with their types: ``True`` is not ``1``)."""
-    return (op, type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, *[_typed(given[name]) for name in OPTIONS])
+    values = _options_of(given)
+    types = tuple(map(type, values))
+    if not _SCALARS.issuperset(types):  # a tuple's items with their types too: (1, True) is not (1, 1)
+        values = tuple(map(_typed, values))
+    return (op, type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, values, types)
 
 
 def _typed(value):
