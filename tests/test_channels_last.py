@@ -326,7 +326,7 @@ def test_bad_data_format_and_shapes(backend):
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_biased_corr2d_multi_checks_each_operand_once(monkeypatch, data_format):
-    # One validation per call (the call record of _multi.validate_multi): x, w and the bias are
+    # One validation per call (the call record of _call.validate): x, w and the bias are
     # each checked once, however many steps the call goes through.
     from xcorr import _options
     from xcorr._prepared import clear_prepared

@@ -91,7 +91,7 @@ def test_two_devices_are_rejected():
 
 def test_errors_come_before_backend_work(monkeypatch):
     # A failing check must fire before the dispatch reaches any adapter.
-    import xcorr._correlate as public
+    import xcorr._call as public
 
     def forbidden(*args, **kwargs):
         raise AssertionError("reached the backend")
@@ -106,12 +106,12 @@ LIMIT = r"2\*\*31 - 1 = 2147483647"
 
 def _no_backend_work(monkeypatch):
     """Reaching an adapter fails the test: the size checks must come before them."""
-    from xcorr import _correlate, _multi, _transpose, _vjp
+    from xcorr import _call, _multi, _transpose, _vjp
 
     def forbidden(*args, **kwargs):
         raise AssertionError("reached the backend")
 
-    for module in (_correlate, _multi, _transpose, _vjp):
+    for module in (_call, _multi, _transpose, _vjp):
         monkeypatch.setattr(module, "adapter_for", forbidden)
 
 

@@ -238,9 +238,9 @@ def test_corr2d_multi_bias_adds_one_value_per_output_channel(backend, options):
 )
 @pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
 def test_corr2d_multi_bad_bias_is_named_before_any_work(monkeypatch, bias, error, match, data_format):
-    import xcorr._multi as multi
+    import xcorr._call as call
 
-    monkeypatch.setattr(multi, "adapter_for", lambda xp: pytest.fail("reached the adapter"))
+    monkeypatch.setattr(call, "adapter_for", lambda xp: pytest.fail("reached the adapter"))
     x = np.ones((1, 2, 5, 5) if data_format == "channels_first" else (1, 5, 5, 2), dtype=np.float32)
     w = np.ones((4, 2, 3, 3), dtype=np.float32)
     with pytest.raises(error, match=match):

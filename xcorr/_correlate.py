@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._adapter import adapter_for
-from ._options import Options, check_arrays
+from ._call import public_key, validate, validate_call
+from ._options import Options
 from ._prepared import _PREPARED, prepare_and_call
 from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
@@ -95,62 +95,27 @@ _PARAMETERS = """\
 
 
 def _correlate(x, k, options: Options):
-    """Validated, dispatched correlation (the prepared call of this signature, made on first use)."""
+    """Validated, dispatched correlation of parsed options (the prepared call of this signature, made on first use)."""
+    key = None
     try:
         key = (type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options)
-    except AttributeError:  # not arrays (a Python list): the checks name the argument
-        return _prepare_and_call(x, k, options, None)
-    try:
         call = _PREPARED[key]
-    except (KeyError, TypeError):
-        return _prepare_and_call(x, k, options, key)
+    except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
+        return prepare_and_call(validate(x, k, options), x, k, key)
     return call(x, k)
 
 
-def _prepare_and_call(x, k, options: Options, key):
-    """Validate, then prepare (the adapter looked up once the checks pass) and run."""
-    return prepare_and_call(check_arrays(x, k), adapter_for, x, k, options, key)
-
-
-def _public_key(op, x, k, mode, boundary, fillvalue, stride, dilation, method, padding=None):
-    """The signature of a public call ``op``, as given (types where a bool could pass for an int)."""
-    return (
-        op, type(x), x.shape, x.dtype, type(k), k.shape, k.dtype,
-        mode, boundary, fillvalue, type(fillvalue),
-        stride if type(stride) is int else (type(stride), *map(type, stride), *stride),
-        dilation if type(dilation) is int else (type(dilation), *map(type, dilation), *dilation),
-        method, _typed(padding),
-    )  # fmt: skip
-
-
-def _typed(value):
-    """``value`` with the type of every item (a tuple of tuples of ints, or a name): ``True`` is not ``1``."""
-    if isinstance(value, tuple):
-        return (tuple, *map(_typed, value))
-    return (type(value), value)
-
-
-def _public_call(op: str, x, k, mode, boundary, fillvalue, stride, dilation, method, padding):
-    """``corr2d`` (``op`` "corr2d") or ``conv2d``: the prepared call of this signature, else parse and prepare."""
+def _public_call(op: str, given: dict):
+    """``corr2d`` (``op`` "corr2d") or ``conv2d`` of the arguments ``given``: the prepared call of
+    this signature, else validate and prepare."""
+    x, k = given["x"], given["k"]
     key = None
     try:
-        key = _public_key(op, x, k, mode, boundary, fillvalue, stride, dilation, method, padding)
+        key = public_key(op, x, k, given)
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
-        pass
-    else:
-        return call(x, k)
-    options = Options.parse(
-        mode=mode,
-        boundary=boundary,
-        fillvalue=fillvalue,
-        stride=stride,
-        dilation=dilation,
-        convolve=op == "conv2d",
-        method=method,
-        padding=padding,
-    )
-    return _prepare_and_call(x, k, options, key)
+        return prepare_and_call(validate_call(op, given), x, k, key)
+    return call(x, k)
 
 
 def corr2d(
@@ -166,7 +131,7 @@ def corr2d(
     method: Method = "auto",
     padding: Padding = None,
 ) -> Array:
-    return _public_call("corr2d", x, k, mode, boundary, fillvalue, stride, dilation, method, padding)
+    return _public_call("corr2d", locals())
 
 
 def conv2d(
@@ -182,7 +147,7 @@ def conv2d(
     method: Method = "auto",
     padding: Padding = None,
 ) -> Array:
-    return _public_call("conv2d", x, k, mode, boundary, fillvalue, stride, dilation, method, padding)
+    return _public_call("conv2d", locals())
 
 
 corr2d.__doc__ = f"""2-D cross-correlation of the last two axes, on any array-API backend.

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ._adapter import adapter_for
-from ._compat import array_namespace, isdtype
+from ._call import validate_call
+from ._compat import isdtype
 from ._direct import extend_axis
-from ._layout import check_last, parse_data_format, to_first
-from ._multi import check_multi, corr2d_multi, correlate_multi
-from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
-from ._padding import parse_int
+from ._options import Call, Options, result_dtype
 from ._prepared import correlate
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
@@ -34,13 +31,6 @@ def tangent_options(options: Options) -> Options:
     if options.boundary == "fill" and options.fillvalue != 0:
         return replace(options, fillvalue=0)
     return options
-
-
-def _check_tangent(name: str, t, a, a_name: str) -> None:
-    check_arrays(a, t, x_name=a_name, k_name=name, x_checked=True)  # ``a`` (x or k) is checked
-    if tuple(t.shape) != tuple(a.shape):
-        msg = f"{name} must have the shape of {a_name}, {tuple(a.shape)}; got shape {tuple(t.shape)}"
-        raise ValueError(msg)
 
 
 def _sum(xp, terms, dtype):
@@ -74,34 +64,29 @@ def _tangent_dtype(xp, x, k, dx, dk):
     return dtype
 
 
-def _public_jvp(name: str, x, k, dx, dk, mode, boundary, fillvalue, stride, dilation, method, padding):
-    """``corr2d_jvp`` (``name`` "corr2d") or ``conv2d_jvp``: parse, check, then two correlations."""
-    options = Options.parse(
-        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
-        convolve=name == "conv2d", method=method, padding=padding,
-    )
-    xp = check_arrays(x, k)
-    geometry = plan(x.shape, k.shape, options)  # the shape checks of the forward call
-    # The forward call's fillvalue check: dx's term runs with the fill's linear part (0), and
-    # would let a fillvalue that corr2d refuses through where dk is None.
-    check_integral_fill(xp, result_dtype(xp, x.dtype, k.dtype), options.fillvalue)
-    if dx is None and dk is None:
-        msg = f"{name}_jvp needs a direction: dx, dk or both (got None for both)"
-        raise ValueError(msg)
-    if dx is not None:
-        _check_tangent("dx", dx, x, "x")
-    if dk is not None:
-        _check_tangent("dk", dk, k, "k")
+def _public_jvp(name: str, given: dict, k_name: str = "k"):
+    """``corr2d_jvp`` (``name`` "corr2d"), ``conv2d_jvp`` or ``corr2d_multi_jvp`` of the arguments
+    ``given``: validate (the forward call's checks, its fillvalue's too: dx's term runs with the
+    fill's linear part, 0), then one correlation per direction."""
+    call = validate_call(name, given, k_name)
+    xp, options, x, k, dx, dk = call.xp, call.options, given["x"], given[k_name], given["dx"], given["d" + k_name]
     dtype = _tangent_dtype(xp, x, k, dx, dk)
     x, k, dx, dk = _in_tangent_dtype(xp, dtype, x, k, dx, dk)
-    adapter, terms = adapter_for(xp), []
-    if dx is not None:
-        terms.append(correlate(adapter, dx, k, tangent_options(options)))
+    terms = [] if dx is None else [_forward(call, dx, k, tangent_options(options))]
     if dk is not None:
-        if terms and _add_in_bands(xp, adapter, terms[0], x, dk, options, geometry, dtype):
+        if terms and call.groups is None and _add_in_bands(xp, call.adapter, terms[0], x, dk, options, call.geometry, dtype):
             return terms[0]
-        terms.append(correlate(adapter, x, dk, options))
+        terms.append(_forward(call, x, dk, options))
     return _sum(xp, terms, dtype)
+
+
+def _forward(call: Call, x, k, options: Options):
+    """The forward correlation of the validated ``call``, with ``options``, of ``x`` and ``k``."""
+    if call.groups is None:
+        return correlate(call.adapter, x, k, options)
+    if call.channels_last:  # computed channels-last natively, as corr2d_multi does
+        return call.adapter.correlate_multi_channels_last(call.xp, x, k, options, call.geometry, call.groups)
+    return call.adapter.correlate_multi(call.xp, x, k, options, call.geometry, call.groups)
 
 
 _BANDS = 8  # the second term a band of output rows at a time: an eighth of an output at the peak
@@ -198,7 +183,7 @@ def corr2d_jvp(
     method: Method = "auto",
     padding: Padding = None,
 ) -> Array:
-    return _public_jvp("corr2d", x, k, dx, dk, mode, boundary, fillvalue, stride, dilation, method, padding)
+    return _public_jvp("corr2d", locals())
 
 
 def conv2d_jvp(
@@ -216,7 +201,7 @@ def conv2d_jvp(
     method: Method = "auto",
     padding: Padding = None,
 ) -> Array:
-    return _public_jvp("conv2d", x, k, dx, dk, mode, boundary, fillvalue, stride, dilation, method, padding)
+    return _public_jvp("conv2d", locals())
 
 
 corr2d_jvp.__doc__ = _JVP_DOC.format(name="corr2d", t="0.")
@@ -280,45 +265,4 @@ def corr2d_multi_jvp(
     >>> bool(np.array_equal(dy, xcorr.corr2d_multi(x, dw)))
     True
     """
-    options = Options.parse(
-        mode=mode,
-        boundary=boundary,
-        fillvalue=fillvalue,
-        stride=stride,
-        dilation=dilation,
-        method=method,
-        padding=padding,
-    )
-    groups = parse_int("groups", groups)
-    parse_data_format(data_format)
-    last = data_format == "channels_last"
-    if last:
-        check_last(x, w)  # named before the permutation of a 2-D x fails inside the library
-    xp, geometry = check_multi(to_first(array_namespace(x, w), x) if last else x, w, options, groups)
-    if dx is None and dw is None:
-        msg = "corr2d_multi_jvp needs a direction: dx, dw or both (got None for both)"
-        raise ValueError(msg)
-    if dx is not None:
-        _check_tangent("dx", dx, x, "x")
-    if dw is not None:
-        _check_tangent("dw", dw, w, "w")
-    dtype = _tangent_dtype(xp, x, w, dx, dw)
-    x, w, dx, dw = _in_tangent_dtype(xp, dtype, x, w, dx, dw)
-    terms = []
-    if last:  # through the public call, which computes channels-last natively
-        def forward(a, b, fill):
-            return corr2d_multi(
-                a, b, mode=mode, boundary=boundary, fillvalue=fill, stride=stride, dilation=dilation,
-                groups=groups, method=method, padding=padding, data_format=data_format,
-            )
-
-        if dx is not None:
-            terms.append(forward(dx, w, tangent_options(options).fillvalue))
-        if dw is not None:
-            terms.append(forward(x, dw, fillvalue))
-        return _sum(xp, terms, dtype)
-    if dx is not None:
-        terms.append(correlate_multi(xp, dx, w, tangent_options(options), geometry, groups))
-    if dw is not None:
-        terms.append(correlate_multi(xp, x, dw, options, geometry, groups))
-    return _sum(xp, terms, dtype)
+    return _public_jvp("corr2d_multi", locals(), "w")

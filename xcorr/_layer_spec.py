@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from . import _adapter, _layout, _transpose, _transpose_plan, initializers
+from ._call import check_multi, parse_options, validate
 from ._correlate import _correlate
-from ._multi import apply_multi, check_multi, corr2d_multi_last, multi_vjp
+from ._multi import apply_multi, corr2d_multi_last, multi_vjp
 from ._options import Options, check_array, check_arrays, plan
 from ._padding import PaddingPairs, parse_int, parse_transpose_padding, resolve_transpose_padding
 from ._typing import Boundary, DataFormat, Dtype, Initializer, Method, Mode, Padding, Pair, TransposePadding
@@ -131,9 +132,7 @@ class LayerSpec:
         data_format: DataFormat = "channels_first",
     ) -> LayerSpec:
         kernel = parse_kernel_size(kernel_size)
-        options = Options.parse(
-            mode=mode, boundary=boundary, stride=stride, dilation=dilation, method=method, padding=padding
-        )
+        options = parse_options(locals())  # mode, boundary, stride, dilation, method, padding
         groups = parse_int("groups", groups)
         if (in_channels is None) != (out_channels is None):
             msg = (
@@ -226,7 +225,7 @@ class LayerSpec:
         if not hasattr(x, "shape"):
             check_array("x", x)  # a Python list: the TypeError naming x, not an AttributeError below
         if self.channels_last:
-            y = corr2d_multi_last(x, weight, self.options, self.groups)
+            y = corr2d_multi_last(x, weight, validate(x, weight, self.options, self.groups, channels_last=True))
             return y if bias is None else y + bias
         if self.channels:
             return apply_multi(x, weight, self.options, self.groups, bias)
@@ -396,7 +395,7 @@ class TransposeSpec:
         data_format: DataFormat = "channels_first",
     ) -> TransposeSpec:
         kernel = parse_kernel_size(kernel_size)
-        options = Options.parse(stride=stride, dilation=dilation)
+        options = parse_options({"stride": stride, "dilation": dilation})
         # "SAME"/"VALID" become numbers here: the kernel size is known.
         padding, output_padding = resolve_transpose_padding(
             parse_transpose_padding(padding), output_padding, kernel, options.stride, options.dilation

@@ -10,119 +10,18 @@ since a channel sum is a GEMM, which their native convolutions do well.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from ._adapter import adapter_for
+from ._call import public_key, validate, validate_call
 from ._compat import array_namespace
-from ._correlate import _public_key
-from ._layout import check_last, check_last_shape, parse_data_format, to_first, to_last
-from ._options import (
-    Geometry,
-    Options,
-    check_arrays,
-    check_integral_fill,
-    plan,
-    result_dtype,
-)
-from ._padding import parse_int
+from ._layout import to_first, to_last
+from ._options import Call, Geometry, Options, plan
 from ._prepared import _PREPARED, Widened, half_fill, half_precision, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
-
-
-def check_multi(x, w, options: Options, groups: int):
-    """Check shapes and channels; return the namespace and the spatial geometry."""
-    xp = check_arrays(x, w, k_name="w")
-    return xp, _check_channels(xp, tuple(x.shape), x.dtype, w, options, groups)
-
-
-def _check_channels(xp, x_shape: tuple[int, ...], x_dtype, w, options: Options, groups: int) -> Geometry:
-    """:func:`check_multi` of checked operands, ``x`` given by its (channels-first) shape and dtype."""
-    x = _Shape(x_shape, x_dtype)
-    if x.ndim not in (3, 4):
-        msg = f"x must have shape (N, C_in, H, W) or (C_in, H, W); got shape {tuple(x.shape)}"
-        raise ValueError(msg)
-    if w.ndim != 4:
-        msg = f"w must have shape (C_out, C_in // groups, h, w); got shape {tuple(w.shape)}"
-        raise ValueError(msg)
-    c_in, c_out, c_group = x.shape[-3], w.shape[0], w.shape[1]
-    if c_in % groups or c_out % groups:
-        msg = (
-            f"groups={groups} must divide the input channels ({c_in}, from x of shape "
-            f"{tuple(x.shape)}) and the output channels ({c_out}, from w of shape {tuple(w.shape)})"
-        )
-        raise ValueError(msg)
-    if c_group * groups != c_in:
-        msg = (
-            f"x has {c_in} channels (shape {tuple(x.shape)}) but w of shape {tuple(w.shape)} "
-            f"with groups={groups} expects {c_group * groups}"
-        )
-        raise ValueError(msg)
-    geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
-    check_integral_fill(xp, result_dtype(xp, x.dtype, w.dtype), options.fillvalue)
-    return geometry
-
-
-class _Shape:
-    """The shape and dtype of an operand (its channels-first view, before it is made)."""
-
-    def __init__(self, shape: tuple[int, ...], dtype):
-        self.shape = shape
-        self.dtype = dtype
-        self.ndim = len(shape)
-
-
-@dataclass(frozen=True)
-class MultiCall:
-    """A validated ``corr2d_multi`` call: what every step below the public function takes.
-
-    ``geometry`` is that of the channels-first call; ``dtype`` the result's.
-    """
-
-    xp: Any
-    adapter: Any
-    dtype: Any
-    options: Options
-    geometry: Geometry
-    groups: int
-    channels_last: bool = False
-
-
-def validate_multi(x, w, options: Options, groups: int, *, bias=None, channels_last: bool = False) -> MultiCall:
-    """Check ``x``, ``w`` and ``bias`` (each operand once), plan the geometry once and look the
-    adapter up once: the call record of a ``corr2d_multi`` call of parsed options."""
-    xp = check_arrays(x, w, k_name="w")
-    shape = tuple(x.shape)
-    if channels_last:
-        if bias is not None:
-            check_bias(xp, bias, x, w, x_checked=True)
-        check_last_shape(x, w, w_name="w", channels=_channels(w, groups))
-        shape = (*shape[:-3], shape[-1], *shape[-3:-1])
-    geometry = _check_channels(xp, shape, x.dtype, w, options, groups)
-    if bias is not None and not channels_last:
-        check_bias(xp, bias, x, w, x_checked=True)
-    dtype = result_dtype(xp, x.dtype, w.dtype)
-    return MultiCall(xp, adapter_for(xp), dtype, options, geometry, groups, channels_last)
-
-
-def check_bias(xp, b, x, w, out_channels: int | None = None, *, x_checked: bool = False) -> None:
-    """Check a ``bias``: an array of ``x``'s library and device, shape ``(C_out,)`` (``out_channels``,
-    by default ``w.shape[0]``), of a dtype that the output's dtype holds (F.conv2d's rule, relaxed
-    to promotion). ``x_checked``: ``x`` passed its own checks already."""
-    check_arrays(x, b, k_name="bias", x_checked=x_checked)
-    c_out = w.shape[0] if out_channels is None else out_channels
-    if tuple(b.shape) != (c_out,):
-        msg = f"bias must have shape (C_out,) = {(c_out,)} for w of shape {tuple(w.shape)}; got shape {tuple(b.shape)}"
-        raise ValueError(msg)
-    dtype = result_dtype(xp, x.dtype, w.dtype)
-    if result_dtype(xp, dtype, b.dtype) != dtype:
-        msg = (
-            f"bias has dtype {b.dtype}, which the output's dtype {dtype} (from x and w) does not hold; "
-            f"cast bias to {dtype}"
-        )
-        raise TypeError(msg)
 
 
 def correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int):
@@ -227,6 +126,7 @@ def corr2d_multi(
     Array([[[[8., 8.],
              [8., 8.]]]], dtype=array_api_strict.float64)
     """
+    given = locals()
     if data_format != "channels_first":
         if precision is not None or preferred_element_type is not None:
             msg = (
@@ -234,38 +134,29 @@ def corr2d_multi(
                 f"got data_format={data_format!r}"
             )
             raise ValueError(msg)
-        return _multi_other_layout(
-            x, w, None, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format, bias
-        )
+        return corr2d_multi_last(x, w, validate_call("corr2d_multi", given, "w"), bias)
     key = None
     try:
         signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
         op = ("corr2d_multi", type(groups), groups, precision, preferred_element_type, signature)
-        key = _public_key(op, x, w, mode, boundary, fillvalue, stride, dilation, method, padding)
-        call = _PREPARED[key]
+        key = public_key(op, x, w, given)
+        prepared = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
-        pass
-    else:
-        return call(x, w) if bias is None else call(x, w, bias)
-    options = Options.parse(
-        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
-        method=method, padding=padding,
-    )
-    groups = parse_int("groups", groups)
-    lax = None
-    if precision is not None or preferred_element_type is not None:
-        lax = {"precision": precision, "preferred_element_type": preferred_element_type}
-    return _prepare_multi_and_call(x, w, options, groups, key, lax, bias)
+        lax = None
+        if precision is not None or preferred_element_type is not None:
+            lax = {"precision": precision, "preferred_element_type": preferred_element_type}
+        return _prepare_multi_and_call(x, w, validate_call("corr2d_multi", given, "w"), key, lax, bias)
+    return prepared(x, w) if bias is None else prepared(x, w, bias)
 
 
 def apply_multi(x, w, options: Options, groups: int, bias=None):
     """``corr2d_multi`` of parsed options (the layer's forward), prepared once per signature."""
     signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
     key = (type(x), x.shape, x.dtype, type(w), w.shape, w.dtype, options, groups, signature)
-    call = _PREPARED.get(key)
-    if call is None:
-        return _prepare_multi_and_call(x, w, options, groups, key, None, bias)
-    return call(x, w) if bias is None else call(x, w, bias)
+    prepared = _PREPARED.get(key)
+    if prepared is None:
+        return _prepare_multi_and_call(x, w, validate(x, w, options, groups, bias=bias), key, None, bias)
+    return prepared(x, w) if bias is None else prepared(x, w, bias)
 
 
 class PreparedMulti:
@@ -273,13 +164,14 @@ class PreparedMulti:
 
     __slots__ = ("adapter", "geometry", "groups", "lax", "options", "tuning", "xp")
 
-    def __init__(self, xp, adapter, options: Options, geometry, groups: int, lax=None):
-        self.xp = xp
-        self.adapter = adapter
-        self.tuning = adapter.tuning
-        self.options = options
-        self.geometry = geometry
-        self.groups = groups
+    def __init__(self, call: Call, lax=None):
+        assert call.groups is not None  # a corr2d_multi call's record
+        self.xp = call.xp
+        self.adapter = call.adapter
+        self.tuning = call.adapter.tuning
+        self.options = call.options
+        self.geometry = call.geometry
+        self.groups = call.groups
         self.lax = lax or {}  # jax's precision/preferred_element_type, where given
 
     def __call__(self, x, w, b=None):
@@ -287,7 +179,7 @@ class PreparedMulti:
         if self.tuning is not adapter.tuning or (
             adapter.devices and not (adapter.same_device(x, w) and (b is None or adapter.same_device(x, b)))
         ):
-            call = validate_multi(x, w, self.options, self.groups, bias=b)
+            call = validate(x, w, self.options, self.groups, bias=b)
             xp, adapter, geometry = call.xp, call.adapter, call.geometry
         if self.lax:
             y = adapter.correlate_multi_precision(
@@ -299,13 +191,12 @@ class PreparedMulti:
         return adapter.correlate_multi_bias(xp, x, w, b, self.options, geometry, self.groups)
 
 
-def _prepare_multi_and_call(x, w, options: Options, groups: int, key, lax=None, b=None):
-    call = validate_multi(x, w, options, groups, bias=b)
+def _prepare_multi_and_call(x, w, call: Call, key, lax=None, b=None):
     xp, dtype = call.xp, call.dtype
-    prepared: PreparedMulti | Widened = PreparedMulti(xp, call.adapter, options, call.geometry, groups, lax)
+    prepared: PreparedMulti | Widened = PreparedMulti(call, lax)
     if half_precision(dtype) and not (lax or {}).get("preferred_element_type"):
         # Computed in float32 (filled with the value the half dtype holds), rounded once.
-        prepared = Widened(xp, dtype, PreparedMulti(xp, call.adapter, half_fill(xp, dtype, options), call.geometry, groups, lax))
+        prepared = Widened(xp, dtype, PreparedMulti(replace(call, options=half_fill(xp, dtype, call.options)), lax))
     remember(key, prepared)
     return prepared(x, w) if b is None else prepared(x, w, b)
 
@@ -374,62 +265,17 @@ def corr2d_multi_vjp(
     >>> gw[0, 0].tolist()
     [[45.0, 54.0], [81.0, 90.0]]
     """
-    if data_format != "channels_first":
-        return _multi_other_layout(
-            x, w, g, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format
-        )
-    options = Options.parse(
-        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
-        method=method, padding=padding,
-    )
-    groups = parse_int("groups", groups)
-    xp, geometry = check_multi(x, w, options, groups)
-    check_arrays(x, g, k_name="g", x_checked=True)
-    out = (*x.shape[:-3], w.shape[0], geometry.rows.count, geometry.cols.count)
-    if tuple(g.shape) != out:
-        msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"
-        raise ValueError(msg)
-    return multi_vjp(xp, x, w, g, options, groups)
+    call = validate_call("corr2d_multi", locals(), "w")
+    xp = call.xp
+    if call.channels_last:
+        x, g = to_first(xp, x), to_first(xp, g)
+    gx, gw = call.adapter.correlate_multi_vjp(xp, x, w, g, call.options, call.geometry, call.groups, True)
+    return (to_last(xp, gx) if call.channels_last else gx), gw
 
 
-def _multi_other_layout(
-    x, w, g, mode, boundary, fillvalue, stride, dilation, groups, method, padding, data_format, bias=None
-):
-    """``corr2d_multi`` (``g`` None; with ``bias``) or its VJP with a ``data_format`` other than channels-first."""
-    parse_data_format(data_format)
-    options = Options.parse(
-        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
-        method=method, padding=padding,
-    )
-    groups = parse_int("groups", groups)
-    if g is None:
-        return corr2d_multi_last(x, w, options, groups, bias)
-    return corr2d_multi_vjp_last(x, w, g, options, groups)
-
-
-def _channels(w, groups: int) -> int | None:
-    """The input channels a ``(C_out, C_in // groups, h, w)`` weight expects (None: not 4-D)."""
-    return w.shape[1] * groups if getattr(w, "ndim", None) == 4 else None
-
-
-def corr2d_multi_last(x, w, options, groups, bias=None):
-    """``corr2d_multi`` of a channels-last ``x`` (parsed options), result ``(N, H', W', C_out)``."""
-    call = validate_multi(x, w, options, groups, bias=bias, channels_last=True)
-    y = call.adapter.correlate_multi_channels_last(call.xp, x, w, options, call.geometry, groups)
+def corr2d_multi_last(x, w, call: Call, bias=None):
+    """``corr2d_multi`` of a channels-last ``x`` (its validated call), result ``(N, H', W', C_out)``."""
+    y = call.adapter.correlate_multi_channels_last(call.xp, x, w, call.options, call.geometry, call.groups)
     if bias is None:
         return y
     return y + array_namespace(y).astype(bias, y.dtype)
-
-
-def corr2d_multi_vjp_last(x, w, g, options, groups):
-    """``corr2d_multi_vjp`` of a channels-last ``x`` and ``g``: ``(gx, gw)``, ``gx`` channels-last."""
-    xp = check_last(x, w, w_name="w", channels=_channels(w, groups))
-    xf = to_first(xp, x)
-    _, geometry = check_multi(xf, w, options, groups)
-    check_arrays(x, g, k_name="g")
-    out = (*x.shape[:-3], geometry.rows.count, geometry.cols.count, w.shape[0])
-    if tuple(g.shape) != out:
-        msg = f'g must have the shape of the output, {out} (data_format="channels_last"); got shape {tuple(g.shape)}'
-        raise ValueError(msg)
-    gx, gw = multi_vjp(xp, xf, w, to_first(xp, g), options, groups)
-    return to_last(xp, gx), gw

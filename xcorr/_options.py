@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from ._compat import array_namespace, device, is_array_api_obj, isdtype
 from ._cost_model import parse_method
@@ -309,6 +310,23 @@ class Geometry:
     def inside(self) -> bool:
         """Whether every window lies inside the input (no boundary extension is read)."""
         return all(axis.inside for axis in self.axes)
+
+
+@dataclass(frozen=True)
+class Call:
+    """A validated public call (``xcorr._call.validate``): what every step below the public function takes.
+
+    ``dtype`` is the result's; ``geometry`` that of the (channels-first) correlation; ``groups`` is
+    None for a single-plane call.
+    """
+
+    xp: Any
+    adapter: Any
+    dtype: Any
+    options: Options
+    geometry: Geometry
+    groups: int | None = None
+    channels_last: bool = False
 
 
 def plan(x_shape, k_shape, options: Options) -> Geometry:

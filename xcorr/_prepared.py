@@ -21,18 +21,20 @@ from typing import Any
 from . import _cost_model
 from ._compat import array_namespace
 from ._operations import AdapterOperations
-from ._options import Options, check_arrays, check_integral_fill, plan, result_dtype
+from ._options import Call, Options, check_arrays, check_integral_fill, plan, result_dtype
 
 
 def correlate(adapter: AdapterOperations, x, k, options: Options):
     """Correlation of arrays ``x``, ``k`` by ``adapter`` (the prepared call of this signature, made on first use)."""
     try:
-        call = _PREPARED[(type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options)]
+        prepared = _PREPARED[(type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options)]
     except (KeyError, TypeError, AttributeError):
         key = (type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, options)
         # Arrays made inside an operation from checked ones: their namespace, no checks again.
-        return prepare_and_call(array_namespace(x, k), lambda xp: adapter, x, k, options, key)
-    return call(x, k)
+        xp = array_namespace(x, k)
+        call = Call(xp, adapter, result_dtype(xp, x.dtype, k.dtype), options, plan(x.shape, k.shape, options))
+        return prepare_and_call(call, x, k, key)
+    return prepared(x, k)
 
 
 class Prepared:
@@ -45,15 +47,15 @@ class Prepared:
     finiteness an FFT needs) and runs.
     """
 
-    __slots__ = ("adapter", "check_devices", "check_finite", "geometry", "key", "options", "requested", "run", "tuning", "xp")  # fmt: skip
+    __slots__ = ("adapter", "call", "check_devices", "check_finite", "geometry", "key", "options", "run", "tuning", "xp")  # fmt: skip
 
-    def __init__(self, xp, adapter: AdapterOperations, requested: Options, options: Options, geometry, run, *, check_finite):
-        self.xp = xp
-        self.adapter = adapter
+    def __init__(self, call: Call, options: Options, run, *, check_finite):
+        self.call = call  # the validated call, its options as requested
+        self.xp = call.xp
+        self.adapter = adapter = call.adapter
         self.tuning = adapter.tuning
-        self.requested = requested
         self.options = options
-        self.geometry = geometry
+        self.geometry = call.geometry
         self.run = run
         self.check_devices = adapter.devices
         self.check_finite = check_finite
@@ -62,7 +64,8 @@ class Prepared:
     def __call__(self, x, k):
         if self.tuning is not self.adapter.tuning:
             # The adapter's tuning was replaced: its choices may differ now.
-            return prepare_and_call(check_arrays(x, k), lambda xp: self.adapter, x, k, self.requested, self.key)
+            check_arrays(x, k)
+            return prepare_and_call(self.call, x, k, self.key)
         if self.check_devices and not self.adapter.same_device(x, k):
             check_arrays(x, k)  # raises, naming both devices
         if self.check_finite and not _finite(self.xp, x, k):
@@ -151,20 +154,14 @@ def _round_half(value: float, bits: int, min_exp: int) -> float:
     return math.ldexp(round(math.ldexp(m, bits)), e - bits)
 
 
-def prepare(xp, adapter_of: Callable[[Any], AdapterOperations], x, k, options: Options) -> Prepared | Widened:
-    """The prepared correlation of validated arrays ``x``, ``k`` of namespace ``xp``.
-
-    ``adapter_of(xp)`` gives the adapter, asked once every check of the
-    signature has passed (no adapter is reached for a call that fails one).
-    """
-    geometry = plan(x.shape, k.shape, options)
-    dtype = result_dtype(xp, x.dtype, k.dtype)
+def prepare(call: Call, x, k) -> Prepared | Widened:
+    """The prepared correlation of the validated call ``call`` of arrays ``x``, ``k``."""
+    xp, adapter, dtype, options, geometry = call.xp, call.adapter, call.dtype, call.options, call.geometry
     if half_precision(dtype):
-        options = half_fill(xp, dtype, options)
-        return Widened(xp, dtype, prepare(xp, adapter_of, xp.astype(x, xp.float32), xp.astype(k, xp.float32), options))
+        wide = replace(call, dtype=xp.float32, options=half_fill(xp, dtype, options))
+        return Widened(xp, dtype, prepare(wide, xp.astype(x, xp.float32), xp.astype(k, xp.float32)))
     fillvalue = check_integral_fill(xp, dtype, options.fillvalue)  # as the dtype holds it
     options = replace(options, fillvalue=fillvalue)
-    adapter = adapter_of(xp)
     method = resolve_method(adapter, xp, x, k, dtype, options, geometry)
     # "auto" chose the FFT for eager arrays: their values are checked on every call.
     check_finite = options.method == "auto" and method == "fft" and adapter.eager
@@ -174,12 +171,12 @@ def prepare(xp, adapter_of: Callable[[Any], AdapterOperations], x, k, options: O
         run = adapter.prepare_auto_fft(xp, x, k, resolved, geometry)
     else:
         run = adapter.prepare_correlate(xp, x, k, resolved, geometry)
-    return Prepared(xp, adapter, options, resolved, geometry, run, check_finite=check_finite)
+    return Prepared(replace(call, options=options), resolved, run, check_finite=check_finite)
 
 
-def prepare_and_call(xp, adapter_of: Callable[[Any], AdapterOperations], x, k, options: Options, key):
+def prepare_and_call(call: Call, x, k, key):
     """:func:`prepare`, kept for calls of signature ``key``, then called."""
-    prepared = prepare(xp, adapter_of, x, k, options)
+    prepared = prepare(call, x, k)
     if remember(key, prepared):
         prepared.key = key
     return prepared(x, k)

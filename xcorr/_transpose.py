@@ -24,11 +24,12 @@ jax differentiate their native calls themselves.
 from __future__ import annotations
 
 from ._adapter import adapter_for
+from ._call import check_bias
 from ._compat import device
 from ._composite import _Like, crop, input_gradient, pad_to_full
 from ._direct import as_input_dtype, extend_axis, unbroadcast
 from ._layout import to_first, to_last
-from ._multi import check_bias, correlate_multi, multi_vjp
+from ._multi import correlate_multi, multi_vjp
 from ._options import check_arrays, plan, result_dtype
 from ._padding import parse_pair, parse_transpose_padding, resolve_transpose_padding
 from ._prepared import correlate

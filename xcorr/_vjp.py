@@ -28,8 +28,9 @@ spectra).
 from __future__ import annotations
 
 from ._adapter import adapter_for
+from ._call import validate_call
 from ._composite import adapter_vjp
-from ._options import Geometry, Options, check_arrays, check_integral_fill, plan, result_dtype
+from ._options import Geometry, Options
 from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_vjp", "corr2d_vjp", "vjp"]
@@ -47,28 +48,10 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_
     return adapter_vjp(adapter_for(xp), xp, x, k, g, options, geometry, need_x, need_k)
 
 
-def _check_cotangent(xp, g, geometry: Geometry, x, k):
-    check_arrays(x, g, k_name="g", x_checked=True)
-    if tuple(g.shape) != geometry.out_shape:
-        msg = (
-            f"g must have the shape of the output, {geometry.out_shape}; got shape "
-            f"{tuple(g.shape)} (x has shape {tuple(x.shape)}, k has shape {tuple(k.shape)})"
-        )
-        raise ValueError(msg)
-
-
-def _public_vjp(op: str, x, k, g, mode, boundary, fillvalue, stride, dilation, method, padding):
-    """``corr2d_vjp`` (``op`` "corr2d") or ``conv2d_vjp``: parse, check, then the VJP."""
-    options = Options.parse(
-        mode=mode, boundary=boundary, fillvalue=fillvalue, stride=stride, dilation=dilation,
-        convolve=op == "conv2d", method=method, padding=padding,
-    )
-    xp = check_arrays(x, k)
-    geometry = plan(x.shape, k.shape, options)
-    # The forward call's fillvalue check, also where no fill is reached ("valid"): as corr2d refuses.
-    check_integral_fill(xp, result_dtype(xp, x.dtype, k.dtype), options.fillvalue)
-    _check_cotangent(xp, g, geometry, x, k)
-    return vjp(xp, x, k, g, options, geometry)
+def _public_vjp(op: str, given: dict):
+    """``corr2d_vjp`` (``op`` "corr2d") or ``conv2d_vjp`` of the arguments ``given``: validate, then the VJP."""
+    call = validate_call(op, given)
+    return adapter_vjp(call.adapter, call.xp, given["x"], given["k"], given["g"], call.options, call.geometry, True, True)
 
 
 _VJP_DOC = """Gradients of ``{name}(x, k, **options)`` for an output gradient ``g``.
@@ -143,7 +126,7 @@ def corr2d_vjp(
     method: Method = "auto",
     padding: Padding = None,
 ) -> tuple[Array, Array]:
-    return _public_vjp("corr2d", x, k, g, mode, boundary, fillvalue, stride, dilation, method, padding)
+    return _public_vjp("corr2d", locals())
 
 
 def conv2d_vjp(
@@ -160,7 +143,7 @@ def conv2d_vjp(
     method: Method = "auto",
     padding: Padding = None,
 ) -> tuple[Array, Array]:
-    return _public_vjp("conv2d", x, k, g, mode, boundary, fillvalue, stride, dilation, method, padding)
+    return _public_vjp("conv2d", locals())
 
 
 corr2d_vjp.__doc__ = _VJP_DOC.format(name="corr2d", gk="21., 27.")
