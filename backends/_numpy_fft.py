@@ -9,6 +9,7 @@ which the adapter passes on every call (so that a changed tuning takes effect).
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import cache
 
@@ -183,7 +184,9 @@ def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_
     band = max(1, tuning.overlap_band_points // (math.prod(batch) * nc * block * block))
     if need_x:
         K = toolkit.kernel_spectrum(fft, toolkit.dilate(np, k, (rows.dilation, cols.dilation)), shape, real=True)
-        ge = np.zeros((*batch, (nr + 1) * tile_r, (nc + 1) * tile_c), dtype=dtype)
+        # a tile's full convolution (block wide) reaches over the next ceil(block / tile) - 1 tiles
+        offsets_r, offsets_c = range(0, block, tile_r), range(0, block, tile_c)
+        ge = np.zeros((*batch, (nr + len(offsets_r) - 1) * tile_r, (nc + len(offsets_c) - 1) * tile_c), dtype=dtype)
     if need_k:
         xe = toolkit.extend(xp, x, geometry, options)
         spectrum = np.zeros((block, block // 2 + 1), dtype=np.result_type(dtype, np.complex64))
@@ -208,9 +211,9 @@ def _overlap_vjp(xp, x, k, g, options, geometry, block: int, need_x: bool, need_
         if need_x:
             G *= K
             full = fft.irfftn(G, s=shape, axes=axes)  # (..., m, nc, block, block)
-            # Each tile's core, right and bottom margins and corner land on its
-            # own and the next tiles' cores: four strided, non-overlapping adds.
-            for r_off, c_off in ((0, 0), (0, tile_c), (tile_r, 0), (tile_r, tile_c)):
+            # Each tile's core and its margins land on its own and the next tiles' cores: one
+            # strided, non-overlapping add per tile-sized piece (four where the span is at most a tile).
+            for r_off, c_off in itertools.product(offsets_r, offsets_c):
                 piece = full[..., r_off : r_off + tile_r, c_off : c_off + tile_c]
                 view = ge[..., top + r_off : top + r_off + m * tile_r, c_off : c_off + nc * tile_c]
                 view = view.reshape(*batch, m, tile_r, nc, tile_c)

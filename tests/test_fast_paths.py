@@ -874,6 +874,21 @@ def test_property_numpy_direct_paths(problem, path):
     assert any(numba) == (path.startswith("numba") and k.ndim == 2 and y.size > 0)
 
 
+@pytest.mark.parametrize(("block", "dilation"), [(8, 3), (16, 3), (16, 1)])
+def test_tiled_fft_vjp_adds_every_tile_a_full_convolution_reaches(block, dilation):
+    # A 4x4 kernel dilated by 3 spans 10: with 8- or 16-point blocks a tile (block - span + 1) is
+    # shorter than the span, and a tile's full convolution lands on the next two or more tiles.
+    x, k = random((30, 27), "float64", seed=3), random((4, 4), "float64", seed=4)
+    options = dict(mode="full", dilation=(dilation, dilation))
+    g = random(fast_reference(x, k, **options).shape, "float64", seed=5)
+    with pytest.MonkeyPatch.context() as patch:
+        force(patch, "numpy", overlap_min_block=block, overlap_span_factor=1, overlap_min_blocks=2, overlap_band_points=1)
+        tiled = spy(patch, _numpy_fft, "_overlap_vjp")
+        got = xcorr.corr2d_vjp(x, k, g, method="fft", **options)
+    assert any(tiled)
+    check_vjp(got, x, k, g, options, "float64", scale=True)
+
+
 @given(
     problem=problems(dtypes=("float32", "float64", "complex128")),
     path=st.sampled_from(["numba", "numba-threads", "fft", "fft-tiled"]),
@@ -894,7 +909,10 @@ def test_property_numpy_vjp_paths(problem, path):
     check_vjp(got, x, k, g, options, x.dtype.name, scale=path.startswith("fft"), tol=1e-4 if x.dtype == np.float32 else None)
     real = x.dtype.kind == "f"
     spans = [d * (n - 1) + 1 for n, d in zip(k.shape[-2:], options["dilation"])]
-    fill = options["boundary"] == "fill" or options["mode"] == "valid" or spans == [1, 1]
+    # a dilation that leaves gaps between the taps' windows: the VJP runs on those windows laid end
+    # to end, every window inside (taps x outputs positions, fewer than the extension's)
+    compacted = any(n * c < c - 1 + span for n, c, span in zip(k.shape[-2:], g.shape[-2:], spans))
+    fill = options["boundary"] == "fill" or options["mode"] == "valid" or spans == [1, 1] or compacted
     if path.startswith("fft"):
         assert any(fused) == (real and options["stride"] == (1, 1) and fill)
 

@@ -322,6 +322,14 @@ MUTANTS: tuple[Mutant, ...] = (
         k="fft or overlap or large_kernel",
     ),
     Mutant(
+        "tiled-fft-vjp-far-tiles",
+        "backends/_numpy_fft.py",
+        "for r_off, c_off in itertools.product(offsets_r, offsets_c):",
+        "for r_off, c_off in itertools.product(offsets_r[:2], offsets_c[:2]):",
+        ("tests/test_fast_paths.py::test_tiled_fft_vjp_adds_every_tile_a_full_convolution_reaches",),
+        "numpy's tiled FFT VJP: a tile's full convolution is added onto the next tile only, not the ones past it",
+    ),
+    Mutant(
         "fft-kgrad-lags",
         "xcorr/_fft.py",
         "gk = fft.irfft(lags, n=width, axis=-1)[..., : cols.span : cols.dilation]",
