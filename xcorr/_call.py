@@ -26,17 +26,20 @@ def parse_options(given: dict, *, convolve: bool = False) -> Options:
 
 
 _options_of = itemgetter(*OPTIONS)
-_SCALARS = frozenset({str, int, float, complex, bool, type(None)})
 
 
-def public_key(op, x, k, given: dict) -> tuple:
+def public_key(op, x, k, given: dict | tuple) -> tuple:
     """The prepared-call key of a public call ``op``: the operands' signatures and the options as
-    given (with their types: ``True`` is not ``1``)."""
-    values = _options_of(given)
-    types = tuple(map(type, values))
-    if not _SCALARS.issuperset(types):  # a tuple's items with their types too: (1, True) is not (1, 1)
-        values = tuple(map(_typed, values))
-    return (op, type(x), x.shape, x.dtype, type(k), k.shape, k.dtype, values, types)
+    given (the call's arguments, or the options' values in the order of ``OPTIONS``), with the
+    types where a bool could pass for an int (``True`` is not ``1``)."""
+    mode, boundary, fillvalue, stride, dilation, method, padding = given if type(given) is tuple else _options_of(given)
+    return (
+        op, type(x), x.shape, x.dtype, type(k), k.shape, k.dtype,
+        mode, boundary, fillvalue, type(fillvalue),
+        stride if type(stride) is int else _typed(stride),
+        dilation if type(dilation) is int else _typed(dilation),
+        method, padding if padding is None else _typed(padding),
+    )  # fmt: skip
 
 
 def _typed(value):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._call import public_key, validate, validate_call
+from ._call import OPTIONS, public_key, validate, validate_call
 from ._options import Options
 from ._prepared import _PREPARED, prepare_and_call
 from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
@@ -105,16 +105,16 @@ def _correlate(x, k, options: Options):
     return call(x, k)
 
 
-def _public_call(op: str, given: dict):
-    """``corr2d`` (``op`` "corr2d") or ``conv2d`` of the arguments ``given``: the prepared call of
-    this signature, else validate and prepare."""
-    x, k = given["x"], given["k"]
+def _public_call(op: str, x, k, given: tuple):
+    """``corr2d`` (``op`` "corr2d") or ``conv2d`` of ``x``, ``k`` and the option keywords ``given``
+    (their values, in the order of ``OPTIONS``): the prepared call of this signature, else validate
+    and prepare."""
     key = None
     try:
         key = public_key(op, x, k, given)
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
-        return prepare_and_call(validate_call(op, given), x, k, key)
+        return prepare_and_call(validate_call(op, {"x": x, "k": k, **dict(zip(OPTIONS, given))}), x, k, key)
     return call(x, k)
 
 
@@ -131,7 +131,7 @@ def corr2d(
     method: Method = "auto",
     padding: Padding = None,
 ) -> Array:
-    return _public_call("corr2d", locals())
+    return _public_call("corr2d", x, k, (mode, boundary, fillvalue, stride, dilation, method, padding))
 
 
 def conv2d(
@@ -147,7 +147,7 @@ def conv2d(
     method: Method = "auto",
     padding: Padding = None,
 ) -> Array:
-    return _public_call("conv2d", locals())
+    return _public_call("conv2d", x, k, (mode, boundary, fillvalue, stride, dilation, method, padding))
 
 
 corr2d.__doc__ = f"""2-D cross-correlation of the last two axes, on any array-API backend.
