@@ -356,9 +356,9 @@ class DaskAdapter(Adapter):
 
     def finite_or(self, xp, a, fast, careful):
         # Reached by the transposed convolution's generic input gradient alone (the VJP's is
-        # ``input_gradient`` above, IEEE block by block): looking at a kernel's values would compute
-        # its graph behind the user's back, so the fast path.
-        return fast()
+        # ``input_gradient`` above, IEEE block by block). Looking at a kernel's values would compute
+        # its graph behind the user's back: both stay lazy, and the choice is made when computed.
+        return xp.where(xp.all(xp.isfinite(a)), fast(), careful())
 
     def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):
         # The kernel gradient as the generic VJP computes it (through kernel_gradient below).

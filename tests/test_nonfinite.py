@@ -278,3 +278,29 @@ def test_chunked_dask_vjp_with_infinite_taps_matches_numpy(options):
         )
         _assert_same_ieee(gx.compute(), ref_x)
         _assert_same_ieee(gk.compute(), ref_k)
+
+
+# -- the transposed convolution with an infinite kernel tap ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(), dict(stride=2, padding=1), dict(dilation=2, output_padding=1, stride=2), dict(padding=(1, 2))],
+    ids=["plain", "strided-padded", "dilated", "asymmetric"],
+)
+def test_transposed_convolution_with_infinite_taps_matches_torch(backend, options):
+    # Every output of a transposed convolution sums products of x with taps: an inf tap gives
+    # +-inf where it lands, NaN only where +inf and -inf meet, as torch's F.conv_transpose2d says.
+    torch = require_module("torch")
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 2, 6, 5)), rng.standard_normal((2, 3, 3, 3))
+    w[0, 0, 1, 1], w[1, 2, 0, 2] = np.inf, -np.inf
+    x[0, 0, 2, 2] = 0.0  # inf * 0: NaN there
+    expected = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), **options).numpy()
+    single = torch.nn.functional.conv_transpose2d(torch.tensor(x[:, :1]), torch.tensor(w[:1, :1]), **options).numpy()[:, 0]
+    assert np.isinf(expected).any() and np.isnan(single).any()
+    with np.errstate(invalid="ignore", over="ignore"):
+        got = xcorr.conv_transpose2d(backend.asarray(x), backend.asarray(w), **options)
+        _assert_same_ieee(backend.to_numpy(got), expected)
+        got = xcorr.corr2d_transpose(backend.asarray(x[:, 0]), backend.asarray(w[0, 0]), **options)
+        _assert_same_ieee(backend.to_numpy(got), single)

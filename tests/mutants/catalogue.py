@@ -330,6 +330,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "numpy's tiled FFT VJP: a tile's full convolution is added onto the next tile only, not the ones past it",
     ),
     Mutant(
+        "dask-transpose-inf-tap",
+        "backends/dask.py",
+        "return xp.where(xp.all(xp.isfinite(a)), fast(), careful())",
+        "return fast()",
+        ("tests/test_nonfinite.py::test_transposed_convolution_with_infinite_taps_matches_torch",),
+        "dask's transposed convolution multiplies an inf tap by the inserted zeros and the fill (NaN where torch has inf)",
+        k="dask",
+    ),
+    Mutant(
         "fft-kgrad-lags",
         "xcorr/_fft.py",
         "gk = fft.irfft(lags, n=width, axis=-1)[..., : cols.span : cols.dilation]",
