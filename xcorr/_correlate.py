@@ -20,7 +20,7 @@ _PARAMETERS = """\
         dimensions broadcast against those of ``x``: one kernel can serve a
         batch, or each image can have its own kernel.
     mode : {"valid", "same", "full"}, default "valid"
-        Output size, as in ``scipy.signal.correlate2d``: "valid" keeps only
+        Output size, as in :func:`scipy.signal.correlate2d`: "valid" keeps only
         windows inside ``x`` (H - h' + 1), "same" is centred and as large as
         ``x`` (scipy's centring for even kernels), "full" is every overlap
         (H + h' - 1); ``h'`` is the dilated kernel size.
@@ -155,8 +155,8 @@ corr2d.__doc__ = f"""2-D cross-correlation of the last two axes, on any array-AP
     ``y[..., i, j] = sum_{{a, b}} x[..., i*sh + a*dh, j*sw + b*dw] * k[..., a, b]``
     (in "valid" mode; other modes and ``padding`` shift the windows and extend ``x``).
 
-    This is the deep-learning correlation of ``torch.nn.functional.conv2d``
-    and ``jax.lax.conv_general_dilated``: the kernel is **not** conjugated.
+    This is the deep-learning correlation of :func:`torch.nn.functional.conv2d`
+    and :func:`jax.lax.conv_general_dilated`: the kernel is **not** conjugated.
     ``scipy.signal.correlate2d(x, k)`` equals ``corr2d(x, conj(k))``; for
     real inputs they are equal.
 
@@ -179,7 +179,7 @@ corr2d.__doc__ = f"""2-D cross-correlation of the last two axes, on any array-AP
 conv2d.__doc__ = f"""2-D convolution of the last two axes, on any array-API backend.
 
     ``y[..., i, j] = sum_{{a, b}} x[..., i - a, j - b] * k[..., a, b]``, the
-    kernel flipped in both axes, matching ``scipy.signal.convolve2d`` in
+    kernel flipped in both axes, matching :func:`scipy.signal.convolve2d` in
     every mode and boundary. In "same" mode with an even kernel the window is
     centred as scipy centres it, which is *not* ``corr2d`` with a flipped
     kernel.

@@ -57,7 +57,7 @@ def corr2d_multi(
     ``y[n, o, i, j] = sum_{c, a, b} x[n, g*Cg + c, i*sh + a*dh, j*sw + b*dw] * w[o, c, a, b]``
     (in "valid" mode) where ``g = o // (C_out // groups)`` and
     ``Cg = C_in // groups``, plus ``bias[o]`` where given:
-    ``torch.nn.functional.conv2d(x, w, bias, groups=groups)``, extended to
+    ``torch.nn.functional.conv2d(x, w, bias, groups=groups)`` (:func:`torch.nn.functional.conv2d`), extended to
     every mode, boundary and padding of ``corr2d`` (``padding=p`` with
     ``boundary="reflect"`` is ``nn.Conv2d(padding=p, padding_mode="reflect")``).
 

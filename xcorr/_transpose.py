@@ -76,7 +76,7 @@ def conv_transpose2d(
     groups: int = 1,
     data_format: DataFormat = "channels_first",
 ) -> Array:
-    """Transposed convolution of channels, as ``torch.nn.functional.conv_transpose2d``.
+    """Transposed convolution of channels, as :func:`torch.nn.functional.conv_transpose2d`.
 
     The adjoint of ``corr2d_multi`` (zero padding ``padding``, stride,
     dilation, groups) with respect to its input: for every ``x`` and ``y``,
