@@ -302,7 +302,9 @@ def _run(run, chunks: list[tuple[int, int]], threads: int, pool) -> None:
     # Event costs a noticeable part of a medium-sized call just to make.
     done = threading.Lock()
     done.acquire()
-    state = {"error": None}
+    # ``run`` holds the call's arrays; a pool thread that starts after the last chunk finds the
+    # list empty, so its queued work item does not keep them alive beyond this call.
+    state: dict = {"error": None, "run": run}
 
     def work():
         while True:
@@ -310,7 +312,7 @@ def _run(run, chunks: list[tuple[int, int]], threads: int, pool) -> None:
             if c >= len(chunks):
                 return
             try:
-                run(c, *chunks[c])
+                state["run"](c, *chunks[c])
             except BaseException as e:  # noqa: BLE001 - re-raised by the caller
                 state["error"] = e
             if next(finished) == len(chunks):
@@ -321,6 +323,7 @@ def _run(run, chunks: list[tuple[int, int]], threads: int, pool) -> None:
         executor.submit(work)
     work()
     done.acquire()
+    del state["run"]
     if state["error"] is not None:
         raise state["error"]
 
