@@ -1,4 +1,4 @@
-"""xcorr: 2-D cross-correlation, convolution and a trainable Conv2D layer
+"""xcorr: 1-D and 2-D cross-correlation, convolution and a trainable Conv2D layer
 that behave the same on every array-API library.
 
 The core (this package) is pure array-API code and imports no framework.
@@ -24,6 +24,7 @@ from ._fit import fit
 from ._jvp import conv2d_jvp, corr2d_jvp, corr2d_multi_jvp
 from ._layer import Conv2D, Conv2DTranspose
 from ._multi import corr2d_multi, corr2d_multi_vjp
+from ._one_d import conv1d, conv1d_vjp, corr1d, corr1d_multi, corr1d_multi_vjp, corr1d_vjp
 from ._receptive import ReceptiveField, Window, receptive_field
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._vjp import conv2d_vjp, corr2d_vjp
@@ -38,11 +39,17 @@ __all__ = [
     "Tuning",
     "Window",
     "adapter_for",
+    "conv1d",
+    "conv1d_vjp",
     "conv2d",
     "conv2d_jvp",
     "conv2d_vjp",
     "conv_transpose2d",
     "conv_transpose2d_vjp",
+    "corr1d",
+    "corr1d_multi",
+    "corr1d_multi_vjp",
+    "corr1d_vjp",
     "corr2d",
     "corr2d_jvp",
     "corr2d_multi",

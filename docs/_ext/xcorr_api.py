@@ -21,7 +21,7 @@ GROUPS: list[tuple[str, str, list[str]]] = [
     (
         "Correlation and convolution",
         "Functions of arrays: any array-API library in, the same library and device out.",
-        ["corr2d", "conv2d", "corr2d_multi"],
+        ["corr2d", "conv2d", "corr2d_multi", "corr1d", "conv1d", "corr1d_multi"],
     ),
     (
         "Gradients",
@@ -29,7 +29,7 @@ GROUPS: list[tuple[str, str, list[str]]] = [
             "Exact vector-Jacobian products in array-API code; the torch and jax adapters use them "
             "for their autodiff rules, and on the other libraries they are the gradients."
         ),
-        ["corr2d_vjp", "conv2d_vjp", "corr2d_multi_vjp"],
+        ["corr2d_vjp", "conv2d_vjp", "corr2d_multi_vjp", "corr1d_vjp", "conv1d_vjp", "corr1d_multi_vjp"],
     ),
     (
         "Layers and training",

@@ -1,0 +1,554 @@
+"""Public 1-D cross-correlation and convolution: thin fronts over the 2-D functions.
+
+A 1-D signal ``x`` of shape ``(..., L)`` is the one-row image ``x[..., None, :]`` and a kernel
+``(..., l)`` the one-row kernel ``k[..., None, :]``; with the row stride and dilation 1 and no row
+padding the 2-D correlation of the two is the 1-D correlation with a unit row axis, which is
+squeezed. So every backend, method, boundary and fast path of ``corr2d`` serves the 1-D
+functions unchanged. The arguments are checked here first, in 1-D terms (a message never names
+the one-row shapes the user did not pass); the 2-D call then finds nothing left to refuse but
+what its messages already say without a shape (dtypes, libraries, devices, option names).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ._call import check_bias, parse_options
+from ._correlate import conv2d, corr2d
+from ._layout import parse_data_format
+from ._multi import corr2d_multi, corr2d_multi_vjp
+from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, plan_axis
+from ._padding import PADDING_NAMES, lax_pads, parse_int
+from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
+from ._vjp import conv2d_vjp, corr2d_vjp
+
+__all__ = ["conv1d", "conv1d_vjp", "corr1d", "corr1d_multi", "corr1d_multi_vjp", "corr1d_vjp"]
+
+#: A 1-D ``padding=``: an int for both sides, ``(left, right)``, a name of lax's, or None.
+Padding1D = int | tuple[int, int] | list[int] | str | None
+#: A 1-D stride or dilation: an int or a sequence of one.
+Single = int | tuple[int] | list[int]
+
+
+# -- the 1-D arguments, checked and turned into the 2-D ones --------------------------------
+
+
+def _single(name: str, value: object) -> int:
+    """A stride or dilation: an int >= 1 or a sequence of exactly one."""
+    what = f"{name} must be an int >= 1 or a sequence of 1 int (one per axis of a 1-D signal); got {value!r}"
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(what)
+        value = value[0]
+    try:
+        return parse_int(name, value)
+    except TypeError:
+        raise TypeError(what) from None
+    except ValueError:
+        raise ValueError(what) from None
+
+
+def _padding(padding: object, mode: object):
+    """``(pads, for_2d)``: the 1-D padding as ``(left, right)``, a name ("SAME", "SAME_LOWER") or
+    None, and the ``padding=`` of the one-row 2-D call."""
+    if padding is None:
+        return None, None
+    what = (
+        "padding must be an int >= 0, a pair (left, right) of them, or one of "
+        f"{', '.join(map(repr, PADDING_NAMES))} (any case); got {padding!r}"
+    )
+    if mode != "valid":
+        msg = (
+            f"padding={padding!r} and mode={mode!r} conflict: padding extends x and then takes the "
+            'valid correlation of the result, so it needs mode="valid" (the default); leave out one of the two'
+        )
+        raise ValueError(msg)
+    if isinstance(padding, str):
+        name = padding.upper()
+        if name not in PADDING_NAMES:
+            raise ValueError(what)
+        return (None, None) if name == "VALID" else (name, name)
+    items = padding if isinstance(padding, (tuple, list)) else (padding, padding)
+    if len(items) != 2:
+        raise ValueError(f"{what} (a sequence of {len(items)} items, not (left, right))")
+    try:
+        left, right = (parse_int("padding", item, minimum=0) for item in items)
+    except TypeError:
+        raise TypeError(what) from None
+    except ValueError:
+        raise ValueError(what) from None
+    return (left, right), ((0, 0), (left, right))
+
+
+def _count(x_shape, k_shape, batch, options, stride: int, dilation: int, pads) -> int:
+    """The output length of a 1-D correlation of ``x_shape`` with ``k_shape`` (their last axes),
+    after the checks of ``xcorr._options.plan`` in 1-D terms."""
+    L, taps = x_shape[-1], k_shape[-1]
+    if taps == 0:
+        raise ValueError(f"k must not be empty; got kernel shape {tuple(k_shape)}")
+    if L == 0:
+        raise ValueError(f"x must not be empty in its last dimension; got shape {tuple(x_shape)}")
+    span = dilation * (taps - 1) + 1
+    what = "kernel" if dilation == 1 else f"dilated kernel (length {span})"
+    if isinstance(pads, str):
+        pads = lax_pads(pads, L, span, stride)
+    if pads is not None and span > L + pads[0] + pads[1]:
+        msg = (
+            f"k is larger than the padded x: {what} of shape {tuple(k_shape)} does not fit in x of shape "
+            f"{tuple(x_shape)} padded by {pads} (length {L + pads[0] + pads[1]}); pad more"
+        )
+        raise ValueError(msg)
+    if pads is None and options.mode == "valid" and span > L:
+        msg = (
+            f'k is larger than x in "valid" mode: {what} of shape {tuple(k_shape)} does not fit in x of '
+            f'shape {tuple(x_shape)}; use mode="same" or "full"'
+        )
+        raise ValueError(msg)
+    for name, value in (("stride", stride), ("dilation", dilation), ("padding", max(pads or (0,)))):
+        if value > MAX_AXIS:
+            raise ValueError(f"{name}: {value} is beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis")
+    axis = plan_axis(L, taps, dilation, stride, options.mode, options.convolve, pads)
+    extent = max(axis.hi, L - 1) - min(axis.lo, 0) + 1
+    if max(span, extent, axis.count) > MAX_AXIS or math.prod(batch) * max(extent, axis.count) > MAX_ELEMENTS:
+        msg = (
+            f"x of shape {tuple(x_shape)} and k of shape {tuple(k_shape)} with this padding/mode, stride and "
+            f"dilation extend x to {extent} or give {axis.count} outputs per signal: beyond xcorr's limits of "
+            f"2**31 - 1 = {MAX_AXIS} per axis and 2**48 = {MAX_ELEMENTS} elements in all"
+        )
+        raise ValueError(msg)
+    if options.boundary == "reflect" and L == 1 and not axis.inside:
+        msg = (
+            f'boundary="reflect" cannot extend x of shape {tuple(x_shape)}: it has 1 element, and mirroring '
+            'without repeating the edge needs at least 2; boundary="edge" or "symm" repeat that element'
+        )
+        raise ValueError(msg)
+    return axis.count
+
+
+def _batch(x_shape, k_shape) -> tuple[int, ...]:
+    a, b = tuple(x_shape[:-1]), tuple(k_shape[:-1])
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    if any(p != q and 1 not in (p, q) for p, q in zip(a, b)):
+        msg = (
+            f"batch dimensions of x {tuple(x_shape[:-1])} and k {tuple(k_shape[:-1])} do not broadcast "
+            f"(x has shape {tuple(x_shape)}, k has shape {tuple(k_shape)})"
+        )
+        raise ValueError(msg)
+    return tuple(max(p, q) for p, q in zip(a, b))
+
+
+def _check(op: str, x, k, g, mode, boundary, fillvalue, stride, dilation, method, padding):
+    """The namespace and the 2-D keywords of a checked 1-D call (``g``: a VJP's output gradient, or None)."""
+    xp = check_arrays(x, k)
+    for name, a, shape in (("x", x, "(..., L)"), ("k", k, "(l,) or (..., l)")):
+        if a.ndim < 1:
+            raise ValueError(f"{name} must have at least 1 dimension, shape {shape}; got shape {tuple(a.shape)}")
+    s, d = _single("stride", stride), _single("dilation", dilation)
+    pads, padding_2d = _padding(padding, mode)
+    options = parse_options(
+        {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "method": method}, convolve=op == "conv1d"
+    )
+    batch = _batch(x.shape, k.shape)
+    out = (*batch, _count(x.shape, k.shape, batch, options, s, d, pads))
+    if g is not None:
+        _check_g(x, g, out)
+    keywords = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": (1, s), "dilation": (1, d)}
+    return xp, {**keywords, "method": method, "padding": padding_2d}
+
+
+def _check_g(x, g, out: tuple[int, ...], layout: str = "") -> None:
+    check_arrays(x, g, k_name="g", x_checked=True)
+    if tuple(g.shape) != out:
+        raise ValueError(f"g must have the shape of the output, {out}{layout}; got shape {tuple(g.shape)}")
+
+
+def _check_multi(x, w, g, bias, groups, data_format, options: dict):
+    """The namespace, whether channels-last, and the 2-D keywords of a checked ``corr1d_multi`` call."""
+    channels_last = parse_data_format(data_format)
+    xp = check_arrays(x, w, k_name="w")
+    layout = "(N, L, C_in) or (L, C_in)" if channels_last else "(N, C_in, L) or (C_in, L)"
+    if x.ndim not in (2, 3):
+        raise ValueError(f"x must have shape {layout}; got shape {tuple(x.shape)}")
+    if w.ndim != 3:
+        raise ValueError(f"w must have shape (C_out, C_in // groups, l); got shape {tuple(w.shape)}")
+    groups = parse_int("groups", groups)
+    c_in, c_out, c_group = x.shape[-1 if channels_last else -2], w.shape[0], w.shape[1]
+    if c_in % groups or c_out % groups:
+        msg = (
+            f"groups={groups} must divide the input channels ({c_in}, from x of shape {tuple(x.shape)}) "
+            f"and the output channels ({c_out}, from w of shape {tuple(w.shape)})"
+        )
+        raise ValueError(msg)
+    if c_group * groups != c_in:
+        msg = (
+            f"x has {c_in} channels (shape {tuple(x.shape)}) but w of shape {tuple(w.shape)} "
+            f"with groups={groups} expects {c_group * groups}"
+        )
+        raise ValueError(msg)
+    if bias is not None:
+        check_bias(xp, bias, x, w, x_checked=True)
+    s, d = _single("stride", options["stride"]), _single("dilation", options["dilation"])
+    pads, padding_2d = _padding(options["padding"], options["mode"])
+    parsed = parse_options({n: options[n] for n in ("mode", "boundary", "fillvalue", "method")})
+    signal = (*x.shape[:-2], x.shape[-2 if channels_last else -1])
+    count = _count(signal, w.shape, (*x.shape[:-2], c_out), parsed, s, d, pads)
+    if g is not None:
+        out = (*x.shape[:-2], count, c_out) if channels_last else (*x.shape[:-2], c_out, count)
+        _check_g(x, g, out, ' (data_format="channels_last")' if channels_last else "")
+    keywords = {**options, "stride": (1, s), "dilation": (1, d), "padding": padding_2d}
+    return xp, channels_last, {**keywords, "groups": groups, "data_format": data_format}
+
+
+# -- the public fronts ------------------------------------------------------------------------
+
+
+def corr1d(
+    x: Array,
+    k: Array,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Single = 1,
+    dilation: Single = 1,
+    method: Method = "auto",
+    padding: Padding1D = None,
+) -> Array:
+    xp, keywords = _check("corr1d", x, k, None, mode, boundary, fillvalue, stride, dilation, method, padding)
+    return xp.squeeze(corr2d(xp.expand_dims(x, axis=-2), xp.expand_dims(k, axis=-2), **keywords), axis=-2)
+
+
+def conv1d(
+    x: Array,
+    k: Array,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Single = 1,
+    dilation: Single = 1,
+    method: Method = "auto",
+    padding: Padding1D = None,
+) -> Array:
+    xp, keywords = _check("conv1d", x, k, None, mode, boundary, fillvalue, stride, dilation, method, padding)
+    return xp.squeeze(conv2d(xp.expand_dims(x, axis=-2), xp.expand_dims(k, axis=-2), **keywords), axis=-2)
+
+
+def _vjp1(op: str, vjp2, x, k, g, options: tuple):
+    xp, keywords = _check(op, x, k, g, *options)
+    rows = [xp.expand_dims(a, axis=-2) for a in (x, k, g)]
+    gx, gk = vjp2(*rows, **keywords)
+    return xp.squeeze(gx, axis=-2), xp.squeeze(gk, axis=-2)
+
+
+def corr1d_vjp(
+    x: Array,
+    k: Array,
+    g: Array,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Single = 1,
+    dilation: Single = 1,
+    method: Method = "auto",
+    padding: Padding1D = None,
+) -> tuple[Array, Array]:
+    return _vjp1("corr1d", corr2d_vjp, x, k, g, (mode, boundary, fillvalue, stride, dilation, method, padding))
+
+
+def conv1d_vjp(
+    x: Array,
+    k: Array,
+    g: Array,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Single = 1,
+    dilation: Single = 1,
+    method: Method = "auto",
+    padding: Padding1D = None,
+) -> tuple[Array, Array]:
+    return _vjp1("conv1d", conv2d_vjp, x, k, g, (mode, boundary, fillvalue, stride, dilation, method, padding))
+
+
+def corr1d_multi(
+    x: Array,
+    w: Array,
+    /,
+    *,
+    bias: Array | None = None,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Single = 1,
+    dilation: Single = 1,
+    groups: int = 1,
+    method: Method = "auto",
+    padding: Padding1D = None,
+    data_format: DataFormat = "channels_first",
+) -> Array:
+    given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
+    xp, last, keywords = _check_multi(
+        x, w, None, bias, groups, data_format, {**given, "method": method, "padding": padding}
+    )
+    axis = -3 if last else -2
+    y = corr2d_multi(xp.expand_dims(x, axis=axis), xp.expand_dims(w, axis=-2), bias=bias, **keywords)
+    return xp.squeeze(y, axis=axis)
+
+
+def corr1d_multi_vjp(
+    x: Array,
+    w: Array,
+    g: Array,
+    /,
+    *,
+    mode: Mode = "valid",
+    boundary: Boundary = "fill",
+    fillvalue: Scalar = 0,
+    stride: Single = 1,
+    dilation: Single = 1,
+    groups: int = 1,
+    method: Method = "auto",
+    padding: Padding1D = None,
+    data_format: DataFormat = "channels_first",
+) -> tuple[Array, Array]:
+    given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
+    xp, last, keywords = _check_multi(
+        x, w, g, None, groups, data_format, {**given, "method": method, "padding": padding}
+    )
+    axis = -3 if last else -2
+    rows = (xp.expand_dims(x, axis=axis), xp.expand_dims(w, axis=-2), xp.expand_dims(g, axis=axis))
+    gx, gw = corr2d_multi_vjp(*rows, **keywords)
+    return xp.squeeze(gx, axis=axis), xp.squeeze(gw, axis=-2)
+
+
+# -- docstrings ---------------------------------------------------------------------------------
+
+_OPTIONS_DOC = """\
+    mode : {{"valid", "same", "full"}}, default "valid"
+        Output length, as in :func:`scipy.signal.{scipy}`: "valid" keeps the windows inside ``x``
+        (``L - l' + 1``), "same" is centred and as long as ``x`` (scipy's centring for even
+        kernels), "full" is every overlap (``L + l' - 1``); ``l'`` is the dilated kernel length.
+    boundary : {{"fill", "wrap", "symm", "reflect", "edge"}}, default "fill"
+        How ``x`` is extended beyond its ends (in "same" and "full" modes, and by ``padding``):
+        ``fillvalue``, periodically, mirrored with the end repeated (``c b a | a b c``), mirrored
+        without it (``c b | a b c``, as ``numpy.pad``) or the end repeated; the aliases of
+        ``xcorr.corr2d`` are accepted. "reflect" cannot extend a signal of length 1.
+    fillvalue : scalar, default 0
+        Value outside ``x`` for ``boundary="fill"``.
+    stride : int or (int,), default 1
+        Keep every ``s``-th output of the dense result, starting at index 0 (``dense[..., ::s]``).
+    dilation : int or (int,), default 1
+        Spacing between kernel taps: a kernel of ``l`` taps covers ``d*(l-1)+1`` samples.
+    method : {{"auto", "direct", "fft", "native"}}, default "auto"
+        How to compute it, as in ``xcorr.corr2d`` (the 2-D implementation computes it on a
+        signal of one row); every method gives the same result within float rounding.
+    padding : int, (int, int), "SAME", "VALID" or "SAME_LOWER", optional
+        Extend ``x`` by this many samples (with ``boundary``) at both ends, or by ``(left,
+        right)``, and take the "valid" correlation of the result
+        (:func:`torch.nn.functional.conv1d`'s ``padding``); "SAME" is lax's and Keras'
+        (``ceil(L / s)`` outputs, the odd sample after the signal; "SAME_LOWER": before it),
+        "VALID" none; names in any case. Only with ``mode="valid"``."""
+
+_SIGNALS_DOC = """\
+    x : array, shape (..., L)
+        Input signal(s) of any array-API library; leading dimensions are batch dimensions.
+    k : array, shape (l,) or (..., l)
+        Kernel(s) from the same library and device as ``x``; its leading dimensions broadcast
+        against those of ``x``, as ``xcorr.corr2d``'s do."""
+
+_RAISES_DOC = """\
+    TypeError
+        As ``xcorr.corr2d``: non-arrays, bool arrays, arrays of two libraries.
+    ValueError
+        A 0-d ``x`` or ``k``, an empty one, a (dilated) kernel longer than ``x`` in "valid" mode
+        (or than the padded ``x``), batch shapes that do not broadcast, a ``stride`` or
+        ``dilation`` that is not one int >= 1, a ``padding`` that is not an int, a pair or a
+        name{extra}, and every option ``xcorr.corr2d`` refuses; all before any computation."""
+
+
+def _doc(title: str, formula: str, body: str, examples: str, *, scipy: str = "correlate", raises: str = "") -> str:
+    options = _OPTIONS_DOC.format(scipy=scipy)
+    return f"""{title}
+
+    {formula}
+
+    A thin front of the 2-D function: ``x[..., None, :]`` and ``k[..., None, :]`` are correlated
+    with the row stride and dilation 1 and no row padding, and the unit row axis is squeezed, so
+    every backend, method, boundary and fast path of the 2-D function serves it.
+
+    Parameters
+    ----------
+{body}
+{options}
+
+    Returns
+    -------
+{examples}"""
+
+
+corr1d.__doc__ = _doc(
+    "1-D cross-correlation of the last axis, on any array-API backend.",
+    '``y[..., i] = sum_a x[..., i*s + a*d] * k[..., a]`` (in "valid" mode), the correlation of\n'
+    "    :func:`torch.nn.functional.conv1d` (no conjugation); ``numpy.correlate`` and\n"
+    "    :func:`scipy.signal.correlate` of real signals.",
+    _SIGNALS_DOC,
+    f"""    array, shape (..., L')
+        Same library and device as the inputs; the dtype is the promotion of the two, as in
+        ``xcorr.corr2d``.
+
+    Raises
+    ------
+{_RAISES_DOC.format(extra="")}
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import xcorr
+    >>> x, k = xp.arange(6), xp.asarray([1, 0, -1])
+    >>> xcorr.corr1d(x, k)
+    Array([-2, -2, -2, -2], dtype=array_api_strict.int64)
+    >>> xcorr.corr1d(x, k, padding=1, boundary="edge")
+    Array([-1, -2, -2, -2, -2, -1], dtype=array_api_strict.int64)
+    """,
+)
+
+conv1d.__doc__ = _doc(
+    "1-D convolution of the last axis, on any array-API backend.",
+    "``y[..., i] = sum_a x[..., i - a] * k[..., a]``, the kernel flipped, matching\n"
+    "    :func:`scipy.signal.convolve` and ``numpy.convolve`` in every mode (scipy's centring of\n"
+    '    even kernels in "same" mode, which is not ``corr1d`` with a flipped kernel).',
+    _SIGNALS_DOC,
+    f"""    array, shape (..., L')
+        Same library and device as the inputs; the dtype is the promotion of the two.
+
+    Raises
+    ------
+{_RAISES_DOC.format(extra="")}
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import xcorr
+    >>> xcorr.conv1d(xp.arange(6), xp.asarray([1, 0, -1]), mode="same")
+    Array([ 1,  2,  2,  2,  2, -4], dtype=array_api_strict.int64)
+    """,
+    scipy="convolve",
+)
+
+_VJP_RETURNS = """\
+    gx : array, shape of ``x``
+        Gradient with respect to ``x``, summed over the batch dimensions ``x`` was broadcast along.
+    gk : array, shape of ``k``
+        Gradient with respect to ``k``, summed over the batch dimensions ``k`` was broadcast along.
+
+    Raises
+    ------
+{raises}
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import xcorr
+    >>> gx, gk = xcorr.{name}_vjp(xp.arange(5.0), xp.asarray([1.0, -1.0]), xp.ones(4))
+    >>> gx
+    Array([{gx}], dtype=array_api_strict.float64)
+    >>> gk
+    Array([{gk}], dtype=array_api_strict.float64)
+    """
+
+for _f, _name, _gx, _gk, _scipy in (
+    (corr1d_vjp, "corr1d", " 1.,  0.,  0.,  0., -1.", " 6., 10.", "correlate"),
+    (conv1d_vjp, "conv1d", "-1.,  0.,  0.,  0.,  1.", "10.,  6.", "convolve"),
+):
+    _f.__doc__ = _doc(
+        f"Gradients ``(gx, gk)`` of ``{_name}(x, k, **options)`` for an output gradient ``g``.",
+        f"The exact vector-Jacobian product (no conjugation, as ``jax.vjp``), computed by\n"
+        f"    ``xcorr.{_name[:-2]}2d_vjp`` on the one-row signal and kernel.",
+        _SIGNALS_DOC + f"\n    g : array, shape of ``{_name}(x, k, **options)``\n"
+        "        Gradient of a scalar loss with respect to the output.",
+        _VJP_RETURNS.format(
+            name=_name, gx=_gx, gk=_gk, raises=_RAISES_DOC.format(extra=", or a ``g`` not of the output's shape")
+        ),
+        scipy=_scipy,
+    )
+
+_MULTI_DOC = """\
+    x : array, shape (N, C_in, L) or (C_in, L)
+        Input signals of any array-API library (``(N, L, C_in)`` or ``(L, C_in)`` channels-last).
+    w : array, shape (C_out, C_in // groups, l)
+        Filters, from the same library and device as ``x``, in :func:`torch.nn.functional.conv1d`'s layout.
+{extra}    groups : int, default 1
+        Split the channels into ``groups`` independent groups; it must divide ``C_in`` and ``C_out``.
+    data_format : {{"channels_first", "channels_last"}}, default "channels_first"
+        ``x``{g} and the result as ``(N, C, L)`` or as ``(N, L, C)``; ``w`` keeps its layout."""
+
+corr1d_multi.__doc__ = _doc(
+    "Multi-channel 1-D cross-correlation, the forward pass of a 1-D convolutional layer.",
+    '``y[n, o, i] = sum_{c, a} x[n, g*Cg + c, i*s + a*d] * w[o, c, a]`` ("valid" mode) plus\n'
+    "    ``bias[o]``: :func:`torch.nn.functional.conv1d` ``(x, w, bias, groups=groups)``, extended to every\n"
+    "    mode, boundary and padding of ``corr1d``; ``xcorr.corr2d_multi`` computes it.",
+    _MULTI_DOC.format(
+        g="",
+        extra="    bias : array, shape (C_out,), optional\n"
+        "        Added to every position of each output channel; its dtype must promote to the output's.\n",
+    ),
+    """    array, shape (N, C_out, L') or (C_out, L')
+        Same library and device as the inputs (``(N, L', C_out)`` channels-last).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``corr1d``; also ValueError for ``x`` not 2-D or 3-D, ``w`` not 3-D, channel counts
+        that ``groups`` does not divide or that ``w`` does not match, or ``bias`` not of shape
+        ``(C_out,)``.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import xcorr
+    >>> x, w = xp.ones((1, 2, 4)), xp.ones((3, 2, 2))
+    >>> xcorr.corr1d_multi(x, w, bias=xp.asarray([0.0, 1.0, 2.0]))
+    Array([[[4., 4., 4.],
+            [5., 5., 5.],
+            [6., 6., 6.]]], dtype=array_api_strict.float64)
+    """,
+)
+
+corr1d_multi_vjp.__doc__ = _doc(
+    "Gradients ``(gx, gw)`` of ``corr1d_multi(x, w, **options)`` for an output gradient ``g``.",
+    "The exact vector-Jacobian product, computed by ``xcorr.corr2d_multi_vjp`` on one-row signals.",
+    _MULTI_DOC.format(
+        g=", ``g`` and ``gx``",
+        extra="    g : array, shape of ``corr1d_multi(x, w, **options)``\n"
+        "        Gradient of a scalar loss with respect to the output.\n",
+    ),
+    """    gx : array, shape of ``x``
+        Gradient with respect to ``x``.
+    gw : array, shape of ``w``
+        Gradient with respect to ``w``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``corr1d_multi``, and ValueError when ``g`` does not have the output's shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xcorr
+    >>> x, w = np.arange(8.0).reshape(1, 2, 4), np.ones((1, 2, 2))
+    >>> gx, gw = xcorr.corr1d_multi_vjp(x, w, np.ones((1, 1, 3)))
+    >>> gx.tolist()
+    [[[1.0, 2.0, 2.0, 1.0], [1.0, 2.0, 2.0, 1.0]]]
+    >>> gw.tolist()
+    [[[3.0, 6.0], [15.0, 18.0]]]
+    """,
+)
