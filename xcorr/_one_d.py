@@ -80,12 +80,13 @@ def _padding(padding: object, mode: object):
     return (left, right), ((0, 0), (left, right))
 
 
-def _count(x_shape, k_shape, batch, options, stride: int, dilation: int, pads) -> int:
-    """The output length of a 1-D correlation of ``x_shape`` with ``k_shape`` (their last axes),
+def _count(x_shape, k_shape, batch, options, stride: int, dilation: int, pads, *, L=None, k_name="k") -> int:
+    """The output length of a 1-D correlation of ``x_shape`` with ``k_shape`` (their last axes;
+    ``L``: the signal's length where it is not the last axis of ``x``, which is channels-last),
     after the checks of ``xcorr._options.plan`` in 1-D terms."""
-    L, taps = x_shape[-1], k_shape[-1]
+    L, taps = x_shape[-1] if L is None else L, k_shape[-1]
     if taps == 0:
-        raise ValueError(f"k must not be empty; got kernel shape {tuple(k_shape)}")
+        raise ValueError(f"{k_name} must not be empty; got kernel shape {tuple(k_shape)}")
     if L == 0:
         raise ValueError(f"x must not be empty in its last dimension; got shape {tuple(x_shape)}")
     span = dilation * (taps - 1) + 1
@@ -94,13 +95,13 @@ def _count(x_shape, k_shape, batch, options, stride: int, dilation: int, pads) -
         pads = lax_pads(pads, L, span, stride)
     if pads is not None and span > L + pads[0] + pads[1]:
         msg = (
-            f"k is larger than the padded x: {what} of shape {tuple(k_shape)} does not fit in x of shape "
+            f"{k_name} is larger than the padded x: {what} of shape {tuple(k_shape)} does not fit in x of shape "
             f"{tuple(x_shape)} padded by {pads} (length {L + pads[0] + pads[1]}); pad more"
         )
         raise ValueError(msg)
     if pads is None and options.mode == "valid" and span > L:
         msg = (
-            f'k is larger than x in "valid" mode: {what} of shape {tuple(k_shape)} does not fit in x of '
+            f'{k_name} is larger than x in "valid" mode: {what} of shape {tuple(k_shape)} does not fit in x of '
             f'shape {tuple(x_shape)}; use mode="same" or "full"'
         )
         raise ValueError(msg)
@@ -111,7 +112,7 @@ def _count(x_shape, k_shape, batch, options, stride: int, dilation: int, pads) -
     extent = max(axis.hi, L - 1) - min(axis.lo, 0) + 1
     if max(span, extent, axis.count) > MAX_AXIS or math.prod(batch) * max(extent, axis.count) > MAX_ELEMENTS:
         msg = (
-            f"x of shape {tuple(x_shape)} and k of shape {tuple(k_shape)} with this padding/mode, stride and "
+            f"x of shape {tuple(x_shape)} and {k_name} of shape {tuple(k_shape)} with this padding/mode, stride and "
             f"dilation extend x to {extent} or give {axis.count} outputs per signal: beyond xcorr's limits of "
             f"2**31 - 1 = {MAX_AXIS} per axis and 2**48 = {MAX_ELEMENTS} elements in all"
         )
@@ -150,11 +151,25 @@ def _check(op: str, x, k, g, mode, boundary, fillvalue, stride, dilation, method
         {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "method": method}, convolve=op == "conv1d"
     )
     batch = _batch(x.shape, k.shape)
+    pads, padding_2d, mode = _centred(options, k.shape[-1], d, pads, padding_2d, mode)
     out = (*batch, _count(x.shape, k.shape, batch, options, s, d, pads))
     if g is not None:
         _check_g(x, g, out)
     keywords = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": (1, s), "dilation": (1, d)}
     return xp, {**keywords, "method": method, "padding": padding_2d}
+
+
+def _centred(options, taps: int, dilation: int, pads, padding_2d, mode):
+    """``(pads, padding_2d, mode)`` with a correlation's "same" mode centred as
+    :func:`scipy.signal.correlate` and ``numpy.correlate`` centre it: for an even dilated span the
+    window starts ``(span - 1) // 2`` into the full result, where ``scipy.signal.correlate2d`` (and
+    so ``corr2d``) starts it at ``span // 2``; the 2-D call takes it as explicit padding. Odd spans,
+    convolutions (``convolve`` and ``convolve2d`` agree) and other modes are left as given."""
+    span = dilation * (taps - 1) + 1
+    if options.mode != "same" or options.convolve or span % 2:
+        return pads, padding_2d, mode
+    centred = (span // 2, (span - 1) // 2)
+    return centred, ((0, 0), centred), "valid"
 
 
 def _check_g(x, g, out: tuple[int, ...], layout: str = "") -> None:
@@ -191,12 +206,13 @@ def _check_multi(x, w, g, bias, groups, data_format, options: dict):
     s, d = _single("stride", options["stride"]), _single("dilation", options["dilation"])
     pads, padding_2d = _padding(options["padding"], options["mode"])
     parsed = parse_options({n: options[n] for n in ("mode", "boundary", "fillvalue", "method")})
-    signal = (*x.shape[:-2], x.shape[-2 if channels_last else -1])
-    count = _count(signal, w.shape, (*x.shape[:-2], c_out), parsed, s, d, pads)
+    pads, padding_2d, mode = _centred(parsed, w.shape[-1], d, pads, padding_2d, options["mode"])
+    L = x.shape[-2 if channels_last else -1]
+    count = _count(x.shape, w.shape, (*x.shape[:-2], c_out), parsed, s, d, pads, L=L, k_name="w")
     if g is not None:
         out = (*x.shape[:-2], count, c_out) if channels_last else (*x.shape[:-2], c_out, count)
         _check_g(x, g, out, ' (data_format="channels_last")' if channels_last else "")
-    keywords = {**options, "stride": (1, s), "dilation": (1, d), "padding": padding_2d}
+    keywords = {**options, "mode": mode, "stride": (1, s), "dilation": (1, d), "padding": padding_2d}
     return xp, channels_last, {**keywords, "groups": groups, "data_format": data_format}
 
 
@@ -335,7 +351,10 @@ _OPTIONS_DOC = """\
     mode : {{"valid", "same", "full"}}, default "valid"
         Output length, as in :func:`scipy.signal.{scipy}`: "valid" keeps the windows inside ``x``
         (``L - l' + 1``), "same" is centred and as long as ``x`` (scipy's centring for even
-        kernels), "full" is every overlap (``L + l' - 1``); ``l'`` is the dilated kernel length.
+        kernels, as ``numpy.{np}`` centres them too; for an even ``l'`` the correlation's
+        "same" window is one sample left of ``xcorr.corr2d``'s, which follows
+        ``scipy.signal.correlate2d``), "full" is every overlap (``L + l' - 1``); ``l'`` is the
+        dilated kernel length.
     boundary : {{"fill", "wrap", "symm", "reflect", "edge"}}, default "fill"
         How ``x`` is extended beyond its ends (in "same" and "full" modes, and by ``padding``):
         ``fillvalue``, periodically, mirrored with the end repeated (``c b a | a b c``), mirrored
@@ -375,7 +394,7 @@ _RAISES_DOC = """\
 
 
 def _doc(title: str, formula: str, body: str, examples: str, *, scipy: str = "correlate", raises: str = "") -> str:
-    options = _OPTIONS_DOC.format(scipy=scipy)
+    options = _OPTIONS_DOC.format(scipy=scipy, np=scipy)
     return f"""{title}
 
     {formula}
