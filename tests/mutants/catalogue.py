@@ -474,4 +474,23 @@ MUTANTS: tuple[Mutant, ...] = (
         "corr2d_multi_jvp pads the tangent dx with the primal's fillvalue instead of 0",
         k="numpy or array_api_strict",
     ),
+    Mutant(
+        "one-d-same-centring",
+        "xcorr/_one_d.py",
+        "centred = (span // 2, (span - 1) // 2)",
+        "centred = ((span - 1) // 2, span // 2)",
+        ("tests/test_one_d.py",),
+        'corr1d\'s "same" mode centres an even kernel as correlate2d does (one sample right), '
+        "not as scipy.signal.correlate and numpy.correlate",
+        k="numpy or array_api_strict",
+    ),
+    Mutant(
+        "one-d-stride-on-rows",
+        "xcorr/_one_d.py",
+        '"fillvalue": fillvalue, "stride": (1, s), "dilation": (1, d)}',
+        '"fillvalue": fillvalue, "stride": (s, 1), "dilation": (1, d)}',
+        ("tests/test_one_d.py",),
+        "corr1d puts the stride on the unit row axis of the 2-D call (a no-op there) instead of the signal's",
+        k="numpy or array_api_strict",
+    ),
 )
