@@ -140,6 +140,21 @@ def test_every_method_serves_one_d(backend, method):
     _check(backend, y, expected)
 
 
+def test_a_prepared_call_serves_its_signature_only(backend):
+    """The second call of a signature takes the prepared call; other options, dtypes and bad input
+    are not served by it."""
+    rng = np.random.default_rng(4)
+    x, k = rng.standard_normal((2, 12)), rng.standard_normal(3)
+    xb, kb = backend.asarray(x), backend.asarray(k)
+    for _ in range(2):
+        _check(backend, xcorr.corr1d(xb, kb, stride=2), _loop(x, k, stride=2))
+        _check(backend, xcorr.corr1d(xb, kb, stride=(3,)), _loop(x, k, stride=3))
+        _check(backend, xcorr.conv1d(xb, kb, stride=2), _loop(x, k[::-1], stride=2))
+        _check(backend, xcorr.corr1d(xb, kb, boundary="wrap", mode="full"), _loop(x, k, pads=(2, 2), boundary="wrap"))
+        with pytest.raises(ValueError, match="stride must be"):
+            xcorr.corr1d(xb, kb, stride=0)
+
+
 # -- channels, groups and bias: torch's F.conv1d ----------------------------------------------
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 
-from ._call import check_bias, parse_options
+from ._call import check_bias, parse_options, public_key
 from ._correlate import conv2d, corr2d
 from ._layout import parse_data_format
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, plan_axis
 from ._padding import PADDING_NAMES, lax_pads, parse_int
+from ._prepared import _PREPARED, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 from ._vjp import conv2d_vjp, corr2d_vjp
 
@@ -219,6 +220,24 @@ def _check_multi(x, w, g, bias, groups, data_format, options: dict):
 # -- the public fronts ------------------------------------------------------------------------
 
 
+def _front(op: str, function_2d, x, k, given: tuple):
+    """``corr1d`` (``op`` "corr1d", ``function_2d`` ``corr2d``) or ``conv1d`` of ``x``, ``k`` and the
+    option values ``given`` (in the order of ``xcorr._call.OPTIONS``): the prepared call of this
+    signature (kept beside the 2-D ones, and forgotten with them), else check and prepare it."""
+    key = None
+    try:
+        key = public_key(op, x, k, given)
+        call = _PREPARED[key]
+    except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
+        keywords = _check(op, x, k, None, *given)[1]
+
+        def call(x, k):
+            return function_2d(x[..., None, :], k[..., None, :], **keywords)[..., 0, :]
+
+        remember(key, call)
+    return call(x, k)
+
+
 def corr1d(
     x: Array,
     k: Array,
@@ -232,8 +251,7 @@ def corr1d(
     method: Method = "auto",
     padding: Padding1D = None,
 ) -> Array:
-    xp, keywords = _check("corr1d", x, k, None, mode, boundary, fillvalue, stride, dilation, method, padding)
-    return xp.squeeze(corr2d(xp.expand_dims(x, axis=-2), xp.expand_dims(k, axis=-2), **keywords), axis=-2)
+    return _front("corr1d", corr2d, x, k, (mode, boundary, fillvalue, stride, dilation, method, padding))
 
 
 def conv1d(
@@ -249,8 +267,7 @@ def conv1d(
     method: Method = "auto",
     padding: Padding1D = None,
 ) -> Array:
-    xp, keywords = _check("conv1d", x, k, None, mode, boundary, fillvalue, stride, dilation, method, padding)
-    return xp.squeeze(conv2d(xp.expand_dims(x, axis=-2), xp.expand_dims(k, axis=-2), **keywords), axis=-2)
+    return _front("conv1d", conv2d, x, k, (mode, boundary, fillvalue, stride, dilation, method, padding))
 
 
 def _vjp1(op: str, vjp2, x, k, g, options: tuple):
