@@ -366,7 +366,7 @@ def corr1d_multi_vjp(
 
 _OPTIONS_DOC = """\
     mode : {{"valid", "same", "full"}}, default "valid"
-        Output length, as in :func:`scipy.signal.{scipy}`: "valid" keeps the windows inside ``x``
+        Output length, as in :func:`scipy.signal.{counterpart}`: "valid" keeps the windows inside ``x``
         (``L - l' + 1``), "same" is centred and as long as ``x`` (scipy's centring for even
         kernels, as ``numpy.{np}`` centres them too; for an even ``l'`` the correlation's
         "same" window is one sample left of ``xcorr.corr2d``'s, which follows
@@ -410,8 +410,8 @@ _RAISES_DOC = """\
         name{extra}, and every option ``xcorr.corr2d`` refuses; all before any computation."""
 
 
-def _doc(title: str, formula: str, body: str, examples: str, *, scipy: str = "correlate", raises: str = "") -> str:
-    options = _OPTIONS_DOC.format(scipy=scipy, np=scipy)
+def _doc(title: str, formula: str, body: str, examples: str, *, counterpart: str = "correlate", raises: str = "") -> str:
+    options = _OPTIONS_DOC.format(counterpart=counterpart, np=counterpart)
     return f"""{title}
 
     {formula}
@@ -476,7 +476,7 @@ conv1d.__doc__ = _doc(
     >>> xcorr.conv1d(xp.arange(6), xp.asarray([1, 0, -1]), mode="same")
     Array([ 1,  2,  2,  2,  2, -4], dtype=array_api_strict.int64)
     """,
-    scipy="convolve",
+    counterpart="convolve",
 )
 
 _VJP_RETURNS = """\
@@ -500,7 +500,7 @@ _VJP_RETURNS = """\
     Array([{gk}], dtype=array_api_strict.float64)
     """
 
-for _f, _name, _gx, _gk, _scipy in (
+for _f, _name, _gx, _gk, _counterpart in (
     (corr1d_vjp, "corr1d", " 1.,  0.,  0.,  0., -1.", " 6., 10.", "correlate"),
     (conv1d_vjp, "conv1d", "-1.,  0.,  0.,  0.,  1.", "10.,  6.", "convolve"),
 ):
@@ -513,7 +513,7 @@ for _f, _name, _gx, _gk, _scipy in (
         _VJP_RETURNS.format(
             name=_name, gx=_gx, gk=_gk, raises=_RAISES_DOC.format(extra=", or a ``g`` not of the output's shape")
         ),
-        scipy=_scipy,
+        counterpart=_counterpart,
     )
 
 _MULTI_DOC = """\
