@@ -142,7 +142,15 @@ def _check_channels(xp, x_shape: tuple[int, ...], x_dtype, w, options: Options, 
     if w.ndim != 4:
         msg = f"w must have shape (C_out, C_in // groups, h, w); got shape {tuple(w.shape)}"
         raise ValueError(msg)
-    c_in, c_out, c_group = x.shape[-3], w.shape[0], w.shape[1]
+    check_groups(x.shape[-3], x, w, groups)
+    geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
+    check_integral_fill(xp, result_dtype(xp, x.dtype, w.dtype), options.fillvalue)
+    return geometry
+
+
+def check_groups(c_in: int, x, w, groups: int) -> None:
+    """``groups`` divides ``c_in`` (x's channels) and ``w.shape[0]``, and ``w.shape[1]`` is ``c_in // groups``."""
+    c_out, c_group = w.shape[0], w.shape[1]
     if c_in % groups or c_out % groups:
         msg = (
             f"groups={groups} must divide the input channels ({c_in}, from x of shape "
@@ -155,9 +163,6 @@ def _check_channels(xp, x_shape: tuple[int, ...], x_dtype, w, options: Options, 
             f"with groups={groups} expects {c_group * groups}"
         )
         raise ValueError(msg)
-    geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
-    check_integral_fill(xp, result_dtype(xp, x.dtype, w.dtype), options.fillvalue)
-    return geometry
 
 
 class _Shape:

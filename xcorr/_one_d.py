@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from ._call import check_bias, parse_options, public_key
+from ._call import check_bias, check_groups, parse_options, public_key
 from ._correlate import conv2d, corr2d
 from ._layout import parse_data_format
 from ._multi import corr2d_multi, corr2d_multi_vjp
@@ -189,19 +189,8 @@ def _check_multi(x, w, g, bias, groups, data_format, options: dict):
     if w.ndim != 3:
         raise ValueError(f"w must have shape (C_out, C_in // groups, l); got shape {tuple(w.shape)}")
     groups = parse_int("groups", groups)
-    c_in, c_out, c_group = x.shape[-1 if channels_last else -2], w.shape[0], w.shape[1]
-    if c_in % groups or c_out % groups:
-        msg = (
-            f"groups={groups} must divide the input channels ({c_in}, from x of shape {tuple(x.shape)}) "
-            f"and the output channels ({c_out}, from w of shape {tuple(w.shape)})"
-        )
-        raise ValueError(msg)
-    if c_group * groups != c_in:
-        msg = (
-            f"x has {c_in} channels (shape {tuple(x.shape)}) but w of shape {tuple(w.shape)} "
-            f"with groups={groups} expects {c_group * groups}"
-        )
-        raise ValueError(msg)
+    c_out = w.shape[0]
+    check_groups(x.shape[-1 if channels_last else -2], x, w, groups)
     if bias is not None:
         check_bias(xp, bias, x, w, x_checked=True)
     s, d = _single("stride", options["stride"]), _single("dilation", options["dilation"])
