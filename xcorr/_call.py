@@ -13,8 +13,9 @@ from operator import itemgetter
 
 from ._adapter import adapter_for
 from ._layout import check_last_shape, parse_data_format
-from ._options import Call, Geometry, Options, check_arrays, check_integral_fill, plan, result_dtype
-from ._padding import parse_int
+from ._options import Call, Geometry, Like, Options, check_arrays, check_integral_fill, plan, result_dtype
+from ._padding import parse_int, parse_pair, parse_transpose_padding, resolve_transpose_padding
+from ._transpose_plan import check_transpose_multi, out_shape, plan_transpose
 
 # The option keywords of every public correlation, in the order of their signatures.
 OPTIONS = ("mode", "boundary", "fillvalue", "stride", "dilation", "method", "padding")
@@ -127,6 +128,48 @@ def _check_directions(op: str, given: dict, k_name: str) -> None:
                 raise ValueError(msg)
 
 
+def validate_transpose(given: dict) -> Call:
+    """The call record of a transposed call of the arguments ``given``: ``conv_transpose2d``'s (``x``,
+    ``w``, ``groups``, ``data_format``, ``bias``) or ``corr2d_transpose``'s (``x``, ``k``), and the
+    VJP's output gradient ``g``. Its ``transpose`` is the plan; for ``corr2d_transpose`` its
+    ``geometry`` is the forward correlation's with the broadcast batch of ``x`` and ``k``."""
+    x, g = given["x"], given.get("g")
+    stride, padding, output_padding, dilation = (given[n] for n in ("stride", "padding", "output_padding", "dilation"))
+    if "w" in given:
+        w = given["w"]
+        xp, tp = check_transpose_multi(x, w, stride, padding, output_padding, dilation, given["groups"], given["data_format"])
+        if given.get("bias") is not None:
+            check_bias(xp, given["bias"], x, w, out_channels=w.shape[1] * tp.groups, x_checked=True)
+        dtype, geometry, out, groups = result_dtype(xp, x.dtype, w.dtype), tp.geometry, out_shape(x, w, tp), tp.groups
+    else:
+        xp, tp, dtype, geometry = _check_transpose_single(x, given["k"], stride, padding, output_padding, dilation)
+        out, groups = (*geometry.batch, *tp.out_hw), None
+    if g is not None:
+        check_arrays(x, g, k_name="g", x_checked=True)
+        if tuple(g.shape) != out:
+            msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"
+            raise ValueError(msg)
+    return Call(xp, adapter_for(xp), dtype, tp.options, geometry, groups, tp.channels_last, transpose=tp)
+
+
+def _check_transpose_single(x, k, stride, padding, output_padding, dilation):
+    """``corr2d_transpose``'s checks: the namespace, the plan, the result's dtype and the forward geometry."""
+    stride = parse_pair("stride", stride)
+    dilation = parse_pair("dilation", dilation)
+    parsed = parse_transpose_padding(padding)
+    xp = check_arrays(x, k)
+    for name, a, dims in (("x", x, "H, W"), ("k", k, "h, w")):
+        if a.ndim < 2:
+            msg = f"{name} must have at least 2 dimensions (..., {dims}); got shape {tuple(a.shape)}"
+            raise ValueError(msg)
+    padding, output_padding = resolve_transpose_padding(parsed, output_padding, tuple(k.shape[-2:]), stride, dilation)
+    dtype = result_dtype(xp, x.dtype, k.dtype)
+    tp = plan_transpose(tuple(x.shape[-2:]), tuple(k.shape[-2:]), stride, dilation, padding, output_padding, 1, False)
+    rows, cols = tp.geometry.rows, tp.geometry.cols
+    # The forward input has the broadcast batch of x (its output gradient) and k.
+    return xp, tp, dtype, plan((*x.shape[:-2], rows.size, cols.size), tuple(k.shape), tp.options)
+
+
 def check_multi(x, w, options: Options, groups: int):
     """Check shapes and channels; return the namespace and the spatial geometry."""
     xp = check_arrays(x, w, k_name="w")
@@ -135,7 +178,7 @@ def check_multi(x, w, options: Options, groups: int):
 
 def _check_channels(xp, x_shape: tuple[int, ...], x_dtype, w, options: Options, groups: int) -> Geometry:
     """:func:`check_multi` of checked operands, ``x`` given by its (channels-first) shape and dtype."""
-    x = _Shape(x_shape, x_dtype)
+    x = Like(x_shape, x_dtype)
     if x.ndim not in (3, 4):
         msg = f"x must have shape (N, C_in, H, W) or (C_in, H, W); got shape {tuple(x.shape)}"
         raise ValueError(msg)
@@ -165,13 +208,6 @@ def check_groups(c_in: int, x, w, groups: int) -> None:
         raise ValueError(msg)
 
 
-class _Shape:
-    """The shape and dtype of an operand (its channels-first view, before it is made)."""
-
-    def __init__(self, shape: tuple[int, ...], dtype):
-        self.shape = shape
-        self.dtype = dtype
-        self.ndim = len(shape)
 
 
 def _channels(w, groups: int) -> int | None:

@@ -16,7 +16,7 @@ from ._compat import isdtype
 from ._direct import as_input_dtype, extend_axis, fold_axis, unbroadcast, zero_insert
 from ._layout import to_first, to_last
 from ._operations import AdapterOperations
-from ._options import AxisPlan, Geometry, Options, plan, result_dtype
+from ._options import AxisPlan, Geometry, Like, Options, plan, result_dtype
 from ._prepared import correlate
 from ._transpose_plan import TransposePlan
 
@@ -29,15 +29,6 @@ def adapter_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geome
     if both is not None:
         return both
     return adapter.vjp(xp, x, k, g, options, geometry, need_x, need_k)
-
-
-class _Shape:
-    """The shape and dtype of an operand whose values the gradient does not read."""
-
-    def __init__(self, shape: tuple[int, ...], dtype):
-        self.shape = shape
-        self.dtype = dtype
-        self.ndim = len(shape)
 
 
 def compacted_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
@@ -69,7 +60,7 @@ def compacted_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geo
                 for size, ap, c in ((sizes[0], rows, plans[0]), (sizes[1], cols, plans[1]))
             ),
         )
-        xw = _Shape((*x.shape[:-2], sizes[0], sizes[1]), dtype)
+        xw = Like((*x.shape[:-2], sizes[0], sizes[1]), dtype)
     inner_options = replace(
         options, mode="valid", boundary="fill", fillvalue=0,
         dilation=(inner.rows.dilation, inner.cols.dilation), padding=None,
@@ -267,15 +258,6 @@ def generic_multi_vjp(adapter: AdapterOperations, xp, x, w, g, options: Options,
 # -- transposed ------------------------------------------------------------------
 
 
-class _Like:
-    """The shape and dtype of a forward input that the input gradient never reads."""
-
-    def __init__(self, shape: tuple[int, ...], dtype):
-        self.shape = shape
-        self.dtype = dtype
-        self.ndim = len(shape)
-
-
 def crop(xp, full, tp: TransposePlan):
     """The output's rows and columns of the uncropped result (zeros past its end)."""
     (top, _), (left, _) = tp.padding
@@ -319,7 +301,7 @@ def generic_transpose(adapter, xp, x, w, tp: TransposePlan):
     rows, cols = tp.geometry.rows, tp.geometry.cols
     gg = xp.reshape(xb, (n, groups, cg, 1, H, W))
     wg = xp.reshape(w, (groups, cg, og, h, wd))
-    like = _Like((n, groups, 1, og, rows.size, cols.size), dtype)
+    like = Like((n, groups, 1, og, rows.size, cols.size), dtype)
     geometry = plan(like.shape, tuple(wg.shape), tp.options)
     ge = input_gradient(adapter, xp, like, wg, gg, tp.options, geometry)
     full = xp.reshape(ge, (n, groups * og, rows.size, cols.size))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import _adapter, _layout, _transpose, _transpose_plan, initializers
-from ._call import check_multi, parse_options, validate
+from ._call import check_multi, parse_options, validate, validate_transpose
 from ._correlate import _correlate
 from ._multi import apply_multi, corr2d_multi_last, multi_vjp
 from ._options import Options, check_array, check_arrays, plan
@@ -444,24 +444,24 @@ class TransposeSpec:
     arrays = LayerSpec.arrays
 
     def _check(self, x, weight):
-        return _transpose_plan.check_transpose_multi(
-            x, weight, self.options.stride, self.padding, self.output_padding, self.options.dilation,
-            self.groups, self.data_format,
-        )
+        return validate_transpose({
+            "x": x, "w": weight, "stride": self.options.stride, "padding": self.padding,
+            "output_padding": self.output_padding, "dilation": self.options.dilation, "groups": self.groups,
+            "data_format": self.data_format,
+        })  # fmt: skip
 
     def apply(self, weight, bias, x):
         """The forward pass: ``conv_transpose2d(x, weight, ...) + bias``."""
-        xp, tp = self._check(x, weight)
-        return _transpose.transpose_multi(xp, x, weight, tp, bias)
+        return _transpose.transpose_multi(self._check(x, weight), x, weight, bias)
 
     def output_shape(self, x, weight) -> tuple[int, ...]:
-        _, tp = self._check(x, weight)
-        return _transpose_plan.out_shape(x, weight, tp)
+        return _transpose_plan.out_shape(x, weight, self._check(x, weight).transpose)
 
     def vjp(self, weight, bias, x, g):
         """Gradients ``{"weight": ..., "bias": ...}`` of ``apply`` at output gradient ``g``."""
-        xp, tp = self._check(x, weight)
-        _, gw = _transpose.transpose_multi_vjp(xp, x, weight, g, tp, need_x=False)
+        call = self._check(x, weight)
+        xp = call.xp
+        _, gw = _transpose.transpose_multi_vjp(call, x, weight, g, need_x=False)
         channel = g.ndim - 1 if self.channels_last else g.ndim - 3
         axes = tuple(i for i in range(g.ndim) if i != channel)
         gb = None if bias is None else xp.astype(xp.sum(g, axis=axes), bias.dtype)

@@ -327,6 +327,20 @@ class Call:
     geometry: Geometry
     groups: int | None = None
     channels_last: bool = False
+    #: A transposed call's ``TransposePlan`` (``options`` and ``geometry`` are then its forward
+    #: correlation's, on the uncropped extent); None for a correlation.
+    transpose: Any = None
+
+
+class Like:
+    """The shape and dtype of an operand that is not made, or that a step never reads: the
+    channels-first view of a channels-last input while it is checked, the forward input of an
+    input gradient."""
+
+    def __init__(self, shape: tuple[int, ...], dtype):
+        self.shape = shape
+        self.dtype = dtype
+        self.ndim = len(shape)
 
 
 def plan(x_shape, k_shape, options: Options) -> Geometry:

@@ -23,25 +23,17 @@ jax differentiate their native calls themselves.
 
 from __future__ import annotations
 
-from ._adapter import adapter_for
-from ._call import check_bias
+from dataclasses import replace
+
+from ._call import validate_transpose
 from ._compat import device
-from ._composite import _Like, crop, input_gradient, pad_to_full
+from ._composite import adapter_vjp, crop, input_gradient, pad_to_full
 from ._direct import as_input_dtype, extend_axis, unbroadcast
 from ._layout import to_first, to_last
-from ._multi import correlate_multi, multi_vjp
-from ._options import check_arrays, plan, result_dtype
-from ._padding import parse_pair, parse_transpose_padding, resolve_transpose_padding
+from ._options import Call, Like, plan
 from ._prepared import correlate
-from ._transpose_plan import (
-    TransposePlan,
-    check_transpose_multi,
-    out_shape,
-    plan_transpose,
-    reduce_transpose,
-)
+from ._transpose_plan import TransposePlan, reduce_transpose
 from ._typing import Array, DataFormat, Pair, TransposePadding
-from ._vjp import vjp
 
 __all__ = [
     "TransposePlan",
@@ -52,15 +44,16 @@ __all__ = [
 ]
 
 
-def transpose_multi(xp, x, w, tp: TransposePlan, bias=None):
-    """``conv_transpose2d`` of validated arguments, by the adapter of ``xp`` (on the inputs and taps that
-    reach the output alone, where the uncropped extent is mostly cropped: ``reduce_transpose``)."""
+def transpose_multi(call: Call, x, w, bias=None):
+    """``conv_transpose2d`` of the validated call, by its adapter (on the inputs and taps that reach
+    the output alone, where the uncropped extent is mostly cropped: ``reduce_transpose``)."""
+    xp, tp = call.xp, call.transpose
     reduced = reduce_transpose(tp)
     if reduced is not None:
-        return _reduced_multi(xp, x, w, tp, bias, reduced)
+        return _reduced_multi(call, x, w, bias, reduced)
     if bias is None:
-        return adapter_for(xp).correlate_multi_transpose(xp, x, w, tp)
-    return adapter_for(xp).correlate_multi_transpose_bias(xp, x, w, bias, tp)
+        return call.adapter.correlate_multi_transpose(xp, x, w, tp)
+    return call.adapter.correlate_multi_transpose_bias(xp, x, w, bias, tp)
 
 
 def conv_transpose2d(
@@ -149,24 +142,22 @@ def conv_transpose2d(
            [1., 1., 1., 1.],
            [1., 1., 1., 1.]])
     """
-    xp, tp = check_transpose_multi(x, w, stride, padding, output_padding, dilation, groups, data_format)
-    if bias is not None:
-        check_bias(xp, bias, x, w, out_channels=w.shape[1] * tp.groups, x_checked=True)
-    return transpose_multi(xp, x, w, tp, bias)
+    return transpose_multi(validate_transpose(locals()), x, w, bias)
 
 
-def _reduced_multi(xp, x, w, tp: TransposePlan, bias, reduced):
+def _reduced_multi(call: Call, x, w, bias, reduced):
     """``conv_transpose2d`` of ``x[..., i0:i1, j0:j1]`` and ``w[..., a0:a1, b0:b1]``, cropped to the output."""
+    xp, tp = call.xp, call.transpose
     sub, window, rr, rc = reduced
     if tp.channels_last:
         x = to_first(xp, x)
     if rr.empty or rc.empty:
         shape = (*x.shape[:-3], w.shape[1] * tp.groups, *tp.out_hw)
-        y = xp.zeros(shape, dtype=result_dtype(xp, x.dtype, w.dtype), device=device(x))
+        y = xp.zeros(shape, dtype=call.dtype, device=device(x))
     else:
         xs = x[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
         ws = w[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
-        y = crop(xp, adapter_for(xp).correlate_multi_transpose(xp, xs, ws, sub), window)
+        y = crop(xp, call.adapter.correlate_multi_transpose(xp, xs, ws, sub), window)
     if bias is not None:
         y = y + xp.astype(bias, y.dtype)[:, None, None]
     return to_last(xp, y) if tp.channels_last else y
@@ -178,8 +169,9 @@ def _pad_back(xp, a, reach_rows, reach_cols, shape):
     return extend_axis(xp, a, -1, -reach_cols[0], shape[-1] - reach_cols[0] - 1, "fill", 0)
 
 
-def transpose_multi_vjp(xp, x, w, g, tp: TransposePlan, *, need_x=True):
-    """``(gx, gw)`` of ``conv_transpose2d`` of validated arguments (``gx`` None unless ``need_x``)."""
+def transpose_multi_vjp(call: Call, x, w, g, *, need_x=True):
+    """``(gx, gw)`` of ``conv_transpose2d`` of the validated call (``gx`` None unless ``need_x``)."""
+    xp, tp = call.xp, call.transpose
     if tp.channels_last:
         x, g = to_first(xp, x), to_first(xp, g)
     reduced = reduce_transpose(tp)
@@ -187,28 +179,28 @@ def transpose_multi_vjp(xp, x, w, g, tp: TransposePlan, *, need_x=True):
         # Only the reached inputs and taps have a gradient: the others' scatter is all cropped.
         sub, window, rr, rc = reduced
         if rr.empty or rc.empty:
-            dtype = result_dtype(xp, x.dtype, w.dtype)
-            gw = as_input_dtype(xp, xp.zeros(w.shape, dtype=dtype, device=device(w)), w)
-            gx = as_input_dtype(xp, xp.zeros(x.shape, dtype=dtype, device=device(x)), x) if need_x else None
+            gw = as_input_dtype(xp, xp.zeros(w.shape, dtype=call.dtype, device=device(w)), w)
+            gx = as_input_dtype(xp, xp.zeros(x.shape, dtype=call.dtype, device=device(x)), x) if need_x else None
         else:
             xs = x[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
             ws = w[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
-            gx, gw = transpose_multi_vjp(xp, xs, ws, pad_to_full(xp, g, window), sub, need_x=need_x)
+            sub_call = replace(call, geometry=sub.geometry, channels_last=False, transpose=sub)
+            gx, gw = transpose_multi_vjp(sub_call, xs, ws, pad_to_full(xp, g, window), need_x=need_x)
             gw = _pad_back(xp, gw, (rr.a0, rr.a1), (rc.a0, rc.a1), tuple(w.shape))
             gx = None if gx is None else _pad_back(xp, gx, (rr.i0, rr.i1), (rc.i0, rc.i1), tuple(x.shape))
         if gx is not None and tp.channels_last:
             gx = to_last(xp, gx)
         return gx, gw
     z = pad_to_full(xp, g, tp)
+    geometry = plan(tuple(z.shape[-2:]), tuple(w.shape[-2:]), tp.options)
     gx = None
     if need_x:
         # The gradient of a scatter is a gather: the forward correlation of g.
-        geometry = plan(tuple(z.shape[-2:]), tuple(w.shape[-2:]), tp.options)
-        gx = as_input_dtype(xp, correlate_multi(xp, z, w, tp.options, geometry, tp.groups), x)
+        gx = as_input_dtype(xp, call.adapter.correlate_multi(xp, z, w, tp.options, geometry, tp.groups), x)
         if tp.channels_last:
             gx = to_last(xp, gx)
     # The weight gradient of <x, corr(z, w)>: the forward's, x as its output gradient.
-    _, gw = multi_vjp(xp, z, w, x, tp.options, tp.groups, need_x=False)
+    _, gw = call.adapter.correlate_multi_vjp(xp, z, w, x, tp.options, geometry, tp.groups, False)
     return gx, gw
 
 
@@ -264,46 +256,10 @@ def conv_transpose2d_vjp(
     >>> float(gx[0, 0, 0, 0]), float(gw[0, 0, 0, 0])
     (4.0, 9.0)
     """
-    xp, tp = check_transpose_multi(x, w, stride, padding, output_padding, dilation, groups, data_format)
-    check_arrays(x, g, k_name="g", x_checked=True)
-    out = out_shape(x, w, tp)
-    if tuple(g.shape) != out:
-        msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"
-        raise ValueError(msg)
-    return transpose_multi_vjp(xp, x, w, g, tp)
+    return transpose_multi_vjp(validate_transpose(locals()), x, w, g)
 
 
 # -- one plane -----------------------------------------------------------------
-
-
-def _check_single(x, k, stride, padding, output_padding, dilation):
-    stride = parse_pair("stride", stride)
-    dilation = parse_pair("dilation", dilation)
-    parsed = parse_transpose_padding(padding)
-    xp = check_arrays(x, k)
-    if x.ndim < 2:
-        msg = f"x must have at least 2 dimensions (..., H, W); got shape {tuple(x.shape)}"
-        raise ValueError(msg)
-    if k.ndim < 2:
-        msg = f"k must have at least 2 dimensions (..., h, w); got shape {tuple(k.shape)}"
-        raise ValueError(msg)
-    padding, output_padding = resolve_transpose_padding(parsed, output_padding, tuple(k.shape[-2:]), stride, dilation)
-    dtype = result_dtype(xp, x.dtype, k.dtype)
-    tp = plan_transpose(
-        tuple(x.shape[-2:]),
-        tuple(k.shape[-2:]),
-        stride,
-        dilation,
-        padding,
-        output_padding,
-        1,
-        False,
-    )
-    rows, cols = tp.geometry.rows, tp.geometry.cols
-    # The forward input has the broadcast batch of x (its output gradient) and k.
-    geometry = plan((*x.shape[:-2], rows.size, cols.size), tuple(k.shape), tp.options)
-    like = _Like((*geometry.batch, rows.size, cols.size), dtype)
-    return xp, tp, like, geometry
 
 
 def corr2d_transpose(
@@ -345,8 +301,9 @@ def corr2d_transpose(
     >>> xcorr.corr2d_transpose(np.array([[1.0, 2.0]]), np.array([[1.0, 10.0]]), stride=(1, 3))
     array([[ 1., 10.,  0.,  2., 20.]])
     """
-    xp, tp, like, geometry = _check_single(x, k, stride, padding, output_padding, dilation)
-    dtype = like.dtype
+    call = validate_transpose(locals())
+    xp, tp, geometry, dtype = call.xp, call.transpose, call.geometry, call.dtype
+    like = Like((*geometry.batch, geometry.rows.size, geometry.cols.size), dtype)
     xc = xp.astype(x, dtype, copy=False)
     kc = xp.astype(k, dtype, copy=False)
     reduced = reduce_transpose(tp)
@@ -357,9 +314,9 @@ def corr2d_transpose(
         xc = xc[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
         kc = kc[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
         tp = window
-        like = _Like((*geometry.batch, rr.extent, rc.extent), dtype)
+        like = Like((*geometry.batch, rr.extent, rc.extent), dtype)
         geometry = plan(like.shape, tuple(kc.shape), tp.options)
-    full = input_gradient(adapter_for(xp), xp, like, kc, xc, tp.options, geometry)
+    full = input_gradient(call.adapter, xp, like, kc, xc, tp.options, geometry)
     return crop(xp, full, tp)
 
 
@@ -412,42 +369,29 @@ def corr2d_transpose_vjp(
     >>> y.shape, gx.tolist(), gk.tolist()
     ((6, 6), [[10.0, 10.0, 10.0], [10.0, 10.0, 10.0], [10.0, 10.0, 10.0]], [[9.0, 9.0], [9.0, 9.0]])
     """
-    xp, tp, _, geometry = _check_single(x, k, stride, padding, output_padding, dilation)
-    check_arrays(x, g, k_name="g", x_checked=True)
-    out = (*geometry.batch, *tp.out_hw)
-    if tuple(g.shape) != out:
-        msg = f"g must have the shape of the output, {out}; got shape {tuple(g.shape)}"
-        raise ValueError(msg)
+    call = validate_transpose(locals())
+    xp, tp = call.xp, call.transpose
     reduced = reduce_transpose(tp)
     if reduced is not None:  # only the inputs and taps that reach the output have a gradient
         _, window, rr, rc = reduced
-        dtype = result_dtype(xp, x.dtype, k.dtype)
         if rr.empty or rc.empty:
-            gx = xp.zeros(x.shape, dtype=dtype, device=device(x))
-            gk = xp.zeros(k.shape, dtype=dtype, device=device(k))
+            gx = xp.zeros(x.shape, dtype=call.dtype, device=device(x))
+            gk = xp.zeros(k.shape, dtype=call.dtype, device=device(k))
             return as_input_dtype(xp, gx, x), as_input_dtype(xp, gk, k)
         xs = x[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
         ks = k[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
         z = pad_to_full(xp, g, window)
-        gx, gk = _single_vjp(xp, xs, ks, z, window.options, plan(tuple(z.shape), tuple(ks.shape), window.options))
+        gx, gk = _single_vjp(call, xs, ks, z, window.options, plan(tuple(z.shape), tuple(ks.shape), window.options))
         gx = _pad_back(xp, gx, (rr.i0, rr.i1), (rc.i0, rc.i1), tuple(x.shape))
         return gx, _pad_back(xp, gk, (rr.a0, rr.a1), (rc.a0, rc.a1), tuple(k.shape))
     z = pad_to_full(xp, g, tp)
-    return _single_vjp(xp, x, k, z, tp.options, geometry)
+    return _single_vjp(call, x, k, z, tp.options, call.geometry)
 
 
-def _single_vjp(xp, x, k, z, options, geometry):
+def _single_vjp(call: Call, x, k, z, options, geometry):
     """``(gx, gk)`` of ``corr2d_transpose`` given its output gradient ``z`` on the uncropped extent."""
-    gx = unbroadcast(xp, correlate(adapter_for(xp), z, k, options), tuple(x.shape))
-    gx = as_input_dtype(xp, gx, x)
+    xp = call.xp
+    gx = as_input_dtype(xp, unbroadcast(xp, correlate(call.adapter, z, k, options), tuple(x.shape)), x)
     xb = xp.broadcast_to(x, geometry.out_shape)
-    _, gk = vjp(
-        xp,
-        z,
-        k,
-        xb,
-        options,
-        plan(tuple(z.shape), tuple(k.shape), options),
-        need_x=False,
-    )
+    _, gk = adapter_vjp(call.adapter, xp, z, k, xb, options, plan(tuple(z.shape), tuple(k.shape), options), False, True)
     return gx, gk
