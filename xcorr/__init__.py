@@ -25,6 +25,8 @@ from ._jvp import conv2d_jvp, corr2d_jvp, corr2d_multi_jvp
 from ._layer import Conv2D, Conv2DTranspose
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._one_d import conv1d, conv1d_vjp, corr1d, corr1d_multi, corr1d_multi_vjp, corr1d_vjp
+from ._one_d_jvp import conv1d_jvp, corr1d_jvp, corr1d_multi_jvp
+from ._one_d_transpose import conv_transpose1d, conv_transpose1d_vjp, corr1d_transpose, corr1d_transpose_vjp
 from ._receptive import ReceptiveField, Window, receptive_field
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._vjp import conv2d_vjp, corr2d_vjp
@@ -40,15 +42,22 @@ __all__ = [
     "Window",
     "adapter_for",
     "conv1d",
+    "conv1d_jvp",
     "conv1d_vjp",
     "conv2d",
     "conv2d_jvp",
     "conv2d_vjp",
+    "conv_transpose1d",
+    "conv_transpose1d_vjp",
     "conv_transpose2d",
     "conv_transpose2d_vjp",
     "corr1d",
+    "corr1d_jvp",
     "corr1d_multi",
+    "corr1d_multi_jvp",
     "corr1d_multi_vjp",
+    "corr1d_transpose",
+    "corr1d_transpose_vjp",
     "corr1d_vjp",
     "corr2d",
     "corr2d_jvp",

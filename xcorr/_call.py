@@ -63,7 +63,7 @@ def validate_call(op: str, given: dict, k_name: str = "k") -> Call:
     if "g" in given:
         _check_cotangent(given["g"], x, k, geometry, groups, channels_last)
     if "dx" in given:
-        _check_directions(op, given, k_name)
+        check_directions(op, given, k_name)
     return Call(xp, adapter_for(xp), dtype, options, geometry, groups, channels_last)
 
 
@@ -112,7 +112,7 @@ def _check_cotangent(g, x, k, geometry: Geometry, groups: int | None, channels_l
         raise ValueError(msg)
 
 
-def _check_directions(op: str, given: dict, k_name: str) -> None:
+def check_directions(op: str, given: dict, k_name: str) -> None:
     """A JVP's directions ``dx`` and ``d<k_name>``: one at least, each of its operand's library,
     device and shape."""
     d_name = "d" + k_name
