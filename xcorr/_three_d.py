@@ -168,7 +168,7 @@ def corr3d_vjp(
     method: Method = "auto",
     padding: Padding3D = None,
 ) -> tuple[Array, Array]:
-    given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
+    given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
     return _vjp3(False, x, k, g, {**given, "method": method, "padding": padding})
 
 
@@ -186,11 +186,11 @@ def conv3d_vjp(
     method: Method = "auto",
     padding: Padding3D = None,
 ) -> tuple[Array, Array]:
-    given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
+    given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
     return _vjp3(True, x, k, g, {**given, "method": method, "padding": padding})
 
 
-def _planes(xp, a, plan: AxisPlan, tap: int, last: bool):
+def _planes(xp, a, plan: AxisPlan, tap: int | None, last: bool):
     """Tap ``tap``'s depth slice of the extended ``(N, C, D, H, W)`` (or channels-last) ``a`` as a
     batch of 2-D images ``(N*D', C, H, W)``; with ``tap`` None, ``a`` is an output gradient."""
     if tap is not None:
@@ -222,7 +222,7 @@ def corr3d_multi(
     padding: Padding3D = None,
     data_format: DataFormat = "channels_first",
 ) -> Array:
-    given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
+    given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
     given = {**given, "method": method, "padding": padding}
     xp, last, plan, keywords = check_multi(x, w, None, bias, groups, data_format, given)
     single = x.ndim == 4
@@ -252,7 +252,7 @@ def corr3d_multi_vjp(
     padding: Padding3D = None,
     data_format: DataFormat = "channels_first",
 ) -> tuple[Array, Array]:
-    given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
+    given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
     given = {**given, "method": method, "padding": padding}
     xp, last, plan, keywords = check_multi(x, w, g, None, groups, data_format, given)
     single, axis = x.ndim == 4, -4 if last else -3
