@@ -319,6 +319,9 @@ def test_errors_speak_of_the_three_d_shapes(backend):
         xcorr.corr3d_vjp(x, k, backend.asarray(np.ones((2, 3, 4))))
     with pytest.raises(TypeError):
         xcorr.corr3d(np.ones((2, 2, 2)).tolist(), k)
+    ints = backend.asarray(np.ones((3, 3, 3), dtype=np.int32))
+    with pytest.raises(ValueError, match=r"fillvalue 2\.5 cannot be represented in the integer result dtype"):
+        xcorr.corr3d(ints, ints, fillvalue=2.5)  # "valid" reaches no fill: refused all the same, as in 2-D
 
 
 def test_multi_errors_speak_of_the_three_d_shapes(backend):

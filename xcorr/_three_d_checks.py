@@ -8,7 +8,7 @@ import math
 from ._call import check_bias, check_groups, parse_options
 from ._fronts import broadcast_batch, check_g
 from ._layout import parse_data_format
-from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, plan_axis
+from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, check_integral_fill, plan_axis, result_dtype
 from ._padding import PADDING_NAMES, lax_pads, parse_int
 
 AXES = ("depth", "height", "width")
@@ -140,7 +140,9 @@ def check(x, k, g, given: dict):
         if a.ndim < 3:
             raise ValueError(f"{name} must have at least 3 dimensions, shape {shape}; got shape {tuple(a.shape)}")
     batch = broadcast_batch(x.shape, k.shape, 3)
-    _, pads, plans = _plans(x.shape, k.shape, tuple(x.shape[-3:]), batch, given)
+    options, pads, plans = _plans(x.shape, k.shape, tuple(x.shape[-3:]), batch, given)
+    # the fillvalue check also where no fill is reached ("valid"), as the 2-D functions check it
+    check_integral_fill(xp, result_dtype(xp, x.dtype, k.dtype), options.fillvalue)
     if g is not None:
         check_g(x, g, (*batch, *(q.count for q in plans)))
     return xp, plans[0], _keywords_2d(given, pads)
@@ -160,7 +162,8 @@ def check_multi(x, w, g, bias, groups, data_format, given: dict):
     if bias is not None:
         check_bias(xp, bias, x, w, x_checked=True)
     sizes = tuple(x.shape[-4:-1] if last else x.shape[-3:])
-    _, pads, plans = _plans(x.shape, w.shape, sizes, (*x.shape[:-4], w.shape[0]), given, k_name="w")
+    options, pads, plans = _plans(x.shape, w.shape, sizes, (*x.shape[:-4], w.shape[0]), given, k_name="w")
+    check_integral_fill(xp, result_dtype(xp, x.dtype, w.dtype), options.fillvalue)
     if g is not None:
         counts = tuple(q.count for q in plans)
         out = (*x.shape[:-4], *counts, w.shape[0]) if last else (*x.shape[:-4], w.shape[0], *counts)
