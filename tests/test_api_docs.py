@@ -96,7 +96,13 @@ def test_keras_layers_are_on_the_api_page_with_examples(xcorr_api):
     assert conf.index('os.environ.setdefault("KERAS_BACKEND", "jax")') < conf.index("import xcorr")
 
 
-@pytest.mark.parametrize("name", ["corr1d", "conv1d", "corr1d_vjp", "conv1d_vjp", "corr1d_multi", "corr1d_multi_vjp"])
-def test_one_d_functions_have_one_typed_entry_per_parameter(name):
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("corr1d", "conv1d", "corr1d_vjp", "conv1d_vjp", "corr1d_multi", "corr1d_multi_vjp"),
+        *("corr3d", "conv3d", "corr3d_vjp", "conv3d_vjp", "corr3d_multi", "corr3d_multi_vjp"),
+    ],
+)
+def test_one_and_three_d_functions_have_one_typed_entry_per_parameter(name):
     function = getattr(xcorr, name)
     _check_one_typed_entry_each(name, inspect.getdoc(function), _parameters(function))

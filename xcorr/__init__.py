@@ -1,4 +1,4 @@
-"""xcorr: 1-D and 2-D cross-correlation, convolution and a trainable Conv2D layer
+"""xcorr: 1-D, 2-D and 3-D cross-correlation, convolution and a trainable Conv2D layer
 that behave the same on every array-API library.
 
 The core (this package) is pure array-API code and imports no framework.
@@ -28,6 +28,7 @@ from ._one_d import conv1d, conv1d_vjp, corr1d, corr1d_multi, corr1d_multi_vjp, 
 from ._one_d_jvp import conv1d_jvp, corr1d_jvp, corr1d_multi_jvp
 from ._one_d_transpose import conv_transpose1d, conv_transpose1d_vjp, corr1d_transpose, corr1d_transpose_vjp
 from ._receptive import ReceptiveField, Window, receptive_field
+from ._three_d import conv3d, conv3d_vjp, corr3d, corr3d_multi, corr3d_multi_vjp, corr3d_vjp
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._vjp import conv2d_vjp, corr2d_vjp
 
@@ -47,6 +48,8 @@ __all__ = [
     "conv2d",
     "conv2d_jvp",
     "conv2d_vjp",
+    "conv3d",
+    "conv3d_vjp",
     "conv_transpose1d",
     "conv_transpose1d_vjp",
     "conv_transpose2d",
@@ -67,6 +70,10 @@ __all__ = [
     "corr2d_transpose",
     "corr2d_transpose_vjp",
     "corr2d_vjp",
+    "corr3d",
+    "corr3d_multi",
+    "corr3d_multi_vjp",
+    "corr3d_vjp",
     "empirical_receptive_field",
     "feature_maps",
     "fit",

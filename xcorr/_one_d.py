@@ -15,6 +15,7 @@ import math
 
 from ._call import check_bias, check_groups, parse_options, public_key
 from ._correlate import conv2d, corr2d
+from ._fronts import broadcast_batch, check_g, front_doc
 from ._layout import parse_data_format
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, plan_axis
@@ -127,19 +128,6 @@ def _count(x_shape, k_shape, batch, options, stride: int, dilation: int, pads, *
     return axis.count
 
 
-def _batch(x_shape, k_shape) -> tuple[int, ...]:
-    a, b = tuple(x_shape[:-1]), tuple(k_shape[:-1])
-    n = max(len(a), len(b))
-    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
-    if any(p != q and 1 not in (p, q) for p, q in zip(a, b)):
-        msg = (
-            f"batch dimensions of x {tuple(x_shape[:-1])} and k {tuple(k_shape[:-1])} do not broadcast "
-            f"(x has shape {tuple(x_shape)}, k has shape {tuple(k_shape)})"
-        )
-        raise ValueError(msg)
-    return tuple(max(p, q) for p, q in zip(a, b))
-
-
 def _check(op: str, x, k, g, mode, boundary, fillvalue, stride, dilation, method, padding):
     """The namespace and the 2-D keywords of a checked 1-D call (``g``: a VJP's output gradient, or None)."""
     xp = check_arrays(x, k)
@@ -151,11 +139,11 @@ def _check(op: str, x, k, g, mode, boundary, fillvalue, stride, dilation, method
     options = parse_options(
         {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "method": method}, convolve=op == "conv1d"
     )
-    batch = _batch(x.shape, k.shape)
+    batch = broadcast_batch(x.shape, k.shape, 1)
     pads, padding_2d, mode = _centred(options, k.shape[-1], d, pads, padding_2d, mode)
     out = (*batch, _count(x.shape, k.shape, batch, options, s, d, pads))
     if g is not None:
-        _check_g(x, g, out)
+        check_g(x, g, out)
     keywords = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": (1, s), "dilation": (1, d)}
     return xp, {**keywords, "method": method, "padding": padding_2d}
 
@@ -171,12 +159,6 @@ def _centred(options, taps: int, dilation: int, pads, padding_2d, mode):
         return pads, padding_2d, mode
     centred = (span // 2, (span - 1) // 2)
     return centred, ((0, 0), centred), "valid"
-
-
-def _check_g(x, g, out: tuple[int, ...], layout: str = "") -> None:
-    check_arrays(x, g, k_name="g", x_checked=True)
-    if tuple(g.shape) != out:
-        raise ValueError(f"g must have the shape of the output, {out}{layout}; got shape {tuple(g.shape)}")
 
 
 def _check_multi(x, w, g, bias, groups, data_format, options: dict):
@@ -201,7 +183,7 @@ def _check_multi(x, w, g, bias, groups, data_format, options: dict):
     count = _count(x.shape, w.shape, (*x.shape[:-2], c_out), parsed, s, d, pads, L=L, k_name="w")
     if g is not None:
         out = (*x.shape[:-2], count, c_out) if channels_last else (*x.shape[:-2], c_out, count)
-        _check_g(x, g, out, ' (data_format="channels_last")' if channels_last else "")
+        check_g(x, g, out, ' (data_format="channels_last")' if channels_last else "")
     keywords = {**options, "mode": mode, "stride": (1, s), "dilation": (1, d), "padding": padding_2d}
     return xp, channels_last, {**keywords, "groups": groups, "data_format": data_format}
 
@@ -399,24 +381,14 @@ _RAISES_DOC = """\
         name{extra}, and every option ``xcorr.corr2d`` refuses; all before any computation."""
 
 
-def _doc(title: str, formula: str, body: str, examples: str, *, counterpart: str = "correlate", raises: str = "") -> str:
-    options = _OPTIONS_DOC.format(counterpart=counterpart, np=counterpart)
-    return f"""{title}
-
-    {formula}
-
-    A thin front of the 2-D function: ``x[..., None, :]`` and ``k[..., None, :]`` are correlated
+_DESIGN = """A thin front of the 2-D function: ``x[..., None, :]`` and ``k[..., None, :]`` are correlated
     with the row stride and dilation 1 and no row padding, and the unit row axis is squeezed, so
-    every backend, method, boundary and fast path of the 2-D function serves it.
+    every backend, method, boundary and fast path of the 2-D function serves it."""
 
-    Parameters
-    ----------
-{body}
-{options}
 
-    Returns
-    -------
-{examples}"""
+def _doc(title: str, formula: str, body: str, examples: str, *, counterpart: str = "correlate") -> str:
+    options = _OPTIONS_DOC.format(counterpart=counterpart, np=counterpart)
+    return front_doc(title, formula, _DESIGN, body, options, examples)
 
 
 corr1d.__doc__ = _doc(

@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 
 from ._call import check_bias
+from ._fronts import broadcast_batch, check_g
 from ._layout import parse_data_format
-from ._one_d import Single, _batch, _check_g, _single
+from ._one_d import Single, _single
 from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, result_dtype
 from ._padding import TRANSPOSE_PADDING_NAMES, parse_int
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
@@ -108,7 +109,7 @@ def _check_multi(x, w, g, bias, stride, padding, output_padding, dilation, group
     if g is not None:
         c_out = w.shape[1] * groups
         shape = (*x.shape[:-2], out, c_out) if channels_last else (*x.shape[:-2], c_out, out)
-        _check_g(x, g, shape, ' (data_format="channels_last")' if channels_last else "")
+        check_g(x, g, shape, ' (data_format="channels_last")' if channels_last else "")
     keywords = {"stride": (1, s), "dilation": (1, d), "groups": groups, "data_format": data_format, **pads}
     return xp, -3 if channels_last else -2, keywords
 
@@ -120,12 +121,12 @@ def _check_single(x, k, g, stride, padding, output_padding, dilation):
         if a.ndim < 1:
             raise ValueError(f"{name} must have at least 1 dimension, shape {shape}; got shape {tuple(a.shape)}")
     s, d = _single("stride", stride), _single("dilation", dilation)
-    batch = _batch(x.shape, k.shape)
+    batch = broadcast_batch(x.shape, k.shape, 1)
     out, pads = _length(x.shape[-1], k.shape[-1], s, d, padding, output_padding)
     if math.prod(batch) * out > MAX_ELEMENTS:
         raise ValueError(f"the output of shape {(*batch, out)} is beyond xcorr's limit of 2**48 = {MAX_ELEMENTS} elements")
     if g is not None:
-        _check_g(x, g, (*batch, out))
+        check_g(x, g, (*batch, out))
     return xp, {"stride": (1, s), "dilation": (1, d), **pads}
 
 

@@ -493,4 +493,32 @@ MUTANTS: tuple[Mutant, ...] = (
         "corr1d puts the stride on the unit row axis of the 2-D call (a no-op there) instead of the signal's",
         k="numpy or array_api_strict",
     ),
+    Mutant(
+        "three-d-depth-stride-ignored",
+        "xcorr/_three_d_checks.py",
+        'plan = plan_axis(n, t, d, s, "valid", False, p)',
+        'plan = plan_axis(n, t, d, 1, "valid", False, p)',
+        ("tests/test_three_d.py",),
+        "corr3d plans the depth taps' slices without the depth stride (the 2-D calls still get the height "
+        "and width strides), so every output depth is kept",
+        k="numpy or array_api_strict",
+    ),
+    Mutant(
+        "three-d-conv-depth-taps-unflipped",
+        "xcorr/_three_d.py",
+        "return xp.flip(k, axis=(-3, -2, -1))",
+        "return xp.flip(k, axis=(-2, -1))",
+        ("tests/test_three_d.py",),
+        "conv3d flips the kernel's height and width but not its depth taps (their order as in corr3d)",
+        k="numpy or array_api_strict",
+    ),
+    Mutant(
+        "three-d-vjp-tap-without-dilation",
+        "xcorr/_three_d.py",
+        "before = tap * plan.dilation",
+        "before = tap",
+        ("tests/test_three_d.py",),
+        "corr3d_vjp puts a depth tap's gradient back at its tap index, not at the dilated position it read",
+        k="numpy or array_api_strict",
+    ),
 )

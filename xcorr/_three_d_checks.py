@@ -1,0 +1,172 @@
+"""The arguments of the 3-D functions (``xcorr._three_d``), checked in 3-D terms before any
+backend call and turned into the depth plan and the keywords of the 2-D call of each depth tap."""
+
+from __future__ import annotations
+
+import math
+
+from ._call import check_bias, check_groups, parse_options
+from ._fronts import broadcast_batch, check_g
+from ._layout import parse_data_format
+from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, check_integral_fill, plan_axis, result_dtype
+from ._padding import PADDING_NAMES, lax_pads, parse_int
+
+AXES = ("depth", "height", "width")
+_ZERO = ((0, 0), (0, 0), (0, 0))
+
+
+def _triple(name: str, value: object) -> tuple[int, int, int]:
+    """A stride or dilation: an int >= 1 or a sequence of exactly three."""
+    what = f"{name} must be an int >= 1 or a sequence of 3 ints (depth, height, width); got {value!r}"
+    items = value if isinstance(value, (tuple, list)) else (value, value, value)
+    if len(items) != 3:
+        raise ValueError(what)
+    try:
+        d, h, w = (parse_int(name, item) for item in items)
+    except TypeError:
+        raise TypeError(what) from None
+    except ValueError:
+        raise ValueError(what) from None
+    return d, h, w
+
+
+def _padding(padding: object, mode: str, sizes, spans, strides) -> tuple:
+    """``((front, back), (top, bottom), (left, right))``: the extension the windows read. Every mode
+    is explicit padding: "same" is centred as :func:`scipy.signal.correlate` and ``convolve`` centre
+    it (``span // 2`` before), which ``corr2d``'s own "same" is not for even spans."""
+    if padding is None:
+        if mode == "valid":
+            return _ZERO
+        if mode == "full":
+            return tuple((e - 1, e - 1) for e in spans)
+        return tuple((e // 2, (e - 1) // 2) for e in spans)
+    what = (
+        "padding must be an int >= 0, a sequence of 3 (one per axis: depth, height, width) of ints "
+        f"or (before, after) pairs, or one of {', '.join(map(repr, PADDING_NAMES))} (any case); got {padding!r}"
+    )
+    if mode != "valid":
+        msg = (
+            f"padding={padding!r} and mode={mode!r} conflict: padding extends x and then takes the "
+            'valid correlation of the result, so it needs mode="valid" (the default); leave out one of the two'
+        )
+        raise ValueError(msg)
+    if isinstance(padding, str):
+        name = padding.upper()
+        if name not in PADDING_NAMES:
+            raise ValueError(what)
+        return _ZERO if name == "VALID" else tuple(lax_pads(name, n, e, s) for n, e, s in zip(sizes, spans, strides))
+    items = padding if isinstance(padding, (tuple, list)) else (padding,) * 3
+    if len(items) != 3:
+        raise ValueError(f"{what} (a sequence of {len(items)} items; it needs one per axis, 3)")
+    pairs = []
+    for item in items:
+        pair = item if isinstance(item, (tuple, list)) else (item, item)
+        if len(pair) != 2:
+            raise ValueError(f"{what} (an axis's padding {item!r} has {len(pair)} items, not (before, after))")
+        try:
+            pairs.append(tuple(parse_int("padding", p, minimum=0) for p in pair))
+        except TypeError:
+            raise TypeError(what) from None
+        except ValueError:
+            raise ValueError(what) from None
+    return tuple(pairs)
+
+
+def _plans(x_shape, k_shape, sizes, batch, given: dict, *, k_name: str = "k"):
+    """``(options, pads, plans)`` of a 3-D call: the parsed options, the padding of each axis and the
+    windows of each axis, after the checks of ``xcorr._options.plan`` in 3-D terms."""
+    options = parse_options({n: given[n] for n in ("mode", "boundary", "fillvalue", "method")})
+    strides, dilations = _triple("stride", given["stride"]), _triple("dilation", given["dilation"])
+    taps = tuple(k_shape[-3:])
+    if 0 in taps:
+        raise ValueError(f"{k_name} must not be empty; got kernel shape {tuple(k_shape)}")
+    if 0 in sizes:
+        raise ValueError(f"x must not be empty in its depth, height or width; got shape {tuple(x_shape)}")
+    spans = [d * (t - 1) + 1 for t, d in zip(taps, dilations)]
+    pads = _padding(given["padding"], options.mode, sizes, spans, strides)
+    plans = []
+    for axis, n, t, e, s, d, p in zip(AXES, sizes, taps, spans, strides, dilations, pads):
+        what = "kernel" if d == 1 else f"dilated kernel (extent {e} along the {axis})"
+        if e > n + p[0] + p[1]:
+            if given["padding"] is None and options.mode == "valid":
+                msg = (
+                    f'{k_name} is larger than x in "valid" mode along the {axis}: {what} of shape {tuple(k_shape)} '
+                    f'does not fit in x of shape {tuple(x_shape)}; use mode="same" or "full"'
+                )
+            else:
+                msg = (
+                    f"{k_name} is larger than the padded x along the {axis}: {what} of shape {tuple(k_shape)} does "
+                    f"not fit in x of shape {tuple(x_shape)} padded by {p} ({n + p[0] + p[1]}); pad more"
+                )
+            raise ValueError(msg)
+        for name, value in (("stride", s), ("dilation", d), ("padding", max(p))):
+            if value > MAX_AXIS:
+                raise ValueError(f"{name}: {value} is beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis")
+        plan = plan_axis(n, t, d, s, "valid", False, p)
+        if options.boundary == "reflect" and n == 1 and not plan.inside:
+            msg = (
+                f'boundary="reflect" cannot extend x of shape {tuple(x_shape)} along the {axis}: it has 1 element '
+                'there, and mirroring without repeating the edge needs at least 2; "edge" or "symm" repeat it'
+            )
+            raise ValueError(msg)
+        plans.append(plan)
+    extents = [max(q.hi, q.size - 1) - min(q.lo, 0) + 1 for q in plans]
+    counts = [q.count for q in plans]
+    largest = math.prod(max(e, c) for e, c in zip(extents, counts))
+    if max(*spans, *extents, *counts) > MAX_AXIS or math.prod(batch) * largest > MAX_ELEMENTS:
+        msg = (
+            f"x of shape {tuple(x_shape)} and {k_name} of shape {tuple(k_shape)} with this padding/mode, stride and "
+            f"dilation extend x to {tuple(extents)} or give {tuple(counts)} outputs: beyond xcorr's limits of "
+            f"2**31 - 1 = {MAX_AXIS} per axis and 2**48 = {MAX_ELEMENTS} elements in all"
+        )
+        raise ValueError(msg)
+    return options, pads, plans
+
+
+def _keywords_2d(given: dict, pads) -> dict:
+    """The keywords of the 2-D call of each depth tap: "valid" over the height and width padded as planned."""
+    strides, dilations = _triple("stride", given["stride"]), _triple("dilation", given["dilation"])
+    padding = None if pads[1:] == _ZERO[1:] else (pads[1], pads[2])
+    return {
+        "mode": "valid", "boundary": given["boundary"], "fillvalue": given["fillvalue"], "stride": strides[1:],
+        "dilation": dilations[1:], "method": given["method"], "padding": padding,
+    }  # fmt: skip
+
+
+def check(x, k, g, given: dict):
+    """The namespace, the depth plan and the 2-D keywords of a checked ``corr3d`` or ``conv3d`` call."""
+    xp = check_arrays(x, k)
+    for name, a, shape in (("x", x, "(..., D, H, W)"), ("k", k, "(kd, kh, kw) or (..., kd, kh, kw)")):
+        if a.ndim < 3:
+            raise ValueError(f"{name} must have at least 3 dimensions, shape {shape}; got shape {tuple(a.shape)}")
+    batch = broadcast_batch(x.shape, k.shape, 3)
+    options, pads, plans = _plans(x.shape, k.shape, tuple(x.shape[-3:]), batch, given)
+    # the fillvalue check also where no fill is reached ("valid"), as the 2-D functions check it
+    check_integral_fill(xp, result_dtype(xp, x.dtype, k.dtype), options.fillvalue)
+    if g is not None:
+        check_g(x, g, (*batch, *(q.count for q in plans)))
+    return xp, plans[0], _keywords_2d(given, pads)
+
+
+def check_multi(x, w, g, bias, groups, data_format, given: dict):
+    """The namespace, whether channels-last, the depth plan and the 2-D keywords of ``corr3d_multi``."""
+    last = parse_data_format(data_format)
+    xp = check_arrays(x, w, k_name="w")
+    layout = "(N, D, H, W, C_in) or (D, H, W, C_in)" if last else "(N, C_in, D, H, W) or (C_in, D, H, W)"
+    if x.ndim not in (4, 5):
+        raise ValueError(f"x must have shape {layout}; got shape {tuple(x.shape)}")
+    if w.ndim != 5:
+        raise ValueError(f"w must have shape (C_out, C_in // groups, kd, kh, kw); got shape {tuple(w.shape)}")
+    groups = parse_int("groups", groups)
+    check_groups(x.shape[-1 if last else -4], x, w, groups)
+    if bias is not None:
+        check_bias(xp, bias, x, w, x_checked=True)
+    sizes = tuple(x.shape[-4:-1] if last else x.shape[-3:])
+    options, pads, plans = _plans(x.shape, w.shape, sizes, (*x.shape[:-4], w.shape[0]), given, k_name="w")
+    check_integral_fill(xp, result_dtype(xp, x.dtype, w.dtype), options.fillvalue)
+    if g is not None:
+        counts = tuple(q.count for q in plans)
+        out = (*x.shape[:-4], *counts, w.shape[0]) if last else (*x.shape[:-4], w.shape[0], *counts)
+        check_g(x, g, out, ' (data_format="channels_last")' if last else "")
+    keywords = {**_keywords_2d(given, pads), "groups": groups, "data_format": data_format}
+    return xp, last, plans[0], keywords
