@@ -503,6 +503,14 @@ MUTANTS: tuple[Mutant, ...] = (
         k="numpy or array_api_strict",
     ),
     Mutant(
+        "native-nd-pads-swapped",
+        "xcorr/_composite.py",
+        "pads.append((-p.lo, max(p.hi - (x.shape[axis] - 1), 0)))",
+        "pads.append((max(p.hi - (x.shape[axis] - 1), 0), -p.lo))",
+        ("tests/test_native_nd.py",),
+        "corr1d_multi/corr3d_multi's native call pads each axis after it by what belongs before it",
+    ),
+    Mutant(
         "one-d-stride-on-rows",
         "xcorr/_one_d.py",
         '"fillvalue": fillvalue, "stride": (1, s), "dilation": (1, d)}',
