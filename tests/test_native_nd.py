@@ -90,3 +90,40 @@ def test_other_dtypes_and_libraries_take_the_sum_of_two_d_calls():
     assert type(y.grad_fn).__name__ != "ConvolutionBackward0"
     assert float(y.detach()[0, 0, 0, 0, 0]) == 16.0
     assert not xcorr.adapter_for(np).native_axes  # numpy: the 2-D paths
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own imports while compiling
+def test_torch_compile_and_export_take_the_one_d_and_three_d_functions_whole():
+    """``torch.compile(fullgraph=True)`` compiles them (torch's compiler takes them into its graph
+    whole, as the 2-D ones), and ``torch.export`` gives the aten graph of ``nn.Conv1d``/``nn.Conv3d``."""
+    torch = require_module("torch")
+    F = torch.nn.functional
+    xcorr.corr2d(torch.ones((3, 3)), torch.ones((2, 2)))  # the adapter, loaded eagerly (as a layer loads it)
+    rng = np.random.default_rng(3)
+    x1, w1 = (torch.tensor(rng.standard_normal(s), requires_grad=True) for s in ((2, 4, 16), (6, 4, 3)))
+    x3, w3 = (torch.tensor(rng.standard_normal(s), requires_grad=True) for s in ((1, 2, 6, 6, 6), (3, 2, 3, 3, 3)))
+    cases = [
+        (lambda x, w: xcorr.corr1d_multi(x, w, padding=1), lambda x, w: F.conv1d(x, w, padding=1), x1, w1),
+        (lambda x, w: xcorr.corr3d_multi(x, w, stride=2), lambda x, w: F.conv3d(x, w, stride=2), x3, w3),
+        (lambda x, w: xcorr.conv_transpose1d(x, w, stride=2), lambda x, w: F.conv_transpose1d(x, w, stride=2),
+         x1, w1.detach()[:4].clone().requires_grad_(True)),  # fmt: skip
+    ]
+    for ours, native, x, w in cases:
+        y = torch.compile(ours, fullgraph=True)(x, w)
+        (gx, gw) = torch.autograd.grad(y.sum(), (x, w))
+        expected = native(x, w)
+        (ex, ew) = torch.autograd.grad(expected.sum(), (x, w))
+        for a, b in ((y, expected), (gx, ex), (gw, ew)):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+    class One(torch.nn.Module):
+        def forward(self, x, w):
+            return xcorr.corr1d_multi(x, w, padding=1)
+
+    class Three(torch.nn.Module):
+        def forward(self, x, w):
+            return xcorr.corr3d_multi(x, w, padding=1)
+
+    for module, args, op in ((One(), (x1, w1), "aten.conv1d.default"), (Three(), (x3, w3), "aten.conv3d.default")):
+        graph = torch.export.export(module, tuple(a.detach() for a in args)).graph
+        assert [str(n.target) for n in graph.nodes if n.op == "call_function"] == [op]

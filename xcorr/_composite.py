@@ -311,10 +311,14 @@ def generic_transpose(adapter, xp, x, w, tp: TransposePlan):
 # -- the library's own convolution in one or three dimensions ------------------
 
 
-def native_multi(adapter: AdapterOperations, xp, x, w, b, plans: tuple[AxisPlan, ...], groups: int, last: bool, options):
+def native_multi(
+    adapter: AdapterOperations, xp, x, w, b, dtype, plans: tuple[AxisPlan, ...], groups: int, last: bool, options
+):
     """``corr1d_multi`` / ``corr3d_multi`` of ``x`` ``(N, C, *spatial)`` (``last``: ``(N, *spatial, C)``)
-    by the library's own convolution (``Adapter.correlate_multi_native``), the operands in the result's
-    dtype: a zero extension is the call's padding, any other is made first along each axis."""
+    by the library's own convolution (``Adapter.correlate_multi_native``), the operands cast to the
+    result's ``dtype`` where they differ from it (no cast in a traced graph otherwise): a zero
+    extension is the call's padding, any other is made first along each axis."""
+    x, w, b = (a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in (x, w, b))
     if last:
         x = xp.permute_dims(x, (0, x.ndim - 1, *range(1, x.ndim - 1)))
     zeros = options.boundary == "fill" and options.fillvalue == 0

@@ -307,10 +307,9 @@ def corr1d_multi(
     )
     dtype, adapter = result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
     if 1 in adapter.native_axes and method in ("auto", "native") and dtype in (xp.float32, xp.float64):
-        xb = xp.astype(x if x.ndim == 3 else xp.expand_dims(x, axis=0), dtype, copy=False)
-        b = None if bias is None else xp.astype(bias, dtype, copy=False)
+        xb = x if x.ndim == 3 else xp.expand_dims(x, axis=0)
         options = parse_options({"boundary": boundary, "fillvalue": fillvalue})
-        y = native_multi(adapter, xp, xb, xp.astype(w, dtype, copy=False), b, (windows,), keywords["groups"], last, options)
+        y = native_multi(adapter, xp, xb, w, bias, dtype, (windows,), keywords["groups"], last, options)
         return y if x.ndim == 3 else y[0, ...]
     axis = -3 if last else -2
     y = corr2d_multi(xp.expand_dims(x, axis=axis), xp.expand_dims(w, axis=-2), bias=bias, **keywords)

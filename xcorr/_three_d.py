@@ -230,10 +230,8 @@ def corr3d_multi(
     single, plan, dtype, adapter = x.ndim == 4, plans[0], result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
     xb = xp.expand_dims(x, axis=0) if single else x
     if 3 in adapter.native_axes and method in ("auto", "native") and dtype in (xp.float32, xp.float64):
-        xb, w = xp.astype(xb, dtype, copy=False), xp.astype(w, dtype, copy=False)
-        b = None if bias is None else xp.astype(bias, dtype, copy=False)
         options = parse_options({"boundary": boundary, "fillvalue": fillvalue})
-        y = native_multi(adapter, xp, xb, w, b, plans, keywords["groups"], last, options)
+        y = native_multi(adapter, xp, xb, w, bias, dtype, plans, keywords["groups"], last, options)
         return y[0, ...] if single else y
     xe = _extended(xp, xb, dtype, plan, given, -4 if last else -3)
     total = None

@@ -5,7 +5,21 @@ from __future__ import annotations
 import torch
 
 from ... import toolkit
-from ...toolkit import conv2d, conv_transpose2d, corr2d, corr2d_multi, corr2d_transpose
+from ...toolkit import (
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+    corr1d,
+    corr1d_multi,
+    corr1d_transpose,
+    corr2d,
+    corr2d_multi,
+    corr2d_transpose,
+    corr3d,
+    corr3d_multi,
+)  # fmt: skip
 from .functional import TORCHSCRIPT, refuse_torchscript
 
 
@@ -120,5 +134,8 @@ class Conv2DTranspose(toolkit.Conv2DTranspose, Conv2D):
 # caches of prepared calls, array-api-compat's lookups): the graph is then
 # traced through them with tracer tensors, which ``autodiff.tracing`` sends
 # down ``functional.traceable_correlate`` and ``functional.correlate_multi``.
-for _function in (corr2d, conv2d, corr2d_multi, conv_transpose2d, corr2d_transpose):
+for _function in (
+    corr2d, conv2d, corr2d_multi, conv_transpose2d, corr2d_transpose,
+    corr1d, conv1d, corr1d_multi, conv_transpose1d, corr1d_transpose, corr3d, conv3d, corr3d_multi,
+):  # fmt: skip
     torch.compiler.allow_in_graph(_function)
