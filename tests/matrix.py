@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,3 +187,25 @@ def assert_result(backend: Backend, y, expected, dtype: str, *, like=None) -> No
     assert y.dtype == backend.dtype(dtype), f"dtype {y.dtype}, expected {dtype}"
     assert tuple(y.shape) == expected.shape, f"shape {tuple(y.shape)}, expected {expected.shape}"
     np.testing.assert_allclose(backend.to_numpy(y), expected, **tolerance(dtype))
+
+
+def run_python(script: str, *, timeout: float = 240, env: dict | None = None, cwd=None) -> str:
+    """Run ``script`` (dedented) in a fresh interpreter: its stdout, or a test failure with its output.
+
+    For state that must be fresh (a handler not yet registered, a pool not yet made, an install);
+    the timeout fails the test as a hang rather than hanging the run.
+    """
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(script)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            env=env,
+            cwd=cwd,
+        )
+    except subprocess.TimeoutExpired as err:
+        pytest.fail(f"timed out after {timeout} s (a hang):\n{err.stdout}\n{err.stderr}")
+    assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    return done.stdout

@@ -15,6 +15,8 @@ import pytest
 
 import xcorr
 
+from matrix import require_module
+
 # (x dtype, w dtype): the promoted dtype is what the result must have.
 PAIRS = [("int8", "int8"), ("uint8", "uint8"), ("uint8", "int16"), ("int16", "int16"), ("uint16", "uint16")]
 
@@ -274,3 +276,35 @@ def test_dask_lazy_dtype_is_the_computed_dtype(xd, kd):
         assert np.dtype(y.dtype) == computed.dtype, f"{name}: lazy {y.dtype}, computed {computed.dtype}"
         if name in ("corr2d", "corr2d_multi", "corr2d_multi groups", "conv_transpose2d", "corr2d_transpose"):
             assert computed.dtype == promoted, f"{name}: {computed.dtype}, expected {promoted}"
+
+
+# -- torch's wide unsigned dtypes (no add/mul kernels) -----------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64"])
+@pytest.mark.parametrize("mode", ["valid", "full"])
+def test_torch_wide_unsigned_dtypes_compute_as_numpy_does(dtype, mode):
+    """torch's uint16/32/64 (no add/mul kernels) give numpy's modular results, in their own dtype."""
+    torch = require_module("torch")
+    rng = np.random.default_rng(2)
+    top = np.iinfo(dtype).max
+    x = rng.integers(0, top, (40, 50), dtype=dtype, endpoint=True)
+    k = rng.integers(0, top, (3, 4), dtype=dtype, endpoint=True)
+    fill = int(top) - 3
+    expected = xcorr.corr2d(x, k, mode=mode, fillvalue=fill)  # wraps modulo 2**bits
+    y = xcorr.corr2d(torch.from_numpy(x), torch.from_numpy(k), mode=mode, fillvalue=fill)
+    assert y.dtype == getattr(torch, dtype)
+    np.testing.assert_array_equal(y.numpy(), expected)
+    small = np.arange(12, dtype=dtype).reshape(3, 4)
+    np.testing.assert_array_equal(
+        xcorr.conv2d(torch.from_numpy(small), torch.from_numpy(small[:2, :2]), mode="same").numpy(),
+        xcorr.conv2d(small, small[:2, :2], mode="same"),
+    )
+
+
+def test_torch_unpromotable_dtypes_are_a_named_error():
+    torch = require_module("torch")
+    with pytest.raises(TypeError, match=r"torch.uint32 and torch.int32 have no common result dtype"):
+        xcorr.corr2d(torch.ones(3, 3, dtype=torch.uint32), torch.ones(2, 2, dtype=torch.int32))
+    y = xcorr.corr2d(torch.ones(3, 3, dtype=torch.uint16), torch.ones(2, 2, dtype=torch.float32))
+    assert y.dtype == torch.float32 and torch.equal(y, torch.full((2, 2), 4.0))
