@@ -95,6 +95,28 @@ class Backend:
                 return f"no CUDA device ({err})"
         return None
 
+    # -- what xcorr declares about it -----------------------------------
+    @property
+    def library(self) -> str:
+        """xcorr's registry name of this backend's library (``Conv2D(backend=...)``): torch_cuda's is "torch"."""
+        return self.module.partition(".")[0]
+
+    @property
+    def adapter(self):
+        """The adapter xcorr serves this backend's arrays with (``xcorr.adapter_for``'s, found by the
+        library's registry name, so that no array or device is needed): tests read its declared
+        capabilities (``native``, ``eager``, ``autodiff``, ``devices``) instead of naming backends.
+        An ImportError where the library is not installed."""
+        from xcorr._adapter import adapter_named
+
+        return adapter_named(self.library)
+
+    @property
+    def traced(self) -> bool:
+        """Whether arrays are traced and compiled (not eager, and differentiated by the library itself:
+        jax), so that every new configuration of a call costs a compilation."""
+        return not self.adapter.eager and self.adapter.autodiff
+
     # -- conversion -----------------------------------------------------
     @property
     def xp(self):
@@ -157,6 +179,21 @@ BACKENDS = (
     Backend("cupy", "cupy", gpu=True),
 )
 CPU_BACKENDS = tuple(b for b in BACKENDS if not b.gpu)
+
+
+def backends_where(test) -> tuple[Backend, ...]:
+    """The backends for which ``test(backend)`` holds (it reads ``backend.adapter``'s declared
+    capabilities), for parametrisations. A backend whose library is not installed is kept, so that its
+    tests report it (a skip, or a failure under CI) rather than vanish from the matrix."""
+    kept = []
+    for b in BACKENDS:
+        try:
+            holds = test(b)
+        except ImportError:
+            holds = True
+        if holds:
+            kept.append(b)
+    return tuple(kept)
 
 
 def tolerance(dtype: str) -> dict[str, float]:

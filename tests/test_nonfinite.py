@@ -37,14 +37,15 @@ def _direct_valid(xe: np.ndarray, k: np.ndarray, dtype) -> np.ndarray:
 
 # -- item 5: a float16 fill beyond float16's range -----------------------------------------------
 
-HALF_BACKENDS = ("numpy", "torch", "jax", "dask")
-
-
 @pytest.mark.parametrize("fillvalue", [70000.0, -70000.0, 65520.0, 65519.0, 0.1, 3])
 def test_float16_fill_acts_as_the_padded_value(backend, fillvalue):
     """corr2d and corr2d_multi in "same" mode against np.pad(float16 image, fill) then IEEE sums."""
-    if backend.name not in HALF_BACKENDS:
+    try:
+        backend.asarray(np.zeros(1, np.float16))
+    except TypeError:
         pytest.skip(f"{backend.name} has no float16")
+    if backend.gpu:
+        pytest.skip(f"{backend.name}: the float16 fill is the core's, checked on the CPU backends")
     x = (np.arange(30).reshape(5, 6) % 4).astype(np.float16)
     k = np.array([[0.5, 1.0, 0.0], [2.0, 0.5, 1.0], [1.0, 0.0, 0.5]], dtype=np.float16)
     with np.errstate(over="ignore", invalid="ignore"):  # numpy warns of its inf * 0 (under xcorr too)

@@ -389,7 +389,7 @@ def test_jax_grad_jit_vmap_and_lax_conv_transpose():
 
 def kind(backend) -> str:
     """The library of a matrix entry (its layers' ``backend=``)."""
-    return {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+    return backend.library
 
 
 def on_device(backend, layer):
