@@ -281,24 +281,37 @@ def test_dask_lazy_dtype_is_the_computed_dtype(xd, kd):
 # -- torch's wide unsigned dtypes (no add/mul kernels) -----------------------------------------
 
 
+def _exact_extended(x: np.ndarray, k: np.ndarray, mode: str, fillvalue: int = 0) -> np.ndarray:
+    """Exact "valid" or "full" correlation (Python ints): "full" pads x with ``fillvalue`` first."""
+    x = _obj(x)
+    if mode == "full":
+        h, w = k.shape
+        padded = np.full((x.shape[0] + 2 * (h - 1), x.shape[1] + 2 * (w - 1)), int(fillvalue), dtype=object)
+        padded[h - 1 : h - 1 + x.shape[0], w - 1 : w - 1 + x.shape[1]] = x
+        x = padded
+    return _valid(x, _obj(k))
+
+
 @pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64"])
 @pytest.mark.parametrize("mode", ["valid", "full"])
 def test_torch_wide_unsigned_dtypes_compute_as_numpy_does(dtype, mode):
-    """torch's uint16/32/64 (no add/mul kernels) give numpy's modular results, in their own dtype."""
+    """torch's uint16/32/64 (no add/mul kernels) give the modular results numpy's arithmetic would, in
+    their own dtype: the exact sums in Python ints, reduced modulo 2**bits."""
     torch = require_module("torch")
     rng = np.random.default_rng(2)
     top = np.iinfo(dtype).max
     x = rng.integers(0, top, (40, 50), dtype=dtype, endpoint=True)
     k = rng.integers(0, top, (3, 4), dtype=dtype, endpoint=True)
     fill = int(top) - 3
-    expected = xcorr.corr2d(x, k, mode=mode, fillvalue=fill)  # wraps modulo 2**bits
+    expected = _wrap(_exact_extended(x, k, mode, fill), dtype)
     y = xcorr.corr2d(torch.from_numpy(x), torch.from_numpy(k), mode=mode, fillvalue=fill)
     assert y.dtype == getattr(torch, dtype)
     np.testing.assert_array_equal(y.numpy(), expected)
+    # conv2d "same" with a 2x2 kernel: the flipped kernel's "full" result from its first row and column
     small = np.arange(12, dtype=dtype).reshape(3, 4)
+    expected = _wrap(_exact_extended(small, small[:2, :2][::-1, ::-1], "full")[:3, :4], dtype)
     np.testing.assert_array_equal(
-        xcorr.conv2d(torch.from_numpy(small), torch.from_numpy(small[:2, :2]), mode="same").numpy(),
-        xcorr.conv2d(small, small[:2, :2], mode="same"),
+        xcorr.conv2d(torch.from_numpy(small), torch.from_numpy(small[:2, :2]), mode="same").numpy(), expected
     )
 
 
