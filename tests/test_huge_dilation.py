@@ -14,10 +14,18 @@ from matrix import require_module
 
 
 def _by_taps(x, k, *, mode, boundary, fillvalue, dilation, stride=1):
-    """The correlation tap by tap, reading the extension by index arithmetic (never built)."""
-    from xcorr._options import Options, plan
+    """The correlation tap by tap, reading the extension by index arithmetic (never built).
 
-    geometry = plan(x.shape, k.shape, Options.parse(mode=mode, dilation=dilation, stride=stride))
+    Only ``mode="same"``, from its definition (as tests/reference.py crops it): output ``i`` of an axis
+    of ``n`` pixels reads the extended position ``i * stride - (extent - 1) // 2 + tap * dilation``, for
+    the ``ceil(n / stride)`` outputs, where ``extent = dilation * (taps - 1) + 1`` (the "full" result,
+    which starts ``extent - 1`` before the image, cropped from ``extent // 2``).
+    """
+    assert mode == "same", mode
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    (dh, dw), (sh, sw) = pair(dilation), pair(stride)
+    lo_r, lo_c = -((dh * (k.shape[0] - 1)) // 2), -((dw * (k.shape[1] - 1)) // 2)
+    count_r, count_c = -(-x.shape[0] // sh), -(-x.shape[1] // sw)
 
     def source(position, size):
         # (index, inside): where an extended position reads x, or outside (the fill)
@@ -30,15 +38,14 @@ def _by_taps(x, k, *, mode, boundary, fillvalue, dilation, stride=1):
         m = position % (2 * size)  # symm: the edge repeated, period 2 * size
         return (m if m < size else 2 * size - 1 - m), True
 
-    rows, cols = geometry.rows, geometry.cols
-    y = np.zeros((rows.count, cols.count))
-    for i in range(rows.count):
-        for j in range(cols.count):
+    y = np.zeros((count_r, count_c))
+    for i in range(count_r):
+        for j in range(count_c):
             total = 0.0
             for a in range(k.shape[0]):
-                r, r_in = source(rows.lo + i * rows.step + a * rows.dilation, x.shape[0])
+                r, r_in = source(lo_r + i * sh + a * dh, x.shape[0])
                 for b in range(k.shape[1]):
-                    c, c_in = source(cols.lo + j * cols.step + b * cols.dilation, x.shape[1])
+                    c, c_in = source(lo_c + j * sw + b * dw, x.shape[1])
                     total += k[a, b] * (x[r, c] if r_in and c_in else fillvalue)
             y[i, j] = total
     return y

@@ -333,15 +333,15 @@ def _input_gradient_reference(x, k, g, mode):
     """``gx``: the products of the forward's terms, ``g[i, j] * k[a, b]``, summed onto the extended
     input position they read, on x's positions (issue 25: no fill or zero outside ``g`` meets the
     kernel, as in the autodiff of ``F.conv2d`` and ``lax.conv_general_dilated``)."""
-    from xcorr._options import Options, plan
-
-    geometry = plan(x.shape, k.shape, Options(mode=mode))
     rows, cols = g.shape
     ge = np.zeros((rows + k.shape[0] - 1, cols + k.shape[1] - 1))  # the gradient of the extended input
     for a in range(k.shape[0]):
         for b in range(k.shape[1]):
             ge[a : a + rows, b : b + cols] += g * k[a, b]
-    r0, c0 = -geometry.rows.lo, -geometry.cols.lo
+    # where x starts in the extended input: "full" extends it by k's size - 1 before, "same" by
+    # (size - 1) // 2 ("full" cropped from size // 2, as tests/reference.py crops it)
+    h, w = k.shape
+    r0, c0 = (h - 1, w - 1) if mode == "full" else ((h - 1) // 2, (w - 1) // 2)
     return ge[r0 : r0 + x.shape[0], c0 : c0 + x.shape[1]]
 
 

@@ -327,7 +327,7 @@ def test_torch_modes_carried_into_worker_threads(mode):
     torch = require_module("torch")
     gen = torch.Generator().manual_seed(0)
     x, k = torch.randn(1024, 1024, generator=gen), torch.randn(3, 3, generator=gen)
-    expected = xcorr.corr2d(x.double(), k.double())
+    expected = torch.nn.functional.conv2d(x.double()[None, None], k.double()[None, None])[0, 0]
     with getattr(torch, mode)():
         y = xcorr.corr2d(x, k)
         ys = xcorr.corr2d(x, k, mode="same")
