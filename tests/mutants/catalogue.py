@@ -89,7 +89,7 @@ CORE = (
     "tests/test_gradients.py::test_vjp_equals_finite_differences",
     "tests/test_gradients.py::test_gradient_dtypes",
 )
-PADDING = ("tests/test_padding.py",)
+PADDING = ("tests/test_padding.py", "tests/test_boundaries.py")
 VJP = (
     FAST_PATHS,
     "tests/test_gradients.py",
