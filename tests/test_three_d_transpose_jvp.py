@@ -282,3 +282,22 @@ def test_errors_speak_of_the_three_d_shapes(backend):
     _raises(ValueError, r"corr3d_multi_jvp needs a direction", lambda: xcorr.corr3d_multi_jvp(x, wm, None, None))
     # the forward call's own checks come first, in 3-D terms
     _raises(ValueError, r"k is larger than x in \"valid\" mode along the depth", lambda: xcorr.corr3d_jvp(v[:, :1, ...], k, v[:, :1, ...], None))
+
+
+def test_jax_differentiates_through_the_three_d_functions_as_their_jvps_and_vjps_say():
+    """jax.jvp through corr3d (a non-zero fill: no tangent) and jax.vjp through conv_transpose3d give
+    what corr3d_jvp and conv_transpose3d_vjp give."""
+    jax = require_module("jax")
+    jnp = jax.numpy
+    rng = np.random.default_rng(11)
+    x, k = jnp.asarray(rng.standard_normal((2, 4, 5, 4))), jnp.asarray(rng.standard_normal((2, 3, 2)))
+    dx, dk = jnp.asarray(rng.standard_normal(x.shape)), jnp.asarray(rng.standard_normal(k.shape))
+    options = {"mode": "full", "fillvalue": 1.5, "stride": (2, 1, 1)}
+    _, tangent = jax.jvp(lambda a, b: xcorr.corr3d(a, b, **options), (x, k), (dx, dk))
+    np.testing.assert_allclose(np.asarray(xcorr.corr3d_jvp(x, k, dx, dk, **options)), np.asarray(tangent), **TOL)
+    xm, w = jnp.asarray(rng.standard_normal((1, 2, 3, 3, 2))), jnp.asarray(rng.standard_normal((2, 3, 2, 2, 3)))
+    options = {"stride": (2, 1, 2), "padding": (1, 0, 1), "output_padding": (1, 0, 0)}
+    y, pullback = jax.vjp(lambda a, b: xcorr.conv_transpose3d(a, b, **options), xm, w)
+    g = jnp.asarray(rng.standard_normal(y.shape))
+    for mine, theirs in zip(xcorr.conv_transpose3d_vjp(xm, w, g, **options), pullback(g)):
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), **TOL)

@@ -15,6 +15,7 @@ terms.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ._call import check_bias
 from ._compat import device
@@ -34,12 +35,17 @@ __all__ = ["conv_transpose3d", "conv_transpose3d_vjp", "corr3d_transpose", "corr
 TransposePadding3D = int | tuple | list | str
 
 
+@dataclass(frozen=True)
 class _Depth:
     """The depth axis of a checked transposed call: input depth, taps, stride, dilation, the crop
     in front and the output depth."""
 
-    def __init__(self, n: int, taps: int, step: int, dilation: int, front: int, out: int) -> None:
-        self.n, self.taps, self.step, self.dilation, self.front, self.out = n, taps, step, dilation, front, out
+    n: int
+    taps: int
+    step: int
+    dilation: int
+    front: int
+    out: int
 
     @property
     def full(self) -> int:
