@@ -547,4 +547,23 @@ MUTANTS: tuple[Mutant, ...] = (
         "corr3d_vjp puts a depth tap's gradient back at its tap index, not at the dilated position it read",
         k="numpy or array_api_strict",
     ),
+    Mutant(
+        "three-d-jvp-fill-has-a-tangent",
+        "xcorr/_three_d_jvp.py",
+        'linear = {**options, "fillvalue": 0} if _boundary(options) == "fill" else options',
+        "linear = options",
+        ("tests/test_three_d_transpose_jvp.py",),
+        "corr3d_jvp extends dx with the fill value (the affine map's constant) instead of zeros, so a "
+        "non-zero fill leaks into the tangent",
+        k="single_jvp and (numpy or array_api_strict)",
+    ),
+    Mutant(
+        "three-d-transpose-tap-without-dilation",
+        "xcorr/_three_d_transpose.py",
+        "before = tap * depth.dilation",
+        "before = tap",
+        ("tests/test_three_d_transpose_jvp.py",),
+        "conv_transpose3d places a depth tap's planes at its tap index, not at the dilated depth it reaches",
+        k="(conv_transpose3d or corr3d_transpose) and (numpy or array_api_strict)",
+    ),
 )
