@@ -106,7 +106,9 @@ def test_torch_compile_and_export_take_the_one_d_and_three_d_functions_whole():
         (lambda x, w: xcorr.corr1d_multi(x, w, padding=1), lambda x, w: F.conv1d(x, w, padding=1), x1, w1),
         (lambda x, w: xcorr.corr3d_multi(x, w, stride=2), lambda x, w: F.conv3d(x, w, stride=2), x3, w3),
         (lambda x, w: xcorr.conv_transpose1d(x, w, stride=2), lambda x, w: F.conv_transpose1d(x, w, stride=2),
-         x1, w1.detach()[:4].clone().requires_grad_(True)),  # fmt: skip
+         x1, w1.detach()[:4].clone().requires_grad_(True)),
+        (lambda x, w: xcorr.conv_transpose3d(x, w, stride=2), lambda x, w: F.conv_transpose3d(x, w, stride=2),
+         x3, torch.tensor(rng.standard_normal((2, 3, 2, 2, 2)), requires_grad=True)),
     ]
     for ours, native, x, w in cases:
         y = torch.compile(ours, fullgraph=True)(x, w)

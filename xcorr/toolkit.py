@@ -100,6 +100,7 @@ from ._one_d_transpose import conv_transpose1d, corr1d_transpose
 from ._options import BOUNDARY_ALIASES, AxisPlan, Geometry, Options, plan, result_dtype
 from ._padding import MODES
 from ._three_d import conv3d, corr3d, corr3d_multi
+from ._three_d_transpose import conv_transpose3d, corr3d_transpose
 from ._training import fit_arrays, loss_and_gradient
 from ._transpose import conv_transpose2d, corr2d_transpose
 from ._typing import Array, Boundary, Method, Mode
@@ -145,6 +146,7 @@ __all__ = [
     "conv3d",
     "conv_transpose1d",
     "conv_transpose2d",
+    "conv_transpose3d",
     "corr1d",
     "corr1d_multi",
     "corr1d_transpose",
@@ -153,6 +155,7 @@ __all__ = [
     "corr2d_transpose",
     "corr3d",
     "corr3d_multi",
+    "corr3d_transpose",
     "correlate",
     "correlate_multi",
     "dilate",

@@ -11,6 +11,7 @@ from ...toolkit import (
     conv3d,
     conv_transpose1d,
     conv_transpose2d,
+    conv_transpose3d,
     corr1d,
     corr1d_multi,
     corr1d_transpose,
@@ -19,6 +20,7 @@ from ...toolkit import (
     corr2d_transpose,
     corr3d,
     corr3d_multi,
+    corr3d_transpose,
 )  # fmt: skip
 from .functional import TORCHSCRIPT, refuse_torchscript
 
@@ -137,5 +139,6 @@ class Conv2DTranspose(toolkit.Conv2DTranspose, Conv2D):
 for _function in (
     corr2d, conv2d, corr2d_multi, conv_transpose2d, corr2d_transpose,
     corr1d, conv1d, corr1d_multi, conv_transpose1d, corr1d_transpose, corr3d, conv3d, corr3d_multi,
+    conv_transpose3d, corr3d_transpose,
 ):  # fmt: skip
     torch.compiler.allow_in_graph(_function)
