@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from ._cost_model import Costs
 from ._options import Geometry, Options
-from ._typing import Array, Namespace
+from ._typing import Array, AxisInts, AxisPads, Namespace
 
 
 class AdapterOperations(Protocol):
@@ -74,5 +74,6 @@ class AdapterOperations(Protocol):
     ) -> Array: ...
 
     def correlate_multi_native(
-        self, xp: Namespace, x: Array, w: Array, b: Array | None, pads, stride, dilation, groups: int
+        self, xp: Namespace, x: Array, w: Array, b: Array | None, pads: AxisPads, stride: AxisInts,
+        dilation: AxisInts, groups: int,
     ) -> Array: ...

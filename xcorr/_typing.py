@@ -72,6 +72,9 @@ Initializer: TypeAlias = str | Callable[[tuple[int, ...], Any, np.random.Generat
 TransposePadding: TypeAlias = (
     int | Sequence[int] | Sequence[Sequence[int]] | Literal["SAME", "VALID", "same", "valid"]
 )
+#: Per spatial axis: a ``(before, after)`` padding, and a stride or dilation.
+AxisPads: TypeAlias = tuple[tuple[int, int], ...]
+AxisInts: TypeAlias = tuple[int, ...]
 #: How a correlation is computed.
 Method: TypeAlias = Literal["auto", "direct", "fft", "native"]
 #: The loss ``xcorr.fit`` minimises.
