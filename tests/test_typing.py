@@ -92,7 +92,7 @@ def test_a_layer_keeps_the_signature_of_its_call():
 def _static_new(name="Conv2D"):
     """The ``__new__`` overloads a type checker sees (under ``if TYPE_CHECKING`` in class ``name``):
     ``{"torch": ..., "other": ...}``, the first for ``backend="torch"`` (a torch.nn.Module)."""
-    tree = ast.parse(Path(_layer.__file__).read_text())
+    tree = ast.parse(Path(sys.modules[getattr(xcorr, name).__module__].__file__).read_text())
     (cls,) = (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
     overloads = {}
     for node in cls.body:
@@ -106,7 +106,7 @@ def _static_new(name="Conv2D"):
 
 
 @pytest.mark.parametrize("overload", ["other", "torch"])
-@pytest.mark.parametrize("layer", ["Conv2D", "Conv2DTranspose"])
+@pytest.mark.parametrize("layer", ["Conv2D", "Conv2DTranspose", "Conv1D"])
 def test_the_type_checkers_layer_takes_the_run_time_parameters(layer, overload):
     # The layers' __new__ takes *args, **kwargs at run time, so type checkers read a
     # declaration; a parameter added to the spec's parse must be added there too.

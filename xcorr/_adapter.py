@@ -337,6 +337,10 @@ class Adapter:
         """The ``Conv2DTranspose`` class of this library (generic: arrays held in a plain object)."""
         return GENERIC_LAYERS["Conv2DTranspose"]
 
+    def named_layer_class(self, name: str) -> type:
+        """The layer class ``name`` ("Conv1D", ...) of this library (generic: arrays held in a plain object)."""
+        return GENERIC_LAYERS[name]
+
     def fit(
         self, layer: LayerT, x: Array, y: Array, lr: float, steps: int, loss: str, record: Callable[[float], None]
     ) -> LayerT:

@@ -92,8 +92,10 @@ from ._fft import kernel_lags as fft_kernel_lags
 from ._fft import vjp as fft_vjp
 from ._jvp import tangent_options
 from ._layer import Conv2D, Conv2DTranspose
+from ._layer_1d import Conv1D
 from ._layout import to_first, to_last
 from ._multi import corr2d_multi, correlate_multi, multi_vjp
+from ._one_d import corr1d_multi
 from ._options import BOUNDARY_ALIASES, AxisPlan, Geometry, Options, plan, result_dtype
 from ._padding import MODES
 from ._training import fit_arrays, loss_and_gradient
@@ -121,6 +123,7 @@ __all__ = [
     "Array",
     "AxisPlan",
     "Boundary",
+    "Conv1D",
     "Conv2D",
     "Conv2DTranspose",
     "Costs",
@@ -138,6 +141,7 @@ __all__ = [
     "compact_axis",
     "conv2d",
     "conv_transpose2d",
+    "corr1d_multi",
     "corr2d",
     "corr2d_multi",
     "corr2d_transpose",

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ...toolkit import Adapter, check_index, full_index, loss_and_gradient, result_dtype
-from . import autodiff, ops
+from . import autodiff, layers, ops
 from .layers import Conv2D, Conv2DTranspose
 from .tuning import JaxTuning
 
@@ -129,6 +129,9 @@ class JaxAdapter(Adapter):
 
     def transpose_layer_class(self):
         return Conv2DTranspose
+
+    def named_layer_class(self, name):
+        return getattr(layers, name)
 
     def fit(self, layer, x, y, lr, steps, loss, record):
         step = _step(loss)

@@ -8,7 +8,7 @@ import torch
 
 from ... import toolkit
 from ...toolkit import Adapter, array_namespace, check_index, full_index, loss_and_gradient, result_dtype
-from . import autodiff, functional, ops
+from . import autodiff, functional, layers, ops
 from .layers import Conv2D, Conv2DTranspose
 from .tuning import TorchTuning
 
@@ -113,6 +113,9 @@ class TorchAdapter(Adapter):
 
     def transpose_layer_class(self):
         return Conv2DTranspose
+
+    def named_layer_class(self, name):
+        return getattr(layers, name)
 
     def fit(self, layer, x, y, lr, steps, loss, record):
         params = [p for p in (layer.weight, layer.bias) if p is not None]

@@ -1,0 +1,235 @@
+"""The 1-D layer (xcorr.Conv1D) on every backend; torch.nn.Conv1d with copied weights as the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xcorr
+
+from matrix import require_module
+
+torch = require_module("torch")
+F = torch.nn.functional
+
+
+def layer_for(backend, *args, cls=None, **kwargs):
+    """A layer whose parameters live on ``backend`` (a matrix entry)."""
+    name = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+    layer = (cls or xcorr.Conv1D)(*args, backend=name, **kwargs)
+    if backend.name == "torch_cuda":
+        layer = layer.to("cuda")
+    if backend.name == "jax_gpu":
+        import jax
+
+        layer = jax.device_put(layer, jax.devices("gpu")[0])
+    return layer
+
+
+def gradients(backend, layer, x, g):
+    """``(y, gx, gw, gb)`` of ``layer`` at input ``x`` and output gradient ``g`` (NumPy arrays), as
+    NumPy arrays; ``gx`` is None where the layer gives no input gradient (the array layers)."""
+    xb, gb_ = backend.asarray(x), backend.asarray(g)
+    if backend.name.startswith("torch"):
+        xt = xb.clone().requires_grad_(True)
+        layer.zero_grad()
+        y = layer(xt)
+        (y * gb_).sum().backward()
+        bias = None if layer.bias is None else layer.bias.grad
+        return tuple(None if a is None else backend.to_numpy(a.detach()) for a in (y, xt.grad, layer.weight.grad, bias))
+    if backend.name.startswith("jax"):
+        import jax
+
+        def loss(layer, x):
+            return (layer(x) * gb_).sum()
+
+        glayer, gx = jax.grad(loss, argnums=(0, 1))(layer, xb)
+        bias = None if glayer.bias is None else backend.to_numpy(glayer.bias)
+        return backend.to_numpy(layer(xb)), backend.to_numpy(gx), backend.to_numpy(glayer.weight), bias
+    grads = layer.grad(xb, gb_)
+    bias = None if grads["bias"] is None else backend.to_numpy(grads["bias"])
+    return backend.to_numpy(layer(xb)), None, backend.to_numpy(grads["weight"]), bias
+
+
+def torch_reference(x, weight, bias, g, *, pad, padding_mode="zeros", stride=1, dilation=1, groups=1):
+    """``(y, gx, gw, gb)`` of ``F.conv1d`` on ``x`` padded by ``pad = (left, right)`` with ``padding_mode``."""
+    xt = torch.tensor(x, requires_grad=True)
+    w = torch.tensor(weight, requires_grad=True)
+    b = None if bias is None else torch.tensor(bias, requires_grad=True)
+    mode = {"zeros": "constant"}.get(padding_mode, padding_mode)
+    xp = F.pad(xt, pad, mode=mode) if any(pad) else xt
+    y = F.conv1d(xp, w, b, stride=stride, dilation=dilation, groups=groups)
+    (y * torch.tensor(g)).sum().backward()
+    gb = None if b is None else b.grad.numpy()
+    return y.detach().numpy(), xt.grad.numpy(), w.grad.numpy(), gb
+
+
+# (layer keywords, the torch padding (left, right) and padding_mode), kernel 3 unless given
+CASES = [
+    ({}, (0, 0), "zeros"),
+    ({"padding": 2}, (2, 2), "zeros"),
+    ({"padding": (1, 3), "stride": 2}, (1, 3), "zeros"),
+    ({"padding": "causal", "dilation": 2}, (4, 0), "zeros"),
+    ({"padding": "causal", "stride": 3, "groups": 2}, (2, 0), "zeros"),
+    ({"padding": "same"}, (1, 1), "zeros"),
+    ({"padding": "VALID", "stride": 2, "dilation": 2}, (0, 0), "zeros"),
+    ({"mode": "same", "boundary": "reflect"}, (1, 1), "reflect"),
+    ({"padding": 2, "boundary": "wrap", "groups": 2}, (2, 2), "circular"),
+    ({"padding": (0, 2), "boundary": "edge", "bias": False}, (0, 2), "replicate"),
+    ({"mode": "full"}, (2, 2), "zeros"),
+]
+
+
+@pytest.mark.parametrize(("options", "pad", "padding_mode"), CASES, ids=lambda v: repr(v).replace(" ", ""))
+def test_conv1d_matches_torch_conv1d_forward_and_gradients(backend, options, pad, padding_mode):
+    rng = np.random.default_rng(3)
+    layer = layer_for(backend, 3, in_channels=4, out_channels=6, dtype="float64", seed=5, **options)
+    weight = backend.to_numpy(layer.weight)
+    bias = None if layer.bias is None else backend.to_numpy(layer.bias)
+    assert weight.shape == (6, 4 // options.get("groups", 1), 3)
+    x = rng.standard_normal((2, 4, 13))
+    dims = {k: options[k] for k in ("stride", "dilation", "groups") if k in options}
+    y_ref = torch_reference(x, weight, bias, np.zeros(1), pad=pad, padding_mode=padding_mode, **dims)[0]
+    g = rng.standard_normal(y_ref.shape)
+    expected = torch_reference(x, weight, bias, g, pad=pad, padding_mode=padding_mode, **dims)
+    got = gradients(backend, layer, x, g)
+    assert tuple(layer.spec.output_shape(backend.asarray(x), layer.weight)) == y_ref.shape
+    for name, a, b in zip(("y", "gx", "gw", "gb"), got, expected, strict=True):
+        if a is None or b is None:
+            assert name == "gx" or (a is None and b is None), name
+            continue
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+def test_conv1d_channels_last_is_channels_first_transposed(backend):
+    rng = np.random.default_rng(0)
+    first = layer_for(backend, 2, in_channels=3, out_channels=4, padding="causal", dtype="float64")
+    last = layer_for(backend, 2, in_channels=3, out_channels=4, padding="causal", dtype="float64", data_format="channels_last")
+    x = rng.standard_normal((2, 3, 9))
+    y_first = backend.to_numpy(first(backend.asarray(x)))
+    y_last = backend.to_numpy(last(backend.asarray(np.moveaxis(x, 1, 2))))
+    np.testing.assert_allclose(np.moveaxis(y_last, 2, 1), y_first, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(y_last.shape)
+    got = gradients(backend, last, np.moveaxis(x, 1, 2), g)
+    ref = gradients(backend, first, x, np.moveaxis(g, 2, 1))
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got[3], ref[3], rtol=1e-10, atol=1e-10)
+
+
+def test_conv1d_initial_parameters_are_torchs_distribution_and_the_same_everywhere(backend):
+    layer = layer_for(backend, 5, in_channels=6, out_channels=9, groups=3, seed=7)
+    weight, bias = backend.to_numpy(layer.weight), backend.to_numpy(layer.bias)
+    assert weight.shape == (9, 2, 5) and bias.shape == (9,) and weight.dtype == np.float32
+    bound = 1 / np.sqrt(2 * 5)  # fan_in = in_channels // groups * l
+    assert np.abs(weight).max() <= bound and np.abs(bias).max() <= bound
+    assert np.abs(weight).max() > 0.8 * bound
+    numpy_layer = xcorr.Conv1D(5, in_channels=6, out_channels=9, groups=3, seed=7, backend="numpy")
+    np.testing.assert_array_equal(weight, numpy_layer.weight)
+    assert isinstance(layer, xcorr.Conv1D) and not isinstance(layer, xcorr.Conv2D)
+
+
+def test_conv1d_trains_with_fit(backend):
+    rng = np.random.default_rng(1)
+    target = xcorr.Conv1D(3, in_channels=2, out_channels=2, padding="same", backend="numpy", dtype="float64", seed=1)
+    x = rng.standard_normal((4, 2, 20))
+    y = target(x)
+    layer = layer_for(backend, 3, in_channels=2, out_channels=2, padding="same", dtype="float64", seed=2)
+    layer, losses = xcorr.fit(layer, backend.asarray(x), backend.asarray(y), lr=0.005, steps=40)
+    assert losses[-1] < 0.05 * losses[0]
+
+
+# --- torch: a module interchangeable with nn.Conv1d -------------------------------
+
+
+def test_torch_conv1d_state_dict_loads_both_ways_and_trains_with_an_optimizer():
+    ref = torch.nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2, dtype=torch.float64)
+    layer = xcorr.Conv1D(3, in_channels=4, out_channels=6, stride=2, padding=1, groups=2, backend="torch", dtype="float64")
+    assert isinstance(layer, torch.nn.Module) and isinstance(layer, xcorr.Conv1D)
+    layer.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 4, 11, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), ref(x), rtol=1e-12, atol=1e-12)
+    other = torch.nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2, dtype=torch.float64)
+    other.load_state_dict(xcorr.Conv1D(3, in_channels=4, out_channels=6, stride=2, padding=1, groups=2,
+                                       backend="torch", dtype="float64", seed=9).state_dict())  # fmt: skip
+    assert sorted(layer.state_dict()) == ["bias", "weight"]
+    optimizer = torch.optim.SGD(layer.parameters(), lr=1e-3)
+    loss = layer(x).square().sum()
+    loss.backward()
+    optimizer.step()
+    assert layer(x).square().sum() < loss
+    assert "Conv1D(3, in_channels=4, out_channels=6" in repr(layer)
+    with pytest.raises(TypeError, match=r"expected a torch\.Tensor"):
+        layer(np.ones((1, 4, 5)))
+    with pytest.raises(RuntimeError, match="should be the same"):
+        layer(torch.ones(1, 4, 5))
+
+
+def test_torch_conv1d_in_a_sequential_model():
+    model = torch.nn.Sequential(
+        xcorr.Conv1D(3, in_channels=1, out_channels=4, padding="causal", backend="torch"),
+        torch.nn.ReLU(),
+        xcorr.Conv1D(3, in_channels=4, out_channels=1, padding="causal", dilation=2, backend="torch"),
+    )
+    y = model(torch.ones(2, 1, 16))
+    assert y.shape == (2, 1, 16)
+
+
+# --- jax: a pytree -----------------------------------------------------------------
+
+
+def test_jax_conv1d_is_a_pytree_under_jit_and_grad():
+    jax = require_module("jax")
+    layer = xcorr.Conv1D(3, in_channels=2, out_channels=3, padding="causal", backend="jax", dtype="float64")
+    leaves = jax.tree_util.tree_leaves(layer)
+    assert len(leaves) == 2
+    x = jax.numpy.ones((2, 2, 7))
+    y = jax.jit(lambda layer, x: layer(x))(layer, x)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(layer(x)), rtol=1e-12)
+    grads = jax.jit(jax.grad(lambda layer: (layer(x) ** 2).sum()))(layer)
+    assert type(grads) is type(layer) and grads.weight.shape == (3, 2, 3)
+    new = layer.replace(bias=jax.numpy.zeros(3))
+    assert new.spec == layer.spec and float(abs(new.bias).sum()) == 0
+    with pytest.raises(AttributeError, match="immutable"):
+        layer.weight = None
+
+
+# --- errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"kernel_size": 0}, ValueError, "kernel_size"),
+        ({"kernel_size": (2, 2)}, ValueError, "kernel_size"),
+        ({"kernel_size": "3"}, TypeError, "kernel_size"),
+        ({"kernel_size": True}, TypeError, "kernel_size"),
+        ({"padding": "full"}, ValueError, "padding.*causal"),
+        ({"padding": (1, 2, 3)}, ValueError, "padding"),
+        ({"padding": -1}, ValueError, "padding"),
+        ({"padding": "causal", "mode": "same"}, ValueError, "causal.*mode"),
+        ({"padding": 1, "mode": "full"}, ValueError, "padding=1 and mode='full' conflict"),
+        ({"in_channels": None}, TypeError, "in_channels and out_channels"),
+        ({"in_channels": 0}, ValueError, "in_channels"),
+        ({"out_channels": 3, "groups": 2}, ValueError, "groups=2 must divide"),
+        ({"stride": 0}, ValueError, "stride"),
+        ({"dilation": (1, 2)}, ValueError, "dilation"),
+        ({"mode": "sam"}, ValueError, "mode"),
+        ({"boundary": "bogus"}, ValueError, "boundary"),
+        ({"data_format": "NCW"}, ValueError, "data_format"),
+        ({"bias": 1}, TypeError, "bias"),
+    ],
+)
+def test_conv1d_refuses_bad_hyper_parameters_naming_them(kwargs, error, match):
+    kwargs = {"kernel_size": 3, "in_channels": 2, "out_channels": 4, **kwargs}
+    with pytest.raises(error, match=match):
+        xcorr.Conv1D(kwargs.pop("kernel_size"), backend="numpy", **kwargs)
+
+
+def test_conv1d_refuses_inputs_of_the_wrong_shape():
+    layer = xcorr.Conv1D(3, in_channels=2, out_channels=4, backend="numpy")
+    with pytest.raises(ValueError, match="C_in"):
+        layer(np.ones((1, 2, 3, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match="channels"):
+        layer(np.ones((1, 3, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match="larger than x"):
+        layer(np.ones((1, 2, 2), dtype=np.float32))
