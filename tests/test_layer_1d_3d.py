@@ -1,4 +1,5 @@
-"""The 1-D layer (xcorr.Conv1D) on every backend; torch.nn.Conv1d with copied weights as the reference."""
+"""The 1-D and 3-D layers (xcorr.Conv1D, xcorr.Conv3D) on every backend; torch.nn.Conv1d and
+torch.nn.Conv3d with copied weights as the references."""
 
 from __future__ import annotations
 
@@ -52,13 +53,15 @@ def gradients(backend, layer, x, g):
 
 
 def torch_reference(x, weight, bias, g, *, pad, padding_mode="zeros", stride=1, dilation=1, groups=1):
-    """``(y, gx, gw, gb)`` of ``F.conv1d`` on ``x`` padded by ``pad = (left, right)`` with ``padding_mode``."""
+    """``(y, gx, gw, gb)`` of ``F.conv1d`` (``F.conv3d`` for a 5-D ``x``) on ``x`` padded by ``pad``
+    (``F.pad``'s order: the last axis first) with ``padding_mode``."""
     xt = torch.tensor(x, requires_grad=True)
     w = torch.tensor(weight, requires_grad=True)
     b = None if bias is None else torch.tensor(bias, requires_grad=True)
     mode = {"zeros": "constant"}.get(padding_mode, padding_mode)
     xp = F.pad(xt, pad, mode=mode) if any(pad) else xt
-    y = F.conv1d(xp, w, b, stride=stride, dilation=dilation, groups=groups)
+    conv = F.conv3d if x.ndim == 5 else F.conv1d
+    y = conv(xp, w, b, stride=stride, dilation=dilation, groups=groups)
     (y * torch.tensor(g)).sum().backward()
     gb = None if b is None else b.grad.numpy()
     return y.detach().numpy(), xt.grad.numpy(), w.grad.numpy(), gb
@@ -233,3 +236,108 @@ def test_conv1d_refuses_inputs_of_the_wrong_shape():
         layer(np.ones((1, 3, 8), dtype=np.float32))
     with pytest.raises(ValueError, match="larger than x"):
         layer(np.ones((1, 2, 2), dtype=np.float32))
+
+
+# --- Conv3D -------------------------------------------------------------------------
+
+# (layer keywords, F.pad's padding (w, w, h, h, d, d) and padding_mode), kernel (2, 3, 3)
+CASES_3D = [
+    ({}, (0,) * 6, "zeros"),
+    ({"padding": 1}, (1,) * 6, "zeros"),
+    ({"padding": (0, 1, (1, 2)), "stride": (1, 2, 2)}, (1, 2, 1, 1, 0, 0), "zeros"),
+    ({"padding": "same"}, (1, 1, 1, 1, 0, 1), "zeros"),
+    ({"mode": "full", "dilation": (1, 2, 1)}, (2, 2, 4, 4, 1, 1), "zeros"),
+    ({"padding": 1, "boundary": "wrap", "groups": 2}, (1,) * 6, "circular"),
+    ({"padding": (1, 1, 1), "boundary": "edge", "bias": False, "stride": 2}, (1,) * 6, "replicate"),
+    ({"mode": "same", "boundary": "reflect"}, (1, 1, 1, 1, 1, 0), "reflect"),
+]
+
+
+@pytest.mark.parametrize(("options", "pad", "padding_mode"), CASES_3D, ids=lambda v: repr(v).replace(" ", ""))
+def test_conv3d_matches_torch_conv3d_forward_and_gradients(backend, options, pad, padding_mode):
+    rng = np.random.default_rng(4)
+    layer = layer_for(backend, (2, 3, 3), cls=xcorr.Conv3D, in_channels=4, out_channels=6, dtype="float64", **options)
+    weight = backend.to_numpy(layer.weight)
+    bias = None if layer.bias is None else backend.to_numpy(layer.bias)
+    assert weight.shape == (6, 4 // options.get("groups", 1), 2, 3, 3)
+    x = rng.standard_normal((2, 4, 5, 6, 7))
+    dims = {k: options[k] for k in ("stride", "dilation", "groups") if k in options}
+    y_ref = torch_reference(x, weight, bias, np.zeros(1), pad=pad, padding_mode=padding_mode, **dims)[0]
+    g = rng.standard_normal(y_ref.shape)
+    expected = torch_reference(x, weight, bias, g, pad=pad, padding_mode=padding_mode, **dims)
+    got = gradients(backend, layer, x, g)
+    assert tuple(layer.spec.output_shape(backend.asarray(x), layer.weight)) == y_ref.shape
+    for name, a, b in zip(("y", "gx", "gw", "gb"), got, expected, strict=True):
+        if a is None or b is None:
+            assert name == "gx" or (a is None and b is None), name
+            continue
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+def test_conv3d_channels_last_initial_parameters_and_fit(backend):
+    rng = np.random.default_rng(0)
+    kwargs = {"in_channels": 2, "out_channels": 3, "padding": 1, "dtype": "float64", "seed": 3}
+    first = layer_for(backend, 3, cls=xcorr.Conv3D, **kwargs)
+    last = layer_for(backend, 3, cls=xcorr.Conv3D, data_format="channels_last", **kwargs)
+    weight = backend.to_numpy(first.weight)
+    bound = 1 / np.sqrt(2 * 27)  # fan_in = in_channels // groups * kd * kh * kw
+    assert np.abs(weight).max() <= bound < 1.25 * np.abs(weight).max()
+    np.testing.assert_array_equal(weight, xcorr.Conv3D(3, backend="numpy", **kwargs).weight)
+    x = rng.standard_normal((2, 2, 4, 5, 6))
+    y_first = backend.to_numpy(first(backend.asarray(x)))
+    y_last = backend.to_numpy(last(backend.asarray(np.moveaxis(x, 1, -1))))
+    np.testing.assert_allclose(np.moveaxis(y_last, -1, 1), y_first, rtol=1e-12, atol=1e-12)
+    target = xcorr.Conv3D(3, backend="numpy", **{**kwargs, "seed": 9})(x)
+    trained, losses = xcorr.fit(first, backend.asarray(x), backend.asarray(target), lr=0.002, steps=20)
+    assert losses[-1] < 0.2 * losses[0]
+    assert isinstance(trained, xcorr.Conv3D) and not isinstance(trained, xcorr.Conv1D)
+
+
+def test_torch_conv3d_state_dict_loads_both_ways():
+    ref = torch.nn.Conv3d(2, 4, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), dtype=torch.float64)
+    layer = xcorr.Conv3D((1, 3, 3), in_channels=2, out_channels=4, stride=(1, 2, 2), padding=(0, 1, 1),
+                         backend="torch", dtype="float64")  # fmt: skip
+    assert isinstance(layer, torch.nn.Module) and isinstance(layer, xcorr.Conv3D)
+    layer.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 2, 3, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), ref(x), rtol=1e-12, atol=1e-12)
+    ref.load_state_dict(xcorr.Conv3D((1, 3, 3), in_channels=2, out_channels=4, backend="torch", dtype="float64",
+                                     seed=4).state_dict())  # fmt: skip
+    assert "Conv3D((1, 3, 3), in_channels=2, out_channels=4" in repr(layer)
+
+
+def test_jax_conv3d_is_a_pytree_under_jit_and_grad():
+    jax = require_module("jax")
+    layer = xcorr.Conv3D(2, in_channels=1, out_channels=2, padding="same", backend="jax", dtype="float64")
+    x = jax.numpy.ones((1, 1, 3, 4, 5))
+    grads = jax.jit(jax.grad(lambda layer: (layer(x) ** 2).sum()))(layer)
+    assert type(grads) is type(layer) and grads.weight.shape == (2, 1, 2, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"kernel_size": 0}, ValueError, "kernel_size"),
+        ({"kernel_size": (2, 2)}, ValueError, "kernel_size"),
+        ({"kernel_size": 2.5}, TypeError, "kernel_size"),
+        ({"padding": "causal"}, ValueError, "padding"),
+        ({"padding": (1, 2)}, ValueError, "padding"),
+        ({"padding": 1, "mode": "same"}, ValueError, "conflict"),
+        ({"in_channels": None}, TypeError, "in_channels and out_channels"),
+        ({"out_channels": 3, "groups": 2}, ValueError, "groups=2 must divide"),
+        ({"stride": (1, 0, 1)}, ValueError, "stride"),
+        ({"dilation": (1, 2)}, ValueError, "dilation"),
+    ],
+)
+def test_conv3d_refuses_bad_hyper_parameters_naming_them(kwargs, error, match):
+    kwargs = {"kernel_size": 3, "in_channels": 2, "out_channels": 4, **kwargs}
+    with pytest.raises(error, match=match):
+        xcorr.Conv3D(kwargs.pop("kernel_size"), backend="numpy", **kwargs)
+
+
+def test_conv3d_refuses_inputs_of_the_wrong_shape():
+    layer = xcorr.Conv3D(3, in_channels=2, out_channels=4, backend="numpy")
+    with pytest.raises(ValueError, match="C_in"):
+        layer(np.ones((2, 5, 5, 5), dtype=np.float32)[None, None])
+    with pytest.raises(ValueError, match="depth"):
+        layer(np.ones((1, 2, 2, 5, 5), dtype=np.float32))

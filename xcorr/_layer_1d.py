@@ -25,7 +25,7 @@ from ._options import check_array, check_arrays
 from ._padding import lax_pads, parse_int
 from ._typing import Array, Boundary, DataFormat, Dtype, Initializer, Method, Mode
 
-__all__ = ["ArrayConv1D", "Conv1D", "Conv1DSpec"]
+__all__ = ["ArrayConv1D", "ArrayNdLayer", "Conv1D", "Conv1DSpec", "NdLayer"]
 
 #: A 1-D layer's ``padding=``: an int, ``(left, right)``, "same"/"valid"/"causal" (any case), or None.
 Padding1D = int | tuple[int, int] | list[int] | str | None
@@ -199,7 +199,103 @@ class Conv1DSpec:
         return ", ".join(parts)
 
 
-class Conv1D:
+class NdLayer:
+    """What ``Conv1D`` and ``Conv3D`` share: the backend's class chosen by ``__new__``, the arguments'
+    validation (``Conv2D``'s), and read-only views of the spec's hyper-parameters."""
+
+    spec: Any
+    #: The kernel, shape ``(out_channels, in_channels // groups, *kernel_size)``.
+    weight: Array
+    #: The bias, shape ``(out_channels,)``, or None with ``bias=False``.
+    bias: Array | None
+    _spec_class: ClassVar[Any]
+    _public_name: ClassVar[str]
+
+    __signature__ = _ConstructorSignature()
+
+    if not TYPE_CHECKING:
+
+        def __new__(cls, *args, **kwargs):
+            refuse_habits(cls._public_name, args, kwargs)
+            if "_public_name" in cls.__dict__:  # xcorr.Conv1D(...): the backend's class
+                cls = _adapter.adapter_named(resolve_backend(kwargs.get("backend"))).named_layer_class(cls._public_name)
+            return object.__new__(cls)
+
+    # Conv2D's: validate the arguments of a backend's layer, return its spec and initial arrays.
+    _configure: ClassVar[Any] = classmethod(Conv2D._configure.__func__)  # type: ignore[attr-defined]
+
+    # -- read-only views of the hyper-parameters ----------------------------
+    @property
+    def kernel_size(self) -> tuple[int, ...]:
+        return self.spec.kernel_size
+
+    @property
+    def in_channels(self) -> int:
+        return self.spec.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.spec.out_channels
+
+    @property
+    def mode(self) -> str:
+        return self.spec.mode
+
+    @property
+    def boundary(self) -> str:
+        return self.spec.boundary
+
+    @property
+    def padding(self) -> Any:
+        """None (the windows follow ``mode``), "SAME", "SAME_LOWER" or the padding of each axis."""
+        return self.spec.padding
+
+    @property
+    def stride(self) -> Any:
+        return self.spec.stride
+
+    @property
+    def dilation(self) -> Any:
+        return self.spec.dilation
+
+    @property
+    def groups(self) -> int:
+        return self.spec.groups
+
+    @property
+    def backend(self) -> str:
+        return self.spec.backend
+
+    @property
+    def data_format(self) -> str:
+        return self.spec.data_format
+
+
+class ArrayNdLayer(NdLayer):
+    """A ``Conv1D`` or ``Conv3D`` whose parameters are arrays of numpy, array-api-strict, dask or cupy."""
+
+    def __init__(self, kernel_size, /, **kwargs):
+        backend = resolve_backend(kwargs.get("backend"))
+        cls = _adapter.adapter_named(backend).named_layer_class(self._public_name)
+        if not issubclass(cls, ArrayNdLayer):
+            msg = f"use xcorr.{self._public_name}(..., backend={backend!r}) or {cls.__module__}.{cls.__name__}"
+            raise ValueError(msg)
+        self.spec, params = self._configure(backend, kernel_size, kwargs)
+        self.weight = params["weight"]
+        self.bias = params["bias"]
+
+    def __call__(self, x):
+        return self.spec.apply(self.weight, self.bias, x)
+
+    def grad(self, x, g) -> dict:
+        """Gradients of the parameters for input ``x`` and output gradient ``g``."""
+        return self.spec.vjp(self.weight, self.bias, x, g)
+
+    def __repr__(self) -> str:
+        return f"{self._public_name}({self.spec.describe()})"
+
+
+class Conv1D(NdLayer):
     """A trainable 1-D convolutional layer (multi-channel cross-correlation plus bias) on any backend.
 
     ``Conv1D(kernel_size, /, *, in_channels, out_channels, mode="valid",
@@ -290,14 +386,8 @@ class Conv1D:
     """
 
     spec: Conv1DSpec
-    #: The kernel, shape ``(out_channels, in_channels // groups, l)``.
-    weight: Array
-    #: The bias, shape ``(out_channels,)``, or None with ``bias=False``.
-    bias: Array | None
     _spec_class: ClassVar[Any] = Conv1DSpec
     _public_name = "Conv1D"
-
-    __signature__ = _ConstructorSignature()
 
     if TYPE_CHECKING:
         # What type checkers see (as for Conv2D); tests/test_typing.py checks
@@ -350,94 +440,26 @@ class Conv1D:
             bias_init: Initializer | None = None,
         ) -> _Conv1DT: ...
 
-        def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...  # (the overloads need one; the real one is below)
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...  # (the overloads need one; the real one is NdLayer's)
 
         def __call__(self, x: Array, /) -> Array: ...
 
-    else:
-
-        def __new__(cls, *args, **kwargs):
-            refuse_habits(cls._public_name, args, kwargs)
-            if cls is Conv1D:
-                cls = _adapter.adapter_named(resolve_backend(kwargs.get("backend"))).named_layer_class("Conv1D")
-            return object.__new__(cls)
-
-    # Conv2D's: validate the arguments of a backend's layer, return its spec and initial arrays.
-    _configure: ClassVar[Any] = classmethod(Conv2D._configure.__func__)  # type: ignore[attr-defined]
-
-    # -- read-only views of the hyper-parameters ----------------------------
-    @property
-    def kernel_size(self) -> tuple[int]:
-        return self.spec.kernel_size
-
-    @property
-    def in_channels(self) -> int:
-        return self.spec.in_channels
-
-    @property
-    def out_channels(self) -> int:
-        return self.spec.out_channels
-
-    @property
-    def mode(self) -> str:
-        return self.spec.mode
-
-    @property
-    def boundary(self) -> str:
-        return self.spec.boundary
-
-    @property
-    def padding(self) -> str | tuple[int, int] | None:
-        """None (the windows follow ``mode``), "SAME", "SAME_LOWER" or ``(left, right)``."""
-        return self.spec.padding
-
-    @property
-    def stride(self) -> int:
-        return self.spec.stride
-
-    @property
-    def dilation(self) -> int:
-        return self.spec.dilation
-
-    @property
-    def groups(self) -> int:
-        return self.spec.groups
-
-    @property
-    def backend(self) -> str:
-        return self.spec.backend
-
-    @property
-    def data_format(self) -> str:
-        return self.spec.data_format
+        @property
+        def kernel_size(self) -> tuple[int]: ...
+        @property
+        def padding(self) -> str | tuple[int, int] | None: ...
+        @property
+        def stride(self) -> int: ...
+        @property
+        def dilation(self) -> int: ...
 
 
-class ArrayConv1D(Conv1D):
+class ArrayConv1D(ArrayNdLayer, Conv1D):
     """``Conv1D`` whose parameters are arrays of numpy, array-api-strict, dask or cupy.
 
     Train it with ``xcorr.fit`` (or ``layer.grad`` and your own update):
     gradients come from ``corr1d_multi_vjp``.
     """
-
-    def __init__(self, kernel_size, /, **kwargs):
-        backend = resolve_backend(kwargs.get("backend"))
-        cls = _adapter.adapter_named(backend).named_layer_class("Conv1D")
-        if not issubclass(cls, ArrayConv1D):
-            msg = f"use xcorr.Conv1D(..., backend={backend!r}) or {cls.__module__}.{cls.__name__}"
-            raise ValueError(msg)
-        self.spec, params = self._configure(backend, kernel_size, kwargs)
-        self.weight = params["weight"]
-        self.bias = params["bias"]
-
-    def __call__(self, x):
-        return self.spec.apply(self.weight, self.bias, x)
-
-    def grad(self, x, g) -> dict:
-        """Gradients of the parameters for input ``x`` and output gradient ``g``."""
-        return self.spec.vjp(self.weight, self.bias, x, g)
-
-    def __repr__(self) -> str:
-        return f"Conv1D({self.spec.describe()})"
 
 
 if TYPE_CHECKING:

@@ -93,11 +93,13 @@ from ._fft import vjp as fft_vjp
 from ._jvp import tangent_options
 from ._layer import Conv2D, Conv2DTranspose
 from ._layer_1d import Conv1D
+from ._layer_3d import Conv3D
 from ._layout import to_first, to_last
 from ._multi import corr2d_multi, correlate_multi, multi_vjp
 from ._one_d import corr1d_multi
 from ._options import BOUNDARY_ALIASES, AxisPlan, Geometry, Options, plan, result_dtype
 from ._padding import MODES
+from ._three_d import corr3d_multi
 from ._training import fit_arrays, loss_and_gradient
 from ._transpose import conv_transpose2d, corr2d_transpose
 from ._typing import Array, Boundary, Method, Mode
@@ -126,6 +128,7 @@ __all__ = [
     "Conv1D",
     "Conv2D",
     "Conv2DTranspose",
+    "Conv3D",
     "Costs",
     "Geometry",
     "Method",
@@ -145,6 +148,7 @@ __all__ = [
     "corr2d",
     "corr2d_multi",
     "corr2d_transpose",
+    "corr3d_multi",
     "correlate",
     "correlate_multi",
     "dilate",

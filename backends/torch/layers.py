@@ -1,11 +1,11 @@
-"""``xcorr.Conv1D``, ``xcorr.Conv2D`` and ``xcorr.Conv2DTranspose`` as ``torch.nn.Module``s."""
+"""``xcorr.Conv1D``, ``xcorr.Conv3D``, ``xcorr.Conv2D`` and ``xcorr.Conv2DTranspose`` as ``torch.nn.Module``s."""
 
 from __future__ import annotations
 
 import torch
 
 from ... import toolkit
-from ...toolkit import conv2d, conv_transpose2d, corr1d_multi, corr2d, corr2d_multi, corr2d_transpose
+from ...toolkit import conv2d, conv_transpose2d, corr1d_multi, corr2d, corr2d_multi, corr2d_transpose, corr3d_multi
 from .functional import TORCHSCRIPT, refuse_torchscript
 
 
@@ -131,6 +131,21 @@ class Conv1D(toolkit.Conv1D, torch.nn.Module):
         refuse_torchscript()
         x, weight, bias = self._operands(x)
         return corr1d_multi(x, weight, bias=bias, **self.spec.call_options)
+
+
+class Conv3D(toolkit.Conv3D, torch.nn.Module):
+    """``xcorr.Conv3D`` as a ``torch.nn.Module``: ``weight`` has ``nn.Conv3d``'s layout, so its
+    ``state_dict`` loads directly."""
+
+    __init__ = Conv2D.__init__
+    _operands = Conv2D._operands
+    __prepare_scriptable__ = Conv2D.__prepare_scriptable__
+    extra_repr = Conv2D.extra_repr
+
+    def forward(self, x):
+        refuse_torchscript()
+        x, weight, bias = self._operands(x)
+        return corr3d_multi(x, weight, bias=bias, **self.spec.call_options)
 
 
 # torch.compile and torch.export put calls of these functions into their
