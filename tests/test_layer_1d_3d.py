@@ -341,3 +341,16 @@ def test_conv3d_refuses_inputs_of_the_wrong_shape():
         layer(np.ones((2, 5, 5, 5), dtype=np.float32)[None, None])
     with pytest.raises(ValueError, match="depth"):
         layer(np.ones((1, 2, 2, 5, 5), dtype=np.float32))
+
+
+@pytest.mark.parametrize("cls", ["Conv1D", "Conv3D"])
+def test_jax_layers_round_trip_through_flax_state_dicts(cls):
+    require_module("jax")
+    serialization = require_module("flax.serialization")
+    layer = getattr(xcorr, cls)(2, in_channels=2, out_channels=2, backend="jax", seed=1)
+    other = getattr(xcorr, cls)(2, in_channels=2, out_channels=2, backend="jax", seed=2)
+    state = serialization.to_state_dict(layer)
+    assert sorted(state) == ["bias", "weight"]
+    restored = serialization.from_bytes(other, serialization.to_bytes(layer))
+    assert type(restored) is type(layer)
+    np.testing.assert_array_equal(np.asarray(restored.weight), np.asarray(layer.weight))

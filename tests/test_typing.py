@@ -189,6 +189,10 @@ y: torch.Tensor = layer(torch.ones(1, 1, 5, 5))
 net = torch.nn.Sequential(layer, torch.nn.ReLU())
 up = xcorr.Conv2DTranspose(2, in_channels=2, out_channels=1, stride=2, backend="torch")
 z: torch.Tensor = up(y)
+seq = xcorr.Conv1D(3, in_channels=1, out_channels=2, padding="causal", backend="torch")
+vol = xcorr.Conv3D(3, in_channels=1, out_channels=2, padding=1, backend="torch")
+s: torch.Tensor = seq(torch.ones(1, 1, 8)) + vol(torch.ones(1, 1, 4, 4, 4)).sum()
+more = torch.optim.SGD([*seq.parameters(), *vol.parameters()], lr=0.1)
 print(sum(p.numel() for p in net.parameters()), tuple(z.shape))
 """
 
