@@ -354,3 +354,18 @@ def test_jax_layers_round_trip_through_flax_state_dicts(cls):
     restored = serialization.from_bytes(other, serialization.to_bytes(layer))
     assert type(restored) is type(layer)
     np.testing.assert_array_equal(np.asarray(restored.weight), np.asarray(layer.weight))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own imports while compiling
+@pytest.mark.parametrize(("cls", "shape"), [("Conv1D", (2, 2, 10)), ("Conv3D", (2, 2, 4, 5, 6))])
+def test_torch_compile_takes_the_layers_in_one_graph(cls, shape):
+    layer = getattr(xcorr, cls)(3, in_channels=2, out_channels=3, padding=1, backend="torch", dtype="float64")
+    x = torch.randn(*shape, dtype=torch.float64)
+    y = torch.compile(layer, fullgraph=True, backend="aot_eager")(x)  # corr1d_multi / corr3d_multi are allowed in the graph
+    y.square().sum().backward()
+    compiled_grad = layer.weight.grad.clone()
+    layer.weight.grad = None
+    eager = layer(x)
+    eager.square().sum().backward()
+    torch.testing.assert_close(y, eager, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(compiled_grad, layer.weight.grad, rtol=1e-10, atol=1e-10)

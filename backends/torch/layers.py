@@ -153,5 +153,5 @@ class Conv3D(toolkit.Conv3D, torch.nn.Module):
 # caches of prepared calls, array-api-compat's lookups): the graph is then
 # traced through them with tracer tensors, which ``autodiff.tracing`` sends
 # down ``functional.traceable_correlate`` and ``functional.correlate_multi``.
-for _function in (corr2d, conv2d, corr2d_multi, conv_transpose2d, corr2d_transpose):
+for _function in (corr2d, conv2d, corr2d_multi, conv_transpose2d, corr2d_transpose, corr1d_multi, corr3d_multi):
     torch.compiler.allow_in_graph(_function)
