@@ -369,3 +369,14 @@ def test_torch_compile_takes_the_layers_in_one_graph(cls, shape):
     eager.square().sum().backward()
     torch.testing.assert_close(y, eager, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(compiled_grad, layer.weight.grad, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("cls", "module"), [("Conv1D", "nn.Conv1d"), ("Conv3D", "nn.Conv3d")])
+def test_torch_and_keras_habits_are_refused_with_the_xcorr_call(cls, module):
+    layer = getattr(xcorr, cls)
+    with pytest.raises(TypeError, match=rf"{module}'s order is in_channels.*xcorr\.{cls}\(3, in_channels=2, out_channels=8\)"):
+        layer(2, 8, 3)
+    with pytest.raises(TypeError, match=rf"keras\.layers\.{cls}'s order is filters, kernel_size"):
+        layer(8, 3)
+    with pytest.raises(TypeError, match=r"padding_mode='circular' is boundary='wrap'"):
+        layer(3, in_channels=2, out_channels=8, padding=1, padding_mode="circular")
