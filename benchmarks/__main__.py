@@ -13,6 +13,7 @@ loop and the bandwidth floor.
     python -m benchmarks --only-small         # small calls and the CNN step only (about 1 minute)
     python -m benchmarks --json results.json  # also write every row to a JSON file
     python -m benchmarks --only-limit         # only the copy / forward / forward+backward "limit" table
+    python -m benchmarks --only-dims          # only the 1-D and 3-D rows against the natives
     python -m benchmarks --only-limit --limit-sizes 1024,4096,8192 --sweep  # and the size/kernel sweep
 """
 
@@ -35,7 +36,7 @@ from xcorr import _cost_model
 from xcorr._adapter import adapter_named
 from xcorr._options import Options, plan
 
-from . import _limit
+from . import _dims, _limit
 from ._timing import (
     SMALL_MIN_REPEATS,
     cores,
@@ -840,6 +841,8 @@ def main(argv=None) -> int:
         "--only-limit", action="store_true", help="only the limit table (copy, forward, forward+backward)"
     )
     parser.add_argument("--no-limit", action="store_true", help="skip the limit table")
+    parser.add_argument("--only-dims", action="store_true", help="only the 1-D and 3-D rows against the natives")
+    parser.add_argument("--no-dims", action="store_true", help="skip the 1-D and 3-D rows")
     parser.add_argument(
         "--limit-sizes", default=",".join(map(str, _limit.LIMIT_SIZES)), help="image sizes of the limit table"
     )
@@ -854,6 +857,8 @@ def main(argv=None) -> int:
         parser.error("--only-small cannot be combined with --only-backward or --no-small")
     if args.only_limit and (args.only_small or args.only_backward or args.no_limit):
         parser.error("--only-limit cannot be combined with --only-small, --only-backward or --no-limit")
+    if args.only_dims and (args.only_small or args.only_backward or args.only_limit or args.no_dims):
+        parser.error("--only-dims cannot be combined with another --only-* or with --no-dims")
     limit_sizes = [int(s) for s in args.limit_sizes.split(",")]
     sweep_sizes = [int(s) for s in args.sweep_sizes.split(",")]
     sweep_kernels = [tuple(int(v) for v in s.split("x")) for s in args.sweep_kernels.split(",")]
@@ -874,12 +879,14 @@ def main(argv=None) -> int:
     if "numpy" in backends:  # load numba's cached kernels outside the timed warm-ups
         xcorr.corr2d(*data(Case("", (256, 256), (3, 3))))
     limit = dict(data=data, Case=Case, ms=ms)
-    if args.only_limit or not (args.only_small or args.only_backward or args.no_limit):
+    if args.only_dims:
+        _dims.dims_table(report, backends, args.repeats, measure=measure, ms=ms, forward_backward=jax_forward_backward)
+    elif args.only_limit or not (args.only_small or args.only_backward or args.no_limit):
         _limit.limit_table(report, backends, limit_sizes, args.repeats, samples_note=samples_note, threads=cores(),
                            **limit)
     if args.sweep:
         _limit.sweep_table(report, backends, sweep_sizes, sweep_kernels, args.repeats, **limit)
-    if not (args.only_small or args.only_limit):
+    if not (args.only_small or args.only_limit or args.only_dims):
         for backend in backends:
             if args.only_backward:
                 backward_table(report, backend, backward_cases(sizes), args.repeats)
@@ -896,10 +903,12 @@ def main(argv=None) -> int:
             layer_table(report, backend, args.repeats)
             if not args.no_backward and hasattr(xcorr, "corr2d_vjp"):
                 backward_table(report, backend, backward_cases(sizes), args.repeats)
-    if not args.no_small and not args.only_backward and not args.only_limit:
+    if not (args.no_dims or args.only_dims or args.only_small or args.only_backward or args.only_limit):
+        _dims.dims_table(report, backends, args.repeats, measure=measure, ms=ms, forward_backward=jax_forward_backward)
+    if not args.no_small and not args.only_backward and not args.only_limit and not args.only_dims:
         small_table(report, backends, args.repeats)
         cnn_table(report, backends, args.repeats)
-    if args.only_backward or args.only_small or args.only_limit:
+    if args.only_backward or args.only_small or args.only_limit or args.only_dims:
         pass
     elif "torch" in backends:
         seed_and_floor(report, args.repeats, best_4096)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +95,28 @@ class Backend:
                 return f"no CUDA device ({err})"
         return None
 
+    # -- what xcorr declares about it -----------------------------------
+    @property
+    def library(self) -> str:
+        """xcorr's registry name of this backend's library (``Conv2D(backend=...)``): torch_cuda's is "torch"."""
+        return self.module.partition(".")[0]
+
+    @property
+    def adapter(self):
+        """The adapter xcorr serves this backend's arrays with (``xcorr.adapter_for``'s, found by the
+        library's registry name, so that no array or device is needed): tests read its declared
+        capabilities (``native``, ``eager``, ``autodiff``, ``devices``) instead of naming backends.
+        An ImportError where the library is not installed."""
+        from xcorr._adapter import adapter_named
+
+        return adapter_named(self.library)
+
+    @property
+    def traced(self) -> bool:
+        """Whether arrays are traced and compiled (not eager, and differentiated by the library itself:
+        jax), so that every new configuration of a call costs a compilation."""
+        return not self.adapter.eager and self.adapter.autodiff
+
     # -- conversion -----------------------------------------------------
     @property
     def xp(self):
@@ -156,6 +181,21 @@ BACKENDS = (
 CPU_BACKENDS = tuple(b for b in BACKENDS if not b.gpu)
 
 
+def backends_where(test) -> tuple[Backend, ...]:
+    """The backends for which ``test(backend)`` holds (it reads ``backend.adapter``'s declared
+    capabilities), for parametrisations. A backend whose library is not installed is kept, so that its
+    tests report it (a skip, or a failure under CI) rather than vanish from the matrix."""
+    kept = []
+    for b in BACKENDS:
+        try:
+            holds = test(b)
+        except ImportError:
+            holds = True
+        if holds:
+            kept.append(b)
+    return tuple(kept)
+
+
 def tolerance(dtype: str) -> dict[str, float]:
     """rtol/atol for comparing against the float64 reference."""
     if dtype.startswith("int"):
@@ -184,3 +224,25 @@ def assert_result(backend: Backend, y, expected, dtype: str, *, like=None) -> No
     assert y.dtype == backend.dtype(dtype), f"dtype {y.dtype}, expected {dtype}"
     assert tuple(y.shape) == expected.shape, f"shape {tuple(y.shape)}, expected {expected.shape}"
     np.testing.assert_allclose(backend.to_numpy(y), expected, **tolerance(dtype))
+
+
+def run_python(script: str, *, timeout: float = 240, env: dict | None = None, cwd=None) -> str:
+    """Run ``script`` (dedented) in a fresh interpreter: its stdout, or a test failure with its output.
+
+    For state that must be fresh (a handler not yet registered, a pool not yet made, an install);
+    the timeout fails the test as a hang rather than hanging the run.
+    """
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(script)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            env=env,
+            cwd=cwd,
+        )
+    except subprocess.TimeoutExpired as err:
+        pytest.fail(f"timed out after {timeout} s (a hang):\n{err.stdout}\n{err.stderr}")
+    assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    return done.stdout

@@ -101,6 +101,8 @@ def test_keras_layers_are_on_the_api_page_with_examples(xcorr_api):
     [
         *("corr1d", "conv1d", "corr1d_vjp", "conv1d_vjp", "corr1d_multi", "corr1d_multi_vjp"),
         *("corr3d", "conv3d", "corr3d_vjp", "conv3d_vjp", "corr3d_multi", "corr3d_multi_vjp"),
+        *("corr3d_jvp", "conv3d_jvp", "corr3d_multi_jvp"),
+        *("conv_transpose3d", "conv_transpose3d_vjp", "corr3d_transpose", "corr3d_transpose_vjp"),
     ],
 )
 def test_one_and_three_d_functions_have_one_typed_entry_per_parameter(name):

@@ -302,3 +302,66 @@ def test_layer_refuses_bias_init_without_a_bias(backend):
             )
     assert layer_for(backend, 2, bias=False).bias is None  # without bias_init: accepted, as before
     assert layer_for(backend, 2, bias=True, bias_init="zeros").bias is not None
+
+
+# -- fillvalue out of an integer dtype's range -------------------------------------------------
+
+
+@pytest.mark.parametrize(("dtype", "fillvalue", "bounds"), [("int32", 1e10, "[-2147483648, 2147483647]"), ("uint8", -1, "[0, 255]")])
+def test_fillvalue_out_of_an_integer_range_is_refused(backend, dtype, fillvalue, bounds):
+    xp = backend.xp
+    if not hasattr(xp, dtype):
+        pytest.skip(f"{backend} has no {dtype}")
+    x = backend.asarray(np.ones((4, 5)), dtype=dtype)
+    k = backend.asarray(np.ones((2, 2)), dtype=dtype)
+    with pytest.raises(ValueError, match=rf"fillvalue {fillvalue!r} is out of the range .*{dtype}.*{bounds}".replace("[", r"\[").replace("]", r"\]")):
+        xcorr.corr2d(x, k, mode="full", fillvalue=fillvalue)
+
+
+# -- numpy masked arrays, seeds, TorchScript ---------------------------------------------------
+
+
+def test_masked_arrays_are_refused_with_how_to_fill_them():
+    x = np.ma.masked_array(np.ones((4, 4)), mask=np.eye(4, dtype=bool))
+    with pytest.raises(TypeError, match=r"x is a numpy masked array .*x\.filled\(0\)"):
+        xcorr.corr2d(x, np.ones((2, 2)))
+    with pytest.raises(TypeError, match=r"k is a numpy masked array"):
+        xcorr.corr2d(np.ones((4, 4)), np.ma.masked_array(np.ones((2, 2))))
+    filled = np.where(np.eye(4, dtype=bool), 0.0, 1.0)
+    np.testing.assert_array_equal(xcorr.corr2d(x.filled(0), np.ones((2, 2))), xcorr.corr2d(filled, np.ones((2, 2))))
+
+
+def test_negative_seed_error_names_seed():
+    with pytest.raises(ValueError, match=r"seed must be a non-negative int .*got -1"):
+        xcorr.Conv2D(3, seed=-1)
+
+
+@pytest.mark.parametrize("channels", [False, True], ids=["single-plane", "channels"])
+def test_torchscript_is_refused_with_a_clear_error(channels):
+    torch = require_module("torch")
+    import io
+    import warnings
+
+    if channels:
+        layer = xcorr.Conv2D(3, in_channels=2, out_channels=4, backend="torch")
+        x = torch.randn(2, 2, 8, 8)
+    else:
+        layer = xcorr.Conv2D(3, backend="torch")
+        x = torch.randn(8, 8)
+    eager = layer(x)
+    match = r"xcorr does not support TorchScript .*torch\.compile"
+    with warnings.catch_warnings():
+        # TorchScript's own deprecation notices, and the tracer's warnings about
+        # the shape checks that run before the refusal of a plain corr2d call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        with pytest.raises(RuntimeError, match=match):
+            torch.jit.trace(layer, (x,))
+        with pytest.raises(RuntimeError, match=match):
+            torch.jit.script(layer)
+        with pytest.raises(RuntimeError, match=match):
+            torch.onnx.export(layer, (x,), io.BytesIO(), dynamo=False)
+        with pytest.raises(RuntimeError, match=match):
+            torch.jit.trace(lambda x: xcorr.corr2d(x, torch.ones(3, 3)), (torch.randn(8, 8),))
+    assert torch.equal(layer(x), eager)  # the layer still works eagerly

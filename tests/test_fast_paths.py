@@ -23,7 +23,7 @@ from xcorr import _fft, toolkit
 from xcorr.backends import _numba, _numpy_fft
 from xcorr.backends import numpy as numpy_backend
 
-from matrix import BACKENDS, DTYPE_NAMES, require_module, tolerance
+from matrix import DTYPE_NAMES, backends_where, require_module, tolerance
 from paths import count_calls, force, spy
 from reference import fast_reference, random, reference_multi, reference_multi_vjp, reference_vjp
 
@@ -371,10 +371,10 @@ def test_numpy_tiled_fft_vjp_at_default_size(fft_paths):
     assert fft_paths["tiled"] == [True]
 
 
-# The one FFT VJP of the core (_fft.vjp): numpy's fused_vjp, torch's fft_vjp and the generic
-# adapter's VJP (array-api-strict, cupy) all reach it. jax differentiates through its own
-# transpose and dask block by block, so they are not in this list.
-FFT_VJP_BACKENDS = [b for b in BACKENDS if b.name in ("numpy", "array_api_strict", "torch", "torch_cuda", "cupy")]
+# The one FFT VJP of the core (_fft.vjp): every eager adapter reaches it (numpy's fused_vjp, torch's
+# fft_vjp and the generic adapter's VJP: array-api-strict, cupy). The adapters of lazy and traced
+# arrays do not: jax differentiates through its own transpose and dask block by block.
+FFT_VJP_BACKENDS = backends_where(lambda b: b.adapter.eager)
 FFT_VJP_CASES = {
     "batch-broadcast": ((2, 1, 20, 19), (3, 4, 5), dict()),
     "same-dilated": ((23, 21), (3, 4), dict(mode="same", dilation=(2, 3))),
@@ -399,8 +399,8 @@ def test_one_fft_vjp_in_the_core(monkeypatch, backend, name):
     x, k = random(x_shape), random(k_shape, seed=1)
     g = random(expected_of(x, k, options).shape, seed=2)
     xb, kb, gb = (backend.asarray(a) for a in (x, k, g))
-    if backend.name.startswith("torch"):
-        # Autograd's backward (grad mode off), where torch's fft_vjp applies.
+    if backend.adapter.autodiff:
+        # The library's own backward (torch's autograd, grad mode off), where torch's fft_vjp applies.
         import torch
 
         xb.requires_grad_(True)
@@ -414,7 +414,7 @@ def test_one_fft_vjp_in_the_core(monkeypatch, backend, name):
     check_vjp([backend.to_numpy(a) for a in got], x, k, g, options, "float64", scale=True)
 
 
-@pytest.mark.parametrize("backend", [b for b in FFT_VJP_BACKENDS if not b.name.startswith("torch")], ids=str)
+@pytest.mark.parametrize("backend", [b for b in FFT_VJP_BACKENDS if not b.adapter.autodiff], ids=str)
 def test_one_fft_vjp_gives_each_gradient_its_operands_dtype(monkeypatch, backend):
     # A float32 image and a float64 kernel: computed in float64, gx cast back to float32.
     backend.require()

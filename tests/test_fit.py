@@ -8,6 +8,7 @@ backend's run.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import pytest
@@ -207,3 +208,23 @@ def test_bad_data():
     torch = require_module("torch")
     with pytest.raises(TypeError, match=r"x and layer.weight must come from the same array library"):
         xcorr.fit(layer, torch.asarray(x), y)
+
+
+# -- the learning rate -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lr", [math.inf, -math.inf, math.nan, np.float64(np.nan)])
+def test_fit_refuses_a_non_finite_learning_rate(lr):
+    layer = xcorr.Conv2D(3, backend="numpy")
+    x = np.ones((6, 6))
+    with pytest.raises(ValueError, match=r"lr must be a positive number; got .*(inf|nan)"):
+        xcorr.fit(layer, x, layer(x), lr=lr, steps=2)
+
+
+def test_fit_takes_numpy_scalars_as_the_learning_rate():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 8))
+    y = rng.standard_normal((6, 6))
+    _, losses32 = xcorr.fit(xcorr.Conv2D(3, backend="numpy", seed=1), x, y, lr=np.float32(0.01), steps=3)
+    _, losses = xcorr.fit(xcorr.Conv2D(3, backend="numpy", seed=1), x, y, lr=float(np.float32(0.01)), steps=3)
+    assert losses32 == losses and losses[-1] < losses[0]

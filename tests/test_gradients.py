@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import xcorr
 
-from matrix import BACKENDS, assert_result, require_module
+from matrix import assert_result, backends_where, require_module
 from reference import fast_reference, reference, reference_vjp
 
 MODES = ("valid", "same", "full")
@@ -88,12 +88,12 @@ def problem(case, name, mode, boundary, fillvalue=0.5):
 
 def framework_vjp(backend, f, x, k, g, options):
     """Gradients the way each backend trains: torch autograd, jax.vjp, else the core VJP."""
-    if backend.name.startswith("torch"):
+    if backend.library == "torch":
         import torch
 
         x, k = x.requires_grad_(), k.requires_grad_()
         return torch.autograd.grad(f(x, k, **options), (x, k), g)
-    if backend.name.startswith("jax"):
+    if backend.library == "jax":
         import jax
 
         _, pullback = jax.vjp(lambda x, k: f(x, k, **options), x, k)
@@ -193,9 +193,9 @@ def test_property_vjp_equals_finite_differences(backend, data, H, W, h, w, mode,
     assert_result(backend, got_k, gk, "float64")
 
 
-# jax compiles every drawn configuration (forward and backward): its batched
+# A traced backend (jax) compiles every drawn configuration (forward and backward): its batched
 # property runs in tests/test_fast_paths.py (test_property_jax_paths).
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if not b.name.startswith("jax")], ids=str)
+@pytest.mark.parametrize("backend", backends_where(lambda b: not b.traced), ids=str)
 @given(
     data=st.data(),
     batch=st.lists(st.integers(1, 3), max_size=2),
@@ -527,7 +527,7 @@ def test_vjp_with_a_dilation_wider_than_the_image_matches_reference(backend, nam
     gx, gk = FUNCTIONS[name][1](xb, backend.asarray(k), backend.asarray(g), **options)
     assert_result(backend, gx, ex, "float64", like=xb)
     assert_result(backend, gk, ek, "float64", like=xb)
-    if backend.name.startswith(("torch", "jax")):  # the framework's own backward goes the same way
+    if backend.adapter.autodiff:  # the framework's own backward goes the same way
         gx, gk = framework_vjp(backend, FUNCTIONS[name][0], xb, backend.asarray(k), backend.asarray(g), options)
         assert_result(backend, gx, ex, "float64")
         assert_result(backend, gk, ek, "float64")
@@ -557,7 +557,7 @@ def test_vjp_of_a_huge_dilation_allocates_what_the_forward_does(backend):
         gx, gk = backend.to_numpy(gx), backend.to_numpy(gk)
         assert np.vdot(gk, dk) == pytest.approx(np.vdot(g, forward(x, dk)), rel=1e-10, abs=1e-10)
         assert np.vdot(gx, dx) == pytest.approx(np.vdot(g, forward(dx, k)), rel=1e-10, abs=1e-10)
-        if backend.name.startswith(("torch", "jax")):
+        if backend.adapter.autodiff:
             fx, fk = framework_vjp(backend, xcorr.corr2d, backend.asarray(x), backend.asarray(k), backend.asarray(g), options)
             np.testing.assert_allclose(backend.to_numpy(fx), gx, rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(backend.to_numpy(fk), gk, rtol=1e-12, atol=1e-12)

@@ -16,7 +16,7 @@ init = xcorr.initializers
 
 
 def name_of(backend):
-    return {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+    return backend.library
 
 
 @pytest.mark.parametrize(

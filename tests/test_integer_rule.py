@@ -15,6 +15,8 @@ import pytest
 
 import xcorr
 
+from matrix import require_module
+
 # (x dtype, w dtype): the promoted dtype is what the result must have.
 PAIRS = [("int8", "int8"), ("uint8", "uint8"), ("uint8", "int16"), ("int16", "int16"), ("uint16", "uint16")]
 
@@ -219,8 +221,8 @@ def _exact_int64(x: np.ndarray, k: np.ndarray, g: np.ndarray):
 @pytest.mark.parametrize("method", ["auto", "direct", "native"])
 def test_large_integer_calls_take_the_same_rule(backend, method):
     """Sizes where the backends' fast paths (numba kernels, threaded bands, native hooks) are taken."""
-    if method == "native" and backend.name not in ("torch", "jax", "torch_cuda", "jax_gpu"):
-        pytest.skip("method='native' is torch's and jax's")
+    if method == "native" and not backend.adapter.native:
+        pytest.skip(f"{backend.name} has no native convolution (method='native' is torch's and jax's)")
     x = _data((6, 80, 90), "int8", 21)
     k = _data((5, 4), "int8", 22)
     g = _data((6, 76, 87), "int8", 23)
@@ -274,3 +276,48 @@ def test_dask_lazy_dtype_is_the_computed_dtype(xd, kd):
         assert np.dtype(y.dtype) == computed.dtype, f"{name}: lazy {y.dtype}, computed {computed.dtype}"
         if name in ("corr2d", "corr2d_multi", "corr2d_multi groups", "conv_transpose2d", "corr2d_transpose"):
             assert computed.dtype == promoted, f"{name}: {computed.dtype}, expected {promoted}"
+
+
+# -- torch's wide unsigned dtypes (no add/mul kernels) -----------------------------------------
+
+
+def _exact_extended(x: np.ndarray, k: np.ndarray, mode: str, fillvalue: int = 0) -> np.ndarray:
+    """Exact "valid" or "full" correlation (Python ints): "full" pads x with ``fillvalue`` first."""
+    x = _obj(x)
+    if mode == "full":
+        h, w = k.shape
+        padded = np.full((x.shape[0] + 2 * (h - 1), x.shape[1] + 2 * (w - 1)), int(fillvalue), dtype=object)
+        padded[h - 1 : h - 1 + x.shape[0], w - 1 : w - 1 + x.shape[1]] = x
+        x = padded
+    return _valid(x, _obj(k))
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64"])
+@pytest.mark.parametrize("mode", ["valid", "full"])
+def test_torch_wide_unsigned_dtypes_compute_as_numpy_does(dtype, mode):
+    """torch's uint16/32/64 (no add/mul kernels) give the modular results numpy's arithmetic would, in
+    their own dtype: the exact sums in Python ints, reduced modulo 2**bits."""
+    torch = require_module("torch")
+    rng = np.random.default_rng(2)
+    top = np.iinfo(dtype).max
+    x = rng.integers(0, top, (40, 50), dtype=dtype, endpoint=True)
+    k = rng.integers(0, top, (3, 4), dtype=dtype, endpoint=True)
+    fill = int(top) - 3
+    expected = _wrap(_exact_extended(x, k, mode, fill), dtype)
+    y = xcorr.corr2d(torch.from_numpy(x), torch.from_numpy(k), mode=mode, fillvalue=fill)
+    assert y.dtype == getattr(torch, dtype)
+    np.testing.assert_array_equal(y.numpy(), expected)
+    # conv2d "same" with a 2x2 kernel: the flipped kernel's "full" result from its first row and column
+    small = np.arange(12, dtype=dtype).reshape(3, 4)
+    expected = _wrap(_exact_extended(small, small[:2, :2][::-1, ::-1], "full")[:3, :4], dtype)
+    np.testing.assert_array_equal(
+        xcorr.conv2d(torch.from_numpy(small), torch.from_numpy(small[:2, :2]), mode="same").numpy(), expected
+    )
+
+
+def test_torch_unpromotable_dtypes_are_a_named_error():
+    torch = require_module("torch")
+    with pytest.raises(TypeError, match=r"torch.uint32 and torch.int32 have no common result dtype"):
+        xcorr.corr2d(torch.ones(3, 3, dtype=torch.uint32), torch.ones(2, 2, dtype=torch.int32))
+    y = xcorr.corr2d(torch.ones(3, 3, dtype=torch.uint16), torch.ones(2, 2, dtype=torch.float32))
+    assert y.dtype == torch.float32 and torch.equal(y, torch.full((2, 2), 4.0))

@@ -328,3 +328,37 @@ def test_custom_calls_only_on_the_tested_ffi_layout(monkeypatch):
                        autodiff.differentiable_kernel, ops.forward_kernel):  # fmt: skip
             cached.cache_clear()
         clear_prepared()
+
+
+# -- jax.export of the default method ----------------------------------------------------------
+
+
+def test_jax_export_of_the_default_method_takes_xla_ops(monkeypatch):
+    """Exported code gets XLA's own ops where a jitted call takes numba's custom calls (same numbers)."""
+    jax = require_module("jax")
+    require_module("numba")
+    import jax.numpy as jnp
+    from jax import export
+
+    from xcorr.backends import _jax_numba
+
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.standard_normal((200, 150)), jnp.float32)
+    k = jnp.asarray(rng.standard_normal((3, 3)), jnp.float32)
+
+    def loss(x, k):
+        return (xcorr.corr2d(x, k, mode="same") ** 2).sum()
+
+    forward = jax.jit(lambda x, k: xcorr.corr2d(x, k, mode="same"))
+    gradients = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    batched = jax.jit(jax.vmap(lambda x: xcorr.corr2d(x, k, mode="full")))
+    xs = jnp.stack([x, 2 * x])
+    for function, args in ((forward, (x, k)), (gradients, (x, k)), (batched, (xs,))):
+        # jitted: numba's kernels as custom calls (this is what export used to refuse)
+        assert "custom_call" in function.lower(*args).as_text()
+        exported = export.export(function)(*args)
+        assert "custom_call" not in exported.mlir_module()
+        want, got = jax.tree.leaves(function(*args)), jax.tree.leaves(exported.call(*args))
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-5 * float(jnp.abs(b).max()))
+    assert "xcorr_correlate_float32" in _jax_numba._COMPILED

@@ -19,7 +19,7 @@ DTYPES = ("float32", "float64")
 
 def layer_for(backend, *args, **kwargs):
     """A Conv2D whose parameters live on ``backend`` (a matrix entry)."""
-    name = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+    name = backend.library
     layer = xcorr.Conv2D(*args, backend=name, **kwargs)
     if backend.name == "torch_cuda":
         layer = layer.to("cuda")

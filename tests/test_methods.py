@@ -20,12 +20,11 @@ from matrix import CPU_BACKENDS, assert_result, require_module, tolerance
 from paths import force, spy
 from reference import fast_reference, random, reference, reference_multi, reference_vjp
 
-NATIVE = {"torch", "torch_cuda", "jax", "jax_gpu"}
 FUNCTIONS = {"corr2d": (xcorr.corr2d, False), "conv2d": (xcorr.conv2d, True)}
 
 
 def methods_of(backend):
-    return ("direct", "fft", "native") if backend.name in NATIVE else ("direct", "fft")
+    return ("direct", "fft", "native") if backend.adapter.native else ("direct", "fft")
 
 
 @pytest.mark.parametrize("method", ["auto", "direct", "fft", "native"])
@@ -42,7 +41,7 @@ def methods_of(backend):
     ],
 )
 def test_every_method_matches_reference(backend, method, name, mode, boundary, stride, dilation):
-    if method == "native" and backend.name not in NATIVE:
+    if method == "native" and not backend.adapter.native:
         pytest.skip(f"{backend.name} has no native convolution")
     f, convolve = FUNCTIONS[name]
     x, k = random((2, 13, 17)), random((4, 5), seed=1)
@@ -97,7 +96,7 @@ def test_fft_refuses_integers(backend):
 
 def test_native_needs_a_native_convolution(backend):
     x, k = backend.asarray(random((6, 6))), backend.asarray(random((2, 2), seed=1))
-    if backend.name in NATIVE:
+    if backend.adapter.native:
         assert_result(backend, xcorr.corr2d(x, k, method="native"), reference(random((6, 6)), random((2, 2), seed=1)), "float64")
         return
     with pytest.raises(ValueError, match=r'method="native" needs a library with a native convolution'):
@@ -111,7 +110,7 @@ def test_unknown_method(method):
 
 
 def test_native_falls_back_to_direct_for_integers(backend):
-    if backend.name not in NATIVE:
+    if not backend.adapter.native:
         pytest.skip(f"{backend.name} has no native convolution")
     x, k = random((9, 8), "int32"), random((3, 2), "int32", seed=1)
     y = xcorr.conv2d(backend.asarray(x), backend.asarray(k), mode="full", method="native")
@@ -328,7 +327,7 @@ def test_jax_methods_trace_under_jit():
 
 @pytest.mark.parametrize("method", ["auto", "direct", "fft", "native"])
 def test_corr2d_multi_methods(backend, method):
-    if method == "native" and backend.name not in NATIVE:
+    if method == "native" and not backend.adapter.native:
         pytest.skip(f"{backend.name} has no native convolution")
     x, w = random((2, 4, 9, 10)), random((6, 2, 3, 2), seed=1)
     options = dict(mode="same", boundary="symm", stride=(1, 2), groups=2)

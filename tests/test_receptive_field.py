@@ -10,9 +10,9 @@ import pytest
 import xcorr
 from xcorr import Window
 
-from matrix import BACKENDS, require_module
+from matrix import backends_where, require_module
 
-AUTODIFF = [b for b in BACKENDS if b.name.startswith(("torch", "jax"))]
+AUTODIFF = backends_where(lambda b: b.adapter.autodiff)
 
 # -- closed forms, checked by hand ------------------------------------------------
 
@@ -306,7 +306,7 @@ def test_measured_field_errors(backend):
         xcorr.empirical_receptive_field([layer], backend.asarray(np.ones(6)), (0,))
     with pytest.raises(TypeError, match=r"fn\[0\] is a Window"):
         xcorr.empirical_receptive_field([Window(3)], x, (0, 0))
-    if backend.name.startswith(("torch", "jax")):
+    if backend.adapter.autodiff:
         with pytest.raises(ValueError, match=r"index must have between 2 and 2 entries"):
             xcorr.empirical_receptive_field(layer, x, (0, 0, 0))
         with pytest.raises(IndexError, match=r"index \(4, 0\) is outside the output of shape \(4, 4\)"):
@@ -321,7 +321,7 @@ def test_measured_field_errors(backend):
 
 
 def test_one_conv2d_is_a_stack_of_one(backend):
-    family = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+    family = backend.library
     (layer,) = conv_stack(backend, [(3, {"dilation": 2})])
     field = xcorr.empirical_receptive_field(layer, backend.asarray(np.ones((7, 8))), (1, 2))
     expected = np.zeros((7, 8), dtype=bool)
@@ -335,7 +335,7 @@ def test_one_conv2d_is_a_stack_of_one(backend):
 
 def conv_stack(backend, specs, *, channels=()):
     """Conv2D layers of ``backend`` with positive weights (no accidental cancellation)."""
-    family = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+    family = backend.library
     layers = []
     for n, (kernel_size, options) in enumerate(specs):
         if channels:
@@ -491,7 +491,7 @@ def test_receptive_field_of_a_transposed_convolution():
 
 
 def test_receptive_field_reads_conv2d_layers(backend):
-    family = {"torch_cuda": "torch", "jax_gpu": "jax"}.get(backend.name, backend.name)
+    family = backend.library
     layers = [
         xcorr.Conv2D(3, mode="same", dilation=2, backend=family),
         xcorr.Conv2D((1, 2), stride=(2, 1), backend=family),

@@ -16,6 +16,7 @@ import pytest
 import xcorr
 
 from matrix import require_module
+from paths import spy
 
 torch = require_module("torch")
 
@@ -89,16 +90,46 @@ def test_complex(method):
     _check("conv2d", "valid", "wrap", "strided", method, dtype=torch.complex128)
 
 
-def test_kernel_gradient_hook_takes_large_direct_cases():
-    # The hook must actually serve these sizes (else the tests above test the core).
-    x = torch.randn(70, 75, dtype=torch.float64)
-    k = torch.randn(3, 4, dtype=torch.float64)
-    opts = Options.parse(method="direct")
-    geometry = plan(x.shape, k.shape, opts)
-    g = torch.randn(geometry.out_shape, dtype=torch.float64)
-    assert ops.kernel_gradient_applies(ADAPTER.tuning, x, k, g, geometry, "direct")
-    gk = ops.kernel_gradient(ADAPTER.tuning, array_namespace(x), x, k, g, opts, geometry)
-    assert gk.shape == k.shape
+# The cases whose kernel gradient backends/torch/ops.py serves itself: all but a column stride
+# ("col-stride"), which its kernel gradient declines.
+HOOK_CASES = [name for name in CASES if name != "col-stride"]
+
+
+def _conv2d_autograd(x, k, g, mode, stride, dilation):
+    """``(y, gx, gk)``: torch's autograd through ``F.conv2d`` in float64, each broadcast plane its own group
+    (``"full"``: ``F.pad`` by the dilated kernel's extent - 1 on every side first)."""
+    F = torch.nn.functional
+    batch = torch.broadcast_shapes(x.shape[:-2], k.shape[:-2])
+    xt, kt = x.detach().clone().requires_grad_(), k.detach().clone().requires_grad_()
+    xb = xt.expand(*batch, *x.shape[-2:]).reshape(1, -1, *x.shape[-2:])
+    kb = kt.expand(*batch, *k.shape[-2:]).reshape(-1, 1, *k.shape[-2:])
+    dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
+    if mode == "full":
+        eh, ew = dh * (k.shape[-2] - 1), dw * (k.shape[-1] - 1)
+        xb = F.pad(xb, (ew, ew, eh, eh))
+    y = F.conv2d(xb, kb, stride=stride, dilation=dilation, groups=kb.shape[0])
+    y = y.reshape(*batch, *y.shape[-2:])
+    return (y.detach(), *torch.autograd.grad(y, (xt, kt), g))
+
+
+@pytest.mark.parametrize("mode", ["valid", "full"])
+@pytest.mark.parametrize("case", HOOK_CASES)
+def test_kernel_gradient_hook_takes_large_direct_cases(monkeypatch, case, mode):
+    """The hook serves these sizes through autograd's backward of corr2d (else the tests above test the
+    core), and its kernel gradient is torch's autograd of F.conv2d in float64."""
+    served = spy(monkeypatch, ops, "kernel_gradient")
+    x_shape, k_shape, stride, dilation = CASES[case]
+    rng = np.random.default_rng(1)
+    x = torch.asarray(rng.standard_normal(x_shape)).requires_grad_()
+    k = torch.asarray(rng.standard_normal(k_shape)).requires_grad_()
+    y = xcorr.corr2d(x, k, mode=mode, stride=stride, dilation=dilation, method="direct")
+    g = torch.asarray(rng.standard_normal(tuple(y.shape)))
+    gx, gk = torch.autograd.grad(y, (x, k), g)
+    assert served, "the kernel gradient did not go through backends/torch/ops.py"
+    want_y, want_gx, want_gk = _conv2d_autograd(x, k, g, mode, stride, dilation)
+    torch.testing.assert_close(y.detach(), want_y, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gk, want_gk, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gx, want_gx, rtol=1e-10, atol=1e-10)
 
 
 def test_fused_fft_backward_takes_fill_cases():

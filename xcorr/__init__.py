@@ -31,6 +31,8 @@ from ._one_d_jvp import conv1d_jvp, corr1d_jvp, corr1d_multi_jvp
 from ._one_d_transpose import conv_transpose1d, conv_transpose1d_vjp, corr1d_transpose, corr1d_transpose_vjp
 from ._receptive import ReceptiveField, Window, receptive_field
 from ._three_d import conv3d, conv3d_vjp, corr3d, corr3d_multi, corr3d_multi_vjp, corr3d_vjp
+from ._three_d_jvp import conv3d_jvp, corr3d_jvp, corr3d_multi_jvp
+from ._three_d_transpose import conv_transpose3d, conv_transpose3d_vjp, corr3d_transpose, corr3d_transpose_vjp
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._vjp import conv2d_vjp, corr2d_vjp
 
@@ -53,11 +55,14 @@ __all__ = [
     "conv2d_jvp",
     "conv2d_vjp",
     "conv3d",
+    "conv3d_jvp",
     "conv3d_vjp",
     "conv_transpose1d",
     "conv_transpose1d_vjp",
     "conv_transpose2d",
     "conv_transpose2d_vjp",
+    "conv_transpose3d",
+    "conv_transpose3d_vjp",
     "corr1d",
     "corr1d_jvp",
     "corr1d_multi",
@@ -75,8 +80,12 @@ __all__ = [
     "corr2d_transpose_vjp",
     "corr2d_vjp",
     "corr3d",
+    "corr3d_jvp",
     "corr3d_multi",
+    "corr3d_multi_jvp",
     "corr3d_multi_vjp",
+    "corr3d_transpose",
+    "corr3d_transpose_vjp",
     "corr3d_vjp",
     "empirical_receptive_field",
     "feature_maps",

@@ -104,6 +104,8 @@ class Adapter:
     #: Whether the direct kernel gradient takes ``vecdot`` along rows (one
     #: pass, no product temporary) rather than ``sum(g * window)``.
     vecdot_kernel_gradient: ClassVar[bool] = False
+    #: The numbers of spatial axes (1, 3) that ``correlate_multi_native`` convolves natively.
+    native_axes: ClassVar[tuple[int, ...]] = ()
 
     def __init__(self, name: str | None = None, array_module: str | None = None) -> None:
         if name is not None:
@@ -230,11 +232,8 @@ class Adapter:
     def correlate_multi_bias(
         self, xp: Namespace, x: Array, w: Array, b: Array, options: Options, geometry: Geometry, groups: int
     ) -> Array:
-        """``correlate_multi`` plus ``b`` (shape ``(C_out,)``) on every output channel, channels first.
-
-        ``b``'s dtype promotes to the output's (checked by the caller).
-        Generic: ``correlate_multi``, then one broadcast add.
-        """
+        """``correlate_multi`` plus ``b`` (``(C_out,)``, of a dtype the output holds) on every output
+        channel, channels first. Generic: ``correlate_multi``, then one broadcast add."""
         y = self.correlate_multi(xp, x, w, options, geometry, groups)
         return y + xp.astype(b, y.dtype)[:, None, None]
 
@@ -254,16 +253,10 @@ class Adapter:
 
         Generic: refuses them with a ValueError, before any computation.
         """
-        given = ", ".join(
-            f"{name}={value!r}"
-            for name, value in (("precision", precision), ("preferred_element_type", preferred_element_type))
-            if value is not None
-        )
-        msg = (
-            f"precision and preferred_element_type are jax's (lax.conv_general_dilated's) options; got "
-            f"{given} for {self.name} arrays"
-        )
-        raise ValueError(msg)
+        given = {"precision": precision, "preferred_element_type": preferred_element_type}
+        got = ", ".join(f"{name}={value!r}" for name, value in given.items() if value is not None)
+        msg = f"precision and preferred_element_type are jax's (lax.conv_general_dilated's) options; got {got}"
+        raise ValueError(f"{msg} for {self.name} arrays")
 
     def correlate_multi_vjp(
         self,
@@ -294,6 +287,14 @@ class Adapter:
         """
         y = self.correlate_multi(xp, to_first(xp, x), w, options, geometry, groups)
         return to_last(xp, y)
+
+    def correlate_multi_native(
+        self, xp: Namespace, x: Array, w: Array, b: Array | None, pads, stride, dilation, groups: int
+    ) -> Array:
+        """The valid correlation of ``x`` ``(N, C_in, *spatial)`` zero-padded by ``pads`` (a pair per
+        axis) with ``w`` ``(C_out, C_in // groups, *taps)``, plus ``b``: the library's own convolution,
+        called for float32/float64 operands of one dtype and ``len(pads)`` in ``native_axes``."""
+        raise NotImplementedError(f"{self.name} has no native convolution in {len(pads)} dimensions")
 
     def correlate_multi_transpose(self, xp: Namespace, x: Array, w: Array, plan: TransposePlan) -> Array:
         """``conv_transpose2d`` of validated inputs: the adjoint of ``corr2d_multi`` at ``x``.

@@ -306,3 +306,29 @@ def generic_transpose(adapter, xp, x, w, tp: TransposePlan):
     ge = input_gradient(adapter, xp, like, wg, gg, tp.options, geometry)
     full = xp.reshape(ge, (n, groups * og, rows.size, cols.size))
     return finish(xp, full if x.ndim == 4 else full[0, ...], tp)
+
+
+# -- the library's own convolution in one or three dimensions ------------------
+
+
+def native_multi(
+    adapter: AdapterOperations, xp, x, w, b, dtype, plans: tuple[AxisPlan, ...], groups: int, last: bool, options
+):
+    """``corr1d_multi`` / ``corr3d_multi`` of ``x`` ``(N, C, *spatial)`` (``last``: ``(N, *spatial, C)``)
+    by the library's own convolution (``Adapter.correlate_multi_native``), the operands cast to the
+    result's ``dtype`` where they differ from it (no cast in a traced graph otherwise): a zero
+    extension is the call's padding, any other is made first along each axis."""
+    x, w, b = (a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in (x, w, b))
+    if last:
+        x = xp.permute_dims(x, (0, x.ndim - 1, *range(1, x.ndim - 1)))
+    zeros = options.boundary == "fill" and options.fillvalue == 0
+    pads = []
+    for axis, p in enumerate(plans, start=2):
+        if zeros or p.inside:
+            pads.append((-p.lo, max(p.hi - (x.shape[axis] - 1), 0)))
+        else:
+            x = extend_axis(xp, x, axis, p.lo, p.hi, options.boundary, options.fillvalue)
+            pads.append((0, 0))
+    steps, dilations = tuple(p.step for p in plans), tuple(p.dilation for p in plans)
+    y = adapter.correlate_multi_native(xp, x, w, b, tuple(pads), steps, dilations, groups)
+    return xp.permute_dims(y, (0, *range(2, y.ndim), 1)) if last else y

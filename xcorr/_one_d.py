@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 
+from ._adapter import adapter_for
 from ._call import check_bias, check_groups, parse_options, public_key
+from ._composite import native_multi
 from ._correlate import conv2d, corr2d
 from ._fronts import broadcast_batch, check_g, front_doc
 from ._layout import parse_data_format
 from ._multi import corr2d_multi, corr2d_multi_vjp
-from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, plan_axis
+from ._options import MAX_AXIS, MAX_ELEMENTS, AxisPlan, check_arrays, plan_axis, result_dtype
 from ._padding import PADDING_NAMES, lax_pads, parse_int
 from ._prepared import _PREPARED, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
@@ -82,8 +84,8 @@ def _padding(padding: object, mode: object):
     return (left, right), ((0, 0), (left, right))
 
 
-def _count(x_shape, k_shape, batch, options, stride: int, dilation: int, pads, *, L=None, k_name="k") -> int:
-    """The output length of a 1-D correlation of ``x_shape`` with ``k_shape`` (their last axes;
+def _axis(x_shape, k_shape, batch, options, stride: int, dilation: int, pads, *, L=None, k_name="k") -> AxisPlan:
+    """The windows (and so the output length) of a 1-D correlation of ``x_shape`` with ``k_shape`` (their last axes;
     ``L``: the signal's length where it is not the last axis of ``x``, which is channels-last),
     after the checks of ``xcorr._options.plan`` in 1-D terms."""
     L, taps = x_shape[-1] if L is None else L, k_shape[-1]
@@ -125,7 +127,7 @@ def _count(x_shape, k_shape, batch, options, stride: int, dilation: int, pads, *
             'without repeating the edge needs at least 2; boundary="edge" or "symm" repeat that element'
         )
         raise ValueError(msg)
-    return axis.count
+    return axis
 
 
 def _check(op: str, x, k, g, mode, boundary, fillvalue, stride, dilation, method, padding):
@@ -141,7 +143,7 @@ def _check(op: str, x, k, g, mode, boundary, fillvalue, stride, dilation, method
     )
     batch = broadcast_batch(x.shape, k.shape, 1)
     pads, padding_2d, mode = _centred(options, k.shape[-1], d, pads, padding_2d, mode)
-    out = (*batch, _count(x.shape, k.shape, batch, options, s, d, pads))
+    out = (*batch, _axis(x.shape, k.shape, batch, options, s, d, pads).count)
     if g is not None:
         check_g(x, g, out)
     keywords = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": (1, s), "dilation": (1, d)}
@@ -162,7 +164,7 @@ def _centred(options, taps: int, dilation: int, pads, padding_2d, mode):
 
 
 def _check_multi(x, w, g, bias, groups, data_format, options: dict):
-    """The namespace, whether channels-last, and the 2-D keywords of a checked ``corr1d_multi`` call."""
+    """The namespace, whether channels-last, the 2-D keywords and the windows of a checked ``corr1d_multi`` call."""
     channels_last = parse_data_format(data_format)
     xp = check_arrays(x, w, k_name="w")
     layout = "(N, L, C_in) or (L, C_in)" if channels_last else "(N, C_in, L) or (C_in, L)"
@@ -180,12 +182,13 @@ def _check_multi(x, w, g, bias, groups, data_format, options: dict):
     parsed = parse_options({n: options[n] for n in ("mode", "boundary", "fillvalue", "method")})
     pads, padding_2d, mode = _centred(parsed, w.shape[-1], d, pads, padding_2d, options["mode"])
     L = x.shape[-2 if channels_last else -1]
-    count = _count(x.shape, w.shape, (*x.shape[:-2], c_out), parsed, s, d, pads, L=L, k_name="w")
+    axis = _axis(x.shape, w.shape, (*x.shape[:-2], c_out), parsed, s, d, pads, L=L, k_name="w")
+    count = axis.count
     if g is not None:
         out = (*x.shape[:-2], count, c_out) if channels_last else (*x.shape[:-2], c_out, count)
         check_g(x, g, out, ' (data_format="channels_last")' if channels_last else "")
     keywords = {**options, "mode": mode, "stride": (1, s), "dilation": (1, d), "padding": padding_2d}
-    return xp, channels_last, {**keywords, "groups": groups, "data_format": data_format}
+    return xp, channels_last, {**keywords, "groups": groups, "data_format": data_format}, axis
 
 
 # -- the public fronts ------------------------------------------------------------------------
@@ -299,9 +302,15 @@ def corr1d_multi(
     data_format: DataFormat = "channels_first",
 ) -> Array:
     given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
-    xp, last, keywords = _check_multi(
+    xp, last, keywords, windows = _check_multi(
         x, w, None, bias, groups, data_format, {**given, "method": method, "padding": padding}
     )
+    dtype, adapter = result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
+    if 1 in adapter.native_axes and method in ("auto", "native") and dtype in (xp.float32, xp.float64):
+        xb = x if x.ndim == 3 else xp.expand_dims(x, axis=0)
+        options = parse_options({"boundary": boundary, "fillvalue": fillvalue})
+        y = native_multi(adapter, xp, xb, w, bias, dtype, (windows,), keywords["groups"], last, options)
+        return y if x.ndim == 3 else y[0, ...]
     axis = -3 if last else -2
     y = corr2d_multi(xp.expand_dims(x, axis=axis), xp.expand_dims(w, axis=-2), bias=bias, **keywords)
     return xp.squeeze(y, axis=axis)
@@ -324,7 +333,7 @@ def corr1d_multi_vjp(
     data_format: DataFormat = "channels_first",
 ) -> tuple[Array, Array]:
     given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
-    xp, last, keywords = _check_multi(
+    xp, last, keywords, _ = _check_multi(
         x, w, g, None, groups, data_format, {**given, "method": method, "padding": padding}
     )
     axis = -3 if last else -2

@@ -72,3 +72,7 @@ class AdapterOperations(Protocol):
     def kernel_gradient_sum(
         self, xp: Namespace, xe: Array, g: Array, options: Options, k_shape: tuple[int, ...]
     ) -> Array: ...
+
+    def correlate_multi_native(
+        self, xp: Namespace, x: Array, w: Array, b: Array | None, pads, stride, dilation, groups: int
+    ) -> Array: ...

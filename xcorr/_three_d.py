@@ -14,8 +14,10 @@ and stack the kernel gradients per tap. The arguments are checked here first, in
 
 from __future__ import annotations
 
+from ._adapter import adapter_for
 from ._call import parse_options, public_key
 from ._compat import device
+from ._composite import native_multi
 from ._correlate import corr2d
 from ._direct import extend_axis, fold_axis, window, zero_insert
 from ._fronts import front_doc
@@ -224,10 +226,14 @@ def corr3d_multi(
 ) -> Array:
     given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
     given = {**given, "method": method, "padding": padding}
-    xp, last, plan, keywords = check_multi(x, w, None, bias, groups, data_format, given)
-    single = x.ndim == 4
+    xp, last, plans, keywords = check_multi(x, w, None, bias, groups, data_format, given, every_axis=True)
+    single, plan, dtype, adapter = x.ndim == 4, plans[0], result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
     xb = xp.expand_dims(x, axis=0) if single else x
-    xe = _extended(xp, xb, result_dtype(xp, x.dtype, w.dtype), plan, given, -4 if last else -3)
+    if 3 in adapter.native_axes and method in ("auto", "native") and dtype in (xp.float32, xp.float64):
+        options = parse_options({"boundary": boundary, "fillvalue": fillvalue})
+        y = native_multi(adapter, xp, xb, w, bias, dtype, plans, keywords["groups"], last, options)
+        return y[0, ...] if single else y
+    xe = _extended(xp, xb, dtype, plan, given, -4 if last else -3)
     total = None
     for j in range(plan.taps):
         term = corr2d_multi(_planes(xp, xe, plan, j, last), w[:, :, j, :, :], bias=None if j else bias, **keywords)

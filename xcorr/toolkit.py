@@ -53,7 +53,8 @@ Re-entry
     :func:`correlate` runs a correlation of parsed options through the public
     dispatcher (an adapter evaluating blocks with another library's arrays);
     the public functions :func:`corr2d`, :func:`conv2d`,
-    :func:`corr2d_multi`, :func:`corr2d_transpose`, :func:`conv_transpose2d`.
+    :func:`corr2d_multi`, :func:`corr2d_transpose`, :func:`conv_transpose2d`, and their 1-D and
+    3-D forms (which torch's compiler takes whole into its graphs, as the 2-D ones).
 Layers and training
     :class:`Conv2D` and :class:`Conv2DTranspose` (the base classes of a
     library's layers), :func:`loss_and_gradient` (a loss and its gradient
@@ -96,10 +97,12 @@ from ._layer_1d import Conv1D
 from ._layer_3d import Conv3D
 from ._layout import to_first, to_last
 from ._multi import corr2d_multi, correlate_multi, multi_vjp
-from ._one_d import corr1d_multi
+from ._one_d import conv1d, corr1d, corr1d_multi
+from ._one_d_transpose import conv_transpose1d, corr1d_transpose
 from ._options import BOUNDARY_ALIASES, AxisPlan, Geometry, Options, plan, result_dtype
 from ._padding import MODES
-from ._three_d import corr3d_multi
+from ._three_d import conv3d, corr3d, corr3d_multi
+from ._three_d_transpose import conv_transpose3d, corr3d_transpose
 from ._training import fit_arrays, loss_and_gradient
 from ._transpose import conv_transpose2d, corr2d_transpose
 from ._typing import Array, Boundary, Method, Mode
@@ -142,13 +145,21 @@ __all__ = [
     "choose_method",
     "compact",
     "compact_axis",
+    "conv1d",
     "conv2d",
+    "conv3d",
+    "conv_transpose1d",
     "conv_transpose2d",
+    "conv_transpose3d",
+    "corr1d",
     "corr1d_multi",
+    "corr1d_transpose",
     "corr2d",
     "corr2d_multi",
     "corr2d_transpose",
+    "corr3d",
     "corr3d_multi",
+    "corr3d_transpose",
     "correlate",
     "correlate_multi",
     "dilate",

@@ -38,6 +38,7 @@ class JaxAdapter(Adapter):
     tuning = JaxTuning()
     native = True
     eager = False
+    native_axes = (1, 3)
     autodiff = True
     # Arrays committed to different devices: jax refuses the jitted call itself.
     devices = False
@@ -107,6 +108,12 @@ class JaxAdapter(Adapter):
         if options.method in ("auto", "native") and ops.channels_last_applies(xp, x, w, options, geometry):
             return ops.correlate_multi(xp, x, w, options, geometry, groups, channels_last=True)
         return super().correlate_multi_channels_last(xp, x, w, options, geometry, groups)
+
+    def correlate_multi_native(self, xp, x, w, b, pads, stride, dilation, groups):
+        y = jax.lax.conv_general_dilated(
+            x, w, window_strides=stride, padding=pads, rhs_dilation=dilation, feature_group_count=groups
+        )
+        return y if b is None else y + b.reshape((-1,) + (1,) * len(pads))
 
     def correlate_multi_transpose(self, xp, x, w, plan):
         if ops.real_floating(xp, x, w):

@@ -21,6 +21,7 @@ class TorchAdapter(Adapter):
     tuning = TorchTuning()
     native = True
     autodiff = True
+    native_axes = (1, 3)
 
     def correlate(self, xp, x, k, options, geometry):
         return autodiff.correlate(self, xp, x, k, options, geometry)
@@ -94,6 +95,10 @@ class TorchAdapter(Adapter):
             if functional.library_applies(xp, x, w):
                 return functional.correlate_multi(xp, x, w, options, geometry, groups, bias=b)
         return super().correlate_multi_bias(xp, x, w, b, options, geometry, groups)
+
+    def correlate_multi_native(self, xp, x, w, b, pads, stride, dilation, groups):
+        functional.refuse_torchscript()
+        return functional.correlate_multi_native(x, w, b, pads, stride, dilation, groups)
 
     def correlate_multi_transpose(self, xp, x, w, plan):
         functional.refuse_torchscript()

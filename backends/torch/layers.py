@@ -5,7 +5,23 @@ from __future__ import annotations
 import torch
 
 from ... import toolkit
-from ...toolkit import conv2d, conv_transpose2d, corr1d_multi, corr2d, corr2d_multi, corr2d_transpose, corr3d_multi
+from ...toolkit import (
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+    corr1d,
+    corr1d_multi,
+    corr1d_transpose,
+    corr2d,
+    corr2d_multi,
+    corr2d_transpose,
+    corr3d,
+    corr3d_multi,
+    corr3d_transpose,
+)  # fmt: skip
 from .functional import TORCHSCRIPT, refuse_torchscript
 
 
@@ -153,5 +169,9 @@ class Conv3D(toolkit.Conv3D, torch.nn.Module):
 # caches of prepared calls, array-api-compat's lookups): the graph is then
 # traced through them with tracer tensors, which ``autodiff.tracing`` sends
 # down ``functional.traceable_correlate`` and ``functional.correlate_multi``.
-for _function in (corr2d, conv2d, corr2d_multi, conv_transpose2d, corr2d_transpose, corr1d_multi, corr3d_multi):
+for _function in (
+    corr2d, conv2d, corr2d_multi, conv_transpose2d, corr2d_transpose,
+    corr1d, conv1d, corr1d_multi, conv_transpose1d, corr1d_transpose, corr3d, conv3d, corr3d_multi,
+    conv_transpose3d, corr3d_transpose,
+):  # fmt: skip
     torch.compiler.allow_in_graph(_function)

@@ -89,7 +89,7 @@ CORE = (
     "tests/test_gradients.py::test_vjp_equals_finite_differences",
     "tests/test_gradients.py::test_gradient_dtypes",
 )
-PADDING = ("tests/test_padding.py",)
+PADDING = ("tests/test_padding.py", "tests/test_boundaries.py")
 VJP = (
     FAST_PATHS,
     "tests/test_gradients.py",
@@ -485,6 +485,32 @@ MUTANTS: tuple[Mutant, ...] = (
         k="numpy or array_api_strict",
     ),
     Mutant(
+        "one-d-transpose-pads-swapped",
+        "xcorr/_one_d_transpose.py",
+        'return out, {"padding": ((0, 0), (left, right)), "output_padding": (0, op)}',
+        'return out, {"padding": ((0, 0), (right, left)), "output_padding": (0, op)}',
+        ("tests/test_one_d_transpose_jvp.py",),
+        "conv_transpose1d and corr1d_transpose crop their (left, right) padding from the wrong ends",
+        k="numpy or array_api_strict",
+    ),
+    Mutant(
+        "one-d-multi-jvp-direction-layout",
+        "xcorr/_one_d_jvp.py",
+        "(xr, dxr), (wr, dwr) = _rows(xp, axis, x, dx), _rows(xp, -2, w, dw)",
+        "(xr, dxr), (wr, dwr) = _rows(xp, axis, x, dx), _rows(xp, -2, w, None)",
+        ("tests/test_one_d_transpose_jvp.py",),
+        "corr1d_multi_jvp drops the weight's direction dw (only the dx term of the tangent)",
+        k="numpy or array_api_strict",
+    ),
+    Mutant(
+        "native-nd-pads-swapped",
+        "xcorr/_composite.py",
+        "pads.append((-p.lo, max(p.hi - (x.shape[axis] - 1), 0)))",
+        "pads.append((max(p.hi - (x.shape[axis] - 1), 0), -p.lo))",
+        ("tests/test_native_nd.py",),
+        "corr1d_multi/corr3d_multi's native call pads each axis after it by what belongs before it",
+    ),
+    Mutant(
         "one-d-stride-on-rows",
         "xcorr/_one_d.py",
         '"fillvalue": fillvalue, "stride": (1, s), "dilation": (1, d)}',
@@ -520,5 +546,24 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_three_d.py",),
         "corr3d_vjp puts a depth tap's gradient back at its tap index, not at the dilated position it read",
         k="numpy or array_api_strict",
+    ),
+    Mutant(
+        "three-d-jvp-fill-has-a-tangent",
+        "xcorr/_three_d_jvp.py",
+        'linear = {**options, "fillvalue": 0} if _boundary(options) == "fill" else options',
+        "linear = options",
+        ("tests/test_three_d_transpose_jvp.py",),
+        "corr3d_jvp extends dx with the fill value (the affine map's constant) instead of zeros, so a "
+        "non-zero fill leaks into the tangent",
+        k="single_jvp and (numpy or array_api_strict)",
+    ),
+    Mutant(
+        "three-d-transpose-tap-without-dilation",
+        "xcorr/_three_d_transpose.py",
+        "before = tap * depth.dilation",
+        "before = tap",
+        ("tests/test_three_d_transpose_jvp.py",),
+        "conv_transpose3d places a depth tap's planes at its tap index, not at the dilated depth it reaches",
+        k="(conv_transpose3d or corr3d_transpose) and (numpy or array_api_strict)",
     ),
 )
