@@ -289,7 +289,15 @@ class Adapter:
         return to_last(xp, y)
 
     def correlate_multi_native(
-        self, xp: Namespace, x: Array, w: Array, b: Array | None, pads, stride, dilation, groups: int
+        self,
+        xp: Namespace,
+        x: Array,
+        w: Array,
+        b: Array | None,
+        pads: tuple[tuple[int, int], ...],
+        stride: tuple[int, ...],
+        dilation: tuple[int, ...],
+        groups: int,
     ) -> Array:
         """The valid correlation of ``x`` ``(N, C_in, *spatial)`` zero-padded by ``pads`` (a pair per
         axis) with ``w`` ``(C_out, C_in // groups, *taps)``, plus ``b``: the library's own convolution,
