@@ -289,15 +289,7 @@ class Adapter:
         return to_last(xp, y)
 
     def correlate_multi_native(
-        self,
-        xp: Namespace,
-        x: Array,
-        w: Array,
-        b: Array | None,
-        pads: tuple[tuple[int, int], ...],
-        stride: tuple[int, ...],
-        dilation: tuple[int, ...],
-        groups: int,
+        self, xp: Namespace, x: Array, w: Array, b: Array | None, pads: tuple, stride: tuple, dilation: tuple, groups: int
     ) -> Array:
         """The valid correlation of ``x`` ``(N, C_in, *spatial)`` zero-padded by ``pads`` (a pair per
         axis) with ``w`` ``(C_out, C_in // groups, *taps)``, plus ``b``: the library's own convolution,
@@ -338,17 +330,13 @@ class Adapter:
     def check_layer_dtype(self, dtype: str) -> None:
         """Raise ValueError if a layer cannot hold parameters of ``dtype`` ("float32"/"float64")."""
 
-    def layer_class(self) -> type:
-        """The ``Conv2D`` class of this library (generic: arrays held in a plain object)."""
-        return GENERIC_LAYERS["Conv2D"]
+    def layer_class(self, name: str = "Conv2D") -> type:
+        """The layer class ``name`` ("Conv2D", "Conv1D", "Conv3D") of this library (generic: arrays in a plain object)."""
+        return GENERIC_LAYERS[name]
 
     def transpose_layer_class(self) -> type:
         """The ``Conv2DTranspose`` class of this library (generic: arrays held in a plain object)."""
         return GENERIC_LAYERS["Conv2DTranspose"]
-
-    def named_layer_class(self, name: str) -> type:
-        """The layer class ``name`` ("Conv1D", ...) of this library (generic: arrays held in a plain object)."""
-        return GENERIC_LAYERS[name]
 
     def fit(
         self, layer: LayerT, x: Array, y: Array, lr: float, steps: int, loss: str, record: Callable[[float], None]

@@ -218,7 +218,7 @@ class NdLayer:
         def __new__(cls, *args, **kwargs):
             refuse_habits(cls._public_name, args, kwargs)
             if "_public_name" in cls.__dict__:  # xcorr.Conv1D(...): the backend's class
-                cls = _adapter.adapter_named(resolve_backend(kwargs.get("backend"))).named_layer_class(cls._public_name)
+                cls = _adapter.adapter_named(resolve_backend(kwargs.get("backend"))).layer_class(cls._public_name)
             return object.__new__(cls)
 
     # Conv2D's: validate the arguments of a backend's layer, return its spec and initial arrays.
@@ -276,7 +276,7 @@ class ArrayNdLayer(NdLayer):
 
     def __init__(self, kernel_size, /, **kwargs):
         backend = resolve_backend(kwargs.get("backend"))
-        cls = _adapter.adapter_named(backend).named_layer_class(self._public_name)
+        cls = _adapter.adapter_named(backend).layer_class(self._public_name)
         if not issubclass(cls, ArrayNdLayer):
             msg = f"use xcorr.{self._public_name}(..., backend={backend!r}) or {cls.__module__}.{cls.__name__}"
             raise ValueError(msg)

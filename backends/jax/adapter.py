@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from ...toolkit import Adapter, check_index, full_index, loss_and_gradient, result_dtype
 from . import autodiff, layers, ops
-from .layers import Conv2D, Conv2DTranspose
+from .layers import Conv2DTranspose
 from .tuning import JaxTuning
 
 
@@ -131,14 +131,11 @@ class JaxAdapter(Adapter):
             )
             raise ValueError(msg)
 
-    def layer_class(self):
-        return Conv2D
+    def layer_class(self, name="Conv2D"):
+        return getattr(layers, name)
 
     def transpose_layer_class(self):
         return Conv2DTranspose
-
-    def named_layer_class(self, name):
-        return getattr(layers, name)
 
     def fit(self, layer, x, y, lr, steps, loss, record):
         step = _step(loss)

@@ -9,7 +9,7 @@ import torch
 from ... import toolkit
 from ...toolkit import Adapter, array_namespace, check_index, full_index, loss_and_gradient, result_dtype
 from . import autodiff, functional, layers, ops
-from .layers import Conv2D, Conv2DTranspose
+from .layers import Conv2DTranspose
 from .tuning import TorchTuning
 
 
@@ -113,14 +113,11 @@ class TorchAdapter(Adapter):
             return functional.correlate_multi_transpose(xp, x, w, plan, bias=b)
         return super().correlate_multi_transpose_bias(xp, x, w, b, plan)
 
-    def layer_class(self):
-        return Conv2D
+    def layer_class(self, name="Conv2D"):
+        return getattr(layers, name)
 
     def transpose_layer_class(self):
         return Conv2DTranspose
-
-    def named_layer_class(self, name):
-        return getattr(layers, name)
 
     def fit(self, layer, x, y, lr, steps, loss, record):
         params = [p for p in (layer.weight, layer.bias) if p is not None]
