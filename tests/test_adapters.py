@@ -282,24 +282,29 @@ def _registry_table_lines() -> range:
     end = next(i for i in range(start, len(source)) if source[i] == ")")
     return range(start + 1, end + 2)
 
-def _type_checker_view_lines() -> set[int]:
-    """_layer.py's ``if TYPE_CHECKING:`` blocks: the torch.nn.Module that a type checker sees of
-    ``Conv2D(backend="torch")`` (issue 22) and the overloads that return it. They never run."""
-    tree = ast.parse((XCORR / "_layer.py").read_text())
+LAYER_MODULES = ("_layer.py", "_layer_1d.py", "_layer_3d.py")
+
+
+def _type_checker_view_lines(name: str = "_layer.py") -> set[int]:
+    """The ``if TYPE_CHECKING:`` blocks of a layer module (``LAYER_MODULES``): the torch.nn.Module
+    that a type checker sees of ``Conv2D(backend="torch")`` (issue 22) and the overloads that return
+    it. They never run."""
+    tree = ast.parse((XCORR / name).read_text())
     blocks = [
         node for node in ast.walk(tree)
         if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
     ]
-    assert blocks, "_layer.py has no TYPE_CHECKING block: drop this exception"
+    assert blocks, f"{name} has no TYPE_CHECKING block: drop this exception"
     return {line for block in blocks for line in range(block.lineno, block.end_lineno + 1)}
 
 
 def test_core_names_no_framework_outside_the_registry_table():
-    table, typing_view = _registry_table_lines(), _type_checker_view_lines()
+    table = _registry_table_lines()
+    typing_views = {name: _type_checker_view_lines(name) for name in LAYER_MODULES}
     offenders = []
     for path in sorted(XCORR.rglob("*.py")):
         for line, name in _code_names(path):
-            if (path.name == "_adapter.py" and line in table) or (path.name == "_layer.py" and line in typing_view):
+            if (path.name == "_adapter.py" and line in table) or line in typing_views.get(path.name, ()):
                 continue
             offenders.append(f"{path.name}:{line}: {name}")
     assert not offenders, "framework names in the core:\n" + "\n".join(offenders)

@@ -199,7 +199,7 @@ def test_bad_arguments(kwargs, error, match):
 def test_bad_data():
     x, y = seed_data()
     layer = xcorr.Conv2D((1, 2))
-    with pytest.raises(TypeError, match=r"layer must be an xcorr.Conv2D; got function"):
+    with pytest.raises(TypeError, match=r"layer must be an xcorr.Conv2D, Conv1D or Conv3D; got function"):
         xcorr.fit(lambda x: x, x, y)
     with pytest.raises(ValueError, match=r"y must have the shape of layer\(x\), \(6, 7\); got shape \(6, 8\)"):
         xcorr.fit(layer, x, x)

@@ -127,12 +127,12 @@ def test_import_xcorr_keras_registers_the_layers_for_keras():
         """
         import keras
         import xcorr.keras
-        names = ("xcorr>Conv2D", "xcorr>Conv2DTranspose", "xcorr>DepthwiseConv2D")
+        names = ("xcorr>Conv1D", "xcorr>Conv2D", "xcorr>Conv2DTranspose", "xcorr>DepthwiseConv2D")
         print([keras.saving.get_registered_object(n) is getattr(xcorr.keras, n[6:]) for n in names])
         """,
         "jax",
     )
-    assert out.strip() == "[True, True, True]"
+    assert out.strip() == "[True, True, True, True]"
 
 
 def test_import_xcorr_keras_without_keras_names_the_extra():
@@ -152,8 +152,8 @@ def test_xcorr_keras_docstring_examples():
         "jax",
     )
     attempted, failed = map(int, out.split()[-2:])
-    # the module's example, then one per layer (xcorr.backends.keras: Conv2D, Conv2DTranspose, DepthwiseConv2D)
-    assert attempted >= 4 + 3 * 3 and failed == 0, out
+    # the module's example, then one per layer (xcorr.backends.keras: Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D)
+    assert attempted >= 4 + 3 * 3 + 4 and failed == 0, out
 
 
 SAVE = """
@@ -196,6 +196,31 @@ def test_keras_file_saved_in_one_process_loads_in_another_after_import_xcorr_ker
 
 
 LAYERS = Path(__file__).resolve().parent / "integration" / "keras_layers.py"
+CONV1D = Path(__file__).resolve().parent / "integration" / "keras_conv1d.py"
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_keras_conv1d_matches_keras_conv1d_forward_and_gradients(backend):
+    # float64, the same weights (Keras' layout (l, C_in // groups, filters)): valid, same, causal
+    report = json.loads(_keras_python(CONV1D.read_text(), backend))
+    assert report["backend"] == backend
+    assert len(report["cases"]) == 8
+    for case, r in report["cases"].items():
+        assert r["shapes"][0] == r["shapes"][1] == r["shapes"][2], case
+        assert r["kernel_shapes"][0] == r["kernel_shapes"][1], case
+        assert r["forward"] <= 1e-12 and r["gradients"] <= 1e-10, (case, r)
+        assert r["n_gradients"] == (1 if "use_bias" in case else 2), case
+        assert r["config_round_trip"], case
+    errors = report["errors"]
+    assert errors["((0, 3), {})"] == "ValueError: filters must be an int >= 1; got 0"
+    assert errors["((2, 0), {})"] == "ValueError: kernel_size must be an int >= 1 or a sequence of 1; got 0"
+    assert errors["((2, (3, 3)), {})"].startswith("ValueError: kernel_size must be")
+    assert errors["((2, 3), {'padding': 'full_'})"] == (
+        "ValueError: padding must be one of 'valid', 'same', 'full', 'causal'; got 'full_'"
+    )
+    assert errors["((2, 3), {'strides': 0})"].startswith("ValueError: strides must be")
+    assert errors["((5, 3), {'groups': 2})"].startswith("ValueError: groups must be")
+    assert errors["4-D input"].startswith("Conv1D takes 3-D inputs (batch and 2 axes)")
 
 
 @pytest.mark.slow

@@ -92,7 +92,7 @@ def test_a_layer_keeps_the_signature_of_its_call():
 def _static_new(name="Conv2D"):
     """The ``__new__`` overloads a type checker sees (under ``if TYPE_CHECKING`` in class ``name``):
     ``{"torch": ..., "other": ...}``, the first for ``backend="torch"`` (a torch.nn.Module)."""
-    tree = ast.parse(Path(_layer.__file__).read_text())
+    tree = ast.parse(Path(sys.modules[getattr(xcorr, name).__module__].__file__).read_text())
     (cls,) = (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
     overloads = {}
     for node in cls.body:
@@ -106,7 +106,7 @@ def _static_new(name="Conv2D"):
 
 
 @pytest.mark.parametrize("overload", ["other", "torch"])
-@pytest.mark.parametrize("layer", ["Conv2D", "Conv2DTranspose"])
+@pytest.mark.parametrize("layer", ["Conv2D", "Conv2DTranspose", "Conv1D", "Conv3D"])
 def test_the_type_checkers_layer_takes_the_run_time_parameters(layer, overload):
     # The layers' __new__ takes *args, **kwargs at run time, so type checkers read a
     # declaration; a parameter added to the spec's parse must be added there too.
@@ -189,6 +189,10 @@ y: torch.Tensor = layer(torch.ones(1, 1, 5, 5))
 net = torch.nn.Sequential(layer, torch.nn.ReLU())
 up = xcorr.Conv2DTranspose(2, in_channels=2, out_channels=1, stride=2, backend="torch")
 z: torch.Tensor = up(y)
+seq = xcorr.Conv1D(3, in_channels=1, out_channels=2, padding="causal", backend="torch")
+vol = xcorr.Conv3D(3, in_channels=1, out_channels=2, padding=1, backend="torch")
+s: torch.Tensor = seq(torch.ones(1, 1, 8)) + vol(torch.ones(1, 1, 4, 4, 4)).sum()
+more = torch.optim.SGD([*seq.parameters(), *vol.parameters()], lr=0.1)
 print(sum(p.numel() for p in net.parameters()), tuple(z.shape))
 """
 

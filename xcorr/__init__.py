@@ -23,6 +23,8 @@ from ._feature_maps import feature_maps
 from ._fit import fit
 from ._jvp import conv2d_jvp, corr2d_jvp, corr2d_multi_jvp
 from ._layer import Conv2D, Conv2DTranspose
+from ._layer_1d import Conv1D
+from ._layer_3d import Conv3D
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._one_d import conv1d, conv1d_vjp, corr1d, corr1d_multi, corr1d_multi_vjp, corr1d_vjp
 from ._one_d_jvp import conv1d_jvp, corr1d_jvp, corr1d_multi_jvp
@@ -36,8 +38,10 @@ from ._vjp import conv2d_vjp, corr2d_vjp
 
 __all__ = [
     "Adapter",
+    "Conv1D",
     "Conv2D",
     "Conv2DTranspose",
+    "Conv3D",
     "Costs",
     "EmpiricalField",
     "ReceptiveField",

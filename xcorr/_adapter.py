@@ -331,9 +331,9 @@ class Adapter:
     def check_layer_dtype(self, dtype: str) -> None:
         """Raise ValueError if a layer cannot hold parameters of ``dtype`` ("float32"/"float64")."""
 
-    def layer_class(self) -> type:
-        """The ``Conv2D`` class of this library (generic: arrays held in a plain object)."""
-        return GENERIC_LAYERS["Conv2D"]
+    def layer_class(self, name: str = "Conv2D") -> type:
+        """The layer class ``name`` ("Conv2D", "Conv1D", "Conv3D") of this library (generic: arrays in a plain object)."""
+        return GENERIC_LAYERS[name]
 
     def transpose_layer_class(self) -> type:
         """The ``Conv2DTranspose`` class of this library (generic: arrays held in a plain object)."""

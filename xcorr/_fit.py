@@ -8,18 +8,19 @@ from typing import TypeVar
 
 from ._adapter import adapter_for
 from ._layer import Conv2D
+from ._layer_1d import NdLayer
 from ._options import check_arrays
 from ._padding import parse_int
 from ._training import LOSSES
 from ._typing import Array, Loss
 
-LayerT = TypeVar("LayerT", bound=Conv2D)
+LayerT = TypeVar("LayerT", bound=Conv2D | NdLayer)
 
 __all__ = ["fit"]
 
 def _check(layer, x, y, lr, steps, loss, log_every):
-    if not isinstance(layer, Conv2D):
-        msg = f"layer must be an xcorr.Conv2D; got {type(layer).__name__}"
+    if not isinstance(layer, (Conv2D, NdLayer)):
+        msg = f"layer must be an xcorr.Conv2D, Conv1D or Conv3D; got {type(layer).__name__}"
         raise TypeError(msg)
     # numbers.Real takes NumPy scalars (np.float32(0.01)) too; bools are not learning rates.
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr > 0):
@@ -62,8 +63,9 @@ def fit(
 
     Parameters
     ----------
-    layer : xcorr.Conv2D
-        The layer to train, of any backend.
+    layer : xcorr.Conv2D, xcorr.Conv1D or xcorr.Conv3D
+        The layer to train, of any backend (a ``Conv2DTranspose`` is a kind
+        of ``Conv2D``).
     x, y : arrays
         Input and target, of the layer's library; ``y`` has the shape of
         ``layer(x)``.
@@ -79,7 +81,7 @@ def fit(
 
     Returns
     -------
-    layer : xcorr.Conv2D
+    layer : xcorr.Conv2D, xcorr.Conv1D or xcorr.Conv3D
         The trained layer: the same object with new parameters on torch (the
         module's parameters are updated in place), numpy, array-api-strict,
         dask and cupy; a new pytree on jax (jax layers are immutable).

@@ -11,6 +11,11 @@ _NN_MODULE_ORDER = {
     "Conv2DTranspose": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding",
                         "groups", "bias", "dilation", "padding_mode"),
 }
+_NN_MODULE_ORDER["Conv1D"] = _NN_MODULE_ORDER["Conv3D"] = _NN_MODULE_ORDER["Conv2D"]  # nn.Conv1d's, nn.Conv3d's
+#: the layers xcorr.keras has too
+_KERAS_LAYERS = ("Conv1D", "Conv2D", "Conv2DTranspose")
+#: the torch module each layer stands for
+_NN_MODULE = {"Conv2D": "nn.Conv2d", "Conv2DTranspose": "nn.ConvTranspose2d", "Conv1D": "nn.Conv1d", "Conv3D": "nn.Conv3d"}
 #: torch's padding_mode as xcorr's boundary: the same numbers (tests/test_padding.py).
 PADDING_MODES = {"zeros": "fill", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 #: Keras' names of xcorr's parameters.
@@ -37,7 +42,7 @@ _OTHERS = _Placeholder("<input channels>")
 def refuse_habits(name: str, args: tuple, kwargs: dict) -> None:
     """Raise a TypeError naming xcorr's spelling of torch's and Keras' constructor arguments.
 
-    ``name`` is "Conv2D" or "Conv2DTranspose". Positional arguments after
+    ``name`` is "Conv2D", "Conv2DTranspose", "Conv1D" or "Conv3D". Positional arguments after
     ``kernel_size`` (nn.Conv2d's order ``in_channels, out_channels,
     kernel_size``, Keras' ``filters, kernel_size``), ``kernel_size=``,
     ``padding_mode=``, Keras' ``filters=``, ``strides=``, ... and torch's
@@ -53,16 +58,17 @@ def refuse_habits(name: str, args: tuple, kwargs: dict) -> None:
         if len(args) > len(order):
             msg = f"xcorr.{name} takes kernel_size and keyword arguments; got {len(args)} positional arguments"
             raise TypeError(msg)
-        their_name = "nn.Conv2d" if name == "Conv2D" else "nn.ConvTranspose2d"
+        their_name = _NN_MODULE[name]
         reasons.append(
             f"xcorr.{name} takes kernel_size first and every other argument by keyword ({their_name}'s order is "
             "in_channels, out_channels, kernel_size)"
         )
         call = {**dict(zip(order, args)), **kwargs}
     elif len(args) == 2:
+        ours = f"; xcorr.keras.{name} takes Keras' arguments" if name in _KERAS_LAYERS else ""
         reasons.append(
             f"xcorr.{name} takes kernel_size first and every other argument by keyword (keras.layers.{name}'s "
-            f"order is filters, kernel_size; xcorr.keras.{name} takes Keras' arguments)"
+            f"order is filters, kernel_size{ours})"
         )
         call = {"filters": args[0], "kernel_size": args[1], **kwargs}
     elif args:

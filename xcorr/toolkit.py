@@ -93,6 +93,8 @@ from ._fft import kernel_lags as fft_kernel_lags
 from ._fft import vjp as fft_vjp
 from ._jvp import tangent_options
 from ._layer import Conv2D, Conv2DTranspose
+from ._layer_1d import Conv1D
+from ._layer_3d import Conv3D
 from ._layout import to_first, to_last
 from ._multi import corr2d_multi, correlate_multi, multi_vjp
 from ._one_d import conv1d, corr1d, corr1d_multi
@@ -126,8 +128,10 @@ __all__ = [
     "Array",
     "AxisPlan",
     "Boundary",
+    "Conv1D",
     "Conv2D",
     "Conv2DTranspose",
+    "Conv3D",
     "Costs",
     "Geometry",
     "Method",

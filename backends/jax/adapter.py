@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from ...toolkit import Adapter, check_index, full_index, loss_and_gradient, result_dtype
-from . import autodiff, ops
-from .layers import Conv2D, Conv2DTranspose
+from . import autodiff, layers, ops
+from .layers import Conv2DTranspose
 from .tuning import JaxTuning
 
 
@@ -131,8 +131,8 @@ class JaxAdapter(Adapter):
             )
             raise ValueError(msg)
 
-    def layer_class(self):
-        return Conv2D
+    def layer_class(self, name="Conv2D"):
+        return getattr(layers, name)
 
     def transpose_layer_class(self):
         return Conv2DTranspose

@@ -1,4 +1,4 @@
-"""``xcorr.Conv2D`` and ``xcorr.Conv2DTranspose`` as jax pytrees, registered with flax's serialization."""
+"""``xcorr.Conv1D``, ``Conv3D``, ``Conv2D`` and ``Conv2DTranspose`` as jax pytrees, registered with flax's serialization."""
 
 from __future__ import annotations
 
@@ -50,6 +50,26 @@ class Conv2DTranspose(toolkit.Conv2DTranspose, Conv2D):
     """``xcorr.Conv2DTranspose`` as a jax pytree, like ``Conv2D`` (``weight`` and ``bias`` are the leaves)."""
 
 
+class Conv1D(toolkit.Conv1D):
+    """``xcorr.Conv1D`` as a jax pytree, like ``Conv2D`` (``weight`` and ``bias`` are the leaves)."""
+
+    __init__ = Conv2D.__init__
+    __setattr__ = Conv2D.__setattr__
+    __call__ = Conv2D.__call__
+    replace = Conv2D.replace
+    __repr__ = Conv2D.__repr__
+
+
+class Conv3D(toolkit.Conv3D):
+    """``xcorr.Conv3D`` as a jax pytree, like ``Conv2D`` (``weight`` and ``bias`` are the leaves)."""
+
+    __init__ = Conv2D.__init__
+    __setattr__ = Conv2D.__setattr__
+    __call__ = Conv2D.__call__
+    replace = Conv2D.replace
+    __repr__ = Conv2D.__repr__
+
+
 def _make_layer(cls, spec, weight, bias):
     layer = object.__new__(cls)
     object.__setattr__(layer, "spec", spec)
@@ -62,7 +82,7 @@ def _unflatten(cls, spec, leaves):
     return _make_layer(cls, spec, *leaves)
 
 
-for _cls in (Conv2D, Conv2DTranspose):
+for _cls in (Conv1D, Conv3D, Conv2D, Conv2DTranspose):
     jax.tree_util.register_pytree_with_keys(
         _cls,
         lambda layer: (
@@ -115,7 +135,7 @@ try:
 except ImportError:  # flax not installed: nothing to register with
     _serialization = None
 if _serialization is not None:
-    for _cls in (Conv2D, Conv2DTranspose):
+    for _cls in (Conv1D, Conv3D, Conv2D, Conv2DTranspose):
         _serialization.register_serialization_state(
             _cls, _to_state_dict, functools.partial(_from_state_dict, _serialization), override=True
         )

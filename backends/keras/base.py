@@ -24,11 +24,18 @@ def positive(name: str, value: object) -> int:
 
 
 def pair(name: str, value: object, minimum: int = 1) -> tuple[int, int]:
-    items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in items):
-        msg = f"{name} must be an int >= {minimum} or a pair of them; got {value!r}"
+    first, second = ints(name, value, 2, minimum)
+    return (first, second)
+
+
+def ints(name: str, value: object, rank: int, minimum: int = 1) -> tuple[int, ...]:
+    """One int per spatial axis (``rank`` of them) from an int or a sequence of ``rank``."""
+    items = value if isinstance(value, (tuple, list)) else (value,) * rank
+    if len(items) != rank or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in items):
+        what = "a pair of them" if rank == 2 else f"a sequence of {rank}"
+        msg = f"{name} must be an int >= {minimum} or {what}; got {value!r}"
         raise ValueError(msg)
-    return (items[0], items[1])
+    return tuple(items)
 
 
 def choice(name: str, value: object, choices: tuple[str, ...] | dict[str, str]) -> str:
@@ -65,13 +72,15 @@ class Layer(keras.layers.Layer):
     _modes: tuple[str, ...] = ("valid", "same")
     #: the prefix of the kernel's arguments: ``kernel_initializer`` or ``depthwise_initializer``, ...
     _kernel = "kernel"
+    #: the number of spatial axes (2 for the 2-D layers, 1 for ``Conv1D``)
+    _rank = 2
 
     def _setup(self, kernel_size: Pair, strides: Pair, padding: str, data_format: str | None, dilation_rate: Pair,
                activation: Any, use_bias: bool, bias: tuple[Any, Any, Any], kernel: tuple[Any, Any, Any]) -> None:
         """Checks and keeps the arguments; ``bias`` and ``kernel`` are (initializer, regularizer, constraint)."""
-        self.kernel_size = pair("kernel_size", kernel_size)
-        self.strides = pair("strides", strides)
-        self.dilation_rate = pair("dilation_rate", dilation_rate)
+        self.kernel_size: Any = ints("kernel_size", kernel_size, self._rank)
+        self.strides: Any = ints("strides", strides, self._rank)
+        self.dilation_rate: Any = ints("dilation_rate", dilation_rate, self._rank)
         self.padding = choice("padding", padding.lower() if isinstance(padding, str) else padding, self._modes)
         data_format = keras.config.image_data_format() if data_format is None else data_format
         self.data_format = choice("data_format", data_format, ("channels_last", "channels_first"))
@@ -83,7 +92,7 @@ class Layer(keras.layers.Layer):
         for prefix, values in (("bias", bias), (self._kernel, kernel)):
             for argument, value in zip(_WEIGHT_ARGUMENTS, values):
                 setattr(self, f"{prefix}_{argument}", _keras_get(f"{prefix}_{argument}", value))
-        self.input_spec = keras.layers.InputSpec(ndim=4)
+        self.input_spec = keras.layers.InputSpec(ndim=self._rank + 2)
         self.kernel: Any = None
         self.bias: Any = None
 
@@ -91,13 +100,15 @@ class Layer(keras.layers.Layer):
     def _channel_axis(self) -> int:
         return -1 if self.data_format == "channels_last" else 1
 
-    def _spans(self) -> tuple[int, int]:
-        (kh, kw), (dh, dw) = self.kernel_size, self.dilation_rate
-        return (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    def _spans(self) -> tuple[int, ...]:
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation_rate, strict=True))
 
     def _input_channels(self, input_shape: tuple[int | None, ...]) -> int:
-        if len(input_shape) != 4:
-            msg = f"{type(self).__name__} takes 4-D inputs (batch and 3 axes); got shape {tuple(input_shape)}"
+        if len(input_shape) != self._rank + 2:
+            msg = (
+                f"{type(self).__name__} takes {self._rank + 2}-D inputs (batch and {self._rank + 1} axes); "
+                f"got shape {tuple(input_shape)}"
+            )
             raise ValueError(msg)
         backend = keras.backend.backend()
         if backend not in BACKENDS:
@@ -133,14 +144,14 @@ class Layer(keras.layers.Layer):
                 regularizer=getattr(self, f"{prefix}_regularizer"), constraint=getattr(self, f"{prefix}_constraint"),
                 trainable=True, dtype=self.dtype,
             ))
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={self._channel_axis: channels})
+        self.input_spec = keras.layers.InputSpec(ndim=self._rank + 2, axes={self._channel_axis: channels})
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         last = self.data_format == "channels_last"
-        spatial = (input_shape[1], input_shape[2]) if last else (input_shape[2], input_shape[3])
-        rows, cols = (None if size is None else self._size(axis, size) for axis, size in enumerate(spatial))
+        spatial = input_shape[1:-1] if last else input_shape[2:]
+        sizes = tuple(None if size is None else self._size(axis, size) for axis, size in enumerate(spatial))
         outputs = self._outputs(input_shape)
-        if any(size is not None and size < 1 for size in (rows, cols)):
+        if any(size is not None and size < 1 for size in sizes):
             msg = (
                 f"Computed output size would be zero or negative: {type(self).__name__} with "
                 f"kernel_size={self.kernel_size}, strides={self.strides}, dilation_rate={self.dilation_rate}, "
@@ -149,8 +160,8 @@ class Layer(keras.layers.Layer):
             )
             raise ValueError(msg)
         if last:
-            return (input_shape[0], rows, cols, outputs)
-        return (input_shape[0], outputs, rows, cols)
+            return (input_shape[0], *sizes, outputs)
+        return (input_shape[0], outputs, *sizes)
 
     def _oihw(self, kernel_shape: tuple[int, ...] | None = None) -> Array:
         """The kernel (reshaped to ``kernel_shape`` first) as (O, I, h, w) from Keras' (h, w, I, O)."""

@@ -8,8 +8,8 @@ import torch
 
 from ... import toolkit
 from ...toolkit import Adapter, array_namespace, check_index, full_index, loss_and_gradient, result_dtype
-from . import autodiff, functional, ops
-from .layers import Conv2D, Conv2DTranspose
+from . import autodiff, functional, layers, ops
+from .layers import Conv2DTranspose
 from .tuning import TorchTuning
 
 
@@ -113,8 +113,8 @@ class TorchAdapter(Adapter):
             return functional.correlate_multi_transpose(xp, x, w, plan, bias=b)
         return super().correlate_multi_transpose_bias(xp, x, w, b, plan)
 
-    def layer_class(self):
-        return Conv2D
+    def layer_class(self, name="Conv2D"):
+        return getattr(layers, name)
 
     def transpose_layer_class(self):
         return Conv2DTranspose

@@ -1,4 +1,4 @@
-"""``xcorr.Conv2D`` and ``xcorr.Conv2DTranspose`` as ``torch.nn.Module``s."""
+"""``xcorr.Conv1D``, ``xcorr.Conv3D``, ``xcorr.Conv2D`` and ``xcorr.Conv2DTranspose`` as ``torch.nn.Module``s."""
 
 from __future__ import annotations
 
@@ -129,6 +129,39 @@ class Conv2DTranspose(toolkit.Conv2DTranspose, Conv2D):
             output_padding=spec.output_padding, dilation=spec.options.dilation, groups=spec.groups,
             data_format=spec.data_format,
         )
+
+
+class Conv1D(toolkit.Conv1D, torch.nn.Module):
+    """``xcorr.Conv1D`` as a ``torch.nn.Module``: ``weight`` and ``bias`` are parameters.
+
+    Same arguments as ``xcorr.Conv1D``; ``weight`` has ``nn.Conv1d``'s layout
+    ``(C_out, C_in // groups, l)``, so its ``state_dict`` loads directly.
+    """
+
+    __init__ = Conv2D.__init__
+    _operands = Conv2D._operands
+    __prepare_scriptable__ = Conv2D.__prepare_scriptable__
+    extra_repr = Conv2D.extra_repr
+
+    def forward(self, x):
+        refuse_torchscript()
+        x, weight, bias = self._operands(x)
+        return corr1d_multi(x, weight, bias=bias, **self.spec.call_options)
+
+
+class Conv3D(toolkit.Conv3D, torch.nn.Module):
+    """``xcorr.Conv3D`` as a ``torch.nn.Module``: ``weight`` has ``nn.Conv3d``'s layout, so its
+    ``state_dict`` loads directly."""
+
+    __init__ = Conv2D.__init__
+    _operands = Conv2D._operands
+    __prepare_scriptable__ = Conv2D.__prepare_scriptable__
+    extra_repr = Conv2D.extra_repr
+
+    def forward(self, x):
+        refuse_torchscript()
+        x, weight, bias = self._operands(x)
+        return corr3d_multi(x, weight, bias=bias, **self.spec.call_options)
 
 
 # torch.compile and torch.export put calls of these functions into their
