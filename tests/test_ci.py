@@ -174,6 +174,18 @@ def test_ci_script_runs_the_readme_commands_on_newest_and_oldest_versions():
     assert ".ci/wheel_smoke.py" in script and (ROOT / ".ci" / "wheel_smoke.py").is_file()
 
 
+def test_ci_script_holds_one_virtual_environment_on_disk_at_a_time():
+    """The newest run's CUDA torch is several GB: a CI machine ran out of disk with the pinned and
+    wheel environments and pip's download cache still on it."""
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    lines = [line.strip() for line in script.splitlines()]
+    assert "export PIP_NO_CACHE_DIR=1" in lines
+    wheel = next(i for i, line in enumerate(lines) if line.startswith("step wheel "))
+    assert lines[wheel + 1].startswith("rm -rf .venv .venv-wheel"), lines[wheel + 1]
+    tests = lines.index('step "tests-$name" "$TEST_CMD"')
+    assert lines[tests + 1 : tests + 3] == ["deactivate", 'rm -rf ".venv-$name" .torchinductor'], lines[tests : tests + 3]
+
+
 def extras_table(path: Path) -> dict[str, str]:
     """Each install table row's extra (a backticked name in a first or third column) and what it brings."""
     import re
