@@ -191,3 +191,31 @@ def test_jax_wrap_and_symm_are_jnp_pad(monkeypatch, boundary):
         want = sum(reference(x[:, None, c], w[None, :, c], boundary=boundary, **options) for c in range(3))
         np.testing.assert_allclose(np.asarray(y), want, rtol=1e-12, atol=1e-12)
         assert pads[-1]["mode"] == {"wrap": "wrap", "symm": "symmetric"}[boundary]
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        "import torch, xcorr",  # torch first: the tracer not imported yet
+        "import xcorr, torch",  # xcorr first
+        "import torch, torch._dynamo, xcorr",  # the tracer already imported
+    ],
+)
+def test_compiled_first_call_before_any_eager_call(order):
+    """A fresh process whose first xcorr call is inside torch.compile(fullgraph=True): the adapter is
+    loaded when dynamo is imported, not mid-trace (where dynamo refuses the import)."""
+    from matrix import run_python
+
+    out = run_python(f"""
+        {order}
+        import sys
+        assert "xcorr.backends.torch" not in sys.modules or "torch._dynamo" in sys.modules
+
+        def f(x, k):
+            return xcorr.corr2d(x, k, mode="same") + xcorr.corr1d(x[0], k[0]).sum()
+
+        g = torch.compile(f, fullgraph=True, backend="eager")
+        x, k = torch.randn(6, 7, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+        print(torch.equal(g(x, k), f(x, k)))
+    """)
+    assert out.split() == ["True"], out

@@ -8,7 +8,7 @@ lazily, the first time an array of their library is passed in, and other
 libraries can register their own (``xcorr.register_adapter``).
 """
 
-from . import initializers
+from . import _tracers, initializers
 from ._adapter import (
     Adapter,
     Costs,
@@ -35,6 +35,8 @@ from ._three_d_jvp import conv3d_jvp, corr3d_jvp, corr3d_multi_jvp
 from ._three_d_transpose import conv_transpose3d, conv_transpose3d_vjp, corr3d_transpose, corr3d_transpose_vjp
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._vjp import conv2d_vjp, corr2d_vjp
+
+_tracers.watch()
 
 __all__ = [
     "Adapter",

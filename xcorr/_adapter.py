@@ -407,22 +407,19 @@ class Library:
     array_module: str  # what ``Conv2D(backend=name)`` imports
     extra: str | None = None  # the pip extra that installs it
     aliases: tuple[str, ...] = field(default=())
+    tracer: str | None = None  # a compiler's module: once imported, it may trace xcorr (xcorr/_tracers.py)
 
 
 # The table of which module serves which namespace: the only place where the
 # core names frameworks.
 LIBRARIES: tuple[Library, ...] = (
     Library("numpy", _compat.is_numpy_namespace, "xcorr.backends.numpy", "numpy"),
-    Library("torch", _compat.is_torch_namespace, "xcorr.backends.torch", "torch", "torch"),
+    Library("torch", _compat.is_torch_namespace, "xcorr.backends.torch", "torch", "torch", tracer="torch._dynamo"),
     Library("jax", _compat.is_jax_namespace, "xcorr.backends.jax", "jax.numpy", "jax"),
     Library("dask", _compat.is_dask_namespace, "xcorr.backends.dask", "dask.array", "dask"),
     Library("cupy", _compat.is_cupy_namespace, None, "cupy"),
     Library(
-        "array_api_strict",
-        _compat.is_array_api_strict_namespace,
-        None,
-        "array_api_strict",
-        "test",
+        "array_api_strict", _compat.is_array_api_strict_namespace, None, "array_api_strict", "test",
         aliases=("strict", "array-api-strict"),
     ),
 )
