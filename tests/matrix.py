@@ -205,6 +205,39 @@ def tolerance(dtype: str) -> dict[str, float]:
     return {"rtol": 1e-12, "atol": 1e-12}
 
 
+TOL = {"rtol": 1e-10, "atol": 1e-10}
+"""rtol/atol of ``check``: float64 results against a float64 oracle (scipy, torch, lax or a loop here)."""
+
+NP_PAD = {"fill": "constant", "wrap": "wrap", "symm": "symmetric", "reflect": "reflect", "edge": "edge"}
+"""np.pad's mode for each of xcorr's boundaries, for the loop references of the tests."""
+
+
+def check(backend: Backend, y, expected, like=None) -> None:
+    """Library (a lazy dask array on dask), device (that of ``like``, where given), float64 dtype, shape and values (TOL) of a result."""
+    import array_api_compat
+
+    assert array_api_compat.array_namespace(y) is backend.xp
+    if backend.name == "dask":
+        import dask.array as da
+
+        assert isinstance(y, da.Array)
+    if like is not None:
+        assert array_api_compat.device(y) == array_api_compat.device(like)
+    assert y.dtype == backend.dtype("float64"), y.dtype
+    assert tuple(y.shape) == expected.shape, (tuple(y.shape), expected.shape)
+    np.testing.assert_allclose(backend.to_numpy(y), expected, **TOL)
+
+
+def layout(a, last: bool):
+    """``a`` (channels on axis 1) moved to channels_last where ``last``, else ``a`` itself."""
+    return np.moveaxis(a, 1, -1) if last else a
+
+
+def triple(value) -> tuple:
+    """One per spatial axis of a 3-D call: a sequence as a tuple, a scalar three times."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * 3
+
+
 def assert_result(backend: Backend, y, expected, dtype: str, *, like=None) -> None:
     """Check library, device, dtype, shape and values of a result.
 
