@@ -9,6 +9,7 @@ GPU backends are skipped, with the reason shown, where no GPU is present.
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import subprocess
 import sys
@@ -194,6 +195,36 @@ def backends_where(test) -> tuple[Backend, ...]:
         if holds:
             kept.append(b)
     return tuple(kept)
+
+
+THINNED = ("dask",)
+"""Backends on which ``backend_grid`` runs a diagonal of a test's option grid, not its whole product."""
+
+
+def _value_id(value) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def backend_grid(*axes, cases: int | None = None, thinned=THINNED) -> list:
+    """Params for ``parametrize(("backend", *names), backend_grid(*axes), indirect=["backend"])``.
+
+    Every backend runs every combination of the ``axes`` (sequences of values), except the ``thinned``
+    ones (dask: lazy, so that every call pays for building and computing a task graph), which run a
+    diagonal of the product: combination ``j`` takes value ``j % len(axis)`` of each axis, for ``cases``
+    combinations (by default as many as the longest axis has values), so that every value of every
+    axis still runs on them. A backend whose library is missing is kept, to be reported by the fixture.
+    """
+    axes = [list(axis) for axis in axes]
+    count = max(len(axis) for axis in axes) if cases is None else cases
+    diagonal = {tuple(j % len(axis) for axis in axes) for j in range(count)}
+    params = []
+    for index in itertools.product(*(range(len(axis)) for axis in axes)):
+        values = [axis[i] for axis, i in zip(axes, index)]
+        ident = "-".join(_value_id(v) for v in values)
+        for b in BACKENDS:
+            if b.name not in thinned or index in diagonal:
+                params.append(pytest.param(b, *values, id=f"{ident}-{b.name}"))
+    return params
 
 
 def tolerance(dtype: str) -> dict[str, float]:

@@ -14,7 +14,7 @@ import scipy.signal
 
 import xcorr
 
-from matrix import NP_PAD, TOL, check, layout, require_module
+from matrix import NP_PAD, TOL, backend_grid, check, layout, require_module
 
 
 def _span(taps: int, dilation: int) -> int:
@@ -77,23 +77,25 @@ def test_kernels_broadcast_against_the_batch(backend):
 # -- boundaries, fillvalue, stride, dilation, padding: the loop reference -------------------------
 
 
-@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm", "reflect", "edge"])
+BOUNDARIES = ("fill", "wrap", "symm", "reflect", "edge")
+LOOP_OPTIONS = [
+    {"mode": "same"},
+    {"mode": "full", "dilation": 2},
+    {"mode": "same", "stride": 2, "dilation": (2,)},
+    {"padding": 3, "stride": (3,)},
+    {"padding": (1, 4), "dilation": 3},
+    {"padding": [0, 2], "stride": 2},
+    {"padding": "SAME", "stride": 2, "dilation": 2},
+    {"padding": "same_lower", "stride": 3},
+    {"padding": "VALID", "stride": 2},
+]
+
+
 @pytest.mark.parametrize(
-    "options",
-    [
-        {"mode": "same"},
-        {"mode": "full", "dilation": 2},
-        {"mode": "same", "stride": 2, "dilation": (2,)},
-        {"padding": 3, "stride": (3,)},
-        {"padding": (1, 4), "dilation": 3},
-        {"padding": [0, 2], "stride": 2},
-        {"padding": "SAME", "stride": 2, "dilation": 2},
-        {"padding": "same_lower", "stride": 3},
-        {"padding": "VALID", "stride": 2},
-    ],
-    ids=repr,
+    ("backend", "boundary", "options", "op"),
+    backend_grid(BOUNDARIES, LOOP_OPTIONS, ("corr1d", "conv1d")),
+    indirect=["backend"],
 )
-@pytest.mark.parametrize("op", ["corr1d", "conv1d"])
 def test_boundaries_strides_dilations_and_padding_match_the_loop(backend, boundary, options, op):
     rng = np.random.default_rng(7)
     x, k = rng.standard_normal((3, 10)), rng.standard_normal(4)

@@ -13,7 +13,7 @@ import pytest
 
 import xcorr
 
-from matrix import check, layout, require_module
+from matrix import backend_grid, check, layout, require_module
 
 # torch's first forward-mode call loads its JVP decompositions through torch.jit.script, whose
 # deprecation warning is torch's own.
@@ -132,18 +132,18 @@ def test_transposed_lax_names_match_lax(backend, padding, stride):
 
 # -- forward mode: torch.func.jvp of F.conv1d ----------------------------------------------------
 
+MULTI_JVP = [
+    {"stride": 1, "dilation": 1, "padding": 0, "groups": 1},
+    {"stride": 2, "dilation": 2, "padding": 3, "groups": 2},
+    {"stride": 3, "dilation": 1, "padding": "same", "groups": 4},
+]
+
 
 @pytest.mark.parametrize(
-    "case",
-    [
-        {"stride": 1, "dilation": 1, "padding": 0, "groups": 1},
-        {"stride": 2, "dilation": 2, "padding": 3, "groups": 2},
-        {"stride": 3, "dilation": 1, "padding": "same", "groups": 4},
-    ],
-    ids=repr,
+    ("backend", "case", "data_format", "directions"),
+    backend_grid(MULTI_JVP, ("channels_first", "channels_last"), ("both", "dx", "dw")),
+    indirect=["backend"],
 )
-@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
-@pytest.mark.parametrize("directions", ["both", "dx", "dw"])
 def test_multi_jvp_matches_torch_forward_ad(backend, case, data_format, directions):
     torch = require_module("torch")
     F = torch.nn.functional

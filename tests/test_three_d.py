@@ -14,8 +14,9 @@ import scipy.signal
 
 import xcorr
 
-from matrix import NP_PAD, TOL, check, layout, require_module, triple
+from matrix import NP_PAD, TOL, backend_grid, check, layout, require_module, triple
 
+BOUNDARIES = ("fill", "wrap", "symm", "reflect", "edge")
 # scipy.ndimage's names of xcorr's boundaries: its "reflect" repeats the edge (xcorr's "symm"), its
 # "mirror" does not (xcorr's "reflect"); "grid-wrap" is the periodic extension at any width.
 NDIMAGE = {"fill": "constant", "wrap": "grid-wrap", "symm": "reflect", "reflect": "mirror", "edge": "nearest"}
@@ -70,7 +71,7 @@ def test_kernels_broadcast_against_the_batch(backend):
 # -- boundaries: scipy.ndimage.correlate; stride, dilation, padding: the loop reference ------------
 
 
-@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm", "reflect", "edge"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
 def test_boundaries_match_scipy_ndimage(backend, boundary):
     """``mode="same"`` is ndimage's output with origin 0 (the window starts ``k // 2`` before) for odd
     and even kernels alike; ndimage's own names of the boundaries differ from xcorr's (NDIMAGE)."""
@@ -82,20 +83,21 @@ def test_boundaries_match_scipy_ndimage(backend, boundary):
     check(backend, xcorr.corr3d(xb, backend.asarray(k), mode="same", boundary=boundary, fillvalue=1.5), expected, xb)
 
 
-@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm", "reflect", "edge"])
+LOOP_OPTIONS = [
+    {"mode": "full", "dilation": (2, 1, 2)},
+    {"mode": "same", "stride": (2, 1, 3), "dilation": 2},
+    {"padding": ((7, 1), 2, (0, 3)), "stride": (3, 2, 1)},  # wider than x along the depth
+    {"padding": "SAME", "stride": 2, "dilation": (1, 2, 1)},
+    {"padding": "same_lower", "stride": (3, 1, 2)},
+    {"padding": "VALID", "stride": 2},
+]
+
+
 @pytest.mark.parametrize(
-    "options",
-    [
-        {"mode": "full", "dilation": (2, 1, 2)},
-        {"mode": "same", "stride": (2, 1, 3), "dilation": 2},
-        {"padding": ((7, 1), 2, (0, 3)), "stride": (3, 2, 1)},  # wider than x along the depth
-        {"padding": "SAME", "stride": 2, "dilation": (1, 2, 1)},
-        {"padding": "same_lower", "stride": (3, 1, 2)},
-        {"padding": "VALID", "stride": 2},
-    ],
-    ids=repr,
+    ("backend", "boundary", "options", "op"),
+    backend_grid(BOUNDARIES, LOOP_OPTIONS, ("corr3d", "conv3d")),
+    indirect=["backend"],
 )
-@pytest.mark.parametrize("op", ["corr3d", "conv3d"])
 def test_strides_dilations_and_padding_match_the_loop(backend, boundary, options, op):
     rng = np.random.default_rng(7)
     x, k = rng.standard_normal((2, 5, 6, 7)), rng.standard_normal((2, 3, 2))
@@ -178,8 +180,9 @@ MULTI = [
 ]
 
 
-@pytest.mark.parametrize("case", MULTI, ids=repr)
-@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+@pytest.mark.parametrize(
+    ("backend", "case", "data_format"), backend_grid(MULTI, ("channels_first", "channels_last")), indirect=["backend"]
+)
 def test_multi_matches_torch_conv3d_forward_and_gradients(backend, case, data_format):
     torch = require_module("torch")
     rng = np.random.default_rng(5)
@@ -208,18 +211,18 @@ def test_multi_matches_torch_conv3d_forward_and_gradients(backend, case, data_fo
     check(backend, gx1, layout(xt.grad.numpy()[:1], last)[0], xb)
 
 
-@pytest.mark.parametrize("op", ["corr3d", "conv3d"])
+VJP_OPTIONS = [
+    {"stride": 1, "dilation": 1, "padding": 0},
+    {"stride": (2, 1, 2), "dilation": (2, 1, 1), "padding": ((3, 1), 1, (0, 2))},
+    {"stride": (3, 1, 1), "dilation": 1, "padding": 2, "boundary": "reflect"},
+    {"stride": 1, "dilation": (1, 2, 1), "padding": ((4, 0), 2, 1), "boundary": "wrap"},
+    {"stride": 2, "dilation": 1, "mode": "same", "boundary": "symm"},  # scipy's centring: pads (1, 0), (1, 1), (1, 0)
+    {"stride": 1, "dilation": 1, "mode": "full", "boundary": "edge"},
+]
+
+
 @pytest.mark.parametrize(
-    "options",
-    [
-        {"stride": 1, "dilation": 1, "padding": 0},
-        {"stride": (2, 1, 2), "dilation": (2, 1, 1), "padding": ((3, 1), 1, (0, 2))},
-        {"stride": (3, 1, 1), "dilation": 1, "padding": 2, "boundary": "reflect"},
-        {"stride": 1, "dilation": (1, 2, 1), "padding": ((4, 0), 2, 1), "boundary": "wrap"},
-        {"stride": 2, "dilation": 1, "mode": "same", "boundary": "symm"},  # scipy's centring: pads (1, 0), (1, 1), (1, 0)
-        {"stride": 1, "dilation": 1, "mode": "full", "boundary": "edge"},
-    ],
-    ids=repr,
+    ("backend", "op", "options"), backend_grid(("corr3d", "conv3d"), VJP_OPTIONS), indirect=["backend"]
 )
 def test_vjps_match_torch_autograd(backend, op, options):
     torch = require_module("torch")

@@ -14,7 +14,7 @@ import pytest
 
 import xcorr
 
-from matrix import TOL, check, layout, require_module, triple
+from matrix import TOL, backend_grid, check, layout, require_module, triple
 
 # torch's first forward-mode call loads its JVP decompositions through torch.jit.script, whose
 # deprecation warning is torch's own.
@@ -31,8 +31,13 @@ TRANSPOSED = [
 ]
 
 
-@pytest.mark.parametrize("case", TRANSPOSED, ids=repr)
-@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+# channels_last listed first: dask's diagonal (backend_grid) runs groups=4, its slowest case, in the
+# layout that costs it least there
+@pytest.mark.parametrize(
+    ("backend", "case", "data_format"),
+    backend_grid(TRANSPOSED, ("channels_last", "channels_first")),
+    indirect=["backend"],
+)
 def test_conv_transpose3d_matches_torch_forward_and_gradients(backend, case, data_format):
     torch = require_module("torch")
     rng = np.random.default_rng(3)
@@ -101,8 +106,9 @@ def test_corr3d_transpose_is_the_scatter_and_its_vjp_the_adjoint(backend, option
         check(backend, grad, want)
 
 
-@pytest.mark.parametrize("padding", ["SAME", "valid"])
-@pytest.mark.parametrize("stride", [1, (2, 3, 1)], ids=str)
+@pytest.mark.parametrize(
+    ("backend", "padding", "stride"), backend_grid(("SAME", "valid"), ((2, 3, 1), 1)), indirect=["backend"]
+)
 def test_transposed_lax_names_match_lax(backend, padding, stride):
     """"SAME" gives ``n * s`` per axis and "VALID" the uncropped result, as lax.conv_transpose does."""
     jax = require_module("jax")
@@ -121,18 +127,18 @@ def test_transposed_lax_names_match_lax(backend, padding, stride):
 
 # -- forward mode: torch.func.jvp of F.conv3d ----------------------------------------------------
 
+MULTI_JVP = [
+    {"stride": 1, "dilation": 1, "padding": 0, "groups": 1},
+    {"stride": (2, 1, 2), "dilation": (1, 2, 1), "padding": (1, 2, 0), "groups": 2},
+    {"stride": 1, "dilation": 2, "padding": "same", "groups": 4},
+]
+
 
 @pytest.mark.parametrize(
-    "case",
-    [
-        {"stride": 1, "dilation": 1, "padding": 0, "groups": 1},
-        {"stride": (2, 1, 2), "dilation": (1, 2, 1), "padding": (1, 2, 0), "groups": 2},
-        {"stride": 1, "dilation": 2, "padding": "same", "groups": 4},
-    ],
-    ids=repr,
+    ("backend", "case", "data_format", "directions"),
+    backend_grid(MULTI_JVP, ("channels_first", "channels_last"), ("both", "dx", "dw")),
+    indirect=["backend"],
 )
-@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
-@pytest.mark.parametrize("directions", ["both", "dx", "dw"])
 def test_multi_jvp_matches_torch_forward_ad(backend, case, data_format, directions):
     torch = require_module("torch")
     F = torch.nn.functional
@@ -162,19 +168,20 @@ def test_multi_jvp_matches_torch_forward_ad(backend, case, data_format, directio
     check(backend, tangent, layout(expected.numpy(), last))
 
 
-@pytest.mark.parametrize("op", ["corr3d", "conv3d"])
+SINGLE_JVP = [
+    {"mode": "valid"},
+    {"mode": "same"},  # even kernel extents: scipy's centring
+    {"mode": "full", "boundary": "fill", "fillvalue": 2.5},  # the fill is a constant: no tangent
+    {"padding": ((2, 1), 1, (0, 2)), "boundary": "wrap", "stride": (2, 1, 2), "dilation": (1, 2, 1)},
+    {"mode": "same", "boundary": "reflect"},
+]
+
+
 @pytest.mark.parametrize(
-    "options",
-    [
-        {"mode": "valid"},
-        {"mode": "same"},  # even kernel extents: scipy's centring
-        {"mode": "full", "boundary": "fill", "fillvalue": 2.5},  # the fill is a constant: no tangent
-        {"padding": ((2, 1), 1, (0, 2)), "boundary": "wrap", "stride": (2, 1, 2), "dilation": (1, 2, 1)},
-        {"mode": "same", "boundary": "reflect"},
-    ],
-    ids=repr,
+    ("backend", "op", "options", "directions"),
+    backend_grid(("corr3d", "conv3d"), SINGLE_JVP, ("both", "dx", "dk")),
+    indirect=["backend"],
 )
-@pytest.mark.parametrize("directions", ["both", "dx", "dk"])
 def test_single_jvp_matches_torch_forward_ad(backend, op, options, directions):
     torch = require_module("torch")
     F = torch.nn.functional
