@@ -9,6 +9,7 @@ GPU backends are skipped, with the reason shown, where no GPU is present.
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import subprocess
 import sys
@@ -196,6 +197,36 @@ def backends_where(test) -> tuple[Backend, ...]:
     return tuple(kept)
 
 
+THINNED = ("dask",)
+"""Backends on which ``backend_grid`` runs a diagonal of a test's option grid, not its whole product."""
+
+
+def _value_id(value) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def backend_grid(*axes, cases: int | None = None, thinned=THINNED) -> list:
+    """Params for ``parametrize(("backend", *names), backend_grid(*axes), indirect=["backend"])``.
+
+    Every backend runs every combination of the ``axes`` (sequences of values), except the ``thinned``
+    ones (dask: lazy, so that every call pays for building and computing a task graph), which run a
+    diagonal of the product: combination ``j`` takes value ``j % len(axis)`` of each axis, for ``cases``
+    combinations (by default as many as the longest axis has values), so that every value of every
+    axis still runs on them. A backend whose library is missing is kept, to be reported by the fixture.
+    """
+    axes = [list(axis) for axis in axes]
+    count = max(len(axis) for axis in axes) if cases is None else cases
+    diagonal = {tuple(j % len(axis) for axis in axes) for j in range(count)}
+    params = []
+    for index in itertools.product(*(range(len(axis)) for axis in axes)):
+        values = [axis[i] for axis, i in zip(axes, index)]
+        ident = "-".join(_value_id(v) for v in values)
+        for b in BACKENDS:
+            if b.name not in thinned or index in diagonal:
+                params.append(pytest.param(b, *values, id=f"{ident}-{b.name}"))
+    return params
+
+
 def tolerance(dtype: str) -> dict[str, float]:
     """rtol/atol for comparing against the float64 reference."""
     if dtype.startswith("int"):
@@ -203,6 +234,39 @@ def tolerance(dtype: str) -> dict[str, float]:
     if dtype in ("float32", "complex64"):
         return {"rtol": 2e-5, "atol": 2e-5}
     return {"rtol": 1e-12, "atol": 1e-12}
+
+
+TOL = {"rtol": 1e-10, "atol": 1e-10}
+"""rtol/atol of ``check``: float64 results against a float64 oracle (scipy, torch, lax or a loop here)."""
+
+NP_PAD = {"fill": "constant", "wrap": "wrap", "symm": "symmetric", "reflect": "reflect", "edge": "edge"}
+"""np.pad's mode for each of xcorr's boundaries, for the loop references of the tests."""
+
+
+def check(backend: Backend, y, expected, like=None) -> None:
+    """Library (a lazy dask array on dask), device (that of ``like``, where given), float64 dtype, shape and values (TOL) of a result."""
+    import array_api_compat
+
+    assert array_api_compat.array_namespace(y) is backend.xp
+    if backend.name == "dask":
+        import dask.array as da
+
+        assert isinstance(y, da.Array)
+    if like is not None:
+        assert array_api_compat.device(y) == array_api_compat.device(like)
+    assert y.dtype == backend.dtype("float64"), y.dtype
+    assert tuple(y.shape) == expected.shape, (tuple(y.shape), expected.shape)
+    np.testing.assert_allclose(backend.to_numpy(y), expected, **TOL)
+
+
+def layout(a, last: bool):
+    """``a`` (channels on axis 1) moved to channels_last where ``last``, else ``a`` itself."""
+    return np.moveaxis(a, 1, -1) if last else a
+
+
+def triple(value) -> tuple:
+    """One per spatial axis of a 3-D call: a sequence as a tuple, a scalar three times."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * 3
 
 
 def assert_result(backend: Backend, y, expected, dtype: str, *, like=None) -> None:

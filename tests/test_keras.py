@@ -127,12 +127,12 @@ def test_import_xcorr_keras_registers_the_layers_for_keras():
         """
         import keras
         import xcorr.keras
-        names = ("xcorr>Conv1D", "xcorr>Conv2D", "xcorr>Conv2DTranspose", "xcorr>DepthwiseConv2D")
+        names = ("xcorr>Conv1D", "xcorr>Conv2D", "xcorr>Conv2DTranspose", "xcorr>Conv3D", "xcorr>DepthwiseConv2D")
         print([keras.saving.get_registered_object(n) is getattr(xcorr.keras, n[6:]) for n in names])
         """,
         "jax",
     )
-    assert out.strip() == "[True, True, True, True]"
+    assert out.strip() == "[True, True, True, True, True]"
 
 
 def test_import_xcorr_keras_without_keras_names_the_extra():
@@ -152,8 +152,9 @@ def test_xcorr_keras_docstring_examples():
         "jax",
     )
     attempted, failed = map(int, out.split()[-2:])
-    # the module's example, then one per layer (xcorr.backends.keras: Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D)
-    assert attempted >= 4 + 3 * 3 + 4 and failed == 0, out
+    # the module's example, then one per layer (xcorr.backends.keras: Conv1D, Conv2D, Conv2DTranspose, Conv3D,
+    # DepthwiseConv2D)
+    assert attempted >= 4 + 4 * 3 + 4 and failed == 0, out
 
 
 SAVE = """
@@ -197,6 +198,7 @@ def test_keras_file_saved_in_one_process_loads_in_another_after_import_xcorr_ker
 
 LAYERS = Path(__file__).resolve().parent / "integration" / "keras_layers.py"
 CONV1D = Path(__file__).resolve().parent / "integration" / "keras_conv1d.py"
+CONV3D = Path(__file__).resolve().parent / "integration" / "keras_conv3d.py"
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
@@ -221,6 +223,45 @@ def test_keras_conv1d_matches_keras_conv1d_forward_and_gradients(backend):
     assert errors["((2, 3), {'strides': 0})"].startswith("ValueError: strides must be")
     assert errors["((5, 3), {'groups': 2})"].startswith("ValueError: groups must be")
     assert errors["4-D input"].startswith("Conv1D takes 3-D inputs (batch and 2 axes)")
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_keras_conv3d_matches_keras_conv3d_forward_and_gradients(backend):
+    # float64, the same weights (Keras' layout (d, h, w, C_in // groups, filters)), tiny volumes
+    # (with method="direct" too: xcorr's sum of 2-D correlations, not the library's conv3d)
+    report = json.loads(_keras_python(CONV3D.read_text(), backend))
+    assert report["backend"] == backend
+    assert len(report["cases"]) == 10
+    for case, r in report["cases"].items():
+        assert r["shapes"][0] == r["shapes"][1] == r["shapes"][2], case
+        assert r["kernel_shapes"][0] == r["kernel_shapes"][1] == [2, 3, 2, 2 if "groups" in case else 4, 4], case
+        assert r["forward"] <= 1e-12 and r["gradients"] <= 1e-10, (case, r)
+        assert r["n_gradients"] == (1 if "use_bias" in case else 2), case
+        assert r["config_round_trip"] and r["serialized_round_trip"], case
+        assert r["config_keys_missing"] == [], case  # every key of Keras' config, plus xcorr's
+    errors = report["errors"]
+    expected = {
+        "((0, 3), {})": "ValueError: filters must be an int >= 1; got 0",
+        "((2, 0), {})": "ValueError: kernel_size must be an int >= 1 or a sequence of 3; got 0",
+        "((2, (3, 3)), {})": "ValueError: kernel_size must be an int >= 1 or a sequence of 3; got (3, 3)",
+        "((2, 3), {'padding': 'causal'})": (
+            "ValueError: padding must be one of 'valid', 'same', 'full'; got 'causal'"
+        ),
+        "((2, 3), {'strides': (1, 0, 1)})": "ValueError: strides must be an int >= 1 or a sequence of 3; got (1, 0, 1)",
+        "((5, 3), {'groups': 2})": "ValueError: groups must be an int >= 1 that divides filters=5; got 2",
+        "((2, 3), {'method': 'bogus'})": (
+            "ValueError: method must be one of 'auto', 'direct', 'fft', 'native'; got 'bogus'"
+        ),
+        "((2, 3), {'use_bias': 'yes'})": "TypeError: use_bias must be True or False; got 'yes'",
+        "((2, 3), {'data_format': 'NDHWC'})": (
+            "ValueError: data_format must be one of 'channels_last', 'channels_first'; got 'NDHWC'"
+        ),
+        "4-D input": "Conv3D takes 5-D inputs (batch and 4 axes); got shape (2, 5, 5, 3)",
+        "input channels": "groups=2 must divide the input's 3 channels",
+    }
+    assert {key: errors[key] for key in expected} == expected
+    assert errors["((2, 3), {'boundary': 'bogus'})"].startswith("ValueError: boundary must be one of 'fill'")
+    assert errors["too small"].startswith("Computed output size would be zero or negative: Conv3D with")
 
 
 @pytest.mark.slow

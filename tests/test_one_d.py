@@ -8,29 +8,13 @@ from __future__ import annotations
 
 import re
 
-import array_api_compat
 import numpy as np
 import pytest
 import scipy.signal
 
 import xcorr
 
-from matrix import require_module
-
-TOL = {"rtol": 1e-10, "atol": 1e-10}
-NP_PAD = {"fill": "constant", "wrap": "wrap", "symm": "symmetric", "reflect": "reflect", "edge": "edge"}
-
-
-def _check(backend, y, expected) -> None:
-    """Library (a lazy dask array on dask), float64 dtype, shape and values of a result."""
-    assert array_api_compat.array_namespace(y) is backend.xp
-    if backend.name == "dask":
-        import dask.array as da
-
-        assert isinstance(y, da.Array)
-    assert y.dtype == backend.dtype("float64"), y.dtype
-    assert tuple(y.shape) == expected.shape, (tuple(y.shape), expected.shape)
-    np.testing.assert_allclose(backend.to_numpy(y), expected, **TOL)
+from matrix import NP_PAD, TOL, backend_grid, check, layout, require_module
 
 
 def _span(taps: int, dilation: int) -> int:
@@ -76,40 +60,42 @@ def test_modes_match_scipy_and_numpy(backend, mode, taps):
     np.testing.assert_allclose(corr[1, 2], np.correlate(x[1, 2], k, mode=mode), **TOL)
     np.testing.assert_allclose(conv[0, 1], np.convolve(x[0, 1], k, mode=mode), **TOL)
     xb, kb = backend.asarray(x), backend.asarray(k)
-    _check(backend, xcorr.corr1d(xb, kb, mode=mode), corr)
-    _check(backend, xcorr.conv1d(xb, kb, mode=mode), conv)
+    check(backend, xcorr.corr1d(xb, kb, mode=mode), corr)
+    check(backend, xcorr.conv1d(xb, kb, mode=mode), conv)
 
 
 def test_kernels_broadcast_against_the_batch(backend):
     rng = np.random.default_rng(1)
     x, k = rng.standard_normal((2, 3, 9)), rng.standard_normal((2, 1, 3))
     expected = np.stack([[np.correlate(x[n, c], k[n, 0], mode="full") for c in range(3)] for n in range(2)])
-    _check(backend, xcorr.corr1d(backend.asarray(x), backend.asarray(k), mode="full"), expected)
+    check(backend, xcorr.corr1d(backend.asarray(x), backend.asarray(k), mode="full"), expected)
     one = backend.asarray(rng.standard_normal(9))  # one signal, a batch of kernels
     y = xcorr.corr1d(one, backend.asarray(k[:, 0]))
-    _check(backend, y, np.stack([np.correlate(backend.to_numpy(one), kn) for kn in k[:, 0]]))
+    check(backend, y, np.stack([np.correlate(backend.to_numpy(one), kn) for kn in k[:, 0]]))
 
 
 # -- boundaries, fillvalue, stride, dilation, padding: the loop reference -------------------------
 
 
-@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm", "reflect", "edge"])
+BOUNDARIES = ("fill", "wrap", "symm", "reflect", "edge")
+LOOP_OPTIONS = [
+    {"mode": "same"},
+    {"mode": "full", "dilation": 2},
+    {"mode": "same", "stride": 2, "dilation": (2,)},
+    {"padding": 3, "stride": (3,)},
+    {"padding": (1, 4), "dilation": 3},
+    {"padding": [0, 2], "stride": 2},
+    {"padding": "SAME", "stride": 2, "dilation": 2},
+    {"padding": "same_lower", "stride": 3},
+    {"padding": "VALID", "stride": 2},
+]
+
+
 @pytest.mark.parametrize(
-    "options",
-    [
-        {"mode": "same"},
-        {"mode": "full", "dilation": 2},
-        {"mode": "same", "stride": 2, "dilation": (2,)},
-        {"padding": 3, "stride": (3,)},
-        {"padding": (1, 4), "dilation": 3},
-        {"padding": [0, 2], "stride": 2},
-        {"padding": "SAME", "stride": 2, "dilation": 2},
-        {"padding": "same_lower", "stride": 3},
-        {"padding": "VALID", "stride": 2},
-    ],
-    ids=repr,
+    ("backend", "boundary", "options", "op"),
+    backend_grid(BOUNDARIES, LOOP_OPTIONS, ("corr1d", "conv1d")),
+    indirect=["backend"],
 )
-@pytest.mark.parametrize("op", ["corr1d", "conv1d"])
 def test_boundaries_strides_dilations_and_padding_match_the_loop(backend, boundary, options, op):
     rng = np.random.default_rng(7)
     x, k = rng.standard_normal((3, 10)), rng.standard_normal(4)
@@ -128,7 +114,7 @@ def test_boundaries_strides_dilations_and_padding_match_the_loop(backend, bounda
     kernel = k[::-1] if convolve else k
     expected = _loop(x, kernel, pads=pads, boundary=boundary, fillvalue=1.5, stride=stride, dilation=dilation)
     y = getattr(xcorr, op)(backend.asarray(x), backend.asarray(k), boundary=boundary, fillvalue=1.5, **options)
-    _check(backend, y, expected)
+    check(backend, y, expected)
 
 
 @pytest.mark.parametrize("method", ["direct", "fft"])
@@ -137,7 +123,7 @@ def test_every_method_serves_one_d(backend, method):
     x, k = rng.standard_normal((2, 40)), rng.standard_normal(7)
     expected = _loop(x, k, pads=(3, 3), boundary="wrap", stride=2)
     y = xcorr.corr1d(backend.asarray(x), backend.asarray(k), mode="same", boundary="wrap", stride=2, method=method)
-    _check(backend, y, expected)
+    check(backend, y, expected)
 
 
 def test_a_prepared_call_serves_its_signature_only(backend):
@@ -147,10 +133,10 @@ def test_a_prepared_call_serves_its_signature_only(backend):
     x, k = rng.standard_normal((2, 12)), rng.standard_normal(3)
     xb, kb = backend.asarray(x), backend.asarray(k)
     for _ in range(2):
-        _check(backend, xcorr.corr1d(xb, kb, stride=2), _loop(x, k, stride=2))
-        _check(backend, xcorr.corr1d(xb, kb, stride=(3,)), _loop(x, k, stride=3))
-        _check(backend, xcorr.conv1d(xb, kb, stride=2), _loop(x, k[::-1], stride=2))
-        _check(backend, xcorr.corr1d(xb, kb, boundary="wrap", mode="full"), _loop(x, k, pads=(2, 2), boundary="wrap"))
+        check(backend, xcorr.corr1d(xb, kb, stride=2), _loop(x, k, stride=2))
+        check(backend, xcorr.corr1d(xb, kb, stride=(3,)), _loop(x, k, stride=3))
+        check(backend, xcorr.conv1d(xb, kb, stride=2), _loop(x, k[::-1], stride=2))
+        check(backend, xcorr.corr1d(xb, kb, boundary="wrap", mode="full"), _loop(x, k, pads=(2, 2), boundary="wrap"))
         with pytest.raises(ValueError, match="stride must be"):
             xcorr.corr1d(xb, kb, stride=0)
 
@@ -199,22 +185,19 @@ def test_multi_matches_torch_conv1d_forward_and_gradients(backend, case, data_fo
     yt.backward(require_module("torch").tensor(g))
     last = data_format == "channels_last"
 
-    def layout(a):
-        return np.moveaxis(a, 1, -1) if last else a
-
     options = {
         "stride": case["stride"], "dilation": case["dilation"], "padding": pads, "boundary": case["boundary"],
         "groups": groups, "data_format": data_format,
     }  # fmt: skip
-    xb, wb = backend.asarray(layout(x)), backend.asarray(w)
+    xb, wb = backend.asarray(layout(x, last)), backend.asarray(w)
     bias = None if b is None else backend.asarray(b)
-    _check(backend, xcorr.corr1d_multi(xb, wb, bias=bias, **options), layout(yt.detach().numpy()))
-    gx, gw = xcorr.corr1d_multi_vjp(xb, wb, backend.asarray(layout(g)), **options)
-    _check(backend, gx, layout(xt.grad.numpy()))
-    _check(backend, gw, wt.grad.numpy())
+    check(backend, xcorr.corr1d_multi(xb, wb, bias=bias, **options), layout(yt.detach().numpy(), last))
+    gx, gw = xcorr.corr1d_multi_vjp(xb, wb, backend.asarray(layout(g, last)), **options)
+    check(backend, gx, layout(xt.grad.numpy(), last))
+    check(backend, gw, wt.grad.numpy())
     # one sample without its batch axis
-    y1 = xcorr.corr1d_multi(backend.asarray(layout(x[:1])[0]), wb, bias=bias, **options)
-    _check(backend, y1, layout(yt.detach().numpy()[:1])[0])
+    y1 = xcorr.corr1d_multi(backend.asarray(layout(x[:1], last)[0]), wb, bias=bias, **options)
+    check(backend, y1, layout(yt.detach().numpy()[:1], last)[0])
 
 
 @pytest.mark.parametrize("op", ["corr1d", "conv1d"])
@@ -242,11 +225,11 @@ def test_vjps_match_torch_autograd(backend, op, options):
     yt.backward(require_module("torch").tensor(g[:, None, :]))
     keywords = {**options, "boundary": boundary}
     xb, kb, gb = backend.asarray(x), backend.asarray(k), backend.asarray(g)
-    _check(backend, getattr(xcorr, op)(xb, kb, **keywords), yt.detach().numpy()[:, 0, :])
+    check(backend, getattr(xcorr, op)(xb, kb, **keywords), yt.detach().numpy()[:, 0, :])
     gx, gk = getattr(xcorr, f"{op}_vjp")(xb, kb, gb, **keywords)
-    _check(backend, gx, xt.grad.numpy()[:, 0, :])
+    check(backend, gx, xt.grad.numpy()[:, 0, :])
     expected_gk = wt.grad.numpy()[0, 0]
-    _check(backend, gk, expected_gk[::-1].copy() if op == "conv1d" else expected_gk)
+    check(backend, gk, expected_gk[::-1].copy() if op == "conv1d" else expected_gk)
 
 
 # -- errors in 1-D terms ---------------------------------------------------------------------
@@ -271,7 +254,7 @@ def test_multi_same_mode_is_scipys_centring(backend):
     expected = np.array(
         [[sum(np.correlate(x[n, c], w[o, c], mode="same") for c in range(3)) for o in range(4)] for n in range(2)]
     )
-    _check(backend, xcorr.corr1d_multi(backend.asarray(x), backend.asarray(w), mode="same"), expected)
+    check(backend, xcorr.corr1d_multi(backend.asarray(x), backend.asarray(w), mode="same"), expected)
 
 
 def test_errors_speak_of_the_one_d_shapes(backend):

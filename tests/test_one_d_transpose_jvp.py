@@ -8,35 +8,16 @@ from __future__ import annotations
 
 import re
 
-import array_api_compat
 import numpy as np
 import pytest
 
 import xcorr
 
-from matrix import require_module
-
-TOL = {"rtol": 1e-10, "atol": 1e-10}
+from matrix import backend_grid, check, layout, require_module
 
 # torch's first forward-mode call loads its JVP decompositions through torch.jit.script, whose
 # deprecation warning is torch's own.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
-
-
-def _check(backend, y, expected) -> None:
-    """Library (a lazy dask array on dask), float64 dtype, shape and values of a result."""
-    assert array_api_compat.array_namespace(y) is backend.xp
-    if backend.name == "dask":
-        import dask.array as da
-
-        assert isinstance(y, da.Array)
-    assert y.dtype == backend.dtype("float64"), y.dtype
-    assert tuple(y.shape) == expected.shape, (tuple(y.shape), expected.shape)
-    np.testing.assert_allclose(backend.to_numpy(y), expected, **TOL)
-
-
-def _layout(a, last: bool):
-    return np.moveaxis(a, 1, -1) if last else a
 
 
 # -- transposed: torch's F.conv_transpose1d and its autograd -------------------------------------
@@ -63,16 +44,16 @@ def test_conv_transpose1d_matches_torch_forward_and_gradients(backend, case, dat
     g = rng.standard_normal(tuple(yt.shape))
     yt.backward(torch.tensor(g))
     last = data_format == "channels_last"
-    xb, wb = backend.asarray(_layout(x, last)), backend.asarray(w)
+    xb, wb = backend.asarray(layout(x, last)), backend.asarray(w)
     bias = None if b is None else backend.asarray(b)
     y = xcorr.conv_transpose1d(xb, wb, bias=bias, data_format=data_format, **options)
-    _check(backend, y, _layout(yt.detach().numpy(), last))
-    gx, gw = xcorr.conv_transpose1d_vjp(xb, wb, backend.asarray(_layout(g, last)), data_format=data_format, **options)
-    _check(backend, gx, _layout(xt.grad.numpy(), last))
-    _check(backend, gw, wt.grad.numpy())
+    check(backend, y, layout(yt.detach().numpy(), last))
+    gx, gw = xcorr.conv_transpose1d_vjp(xb, wb, backend.asarray(layout(g, last)), data_format=data_format, **options)
+    check(backend, gx, layout(xt.grad.numpy(), last))
+    check(backend, gw, wt.grad.numpy())
     # one sample without its batch axis
-    y1 = xcorr.conv_transpose1d(backend.asarray(_layout(x, last)[0]), wb, bias=bias, data_format=data_format, **options)
-    _check(backend, y1, _layout(yt.detach().numpy(), last)[0])
+    y1 = xcorr.conv_transpose1d(backend.asarray(layout(x, last)[0]), wb, bias=bias, data_format=data_format, **options)
+    check(backend, y1, layout(yt.detach().numpy(), last)[0])
 
 
 def _scatter(x, k, *, stride, dilation, left, right, output_padding):
@@ -107,7 +88,7 @@ def test_corr1d_transpose_is_the_scatter_and_the_adjoint_of_corr1d(backend, opti
     )  # fmt: skip
     xb, kb = backend.asarray(x), backend.asarray(k)
     y = xcorr.corr1d_transpose(xb, kb, **options)
-    _check(backend, y, expected)
+    check(backend, y, expected)
     # the adjoint: <corr1d(pad(z), k), x> == <z, corr1d_transpose(x, k)>; its VJP against the loop's
     z = rng.standard_normal(expected.shape)
     gx, gk = xcorr.corr1d_transpose_vjp(xb, kb, backend.asarray(z), **options)
@@ -128,7 +109,7 @@ def test_corr1d_transpose_is_the_scatter_and_the_adjoint_of_corr1d(backend, opti
         piece = _scatter(x, unit, stride=options["stride"], dilation=options["dilation"], left=left, right=right,
                          output_padding=options["output_padding"])  # fmt: skip
         gk_expected[index] = np.sum(piece * z)
-    _check(backend, gk, gk_expected)
+    check(backend, gk, gk_expected)
 
 
 @pytest.mark.parametrize("padding", ["SAME", "valid"])
@@ -146,23 +127,23 @@ def test_transposed_lax_names_match_lax(backend, padding, stride):
     )
     expected = np.moveaxis(np.asarray(expected), -1, 1)
     y = xcorr.conv_transpose1d(backend.asarray(x), backend.asarray(w), stride=stride, padding=padding)
-    _check(backend, y, expected)
+    check(backend, y, expected)
 
 
 # -- forward mode: torch.func.jvp of F.conv1d ----------------------------------------------------
 
+MULTI_JVP = [
+    {"stride": 1, "dilation": 1, "padding": 0, "groups": 1},
+    {"stride": 2, "dilation": 2, "padding": 3, "groups": 2},
+    {"stride": 3, "dilation": 1, "padding": "same", "groups": 4},
+]
+
 
 @pytest.mark.parametrize(
-    "case",
-    [
-        {"stride": 1, "dilation": 1, "padding": 0, "groups": 1},
-        {"stride": 2, "dilation": 2, "padding": 3, "groups": 2},
-        {"stride": 3, "dilation": 1, "padding": "same", "groups": 4},
-    ],
-    ids=repr,
+    ("backend", "case", "data_format", "directions"),
+    backend_grid(MULTI_JVP, ("channels_first", "channels_last"), ("both", "dx", "dw")),
+    indirect=["backend"],
 )
-@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
-@pytest.mark.parametrize("directions", ["both", "dx", "dw"])
 def test_multi_jvp_matches_torch_forward_ad(backend, case, data_format, directions):
     torch = require_module("torch")
     F = torch.nn.functional
@@ -194,11 +175,11 @@ def test_multi_jvp_matches_torch_forward_ad(backend, case, data_format, directio
     options = {"stride": case["stride"], "dilation": case["dilation"], "groups": groups, "data_format": data_format}
     options["padding"] = padding
     tangent = xcorr.corr1d_multi_jvp(
-        backend.asarray(_layout(x, last)), backend.asarray(w),
-        None if dx is None else backend.asarray(_layout(dx, last)), None if dw is None else backend.asarray(dw),
+        backend.asarray(layout(x, last)), backend.asarray(w),
+        None if dx is None else backend.asarray(layout(dx, last)), None if dw is None else backend.asarray(dw),
         **options,
     )  # fmt: skip
-    _check(backend, tangent, _layout(expected.numpy(), last))
+    check(backend, tangent, layout(expected.numpy(), last))
 
 
 @pytest.mark.parametrize("op", ["corr1d", "conv1d"])
@@ -233,7 +214,7 @@ def test_single_jvp_matches_torch_forward_ad(backend, op, options):
     _, expected = torch.func.jvp(f, (torch.tensor(x), torch.tensor(k)), (torch.tensor(dx), torch.tensor(dk)))
     xb, kb = backend.asarray(x), backend.asarray(k)
     tangent = getattr(xcorr, f"{op}_jvp")(xb, kb, backend.asarray(dx), backend.asarray(dk), **options)
-    _check(backend, tangent, expected.numpy())
+    check(backend, tangent, expected.numpy())
 
 
 # -- errors in 1-D terms ---------------------------------------------------------------------------

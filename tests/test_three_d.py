@@ -7,7 +7,6 @@ layouts, gradients); and their errors, which speak of the 3-D shapes the user pa
 
 from __future__ import annotations
 
-import array_api_compat
 import numpy as np
 import pytest
 import scipy.ndimage
@@ -15,30 +14,12 @@ import scipy.signal
 
 import xcorr
 
-from matrix import require_module
+from matrix import NP_PAD, TOL, backend_grid, check, layout, require_module, triple
 
-TOL = {"rtol": 1e-10, "atol": 1e-10}
-NP_PAD = {"fill": "constant", "wrap": "wrap", "symm": "symmetric", "reflect": "reflect", "edge": "edge"}
+BOUNDARIES = ("fill", "wrap", "symm", "reflect", "edge")
 # scipy.ndimage's names of xcorr's boundaries: its "reflect" repeats the edge (xcorr's "symm"), its
 # "mirror" does not (xcorr's "reflect"); "grid-wrap" is the periodic extension at any width.
 NDIMAGE = {"fill": "constant", "wrap": "grid-wrap", "symm": "reflect", "reflect": "mirror", "edge": "nearest"}
-
-
-def _check(backend, y, expected, like) -> None:
-    """Library (a lazy dask array on dask), device, float64 dtype, shape and values of a result."""
-    assert array_api_compat.array_namespace(y) is backend.xp
-    if backend.name == "dask":
-        import dask.array as da
-
-        assert isinstance(y, da.Array)
-    assert array_api_compat.device(y) == array_api_compat.device(like)
-    assert y.dtype == backend.dtype("float64"), y.dtype
-    assert tuple(y.shape) == expected.shape, (tuple(y.shape), expected.shape)
-    np.testing.assert_allclose(backend.to_numpy(y), expected, **TOL)
-
-
-def _triple(value) -> tuple[int, int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * 3
 
 
 def _loop(x, k, *, pads=((0, 0),) * 3, boundary="fill", fillvalue=0.0, stride=1, dilation=1):
@@ -46,7 +27,7 @@ def _loop(x, k, *, pads=((0, 0),) * 3, boundary="fill", fillvalue=0.0, stride=1,
     strided, dilated "valid" correlation with the 3-D kernel ``k``, one kernel tap at a time."""
     extra = {"constant_values": fillvalue} if boundary == "fill" else {}
     xe = np.pad(np.asarray(x, np.float64), [(0, 0)] * (x.ndim - 3) + list(pads), mode=NP_PAD[boundary], **extra)
-    s, d = _triple(stride), _triple(dilation)
+    s, d = triple(stride), triple(dilation)
     spans = [di * (t - 1) + 1 for t, di in zip(k.shape, d)]
     counts = [-(-(n - e + 1) // si) for n, e, si in zip(xe.shape[-3:], spans, s)]
     out = np.zeros((*x.shape[:-3], *counts))
@@ -72,8 +53,8 @@ def test_modes_match_scipy_signal(backend, mode, shape):
     corr = np.stack([scipy.signal.correlate(v, k, mode=mode, method="direct") for v in x])
     conv = np.stack([scipy.signal.convolve(v, k, mode=mode, method="direct") for v in x])
     xb, kb = backend.asarray(x), backend.asarray(k)
-    _check(backend, xcorr.corr3d(xb, kb, mode=mode), corr, xb)
-    _check(backend, xcorr.conv3d(xb, kb, mode=mode), conv, xb)
+    check(backend, xcorr.corr3d(xb, kb, mode=mode), corr, xb)
+    check(backend, xcorr.conv3d(xb, kb, mode=mode), conv, xb)
 
 
 def test_kernels_broadcast_against_the_batch(backend):
@@ -81,16 +62,16 @@ def test_kernels_broadcast_against_the_batch(backend):
     x, k = rng.standard_normal((2, 3, 4, 5, 6)), rng.standard_normal((2, 1, 2, 3, 2))
     expected = np.stack([[scipy.signal.correlate(x[n, c], k[n, 0], mode="full") for c in range(3)] for n in range(2)])
     xb = backend.asarray(x)
-    _check(backend, xcorr.corr3d(xb, backend.asarray(k), mode="full"), expected, xb)
+    check(backend, xcorr.corr3d(xb, backend.asarray(k), mode="full"), expected, xb)
     one = backend.asarray(x[0, 0])  # one volume, a batch of kernels
     expected = np.stack([scipy.signal.correlate(x[0, 0], kn, mode="valid") for kn in k[:, 0]])
-    _check(backend, xcorr.corr3d(one, backend.asarray(k[:, 0])), expected, xb)
+    check(backend, xcorr.corr3d(one, backend.asarray(k[:, 0])), expected, xb)
 
 
 # -- boundaries: scipy.ndimage.correlate; stride, dilation, padding: the loop reference ------------
 
 
-@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm", "reflect", "edge"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
 def test_boundaries_match_scipy_ndimage(backend, boundary):
     """``mode="same"`` is ndimage's output with origin 0 (the window starts ``k // 2`` before) for odd
     and even kernels alike; ndimage's own names of the boundaries differ from xcorr's (NDIMAGE)."""
@@ -99,27 +80,28 @@ def test_boundaries_match_scipy_ndimage(backend, boundary):
     expected = np.stack([scipy.ndimage.correlate(v, k, mode=NDIMAGE[boundary], cval=1.5) for v in x])
     np.testing.assert_allclose(expected, _loop(x, k, pads=_mode_pads("same", k.shape), boundary=boundary, fillvalue=1.5))
     xb = backend.asarray(x)
-    _check(backend, xcorr.corr3d(xb, backend.asarray(k), mode="same", boundary=boundary, fillvalue=1.5), expected, xb)
+    check(backend, xcorr.corr3d(xb, backend.asarray(k), mode="same", boundary=boundary, fillvalue=1.5), expected, xb)
 
 
-@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm", "reflect", "edge"])
+LOOP_OPTIONS = [
+    {"mode": "full", "dilation": (2, 1, 2)},
+    {"mode": "same", "stride": (2, 1, 3), "dilation": 2},
+    {"padding": ((7, 1), 2, (0, 3)), "stride": (3, 2, 1)},  # wider than x along the depth
+    {"padding": "SAME", "stride": 2, "dilation": (1, 2, 1)},
+    {"padding": "same_lower", "stride": (3, 1, 2)},
+    {"padding": "VALID", "stride": 2},
+]
+
+
 @pytest.mark.parametrize(
-    "options",
-    [
-        {"mode": "full", "dilation": (2, 1, 2)},
-        {"mode": "same", "stride": (2, 1, 3), "dilation": 2},
-        {"padding": ((7, 1), 2, (0, 3)), "stride": (3, 2, 1)},  # wider than x along the depth
-        {"padding": "SAME", "stride": 2, "dilation": (1, 2, 1)},
-        {"padding": "same_lower", "stride": (3, 1, 2)},
-        {"padding": "VALID", "stride": 2},
-    ],
-    ids=repr,
+    ("backend", "boundary", "options", "op"),
+    backend_grid(BOUNDARIES, LOOP_OPTIONS, ("corr3d", "conv3d")),
+    indirect=["backend"],
 )
-@pytest.mark.parametrize("op", ["corr3d", "conv3d"])
 def test_strides_dilations_and_padding_match_the_loop(backend, boundary, options, op):
     rng = np.random.default_rng(7)
     x, k = rng.standard_normal((2, 5, 6, 7)), rng.standard_normal((2, 3, 2))
-    stride, dilation = _triple(options.get("stride", 1)), _triple(options.get("dilation", 1))
+    stride, dilation = triple(options.get("stride", 1)), triple(options.get("dilation", 1))
     spans = [d * (t - 1) + 1 for t, d in zip(k.shape, dilation)]
     padding = options.get("padding")
     if isinstance(padding, str):
@@ -135,7 +117,7 @@ def test_strides_dilations_and_padding_match_the_loop(backend, boundary, options
     expected = _loop(x, kernel, pads=pads, boundary=boundary, fillvalue=1.5, stride=stride, dilation=dilation)
     xb = backend.asarray(x)
     y = getattr(xcorr, op)(xb, backend.asarray(k), boundary=boundary, fillvalue=1.5, **options)
-    _check(backend, y, expected, xb)
+    check(backend, y, expected, xb)
 
 
 @pytest.mark.parametrize("method", ["direct", "fft"])
@@ -145,7 +127,7 @@ def test_every_method_serves_three_d(backend, method):
     expected = _loop(x, k, pads=((1, 1),) * 3, boundary="wrap", stride=2)
     xb = backend.asarray(x)
     y = xcorr.corr3d(xb, backend.asarray(k), mode="same", boundary="wrap", stride=2, method=method)
-    _check(backend, y, expected, xb)
+    check(backend, y, expected, xb)
 
 
 def test_a_prepared_call_serves_its_signature_only(backend):
@@ -153,9 +135,9 @@ def test_a_prepared_call_serves_its_signature_only(backend):
     x, k = rng.standard_normal((3, 4, 5)), rng.standard_normal((2, 2, 2))
     xb, kb = backend.asarray(x), backend.asarray(k)
     for _ in range(2):
-        _check(backend, xcorr.corr3d(xb, kb, stride=2), _loop(x, k, stride=2), xb)
-        _check(backend, xcorr.corr3d(xb, kb, stride=(2, 1, 1)), _loop(x, k, stride=(2, 1, 1)), xb)
-        _check(backend, xcorr.conv3d(xb, kb, stride=2), _loop(x, k[::-1, ::-1, ::-1], stride=2), xb)
+        check(backend, xcorr.corr3d(xb, kb, stride=2), _loop(x, k, stride=2), xb)
+        check(backend, xcorr.corr3d(xb, kb, stride=(2, 1, 1)), _loop(x, k, stride=(2, 1, 1)), xb)
+        check(backend, xcorr.conv3d(xb, kb, stride=2), _loop(x, k[::-1, ::-1, ::-1], stride=2), xb)
         with pytest.raises(ValueError, match="stride must be"):
             xcorr.corr3d(xb, kb, stride=0)
 
@@ -198,15 +180,16 @@ MULTI = [
 ]
 
 
-@pytest.mark.parametrize("case", MULTI, ids=repr)
-@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+@pytest.mark.parametrize(
+    ("backend", "case", "data_format"), backend_grid(MULTI, ("channels_first", "channels_last")), indirect=["backend"]
+)
 def test_multi_matches_torch_conv3d_forward_and_gradients(backend, case, data_format):
     torch = require_module("torch")
     rng = np.random.default_rng(5)
     groups = case["groups"]
     x, w = rng.standard_normal((2, 4, 6, 5, 6)), rng.standard_normal((4, 4 // groups, 2, 3, 2))
     b = rng.standard_normal(4) if case["bias"] else None
-    pads = [p if isinstance(p, tuple) else (p, p) for p in _triple(case["padding"])]
+    pads = [p if isinstance(p, tuple) else (p, p) for p in triple(case["padding"])]
     xt, wt, yt = _torch_conv3d(
         x, w, b, stride=case["stride"], dilation=case["dilation"], padding=pads, boundary=case["boundary"], groups=groups
     )
@@ -214,35 +197,32 @@ def test_multi_matches_torch_conv3d_forward_and_gradients(backend, case, data_fo
     yt.backward(torch.tensor(g))
     last = data_format == "channels_last"
 
-    def layout(a):
-        return np.moveaxis(a, 1, -1) if last else a
-
     options = {n: case[n] for n in ("stride", "dilation", "padding", "boundary", "groups")}
     options["data_format"] = data_format
-    xb, wb = backend.asarray(layout(x)), backend.asarray(w)
+    xb, wb = backend.asarray(layout(x, last)), backend.asarray(w)
     bias = None if b is None else backend.asarray(b)
-    _check(backend, xcorr.corr3d_multi(xb, wb, bias=bias, **options), layout(yt.detach().numpy()), xb)
-    gx, gw = xcorr.corr3d_multi_vjp(xb, wb, backend.asarray(layout(g)), **options)
-    _check(backend, gx, layout(xt.grad.numpy()), xb)
-    _check(backend, gw, wt.grad.numpy(), xb)
-    y1 = xcorr.corr3d_multi(backend.asarray(layout(x[:1])[0]), wb, bias=bias, **options)  # no batch axis
-    _check(backend, y1, layout(yt.detach().numpy()[:1])[0], xb)
-    gx1, _ = xcorr.corr3d_multi_vjp(backend.asarray(layout(x[:1])[0]), wb, backend.asarray(layout(g[:1])[0]), **options)
-    _check(backend, gx1, layout(xt.grad.numpy()[:1])[0], xb)
+    check(backend, xcorr.corr3d_multi(xb, wb, bias=bias, **options), layout(yt.detach().numpy(), last), xb)
+    gx, gw = xcorr.corr3d_multi_vjp(xb, wb, backend.asarray(layout(g, last)), **options)
+    check(backend, gx, layout(xt.grad.numpy(), last), xb)
+    check(backend, gw, wt.grad.numpy(), xb)
+    y1 = xcorr.corr3d_multi(backend.asarray(layout(x[:1], last)[0]), wb, bias=bias, **options)  # no batch axis
+    check(backend, y1, layout(yt.detach().numpy()[:1], last)[0], xb)
+    gx1, _ = xcorr.corr3d_multi_vjp(backend.asarray(layout(x[:1], last)[0]), wb, backend.asarray(layout(g[:1], last)[0]), **options)
+    check(backend, gx1, layout(xt.grad.numpy()[:1], last)[0], xb)
 
 
-@pytest.mark.parametrize("op", ["corr3d", "conv3d"])
+VJP_OPTIONS = [
+    {"stride": 1, "dilation": 1, "padding": 0},
+    {"stride": (2, 1, 2), "dilation": (2, 1, 1), "padding": ((3, 1), 1, (0, 2))},
+    {"stride": (3, 1, 1), "dilation": 1, "padding": 2, "boundary": "reflect"},
+    {"stride": 1, "dilation": (1, 2, 1), "padding": ((4, 0), 2, 1), "boundary": "wrap"},
+    {"stride": 2, "dilation": 1, "mode": "same", "boundary": "symm"},  # scipy's centring: pads (1, 0), (1, 1), (1, 0)
+    {"stride": 1, "dilation": 1, "mode": "full", "boundary": "edge"},
+]
+
+
 @pytest.mark.parametrize(
-    "options",
-    [
-        {"stride": 1, "dilation": 1, "padding": 0},
-        {"stride": (2, 1, 2), "dilation": (2, 1, 1), "padding": ((3, 1), 1, (0, 2))},
-        {"stride": (3, 1, 1), "dilation": 1, "padding": 2, "boundary": "reflect"},
-        {"stride": 1, "dilation": (1, 2, 1), "padding": ((4, 0), 2, 1), "boundary": "wrap"},
-        {"stride": 2, "dilation": 1, "mode": "same", "boundary": "symm"},  # scipy's centring: pads (1, 0), (1, 1), (1, 0)
-        {"stride": 1, "dilation": 1, "mode": "full", "boundary": "edge"},
-    ],
-    ids=repr,
+    ("backend", "op", "options"), backend_grid(("corr3d", "conv3d"), VJP_OPTIONS), indirect=["backend"]
 )
 def test_vjps_match_torch_autograd(backend, op, options):
     torch = require_module("torch")
@@ -250,7 +230,7 @@ def test_vjps_match_torch_autograd(backend, op, options):
     x, k = rng.standard_normal((2, 6, 5, 6)), rng.standard_normal((2, 3, 2))
     boundary = options.get("boundary", "fill")
     mode = options.get("mode")
-    pads = _mode_pads(mode, k.shape) if mode else [p if isinstance(p, tuple) else (p, p) for p in _triple(options["padding"])]
+    pads = _mode_pads(mode, k.shape) if mode else [p if isinstance(p, tuple) else (p, p) for p in triple(options["padding"])]
     kernel = k[::-1, ::-1, ::-1].copy() if op == "conv3d" else k
     xt, wt, yt = _torch_conv3d(
         x[:, None], kernel[None, None], None, stride=options["stride"], dilation=options["dilation"],
@@ -260,11 +240,11 @@ def test_vjps_match_torch_autograd(backend, op, options):
     yt.backward(torch.tensor(g[:, None]))
     keywords = {**options, "boundary": boundary}
     xb, kb, gb = backend.asarray(x), backend.asarray(k), backend.asarray(g)
-    _check(backend, getattr(xcorr, op)(xb, kb, **keywords), yt.detach().numpy()[:, 0], xb)
+    check(backend, getattr(xcorr, op)(xb, kb, **keywords), yt.detach().numpy()[:, 0], xb)
     gx, gk = getattr(xcorr, f"{op}_vjp")(xb, kb, gb, **keywords)
-    _check(backend, gx, xt.grad.numpy()[:, 0], xb)
+    check(backend, gx, xt.grad.numpy()[:, 0], xb)
     expected_gk = wt.grad.numpy()[0, 0]
-    _check(backend, gk, expected_gk[::-1, ::-1, ::-1].copy() if op == "conv3d" else expected_gk, xb)
+    check(backend, gk, expected_gk[::-1, ::-1, ::-1].copy() if op == "conv3d" else expected_gk, xb)
 
 
 def test_vjp_sums_over_broadcast_kernels(backend):

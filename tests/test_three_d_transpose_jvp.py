@@ -9,39 +9,16 @@ from __future__ import annotations
 
 import re
 
-import array_api_compat
 import numpy as np
 import pytest
 
 import xcorr
 
-from matrix import require_module
-
-TOL = {"rtol": 1e-10, "atol": 1e-10}
+from matrix import TOL, backend_grid, check, layout, require_module, triple
 
 # torch's first forward-mode call loads its JVP decompositions through torch.jit.script, whose
 # deprecation warning is torch's own.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
-
-
-def _check(backend, y, expected) -> None:
-    """Library (a lazy dask array on dask), float64 dtype, shape and values of a result."""
-    assert array_api_compat.array_namespace(y) is backend.xp
-    if backend.name == "dask":
-        import dask.array as da
-
-        assert isinstance(y, da.Array)
-    assert y.dtype == backend.dtype("float64"), y.dtype
-    assert tuple(y.shape) == expected.shape, (tuple(y.shape), expected.shape)
-    np.testing.assert_allclose(backend.to_numpy(y), expected, **TOL)
-
-
-def _layout(a, last: bool):
-    return np.moveaxis(a, 1, -1) if last else a
-
-
-def _triple(value) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * 3
 
 
 # -- transposed: torch's F.conv_transpose3d and its autograd -------------------------------------
@@ -54,8 +31,13 @@ TRANSPOSED = [
 ]
 
 
-@pytest.mark.parametrize("case", TRANSPOSED, ids=repr)
-@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+# channels_last listed first: dask's diagonal (backend_grid) runs groups=4, its slowest case, in the
+# layout that costs it least there
+@pytest.mark.parametrize(
+    ("backend", "case", "data_format"),
+    backend_grid(TRANSPOSED, ("channels_last", "channels_first")),
+    indirect=["backend"],
+)
 def test_conv_transpose3d_matches_torch_forward_and_gradients(backend, case, data_format):
     torch = require_module("torch")
     rng = np.random.default_rng(3)
@@ -68,21 +50,21 @@ def test_conv_transpose3d_matches_torch_forward_and_gradients(backend, case, dat
     g = rng.standard_normal(tuple(yt.shape))
     yt.backward(torch.tensor(g))
     last = data_format == "channels_last"
-    xb, wb = backend.asarray(_layout(x, last)), backend.asarray(w)
+    xb, wb = backend.asarray(layout(x, last)), backend.asarray(w)
     bias = None if b is None else backend.asarray(b)
     y = xcorr.conv_transpose3d(xb, wb, bias=bias, data_format=data_format, **options)
-    _check(backend, y, _layout(yt.detach().numpy(), last))
-    gx, gw = xcorr.conv_transpose3d_vjp(xb, wb, backend.asarray(_layout(g, last)), data_format=data_format, **options)
-    _check(backend, gx, _layout(xt.grad.numpy(), last))
-    _check(backend, gw, wt.grad.numpy())
+    check(backend, y, layout(yt.detach().numpy(), last))
+    gx, gw = xcorr.conv_transpose3d_vjp(xb, wb, backend.asarray(layout(g, last)), data_format=data_format, **options)
+    check(backend, gx, layout(xt.grad.numpy(), last))
+    check(backend, gw, wt.grad.numpy())
     # one sample without its batch axis
-    y1 = xcorr.conv_transpose3d(backend.asarray(_layout(x, last)[0]), wb, bias=bias, data_format=data_format, **options)
-    _check(backend, y1, _layout(yt.detach().numpy(), last)[0])
+    y1 = xcorr.conv_transpose3d(backend.asarray(layout(x, last)[0]), wb, bias=bias, data_format=data_format, **options)
+    check(backend, y1, layout(yt.detach().numpy(), last)[0])
 
 
 def _scatter(x, k, *, stride, dilation, pads, output_padding):
     """The float64 loop reference of corr3d_transpose: every input voxel scatters ``x * k``."""
-    s, d, op = _triple(stride), _triple(dilation), _triple(output_padding)
+    s, d, op = triple(stride), triple(dilation), triple(output_padding)
     sizes, taps = x.shape[-3:], k.shape[-3:]
     full = [(n - 1) * si + di * (t - 1) + 1 for n, t, si, di in zip(sizes, taps, s, d)]
     batch = np.broadcast_shapes(x.shape[:-3], k.shape[:-3])
@@ -107,11 +89,11 @@ def test_corr3d_transpose_is_the_scatter_and_its_vjp_the_adjoint(backend, option
     rng = np.random.default_rng(8)
     x, k = rng.standard_normal((2, 3, 3, 4)), rng.standard_normal((2, 1, 2, 3, 2))  # a batch of kernels
     pad = options["padding"]
-    pads = tuple(p if isinstance(p, tuple) else (p, p) for p in _triple(pad))
+    pads = tuple(p if isinstance(p, tuple) else (p, p) for p in triple(pad))
     loop = {"stride": options["stride"], "dilation": options["dilation"], "pads": pads, "output_padding": options["output_padding"]}
     expected = _scatter(x, k, **loop)
     xb, kb = backend.asarray(x), backend.asarray(k)
-    _check(backend, xcorr.corr3d_transpose(xb, kb, **options), expected)
+    check(backend, xcorr.corr3d_transpose(xb, kb, **options), expected)
     # linear in each operand: the exact gradients from the scatter of unit inputs and kernels
     z = rng.standard_normal(expected.shape)
     gx, gk = xcorr.corr3d_transpose_vjp(xb, kb, backend.asarray(z), **options)
@@ -121,11 +103,12 @@ def test_corr3d_transpose_is_the_scatter_and_its_vjp_the_adjoint(backend, option
             unit = np.zeros_like(a)
             unit[index] = 1.0
             want[index] = np.sum(unit_of(unit) * z)
-        _check(backend, grad, want)
+        check(backend, grad, want)
 
 
-@pytest.mark.parametrize("padding", ["SAME", "valid"])
-@pytest.mark.parametrize("stride", [1, (2, 3, 1)], ids=str)
+@pytest.mark.parametrize(
+    ("backend", "padding", "stride"), backend_grid(("SAME", "valid"), ((2, 3, 1), 1)), indirect=["backend"]
+)
 def test_transposed_lax_names_match_lax(backend, padding, stride):
     """"SAME" gives ``n * s`` per axis and "VALID" the uncropped result, as lax.conv_transpose does."""
     jax = require_module("jax")
@@ -134,28 +117,28 @@ def test_transposed_lax_names_match_lax(backend, padding, stride):
     # x64 is on for the suite (conftest). With transpose_kernel=False lax correlates the dilated
     # input with the kernel as given, (spatial, in, out): torch's layout, moved, and flipped.
     expected = jax.lax.conv_transpose(
-        np.moveaxis(x, 1, -1), np.moveaxis(w[..., ::-1, ::-1, ::-1], (0, 1), (-2, -1)), _triple(stride),
+        np.moveaxis(x, 1, -1), np.moveaxis(w[..., ::-1, ::-1, ::-1], (0, 1), (-2, -1)), triple(stride),
         padding.upper(), dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
     )  # fmt: skip
     expected = np.moveaxis(np.asarray(expected), -1, 1)
     y = xcorr.conv_transpose3d(backend.asarray(x), backend.asarray(w), stride=stride, padding=padding)
-    _check(backend, y, expected)
+    check(backend, y, expected)
 
 
 # -- forward mode: torch.func.jvp of F.conv3d ----------------------------------------------------
 
+MULTI_JVP = [
+    {"stride": 1, "dilation": 1, "padding": 0, "groups": 1},
+    {"stride": (2, 1, 2), "dilation": (1, 2, 1), "padding": (1, 2, 0), "groups": 2},
+    {"stride": 1, "dilation": 2, "padding": "same", "groups": 4},
+]
+
 
 @pytest.mark.parametrize(
-    "case",
-    [
-        {"stride": 1, "dilation": 1, "padding": 0, "groups": 1},
-        {"stride": (2, 1, 2), "dilation": (1, 2, 1), "padding": (1, 2, 0), "groups": 2},
-        {"stride": 1, "dilation": 2, "padding": "same", "groups": 4},
-    ],
-    ids=repr,
+    ("backend", "case", "data_format", "directions"),
+    backend_grid(MULTI_JVP, ("channels_first", "channels_last"), ("both", "dx", "dw")),
+    indirect=["backend"],
 )
-@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
-@pytest.mark.parametrize("directions", ["both", "dx", "dw"])
 def test_multi_jvp_matches_torch_forward_ad(backend, case, data_format, directions):
     torch = require_module("torch")
     F = torch.nn.functional
@@ -178,33 +161,34 @@ def test_multi_jvp_matches_torch_forward_ad(backend, case, data_format, directio
     # torch's "same" (stride 1) puts the odd element after, as lax's "SAME"
     options["padding"] = "SAME" if case["padding"] == "same" else case["padding"]
     tangent = xcorr.corr3d_multi_jvp(
-        backend.asarray(_layout(x, last)), backend.asarray(w),
-        None if dx is None else backend.asarray(_layout(dx, last)), None if dw is None else backend.asarray(dw),
+        backend.asarray(layout(x, last)), backend.asarray(w),
+        None if dx is None else backend.asarray(layout(dx, last)), None if dw is None else backend.asarray(dw),
         **options,
     )  # fmt: skip
-    _check(backend, tangent, _layout(expected.numpy(), last))
+    check(backend, tangent, layout(expected.numpy(), last))
 
 
-@pytest.mark.parametrize("op", ["corr3d", "conv3d"])
+SINGLE_JVP = [
+    {"mode": "valid"},
+    {"mode": "same"},  # even kernel extents: scipy's centring
+    {"mode": "full", "boundary": "fill", "fillvalue": 2.5},  # the fill is a constant: no tangent
+    {"padding": ((2, 1), 1, (0, 2)), "boundary": "wrap", "stride": (2, 1, 2), "dilation": (1, 2, 1)},
+    {"mode": "same", "boundary": "reflect"},
+]
+
+
 @pytest.mark.parametrize(
-    "options",
-    [
-        {"mode": "valid"},
-        {"mode": "same"},  # even kernel extents: scipy's centring
-        {"mode": "full", "boundary": "fill", "fillvalue": 2.5},  # the fill is a constant: no tangent
-        {"padding": ((2, 1), 1, (0, 2)), "boundary": "wrap", "stride": (2, 1, 2), "dilation": (1, 2, 1)},
-        {"mode": "same", "boundary": "reflect"},
-    ],
-    ids=repr,
+    ("backend", "op", "options", "directions"),
+    backend_grid(("corr3d", "conv3d"), SINGLE_JVP, ("both", "dx", "dk")),
+    indirect=["backend"],
 )
-@pytest.mark.parametrize("directions", ["both", "dx", "dk"])
 def test_single_jvp_matches_torch_forward_ad(backend, op, options, directions):
     torch = require_module("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(4)
     x, k = rng.standard_normal((2, 5, 6, 5)), rng.standard_normal((2, 3, 2))
     dx, dk = rng.standard_normal(x.shape), rng.standard_normal(k.shape)
-    dil = _triple(options.get("dilation", 1))
+    dil = triple(options.get("dilation", 1))
     spans = [d * (t - 1) + 1 for d, t in zip(dil, k.shape)]
     # scipy.signal.correlate's and convolve's N-d "same" starts (span - 1) // 2 into the full result
     mode = options.get("mode", "valid")
@@ -227,7 +211,7 @@ def test_single_jvp_matches_torch_forward_ad(backend, op, options, directions):
     dxb = backend.asarray(dx) if directions != "dk" else None
     dkb = backend.asarray(dk) if directions != "dx" else None
     tangent = getattr(xcorr, f"{op}_jvp")(xb, kb, dxb, dkb, **options)
-    _check(backend, tangent, expected.numpy())
+    check(backend, tangent, expected.numpy())
 
 
 # -- errors in 3-D terms ---------------------------------------------------------------------------

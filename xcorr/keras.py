@@ -1,4 +1,4 @@
-"""Keras 3 layers computed by xcorr: ``Conv1D``, ``Conv2D``, ``Conv2DTranspose``, ``DepthwiseConv2D``.
+"""Keras 3 layers computed by xcorr: ``Conv1D``, ``Conv2D``, ``Conv2DTranspose``, ``Conv3D``, ``DepthwiseConv2D``.
 
 ``pip install 'xcorr[keras]'``. Importing this module imports Keras (whose
 backend the ``KERAS_BACKEND`` environment variable chooses when Keras is
@@ -9,7 +9,7 @@ imports no framework.
 
 The layers take the arguments of Keras' layers of the same names and their
 weight layouts (see ``docs/coming-from/keras.md``), plus xcorr's
-``boundary`` and ``method`` on ``Conv1D``, ``Conv2D`` and ``DepthwiseConv2D``.
+``boundary`` and ``method`` on ``Conv1D``, ``Conv2D``, ``Conv3D`` and ``DepthwiseConv2D``.
 
 Examples
 --------
@@ -34,6 +34,6 @@ except ModuleNotFoundError as err:
     msg = "xcorr.keras needs Keras 3: pip install 'xcorr[keras]'"
     raise ImportError(msg) from err
 
-from .backends.keras import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D
+from .backends.keras import Conv1D, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D
 
-__all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D"]
+__all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "Conv3D", "DepthwiseConv2D"]

@@ -1,4 +1,4 @@
-"""What the three Keras layers share: their arguments' checks, weights, output shape, bias, activation and config."""
+"""What the Keras layers share: their arguments' checks, weights, output shape, bias, activation and config."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def _keras_get(name: str, value: object) -> Any:
 
 
 class Layer(keras.layers.Layer):
-    """The three layers' base: validation, weights, the output shape, bias, activation and config.
+    """The layers' base: validation, weights, the output shape, bias, activation and config.
 
     A layer says how many channels it outputs (``_outputs``), its kernel's
     shape (``_kernel_shape``) and one output size per axis (``_size``).
@@ -72,7 +72,7 @@ class Layer(keras.layers.Layer):
     _modes: tuple[str, ...] = ("valid", "same")
     #: the prefix of the kernel's arguments: ``kernel_initializer`` or ``depthwise_initializer``, ...
     _kernel = "kernel"
-    #: the number of spatial axes (2 for the 2-D layers, 1 for ``Conv1D``)
+    #: the number of spatial axes (2 for the 2-D layers, 1 for ``Conv1D``, 3 for ``Conv3D``)
     _rank = 2
 
     def _setup(self, kernel_size: Pair, strides: Pair, padding: str, data_format: str | None, dilation_rate: Pair,
@@ -164,10 +164,11 @@ class Layer(keras.layers.Layer):
         return (input_shape[0], outputs, *sizes)
 
     def _oihw(self, kernel_shape: tuple[int, ...] | None = None) -> Array:
-        """The kernel (reshaped to ``kernel_shape`` first) as (O, I, h, w) from Keras' (h, w, I, O)."""
+        """The kernel (reshaped to ``kernel_shape`` first) as (O, I, *spatial) from Keras' (*spatial, I, O):
+        (O, I, h, w) from (h, w, I, O) in 2-D, (O, I, l) in 1-D, (O, I, d, h, w) in 3-D."""
         kernel = keras.ops.convert_to_tensor(self.kernel)
         kernel = kernel if kernel_shape is None else keras.ops.reshape(kernel, kernel_shape)
-        return keras.ops.transpose(kernel, (3, 2, 0, 1))
+        return keras.ops.transpose(kernel, (self._rank + 1, self._rank, *range(self._rank)))
 
     def _compute(self, function: Any, inputs: Array, w: Array, **kwargs: Any) -> Array:
         """``function(inputs, w, bias=..., dilation=..., data_format=..., **kwargs)``, then the activation."""

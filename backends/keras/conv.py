@@ -1,4 +1,5 @@
-"""``Conv2D`` and ``DepthwiseConv2D``: Keras' layers computed by ``corr2d_multi``, with xcorr's ``boundary`` and ``method``."""
+"""``Conv2D`` and ``DepthwiseConv2D``: Keras' layers computed by ``corr2d_multi``, with xcorr's ``boundary`` and ``method``;
+what they share with ``Conv1D`` and ``Conv3D`` (``_Correlating``, ``_Filtering``)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from typing import Any, Literal
 
 import keras
 
-from ...toolkit import BOUNDARY_ALIASES, MODES, Array, Boundary, Method, Mode, corr2d_multi
+from ...toolkit import BOUNDARY_ALIASES, MODES, Array, Boundary, Method, Mode, corr1d_multi, corr2d_multi, corr3d_multi
 from .base import METHODS, Layer, Pair, choice, positive
+
+#: The correlation of each rank (the number of spatial axes).
+_FUNCTIONS: dict[int, Any] = {1: corr1d_multi, 2: corr2d_multi, 3: corr3d_multi}
 
 
 class _Correlating(Layer):
-    """Conv2D and DepthwiseConv2D: ``corr2d_multi`` with xcorr's ``boundary`` and ``method``."""
+    """Conv1D, Conv2D, Conv3D and DepthwiseConv2D: ``corr{rank}d_multi`` with xcorr's ``boundary`` and ``method``."""
 
     _modes = MODES
 
@@ -27,23 +31,55 @@ class _Correlating(Layer):
             return -(-size // stride)
         return (size + span - 2) // stride + 1  # "full"
 
-    def _correlate(self, inputs: Array, w: Array, groups: int) -> Array:
+    def _mode_padding(self) -> tuple[str, Any]:
+        """The correlation's ``mode=`` and ``padding=`` for the layer's ``padding``."""
         # Keras' "same" zero padding is lax's "SAME" (ceil(size / stride) outputs, the odd
-        # element after the input), which corr2d_multi takes as padding=; with another
-        # boundary it is corr2d's centred "same" mode.
-        same_fill = self.padding == "same" and self.boundary == "fill"
+        # element after the input), which corr{1,2,3}d_multi take as padding=; with another
+        # boundary it is the function's centred "same" mode.
+        if self.padding == "same" and self.boundary == "fill":
+            return "valid", "SAME"
+        return self.padding, None
+
+    def _correlate(self, inputs: Array, w: Array, groups: int) -> Array:
+        mode, padding = self._mode_padding()
         return self._compute(
-            corr2d_multi, inputs, w, mode="valid" if same_fill else self.padding,
-            padding="SAME" if same_fill else None, boundary=self.boundary, stride=self.strides, groups=groups,
-            method=self.method,
+            _FUNCTIONS[self._rank], inputs, w, mode=mode, padding=padding, boundary=self.boundary,
+            stride=self.strides, groups=groups, method=self.method,
         )
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "boundary": self.boundary, "method": self.method}
 
 
+class _Filtering(_Correlating):
+    """Conv1D, Conv2D and Conv3D: ``filters`` outputs, ``groups``, a kernel ``(*kernel_size, in // groups, filters)``."""
+
+    def _filters_setup(self, filters: object, groups: object, boundary: object, method: object,
+                       *setup: Any) -> None:
+        """Checks and keeps ``filters`` and ``groups``, then ``_setup(*setup)`` and ``_extras(boundary, method)``."""
+        self.filters = positive("filters", filters)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or self.filters % groups:
+            msg = f"groups must be an int >= 1 that divides filters={filters}; got {groups!r}"
+            raise ValueError(msg)
+        self.groups = groups
+        self._setup(*setup)
+        self._extras(boundary, method)
+
+    def _kernel_shape(self, channels: int) -> tuple[int, ...]:
+        if channels % self.groups:
+            msg = f"groups={self.groups} must divide the input's {channels} channels"
+            raise ValueError(msg)
+        return (*self.kernel_size, channels // self.groups, self.filters)
+
+    def call(self, inputs: Array) -> Array:
+        return self._correlate(inputs, self._oihw(), self.groups)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "filters": self.filters, "groups": self.groups}
+
+
 @keras.saving.register_keras_serializable(package="xcorr")
-class Conv2D(_Correlating):
+class Conv2D(_Filtering):
     """``keras.layers.Conv2D`` computed by ``xcorr.corr2d_multi``, plus xcorr's boundaries and methods.
 
     Takes ``keras.layers.Conv2D``'s arguments with their meaning and the same
@@ -145,27 +181,9 @@ class Conv2D(_Correlating):
         **kwargs: Any,
     ) -> None:
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self.filters = positive("filters", filters)
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or filters % groups:
-            msg = f"groups must be an int >= 1 that divides filters={filters}; got {groups!r}"
-            raise ValueError(msg)
-        self.groups = groups
-        self._setup(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-                    (bias_initializer, bias_regularizer, bias_constraint),
-                    (kernel_initializer, kernel_regularizer, kernel_constraint))
-        self._extras(boundary, method)
-
-    def _kernel_shape(self, channels: int) -> tuple[int, ...]:
-        if channels % self.groups:
-            msg = f"groups={self.groups} must divide the input's {channels} channels"
-            raise ValueError(msg)
-        return (*self.kernel_size, channels // self.groups, self.filters)
-
-    def call(self, inputs: Array) -> Array:
-        return self._correlate(inputs, self._oihw(), self.groups)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "filters": self.filters, "groups": self.groups}
+        self._filters_setup(filters, groups, boundary, method, kernel_size, strides, padding, data_format,
+                            dilation_rate, activation, use_bias, (bias_initializer, bias_regularizer, bias_constraint),
+                            (kernel_initializer, kernel_regularizer, kernel_constraint))
 
 
 @keras.saving.register_keras_serializable(package="xcorr")

@@ -6,13 +6,12 @@ from typing import Any, Literal
 
 import keras
 
-from ...toolkit import MODES, Array, Boundary, Method, corr1d_multi
-from .base import positive
-from .conv import _Correlating
+from ...toolkit import MODES, Boundary, Method
+from .conv import _Filtering
 
 
 @keras.saving.register_keras_serializable(package="xcorr")
-class Conv1D(_Correlating):
+class Conv1D(_Filtering):
     """``keras.layers.Conv1D`` computed by ``xcorr.corr1d_multi``, plus xcorr's boundaries and methods.
 
     Takes ``keras.layers.Conv1D``'s arguments with their meaning and the same
@@ -115,38 +114,16 @@ class Conv1D(_Correlating):
         **kwargs: Any,
     ) -> None:
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self.filters = positive("filters", filters)
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or filters % groups:
-            msg = f"groups must be an int >= 1 that divides filters={filters}; got {groups!r}"
-            raise ValueError(msg)
-        self.groups = groups
-        self._setup(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-                    (bias_initializer, bias_regularizer, bias_constraint),
-                    (kernel_initializer, kernel_regularizer, kernel_constraint))
-        self._extras(boundary, method)
-
-    def _kernel_shape(self, channels: int) -> tuple[int, ...]:
-        if channels % self.groups:
-            msg = f"groups={self.groups} must divide the input's {channels} channels"
-            raise ValueError(msg)
-        return (*self.kernel_size, channels // self.groups, self.filters)
+        self._filters_setup(filters, groups, boundary, method, kernel_size, strides, padding, data_format,
+                            dilation_rate, activation, use_bias, (bias_initializer, bias_regularizer, bias_constraint),
+                            (kernel_initializer, kernel_regularizer, kernel_constraint))
 
     def _size(self, axis: int, size: int) -> int:
         if self.padding == "causal":
             return -(-size // self.strides[axis])
         return super()._size(axis, size)
 
-    def call(self, inputs: Array) -> Array:
-        # Keras' (l, I, O) kernel as corr1d_multi's (O, I, l).
-        w = keras.ops.transpose(keras.ops.convert_to_tensor(self.kernel), (2, 1, 0))
+    def _mode_padding(self) -> tuple[str, Any]:
         if self.padding == "causal":
-            mode, padding = "valid", (self._spans()[0] - 1, 0)
-        elif self.padding == "same" and self.boundary == "fill":
-            mode, padding = "valid", "SAME"  # Keras' "same" is lax's "SAME"
-        else:
-            mode, padding = self.padding, None
-        return self._compute(corr1d_multi, inputs, w, mode=mode, padding=padding, boundary=self.boundary,
-                             stride=self.strides, groups=self.groups, method=self.method)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "filters": self.filters, "groups": self.groups}
+            return "valid", (self._spans()[0] - 1, 0)
+        return super()._mode_padding()

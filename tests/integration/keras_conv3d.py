@@ -1,0 +1,93 @@
+"""xcorr.keras.Conv3D beside keras.layers.Conv3D with the same weights, in float64, on the Keras backend
+of ``KERAS_BACKEND``: forward, kernel and bias gradients, output shapes, config round trip, errors.
+Tiny volumes (3-D is slow). Prints a JSON report (tests/test_keras.py checks it)."""
+
+import json
+import os
+
+os.environ.setdefault("JAX_ENABLE_X64", "1")  # float64 on jax too (before jax is imported)
+
+import keras
+import numpy as np
+
+from xcorr.keras import Conv3D
+
+keras.config.set_floatx("float64")
+backend = keras.backend.backend()
+rng = np.random.default_rng(0)
+KERNEL = (2, 3, 2)
+CASES = [
+    {"padding": "valid"},
+    {"padding": "same"},
+    {"padding": "valid", "dilation_rate": 2},
+    {"padding": "same", "strides": 2},
+    {"padding": "same", "groups": 2},
+    {"padding": "valid", "strides": (1, 2, 3)},
+    {"padding": "same", "data_format": "channels_first", "dilation_rate": (1, 2, 1)},
+    {"padding": "SAME", "use_bias": False, "activation": "relu"},
+    # xcorr's own sum of 2-D correlations over the depth taps, not the library's 3-D convolution
+    {"padding": "same", "strides": 2, "groups": 2, "method": "direct"},
+    {"padding": "valid", "dilation_rate": (2, 1, 2), "data_format": "channels_first", "method": "direct"},
+]
+
+
+def gradients(layer, x):
+    if backend == "jax":
+        import jax
+
+        def loss(weights):
+            return (layer.stateless_call(weights, [], x)[0] ** 2).sum()
+
+        return jax.grad(loss)([v.value for v in layer.trainable_variables])
+    import torch
+
+    out = layer(torch.tensor(x))
+    (out**2).sum().backward()
+    return [v.value.grad for v in layer.trainable_variables]
+
+
+report = {"backend": backend, "cases": {}}
+for kw in CASES:
+    first = kw.get("data_format") == "channels_first"
+    x = rng.standard_normal((2, 4, 5, 6, 4) if first else (2, 5, 6, 4, 4))
+    ours = Conv3D(4, KERNEL, **kw)
+    theirs = keras.layers.Conv3D(4, KERNEL, **{k: v for k, v in kw.items() if k != "method"})
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    ours.set_weights(theirs.get_weights())
+    y1, y2 = keras.ops.convert_to_numpy(ours(x)), keras.ops.convert_to_numpy(theirs(x))
+    g1, g2 = gradients(ours, x), gradients(theirs, x)
+    grad_diff = max(
+        float(np.abs(keras.ops.convert_to_numpy(a) - keras.ops.convert_to_numpy(b)).max()) for a, b in zip(g1, g2)
+    )
+    config = ours.get_config()
+    again = Conv3D.from_config(config)
+    serialized = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(ours))
+    report["cases"][json.dumps(kw, sort_keys=True)] = {
+        "shapes": [list(y1.shape), list(y2.shape), list(ours.compute_output_shape(x.shape))],
+        "kernel_shapes": [list(ours.kernel.shape), list(theirs.kernel.shape)],
+        "forward": float(np.abs(y1 - y2).max()),
+        "gradients": grad_diff,
+        "n_gradients": len(g1),
+        "config_round_trip": again.get_config() == config,
+        "serialized_round_trip": type(serialized) is Conv3D and serialized.get_config() == config,
+        "config_keys_missing": sorted(set(theirs.get_config()) - set(config)),
+    }
+
+errors = {}
+for args, kwargs in [((0, 3), {}), ((2, 0), {}), ((2, (3, 3)), {}), ((2, 3), {"padding": "causal"}),
+                     ((2, 3), {"strides": (1, 0, 1)}), ((5, 3), {"groups": 2}), ((2, 3), {"boundary": "bogus"}),
+                     ((2, 3), {"method": "bogus"}), ((2, 3), {"use_bias": "yes"}),
+                     ((2, 3), {"data_format": "NDHWC"})]:
+    try:
+        Conv3D(*args, **kwargs)
+    except (TypeError, ValueError) as err:
+        errors[repr((args, kwargs))] = f"{type(err).__name__}: {err}"
+for name, shape, layer in [("4-D input", (2, 5, 5, 3), Conv3D(2, 3)), ("too small", (2, 5, 2, 5, 3), Conv3D(2, 3)),
+                           ("input channels", (2, 5, 5, 5, 3), Conv3D(4, 3, groups=2))]:
+    try:
+        layer.build(shape)
+    except ValueError as err:
+        errors[name] = str(err)
+report["errors"] = errors
+print(json.dumps(report))
