@@ -150,7 +150,7 @@ def check(x, k, g, given: dict):
 
 def check_multi(x, w, g, bias, groups, data_format, given: dict, *, every_axis: bool = False):
     """The namespace, whether channels-last, the depth plan (``every_axis``: the plans of the three
-    axes) and the 2-D keywords of ``corr3d_multi``."""
+    axes), the 2-D keywords and the parsed options of ``corr3d_multi``."""
     last = parse_data_format(data_format)
     xp = check_arrays(x, w, k_name="w")
     layout = "(N, D, H, W, C_in) or (D, H, W, C_in)" if last else "(N, C_in, D, H, W) or (C_in, D, H, W)"
@@ -170,4 +170,4 @@ def check_multi(x, w, g, bias, groups, data_format, given: dict, *, every_axis: 
         out = (*x.shape[:-4], *counts, w.shape[0]) if last else (*x.shape[:-4], w.shape[0], *counts)
         check_g(x, g, out, ' (data_format="channels_last")' if last else "")
     keywords = {**_keywords_2d(given, pads), "groups": groups, "data_format": data_format}
-    return xp, last, tuple(plans) if every_axis else plans[0], keywords
+    return xp, last, tuple(plans) if every_axis else plans[0], keywords, options

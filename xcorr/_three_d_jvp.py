@@ -211,6 +211,6 @@ def corr3d_multi_jvp(
     """
     given = locals()
     options = {name: given[name] for name in _NAMES}
-    xp, _, _, _ = check_multi(x, w, None, None, groups, data_format, options)
+    xp, *_ = check_multi(x, w, None, None, groups, data_format, options)
     check_directions("corr3d_multi", given, "w")
     return _tangent(xp, corr3d_multi, given, "w", {**options, "groups": groups, "data_format": data_format})
