@@ -311,6 +311,13 @@ def generic_transpose(adapter, xp, x, w, tp: TransposePlan):
 # -- the library's own convolution in one or three dimensions ------------------
 
 
+def takes_native(adapter: AdapterOperations, xp, axes: int, method: str, dtype) -> bool:
+    """Whether ``corr1d_multi`` (``axes`` 1) or ``corr3d_multi`` (3) of a result ``dtype`` takes
+    :func:`native_multi`: the library convolves that many axes itself, ``method`` is "auto" or
+    "native" and the result is float32 or float64."""
+    return axes in adapter.native_axes and method in ("auto", "native") and dtype in (xp.float32, xp.float64)
+
+
 def native_multi(
     adapter: AdapterOperations, xp, x, w, b, dtype, plans: tuple[AxisPlan, ...], groups: int, last: bool, options
 ):

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 import numpy as np
 
-from . import _adapter, _layout
+from . import _adapter
 from ._call import parse_options
 from ._habits import refuse_habits
 from ._layer import Conv2D
-from ._layer_spec import LayerSpec, _ConstructorSignature, initial_parameters, parse_dtype, resolve_backend
+from ._layer_spec import LayerSpec, _ConstructorSignature, initial_parameters, parse_layer_arguments, resolve_backend
 from ._one_d import _check_multi, _padding, _single, corr1d_multi, corr1d_multi_vjp
 from ._options import check_array, check_arrays
-from ._padding import lax_pads, parse_int
+from ._padding import lax_pads
 from ._typing import Array, Boundary, DataFormat, Dtype, Initializer, Method, Mode
 
 __all__ = ["ArrayConv1D", "ArrayNdLayer", "Conv1D", "Conv1DSpec", "NdLayer"]
@@ -93,25 +93,9 @@ class Conv1DSpec:
                     raise
                 msg = str(err).replace("(any case)", 'or "causal" (any case)')
                 raise type(err)(msg) from None
-        groups = parse_int("groups", groups)
-        if in_channels is None or out_channels is None:
-            msg = (
-                "Conv1D needs in_channels and out_channels; got "
-                f"in_channels={in_channels!r}, out_channels={out_channels!r}"
-            )
-            raise TypeError(msg)
-        in_channels = parse_int("in_channels", in_channels)
-        out_channels = parse_int("out_channels", out_channels)
-        if in_channels % groups or out_channels % groups:
-            msg = f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
-            raise ValueError(msg)
-        if not isinstance(bias, bool):
-            msg = f"bias must be True or False; got {bias!r}"
-            raise TypeError(msg)
-        _layout.parse_data_format(data_format)
-        backend = resolve_backend(backend)
-        dtype = parse_dtype(dtype, backend)
-        _adapter.adapter_named(backend).check_layer_dtype(dtype)
+        in_channels, out_channels, groups, backend, dtype = parse_layer_arguments(
+            "Conv1D", in_channels, out_channels, groups, bias, backend, dtype, data_format
+        )
         return cls(
             (taps,), in_channels, out_channels, options.mode, options.boundary, s, d, pads, options.method,
             groups, bias, dtype, backend, data_format,

@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 import numpy as np
 
-from . import _adapter, _layout
+from . import _adapter
 from ._call import parse_options
 from ._layer_1d import ArrayNdLayer, NdLayer
-from ._layer_spec import LayerSpec, initial_parameters, parse_dtype, resolve_backend
+from ._layer_spec import LayerSpec, initial_parameters, parse_layer_arguments
 from ._options import check_array, check_arrays
-from ._padding import parse_int
 from ._three_d import corr3d_multi, corr3d_multi_vjp
 from ._three_d_checks import _padding, _plans, _triple, check_multi
 from ._typing import Array, Boundary, DataFormat, Dtype, Initializer, Method, Mode
@@ -88,25 +87,9 @@ class Conv3DSpec:
                 pads = None if name == "VALID" else name
             else:
                 pads = parsed
-        groups = parse_int("groups", groups)
-        if in_channels is None or out_channels is None:
-            msg = (
-                "Conv3D needs in_channels and out_channels; got "
-                f"in_channels={in_channels!r}, out_channels={out_channels!r}"
-            )
-            raise TypeError(msg)
-        in_channels = parse_int("in_channels", in_channels)
-        out_channels = parse_int("out_channels", out_channels)
-        if in_channels % groups or out_channels % groups:
-            msg = f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
-            raise ValueError(msg)
-        if not isinstance(bias, bool):
-            msg = f"bias must be True or False; got {bias!r}"
-            raise TypeError(msg)
-        _layout.parse_data_format(data_format)
-        backend = resolve_backend(backend)
-        dtype = parse_dtype(dtype, backend)
-        _adapter.adapter_named(backend).check_layer_dtype(dtype)
+        in_channels, out_channels, groups, backend, dtype = parse_layer_arguments(
+            "Conv3D", in_channels, out_channels, groups, bias, backend, dtype, data_format
+        )
         return cls(
             kernel, in_channels, out_channels, options.mode, options.boundary, strides, dilations, pads,
             options.method, groups, bias, dtype, backend, data_format,

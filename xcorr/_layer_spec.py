@@ -97,6 +97,49 @@ def parse_kernel_size(kernel_size: object) -> tuple[int, int]:
     return pair
 
 
+def parse_layer_arguments(layer, in_channels, out_channels, groups, bias, backend, dtype, data_format):
+    """A layer's checks of its channels, groups, bias, data_format, backend and dtype, in that order.
+
+    ``layer`` names a layer that needs channels (``"Conv1D"``: its message
+    names it); None is ``Conv2D``, whose channels are optional (both or
+    neither). Returns ``(in_channels, out_channels, groups, backend,
+    dtype)``, parsed.
+    """
+    groups = parse_int("groups", groups)
+    if layer is not None and (in_channels is None or out_channels is None):
+        msg = (
+            f"{layer} needs in_channels and out_channels; got "
+            f"in_channels={in_channels!r}, out_channels={out_channels!r}"
+        )
+        raise TypeError(msg)
+    if (in_channels is None) != (out_channels is None):
+        msg = (
+            "in_channels and out_channels must be given together (a channel layer) or "
+            f"not at all (the seed's single-plane layer); got in_channels={in_channels!r}, "
+            f"out_channels={out_channels!r}"
+        )
+        raise ValueError(msg)
+    if in_channels is not None:
+        in_channels = parse_int("in_channels", in_channels)
+        out_channels = parse_int("out_channels", out_channels)
+        if in_channels % groups or out_channels % groups:
+            msg = f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+            raise ValueError(msg)
+    elif groups != 1:
+        msg = f"groups={groups} needs in_channels and out_channels"
+        raise ValueError(msg)
+    if not isinstance(bias, bool):
+        msg = f"bias must be True or False; got {bias!r}"
+        raise TypeError(msg)
+    if _layout.parse_data_format(data_format) and in_channels is None:
+        msg = 'data_format="channels_last" needs in_channels and out_channels (a channel layer)'
+        raise ValueError(msg)
+    backend = resolve_backend(backend)
+    dtype = parse_dtype(dtype, backend)
+    _adapter.adapter_named(backend).check_layer_dtype(dtype)
+    return in_channels, out_channels, groups, backend, dtype
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """The validated hyper-parameters of one layer (hashable: jax-static)."""
@@ -133,35 +176,9 @@ class LayerSpec:
     ) -> LayerSpec:
         kernel = parse_kernel_size(kernel_size)
         options = parse_options(locals())  # mode, boundary, stride, dilation, method, padding
-        groups = parse_int("groups", groups)
-        if (in_channels is None) != (out_channels is None):
-            msg = (
-                "in_channels and out_channels must be given together (a channel layer) or "
-                f"not at all (the seed's single-plane layer); got in_channels={in_channels!r}, "
-                f"out_channels={out_channels!r}"
-            )
-            raise ValueError(msg)
-        if in_channels is not None:
-            in_channels = parse_int("in_channels", in_channels)
-            out_channels = parse_int("out_channels", out_channels)
-            if in_channels % groups or out_channels % groups:
-                msg = (
-                    f"groups={groups} must divide in_channels={in_channels} and "
-                    f"out_channels={out_channels}"
-                )
-                raise ValueError(msg)
-        elif groups != 1:
-            msg = f"groups={groups} needs in_channels and out_channels"
-            raise ValueError(msg)
-        if not isinstance(bias, bool):
-            msg = f"bias must be True or False; got {bias!r}"
-            raise TypeError(msg)
-        if _layout.parse_data_format(data_format) and in_channels is None:
-            msg = 'data_format="channels_last" needs in_channels and out_channels (a channel layer)'
-            raise ValueError(msg)
-        backend = resolve_backend(backend)
-        dtype = parse_dtype(dtype, backend)
-        _adapter.adapter_named(backend).check_layer_dtype(dtype)
+        in_channels, out_channels, groups, backend, dtype = parse_layer_arguments(
+            None, in_channels, out_channels, groups, bias, backend, dtype, data_format
+        )
         return cls(
             kernel, in_channels, out_channels, options, groups, bias, dtype, backend, data_format
         )
@@ -400,25 +417,9 @@ class TransposeSpec:
         padding, output_padding = resolve_transpose_padding(
             parse_transpose_padding(padding), output_padding, kernel, options.stride, options.dilation
         )
-        groups = parse_int("groups", groups)
-        if in_channels is None or out_channels is None:
-            msg = (
-                "Conv2DTranspose needs in_channels and out_channels; got "
-                f"in_channels={in_channels!r}, out_channels={out_channels!r}"
-            )
-            raise TypeError(msg)
-        in_channels = parse_int("in_channels", in_channels)
-        out_channels = parse_int("out_channels", out_channels)
-        if in_channels % groups or out_channels % groups:
-            msg = f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
-            raise ValueError(msg)
-        if not isinstance(bias, bool):
-            msg = f"bias must be True or False; got {bias!r}"
-            raise TypeError(msg)
-        _layout.parse_data_format(data_format)
-        backend = resolve_backend(backend)
-        dtype = parse_dtype(dtype, backend)
-        _adapter.adapter_named(backend).check_layer_dtype(dtype)
+        in_channels, out_channels, groups, backend, dtype = parse_layer_arguments(
+            "Conv2DTranspose", in_channels, out_channels, groups, bias, backend, dtype, data_format
+        )
         return cls(
             kernel, in_channels, out_channels, options, padding, output_padding, groups, bias, dtype, backend,
             data_format,

@@ -15,7 +15,7 @@ import math
 
 from ._adapter import adapter_for
 from ._call import check_bias, check_groups, parse_options, public_key
-from ._composite import native_multi
+from ._composite import native_multi, takes_native
 from ._correlate import conv2d, corr2d
 from ._fronts import broadcast_batch, check_g, front_doc
 from ._layout import parse_data_format
@@ -164,7 +164,8 @@ def _centred(options, taps: int, dilation: int, pads, padding_2d, mode):
 
 
 def _check_multi(x, w, g, bias, groups, data_format, options: dict):
-    """The namespace, whether channels-last, the 2-D keywords and the windows of a checked ``corr1d_multi`` call."""
+    """The namespace, whether channels-last, the 2-D keywords, the windows and the parsed options of a
+    checked ``corr1d_multi`` call."""
     channels_last = parse_data_format(data_format)
     xp = check_arrays(x, w, k_name="w")
     layout = "(N, L, C_in) or (L, C_in)" if channels_last else "(N, C_in, L) or (C_in, L)"
@@ -188,7 +189,7 @@ def _check_multi(x, w, g, bias, groups, data_format, options: dict):
         out = (*x.shape[:-2], count, c_out) if channels_last else (*x.shape[:-2], c_out, count)
         check_g(x, g, out, ' (data_format="channels_last")' if channels_last else "")
     keywords = {**options, "mode": mode, "stride": (1, s), "dilation": (1, d), "padding": padding_2d}
-    return xp, channels_last, {**keywords, "groups": groups, "data_format": data_format}, axis
+    return xp, channels_last, {**keywords, "groups": groups, "data_format": data_format}, axis, parsed
 
 
 # -- the public fronts ------------------------------------------------------------------------
@@ -302,13 +303,12 @@ def corr1d_multi(
     data_format: DataFormat = "channels_first",
 ) -> Array:
     given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
-    xp, last, keywords, windows = _check_multi(
+    xp, last, keywords, windows, options = _check_multi(
         x, w, None, bias, groups, data_format, {**given, "method": method, "padding": padding}
     )
     dtype, adapter = result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
-    if 1 in adapter.native_axes and method in ("auto", "native") and dtype in (xp.float32, xp.float64):
+    if takes_native(adapter, xp, 1, options.method, dtype):
         xb = x if x.ndim == 3 else xp.expand_dims(x, axis=0)
-        options = parse_options({"boundary": boundary, "fillvalue": fillvalue})
         y = native_multi(adapter, xp, xb, w, bias, dtype, (windows,), keywords["groups"], last, options)
         return y if x.ndim == 3 else y[0, ...]
     axis = -3 if last else -2
@@ -333,7 +333,7 @@ def corr1d_multi_vjp(
     data_format: DataFormat = "channels_first",
 ) -> tuple[Array, Array]:
     given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
-    xp, last, keywords, _ = _check_multi(
+    xp, last, keywords, *_ = _check_multi(
         x, w, g, None, groups, data_format, {**given, "method": method, "padding": padding}
     )
     axis = -3 if last else -2

@@ -188,7 +188,7 @@ def corr1d_multi_jvp(
     """
     given = locals()
     options = {name: given[name] for name in OPTIONS}
-    xp, last, keywords, _ = _check_multi(x, w, None, None, groups, data_format, options)
+    xp, last, keywords, *_ = _check_multi(x, w, None, None, groups, data_format, options)
     check_directions("corr1d_multi", given, "w")
     axis = -3 if last else -2
     (xr, dxr), (wr, dwr) = _rows(xp, axis, x, dx), _rows(xp, -2, w, dw)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from ._adapter import adapter_for
 from ._call import parse_options, public_key
 from ._compat import device
-from ._composite import native_multi
+from ._composite import native_multi, takes_native
 from ._correlate import corr2d
 from ._direct import extend_axis, fold_axis, window, zero_insert
 from ._fronts import front_doc
@@ -226,11 +226,10 @@ def corr3d_multi(
 ) -> Array:
     given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
     given = {**given, "method": method, "padding": padding}
-    xp, last, plans, keywords = check_multi(x, w, None, bias, groups, data_format, given, every_axis=True)
+    xp, last, plans, keywords, options = check_multi(x, w, None, bias, groups, data_format, given, every_axis=True)
     single, plan, dtype, adapter = x.ndim == 4, plans[0], result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
     xb = xp.expand_dims(x, axis=0) if single else x
-    if 3 in adapter.native_axes and method in ("auto", "native") and dtype in (xp.float32, xp.float64):
-        options = parse_options({"boundary": boundary, "fillvalue": fillvalue})
+    if takes_native(adapter, xp, 3, options.method, dtype):
         y = native_multi(adapter, xp, xb, w, bias, dtype, plans, keywords["groups"], last, options)
         return y[0, ...] if single else y
     xe = _extended(xp, xb, dtype, plan, given, -4 if last else -3)
@@ -260,7 +259,7 @@ def corr3d_multi_vjp(
 ) -> tuple[Array, Array]:
     given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
     given = {**given, "method": method, "padding": padding}
-    xp, last, plan, keywords = check_multi(x, w, g, None, groups, data_format, given)
+    xp, last, plan, keywords, _ = check_multi(x, w, g, None, groups, data_format, given)
     single, axis = x.ndim == 4, -4 if last else -3
     xb, gb = (xp.expand_dims(a, axis=0) if single else a for a in (x, g))
     xe = _extended(xp, xb, result_dtype(xp, x.dtype, w.dtype), plan, given, axis)

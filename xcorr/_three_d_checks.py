@@ -123,13 +123,15 @@ def _plans(x_shape, k_shape, sizes, batch, given: dict, *, k_name: str = "k"):
     return options, pads, plans
 
 
-def _keywords_2d(given: dict, pads) -> dict:
-    """The keywords of the 2-D call of each depth tap: "valid" over the height and width padded as planned."""
-    strides, dilations = _triple("stride", given["stride"]), _triple("dilation", given["dilation"])
+def _keywords_2d(given: dict, pads, plans) -> dict:
+    """The keywords of the 2-D call of each depth tap: "valid" over the height and width padded as
+    planned, with the height's and width's stride and dilation of their ``plans``."""
+    _, rows, cols = plans
     padding = None if pads[1:] == _ZERO[1:] else (pads[1], pads[2])
     return {
-        "mode": "valid", "boundary": given["boundary"], "fillvalue": given["fillvalue"], "stride": strides[1:],
-        "dilation": dilations[1:], "method": given["method"], "padding": padding,
+        "mode": "valid", "boundary": given["boundary"], "fillvalue": given["fillvalue"],
+        "stride": (rows.step, cols.step), "dilation": (rows.dilation, cols.dilation), "method": given["method"],
+        "padding": padding,
     }  # fmt: skip
 
 
@@ -145,12 +147,12 @@ def check(x, k, g, given: dict):
     check_integral_fill(xp, result_dtype(xp, x.dtype, k.dtype), options.fillvalue)
     if g is not None:
         check_g(x, g, (*batch, *(q.count for q in plans)))
-    return xp, plans[0], _keywords_2d(given, pads)
+    return xp, plans[0], _keywords_2d(given, pads, plans)
 
 
 def check_multi(x, w, g, bias, groups, data_format, given: dict, *, every_axis: bool = False):
     """The namespace, whether channels-last, the depth plan (``every_axis``: the plans of the three
-    axes) and the 2-D keywords of ``corr3d_multi``."""
+    axes), the 2-D keywords and the parsed options of ``corr3d_multi``."""
     last = parse_data_format(data_format)
     xp = check_arrays(x, w, k_name="w")
     layout = "(N, D, H, W, C_in) or (D, H, W, C_in)" if last else "(N, C_in, D, H, W) or (C_in, D, H, W)"
@@ -169,5 +171,5 @@ def check_multi(x, w, g, bias, groups, data_format, given: dict, *, every_axis: 
         counts = tuple(q.count for q in plans)
         out = (*x.shape[:-4], *counts, w.shape[0]) if last else (*x.shape[:-4], w.shape[0], *counts)
         check_g(x, g, out, ' (data_format="channels_last")' if last else "")
-    keywords = {**_keywords_2d(given, pads), "groups": groups, "data_format": data_format}
-    return xp, last, tuple(plans) if every_axis else plans[0], keywords
+    keywords = {**_keywords_2d(given, pads, plans), "groups": groups, "data_format": data_format}
+    return xp, last, tuple(plans) if every_axis else plans[0], keywords, options

@@ -6,16 +6,13 @@ first in 3-D terms, by the forward call's checks and the directions'."""
 
 from __future__ import annotations
 
-from ._call import check_directions
+from ._call import OPTIONS, check_directions
 from ._options import result_dtype
 from ._three_d import Padding3D, Triple, _boundary, conv3d, corr3d, corr3d_multi
 from ._three_d_checks import check, check_multi
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 
 __all__ = ["conv3d_jvp", "corr3d_jvp", "corr3d_multi_jvp"]
-
-_NAMES = ("mode", "boundary", "fillvalue", "stride", "dilation", "method", "padding")
-
 
 def _tangent(xp, forward, given: dict, k_name: str, options: dict):
     """``forward(dx, k) + forward(x, dk)`` in the promoted dtype of the four arrays (the terms of
@@ -35,7 +32,7 @@ def _tangent(xp, forward, given: dict, k_name: str, options: dict):
 
 
 def _jvp3(op: str, forward, given: dict):
-    options = {name: given[name] for name in _NAMES}
+    options = {name: given[name] for name in OPTIONS}
     xp, _, _ = check(given["x"], given["k"], None, options)
     check_directions(op, given, "k")
     return _tangent(xp, forward, given, "k", options)
@@ -210,7 +207,7 @@ def corr3d_multi_jvp(
     [16.0]
     """
     given = locals()
-    options = {name: given[name] for name in _NAMES}
-    xp, _, _, _ = check_multi(x, w, None, None, groups, data_format, options)
+    options = {name: given[name] for name in OPTIONS}
+    xp, *_ = check_multi(x, w, None, None, groups, data_format, options)
     check_directions("corr3d_multi", given, "w")
     return _tangent(xp, corr3d_multi, given, "w", {**options, "groups": groups, "data_format": data_format})

@@ -523,7 +523,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "three-d-depth-stride-ignored",
         "xcorr/_three_d_checks.py",
         'plan = plan_axis(n, t, d, s, "valid", False, p)',
-        'plan = plan_axis(n, t, d, 1, "valid", False, p)',
+        'plan = plan_axis(n, t, d, 1 if axis == "depth" else s, "valid", False, p)',
         ("tests/test_three_d.py",),
         "corr3d plans the depth taps' slices without the depth stride (the 2-D calls still get the height "
         "and width strides), so every output depth is kept",
