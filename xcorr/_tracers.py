@@ -28,7 +28,7 @@ def _load(lib: Library, _tracer: object) -> None:
 def watch() -> None:
     """Load each library's adapter when (or now, if already) its ``tracer`` module is imported."""
     try:
-        from wrapt import register_post_import_hook
+        from wrapt import register_post_import_hook  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         return
     for lib in LIBRARIES:
