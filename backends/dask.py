@@ -6,11 +6,14 @@ chunks, one output block per input block (divided by the stride). Each output
 block reads one overlapping window of the boundary-extended input (its rows
 and columns plus the dilated kernel's span minus one), so images larger than
 memory stay chunked, and each block runs the numpy direct or FFT path that
-``method`` names ("auto" is resolved once, for the whole image).
+``method`` names ("auto" is resolved once, for the whole image). The
+transposed convolution runs the other way: one block of its output gathers
+numpy's scatter of the input window that reaches it.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import dask
@@ -330,6 +333,83 @@ def _multi_gradient_block(x, w, g, *, options, groups):
     return gw
 
 
+def correlate_multi_transpose(xp, x, w, tp):
+    """``conv_transpose2d``: each output block is numpy's transposed convolution of the inputs and taps
+    whose scatter reaches it (``toolkit.transpose_reach``), cropped to the block.
+
+    Output blocks are about one input chunk times the stride along each spatial axis (boundaries at
+    the input's chunk boundaries, moved by the stride and the crop), the batch keeps its chunks and
+    the channels are one chunk: one task per output block and batch chunk, plus the slices of the
+    input window it reads. Each task runs the numpy adapter's ``correlate_multi_transpose`` (per-tap
+    GEMMs, which sum only the forward's products: a NaN or inf tap gives NaN and inf where torch's
+    ``F.conv_transpose2d`` does), so nothing is computed while the graph is built.
+    """
+    x, w = _as_dask(x), _as_dask(w)
+    dtype = np.dtype(toolkit.result_dtype(np, np.dtype(x.dtype), np.dtype(w.dtype)))
+    last, batched = tp.channels_last, x.ndim == 4
+    xb = (x if batched else x[None, ...]).rechunk({3 if last else 1: -1})
+    wc = w.rechunk(-1)
+    row_axis, col_axis = (1, 2) if last else (2, 3)
+    c_out = w.shape[1] * tp.groups
+    batch_chunks = xb.chunks[0]
+    (top, _), (left, _) = tp.padding
+    out_r, out_c = tp.out_hw
+    rows, cols = tp.geometry.rows, tp.geometry.cols
+    row_spans = _transpose_blocks(rows, xb.chunks[row_axis], out_r, top)
+    col_spans = _transpose_blocks(cols, xb.chunks[col_axis], out_c, left)
+    empty = 0 in (xb.shape[0], xb.shape[3 if last else 1], c_out)  # nothing scatters (numpy: zeros)
+    grid = []
+    for e0, e1, rr in row_spans:
+        line = []
+        for f0, f1, rc in col_spans:
+            hw = (e1 - e0, f1 - f0)
+            chunks = (
+                (batch_chunks, (hw[0],), (hw[1],), (c_out,)) if last else (batch_chunks, (c_out,), (hw[0],), (hw[1],))
+            )
+            if empty or rr.empty or rc.empty:  # no input reaches this block
+                line.append(da.zeros(tuple(map(sum, chunks)), dtype=dtype, chunks=chunks))
+                continue
+            spatial = (slice(rr.i0, rr.i1), slice(rc.i0, rc.i1))
+            window = xb[(slice(None), *spatial, slice(None))] if last else xb[(slice(None), slice(None), *spatial)]
+            geometry = toolkit.plan((rr.extent, rc.extent), (rr.a1 - rr.a0, rc.a1 - rc.a0), tp.options)
+            crop = ((rr.offset, rr.extent - rr.offset - hw[0]), (rc.offset, rc.extent - rc.offset - hw[1]))
+            line.append(
+                da.map_blocks(
+                    _transpose_block,
+                    window.rechunk((batch_chunks, -1, -1, -1)),
+                    wc,
+                    plan=replace(tp, geometry=geometry, padding=crop, output_padding=(0, 0)),
+                    taps=((rr.a0, rr.a1), (rc.a0, rc.a1)),
+                    result=dtype,
+                    dtype=dtype,
+                    chunks=chunks,
+                    meta=np.empty((0, 0, 0, 0), dtype=dtype),
+                )
+            )
+        grid.append(da.concatenate(line, axis=col_axis) if len(line) > 1 else line[0])
+    y = da.concatenate(grid, axis=row_axis) if len(grid) > 1 else grid[0]
+    return y if batched else y[0]
+
+
+def _transpose_blocks(ap, x_chunks, count: int, top: int):
+    """``(e0, e1, reach)``: output rows ``[e0, e1)`` of one block (they start at the input's chunk
+    boundaries times the stride, less the crop ``top``) and the inputs and taps that reach them."""
+    bounds, start = {0, count}, 0
+    for n in x_chunks[:-1]:
+        start += n
+        bounds.add(min(max(start * ap.step - top, 0), count))
+    edges = sorted(bounds)
+    return [(e0, e1, toolkit.transpose_reach(ap, top + e0, top + e1)) for e0, e1 in itertools.pairwise(edges)]
+
+
+def _transpose_block(x, w, *, plan, taps, result):
+    """numpy's transposed convolution of one window of the input with the taps that reach its block."""
+    (a0, a1), (b0, b1) = taps
+    x = np.asarray(x).astype(result, copy=False)
+    w = np.asarray(w)[:, :, a0:a1, b0:b1].astype(result, copy=False)
+    return np.ascontiguousarray(toolkit.correlate_multi_transpose(np, x, w, plan))
+
+
 @dataclass(frozen=True)
 class DaskTuning(Tuning):
     """The dask adapter's cost model: its blocks run numpy's paths, so numpy's row."""
@@ -355,8 +435,9 @@ class DaskAdapter(Adapter):
         return lambda x, k: correlate(xp, x, k, blockwise, geometry)
 
     def finite_or(self, xp, a, fast, careful):
-        # Reached by the transposed convolution's generic input gradient alone (the VJP's is
-        # ``input_gradient`` above, IEEE block by block). Looking at a kernel's values would compute
+        # Reached by the single-plane transposed convolutions' generic input gradient alone
+        # (``corr2d_transpose``; the VJP's is ``input_gradient`` above and ``conv_transpose2d``'s
+        # ``correlate_multi_transpose``, both IEEE block by block). Looking at a kernel's values would compute
         # its graph behind the user's back: both stay lazy, and the choice is made when computed.
         return xp.where(xp.all(xp.isfinite(a)), fast(), careful())
 
@@ -377,6 +458,9 @@ class DaskAdapter(Adapter):
 
     def correlate_multi_vjp(self, xp, x, w, g, options, geometry, groups, need_x):
         return correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
+
+    def correlate_multi_transpose(self, xp, x, w, plan):
+        return correlate_multi_transpose(xp, x, w, plan)
 
     def fit(self, layer, x, y, lr, steps, loss, record):
         # Persisting each step's parameters keeps the graph one step deep.

@@ -43,12 +43,14 @@ Gradients
     gradient to its operand's dtype; :func:`tangent_options` are the options
     of a forward-mode tangent's correlation.
 Multi-channel and transposed
-    :func:`correlate_multi` and :func:`multi_vjp` (validated inputs, by the
-    adapter of ``xp``), :func:`generic_multi_vjp` (the generic
-    implementation); :func:`to_first` and :func:`to_last` permute channels
-    last to first and back; :func:`transpose_crop` and
+    :func:`correlate_multi`, :func:`multi_vjp` and
+    :func:`correlate_multi_transpose` (validated inputs, by the adapter of
+    ``xp``), :func:`generic_multi_vjp` (the generic implementation);
+    :func:`to_first` and :func:`to_last` permute channels last to first and
+    back; :func:`transpose_crop` and
     :func:`transpose_finish` crop an uncropped transposed convolution (and
-    restore its layout).
+    restore its layout); :func:`transpose_reach` is the taps and inputs whose
+    scatter reaches a range of its output rows (one block of it).
 Re-entry
     :func:`correlate` runs a correlation of parsed options through the public
     dispatcher (an adapter evaluating blocks with another library's arrays);
@@ -105,6 +107,7 @@ from ._three_d import conv3d, corr3d, corr3d_multi
 from ._three_d_transpose import conv_transpose3d, corr3d_transpose
 from ._training import fit_arrays, loss_and_gradient
 from ._transpose import conv_transpose2d, corr2d_transpose
+from ._transpose_plan import axis_reach as transpose_reach
 from ._typing import Array, Boundary, Method, Mode
 from ._vjp import vjp
 
@@ -113,6 +116,12 @@ def input_gradient(xp, x, k, g, options: Options, geometry: Geometry, *, insert=
     """The gradient of ``x`` of a correlation at output gradient ``g``, by the adapter of ``xp``;
     ``insert(g, axis, step)`` undoes the stride (default: :func:`zero_insert`)."""
     return _composite.input_gradient(adapter_for(xp), xp, x, k, g, options, geometry, insert=insert)
+
+
+def correlate_multi_transpose(xp, x, w, plan):
+    """``conv_transpose2d`` of validated inputs by the adapter of ``xp``
+    (``Adapter.correlate_multi_transpose``; ``plan`` is its transposed plan)."""
+    return adapter_for(xp).correlate_multi_transpose(xp, x, w, plan)
 
 
 def generic_multi_vjp(xp, x, w, g, options: Options, geometry: Geometry, groups: int, need_x: bool):
@@ -162,6 +171,7 @@ __all__ = [
     "corr3d_transpose",
     "correlate",
     "correlate_multi",
+    "correlate_multi_transpose",
     "dilate",
     "direct_correlate",
     "extend",
@@ -187,6 +197,7 @@ __all__ = [
     "to_last",
     "transpose_crop",
     "transpose_finish",
+    "transpose_reach",
     "unbroadcast",
     "vjp",
     "window",

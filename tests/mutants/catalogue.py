@@ -335,7 +335,16 @@ MUTANTS: tuple[Mutant, ...] = (
         "return xp.where(xp.all(xp.isfinite(a)), fast(), careful())",
         "return fast()",
         ("tests/test_nonfinite.py::test_transposed_convolution_with_infinite_taps_matches_torch",),
-        "dask's transposed convolution multiplies an inf tap by the inserted zeros and the fill (NaN where torch has inf)",
+        "dask's single-plane transposed convolution (corr2d_transpose) multiplies an inf tap by the inserted zeros and the fill (NaN where torch has inf)",
+        k="dask",
+    ),
+    Mutant(
+        "dask-transpose-block-offset",
+        "backends/dask.py",
+        "(rc.offset, rc.extent - rc.offset - hw[1])",
+        "(0, rc.extent - hw[1])",
+        ("tests/test_dask_transpose.py", "tests/test_transpose.py"),
+        "dask's conv_transpose2d: each output block keeps the first columns of its window's scatter, not the block's own",
         k="dask",
     ),
     Mutant(
