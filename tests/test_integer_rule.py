@@ -321,3 +321,46 @@ def test_torch_unpromotable_dtypes_are_a_named_error():
         xcorr.corr2d(torch.ones(3, 3, dtype=torch.uint32), torch.ones(2, 2, dtype=torch.int32))
     y = xcorr.corr2d(torch.ones(3, 3, dtype=torch.uint16), torch.ones(2, 2, dtype=torch.float32))
     assert y.dtype == torch.float32 and torch.equal(y, torch.full((2, 2), 4.0))
+
+
+# An integer operand with a floating one: the floating operand's dtype on every backend (torch's
+# rule, docs/guide/semantics.md). numpy's own promotion (int64 with float32 is float64) leaked
+# through numpy's and dask's channel, gradient and transposed paths.
+MIXED = [("int64", "float32"), ("float32", "int16"), ("uint8", "float64")]
+
+
+def _small(shape, dtype: str, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 5, size=shape).astype(dtype)
+
+
+def _close(backend, y, expected, dtype: str) -> None:
+    assert y.dtype == backend.dtype(dtype), f"dtype {y.dtype}, expected {dtype}"
+    got = backend.to_numpy(y)
+    assert got.dtype == np.dtype(dtype), f"computed dtype {got.dtype}, expected {dtype}"
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize(("xd", "wd"), MIXED)
+def test_integer_with_floating_takes_the_floating_dtype_in_every_channel_function(backend, xd, wd):
+    torch = require_module("torch")
+    F = torch.nn.functional
+    dtype = wd if xd.startswith(("int", "uint")) else xd
+    x, w, wt = _small((2, 4, 5, 6), xd, 1), _small((6, 4, 2, 3), wd, 2), _small((4, 6, 2, 3), wd, 3)
+    xt = torch.tensor(x.astype(np.float64), requires_grad=True)
+    wtt = torch.tensor(w.astype(np.float64), requires_grad=True)
+    yt = F.conv2d(xt, wtt)
+    g = _small(tuple(yt.shape), dtype, 4)
+    yt.backward(torch.tensor(g.astype(np.float64)))
+    bx, bw = backend.asarray(x), backend.asarray(w)
+    for method in ("auto", "direct", "fft"):
+        _close(backend, xcorr.corr2d_multi(bx, bw, method=method), yt.detach().numpy(), dtype)
+    gx, gw = xcorr.corr2d_multi_vjp(bx, bw, backend.asarray(g))
+    _close(backend, gx, xt.grad.numpy(), dtype)
+    _close(backend, gw, wtt.grad.numpy(), dtype)
+    want = F.conv_transpose2d(torch.tensor(x.astype(np.float64)), torch.tensor(wt.astype(np.float64)), stride=2)
+    _close(backend, xcorr.conv_transpose2d(bx, backend.asarray(wt), stride=2), want.numpy(), dtype)
+    want = F.conv1d(torch.tensor(x[:, :, 0].astype(np.float64)), torch.tensor(w[:, :, 0].astype(np.float64)))
+    _close(backend, xcorr.corr1d_multi(backend.asarray(x[:, :, 0]), backend.asarray(w[:, :, 0])), want.numpy(), dtype)
+    x3, w3 = x[:, :, None].repeat(2, axis=2), w[:, :, None].repeat(2, axis=2)
+    want = F.conv3d(torch.tensor(x3.astype(np.float64)), torch.tensor(w3.astype(np.float64)))
+    _close(backend, xcorr.corr3d_multi(backend.asarray(x3), backend.asarray(w3)), want.numpy(), dtype)

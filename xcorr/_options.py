@@ -152,15 +152,17 @@ def check_array(name: str, a) -> None:
         raise TypeError(msg)
 
 
-def result_dtype(xp, a_dtype, b_dtype):
+def result_dtype(xp, a_dtype, b_dtype, *more):
     """Array-API type promotion, extended to integer-with-floating.
 
     Within one kind (and between real and complex floating) this is
     ``xp.result_type``. The standard leaves integer-with-floating undefined;
     xcorr takes the floating operand's dtype on every backend (torch's rule),
     so an ``int64`` kernel applied to a ``float32`` image gives ``float32``
-    everywhere.
+    everywhere. More dtypes (an upstream gradient's) fold in the same way.
     """
+    if more:
+        return result_dtype(xp, result_dtype(xp, a_dtype, b_dtype), *more)
     a_int = isdtype(xp, a_dtype, "integral")
     b_int = isdtype(xp, b_dtype, "integral")
     if a_int != b_int:

@@ -348,6 +348,15 @@ MUTANTS: tuple[Mutant, ...] = (
         k="dask",
     ),
     Mutant(
+        "numpy-multi-numpy-promotion",
+        "backends/numpy.py",
+        "    dtype = result_dtype(np, x.dtype, w.dtype)\n    if dtype.kind not in \"fc\":\n        return NotImplemented  #",
+        "    dtype = np.result_type(x.dtype, w.dtype)\n    if dtype.kind not in \"fc\":\n        return NotImplemented  #",
+        ("tests/test_integer_rule.py",),
+        "numpy's corr2d_multi GEMM path promotes int64 with float32 to float64 (numpy's rule), not float32",
+        k="floating_dtype and numpy",
+    ),
+    Mutant(
         "fft-kgrad-lags",
         "xcorr/_fft.py",
         "gk = fft.irfft(lags, n=width, axis=-1)[..., : cols.span : cols.dilation]",
