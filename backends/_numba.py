@@ -216,6 +216,24 @@ def vjp(x, k, g, options, geometry, pool, threads: int, tuning):
     return gx.reshape(x.shape), partial.sum(axis=0).astype(x.dtype)
 
 
+def direct_vjp(x, k, g, options, geometry, pool, threads: int, tuning):
+    """``(gx, gk)`` of the call's direct correlation by ``vjp``, for numpy arrays of one real
+    floating dtype as the caller holds them (the kernel not yet flipped for a convolution), or None.
+
+    None with a NaN/inf tap as well: the core's scatter keeps such a tap off
+    the fill (IEEE), where the kernels' full correlation of ``g`` would meet it.
+    Shared by the numpy adapter and torch's CPU tensors.
+    """
+    if not np.isfinite(k).all():
+        return None
+    xd, kd = toolkit.prepare(np, x, k, options)
+    both = vjp(xd, kd, np.asarray(g), options, geometry, pool, threads, tuning)
+    if both is None:
+        return None
+    gx, gk = both
+    return gx, (gk[::-1, ::-1].copy() if options.convolve else gk)
+
+
 def _backward_operands(x, k, g, options, geometry):
     """What ``vjp``'s two forms (chunked here, fused in ``_numba_backward``) read and write: ``x``
     and ``g`` as (planes, rows, cols), ``gx``, the flipped kernel, ``g``'s zeros outside it, the fill,

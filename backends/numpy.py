@@ -309,14 +309,9 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         # Both gradients in one pass of numba's kernels over chunks of rows.
         if _numba is None or not (need_x and need_k) or x.dtype != dtype or k.dtype != dtype:
             return NotImplemented
-        if not np.isfinite(k).all():
-            return NotImplemented  # a NaN/inf tap: the core's scatter keeps it off the fill (IEEE)
-        xd, kd = toolkit.prepare(xp, x, k, options)
-        both = _numba.vjp(xd, kd, np.asarray(g, dtype), options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
-        if both is None:
-            return NotImplemented
-        gx, gk = both
-        return gx, (gk[::-1, ::-1].copy() if options.convolve else gk)
+        g = np.asarray(g, dtype)
+        both = _numba.direct_vjp(x, k, g, options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
+        return NotImplemented if both is None else both
     return _numpy_fft.fft_vjp(xp, x, k, g, options, geometry, need_x, need_k, ADAPTER.tuning)
 
 

@@ -1,10 +1,10 @@
 """The "limit" table and the size/kernel sweep of ``python -m benchmarks`` (issue 24).
 
 Limit: per backend and size, float32 single-plane valid-mode correlation with
-small kernels against the memory-bandwidth yardstick, a copy of the image
-into a preallocated output with each library's own out-of-place-free call
-(numpy: ``np.multiply(x, 1.0, out=y)`` in row bands over the machine's cores;
-torch: ``torch.mul(x, 1.0, out=y)``; jax: a jitted ``x * 1.0``). The
+small kernels against the memory-bandwidth yardstick, one copy of the image
+for every backend: numpy's ``np.multiply(x, 1.0, out=y)`` in row bands over
+the machine's cores, into a preallocated output ("copy") and into a new one
+each call ("fresh copy", the floor of a call returning a new array). The
 forward is ``corr2d`` (jitted on jax, without autograd on torch); the
 forward+backward is one timed call that computes the output and both
 gradients (numpy: ``corr2d`` and ``corr2d_vjp``; torch: the recorded forward
@@ -49,12 +49,29 @@ def _threaded_copy(x, y, threads: int):
     return run
 
 
+def _fresh_copy(x, threads: int):
+    """``_threaded_copy`` into a new array each call: the floor of any call that returns a fresh
+    output, whose pages the kernel must fault in (and zero) as they are first written."""
+
+    def run():
+        y = np.empty_like(x)
+        _threaded_copy(x, y, threads)()
+        return y
+
+    return run
+
+
 def candidates(backend: str, x_np, k_np, g_np, threads: int):
-    """``{"copy", "fwd", "fwd+bwd"}``: zero-argument calls, each finishing its work before it returns."""
+    """``{"copy", "fresh copy", "fwd", "fwd+bwd"}``: zero-argument calls, each finishing its work
+    before it returns. The copies are numpy's, the same yardstick in every backend's rows."""
+    copies = {"copy": _threaded_copy(x_np, np.empty_like(x_np), threads), "fresh copy": _fresh_copy(x_np, threads)}
+    return copies | _backend_calls(backend, x_np, k_np, g_np)
+
+
+def _backend_calls(backend: str, x_np, k_np, g_np):
+    """``{"fwd", "fwd+bwd"}`` of one backend."""
     if backend == "numpy":
-        y = np.empty_like(x_np)
         return {
-            "copy": _threaded_copy(x_np, y, threads),
             "fwd": lambda: xcorr.corr2d(x_np, k_np),
             "fwd+bwd": lambda: (xcorr.corr2d(x_np, k_np), xcorr.corr2d_vjp(x_np, k_np, g_np)),
         }
@@ -64,7 +81,6 @@ def candidates(backend: str, x_np, k_np, g_np, threads: int):
         x = torch.from_numpy(x_np).requires_grad_(True)
         k = torch.from_numpy(k_np).requires_grad_(True)
         g = torch.from_numpy(g_np)
-        src, dst = torch.from_numpy(x_np), torch.empty_like(torch.from_numpy(x_np))
 
         def fwd():
             with torch.no_grad():
@@ -75,15 +91,13 @@ def candidates(backend: str, x_np, k_np, g_np, threads: int):
             xcorr.corr2d(x, k).backward(g)
             return x.grad, k.grad
 
-        return {"copy": lambda: torch.mul(src, 1.0, out=dst), "fwd": fwd, "fwd+bwd": both}
+        return {"fwd": fwd, "fwd+bwd": both}
     import jax
 
     x, k, g = jax.device_put(x_np), jax.device_put(k_np), jax.device_put(g_np)
-    copy = jax.jit(lambda a: a * 1.0)
     forward = jax.jit(xcorr.corr2d)
     value_and_grads = jax.jit(jax.value_and_grad(lambda x, k, g: (xcorr.corr2d(x, k) * g).sum(), argnums=(0, 1)))
     return {
-        "copy": lambda: copy(x).block_until_ready(),
         "fwd": lambda: forward(x, k).block_until_ready(),
         "fwd+bwd": lambda: jax.block_until_ready(value_and_grads(x, k, g)),
     }
@@ -112,8 +126,8 @@ def limit_table(report, backends, sizes, repeats: int, *, data, Case, ms, sample
     table = report.table(
         "limit",
         f"Near the limit: copy, forward and forward+backward (ms, median of {repeats}; float32, valid mode)",
-        ["backend", "case", "copy", "fwd", "fwd+bwd", "fwd / copy", "fwd+bwd / fwd"],
-        "llrrrrr",
+        ["backend", "case", "copy", "fresh copy", "fwd", "fwd+bwd", "fwd / copy", "fwd / fresh copy", "fwd+bwd / fwd"],
+        "llrrrrrrr",
     )
     for backend in backends:
         for n in sizes:
@@ -124,17 +138,20 @@ def limit_table(report, backends, sizes, repeats: int, *, data, Case, ms, sample
                 calls = candidates(backend, x_np, k_np, g_np, threads)
                 check(backend, calls, x_np, k_np, g_np)
                 times = _measure(calls, repeats)
-                copy, fwd, both = times["copy"], times["fwd"], times["fwd+bwd"]
+                copy, fresh, fwd, both = times["copy"], times["fresh copy"], times["fwd"], times["fwd+bwd"]
                 table.row(
-                    [backend, case.label + samples_note(times, repeats), ms(copy), ms(fwd), ms(both),
-                     f"{fwd / copy:.2f}", f"{both / fwd:.2f}"],
-                    {"backend": backend, "case": case.label, "copy_s": copy, "fwd_s": fwd, "fwd_bwd_s": both,
-                     "fwd_over_copy": fwd / copy, "fwd_bwd_over_fwd": both / fwd, "method": case.chosen(backend),
+                    [backend, case.label + samples_note(times, repeats), ms(copy), ms(fresh), ms(fwd), ms(both),
+                     f"{fwd / copy:.2f}", f"{fwd / fresh:.2f}", f"{both / fwd:.2f}"],
+                    {"backend": backend, "case": case.label, "copy_s": copy, "fresh_copy_s": fresh, "fwd_s": fwd,
+                     "fwd_bwd_s": both, "fwd_over_copy": fwd / copy, "fwd_over_fresh_copy": fwd / fresh,
+                     "fwd_bwd_over_fwd": both / fwd, "method": case.chosen(backend),
                      "samples": {name: times.count(name) for name in calls}},
                 )
     report.note(
-        "copy: numpy np.multiply(x, 1.0, out=y) in row bands on every core; torch torch.mul(x, 1.0, out=y); "
-        "jax a jitted x * 1.0. fwd+bwd: the output and both gradients in one timed call (numpy corr2d and "
+        "copy: np.multiply(x, 1.0, out=y) into a preallocated y, in row bands on every core (numpy's, the one "
+        "yardstick of every backend's rows: one read of the image, one write of the output); fresh copy: the "
+        "same into a new array each call, the floor of a call that returns a new output (its pages are "
+        "faulted in and zeroed as they are first written). fwd+bwd: the output and both gradients in one timed call (numpy corr2d and "
         "corr2d_vjp; torch forward and backward(g); jax value_and_grad of sum(corr2d(x, k) * g), jitted)."
     )
 

@@ -76,12 +76,10 @@ def count_calls(monkeypatch, module, global_name, name):
 # JaxTuning): numba, numba_min_outputs, numba_threaded_work, band_bytes,
 # threaded_elements, overlap_*, threaded_fft_elements (numpy); band_elements,
 # pooled_elements, small_band, few_outputs, pooled_kernel, gradient_band,
-# gradient_min_plane (torch); unroll_taps, pad_per_tap,
-# numba_fresh_output_bytes (jax).
+# gradient_min_plane (torch); unroll_taps, pad_per_tap (jax).
 ADAPTERS = {"numpy": "numpy", "dask": "numpy", "torch": "torch", "jax": "jax"}
 # Besides the tuning: the threads of the shared pool (numpy, numba, torch, the
 # custom calls' split), and on jax the huge-page advice of the custom calls.
-_ALIASES = {"fresh_output_bytes": "numba_fresh_output_bytes"}
 
 
 def force(monkeypatch, backend: str, **values):
@@ -99,7 +97,6 @@ def force(monkeypatch, backend: str, **values):
     fields = {f.name for f in dataclasses.fields(adapter.tuning)}
     tuning = {}
     for name, value in values.items():
-        name = _ALIASES.get(name, name)
         if name == "threads":
             threads = importlib.import_module("xcorr.backends._threads")
             # count(cap) as _threads.count: the forced count within the caller's cap

@@ -591,7 +591,9 @@ def test_torch_bmm_kernel_gradient(monkeypatch, torch_paths, pooled, dtype, x_sh
     assert bool(torch_paths["pool"]) == pooled
 
 
-def test_torch_bmm_kernel_gradient_at_default_size(torch_paths):
+def test_torch_bmm_kernel_gradient_at_default_size(monkeypatch, torch_paths):
+    # Without numba (with it, numba's fused backward serves: test_torch_backward.py).
+    force(monkeypatch, "torch", numba=False)
     x, k = random((2, 400, 400), "float32"), random((3, 3), "float32", seed=1)
     g = random((2, 398, 398), "float32", seed=2)
     _, grads = torch_vjp("", x, k, g, {}, method="direct")
@@ -755,9 +757,9 @@ def test_jax_numba_kernel_gradient_other_boundaries(jax_paths, jax_numba, dtype,
 
 
 def test_jax_numba_forward_inside_large_outputs(monkeypatch, jax_paths):
-    # Outputs of a fresh mapping (threshold lowered): numba's kernel with huge pages asked for.
+    # Outputs inside x: numba's kernel, with huge pages asked for (threshold lowered).
     require_module("numba")
-    force(monkeypatch, "jax", numba_min_outputs=0, fresh_output_bytes=0, hugepages=True, hugepage_min_bytes=0)
+    force(monkeypatch, "jax", numba_min_outputs=0, hugepages=True, hugepage_min_bytes=0)
     x, k = random((2, 30, 41), "float32"), random((4, 2), "float32", seed=1)
     options = dict(stride=(2, 3), dilation=(1, 2), convolve=True)
     check(call("", *tensors_jax(x, k), options, method="direct"), fast_reference(x, k, **options), "float32", scale=True)

@@ -230,12 +230,13 @@ def test_custom_call_rejects_unexpected_operands():
         ("corr2d", "full", (2, 1), (1, 3), (30, 33), (3, 2)),
         ("conv2d", "same", (1, 3), 2, (26, 40), (5, 3)),
         ("corr2d", "full", 1, 1, (5, 6), (8, 9)),  # windows wider than x
-        ("corr2d", "valid", 1, 1, (30, 33), (3, 3)),  # inside x: XLA's shift-and-add
+        ("corr2d", "valid", 1, 1, (30, 33), (3, 3)),  # inside x: numba's kernel too
     ],
 )
 def test_forward_reading_fill(kernel_gradient_path, dtype, name, mode, stride, dilation, x_shape, k_shape):
     # The forward through numba's kernel where windows leave x into the fill
-    # (rows of the fill value, edge columns apart); with a column stride XLA's.
+    # (rows of the fill value, edge columns apart); with a column stride XLA's
+    # (the extension it needs is built by XLA too).
     path, _, correlations = kernel_gradient_path
     rng = np.random.default_rng(5)
     x, k = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(k_shape).astype(dtype)
@@ -246,7 +247,7 @@ def test_forward_reading_fill(kernel_gradient_path, dtype, name, mode, stride, d
     tol = 2e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(np.asarray(y), want, rtol=tol, atol=tol * np.abs(want).max())
     column_stride = stride if isinstance(stride, int) else stride[1]
-    assert bool(correlations) == (path.startswith("numba-ffi") and mode != "valid" and column_stride == 1)
+    assert bool(correlations) == (path.startswith("numba-ffi") and (mode == "valid" or column_stride == 1))
 
 
 def test_export_takes_native_or_fft(kernel_gradient_path):
@@ -283,9 +284,9 @@ def test_export_takes_native_or_fft(kernel_gradient_path):
     ],
 )
 def test_forward_inside_large_outputs(kernel_gradient_path, monkeypatch, name, x_shape, k_shape, stride, dilation):
-    # Outputs that are a fresh mapping every call (thresholds lowered here)
-    # take numba's kernel, which asks for huge pages for them first.
-    force(monkeypatch, "jax", numba_fresh_output_bytes=0, hugepages=True, hugepage_min_bytes=0)
+    # Outputs inside x take numba's kernel, which asks for huge pages for
+    # large ones first (the threshold lowered here).
+    force(monkeypatch, "jax", hugepages=True, hugepage_min_bytes=0)
     path, _, correlations = kernel_gradient_path
     rng = np.random.default_rng(6)
     x, k = rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(k_shape).astype(np.float32)
@@ -295,6 +296,22 @@ def test_forward_inside_large_outputs(kernel_gradient_path, monkeypatch, name, x
     assert y.dtype == jnp.float32 and y.shape == want.shape
     np.testing.assert_allclose(np.asarray(y), want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
     assert bool(correlations) == path.startswith("numba-ffi")
+
+
+def test_a_loss_over_the_forward_keeps_numbas_kernel():
+    # With a reduction among its consumers, XLA's CPU fusion of its own
+    # shift-and-add wrote every tap's window out as an array (a loss over a
+    # 1024² 5x5 correlation took 35 times the forward): outputs inside x take
+    # the custom call, whose result is computed alone, at the default tuning.
+    require_module("numba")
+    rng = np.random.default_rng(8)
+    x, k = rng.standard_normal((200, 190)).astype(np.float32), rng.standard_normal((5, 5)).astype(np.float32)
+    g = rng.standard_normal((196, 186)).astype(np.float32)
+    loss = jax.jit(lambda x, k, g: (xcorr.corr2d(x, k) * g).sum())
+    hlo = loss.lower(x, k, g).compile().as_text()
+    assert 'custom_call_target="xcorr_correlate_float32"' in hlo
+    want = float((reference(x.astype(np.float64), k.astype(np.float64)) * g).sum())
+    assert float(loss(x, k, g)) == pytest.approx(want, rel=1e-4, abs=1e-2)
 
 
 def test_custom_calls_only_on_the_tested_ffi_layout(monkeypatch):

@@ -142,3 +142,33 @@ def test_fused_fft_backward_takes_fill_cases():
         assert autodiff.fft_vjp_applies(x, k, g, opts, geometry)
         got = ADAPTER.vjp(array_namespace(x), x, k, g, opts, geometry, True, True)
     assert got[0].shape == x.shape and got[1].shape == k.shape
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("f", "mode", "dilation"), [("corr2d", "valid", 1), ("conv2d", "full", (2, 1)), ("corr2d", "full", 1)])
+def test_fused_numba_backward_serves_large_direct_cases(monkeypatch, dtype, f, mode, dilation):
+    """Large direct CPU calls take numba's fused backward (both gradients in one pass over g), equal to
+    torch's autograd of F.conv2d in float64; a double backward (create_graph) keeps the core's."""
+    require_module("numba")
+    served = spy(monkeypatch, ops, "numba_vjp", declined=None)
+    rng = np.random.default_rng(2)
+    x64, k64 = torch.asarray(rng.standard_normal((2, 130, 141))), torch.asarray(rng.standard_normal((3, 4)))
+    x, k = x64.to(dtype).requires_grad_(), k64.to(dtype).requires_grad_()
+    y = getattr(xcorr, f)(x, k, mode=mode, dilation=dilation, method="direct")
+    g64 = torch.asarray(rng.standard_normal(tuple(y.shape)))
+    gx, gk = torch.autograd.grad(y, (x, k), g64.to(dtype))
+    assert served == [True]
+    flip = f == "conv2d"  # conv2d(x, k) is the correlation with the flipped kernel
+    kc = k64.flip(-2, -1) if flip else k64
+    want_y, want_gx, want_gk = _conv2d_autograd(x64.to(dtype).double(), kc, g64, mode, 1, dilation)
+    tol = 1e-10 if dtype == torch.float64 else 2e-4
+    assert gx.dtype == gk.dtype == dtype and gx.shape == x.shape and gk.shape == k.shape
+    torch.testing.assert_close(y.detach().double(), want_y, rtol=tol, atol=tol)
+    torch.testing.assert_close(gx.double(), want_gx, rtol=tol, atol=tol)
+    torch.testing.assert_close(gk.double(), want_gk.flip(-2, -1) if flip else want_gk, rtol=tol, atol=tol * 100)
+    # create_graph: the gradients must themselves be differentiable, so the core's VJP serves.
+    x2 = x.detach().clone().requires_grad_()
+    gx2, _ = torch.autograd.grad(getattr(xcorr, f)(x2, k, mode=mode, dilation=dilation, method="direct"), (x2, k),
+                                 g64.to(dtype), create_graph=True)
+    assert served == [True, False] and gx2.requires_grad
+    torch.testing.assert_close(gx2.detach(), gx, rtol=tol, atol=tol)

@@ -21,12 +21,6 @@ from ... import toolkit
 from ...toolkit import result_dtype
 from . import custom_calls
 
-try:
-    from .. import _hugepages
-except ImportError:  # the optional huge-page advice removed
-    _hugepages = None
-
-
 # --- kernel gradients --------------------------------------------------------
 
 
@@ -239,28 +233,23 @@ def _xla_direct(x, k, *, tuning, options, geometry):
 def _numba_forward(tuning, x, k, options, geometry) -> bool:
     """Whether the direct correlation takes numba's kernel (an XLA custom call).
 
-    Where windows leave ``x`` into a fill, XLA pays for the fill (a pad per
-    tap or a padded copy) where numba's kernel reads rows of the fill value
-    and computes the edge columns apart. And an output of at least
-    ``JaxTuning.numba_fresh_output_bytes`` is a fresh mapping every call,
-    which XLA faults in page by page, where the handler asks for huge pages
-    first (``_hugepages``); smaller outputs inside ``x`` stay with XLA's
-    fused shift-and-add, which is faster there. Beyond
-    ``JaxTuning.unroll_taps`` taps XLA's loop is as fast. (The README's jax
-    tables have the measurements.)
+    Wherever it applies (``custom_calls.numba_applies``, up to
+    ``JaxTuning.unroll_taps`` taps): XLA's own shift-and-add is only as
+    fast as the fusion XLA picks for it, and with a reduction among its
+    consumers (a loss: ``sum(corr2d(x, k) * g)``, the primal of every
+    ``value_and_grad``) XLA's CPU fusion writes each tap's window out as an
+    array of its own, up to 35 times the kernel's time; the custom call's
+    output is computed alone whatever consumes it. Where windows leave
+    ``x`` into a fill, the kernel reads rows of the fill value and computes
+    the edge columns apart; large outputs get huge pages from the handler
+    (``backends/_hugepages.py``). The README's jax tables have the measurements.
     """
     rows, cols = geometry.rows, geometry.cols
     outputs = math.prod(geometry.out_shape)
     if rows.taps * cols.taps > tuning.unroll_taps or not custom_calls.numba_applies(tuning, x, k, k.dtype, outputs):
         return False
-    if not geometry.inside:
-        # Rows of the fill are read virtually; a column stride needs the extension XLA builds too.
-        return options.boundary == "fill" and cols.step == 1
-    return (
-        _hugepages is not None
-        and _hugepages.enabled()
-        and outputs * x.dtype.itemsize >= tuning.numba_fresh_output_bytes
-    )
+    # Rows of the fill are read virtually; a column stride needs the extension XLA builds too.
+    return geometry.inside or (options.boundary == "fill" and cols.step == 1)
 
 
 def numba_correlate(tuning, xp, x, k, options, geometry):

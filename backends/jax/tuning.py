@@ -30,10 +30,6 @@ class JaxTuning(Tuning):
     # Kernels of up to this many taps read a fill extension through one pad per
     # tap (fused by XLA); larger ones through one extension (see ops._tap_windows).
     pad_per_tap: int = 12
-    # Direct correlations with every window inside the input take numba's
-    # kernel from outputs of this many bytes (a fresh mapping each call, given
-    # huge pages by the handler; see ops._numba_forward), XLA's fused code below.
-    numba_fresh_output_bytes: int = 1 << 25
     # Where numba's kernel gradient does not apply, the direct kernel gradient
     # as one native convolution on the CPU (faster than XLA's h*w reductions).
     native_kernel_gradient: bool = True

@@ -72,6 +72,9 @@ class TorchAdapter(Adapter):
         # The FFT method takes both gradients from one spectrum of g.
         if autodiff.fft_vjp_applies(x, k, g, options, geometry):
             return toolkit.fft_vjp(xp, x, k, g, options, geometry, need_x, need_k)
+        both = ops.numba_vjp(self, x, k, g, options, geometry, need_x, need_k)
+        if both is not None:
+            return both
         return super().vjp(xp, x, k, g, options, geometry, need_x, need_k)
 
     def kernel_gradient(self, xp, x, k, g, options, geometry, method):

@@ -97,6 +97,37 @@ def numba_forward(tuning, x, k, options, geometry):
     return None if y is None else torch.from_numpy(y)
 
 
+def numba_vjp(adapter, x, k, g, options, geometry, need_x: bool, need_k: bool):
+    """``(gx, gk)`` by numba's fused backward (``_numba.direct_vjp``, numpy's) on the memory of CPU
+    tensors, or None.
+
+    For a direct correlation (stride 1, a "fill" extension or none reached) of contiguous
+    float32/float64 CPU tensors of one dtype, both gradients wanted, plain tensors (no functorch
+    wrapper) and no double backward recording (its gradients must themselves be differentiable):
+    one pass over ``g`` writes the input gradient and sums the kernel gradient, where the core's
+    VJP takes a full correlation and a kernel gradient, two passes.
+    """
+    tuning = adapter.tuning
+    if _numba is None or not tuning.numba or not (need_x and need_k) or torch.is_grad_enabled():
+        return None
+    if k.ndim != 2 or options.stride != (1, 1) or not (geometry.inside or options.boundary == "fill"):
+        return None
+    if x.dtype not in (torch.float32, torch.float64) or not (k.dtype == g.dtype == x.dtype):
+        return None
+    if any(t.device.type != "cpu" or t.is_neg() or t.is_conj() for t in (x, k, g)) or wrapped(x, k) or wrapped(g, g):
+        return None
+    method = options.method
+    if method == "auto":
+        costs = adapter.costs(tuple(k.shape), geometry)
+        method = toolkit.choose_method(costs, "real floating", tuple(x.shape), tuple(k.shape), geometry)
+    if method != "direct" or not x.is_contiguous() or not _numba.installed():
+        return None
+    threads = min(_numba.threads(), _threads.count(torch.get_num_threads()))
+    arrays = (x.detach().numpy(), k.detach().numpy(), g.detach().numpy())
+    both = _numba.direct_vjp(*arrays, options, geometry, _pool, threads, tuning)
+    return None if both is None else (torch.from_numpy(both[0]), torch.from_numpy(both[1]))
+
+
 def direct_forward(tuning, xp, x, k, options, geometry):
     """Shift-and-add into one preallocated output with in-place ``add_``.
 
