@@ -59,7 +59,7 @@ def _check_one_typed_entry_each(name: str, doc: str, parameters: list[str]) -> N
     assert len(set(bodies)) == len(bodies), f"{name}: repeated descriptions"
 
 
-@pytest.mark.parametrize("name", ["Conv2D", "Conv2DTranspose", "Conv1D", "Conv3D"])
+@pytest.mark.parametrize("name", ["Conv2D", "Conv2DTranspose", "Conv1D", "Conv3D", "Conv1DTranspose", "Conv3DTranspose"])
 def test_layer_parameters_have_one_typed_entry_each(name):
     layer = getattr(xcorr, name)
     _check_one_typed_entry_each(name, inspect.getdoc(layer), _parameters(layer))
