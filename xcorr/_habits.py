@@ -15,7 +15,7 @@ _NN_MODULE_ORDER["Conv1D"] = _NN_MODULE_ORDER["Conv3D"] = _NN_MODULE_ORDER["Conv
 # nn.ConvTranspose1d's, nn.ConvTranspose3d's
 _NN_MODULE_ORDER["Conv1DTranspose"] = _NN_MODULE_ORDER["Conv3DTranspose"] = _NN_MODULE_ORDER["Conv2DTranspose"]
 #: the layers xcorr.keras has too
-_KERAS_LAYERS = ("Conv1D", "Conv2D", "Conv2DTranspose")
+_KERAS_LAYERS = ("Conv1D", "Conv2D", "Conv2DTranspose", "Conv1DTranspose", "Conv3DTranspose")
 #: the torch module each layer stands for
 _NN_MODULE = {"Conv2D": "nn.Conv2d", "Conv2DTranspose": "nn.ConvTranspose2d", "Conv1D": "nn.Conv1d", "Conv3D": "nn.Conv3d",
               "Conv1DTranspose": "nn.ConvTranspose1d", "Conv3DTranspose": "nn.ConvTranspose3d"}
