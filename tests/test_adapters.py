@@ -282,7 +282,7 @@ def _registry_table_lines() -> range:
     end = next(i for i in range(start, len(source)) if source[i] == ")")
     return range(start + 1, end + 2)
 
-LAYER_MODULES = ("_layer.py", "_layer_1d.py", "_layer_3d.py")
+LAYER_MODULES = ("_layer.py", "_layer_1d.py", "_layer_3d.py", "_layer_nd_transpose.py")
 
 
 def _type_checker_view_lines(name: str = "_layer.py") -> set[int]:

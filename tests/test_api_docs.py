@@ -59,13 +59,15 @@ def _check_one_typed_entry_each(name: str, doc: str, parameters: list[str]) -> N
     assert len(set(bodies)) == len(bodies), f"{name}: repeated descriptions"
 
 
-@pytest.mark.parametrize("name", ["Conv2D", "Conv2DTranspose", "Conv1D", "Conv3D"])
+@pytest.mark.parametrize("name", ["Conv2D", "Conv2DTranspose", "Conv1D", "Conv3D", "Conv1DTranspose", "Conv3DTranspose"])
 def test_layer_parameters_have_one_typed_entry_each(name):
     layer = getattr(xcorr, name)
     _check_one_typed_entry_each(name, inspect.getdoc(layer), _parameters(layer))
 
 
-@pytest.mark.parametrize("name", ["Conv1D", "Conv2D", "Conv2DTranspose", "Conv3D", "DepthwiseConv2D"])
+@pytest.mark.parametrize(
+    "name", ["Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "DepthwiseConv2D"]
+)
 def test_keras_layer_parameters_have_one_typed_entry_each(name):
     cls = _keras_classes()[name]
     (init,) = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
@@ -84,7 +86,9 @@ def _keras_classes() -> dict[str, ast.ClassDef]:
 
 def test_keras_layers_are_on_the_api_page_with_examples(xcorr_api):
     names = xcorr_api.keras_names()
-    assert names == ["Conv1D", "Conv2D", "Conv2DTranspose", "Conv3D", "DepthwiseConv2D"]
+    assert names == [
+        "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "DepthwiseConv2D"
+    ]
     text = xcorr_api.render_keras()
     assert re.findall(r"^\.\. autoclass:: xcorr\.keras\.(\w+)$", text, re.M) == names
     classes = _keras_classes()

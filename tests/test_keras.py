@@ -127,12 +127,13 @@ def test_import_xcorr_keras_registers_the_layers_for_keras():
         """
         import keras
         import xcorr.keras
-        names = ("xcorr>Conv1D", "xcorr>Conv2D", "xcorr>Conv2DTranspose", "xcorr>Conv3D", "xcorr>DepthwiseConv2D")
+        names = ("xcorr>Conv1D", "xcorr>Conv2D", "xcorr>Conv2DTranspose", "xcorr>Conv3D", "xcorr>DepthwiseConv2D",
+                 "xcorr>Conv1DTranspose", "xcorr>Conv3DTranspose")
         print([keras.saving.get_registered_object(n) is getattr(xcorr.keras, n[6:]) for n in names])
         """,
         "jax",
     )
-    assert out.strip() == "[True, True, True, True, True]"
+    assert out.strip() == "[True, True, True, True, True, True, True]"
 
 
 def test_import_xcorr_keras_without_keras_names_the_extra():
@@ -153,8 +154,8 @@ def test_xcorr_keras_docstring_examples():
     )
     attempted, failed = map(int, out.split()[-2:])
     # the module's example, then one per layer (xcorr.backends.keras: Conv1D, Conv2D, Conv2DTranspose, Conv3D,
-    # DepthwiseConv2D)
-    assert attempted >= 4 + 4 * 3 + 4 and failed == 0, out
+    # DepthwiseConv2D, Conv1DTranspose, Conv3DTranspose)
+    assert attempted >= 4 + 4 * 3 + 4 + 2 * 3 and failed == 0, out
 
 
 SAVE = """
@@ -199,6 +200,7 @@ def test_keras_file_saved_in_one_process_loads_in_another_after_import_xcorr_ker
 LAYERS = Path(__file__).resolve().parent / "integration" / "keras_layers.py"
 CONV1D = Path(__file__).resolve().parent / "integration" / "keras_conv1d.py"
 CONV3D = Path(__file__).resolve().parent / "integration" / "keras_conv3d.py"
+TRANSPOSE_ND = Path(__file__).resolve().parent / "integration" / "keras_conv_transpose.py"
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
@@ -262,6 +264,42 @@ def test_keras_conv3d_matches_keras_conv3d_forward_and_gradients(backend):
     assert {key: errors[key] for key in expected} == expected
     assert errors["((2, 3), {'boundary': 'bogus'})"].startswith("ValueError: boundary must be one of 'fill'")
     assert errors["too small"].startswith("Computed output size would be zero or negative: Conv3D with")
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_keras_conv1d_and_conv3d_transpose_match_keras_forward_and_gradients(backend):
+    # float64, the same weights (Keras' layout (*kernel_size, filters, C_in)), Keras' output sizes
+    report = json.loads(_keras_python(TRANSPOSE_ND.read_text(), backend))
+    assert report["backend"] == backend
+    assert len(report["cases"]) == 9
+    for case, r in report["cases"].items():
+        assert r["shapes"][0] == r["shapes"][1] == r["shapes"][2], case
+        assert r["kernel_shapes"][0] == r["kernel_shapes"][1], case
+        assert r["forward"] <= 1e-12 and r["gradients"] <= 1e-10, (case, r)
+        assert r["n_gradients"] == (1 if "use_bias" in case else 2), case
+        assert r["config_round_trip"] and r["serialized_round_trip"], case
+        assert r["config_keys_missing"] == [], case
+    errors = report["errors"]
+    expected = {
+        "1-D ((0, 3), {})": "ValueError: filters must be an int >= 1; got 0",
+        "1-D ((2, (3, 3)), {})": "ValueError: kernel_size must be an int >= 1 or a sequence of 1; got (3, 3)",
+        "1-D ((2, 3), {'padding': 'causal'})": "ValueError: padding must be one of 'valid', 'same'; got 'causal'",
+        "1-D ((2, 3), {'strides': 2, 'output_padding': 2})": (
+            "ValueError: output_padding must be smaller than strides=(2,) on each axis; got output_padding=2"
+        ),
+        "3-D ((2, 3), {'strides': (1, 0, 1)})": (
+            "ValueError: strides must be an int >= 1 or a sequence of 3; got (1, 0, 1)"
+        ),
+        "3-D ((2, 3), {'output_padding': (0, 1)})": (
+            "ValueError: output_padding must be an int >= 0 or a sequence of 3; got (0, 1)"
+        ),
+        "3-D ((2, 3), {'data_format': 'NDHWC'})": (
+            "ValueError: data_format must be one of 'channels_last', 'channels_first'; got 'NDHWC'"
+        ),
+        "4-D input": "Conv3DTranspose takes 5-D inputs (batch and 4 axes); got shape (2, 5, 5, 3)",
+        "4-D input 1-D": "Conv1DTranspose takes 3-D inputs (batch and 2 axes); got shape (2, 5, 5, 3)",
+    }
+    assert errors == expected
 
 
 @pytest.mark.slow

@@ -106,7 +106,7 @@ def _static_new(name="Conv2D"):
 
 
 @pytest.mark.parametrize("overload", ["other", "torch"])
-@pytest.mark.parametrize("layer", ["Conv2D", "Conv2DTranspose", "Conv1D", "Conv3D"])
+@pytest.mark.parametrize("layer", ["Conv2D", "Conv2DTranspose", "Conv1D", "Conv3D", "Conv1DTranspose", "Conv3DTranspose"])
 def test_the_type_checkers_layer_takes_the_run_time_parameters(layer, overload):
     # The layers' __new__ takes *args, **kwargs at run time, so type checkers read a
     # declaration; a parameter added to the spec's parse must be added there too.

@@ -25,6 +25,7 @@ from ._jvp import conv2d_jvp, corr2d_jvp, corr2d_multi_jvp
 from ._layer import Conv2D, Conv2DTranspose
 from ._layer_1d import Conv1D
 from ._layer_3d import Conv3D
+from ._layer_nd_transpose import Conv1DTranspose, Conv3DTranspose
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._one_d import conv1d, conv1d_vjp, corr1d, corr1d_multi, corr1d_multi_vjp, corr1d_vjp
 from ._one_d_jvp import conv1d_jvp, corr1d_jvp, corr1d_multi_jvp
@@ -41,9 +42,11 @@ _tracers.watch()
 __all__ = [
     "Adapter",
     "Conv1D",
+    "Conv1DTranspose",
     "Conv2D",
     "Conv2DTranspose",
     "Conv3D",
+    "Conv3DTranspose",
     "Costs",
     "EmpiricalField",
     "ReceptiveField",

@@ -332,7 +332,8 @@ class Adapter:
         """Raise ValueError if a layer cannot hold parameters of ``dtype`` ("float32"/"float64")."""
 
     def layer_class(self, name: str = "Conv2D") -> type:
-        """The layer class ``name`` ("Conv2D", "Conv1D", "Conv3D") of this library (generic: arrays in a plain object)."""
+        """The layer class ``name`` ("Conv2D", "Conv1D", "Conv3D", "Conv1DTranspose",
+        "Conv3DTranspose") of this library (generic: arrays in a plain object)."""
         return GENERIC_LAYERS[name]
 
     def transpose_layer_class(self) -> type:

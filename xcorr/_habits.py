@@ -12,10 +12,13 @@ _NN_MODULE_ORDER = {
                         "groups", "bias", "dilation", "padding_mode"),
 }
 _NN_MODULE_ORDER["Conv1D"] = _NN_MODULE_ORDER["Conv3D"] = _NN_MODULE_ORDER["Conv2D"]  # nn.Conv1d's, nn.Conv3d's
+# nn.ConvTranspose1d's, nn.ConvTranspose3d's
+_NN_MODULE_ORDER["Conv1DTranspose"] = _NN_MODULE_ORDER["Conv3DTranspose"] = _NN_MODULE_ORDER["Conv2DTranspose"]
 #: the layers xcorr.keras has too
-_KERAS_LAYERS = ("Conv1D", "Conv2D", "Conv2DTranspose")
+_KERAS_LAYERS = ("Conv1D", "Conv2D", "Conv2DTranspose", "Conv1DTranspose", "Conv3DTranspose")
 #: the torch module each layer stands for
-_NN_MODULE = {"Conv2D": "nn.Conv2d", "Conv2DTranspose": "nn.ConvTranspose2d", "Conv1D": "nn.Conv1d", "Conv3D": "nn.Conv3d"}
+_NN_MODULE = {"Conv2D": "nn.Conv2d", "Conv2DTranspose": "nn.ConvTranspose2d", "Conv1D": "nn.Conv1d", "Conv3D": "nn.Conv3d",
+              "Conv1DTranspose": "nn.ConvTranspose1d", "Conv3DTranspose": "nn.ConvTranspose3d"}
 #: torch's padding_mode as xcorr's boundary: the same numbers (tests/test_padding.py).
 PADDING_MODES = {"zeros": "fill", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 #: Keras' names of xcorr's parameters.
@@ -42,7 +45,7 @@ _OTHERS = _Placeholder("<input channels>")
 def refuse_habits(name: str, args: tuple, kwargs: dict) -> None:
     """Raise a TypeError naming xcorr's spelling of torch's and Keras' constructor arguments.
 
-    ``name`` is "Conv2D", "Conv2DTranspose", "Conv1D" or "Conv3D". Positional arguments after
+    ``name`` is "Conv2D", "Conv2DTranspose", "Conv1D", "Conv3D", "Conv1DTranspose" or "Conv3DTranspose". Positional arguments after
     ``kernel_size`` (nn.Conv2d's order ``in_channels, out_channels,
     kernel_size``, Keras' ``filters, kernel_size``), ``kernel_size=``,
     ``padding_mode=``, Keras' ``filters=``, ``strides=``, ... and torch's
@@ -87,11 +90,11 @@ def refuse_habits(name: str, args: tuple, kwargs: dict) -> None:
             reasons.append(f"{keras}= (Keras) is {ours}= in xcorr")
     if "padding_mode" in call:
         mode = call.pop("padding_mode")
-        if name == "Conv2DTranspose":
+        if name.endswith("Transpose"):
             if mode != "zeros":
-                msg = f"padding_mode must be 'zeros' (nn.ConvTranspose2d's only one); got {mode!r}"
+                msg = f"padding_mode must be 'zeros' ({_NN_MODULE[name]}'s only one); got {mode!r}"
                 raise ValueError(msg)
-            reasons.append("xcorr.Conv2DTranspose pads with zeros, nn.ConvTranspose2d's only padding_mode: drop it")
+            reasons.append(f"xcorr.{name} pads with zeros, {_NN_MODULE[name]}'s only padding_mode: drop it")
         elif mode in PADDING_MODES:
             if PADDING_MODES[mode] != "fill":
                 call["boundary"] = PADDING_MODES[mode]

@@ -1,4 +1,4 @@
-"""Keras 3 layers computed by xcorr: ``Conv1D``, ``Conv2D``, ``Conv2DTranspose``, ``Conv3D``, ``DepthwiseConv2D``.
+"""Keras 3 layers computed by xcorr: ``Conv1D``, ``Conv2D``, ``Conv3D``, their transposed layers, ``DepthwiseConv2D``.
 
 ``pip install 'xcorr[keras]'``. Importing this module imports Keras (whose
 backend the ``KERAS_BACKEND`` environment variable chooses when Keras is
@@ -34,6 +34,14 @@ except ModuleNotFoundError as err:
     msg = "xcorr.keras needs Keras 3: pip install 'xcorr[keras]'"
     raise ImportError(msg) from err
 
-from .backends.keras import Conv1D, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D
+from .backends.keras import (
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    Conv3D,
+    Conv3DTranspose,
+    DepthwiseConv2D,
+)
 
-__all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "Conv3D", "DepthwiseConv2D"]
+__all__ = ["Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "DepthwiseConv2D"]

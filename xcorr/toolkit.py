@@ -97,6 +97,7 @@ from ._jvp import tangent_options
 from ._layer import Conv2D, Conv2DTranspose
 from ._layer_1d import Conv1D
 from ._layer_3d import Conv3D
+from ._layer_nd_transpose import Conv1DTranspose, Conv3DTranspose
 from ._layout import to_first, to_last
 from ._multi import corr2d_multi, correlate_multi, multi_vjp
 from ._one_d import conv1d, corr1d, corr1d_multi
@@ -138,9 +139,11 @@ __all__ = [
     "AxisPlan",
     "Boundary",
     "Conv1D",
+    "Conv1DTranspose",
     "Conv2D",
     "Conv2DTranspose",
     "Conv3D",
+    "Conv3DTranspose",
     "Costs",
     "Geometry",
     "Method",

@@ -1,4 +1,5 @@
-"""``xcorr.Conv1D``, ``Conv3D``, ``Conv2D`` and ``Conv2DTranspose`` as jax pytrees, registered with flax's serialization."""
+"""``xcorr.Conv1D``, ``Conv3D``, ``Conv2D`` and their transposed layers as jax pytrees, registered with
+flax's serialization."""
 
 from __future__ import annotations
 
@@ -70,6 +71,30 @@ class Conv3D(toolkit.Conv3D):
     __repr__ = Conv2D.__repr__
 
 
+class Conv1DTranspose(toolkit.Conv1DTranspose):
+    """``xcorr.Conv1DTranspose`` as a jax pytree, like ``Conv2D`` (``weight`` and ``bias`` are the leaves)."""
+
+    __init__ = Conv2D.__init__
+    __setattr__ = Conv2D.__setattr__
+    __call__ = Conv2D.__call__
+    replace = Conv2D.replace
+    __repr__ = Conv2D.__repr__
+
+
+class Conv3DTranspose(toolkit.Conv3DTranspose):
+    """``xcorr.Conv3DTranspose`` as a jax pytree, like ``Conv2D`` (``weight`` and ``bias`` are the leaves)."""
+
+    __init__ = Conv2D.__init__
+    __setattr__ = Conv2D.__setattr__
+    __call__ = Conv2D.__call__
+    replace = Conv2D.replace
+    __repr__ = Conv2D.__repr__
+
+
+#: Every layer class of this module, each a registered pytree and flax state.
+LAYERS = (Conv1D, Conv3D, Conv2D, Conv2DTranspose, Conv1DTranspose, Conv3DTranspose)
+
+
 def _make_layer(cls, spec, weight, bias):
     layer = object.__new__(cls)
     object.__setattr__(layer, "spec", spec)
@@ -82,7 +107,7 @@ def _unflatten(cls, spec, leaves):
     return _make_layer(cls, spec, *leaves)
 
 
-for _cls in (Conv1D, Conv3D, Conv2D, Conv2DTranspose):
+for _cls in LAYERS:
     jax.tree_util.register_pytree_with_keys(
         _cls,
         lambda layer: (
@@ -135,7 +160,7 @@ try:
 except ImportError:  # flax not installed: nothing to register with
     _serialization = None
 if _serialization is not None:
-    for _cls in (Conv1D, Conv3D, Conv2D, Conv2DTranspose):
+    for _cls in LAYERS:
         _serialization.register_serialization_state(
             _cls, _to_state_dict, functools.partial(_from_state_dict, _serialization), override=True
         )

@@ -1,4 +1,4 @@
-"""``xcorr.Conv1D``, ``xcorr.Conv3D``, ``xcorr.Conv2D`` and ``xcorr.Conv2DTranspose`` as ``torch.nn.Module``s."""
+"""``xcorr.Conv1D``, ``Conv3D``, ``Conv2D`` and their transposed layers as ``torch.nn.Module``s."""
 
 from __future__ import annotations
 
@@ -162,6 +162,36 @@ class Conv3D(toolkit.Conv3D, torch.nn.Module):
         refuse_torchscript()
         x, weight, bias = self._operands(x)
         return corr3d_multi(x, weight, bias=bias, **self.spec.call_options)
+
+
+class Conv1DTranspose(toolkit.Conv1DTranspose, torch.nn.Module):
+    """``xcorr.Conv1DTranspose`` as a ``torch.nn.Module`` (``conv_transpose1d``): ``weight`` has
+    ``nn.ConvTranspose1d``'s layout ``(C_in, C_out // groups, l)``, so its ``state_dict`` loads directly."""
+
+    __init__ = Conv2D.__init__
+    _operands = Conv2D._operands
+    __prepare_scriptable__ = Conv2D.__prepare_scriptable__
+    extra_repr = Conv2D.extra_repr
+
+    def forward(self, x):
+        refuse_torchscript()
+        x, weight, bias = self._operands(x)
+        return conv_transpose1d(x, weight, bias=bias, **self.spec.call_options)
+
+
+class Conv3DTranspose(toolkit.Conv3DTranspose, torch.nn.Module):
+    """``xcorr.Conv3DTranspose`` as a ``torch.nn.Module`` (``conv_transpose3d``): ``weight`` has
+    ``nn.ConvTranspose3d``'s layout, so its ``state_dict`` loads directly."""
+
+    __init__ = Conv2D.__init__
+    _operands = Conv2D._operands
+    __prepare_scriptable__ = Conv2D.__prepare_scriptable__
+    extra_repr = Conv2D.extra_repr
+
+    def forward(self, x):
+        refuse_torchscript()
+        x, weight, bias = self._operands(x)
+        return conv_transpose3d(x, weight, bias=bias, **self.spec.call_options)
 
 
 # torch.compile and torch.export put calls of these functions into their

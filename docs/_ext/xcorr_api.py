@@ -37,7 +37,7 @@ GROUPS: list[tuple[str, str, list[str]]] = [
             "``Conv2D(..., backend=...)`` returns a ``torch.nn.Module`` on torch, a pytree on jax and a "
             "plain object of arrays elsewhere; ``fit`` is the seed notebook's training loop."
         ),
-        ["Conv2D", "Conv1D", "Conv3D", "fit"],
+        ["Conv2D", "Conv1D", "Conv3D", "Conv1DTranspose", "Conv3DTranspose", "fit"],
     ),
     (
         "Receptive fields and feature maps",
