@@ -254,7 +254,7 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     extended input that it needs (halo included).
     """
     x, w = _as_dask(x), _as_dask(w)
-    dtype = toolkit.result_dtype(np, x.dtype, w.dtype)
+    dtype = np.result_type(x.dtype, w.dtype)
     x, w = x.astype(dtype), w.astype(dtype).rechunk(-1)
     batched = x.ndim == 4
     xb = x if batched else x[None, ...]
@@ -295,7 +295,7 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x):
     blockwise "full" correlation of ``g`` folded back through the extension.
     """
     x, w, g = _as_dask(x), _as_dask(w), _as_dask(g)
-    dtype = toolkit.result_dtype(np, x.dtype, w.dtype, g.dtype)
+    dtype = np.result_type(x.dtype, w.dtype, g.dtype)
     batched = x.ndim == 4
     xb = (x if batched else x[None, ...]).astype(dtype).rechunk({1: -1})
     gb = (g if batched else g[None, ...]).astype(dtype)
@@ -446,7 +446,7 @@ class DaskAdapter(Adapter):
         _, gk = super().vjp(xp, x, k, g, options, geometry, False, need_k)
         gx = None
         if need_x:
-            dtype = toolkit.result_dtype(np, x.dtype, k.dtype, g.dtype)
+            dtype = np.result_type(x.dtype, k.dtype, g.dtype)
             gx = input_gradient(xp, x, k.astype(dtype), g.astype(dtype), options, geometry)
         return gx, gk
 

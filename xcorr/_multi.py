@@ -17,8 +17,8 @@ from ._adapter import adapter_for
 from ._call import public_key, validate, validate_call
 from ._compat import array_namespace
 from ._layout import to_first, to_last
-from ._options import Call, Geometry, Options, plan
-from ._prepared import _PREPARED, Widened, half_fill, half_precision, remember
+from ._options import Call, Geometry, Options, cast_integers, mixes_kinds, plan, result_dtype
+from ._prepared import _PREPARED, Cast, Widened, half_fill, half_precision, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
@@ -31,6 +31,7 @@ def correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int)
     convolution where it has one (a GEMM); "direct" and "fft" go through
     ``corr2d`` with that method.
     """
+    x, w = cast_integers(xp, result_dtype(xp, x.dtype, w.dtype), x, w)
     return adapter_for(xp).correlate_multi(xp, x, w, options, geometry, groups)
 
 
@@ -193,10 +194,12 @@ class PreparedMulti:
 
 def _prepare_multi_and_call(x, w, call: Call, key, lax=None, b=None):
     xp, dtype = call.xp, call.dtype
-    prepared: PreparedMulti | Widened = PreparedMulti(call, lax)
+    prepared: PreparedMulti | Widened | Cast = PreparedMulti(call, lax)
     if half_precision(dtype) and not (lax or {}).get("preferred_element_type"):
         # Computed in float32 (filled with the value the half dtype holds), rounded once.
         prepared = Widened(xp, dtype, PreparedMulti(replace(call, options=half_fill(xp, dtype, call.options)), lax))
+    elif mixes_kinds(xp, dtype, x, w, b):
+        prepared = Cast(xp, dtype, prepared)  # the integer operands in the floating dtype, once
     remember(key, prepared)
     return prepared(x, w) if b is None else prepared(x, w, b)
 
@@ -204,6 +207,7 @@ def _prepare_multi_and_call(x, w, call: Call, key, lax=None, b=None):
 def multi_vjp(xp, x, w, g, options: Options, groups: int, *, need_x=True):
     """``(gx, gw)`` of validated inputs, by the adapter of ``xp`` (``Adapter.correlate_multi_vjp``)."""
     geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
+    x, w, g = cast_integers(xp, result_dtype(xp, x.dtype, w.dtype, g.dtype), x, w, g)
     return adapter_for(xp).correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
 
 
@@ -267,6 +271,7 @@ def corr2d_multi_vjp(
     """
     call = validate_call("corr2d_multi", locals(), "w")
     xp = call.xp
+    x, w, g = cast_integers(xp, result_dtype(xp, call.dtype, g.dtype), x, w, g)
     if call.channels_last:
         x, g = to_first(xp, x), to_first(xp, g)
     gx, gw = call.adapter.correlate_multi_vjp(xp, x, w, g, call.options, call.geometry, call.groups, True)
@@ -275,6 +280,7 @@ def corr2d_multi_vjp(
 
 def corr2d_multi_last(x, w, call: Call, bias=None):
     """``corr2d_multi`` of a channels-last ``x`` (its validated call), result ``(N, H', W', C_out)``."""
+    x, w, bias = cast_integers(call.xp, call.dtype, x, w, bias)
     y = call.adapter.correlate_multi_channels_last(call.xp, x, w, call.options, call.geometry, call.groups)
     if bias is None:
         return y

@@ -348,12 +348,13 @@ MUTANTS: tuple[Mutant, ...] = (
         k="dask",
     ),
     Mutant(
-        "numpy-multi-numpy-promotion",
-        "backends/numpy.py",
-        "    dtype = result_dtype(np, x.dtype, w.dtype)\n    if dtype.kind not in \"fc\":\n        return NotImplemented  #",
-        "    dtype = np.result_type(x.dtype, w.dtype)\n    if dtype.kind not in \"fc\":\n        return NotImplemented  #",
+        "dispatch-integer-cast-dropped",
+        "xcorr/_options.py",
+        "    return tuple(a if a is None or not isdtype(xp, a.dtype, \"integral\") else xp.astype(a, dtype) for a in arrays)",
+        "    return arrays",
         ("tests/test_integer_rule.py",),
-        "numpy's corr2d_multi GEMM path promotes int64 with float32 to float64 (numpy's rule), not float32",
+        "the public dispatch hands an integer operand of a floating call to the adapter uncast: numpy's "
+        "corr2d_multi GEMM path then promotes int64 with float32 to float64 (numpy's rule), not float32",
         k="floating_dtype and numpy",
     ),
     Mutant(
