@@ -143,11 +143,23 @@ def corr2d_multi(
         key = public_key(op, x, w, given)
         prepared = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
-        lax = None
-        if precision is not None or preferred_element_type is not None:
-            lax = {"precision": precision, "preferred_element_type": preferred_element_type}
-        return _prepare_multi_and_call(x, w, validate_call("corr2d_multi", given, "w"), key, lax, bias)
+        native = {name: given[name] for name in _NATIVE if given[name] is not None}
+        return _prepare_multi_and_call(x, w, validate_call("corr2d_multi", given, "w"), key, native, bias)
     return prepared(x, w) if bias is None else prepared(x, w, bias)
+
+
+# corr2d_multi's keywords that are options of a library's own convolution (Adapter.native_options).
+_NATIVE = ("precision", "preferred_element_type")
+
+
+def check_native(adapter, native: dict) -> None:
+    """Refuse native options (``corr2d_multi``'s ``precision``, ``preferred_element_type``) that the
+    adapter does not declare in ``native_options``, before any computation."""
+    refused = [name for name in native if name not in adapter.native_options]
+    if refused:
+        got = ", ".join(f"{name}={native[name]!r}" for name in refused)
+        msg = f"precision and preferred_element_type are jax's (lax.conv_general_dilated's) options; got {got}"
+        raise ValueError(f"{msg} for {adapter.name} arrays")
 
 
 def apply_multi(x, w, options: Options, groups: int, bias=None):
@@ -163,9 +175,9 @@ def apply_multi(x, w, options: Options, groups: int, bias=None):
 class PreparedMulti:
     """``corr2d_multi`` of one signature, validated once (see ``xcorr._correlate.Prepared``)."""
 
-    __slots__ = ("adapter", "geometry", "groups", "lax", "options", "tuning", "xp")
+    __slots__ = ("adapter", "geometry", "groups", "native", "options", "tuning", "xp")
 
-    def __init__(self, call: Call, lax=None):
+    def __init__(self, call: Call, native=None):
         assert call.groups is not None  # a corr2d_multi call's record
         self.xp = call.xp
         self.adapter = call.adapter
@@ -173,7 +185,7 @@ class PreparedMulti:
         self.options = call.options
         self.geometry = call.geometry
         self.groups = call.groups
-        self.lax = lax or {}  # jax's precision/preferred_element_type, where given
+        self.native = native or {}  # the native convolution's options given (checked), where any
 
     def __call__(self, x, w, b=None):
         xp, adapter, geometry = self.xp, self.adapter, self.geometry
@@ -182,22 +194,21 @@ class PreparedMulti:
         ):
             call = validate(x, w, self.options, self.groups, bias=b)
             xp, adapter, geometry = call.xp, call.adapter, call.geometry
-        if self.lax:
-            y = adapter.correlate_multi_precision(
-                xp, x, w, self.options, geometry, self.groups, self.lax["precision"], self.lax["preferred_element_type"]
-            )
+        if self.native:
+            y = adapter.correlate_multi_options(xp, x, w, self.options, geometry, self.groups, self.native)
             return y if b is None else y + xp.astype(b, y.dtype)[:, None, None]
         if b is None:
             return adapter.correlate_multi(xp, x, w, self.options, geometry, self.groups)
         return adapter.correlate_multi_bias(xp, x, w, b, self.options, geometry, self.groups)
 
 
-def _prepare_multi_and_call(x, w, call: Call, key, lax=None, b=None):
-    xp, dtype = call.xp, call.dtype
-    prepared: PreparedMulti | Widened | Cast = PreparedMulti(call, lax)
-    if half_precision(dtype) and not (lax or {}).get("preferred_element_type"):
+def _prepare_multi_and_call(x, w, call: Call, key, native=None, b=None):
+    xp, dtype, native = call.xp, call.dtype, native or {}
+    check_native(call.adapter, native)
+    prepared: PreparedMulti | Widened | Cast = PreparedMulti(call, native)
+    if half_precision(dtype) and not native.get("preferred_element_type"):
         # Computed in float32 (filled with the value the half dtype holds), rounded once.
-        prepared = Widened(xp, dtype, PreparedMulti(replace(call, options=half_fill(xp, dtype, call.options)), lax))
+        prepared = Widened(xp, dtype, PreparedMulti(replace(call, options=half_fill(xp, dtype, call.options)), native))
     elif mixes_kinds(xp, dtype, x, w, b):
         prepared = Cast(xp, dtype, prepared)  # the integer operands in the floating dtype, once
     remember(key, prepared)
