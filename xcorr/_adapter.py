@@ -301,6 +301,12 @@ class Adapter:
         """
         return _composite.generic_transpose(self, xp, x, w, plan)
 
+    def correlate_transpose(self, xp: Namespace, x: Array, k: Array, plan: TransposePlan) -> Array:
+        """``corr2d_transpose`` of validated inputs in the result's dtype: ``x`` ``(..., H, W)``, ``k``
+        ``(..., h, w)`` (batches broadcast), ``plan`` channels-first with one group. Generic: the
+        input gradient of the forward ``corr2d`` on the uncropped extent, cropped to the output."""
+        return _composite.generic_transpose_single(self, xp, x, k, plan)
+
     def correlate_multi_transpose_bias(self, xp: Namespace, x: Array, w: Array, b: Array, plan: TransposePlan) -> Array:
         """``correlate_multi_transpose`` plus ``b`` (shape ``(C_out,)``) on every output channel.
 

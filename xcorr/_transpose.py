@@ -27,10 +27,10 @@ from dataclasses import replace
 
 from ._call import validate_transpose
 from ._compat import device
-from ._composite import adapter_vjp, crop, input_gradient, pad_to_full
+from ._composite import adapter_vjp, crop, pad_to_full
 from ._direct import as_input_dtype, extend_axis, unbroadcast
 from ._layout import to_first, to_last
-from ._options import Call, Like, cast_integers, plan, result_dtype
+from ._options import Call, cast_integers, plan, result_dtype
 from ._prepared import correlate
 from ._transpose_plan import TransposePlan, reduce_transpose
 from ._typing import Array, DataFormat, Pair, TransposePadding
@@ -305,21 +305,17 @@ def corr2d_transpose(
     """
     call = validate_transpose(locals())
     xp, tp, geometry, dtype = call.xp, call.transpose, call.geometry, call.dtype
-    like = Like((*geometry.batch, geometry.rows.size, geometry.cols.size), dtype)
     xc = xp.astype(x, dtype, copy=False)
     kc = xp.astype(k, dtype, copy=False)
     reduced = reduce_transpose(tp)
     if reduced is not None:  # only the inputs and taps that reach the output (a huge crop)
-        _, window, rr, rc = reduced
+        sub, window, rr, rc = reduced
         if rr.empty or rc.empty:
             return xp.zeros((*geometry.batch, *tp.out_hw), dtype=dtype, device=device(x))
         xc = xc[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
         kc = kc[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
-        tp = window
-        like = Like((*geometry.batch, rr.extent, rc.extent), dtype)
-        geometry = plan(like.shape, tuple(kc.shape), tp.options)
-    full = input_gradient(call.adapter, xp, like, kc, xc, tp.options, geometry)
-    return crop(xp, full, tp)
+        return crop(xp, call.adapter.correlate_transpose(xp, xc, kc, sub), window)
+    return call.adapter.correlate_transpose(xp, xc, kc, tp)
 
 
 def corr2d_transpose_vjp(
