@@ -247,7 +247,7 @@ class Adapter:
         ``native_options``, as checked by the core, each given); called instead of ``correlate_multi``
         when any is given. Generic: ``correlate_multi`` where ``native`` is empty (none to take)."""
         if native:
-            raise ValueError(f"{self.name} takes no native options; got {', '.join(native)}")
+            raise NotImplementedError(f"{self.name} declares native_options but takes none: {', '.join(native)}")
         return self.correlate_multi(xp, x, w, options, geometry, groups)
 
     def correlate_multi_vjp(
