@@ -140,7 +140,7 @@ def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool, tuning):
     ``method="auto"`` where an input is not finite (NaN/inf would spread over
     an FFT).
     """
-    dtype = toolkit.result_dtype(np, x.dtype, k.dtype, g.dtype)
+    dtype = np.result_type(x.dtype, k.dtype, g.dtype)
     fft, next_fast_len = _fft_module(tuning)
     if next_fast_len is None:
         return NotImplemented

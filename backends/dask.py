@@ -14,6 +14,7 @@ numpy's scatter of the input window that reaches it.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, replace
 
 import dask
@@ -254,7 +255,7 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     extended input that it needs (halo included).
     """
     x, w = _as_dask(x), _as_dask(w)
-    dtype = toolkit.result_dtype(np, x.dtype, w.dtype)
+    dtype = np.result_type(x.dtype, w.dtype)
     x, w = x.astype(dtype), w.astype(dtype).rechunk(-1)
     batched = x.ndim == 4
     xb = x if batched else x[None, ...]
@@ -295,7 +296,7 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x):
     blockwise "full" correlation of ``g`` folded back through the extension.
     """
     x, w, g = _as_dask(x), _as_dask(w), _as_dask(g)
-    dtype = toolkit.result_dtype(np, x.dtype, w.dtype, g.dtype)
+    dtype = np.result_type(x.dtype, w.dtype, g.dtype)
     batched = x.ndim == 4
     xb = (x if batched else x[None, ...]).astype(dtype).rechunk({1: -1})
     gb = (g if batched else g[None, ...]).astype(dtype)
@@ -391,6 +392,24 @@ def correlate_multi_transpose(xp, x, w, tp):
     return y if batched else y[0]
 
 
+def correlate_transpose(xp, x, k, tp):
+    """``corr2d_transpose``: ``correlate_multi_transpose`` of the planes as channels. One kernel for
+    every plane (its batch all ones): the planes as a batch of one channel each; a batch of kernels:
+    the planes as the channels of one sample, one group each (``w`` of shape ``(B, 1, h, w)``)."""
+    x, k = _as_dask(x), _as_dask(k)
+    batch = np.broadcast_shapes(tuple(x.shape[:-2]), tuple(k.shape[:-2]))
+    (H, W), (h, w), planes = x.shape[-2:], k.shape[-2:], math.prod(batch)
+    if planes == 0:
+        return NotImplemented  # no plane: the generic path's empty result
+    xb = da.broadcast_to(x, (*batch, H, W)) if tuple(x.shape[:-2]) != batch else x
+    if math.prod(k.shape[:-2]) == 1:
+        y = correlate_multi_transpose(xp, xb.reshape((planes, 1, H, W)), k.reshape((1, 1, h, w)), tp)
+    else:
+        kb = da.broadcast_to(k, (*batch, h, w)).reshape((planes, 1, h, w))
+        y = correlate_multi_transpose(xp, xb.reshape((1, planes, H, W)), kb, replace(tp, groups=planes))
+    return y.reshape((*batch, *y.shape[-2:]))
+
+
 def _transpose_blocks(ap, x_chunks, count: int, top: int):
     """``(e0, e1, reach)``: output rows ``[e0, e1)`` of one block (they start at the input's chunk
     boundaries times the stride, less the crop ``top``) and the inputs and taps that reach them."""
@@ -435,9 +454,9 @@ class DaskAdapter(Adapter):
         return lambda x, k: correlate(xp, x, k, blockwise, geometry)
 
     def finite_or(self, xp, a, fast, careful):
-        # Reached by the single-plane transposed convolutions' generic input gradient alone
-        # (``corr2d_transpose``; the VJP's is ``input_gradient`` above and ``conv_transpose2d``'s
-        # ``correlate_multi_transpose``, both IEEE block by block). Looking at a kernel's values would compute
+        # Reached by the generic input gradient alone, where dask's own paths do not apply (a
+        # ``corr2d_transpose`` of no plane; the VJP's is ``input_gradient`` above and the transposed
+        # convolutions' ``correlate_multi_transpose``, both IEEE block by block). Looking at a kernel's values would compute
         # its graph behind the user's back: both stay lazy, and the choice is made when computed.
         return xp.where(xp.all(xp.isfinite(a)), fast(), careful())
 
@@ -446,7 +465,7 @@ class DaskAdapter(Adapter):
         _, gk = super().vjp(xp, x, k, g, options, geometry, False, need_k)
         gx = None
         if need_x:
-            dtype = toolkit.result_dtype(np, x.dtype, k.dtype, g.dtype)
+            dtype = np.result_type(x.dtype, k.dtype, g.dtype)
             gx = input_gradient(xp, x, k.astype(dtype), g.astype(dtype), options, geometry)
         return gx, gk
 
@@ -461,6 +480,10 @@ class DaskAdapter(Adapter):
 
     def correlate_multi_transpose(self, xp, x, w, plan):
         return correlate_multi_transpose(xp, x, w, plan)
+
+    def correlate_transpose(self, xp, x, k, plan):
+        y = correlate_transpose(xp, x, k, plan)
+        return super().correlate_transpose(xp, x, k, plan) if y is NotImplemented else y
 
     def fit(self, layer, x, y, lr, steps, loss, record):
         # Persisting each step's parameters keeps the graph one step deep.

@@ -247,7 +247,7 @@ def correlate_multi(xp, x, w, options, geometry, groups):
     """
     if options.method != "auto":
         return NotImplemented
-    dtype = result_dtype(np, x.dtype, w.dtype)
+    dtype = np.result_type(x.dtype, w.dtype)
     if dtype.kind not in "fc":
         return NotImplemented  # integer GEMMs are slow and skip BLAS; the generic path is exact
     x = np.asarray(x, dtype=dtype)
@@ -294,7 +294,7 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
     "direct": both gradients in one pass of numba's kernels over chunks of
     rows (``_numba.vjp``), where that applies. NotImplemented otherwise.
     """
-    dtype = result_dtype(np, x.dtype, k.dtype, g.dtype)
+    dtype = np.result_type(x.dtype, k.dtype, g.dtype)
     if (
         dtype not in (np.float32, np.float64)
         or options.stride != (1, 1)
@@ -340,7 +340,7 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
     """
     if options.method != "auto":
         return NotImplemented
-    dtype = result_dtype(np, x.dtype, w.dtype, g.dtype)
+    dtype = np.result_type(x.dtype, w.dtype, g.dtype)
     if dtype.kind not in "fc":
         return NotImplemented
     xd = np.asarray(x, dtype=dtype)
@@ -419,7 +419,7 @@ def correlate_multi_transpose(xp, x, w, plan):
     uncropped extent; the core crops the result (``toolkit.transpose_finish``).
     Real and complex floating dtypes; NotImplemented otherwise.
     """
-    dtype = result_dtype(np, x.dtype, w.dtype)
+    dtype = np.result_type(x.dtype, w.dtype)
     if dtype.kind not in "fc":
         return NotImplemented
     if plan.channels_last:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
@@ -106,6 +106,9 @@ class Adapter:
     vecdot_kernel_gradient: ClassVar[bool] = False
     #: The numbers of spatial axes (1, 3) that ``correlate_multi_native`` convolves natively.
     native_axes: ClassVar[tuple[int, ...]] = ()
+    #: The names of the native convolution's own options that ``correlate_multi_options`` takes
+    #: (``corr2d_multi`` keywords passed through); the core refuses any other name given.
+    native_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str | None = None, array_module: str | None = None) -> None:
         if name is not None:
@@ -237,26 +240,15 @@ class Adapter:
         y = self.correlate_multi(xp, x, w, options, geometry, groups)
         return y + xp.astype(b, y.dtype)[:, None, None]
 
-    def correlate_multi_precision(
-        self,
-        xp: Namespace,
-        x: Array,
-        w: Array,
-        options: Options,
-        geometry: Geometry,
-        groups: int,
-        precision: Any,
-        preferred_element_type: Any,
+    def correlate_multi_options(
+        self, xp: Namespace, x: Array, w: Array, options: Options, geometry: Geometry, groups: int, native: Mapping[str, Any]
     ) -> Array:
-        """``corr2d_multi`` with the native convolution's ``precision`` and ``preferred_element_type``
-        (``lax.conv_general_dilated``'s); called instead of ``correlate_multi`` when either is given.
-
-        Generic: refuses them with a ValueError, before any computation.
-        """
-        given = {"precision": precision, "preferred_element_type": preferred_element_type}
-        got = ", ".join(f"{name}={value!r}" for name, value in given.items() if value is not None)
-        msg = f"precision and preferred_element_type are jax's (lax.conv_general_dilated's) options; got {got}"
-        raise ValueError(f"{msg} for {self.name} arrays")
+        """``corr2d_multi`` with options of the library's own convolution, ``native`` (names of
+        ``native_options``, as checked by the core, each given); called instead of ``correlate_multi``
+        when any is given. Generic: ``correlate_multi`` where ``native`` is empty (none to take)."""
+        if native:
+            raise NotImplementedError(f"{self.name} declares native_options but takes none: {', '.join(native)}")
+        return self.correlate_multi(xp, x, w, options, geometry, groups)
 
     def correlate_multi_vjp(
         self,
@@ -308,6 +300,12 @@ class Adapter:
         the zero-inserted ``x``), cropped to the output.
         """
         return _composite.generic_transpose(self, xp, x, w, plan)
+
+    def correlate_transpose(self, xp: Namespace, x: Array, k: Array, plan: TransposePlan) -> Array:
+        """``corr2d_transpose`` of validated inputs in the result's dtype: ``x`` ``(..., H, W)``, ``k``
+        ``(..., h, w)`` (batches broadcast), ``plan`` channels-first with one group. Generic: the
+        input gradient of the forward ``corr2d`` on the uncropped extent, cropped to the output."""
+        return _composite.generic_transpose_single(self, xp, x, k, plan)
 
     def correlate_multi_transpose_bias(self, xp: Namespace, x: Array, w: Array, b: Array, plan: TransposePlan) -> Array:
         """``correlate_multi_transpose`` plus ``b`` (shape ``(C_out,)``) on every output channel.

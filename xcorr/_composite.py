@@ -280,6 +280,16 @@ def finish(xp, full, tp: TransposePlan):
     return to_last(xp, y) if tp.channels_last else y
 
 
+def generic_transpose_single(adapter: AdapterOperations, xp, x, k, tp: TransposePlan):
+    """``Adapter.correlate_transpose``'s generic implementation: the input gradient of the forward
+    ``corr2d`` (its "full" correlation of the zero-inserted ``x``) on the uncropped extent, whose
+    batch is the broadcast batch of ``x`` and ``k``, cropped to the output."""
+    rows, cols = tp.geometry.rows, tp.geometry.cols
+    geometry = plan((*x.shape[:-2], rows.size, cols.size), tuple(k.shape), tp.options)
+    like = Like((*geometry.batch, rows.size, cols.size), x.dtype)
+    return crop(xp, input_gradient(adapter, xp, like, k, x, tp.options, geometry), tp)
+
+
 def generic_transpose(adapter, xp, x, w, tp: TransposePlan):
     """``Adapter.correlate_multi_transpose``'s generic implementation.
 

@@ -19,7 +19,7 @@ from dataclasses import replace
 from ._call import validate_call
 from ._compat import isdtype
 from ._direct import extend_axis
-from ._options import Call, Options, result_dtype
+from ._options import Call, Options, cast_integers, result_dtype
 from ._prepared import correlate
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
@@ -50,9 +50,10 @@ def _sum(xp, terms, dtype):
 
 def _in_tangent_dtype(xp, dtype, *arrays):
     """Integer operands cast to the tangent's dtype first: both terms then wrap in it, as one sum
-    would (a term computed in a narrower dtype would wrap there); floating ones are left as they are."""
+    would (a term computed in a narrower dtype would wrap there), or take its floating dtype (xcorr's
+    rule, ``cast_integers``); floating ones are left as they are."""
     if not isdtype(xp, dtype, "integral"):
-        return arrays
+        return cast_integers(xp, dtype, *arrays)
     return tuple(None if a is None else xp.astype(a, dtype, copy=False) for a in arrays)
 
 

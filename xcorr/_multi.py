@@ -17,8 +17,8 @@ from ._adapter import adapter_for
 from ._call import public_key, validate, validate_call
 from ._compat import array_namespace
 from ._layout import to_first, to_last
-from ._options import Call, Geometry, Options, plan
-from ._prepared import _PREPARED, Widened, half_fill, half_precision, remember
+from ._options import Call, Geometry, Options, cast_integers, mixes_kinds, plan, result_dtype
+from ._prepared import _PREPARED, Cast, Widened, half_fill, half_precision, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
@@ -31,6 +31,7 @@ def correlate_multi(xp, x, w, options: Options, geometry: Geometry, groups: int)
     convolution where it has one (a GEMM); "direct" and "fft" go through
     ``corr2d`` with that method.
     """
+    x, w = cast_integers(xp, result_dtype(xp, x.dtype, w.dtype), x, w)
     return adapter_for(xp).correlate_multi(xp, x, w, options, geometry, groups)
 
 
@@ -142,11 +143,23 @@ def corr2d_multi(
         key = public_key(op, x, w, given)
         prepared = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
-        lax = None
-        if precision is not None or preferred_element_type is not None:
-            lax = {"precision": precision, "preferred_element_type": preferred_element_type}
-        return _prepare_multi_and_call(x, w, validate_call("corr2d_multi", given, "w"), key, lax, bias)
+        native = {name: given[name] for name in _NATIVE if given[name] is not None}
+        return _prepare_multi_and_call(x, w, validate_call("corr2d_multi", given, "w"), key, native, bias)
     return prepared(x, w) if bias is None else prepared(x, w, bias)
+
+
+# corr2d_multi's keywords that are options of a library's own convolution (Adapter.native_options).
+_NATIVE = ("precision", "preferred_element_type")
+
+
+def check_native(adapter, native: dict) -> None:
+    """Refuse native options (``corr2d_multi``'s ``precision``, ``preferred_element_type``) that the
+    adapter does not declare in ``native_options``, before any computation."""
+    refused = [name for name in native if name not in adapter.native_options]
+    if refused:
+        got = ", ".join(f"{name}={native[name]!r}" for name in refused)
+        msg = f"precision and preferred_element_type are jax's (lax.conv_general_dilated's) options; got {got}"
+        raise ValueError(f"{msg} for {adapter.name} arrays")
 
 
 def apply_multi(x, w, options: Options, groups: int, bias=None):
@@ -162,9 +175,9 @@ def apply_multi(x, w, options: Options, groups: int, bias=None):
 class PreparedMulti:
     """``corr2d_multi`` of one signature, validated once (see ``xcorr._correlate.Prepared``)."""
 
-    __slots__ = ("adapter", "geometry", "groups", "lax", "options", "tuning", "xp")
+    __slots__ = ("adapter", "geometry", "groups", "native", "options", "tuning", "xp")
 
-    def __init__(self, call: Call, lax=None):
+    def __init__(self, call: Call, native=None):
         assert call.groups is not None  # a corr2d_multi call's record
         self.xp = call.xp
         self.adapter = call.adapter
@@ -172,7 +185,7 @@ class PreparedMulti:
         self.options = call.options
         self.geometry = call.geometry
         self.groups = call.groups
-        self.lax = lax or {}  # jax's precision/preferred_element_type, where given
+        self.native = native or {}  # the native convolution's options given (checked), where any
 
     def __call__(self, x, w, b=None):
         xp, adapter, geometry = self.xp, self.adapter, self.geometry
@@ -181,22 +194,23 @@ class PreparedMulti:
         ):
             call = validate(x, w, self.options, self.groups, bias=b)
             xp, adapter, geometry = call.xp, call.adapter, call.geometry
-        if self.lax:
-            y = adapter.correlate_multi_precision(
-                xp, x, w, self.options, geometry, self.groups, self.lax["precision"], self.lax["preferred_element_type"]
-            )
+        if self.native:
+            y = adapter.correlate_multi_options(xp, x, w, self.options, geometry, self.groups, self.native)
             return y if b is None else y + xp.astype(b, y.dtype)[:, None, None]
         if b is None:
             return adapter.correlate_multi(xp, x, w, self.options, geometry, self.groups)
         return adapter.correlate_multi_bias(xp, x, w, b, self.options, geometry, self.groups)
 
 
-def _prepare_multi_and_call(x, w, call: Call, key, lax=None, b=None):
-    xp, dtype = call.xp, call.dtype
-    prepared: PreparedMulti | Widened = PreparedMulti(call, lax)
-    if half_precision(dtype) and not (lax or {}).get("preferred_element_type"):
+def _prepare_multi_and_call(x, w, call: Call, key, native=None, b=None):
+    xp, dtype, native = call.xp, call.dtype, native or {}
+    check_native(call.adapter, native)
+    prepared: PreparedMulti | Widened | Cast = PreparedMulti(call, native)
+    if half_precision(dtype) and not native.get("preferred_element_type"):
         # Computed in float32 (filled with the value the half dtype holds), rounded once.
-        prepared = Widened(xp, dtype, PreparedMulti(replace(call, options=half_fill(xp, dtype, call.options)), lax))
+        prepared = Widened(xp, dtype, PreparedMulti(replace(call, options=half_fill(xp, dtype, call.options)), native))
+    elif mixes_kinds(xp, dtype, x, w, b):
+        prepared = Cast(xp, dtype, prepared)  # the integer operands in the floating dtype, once
     remember(key, prepared)
     return prepared(x, w) if b is None else prepared(x, w, b)
 
@@ -204,6 +218,7 @@ def _prepare_multi_and_call(x, w, call: Call, key, lax=None, b=None):
 def multi_vjp(xp, x, w, g, options: Options, groups: int, *, need_x=True):
     """``(gx, gw)`` of validated inputs, by the adapter of ``xp`` (``Adapter.correlate_multi_vjp``)."""
     geometry = plan(tuple(x.shape[-2:]), tuple(w.shape[-2:]), options)
+    x, w, g = cast_integers(xp, result_dtype(xp, x.dtype, w.dtype, g.dtype), x, w, g)
     return adapter_for(xp).correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
 
 
@@ -267,6 +282,7 @@ def corr2d_multi_vjp(
     """
     call = validate_call("corr2d_multi", locals(), "w")
     xp = call.xp
+    x, w, g = cast_integers(xp, result_dtype(xp, call.dtype, g.dtype), x, w, g)
     if call.channels_last:
         x, g = to_first(xp, x), to_first(xp, g)
     gx, gw = call.adapter.correlate_multi_vjp(xp, x, w, g, call.options, call.geometry, call.groups, True)
@@ -275,6 +291,7 @@ def corr2d_multi_vjp(
 
 def corr2d_multi_last(x, w, call: Call, bias=None):
     """``corr2d_multi`` of a channels-last ``x`` (its validated call), result ``(N, H', W', C_out)``."""
+    x, w, bias = cast_integers(call.xp, call.dtype, x, w, bias)
     y = call.adapter.correlate_multi_channels_last(call.xp, x, w, call.options, call.geometry, call.groups)
     if bias is None:
         return y

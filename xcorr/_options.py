@@ -177,6 +177,27 @@ def result_dtype(xp, a_dtype, b_dtype, *more):
         raise TypeError(msg) from None
 
 
+def cast_integers(xp, dtype, *arrays):
+    """``arrays`` with each integer one cast to the call's floating (or complex) result ``dtype``.
+
+    xcorr's rule (:func:`result_dtype`) gives an integer operand with a floating one the floating
+    dtype; the public dispatch casts such an operand once, before any adapter sees it, so that no
+    library's own promotion (numpy's: int64 with float32 is float64) can decide the result. A call of
+    integers keeps them as they are (their arithmetic wraps in the promoted integer dtype), and so
+    do floating operands. None passes through.
+    """
+    if isdtype(xp, dtype, "integral"):
+        return arrays
+    return tuple(a if a is None or not isdtype(xp, a.dtype, "integral") else xp.astype(a, dtype) for a in arrays)
+
+
+def mixes_kinds(xp, dtype, *arrays) -> bool:
+    """Whether :func:`cast_integers` casts any of ``arrays`` (an integer one in a floating call)."""
+    if isdtype(xp, dtype, "integral"):
+        return False
+    return any(a is not None and isdtype(xp, a.dtype, "integral") for a in arrays)
+
+
 @dataclass(frozen=True)
 class Options:
     """Normalised, hashable options of one correlation (jax-static friendly)."""

@@ -21,7 +21,7 @@ from typing import Any
 from . import _cost_model
 from ._compat import array_namespace
 from ._operations import AdapterOperations
-from ._options import Call, Options, check_arrays, check_integral_fill, plan, result_dtype
+from ._options import Call, Options, cast_integers, check_arrays, check_integral_fill, mixes_kinds, plan, result_dtype
 
 
 def correlate(adapter: AdapterOperations, x, k, options: Options):
@@ -126,6 +126,23 @@ class Widened:
         return xp.astype(self.inner(*(xp.astype(a, wide) for a in (x, k, *bias))), self.dtype)
 
 
+class Cast:
+    """A prepared call of an integer operand with a floating one: the integer operands (a bias too)
+    cast to the floating result dtype once, before the adapter sees them (``cast_integers``), so that
+    no library's own promotion decides the result's dtype."""
+
+    __slots__ = ("dtype", "inner", "key", "xp")
+
+    def __init__(self, xp, dtype, inner):
+        self.xp = xp
+        self.dtype = dtype
+        self.inner = inner
+        self.key = None
+
+    def __call__(self, x, k, *bias):
+        return self.inner(*cast_integers(self.xp, self.dtype, x, k, *bias))
+
+
 def half_fill(xp, dtype, options: Options) -> Options:
     """``options`` with the fill value as the half dtype ``dtype`` holds it, for a float32 computation.
 
@@ -154,12 +171,14 @@ def _round_half(value: float, bits: int, min_exp: int) -> float:
     return math.ldexp(round(math.ldexp(m, bits)), e - bits)
 
 
-def prepare(call: Call, x, k) -> Prepared | Widened:
+def prepare(call: Call, x, k) -> Prepared | Widened | Cast:
     """The prepared correlation of the validated call ``call`` of arrays ``x``, ``k``."""
     xp, adapter, dtype, options, geometry = call.xp, call.adapter, call.dtype, call.options, call.geometry
     if half_precision(dtype):
         wide = replace(call, dtype=xp.float32, options=half_fill(xp, dtype, options))
         return Widened(xp, dtype, prepare(wide, xp.astype(x, xp.float32), xp.astype(k, xp.float32)))
+    if mixes_kinds(xp, dtype, x, k):
+        return Cast(xp, dtype, prepare(call, *cast_integers(xp, dtype, x, k)))
     fillvalue = check_integral_fill(xp, dtype, options.fillvalue)  # as the dtype holds it
     options = replace(options, fillvalue=fillvalue)
     method = resolve_method(adapter, xp, x, k, dtype, options, geometry)

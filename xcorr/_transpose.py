@@ -27,10 +27,10 @@ from dataclasses import replace
 
 from ._call import validate_transpose
 from ._compat import device
-from ._composite import adapter_vjp, crop, input_gradient, pad_to_full
+from ._composite import adapter_vjp, crop, pad_to_full
 from ._direct import as_input_dtype, extend_axis, unbroadcast
 from ._layout import to_first, to_last
-from ._options import Call, Like, plan
+from ._options import Call, cast_integers, plan, result_dtype
 from ._prepared import correlate
 from ._transpose_plan import TransposePlan, reduce_transpose
 from ._typing import Array, DataFormat, Pair, TransposePadding
@@ -48,6 +48,7 @@ def transpose_multi(call: Call, x, w, bias=None):
     """``conv_transpose2d`` of the validated call, by its adapter (on the inputs and taps that reach
     the output alone, where the uncropped extent is mostly cropped: ``reduce_transpose``)."""
     xp, tp = call.xp, call.transpose
+    x, w, bias = cast_integers(xp, call.dtype, x, w, bias)  # xcorr's dtype rule, not the library's
     reduced = reduce_transpose(tp)
     if reduced is not None:
         return _reduced_multi(call, x, w, bias, reduced)
@@ -172,6 +173,7 @@ def _pad_back(xp, a, reach_rows, reach_cols, shape):
 def transpose_multi_vjp(call: Call, x, w, g, *, need_x=True):
     """``(gx, gw)`` of ``conv_transpose2d`` of the validated call (``gx`` None unless ``need_x``)."""
     xp, tp = call.xp, call.transpose
+    x, w, g = cast_integers(xp, result_dtype(xp, call.dtype, g.dtype), x, w, g)
     if tp.channels_last:
         x, g = to_first(xp, x), to_first(xp, g)
     reduced = reduce_transpose(tp)
@@ -303,21 +305,17 @@ def corr2d_transpose(
     """
     call = validate_transpose(locals())
     xp, tp, geometry, dtype = call.xp, call.transpose, call.geometry, call.dtype
-    like = Like((*geometry.batch, geometry.rows.size, geometry.cols.size), dtype)
     xc = xp.astype(x, dtype, copy=False)
     kc = xp.astype(k, dtype, copy=False)
     reduced = reduce_transpose(tp)
     if reduced is not None:  # only the inputs and taps that reach the output (a huge crop)
-        _, window, rr, rc = reduced
+        sub, window, rr, rc = reduced
         if rr.empty or rc.empty:
             return xp.zeros((*geometry.batch, *tp.out_hw), dtype=dtype, device=device(x))
         xc = xc[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
         kc = kc[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
-        tp = window
-        like = Like((*geometry.batch, rr.extent, rc.extent), dtype)
-        geometry = plan(like.shape, tuple(kc.shape), tp.options)
-    full = input_gradient(call.adapter, xp, like, kc, xc, tp.options, geometry)
-    return crop(xp, full, tp)
+        return crop(xp, call.adapter.correlate_transpose(xp, xc, kc, sub), window)
+    return call.adapter.correlate_transpose(xp, xc, kc, tp)
 
 
 def corr2d_transpose_vjp(
@@ -371,6 +369,7 @@ def corr2d_transpose_vjp(
     """
     call = validate_transpose(locals())
     xp, tp = call.xp, call.transpose
+    x, k, g = cast_integers(xp, result_dtype(xp, call.dtype, g.dtype), x, k, g)
     reduced = reduce_transpose(tp)
     if reduced is not None:  # only the inputs and taps that reach the output have a gradient
         _, window, rr, rc = reduced

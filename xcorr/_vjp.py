@@ -30,7 +30,7 @@ from __future__ import annotations
 from ._adapter import adapter_for
 from ._call import validate_call
 from ._composite import adapter_vjp
-from ._options import Geometry, Options
+from ._options import Geometry, Options, cast_integers, result_dtype
 from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_vjp", "corr2d_vjp", "vjp"]
@@ -45,13 +45,16 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_
     windows laid end to end where the dilation leaves gaps between them
     (``_composite.compacted_vjp``).
     """
+    x, k, g = cast_integers(xp, result_dtype(xp, x.dtype, k.dtype, g.dtype), x, k, g)
     return adapter_vjp(adapter_for(xp), xp, x, k, g, options, geometry, need_x, need_k)
 
 
 def _public_vjp(op: str, given: dict):
     """``corr2d_vjp`` (``op`` "corr2d") or ``conv2d_vjp`` of the arguments ``given``: validate, then the VJP."""
     call = validate_call(op, given)
-    return adapter_vjp(call.adapter, call.xp, given["x"], given["k"], given["g"], call.options, call.geometry, True, True)
+    xp, g = call.xp, given["g"]
+    x, k, g = cast_integers(xp, result_dtype(xp, call.dtype, g.dtype), given["x"], given["k"], g)
+    return adapter_vjp(call.adapter, xp, x, k, g, call.options, call.geometry, True, True)
 
 
 _VJP_DOC = """Gradients of ``{name}(x, k, **options)`` for an output gradient ``g``.

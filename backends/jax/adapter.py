@@ -39,6 +39,8 @@ class JaxAdapter(Adapter):
     native = True
     eager = False
     native_axes = (1, 3)
+    # lax.conv_general_dilated's options, passed through by corr2d_multi (correlate_multi_options).
+    native_options = frozenset({"precision", "preferred_element_type"})
     autodiff = True
     # Arrays committed to different devices: jax refuses the jitted call itself.
     devices = False
@@ -91,9 +93,10 @@ class JaxAdapter(Adapter):
         return super().kernel_gradient_sum(xp, xe, g, options, k_shape)
 
     def correlate_multi(self, xp, x, w, options, geometry, groups):
-        return self.correlate_multi_precision(xp, x, w, options, geometry, groups, None, None)
+        return self.correlate_multi_options(xp, x, w, options, geometry, groups, {})
 
-    def correlate_multi_precision(self, xp, x, w, options, geometry, groups, precision, preferred_element_type):
+    def correlate_multi_options(self, xp, x, w, options, geometry, groups, native):
+        precision, preferred_element_type = native.get("precision"), native.get("preferred_element_type")
         if options.method in ("auto", "native") and ops.real_floating(xp, x, w):
             return ops.correlate_multi(xp, x, w, options, geometry, groups, precision, preferred_element_type)
         if preferred_element_type is None:

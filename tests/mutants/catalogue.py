@@ -330,13 +330,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "numpy's tiled FFT VJP: a tile's full convolution is added onto the next tile only, not the ones past it",
     ),
     Mutant(
-        "dask-transpose-inf-tap",
+        "dask-corr2d-transpose-flipped-kernel",
         "backends/dask.py",
-        "return xp.where(xp.all(xp.isfinite(a)), fast(), careful())",
-        "return fast()",
-        ("tests/test_nonfinite.py::test_transposed_convolution_with_infinite_taps_matches_torch",),
-        "dask's single-plane transposed convolution (corr2d_transpose) multiplies an inf tap by the inserted zeros and the fill (NaN where torch has inf)",
-        k="dask",
+        "correlate_multi_transpose(xp, xb.reshape((planes, 1, H, W)), k.reshape((1, 1, h, w)), tp)",
+        "correlate_multi_transpose(xp, xb.reshape((planes, 1, H, W)), k[..., ::-1, ::-1].reshape((1, 1, h, w)), tp)",
+        ("tests/test_dask_transpose.py", "tests/test_nonfinite.py::test_transposed_convolution_with_infinite_taps_matches_torch"),
+        "dask's single-plane transposed correlation (corr2d_transpose, one kernel for every plane) flips the kernel: the convolution's orientation",
+        k="corr2d_transpose or corr3d_transpose or dask",
     ),
     Mutant(
         "dask-transpose-block-offset",
@@ -348,12 +348,13 @@ MUTANTS: tuple[Mutant, ...] = (
         k="dask",
     ),
     Mutant(
-        "numpy-multi-numpy-promotion",
-        "backends/numpy.py",
-        "    dtype = result_dtype(np, x.dtype, w.dtype)\n    if dtype.kind not in \"fc\":\n        return NotImplemented  #",
-        "    dtype = np.result_type(x.dtype, w.dtype)\n    if dtype.kind not in \"fc\":\n        return NotImplemented  #",
+        "dispatch-integer-cast-dropped",
+        "xcorr/_options.py",
+        "    return tuple(a if a is None or not isdtype(xp, a.dtype, \"integral\") else xp.astype(a, dtype) for a in arrays)",
+        "    return arrays",
         ("tests/test_integer_rule.py",),
-        "numpy's corr2d_multi GEMM path promotes int64 with float32 to float64 (numpy's rule), not float32",
+        "the public dispatch hands an integer operand of a floating call to the adapter uncast: numpy's "
+        "corr2d_multi GEMM path then promotes int64 with float32 to float64 (numpy's rule), not float32",
         k="floating_dtype and numpy",
     ),
     Mutant(
