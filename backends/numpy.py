@@ -302,9 +302,7 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         or options.method not in ("auto", "fft", "direct")
     ):
         return NotImplemented
-    method = options.method
-    if method == "auto":
-        method = toolkit.choose_method(ADAPTER.costs(tuple(k.shape), geometry), "real floating", x.shape, k.shape, geometry)
+    method = toolkit.concrete_method(ADAPTER, options.method, "real floating", x.shape, k.shape, geometry)
     if method == "direct":
         # Both gradients in one pass of numba's kernels over chunks of rows.
         if _numba is None or not (need_x and need_k) or x.dtype != dtype or k.dtype != dtype:

@@ -95,11 +95,8 @@ def generic_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geome
     gk = None
     if need_k:
         xc = xp.astype(x, dtype, copy=False)
-        method = options.method
-        if method == "auto":
-            kind = _cost_model.dtype_kind(xp, dtype)
-            costs = adapter.costs(tuple(k.shape), geometry)
-            method = _cost_model.choose_method(costs, kind, tuple(xc.shape), tuple(k.shape), geometry)
+        kind = _cost_model.dtype_kind(xp, dtype)
+        method = _cost_model.concrete_method(adapter, options.method, kind, xc.shape, k.shape, geometry)
         gk = adapter.kernel_gradient(xp, xc, k, g, options, geometry, method)
         if options.convolve:
             gk = xp.flip(gk, axis=(-2, -1))
@@ -123,8 +120,7 @@ def _fused_fft(adapter: AdapterOperations, xp, x, k, g, options: Options, geomet
     if _cost_model.dtype_kind(xp, dtype) != "real floating":
         return False
     if options.method == "auto":
-        costs = adapter.costs(tuple(k.shape), geometry)
-        if _cost_model.choose_method(costs, "real floating", tuple(x.shape), tuple(k.shape), geometry) != "fft":
+        if _cost_model.concrete_method(adapter, "auto", "real floating", x.shape, k.shape, geometry) != "fft":
             return False
         return all(bool(xp.all(xp.isfinite(a))) for a in (x, k, g))  # NaN/inf would spread over an FFT
     return True

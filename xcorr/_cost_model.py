@@ -151,6 +151,18 @@ def choose_method(c: Costs, dtype_kind: str, x_shape, k_shape, geometry) -> str:
     return "fft" if fft * c.fft_margin < direct else "direct"
 
 
+def concrete_method(adapter, method: str, dtype_kind: str, x_shape, k_shape, geometry) -> str:
+    """``method`` itself, or for "auto" the one :func:`choose_method` picks under ``adapter.costs``.
+
+    It does not look at values: where "auto" picks "fft" on an eager library the caller
+    still checks that the inputs are finite.
+    """
+    if method != "auto":
+        return method
+    costs = adapter.costs(tuple(k_shape), geometry)
+    return choose_method(costs, dtype_kind, tuple(x_shape), tuple(k_shape), geometry)
+
+
 def dtype_kind(xp, dtype) -> str:
     """The kind ``choose_method`` needs: FFT-safe floating dtypes are float32/64 and complex."""
     if isdtype(xp, dtype, "integral"):

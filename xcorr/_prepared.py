@@ -232,7 +232,4 @@ def resolve_method(adapter: AdapterOperations, xp, x, k, dtype, options: Options
     if options.method == "fft" and kind == "integral":
         msg = f'method="fft" needs floating or complex inputs; got {dtype} (use method="direct")'
         raise TypeError(msg)
-    if options.method != "auto":
-        return options.method
-    costs = adapter.costs(tuple(k.shape), geometry)
-    return _cost_model.choose_method(costs, kind, x.shape, k.shape, geometry)
+    return _cost_model.concrete_method(adapter, options.method, kind, x.shape, k.shape, geometry)

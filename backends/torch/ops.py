@@ -116,10 +116,7 @@ def numba_vjp(adapter, x, k, g, options, geometry, need_x: bool, need_k: bool):
         return None
     if any(t.device.type != "cpu" or t.is_neg() or t.is_conj() for t in (x, k, g)) or wrapped(x, k) or wrapped(g, g):
         return None
-    method = options.method
-    if method == "auto":
-        costs = adapter.costs(tuple(k.shape), geometry)
-        method = toolkit.choose_method(costs, "real floating", tuple(x.shape), tuple(k.shape), geometry)
+    method = toolkit.concrete_method(adapter, options.method, "real floating", x.shape, k.shape, geometry)
     if method != "direct" or not x.is_contiguous() or not _numba.installed():
         return None
     threads = min(_numba.threads(), _threads.count(torch.get_num_threads()))
