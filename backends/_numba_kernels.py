@@ -21,8 +21,8 @@ from ._numba_cache import CACHE
 
 jit = numba.njit(cache=CACHE, nogil=True, inline="always")
 
-# Up to eight taps per pass over an output row: one load and one store of
-# the row per eight products, the sum in the numpy path's order.
+# Up to four taps per pass over an output row: one load and one store of
+# the row per four products, the sum in the numpy path's order.
 @jit
 def taps1(o, k0, x0, first):  # pragma: no cover - compiled
     if first:
@@ -60,51 +60,6 @@ def taps4(o, k0, x0, k1, x1, k2, x2, k3, x3, first):  # pragma: no cover - compi
             o[j] = (((o[j] + k0 * x0[j]) + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j]
 
 @jit
-def taps5(o, k0, x0, k1, x1, k2, x2, k3, x3, k4, x4, first):  # pragma: no cover - compiled
-    if first:
-        for j in range(o.shape[0]):
-            o[j] = (((k0 * x0[j] + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j]) + k4 * x4[j]
-    else:
-        for j in range(o.shape[0]):
-            o[j] = ((((o[j] + k0 * x0[j]) + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j]) + k4 * x4[j]
-
-@jit
-def taps6(o, k0, x0, k1, x1, k2, x2, k3, x3, k4, x4, k5, x5, first):  # pragma: no cover - compiled
-    if first:
-        for j in range(o.shape[0]):
-            o[j] = ((((k0 * x0[j] + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j]) + k4 * x4[j]) + k5 * x5[j]
-    else:
-        for j in range(o.shape[0]):
-            o[j] = (((((o[j] + k0 * x0[j]) + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j]) + k4 * x4[j]) + k5 * x5[j]
-
-@jit
-def taps7(o, k0, x0, k1, x1, k2, x2, k3, x3, k4, x4, k5, x5, k6, x6, first):  # pragma: no cover - compiled
-    if first:
-        for j in range(o.shape[0]):
-            o[j] = (((((k0 * x0[j] + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j]) + k4 * x4[j]) + k5 * x5[j]) + k6 * x6[j]
-    else:
-        for j in range(o.shape[0]):
-            o[j] = (
-                ((((((o[j] + k0 * x0[j]) + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j])
-                + k4 * x4[j]) + k5 * x5[j]) + k6 * x6[j]
-            )
-
-@jit
-def taps8(o, k0, x0, k1, x1, k2, x2, k3, x3, k4, x4, k5, x5, k6, x6, k7, x7, first):  # pragma: no cover - compiled
-    if first:
-        for j in range(o.shape[0]):
-            o[j] = (
-                ((((((k0 * x0[j] + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j])
-                + k4 * x4[j]) + k5 * x5[j]) + k6 * x6[j]) + k7 * x7[j]
-            )
-    else:
-        for j in range(o.shape[0]):
-            o[j] = (
-                (((((((o[j] + k0 * x0[j]) + k1 * x1[j]) + k2 * x2[j]) + k3 * x3[j])
-                + k4 * x4[j]) + k5 * x5[j]) + k6 * x6[j]) + k7 * x7[j]
-            )
-
-@jit
 def source(x, fillrow, r, left, m):  # pragma: no cover - compiled
     # Columns left..left+m of row r of the plane x, or m fill values where
     # row r lies outside x (the virtual "fill" extension: never copied).
@@ -113,50 +68,31 @@ def source(x, fillrow, r, left, m):  # pragma: no cover - compiled
     return x[r, left : left + m]
 
 @jit
-def tap(x, fillrow, k, q, top, c0, dr, dc, cols):  # pragma: no cover - compiled
-    # Tap q (row-major) of k: its weight and the input row it multiplies.
-    w = k.shape[1]
-    a, b = q // w, q % w
-    return k[a, b], source(x, fillrow, top + a * dr, c0 + b * dc, cols)
-
-@jit
 def row(o, x, fillrow, k, top, c0, dr, dc):  # pragma: no cover - compiled
     # Output row o (dense columns, all of them inside x) from the plane x.
-    total = k.shape[0] * k.shape[1]
+    h, w = k.shape
     cols = o.shape[0]
-    for q in range(0, total, 8):
-        m = min(8, total - q)
-        first = q == 0
-        k0, x0 = tap(x, fillrow, k, q, top, c0, dr, dc, cols)
+    total = h * w
+    for q in range(0, total, 4):
+        m = min(4, total - q)
+        a0, b0 = q // w, q % w
+        x0 = source(x, fillrow, top + a0 * dr, c0 + b0 * dc, cols)
         if m == 1:
-            taps1(o, k0, x0, first)
+            taps1(o, k[a0, b0], x0, q == 0)
             continue
-        k1, x1 = tap(x, fillrow, k, q + 1, top, c0, dr, dc, cols)
+        a1, b1 = (q + 1) // w, (q + 1) % w
+        x1 = source(x, fillrow, top + a1 * dr, c0 + b1 * dc, cols)
         if m == 2:
-            taps2(o, k0, x0, k1, x1, first)
+            taps2(o, k[a0, b0], x0, k[a1, b1], x1, q == 0)
             continue
-        k2, x2 = tap(x, fillrow, k, q + 2, top, c0, dr, dc, cols)
+        a2, b2 = (q + 2) // w, (q + 2) % w
+        x2 = source(x, fillrow, top + a2 * dr, c0 + b2 * dc, cols)
         if m == 3:
-            taps3(o, k0, x0, k1, x1, k2, x2, first)
+            taps3(o, k[a0, b0], x0, k[a1, b1], x1, k[a2, b2], x2, q == 0)
             continue
-        k3, x3 = tap(x, fillrow, k, q + 3, top, c0, dr, dc, cols)
-        if m == 4:
-            taps4(o, k0, x0, k1, x1, k2, x2, k3, x3, first)
-            continue
-        k4, x4 = tap(x, fillrow, k, q + 4, top, c0, dr, dc, cols)
-        if m == 5:
-            taps5(o, k0, x0, k1, x1, k2, x2, k3, x3, k4, x4, first)
-            continue
-        k5, x5 = tap(x, fillrow, k, q + 5, top, c0, dr, dc, cols)
-        if m == 6:
-            taps6(o, k0, x0, k1, x1, k2, x2, k3, x3, k4, x4, k5, x5, first)
-            continue
-        k6, x6 = tap(x, fillrow, k, q + 6, top, c0, dr, dc, cols)
-        if m == 7:
-            taps7(o, k0, x0, k1, x1, k2, x2, k3, x3, k4, x4, k5, x5, k6, x6, first)
-            continue
-        k7, x7 = tap(x, fillrow, k, q + 7, top, c0, dr, dc, cols)
-        taps8(o, k0, x0, k1, x1, k2, x2, k3, x3, k4, x4, k5, x5, k6, x6, k7, x7, first)
+        a3, b3 = (q + 3) // w, (q + 3) % w
+        x3 = source(x, fillrow, top + a3 * dr, c0 + b3 * dc, cols)
+        taps4(o, k[a0, b0], x0, k[a1, b1], x1, k[a2, b2], x2, k[a3, b3], x3, q == 0)
 
 @jit
 def stage(S, x, fill, top, dr, cstart):  # pragma: no cover - compiled

@@ -148,10 +148,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "numba-row-dilation",
         "backends/_numba_kernels.py",
-        "return k[a, b], source(x, fillrow, top + a * dr, c0 + b * dc, cols)",
-        "return k[a, b], source(x, fillrow, top + a * dc, c0 + b * dc, cols)",
+        "x0 = source(x, fillrow, top + a0 * dr, c0 + b0 * dc, cols)",
+        "x0 = source(x, fillrow, top + a0 * dc, c0 + b0 * dc, cols)",
         NUMBA,
-        "numba forward: every tap uses the column dilation for its row",
+        "numba forward: the first tap of each group of four uses the column dilation for its row",
         k="numba or jax",
     ),
     Mutant(
