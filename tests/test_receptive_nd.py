@@ -58,7 +58,12 @@ def test_closed_form_equals_torch_autograd(name):
     assert rf.ndim == len(shape) - 2 == len(rf.size) == len(rf.jump) == len(rf.start)
     out = rf.layers[-1].output_shape
     assert out == tuple(net(torch.ones(shape, dtype=torch.float64)).shape[2:])
-    corners = [tuple(0 for _ in out), tuple(n // 2 for n in out), tuple(n - 1 for n in out), tuple(min(1, n - 1) for n in out)]
+    corners = [
+        tuple(0 for _ in out),
+        tuple(n // 2 for n in out),
+        tuple(n - 1 for n in out),
+        tuple(min(1, n - 1) for n in out),
+    ]
     for index in corners:
         measured = torch_support(torch, net, shape, (0, 0, *index))
         np.testing.assert_array_equal(rf.mask(index, shape), measured, err_msg=f"output {index}")
@@ -70,7 +75,9 @@ def test_torch_pooling_layers_keep_ints():
     nn = torch.nn
     one = xcorr.receptive_field([nn.Conv1d(1, 1, 3), nn.MaxPool1d(2), nn.AvgPool1d(3, stride=1, padding=1)])
     assert one.windows == (Window((3,)), Window((2,), stride=2), Window((3,), padding=1))
-    three = xcorr.receptive_field(nn.Sequential(nn.MaxPool3d(2), nn.Conv3d(1, 1, (1, 3, 3), dilation=2), nn.AvgPool3d(3)))
+    three = xcorr.receptive_field(
+        nn.Sequential(nn.MaxPool3d(2), nn.Conv3d(1, 1, (1, 3, 3), dilation=2), nn.AvgPool3d(3))
+    )
     assert three.windows == (Window((2, 2, 2), stride=2), Window((1, 3, 3), dilation=2), Window((3, 3, 3), stride=3))
     assert [f.name for f in three.layers] == ["MaxPool3d", "Conv3d", "AvgPool3d"]
     # size 1 + 1 + 4 * 2 (rows) ... and jump 2 * 3 along every axis
@@ -78,6 +85,7 @@ def test_torch_pooling_layers_keep_ints():
 
 
 # -- the same per-axis geometry in 1, 2 and 3 axes -----------------------------------------------
+
 
 def random_stack(seed, depth=3):
     """Per layer: transposed or not, and one (kernel, stride, dilation, (before, after)) per axis of three."""
@@ -122,10 +130,14 @@ def test_every_axis_is_the_2d_field_of_its_geometry(seed):
 @pytest.mark.parametrize("padding", ["valid", "same", "full", "SAME", "SAME_LOWER"])
 def test_padding_names_per_axis(padding):
     kernel, stride, dilation, shape = (2, 3, 4), (2, 1, 3), (3, 1, 2), (12, 11, 40)
-    three = xcorr.receptive_field([Window(kernel, stride=stride, dilation=dilation, padding=padding)] * 2, input_shape=shape)
+    three = xcorr.receptive_field(
+        [Window(kernel, stride=stride, dilation=dilation, padding=padding)] * 2, input_shape=shape
+    )
     for axis, (k, s, d, n) in enumerate(zip(kernel, stride, dilation, shape)):
         one = xcorr.receptive_field([Window((k,), stride=s, dilation=d, padding=padding)] * 2, input_shape=(n,))
-        two = xcorr.receptive_field([Window((k, 1), stride=(s, 1), dilation=(d, 1), padding=padding)] * 2, input_shape=(n, 1))
+        two = xcorr.receptive_field(
+            [Window((k, 1), stride=(s, 1), dilation=(d, 1), padding=padding)] * 2, input_shape=(n, 1)
+        )
         assert one.axes[0] == two.rows == three.axes[axis]
         assert [f.output_shape[0] for f in one.layers] == [f.output_shape[axis] for f in three.layers]
 
@@ -148,7 +160,9 @@ def test_one_dimensional_results_table_and_errors():
         _ = rf.rows
     with pytest.raises(ValueError, match=r"index must end in \(i,\); got \(\)"):
         rf.mask((), (20,))
-    with pytest.raises(IndexError, match=r"index \(7,\) is outside the stack.s output of shape \(5,\) for input shape \(20,\)"):
+    with pytest.raises(
+        IndexError, match=r"index \(7,\) is outside the stack.s output of shape \(5,\) for input shape \(20,\)"
+    ):
         rf.mask((7,), (20,))
     with pytest.raises(ValueError, match=r"input_shape must be \(\.\.\., L\) with L >= 1; got \(0,\)"):
         xcorr.receptive_field(Window((3,)), input_shape=(0,))
@@ -234,10 +248,22 @@ def test_channels_last_1d_and_3d():
 @pytest.mark.parametrize(
     ("layers", "match"),
     [
-        ([Window(3), Window((3,))], r"layers\[1\] is 1-D \(Window\(\(3,\).*\) but layers\[0\] is 2-D \(Window\(\(3, 3\)"),
-        ([Window((3, 3, 3)), Window(2), Window(2)], r"layers\[1\] is 2-D .* but layers\[0\] is 3-D .*same number of spatial axes"),
-        ([xcorr.Conv1D(3, in_channels=1, out_channels=1), xcorr.Conv2D(3)], r"layers\[1\] is 2-D .* layers\[0\] is 1-D"),
-        ([Window((2,)), Window((2,)), xcorr.Conv3D(3, in_channels=1, out_channels=1)], r"layers\[2\] is 3-D .* layers\[0\] is 1-D"),
+        (
+            [Window(3), Window((3,))],
+            r"layers\[1\] is 1-D \(Window\(\(3,\).*\) but layers\[0\] is 2-D \(Window\(\(3, 3\)",
+        ),
+        (
+            [Window((3, 3, 3)), Window(2), Window(2)],
+            r"layers\[1\] is 2-D .* but layers\[0\] is 3-D .*same number of spatial axes",
+        ),
+        (
+            [xcorr.Conv1D(3, in_channels=1, out_channels=1), xcorr.Conv2D(3)],
+            r"layers\[1\] is 2-D .* layers\[0\] is 1-D",
+        ),
+        (
+            [Window((2,)), Window((2,)), xcorr.Conv3D(3, in_channels=1, out_channels=1)],
+            r"layers\[2\] is 3-D .* layers\[0\] is 1-D",
+        ),
     ],
 )
 def test_mixed_dimensions_raise(layers, match):
@@ -254,18 +280,43 @@ def test_mixed_torch_dimensions_raise():
 @pytest.mark.parametrize(
     ("args", "kwargs", "error", "match"),
     [
-        (((3, 3, 3, 3),), {}, ValueError, r"kernel_size must be an int or a sequence of 1, 2 or 3 ints .*; got \(3, 3, 3, 3\)"),
+        (
+            ((3, 3, 3, 3),),
+            {},
+            ValueError,
+            r"kernel_size must be an int or a sequence of 1, 2 or 3 ints .*; got \(3, 3, 3, 3\)",
+        ),
         (((),), {}, ValueError, r"kernel_size must be an int or a sequence of 1, 2 or 3 ints"),
-        (((3, 3, 3),), {"stride": (1, 2)}, ValueError, r"stride must be an int or a sequence of 3 ints \(one per axis of a 3-D window\); got \(1, 2\)"),
-        (((5,),), {"dilation": (1, 1)}, ValueError, r"dilation must be an int or a sequence of 1 ints .*; got \(1, 1\)"),
+        (
+            ((3, 3, 3),),
+            {"stride": (1, 2)},
+            ValueError,
+            r"stride must be an int or a sequence of 3 ints \(one per axis of a 3-D window\); got \(1, 2\)",
+        ),
+        (
+            ((5,),),
+            {"dilation": (1, 1)},
+            ValueError,
+            r"dilation must be an int or a sequence of 1 ints .*; got \(1, 1\)",
+        ),
         (((5,),), {"stride": (0,)}, ValueError, r"stride must be >= 1; got \(0,\)"),
         (((3, 3, 0),), {}, ValueError, r"kernel_size must be >= 1; got \(3, 3, 0\)"),
         (((3, 3, 3),), {"dilation": 1.5}, TypeError, r"dilation must be an int or a sequence of 3 ints"),
-        (((3, 3, 3),), {"padding": (1, 1)}, ValueError, r"padding must be an int >= 0, a sequence of 3 \(one per axis of a 3-D window\).*; got \(1, 1\)"),
+        (
+            ((3, 3, 3),),
+            {"padding": (1, 1)},
+            ValueError,
+            r"padding must be an int >= 0, a sequence of 3 \(one per axis of a 3-D window\).*; got \(1, 1\)",
+        ),
         (((5,),), {"padding": (1, 2)}, ValueError, r"padding must be .* a sequence of 1 .*; got \(1, 2\)"),
         (((5,),), {"padding": ((1, 2, 3),)}, ValueError, r"padding must be .*; got \(\(1, 2, 3\),\)"),
         (((5,),), {"padding": (-1,)}, ValueError, r"padding must be .*; got \(-1,\)"),
-        (((3, 3, 3),), {"padding": "sane"}, ValueError, r"padding must be .* or one of 'valid', 'same', 'full', 'SAME', 'SAME_LOWER'; got 'sane'"),
+        (
+            ((3, 3, 3),),
+            {"padding": "sane"},
+            ValueError,
+            r"padding must be .* or one of 'valid', 'same', 'full', 'SAME', 'SAME_LOWER'; got 'sane'",
+        ),
     ],
 )
 def test_window_lengths_must_agree(args, kwargs, error, match):
@@ -281,7 +332,10 @@ def test_windows_in_every_dimension():
     assert (three.span, three.pad_before, three.pad_after) == ((5, 1, 3), (1, 0, 2), (1, 0, 0))
     assert three.describe() == "3x1x2 s1 d2 p(1,1)x(0,0)x(2,0)"
     assert Window((3, 3, 3), padding=2) == Window((3, 3, 3), padding=(2, 2, (2, 2)))
-    with pytest.raises(ValueError, match=r"does not fit an input of shape \(2, 4, 4\): its dilated window spans 5 elements along axis -3"):
+    with pytest.raises(
+        ValueError,
+        match=r"does not fit an input of shape \(2, 4, 4\): its dilated window spans 5 elements along axis -3",
+    ):
         three.output_shape((2, 4, 4))
     transposed = TransposedWindow((2, 2, 2), stride=2, output_padding=(0, 1, 0))
     assert transposed.output_shape((3, 3, 3)) == (6, 7, 6) and transposed.describe() == "T 2 s2 d1 p0 op0x1x0"
@@ -294,7 +348,12 @@ def test_windows_in_every_dimension():
 
 def test_empirical_field_in_1d_and_3d():
     torch = require_module("torch")
-    field = xcorr.empirical_receptive_field(torch.nn.Conv3d(1, 1, (1, 2, 1)).double(), torch.ones(1, 1, 2, 3, 2, dtype=torch.float64), (0, 0, 1, 1, 0), ndim=3)
+    field = xcorr.empirical_receptive_field(
+        torch.nn.Conv3d(1, 1, (1, 2, 1)).double(),
+        torch.ones(1, 1, 2, 3, 2, dtype=torch.float64),
+        (0, 0, 1, 1, 0),
+        ndim=3,
+    )
     assert (field.mask.shape, field.bounds, field.size) == ((2, 3, 2), ((1, 1), (1, 2), (0, 0)), (1, 2, 1))
     assert str(field) == ". .\n. .\n. .\n\n. .\n# .\n# ."
     line = xcorr.EmpiricalField(np.zeros(4), np.array([0, 1, 1, 0], bool), "vjp")
@@ -306,3 +365,22 @@ def test_empirical_field_in_1d_and_3d():
         xcorr.empirical_receptive_field(lambda x: x, torch.ones(3, 3), (0, 0), ndim=4)
     with pytest.raises(ValueError, match=r"x must have at least 3 dimensions \(\.\.\., D, H, W\); got shape \(3, 3\)"):
         xcorr.empirical_receptive_field(lambda x: x, torch.ones(3, 3), (0, 0), ndim=3)
+
+
+def test_keras_like_layers_are_read_as_keras_means_them():
+    """Keras' attribute names: ``strides``, ``dilation_rate``, "same" (lax's "SAME") and "causal" (checked
+    against the shapes and gradients of keras' own layers on jax by hand; keras is not imported here)."""
+
+    class Conv1D:  # as keras.layers.Conv1D(1, 3, dilation_rate=2, padding="causal") keeps them
+        kernel_size, strides, dilation_rate, padding, data_format = (3,), (1,), (2,), "causal", "channels_last"
+
+    class Conv2D:
+        kernel_size, strides, dilation_rate, padding, data_format = (2, 4), (3, 2), (1, 1), "same", "channels_last"
+
+    causal = xcorr.receptive_field([Conv1D()], input_shape=(1, 12, 1))
+    assert causal.windows == (Window((3,), dilation=2, padding=((4, 0),)),)
+    assert (causal.channels_last, causal.layers[0].output_shape, causal.bounds((0,))) == (True, (12,), ((-4, 0),))
+    same = xcorr.receptive_field([Conv2D()], input_shape=(1, 11, 8, 1))
+    assert same.windows == (Window((2, 4), stride=(3, 2), padding="SAME"),)
+    # lax's SAME, 4 outputs per axis: rows padded (4 - 1) * 3 + 2 - 11 = 0, columns (4 - 1) * 2 + 4 - 8 = 2, one before
+    assert (same.layers[0].output_shape, same.bounds((0, 0))) == ((4, 4), ((0, 1), (-1, 2)))

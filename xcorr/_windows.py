@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ._layer import Conv2D, Conv2DTranspose  # every backend's layer class derives from them
 from ._layer_1d import NdLayer  # every backend's Conv1D and Conv3D (and their transposed layers)
@@ -258,7 +259,10 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
     ``padding`` attributes and optional ``stride`` and ``dilation``, such as
     ``torch.nn.Conv2d``, ``MaxPool2d`` and ``AvgPool2d`` (and their 1-D and
     3-D kinds: a name ending in "1d" or "3d" makes an int ``kernel_size``
-    one of that many axes, as torch's pooling layers keep it).
+    one of that many axes, as torch's pooling layers keep it). A layer with
+    Keras' ``strides`` (and ``dilation_rate``) instead of ``stride`` is read
+    as Keras means it: its "same" padding is lax's "SAME", "causal" pads
+    the start of a 1-D input.
     """
     if isinstance(layer, Window):
         return layer
@@ -297,11 +301,30 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
     stride = getattr(layer, "stride", 1)
     if stride is None:  # torch pooling layers: stride defaults to the kernel size
         stride = kernel_size
+    dilation = getattr(layer, "dilation", 1)
+    if not hasattr(layer, "stride") and hasattr(layer, "strides"):  # Keras' names, and its paddings
+        stride, dilation = layer.strides, getattr(layer, "dilation_rate", 1)
+        padding = _keras_padding(padding, kernel_size, dilation)
     try:
-        return Window(kernel_size, stride=stride, dilation=getattr(layer, "dilation", 1), padding=padding)
+        return Window(kernel_size, stride=stride, dilation=dilation, padding=padding)
     except (TypeError, ValueError) as err:
         msg = f"{name} ({type(layer).__name__}) has an invalid geometry: {err}"
         raise type(err)(msg) from None
+
+
+def _keras_padding(padding: Any, kernel_size: object, dilation: object) -> Any:
+    """A Keras layer's ``padding`` as a Window's: "same" is lax's "SAME" (it depends on the input's
+    size with a stride above 1), "causal" (1-D) pads ``d*(k-1)`` before the input."""
+    if not isinstance(padding, str):
+        return padding
+    name = padding.lower()
+    if name == "same":
+        return "SAME"
+    if name == "causal" and isinstance(kernel_size, (tuple, list)) and len(kernel_size) == 1:
+        (k,) = kernel_size
+        (d,) = dilation if isinstance(dilation, (tuple, list)) else (dilation,)
+        return ((d * (k - 1), 0),)
+    return name
 
 
 def _torch_ndim(layer: object) -> int | None:
