@@ -384,3 +384,11 @@ def test_keras_like_layers_are_read_as_keras_means_them():
     assert same.windows == (Window((2, 4), stride=(3, 2), padding="SAME"),)
     # lax's SAME, 4 outputs per axis: rows padded (4 - 1) * 3 + 2 - 11 = 0, columns (4 - 1) * 2 + 4 - 8 = 2, one before
     assert (same.layers[0].output_shape, same.bounds((0, 0))) == ((4, 4), ((0, 1), (-1, 2)))
+
+
+def test_keras_like_transposed_layers_are_refused():
+    class Conv2DTranspose:
+        kernel_size, strides, dilation_rate, padding, output_padding = (3, 3), (2, 2), (1, 1), "same", None
+
+    with pytest.raises(TypeError, match=r"layers\[1\] \(Conv2DTranspose\) looks like a Keras transposed convolution"):
+        xcorr.receptive_field([Window(3), Conv2DTranspose()])

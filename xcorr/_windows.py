@@ -303,6 +303,13 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
         stride = kernel_size
     dilation = getattr(layer, "dilation", 1)
     if not hasattr(layer, "stride") and hasattr(layer, "strides"):  # Keras' names, and its paddings
+        if hasattr(layer, "output_padding"):
+            msg = (
+                f"{name} ({type(layer).__name__}) looks like a Keras transposed convolution, whose cropping "
+                "rule is not read here; pass an xcorr.Conv2DTranspose (Conv1DTranspose, Conv3DTranspose) of "
+                "the same geometry instead: kernel_size, stride, padding (the crops) and output_padding"
+            )
+            raise TypeError(msg)
         stride, dilation = layer.strides, getattr(layer, "dilation_rate", 1)
         padding = _keras_padding(padding, kernel_size, dilation)
     try:
