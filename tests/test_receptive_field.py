@@ -150,7 +150,7 @@ def test_a_single_layer_is_a_stack_of_one():
     ("args", "kwargs", "error", "match"),
     [
         ((0,), {}, ValueError, r"kernel_size must be >= 1; got 0"),
-        (((3, 3, 3),), {}, ValueError, r"kernel_size must be an int or a sequence of 1 or 2 ints"),
+        (((3, 3, 3, 3),), {}, ValueError, r"kernel_size must be an int or a sequence of 1, 2 or 3 ints"),
         ((2.5,), {}, TypeError, r"kernel_size must be an int"),
         ((3,), {"stride": 0}, ValueError, r"stride must be >= 1; got 0"),
         ((3,), {"dilation": (1, 0)}, ValueError, r"dilation must be >= 1"),

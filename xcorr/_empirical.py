@@ -25,11 +25,16 @@ from ._adapter import adapter_for, adapter_named
 from ._compat import array_namespace, device, is_array_api_obj
 from ._feature_maps import as_stack
 from ._layer import Conv2D, Conv2DTranspose
+from ._layer_1d import NdLayer
 from ._multi import corr2d_multi_vjp
+from ._one_d import corr1d_multi_vjp
+from ._padding import SPATIAL_LAYOUTS
 from ._receptive import _channels_last
+from ._three_d import corr3d_multi_vjp
 from ._transpose import conv_transpose2d_vjp
 from ._typing import Array, Layer
 from ._vjp import corr2d_vjp
+from ._windows import as_window
 
 __all__ = ["EmpiricalField", "empirical_receptive_field"]
 
@@ -43,7 +48,8 @@ class EmpiricalField:
     gradient : numpy.ndarray
         Gradient of the chosen output element with respect to ``x``, shape of ``x``.
     mask : numpy.ndarray of bool, shape (H, W)
-        Where that gradient is non-zero, in any batch or channel slice.
+        Where that gradient is non-zero, in any batch or channel slice: (L,)
+        for a 1-D stack, (D, H, W) for a 3-D one.
     method : str
         How the gradient was computed: "torch.autograd", "jax.grad" or "vjp".
 
@@ -72,24 +78,25 @@ class EmpiricalField:
     method: str
 
     @property
-    def bounds(self) -> tuple[tuple[int, int], tuple[int, int]] | None:
-        """First and last row and column (inclusive) of the mask, or None if it is empty."""
-        rows, cols = np.nonzero(self.mask)
-        if rows.size == 0:
+    def bounds(self) -> tuple[tuple[int, int], ...] | None:
+        """First and last row and column (inclusive) of the mask, or None if it is empty (one pair per axis)."""
+        where = np.nonzero(self.mask)
+        if where[0].size == 0:
             return None
-        return ((int(rows.min()), int(rows.max())), (int(cols.min()), int(cols.max())))
+        return tuple((int(axis.min()), int(axis.max())) for axis in where)
 
     @property
-    def size(self) -> tuple[int, int]:
-        """Height and width of the mask's bounding box ((0, 0) if it is empty)."""
+    def size(self) -> tuple[int, ...]:
+        """Height and width of the mask's bounding box ((0, 0) if it is empty); one entry per axis."""
         bounds = self.bounds
         if bounds is None:
-            return (0, 0)
-        (r0, r1), (c0, c1) = bounds
-        return (r1 - r0 + 1, c1 - c0 + 1)
+            return (0,) * self.mask.ndim
+        return tuple(last - first + 1 for first, last in bounds)
 
     def __str__(self) -> str:
-        return "\n".join(" ".join("#" if v else "." for v in row) for row in self.mask)
+        """The mask drawn with ``#`` and ``.``: one line in 1-D, one block per depth slice in 3-D."""
+        mask = self.mask.reshape(-1, *self.mask.shape[-2:]) if self.mask.ndim >= 2 else self.mask[None, None]
+        return "\n\n".join("\n".join(" ".join("#" if v else "." for v in row) for row in plane) for plane in mask)
 
 
 def full_index(index, ndim: int) -> tuple[int, ...]:
@@ -121,16 +128,22 @@ def check_index(shape: tuple[int, ...], index: tuple[int, ...]) -> None:
 
 def _check_vjp_layers(layers, backend: str) -> None:
     for n, layer in enumerate(layers):
-        if not isinstance(layer, Conv2D) or adapter_named(layer.backend).autodiff:
+        if not isinstance(layer, (Conv2D, NdLayer)) or adapter_named(layer.backend).autodiff:
             msg = (
                 f"fn[{n}] must be an xcorr.Conv2D to be differentiated on {backend}, which has no "
-                f"autodiff (its gradient comes from xcorr.corr2d_vjp); got {type(layer).__name__}"
+                f"autodiff (its gradient comes from xcorr.corr2d_vjp; xcorr.Conv1D, Conv3D and their "
+                f"transposed layers work too); got {type(layer).__name__}"
             )
             raise TypeError(msg)
 
 
 def _input_vjp(layer, x, g):
     """Gradient with respect to ``x`` of ``layer(x)`` at output gradient ``g`` (core VJP)."""
+    if isinstance(layer, NdLayer):  # Conv1D, Conv3D and their transposed layers: the spec's keywords
+        spec = layer.spec
+        forward_vjp = corr1d_multi_vjp if len(spec.kernel_size) == 1 else corr3d_multi_vjp
+        vjp = getattr(spec, "function_vjp", forward_vjp)  # the transposed specs name theirs
+        return vjp(x, layer.weight, g, **spec.call_options)[0]
     if isinstance(layer, Conv2DTranspose):
         gx, _ = conv_transpose2d_vjp(
             x, layer.weight, g, stride=layer.stride, padding=layer.padding, output_padding=layer.output_padding,
@@ -166,8 +179,20 @@ def _vjp_gradient(xp, layers, x, index):
     return g
 
 
+def _stack_ndim(layers) -> int | None:
+    """The number of spatial axes of a stack's sliding-window layers, if they have one and agree."""
+    dims = set()
+    for layer in layers:
+        if hasattr(layer, "kernel_size"):
+            try:
+                dims.add(as_window(layer).ndim)
+            except (TypeError, ValueError):  # not a layer as_window reads: it says nothing
+                continue
+    return dims.pop() if len(dims) == 1 else None
+
+
 def empirical_receptive_field(
-    fn: Layer | Sequence[Layer], x: Array, index: Sequence[int], /
+    fn: Layer | Sequence[Layer], x: Array, index: Sequence[int], /, *, ndim: int | None = None
 ) -> EmpiricalField:
     """Measure which input elements one output element depends on, from its gradient.
 
@@ -188,10 +213,12 @@ def empirical_receptive_field(
         On numpy, array-api-strict, dask and cupy, which have no autodiff,
         pass the stack as a sequence of :class:`xcorr.Conv2D` layers (one
         layer is a stack of one): the gradient is back-propagated through
-        them with :func:`xcorr.corr2d_vjp` / :func:`xcorr.corr2d_multi_vjp`.
-        A sequence is run in order on every backend.
+        them with :func:`xcorr.corr2d_vjp` / :func:`xcorr.corr2d_multi_vjp`
+        (:class:`xcorr.Conv1D`, :class:`xcorr.Conv3D` and their transposed
+        layers by their own VJPs). A sequence is run in order on every backend.
     x : array, shape (..., H, W)
-        A floating-point input of the network's library.
+        A floating-point input of the network's library; (..., L) or
+        (..., D, H, W) for a 1-D or 3-D network.
     index : sequence of int
         The output element: a full index into ``fn(x)``, or its last
         entries (``(i, j)``), in which case the leading entries are 0. For a
@@ -199,13 +226,18 @@ def empirical_receptive_field(
         output is (..., H, W, C): ``(i, j)`` is then channel 0 of pixel
         ``(i, j)``, and the mask is over ``x``'s (H, W) axes, the last but one
         and the one before.
+    ndim : {1, 2, 3}, optional
+        The number of spatial axes, the trailing ones of ``x`` (before the
+        channel for channels-last layers) that the mask covers. By default
+        that of the stack's layers (a list of ``Conv1D`` layers is 1-D), or
+        2 for a function.
 
     Returns
     -------
     EmpiricalField
         ``.gradient`` (NumPy, shape of ``x``), ``.mask`` ((H, W) bool: where
-        the gradient is non-zero in any leading slice), ``.bounds``,
-        ``.size``; ``print()`` draws the mask.
+        the gradient is non-zero in any leading slice; (L,) or (D, H, W) in
+        1-D or 3-D), ``.bounds``, ``.size``; ``print()`` draws the mask.
 
     Raises
     ------
@@ -213,7 +245,8 @@ def empirical_receptive_field(
         ``x`` not a floating array; on a library without autodiff, ``fn``
         not a sequence of layers with a known vector-Jacobian product.
     ValueError, IndexError
-        ``index`` with the wrong number of entries, or outside the output.
+        ``index`` with the wrong number of entries, or outside the output;
+        an ``ndim`` other than 1, 2 or 3.
 
     Examples
     --------
@@ -223,6 +256,9 @@ def empirical_receptive_field(
     >>> field = xcorr.empirical_receptive_field(layers, np.ones((9, 9)), (0, 0))
     >>> field.size, xcorr.receptive_field(layers).size
     ((7, 7), (7, 7))
+    >>> line = [xcorr.Conv1D(3, in_channels=1, out_channels=1, dilation=2, seed=1)]
+    >>> print(xcorr.empirical_receptive_field(line, np.ones((1, 8)), (0, 1)))
+    . # . # . # . .
     """
     if not is_array_api_obj(x) or isinstance(x, (list, tuple)):
         msg = f"x must be an array of an array-API library; got {type(x).__name__}"
@@ -231,14 +267,11 @@ def empirical_receptive_field(
     if not xp.isdtype(x.dtype, "real floating"):
         msg = f"x must have a real floating dtype to be differentiated; got {x.dtype}"
         raise TypeError(msg)
-    if len(x.shape) < 2:
-        msg = f"x must have at least 2 dimensions (..., H, W); got shape {tuple(x.shape)}"
-        raise ValueError(msg)
     adapter = adapter_for(xp)
     name = adapter.name
-    is_stack = not callable(fn) or hasattr(fn, "__iter__") or isinstance(fn, Conv2D)
+    is_stack = not callable(fn) or hasattr(fn, "__iter__") or isinstance(fn, (Conv2D, NdLayer))
     if is_stack:
-        layers = [fn] if isinstance(fn, Conv2D) else as_stack(fn, name="fn")
+        layers = [fn] if isinstance(fn, (Conv2D, NdLayer)) else as_stack(fn, name="fn")
 
         def run(x):
             for layer in layers:
@@ -246,8 +279,23 @@ def empirical_receptive_field(
             return x
     else:
         run = cast(Layer, fn)
-    if is_stack and _channels_last(layers) and len(tuple(index)) == 2:
+    if ndim is None:
+        ndim = (_stack_ndim(layers) if is_stack else None) or 2
+    elif isinstance(ndim, bool) or ndim not in SPATIAL_LAYOUTS:
+        msg = f"ndim must be 1, 2 or 3 (the number of spatial axes); got {ndim!r}"
+        raise ValueError(msg)
+    if len(x.shape) < ndim:
+        msg = f"x must have at least {ndim} dimensions (..., {SPATIAL_LAYOUTS[ndim]}); got shape {tuple(x.shape)}"
+        raise ValueError(msg)
+    channels_last = is_stack and _channels_last(layers)
+    try:
+        entries = len(tuple(index))
+    except TypeError:
+        entries = -1  # not a sequence: full_index says so
+    if channels_last and entries == ndim:
         index = (*tuple(index), 0)  # pixel (i, j) of a channels-last output: its channel 0
+    elif entries == 1 and ndim == 1:  # (i,): complete it with the output's leading zeros
+        index = (0,) * (len(run(x).shape) - 1) + tuple(index)
     found = adapter.gradient(run, x, index)
     if found is not None:
         gradient, method = found
@@ -262,7 +310,7 @@ def empirical_receptive_field(
         raise TypeError(msg)
     g = adapter.to_numpy(gradient)
     nonzero = g != 0
-    if is_stack and _channels_last(layers):
+    if channels_last:
         nonzero = np.moveaxis(nonzero, -1, 0)  # (C, ..., H, W)
-    mask = nonzero.reshape(-1, *nonzero.shape[-2:]).any(axis=0)
+    mask = nonzero.reshape(-1, *nonzero.shape[nonzero.ndim - ndim :]).any(axis=0)
     return EmpiricalField(g, mask, method)

@@ -249,3 +249,57 @@ def window_pads(padding, axis: int, span: int, stride: int, n: int | None) -> tu
         return None if stride != 1 and n is None else lax_pads(padding, n, span, stride)
     p = padding[axis]
     return p if isinstance(p, tuple) else (p, p)
+
+
+# -- a Window of any number of axes ------------------------------------------------------
+
+#: The spatial axes of a 1-, 2- or 3-D input, as the messages name them.
+SPATIAL_LAYOUTS = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
+def parse_axes(name: str, value: object, ndim: int, *, minimum: int = 1) -> tuple[int, ...]:
+    """An int (every axis) or a sequence of ``ndim`` ints, each >= ``minimum`` (2-D: :func:`parse_pair`)."""
+    if ndim == 2:
+        return parse_pair(name, value, minimum=minimum)
+    what = f"{name} must be an int or a sequence of {ndim} ints (one per axis of a {ndim}-D window); got {value!r}"
+    items = value if isinstance(value, (tuple, list)) else (value,) * ndim
+    if len(items) != ndim:
+        raise ValueError(what)
+    try:
+        return tuple(parse_int(name, item, minimum=minimum) for item in items)
+    except TypeError:
+        raise TypeError(what) from None
+    except ValueError:
+        msg = f"{name} must be >= {minimum}; got {value!r}"
+        raise ValueError(msg) from None
+
+
+def parse_window_padding_nd(padding: object, ndim: int) -> str | tuple:
+    """A Window's padding for ``ndim`` axes: :func:`parse_window_padding` in 2-D; else a name, one int
+    per axis (an int: every axis), or ``(before, after)`` pairs where the sides differ."""
+    if ndim == 2:
+        return parse_window_padding(padding)
+    names = ", ".join(map(repr, MODES + SIZE_DEPENDENT_PADDINGS))
+    what = (
+        f"padding must be an int >= 0, a sequence of {ndim} (one per axis of a {ndim}-D window) of ints >= 0 "
+        f"or (before, after) pairs, or one of {names}; got {padding!r}"
+    )
+    if isinstance(padding, str):
+        if padding not in MODES + SIZE_DEPENDENT_PADDINGS:
+            raise ValueError(what)
+        return padding
+    items = padding if isinstance(padding, (tuple, list)) else (padding,) * ndim
+    if len(items) != ndim:
+        raise ValueError(what)
+    axes = []
+    for item in items:
+        if isinstance(item, (tuple, list)):
+            if len(item) != 2:
+                raise ValueError(what)
+            axes.append((_width(item[0], what, False), _width(item[1], what, False)))
+        else:
+            n = _width(item, what, False)
+            axes.append((n, n))
+    if all(before == after for before, after in axes):
+        return tuple(before for before, _ in axes)
+    return tuple(axes)

@@ -33,6 +33,7 @@ from fractions import Fraction
 import numpy as np
 
 from ._options import BOUNDARY_ALIASES
+from ._padding import SPATIAL_LAYOUTS
 from ._windows import Window, _fmt, _layer_name, as_window
 
 __all__ = ["AxisField", "LayerField", "ReceptiveField", "Window", "receptive_field"]
@@ -100,30 +101,46 @@ class PeriodicAxisField(AxisField):
 
 @dataclass(frozen=True)
 class LayerField:
-    """One row of the table: a layer and the receptive field of its outputs."""
+    """One row of the table: a layer and the receptive field of its outputs, one :class:`AxisField` per axis."""
 
     index: int
     name: str
     window: Window
-    rows: AxisField
-    cols: AxisField
-    output_shape: tuple[int, int] | None = None
+    axes: tuple[AxisField, ...]
+    output_shape: tuple[int, ...] | None = None
     boundary: str = "fill"
 
     @property
-    def size(self) -> tuple[int, int]:
-        """(rows, cols) field size in input elements."""
-        return (self.rows.size, self.cols.size)
+    def rows(self) -> AxisField:
+        """The field along the rows (the last axis but one; 2-D and 3-D)."""
+        return _rows(self.axes)
 
     @property
-    def jump(self) -> tuple[int, int]:
-        """(rows, cols) input elements between neighbouring outputs' fields."""
-        return (self.rows.jump, self.cols.jump)
+    def cols(self) -> AxisField:
+        """The field along the columns (the last axis)."""
+        return self.axes[-1]
 
     @property
-    def start(self) -> tuple[float, float]:
-        """(rows, cols) input coordinate of the centre of the first output's field."""
-        return (self.rows.start, self.cols.start)
+    def size(self) -> tuple[int, ...]:
+        """Field size in input elements per axis: (rows, cols) in 2-D."""
+        return tuple(a.size for a in self.axes)
+
+    @property
+    def jump(self) -> tuple[int, ...]:
+        """Input elements between neighbouring outputs' fields, per axis."""
+        return tuple(a.jump for a in self.axes)
+
+    @property
+    def start(self) -> tuple[float, ...]:
+        """Input coordinate of the centre of the first output's field, per axis."""
+        return tuple(a.start for a in self.axes)
+
+
+def _rows(axes: tuple[AxisField, ...]) -> AxisField:
+    if len(axes) < 2:
+        msg = "a 1-D field has no rows: its one axis is .cols (or .axes[0])"
+        raise AttributeError(msg)
+    return axes[-2]
 
 
 @dataclass(frozen=True)
@@ -132,18 +149,23 @@ class ReceptiveField:
 
     Attributes
     ----------
-    size, jump, start : (rows, cols) pairs
+    size, jump, start : tuples, one entry per spatial axis
         For the last layer's outputs: field size in input elements, distance
         in input elements between neighbouring outputs' fields, and the input
-        coordinate of the centre of the first output's field.
-    rows, cols : AxisField
-        The same, one axis at a time.
+        coordinate of the centre of the first output's field. (rows, cols)
+        pairs in 2-D, (depth, rows, cols) in 3-D, one entry in 1-D.
+    ndim : int
+        The number of spatial axes (1, 2 or 3), that of the stack's layers.
+    axes : tuple of AxisField
+        The same, one axis at a time; ``rows`` and ``cols`` are the last two
+        (``cols`` the only one in 1-D).
     layers : tuple of LayerField
         The field after each layer, first to last; ``layers[-1]`` is the
         whole stack. ``str(result)`` prints them as a table.
-    input_shape : (H, W) or None
-        When given to :func:`receptive_field`, every layer also records its
-        output shape.
+    input_shape : tuple of int or None
+        The input's spatial shape ((H, W) in 2-D), when given to
+        :func:`receptive_field`: every layer then also records its output
+        shape.
     channels_last : bool
         Whether the stack's layers take ``(..., H, W, C)`` arrays
         (``data_format="channels_last"``): shapes and indices then have their
@@ -154,7 +176,7 @@ class ReceptiveField:
     layers : tuple of LayerField
         As the attribute; :func:`receptive_field` makes the result (it is not
         made by hand).
-    input_shape : (int, int), optional
+    input_shape : tuple of int, optional
         As the attribute.
     channels_last : bool, default False
         As the attribute.
@@ -173,8 +195,16 @@ class ReceptiveField:
     """
 
     layers: tuple[LayerField, ...]
-    input_shape: tuple[int, int] | None = None
+    input_shape: tuple[int, ...] | None = None
     channels_last: bool = False
+
+    @property
+    def ndim(self) -> int:
+        return len(self.layers[-1].axes)
+
+    @property
+    def axes(self) -> tuple[AxisField, ...]:
+        return self.layers[-1].axes
 
     @property
     def rows(self) -> AxisField:
@@ -185,34 +215,36 @@ class ReceptiveField:
         return self.layers[-1].cols
 
     @property
-    def size(self) -> tuple[int, int]:
+    def size(self) -> tuple[int, ...]:
         return self.layers[-1].size
 
     @property
-    def jump(self) -> tuple[int, int]:
+    def jump(self) -> tuple[int, ...]:
         return self.layers[-1].jump
 
     @property
-    def start(self) -> tuple[float, float]:
+    def start(self) -> tuple[float, ...]:
         return self.layers[-1].start
 
     @property
     def windows(self) -> tuple[Window, ...]:
         return tuple(layer.window for layer in self.layers)
 
-    def bounds(self, index: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    def bounds(self, index: Sequence[int]) -> tuple[tuple[int, int], ...]:
         """Input rows and columns (first, last; inclusive) of output ``index``'s field.
 
         ``index`` is ``(i, j)`` or any longer output index whose last two
-        entries are the spatial ones. The bounds are not clipped to the
-        input: they can reach into the padding. After a transposed layer an
-        axis's bounds are None for an output that reads no input along it.
+        entries are the spatial ones (in 1-D and 3-D: its last one or three
+        entries; one (first, last) pair per axis comes back). The bounds are
+        not clipped to the input: they can reach into the padding. After a
+        transposed layer an axis's bounds are None for an output that reads
+        no input along it.
         """
-        i, j = _spatial_index(index, self.channels_last)
-        return (self.rows.bounds(i), self.cols.bounds(j))
+        spatial = _spatial_index(index, self.channels_last, self.ndim)
+        return tuple(axis.bounds(i) for axis, i in zip(self.axes, spatial))
 
     def mask(self, index: Sequence[int], shape: Sequence[int]) -> np.ndarray:
-        """Boolean (H, W) NumPy mask of the input elements output ``index`` depends on.
+        """Boolean (H, W) NumPy mask of the input elements output ``index`` depends on (any ``ndim``).
 
         Exact, not just the bounding box: it follows each layer's taps back
         to the input, so a dilated stack's field has holes where no tap
@@ -225,26 +257,29 @@ class ReceptiveField:
         "replicate") reads its padding from its input, so near the edges its
         taps reach the elements that padding copies. For a channels-last stack
         ``shape`` is (..., H, W, C) and ``index`` (..., i, j, c) or (i, j).
+        A 1-D stack's mask has shape (L,), a 3-D stack's (D, H, W), from a
+        ``shape`` (..., L) or (..., D, H, W) and an index ending in (i,) or
+        (d, i, j).
         """
         shape = tuple(shape)
-        spatial = _spatial_shape(shape, self.channels_last, "shape")
-        i, j = _spatial_index(index, self.channels_last)
+        spatial = _spatial_shape(shape, self.channels_last, "shape", self.ndim)
+        where = _spatial_index(index, self.channels_last, self.ndim)
         sizes = [spatial]
         for window in self.windows:
             sizes.append(window.output_shape(sizes[-1]))
         out = sizes[-1]
-        if not (0 <= i < out[0] and 0 <= j < out[1]):
+        if not all(0 <= i < n for i, n in zip(where, out)):
             msg = f"index {tuple(index)} is outside the stack's output of shape {out} for input shape {shape}"
             raise IndexError(msg)
-        masks = []
-        for axis, position in ((0, i), (1, j)):
+        mask = np.ones((), dtype=bool)
+        for axis, position in enumerate(where):
             reached = {position}
             for layer, n in zip(reversed(self.layers), reversed([s[axis] for s in sizes[:-1]])):
                 reached = set().union(*(layer.window._sources(axis, p, n, layer.boundary) for p in reached))
             axis_mask = np.zeros(spatial[axis], dtype=bool)
             axis_mask[sorted(reached)] = True
-            masks.append(axis_mask)
-        return masks[0][:, None] & masks[1][None, :]
+            mask = mask[..., None] & axis_mask  # the outer product, one axis at a time
+        return mask
 
     def table(self) -> str:
         """The per-layer table that ``str()`` prints."""
@@ -253,7 +288,7 @@ class ReceptiveField:
             header.append("output")
         rows = [header]
         if self.input_shape is not None:
-            rows.append(["input", "", "1", "1", "0", "{}x{}".format(*self.input_shape)])
+            rows.append(["input", "", "1", "1", "0", "x".join(map(str, self.input_shape))])
         for layer in self.layers:
             row = [
                 f"{layer.index}: {layer.name}",
@@ -263,7 +298,7 @@ class ReceptiveField:
                 _fmt(layer.start, ", "),
             ]
             if layer.output_shape is not None:
-                row.append("{}x{}".format(*layer.output_shape))
+                row.append("x".join(map(str, layer.output_shape)))
             rows.append(row)
         widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
         lines = []
@@ -294,30 +329,40 @@ def _boundary(layer: object) -> str:
     return _PADDING_MODES.get(getattr(layer, "padding_mode", "zeros"), "fill")
 
 
-def _spatial_index(index: Sequence[int], channels_last: bool = False) -> tuple[int, int]:
-    """(row, column) of an output index: its last two entries, or for channels-last layers
-    (..., row, column, channel) the two before the channel (a pair is (row, column) in both)."""
+_INDEX_ENDS = {1: "(i,)", 2: "(row, column)", 3: "(depth, row, column)"}
+
+
+def _spatial_index(index: Sequence[int], channels_last: bool = False, ndim: int = 2) -> tuple[int, ...]:
+    """The ``ndim`` spatial entries of an output index, (row, column) in 2-D: its last ``ndim``
+    entries, or for channels-last layers (..., row, column, channel) those before the channel
+    (``ndim`` entries alone are the spatial ones in both)."""
+    end = _INDEX_ENDS[ndim]
     try:
         items = tuple(operator.index(v) for v in index)
     except TypeError:
-        msg = f"index must be a sequence of ints ending in (row, column); got {index!r}"
+        msg = f"index must be a sequence of ints ending in {end}; got {index!r}"
         raise TypeError(msg) from None
-    if len(items) < 2:
-        msg = f"index must end in (row, column); got {index!r}"
+    if len(items) < ndim:
+        msg = f"index must end in {end}; got {index!r}"
         raise ValueError(msg)
-    if channels_last and len(items) >= 3:
-        return items[-3], items[-2]
-    return items[-2], items[-1]
+    if channels_last and len(items) > ndim:
+        return items[-ndim - 1 : -1]
+    return items[-ndim:]
 
 
-def _spatial_shape(shape: tuple, channels_last: bool, name: str) -> tuple[int, int]:
-    """(H, W) of a shape (..., H, W), or (..., H, W, C) for channels-last layers."""
-    need = 3 if channels_last else 2
+def _spatial_shape(shape: tuple, channels_last: bool, name: str, ndim: int = 2) -> tuple[int, ...]:
+    """(H, W) of a shape (..., H, W), or (..., H, W, C) for channels-last layers; (L,) and (D, H, W) likewise."""
+    need = ndim + 1 if channels_last else ndim
     if len(shape) < need:
-        layout = "(..., H, W, C) (channels-last layers)" if channels_last else "(..., H, W)"
+        layout = _layout(ndim, channels_last) + (" (channels-last layers)" if channels_last else "")
         msg = f"{name} must have at least {need} entries, as {name} must be {layout}; got {shape}"
         raise ValueError(msg)
-    return (shape[-3], shape[-2]) if channels_last else (shape[-2], shape[-1])
+    return tuple(shape[-ndim - 1 : -1]) if channels_last else tuple(shape[-ndim:])
+
+
+def _layout(ndim: int, channels_last: bool) -> str:
+    """``(..., H, W)`` or ``(..., H, W, C)``, with the spatial axes of ``ndim``."""
+    return f"(..., {SPATIAL_LAYOUTS[ndim]}{', C' if channels_last else ''})"
 
 
 def _channels_last(layers: Sequence[object]) -> bool:
@@ -391,6 +436,10 @@ def receptive_field(
         ``mode``; a :class:`xcorr.Window` describes pooling or any other
         sliding window. Objects with ``kernel_size``/``stride``/``dilation``/
         ``padding`` attributes (``torch.nn.Conv2d``, ``MaxPool2d``) work too.
+        The stack may be 1-D or 3-D as well (:class:`xcorr.Conv1D`,
+        :class:`xcorr.Conv3D`, their transposed layers, ``torch.nn.Conv1d``,
+        ``MaxPool3d``, ``Window((5,))``, ...): every layer must have the same
+        number of spatial axes, and the results have one entry per axis.
         A :class:`xcorr.Conv2DTranspose` (or ``torch.nn.ConvTranspose2d``)
         scatters its input: after one, the jump is a fraction and the fields
         of neighbouring outputs can differ in size (``size`` is the largest;
@@ -399,14 +448,16 @@ def receptive_field(
     input_shape : (..., H, W), optional
         If given, each layer also records its output shape (shown in the
         table), and a layer that does not fit raises ValueError; (..., H, W, C)
-        for channels-last layers. Needed for lax's "SAME" padding with a
-        stride above 1, which depends on the input's size.
+        for channels-last layers, (..., L) or (..., D, H, W) for 1-D or 3-D
+        stacks. Needed for lax's "SAME" padding with a stride above 1, which
+        depends on the input's size.
 
     Returns
     -------
     ReceptiveField
         ``.size``, ``.jump``, ``.start`` as (rows, cols) pairs for the whole
-        stack, ``.layers`` for each prefix of it; ``print()`` shows a table.
+        stack (one entry per axis in 1-D and 3-D), ``.layers`` for each
+        prefix of it; ``print()`` shows a table.
 
     Raises
     ------
@@ -414,8 +465,9 @@ def receptive_field(
         ``layers`` is not a sequence, or an entry is not a layer; the message
         names the entry (``layers[2]``).
     ValueError
-        An empty stack, an entry with an invalid geometry, or (with
-        ``input_shape``) a layer whose window does not fit its input.
+        An empty stack, an entry with an invalid geometry, layers with
+        different numbers of spatial axes, or (with ``input_shape``) a layer
+        whose window does not fit its input.
 
     Examples
     --------
@@ -423,6 +475,21 @@ def receptive_field(
     >>> rf = xcorr.receptive_field([xcorr.Window(3), xcorr.Window(2, stride=2), xcorr.Window(3)])
     >>> rf.size, rf.jump, rf.start
     ((8, 8), (2, 2), (3.5, 3.5))
+
+    1-D and 3-D stacks give one entry per axis:
+
+    >>> xcorr.receptive_field([xcorr.Window((5,)), xcorr.Window((2,), stride=2)]).size
+    (6,)
+    >>> rf = xcorr.receptive_field([xcorr.Window((3, 3, 3)), xcorr.Window((1, 2, 2), stride=(1, 2, 2))],
+    ...                            input_shape=(8, 8, 8))
+    >>> rf.size, rf.jump
+    ((3, 4, 4), (1, 2, 2))
+    >>> print(rf)
+    layer      window               size   jump        start  output
+    ---------  ------------------  -----  -----  -----------  ------
+    input                              1      1            0   8x8x8
+    0: Window  3 s1 d1 p0              3      1            1   6x6x6
+    1: Window  1x2x2 s1x2x2 d1 p0  3x4x4  1x2x2  1, 1.5, 1.5   6x3x3
     """
     if isinstance(layers, Window) or hasattr(layers, "kernel_size"):
         layers = [layers]
@@ -437,22 +504,30 @@ def receptive_field(
         msg = "layers must contain at least one Conv2D layer or Window; got an empty sequence"
         raise ValueError(msg)
     windows = [as_window(layer, name=f"layers[{n}]") for n, layer in enumerate(layers)]
+    ndim = windows[0].ndim
+    for n, window in enumerate(windows):
+        if window.ndim != ndim:
+            msg = (
+                f"layers[{n}] is {window.ndim}-D ({window!r}) but layers[0] is {ndim}-D ({windows[0]!r}): "
+                "the layers of a stack must all have the same number of spatial axes"
+            )
+            raise ValueError(msg)
     channels_last = _channels_last(layers)
     shape = None
     if input_shape is not None:
-        layout = "(..., H, W, C)" if channels_last else "(..., H, W)"
+        layout = _layout(ndim, channels_last)
         try:
             given = tuple(operator.index(n) for n in tuple(input_shape))
         except TypeError:
             msg = f"input_shape must be a sequence of ints {layout}; got {input_shape!r}"
             raise TypeError(msg) from None
-        shape = _spatial_shape(given, channels_last, "input_shape")
+        shape = _spatial_shape(given, channels_last, "input_shape", ndim)
         if min(shape) < 1:
-            msg = f"input_shape must be {layout} with H, W >= 1; got {input_shape!r}"
+            msg = f"input_shape must be {layout} with {SPATIAL_LAYOUTS[ndim]} >= 1; got {input_shape!r}"
             raise ValueError(msg)
-    input_hw = None if shape is None else (shape[0], shape[1])
+    input_spatial = shape
     fields = []
-    sizes: list[tuple[int, int]] | None = [] if shape is not None else None  # each layer's input (H, W)
+    sizes: list[tuple[int, ...]] | None = [] if shape is not None else None  # each layer's spatial input shape
     for n, (layer, window) in enumerate(zip(layers, windows)):
         out = None
         if shape is not None and sizes is not None:
@@ -464,12 +539,12 @@ def receptive_field(
                 raise ValueError(msg) from None
             shape = out
         try:
-            rows, cols = (
+            axes = tuple(
                 _axis_field(windows[: n + 1], axis, None if sizes is None else [hw[axis] for hw in sizes])
-                for axis in (0, 1)
+                for axis in range(ndim)
             )
         except ValueError as err:
             msg = f"layers[{n}]: {err}"
             raise ValueError(msg) from None
-        fields.append(LayerField(n, _layer_name(layer), window, rows, cols, out, _boundary(layer)))
-    return ReceptiveField(tuple(fields), input_hw, channels_last)
+        fields.append(LayerField(n, _layer_name(layer), window, axes, out, _boundary(layer)))
+    return ReceptiveField(tuple(fields), input_spatial, channels_last)

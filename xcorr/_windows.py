@@ -8,11 +8,15 @@ stacks of them are ``_receptive``'s. Nothing here touches array values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ._layer import Conv2D, Conv2DTranspose  # every backend's layer class derives from them
-from ._padding import PaddingPairs, parse_pair, parse_window_padding, window_pads
+from ._layer_1d import NdLayer  # every backend's Conv1D and Conv3D (and their transposed layers)
+from ._layer_nd_transpose import Conv1DTranspose, Conv3DTranspose
+from ._padding import PaddingPairs, parse_axes, parse_window_padding_nd, window_pads
 from ._typing import Mode, Pair
 
 __all__ = ["TransposedWindow", "Window", "as_window"]
@@ -28,13 +32,17 @@ class Window:
 
     Parameters
     ----------
-    kernel_size : int or (int, int)
-        Window height and width, each >= 1.
-    stride : int or (int, int), default 1
-        Step between neighbouring windows, in input elements.
-    dilation : int or (int, int), default 1
+    kernel_size : int or tuple of 1, 2 or 3 ints
+        Window size per spatial axis, each >= 1: an int is a square 2-D
+        window (height and width), a tuple has one entry per axis, so
+        ``(5,)`` is a 1-D window and ``(3, 3, 3)`` a 3-D one (depth,
+        height, width).
+    stride : int or tuple of ints, default 1
+        Step between neighbouring windows, in input elements; an int is
+        every axis's, a tuple has one entry per axis.
+    dilation : int or tuple of ints, default 1
         Spacing between the window's taps: it covers ``d*(k-1)+1`` elements.
-    padding : int, (int, int), ((int, int), (int, int)), "valid", "same", "full", "SAME" or "SAME_LOWER", default 0
+    padding : int, tuple, "valid", "same", "full", "SAME" or "SAME_LOWER", default 0
         Elements added before (and after) the input along each axis. An int
         or pair pads both sides of each axis by that much (as
         :class:`torch.nn.Conv2d` does), ``((top, bottom), (left, right))`` each
@@ -44,12 +52,16 @@ class Window:
         with ``k'`` the dilated window. "SAME" and "SAME_LOWER" are lax's
         (``padding=`` of :func:`xcorr.corr2d`): with a stride above 1 they
         depend on the input's size, so the stack's ``input_shape`` is needed.
+        In 1-D and 3-D a tuple has one entry per axis, each an int (both
+        sides) or a ``(before, after)`` pair.
 
     Raises
     ------
     TypeError, ValueError
-        A ``kernel_size``, ``stride`` or ``dilation`` that is not 1 or 2 ints
-        >= 1, or a ``padding`` that is neither ints >= 0 nor a known name.
+        A ``kernel_size`` that is not an int or 1 to 3 ints >= 1, a
+        ``stride`` or ``dilation`` whose length is not the kernel's (in 2-D:
+        1 or 2 ints, as always), or a ``padding`` that is neither ints >= 0,
+        one per axis, nor a known name.
 
     Examples
     --------
@@ -58,36 +70,46 @@ class Window:
     Window((2, 2), stride=(2, 2), dilation=(1, 1), padding=(0, 0))
     >>> xcorr.Window((3, 3), dilation=2, padding="same").pad_before
     (2, 2)
+    >>> xcorr.Window((5,), stride=2).ndim       # 1-D
+    1
+    >>> xcorr.Window((3, 3, 3), padding=(1, (0, 2), 1))
+    Window((3, 3, 3), stride=(1, 1, 1), dilation=(1, 1, 1), padding=((1, 1), (0, 2), (1, 1)))
     """
 
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    dilation: tuple[int, int]
-    padding: str | tuple[int, int] | PaddingPairs
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: str | tuple[int, ...] | PaddingPairs | tuple[tuple[int, int], ...]
 
     def __init__(self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1, padding: Pair | Mode = 0) -> None:
-        object.__setattr__(self, "kernel_size", parse_pair("kernel_size", kernel_size))
-        object.__setattr__(self, "stride", parse_pair("stride", stride))
-        object.__setattr__(self, "dilation", parse_pair("dilation", dilation))
-        object.__setattr__(self, "padding", parse_window_padding(padding))
+        ndim = _window_ndim(kernel_size)
+        object.__setattr__(self, "kernel_size", parse_axes("kernel_size", kernel_size, ndim))
+        object.__setattr__(self, "stride", parse_axes("stride", stride, ndim))
+        object.__setattr__(self, "dilation", parse_axes("dilation", dilation, ndim))
+        object.__setattr__(self, "padding", parse_window_padding_nd(padding, ndim))
 
     def __repr__(self) -> str:
         return f"Window({self.kernel_size}, stride={self.stride}, dilation={self.dilation}, padding={self.padding!r})"
 
     @property
-    def span(self) -> tuple[int, int]:
+    def ndim(self) -> int:
+        """The number of spatial axes: 1, 2 or 3."""
+        return len(self.kernel_size)
+
+    @property
+    def span(self) -> tuple[int, ...]:
         """Extent of the dilated window per axis, ``d*(k-1)+1``."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))  # type: ignore[return-value]
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))
 
     @property
-    def pad_before(self) -> tuple[int, int]:
+    def pad_before(self) -> tuple[int, ...]:
         """Padding before the first input element, per axis (``p_l`` above)."""
-        return tuple(self._pads(axis)[0] for axis in (0, 1))  # type: ignore[return-value]
+        return tuple(self._pads(axis)[0] for axis in range(self.ndim))
 
     @property
-    def pad_after(self) -> tuple[int, int]:
+    def pad_after(self) -> tuple[int, ...]:
         """Padding after the last input element, per axis."""
-        return tuple(self._pads(axis)[1] for axis in (0, 1))  # type: ignore[return-value]
+        return tuple(self._pads(axis)[1] for axis in range(self.ndim))
 
     def _pads(self, axis: int, n: int | None = None) -> tuple[int, int]:
         """(before, after) along ``axis`` for an input of ``n`` elements (None: not known)."""
@@ -114,25 +136,27 @@ class Window:
         before = self._pads(axis, n)[0]
         return [p * s + a * d - before for a in range(k)]
 
-    def output_shape(self, shape: Sequence[int]) -> tuple[int, int]:
-        """Height and width of this layer's output for an input of ``shape`` (..., H, W).
+    def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
+        """The spatial shape of this layer's output for an input of ``shape`` (..., H, W).
 
-        Raises ValueError when the (dilated, padded) window does not fit.
+        (..., L) in 1-D, (..., D, H, W) in 3-D: the last ``ndim`` entries are
+        the spatial ones. Raises ValueError when the (dilated, padded) window
+        does not fit.
         """
         out = []
-        for axis, n in enumerate(tuple(shape)[-2:]):
+        for axis, n in enumerate(tuple(shape)[-self.ndim :]):
             before, after = self._pads(axis, n)
             dense = n + before + after - self.span[axis] + 1
             if dense < 1:
                 msg = (
                     f"{self!r} does not fit an input of shape {tuple(shape)}: its "
                     f"{'dilated ' if self.dilation[axis] > 1 else ''}window spans "
-                    f"{self.span[axis]} elements along axis {axis - 2} but the padded input has "
+                    f"{self.span[axis]} elements along axis {axis - self.ndim} but the padded input has "
                     f"{n + before + after}"
                 )
                 raise ValueError(msg)
             out.append(-(-dense // self.stride[axis]))
-        return (out[0], out[1])
+        return tuple(out)
 
     def describe(self) -> str:
         """Short text for tables, e.g. ``3x3 s2 d1 p1``."""
@@ -160,7 +184,7 @@ class TransposedWindow(Window):
     ``1/s``), and its size can differ from one output to the next.
     """
 
-    output_padding: tuple[int, int]
+    output_padding: tuple[int, ...]
 
     def __init__(
         self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1, padding=0, output_padding: Pair = 0
@@ -169,7 +193,7 @@ class TransposedWindow(Window):
         if isinstance(self.padding, str):
             msg = f"a transposed window's padding must be numbers (before, after); got {self.padding!r}"
             raise ValueError(msg)
-        object.__setattr__(self, "output_padding", parse_pair("output_padding", output_padding, minimum=0))
+        object.__setattr__(self, "output_padding", parse_axes("output_padding", output_padding, self.ndim, minimum=0))
 
     def __repr__(self) -> str:
         return (
@@ -188,27 +212,37 @@ class TransposedWindow(Window):
         before = self._pads(axis, n)[0]
         return [(p + before - a * d) // s for a in range(k) if (p + before - a * d) % s == 0]
 
-    def output_shape(self, shape: Sequence[int]) -> tuple[int, int]:
+    def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         """``(n - 1)*s - before - after + d*(k - 1) + 1 + output_padding`` per axis."""
         out = []
-        for axis, n in enumerate(tuple(shape)[-2:]):
+        for axis, n in enumerate(tuple(shape)[-self.ndim :]):
             before, after = self._pads(axis, n)
             size = (n - 1) * self.stride[axis] - before - after + self.span[axis] + self.output_padding[axis]
             if size < 1:
-                msg = f"{self!r} crops the whole output of an input of shape {tuple(shape)} (axis {axis - 2})"
+                msg = f"{self!r} crops the whole output of an input of shape {tuple(shape)} (axis {axis - self.ndim})"
                 raise ValueError(msg)
             out.append(size)
-        return (out[0], out[1])
+        return tuple(out)
 
     def describe(self) -> str:
         text = f"T {super().describe()}"
-        return text if self.output_padding == (0, 0) else f"{text} op{_fmt(self.output_padding)}"
+        return text if not any(self.output_padding) else f"{text} op{_fmt(self.output_padding)}"
 
 
-def _fmt(pair, sep: str = "x") -> str:
-    """One number when both axes agree, else ``rows{sep}cols``."""
-    a, b = (f"{v:g}" if isinstance(v, float) else str(v) for v in pair)
-    return a if a == b else f"{a}{sep}{b}"
+def _fmt(values, sep: str = "x") -> str:
+    """One number when every axis agrees, else one per axis: ``rows{sep}cols`` in 2-D."""
+    texts = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+    return texts[0] if all(t == texts[0] for t in texts) else sep.join(texts)
+
+
+def _window_ndim(kernel_size: object) -> int:
+    """The number of spatial axes a ``kernel_size`` gives: an int is 2-D, a sequence has one entry per axis."""
+    if not isinstance(kernel_size, (tuple, list)):
+        return 2
+    if not 1 <= len(kernel_size) <= 3:
+        msg = f"kernel_size must be an int or a sequence of 1, 2 or 3 ints (one per spatial axis); got {kernel_size!r}"
+        raise ValueError(msg)
+    return len(kernel_size)
 
 
 # -- reading layers -----------------------------------------------------------
@@ -219,12 +253,21 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
 
     Accepts a Window; an :class:`xcorr.Conv2D` (any backend: its
     ``kernel_size``, ``stride``, ``dilation`` and ``mode``, read as the
-    padding of that mode); or any object with ``kernel_size`` and
+    padding of that mode), :class:`xcorr.Conv1D` or :class:`xcorr.Conv3D`
+    (a 1-D or 3-D window; their transposed layers give a
+    :class:`TransposedWindow`); or any object with ``kernel_size`` and
     ``padding`` attributes and optional ``stride`` and ``dilation``, such as
-    ``torch.nn.Conv2d``, ``MaxPool2d`` and ``AvgPool2d``.
+    ``torch.nn.Conv2d``, ``MaxPool2d`` and ``AvgPool2d`` (and their 1-D and
+    3-D kinds: a name ending in "1d" or "3d" makes an int ``kernel_size``
+    one of that many axes, as torch's pooling layers keep it). A layer with
+    Keras' ``strides`` (and ``dilation_rate``) instead of ``stride`` is read
+    as Keras means it: its "same" padding is lax's "SAME", "causal" pads
+    the start of a 1-D input.
     """
     if isinstance(layer, Window):
         return layer
+    if isinstance(layer, NdLayer):
+        return _nd_window(layer, name)
     if _is_transposed(layer):
         try:
             return TransposedWindow(
@@ -253,12 +296,72 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
         msg = f"{name} ({type(layer).__name__}) has a kernel_size but neither a mode nor a padding attribute"
         raise TypeError(msg)
     kernel_size = layer.kernel_size
+    if not isinstance(kernel_size, (tuple, list)) and (ndim := _torch_ndim(layer)) is not None:
+        kernel_size = (kernel_size,) * ndim  # torch's MaxPool1d and MaxPool3d keep ints
     stride = getattr(layer, "stride", 1)
     if stride is None:  # torch pooling layers: stride defaults to the kernel size
         stride = kernel_size
+    dilation = getattr(layer, "dilation", 1)
+    if not hasattr(layer, "stride") and hasattr(layer, "strides"):  # Keras' names, and its paddings
+        if hasattr(layer, "output_padding"):
+            msg = (
+                f"{name} ({type(layer).__name__}) looks like a Keras transposed convolution, whose cropping "
+                "rule is not read here; pass an xcorr.Conv2DTranspose (Conv1DTranspose, Conv3DTranspose) of "
+                "the same geometry instead: kernel_size, stride, padding (the crops) and output_padding"
+            )
+            raise TypeError(msg)
+        stride, dilation = layer.strides, getattr(layer, "dilation_rate", 1)
+        padding = _keras_padding(padding, kernel_size, dilation)
     try:
-        return Window(kernel_size, stride=stride, dilation=getattr(layer, "dilation", 1), padding=padding)
+        return Window(kernel_size, stride=stride, dilation=dilation, padding=padding)
     except (TypeError, ValueError) as err:
+        msg = f"{name} ({type(layer).__name__}) has an invalid geometry: {err}"
+        raise type(err)(msg) from None
+
+
+def _keras_padding(padding: Any, kernel_size: object, dilation: object) -> Any:
+    """A Keras layer's ``padding`` as a Window's: "same" is lax's "SAME" (it depends on the input's
+    size with a stride above 1), "causal" (1-D) pads ``d*(k-1)`` before the input."""
+    if not isinstance(padding, str):
+        return padding
+    name = padding.lower()
+    if name == "same":
+        return "SAME"
+    if name == "causal" and isinstance(kernel_size, (tuple, list)) and len(kernel_size) == 1:
+        (k,) = kernel_size
+        (d,) = dilation if isinstance(dilation, (tuple, list)) else (dilation,)
+        return ((d * (k - 1), 0),)
+    return name
+
+
+def _torch_ndim(layer: object) -> int | None:
+    """1 or 3 for a layer whose class name ends in "1d" or "3d" (``torch.nn.MaxPool1d``), else None."""
+    found = re.search(r"([13])d$", type(layer).__name__)
+    return int(found.group(1)) if found else None
+
+
+def _nd_window(layer: NdLayer, name: str) -> Window:
+    """The window of an xcorr ``Conv1D``, ``Conv3D`` or transposed kind (any backend)."""
+    kernel = tuple(layer.kernel_size)
+    ndim = len(kernel)
+    one = ndim == 1  # Conv1D keeps its stride, dilation and output_padding as ints, its padding as one pair
+    padding = layer.padding
+    if isinstance(layer, (Conv1DTranspose, Conv3DTranspose)):
+        return TransposedWindow(
+            kernel, stride=layer.stride, dilation=layer.dilation, padding=(padding,) if one else padding,
+            output_padding=getattr(layer, "output_padding"),  # noqa: B009 - the transposed layers' view
+        )  # fmt: skip
+    if padding is None and layer.mode == "same":
+        # Conv1D's and Conv3D's "same" is scipy's: span // 2 before (corr2d's is (span - 1) // 2)
+        spans = [d * (k - 1) + 1 for k, d in zip(kernel, (layer.dilation,) if one else layer.dilation)]
+        padding = tuple((e // 2, (e - 1) // 2) for e in spans)
+    elif padding is None:
+        padding = layer.mode
+    elif one and not isinstance(padding, str):
+        padding = (padding,)
+    try:
+        return Window(kernel, stride=layer.stride, dilation=layer.dilation, padding=padding)
+    except (TypeError, ValueError) as err:  # pragma: no cover - the layer checked its geometry
         msg = f"{name} ({type(layer).__name__}) has an invalid geometry: {err}"
         raise type(err)(msg) from None
 
@@ -271,6 +374,8 @@ def _is_transposed(layer: object) -> bool:
 
 
 def _layer_name(layer: object) -> str:
+    if isinstance(layer, NdLayer):
+        return getattr(layer, "_public_name", type(layer).__name__)
     if isinstance(layer, Conv2DTranspose):
         return "Conv2DTranspose"
     if isinstance(layer, Conv2D):
