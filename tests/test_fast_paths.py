@@ -35,6 +35,8 @@ OPTIONS = {
     "same-symm-dilated-conv": dict(mode="same", boundary="symm", stride=(1, 2), dilation=(2, 1), convolve=True),
     "valid-strided-dilated": dict(stride=3, dilation=2),
     "full-fill-dilated": dict(mode="full", fillvalue=-1.0, dilation=(1, 3)),
+    # unequal strides where windows leave x into the fill: each axis keeps its own stride
+    "same-fill-strided": dict(mode="same", fillvalue=0.5, stride=(2, 3)),
 }
 # The VJP fast paths of numpy and torch need real floats, stride 1 and a fill (or none reached).
 FILL_OPTIONS = {
@@ -270,7 +272,9 @@ def test_numba_vjp_one_pass_matches_reference(numpy_paths, numba_threads, name, 
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "complex128"])
-@pytest.mark.parametrize("name", ["full-wrap-strided", "same-symm-dilated-conv", "valid-strided-dilated", "same-fill-conv"])
+@pytest.mark.parametrize(
+    "name", ["full-wrap-strided", "same-symm-dilated-conv", "valid-strided-dilated", "same-fill-conv", "same-fill-strided"]
+)
 def test_numba_kernel_gradient_matches_reference(numpy_paths, numba_threads, name, dtype):
     # Where the one pass does not apply (strides, wrap/symm, complex): the kernel gradient
     # in one numba pass, the input gradient a "full" correlation through numba's forward.

@@ -296,8 +296,8 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
         msg = f"{name} ({type(layer).__name__}) has a kernel_size but neither a mode nor a padding attribute"
         raise TypeError(msg)
     kernel_size = layer.kernel_size
-    if not isinstance(kernel_size, (tuple, list)) and (ndim := _torch_ndim(layer)) is not None:
-        kernel_size = (kernel_size,) * ndim  # torch's MaxPool1d and MaxPool3d keep ints
+    if not isinstance(kernel_size, (tuple, list)) and (ndim := _ndim_from_class_name(layer)) is not None:
+        kernel_size = (kernel_size,) * ndim  # 1-D and 3-D pooling layers may keep ints
     stride = getattr(layer, "stride", 1)
     if stride is None:  # torch pooling layers: stride defaults to the kernel size
         stride = kernel_size
@@ -334,8 +334,8 @@ def _keras_padding(padding: Any, kernel_size: object, dilation: object) -> Any:
     return name
 
 
-def _torch_ndim(layer: object) -> int | None:
-    """1 or 3 for a layer whose class name ends in "1d" or "3d" (``torch.nn.MaxPool1d``), else None."""
+def _ndim_from_class_name(layer: object) -> int | None:
+    """1 or 3 for a layer whose class name ends in "1d" or "3d" (pooling layers that keep an int size), else None."""
     found = re.search(r"([13])d$", type(layer).__name__)
     return int(found.group(1)) if found else None
 
