@@ -12,8 +12,10 @@ loop and the bandwidth floor.
     python -m benchmarks --backends numpy --sizes 256,1024 --repeats 3
     python -m benchmarks --only-small         # small calls and the CNN step only (about 1 minute)
     python -m benchmarks --json results.json  # also write every row to a JSON file
-    python -m benchmarks --only-limit         # only the copy / forward / forward+backward "limit" table
+    python -m benchmarks --only-limit         # only the copy / forward / forward+backward "limit" table,
+                                              # and the extra memory of those calls
     python -m benchmarks --only-dims          # only the 1-D and 3-D rows against the natives
+    python -m benchmarks --only-memory        # only the extra memory of the limit table's calls
     python -m benchmarks --only-limit --limit-sizes 1024,4096,8192 --sweep  # and the size/kernel sweep
 """
 
@@ -36,7 +38,7 @@ from xcorr import _cost_model
 from xcorr._adapter import adapter_named
 from xcorr._options import Options, plan
 
-from . import _dims, _limit
+from . import _dims, _limit, _memory
 from ._timing import (
     SMALL_MIN_REPEATS,
     cores,
@@ -841,6 +843,10 @@ def main(argv=None) -> int:
         "--only-limit", action="store_true", help="only the limit table (copy, forward, forward+backward)"
     )
     parser.add_argument("--no-limit", action="store_true", help="skip the limit table")
+    parser.add_argument(
+        "--no-memory", action="store_true", help="skip the memory table (extra memory of the limit table's calls)"
+    )
+    parser.add_argument("--only-memory", action="store_true", help="only the memory table")
     parser.add_argument("--only-dims", action="store_true", help="only the 1-D and 3-D rows against the natives")
     parser.add_argument("--no-dims", action="store_true", help="skip the 1-D and 3-D rows")
     parser.add_argument(
@@ -859,6 +865,8 @@ def main(argv=None) -> int:
         parser.error("--only-limit cannot be combined with --only-small, --only-backward or --no-limit")
     if args.only_dims and (args.only_small or args.only_backward or args.only_limit or args.no_dims):
         parser.error("--only-dims cannot be combined with another --only-* or with --no-dims")
+    if args.only_memory and (args.only_small or args.only_backward or args.only_limit or args.only_dims or args.no_memory):
+        parser.error("--only-memory cannot be combined with another --only-* or with --no-memory")
     limit_sizes = [int(s) for s in args.limit_sizes.split(",")]
     sweep_sizes = [int(s) for s in args.sweep_sizes.split(",")]
     sweep_kernels = [tuple(int(v) for v in s.split("x")) for s in args.sweep_kernels.split(",")]
@@ -879,14 +887,18 @@ def main(argv=None) -> int:
     if "numpy" in backends:  # load numba's cached kernels outside the timed warm-ups
         xcorr.corr2d(*data(Case("", (256, 256), (3, 3))))
     limit = dict(data=data, Case=Case, ms=ms)
-    if args.only_dims:
+    if args.only_memory:
+        _memory.memory_table(report, backends, limit_sizes)
+    elif args.only_dims:
         _dims.dims_table(report, backends, args.repeats, measure=measure, ms=ms, forward_backward=jax_forward_backward)
     elif args.only_limit or not (args.only_small or args.only_backward or args.no_limit):
         _limit.limit_table(report, backends, limit_sizes, args.repeats, samples_note=samples_note, threads=cores(),
                            **limit)
+        if not args.no_memory:
+            _memory.memory_table(report, backends, limit_sizes)
     if args.sweep:
         _limit.sweep_table(report, backends, sweep_sizes, sweep_kernels, args.repeats, **limit)
-    if not (args.only_small or args.only_limit or args.only_dims):
+    if not (args.only_small or args.only_limit or args.only_dims or args.only_memory):
         for backend in backends:
             if args.only_backward:
                 backward_table(report, backend, backward_cases(sizes), args.repeats)
@@ -903,12 +915,12 @@ def main(argv=None) -> int:
             layer_table(report, backend, args.repeats)
             if not args.no_backward and hasattr(xcorr, "corr2d_vjp"):
                 backward_table(report, backend, backward_cases(sizes), args.repeats)
-    if not (args.no_dims or args.only_dims or args.only_small or args.only_backward or args.only_limit):
+    if not (args.no_dims or args.only_dims or args.only_small or args.only_backward or args.only_limit or args.only_memory):
         _dims.dims_table(report, backends, args.repeats, measure=measure, ms=ms, forward_backward=jax_forward_backward)
-    if not args.no_small and not args.only_backward and not args.only_limit and not args.only_dims:
+    if not (args.no_small or args.only_backward or args.only_limit or args.only_dims or args.only_memory):
         small_table(report, backends, args.repeats)
         cnn_table(report, backends, args.repeats)
-    if args.only_backward or args.only_small or args.only_limit or args.only_dims:
+    if args.only_backward or args.only_small or args.only_limit or args.only_dims or args.only_memory:
         pass
     elif "torch" in backends:
         seed_and_floor(report, args.repeats, best_4096)
