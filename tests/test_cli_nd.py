@@ -117,6 +117,21 @@ def test_integer_npy_stays_exact(tmp_path):
     np.testing.assert_array_equal(np.loadtxt(out, delimiter=",", dtype=np.int64), x[:, :-1] - x[:, 1:])
 
 
+def test_an_inline_kernel_takes_the_input_dtype(tmp_path):
+    out = tmp_path / "y.npy"
+    x = RNG.standard_normal((4, 9)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert correlate(tmp_path / "x.npy", "-k", "0.25,0.5,0.25", "-o", out, "-q") == 0
+    y = np.load(out)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, 0.25 * x[:, :-2] + 0.5 * x[:, 1:-1] + 0.25 * x[:, 2:], rtol=1e-6, atol=1e-6)
+    np.save(tmp_path / "i.npy", np.array([1, 5, 2, 9], dtype=np.int32))
+    assert correlate(tmp_path / "i.npy", "-k", "2,-1", "-o", out, "-q") == 0
+    assert np.load(out).tolist() == [-3, 8, -5] and np.load(out).dtype.kind == "i"
+    assert correlate(tmp_path / "i.npy", "-k", "0.5,0.5", "-o", out, "-q") == 0
+    assert np.load(out).tolist() == [3.0, 3.5, 5.5]
+
+
 def test_csv_output_reads_back_to_the_same_numbers_and_stdout(tmp_path, capsys, monkeypatch):
     x = RNG.standard_normal((5, 6))
     (tmp_path / "x.csv").write_text("\n".join(",".join(f"{v:.17g}" for v in row) for row in x) + "\n")  # a 2-D table

@@ -109,8 +109,21 @@ def parse_inline_kernel(text: str) -> np.ndarray | None:
     return np.array(taps, dtype=np.float64)
 
 
-def read_kernel(text: str) -> tuple[np.ndarray, str]:
-    """The ``--kernel`` argument: a ``.npy``/``.csv`` file, or inline comma-separated numbers (1-D)."""
+def inline_dtype(kernel: np.ndarray, data: np.dtype) -> np.ndarray:
+    """An inline kernel in the input's float dtype (float32 data stays float32), or int64 for
+    integer data when every tap is a whole number (the correlation is then exact)."""
+    if data.kind == "f":
+        return kernel.astype(data)
+    if (kernel == np.round(kernel)).all() and np.abs(kernel).max() < 2**53:
+        return kernel.astype(np.int64)
+    return kernel
+
+
+def read_kernel(text: str) -> tuple[np.ndarray, str, bool]:
+    """The ``--kernel`` argument, its name for messages, and whether it was inline.
+
+    A ``.npy``/``.csv`` file, or inline comma-separated numbers (1-D).
+    """
     if Path(text).suffix.lower() not in ARRAY_SUFFIXES:
         inline = parse_inline_kernel(text)
         if inline is None:
@@ -119,13 +132,13 @@ def read_kernel(text: str) -> tuple[np.ndarray, str]:
         if not np.isfinite(inline).all():
             msg = f"--kernel {text!r} has NaN or infinite values"
             raise CommandError(msg)
-        return inline, f"[{text}]"
+        return inline, f"[{text}]", True
     what = f"--kernel {text!r}"
     kernel = read_array(Path(text), what)
     if kernel.ndim not in FUNCTIONS:
         msg = f"{what} must be a 1-D, 2-D or 3-D kernel; got shape {kernel.shape}"
         raise CommandError(msg)
-    return kernel, f"{Path(text).name} {kernel.shape}"
+    return kernel, f"{Path(text).name} {kernel.shape}", False
 
 
 # -- writing --------------------------------------------------------------------------
@@ -170,9 +183,11 @@ def command_correlate(args) -> int:
     if str(args.output) != "-":
         check_output_path(args.output, "-o/--output", ARRAY_SUFFIXES)
     started = time.perf_counter()
-    kernel, kernel_name = read_kernel(args.kernel)
+    kernel, kernel_name, inline = read_kernel(args.kernel)
     what = "INPUT (stdin)" if str(args.input) == "-" else f"INPUT {str(args.input)!r}"
     x = read_array(args.input, what)
+    if inline:
+        kernel = inline_dtype(kernel, x.dtype)
     if kernel.ndim > x.ndim:
         msg = (
             f"the kernel {kernel_name} is {kernel.ndim}-D but {what} is {x.ndim}-D (shape {x.shape}): "
@@ -248,7 +263,7 @@ def add_parser(commands, backend_help: str) -> None:
             "The kernel's number of axes picks corr1d, corr2d or corr3d; further leading axes of INPUT "
             "are batch axes. INPUT and KERNEL are .npy files (their dtype is kept: integers correlate "
             "exactly) or CSV files of numbers (float64; a table of one column or one row is a 1-D "
-            "signal, anything else 2-D); KERNEL may also be numbers inline: --kernel 1,-1 (write "
+            "signal, anything else 2-D); KERNEL may also be numbers inline, in INPUT's dtype: --kernel 1,-1 (write "
             "--kernel=-1,1 when the first is negative). OUT is .npy or .csv by its suffix, or - for "
             "CSV on stdout. The output is written to a temporary file and renamed into place."
         ),
