@@ -6,6 +6,8 @@ demo   the d2l "2-D convolutional layer" notebook, in order, with its numbers,
        on any backend (``--backend``), optionally drawn (``--plot FILE.png``)
 edges  edge detection on an image file (PNG, JPEG, TIFF; 8-bit, 16-bit or
        float), written as PNG, JPEG or TIFF
+correlate  an N-d array (.npy, .csv) correlated with a 1-D, 2-D or 3-D kernel
+       (``xcorr._cli_arrays``), written as .npy or CSV
 
 Every error a user can fix (a missing or unreadable file, an image too large
 for pillow's decompression-bomb guard, an output that cannot be written, a bad
@@ -34,6 +36,7 @@ import numpy as np
 import xcorr
 
 from . import _adapter
+from ._cli_arrays import add_parser as add_correlate_parser
 from ._cli_base import Backend, CommandError, _require, load_backend, progress
 from ._demo import command_demo
 from ._images import (
@@ -294,6 +297,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     edges.add_argument("--backend", default="numpy", metavar="NAME", help=backend_help)
     edges.add_argument("-q", "--quiet", action="store_true", help=quiet_help + "; no log on stderr")
     edges.set_defaults(run=command_edges)
+    add_correlate_parser(commands, backend_help)
     return parser
 
 
