@@ -70,11 +70,18 @@ def _placed(xp, gx, plan: AxisPlan, tap: int, axis: int):
     return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
 
 
+def _depth_tap(k, j: int):
+    """Depth tap ``j`` of ``k`` as a kernel of ``corr2d``: a plain 2-D kernel where ``k`` has no
+    batch axes (the form the libraries' compiled 2-D paths take), else ``(..., 1, h, w)``, which
+    broadcasts against the depths of the input's window."""
+    return k[j, :, :] if k.ndim == 3 else k[..., j : j + 1, :, :]
+
+
 def _correlate(xp, x, k, plan: AxisPlan, given: dict, keywords: dict):
     xe = _extended(xp, x, result_dtype(xp, x.dtype, k.dtype), plan, given, -3)
     total = None
     for j in range(plan.taps):
-        term = corr2d(xe[_depth(-3, window(plan, j))], k[..., j : j + 1, :, :], **keywords)
+        term = corr2d(xe[_depth(-3, window(plan, j))], _depth_tap(k, j), **keywords)
         total = term if total is None else total + term
     return total
 
@@ -83,10 +90,10 @@ def _vjp(xp, x, k, g, plan: AxisPlan, given: dict, keywords: dict):
     xe = _extended(xp, x, result_dtype(xp, x.dtype, k.dtype), plan, given, -3)
     total, gks = None, []
     for j in range(plan.taps):
-        gx, gk = corr2d_vjp(xe[_depth(-3, window(plan, j))], k[..., j : j + 1, :, :], g, **keywords)
+        gx, gk = corr2d_vjp(xe[_depth(-3, window(plan, j))], _depth_tap(k, j), g, **keywords)
         placed = _placed(xp, gx, plan, j, -3)
         total = placed if total is None else total + placed
-        gks.append(gk)
+        gks.append(gk if gk.ndim == k.ndim else xp.expand_dims(gk, axis=0))
     gx = fold_axis(xp, total, -3, plan.lo, plan.hi, x.shape[-3], _boundary(given))
     return gx, xp.concat(gks, axis=-3)
 

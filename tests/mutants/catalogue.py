@@ -585,6 +585,16 @@ MUTANTS: tuple[Mutant, ...] = (
         k="numpy or array_api_strict",
     ),
     Mutant(
+        "three-d-batched-depth-tap-squeezed",
+        "xcorr/_three_d.py",
+        "return k[j, :, :] if k.ndim == 3 else k[..., j : j + 1, :, :]",
+        "return k[..., j, :, :]",
+        ("tests/test_three_d.py",),
+        "corr3d hands a batched kernel's depth tap to corr2d without its depth axis, so the kernel's batch "
+        "axes line up with the input's depths instead of its batch",
+        k="numpy or array_api_strict",
+    ),
+    Mutant(
         "three-d-jvp-fill-has-a-tangent",
         "xcorr/_three_d_jvp.py",
         'linear = {**options, "fillvalue": 0} if _boundary(options) == "fill" else options',
