@@ -71,7 +71,7 @@ def _placed(xp, gx, plan: AxisPlan, tap: int, axis: int):
 
 
 def _depth_tap(k, j: int):
-    """Depth tap ``j`` of ``k`` as a kernel of ``corr2d``: a plain 2-D kernel where ``k`` has no
+    """Depth tap ``j`` of ``k`` as the kernel of a 2-D call: a plain 2-D kernel where ``k`` has no
     batch axes (the form the libraries' compiled 2-D paths take), else ``(..., 1, h, w)``, which
     broadcasts against the depths of the input's window."""
     return k[j, :, :] if k.ndim == 3 else k[..., j : j + 1, :, :]

@@ -24,7 +24,7 @@ from ._fronts import broadcast_batch, check_g
 from ._layout import parse_data_format
 from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, result_dtype
 from ._padding import TRANSPOSE_PADDING_NAMES, parse_int
-from ._three_d import Triple, _volumes
+from ._three_d import Triple, _depth_tap, _volumes
 from ._three_d_checks import AXES, _triple
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._typing import Array, DataFormat
@@ -309,8 +309,8 @@ def corr3d_transpose(
     xp, depth, keywords = _check_single(x, k, None, stride, padding, output_padding, dilation)
     total = None
     for j in range(depth.taps):
-        # the input's depths ride along as a batch axis, against the tap's unit depth of k
-        total = _add(total, _place(xp, corr2d_transpose(x, k[..., j : j + 1, :, :], **keywords), -3, depth, j))
+        # the input's depths ride along as a batch axis, against the depth tap of k (``_depth_tap``)
+        total = _add(total, _place(xp, corr2d_transpose(x, _depth_tap(k, j), **keywords), -3, depth, j))
     return _crop(xp, total, -3, depth)
 
 
@@ -329,9 +329,9 @@ def corr3d_transpose_vjp(
     gfull = _uncrop(xp, g, -3, depth)
     total, gks = None, []
     for j in range(depth.taps):
-        gx, gk = corr2d_transpose_vjp(x, k[..., j : j + 1, :, :], _read(gfull, -3, depth, j), **keywords)
+        gx, gk = corr2d_transpose_vjp(x, _depth_tap(k, j), _read(gfull, -3, depth, j), **keywords)
         total = _add(total, gx)
-        gks.append(gk)
+        gks.append(gk if gk.ndim == k.ndim else xp.expand_dims(gk, axis=0))
     return total, xp.concat(gks, axis=-3)
 
 
