@@ -15,6 +15,8 @@ import io
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -38,22 +40,29 @@ FUNCTIONS = {
 # -- reading --------------------------------------------------------------------------
 
 
-def read_csv(source: str | IO[str], what: str) -> np.ndarray:
-    """A CSV table of numbers: one column or one row is a 1-D signal, anything else a 2-D array."""
+@contextmanager
+def _reading(what: str, not_a: str, malformed: tuple[type[Exception], ...]) -> Iterator[None]:
+    """A missing, unreadable or malformed file (``malformed`` errors) as one line naming ``what``."""
     try:
-        with warnings.catch_warnings():
-            # numpy's "input contained no data", with its source path: refused below in one line
-            warnings.simplefilter("ignore", UserWarning)
-            table = np.loadtxt(source, delimiter=",", ndmin=2, dtype=np.float64)
+        yield
     except FileNotFoundError:
         msg = f"{what} does not exist"
         raise CommandError(msg) from None
     except PermissionError as err:
         msg = f"{what} cannot be read: {err.strerror}"
         raise CommandError(msg) from None
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        msg = f"{what} is not a CSV table of numbers (comma-separated, one row a line): {err}"
+    except malformed as err:
+        msg = f"{what} is not {not_a}: {err}"
         raise CommandError(msg) from None
+
+
+def read_csv(source: str | IO[str], what: str) -> np.ndarray:
+    """A CSV table of numbers: one column or one row is a 1-D signal, anything else a 2-D array."""
+    csv = "a CSV table of numbers (comma-separated, one row a line)"
+    with _reading(what, csv, (OSError, ValueError)), warnings.catch_warnings():
+        # numpy's "input contained no data", with its source path: refused below in one line
+        warnings.simplefilter("ignore", UserWarning)
+        table = np.loadtxt(source, delimiter=",", ndmin=2, dtype=np.float64)
     if table.size == 0:
         msg = f"{what} is empty: it holds no numbers"
         raise CommandError(msg)
@@ -77,17 +86,8 @@ def read_array(path: Path, what: str) -> np.ndarray:
     if suffix == ".csv":
         array = read_csv(str(path), what)
     else:
-        try:
+        with _reading(what, "a .npy array", (OSError, ValueError, EOFError)):
             array = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            msg = f"{what} does not exist"
-            raise CommandError(msg) from None
-        except PermissionError as err:
-            msg = f"{what} cannot be read: {err.strerror}"
-            raise CommandError(msg) from None
-        except (OSError, ValueError, EOFError) as err:
-            msg = f"{what} is not a .npy array: {err}"
-            raise CommandError(msg) from None
         if not isinstance(array, np.ndarray):  # an .npz archive saved under a .npy name
             msg = f"{what} is not a .npy array (it holds several arrays: an .npz archive)"
             raise CommandError(msg)
