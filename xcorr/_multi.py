@@ -282,7 +282,7 @@ def corr2d_multi_vjp(
     """
     call = validate_call("corr2d_multi", locals(), "w")
     xp = call.xp
-    x, w, g = cast_integers(xp, result_dtype(xp, call.dtype, g.dtype), x, w, g)
+    x, w, g = call.cast(x, w, cotangent=g)
     if call.channels_last:
         x, g = to_first(xp, x), to_first(xp, g)
     gx, gw = call.adapter.correlate_multi_vjp(xp, x, w, g, call.options, call.geometry, call.groups, True)
@@ -291,7 +291,7 @@ def corr2d_multi_vjp(
 
 def corr2d_multi_last(x, w, call: Call, bias=None):
     """``corr2d_multi`` of a channels-last ``x`` (its validated call), result ``(N, H', W', C_out)``."""
-    x, w, bias = cast_integers(call.xp, call.dtype, x, w, bias)
+    x, w, bias = call.cast(x, w, bias)
     y = call.adapter.correlate_multi_channels_last(call.xp, x, w, call.options, call.geometry, call.groups)
     if bias is None:
         return y

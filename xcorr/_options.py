@@ -354,6 +354,13 @@ class Call:
     #: correlation's, on the uncropped extent); None for a correlation.
     transpose: Any = None
 
+    def cast(self, *arrays, cotangent=None):
+        """``arrays`` (then ``cotangent``) with each integer one in the call's floating dtype, xcorr's
+        rule (:func:`cast_integers`); a cotangent's dtype folds into the result's, as in a VJP."""
+        if cotangent is None:
+            return cast_integers(self.xp, self.dtype, *arrays)
+        return cast_integers(self.xp, result_dtype(self.xp, self.dtype, cotangent.dtype), *arrays, cotangent)
+
 
 class Like:
     """The shape and dtype of an operand that is not made, or that a step never reads: the

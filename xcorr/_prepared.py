@@ -178,7 +178,7 @@ def prepare(call: Call, x, k) -> Prepared | Widened | Cast:
         wide = replace(call, dtype=xp.float32, options=half_fill(xp, dtype, options))
         return Widened(xp, dtype, prepare(wide, xp.astype(x, xp.float32), xp.astype(k, xp.float32)))
     if mixes_kinds(xp, dtype, x, k):
-        return Cast(xp, dtype, prepare(call, *cast_integers(xp, dtype, x, k)))
+        return Cast(xp, dtype, prepare(call, *call.cast(x, k)))
     fillvalue = check_integral_fill(xp, dtype, options.fillvalue)  # as the dtype holds it
     options = replace(options, fillvalue=fillvalue)
     method = resolve_method(adapter, xp, x, k, dtype, options, geometry)

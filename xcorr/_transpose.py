@@ -30,7 +30,7 @@ from ._compat import device
 from ._composite import adapter_vjp, crop, pad_to_full
 from ._direct import as_input_dtype, extend_axis, unbroadcast
 from ._layout import to_first, to_last
-from ._options import Call, cast_integers, plan, result_dtype
+from ._options import Call, plan
 from ._prepared import correlate
 from ._transpose_plan import TransposePlan, reduce_transpose
 from ._typing import Array, DataFormat, Pair, TransposePadding
@@ -48,7 +48,7 @@ def transpose_multi(call: Call, x, w, bias=None):
     """``conv_transpose2d`` of the validated call, by its adapter (on the inputs and taps that reach
     the output alone, where the uncropped extent is mostly cropped: ``reduce_transpose``)."""
     xp, tp = call.xp, call.transpose
-    x, w, bias = cast_integers(xp, call.dtype, x, w, bias)  # xcorr's dtype rule, not the library's
+    x, w, bias = call.cast(x, w, bias)  # xcorr's dtype rule, not the library's
     reduced = reduce_transpose(tp)
     if reduced is not None:
         return _reduced_multi(call, x, w, bias, reduced)
@@ -173,7 +173,7 @@ def _pad_back(xp, a, reach_rows, reach_cols, shape):
 def transpose_multi_vjp(call: Call, x, w, g, *, need_x=True):
     """``(gx, gw)`` of ``conv_transpose2d`` of the validated call (``gx`` None unless ``need_x``)."""
     xp, tp = call.xp, call.transpose
-    x, w, g = cast_integers(xp, result_dtype(xp, call.dtype, g.dtype), x, w, g)
+    x, w, g = call.cast(x, w, cotangent=g)
     if tp.channels_last:
         x, g = to_first(xp, x), to_first(xp, g)
     reduced = reduce_transpose(tp)
@@ -369,7 +369,7 @@ def corr2d_transpose_vjp(
     """
     call = validate_transpose(locals())
     xp, tp = call.xp, call.transpose
-    x, k, g = cast_integers(xp, result_dtype(xp, call.dtype, g.dtype), x, k, g)
+    x, k, g = call.cast(x, k, cotangent=g)
     reduced = reduce_transpose(tp)
     if reduced is not None:  # only the inputs and taps that reach the output have a gradient
         _, window, rr, rc = reduced

@@ -53,7 +53,7 @@ def _public_vjp(op: str, given: dict):
     """``corr2d_vjp`` (``op`` "corr2d") or ``conv2d_vjp`` of the arguments ``given``: validate, then the VJP."""
     call = validate_call(op, given)
     xp, g = call.xp, given["g"]
-    x, k, g = cast_integers(xp, result_dtype(xp, call.dtype, g.dtype), given["x"], given["k"], g)
+    x, k, g = call.cast(given["x"], given["k"], cotangent=g)
     return adapter_vjp(call.adapter, xp, x, k, g, call.options, call.geometry, True, True)
 
 
