@@ -392,3 +392,11 @@ def test_keras_like_transposed_layers_are_refused():
 
     with pytest.raises(TypeError, match=r"layers\[1\] \(Conv2DTranspose\) looks like a Keras transposed convolution"):
         xcorr.receptive_field([Window(3), Conv2DTranspose()])
+
+
+def test_empirical_mixed_dimensions_raise():
+    """A stack whose layers disagree on their number of axes is refused before it runs, naming the
+    entries, as receptive_field refuses it; layers without a window (a function) say nothing."""
+    layers = [xcorr.Conv1D(3, in_channels=1, out_channels=1, seed=1), abs, xcorr.Conv2D(3, seed=2)]
+    with pytest.raises(ValueError, match=r"fn\[2\] is 2-D .* but fn\[0\] is 1-D .*same number of spatial axes"):
+        xcorr.empirical_receptive_field(layers, np.ones((1, 9, 9)), (0, 0))

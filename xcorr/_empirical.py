@@ -34,7 +34,7 @@ from ._three_d import corr3d_multi_vjp
 from ._transpose import conv_transpose2d_vjp
 from ._typing import Array, Layer
 from ._vjp import corr2d_vjp
-from ._windows import as_window
+from ._windows import as_window, common_ndim
 
 __all__ = ["EmpiricalField", "empirical_receptive_field"]
 
@@ -180,15 +180,16 @@ def _vjp_gradient(xp, layers, x, index):
 
 
 def _stack_ndim(layers) -> int | None:
-    """The number of spatial axes of a stack's sliding-window layers, if they have one and agree."""
-    dims = set()
-    for layer in layers:
+    """The number of spatial axes of a stack's sliding-window layers (None if it has none); a
+    ValueError where they disagree. Layers without a window (activations, functions) say nothing."""
+    windows = []
+    for n, layer in enumerate(layers):
         if hasattr(layer, "kernel_size"):
             try:
-                dims.add(as_window(layer).ndim)
-            except (TypeError, ValueError):  # not a layer as_window reads: it says nothing
+                windows.append((n, as_window(layer)))
+            except (TypeError, ValueError):  # a layer as_window does not read (Keras' transposed): measured as is
                 continue
-    return dims.pop() if len(dims) == 1 else None
+    return common_ndim(windows, "fn") if windows else None
 
 
 def empirical_receptive_field(

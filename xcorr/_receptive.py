@@ -34,7 +34,7 @@ import numpy as np
 
 from ._options import BOUNDARY_ALIASES
 from ._padding import SPATIAL_LAYOUTS
-from ._windows import Window, _fmt, _layer_name, as_window
+from ._windows import Window, _fmt, _layer_name, as_window, common_ndim
 
 __all__ = ["AxisField", "LayerField", "ReceptiveField", "Window", "receptive_field"]
 
@@ -504,14 +504,7 @@ def receptive_field(
         msg = "layers must contain at least one Conv2D layer or Window; got an empty sequence"
         raise ValueError(msg)
     windows = [as_window(layer, name=f"layers[{n}]") for n, layer in enumerate(layers)]
-    ndim = windows[0].ndim
-    for n, window in enumerate(windows):
-        if window.ndim != ndim:
-            msg = (
-                f"layers[{n}] is {window.ndim}-D ({window!r}) but layers[0] is {ndim}-D ({windows[0]!r}): "
-                "the layers of a stack must all have the same number of spatial axes"
-            )
-            raise ValueError(msg)
+    ndim = common_ndim(list(enumerate(windows)), "layers")
     channels_last = _channels_last(layers)
     shape = None
     if input_shape is not None:

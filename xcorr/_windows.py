@@ -319,6 +319,20 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
         raise type(err)(msg) from None
 
 
+def common_ndim(windows, name: str) -> int:
+    """The number of spatial axes that the ``(entry, window)`` pairs of a stack (at least one) share;
+    a ValueError naming the first entry that differs from the first."""
+    first_entry, first = windows[0]
+    for n, window in windows:
+        if window.ndim != first.ndim:
+            msg = (
+                f"{name}[{n}] is {window.ndim}-D ({window!r}) but {name}[{first_entry}] is {first.ndim}-D "
+                f"({first!r}): the layers of a stack must all have the same number of spatial axes"
+            )
+            raise ValueError(msg)
+    return first.ndim
+
+
 def _keras_padding(padding: Any, kernel_size: object, dilation: object) -> Any:
     """A Keras layer's ``padding`` as a Window's: "same" is lax's "SAME" (it depends on the input's
     size with a stride above 1), "causal" (1-D) pads ``d*(k-1)`` before the input."""
