@@ -15,8 +15,6 @@ import io
 import sys
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -24,7 +22,7 @@ import numpy as np
 
 import xcorr
 
-from ._cli_base import CommandError, load_backend
+from ._cli_base import CommandError, load_backend, reading
 from ._images import check_output_path, write_atomically
 
 ARRAY_SUFFIXES = (".npy", ".csv")
@@ -40,26 +38,10 @@ FUNCTIONS = {
 # -- reading --------------------------------------------------------------------------
 
 
-@contextmanager
-def _reading(what: str, not_a: str, malformed: tuple[type[Exception], ...]) -> Iterator[None]:
-    """A missing, unreadable or malformed file (``malformed`` errors) as one line naming ``what``."""
-    try:
-        yield
-    except FileNotFoundError:
-        msg = f"{what} does not exist"
-        raise CommandError(msg) from None
-    except PermissionError as err:
-        msg = f"{what} cannot be read: {err.strerror}"
-        raise CommandError(msg) from None
-    except malformed as err:
-        msg = f"{what} is not {not_a}: {err}"
-        raise CommandError(msg) from None
-
-
 def read_csv(source: str | IO[str], what: str) -> np.ndarray:
     """A CSV table of numbers: one column or one row is a 1-D signal, anything else a 2-D array."""
     csv = "a CSV table of numbers (comma-separated, one row a line)"
-    with _reading(what, csv, (OSError, ValueError)), warnings.catch_warnings():
+    with reading(what, csv, (OSError, ValueError)), warnings.catch_warnings():
         # numpy's "input contained no data", with its source path: refused below in one line
         warnings.simplefilter("ignore", UserWarning)
         table = np.loadtxt(source, delimiter=",", ndmin=2, dtype=np.float64)
@@ -86,7 +68,7 @@ def read_array(path: Path, what: str) -> np.ndarray:
     if suffix == ".csv":
         array = read_csv(str(path), what)
     else:
-        with _reading(what, "a .npy array", (OSError, ValueError, EOFError)):
+        with reading(what, "a .npy array", (OSError, ValueError, EOFError)):
             array = np.load(path, allow_pickle=False)
         if not isinstance(array, np.ndarray):  # an .npz archive saved under a .npy name
             msg = f"{what} is not a .npy array (it holds several arrays: an .npz archive)"

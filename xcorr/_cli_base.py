@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,25 @@ GPU_SUFFIXES = ("_gpu", "_cuda")
 
 class CommandError(Exception):
     """A problem the user can fix (missing extra, unreadable file): printed without a traceback."""
+
+
+@contextmanager
+def reading(what: str, not_a: str, malformed: tuple[type[Exception], ...]) -> Iterator[None]:
+    """A missing, unreadable or malformed file (``malformed`` errors) as one line naming ``what``;
+    a CommandError raised while reading passes through."""
+    try:
+        yield
+    except CommandError:
+        raise
+    except FileNotFoundError:
+        msg = f"{what} does not exist"
+        raise CommandError(msg) from None
+    except PermissionError as err:
+        msg = f"{what} cannot be read: {err.strerror}"
+        raise CommandError(msg) from None
+    except malformed as err:
+        msg = f"{what} is not {not_a}: {err}"
+        raise CommandError(msg) from None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import IO
 
 import numpy as np
 
-from ._cli_base import CommandError, _require
+from ._cli_base import CommandError, _require, reading
 
 # -- output files -------------------------------------------------------------------
 
@@ -205,35 +205,25 @@ def read_image(path: Path) -> InputImage:
     if path.is_dir():
         msg = f"IMAGE {str(path)!r} is a folder, not an image file"
         raise CommandError(msg)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", Image.DecompressionBombWarning)
-            img = Image.open(path)
-        with img:
-            frames = getattr(img, "n_frames", 1)
-            rawmode = _rawmode(img)  # the decoder's view of the file, gone after load()
-            img.load()
-            # the orientation a viewer shows (EXIF tag of camera JPEGs), not the stored one;
-            # in place, so that the file's format and TIFF tags stay readable
-            ImageOps.exif_transpose(img, in_place=True)
-            plane = image_to_plane(img, rawmode)
-    except FileNotFoundError:
-        msg = f"IMAGE {str(path)!r} does not exist"
-        raise CommandError(msg) from None
-    except PermissionError as err:
-        msg = f"IMAGE {str(path)!r} cannot be read: {err.strerror}"
-        raise CommandError(msg) from None
-    except Image.DecompressionBombError as err:
-        msg = (
-            f"IMAGE {str(path)!r} is refused by pillow's decompression-bomb guard "
-            f"(a possible denial-of-service file): {err}"
-        )
-        raise CommandError(msg) from None
-    except CommandError as err:
-        raise CommandError(f"IMAGE {str(path)!r}: {err}") from None
-    except Exception as err:  # noqa: BLE001 - pillow's decoders raise many types for malformed files
-        msg = f"IMAGE {str(path)!r} is not an image file pillow can read: {type(err).__name__}: {err}"
-        raise CommandError(msg) from None
+    what = f"IMAGE {str(path)!r}"
+    with reading(what, "an image file pillow can read", (Exception,)):  # pillow's decoders raise many types
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", Image.DecompressionBombWarning)
+                img = Image.open(path)
+            with img:
+                frames = getattr(img, "n_frames", 1)
+                rawmode = _rawmode(img)  # the decoder's view of the file, gone after load()
+                img.load()
+                # the orientation a viewer shows (EXIF tag of camera JPEGs), not the stored one;
+                # in place, so that the file's format and TIFF tags stay readable
+                ImageOps.exif_transpose(img, in_place=True)
+                plane = image_to_plane(img, rawmode)
+        except Image.DecompressionBombError as err:
+            msg = f"{what} is refused by pillow's decompression-bomb guard (a possible denial-of-service file): {err}"
+            raise CommandError(msg) from None
+        except CommandError as err:
+            raise CommandError(f"{what}: {err}") from None
     notes = [str(w.message) for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
     if frames > 1:
         notes.append(f"the file has {frames} frames; the first is used")
@@ -249,8 +239,9 @@ def read_image(path: Path) -> InputImage:
 def load_kernel_file(path: Path) -> np.ndarray:
     """A 2-D real kernel from a ``.npy`` file or a text file of whitespace-separated numbers (one row a line)."""
     option = f"--kernel-file {str(path)!r}"
-    try:
-        if path.suffix.lower() == ".npy":
+    npy = path.suffix.lower() == ".npy"
+    with reading(option, "a .npy array" if npy else "a text table of numbers", (OSError, ValueError, EOFError)):
+        if npy:
             kernel = np.load(path, allow_pickle=False)
         else:
             with warnings.catch_warnings():
@@ -260,13 +251,6 @@ def load_kernel_file(path: Path) -> np.ndarray:
             if kernel.size == 0:
                 msg = f"{option} is empty: it holds no numbers"
                 raise CommandError(msg)
-    except FileNotFoundError:
-        msg = f"{option} does not exist"
-        raise CommandError(msg) from None
-    except (OSError, ValueError, EOFError) as err:
-        kind = ".npy array" if path.suffix.lower() == ".npy" else "text table of numbers"
-        msg = f"{option} is not a {kind}: {err}"
-        raise CommandError(msg) from None
     kernel = np.asarray(kernel)
     if kernel.dtype.kind not in "biuf":
         msg = f"{option} must hold real numbers; got dtype {kernel.dtype}"
