@@ -150,10 +150,15 @@ def half_fill(xp, dtype, options: Options) -> Options:
     computation fills with that value, not with the float32 one (a fill of 70000 times a tap of 0.5
     would round to 35008, where inf is right).
     """
-    fill = check_integral_fill(xp, dtype, options.fillvalue)  # beyond the range: IEEE rounding, to inf
+    return replace(options, fillvalue=half_value(xp, dtype, options.fillvalue))
+
+
+def half_value(xp, dtype, value):
+    """The scalar ``value`` as the half dtype ``dtype`` holds it (see :func:`half_fill`)."""
+    fill = check_integral_fill(xp, dtype, value)  # beyond the range: IEEE rounding, to inf
     if isinstance(fill, (int, float)) and math.isfinite(fill):
         fill = _round_half(float(fill), *_HALF_BITS[str(dtype).rsplit(".", 1)[-1]])
-    return replace(options, fillvalue=fill)
+    return fill
 
 
 # Significand bits (the implicit one included) and smallest normal exponent of the half dtypes.

@@ -23,7 +23,7 @@ from ._direct import extend_axis, fold_axis, window, zero_insert
 from ._fronts import front_doc
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._options import AxisPlan, result_dtype
-from ._prepared import _PREPARED, remember
+from ._prepared import _PREPARED, half_precision, half_value, remember
 from ._three_d_checks import check, check_multi
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 from ._vjp import corr2d_vjp
@@ -98,6 +98,26 @@ def _vjp(xp, x, k, g, plan: AxisPlan, given: dict, keywords: dict):
     return gx, xp.concat(gks, axis=-3)
 
 
+def widened(xp, dtype, *arrays):
+    """Half-precision operands in float32, so that the depth taps' sum is rounded to ``dtype`` once
+    (:func:`rounded`), as the 2-D functions round (``xcorr._prepared.Widened``); others as given."""
+    if not half_precision(dtype):
+        return arrays
+    return tuple(None if a is None else xp.astype(a, xp.float32) for a in arrays)
+
+
+def rounded(xp, y, dtype):
+    """The result of :func:`widened` operands in ``dtype``."""
+    return xp.astype(y, dtype, copy=False) if half_precision(dtype) else y
+
+
+def _half_fill(xp, dtype, *dicts: dict) -> tuple[dict, ...]:
+    """Option dicts whose fill value is the one the half dtype ``dtype`` holds (for a float32 computation)."""
+    if not half_precision(dtype):
+        return dicts
+    return tuple({**d, "fillvalue": half_value(xp, dtype, d["fillvalue"])} for d in dicts)
+
+
 def _flip(xp, k):
     return xp.flip(k, axis=(-3, -2, -1))
 
@@ -116,10 +136,12 @@ def _front(op: str, x, k, given: tuple):
     except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
         options = dict(zip(("mode", "boundary", "fillvalue", "stride", "dilation", "method", "padding"), given))
         xp, plan, keywords = check(x, k, None, options)
-        flip = op == "conv3d"
+        flip, dtype = op == "conv3d", result_dtype(xp, x.dtype, k.dtype)
+        options, keywords = _half_fill(xp, dtype, options, keywords)
 
         def call(x, k):
-            return _correlate(xp, x, _flip(xp, k) if flip else k, plan, options, keywords)
+            x, k = widened(xp, dtype, x, k)
+            return rounded(xp, _correlate(xp, x, _flip(xp, k) if flip else k, plan, options, keywords), dtype)
 
         remember(key, call)
     return call(x, k)
@@ -239,12 +261,14 @@ def corr3d_multi(
     if takes_native(adapter, xp, 3, options.method, dtype):
         y = native_multi(adapter, xp, xb, w, bias, dtype, plans, keywords["groups"], last, options)
         return y[0, ...] if single else y
-    xe = _extended(xp, xb, dtype, plan, given, -4 if last else -3)
+    given, keywords = _half_fill(xp, dtype, given, keywords)
+    xb, w, bias = widened(xp, dtype, xb, w, bias)
+    xe = _extended(xp, xb, result_dtype(xp, xb.dtype, w.dtype), plan, given, -4 if last else -3)
     total = None
     for j in range(plan.taps):
         term = corr2d_multi(_planes(xp, xe, plan, j, last), w[:, :, j, :, :], bias=None if j else bias, **keywords)
         total = term if total is None else total + term
-    y = _volumes(xp, total, xb.shape[0], last)
+    y = rounded(xp, _volumes(xp, total, xb.shape[0], last), dtype)
     return y[0, ...] if single else y
 
 

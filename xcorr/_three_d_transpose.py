@@ -24,7 +24,7 @@ from ._fronts import broadcast_batch, check_g
 from ._layout import parse_data_format
 from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, result_dtype
 from ._padding import TRANSPOSE_PADDING_NAMES, parse_int
-from ._three_d import Triple, _depth_tap, _volumes
+from ._three_d import Triple, _depth_tap, _volumes, rounded, widened
 from ._three_d_checks import AXES, _triple
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._typing import Array, DataFormat
@@ -256,7 +256,8 @@ def conv_transpose3d(
     args = (stride, padding, output_padding, dilation, groups, data_format)
     xp, last, depth, keywords = _check_multi(x, w, None, bias, *args)
     single, axis = x.ndim == 4, -4 if last else -3
-    xb = xp.expand_dims(x, axis=0) if single else x
+    dtype = result_dtype(xp, x.dtype, w.dtype)
+    xb, w, bias = widened(xp, dtype, xp.expand_dims(x, axis=0) if single else x, w, bias)
     planes, total = _planes(xp, xb, last), None
     for j in range(depth.taps):
         y2 = conv_transpose2d(planes, w[:, :, j, :, :], **keywords)
@@ -265,6 +266,7 @@ def conv_transpose3d(
     if bias is not None:
         b = xp.astype(bias, y.dtype)
         y = y + (b if last else b[:, None, None, None])
+    y = rounded(xp, y, dtype)
     return y[0, ...] if single else y
 
 
@@ -307,11 +309,13 @@ def corr3d_transpose(
     dilation: Triple = 1,
 ) -> Array:
     xp, depth, keywords = _check_single(x, k, None, stride, padding, output_padding, dilation)
+    dtype = result_dtype(xp, x.dtype, k.dtype)
+    x, k = widened(xp, dtype, x, k)
     total = None
     for j in range(depth.taps):
         # the input's depths ride along as a batch axis, against the depth tap of k (``_depth_tap``)
         total = _add(total, _place(xp, corr2d_transpose(x, _depth_tap(k, j), **keywords), -3, depth, j))
-    return _crop(xp, total, -3, depth)
+    return rounded(xp, _crop(xp, total, -3, depth), dtype)
 
 
 def corr3d_transpose_vjp(

@@ -1,0 +1,112 @@
+"""float16 and bfloat16 in 1-D and 3-D: computed in float32 and rounded once, as in 2-D.
+
+A 3-D correlation is a sum of 2-D ones over the kernel's depth taps; each 2-D call of half
+operands rounds its result, so a sum of rounded terms would be rounded once per tap. xcorr widens
+the operands first and rounds the sum once, as ``F.conv3d`` and ``lax.conv_general_dilated`` do.
+The checks are per element: within half a unit in the last place of the half dtype (the one
+rounding) plus float32 summation slack, against float64 oracles of the half-rounded operands
+(scipy.signal and torch's float64 natives), and the fill value as the half dtype holds it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+
+import xcorr
+
+from matrix import require_module
+
+#: (backend, dtype): the half dtypes each library holds (numpy has no bfloat16).
+CASES = [("numpy", "float16"), ("torch", "float16"), ("torch", "bfloat16"), ("jax", "float16"), ("jax", "bfloat16")]
+#: Significand bits of the half dtypes, the implicit one included.
+BITS = {"float16": 11, "bfloat16": 8}
+FILL = 0.1  # 0.0999755859375 in float16, 0.10009765625 in bfloat16
+
+
+def _library(backend: str, dtype: str):
+    """``(to_half, to_float64)``: a float32 NumPy array as a half array of ``backend``, and back."""
+    if backend == "numpy":
+        return (lambda a: a.astype(np.float16)), (lambda y: np.asarray(y, dtype=np.float64))
+    if backend == "torch":
+        torch = require_module("torch")
+        return (lambda a: torch.from_numpy(a).to(getattr(torch, dtype))), (lambda y: y.double().numpy())
+    jnp = require_module("jax").numpy
+    return (lambda a: jnp.asarray(a, dtype=getattr(jnp, dtype))), (lambda y: np.asarray(y, dtype=np.float64))
+
+
+def _operands(backend: str, dtype: str, *shapes: tuple[int, ...]):
+    """Random half operands of ``backend`` and the float64 values they hold."""
+    to_half, to_float64 = _library(backend, dtype)
+    rng = np.random.default_rng(sum(map(sum, shapes)))
+    halves = [to_half(rng.standard_normal(shape).astype(np.float32)) for shape in shapes]
+    return halves, [to_float64(h) for h in halves], to_float64
+
+
+def _held(value: float, dtype: str) -> float:
+    """``value`` as the half dtype holds it (round to nearest, ties to even)."""
+    m, e = np.frexp(value)
+    return float(np.ldexp(np.round(np.ldexp(m, BITS[dtype])), e - BITS[dtype]))
+
+
+def assert_rounded_once(y, expected, dtype: str, what: str) -> None:
+    """Each element of ``y`` is ``expected`` rounded to the half dtype: within half a unit in the last
+    place there, plus float32 summation slack."""
+    ulp = np.ldexp(1.0, np.frexp(np.abs(expected))[1] - BITS[dtype])
+    slack = 1e-5 * np.max(np.abs(expected))
+    error = np.abs(y - expected)
+    worst = np.unravel_index(np.argmax(error - (ulp / 2 + slack)), error.shape)
+    assert np.all(error <= ulp / 2 + slack), (
+        f"{what}: {int(np.sum(error > ulp / 2 + slack))} of {error.size} elements are not rounded once; "
+        f"at {worst}: {y[worst]} against {expected[worst]} (half an ulp: {ulp[worst] / 2})"
+    )
+
+
+def _torch64():
+    torch = require_module("torch")
+    return torch, torch.nn.functional
+
+
+@pytest.mark.parametrize(("backend", "dtype"), CASES)
+def test_corr3d_and_conv3d_round_once(backend, dtype):
+    (x, k), (x64, k64), back = _operands(backend, dtype, (7, 8, 9), (5, 3, 2))
+    fill = _held(FILL, dtype)
+    # mode "same" with a fill: scipy's N-d centring of the kernel, the fill as the half dtype holds it
+    pads = [(n // 2, (n - 1) // 2) for n in k64.shape]
+    expected = scipy.signal.correlate(np.pad(x64, pads, constant_values=fill), k64, mode="valid")
+    y = xcorr.corr3d(x, k, mode="same", fillvalue=FILL)
+    assert str(y.dtype).endswith(dtype)
+    assert_rounded_once(back(y), expected, dtype, "corr3d")
+    flipped = scipy.signal.convolve(x64, k64, mode="valid")
+    assert_rounded_once(back(xcorr.conv3d(x, k)), flipped, dtype, "conv3d")
+
+
+@pytest.mark.parametrize(("backend", "dtype"), CASES)
+def test_corr3d_multi_and_transposes_round_once(backend, dtype):
+    torch, F = _torch64()
+    (x, w, b), (x64, w64, b64), back = _operands(backend, dtype, (2, 4, 6, 5, 7), (4, 2, 4, 2, 3), (4,))
+    t = [torch.from_numpy(a) for a in (x64, w64, b64)]
+    y = xcorr.corr3d_multi(x, w, bias=b, groups=2, padding=1)
+    assert str(y.dtype).endswith(dtype)
+    expected = F.conv3d(t[0], t[1], t[2], groups=2, padding=1).numpy()
+    assert_rounded_once(back(y), expected, dtype, "corr3d_multi")
+    (z, wt, bt), (z64, wt64, bt64), _ = _operands(backend, dtype, (1, 3, 4, 3, 5), (3, 2, 4, 2, 3), (2,))
+    tt = [torch.from_numpy(a) for a in (z64, wt64, bt64)]
+    yt = xcorr.conv_transpose3d(z, wt, bias=bt, stride=2)
+    expected = F.conv_transpose3d(tt[0], tt[1], tt[2], stride=2).numpy()
+    assert_rounded_once(back(yt), expected, dtype, "conv_transpose3d")
+    ys = xcorr.corr3d_transpose(z[0, 0], wt[0, 0], stride=(1, 2, 1))
+    expected = F.conv_transpose3d(tt[0][:1, :1], tt[1][:1, :1], stride=(1, 2, 1)).numpy()[0, 0]
+    assert_rounded_once(back(ys), expected, dtype, "corr3d_transpose")
+
+
+@pytest.mark.parametrize(("backend", "dtype"), CASES)
+def test_one_d_rounds_once(backend, dtype):
+    torch, F = _torch64()
+    (x, k, w), (x64, k64, w64), back = _operands(backend, dtype, (3, 40), (7,), (4, 3, 5))
+    fill = _held(FILL, dtype)
+    expected = scipy.signal.correlate(np.pad(x64, ((0, 0), (3, 3)), constant_values=fill), k64[None], mode="valid")
+    assert_rounded_once(back(xcorr.corr1d(x, k, mode="same", fillvalue=FILL)), expected, dtype, "corr1d")
+    expected = F.conv1d(torch.from_numpy(x64)[None], torch.from_numpy(w64), padding=2).numpy()[0]
+    assert_rounded_once(back(xcorr.corr1d_multi(x, w, padding=2)), expected, dtype, "corr1d_multi")
