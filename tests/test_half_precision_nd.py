@@ -1,8 +1,9 @@
-"""float16 and bfloat16 in 1-D and 3-D: computed in float32 and rounded once, as in 2-D.
+"""float16 and bfloat16 in 1-D, 2-D and 3-D, forward and VJPs: computed in float32, rounded once.
 
 A 3-D correlation is a sum of 2-D ones over the kernel's depth taps; each 2-D call of half
 operands rounds its result, so a sum of rounded terms would be rounded once per tap. xcorr widens
-the operands first and rounds the sum once, as ``F.conv3d`` and ``lax.conv_general_dilated`` do.
+the operands first and rounds the sum once, as ``F.conv3d`` and ``lax.conv_general_dilated`` do;
+the public VJPs (a kernel gradient is a sum over every output) do the same.
 The checks are per element: within half a unit in the last place of the half dtype (the one
 rounding) plus float32 summation slack, against float64 oracles of the half-rounded operands
 (scipy.signal and torch's float64 natives), and the fill value as the half dtype holds it.
@@ -110,3 +111,58 @@ def test_one_d_rounds_once(backend, dtype):
     assert_rounded_once(back(xcorr.corr1d(x, k, mode="same", fillvalue=FILL)), expected, dtype, "corr1d")
     expected = F.conv1d(torch.from_numpy(x64)[None], torch.from_numpy(w64), padding=2).numpy()[0]
     assert_rounded_once(back(xcorr.corr1d_multi(x, w, padding=2)), expected, dtype, "corr1d_multi")
+
+
+def _vjp_case(backend, dtype, shapes, xcorr_vjp, torch_forward, what):
+    """``xcorr_vjp(x, k, g)`` of half operands against torch autograd through ``torch_forward`` in
+    float64 on the values they hold."""
+    torch, _ = _torch64()
+    (x, k), (x64, k64), back = _operands(backend, dtype, *shapes)
+    xt, kt = (torch.from_numpy(a).requires_grad_() for a in (x64, k64))
+    y = torch_forward(xt, kt)
+    to_half, _ = _library(backend, dtype)
+    g = to_half(np.random.default_rng(7).standard_normal(tuple(y.shape)).astype(np.float32))
+    expected = torch.autograd.grad(y, (xt, kt), torch.from_numpy(back(g)))
+    got = xcorr_vjp(x, k, g)
+    for name, a, b in zip(("gx", "gk"), got, expected):
+        assert str(a.dtype).endswith(dtype), f"{what} {name}: {a.dtype}"
+        assert_rounded_once(back(a), b.numpy(), dtype, f"{what} {name}")
+
+
+def _vjp_cases(torch, F, dtype):
+    """(name, shapes, xcorr VJP, torch forward): every public VJP of 1, 2 and 3 axes."""
+    fill = _held(FILL, dtype)
+
+    def filled(x, pads):  # x extended by ``fill`` (torch's F.pad takes the last axis first)
+        return F.pad(x, [p for pair in reversed(pads) for p in pair], value=fill)
+
+    return [
+        ("corr1d_vjp", ((3, 30), (5,)), lambda x, k, g: xcorr.corr1d_vjp(x, k, g, stride=2),
+         lambda x, k: F.conv1d(x[:, None], k[None, None], stride=2)[:, 0]),
+        ("corr2d_vjp", ((4, 9, 10), (3, 2)), lambda x, k, g: xcorr.corr2d_vjp(x, k, g, mode="full", fillvalue=FILL),
+         lambda x, k: F.conv2d(filled(x, [(2, 2), (1, 1)])[:, None], k[None, None])[:, 0]),
+        ("corr2d_multi_vjp", ((2, 4, 9, 8), (4, 2, 3, 3)), lambda x, w, g: xcorr.corr2d_multi_vjp(x, w, g, groups=2),
+         lambda x, w: F.conv2d(x, w, groups=2)),
+        ("conv_transpose2d_vjp", ((1, 3, 4, 5), (3, 2, 2, 3)),
+         lambda x, w, g: xcorr.conv_transpose2d_vjp(x, w, g, stride=2),
+         lambda x, w: F.conv_transpose2d(x, w, stride=2)),
+        ("corr2d_transpose_vjp", ((5, 6), (3, 2)), lambda x, k, g: xcorr.corr2d_transpose_vjp(x, k, g, stride=2),
+         lambda x, k: F.conv_transpose2d(x[None, None], k[None, None], stride=2)[0, 0]),
+        ("corr3d_vjp", ((6, 7, 8), (4, 3, 2)), lambda x, k, g: xcorr.corr3d_vjp(x, k, g, mode="full", fillvalue=FILL),
+         lambda x, k: F.conv3d(filled(x, [(3, 3), (2, 2), (1, 1)])[None, None], k[None, None])[0, 0]),
+        ("corr3d_multi_vjp", ((2, 4, 5, 6, 5), (4, 2, 3, 2, 3)),
+         lambda x, w, g: xcorr.corr3d_multi_vjp(x, w, g, groups=2, padding=1),
+         lambda x, w: F.conv3d(x, w, groups=2, padding=1)),
+        ("conv_transpose3d_vjp", ((1, 3, 3, 4, 3), (3, 2, 3, 2, 2)),
+         lambda x, w, g: xcorr.conv_transpose3d_vjp(x, w, g, stride=2),
+         lambda x, w: F.conv_transpose3d(x, w, stride=2)),
+        ("corr3d_transpose_vjp", ((3, 4, 5), (3, 2, 2)), lambda x, k, g: xcorr.corr3d_transpose_vjp(x, k, g, stride=2),
+         lambda x, k: F.conv_transpose3d(x[None, None], k[None, None], stride=2)[0, 0]),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("backend", "dtype"), CASES)
+def test_vjps_round_once(backend, dtype):
+    torch, F = _torch64()
+    for what, shapes, vjp, forward in _vjp_cases(torch, F, dtype):
+        _vjp_case(backend, dtype, shapes, vjp, forward, what)

@@ -18,7 +18,7 @@ from ._call import public_key, validate, validate_call
 from ._compat import array_namespace
 from ._layout import to_first, to_last
 from ._options import Call, Geometry, Options, cast_integers, mixes_kinds, plan, result_dtype
-from ._prepared import _PREPARED, Cast, Widened, half_fill, half_precision, remember
+from ._prepared import _PREPARED, Cast, Widened, half_fill, half_precision, half_vjp, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]
@@ -280,7 +280,10 @@ def corr2d_multi_vjp(
     >>> gw[0, 0].tolist()
     [[45.0, 54.0], [81.0, 90.0]]
     """
-    call = validate_call("corr2d_multi", locals(), "w")
+    return half_vjp(validate_call("corr2d_multi", locals(), "w"), _multi_vjp_of_call, x, w, g)
+
+
+def _multi_vjp_of_call(call: Call, x, w, g):
     xp = call.xp
     x, w, g = call.cast(x, w, cotangent=g)
     if call.channels_last:

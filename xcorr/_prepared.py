@@ -153,6 +153,19 @@ def half_fill(xp, dtype, options: Options) -> Options:
     return replace(options, fillvalue=half_value(xp, dtype, options.fillvalue))
 
 
+def half_vjp(call: Call, vjp: Callable, *arrays):
+    """``vjp(call, *arrays)``, a VJP of the validated ``call`` whose last array is the cotangent:
+    where the operands and the cotangent are half precision, computed in float32 (the fill as the
+    half dtype holds it) with each gradient rounded once, as the forward is (:class:`Widened`)."""
+    xp = call.xp
+    dtype = result_dtype(xp, call.dtype, arrays[-1].dtype)
+    if not half_precision(dtype):
+        return vjp(call, *arrays)
+    wide = replace(call, dtype=xp.float32, options=half_fill(xp, dtype, call.options))
+    grads = vjp(wide, *(xp.astype(a, xp.float32) for a in arrays))
+    return tuple(None if a is None else xp.astype(a, dtype) for a in grads)
+
+
 def half_value(xp, dtype, value):
     """The scalar ``value`` as the half dtype ``dtype`` holds it (see :func:`half_fill`)."""
     fill = check_integral_fill(xp, dtype, value)  # beyond the range: IEEE rounding, to inf

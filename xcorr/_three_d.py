@@ -181,8 +181,11 @@ def conv3d(
 
 def _vjp3(flip: bool, x, k, g, given: dict):
     xp, plan, keywords = check(x, k, g, given)
+    dtype = result_dtype(xp, x.dtype, k.dtype, g.dtype)
+    given, keywords = _half_fill(xp, dtype, given, keywords)
+    x, k, g = widened(xp, dtype, x, k, g)
     gx, gk = _vjp(xp, x, _flip(xp, k) if flip else k, g, plan, given, keywords)
-    return gx, _flip(xp, gk) if flip else gk
+    return rounded(xp, gx, dtype), rounded(xp, _flip(xp, gk) if flip else gk, dtype)
 
 
 def corr3d_vjp(
@@ -291,7 +294,9 @@ def corr3d_multi_vjp(
     given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
     given = {**given, "method": method, "padding": padding}
     xp, last, plan, keywords, _ = check_multi(x, w, g, None, groups, data_format, given)
-    single, axis = x.ndim == 4, -4 if last else -3
+    single, axis, dtype = x.ndim == 4, -4 if last else -3, result_dtype(xp, x.dtype, w.dtype, g.dtype)
+    given, keywords = _half_fill(xp, dtype, given, keywords)
+    x, w, g = widened(xp, dtype, x, w, g)
     xb, gb = (xp.expand_dims(a, axis=0) if single else a for a in (x, g))
     xe = _extended(xp, xb, result_dtype(xp, x.dtype, w.dtype), plan, given, axis)
     g2 = _planes(xp, gb, plan, None, last)
@@ -301,8 +306,8 @@ def corr3d_multi_vjp(
         placed = _placed(xp, _volumes(xp, gx, xb.shape[0], last), plan, j, axis)
         total = placed if total is None else total + placed
         gws.append(gw)
-    gx = fold_axis(xp, total, axis, plan.lo, plan.hi, xb.shape[axis], _boundary(given))
-    return (gx[0, ...] if single else gx), xp.stack(gws, axis=2)
+    gx = rounded(xp, fold_axis(xp, total, axis, plan.lo, plan.hi, xb.shape[axis], _boundary(given)), dtype)
+    return (gx[0, ...] if single else gx), rounded(xp, xp.stack(gws, axis=2), dtype)
 
 
 # -- docstrings ---------------------------------------------------------------------------------

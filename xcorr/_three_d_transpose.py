@@ -285,7 +285,8 @@ def conv_transpose3d_vjp(
 ) -> tuple[Array, Array]:
     args = (stride, padding, output_padding, dilation, groups, data_format)
     xp, last, depth, keywords = _check_multi(x, w, g, None, *args)
-    single, axis = x.ndim == 4, -4 if last else -3
+    single, axis, dtype = x.ndim == 4, -4 if last else -3, result_dtype(xp, x.dtype, w.dtype, g.dtype)
+    x, w, g = widened(xp, dtype, x, w, g)
     xb, gb = (xp.expand_dims(a, axis=0) if single else a for a in (x, g))
     planes, gfull = _planes(xp, xb, last), _uncrop(xp, gb, axis, depth)
     total, gws = None, []
@@ -295,7 +296,8 @@ def conv_transpose3d_vjp(
         total = _add(total, _volumes(xp, gx, xb.shape[0], last))
         gws.append(gw)
     assert total is not None  # a kernel has at least one depth tap (checked)
-    return (total[0, ...] if single else total), xp.stack(gws, axis=2)
+    total = rounded(xp, total, dtype)
+    return (total[0, ...] if single else total), rounded(xp, xp.stack(gws, axis=2), dtype)
 
 
 def corr3d_transpose(
@@ -330,13 +332,15 @@ def corr3d_transpose_vjp(
     dilation: Triple = 1,
 ) -> tuple[Array, Array]:
     xp, depth, keywords = _check_single(x, k, g, stride, padding, output_padding, dilation)
+    dtype = result_dtype(xp, x.dtype, k.dtype, g.dtype)
+    x, k, g = widened(xp, dtype, x, k, g)
     gfull = _uncrop(xp, g, -3, depth)
     total, gks = None, []
     for j in range(depth.taps):
         gx, gk = corr2d_transpose_vjp(x, _depth_tap(k, j), _read(gfull, -3, depth, j), **keywords)
         total = _add(total, gx)
         gks.append(gk if gk.ndim == k.ndim else xp.expand_dims(gk, axis=0))
-    return total, xp.concat(gks, axis=-3)
+    return rounded(xp, total, dtype), rounded(xp, xp.concat(gks, axis=-3), dtype)
 
 
 # -- docstrings ---------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from ._composite import adapter_vjp, crop, pad_to_full
 from ._direct import as_input_dtype, extend_axis, unbroadcast
 from ._layout import to_first, to_last
 from ._options import Call, plan
-from ._prepared import correlate
+from ._prepared import correlate, half_vjp
 from ._transpose_plan import TransposePlan, reduce_transpose
 from ._typing import Array, DataFormat, Pair, TransposePadding
 
@@ -258,7 +258,7 @@ def conv_transpose2d_vjp(
     >>> float(gx[0, 0, 0, 0]), float(gw[0, 0, 0, 0])
     (4.0, 9.0)
     """
-    return transpose_multi_vjp(validate_transpose(locals()), x, w, g)
+    return half_vjp(validate_transpose(locals()), transpose_multi_vjp, x, w, g)
 
 
 # -- one plane -----------------------------------------------------------------
@@ -367,7 +367,10 @@ def corr2d_transpose_vjp(
     >>> y.shape, gx.tolist(), gk.tolist()
     ((6, 6), [[10.0, 10.0, 10.0], [10.0, 10.0, 10.0], [10.0, 10.0, 10.0]], [[9.0, 9.0], [9.0, 9.0]])
     """
-    call = validate_transpose(locals())
+    return half_vjp(validate_transpose(locals()), _transpose_vjp_of_call, x, k, g)
+
+
+def _transpose_vjp_of_call(call: Call, x, k, g):
     xp, tp = call.xp, call.transpose
     x, k, g = call.cast(x, k, cotangent=g)
     reduced = reduce_transpose(tp)

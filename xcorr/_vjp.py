@@ -31,6 +31,7 @@ from ._adapter import adapter_for
 from ._call import validate_call
 from ._composite import adapter_vjp
 from ._options import Geometry, Options, cast_integers, result_dtype
+from ._prepared import half_vjp
 from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_vjp", "corr2d_vjp", "vjp"]
@@ -51,10 +52,12 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_
 
 def _public_vjp(op: str, given: dict):
     """``corr2d_vjp`` (``op`` "corr2d") or ``conv2d_vjp`` of the arguments ``given``: validate, then the VJP."""
-    call = validate_call(op, given)
-    xp, g = call.xp, given["g"]
-    x, k, g = call.cast(given["x"], given["k"], cotangent=g)
-    return adapter_vjp(call.adapter, xp, x, k, g, call.options, call.geometry, True, True)
+    return half_vjp(validate_call(op, given), _vjp_of_call, given["x"], given["k"], given["g"])
+
+
+def _vjp_of_call(call, x, k, g):
+    x, k, g = call.cast(x, k, cotangent=g)
+    return adapter_vjp(call.adapter, call.xp, x, k, g, call.options, call.geometry, True, True)
 
 
 _VJP_DOC = """Gradients of ``{name}(x, k, **options)`` for an output gradient ``g``.

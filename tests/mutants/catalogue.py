@@ -613,6 +613,15 @@ MUTANTS: tuple[Mutant, ...] = (
         k="numpy",
     ),
     Mutant(
+        "half-vjp-rounded-per-term",
+        "xcorr/_prepared.py",
+        "    if not half_precision(dtype):\n        return vjp(call, *arrays)\n",
+        "    if True:\n        return vjp(call, *arrays)\n",
+        ("tests/test_half_precision_nd.py",),
+        "the public VJPs of half-precision operands sum in the half dtype, rounding the kernel gradient once per term",
+        k="vjp and (numpy or torch)",
+    ),
+    Mutant(
         "three-d-jvp-fill-has-a-tangent",
         "xcorr/_three_d_jvp.py",
         'linear = {**options, "fillvalue": 0} if _boundary(options) == "fill" else options',
