@@ -1,9 +1,10 @@
-"""float16 and bfloat16 in 1-D, 2-D and 3-D, forward and VJPs: computed in float32, rounded once.
+"""float16 and bfloat16 in 1-D, 2-D and 3-D, forward, VJPs and JVPs: computed in float32, rounded once.
 
 A 3-D correlation is a sum of 2-D ones over the kernel's depth taps; each 2-D call of half
 operands rounds its result, so a sum of rounded terms would be rounded once per tap. xcorr widens
 the operands first and rounds the sum once, as ``F.conv3d`` and ``lax.conv_general_dilated`` do;
-the public VJPs (a kernel gradient is a sum over every output) do the same.
+the public VJPs (a kernel gradient is a sum over every output) and JVPs (a sum of two terms) do
+the same.
 The checks are per element: within half a unit in the last place of the half dtype (the one
 rounding) plus float32 summation slack, against float64 oracles of the half-rounded operands
 (scipy.signal and torch's float64 natives), and the fill value as the half dtype holds it.
@@ -166,3 +167,40 @@ def test_vjps_round_once(backend, dtype):
     torch, F = _torch64()
     for what, shapes, vjp, forward in _vjp_cases(torch, F, dtype):
         _vjp_case(backend, dtype, shapes, vjp, forward, what)
+
+
+def _jvp_cases(F, dtype):
+    """(name, shapes, xcorr JVP, torch forward): the public JVPs of 1, 2 and 3 axes."""
+    fill = _held(FILL, dtype)
+
+    def filled(x, pads):  # x extended by ``fill``, a constant (its tangent is 0)
+        return F.pad(x, [p for pair in reversed(pads) for p in pair], value=fill)
+
+    return [
+        ("corr1d_jvp", ((3, 30), (5,)), lambda x, k, dx, dk: xcorr.corr1d_jvp(x, k, dx, dk, dilation=2),
+         lambda x, k: F.conv1d(x[:, None], k[None, None], dilation=2)[:, 0]),
+        ("corr2d_jvp", ((4, 9, 10), (3, 2)),
+         lambda x, k, dx, dk: xcorr.corr2d_jvp(x, k, dx, dk, mode="full", fillvalue=FILL),
+         lambda x, k: F.conv2d(filled(x, [(2, 2), (1, 1)])[:, None], k[None, None])[:, 0]),
+        ("corr2d_multi_jvp", ((2, 4, 9, 8), (4, 2, 3, 3)),
+         lambda x, w, dx, dw: xcorr.corr2d_multi_jvp(x, w, dx, dw, groups=2),
+         lambda x, w: F.conv2d(x, w, groups=2)),
+        ("corr3d_jvp", ((6, 7, 8), (4, 3, 2)),
+         lambda x, k, dx, dk: xcorr.corr3d_jvp(x, k, dx, dk, mode="full", fillvalue=FILL),
+         lambda x, k: F.conv3d(filled(x, [(3, 3), (2, 2), (1, 1)])[None, None], k[None, None])[0, 0]),
+        ("corr3d_multi_jvp", ((2, 4, 5, 6, 5), (4, 2, 3, 2, 3)),
+         lambda x, w, dx, dw: xcorr.corr3d_multi_jvp(x, w, dx, dw, groups=2, padding=1),
+         lambda x, w: F.conv3d(x, w, groups=2, padding=1)),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("backend", "dtype"), CASES)
+def test_jvps_round_once(backend, dtype):
+    torch, F = _torch64()
+    for what, (x_shape, k_shape), jvp, forward in _jvp_cases(F, dtype):
+        halves, values, back = _operands(backend, dtype, x_shape, k_shape, x_shape, k_shape)
+        _, expected = torch.autograd.functional.jvp(forward, tuple(torch.from_numpy(v) for v in values[:2]),
+                                     tuple(torch.from_numpy(v) for v in values[2:]))  # fmt: skip
+        got = jvp(*halves)
+        assert str(got.dtype).endswith(dtype), f"{what}: {got.dtype}"
+        assert_rounded_once(back(got), expected.numpy(), dtype, what)

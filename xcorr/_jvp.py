@@ -20,7 +20,7 @@ from ._call import validate_call
 from ._compat import isdtype
 from ._direct import extend_axis
 from ._options import Call, Options, cast_integers, result_dtype
-from ._prepared import correlate
+from ._prepared import correlate, half_precision, in_float32
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_jvp", "corr2d_jvp", "corr2d_multi_jvp", "tangent_options"]
@@ -70,9 +70,17 @@ def _public_jvp(name: str, given: dict, k_name: str = "k"):
     ``given``: validate (the forward call's checks, its fillvalue's too: dx's term runs with the
     fill's linear part, 0), then one correlation per direction."""
     call = validate_call(name, given, k_name)
-    xp, options, x, k, dx, dk = call.xp, call.options, given["x"], given[k_name], given["dx"], given["d" + k_name]
+    xp, arrays = call.xp, (given["x"], given[k_name], given["dx"], given["d" + k_name])
+    dtype = _tangent_dtype(xp, *arrays)
+    if half_precision(dtype):  # both terms in float32, their sum rounded once
+        return in_float32(call, dtype, _tangent, *arrays)
+    return _tangent(call, *_in_tangent_dtype(xp, dtype, *arrays))
+
+
+def _tangent(call: Call, x, k, dx, dk):
+    """``corr(dx, k) + corr(x, dk)`` of operands in the tangent's dtype (a None direction: no term)."""
+    xp, options = call.xp, call.options
     dtype = _tangent_dtype(xp, x, k, dx, dk)
-    x, k, dx, dk = _in_tangent_dtype(xp, dtype, x, k, dx, dk)
     terms = [] if dx is None else [_forward(call, dx, k, tangent_options(options))]
     if dk is not None:
         if terms and call.groups is None and _add_in_bands(xp, call.adapter, terms[0], x, dk, options, call.geometry, dtype):

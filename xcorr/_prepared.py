@@ -154,16 +154,22 @@ def half_fill(xp, dtype, options: Options) -> Options:
 
 
 def half_vjp(call: Call, vjp: Callable, *arrays):
-    """``vjp(call, *arrays)``, a VJP of the validated ``call`` whose last array is the cotangent:
-    where the operands and the cotangent are half precision, computed in float32 (the fill as the
-    half dtype holds it) with each gradient rounded once, as the forward is (:class:`Widened`)."""
+    """``vjp(call, *arrays)``, a VJP of the validated ``call`` whose last array is the cotangent,
+    computed in float32 where the operands and the cotangent are half precision (:func:`in_float32`)."""
+    dtype = result_dtype(call.xp, call.dtype, arrays[-1].dtype)
+    return in_float32(call, dtype, vjp, *arrays) if half_precision(dtype) else vjp(call, *arrays)
+
+
+def in_float32(call: Call, dtype, fn: Callable, *arrays):
+    """``fn(call, *arrays)`` of a call whose result is the half dtype ``dtype``, computed as the
+    forward is (:class:`Widened`): the call and its operands in float32 (None stays None), the fill
+    as the half dtype holds it, and each result rounded to ``dtype`` once."""
     xp = call.xp
-    dtype = result_dtype(xp, call.dtype, arrays[-1].dtype)
-    if not half_precision(dtype):
-        return vjp(call, *arrays)
     wide = replace(call, dtype=xp.float32, options=half_fill(xp, dtype, call.options))
-    grads = vjp(wide, *(xp.astype(a, xp.float32) for a in arrays))
-    return tuple(None if a is None else xp.astype(a, dtype) for a in grads)
+    out = fn(wide, *(None if a is None else xp.astype(a, xp.float32) for a in arrays))
+    if isinstance(out, tuple):
+        return tuple(None if a is None else xp.astype(a, dtype) for a in out)
+    return xp.astype(out, dtype)
 
 
 def half_value(xp, dtype, value):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ._call import OPTIONS, check_directions
 from ._options import result_dtype
-from ._three_d import Padding3D, Triple, _boundary, conv3d, corr3d, corr3d_multi
+from ._three_d import Padding3D, Triple, _boundary, _half_fill, conv3d, corr3d, corr3d_multi, widened
 from ._three_d_checks import check, check_multi
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 
@@ -22,7 +22,8 @@ def _tangent(xp, forward, given: dict, k_name: str, options: dict):
     for t in (dx, dk):
         if t is not None:
             dtype = result_dtype(xp, dtype, t.dtype)
-    x, k, dx, dk = (None if a is None else xp.astype(a, dtype, copy=False) for a in (x, k, dx, dk))
+    (options,) = _half_fill(xp, dtype, options)
+    x, k, dx, dk = widened(xp, dtype, *(None if a is None else xp.astype(a, dtype, copy=False) for a in (x, k, dx, dk)))
     linear = {**options, "fillvalue": 0} if _boundary(options) == "fill" else options
     total = None if dx is None else forward(dx, k, **linear)
     if dk is not None:

@@ -622,6 +622,15 @@ MUTANTS: tuple[Mutant, ...] = (
         k="vjp and (numpy or torch)",
     ),
     Mutant(
+        "half-jvp-two-roundings",
+        "xcorr/_jvp.py",
+        "    if half_precision(dtype):  # both terms in float32, their sum rounded once\n",
+        "    if False:\n",
+        ("tests/test_half_precision_nd.py",),
+        "a half-precision JVP rounds each of its two terms and then their sum",
+        k="jvp and (numpy or torch)",
+    ),
+    Mutant(
         "three-d-jvp-fill-has-a-tangent",
         "xcorr/_three_d_jvp.py",
         'linear = {**options, "fillvalue": 0} if _boundary(options) == "fill" else options',
