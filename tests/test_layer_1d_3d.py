@@ -357,11 +357,19 @@ def test_jax_layers_round_trip_through_flax_state_dicts(cls):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own imports while compiling
-@pytest.mark.parametrize(("cls", "shape"), [("Conv1D", (2, 2, 10)), ("Conv3D", (2, 2, 4, 5, 6))])
+@pytest.mark.parametrize(
+    ("cls", "shape"),
+    [
+        ("Conv1D", (2, 2, 10)),
+        ("Conv3D", (2, 2, 4, 5, 6)),
+        ("Conv1DTranspose", (2, 2, 10)),
+        ("Conv3DTranspose", (2, 2, 4, 5, 6)),
+    ],
+)
 def test_torch_compile_takes_the_layers_in_one_graph(cls, shape):
     layer = getattr(xcorr, cls)(3, in_channels=2, out_channels=3, padding=1, backend="torch", dtype="float64")
     x = torch.randn(*shape, dtype=torch.float64)
-    y = torch.compile(layer, fullgraph=True, backend="aot_eager")(x)  # corr1d_multi / corr3d_multi are allowed in the graph
+    y = torch.compile(layer, fullgraph=True, backend="aot_eager")(x)  # xcorr's 1-D/3-D functions are allowed in the graph
     y.square().sum().backward()
     compiled_grad = layer.weight.grad.clone()
     layer.weight.grad = None
