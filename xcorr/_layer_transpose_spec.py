@@ -20,7 +20,6 @@ from ._one_d import Single, _single
 from ._one_d_transpose import (
     TransposePadding1D,
     _padding_message,
-    _single_or_zero,
     conv_transpose1d,
     conv_transpose1d_vjp,
 )
@@ -165,7 +164,7 @@ def _pads_1d(padding: object, output_padding: object, taps: int, s: int, d: int)
         name = padding.upper()
         if name not in TRANSPOSE_PADDING_NAMES:
             raise ValueError(_padding_message(padding))
-        given = _single_or_zero("output_padding", output_padding)
+        given = _single("output_padding", output_padding, 0)
         if given:
             msg = f"padding={padding!r} implies the output_padding (lax's and Keras' rule); got output_padding={given}"
             raise ValueError(msg)
@@ -178,7 +177,7 @@ def _pads_1d(padding: object, output_padding: object, taps: int, s: int, d: int)
         left, right = (parse_int("padding", item, minimum=0) for item in items)
     except (TypeError, ValueError) as err:
         raise type(err)(_padding_message(padding)) from None
-    op = _single_or_zero("output_padding", output_padding)
+    op = _single("output_padding", output_padding, 0)
     if op >= s and op >= d:
         msg = f"output_padding ({op}) must be smaller than the stride ({s}) or the dilation ({d}) (torch's rule)"
         raise ValueError(msg)

@@ -21,7 +21,7 @@ from ._fronts import broadcast_batch, check_g, front_doc
 from ._layout import parse_data_format
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._options import MAX_AXIS, MAX_ELEMENTS, AxisPlan, check_arrays, plan_axis, result_dtype
-from ._padding import PADDING_NAMES, lax_pads, parse_int
+from ._padding import PADDING_NAMES, lax_pads, parse_axes, parse_int
 from ._prepared import _PREPARED, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 from ._vjp import conv2d_vjp, corr2d_vjp
@@ -37,19 +37,10 @@ Single = int | tuple[int] | list[int]
 # -- the 1-D arguments, checked and turned into the 2-D ones --------------------------------
 
 
-def _single(name: str, value: object) -> int:
-    """A stride or dilation: an int >= 1 or a sequence of exactly one."""
-    what = f"{name} must be an int >= 1 or a sequence of 1 int (one per axis of a 1-D signal); got {value!r}"
-    if isinstance(value, (tuple, list)):
-        if len(value) != 1:
-            raise ValueError(what)
-        value = value[0]
-    try:
-        return parse_int(name, value)
-    except TypeError:
-        raise TypeError(what) from None
-    except ValueError:
-        raise ValueError(what) from None
+def _single(name: str, value: object, minimum: int = 1) -> int:
+    """A stride, dilation (or, ``minimum`` 0, output padding): an int or a sequence of exactly one."""
+    (number,) = parse_axes(name, value, 1, minimum=minimum, of="one per axis of a 1-D signal", bound=True)
+    return number
 
 
 def _padding(padding: object, mode: object):

@@ -32,7 +32,7 @@ def _length(L: int, taps: int, s: int, d: int, padding, output_padding) -> tuple
             f"would have length {full} before the crop: beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS}"
         )
         raise ValueError(msg)
-    op = _single_or_zero("output_padding", output_padding)
+    op = _single("output_padding", output_padding, 0)
     if isinstance(padding, str):
         name = padding.upper()
         if name not in TRANSPOSE_PADDING_NAMES:
@@ -59,19 +59,6 @@ def _length(L: int, taps: int, s: int, d: int, padding, output_padding) -> tuple
         )
         raise ValueError(msg)
     return out, {"padding": ((0, 0), (left, right)), "output_padding": (0, op)}
-
-
-def _single_or_zero(name: str, value: object) -> int:
-    """An ``output_padding``: an int >= 0 or a sequence of exactly one."""
-    what = f"{name} must be an int >= 0 or a sequence of 1 int (one per axis of a 1-D signal); got {value!r}"
-    if isinstance(value, (tuple, list)):
-        if len(value) != 1:
-            raise ValueError(what)
-        value = value[0]
-    try:
-        return parse_int(name, value, minimum=0)
-    except (TypeError, ValueError) as err:
-        raise type(err)(what) from None
 
 
 def _padding_message(padding: object) -> str:

@@ -51,20 +51,35 @@ def parse_int(name: str, value: object, *, minimum: int = 1) -> int:
     return number
 
 
-def parse_pair(name: str, value: object, *, minimum: int = 1) -> tuple[int, int]:
-    """An int or a sequence of one or two ints, each >= ``minimum``, as a pair."""
-    what = f"{name} must be an int or a sequence of 1 or 2 ints; got {value!r}"
-    items = value if isinstance(value, (tuple, list)) else (value,)
-    if not 1 <= len(items) <= 2:
+def parse_axes(
+    name: str, value: object, ndim: int, *, minimum: int = 1, of: str = "", bound: bool = False
+) -> tuple[int, ...]:
+    """An int (every axis) or a sequence of ``ndim`` ints (2-D: or of one, for both), each >= ``minimum``.
+
+    The message says what the sequence holds (``of``: "depth, height, width"); ``bound``: it names
+    ``minimum`` and serves a value below it too (else that has its own, "must be >= minimum").
+    """
+    counts = "1 or 2" if ndim == 2 else str(ndim)
+    what = (
+        f"{name} must be an int{f' >= {minimum}' if bound else ''} or a sequence of {counts} "
+        f"int{'' if ndim == 1 else 's'}{f' ({of})' if of else ''}; got {value!r}"
+    )
+    items = value if isinstance(value, (tuple, list)) else (value,) * ndim
+    if len(items) != ndim and not (ndim == 2 and len(items) == 1):
         raise ValueError(what)
     try:
-        pair = [parse_int(name, item, minimum=minimum) for item in items]
+        numbers = tuple(parse_int(name, item, minimum=minimum) for item in items)
     except TypeError:
         raise TypeError(what) from None
     except ValueError:
-        msg = f"{name} must be >= {minimum}; got {value!r}"
-        raise ValueError(msg) from None
-    return (pair[0], pair[-1])
+        raise ValueError(what if bound else f"{name} must be >= {minimum}; got {value!r}") from None
+    return numbers * ndim if len(numbers) == 1 else numbers
+
+
+def parse_pair(name: str, value: object, *, minimum: int = 1) -> tuple[int, int]:
+    """:func:`parse_axes` of a 2-D function: an int or a sequence of one or two ints as a pair."""
+    first, second = parse_axes(name, value, 2, minimum=minimum)
+    return first, second
 
 
 def _width(value: object, what: str, explain: bool) -> int:
@@ -255,23 +270,6 @@ def window_pads(padding, axis: int, span: int, stride: int, n: int | None) -> tu
 
 #: The spatial axes of a 1-, 2- or 3-D input, as the messages name them.
 SPATIAL_LAYOUTS = {1: "L", 2: "H, W", 3: "D, H, W"}
-
-
-def parse_axes(name: str, value: object, ndim: int, *, minimum: int = 1) -> tuple[int, ...]:
-    """An int (every axis) or a sequence of ``ndim`` ints, each >= ``minimum`` (2-D: :func:`parse_pair`)."""
-    if ndim == 2:
-        return parse_pair(name, value, minimum=minimum)
-    what = f"{name} must be an int or a sequence of {ndim} ints (one per axis of a {ndim}-D window); got {value!r}"
-    items = value if isinstance(value, (tuple, list)) else (value,) * ndim
-    if len(items) != ndim:
-        raise ValueError(what)
-    try:
-        return tuple(parse_int(name, item, minimum=minimum) for item in items)
-    except TypeError:
-        raise TypeError(what) from None
-    except ValueError:
-        msg = f"{name} must be >= {minimum}; got {value!r}"
-        raise ValueError(msg) from None
 
 
 def parse_window_padding_nd(padding: object, ndim: int) -> str | tuple:

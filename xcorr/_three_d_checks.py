@@ -9,24 +9,15 @@ from ._call import check_bias, check_groups, parse_options
 from ._fronts import broadcast_batch, check_g
 from ._layout import parse_data_format
 from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, check_integral_fill, plan_axis, result_dtype
-from ._padding import PADDING_NAMES, lax_pads, parse_int
+from ._padding import PADDING_NAMES, lax_pads, parse_axes, parse_int
 
 AXES = ("depth", "height", "width")
 _ZERO = ((0, 0), (0, 0), (0, 0))
 
 
-def _triple(name: str, value: object) -> tuple[int, int, int]:
-    """A stride or dilation: an int >= 1 or a sequence of exactly three."""
-    what = f"{name} must be an int >= 1 or a sequence of 3 ints (depth, height, width); got {value!r}"
-    items = value if isinstance(value, (tuple, list)) else (value, value, value)
-    if len(items) != 3:
-        raise ValueError(what)
-    try:
-        d, h, w = (parse_int(name, item) for item in items)
-    except TypeError:
-        raise TypeError(what) from None
-    except ValueError:
-        raise ValueError(what) from None
+def _triple(name: str, value: object, minimum: int = 1) -> tuple[int, int, int]:
+    """A stride, dilation (or, ``minimum`` 0, output padding): an int or a sequence of exactly three."""
+    d, h, w = parse_axes(name, value, 3, minimum=minimum, of="depth, height, width", bound=True)
     return d, h, w
 
 

@@ -63,18 +63,6 @@ def _padding_message(padding: object) -> str:
     )
 
 
-def _output_padding(value: object) -> tuple[int, int, int]:
-    what = f"output_padding must be an int >= 0 or a sequence of 3 ints (depth, height, width); got {value!r}"
-    items = value if isinstance(value, (tuple, list)) else (value, value, value)
-    if len(items) != 3:
-        raise ValueError(what)
-    try:
-        d, h, w = (parse_int("output_padding", item, minimum=0) for item in items)
-    except (TypeError, ValueError) as err:
-        raise type(err)(what) from None
-    return d, h, w
-
-
 def _pads(padding: object, output_padding: object, taps, strides, dilations):
     """``(pairs, output_padding)``: the crop ``(before, after)`` and the output padding of each axis."""
     spans = [d * (t - 1) + 1 for t, d in zip(taps, dilations)]
@@ -82,7 +70,7 @@ def _pads(padding: object, output_padding: object, taps, strides, dilations):
         name = padding.upper()
         if name not in TRANSPOSE_PADDING_NAMES:
             raise ValueError(_padding_message(padding))
-        given = _output_padding(output_padding)
+        given = _triple("output_padding", output_padding, 0)
         if given != (0, 0, 0):
             msg = f"padding={padding!r} implies the output_padding (lax's and Keras' rule); got output_padding={given}"
             raise ValueError(msg)
@@ -101,7 +89,7 @@ def _pads(padding: object, output_padding: object, taps, strides, dilations):
             pairs.append(tuple(parse_int("padding", p, minimum=0) for p in pair))
         except (TypeError, ValueError) as err:
             raise type(err)(_padding_message(padding)) from None
-    ops = _output_padding(output_padding)
+    ops = _triple("output_padding", output_padding, 0)
     for axis, op, s, d in zip(AXES, ops, strides, dilations):
         if op >= s and op >= d:
             msg = (
