@@ -16,7 +16,7 @@ from typing import Any
 from ._layer import Conv2D, Conv2DTranspose  # every backend's layer class derives from them
 from ._layer_1d import NdLayer  # every backend's Conv1D and Conv3D (and their transposed layers)
 from ._layer_nd_transpose import Conv1DTranspose, Conv3DTranspose
-from ._padding import PaddingPairs, parse_axes, parse_window_padding_nd, window_pads
+from ._padding import PaddingPairs, parse_axes, parse_window_padding, window_pads
 from ._typing import Mode, Pair
 
 __all__ = ["TransposedWindow", "Window", "as_window"]
@@ -85,7 +85,7 @@ class Window:
         ndim = _window_ndim(kernel_size)
         for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
             object.__setattr__(self, name, _per_axis(name, value, ndim))
-        object.__setattr__(self, "padding", parse_window_padding_nd(padding, ndim))
+        object.__setattr__(self, "padding", parse_window_padding(padding, ndim))
 
     def __repr__(self) -> str:
         return f"Window({self.kernel_size}, stride={self.stride}, dilation={self.dilation}, padding={self.padding!r})"
