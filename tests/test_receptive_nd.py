@@ -297,7 +297,7 @@ def test_mixed_torch_dimensions_raise():
             ((5,),),
             {"dilation": (1, 1)},
             ValueError,
-            r"dilation must be an int or a sequence of 1 ints .*; got \(1, 1\)",
+            r"dilation must be an int or a sequence of 1 int .*; got \(1, 1\)",
         ),
         (((5,),), {"stride": (0,)}, ValueError, r"stride must be >= 1; got \(0,\)"),
         (((3, 3, 0),), {}, ValueError, r"kernel_size must be >= 1; got \(3, 3, 0\)"),

@@ -650,7 +650,7 @@ def test_port_a_torch_model_to_numpy_with_the_vjps():
             (2, 1, 2, 2),
             {"padding": "same_lower"},
             ValueError,
-            r"padding of a transposed convolution .* or 'SAME' or 'VALID'; got 'same_lower'",
+            r"padding of a transposed convolution .* or 'SAME' or 'VALID' \(any case\); got 'same_lower'",
         ),
         (
             (1, 2, 3, 3),

@@ -17,19 +17,13 @@ import numpy as np
 
 from ._layer_spec import LayerSpec, initial_parameters, parse_layer_arguments
 from ._one_d import Single, _single
-from ._one_d_transpose import (
-    TransposePadding1D,
-    _padding_message,
-    _single_or_zero,
-    conv_transpose1d,
-    conv_transpose1d_vjp,
-)
+from ._one_d_transpose import TransposePadding1D, conv_transpose1d, conv_transpose1d_vjp
 from ._one_d_transpose import _check_multi as _check_multi_1d
 from ._options import check_array, check_arrays
-from ._padding import TRANSPOSE_PADDING_NAMES, parse_int
+from ._padding import transpose_pads
 from ._three_d import Triple
 from ._three_d_checks import _triple
-from ._three_d_transpose import TransposePadding3D, _pads, conv_transpose3d, conv_transpose3d_vjp
+from ._three_d_transpose import TransposePadding3D, conv_transpose3d, conv_transpose3d_vjp
 from ._three_d_transpose import _check_multi as _check_multi_3d
 from ._typing import DataFormat, Dtype
 
@@ -157,34 +151,6 @@ class NdTransposeSpec:
         return ", ".join(parts)
 
 
-def _pads_1d(padding: object, output_padding: object, taps: int, s: int, d: int) -> tuple[tuple[int, int], int]:
-    """``((left, right), output_padding)`` of a 1-D transposed layer: lax's "SAME" and "VALID" as
-    numbers (``resolve_transpose_padding``'s rule), or the given ones, checked."""
-    span = d * (taps - 1) + 1
-    if isinstance(padding, str):
-        name = padding.upper()
-        if name not in TRANSPOSE_PADDING_NAMES:
-            raise ValueError(_padding_message(padding))
-        given = _single_or_zero("output_padding", output_padding)
-        if given:
-            msg = f"padding={padding!r} implies the output_padding (lax's and Keras' rule); got output_padding={given}"
-            raise ValueError(msg)
-        total = max(span - s, 0) if name == "SAME" else 0
-        return (total // 2, total - total // 2), max(s - span, 0)
-    items = padding if isinstance(padding, (tuple, list)) else (padding, padding)
-    if len(items) != 2:
-        raise ValueError(_padding_message(padding))
-    try:
-        left, right = (parse_int("padding", item, minimum=0) for item in items)
-    except (TypeError, ValueError) as err:
-        raise type(err)(_padding_message(padding)) from None
-    op = _single_or_zero("output_padding", output_padding)
-    if op >= s and op >= d:
-        msg = f"output_padding ({op}) must be smaller than the stride ({s}) or the dilation ({d}) (torch's rule)"
-        raise ValueError(msg)
-    return (left, right), op
-
-
 class Conv1DTransposeSpec(NdTransposeSpec):
     """The validated hyper-parameters of one ``Conv1DTranspose`` (hashable: jax-static)."""
 
@@ -216,7 +182,7 @@ class Conv1DTransposeSpec(NdTransposeSpec):
     ) -> Conv1DTransposeSpec:
         taps = _single("kernel_size", kernel_size)
         s, d = _single("stride", stride), _single("dilation", dilation)
-        pads, op = _pads_1d(padding, output_padding, taps, s, d)
+        (pads,), (op,) = transpose_pads(padding, output_padding, (taps,), (s,), (d,))
         in_channels, out_channels, groups, backend, dtype = parse_layer_arguments(
             "Conv1DTranspose", in_channels, out_channels, groups, bias, backend, dtype, data_format
         )
@@ -257,7 +223,7 @@ class Conv3DTransposeSpec(NdTransposeSpec):
     ) -> Conv3DTransposeSpec:
         kernel = _triple("kernel_size", kernel_size)
         strides, dilations = _triple("stride", stride), _triple("dilation", dilation)
-        pads, ops = _pads(padding, output_padding, kernel, strides, dilations)
+        pads, ops = transpose_pads(padding, output_padding, kernel, strides, dilations)
         in_channels, out_channels, groups, backend, dtype = parse_layer_arguments(
             "Conv3DTranspose", in_channels, out_channels, groups, bias, backend, dtype, data_format
         )

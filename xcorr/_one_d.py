@@ -21,7 +21,7 @@ from ._fronts import broadcast_batch, check_g, front_doc
 from ._layout import parse_data_format
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._options import MAX_AXIS, MAX_ELEMENTS, AxisPlan, check_arrays, plan_axis, result_dtype
-from ._padding import PADDING_NAMES, lax_pads, parse_int
+from ._padding import check_padding_mode, lax_pads, parse_int, parse_padding, parse_per_axis
 from ._prepared import _PREPARED, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 from ._vjp import conv2d_vjp, corr2d_vjp
@@ -37,51 +37,21 @@ Single = int | tuple[int] | list[int]
 # -- the 1-D arguments, checked and turned into the 2-D ones --------------------------------
 
 
-def _single(name: str, value: object) -> int:
-    """A stride or dilation: an int >= 1 or a sequence of exactly one."""
-    what = f"{name} must be an int >= 1 or a sequence of 1 int (one per axis of a 1-D signal); got {value!r}"
-    if isinstance(value, (tuple, list)):
-        if len(value) != 1:
-            raise ValueError(what)
-        value = value[0]
-    try:
-        return parse_int(name, value)
-    except TypeError:
-        raise TypeError(what) from None
-    except ValueError:
-        raise ValueError(what) from None
+def _single(name: str, value: object, minimum: int = 1) -> int:
+    """A stride, dilation (or, ``minimum`` 0, output padding): an int or a sequence of exactly one."""
+    (number,) = parse_per_axis(name, value, 1, minimum=minimum)
+    return number
 
 
 def _padding(padding: object, mode: object):
     """``(pads, for_2d)``: the 1-D padding as ``(left, right)``, a name ("SAME", "SAME_LOWER") or
     None, and the ``padding=`` of the one-row 2-D call."""
-    if padding is None:
-        return None, None
-    what = (
-        "padding must be an int >= 0, a pair (left, right) of them, or one of "
-        f"{', '.join(map(repr, PADDING_NAMES))} (any case); got {padding!r}"
-    )
-    if mode != "valid":
-        msg = (
-            f"padding={padding!r} and mode={mode!r} conflict: padding extends x and then takes the "
-            'valid correlation of the result, so it needs mode="valid" (the default); leave out one of the two'
-        )
-        raise ValueError(msg)
-    if isinstance(padding, str):
-        name = padding.upper()
-        if name not in PADDING_NAMES:
-            raise ValueError(what)
-        return (None, None) if name == "VALID" else (name, name)
-    items = padding if isinstance(padding, (tuple, list)) else (padding, padding)
-    if len(items) != 2:
-        raise ValueError(f"{what} (a sequence of {len(items)} items, not (left, right))")
-    try:
-        left, right = (parse_int("padding", item, minimum=0) for item in items)
-    except TypeError:
-        raise TypeError(what) from None
-    except ValueError:
-        raise ValueError(what) from None
-    return (left, right), ((0, 0), (left, right))
+    check_padding_mode(padding, mode)
+    parsed = parse_padding(padding, 1)
+    if parsed is None or isinstance(parsed, str):
+        return parsed, parsed
+    (pair,) = parsed
+    return pair, ((0, 0), pair)
 
 
 def _axis(x_shape, k_shape, batch, options, stride: int, dilation: int, pads, *, L=None, k_name="k") -> AxisPlan:

@@ -12,7 +12,7 @@ from ._fronts import broadcast_batch, check_g
 from ._layout import parse_data_format
 from ._one_d import Single, _single
 from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, result_dtype
-from ._padding import TRANSPOSE_PADDING_NAMES, parse_int
+from ._padding import parse_int, transpose_pads
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._typing import Array, DataFormat
 
@@ -32,25 +32,8 @@ def _length(L: int, taps: int, s: int, d: int, padding, output_padding) -> tuple
             f"would have length {full} before the crop: beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS}"
         )
         raise ValueError(msg)
-    op = _single_or_zero("output_padding", output_padding)
-    if isinstance(padding, str):
-        name = padding.upper()
-        if name not in TRANSPOSE_PADDING_NAMES:
-            raise ValueError(_padding_message(padding))
-        if op:
-            msg = f"padding={padding!r} implies the output_padding (lax's and Keras' rule); got output_padding={op}"
-            raise ValueError(msg)
-        return (L * s if name == "SAME" else L * s + max(span - s, 0)), {"padding": name}
-    items = padding if isinstance(padding, (tuple, list)) else (padding, padding)
-    if len(items) != 2:
-        raise ValueError(_padding_message(padding))
-    try:
-        left, right = (parse_int("padding", item, minimum=0) for item in items)
-    except (TypeError, ValueError) as err:
-        raise type(err)(_padding_message(padding)) from None
-    if op >= s and op >= d:
-        msg = f"output_padding ({op}) must be smaller than the stride ({s}) or the dilation ({d})"
-        raise ValueError(msg)
+    _single("output_padding", output_padding, 0)  # before the padding, as the 1-D functions always checked it
+    ((left, right),), (op,) = transpose_pads(padding, output_padding, (taps,), (s,), (d,))
     out = full - left - right + op
     if out < 1:
         msg = (
@@ -59,26 +42,6 @@ def _length(L: int, taps: int, s: int, d: int, padding, output_padding) -> tuple
         )
         raise ValueError(msg)
     return out, {"padding": ((0, 0), (left, right)), "output_padding": (0, op)}
-
-
-def _single_or_zero(name: str, value: object) -> int:
-    """An ``output_padding``: an int >= 0 or a sequence of exactly one."""
-    what = f"{name} must be an int >= 0 or a sequence of 1 int (one per axis of a 1-D signal); got {value!r}"
-    if isinstance(value, (tuple, list)):
-        if len(value) != 1:
-            raise ValueError(what)
-        value = value[0]
-    try:
-        return parse_int(name, value, minimum=0)
-    except (TypeError, ValueError) as err:
-        raise type(err)(what) from None
-
-
-def _padding_message(padding: object) -> str:
-    return (
-        "padding of a 1-D transposed convolution must be an int >= 0, a pair (left, right) of them, "
-        f"or 'SAME' or 'VALID' (any case); got {padding!r}"
-    )
 
 
 def _check_multi(x, w, g, bias, stride, padding, output_padding, dilation, groups, data_format):

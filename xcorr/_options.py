@@ -14,7 +14,7 @@ from typing import Any
 
 from ._compat import array_namespace, device, is_array_api_obj, isdtype
 from ._cost_model import parse_method
-from ._padding import MODES, parse_padding, parse_pair, resolve_padding
+from ._padding import MODES, check_padding_mode, parse_padding, parse_pair, resolve_padding
 from ._typing import Boundary as Boundary  # the Literal types live in _typing
 from ._typing import Mode as Mode
 
@@ -228,13 +228,7 @@ class Options:
     ) -> Options:
         mode = parse_mode(mode)
         parsed_padding = parse_padding(padding)
-        if padding is not None and mode != "valid":
-            msg = (
-                f"padding={padding!r} and mode={mode!r} conflict: padding extends x and then takes the "
-                'valid correlation of the result, so it needs mode="valid" (the default); '
-                "leave out one of the two"
-            )
-            raise ValueError(msg)
+        check_padding_mode(padding, mode)
         fill = parse_fillvalue(fillvalue)
         if boundary == "zeros" and fill != 0:
             msg = f'boundary="zeros" fills with 0 but fillvalue={fillvalue!r}; use boundary="fill" (or "constant")'
@@ -247,7 +241,7 @@ class Options:
             dilation=parse_pair("dilation", dilation),
             convolve=convolve,
             method=parse_method(method),
-            padding=parsed_padding,
+            padding=None if parsed_padding == ((0, 0), (0, 0)) else parsed_padding,
         )
 
 

@@ -9,24 +9,15 @@ from ._call import check_bias, check_groups, parse_options
 from ._fronts import broadcast_batch, check_g
 from ._layout import parse_data_format
 from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, check_integral_fill, plan_axis, result_dtype
-from ._padding import PADDING_NAMES, lax_pads, parse_int
+from ._padding import AXIS_NAMES, check_padding_mode, lax_pads, parse_int, parse_padding, parse_per_axis
 
-AXES = ("depth", "height", "width")
+AXES = AXIS_NAMES[3]
 _ZERO = ((0, 0), (0, 0), (0, 0))
 
 
-def _triple(name: str, value: object) -> tuple[int, int, int]:
-    """A stride or dilation: an int >= 1 or a sequence of exactly three."""
-    what = f"{name} must be an int >= 1 or a sequence of 3 ints (depth, height, width); got {value!r}"
-    items = value if isinstance(value, (tuple, list)) else (value, value, value)
-    if len(items) != 3:
-        raise ValueError(what)
-    try:
-        d, h, w = (parse_int(name, item) for item in items)
-    except TypeError:
-        raise TypeError(what) from None
-    except ValueError:
-        raise ValueError(what) from None
+def _triple(name: str, value: object, minimum: int = 1) -> tuple[int, int, int]:
+    """A stride, dilation (or, ``minimum`` 0, output padding): an int or a sequence of exactly three."""
+    d, h, w = parse_per_axis(name, value, 3, minimum=minimum)
     return d, h, w
 
 
@@ -40,36 +31,11 @@ def _padding(padding: object, mode: str, sizes, spans, strides) -> tuple:
         if mode == "full":
             return tuple((e - 1, e - 1) for e in spans)
         return tuple((e // 2, (e - 1) // 2) for e in spans)
-    what = (
-        "padding must be an int >= 0, a sequence of 3 (one per axis: depth, height, width) of ints "
-        f"or (before, after) pairs, or one of {', '.join(map(repr, PADDING_NAMES))} (any case); got {padding!r}"
-    )
-    if mode != "valid":
-        msg = (
-            f"padding={padding!r} and mode={mode!r} conflict: padding extends x and then takes the "
-            'valid correlation of the result, so it needs mode="valid" (the default); leave out one of the two'
-        )
-        raise ValueError(msg)
-    if isinstance(padding, str):
-        name = padding.upper()
-        if name not in PADDING_NAMES:
-            raise ValueError(what)
-        return _ZERO if name == "VALID" else tuple(lax_pads(name, n, e, s) for n, e, s in zip(sizes, spans, strides))
-    items = padding if isinstance(padding, (tuple, list)) else (padding,) * 3
-    if len(items) != 3:
-        raise ValueError(f"{what} (a sequence of {len(items)} items; it needs one per axis, 3)")
-    pairs = []
-    for item in items:
-        pair = item if isinstance(item, (tuple, list)) else (item, item)
-        if len(pair) != 2:
-            raise ValueError(f"{what} (an axis's padding {item!r} has {len(pair)} items, not (before, after))")
-        try:
-            pairs.append(tuple(parse_int("padding", p, minimum=0) for p in pair))
-        except TypeError:
-            raise TypeError(what) from None
-        except ValueError:
-            raise ValueError(what) from None
-    return tuple(pairs)
+    check_padding_mode(padding, mode)
+    parsed = parse_padding(padding, 3)
+    if isinstance(parsed, str):
+        return tuple(lax_pads(parsed, n, e, s) for n, e, s in zip(sizes, spans, strides))
+    return _ZERO if parsed is None else parsed
 
 
 def _plans(x_shape, k_shape, sizes, batch, given: dict, *, k_name: str = "k"):

@@ -23,9 +23,9 @@ from ._direct import extend_axis, zero_insert
 from ._fronts import broadcast_batch, check_g
 from ._layout import parse_data_format
 from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, result_dtype
-from ._padding import TRANSPOSE_PADDING_NAMES, parse_int
+from ._padding import parse_int, transpose_pads
 from ._three_d import Triple, _depth_tap, _volumes, rounded, widened
-from ._three_d_checks import AXES, _triple
+from ._three_d_checks import _triple
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._typing import Array, DataFormat
 
@@ -56,63 +56,6 @@ class _Depth:
 # -- the checks, in 3-D terms -------------------------------------------------------------------
 
 
-def _padding_message(padding: object) -> str:
-    return (
-        "padding of a 3-D transposed convolution must be an int >= 0, a sequence of 3 (one per axis: "
-        f"depth, height, width) of ints or (before, after) pairs, or 'SAME' or 'VALID' (any case); got {padding!r}"
-    )
-
-
-def _output_padding(value: object) -> tuple[int, int, int]:
-    what = f"output_padding must be an int >= 0 or a sequence of 3 ints (depth, height, width); got {value!r}"
-    items = value if isinstance(value, (tuple, list)) else (value, value, value)
-    if len(items) != 3:
-        raise ValueError(what)
-    try:
-        d, h, w = (parse_int("output_padding", item, minimum=0) for item in items)
-    except (TypeError, ValueError) as err:
-        raise type(err)(what) from None
-    return d, h, w
-
-
-def _pads(padding: object, output_padding: object, taps, strides, dilations):
-    """``(pairs, output_padding)``: the crop ``(before, after)`` and the output padding of each axis."""
-    spans = [d * (t - 1) + 1 for t, d in zip(taps, dilations)]
-    if isinstance(padding, str):
-        name = padding.upper()
-        if name not in TRANSPOSE_PADDING_NAMES:
-            raise ValueError(_padding_message(padding))
-        given = _output_padding(output_padding)
-        if given != (0, 0, 0):
-            msg = f"padding={padding!r} implies the output_padding (lax's and Keras' rule); got output_padding={given}"
-            raise ValueError(msg)
-        totals = [max(e - s, 0) if name == "SAME" else 0 for e, s in zip(spans, strides)]
-        named = tuple((t // 2, t - t // 2) for t in totals)
-        return named, tuple(max(s - e, 0) for e, s in zip(spans, strides))
-    items = padding if isinstance(padding, (tuple, list)) else (padding,) * 3
-    if len(items) != 3:
-        raise ValueError(f"{_padding_message(padding)} (a sequence of {len(items)} items; it needs one per axis, 3)")
-    pairs = []
-    for item in items:
-        pair = item if isinstance(item, (tuple, list)) else (item, item)
-        if len(pair) != 2:
-            raise ValueError(_padding_message(padding))
-        try:
-            pairs.append(tuple(parse_int("padding", p, minimum=0) for p in pair))
-        except (TypeError, ValueError) as err:
-            raise type(err)(_padding_message(padding)) from None
-    ops = _output_padding(output_padding)
-    for axis, op, s, d in zip(AXES, ops, strides, dilations):
-        if op >= s and op >= d:
-            msg = (
-                f"output_padding {ops} must be smaller than the stride {tuple(strides)} or the dilation "
-                f"{tuple(dilations)} along each axis (torch's rule); along the {axis} it is {op}, the stride "
-                f"{s} and the dilation {d}"
-            )
-            raise ValueError(msg)
-    return tuple(pairs), ops
-
-
 def _plan(sizes, taps, stride, dilation, padding, output_padding):
     """``(depth, outs, keywords)``: the depth plan, the output size per axis and the 2-D keywords."""
     if 0 in taps:
@@ -120,7 +63,7 @@ def _plan(sizes, taps, stride, dilation, padding, output_padding):
     if 0 in sizes:
         raise ValueError(f"x must not be empty in its depth, height or width; got size {tuple(sizes)}")
     strides, dilations = _triple("stride", stride), _triple("dilation", dilation)
-    pairs, ops = _pads(padding, output_padding, taps, strides, dilations)
+    pairs, ops = transpose_pads(padding, output_padding, taps, strides, dilations)
     full = tuple((n - 1) * s + d * (t - 1) + 1 for n, t, s, d in zip(sizes, taps, strides, dilations))
     if max(full) > MAX_AXIS:
         msg = (

@@ -16,7 +16,7 @@ from typing import Any
 from ._layer import Conv2D, Conv2DTranspose  # every backend's layer class derives from them
 from ._layer_1d import NdLayer  # every backend's Conv1D and Conv3D (and their transposed layers)
 from ._layer_nd_transpose import Conv1DTranspose, Conv3DTranspose
-from ._padding import PaddingPairs, parse_axes, parse_window_padding_nd, window_pads
+from ._padding import PaddingPairs, parse_axes, parse_window_padding, window_pads
 from ._typing import Mode, Pair
 
 __all__ = ["TransposedWindow", "Window", "as_window"]
@@ -83,10 +83,9 @@ class Window:
 
     def __init__(self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1, padding: Pair | Mode = 0) -> None:
         ndim = _window_ndim(kernel_size)
-        object.__setattr__(self, "kernel_size", parse_axes("kernel_size", kernel_size, ndim))
-        object.__setattr__(self, "stride", parse_axes("stride", stride, ndim))
-        object.__setattr__(self, "dilation", parse_axes("dilation", dilation, ndim))
-        object.__setattr__(self, "padding", parse_window_padding_nd(padding, ndim))
+        for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+            object.__setattr__(self, name, _per_axis(name, value, ndim))
+        object.__setattr__(self, "padding", parse_window_padding(padding, ndim))
 
     def __repr__(self) -> str:
         return f"Window({self.kernel_size}, stride={self.stride}, dilation={self.dilation}, padding={self.padding!r})"
@@ -193,7 +192,7 @@ class TransposedWindow(Window):
         if isinstance(self.padding, str):
             msg = f"a transposed window's padding must be numbers (before, after); got {self.padding!r}"
             raise ValueError(msg)
-        object.__setattr__(self, "output_padding", parse_axes("output_padding", output_padding, self.ndim, minimum=0))
+        object.__setattr__(self, "output_padding", _per_axis("output_padding", output_padding, self.ndim, 0))
 
     def __repr__(self) -> str:
         return (
@@ -233,6 +232,10 @@ def _fmt(values, sep: str = "x") -> str:
     """One number when every axis agrees, else one per axis: ``rows{sep}cols`` in 2-D."""
     texts = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
     return texts[0] if all(t == texts[0] for t in texts) else sep.join(texts)
+
+
+def _per_axis(name: str, value: object, ndim: int, minimum: int = 1) -> tuple[int, ...]:
+    return parse_axes(name, value, ndim, minimum=minimum, of=f"one per axis of a {ndim}-D window")
 
 
 def _window_ndim(kernel_size: object) -> int:
