@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import _cost_model, _direct, _fft
-from ._compat import isdtype
+from ._compat import device, isdtype
 from ._direct import as_input_dtype, extend_axis, fold_axis, unbroadcast, zero_insert
 from ._layout import to_first, to_last
 from ._operations import AdapterOperations
@@ -179,6 +179,8 @@ def scatter_taps(xp, g, kc, options: Options, geometry: Geometry):
 
 def generic_kernel_gradient(adapter: AdapterOperations, xp, xc, k, g, options: Options, geometry: Geometry, method):
     """``Adapter.kernel_gradient``'s generic implementation (correlation orientation, result dtype)."""
+    if 0 in g.shape:  # an empty batch: no window, so zeros (native grouped forms refuse 0 groups)
+        return xp.zeros(tuple(k.shape), dtype=xc.dtype, device=device(xc))
     rows, cols = geometry.rows, geometry.cols
     k_batch = tuple(k.shape[:-2])
     # Kernel gradient: one reduction per tap over the windows of extend(x).

@@ -14,6 +14,8 @@ and stack the kernel gradients per tap. The arguments are checked here first, in
 
 from __future__ import annotations
 
+import math
+
 from ._adapter import adapter_for
 from ._call import parse_options, public_key
 from ._compat import device
@@ -224,6 +226,14 @@ def conv3d_vjp(
     return _vjp3(True, x, k, g, {**given, "method": method, "padding": padding})
 
 
+def _reshaped(xp, a, shape: tuple):
+    """``xp.reshape(a, shape)``, except that an empty result is made as zeros: dask cannot reshape an
+    empty array across chunked axes (an empty batch)."""
+    if math.prod(shape) == 0:
+        return xp.zeros(shape, dtype=a.dtype, device=device(a))
+    return xp.reshape(a, shape)
+
+
 def _planes(xp, a, plan: AxisPlan, tap: int | None, last: bool):
     """Tap ``tap``'s depth slice of the extended ``(N, C, D, H, W)`` (or channels-last) ``a`` as a
     batch of 2-D images ``(N*D', C, H, W)``; with ``tap`` None, ``a`` is an output gradient."""
@@ -231,12 +241,13 @@ def _planes(xp, a, plan: AxisPlan, tap: int | None, last: bool):
         a = a[_depth(-4 if last else -3, window(plan, tap))]
     if not last:
         a = xp.permute_dims(a, (0, 2, 1, 3, 4))
-    return xp.reshape(a, (a.shape[0] * a.shape[1], *a.shape[2:]))
+    return _reshaped(xp, a, (a.shape[0] * a.shape[1], *a.shape[2:]))
 
 
-def _volumes(xp, a, n: int, last: bool):
-    """The inverse of :func:`_planes`: ``(N*D', ...)`` back to ``(N, C, D', H, W)`` (or channels-last)."""
-    a = xp.reshape(a, (n, a.shape[0] // n, *a.shape[1:]))
+def _volumes(xp, a, n: int, depth: int, last: bool):
+    """The inverse of :func:`_planes`: ``(N*D', ...)`` back to ``(N, C, D', H, W)`` (or channels-last),
+    ``depth`` being ``D'`` (which an empty batch, ``N = 0``, does not tell)."""
+    a = _reshaped(xp, a, (n, depth, *a.shape[1:]))
     return a if last else xp.permute_dims(a, (0, 2, 1, 3, 4))
 
 
@@ -271,7 +282,7 @@ def corr3d_multi(
     for j in range(plan.taps):
         term = corr2d_multi(_planes(xp, xe, plan, j, last), w[:, :, j, :, :], bias=None if j else bias, **keywords)
         total = term if total is None else total + term
-    y = rounded(xp, _volumes(xp, total, xb.shape[0], last), dtype)
+    y = rounded(xp, _volumes(xp, total, xb.shape[0], plan.count, last), dtype)
     return y[0, ...] if single else y
 
 
@@ -303,7 +314,7 @@ def corr3d_multi_vjp(
     total, gws = None, []
     for j in range(plan.taps):
         gx, gw = corr2d_multi_vjp(_planes(xp, xe, plan, j, last), w[:, :, j, :, :], g2, **keywords)
-        placed = _placed(xp, _volumes(xp, gx, xb.shape[0], last), plan, j, axis)
+        placed = _placed(xp, _volumes(xp, gx, xb.shape[0], plan.count, last), plan, j, axis)
         total = placed if total is None else total + placed
         gws.append(gw)
     gx = rounded(xp, fold_axis(xp, total, axis, plan.lo, plan.hi, xb.shape[axis], _boundary(given)), dtype)

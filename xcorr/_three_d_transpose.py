@@ -24,7 +24,7 @@ from ._fronts import broadcast_batch, check_g
 from ._layout import parse_data_format
 from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, result_dtype
 from ._padding import parse_int, transpose_pads
-from ._three_d import Triple, _depth_tap, _volumes, rounded, widened
+from ._three_d import Triple, _depth_tap, _reshaped, _volumes, rounded, widened
 from ._three_d_checks import _triple
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._typing import Array, DataFormat
@@ -176,7 +176,7 @@ def _planes(xp, a, last: bool):
     """``(N, C, D, H, W)`` (or channels-last) ``a`` as a batch of 2-D images ``(N*D, C, H, W)``."""
     if not last:
         a = xp.permute_dims(a, (0, 2, 1, 3, 4))
-    return xp.reshape(a, (a.shape[0] * a.shape[1], *a.shape[2:]))
+    return _reshaped(xp, a, (a.shape[0] * a.shape[1], *a.shape[2:]))
 
 
 def _add(total, term):
@@ -204,7 +204,7 @@ def conv_transpose3d(
     planes, total = _planes(xp, xb, last), None
     for j in range(depth.taps):
         y2 = conv_transpose2d(planes, w[:, :, j, :, :], **keywords)
-        total = _add(total, _place(xp, _volumes(xp, y2, xb.shape[0], last), axis, depth, j))
+        total = _add(total, _place(xp, _volumes(xp, y2, xb.shape[0], xb.shape[axis], last), axis, depth, j))
     y = _crop(xp, total, axis, depth)
     if bias is not None:
         b = xp.astype(bias, y.dtype)
@@ -236,7 +236,7 @@ def conv_transpose3d_vjp(
     for j in range(depth.taps):
         g2 = _planes(xp, _read(gfull, axis, depth, j), last)
         gx, gw = conv_transpose2d_vjp(planes, w[:, :, j, :, :], g2, **keywords)
-        total = _add(total, _volumes(xp, gx, xb.shape[0], last))
+        total = _add(total, _volumes(xp, gx, xb.shape[0], xb.shape[axis], last))
         gws.append(gw)
     assert total is not None  # a kernel has at least one depth tap (checked)
     total = rounded(xp, total, dtype)
