@@ -615,8 +615,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "half-vjp-rounded-per-term",
         "xcorr/_prepared.py",
-        "    if not half_precision(dtype):\n        return vjp(call, *arrays)\n",
-        "    if True:\n        return vjp(call, *arrays)\n",
+        "return in_float32(call, dtype, vjp, *arrays) if half_precision(dtype) else vjp(call, *arrays)",
+        "return vjp(call, *arrays)",
         ("tests/test_half_precision_nd.py",),
         "the public VJPs of half-precision operands sum in the half dtype, rounding the kernel gradient once per term",
         k="vjp and (numpy or torch)",
