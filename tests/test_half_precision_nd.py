@@ -204,3 +204,41 @@ def test_jvps_round_once(backend, dtype):
         got = jvp(*halves)
         assert str(got.dtype).endswith(dtype), f"{what}: {got.dtype}"
         assert_rounded_once(back(got), expected.numpy(), dtype, what)
+
+
+def _integer_cases():
+    """(name, shapes, call): public functions of 1, 2 and 3 axes; the first operand is the integer one,
+    the others (a kernel, a cotangent, tangents) half."""
+    return [
+        ("corr1d", ((3, 20), (4,)), lambda x, k: xcorr.corr1d(x, k, mode="same", fillvalue=FILL)),
+        ("corr2d", ((2, 9, 10), (3, 2)), lambda x, k: xcorr.corr2d(x, k, mode="full")),
+        ("corr3d", ((5, 6, 7), (3, 2, 2)), lambda x, k: xcorr.corr3d(x, k, mode="same")),
+        ("corr2d_multi", ((2, 4, 7, 6), (4, 2, 3, 3)), lambda x, w: xcorr.corr2d_multi(x, w, groups=2, padding=1)),
+        ("corr3d_multi", ((1, 2, 5, 4, 5), (3, 2, 2, 2, 3)), lambda x, w: xcorr.corr3d_multi(x, w, padding=1)),
+        ("conv_transpose2d", ((1, 3, 4, 5), (3, 2, 2, 3)), lambda x, w: xcorr.conv_transpose2d(x, w, stride=2)),
+        ("corr2d_vjp", ((4, 9, 10), (3, 2), (4, 7, 9)), xcorr.corr2d_vjp),
+        ("corr3d_vjp", ((5, 6, 7), (3, 2, 2), (3, 5, 6)), xcorr.corr3d_vjp),
+        ("corr2d_jvp", ((4, 9, 10), (3, 2), (4, 9, 10), (3, 2)), xcorr.corr2d_jvp),
+        ("corr3d_jvp", ((5, 6, 7), (3, 2, 2), (5, 6, 7), (3, 2, 2)), xcorr.corr3d_jvp),
+    ]
+
+
+@pytest.mark.parametrize(("backend", "dtype"), CASES)
+def test_an_integer_operand_is_the_half_value_it_becomes(backend, dtype):
+    """An integer operand with a half one takes the half dtype (torch's promotion), before the float32
+    sum: 2049 in a float16 call is 2048, so the result is the one of the operand cast by hand."""
+    to_half, back = _library(backend, dtype)
+    rng = np.random.default_rng(3)
+    for what, (x_shape, *shapes), call in _integer_cases():
+        ints = rng.integers(2040, 2060, size=x_shape)  # float16 holds every even one, bfloat16 every 8th
+        if backend == "numpy":
+            x = ints
+        elif backend == "torch":
+            x = require_module("torch").from_numpy(ints)
+        else:
+            x = require_module("jax").numpy.asarray(ints, dtype="int32")
+        halves = [to_half(rng.standard_normal(shape).astype(np.float32) / 8) for shape in shapes]  # sums in range
+        got, expected = call(x, *halves), call(to_half(ints.astype(np.float32)), *halves)
+        for a, b in zip(got if isinstance(got, tuple) else (got,), expected if isinstance(expected, tuple) else (expected,)):  # noqa: E501
+            assert str(a.dtype).endswith(dtype), f"{what}: {a.dtype}"
+            np.testing.assert_array_equal(back(a), back(b), err_msg=what)

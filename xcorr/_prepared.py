@@ -121,9 +121,7 @@ class Widened:
 
     def __call__(self, x, k, *bias):
         # A bias (corr2d_multi's) is added in float32 too, before the one rounding.
-        xp = self.xp
-        wide = xp.float32
-        return xp.astype(self.inner(*(xp.astype(a, wide) for a in (x, k, *bias))), self.dtype)
+        return self.xp.astype(self.inner(*in_wide(self.xp, self.dtype, x, k, *bias)), self.dtype)
 
 
 class Cast:
@@ -166,10 +164,17 @@ def in_float32(call: Call, dtype, fn: Callable, *arrays):
     as the half dtype holds it, and each result rounded to ``dtype`` once."""
     xp = call.xp
     wide = replace(call, dtype=xp.float32, options=half_fill(xp, dtype, call.options))
-    out = fn(wide, *(None if a is None else xp.astype(a, xp.float32) for a in arrays))
+    out = fn(wide, *in_wide(xp, dtype, *arrays))
     if isinstance(out, tuple):
         return tuple(None if a is None else xp.astype(a, dtype) for a in out)
     return xp.astype(out, dtype)
+
+
+def in_wide(xp, dtype, *arrays):
+    """``arrays`` of a call whose result is the half dtype ``dtype`` in float32 (None stays None):
+    an integer operand as ``dtype`` holds it first (:func:`cast_integers`), as any operand of the
+    call is, so that 2049 in a float16 call is 2048 before the float32 sum."""
+    return tuple(None if a is None else xp.astype(a, xp.float32) for a in cast_integers(xp, dtype, *arrays))
 
 
 def half_value(xp, dtype, value):
@@ -200,7 +205,7 @@ def prepare(call: Call, x, k) -> Prepared | Widened | Cast:
     xp, adapter, dtype, options, geometry = call.xp, call.adapter, call.dtype, call.options, call.geometry
     if half_precision(dtype):
         wide = replace(call, dtype=xp.float32, options=half_fill(xp, dtype, options))
-        return Widened(xp, dtype, prepare(wide, xp.astype(x, xp.float32), xp.astype(k, xp.float32)))
+        return Widened(xp, dtype, prepare(wide, *in_wide(xp, dtype, x, k)))
     if mixes_kinds(xp, dtype, x, k):
         return Cast(xp, dtype, prepare(call, *call.cast(x, k)))
     fillvalue = check_integral_fill(xp, dtype, options.fillvalue)  # as the dtype holds it

@@ -25,7 +25,7 @@ from ._direct import extend_axis, fold_axis, window, zero_insert
 from ._fronts import front_doc
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._options import AxisPlan, result_dtype
-from ._prepared import _PREPARED, half_precision, half_value, remember
+from ._prepared import _PREPARED, half_precision, half_value, in_wide, remember
 from ._three_d_checks import check, check_multi
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 from ._vjp import corr2d_vjp
@@ -105,7 +105,7 @@ def widened(xp, dtype, *arrays):
     (:func:`rounded`), as the 2-D functions round (``xcorr._prepared.Widened``); others as given."""
     if not half_precision(dtype):
         return arrays
-    return tuple(None if a is None else xp.astype(a, xp.float32) for a in arrays)
+    return in_wide(xp, dtype, *arrays)
 
 
 def rounded(xp, y, dtype):
