@@ -238,7 +238,9 @@ def test_an_integer_operand_is_the_half_value_it_becomes(backend, dtype):
         else:
             x = require_module("jax").numpy.asarray(ints, dtype="int32")
         halves = [to_half(rng.standard_normal(shape).astype(np.float32) / 8) for shape in shapes]  # sums in range
-        got, expected = call(x, *halves), call(to_half(ints.astype(np.float32)), *halves)
-        for a, b in zip(got if isinstance(got, tuple) else (got,), expected if isinstance(expected, tuple) else (expected,)):  # noqa: E501
+        got, expected = (call(a, *halves) for a in (x, to_half(ints.astype(np.float32))))
+        if not isinstance(got, tuple):
+            got, expected = (got,), (expected,)
+        for a, b in zip(got, expected):
             assert str(a.dtype).endswith(dtype), f"{what}: {a.dtype}"
             np.testing.assert_array_equal(back(a), back(b), err_msg=what)
