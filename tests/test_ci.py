@@ -182,7 +182,9 @@ def test_ci_script_holds_one_virtual_environment_on_disk_at_a_time():
     wheel = next(i for i, line in enumerate(lines) if line.startswith("step wheel "))
     assert lines[wheel + 1].startswith("rm -rf .venv .venv-wheel"), lines[wheel + 1]
     tests = lines.index('step "tests-$name" "$TEST_CMD"')
-    assert lines[tests + 1 : tests + 3] == ["deactivate", 'rm -rf ".venv-$name" .torchinductor'], lines[tests : tests + 3]
+    assert lines[tests + 1 : tests + 3] == ["deactivate", 'rm -rf ".venv-$name"'], lines[tests : tests + 3]
+    # the compilation caches (jax's, torch inductor's) are shared by the runs, then removed
+    assert lines[-1] == "rm -rf .jax-cache .torchinductor", lines[-1]
 
 
 def extras_table(path: Path) -> dict[str, str]:
