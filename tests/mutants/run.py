@@ -17,9 +17,11 @@ run fails before any test runs.
 
 Environment of the test runs: ``CI=true`` (as in CI: missing optional
 dependencies fail rather than skip, hypothesis is derandomised),
-``PYTHONDONTWRITEBYTECODE=1``, and a numba cache directory per worker; a
-mutant of a numba source file gets an empty cache of its own, so that
-nothing compiled from another source is reused.
+``PYTHONDONTWRITEBYTECODE=1``, and one numba cache directory shared by the
+workers, seeded with the kernels the test run already compiled for these
+sources (``seed_numba_cache``); a mutant of a numba source file gets an
+empty cache of its own, so that nothing compiled from another source is
+reused.
 """
 
 from __future__ import annotations
@@ -105,6 +107,29 @@ def apply(tree: Path, mutant: Mutant) -> None:
     if text.count(mutant.old) != 1:  # checked up front; the copy must agree
         raise RuntimeError(f"{mutant.name}: snippet not found exactly once in the copy {path}")
     path.write_text(text.replace(mutant.old, mutant.new), encoding="utf-8")
+
+
+def seed_numba_cache(cache: Path) -> list[str]:
+    """Copy the kernels already compiled for the unmutated sources into ``cache``; their names.
+
+    ``xcorr.backends._numba_cache`` keeps a source set's kernels in a
+    directory named after the hash of those sources and numba's version
+    (``xcorr-<hash>``), wherever the package lies. A copy of the tree with
+    the numba sources unchanged has the same hash, so it loads what the test
+    run compiled (``NUMBA_CACHE_DIR``, else the package's ``__pycache__``)
+    instead of compiling every kernel again in each worker. Directories of
+    other hashes are copied too and never read.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    sources = [Path(os.environ["NUMBA_CACHE_DIR"])] if os.environ.get("NUMBA_CACHE_DIR") else []
+    sources.append(ROOT / "backends" / "__pycache__")
+    seeded = []
+    for source in sources:
+        for directory in sorted(source.glob("xcorr-*")):
+            if directory.is_dir() and not (cache / directory.name).exists():
+                shutil.copytree(directory, cache / directory.name)
+                seeded.append(directory.name)
+    return seeded
 
 
 def environment(tree: Path, numba_cache: Path) -> dict[str, str]:
@@ -278,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jobs = max(1, min(args.jobs, len(mutants)))
         trees = [scratch / f"tree{i}" for i in range(jobs)]
-        caches = [scratch / f"numba{i}" for i in range(jobs)]
+        shared_cache = scratch / "numba"
+        seeded = seed_numba_cache(shared_cache)
+        print(f"numba cache seeded with {', '.join(seeded) or 'nothing'}", flush=True)
+        caches = [shared_cache] * jobs
         copy_tree(trees[0])
         check_imports(trees[0], caches[0])
         todo: queue.Queue[Mutant] = queue.Queue()
