@@ -139,6 +139,7 @@ def environment(tree: Path, numba_cache: Path) -> dict[str, str]:
         PYTHONPATH=str(tree),
         PYTHONDONTWRITEBYTECODE="1",
         NUMBA_CACHE_DIR=str(numba_cache),
+        XCORR_CI_MODULES_CHECKED="1",  # by check_imports, once for all the runs
     )
     env.pop("PYTEST_ADDOPTS", None)
     return env
@@ -194,14 +195,25 @@ def selection(mutant: Mutant) -> tuple[list[str], list[str]]:
 
 
 def check_imports(tree: Path, numba_cache: Path) -> None:
-    """``import xcorr`` in the test runs must load the copy, not the working tree or an installed one."""
-    code = "import xcorr, xcorr.backends as b; print(xcorr.__file__); print(b.__file__)"
+    """``import xcorr`` in the test runs must load the copy, not the working tree or an installed one;
+    and every optional dependency of the CPU matrix must import (``tests/conftest.py`` then leaves
+    that check out of each of the runs: ``XCORR_CI_MODULES_CHECKED``)."""
+    code = (
+        "import importlib, sys, xcorr, xcorr.backends as b\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from matrix import CI_MODULES\n"
+        "for name in CI_MODULES: importlib.import_module(name)\n"
+        "print(xcorr.__file__); print(b.__file__)"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code], check=False, cwd=tree, env=environment(tree, numba_cache), capture_output=True, text=True
     )
     files = proc.stdout.split()
     if proc.returncode != 0 or len(files) != 2 or not all(Path(f).resolve().is_relative_to(tree.resolve()) for f in files):
-        raise SystemExit(f"the copy at {tree} is not what the tests import:\n{proc.stdout}{proc.stderr}")
+        raise SystemExit(
+            f"the copy at {tree} is not what the tests import, or a module of the CPU matrix is missing:\n"
+            f"{proc.stdout}{proc.stderr}"
+        )
 
 
 def run_mutant(mutant: Mutant, tree: Path, cache: Path, scratch: Path, args: list[str], timeout: float) -> Outcome:
