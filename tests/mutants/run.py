@@ -315,12 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jobs = max(1, min(args.jobs, len(mutants)))
         trees = [scratch / f"tree{i}" for i in range(jobs)]
-        shared_cache = scratch / "numba"
-        seeded = seed_numba_cache(shared_cache)
+        cache = scratch / "numba"
+        seeded = seed_numba_cache(cache)
         print(f"numba cache seeded with {', '.join(seeded) or 'nothing'}", flush=True)
-        caches = [shared_cache] * jobs
         copy_tree(trees[0])
-        check_imports(trees[0], caches[0])
+        check_imports(trees[0], cache)
         todo: queue.Queue[Mutant] = queue.Queue()
         for m in mutants:
             todo.put(m)
@@ -335,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
                     return
                 tests = ["tests"] if args.all_tests else selection(m)[0]
                 try:
-                    o = run_mutant(m, trees[i], caches[i], scratch, tests, args.timeout)
+                    o = run_mutant(m, trees[i], cache, scratch, tests, args.timeout)
                 except Exception as err:  # noqa: BLE001 - reported in the table
                     o = Outcome(m, "error", detail=repr(err))
                 with lock:
@@ -348,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             t.join()
         ordered = [outcomes[m.name] for m in mutants]
-        confirm_killers(ordered, trees[0], caches[0], args.timeout)
+        confirm_killers(ordered, trees[0], cache, args.timeout)
         report(ordered, time.perf_counter() - start)
     finally:
         with LIVE_LOCK:
