@@ -217,3 +217,39 @@ def _calls():
 def test_a_public_call_checks_each_array_once(monkeypatch, index):
     name, call, operands = _calls()[index]
     assert _checks_per_operand(monkeypatch, call, *operands) == [1] * len(operands), name
+
+
+def _repeated_calls():
+    """``(name, call)``: public calls whose second call, on new arrays of the first call's signature,
+    is the prepared one."""
+    import numpy as np
+
+    def fresh(*shape):
+        return np.random.default_rng(len(shape)).standard_normal(shape)
+
+    return [
+        ("corr2d", lambda: xcorr.corr2d(fresh(2, 7, 9), fresh(3, 2), mode="same", boundary="symm")),
+        ("corr2d_multi", lambda: xcorr.corr2d_multi(fresh(2, 4, 7, 9), fresh(6, 2, 3, 3), bias=fresh(6), groups=2)),
+        ("corr1d", lambda: xcorr.corr1d(fresh(2, 9), fresh(3), stride=2)),
+        ("corr1d_multi", lambda: xcorr.corr1d_multi(fresh(2, 4, 9), fresh(6, 2, 3), bias=fresh(6), groups=2)),
+        (
+            "corr1d_multi channels-last",
+            lambda: xcorr.corr1d_multi(fresh(2, 9, 4), fresh(6, 4, 3), padding=1, data_format="channels_last"),
+        ),
+        ("corr3d", lambda: xcorr.corr3d(fresh(2, 5, 6, 7), fresh(2, 2, 2), mode="full")),
+        ("corr3d_multi", lambda: xcorr.corr3d_multi(fresh(1, 4, 5, 6, 7), fresh(6, 2, 2, 3, 3), bias=fresh(6), groups=2)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_repeated_calls())), ids=[name for name, _ in _repeated_calls()])
+def test_a_repeated_signature_checks_no_array_again(monkeypatch, index):
+    from xcorr import _options, _prepared
+
+    name, call = _repeated_calls()[index]
+    _prepared.clear_prepared()
+    call()
+    seen: list[str] = []
+    check = _options.check_array
+    monkeypatch.setattr(_options, "check_array", lambda what, a: (seen.append(what), check(what, a))[1])
+    call()
+    assert seen == [], f"{name}: the repeated call checked {seen} again"

@@ -200,6 +200,25 @@ def test_multi_matches_torch_conv1d_forward_and_gradients(backend, case, data_fo
     check(backend, y1, layout(yt.detach().numpy()[:1], last)[0])
 
 
+def test_a_prepared_multi_call_serves_its_signature_only(backend):
+    """A repeated ``corr1d_multi`` signature takes its prepared call, with the new values; a call
+    that differs only in its bias or its layout is not served by it, and bad input is still refused."""
+    rng = np.random.default_rng(8)
+    options = {"stride": 2, "dilation": 1, "padding": (1, 2), "boundary": "fill"}
+    variants = [(1, False, "channels_first"), (1, True, "channels_first"), (1, False, "channels_last"), (2, True, "channels_last")]
+    for _ in range(2):
+        for groups, with_bias, data_format in variants:
+            x, w = rng.standard_normal((2, 4, 4)), rng.standard_normal((6, 4 // groups, 3))  # C_in = L = 4
+            b = rng.standard_normal(6) if with_bias else None
+            *_, yt = _torch_conv1d(x, w, b, groups=groups, **options)
+            last = data_format == "channels_last"
+            xb, wb, bias = backend.asarray(layout(x, last)), backend.asarray(w), b if b is None else backend.asarray(b)
+            y = xcorr.corr1d_multi(xb, wb, bias=bias, groups=groups, data_format=data_format, **options)
+            check(backend, y, layout(yt.detach().numpy(), last))
+            with pytest.raises(ValueError, match="bias"):
+                xcorr.corr1d_multi(xb, wb, bias=backend.asarray(np.ones(5)), groups=groups, data_format=data_format, **options)
+
+
 @pytest.mark.parametrize("op", ["corr1d", "conv1d"])
 @pytest.mark.parametrize(
     "options",

@@ -211,6 +211,26 @@ def test_multi_matches_torch_conv3d_forward_and_gradients(backend, case, data_fo
     check(backend, gx1, layout(xt.grad.numpy()[:1], last)[0], xb)
 
 
+def test_a_prepared_multi_call_serves_its_signature_only(backend):
+    """A repeated ``corr3d_multi`` signature takes its prepared call, with the new values; a call
+    that differs only in its bias or its layout is not served by it, and bad input is still refused."""
+    rng = np.random.default_rng(8)
+    options = {"stride": (2, 1, 1), "dilation": 1, "padding": (1, 0, 1), "boundary": "fill"}
+    pads = [(1, 1), (0, 0), (1, 1)]
+    variants = [(1, False, "channels_first"), (1, True, "channels_first"), (1, False, "channels_last"), (2, True, "channels_last")]
+    for _ in range(2):
+        for groups, with_bias, data_format in variants:
+            x, w = rng.standard_normal((2, 4, 4, 4, 4)), rng.standard_normal((4, 4 // groups, 2, 2, 3))  # C_in = D = H = W
+            b = rng.standard_normal(4) if with_bias else None
+            *_, yt = _torch_conv3d(x, w, b, stride=(2, 1, 1), dilation=1, padding=pads, boundary="fill", groups=groups)
+            last = data_format == "channels_last"
+            xb, wb, bias = backend.asarray(layout(x, last)), backend.asarray(w), b if b is None else backend.asarray(b)
+            y = xcorr.corr3d_multi(xb, wb, bias=bias, groups=groups, data_format=data_format, **options)
+            check(backend, y, layout(yt.detach().numpy(), last), xb)
+            with pytest.raises(ValueError, match="bias"):
+                xcorr.corr3d_multi(xb, wb, bias=backend.asarray(np.ones(5)), groups=groups, data_format=data_format, **options)
+
+
 VJP_OPTIONS = [
     {"stride": 1, "dilation": 1, "padding": 0},
     {"stride": (2, 1, 2), "dilation": (2, 1, 1), "padding": ((3, 1), 1, (0, 2))},

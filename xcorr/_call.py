@@ -9,12 +9,14 @@ operand once, plans the geometry once and looks the adapter up once. Everything 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import itemgetter
 
 from ._adapter import adapter_for
 from ._layout import check_last_shape, parse_data_format
 from ._options import Call, Geometry, Like, Options, check_arrays, check_integral_fill, plan, result_dtype
 from ._padding import parse_int, parse_pair, parse_transpose_padding, resolve_transpose_padding
+from ._prepared import _PREPARED, PreparedFront, remember
 from ._transpose_plan import check_transpose_multi, out_shape, plan_transpose
 
 # The option keywords of every public correlation, in the order of their signatures.
@@ -48,6 +50,26 @@ def _typed(value):
     if isinstance(value, tuple):
         return (tuple, *map(_typed, value))
     return (type(value), value)
+
+
+def multi_front(op, prepare: Callable[..., tuple], x, w, bias, groups, data_format, given: tuple):
+    """The multi-channel public call ``op`` of ``x``, ``w``, ``bias`` and its keywords (the options'
+    values ``given`` in the order of ``OPTIONS``): the prepared call of this signature, else the
+    one ``prepare(x, w, bias, groups, data_format, given)`` makes, which checks the call (raising
+    before any backend call) and returns ``(adapter, run)``, ``run(x, w, bias)`` computing it."""
+    key = None
+    try:
+        bias_signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
+        key = (*public_key(op, x, w, given), type(groups), groups, data_format, bias_signature)
+        front = _PREPARED[key]
+    except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
+
+        def again(x, w, bias):
+            return prepare(x, w, bias, groups, data_format, given)
+
+        front = PreparedFront(*again(x, w, bias), again)
+        remember(key, front)
+    return front(x, w, bias)
 
 
 def validate_call(op: str, given: dict, k_name: str = "k") -> Call:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from ._adapter import adapter_for
-from ._call import public_key, validate, validate_call
+from ._call import OPTIONS, multi_front, public_key, validate, validate_call
 from ._compat import array_namespace
 from ._layout import to_first, to_last
 from ._options import Call, Geometry, Options, cast_integers, mixes_kinds, plan, result_dtype
@@ -135,7 +135,8 @@ def corr2d_multi(
                 f"got data_format={data_format!r}"
             )
             raise ValueError(msg)
-        return corr2d_multi_last(x, w, validate_call("corr2d_multi", given, "w"), bias)
+        options = tuple(given[name] for name in OPTIONS)
+        return multi_front("corr2d_multi", _prepare_last, x, w, bias, groups, data_format, options)
     key = None
     try:
         signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
@@ -290,6 +291,17 @@ def _multi_vjp_of_call(call: Call, x, w, g):
         x, g = to_first(xp, x), to_first(xp, g)
     gx, gw = call.adapter.correlate_multi_vjp(xp, x, w, g, call.options, call.geometry, call.groups, True)
     return (to_last(xp, gx) if call.channels_last else gx), gw
+
+
+def _prepare_last(x, w, bias, groups, data_format, given: tuple):
+    """``(adapter, run)`` of a checked channels-last ``corr2d_multi`` call."""
+    call = validate_call("corr2d_multi", {"x": x, "w": w, "bias": bias, "groups": groups,
+                                          "data_format": data_format, **dict(zip(OPTIONS, given))}, "w")
+
+    def run(x, w, bias):
+        return corr2d_multi_last(x, w, call, bias)
+
+    return call.adapter, run
 
 
 def corr2d_multi_last(x, w, call: Call, bias=None):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from ._adapter import adapter_for
-from ._call import check_bias, check_groups, parse_options, public_key
+from ._call import OPTIONS, check_bias, check_groups, multi_front, parse_options, public_key
 from ._composite import native_multi, takes_native
 from ._correlate import conv2d, corr2d
 from ._fronts import broadcast_batch, check_g, front_doc
@@ -272,18 +272,30 @@ def corr1d_multi(
     padding: Padding1D = None,
     data_format: DataFormat = "channels_first",
 ) -> Array:
-    given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
-    xp, last, keywords, windows, options = _check_multi(
-        x, w, None, bias, groups, data_format, {**given, "method": method, "padding": padding}
-    )
-    dtype, adapter = result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
+    given = (mode, boundary, fillvalue, stride, dilation, method, padding)
+    return multi_front("corr1d_multi", _prepare_multi, x, w, bias, groups, data_format, given)
+
+
+def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
+    """``(adapter, run)`` of a checked ``corr1d_multi`` call: the library's own 1-D convolution
+    where it has one, else ``corr2d_multi`` of one-row images."""
+    xp, last, keywords, windows, options = _check_multi(x, w, None, bias, groups, data_format, dict(zip(OPTIONS, given)))
+    dtype, adapter, single = result_dtype(xp, x.dtype, w.dtype), adapter_for(xp), x.ndim == 2
     if takes_native(adapter, xp, 1, options.method, dtype):
-        xb = x if x.ndim == 3 else xp.expand_dims(x, axis=0)
-        y = native_multi(adapter, xp, xb, w, bias, dtype, (windows,), keywords["groups"], last, options)
-        return y if x.ndim == 3 else y[0, ...]
+
+        def native(x, w, bias):
+            xb = xp.expand_dims(x, axis=0) if single else x
+            y = native_multi(adapter, xp, xb, w, bias, dtype, (windows,), keywords["groups"], last, options)
+            return y[0, ...] if single else y
+
+        return adapter, native
     axis = -3 if last else -2
-    y = corr2d_multi(xp.expand_dims(x, axis=axis), xp.expand_dims(w, axis=-2), bias=bias, **keywords)
-    return xp.squeeze(y, axis=axis)
+
+    def rows(x, w, bias):
+        y = corr2d_multi(xp.expand_dims(x, axis=axis), xp.expand_dims(w, axis=-2), bias=bias, **keywords)
+        return xp.squeeze(y, axis=axis)
+
+    return adapter, rows
 
 
 def corr1d_multi_vjp(

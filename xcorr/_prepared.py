@@ -230,6 +230,23 @@ def prepare_and_call(call: Call, x, k, key):
     return prepared(x, k)
 
 
+class PreparedFront:
+    """A public call of one signature (``corr1d_multi``, ``corr3d_multi``, channels-last
+    ``corr2d_multi``), checked once, as :class:`Prepared` is: a repeated call checks only what a
+    signature does not fix, that the operands share one device, and runs ``run(x, w, bias)``."""
+
+    __slots__ = ("adapter", "key", "prepare", "run")
+
+    def __init__(self, adapter, run, prepare: Callable):
+        self.adapter, self.run, self.prepare, self.key = adapter, run, prepare, None
+
+    def __call__(self, x, w, bias):
+        adapter = self.adapter
+        if adapter.devices and not (adapter.same_device(x, w) and (bias is None or adapter.same_device(x, bias))):
+            return self.prepare(x, w, bias)[1](x, w, bias)  # the checks name the devices
+        return self.run(x, w, bias)
+
+
 def remember(key, prepared) -> bool:
     """Keep ``prepared`` for calls of signature ``key`` (None, or unhashable: not kept)."""
     if key is None:

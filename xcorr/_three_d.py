@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from ._adapter import adapter_for
-from ._call import parse_options, public_key
+from ._call import OPTIONS, multi_front, parse_options, public_key
 from ._compat import device
 from ._composite import native_multi, takes_native
 from ._correlate import corr2d
@@ -136,7 +136,7 @@ def _front(op: str, x, k, given: tuple):
         key = public_key(op, x, k, given)
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
-        options = dict(zip(("mode", "boundary", "fillvalue", "stride", "dilation", "method", "padding"), given))
+        options = dict(zip(OPTIONS, given))
         xp, plan, keywords = check(x, k, None, options)
         flip, dtype = op == "conv3d", result_dtype(xp, x.dtype, k.dtype)
         options, keywords = _half_fill(xp, dtype, options, keywords)
@@ -267,23 +267,38 @@ def corr3d_multi(
     padding: Padding3D = None,
     data_format: DataFormat = "channels_first",
 ) -> Array:
-    given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
-    given = {**given, "method": method, "padding": padding}
-    xp, last, plans, keywords, options = check_multi(x, w, None, bias, groups, data_format, given, every_axis=True)
+    given = (mode, boundary, fillvalue, stride, dilation, method, padding)
+    return multi_front("corr3d_multi", _prepare_multi, x, w, bias, groups, data_format, given)
+
+
+def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
+    """``(adapter, run)`` of a checked ``corr3d_multi`` call: the library's own 3-D convolution
+    where it has one, else ``corr2d_multi`` per depth tap on the output depths laid along the batch."""
+    options = dict(zip(OPTIONS, given))
+    xp, last, plans, keywords, parsed = check_multi(x, w, None, bias, groups, data_format, options, every_axis=True)
     single, plan, dtype, adapter = x.ndim == 4, plans[0], result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
-    xb = xp.expand_dims(x, axis=0) if single else x
-    if takes_native(adapter, xp, 3, options.method, dtype):
-        y = native_multi(adapter, xp, xb, w, bias, dtype, plans, keywords["groups"], last, options)
+    if takes_native(adapter, xp, 3, parsed.method, dtype):
+
+        def native(x, w, bias):
+            xb = xp.expand_dims(x, axis=0) if single else x
+            y = native_multi(adapter, xp, xb, w, bias, dtype, plans, keywords["groups"], last, parsed)
+            return y[0, ...] if single else y
+
+        return adapter, native
+    options, keywords = _half_fill(xp, dtype, options, keywords)
+
+    def taps(x, w, bias):
+        xb = xp.expand_dims(x, axis=0) if single else x
+        xb, w, bias = widened(xp, dtype, xb, w, bias)
+        xe = _extended(xp, xb, result_dtype(xp, xb.dtype, w.dtype), plan, options, -4 if last else -3)
+        total = None
+        for j in range(plan.taps):
+            term = corr2d_multi(_planes(xp, xe, plan, j, last), w[:, :, j, :, :], bias=None if j else bias, **keywords)
+            total = term if total is None else total + term
+        y = rounded(xp, _volumes(xp, total, xb.shape[0], plan.count, last), dtype)
         return y[0, ...] if single else y
-    given, keywords = _half_fill(xp, dtype, given, keywords)
-    xb, w, bias = widened(xp, dtype, xb, w, bias)
-    xe = _extended(xp, xb, result_dtype(xp, xb.dtype, w.dtype), plan, given, -4 if last else -3)
-    total = None
-    for j in range(plan.taps):
-        term = corr2d_multi(_planes(xp, xe, plan, j, last), w[:, :, j, :, :], bias=None if j else bias, **keywords)
-        total = term if total is None else total + term
-    y = rounded(xp, _volumes(xp, total, xb.shape[0], plan.count, last), dtype)
-    return y[0, ...] if single else y
+
+    return adapter, taps
 
 
 def corr3d_multi_vjp(

@@ -616,6 +616,15 @@ MUTANTS: tuple[Mutant, ...] = (
         k="numpy",
     ),
     Mutant(
+        "multi-front-key-without-layout",
+        "xcorr/_call.py",
+        "key = (*public_key(op, x, w, given), type(groups), groups, data_format, bias_signature)",
+        "key = (*public_key(op, x, w, given), type(groups), groups, bias_signature)",
+        ("tests/test_one_d.py::test_a_prepared_multi_call_serves_its_signature_only",),
+        "a channels-last corr1d_multi call of a channels-first signature's shapes takes the channels-first prepared call",
+        k="numpy",
+    ),
+    Mutant(
         "half-vjp-rounded-per-term",
         "xcorr/_prepared.py",
         "return in_float32(call, dtype, vjp, *arrays) if half_precision(dtype) else vjp(call, *arrays)",
