@@ -890,7 +890,10 @@ def main(argv=None) -> int:
     if args.only_memory:
         _memory.memory_table(report, backends, limit_sizes)
     elif args.only_dims:
-        _dims.dims_table(report, backends, args.repeats, measure=measure, ms=ms, forward_backward=jax_forward_backward)
+        _dims.dims_table(
+            report, backends, args.repeats, measure=measure, measure_small=measure_small, ms=ms,
+            forward_backward=jax_forward_backward,
+        )
     elif args.only_limit or not (args.only_small or args.only_backward or args.no_limit):
         _limit.limit_table(report, backends, limit_sizes, args.repeats, samples_note=samples_note, threads=cores(),
                            **limit)
@@ -916,7 +919,10 @@ def main(argv=None) -> int:
             if not args.no_backward and hasattr(xcorr, "corr2d_vjp"):
                 backward_table(report, backend, backward_cases(sizes), args.repeats)
     if not (args.no_dims or args.only_dims or args.only_small or args.only_backward or args.only_limit or args.only_memory):
-        _dims.dims_table(report, backends, args.repeats, measure=measure, ms=ms, forward_backward=jax_forward_backward)
+        _dims.dims_table(
+            report, backends, args.repeats, measure=measure, measure_small=measure_small, ms=ms,
+            forward_backward=jax_forward_backward,
+        )
     if not (args.no_small or args.only_backward or args.only_limit or args.only_dims or args.only_memory):
         small_table(report, backends, args.repeats)
         cnn_table(report, backends, args.repeats)

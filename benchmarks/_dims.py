@@ -5,7 +5,8 @@ forward+backward (each fwd+bwd call computes the output and both gradients), int
 Cases: one long signal with a 31-tap kernel and one volume with a 3x3x3 kernel (the single-channel
 rows: numpy's native is ``scipy.signal.correlate`` / ``scipy.ndimage.correlate``), and a
 multi-channel layer of each (``F.conv1d`` / ``F.conv3d`` on torch, ``lax.conv_general_dilated`` on
-jax; numpy has none, so its layer rows have no ratio).
+jax; numpy has none, so its layer rows have no ratio), large and small: a small layer's call is
+mostly the fixed cost of checking and dispatching it.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ import xcorr
 CASES = (
     ("signal 2^20, 31 taps", (1 << 20,), (31,), False),
     ("1-D layer N=8, 64->64, L=4096, 3 taps", (8, 64, 4096), (64, 64, 3), True),
+    ("small 1-D layer N=1, 4->4, L=64, 3 taps", (1, 4, 64), (4, 4, 3), True),
     ("volume 96³, 3x3x3", (96, 96, 96), (3, 3, 3), False),
     ("3-D layer N=2, 16->16, 32³, 3x3x3", (2, 16, 32, 32, 32), (16, 16, 3, 3, 3), True),
+    ("small 3-D layer N=1, 4->4, 8³, 3x3x3", (1, 4, 8, 8, 8), (4, 4, 3, 3, 3), True),
 )
+# Cases of microseconds per call: timed as back-to-back calls (``measure_small``), where a call's
+# fixed cost (argument checks, dispatch) is what the row shows.
+SMALL = frozenset(label for label, *_ in CASES if label.startswith("small"))
 
 
 def _ours(case):
@@ -108,7 +114,7 @@ def _jax(case, x_np, k_np, g_np, forward_backward):
     return candidates, "lax.conv"
 
 
-def dims_table(report, backends, repeats: int, *, measure, ms, forward_backward) -> None:
+def dims_table(report, backends, repeats: int, *, measure, measure_small, ms, forward_backward) -> None:
     """One table per backend: each case's forward and forward+backward against the native."""
     rng = np.random.default_rng(0)
     for backend in backends:
@@ -130,7 +136,7 @@ def dims_table(report, backends, repeats: int, *, measure, ms, forward_backward)
                 candidates, native = _torch(case, x, k, g)
             else:
                 candidates, native = _jax(case, x, k, g, forward_backward)
-            times = measure(candidates, repeats)
+            times = (measure_small if label in SMALL else measure)(candidates, repeats)
             for which in ("fwd", "fwd+bwd"):
                 ours, theirs = times.get(f"xcorr {which}"), times.get(f"native {which}")
                 ratio = None if theirs is None else ours / theirs

@@ -265,6 +265,11 @@ def test_keras_conv3d_matches_keras_conv3d_forward_and_gradients(backend):
     assert {key: errors[key] for key in expected} == expected
     assert errors["((2, 3), {'boundary': 'bogus'})"].startswith("ValueError: boundary must be one of 'fill'")
     assert errors["too small"].startswith("Computed output size would be zero or negative: Conv3D with")
+    # a Keras model of causal Conv1D and Conv3D layers, ported to xcorr's with Keras' weights
+    model = report["model"]
+    assert model["xcorr_layers"] == ["Conv1D", "Conv3D"], model
+    assert model["n_gradients"] == [10, 10], model  # 4 convolutions and the Dense, kernel and bias each
+    assert model["forward"] <= 1e-12 and model["gradients"] <= 1e-10, model
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])

@@ -177,6 +177,66 @@ def test_torch_conv1d_in_a_sequential_model():
     assert y.shape == (2, 1, 16)
 
 
+def _two_branch_model(conv1d, conv1d_t, conv3d, conv3d_t):
+    """A signal branch (Conv1d with reflect padding, ConvTranspose1d) and a volume branch (grouped
+    Conv3d, ConvTranspose3d with output_padding), made by constructors of nn.Conv*'s signature."""
+
+    class TwoBranch(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.signal = torch.nn.Sequential(
+                conv1d(3, 4, 3, padding=1, padding_mode="reflect"), torch.nn.ReLU(),
+                conv1d_t(4, 2, 4, stride=2, padding=1, dilation=2),
+            )  # fmt: skip
+            self.volume = torch.nn.Sequential(
+                conv3d(2, 4, 3, padding=1, groups=2), torch.nn.Tanh(),
+                conv3d_t(4, 1, 2, stride=2, output_padding=1, bias=False),
+            )  # fmt: skip
+
+        def forward(self, signal, volume):
+            return self.signal(signal).square().mean() + self.volume(volume).square().mean()
+
+    return TwoBranch()
+
+
+def _ported(name, **fixed):
+    """``xcorr.<name>`` called as ``nn.Conv*(in, out, kernel_size, **options)`` (``padding_mode`` as
+    ``boundary``)."""
+
+    def make(c_in, c_out, kernel_size, *, padding_mode="zeros", **options):
+        boundary = {"zeros": "fill", "reflect": "reflect"}[padding_mode]
+        boundary_kw = {} if "Transpose" in name else {"boundary": boundary}
+        return getattr(xcorr, name)(kernel_size, in_channels=c_in, out_channels=c_out, **boundary_kw, **options, **fixed)
+
+    return make
+
+
+def test_a_torch_model_of_conv1d_conv3d_and_their_transposes_ports_with_the_same_numbers():
+    """nn.Conv1d, nn.ConvTranspose1d, nn.Conv3d and nn.ConvTranspose3d swapped for xcorr's layers:
+    the model's state_dict loads as it is, and its loss and every gradient match in float64."""
+    torch.manual_seed(0)
+    theirs = _two_branch_model(torch.nn.Conv1d, torch.nn.ConvTranspose1d, torch.nn.Conv3d, torch.nn.ConvTranspose3d)
+    theirs = theirs.double()
+    fixed = {"backend": "torch", "dtype": "float64"}
+    ours = _two_branch_model(*(_ported(n, **fixed) for n in ("Conv1D", "Conv1DTranspose", "Conv3D", "Conv3DTranspose")))
+    assert [type(m).__name__ for m in ours.modules() if type(m).__module__.startswith("xcorr")] == [
+        "Conv1D", "Conv1DTranspose", "Conv3D", "Conv3DTranspose",
+    ]  # fmt: skip
+    ours.load_state_dict(theirs.state_dict())
+    signal, volume = torch.randn(2, 3, 9, dtype=torch.float64), torch.randn(2, 2, 5, 4, 5, dtype=torch.float64)
+    losses, grads = [], []
+    for model in (ours, theirs):
+        inputs = [signal.clone().requires_grad_(True), volume.clone().requires_grad_(True)]
+        loss = model(*inputs)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append([a.grad for a in inputs] + [p.grad for _, p in sorted(model.named_parameters())])
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-12, atol=1e-12)
+    assert len(grads[0]) == len(grads[1]) == 2 + 7  # the inputs; 4 weights and 3 biases
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
 # --- jax: a pytree -----------------------------------------------------------------
 
 

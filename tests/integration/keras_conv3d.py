@@ -1,5 +1,6 @@
 """xcorr.keras.Conv3D beside keras.layers.Conv3D with the same weights, in float64, on the Keras backend
-of ``KERAS_BACKEND``: forward, kernel and bias gradients, output shapes, config round trip, errors.
+of ``KERAS_BACKEND``: forward, kernel and bias gradients, output shapes, config round trip, errors;
+then a model of Conv1D (causal) and Conv3D layers ported from Keras' layers to xcorr's.
 Tiny volumes (3-D is slow). Prints a JSON report (tests/test_keras.py checks it)."""
 
 import json
@@ -10,7 +11,7 @@ os.environ.setdefault("JAX_ENABLE_X64", "1")  # float64 on jax too (before jax i
 import keras
 import numpy as np
 
-from xcorr.keras import Conv3D
+from xcorr.keras import Conv1D, Conv3D
 
 keras.config.set_floatx("float64")
 backend = keras.backend.backend()
@@ -90,4 +91,43 @@ for name, shape, layer in [("4-D input", (2, 5, 5, 3), Conv3D(2, 3)), ("too smal
     except ValueError as err:
         errors[name] = str(err)
 report["errors"] = errors
+
+
+def two_branch_model(conv1d, conv3d):
+    """A signal branch (causal Conv1D layers) and a volume branch (Conv3D layers), joined by a Dense."""
+    signal, volume = keras.Input((16, 3)), keras.Input((6, 6, 6, 2))
+    a = conv1d(4, 3, padding="causal", dilation_rate=2, activation="relu")(signal)
+    a = keras.layers.Flatten()(conv1d(2, 3, padding="causal", strides=2)(a))
+    b = conv3d(3, 3, padding="same", activation="tanh")(volume)
+    b = keras.layers.Flatten()(conv3d(2, 2, strides=2, groups=1)(b))
+    return keras.Model([signal, volume], keras.layers.Dense(1)(keras.layers.Concatenate()([a, b])))
+
+
+def model_gradients(model, inputs):
+    if backend == "jax":
+        import jax
+
+        def loss(weights):
+            return (model.stateless_call(weights, [], inputs)[0] ** 2).sum()
+
+        return jax.grad(loss)([v.value for v in model.trainable_variables])
+    import torch
+
+    (model([torch.tensor(a) for a in inputs]) ** 2).sum().backward()
+    return [v.value.grad for v in model.trainable_variables]
+
+
+theirs = two_branch_model(keras.layers.Conv1D, keras.layers.Conv3D)
+ours = two_branch_model(Conv1D, Conv3D)
+ours.set_weights(theirs.get_weights())  # Keras' kernel layouts, layer by layer
+inputs = [rng.standard_normal((2, 16, 3)), rng.standard_normal((2, 6, 6, 6, 2))]
+g1, g2 = model_gradients(ours, inputs), model_gradients(theirs, inputs)
+report["model"] = {
+    "xcorr_layers": sorted({type(layer).__name__ for layer in ours.layers if type(layer).__module__.startswith("xcorr")}),
+    "forward": float(np.abs(keras.ops.convert_to_numpy(ours(inputs)) - keras.ops.convert_to_numpy(theirs(inputs))).max()),
+    "gradients": max(
+        float(np.abs(keras.ops.convert_to_numpy(a) - keras.ops.convert_to_numpy(b)).max()) for a, b in zip(g1, g2)
+    ),
+    "n_gradients": [len(g1), len(g2)],
+}
 print(json.dumps(report))
