@@ -2,8 +2,8 @@
 against each backend's own convolution in the same number of dimensions, float32, forward and
 forward+backward (each fwd+bwd call computes the output and both gradients), interleaved medians.
 
-Cases: one long signal with a 31-tap kernel and one volume with a 3x3x3 kernel (the single-channel
-rows: numpy's native is ``scipy.signal.correlate`` / ``scipy.ndimage.correlate``), and a
+Cases: one long signal with a 31-tap kernel, and volumes with a 3x3x3 and an 11x11x11 kernel (the
+single-channel rows: numpy's native is ``scipy.signal.correlate`` / ``scipy.ndimage.correlate``), and a
 multi-channel layer of each (``F.conv1d`` / ``F.conv3d`` on torch, ``lax.conv_general_dilated`` on
 jax; numpy has none, so its layer rows have no ratio), large and small: a small layer's call is
 mostly the fixed cost of checking and dispatching it.
@@ -21,9 +21,13 @@ CASES = (
     ("1-D layer N=8, 64->64, L=4096, 3 taps", (8, 64, 4096), (64, 64, 3), True),
     ("small 1-D layer N=1, 4->4, L=64, 3 taps", (1, 4, 64), (4, 4, 3), True),
     ("volume 96³, 3x3x3", (96, 96, 96), (3, 3, 3), False),
+    ("volume 40³, 11x11x11", (40, 40, 40), (11, 11, 11), False),
     ("3-D layer N=2, 16->16, 32³, 3x3x3", (2, 16, 32, 32, 32), (16, 16, 3, 3, 3), True),
     ("small 3-D layer N=1, 4->4, 8³, 3x3x3", (1, 4, 8, 8, 8), (4, 4, 3, 3, 3), True),
 )
+# scipy's native for a volume: ``ndimage.correlate`` (a direct filter) for small kernels, and
+# ``signal.correlate`` (which takes the FFT for large ones) above this many taps.
+NDIMAGE_MAX_TAPS = 27
 # Cases of microseconds per call: timed as back-to-back calls (``measure_small``), where a call's
 # fixed cost (argument checks, dispatch) is what the row shows.
 SMALL = frozenset(label for label, *_ in CASES if label.startswith("small"))
@@ -45,7 +49,7 @@ def _numpy(case, x, k, g):
     import scipy.ndimage
     import scipy.signal
 
-    if x.ndim == 1:
+    if x.ndim == 1 or k.size > NDIMAGE_MAX_TAPS:
         candidates["native fwd"] = lambda: scipy.signal.correlate(x, k, mode="valid")
         return candidates, "signal.correlate"
     r = [n // 2 for n in k.shape]  # ndimage centres the kernel: keep the windows that lie inside

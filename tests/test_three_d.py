@@ -130,6 +130,48 @@ def test_every_method_serves_three_d(backend, method):
     check(backend, y, expected, xb)
 
 
+@pytest.mark.parametrize("method", ["auto", "fft"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_a_large_kernel_matches_the_loop_through_one_fft_of_the_volume(backend, method, boundary):
+    """A kernel of many taps: where "auto" takes the FFT, one transform of the whole extended volume
+    (``_fft.correlate`` over three axes) on eager libraries; the same numbers with stride, dilation,
+    broadcast kernels and convolution's flip."""
+    rng = np.random.default_rng(11)
+    x, k = rng.standard_normal((2, 9, 10, 11)), rng.standard_normal((2, 4, 3, 5))  # 60 taps per kernel
+    options = {"mode": "same", "boundary": boundary, "fillvalue": 1.5, "stride": (2, 1, 3), "dilation": (1, 2, 1)}
+    pads = _mode_pads("same", (4, 5, 5))
+    xb, kb = backend.asarray(x), backend.asarray(k)
+    expected = np.stack([_loop(x[i], k[i], pads=pads, boundary=boundary, fillvalue=1.5, stride=(2, 1, 3),
+                               dilation=(1, 2, 1)) for i in range(2)])  # fmt: skip
+    check(backend, xcorr.corr3d(xb, kb, method=method, **options), expected, xb)
+    flipped = np.stack([_loop(x[i], k[i, ::-1, ::-1, ::-1], pads=pads, boundary=boundary, fillvalue=1.5,
+                              stride=(2, 1, 3), dilation=(1, 2, 1)) for i in range(2)])  # fmt: skip
+    check(backend, xcorr.conv3d(xb, kb, method=method, **options), flipped, xb)
+
+
+def test_auto_takes_one_fft_of_the_volume_for_large_kernels_only(monkeypatch):
+    """numpy: "auto" transforms a 32³ volume with a 9³ kernel once; a 3³ kernel goes through the
+    depth taps' 2-D calls; a NaN in the volume keeps the direct method's result (it stays local)."""
+    from xcorr import _fft, _prepared
+
+    calls = []
+    transform = _fft.correlate
+    monkeypatch.setattr(_fft, "correlate", lambda *a, **kw: (calls.append(a[4]), transform(*a, **kw))[1])
+    _prepared.clear_prepared()
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((32, 32, 32))
+    y = xcorr.corr3d(x, rng.standard_normal((9, 9, 9)))
+    assert len(calls) == 1 and len(calls[0].axes) == 3 and y.shape == (24, 24, 24)
+    xcorr.corr3d(x, rng.standard_normal((3, 3, 3)))
+    assert len(calls) == 1
+    x[5, 6, 7] = np.nan
+    k = rng.standard_normal((9, 9, 9))
+    y = xcorr.corr3d(x, k)
+    assert len(calls) == 1  # not finite: no transform
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(xcorr.corr3d(x, k, method="direct")))
+    assert np.isnan(y).sum() == 6 * 7 * 8  # the windows that read x[5, 6, 7]
+
+
 def test_a_prepared_call_serves_its_signature_only(backend):
     rng = np.random.default_rng(4)
     x, k = rng.standard_normal((3, 4, 5)), rng.standard_normal((2, 2, 2))

@@ -113,27 +113,27 @@ def good_size(n: int) -> int:
     return best
 
 
-def _planes(shape) -> int:
-    return math.prod(shape[:-2]) if len(shape) > 2 else 1
+def _planes(shape, axes: int) -> int:
+    """The number of planes (or volumes) of an array of ``shape`` with ``axes`` spatial axes."""
+    return math.prod(shape[:-axes]) if len(shape) > axes else 1
 
 
 def estimate(c: Costs, method: str, x_shape, k_shape, geometry) -> float:
-    """Estimated time in ns of ``method`` (direct or fft) under cost model ``c``."""
-    rows, cols = geometry.rows, geometry.cols
+    """Estimated time in ns of ``method`` (direct or fft) under cost model ``c``, in the geometry's
+    number of spatial axes (a plane's points are then a volume's)."""
+    axes = geometry.axes
     planes = math.prod(geometry.batch) if geometry.batch else 1
     if method == "direct":
-        out = planes * rows.count * cols.count
-        return c.call + out * (c.per_output + rows.taps * cols.taps * c.per_tap)
-    n = fft_shape(geometry)
-    points = n[0] * n[1]
-    transforms = _planes(x_shape) + _planes(k_shape) + planes
+        out = planes * math.prod(a.count for a in axes)
+        return c.call + out * (c.per_output + math.prod(a.taps for a in axes) * c.per_tap)
+    points = math.prod(fft_shape(geometry))
+    transforms = _planes(x_shape, len(axes)) + _planes(k_shape, len(axes)) + planes
     return c.fft_call + c.fft_point * points * math.log2(max(points, 2)) * transforms / 2
 
 
-def fft_shape(geometry, size=good_size) -> tuple[int, int]:
-    """FFT size: the extent of the extended input that the windows read."""
-    rows, cols = geometry.rows, geometry.cols
-    return (size(rows.hi - rows.lo + 1), size(cols.hi - cols.lo + 1))
+def fft_shape(geometry, size=good_size) -> tuple[int, ...]:
+    """FFT size: the extent of the extended input that the windows read, per spatial axis."""
+    return tuple(size(a.hi - a.lo + 1) for a in geometry.axes)
 
 
 def choose_method(c: Costs, dtype_kind: str, x_shape, k_shape, geometry) -> str:
@@ -144,7 +144,7 @@ def choose_method(c: Costs, dtype_kind: str, x_shape, k_shape, geometry) -> str:
     """
     if dtype_kind not in ("real floating", "complex floating"):
         return "direct"
-    if geometry.rows.taps * geometry.cols.taps < c.min_fft_taps:
+    if math.prod(a.taps for a in geometry.axes) < c.min_fft_taps:
         return "direct"
     direct = estimate(c, "direct", x_shape, k_shape, geometry)
     fft = estimate(c, "fft", x_shape, k_shape, geometry)

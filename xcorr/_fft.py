@@ -25,20 +25,15 @@ from ._direct import as_input_dtype, unbroadcast
 from ._options import Geometry, Options, check_integral_fill, result_dtype
 
 
-def dilate(xp, k, dilation: tuple[int, int]):
-    """Insert ``d - 1`` zeros between the taps of ``k`` along each of its last two axes."""
-    dh, dw = dilation
-    h, w = k.shape[-2:]
-    lead = tuple(k.shape[:-2])
-    if dh > 1:
-        zeros = xp.zeros((*lead, h, dh - 1, w), dtype=k.dtype, device=device(k))
-        k = xp.concat([xp.expand_dims(k, axis=-2), zeros], axis=-2)  # (..., h, dh, w)
-        k = xp.reshape(k, (*lead, h * dh, w))[..., : dh * (h - 1) + 1, :]
-        h = dh * (h - 1) + 1
-    if dw > 1:
-        zeros = xp.zeros((*lead, h, w, dw - 1), dtype=k.dtype, device=device(k))
-        k = xp.concat([xp.expand_dims(k, axis=-1), zeros], axis=-1)  # (..., h, w, dw)
-        k = xp.reshape(k, (*lead, h, w * dw))[..., : dw * (w - 1) + 1]
+def dilate(xp, k, dilation: tuple[int, ...]):
+    """Insert ``d - 1`` zeros between the taps of ``k`` along each of its last ``len(dilation)`` axes."""
+    for axis, d in zip(range(k.ndim - len(dilation), k.ndim), dilation):
+        if d > 1:
+            taps = k.shape[axis]
+            zeros = xp.zeros((*k.shape[: axis + 1], d - 1, *k.shape[axis + 1 :]), dtype=k.dtype, device=device(k))
+            k = xp.concat([xp.expand_dims(k, axis=axis + 1), zeros], axis=axis + 1)  # (..., taps, d, ...)
+            k = xp.reshape(k, (*k.shape[:axis], taps * d, *k.shape[axis + 2 :]))
+            k = k[(*(slice(None),) * axis, slice(0, d * (taps - 1) + 1), ...)]
     return k
 
 
@@ -58,25 +53,27 @@ def extend(xp, x, geometry: Geometry, options: Options):
     numpy arrays take ``numpy.pad`` for the other boundaries: one array
     written once, where the generic extension concatenates once per axis.
     """
-    rows, cols = geometry.rows, geometry.cols
+    axes = geometry.axes
     if geometry.inside:
-        return x[..., rows.lo : rows.hi + 1, cols.lo : cols.hi + 1]
+        return x[(..., *(slice(a.lo, a.hi + 1) for a in axes))]
     if options.boundary != "fill":
         if is_numpy_namespace(xp):
-            return _numpy_pad(x, rows, cols, options.boundary)
-        return _direct.extend(xp, x, geometry, options)
-    x = _fill_axis(xp, x, -2, rows.lo, rows.hi, options.fillvalue)
-    return _fill_axis(xp, x, -1, cols.lo, cols.hi, options.fillvalue)
+            return _numpy_pad(x, axes, options.boundary)
+        for axis, a in zip(range(-len(axes), 0), axes):
+            x = _direct.extend_axis(xp, x, axis, a.lo, a.hi, options.boundary, options.fillvalue)
+        return x
+    for axis, a in zip(range(-len(axes), 0), axes):
+        x = _fill_axis(xp, x, axis, a.lo, a.hi, options.fillvalue)
+    return x
 
 
-def _numpy_pad(x, rows, cols, boundary: str):
-    """Positions ``lo..hi`` of both axes of the numpy array ``x``, extended by ``numpy.pad``."""
+def _numpy_pad(x, axes, boundary: str):
+    """Positions ``lo..hi`` of every spatial axis of the numpy array ``x``, extended by ``numpy.pad``."""
     import numpy as np
 
-    widths = [(max(0, -plan.lo), max(0, plan.hi - plan.size + 1)) for plan in (rows, cols)]
-    xe = np.pad(x, [(0, 0)] * (x.ndim - 2) + widths, mode=_NUMPY_PAD_MODES[boundary])
-    (top, _), (left, _) = widths
-    return xe[..., rows.lo + top : rows.hi + top + 1, cols.lo + left : cols.hi + left + 1]
+    widths = [(max(0, -a.lo), max(0, a.hi - a.size + 1)) for a in axes]
+    xe = np.pad(x, [(0, 0)] * (x.ndim - len(axes)) + widths, mode=_NUMPY_PAD_MODES[boundary])
+    return xe[(..., *(slice(a.lo + before, a.hi + before + 1) for a, (before, _) in zip(axes, widths)))]
 
 
 def _fill_axis(xp, x, axis: int, lo: int, hi: int, fillvalue):
@@ -100,18 +97,18 @@ def _fill_axis(xp, x, axis: int, lo: int, hi: int, fillvalue):
     return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
 
 
-def kernel_spectrum(fft, kf, shape: tuple[int, int], *, real: bool):
-    """2-D spectrum of a small kernel zero-padded to ``shape``.
+def kernel_spectrum(fft, kf, shape: tuple[int, ...], *, real: bool):
+    """Spectrum over the last ``len(shape)`` axes of a small kernel zero-padded to ``shape``.
 
     The last axis is transformed first, on the kernel's own rows only (the
-    padded rows are zeros), then the first axis at full size: the same
-    numbers as one 2-D transform, for about half its cost.
+    padded rows are zeros), then the other axes at full size: the same
+    numbers as one transform of every axis, for about half its cost.
     """
     if real:
-        rows = fft.rfftn(kf, s=(shape[1],), axes=(-1,))
+        rows = fft.rfftn(kf, s=shape[-1:], axes=(-1,))
     else:
-        rows = fft.fftn(kf, s=(shape[1],), axes=(-1,))
-    return fft.fftn(rows, s=(shape[0],), axes=(-2,))
+        rows = fft.fftn(kf, s=shape[-1:], axes=(-1,))
+    return fft.fftn(rows, s=shape[:-1], axes=tuple(range(-len(shape), -1)))
 
 
 def correlate(xp, x, k, options: Options, geometry: Geometry, *, fft=None, size=good_size):
@@ -123,23 +120,17 @@ def correlate(xp, x, k, options: Options, geometry: Geometry, *, fft=None, size=
         msg = f'method="fft" needs floating or complex inputs; got {dtype} (use method="direct")'
         raise TypeError(msg)
     xe = extend(xp, x, geometry, options)
-    rows, cols = geometry.rows, geometry.cols
     shape = fft_shape(geometry, size)
     # Circular convolution with the flipped kernel = correlation, shifted by span - 1.
-    kf = xp.flip(dilate(xp, k, (rows.dilation, cols.dilation)), axis=(-2, -1))
-    axes = (-2, -1)
+    axes = tuple(range(-len(shape), 0))
+    kf = xp.flip(dilate(xp, k, tuple(a.dilation for a in geometry.axes)), axis=axes)
     if isdtype(xp, dtype, "complex floating"):
         spectrum = fft.fftn(xe, s=shape, axes=axes) * kernel_spectrum(fft, kf, shape, real=False)
         dense = fft.ifftn(spectrum, s=shape, axes=axes)
     else:
         spectrum = fft.rfftn(xe, s=shape, axes=axes) * kernel_spectrum(fft, kf, shape, real=True)
         dense = fft.irfftn(spectrum, s=shape, axes=axes)
-    r0, c0 = rows.span - 1, cols.span - 1
-    y = dense[
-        ...,
-        r0 : r0 + (rows.count - 1) * rows.step + 1 : rows.step,
-        c0 : c0 + (cols.count - 1) * cols.step + 1 : cols.step,
-    ]
+    y = dense[(..., *(slice(a.span - 1, a.span + (a.count - 1) * a.step, a.step) for a in geometry.axes))]
     y = xp.astype(y, dtype, copy=False)
     if tuple(y.shape) != geometry.out_shape:
         y = xp.broadcast_to(y, geometry.out_shape)

@@ -68,7 +68,7 @@ class Prepared:
             return prepare_and_call(self.call, x, k, self.key)
         if self.check_devices and not self.adapter.same_device(x, k):
             check_arrays(x, k)  # raises, naming both devices
-        if self.check_finite and not _finite(self.xp, x, k):
+        if self.check_finite and not all_finite(self.xp, x, k):
             # NaN/inf would spread over an FFT; shift-and-add keeps them local.
             direct = replace(self.options, method="direct")
             return self.adapter.correlate(self.xp, x, k, direct, self.geometry)
@@ -89,7 +89,8 @@ def clear_prepared() -> None:
         _PREPARED.clear()
 
 
-def _finite(xp, x, k) -> bool:
+def all_finite(xp, x, k) -> bool:
+    """Whether every element of ``x`` and ``k`` is finite (an eager library's arrays)."""
     return bool(xp.all(xp.isfinite(x))) and bool(xp.all(xp.isfinite(k)))
 
 

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import math
 
+from . import _fft
 from ._adapter import adapter_for
 from ._call import OPTIONS, multi_front, parse_options, public_key
 from ._compat import device
 from ._composite import native_multi, takes_native
 from ._correlate import corr2d
+from ._cost_model import concrete_method, dtype_kind
 from ._direct import extend_axis, fold_axis, window, zero_insert
 from ._fronts import front_doc
 from ._multi import corr2d_multi, corr2d_multi_vjp
-from ._options import AxisPlan, result_dtype
-from ._prepared import _PREPARED, half_precision, half_value, in_wide, remember
+from ._options import AxisPlan, Geometry, Options, result_dtype
+from ._prepared import _PREPARED, all_finite, half_precision, half_value, in_wide, remember
 from ._three_d_checks import check, check_multi
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 from ._vjp import corr2d_vjp
@@ -120,6 +122,20 @@ def _half_fill(xp, dtype, *dicts: dict) -> tuple[dict, ...]:
     return tuple({**d, "fillvalue": half_value(xp, dtype, d["fillvalue"])} for d in dicts)
 
 
+def _whole_fft(xp, x, k, dtype, options: Options, geometry: Geometry) -> str | None:
+    """Whether ``corr3d`` is one FFT of the whole volume (``_fft.correlate`` over three axes) rather
+    than the depth taps' 2-D calls: "fft" where asked for, "auto" where ``method="auto"``'s cost
+    model picks it over the 3-D geometry (then only for finite values: a NaN or inf would spread over
+    the whole result), None otherwise. Only on eager libraries: lazy chunks transform block by block,
+    and traced arrays choose inside the program, in the 2-D calls."""
+    adapter, kind = adapter_for(xp), dtype_kind(xp, dtype)
+    if not adapter.eager or kind not in ("real floating", "complex floating") or options.method not in ("auto", "fft"):
+        return None
+    if options.method == "fft":
+        return "fft"
+    return "auto" if concrete_method(adapter, "auto", kind, x.shape, k.shape, geometry) == "fft" else None
+
+
 def _flip(xp, k):
     return xp.flip(k, axis=(-3, -2, -1))
 
@@ -137,13 +153,17 @@ def _front(op: str, x, k, given: tuple):
         call = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
         options = dict(zip(OPTIONS, given))
-        xp, plan, keywords = check(x, k, None, options)
-        flip, dtype = op == "conv3d", result_dtype(xp, x.dtype, k.dtype)
+        xp, geometry, keywords, parsed = check(x, k, None, options)
+        flip, dtype, plan = op == "conv3d", result_dtype(xp, x.dtype, k.dtype), geometry.axes[0]
+        whole = _whole_fft(xp, x, k, dtype, parsed, geometry)
         options, keywords = _half_fill(xp, dtype, options, keywords)
 
         def call(x, k):
+            k = _flip(xp, k) if flip else k
+            if whole == "fft" or (whole == "auto" and all_finite(xp, x, k)):
+                return _fft.correlate(xp, x, k, parsed, geometry)
             x, k = widened(xp, dtype, x, k)
-            return rounded(xp, _correlate(xp, x, _flip(xp, k) if flip else k, plan, options, keywords), dtype)
+            return rounded(xp, _correlate(xp, x, k, plan, options, keywords), dtype)
 
         remember(key, call)
     return call(x, k)
@@ -182,7 +202,8 @@ def conv3d(
 
 
 def _vjp3(flip: bool, x, k, g, given: dict):
-    xp, plan, keywords = check(x, k, g, given)
+    xp, geometry, keywords, _ = check(x, k, g, given)
+    plan = geometry.axes[0]
     dtype = result_dtype(xp, x.dtype, k.dtype, g.dtype)
     given, keywords = _half_fill(xp, dtype, given, keywords)
     x, k, g = widened(xp, dtype, x, k, g)

@@ -8,7 +8,7 @@ import math
 from ._call import check_bias, check_groups, parse_options
 from ._fronts import broadcast_batch, check_g
 from ._layout import parse_data_format
-from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, check_integral_fill, plan_axis, result_dtype
+from ._options import MAX_AXIS, MAX_ELEMENTS, Geometry, check_arrays, check_integral_fill, plan_axis, result_dtype
 from ._padding import AXIS_NAMES, check_padding_mode, lax_pads, parse_int, parse_padding, parse_per_axis
 
 AXES = AXIS_NAMES[3]
@@ -102,7 +102,8 @@ def _keywords_2d(given: dict, pads, plans) -> dict:
 
 
 def check(x, k, g, given: dict):
-    """The namespace, the depth plan and the 2-D keywords of a checked ``corr3d`` or ``conv3d`` call."""
+    """The namespace, the geometry (the broadcast batch and the plans of depth, height and width), the
+    2-D keywords and the parsed options of a checked ``corr3d`` or ``conv3d`` call."""
     xp = check_arrays(x, k)
     for name, a, shape in (("x", x, "(..., D, H, W)"), ("k", k, "(kd, kh, kw) or (..., kd, kh, kw)")):
         if a.ndim < 3:
@@ -113,7 +114,7 @@ def check(x, k, g, given: dict):
     check_integral_fill(xp, result_dtype(xp, x.dtype, k.dtype), options.fillvalue)
     if g is not None:
         check_g(x, g, (*batch, *(q.count for q in plans)))
-    return xp, plans[0], _keywords_2d(given, pads, plans)
+    return xp, Geometry(batch, tuple(plans)), _keywords_2d(given, pads, plans), options
 
 
 def check_multi(x, w, g, bias, groups, data_format, given: dict, *, every_axis: bool = False):

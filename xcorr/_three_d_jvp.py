@@ -34,7 +34,7 @@ def _tangent(xp, forward, given: dict, k_name: str, options: dict):
 
 def _jvp3(op: str, forward, given: dict):
     options = {name: given[name] for name in OPTIONS}
-    xp, _, _ = check(given["x"], given["k"], None, options)
+    xp, *_ = check(given["x"], given["k"], None, options)
     check_directions(op, given, "k")
     return _tangent(xp, forward, given, "k", options)
 

@@ -625,6 +625,14 @@ MUTANTS: tuple[Mutant, ...] = (
         k="numpy",
     ),
     Mutant(
+        "three-d-fft-nan-spreads",
+        "xcorr/_three_d.py",
+        'if whole == "fft" or (whole == "auto" and all_finite(xp, x, k)):',
+        "if whole:",
+        ("tests/test_three_d.py::test_auto_takes_one_fft_of_the_volume_for_large_kernels_only",),
+        'method="auto" takes the whole-volume FFT of a 3-D correlation whose input holds a NaN, spreading it',
+    ),
+    Mutant(
         "half-vjp-rounded-per-term",
         "xcorr/_prepared.py",
         "return in_float32(call, dtype, vjp, *arrays) if half_precision(dtype) else vjp(call, *arrays)",
