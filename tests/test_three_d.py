@@ -155,7 +155,7 @@ def test_auto_takes_one_fft_of_the_volume_for_large_kernels_only(monkeypatch):
     from xcorr import _fft, _prepared
 
     calls = []
-    transform = _fft.correlate
+    transform, transform_vjp = _fft.correlate, _fft.vjp
     monkeypatch.setattr(_fft, "correlate", lambda *a, **kw: (calls.append(a[4]), transform(*a, **kw))[1])
     _prepared.clear_prepared()
     rng = np.random.default_rng(12)
@@ -170,6 +170,13 @@ def test_auto_takes_one_fft_of_the_volume_for_large_kernels_only(monkeypatch):
     assert len(calls) == 1  # not finite: no transform
     np.testing.assert_array_equal(np.isnan(y), np.isnan(xcorr.corr3d(x, k, method="direct")))
     assert np.isnan(y).sum() == 6 * 7 * 8  # the windows that read x[5, 6, 7]
+    gradients = []
+    monkeypatch.setattr(_fft, "vjp", lambda *a, **kw: (gradients.append(a[5]), transform_vjp(*a, **kw))[1])
+    g = rng.standard_normal((24, 24, 24))
+    xcorr.corr3d_vjp(x[::-1].copy(), k, g)  # still a NaN: the depth taps' VJPs
+    assert gradients == []
+    xcorr.corr3d_vjp(np.nan_to_num(x), k, g)
+    assert len(gradients) == 1 and len(gradients[0].axes) == 3
 
 
 def test_a_prepared_call_serves_its_signature_only(backend):
@@ -309,6 +316,27 @@ def test_vjps_match_torch_autograd(backend, op, options):
     check(backend, gk, expected_gk[::-1, ::-1, ::-1].copy() if op == "conv3d" else expected_gk, xb)
 
 
+@pytest.mark.parametrize("op", ["corr3d", "conv3d"])
+@pytest.mark.parametrize("method", ["auto", "fft"])
+def test_a_large_kernels_vjp_matches_torch_autograd(backend, op, method):
+    """A kernel of many taps, stride 1 and a zero fill: both gradients from one spectrum of ``g`` over
+    the three axes where "auto" takes the FFT (numpy, array-api-strict), the depth taps' 2-D VJPs elsewhere."""
+    torch = require_module("torch")
+    rng = np.random.default_rng(14)
+    x, k = rng.standard_normal((2, 9, 8, 10)), rng.standard_normal((4, 3, 5))  # 60 taps
+    kernel = k[::-1, ::-1, ::-1].copy() if op == "conv3d" else k
+    pads = _mode_pads("same", (4, 5, 5))
+    xt, wt, yt = _torch_conv3d(x[:, None], kernel[None, None], None, stride=1, dilation=(1, 2, 1), padding=pads,
+                               boundary="fill", groups=1)  # fmt: skip
+    g = rng.standard_normal(tuple(yt.shape))[:, 0]
+    yt.backward(torch.tensor(g[:, None]))
+    xb, kb, gb = backend.asarray(x), backend.asarray(k), backend.asarray(g)
+    gx, gk = getattr(xcorr, f"{op}_vjp")(xb, kb, gb, mode="same", dilation=(1, 2, 1), method=method)
+    check(backend, gx, xt.grad.numpy()[:, 0], xb)
+    expected_gk = wt.grad.numpy()[0, 0]
+    check(backend, gk, expected_gk[::-1, ::-1, ::-1].copy() if op == "conv3d" else expected_gk, xb)
+
+
 def test_vjp_sums_over_broadcast_kernels(backend):
     """A kernel broadcast over x's batch gets the gradients summed; one per sample keeps its own."""
     rng = np.random.default_rng(12)
@@ -318,6 +346,34 @@ def test_vjp_sums_over_broadcast_kernels(backend):
     per = [xcorr.corr3d_vjp(x[n], k, g[n]) for n in range(3)]
     np.testing.assert_allclose(backend.to_numpy(gx), np.stack([p[0] for p in per]), **TOL)
     np.testing.assert_allclose(backend.to_numpy(gk), sum(p[1] for p in per), **TOL)
+
+
+@pytest.mark.parametrize(
+    ("x_dtype", "k_dtype", "expected"),
+    [
+        ("float32", "float64", ("float32", "float64")),
+        ("float16", "float32", ("float16", "float32")),
+        ("int64", "float32", ("float32", "float32")),  # an integer operand's gradient: the result dtype
+        ("float64", "complex128", ("float64", "complex128")),  # a real operand: the real part
+    ],
+)
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_each_gradient_has_its_operands_dtype_as_in_one_and_two_d(x_dtype, k_dtype, expected, method):
+    """As ``corr1d_vjp``/``corr2d_vjp`` and jax.vjp: ``gx`` has ``x``'s dtype, ``gk`` ``k``'s (the
+    3-D VJPs returned both in the promoted dtype, a complex ``gx`` for a real ``x``)."""
+    if method == "fft" and "int" in x_dtype:
+        pytest.skip('method="fft" refuses integer operands')
+    rng = np.random.default_rng(13)
+    x = (rng.standard_normal((5, 6, 7)) * 4).astype(x_dtype)
+    k = rng.standard_normal((2, 3, 2)).astype(k_dtype) * (1 + 1j if "complex" in k_dtype else 1)
+    g = rng.standard_normal((4, 4, 6)).astype(k_dtype)
+    xw, ww = x[None, None], k[None, None]
+    for vjp, operands in ((xcorr.corr3d_vjp, (x, k)), (xcorr.conv3d_vjp, (x, k)), (xcorr.corr3d_multi_vjp, (xw, ww))):
+        gx, gk = vjp(*operands, g[None, None] if vjp is xcorr.corr3d_multi_vjp else g, method=method)
+        assert (str(gx.dtype), str(gk.dtype)) == expected, vjp.__name__
+        if "complex" in k_dtype:  # the real part of the gradient of the complex embedding of x
+            full, _ = vjp(operands[0].astype(k_dtype), operands[1], g[None, None] if vjp is xcorr.corr3d_multi_vjp else g)
+            np.testing.assert_allclose(gx, full.real, **TOL)
 
 
 # -- errors in 3-D terms ---------------------------------------------------------------------------

@@ -83,10 +83,10 @@ def compacted_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geo
 
 
 def generic_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geometry: Geometry, need_x, need_k):
-    """``Adapter.vjp``'s generic implementation: ``_fft.vjp`` where it applies (``_fused_fft``);
+    """``Adapter.vjp``'s generic implementation: ``_fft.vjp`` where it applies (``fft_vjp_applies``);
     otherwise the input gradient, then ``adapter.kernel_gradient``."""
     dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
-    if _fused_fft(adapter, xp, x, k, g, options, geometry, dtype):
+    if fft_vjp_applies(adapter, xp, x, k, g, options, geometry, dtype):
         return _fft.vjp(xp, x, k, g, options, geometry, need_x, need_k)
     # Only the operand that the other gradient reads is cast (jax's transpose
     # knows just the shape and dtype of the one it differentiates).
@@ -104,18 +104,18 @@ def generic_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geome
     return gx, gk
 
 
-def _fused_fft(adapter: AdapterOperations, xp, x, k, g, options: Options, geometry: Geometry, dtype) -> bool:
+def fft_vjp_applies(adapter: AdapterOperations, xp, x, k, g, options: Options, geometry: Geometry, dtype) -> bool:
     """Whether ``_fft.vjp`` takes both gradients from one spectrum of ``g``.
 
     Where the method is "fft", or "auto" picks it for finite inputs, for a
     real float32/float64 result, stride 1 and a "fill" extension (or none
-    reached); on eager libraries without an autodiff of their own: jax's
+    reached), in any number of axes; on eager libraries without an autodiff of their own: jax's
     transpose knows only the shape of the operand it differentiates, and
     dask takes its kernel gradient block by block.
     """
     if not adapter.eager or adapter.autodiff or options.method not in ("fft", "auto"):
         return False
-    if options.stride != (1, 1) or not (geometry.inside or options.boundary == "fill"):
+    if any(a.step != 1 for a in geometry.axes) or not (geometry.inside or options.boundary == "fill"):
         return False
     if _cost_model.dtype_kind(xp, dtype) != "real floating":
         return False

@@ -175,26 +175,26 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, need_x: bool, need_k:
     (``_direct.as_input_dtype``); one not needed is None.
     """
     fft = xp.fft if fft is None else fft
-    rows, cols = geometry.rows, geometry.cols
     dtype = result_dtype(xp, result_dtype(xp, x.dtype, k.dtype), g.dtype)
     xd, kd = _direct.prepare(xp, xp.astype(x, dtype, copy=False), xp.astype(k, dtype, copy=False), options)
     shape = fft_shape(geometry, size)
-    axes = (-2, -1)
+    n = len(shape)
+    axes = tuple(range(-n, 0))
     G = fft.rfftn(xp.astype(g, dtype, copy=False), s=shape, axes=axes)
     gx = gk = None
     if need_x:
-        K = kernel_spectrum(fft, dilate(xp, kd, (rows.dilation, cols.dilation)), shape, real=True)
+        K = kernel_spectrum(fft, dilate(xp, kd, tuple(a.dilation for a in geometry.axes)), shape, real=True)
         K = _product(K, G)
-        ge = fft.irfftn(unbroadcast(xp, K, (*x.shape[:-2], *K.shape[-2:])), s=shape, axes=axes)
+        ge = fft.irfftn(unbroadcast(xp, K, (*x.shape[:-n], *K.shape[-n:])), s=shape, axes=axes)
         del K
         gx = as_input_dtype(xp, input_gradient(xp, ge, geometry), x)
     if need_k:
         X = fft.rfftn(extend(xp, xd, geometry, options), s=shape, axes=axes)
         X = _product(X, xp.conj(G))
         del G
-        spectrum = unbroadcast(xp, X, (*k.shape[:-2], *X.shape[-2:]))
+        spectrum = unbroadcast(xp, X, (*k.shape[:-n], *X.shape[-n:]))
         del X
-        gk = as_input_dtype(xp, kernel_lags(xp, fft, spectrum, shape[1], geometry, options), k)
+        gk = as_input_dtype(xp, kernel_lags(xp, fft, spectrum, shape[-1], geometry, options), k)
     return gx, gk
 
 
@@ -210,17 +210,19 @@ def input_gradient(xp, ge, geometry: Geometry):
     """The gradient of ``x`` from that of its extended image ``ge`` (positions ``lo..hi`` of each axis,
     then anything a transform added): positions outside ``x`` (fill values) dropped, positions no
     window reached zero."""
-    rows, cols = geometry.rows, geometry.cols
-    ge = ge[..., : rows.hi - rows.lo + 1, : cols.hi - cols.lo + 1]
-    ge = _fill_axis(xp, ge, -2, -rows.lo, rows.size - 1 - rows.lo, 0)
-    return _fill_axis(xp, ge, -1, -cols.lo, cols.size - 1 - cols.lo, 0)
+    ge = ge[(..., *(slice(0, a.hi - a.lo + 1) for a in geometry.axes))]
+    for axis, a in zip(range(-len(geometry.axes), 0), geometry.axes):
+        ge = _fill_axis(xp, ge, axis, -a.lo, a.size - 1 - a.lo, 0)
+    return ge
 
 
 def kernel_lags(xp, fft, spectrum, width: int, geometry: Geometry, options: Options):
     """The kernel gradient from the half spectrum (last axis ``width`` long) of the circular
     correlation of ``extend(x)`` with ``g``: its first ``span`` lags, every ``dilation``-th; the
     inverse transform of the last axis only on those rows. Flipped for a convolution."""
-    rows, cols = geometry.rows, geometry.cols
-    lags = fft.ifft(spectrum, axis=-2)[..., : rows.span : rows.dilation, :]
-    gk = fft.irfft(lags, n=width, axis=-1)[..., : cols.span : cols.dilation]
-    return xp.flip(gk, axis=(-2, -1)) if options.convolve else gk
+    *first, last = geometry.axes
+    lags = spectrum
+    for axis, a in zip(range(-len(geometry.axes), -1), first):
+        lags = fft.ifft(lags, axis=axis)[(..., slice(0, a.span, a.dilation), *(slice(None),) * (-axis - 1))]
+    gk = fft.irfft(lags, n=width, axis=-1)[..., : last.span : last.dilation]
+    return xp.flip(gk, axis=tuple(range(-len(geometry.axes), 0))) if options.convolve else gk

@@ -20,10 +20,10 @@ from . import _fft
 from ._adapter import adapter_for
 from ._call import OPTIONS, multi_front, parse_options, public_key
 from ._compat import device
-from ._composite import native_multi, takes_native
+from ._composite import fft_vjp_applies, native_multi, takes_native
 from ._correlate import corr2d
 from ._cost_model import concrete_method, dtype_kind
-from ._direct import extend_axis, fold_axis, window, zero_insert
+from ._direct import as_input_dtype, extend_axis, fold_axis, window, zero_insert
 from ._fronts import front_doc
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._options import AxisPlan, Geometry, Options, result_dtype
@@ -202,13 +202,17 @@ def conv3d(
 
 
 def _vjp3(flip: bool, x, k, g, given: dict):
-    xp, geometry, keywords, _ = check(x, k, g, given)
-    plan = geometry.axes[0]
-    dtype = result_dtype(xp, x.dtype, k.dtype, g.dtype)
-    given, keywords = _half_fill(xp, dtype, given, keywords)
-    x, k, g = widened(xp, dtype, x, k, g)
-    gx, gk = _vjp(xp, x, _flip(xp, k) if flip else k, g, plan, given, keywords)
-    return rounded(xp, gx, dtype), rounded(xp, _flip(xp, gk) if flip else gk, dtype)
+    xp, geometry, keywords, parsed = check(x, k, g, given)
+    dtype, operands = result_dtype(xp, x.dtype, k.dtype, g.dtype), (x, k)
+    k = _flip(xp, k) if flip else k
+    if fft_vjp_applies(adapter_for(xp), xp, x, k, g, parsed, geometry, dtype):  # both from one spectrum of g
+        gx, gk = _fft.vjp(xp, x, k, g, parsed, geometry, True, True)
+    else:
+        given, keywords = _half_fill(xp, dtype, given, keywords)
+        x, k, g = widened(xp, dtype, x, k, g)
+        gx, gk = _vjp(xp, x, k, g, geometry.axes[0], given, keywords)
+    gx, gk = rounded(xp, gx, dtype), rounded(xp, _flip(xp, gk) if flip else gk, dtype)
+    return tuple(as_input_dtype(xp, grad, a) for grad, a in zip((gx, gk), operands))  # as the 2-D VJPs
 
 
 def corr3d_vjp(
@@ -342,6 +346,7 @@ def corr3d_multi_vjp(
     given = {**given, "method": method, "padding": padding}
     xp, last, plan, keywords, _ = check_multi(x, w, g, None, groups, data_format, given)
     single, axis, dtype = x.ndim == 4, -4 if last else -3, result_dtype(xp, x.dtype, w.dtype, g.dtype)
+    operands = (x, w)
     given, keywords = _half_fill(xp, dtype, given, keywords)
     x, w, g = widened(xp, dtype, x, w, g)
     xb, gb = (xp.expand_dims(a, axis=0) if single else a for a in (x, g))
@@ -354,7 +359,8 @@ def corr3d_multi_vjp(
         total = placed if total is None else total + placed
         gws.append(gw)
     gx = rounded(xp, fold_axis(xp, total, axis, plan.lo, plan.hi, xb.shape[axis], _boundary(given)), dtype)
-    return (gx[0, ...] if single else gx), rounded(xp, xp.stack(gws, axis=2), dtype)
+    gx, gw = (gx[0, ...] if single else gx), rounded(xp, xp.stack(gws, axis=2), dtype)
+    return as_input_dtype(xp, gx, operands[0]), as_input_dtype(xp, gw, operands[1])  # as the 2-D VJPs
 
 
 # -- docstrings ---------------------------------------------------------------------------------
