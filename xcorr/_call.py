@@ -67,7 +67,8 @@ def multi_front(op, prepare: Callable[..., tuple], x, w, bias, groups, data_form
         def again(x, w, bias):
             return prepare(x, w, bias, groups, data_format, given)
 
-        front = PreparedFront(*again(x, w, bias), again)
+        adapter, run = again(x, w, bias)
+        front = PreparedFront(adapter, run, again)
         remember(key, front)
     return front(x, w, bias)
 

@@ -16,7 +16,7 @@ and ``axes`` works (``vjp`` also takes ``ifft`` and ``irfft`` with ``n`` and
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from . import _direct
 from ._compat import device, is_numpy_namespace, isdtype
@@ -33,7 +33,8 @@ def dilate(xp, k, dilation: tuple[int, ...]):
             zeros = xp.zeros((*k.shape[: axis + 1], d - 1, *k.shape[axis + 1 :]), dtype=k.dtype, device=device(k))
             k = xp.concat([xp.expand_dims(k, axis=axis + 1), zeros], axis=axis + 1)  # (..., taps, d, ...)
             k = xp.reshape(k, (*k.shape[:axis], taps * d, *k.shape[axis + 2 :]))
-            k = k[(*(slice(None),) * axis, slice(0, d * (taps - 1) + 1), ...)]
+            kept = (*(slice(None),) * axis, slice(0, d * (taps - 1) + 1), Ellipsis)
+            k = k[kept]
     return k
 
 
@@ -55,7 +56,8 @@ def extend(xp, x, geometry: Geometry, options: Options):
     """
     axes = geometry.axes
     if geometry.inside:
-        return x[(..., *(slice(a.lo, a.hi + 1) for a in axes))]
+        read = (Ellipsis, *(slice(a.lo, a.hi + 1) for a in axes))
+        return x[read]
     if options.boundary != "fill":
         if is_numpy_namespace(xp):
             return _numpy_pad(x, axes, options.boundary)
@@ -73,7 +75,8 @@ def _numpy_pad(x, axes, boundary: str):
 
     widths = [(max(0, -a.lo), max(0, a.hi - a.size + 1)) for a in axes]
     xe = np.pad(x, [(0, 0)] * (x.ndim - len(axes)) + widths, mode=_NUMPY_PAD_MODES[boundary])
-    return xe[(..., *(slice(a.lo + before, a.hi + before + 1) for a, (before, _) in zip(axes, widths)))]
+    read: tuple[Any, ...] = (Ellipsis, *(slice(a.lo + before, a.hi + before + 1) for a, (before, _) in zip(axes, widths)))
+    return xe[read]
 
 
 def _fill_axis(xp, x, axis: int, lo: int, hi: int, fillvalue):
@@ -130,7 +133,8 @@ def correlate(xp, x, k, options: Options, geometry: Geometry, *, fft=None, size=
     else:
         spectrum = fft.rfftn(xe, s=shape, axes=axes) * kernel_spectrum(fft, kf, shape, real=True)
         dense = fft.irfftn(spectrum, s=shape, axes=axes)
-    y = dense[(..., *(slice(a.span - 1, a.span + (a.count - 1) * a.step, a.step) for a in geometry.axes))]
+    outputs = (Ellipsis, *(slice(a.span - 1, a.span + (a.count - 1) * a.step, a.step) for a in geometry.axes))
+    y = dense[outputs]
     y = xp.astype(y, dtype, copy=False)
     if tuple(y.shape) != geometry.out_shape:
         y = xp.broadcast_to(y, geometry.out_shape)
@@ -210,7 +214,8 @@ def input_gradient(xp, ge, geometry: Geometry):
     """The gradient of ``x`` from that of its extended image ``ge`` (positions ``lo..hi`` of each axis,
     then anything a transform added): positions outside ``x`` (fill values) dropped, positions no
     window reached zero."""
-    ge = ge[(..., *(slice(0, a.hi - a.lo + 1) for a in geometry.axes))]
+    extent = (Ellipsis, *(slice(0, a.hi - a.lo + 1) for a in geometry.axes))
+    ge = ge[extent]
     for axis, a in zip(range(-len(geometry.axes), 0), geometry.axes):
         ge = _fill_axis(xp, ge, axis, -a.lo, a.size - 1 - a.lo, 0)
     return ge
@@ -223,6 +228,7 @@ def kernel_lags(xp, fft, spectrum, width: int, geometry: Geometry, options: Opti
     *first, last = geometry.axes
     lags = spectrum
     for axis, a in zip(range(-len(geometry.axes), -1), first):
-        lags = fft.ifft(lags, axis=axis)[(..., slice(0, a.span, a.dilation), *(slice(None),) * (-axis - 1))]
+        first_lags = (Ellipsis, slice(0, a.span, a.dilation), *(slice(None),) * (-axis - 1))
+        lags = fft.ifft(lags, axis=axis)[first_lags]
     gk = fft.irfft(lags, n=width, axis=-1)[..., : last.span : last.dilation]
     return xp.flip(gk, axis=tuple(range(-len(geometry.axes), 0))) if options.convolve else gk
