@@ -9,7 +9,9 @@ axis of one 2-D call with ``k[..., j:j+1, :, :]``; the 2-D results are summed ov
 mode is turned into explicit padding on all three axes (scipy.signal's N-d centring of "same"),
 which the 2-D call takes for the height and width. The VJPs sum the 2-D VJPs' ``gx`` back onto
 the depth positions each tap read (zero insertion for the stride, ``fold_axis`` for the boundary)
-and stack the kernel gradients per tap. The arguments are checked here first, in 3-D terms.
+and stack the kernel gradients per tap. A large single-channel kernel is one FFT of the whole volume
+instead (``_whole_fft``; the VJPs: ``_fft.vjp`` over three axes). The arguments are checked here
+first, in 3-D terms.
 """
 
 from __future__ import annotations
@@ -389,8 +391,10 @@ _OPTIONS_DOC = """\
     dilation : int or (int, int, int), default 1
         Spacing between kernel taps along (depth, height, width).
     method : {{"auto", "direct", "fft", "native"}}, default "auto"
-        How each 2-D call computes its planes, as in ``xcorr.corr2d``; every method gives the same
-        result within float rounding.
+        How each 2-D call computes its planes, as in ``xcorr.corr2d``; for ``corr3d``, ``conv3d``
+        and their VJPs on eager libraries (not jax, not dask), "fft", or "auto" where the cost model
+        picks it for finite values, is one FFT of the whole volume instead. Every method gives the
+        same result within float rounding.
     padding : int, 3 ints or (before, after) pairs, "SAME", "VALID" or "SAME_LOWER", optional
         Extend ``x`` (with ``boundary``) by this many elements on every side, or per axis
         (depth, height, width) by an int or a ``(before, after)`` pair, and take the "valid"
