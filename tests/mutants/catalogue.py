@@ -300,17 +300,17 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fft-col-stride",
         "xcorr/_fft.py",
-        "c0 : c0 + (cols.count - 1) * cols.step + 1 : cols.step,",
-        "c0 : c0 + (cols.count - 1) * cols.step + 1 : rows.step,",
+        "slice(a.span - 1, a.span + (a.count - 1) * a.step, a.step) for a in geometry.axes",
+        "slice(a.span - 1, a.span + (a.count - 1) * a.step, geometry.axes[0].step) for a in geometry.axes",
         FFT,
-        "FFT forward: the columns are subsampled by the row stride",
+        "FFT forward: every axis (the columns too) is subsampled by the first axis's stride",
         k="fft or overlap or large_kernel",
     ),
     Mutant(
         "fft-dilation-swap",
         "xcorr/_fft.py",
-        "kf = xp.flip(dilate(xp, k, (rows.dilation, cols.dilation)), axis=(-2, -1))",
-        "kf = xp.flip(dilate(xp, k, (cols.dilation, rows.dilation)), axis=(-2, -1))",
+        "kf = xp.flip(dilate(xp, k, tuple(a.dilation for a in geometry.axes)), axis=axes)",
+        "kf = xp.flip(dilate(xp, k, tuple(a.dilation for a in reversed(geometry.axes))), axis=axes)",
         FFT,
         "FFT forward: the kernel is dilated with the two axes' dilations swapped",
         k="fft or overlap or large_kernel",
@@ -381,8 +381,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fft-kgrad-lags",
         "xcorr/_fft.py",
-        "gk = fft.irfft(lags, n=width, axis=-1)[..., : cols.span : cols.dilation]",
-        "gk = fft.irfft(lags, n=width, axis=-1)[..., : cols.span : rows.dilation]",
+        "gk = fft.irfft(lags, n=width, axis=-1)[..., : last.span : last.dilation]",
+        "gk = fft.irfft(lags, n=width, axis=-1)[..., : last.span : geometry.axes[0].dilation]",
         FFT,
         "FFT VJP (numpy, torch, generic; numpy's tiles too): the kernel gradient's column lags are taken every row-dilation-th",
         k="fft or overlap or large_kernel",
@@ -390,10 +390,11 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fft-vjp-crop-cols",
         "xcorr/_fft.py",
-        "return _fill_axis(xp, ge, -1, -cols.lo, cols.size - 1 - cols.lo, 0)",
-        "return _fill_axis(xp, ge, -1, -rows.lo, cols.size - 1 - rows.lo, 0)",
+        "ge = _fill_axis(xp, ge, axis, -a.lo, a.size - 1 - a.lo, 0)",
+        "ge = _fill_axis(xp, ge, axis, -geometry.axes[0].lo, a.size - 1 - geometry.axes[0].lo, 0)",
         FFT,
-        "FFT VJP (numpy, torch, generic; numpy's tiles too): the input gradient's columns are cropped at the rows' offset",
+        "FFT VJP (numpy, torch, generic; numpy's tiles too): every axis of the input gradient (the columns too) "
+        "is cropped at the first axis's offset",
         k="fft or overlap or large_kernel",
     ),
     # -- the core: extensions, the 'same' offset, the VJP
