@@ -109,10 +109,10 @@ def extend_axis(xp, x, axis: int, lo: int, hi: int, boundary: str, fillvalue):
 
 
 def extend(xp, x, geometry: Geometry, options: Options):
-    """The part of ``x`` (with boundary extension) that the windows read."""
-    rows, cols = geometry.rows, geometry.cols
-    x = extend_axis(xp, x, -2, rows.lo, rows.hi, options.boundary, options.fillvalue)
-    return extend_axis(xp, x, -1, cols.lo, cols.hi, options.boundary, options.fillvalue)
+    """The part of ``x`` (with boundary extension) that the windows read, along every spatial axis."""
+    for axis, a in zip(range(-len(geometry.axes), 0), geometry.axes):
+        x = extend_axis(xp, x, axis, a.lo, a.hi, options.boundary, options.fillvalue)
+    return x
 
 
 def compact_axis(plan: AxisPlan) -> AxisPlan | None:

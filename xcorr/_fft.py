@@ -61,9 +61,7 @@ def extend(xp, x, geometry: Geometry, options: Options):
     if options.boundary != "fill":
         if is_numpy_namespace(xp):
             return _numpy_pad(x, axes, options.boundary)
-        for axis, a in zip(range(-len(axes), 0), axes):
-            x = _direct.extend_axis(xp, x, axis, a.lo, a.hi, options.boundary, options.fillvalue)
-        return x
+        return _direct.extend(xp, x, geometry, options)
     for axis, a in zip(range(-len(axes), 0), axes):
         x = _fill_axis(xp, x, axis, a.lo, a.hi, options.fillvalue)
     return x
