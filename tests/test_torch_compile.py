@@ -219,3 +219,38 @@ def test_compiled_first_call_before_any_eager_call(order):
         print(torch.equal(g(x, k), f(x, k)))
     """)
     assert out.split() == ["True"], out
+
+
+# -- kernels large enough that "auto" takes the FFT on eager tensors ----------------------------
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own imports while compiling
+@pytest.mark.parametrize("transform", ["compile", "export", "vmap"])
+@pytest.mark.parametrize("shapes", [((3, 128, 128), (31, 31)), ((1, 40, 40, 40), (11, 11, 11))], ids=["2d", "3d"])
+def test_traced_and_vmapped_tensors_take_the_direct_result_where_eager_ones_take_the_fft(transform, shapes):
+    """'auto' reads the values before an FFT (a NaN would spread over it); tracers and vmapped tensors
+    have none to read, so they get the direct method's result, NaN kept where it is."""
+    from scipy import signal
+
+    x_shape, k_shape = shapes
+    front = xcorr.corr2d if len(k_shape) == 2 else xcorr.corr3d
+    x, k = random(x_shape), random(k_shape, seed=1)
+    x[(0,) * len(x_shape)] = np.nan
+    want = np.stack([signal.correlate(plane, k, mode="valid", method="direct") for plane in x])
+    xt, kt = torch.asarray(x), torch.asarray(k)
+    finite = xt.nan_to_num()
+    eager = front(finite, kt)  # eager and finite: bit for bit the FFT's result, not the direct one's
+    assert torch.equal(eager, front(finite, kt, method="fft")), "the sizes no longer make 'auto' take the FFT"
+    assert not torch.equal(eager, front(finite, kt, method="direct"))
+
+    class Front(torch.nn.Module):
+        def forward(self, a, b):
+            return front(a, b)
+
+    if transform == "compile":
+        got = torch.compile(lambda a, b: front(a, b), fullgraph=True, backend="eager")(xt, kt)
+    elif transform == "export":
+        got = torch.export.export(Front(), (finite, kt)).module()(xt, kt)
+    else:
+        got = torch.func.vmap(lambda a: front(a[None], kt)[0])(xt)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-10)

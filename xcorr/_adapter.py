@@ -177,6 +177,10 @@ class Adapter:
         dx, dk = _compat.device(x), _compat.device(k)
         return dx is None or dk is None or dx == dk
 
+    def values_visible(self, *arrays: Array) -> bool:
+        """Whether ``arrays``' values can be read now, as "auto" does before an FFT (generic: ``eager``)."""
+        return self.eager
+
     def costs(self, k_shape: tuple[int, ...], geometry: Geometry) -> Costs:
         """The cost-model row for a call of this kernel shape and geometry."""
         return self.tuning.costs

@@ -17,7 +17,7 @@ from ._direct import as_input_dtype, extend_axis, fold_axis, unbroadcast, zero_i
 from ._layout import to_first, to_last
 from ._operations import AdapterOperations
 from ._options import AxisPlan, Geometry, Like, Options, plan, result_dtype
-from ._prepared import correlate
+from ._prepared import correlate, fft_allowed
 from ._transpose_plan import TransposePlan
 
 # -- one plane: the VJP ----------------------------------------------------------
@@ -122,7 +122,7 @@ def fft_vjp_applies(adapter: AdapterOperations, xp, x, k, g, options: Options, g
     if options.method == "auto":
         if _cost_model.concrete_method(adapter, "auto", "real floating", x.shape, k.shape, geometry) != "fft":
             return False
-        return all(bool(xp.all(xp.isfinite(a))) for a in (x, k, g))  # NaN/inf would spread over an FFT
+        return fft_allowed(adapter, xp, x, k, g)
     return True
 
 

@@ -68,8 +68,7 @@ class Prepared:
             return prepare_and_call(self.call, x, k, self.key)
         if self.check_devices and not self.adapter.same_device(x, k):
             check_arrays(x, k)  # raises, naming both devices
-        if self.check_finite and not all_finite(self.xp, x, k):
-            # NaN/inf would spread over an FFT; shift-and-add keeps them local.
+        if self.check_finite and not fft_allowed(self.adapter, self.xp, x, k):
             direct = replace(self.options, method="direct")
             return self.adapter.correlate(self.xp, x, k, direct, self.geometry)
         return self.run(x, k)
@@ -89,9 +88,11 @@ def clear_prepared() -> None:
         _PREPARED.clear()
 
 
-def all_finite(xp, x, k) -> bool:
-    """Whether every element of ``x`` and ``k`` is finite (an eager library's arrays)."""
-    return bool(xp.all(xp.isfinite(x))) and bool(xp.all(xp.isfinite(k)))
+def fft_allowed(adapter: AdapterOperations, xp, *arrays) -> bool:
+    """Whether a call for which "auto" picked the FFT may take it: its arrays' values can be read
+    (not traced, not wrapped by a transform) and are all finite. A NaN or inf would spread over an
+    FFT's whole result; the direct method keeps it where it is, and serves arrays with no values."""
+    return adapter.values_visible(*arrays) and all(bool(xp.all(xp.isfinite(a))) for a in arrays)
 
 
 HALF = ("float16", "bfloat16")

@@ -29,7 +29,7 @@ from ._direct import as_input_dtype, extend_axis, fold_axis, window, zero_insert
 from ._fronts import front_doc
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._options import AxisPlan, Geometry, Options, result_dtype
-from ._prepared import _PREPARED, all_finite, half_precision, half_value, in_wide, remember
+from ._prepared import _PREPARED, fft_allowed, half_precision, half_value, in_wide, remember
 from ._three_d_checks import check, check_multi
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 from ._vjp import corr2d_vjp
@@ -124,13 +124,13 @@ def _half_fill(xp, dtype, *dicts: dict) -> tuple[dict, ...]:
     return tuple({**d, "fillvalue": half_value(xp, dtype, d["fillvalue"])} for d in dicts)
 
 
-def _whole_fft(xp, x, k, dtype, options: Options, geometry: Geometry) -> str | None:
+def _whole_fft(adapter, xp, x, k, dtype, options: Options, geometry: Geometry) -> str | None:
     """Whether ``corr3d`` is one FFT of the whole volume (``_fft.correlate`` over three axes) rather
     than the depth taps' 2-D calls: "fft" where asked for, "auto" where ``method="auto"``'s cost
     model picks it over the 3-D geometry (then only for finite values: a NaN or inf would spread over
     the whole result), None otherwise. Only on eager libraries: lazy chunks transform block by block,
     and traced arrays choose inside the program, in the 2-D calls."""
-    adapter, kind = adapter_for(xp), dtype_kind(xp, dtype)
+    kind = dtype_kind(xp, dtype)
     if not adapter.eager or kind not in ("real floating", "complex floating") or options.method not in ("auto", "fft"):
         return None
     if options.method == "fft":
@@ -157,12 +157,13 @@ def _front(op: str, x, k, given: tuple):
         options = dict(zip(OPTIONS, given))
         xp, geometry, keywords, parsed = check(x, k, None, options)
         flip, dtype, plan = op == "conv3d", result_dtype(xp, x.dtype, k.dtype), geometry.axes[0]
-        whole = _whole_fft(xp, x, k, dtype, parsed, geometry)
+        adapter = adapter_for(xp)
+        whole = _whole_fft(adapter, xp, x, k, dtype, parsed, geometry)
         options, keywords = _half_fill(xp, dtype, options, keywords)
 
         def call(x, k):
             k = _flip(xp, k) if flip else k
-            if whole == "fft" or (whole == "auto" and all_finite(xp, x, k)):
+            if whole == "fft" or (whole == "auto" and fft_allowed(adapter, xp, x, k)):
                 return _fft.correlate(xp, x, k, parsed, geometry)
             x, k = widened(xp, dtype, x, k)
             return rounded(xp, _correlate(xp, x, k, plan, options, keywords), dtype)

@@ -68,6 +68,11 @@ class TorchAdapter(Adapter):
     def same_device(self, x, k):
         return x.device == k.device
 
+    def values_visible(self, *arrays):
+        # Tracers (torch.compile, torch.export) and torch.func's (vmap, grad) tensors have no values to read.
+        functorch = torch._C._functorch.is_functorch_wrapped_tensor
+        return not (autodiff.tracing(*arrays) or any(functorch(a) for a in arrays))
+
     def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):
         # The FFT method takes both gradients from one spectrum of g.
         if autodiff.fft_vjp_applies(x, k, g, options, geometry):

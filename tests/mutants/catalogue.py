@@ -628,10 +628,18 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "three-d-fft-nan-spreads",
         "xcorr/_three_d.py",
-        'if whole == "fft" or (whole == "auto" and all_finite(xp, x, k)):',
+        'if whole == "fft" or (whole == "auto" and fft_allowed(adapter, xp, x, k)):',
         "if whole:",
         ("tests/test_three_d.py::test_auto_takes_one_fft_of_the_volume_for_large_kernels_only",),
         'method="auto" takes the whole-volume FFT of a 3-D correlation whose input holds a NaN, spreading it',
+    ),
+    Mutant(
+        "auto-fft-reads-traced-values",
+        "backends/torch/adapter.py",
+        "return not (autodiff.tracing(*arrays) or any(functorch(a) for a in arrays))",
+        "return True",
+        ("tests/test_torch_compile.py::test_traced_and_vmapped_tensors_take_the_direct_result_where_eager_ones_take_the_fft",),
+        'method="auto" reads the values of torch.compile\'s tracers and vmapped tensors before an FFT (it raises)',
     ),
     Mutant(
         "half-vjp-rounded-per-term",
