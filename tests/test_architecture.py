@@ -114,6 +114,16 @@ def _graph(*, type_checking=False):
 OPTIONAL_DEPENDENCIES = {("xcorr.keras", "xcorr.backends.keras")}
 
 
+def test_array_functions_are_every_public_correlation_convolution_vjp_and_jvp():
+    """``toolkit.ARRAY_FUNCTIONS`` is what torch's compiler takes whole into its graphs: a public
+    function missing from it would be traced through the core's Python (and break the graph)."""
+    from xcorr.toolkit import ARRAY_FUNCTIONS
+
+    public = {name for name in xcorr.__all__ if name.startswith(("corr", "conv"))}
+    assert sorted(f.__name__ for f in ARRAY_FUNCTIONS) == sorted(public)
+    assert all(getattr(xcorr, f.__name__) is f for f in ARRAY_FUNCTIONS)
+
+
 def test_no_function_local_import_of_xcorr():
     local = [
         f"{name} -> {target} (line {line})"

@@ -7,6 +7,7 @@ import pytest
 
 import xcorr
 from xcorr._prepared import clear_prepared
+from xcorr.toolkit import ARRAY_FUNCTIONS
 
 from reference import random, reference
 
@@ -254,3 +255,41 @@ def test_traced_and_vmapped_tensors_take_the_direct_result_where_eager_ones_take
     else:
         got = torch.func.vmap(lambda a: front(a[None], kt)[0])(xt)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-10)
+
+
+# -- every public function of arrays, whole in one graph -------------------------------------
+
+
+def _operands(name: str):
+    """Small float64 operands of the public function ``name`` (its forward's, and a cotangent or
+    tangents for a VJP or JVP)."""
+    n = 1 if "1d" in name else 3 if "3d" in name else 2
+    base = name.removesuffix("_vjp").removesuffix("_jvp")
+    spatial, taps = (9, 8, 7)[:n], (3, 2, 2)[:n]
+    if "multi" in base:
+        x, k = random((2, 3, *spatial)), random((4, 3, *taps), seed=1)
+    elif "conv_transpose" in base:
+        x, k = random((2, 3, *spatial)), random((3, 4, *taps), seed=1)
+    else:
+        x, k = random((2, *spatial)), random(taps, seed=1)
+    x, k = torch.asarray(x), torch.asarray(k)
+    if name.endswith("_vjp"):
+        return x, k, torch.asarray(random(tuple(getattr(xcorr, base)(x, k).shape), seed=2))
+    if name.endswith("_jvp"):
+        return x, k, torch.asarray(random(tuple(x.shape), seed=2)), torch.asarray(random(tuple(k.shape), seed=3))
+    return x, k
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own imports while compiling
+@pytest.mark.parametrize("function", ARRAY_FUNCTIONS, ids=lambda f: f.__name__)
+def test_every_array_function_compiles_into_one_graph(function):
+    """fullgraph=True: no graph break, and the eager call's numbers (the VJPs and JVPs and the
+    transposed functions broke the graph, reading values or tracing the core's Python)."""
+    import torch._dynamo
+
+    operands = _operands(function.__name__)
+    want = function(*operands)
+    torch._dynamo.reset()  # each function compiled afresh, not recompiled past dynamo's limit
+    got = torch.compile(lambda *a: function(*a), fullgraph=True, backend="eager")(*operands)
+    for a, b in zip(*((w,) if isinstance(w, torch.Tensor) else w for w in (got, want))):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

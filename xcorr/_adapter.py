@@ -162,12 +162,11 @@ class Adapter:
 
     def finite_or(self, xp: Namespace, a: Array, fast: Callable[[], Array], careful: Callable[[], Array]) -> Array:
         """``fast()`` where every element of ``a`` is finite, else ``careful()`` (which keeps NaN and
-        inf where IEEE arithmetic puts them). Both give arrays of one shape and dtype. Generic: the
-        values are looked at (a small array: a kernel; dask, lazy, keeps ``fast``); values that cannot be
-        looked at (a tracer, a vmapped tensor) take ``careful``, which is right for any values.
-        jax decides inside the program."""
+        inf where IEEE arithmetic puts them), of one shape and dtype. Generic: the values are read (a small
+        array: a kernel; dask computes it); values that cannot be (``values_visible``: a tracer, a vmapped
+        tensor) take ``careful``, which is right for any values. jax decides inside the program."""
         try:
-            finite = bool(xp.all(xp.isfinite(a)))
+            finite = self.values_visible(a) and bool(xp.all(xp.isfinite(a)))
         except (RuntimeError, TypeError, ValueError):
             return careful()
         return fast() if finite else careful()
@@ -178,8 +177,9 @@ class Adapter:
         return dx is None or dk is None or dx == dk
 
     def values_visible(self, *arrays: Array) -> bool:
-        """Whether ``arrays``' values can be read now, as "auto" does before an FFT (generic: ``eager``)."""
-        return self.eager
+        """Whether ``arrays``' values can be read now (a lazy array's by computing it), as "auto" reads them
+        before an FFT: generic, yes; an adapter whose arrays may be tracers says which are."""
+        return True
 
     def costs(self, k_shape: tuple[int, ...], geometry: Geometry) -> Costs:
         """The cost-model row for a call of this kernel shape and geometry."""

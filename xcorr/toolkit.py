@@ -56,7 +56,8 @@ Re-entry
     dispatcher (an adapter evaluating blocks with another library's arrays);
     the public functions :func:`corr2d`, :func:`conv2d`,
     :func:`corr2d_multi`, :func:`corr2d_transpose`, :func:`conv_transpose2d`, and their 1-D and
-    3-D forms (which torch's compiler takes whole into its graphs, as the 2-D ones).
+    3-D forms; ``ARRAY_FUNCTIONS`` is every public function of arrays (these, their VJPs and
+    JVPs), which torch's compiler takes whole into its graphs.
 Layers and training
     :class:`Conv2D` and :class:`Conv2DTranspose` (the base classes of a
     library's layers), :func:`loss_and_gradient` (a loss and its gradient
@@ -93,24 +94,37 @@ from ._fft import dilate, extend, kernel_spectrum
 from ._fft import input_gradient as fft_input_gradient
 from ._fft import kernel_lags as fft_kernel_lags
 from ._fft import vjp as fft_vjp
-from ._jvp import tangent_options
+from ._jvp import conv2d_jvp, corr2d_jvp, corr2d_multi_jvp, tangent_options
 from ._layer import Conv2D, Conv2DTranspose
 from ._layer_1d import Conv1D
 from ._layer_3d import Conv3D
 from ._layer_nd_transpose import Conv1DTranspose, Conv3DTranspose
 from ._layout import to_first, to_last
-from ._multi import corr2d_multi, correlate_multi, multi_vjp
-from ._one_d import conv1d, corr1d, corr1d_multi
-from ._one_d_transpose import conv_transpose1d, corr1d_transpose
+from ._multi import corr2d_multi, corr2d_multi_vjp, correlate_multi, multi_vjp
+from ._one_d import conv1d, conv1d_vjp, corr1d, corr1d_multi, corr1d_multi_vjp, corr1d_vjp
+from ._one_d_jvp import conv1d_jvp, corr1d_jvp, corr1d_multi_jvp
+from ._one_d_transpose import conv_transpose1d, conv_transpose1d_vjp, corr1d_transpose, corr1d_transpose_vjp
 from ._options import BOUNDARY_ALIASES, AxisPlan, Geometry, Options, plan, result_dtype
 from ._padding import MODES
-from ._three_d import conv3d, corr3d, corr3d_multi
-from ._three_d_transpose import conv_transpose3d, corr3d_transpose
+from ._three_d import conv3d, conv3d_vjp, corr3d, corr3d_multi, corr3d_multi_vjp, corr3d_vjp
+from ._three_d_jvp import conv3d_jvp, corr3d_jvp, corr3d_multi_jvp
+from ._three_d_transpose import conv_transpose3d, conv_transpose3d_vjp, corr3d_transpose, corr3d_transpose_vjp
 from ._training import fit_arrays, loss_and_gradient
-from ._transpose import conv_transpose2d, corr2d_transpose
+from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._transpose_plan import axis_reach as transpose_reach
 from ._typing import Array, Boundary, Method, Mode
-from ._vjp import vjp
+from ._vjp import conv2d_vjp, corr2d_vjp, vjp
+
+ARRAY_FUNCTIONS = (
+    corr1d, conv1d, corr1d_multi, corr1d_transpose, conv_transpose1d,
+    corr2d, conv2d, corr2d_multi, corr2d_transpose, conv_transpose2d,
+    corr3d, conv3d, corr3d_multi, corr3d_transpose, conv_transpose3d,
+    corr1d_vjp, conv1d_vjp, corr1d_multi_vjp, corr1d_transpose_vjp, conv_transpose1d_vjp,
+    corr2d_vjp, conv2d_vjp, corr2d_multi_vjp, corr2d_transpose_vjp, conv_transpose2d_vjp,
+    corr3d_vjp, conv3d_vjp, corr3d_multi_vjp, corr3d_transpose_vjp, conv_transpose3d_vjp,
+    corr1d_jvp, conv1d_jvp, corr1d_multi_jvp, corr2d_jvp, conv2d_jvp, corr2d_multi_jvp,
+    corr3d_jvp, conv3d_jvp, corr3d_multi_jvp,
+)  # fmt: skip
 
 
 def input_gradient(xp, x, k, g, options: Options, geometry: Geometry, *, insert=None):
@@ -132,6 +146,7 @@ def generic_multi_vjp(xp, x, w, g, options: Options, geometry: Geometry, groups:
 
 
 __all__ = [
+    "ARRAY_FUNCTIONS",
     "BOUNDARY_ALIASES",
     "MODES",
     "Adapter",

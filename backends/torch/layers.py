@@ -6,21 +6,13 @@ import torch
 
 from ... import toolkit
 from ...toolkit import (
-    conv1d,
-    conv2d,
-    conv3d,
     conv_transpose1d,
     conv_transpose2d,
     conv_transpose3d,
-    corr1d,
     corr1d_multi,
-    corr1d_transpose,
     corr2d,
     corr2d_multi,
-    corr2d_transpose,
-    corr3d,
     corr3d_multi,
-    corr3d_transpose,
 )  # fmt: skip
 from .functional import TORCHSCRIPT, refuse_torchscript
 
@@ -194,14 +186,10 @@ class Conv3DTranspose(toolkit.Conv3DTranspose, torch.nn.Module):
         return conv_transpose3d(x, weight, bias=bias, **self.spec.call_options)
 
 
-# torch.compile and torch.export put calls of these functions into their
-# graphs whole instead of tracing the core's Python (argument checks, the
-# caches of prepared calls, array-api-compat's lookups): the graph is then
-# traced through them with tracer tensors, which ``autodiff.tracing`` sends
-# down ``functional.traceable_correlate`` and ``functional.correlate_multi``.
-for _function in (
-    corr2d, conv2d, corr2d_multi, conv_transpose2d, corr2d_transpose,
-    corr1d, conv1d, corr1d_multi, conv_transpose1d, corr1d_transpose, corr3d, conv3d, corr3d_multi,
-    conv_transpose3d, corr3d_transpose,
-):  # fmt: skip
+# torch.compile and torch.export put calls of xcorr's functions of arrays into their graphs
+# whole instead of tracing the core's Python (argument checks, the caches of prepared calls,
+# array-api-compat's lookups): the graph is then traced through them with tracer tensors,
+# which ``autodiff.tracing`` sends down ``functional.traceable_correlate`` and
+# ``functional.correlate_multi``.
+for _function in toolkit.ARRAY_FUNCTIONS:
     torch.compiler.allow_in_graph(_function)

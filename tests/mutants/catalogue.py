@@ -642,6 +642,22 @@ MUTANTS: tuple[Mutant, ...] = (
         'method="auto" reads the values of torch.compile\'s tracers and vmapped tensors before an FFT (it raises)',
     ),
     Mutant(
+        "compiler-traces-the-vjps",
+        "backends/torch/layers.py",
+        "for _function in toolkit.ARRAY_FUNCTIONS:",
+        "for _function in toolkit.ARRAY_FUNCTIONS[:15]:",
+        ("tests/test_torch_compile.py::test_every_array_function_compiles_into_one_graph",),
+        "torch.compile traces the VJPs' and JVPs' Python instead of taking them whole (a graph break)",
+    ),
+    Mutant(
+        "finite-or-reads-tracers",
+        "xcorr/_adapter.py",
+        "finite = self.values_visible(a) and bool(xp.all(xp.isfinite(a)))",
+        "finite = bool(xp.all(xp.isfinite(a)))",
+        ("tests/test_torch_compile.py::test_every_array_function_compiles_into_one_graph",),
+        "the transposed functions read a traced kernel's values (torch.compile fails)",
+    ),
+    Mutant(
         "half-vjp-rounded-per-term",
         "xcorr/_prepared.py",
         "return in_float32(call, dtype, vjp, *arrays) if half_precision(dtype) else vjp(call, *arrays)",
