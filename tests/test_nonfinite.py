@@ -19,7 +19,7 @@ import pytest
 
 import xcorr
 
-from matrix import require_module
+from matrix import backends_where, require_module
 
 
 def _direct_valid(xe: np.ndarray, k: np.ndarray, dtype) -> np.ndarray:
@@ -104,6 +104,65 @@ def test_auto_keeps_non_finite_outputs_where_direct_has_them(backend, mode, dtyp
         x[100, 140] = 0.5
         y = backend.to_numpy(xcorr.corr2d(backend.asarray(x), kb, mode=mode))
         assert np.isfinite(y).all()
+
+
+def _kernel_gradient(x: np.ndarray, g: np.ndarray, taps: tuple[int, ...], multi: bool) -> np.ndarray:
+    """IEEE kernel gradient of a "valid" correlation (NumPy, no xcorr): per tap, the sum of ``g`` times the
+    window of ``x`` that tap reads (``multi``: ``x`` (N, C, ...), ``g`` (N, O, ...), result (O, C, *taps))."""
+    out = g.shape[2 if multi else 1 :]
+    result = np.zeros(((g.shape[1], x.shape[1]) if multi else ()) + taps)
+    with np.errstate(invalid="ignore"):
+        for tap in np.ndindex(*taps):
+            window = x[(..., *(slice(t, t + n) for t, n in zip(tap, out)))]
+            if multi:  # (N, O, 1, ...) * (N, 1, C, ...) summed over N and the outputs
+                spatial = tuple(range(3, 3 + len(taps)))
+                result[(..., *tap)] = (g[:, :, None] * window[:, None]).sum(axis=(0, *spatial))
+            else:
+                result[tap] = (g * window).sum()
+    return result
+
+
+@pytest.mark.parametrize(
+    ("function", "x_shape", "k_shape"),
+    [
+        ("corr2d_vjp", (2, 64, 64), (17, 17)),
+        ("corr3d_vjp", (2, 24, 24, 24), (9, 9, 9)),
+        ("corr2d_multi_vjp", (2, 3, 64, 64), (4, 3, 17, 17)),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_auto_vjp_keeps_a_nan_pixel_on_the_taps_that_read_it(backend, function, x_shape, k_shape):
+    """A NaN in the corner of ``x``, in calls whose kernels are large enough for "auto" to take the FFT on
+    finite inputs: the kernel gradient is NaN on the taps whose windows read that pixel only, as the direct
+    method's, and the input gradient nowhere (the kernel gradient through the FFT, or through jax's grouped
+    convolution of the planes, spread it)."""
+    multi = "multi" in function
+    rng = np.random.default_rng(2)
+    x, k = rng.standard_normal(x_shape), rng.standard_normal(k_shape)
+    taps = k_shape[2:] if multi else k_shape
+    g = rng.standard_normal(x_shape[:1] + k_shape[:1] * multi + tuple(n - t + 1 for n, t in zip(x_shape[-len(taps) :], taps)))
+    x[(0,) * x.ndim] = np.nan
+    want = _kernel_gradient(x, g, taps, multi)
+    gx, gk = (backend.to_numpy(a) for a in getattr(xcorr, function)(*(backend.asarray(a) for a in (x, k, g))))
+    assert np.isfinite(gx).all()
+    np.testing.assert_array_equal(np.isnan(gk), np.isnan(want))
+    assert np.isnan(want).sum() == (k_shape[0] if multi else 1)  # one tap (per output channel) reads the pixel
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(gk[finite], want[finite], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", backends_where(lambda b: b.adapter.native), ids=str)
+def test_native_planes_with_their_own_kernels_keep_a_nan_in_its_plane(backend):
+    """method="native" with one kernel per plane: a NaN of plane 0 stays in plane 0 (XLA's grouped
+    convolution of the planes put it on the same output of every plane)."""
+    backend.require()
+    rng = np.random.default_rng(3)
+    x, k = rng.standard_normal((3, 20, 20)), rng.standard_normal((3, 3, 3))
+    x[0, 0, 0] = np.nan
+    got = backend.to_numpy(xcorr.corr2d(backend.asarray(x), backend.asarray(k), method="native"))
+    want = np.stack([_direct_valid(p, q, np.float64) for p, q in zip(x, k)])
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-12, atol=1e-12)
 
 
 def test_auto_keeps_nan_local_under_jax_jit():

@@ -97,11 +97,28 @@ def generic_vjp(adapter: AdapterOperations, xp, x, k, g, options: Options, geome
         xc = xp.astype(x, dtype, copy=False)
         kind = _cost_model.dtype_kind(xp, dtype)
         method = _cost_model.concrete_method(adapter, options.method, kind, xc.shape, k.shape, geometry)
-        gk = adapter.kernel_gradient(xp, xc, k, g, options, geometry, method)
+
+        def kernel_gradient(method=method):
+            return adapter.kernel_gradient(xp, xc, k, g, options, geometry, method)
+
+        if options.method == "auto" and method == "fft":
+            # A NaN or inf in x or g would spread over the FFT's whole gradient; the direct method's
+            # keeps it on the taps whose windows reach it, as "auto" must.
+            gk = _where_finite(adapter, xp, (xc, g), kernel_gradient, lambda: kernel_gradient("direct"))
+        else:
+            gk = kernel_gradient()
         if options.convolve:
             gk = xp.flip(gk, axis=(-2, -1))
         gk = as_input_dtype(xp, gk, k)
     return gx, gk
+
+
+def _where_finite(adapter: AdapterOperations, xp, arrays: tuple, fast, careful):
+    """``fast()`` where every element of ``arrays`` is finite, else ``careful()`` (``Adapter.finite_or``
+    over each array: values read on eager libraries, decided inside the program on jax)."""
+    if not arrays:
+        return fast()
+    return adapter.finite_or(xp, arrays[0], lambda: _where_finite(adapter, xp, arrays[1:], fast, careful), careful)
 
 
 def fft_vjp_applies(adapter: AdapterOperations, xp, x, k, g, options: Options, geometry: Geometry, dtype) -> bool:

@@ -266,6 +266,19 @@ def numba_correlate(tuning, xp, x, k, options, geometry):
 
 
 def _native(x, k, *, tuning, options, geometry):
+    native = functools.partial(_lax_native, tuning=tuning, options=options, geometry=geometry)
+    if k.ndim == 2:
+        return native(x, k)
+    # One kernel per plane is a grouped convolution over the planes, and XLA's CPU grouped convolution
+    # puts a NaN or inf of one plane on the same outputs of every other plane: operands holding one
+    # take the direct method (decided in the program), whose planes stay apart.
+    direct = functools.partial(_direct, tuning=tuning, options=options, geometry=geometry)
+    return finite_or_direct(native, direct)(x, k)
+
+
+def _lax_native(x, k, *, tuning, options, geometry):
+    """The "native" correlation: one ``lax.conv_general_dilated``, grouped over the planes where each
+    has its own kernel."""
     xp = jnp
     x, k = toolkit.prepare(xp, x, k, options)
     if not (xp.isdtype(x.dtype, "real floating") or xp.isdtype(x.dtype, "complex floating")):

@@ -658,6 +658,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "the transposed functions read a traced kernel's values (torch.compile fails)",
     ),
     Mutant(
+        "auto-kernel-gradient-fft-on-nan",
+        "xcorr/_composite.py",
+        'if options.method == "auto" and method == "fft":\n            # A NaN or inf in x or g',
+        'if False:\n            # A NaN or inf in x or g',
+        ("tests/test_nonfinite.py::test_auto_vjp_keeps_a_nan_pixel_on_the_taps_that_read_it",),
+        'a VJP whose "auto" picked the FFT takes the kernel gradient by FFT with a NaN in x, spreading it',
+    ),
+    Mutant(
+        "jax-grouped-planes-spread-nan",
+        "backends/jax/ops.py",
+        "    if k.ndim == 2:\n        return native(x, k)",
+        "    if True:\n        return native(x, k)",
+        ("tests/test_nonfinite.py::test_native_planes_with_their_own_kernels_keep_a_nan_in_its_plane",),
+        "jax's per-plane kernels go through XLA's grouped convolution with a NaN, which puts it on every plane",
+    ),
+    Mutant(
         "half-vjp-rounded-per-term",
         "xcorr/_prepared.py",
         "return in_float32(call, dtype, vjp, *arrays) if half_precision(dtype) else vjp(call, *arrays)",
