@@ -271,9 +271,10 @@ def _native(x, k, *, tuning, options, geometry):
         return native(x, k)
     # One kernel per plane is a grouped convolution over the planes, and XLA's CPU grouped convolution
     # puts a NaN or inf of one plane on the same outputs of every other plane: operands holding one
-    # take the direct method (decided in the program), whose planes stay apart.
+    # take the direct method (decided in the program), whose planes stay apart. Not where the program
+    # is partitioned over devices: there the check of the whole operands would cost a collective.
     direct = functools.partial(_direct, tuning=tuning, options=options, geometry=geometry)
-    return finite_or_direct(native, direct)(x, k)
+    return custom_calls.unless_partitioned(finite_or_direct(native, direct), native, x, k)
 
 
 def _lax_native(x, k, *, tuning, options, geometry):
