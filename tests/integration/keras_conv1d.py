@@ -1,5 +1,6 @@
 """xcorr.keras.Conv1D beside keras.layers.Conv1D with the same weights, in float64, on the Keras backend
-of ``KERAS_BACKEND``: forward, kernel and bias gradients, output shapes, config round trip, errors.
+of ``KERAS_BACKEND``: forward, kernel and bias gradients, output shapes, config round trip, errors
+(eager forwards; on jax the gradients under ``jax.jit``, as Keras' compiled training step takes them).
 Prints a JSON report (tests/test_keras.py checks it)."""
 
 import json
@@ -34,7 +35,7 @@ def gradients(layer, x):
         def loss(weights):
             return (layer.stateless_call(weights, [], x)[0] ** 2).sum()
 
-        return jax.grad(loss)([v.value for v in layer.trainable_variables])
+        return jax.jit(jax.grad(loss))([v.value for v in layer.trainable_variables])
     import torch
 
     out = layer(torch.tensor(x))

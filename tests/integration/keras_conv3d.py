@@ -1,5 +1,6 @@
 """xcorr.keras.Conv3D beside keras.layers.Conv3D with the same weights, in float64, on the Keras backend
 of ``KERAS_BACKEND``: forward, kernel and bias gradients, output shapes, config round trip, errors;
+the forwards eager, the jax gradients under ``jax.jit`` (as Keras' compiled training step takes them);
 then a model of Conv1D (causal) and Conv3D layers ported from Keras' layers to xcorr's.
 Tiny volumes (3-D is slow). Prints a JSON report (tests/test_keras.py checks it)."""
 
@@ -39,7 +40,7 @@ def gradients(layer, x):
         def loss(weights):
             return (layer.stateless_call(weights, [], x)[0] ** 2).sum()
 
-        return jax.grad(loss)([v.value for v in layer.trainable_variables])
+        return jax.jit(jax.grad(loss))([v.value for v in layer.trainable_variables])
     import torch
 
     out = layer(torch.tensor(x))
@@ -110,7 +111,7 @@ def model_gradients(model, inputs):
         def loss(weights):
             return (model.stateless_call(weights, [], inputs)[0] ** 2).sum()
 
-        return jax.grad(loss)([v.value for v in model.trainable_variables])
+        return jax.jit(jax.grad(loss))([v.value for v in model.trainable_variables])
     import torch
 
     (model([torch.tensor(a) for a in inputs]) ** 2).sum().backward()

@@ -1,6 +1,7 @@
 """xcorr.keras.Conv1DTranspose and Conv3DTranspose beside keras.layers.Conv1DTranspose and Conv3DTranspose
 with the same weights, in float64, on the Keras backend of ``KERAS_BACKEND``: forward, kernel and bias
-gradients, output shapes, config round trip, errors. Tiny volumes (3-D is slow). Prints a JSON report
+gradients, output shapes, config round trip, errors (the forwards eager, the jax gradients under ``jax.jit``, as Keras' compiled
+training step takes them). Tiny volumes (3-D is slow). Prints a JSON report
 (tests/test_keras.py checks it)."""
 
 import json
@@ -40,7 +41,7 @@ def gradients(layer, x):
         def loss(weights):
             return (layer.stateless_call(weights, [], x)[0] ** 2).sum()
 
-        return jax.grad(loss)([v.value for v in layer.trainable_variables])
+        return jax.jit(jax.grad(loss))([v.value for v in layer.trainable_variables])
     import torch
 
     out = layer(torch.tensor(x))
