@@ -79,8 +79,11 @@ def corr2d_multi(
     method : {"auto", "direct", "fft", "native"}, default "auto"
         "auto" and "native" use the library's native convolution where
         ``correlate_multi`` has one (torch, jax: a GEMM, the right tool for
-        channel sums); "direct" and "fft" compute one broadcast ``corr2d``
-        with that method. Elsewhere as in ``xcorr.corr2d``.
+        channel sums), except that on jax's CPU "auto" takes "direct" for
+        groups of at most ``JaxTuning.grouped_direct_channels`` input channels
+        (depthwise layers among them), where XLA's grouped convolution is
+        slow; "direct" and "fft" compute one broadcast ``corr2d`` with that
+        method. Elsewhere as in ``xcorr.corr2d``.
     groups : int, default 1
         Split the channels into ``groups`` independent groups (``groups ==
         C_in == C_out`` is a depthwise correlation). Must divide ``C_in`` and

@@ -33,3 +33,8 @@ class JaxTuning(Tuning):
     # Where numba's kernel gradient does not apply, the direct kernel gradient
     # as one native convolution on the CPU (faster than XLA's h*w reductions).
     native_kernel_gradient: bool = True
+    # corr2d_multi's "auto" on the CPU: grouped convolutions of up to this many input channels
+    # per group (depthwise ones: 1) take the direct method, not lax.conv_general_dilated, whose
+    # CPU grouped convolution is far slower there, forward and backward (python -m benchmarks,
+    # "grouped" rows). 0: always the native convolution.
+    grouped_direct_channels: int = 16

@@ -674,6 +674,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "jax's per-plane kernels go through XLA's grouped convolution with a NaN, which puts it on every plane",
     ),
     Mutant(
+        "jax-grouped-direct-limit-exclusive",
+        "backends/jax/adapter.py",
+        "w.shape[1] <= self.tuning.grouped_direct_channels",
+        "w.shape[1] < self.tuning.grouped_direct_channels",
+        ("tests/test_fast_paths.py::test_jax_auto_takes_the_direct_method_for_groups_of_few_channels",),
+        "groups of exactly grouped_direct_channels input channels go to XLA's slow grouped convolution",
+    ),
+    Mutant(
         "half-vjp-rounded-per-term",
         "xcorr/_prepared.py",
         "return in_float32(call, dtype, vjp, *arrays) if half_precision(dtype) else vjp(call, *arrays)",
