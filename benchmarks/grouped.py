@@ -1,6 +1,7 @@
-"""``python -m benchmarks.grouped``: grouped and depthwise ``corr2d_multi`` on jax against ``lax``.
+"""``python -m benchmarks.grouped``: grouped and depthwise layers on jax against ``lax``, in 1, 2 and 3-D.
 
 Each row is one layer, float32, jitted: ``xcorr.corr2d_multi(x, w, groups=G, padding="same")``
+(``corr1d_multi``, ``corr3d_multi`` in 1-D and 3-D)
 (``method="auto"``) and the same convolution written with ``lax.conv_general_dilated``
 (``feature_group_count=G``), forward and forward+backward (the value and both gradients of
 ``sum(y ** 2)`` in one timed call), timed interleaved in one process. The ratio is xcorr's time
@@ -20,15 +21,17 @@ import numpy as np
 
 from ._timing import measure
 
-# (batch, channels in, channels out, side, kernel side, groups)
+# (spatial axes, batch, channels in, channels out, side, kernel side, groups)
 LAYERS = [
-    (8, 64, 64, 56, 3, 64),  # depthwise (MobileNet-like)
-    (8, 64, 128, 28, 3, 64),  # depthwise, channel multiplier 2
-    (4, 32, 32, 64, 5, 32),  # depthwise 5x5
-    (8, 64, 64, 56, 3, 16),  # 4 channels per group
-    (8, 64, 64, 56, 3, 4),  # 16 channels per group
-    (8, 64, 64, 32, 3, 2),  # 32 channels per group: the native convolution
-    (8, 64, 64, 32, 3, 1),  # dense: the native convolution
+    (2, 8, 64, 64, 56, 3, 64),  # depthwise (MobileNet-like)
+    (2, 8, 64, 128, 28, 3, 64),  # depthwise, channel multiplier 2
+    (2, 4, 32, 32, 64, 5, 32),  # depthwise 5x5
+    (2, 8, 64, 64, 56, 3, 16),  # 4 channels per group
+    (2, 8, 64, 64, 56, 3, 4),  # 16 channels per group
+    (2, 8, 64, 64, 32, 3, 2),  # 32 channels per group: the native convolution
+    (2, 8, 64, 64, 32, 3, 1),  # dense: the native convolution
+    (1, 8, 64, 64, 4096, 9, 64),  # depthwise 1-D (a separable audio layer)
+    (3, 2, 32, 32, 24, 3, 32),  # depthwise 3-D (a separable video/volume layer)
 ]
 
 
@@ -47,18 +50,19 @@ def main(argv=None) -> int:
     threshold = adapter_for(jnp).tuning.grouped_direct_channels
     print(f"jax {jax.__version__} on {jax.default_backend()}, {platform.processor() or platform.machine()}")
     print(f"grouped_direct_channels = {threshold}; float32, jitted; times are medians of {args.repeats}\n")
-    print("| layer (N, C_in, C_out, side, k, groups) | route | forward xcorr / lax | ratio | fwd+bwd xcorr / lax | ratio |")
+    print("| layer (axes, N, C_in, C_out, side, k, groups) | route | forward xcorr / lax | ratio | fwd+bwd xcorr / lax | ratio |")
     print("|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
-    for n, c_in, c_out, side, k, groups in LAYERS:
-        x = jnp.asarray(rng.standard_normal((n, c_in, side, side)), jnp.float32)
-        w = jnp.asarray(rng.standard_normal((c_out, c_in // groups, k, k)), jnp.float32)
+    for axes, n, c_in, c_out, side, k, groups in LAYERS:
+        x = jnp.asarray(rng.standard_normal((n, c_in, *(side,) * axes)), jnp.float32)
+        w = jnp.asarray(rng.standard_normal((c_out, c_in // groups, *(k,) * axes)), jnp.float32)
+        function = {1: xcorr.corr1d_multi, 2: xcorr.corr2d_multi, 3: xcorr.corr3d_multi}[axes]
 
-        def ours(x, w, groups=groups):
-            return xcorr.corr2d_multi(x, w, groups=groups, padding="same")
+        def ours(x, w, groups=groups, function=function):
+            return function(x, w, groups=groups, padding="same")
 
-        def theirs(x, w, groups=groups):
-            return lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=groups)
+        def theirs(x, w, groups=groups, axes=axes):
+            return lax.conv_general_dilated(x, w, (1,) * axes, "SAME", feature_group_count=groups)
 
         candidates = {}
         for name, f in (("ours", ours), ("lax", theirs)):
@@ -71,7 +75,7 @@ def main(argv=None) -> int:
         route = "direct" if groups > 1 and c_in // groups <= threshold and jax.default_backend() == "cpu" else "native"
         fwd, bwd = (t[f"ours {s}"] / t[f"lax {s}"] for s in ("forward", "both"))
         print(
-            f"| ({n}, {c_in}, {c_out}, {side}, {k}, {groups}) | {route} "
+            f"| ({axes}, {n}, {c_in}, {c_out}, {side}, {k}, {groups}) | {route} "
             f"| {1e3 * t['ours forward']:.1f} / {1e3 * t['lax forward']:.1f} ms | {fwd:.2g} "
             f"| {1e3 * t['ours both']:.1f} / {1e3 * t['lax both']:.1f} ms | {bwd:.2g} |"
         )

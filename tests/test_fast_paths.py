@@ -804,31 +804,54 @@ def test_jax_kernel_gradient_sum(monkeypatch, jax_paths, options, x_shape):
     assert jax_paths["kernel_gradient_sum"] == [True]
 
 
+def _grouped_oracle(x, w, b, groups):
+    """The valid multi-channel correlation of ``x`` (N, C_in, *spatial) with ``w`` (C_out, C_in //
+    groups, *taps) in ``groups`` groups, plus ``b``, from ``scipy.signal.correlate``, float64."""
+    signal = require_module("scipy.signal")
+    per_out, per_in = w.shape[0] // groups, w.shape[1]
+    return np.stack(
+        [
+            np.stack(
+                [
+                    sum(signal.correlate(x[n, (o // per_out) * per_in + c], w[o, c], mode="valid") for c in range(per_in))
+                    + b[o]
+                    for o in range(w.shape[0])
+                ]
+            )
+            for n in range(x.shape[0])
+        ]
+    )
+
+
 @pytest.mark.parametrize("channels_last", [False, True], ids=["channels_first", "channels_last"])
-def test_jax_auto_takes_the_direct_method_for_groups_of_few_channels(channels_last):
+@pytest.mark.parametrize("axes", [1, 2, 3])
+def test_jax_auto_takes_the_direct_method_for_groups_of_few_channels(axes, channels_last):
     # On the CPU, XLA's grouped convolution is far slower than the direct method where each group
     # holds few input channels (python -m benchmarks.grouped): "auto" takes the direct method up to
     # JaxTuning.grouped_direct_channels per group, the native convolution for wider groups and
-    # dense layers. Each route is the explicit method's result exactly, and the reference's.
+    # dense layers, in 1, 2 and 3 dimensions. Each route is the explicit method's result exactly,
+    # and scipy's.
     jax = require_module("jax")
     jnp = require_module("jax.numpy")
     if jax.default_backend() != "cpu":
         pytest.skip("the direct route for grouped convolutions is the CPU's")
     limit = toolkit.adapter_for(jnp).tuning.grouped_direct_channels
     assert limit >= 1
+    function = {1: xcorr.corr1d_multi, 2: xcorr.corr2d_multi, 3: xcorr.corr3d_multi}[axes]
+    spatial, taps = {1: ((11,), (3,)), 2: ((7, 8), (3, 2)), 3: ((4, 5, 6), (2, 3, 2))}[axes]
     routes = {(4, 4): "direct", (2 * limit, 2): "direct", (2 * limit + 2, 2): "native", (6, 1): "native"}
     for (c_in, groups), route in routes.items():
-        x = random((2, c_in, 9, 10), seed=c_in)
-        w = random((2 * groups, c_in // groups, 3, 2), seed=groups)
+        x = random((2, c_in, *spatial), seed=c_in)
+        w = random((2 * groups, c_in // groups, *taps), seed=groups)
         b = random((2 * groups,), seed=3)
-        options = dict(groups=groups, padding="same", boundary="reflect")
-        expected = reference_multi(x, w, groups=groups, mode="same", boundary="reflect") + b[:, None, None]
+        expected = _grouped_oracle(x, w, b, groups)
+        options = {"groups": groups}
         if channels_last:
             x, expected = np.moveaxis(x, 1, -1), np.moveaxis(expected, 1, -1)
             options["data_format"] = "channels_last"
         xj, wj, bj = (jnp.asarray(a, dtype=jnp.float32) for a in (x, w, b))
-        y = xcorr.corr2d_multi(xj, wj, bias=bj, **options)
-        same = xcorr.corr2d_multi(xj, wj, bias=bj, **options, method=route)
+        y = function(xj, wj, bias=bj, **options)
+        same = function(xj, wj, bias=bj, **options, method=route)
         assert bool(jnp.all(y == same)), (c_in, groups, route)
         np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-5)
 

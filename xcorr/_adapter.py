@@ -7,14 +7,12 @@ unchanged. ``xcorr.backends.<library>`` defines one subclass per framework
 that overrides what its library does better (a native convolution, an
 autodiff rule, a compiled kernel) and calls ``super()`` for the rest.
 
-Adapters are looked up per call from the arrays' namespace
-(:func:`adapter_for`), never from a global switch. The table below is the only
-place in the core that names a framework: which module serves which
-namespace, which array module ``Conv2D(backend=...)`` imports and which pip
-extra installs it. Modules are imported lazily, the first time an array of
-their library shows up, so ``import xcorr`` imports no framework. Libraries
-xcorr does not ship can register their own adapter with
-:func:`register_adapter`.
+Adapters are looked up per call from the arrays' namespace (:func:`adapter_for`), never
+from a global switch. The table below is the only place in the core that names a framework:
+which module serves which namespace, which array module ``Conv2D(backend=...)`` imports and
+which pip extra installs it. Modules are imported lazily, the first time an array of their
+library shows up, so ``import xcorr`` imports no framework. Libraries xcorr does not ship can
+register their own adapter with :func:`register_adapter`.
 """
 
 from __future__ import annotations
@@ -179,6 +177,11 @@ class Adapter:
     def values_visible(self, *arrays: Array) -> bool:
         """Whether ``arrays``' values can be read now (a lazy array's by computing it), as "auto" reads them
         before an FFT: generic, yes; an adapter whose arrays may be tracers says which are."""
+        return True
+
+    def auto_native(self, w: Array, groups: int) -> bool:
+        """Whether "auto" hands a multi-channel correlation of weight ``w`` in ``groups`` groups to
+        the library's own convolution (where the adapter has one): generic, yes."""
         return True
 
     def costs(self, k_shape: tuple[int, ...], geometry: Geometry) -> Costs:

@@ -336,11 +336,13 @@ def generic_transpose(adapter, xp, x, w, tp: TransposePlan):
 # -- the library's own convolution in one or three dimensions ------------------
 
 
-def takes_native(adapter: AdapterOperations, xp, axes: int, method: str, dtype) -> bool:
-    """Whether ``corr1d_multi`` (``axes`` 1) or ``corr3d_multi`` (3) of a result ``dtype`` takes
-    :func:`native_multi`: the library convolves that many axes itself, ``method`` is "auto" or
-    "native" and the result is float32 or float64."""
-    return axes in adapter.native_axes and method in ("auto", "native") and dtype in (xp.float32, xp.float64)
+def takes_native(adapter: AdapterOperations, xp, axes: int, method: str, dtype, w, groups: int) -> bool:
+    """Whether ``corr1d_multi`` (``axes`` 1) or ``corr3d_multi`` (3) of a result ``dtype`` and weight
+    ``w`` in ``groups`` groups takes :func:`native_multi`: the library convolves that many axes
+    itself, ``method`` is "native", or "auto" where the adapter hands such a weight to its own
+    convolution (``Adapter.auto_native``), and the result is float32 or float64."""
+    asked = method == "native" or (method == "auto" and adapter.auto_native(w, groups))
+    return axes in adapter.native_axes and asked and dtype in (xp.float32, xp.float64)
 
 
 def native_multi(

@@ -281,7 +281,7 @@ def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
     where it has one, else ``corr2d_multi`` of one-row images."""
     xp, last, keywords, windows, options = _check_multi(x, w, None, bias, groups, data_format, dict(zip(OPTIONS, given)))
     dtype, adapter, single = result_dtype(xp, x.dtype, w.dtype), adapter_for(xp), x.ndim == 2
-    if takes_native(adapter, xp, 1, options.method, dtype):
+    if takes_native(adapter, xp, 1, options.method, dtype, w, keywords["groups"]):
 
         def native(x, w, bias):
             xb = xp.expand_dims(x, axis=0) if single else x

@@ -305,7 +305,7 @@ def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
     options = dict(zip(OPTIONS, given))
     xp, last, plans, keywords, parsed = check_multi(x, w, None, bias, groups, data_format, options, every_axis=True)
     single, plan, dtype, adapter = x.ndim == 4, plans[0], result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
-    if takes_native(adapter, xp, 3, parsed.method, dtype):
+    if takes_native(adapter, xp, 3, parsed.method, dtype, w, keywords["groups"]):
 
         def native(x, w, bias):
             xb = xp.expand_dims(x, axis=0) if single else x

@@ -97,7 +97,7 @@ class JaxAdapter(Adapter):
 
     def correlate_multi_options(self, xp, x, w, options, geometry, groups, native):
         precision, preferred_element_type = native.get("precision"), native.get("preferred_element_type")
-        if options.method == "auto" and not native and self._grouped_direct(w, groups):
+        if options.method == "auto" and not native and not self.auto_native(w, groups):
             return super().correlate_multi(xp, x, w, dataclasses.replace(options, method="direct"), geometry, groups)
         if options.method in ("auto", "native") and ops.real_floating(xp, x, w):
             return ops.correlate_multi(xp, x, w, options, geometry, groups, precision, preferred_element_type)
@@ -109,12 +109,12 @@ class JaxAdapter(Adapter):
         y = super().correlate_multi(xp, xp.astype(x, wide), xp.astype(w, wide), options, geometry, groups)
         return xp.astype(y, preferred)
 
-    def _grouped_direct(self, w, groups) -> bool:
-        # See JaxTuning.grouped_direct_channels.
-        return groups > 1 and w.shape[1] <= self.tuning.grouped_direct_channels and jax.default_backend() == "cpu"
+    def auto_native(self, w, groups):
+        # Not for groups of few input channels on the CPU (JaxTuning.grouped_direct_channels).
+        return not (groups > 1 and w.shape[1] <= self.tuning.grouped_direct_channels and jax.default_backend() == "cpu")
 
     def correlate_multi_channels_last(self, xp, x, w, options, geometry, groups):
-        if options.method == "auto" and self._grouped_direct(w, groups):
+        if options.method == "auto" and not self.auto_native(w, groups):
             direct = dataclasses.replace(options, method="direct")
             return super().correlate_multi_channels_last(xp, x, w, direct, geometry, groups)
         if options.method in ("auto", "native") and ops.channels_last_applies(xp, x, w, options, geometry):
