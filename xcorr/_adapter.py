@@ -50,12 +50,11 @@ GENERIC_LAYERS: dict[str, type] = {}
 class Adapter:
     """What an array library's adapter may provide; the generic implementation of each.
 
-    Every method receives validated arguments: ``xp`` is the arrays'
-    namespace, ``options`` the normalised :class:`xcorr._options.Options`
-    (with ``method`` resolved to "direct", "fft" or "native" where noted) and
-    ``geometry`` the :class:`xcorr._options.Geometry` of the call. Overrides
-    keep these signatures (a test checks every adapter against them) and call
-    ``super()`` where their fast path does not apply.
+    Every method receives validated arguments: ``xp`` is the arrays' namespace, ``options`` the
+    normalised :class:`xcorr._options.Options` (with ``method`` resolved to "direct", "fft" or
+    "native" where noted) and ``geometry`` the :class:`xcorr._options.Geometry` of the call.
+    Overrides keep these signatures (a test checks every adapter against them) and call ``super()``
+    where their fast path does not apply.
 
     Parameters
     ----------
@@ -66,8 +65,7 @@ class Adapter:
 
     Examples
     --------
-    The generic adapter serving numpy arrays in place of the shipped one
-    (every method has an array-API implementation here):
+    The generic adapter (an array-API implementation of every method) serving numpy arrays:
 
     >>> import numpy as np
     >>> import xcorr
@@ -90,17 +88,16 @@ class Adapter:
     tuning: Tuning = Tuning()
     #: Whether ``method="native"`` has a library convolution to call.
     native: ClassVar[bool] = False
-    #: Whether arrays are eager, so that ``method="auto"`` may look at their
-    #: values (a NaN or inf must not go through an FFT). False for lazy
-    #: (dask) and traced (jax) arrays.
+    #: Whether arrays are eager, so that ``method="auto"`` may look at their values (a NaN or inf
+    #: must not go through an FFT). False for lazy (dask) and traced (jax) arrays.
     eager: ClassVar[bool] = True
     #: Whether the library differentiates any function itself (``gradient``).
     autodiff: ClassVar[bool] = False
-    #: Whether two arrays of one type, shape and dtype may be on different
-    #: devices, so that a repeated call checks their devices again.
+    #: Whether two arrays of one type, shape and dtype may be on different devices, so that a
+    #: repeated call checks their devices again.
     devices: ClassVar[bool] = True
-    #: Whether the direct kernel gradient takes ``vecdot`` along rows (one
-    #: pass, no product temporary) rather than ``sum(g * window)``.
+    #: Whether the direct kernel gradient takes ``vecdot`` along rows (one pass, no product
+    #: temporary) rather than ``sum(g * window)``.
     vecdot_kernel_gradient: ClassVar[bool] = False
     #: The numbers of spatial axes (1, 3) that ``correlate_multi_native`` convolves natively.
     native_axes: ClassVar[tuple[int, ...]] = ()
@@ -180,8 +177,8 @@ class Adapter:
         return True
 
     def auto_native(self, w: Array, groups: int) -> bool:
-        """Whether "auto" hands a multi-channel correlation of weight ``w`` in ``groups`` groups to
-        the library's own convolution (where the adapter has one): generic, yes."""
+        """Whether "auto" hands a multi-channel correlation of weight ``w`` in ``groups`` groups to the
+        library's own convolution (where the adapter has one): generic, yes."""
         return True
 
     def costs(self, k_shape: tuple[int, ...], geometry: Geometry) -> Costs:
