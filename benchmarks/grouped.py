@@ -72,7 +72,7 @@ def main(argv=None) -> int:
             candidates[f"{name} both"] = lambda both=both, x=x, w=w: jax.block_until_ready(both(x, w))
         np.testing.assert_allclose(ours(x, w), theirs(x, w), rtol=1e-3, atol=1e-3)
         t = measure(candidates, args.repeats)
-        route = "direct" if groups > 1 and c_in // groups <= threshold and jax.default_backend() == "cpu" else "native"
+        route = "native" if adapter_for(jnp).auto_native(w, groups) else "direct"
         fwd, bwd = (t[f"ours {s}"] / t[f"lax {s}"] for s in ("forward", "both"))
         print(
             f"| ({axes}, {n}, {c_in}, {c_out}, {side}, {k}, {groups}) | {route} "
