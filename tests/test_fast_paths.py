@@ -856,6 +856,58 @@ def test_jax_auto_takes_the_direct_method_for_groups_of_few_channels(axes, chann
         np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-5)
 
 
+def _transpose_oracle(x, w, b, groups, stride, crop):
+    """The transposed convolution of ``x`` (N, C_in, *spatial) with ``w`` (C_in, C_out // groups,
+    *taps) in ``groups`` groups, stride ``stride``, ``crop`` elements cropped from each side, plus
+    ``b``: every input element scattered times every tap, in float64 loops."""
+    n, c_in, *spatial = x.shape
+    per_in, per_out, taps = c_in // groups, w.shape[1], w.shape[2:]
+    full = [(s - 1) * stride + t for s, t in zip(spatial, taps)]
+    y = np.zeros((n, groups * per_out, *full))
+    for tap in np.ndindex(*taps):
+        window = tuple(slice(t, t + stride * (s - 1) + 1, stride) for t, s in zip(tap, spatial))
+        for c in range(c_in):
+            group = c // per_in
+            for o in range(per_out):
+                y[(slice(None), group * per_out + o, *window)] += x[:, c] * w[(c, o, *tap)]
+    y = y[(slice(None), slice(None), *(slice(crop, size - crop) for size in full))]
+    return y + b.reshape((-1,) + (1,) * len(spatial))
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["channels_first", "channels_last"])
+@pytest.mark.parametrize("axes", [1, 2, 3])
+def test_jax_transposed_convolutions_of_few_channels_per_group_skip_lax(monkeypatch, axes, channels_last):
+    # On the CPU, lax's grouped convolution (conv_transpose's lhs-dilated form) is far slower than
+    # xcorr's generic adjoint where each group holds few input channels (python -m
+    # benchmarks.grouped, "transpose" rows): conv_transpose1d/2d/3d take the generic adjoint up to
+    # JaxTuning.grouped_transpose_direct_channels per group, lax for wider groups and dense layers.
+    jax = require_module("jax")
+    jnp = require_module("jax.numpy")
+    from xcorr.backends.jax import ops as jax_ops
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the generic route for grouped transposed convolutions is the CPU's")
+    limit = toolkit.adapter_for(jnp).tuning.grouped_transpose_direct_channels
+    assert limit >= 1
+    lax_calls = spy(monkeypatch, jax_ops, "correlate_multi_transpose")
+    function = {1: xcorr.conv_transpose1d, 2: xcorr.conv_transpose2d, 3: xcorr.conv_transpose3d}[axes]
+    spatial, taps = {1: ((7,), (3,)), 2: ((4, 5), (3, 2)), 3: ((3, 4, 3), (2, 3, 2))}[axes]
+    routes = {(3, 3): "generic", (2 * limit, 2): "generic", (2 * limit + 2, 2): "lax", (4, 1): "lax"}
+    for (c_in, groups), route in routes.items():
+        x = random((2, c_in, *spatial), seed=c_in)
+        w = random((c_in, 2, *taps), seed=groups)
+        b = random((2 * groups,), seed=3)
+        expected = _transpose_oracle(x, w, b, groups, stride=2, crop=1)
+        options = {"groups": groups, "stride": 2, "padding": 1}
+        if channels_last:
+            x, expected = np.moveaxis(x, 1, -1), np.moveaxis(expected, 1, -1)
+            options["data_format"] = "channels_last"
+        before = len(lax_calls)
+        y = function(*(jnp.asarray(a, dtype=jnp.float32) for a in (x, w)), bias=jnp.asarray(b, jnp.float32), **options)
+        assert (len(lax_calls) > before) == (route == "lax"), (c_in, groups, route)
+        np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-5)
+
+
 # =============================================================================
 # dask: blocks through the numpy paths
 # =============================================================================

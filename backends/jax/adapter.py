@@ -128,9 +128,16 @@ class JaxAdapter(Adapter):
         return y if b is None else y + b.reshape((-1,) + (1,) * len(pads))
 
     def correlate_multi_transpose(self, xp, x, w, plan):
-        if ops.real_floating(xp, x, w):
+        if ops.real_floating(xp, x, w) and self.transpose_native(w, plan.groups):
             return ops.correlate_multi_transpose(xp, x, w, plan)
         return super().correlate_multi_transpose(xp, x, w, plan)
+
+    def transpose_native(self, w, groups):
+        """Whether ``conv_transpose2d`` of weight ``w`` ``(C_in, C_out // groups, h, w)`` in ``groups``
+        groups takes lax's convolution: not for groups of few input channels on the CPU
+        (``JaxTuning.grouped_transpose_direct_channels``)."""
+        few = groups > 1 and w.shape[0] // groups <= self.tuning.grouped_transpose_direct_channels
+        return not (few and jax.default_backend() == "cpu")
 
     def namespace(self):
         return jnp

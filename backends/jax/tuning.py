@@ -38,3 +38,8 @@ class JaxTuning(Tuning):
     # CPU grouped convolution is far slower there, forward and backward (python -m benchmarks,
     # "grouped" rows). 0: always the native convolution.
     grouped_direct_channels: int = 16
+    # conv_transpose2d (and the 1-D and 3-D ones, which call it) on the CPU: grouped transposed
+    # convolutions of up to this many input channels per group take the generic adjoint (xcorr's
+    # direct method), not lax's grouped convolution; wider groups gain forward but lose in the
+    # backward (python -m benchmarks.grouped, "transpose" rows). 0: always lax.
+    grouped_transpose_direct_channels: int = 2

@@ -682,6 +682,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "groups of exactly grouped_direct_channels input channels go to XLA's slow grouped convolution",
     ),
     Mutant(
+        "jax-grouped-transpose-limit-exclusive",
+        "backends/jax/adapter.py",
+        "w.shape[0] // groups <= self.tuning.grouped_transpose_direct_channels",
+        "w.shape[0] // groups < self.tuning.grouped_transpose_direct_channels",
+        ("tests/test_fast_paths.py::test_jax_transposed_convolutions_of_few_channels_per_group_skip_lax",),
+        "transposed convolutions of exactly grouped_transpose_direct_channels input channels per group go to lax's slow grouped convolution",
+    ),
+    Mutant(
         "half-vjp-rounded-per-term",
         "xcorr/_prepared.py",
         "return in_float32(call, dtype, vjp, *arrays) if half_precision(dtype) else vjp(call, *arrays)",
