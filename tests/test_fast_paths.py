@@ -804,6 +804,17 @@ def test_jax_kernel_gradient_sum(monkeypatch, jax_paths, options, x_shape):
     assert jax_paths["kernel_gradient_sum"] == [True]
 
 
+def _jax_cpu_limit(name: str):
+    """jax.numpy and the jax adapter's threshold ``name`` of a CPU-only route (skipped elsewhere)."""
+    jax = require_module("jax")
+    jnp = require_module("jax.numpy")
+    if jax.default_backend() != "cpu":
+        pytest.skip(f"the route that JaxTuning.{name} bounds is the CPU's")
+    limit = getattr(toolkit.adapter_for(jnp).tuning, name)
+    assert limit >= 1
+    return jnp, limit
+
+
 def _grouped_oracle(x, w, b, groups):
     """The valid multi-channel correlation of ``x`` (N, C_in, *spatial) with ``w`` (C_out, C_in //
     groups, *taps) in ``groups`` groups, plus ``b``, from ``scipy.signal.correlate``, float64."""
@@ -831,12 +842,7 @@ def test_jax_auto_takes_the_direct_method_for_groups_of_few_channels(axes, chann
     # JaxTuning.grouped_direct_channels per group, the native convolution for wider groups and
     # dense layers, in 1, 2 and 3 dimensions. Each route is the explicit method's result exactly,
     # and scipy's.
-    jax = require_module("jax")
-    jnp = require_module("jax.numpy")
-    if jax.default_backend() != "cpu":
-        pytest.skip("the direct route for grouped convolutions is the CPU's")
-    limit = toolkit.adapter_for(jnp).tuning.grouped_direct_channels
-    assert limit >= 1
+    jnp, limit = _jax_cpu_limit("grouped_direct_channels")
     function = {1: xcorr.corr1d_multi, 2: xcorr.corr2d_multi, 3: xcorr.corr3d_multi}[axes]
     spatial, taps = {1: ((11,), (3,)), 2: ((7, 8), (3, 2)), 3: ((4, 5, 6), (2, 3, 2))}[axes]
     routes = {(4, 4): "direct", (2 * limit, 2): "direct", (2 * limit + 2, 2): "native", (6, 1): "native"}
@@ -881,14 +887,9 @@ def test_jax_transposed_convolutions_of_few_channels_per_group_skip_lax(monkeypa
     # xcorr's generic adjoint where each group holds few input channels (python -m
     # benchmarks.grouped, "transpose" rows): conv_transpose1d/2d/3d take the generic adjoint up to
     # JaxTuning.grouped_transpose_direct_channels per group, lax for wider groups and dense layers.
-    jax = require_module("jax")
-    jnp = require_module("jax.numpy")
+    jnp, limit = _jax_cpu_limit("grouped_transpose_direct_channels")
     from xcorr.backends.jax import ops as jax_ops
 
-    if jax.default_backend() != "cpu":
-        pytest.skip("the generic route for grouped transposed convolutions is the CPU's")
-    limit = toolkit.adapter_for(jnp).tuning.grouped_transpose_direct_channels
-    assert limit >= 1
     lax_calls = spy(monkeypatch, jax_ops, "correlate_multi_transpose")
     function = {1: xcorr.conv_transpose1d, 2: xcorr.conv_transpose2d, 3: xcorr.conv_transpose3d}[axes]
     spatial, taps = {1: ((7,), (3,)), 2: ((4, 5), (3, 2)), 3: ((3, 4, 3), (2, 3, 2))}[axes]
