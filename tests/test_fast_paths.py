@@ -885,7 +885,7 @@ def _transpose_oracle(x, w, b, groups, stride, crop):
 def test_jax_transposed_convolutions_of_few_channels_per_group_skip_lax(monkeypatch, axes, channels_last):
     # On the CPU, lax's grouped convolution (conv_transpose's lhs-dilated form) is far slower than
     # xcorr's generic adjoint where each group holds few input channels (python -m
-    # benchmarks.grouped, "transpose" rows): conv_transpose1d/2d/3d take the generic adjoint up to
+    # benchmarks.grouped, "transposed" rows): conv_transpose1d/2d/3d take the generic adjoint up to
     # JaxTuning.grouped_transpose_direct_channels per group, lax for wider groups and dense layers.
     jnp, limit = _jax_cpu_limit("grouped_transpose_direct_channels")
     from xcorr.backends.jax import ops as jax_ops

@@ -41,5 +41,5 @@ class JaxTuning(Tuning):
     # conv_transpose2d (and the 1-D and 3-D ones, which call it) on the CPU: grouped transposed
     # convolutions of up to this many input channels per group take the generic adjoint (xcorr's
     # direct method), not lax's grouped convolution; wider groups gain forward but lose in the
-    # backward (python -m benchmarks.grouped, "transpose" rows). 0: always lax.
+    # backward (python -m benchmarks.grouped, "transposed" rows). 0: always lax.
     grouped_transpose_direct_channels: int = 2
