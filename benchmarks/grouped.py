@@ -97,7 +97,8 @@ def main(argv=None) -> int:
     import xcorr
     from xcorr.toolkit import adapter_for
 
-    threshold = adapter_for(jnp).tuning.grouped_direct_channels
+    adapter = adapter_for(jnp)
+    threshold = adapter.tuning.grouped_direct_channels
     print(f"jax {jax.__version__} on {jax.default_backend()}, {platform.processor() or platform.machine()}")
     print(f"grouped_direct_channels = {threshold}; float32, jitted; times are medians of {args.repeats}\n")
     print("| layer (axes, N, C_in, C_out, side, k, groups) | route | forward xcorr / lax | ratio | fwd+bwd xcorr / lax | ratio |")
@@ -115,10 +116,9 @@ def main(argv=None) -> int:
             return lax.conv_general_dilated(x, w, (1,) * axes, "SAME", feature_group_count=groups)
 
         t = _time_pair(jax, ours, theirs, x, w, args.repeats)
-        route = "native" if adapter_for(jnp).auto_native(w, groups) else "direct"
+        route = "native" if adapter.auto_native(w, groups) else "direct"
         _row(t, (axes, n, c_in, c_out, side, k, groups), route)
 
-    adapter = adapter_for(jnp)
     print(f"\ngrouped_transpose_direct_channels = {adapter.tuning.grouped_transpose_direct_channels}; stride 2\n")
     print("| transposed (axes, N, C_in, C_out, side, k, groups) | route | forward xcorr / lax | ratio | fwd+bwd xcorr / lax | ratio |")
     print("|---|---|---|---|---|---|")

@@ -30,6 +30,12 @@ def _step(loss: str):
     return step
 
 
+def _few_per_group_on_cpu(groups: int, per_group: int, limit: int) -> bool:
+    """Whether a grouped convolution of ``per_group`` input channels per group skips lax's grouped
+    convolution, slow on XLA's CPU for groups of up to ``limit`` channels (``JaxTuning``)."""
+    return groups > 1 and per_group <= limit and jax.default_backend() == "cpu"
+
+
 class JaxAdapter(Adapter):
     """jax: a custom VJP, jitted kernels per configuration, numba's kernels as XLA custom calls."""
 
@@ -111,7 +117,7 @@ class JaxAdapter(Adapter):
 
     def auto_native(self, w, groups):
         # Not for groups of few input channels on the CPU (JaxTuning.grouped_direct_channels).
-        return not (groups > 1 and w.shape[1] <= self.tuning.grouped_direct_channels and jax.default_backend() == "cpu")
+        return not _few_per_group_on_cpu(groups, w.shape[1], self.tuning.grouped_direct_channels)
 
     def correlate_multi_channels_last(self, xp, x, w, options, geometry, groups):
         if options.method == "auto" and not self.auto_native(w, groups):
@@ -136,8 +142,7 @@ class JaxAdapter(Adapter):
         """Whether ``conv_transpose2d`` of weight ``w`` ``(C_in, C_out // groups, h, w)`` in ``groups``
         groups takes lax's convolution: not for groups of few input channels on the CPU
         (``JaxTuning.grouped_transpose_direct_channels``)."""
-        few = groups > 1 and w.shape[0] // groups <= self.tuning.grouped_transpose_direct_channels
-        return not (few and jax.default_backend() == "cpu")
+        return not _few_per_group_on_cpu(groups, w.shape[0] // groups, self.tuning.grouped_transpose_direct_channels)
 
     def namespace(self):
         return jnp
