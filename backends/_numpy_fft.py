@@ -130,22 +130,19 @@ def overlap_save(xp, x, k, options, geometry, fft, block: int):
 # ---------------------------------------------------------------------------
 
 
-def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool, tuning):
+def fft_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool, tuning) -> tuple | None:
     """The "fft" half of ``numpy.fused_vjp``: ``(gx, gk)`` from one spectrum of ``g``.
 
     ``toolkit.fft_vjp`` with scipy.fft's workers and sizes, or, for a large
     image and a 2-D kernel, its tiled form (``_overlap_vjp``). The caller has
-    checked the dtype (real float32/float64), the stride (1) and the
-    extension ("fill" or none reached). NotImplemented without scipy, and for
-    ``method="auto"`` where an input is not finite (NaN/inf would spread over
-    an FFT).
+    checked the dtype (real float32/float64), the stride (1), the extension
+    ("fill" or none reached) and, for ``method="auto"``, that every input is
+    finite (``toolkit.fft_allowed``). None without scipy (the generic VJP).
     """
     dtype = np.result_type(x.dtype, k.dtype, g.dtype)
     fft, next_fast_len = _fft_module(tuning)
     if next_fast_len is None:
-        return NotImplemented
-    if options.method == "auto" and not all(np.isfinite(a).all() for a in (x, k, g)):
-        return NotImplemented  # NaN/inf would spread over an FFT
+        return None
     size = lambda n: next_fast_len(n, real=True)  # noqa: E731
     block = _block_size(geometry, size, tuning)
     if block is not None and k.ndim == 2 and x.shape[:-2] == g.shape[:-2]:

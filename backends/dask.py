@@ -392,15 +392,16 @@ def correlate_multi_transpose(xp, x, w, tp):
     return y if batched else y[0]
 
 
-def correlate_transpose(xp, x, k, tp):
+def correlate_transpose(xp, x, k, tp) -> da.Array | None:
     """``corr2d_transpose``: ``correlate_multi_transpose`` of the planes as channels. One kernel for
     every plane (its batch all ones): the planes as a batch of one channel each; a batch of kernels:
-    the planes as the channels of one sample, one group each (``w`` of shape ``(B, 1, h, w)``)."""
+    the planes as the channels of one sample, one group each (``w`` of shape ``(B, 1, h, w)``).
+    None for no plane (the generic path's empty result)."""
     x, k = _as_dask(x), _as_dask(k)
     batch = np.broadcast_shapes(tuple(x.shape[:-2]), tuple(k.shape[:-2]))
     (H, W), (h, w), planes = x.shape[-2:], k.shape[-2:], math.prod(batch)
     if planes == 0:
-        return NotImplemented  # no plane: the generic path's empty result
+        return None  # no plane: the generic path's empty result
     xb = da.broadcast_to(x, (*batch, H, W)) if tuple(x.shape[:-2]) != batch else x
     if math.prod(k.shape[:-2]) == 1:
         y = correlate_multi_transpose(xp, xb.reshape((planes, 1, H, W)), k.reshape((1, 1, h, w)), tp)
@@ -483,7 +484,7 @@ class DaskAdapter(Adapter):
 
     def correlate_transpose(self, xp, x, k, plan):
         y = correlate_transpose(xp, x, k, plan)
-        return super().correlate_transpose(xp, x, k, plan) if y is NotImplemented else y
+        return super().correlate_transpose(xp, x, k, plan) if y is None else y
 
     def fit(self, layer, x, y, lr, steps, loss, record):
         # Persisting each step's parameters keeps the graph one step deep.

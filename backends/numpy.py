@@ -227,29 +227,28 @@ def _small_direct(xp, x, k, options, geometry):
     return run
 
 
-def kernel_gradient(xp, x, k, g, options, geometry, method):
-    """``_vjp`` hook: the direct kernel gradient as one numba pass (``_numba.kernel_gradient``)."""
-    if method != "direct":
-        return NotImplemented
-    if _numba is None:
-        return NotImplemented
-    gk = _numba.kernel_gradient(x, g, tuple(k.shape), options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
-    return NotImplemented if gk is None else gk
+def kernel_gradient(xp, x, k, g, options, geometry, method) -> np.ndarray | None:
+    """``_vjp`` hook: the direct kernel gradient as one numba pass (``_numba.kernel_gradient``);
+    None for another method, without numba, or where numba's pass does not apply."""
+    if method != "direct" or _numba is None:
+        return None
+    return _numba.kernel_gradient(x, g, tuple(k.shape), options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
 
 
-def correlate_multi(xp, x, w, options, geometry, groups):
+def correlate_multi(xp, x, w, options, geometry, groups) -> np.ndarray | None:
     """``corr2d_multi`` hook: one GEMM per kernel tap (channels are the inner dimension).
 
     ``y[n, o] += w[o, :, a, b] @ window(a, b) of x[n]`` for every tap: BLAS
     does the channel sums. Extra memory: one input-sized copy of a window
     and one output-sized product at a time, against the
     ``N * C_out * C_in``-plane intermediate of the broadcast ``corr2d``.
+    None (the generic path) for a method other than "auto" and for non-floating dtypes.
     """
     if options.method != "auto":
-        return NotImplemented
+        return None
     dtype = np.result_type(x.dtype, w.dtype)
     if dtype.kind not in "fc":
-        return NotImplemented  # integer GEMMs are slow and skip BLAS; the generic path is exact
+        return None  # integer GEMMs are slow and skip BLAS; the generic path is exact
     x = np.asarray(x, dtype=dtype)
     w = np.asarray(w, dtype=dtype)
     if options.convolve:
@@ -285,14 +284,14 @@ def _pool():
 # ---------------------------------------------------------------------------
 
 
-def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
+def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool) -> tuple | None:
     """``_vjp`` hook: ``(gx, gk)`` together, of a correlation whose method is or picks "fft" or "direct".
 
     For real float32/float64 with stride 1 and a "fill" extension (or none
     reached). "fft" (for "auto", where every input is finite):
     ``_numpy_fft.fft_vjp``, both gradients from one spectrum of ``g``.
     "direct": both gradients in one pass of numba's kernels over chunks of
-    rows (``_numba.vjp``), where that applies. NotImplemented otherwise.
+    rows (``_numba.vjp``), where that applies. None otherwise (the generic VJP).
     """
     dtype = np.result_type(x.dtype, k.dtype, g.dtype)
     if (
@@ -301,15 +300,15 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
         or not (geometry.inside or options.boundary == "fill")
         or options.method not in ("auto", "fft", "direct")
     ):
-        return NotImplemented
+        return None
     method = toolkit.concrete_method(ADAPTER, options.method, "real floating", x.shape, k.shape, geometry)
     if method == "direct":
         # Both gradients in one pass of numba's kernels over chunks of rows.
         if _numba is None or not (need_x and need_k) or x.dtype != dtype or k.dtype != dtype:
-            return NotImplemented
-        g = np.asarray(g, dtype)
-        both = _numba.direct_vjp(x, k, g, options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
-        return NotImplemented if both is None else both
+            return None
+        return _numba.direct_vjp(x, k, np.asarray(g, dtype), options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
+    if options.method == "auto" and not toolkit.fft_allowed(ADAPTER, xp, x, k, g):
+        return None  # NaN/inf would spread over an FFT
     return _numpy_fft.fft_vjp(xp, x, k, g, options, geometry, need_x, need_k, ADAPTER.tuning)
 
 
@@ -318,7 +317,7 @@ def fused_vjp(xp, x, k, g, options, geometry, need_x: bool, need_k: bool):
 # ---------------------------------------------------------------------------
 
 
-def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
+def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True) -> tuple | None:
     """``corr2d_multi_vjp`` hook: ``(gx, gw)`` as one GEMM per kernel tap and group.
 
     The transpose of ``correlate_multi``, laid out ``(group, channel, batch *
@@ -334,13 +333,13 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
 
     Against the broadcast ``corr2d`` VJP (an ``N * C_out * C_in``-plane
     intermediate) this is a few input-sized buffers. Same methods and dtypes
-    as the forward hook; anything else returns NotImplemented.
+    as the forward hook, and at least one sample, channel and output; None otherwise (the generic VJP).
     """
     if options.method != "auto":
-        return NotImplemented
+        return None
     dtype = np.result_type(x.dtype, w.dtype, g.dtype)
     if dtype.kind not in "fc":
-        return NotImplemented
+        return None
     xd = np.asarray(x, dtype=dtype)
     wd = np.asarray(w, dtype=dtype)
     gd = np.asarray(g, dtype=dtype)
@@ -353,7 +352,7 @@ def correlate_multi_vjp(xp, x, w, g, options, geometry, groups, *, need_x=True):
     o, cg = wd.shape[:2]
     og = o // groups
     if 0 in (n, c, o, rows.count, cols.count):
-        return NotImplemented
+        return None
     points = n * rows.count * cols.count
     # g as (G, Og, N * P): one copy, shared by both gradients.
     gt = np.ascontiguousarray(
@@ -410,16 +409,16 @@ def _scatter_windows(wd, gt, n, groups, cg, rows, cols, dtype):
     return ge.reshape(n, groups * cg, height, width)
 
 
-def correlate_multi_transpose(xp, x, w, plan):
+def correlate_multi_transpose(xp, x, w, plan) -> np.ndarray | None:
     """``conv_transpose2d`` hook: the input-gradient scatter of ``correlate_multi_vjp`` (per-tap GEMMs).
 
     ``x`` plays the output gradient of the valid forward correlation on the
     uncropped extent; the core crops the result (``toolkit.transpose_finish``).
-    Real and complex floating dtypes; NotImplemented otherwise.
+    Real and complex floating dtypes with at least one sample, channel and output channel; None otherwise.
     """
     dtype = np.result_type(x.dtype, w.dtype)
     if dtype.kind not in "fc":
-        return NotImplemented
+        return None
     if plan.channels_last:
         x = toolkit.to_first(xp, x)
     xd = np.asarray(x, dtype=dtype)
@@ -430,7 +429,7 @@ def correlate_multi_transpose(xp, x, w, plan):
     groups = plan.groups
     og = w.shape[1]
     if 0 in (n, c_in, og):
-        return NotImplemented
+        return None
     points = n * rows.count * cols.count
     gt = np.ascontiguousarray(
         xb.reshape(n, groups, c_in // groups, rows.count, cols.count).transpose(1, 2, 0, 3, 4)
@@ -510,33 +509,23 @@ class NumpyAdapter(Adapter):
 
     def vjp(self, xp, x, k, g, options, geometry, need_x, need_k):
         both = fused_vjp(xp, x, k, g, options, geometry, need_x, need_k)
-        if both is not NotImplemented:
-            return both
-        return super().vjp(xp, x, k, g, options, geometry, need_x, need_k)
+        return super().vjp(xp, x, k, g, options, geometry, need_x, need_k) if both is None else both
 
     def kernel_gradient(self, xp, x, k, g, options, geometry, method):
         gk = kernel_gradient(xp, x, k, g, options, geometry, method)
-        if gk is not NotImplemented:
-            return gk
-        return super().kernel_gradient(xp, x, k, g, options, geometry, method)
+        return super().kernel_gradient(xp, x, k, g, options, geometry, method) if gk is None else gk
 
     def correlate_multi(self, xp, x, w, options, geometry, groups):
         y = correlate_multi(xp, x, w, options, geometry, groups)
-        if y is not NotImplemented:
-            return y
-        return super().correlate_multi(xp, x, w, options, geometry, groups)
+        return super().correlate_multi(xp, x, w, options, geometry, groups) if y is None else y
 
     def correlate_multi_vjp(self, xp, x, w, g, options, geometry, groups, need_x):
         grads = correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x=need_x)
-        if grads is not NotImplemented:
-            return grads
-        return super().correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x)
+        return super().correlate_multi_vjp(xp, x, w, g, options, geometry, groups, need_x) if grads is None else grads
 
     def correlate_multi_transpose(self, xp, x, w, plan):
         y = correlate_multi_transpose(xp, x, w, plan)
-        if y is not NotImplemented:
-            return y
-        return super().correlate_multi_transpose(xp, x, w, plan)
+        return super().correlate_multi_transpose(xp, x, w, plan) if y is None else y
 
 
 ADAPTER = NumpyAdapter()

@@ -33,7 +33,8 @@ FFT method
     :func:`fft_correlate` (and its ``fft=``/``size=`` hooks for a library's
     own transforms), :func:`fft_vjp` (both gradients from one spectrum),
     :func:`fft_input_gradient`, :func:`fft_kernel_lags`, :func:`dilate`
-    (zeros between kernel taps), :func:`kernel_spectrum`.
+    (zeros between kernel taps), :func:`kernel_spectrum`; :func:`fft_allowed` is whether "auto"
+    may take the FFT for some arrays (their values visible, and all finite).
 Gradients
     :func:`vjp` (the VJP of validated inputs, by the adapter of ``xp``),
     :func:`adapter_vjp` (the same by a given adapter: what an autodiff rule calls),
@@ -106,6 +107,7 @@ from ._one_d_jvp import conv1d_jvp, corr1d_jvp, corr1d_multi_jvp
 from ._one_d_transpose import conv_transpose1d, conv_transpose1d_vjp, corr1d_transpose, corr1d_transpose_vjp
 from ._options import BOUNDARY_ALIASES, AxisPlan, Geometry, Options, plan, result_dtype
 from ._padding import MODES
+from ._prepared import fft_allowed
 from ._three_d import conv3d, conv3d_vjp, corr3d, corr3d_multi, corr3d_multi_vjp, corr3d_vjp
 from ._three_d_jvp import conv3d_jvp, corr3d_jvp, corr3d_multi_jvp
 from ._three_d_transpose import conv_transpose3d, conv_transpose3d_vjp, corr3d_transpose, corr3d_transpose_vjp
@@ -195,6 +197,7 @@ __all__ = [
     "direct_correlate",
     "extend",
     "extend_axis",
+    "fft_allowed",
     "fft_correlate",
     "fft_input_gradient",
     "fft_kernel_lags",

@@ -333,6 +333,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "numpy's tiled FFT VJP: a tile's full convolution is added onto the next tile only, not the ones past it",
     ),
     Mutant(
+        "numpy-fused-vjp-fft-on-nan",
+        "backends/numpy.py",
+        'if options.method == "auto" and not toolkit.fft_allowed(ADAPTER, xp, x, k, g):',
+        "if False:",
+        ("tests/test_methods.py::test_numpy_fft_backward_falls_back_where_it_does_not_apply",),
+        'numpy\'s fused VJP takes the FFT for "auto" with a NaN in g, spreading it over both gradients',
+    ),
+    Mutant(
         "dask-corr2d-transpose-flipped-kernel",
         "backends/dask.py",
         "correlate_multi_transpose(xp, xb.reshape((planes, 1, H, W)), k.reshape((1, 1, h, w)), tp)",
