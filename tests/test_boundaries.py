@@ -167,13 +167,13 @@ def test_ndimage_names_mean_what_ndimage_means(ndimage_mode, xcorr_boundary):
             (1, 5),
             (2, 2),
             dict(boundary="reflect", padding=1),
-            r'boundary="reflect" cannot extend x of shape \(1, 5\).*1 element along its rows',
+            r'boundary="reflect" cannot extend x of shape \(1, 5\) along the rows: it has 1 element there',
         ),
         (
             (4, 1),
             (2, 2),
             dict(boundary="mirror", mode="same"),
-            r'1 element along its columns.*"edge" or "symm"',
+            r'along the columns: it has 1 element there.*"edge" or "symm"',
         ),
     ],
 )

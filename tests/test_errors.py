@@ -22,7 +22,7 @@ def arrays(backend, x_shape=(5, 6), k_shape=(2, 2), dtype="float64"):
     [
         ((5, 6), (6, 2), {}, ValueError, r"k is larger than x in \"valid\" mode"),
         ((5, 6), (2, 7), {}, ValueError, r"k is larger than x"),
-        ((5, 6), (3, 2), {"dilation": 3}, ValueError, r"dilated kernel \(7, 4\)"),
+        ((5, 6), (3, 2), {"dilation": 3}, ValueError, r"along the rows: dilated kernel \(extent 7\)"),
         ((6,), (2, 2), {}, ValueError, r"x must have at least 2 dimensions.*\(6,\)"),
         ((5, 6), (2,), {}, ValueError, r"k must have at least 2 dimensions.*\(2,\)"),
         ((5, 6), (0, 2), {}, ValueError, r"k must not be empty.*\(0, 2\)"),

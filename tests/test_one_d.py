@@ -300,7 +300,7 @@ def test_errors_speak_of_the_one_d_shapes(backend):
         ValueError, r'k is larger than x in "valid" mode', lambda: xcorr.corr1d(x, backend.asarray(np.ones(11)))
     )
     assert "(11,)" in message and "(2, 10)" in message
-    _raises(ValueError, r"dilated kernel \(length 11\)", lambda: xcorr.conv1d(x, k, dilation=5))
+    _raises(ValueError, r"dilated kernel \(extent 11\)", lambda: xcorr.conv1d(x, k, dilation=5))
     _raises(
         ValueError,
         r"larger than the padded x.*\(1, 0\)",

@@ -534,7 +534,7 @@ def _no_backend_work(monkeypatch):
             (4, 5),
             (2, 7),
             dict(padding=((0, 1), (1, 0))),
-            r"k is larger than the padded x.*\(5, 6\)",
+            r"k is larger than the padded x along the columns: kernel of shape \(2, 7\).*padded by \(1, 0\) \(6\)",
         ),
     ],
 )

@@ -393,7 +393,7 @@ def test_errors_speak_of_the_three_d_shapes(backend):
         xcorr.corr3d_vjp(x, k, x, dilation=1.5)
     with pytest.raises(ValueError, match=r'k is larger than x in "valid" mode along the depth: kernel of shape \(5, 1, 1\)'):
         xcorr.corr3d(x, backend.asarray(np.ones((5, 1, 1))))
-    with pytest.raises(ValueError, match=r"along the width: dilated kernel \(extent 7 along the width\)"):
+    with pytest.raises(ValueError, match=r"along the width: dilated kernel \(extent 7\)"):
         xcorr.conv3d(x, k, dilation=(1, 1, 6))
     with pytest.raises(ValueError, match=r"larger than the padded x along the height.*padded by \(0, 1\)"):
         xcorr.corr3d(x, backend.asarray(np.ones((1, 7, 1))), padding=(0, (0, 1), 0))

@@ -1,24 +1,10 @@
-"""What the 1-D and 3-D fronts over the 2-D functions share: the broadcast batch, the output
+"""What the 1-D and 3-D fronts over the 2-D functions share: the output
 gradient's check and the docstring template (each front fills in its own design paragraph and
 options)."""
 
 from __future__ import annotations
 
 from ._options import check_arrays
-
-
-def broadcast_batch(x_shape, k_shape, core: int) -> tuple[int, ...]:
-    """The broadcast of the batch dimensions of ``x`` and ``k`` (all but their last ``core``)."""
-    a, b = tuple(x_shape[:-core]), tuple(k_shape[:-core])
-    n = max(len(a), len(b))
-    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
-    if any(p != q and 1 not in (p, q) for p, q in zip(a, b)):
-        msg = (
-            f"batch dimensions of x {tuple(x_shape[:-core])} and k {tuple(k_shape[:-core])} do not broadcast "
-            f"(x has shape {tuple(x_shape)}, k has shape {tuple(k_shape)})"
-        )
-        raise ValueError(msg)
-    return tuple(max(p, q) for p, q in zip(a, b))
 
 
 def check_g(x, g, out: tuple[int, ...], layout: str = "") -> None:

@@ -11,17 +11,15 @@ what its messages already say without a shape (dtypes, libraries, devices, optio
 
 from __future__ import annotations
 
-import math
-
 from ._adapter import adapter_for
 from ._call import OPTIONS, check_bias, check_groups, multi_front, parse_options, public_key
 from ._composite import native_multi, takes_native
 from ._correlate import conv2d, corr2d
-from ._fronts import broadcast_batch, check_g, front_doc
+from ._fronts import check_g, front_doc
 from ._layout import parse_data_format
 from ._multi import corr2d_multi, corr2d_multi_vjp
-from ._options import MAX_AXIS, MAX_ELEMENTS, AxisPlan, check_arrays, plan_axis, result_dtype
-from ._padding import check_padding_mode, lax_pads, parse_int, parse_padding, parse_per_axis
+from ._options import AxisPlan, broadcast_batch, check_arrays, plan_windows, result_dtype
+from ._padding import check_padding_mode, parse_int, parse_padding, parse_per_axis
 from ._prepared import _PREPARED, remember
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 from ._vjp import conv2d_vjp, corr2d_vjp
@@ -56,47 +54,11 @@ def _padding(padding: object, mode: object):
 
 def _axis(x_shape, k_shape, batch, options, stride: int, dilation: int, pads, *, L=None, k_name="k") -> AxisPlan:
     """The windows (and so the output length) of a 1-D correlation of ``x_shape`` with ``k_shape`` (their last axes;
-    ``L``: the signal's length where it is not the last axis of ``x``, which is channels-last),
-    after the checks of ``xcorr._options.plan`` in 1-D terms."""
-    L, taps = x_shape[-1] if L is None else L, k_shape[-1]
-    if taps == 0:
-        raise ValueError(f"{k_name} must not be empty; got kernel shape {tuple(k_shape)}")
-    if L == 0:
-        raise ValueError(f"x must not be empty in its last dimension; got shape {tuple(x_shape)}")
-    span = dilation * (taps - 1) + 1
-    what = "kernel" if dilation == 1 else f"dilated kernel (length {span})"
-    if isinstance(pads, str):
-        pads = lax_pads(pads, L, span, stride)
-    if pads is not None and span > L + pads[0] + pads[1]:
-        msg = (
-            f"{k_name} is larger than the padded x: {what} of shape {tuple(k_shape)} does not fit in x of shape "
-            f"{tuple(x_shape)} padded by {pads} (length {L + pads[0] + pads[1]}); pad more"
-        )
-        raise ValueError(msg)
-    if pads is None and options.mode == "valid" and span > L:
-        msg = (
-            f'{k_name} is larger than x in "valid" mode: {what} of shape {tuple(k_shape)} does not fit in x of '
-            f'shape {tuple(x_shape)}; use mode="same" or "full"'
-        )
-        raise ValueError(msg)
-    for name, value in (("stride", stride), ("dilation", dilation), ("padding", max(pads or (0,)))):
-        if value > MAX_AXIS:
-            raise ValueError(f"{name}: {value} is beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis")
-    axis = plan_axis(L, taps, dilation, stride, options.mode, options.convolve, pads)
-    extent = max(axis.hi, L - 1) - min(axis.lo, 0) + 1
-    if max(span, extent, axis.count) > MAX_AXIS or math.prod(batch) * max(extent, axis.count) > MAX_ELEMENTS:
-        msg = (
-            f"x of shape {tuple(x_shape)} and {k_name} of shape {tuple(k_shape)} with this padding/mode, stride and "
-            f"dilation extend x to {extent} or give {axis.count} outputs per signal: beyond xcorr's limits of "
-            f"2**31 - 1 = {MAX_AXIS} per axis and 2**48 = {MAX_ELEMENTS} elements in all"
-        )
-        raise ValueError(msg)
-    if options.boundary == "reflect" and L == 1 and not axis.inside:
-        msg = (
-            f'boundary="reflect" cannot extend x of shape {tuple(x_shape)}: it has 1 element, and mirroring '
-            'without repeating the edge needs at least 2; boundary="edge" or "symm" repeat that element'
-        )
-        raise ValueError(msg)
+    ``L``: the signal's length where it is not the last axis of ``x``, which is channels-last), checked by
+    ``xcorr._options.plan_windows`` in 1-D terms."""
+    L = x_shape[-1] if L is None else L
+    padding = pads if pads is None or isinstance(pads, str) else (pads,)
+    (axis,) = plan_windows(x_shape, k_shape, (L,), batch, options, (stride,), (dilation,), padding, k_name=k_name)
     return axis
 
 

@@ -5,15 +5,14 @@ name in 2-D shapes."""
 
 from __future__ import annotations
 
-import math
-
 from ._call import check_bias
-from ._fronts import broadcast_batch, check_g
+from ._fronts import check_g
 from ._layout import parse_data_format
 from ._one_d import Single, _single
-from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, result_dtype
+from ._options import broadcast_batch, check_arrays, result_dtype
 from ._padding import parse_int, transpose_pads
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
+from ._transpose_plan import transposed_sizes
 from ._typing import Array, DataFormat
 
 __all__ = ["conv_transpose1d", "conv_transpose1d_vjp", "corr1d_transpose", "corr1d_transpose_vjp"]
@@ -22,26 +21,12 @@ __all__ = ["conv_transpose1d", "conv_transpose1d_vjp", "corr1d_transpose", "corr
 TransposePadding1D = int | tuple[int, int] | list[int] | str
 
 
-def _length(L: int, taps: int, s: int, d: int, padding, output_padding) -> tuple[int, dict]:
+def _length(L: int, taps: int, s: int, d: int, padding, output_padding, batch=()) -> tuple[int, dict]:
     """The output length of a transposed 1-D convolution, and the 2-D call's padding keywords."""
-    span = d * (taps - 1) + 1
-    full = (L - 1) * s + span
-    if full > MAX_AXIS:
-        msg = (
-            f"the transposed convolution of a signal of length {L} with {taps} taps, stride {s} and dilation {d} "
-            f"would have length {full} before the crop: beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS}"
-        )
-        raise ValueError(msg)
     _single("output_padding", output_padding, 0)  # before the padding, as the 1-D functions always checked it
-    ((left, right),), (op,) = transpose_pads(padding, output_padding, (taps,), (s,), (d,))
-    out = full - left - right + op
-    if out < 1:
-        msg = (
-            f"padding {(left, right)} crops the whole output: a signal of length {L} with {taps} taps, stride {s} "
-            f"and dilation {d} gives {full} before the crop, {out} after it (output_padding {op})"
-        )
-        raise ValueError(msg)
-    return out, {"padding": ((0, 0), (left, right)), "output_padding": (0, op)}
+    (pair,), (op,) = transpose_pads(padding, output_padding, (taps,), (s,), (d,))
+    _, (out,) = transposed_sizes((L,), (taps,), (s,), (d,), (pair,), (op,), batch)
+    return out, {"padding": ((0, 0), pair), "output_padding": (0, op)}
 
 
 def _check_multi(x, w, g, bias, stride, padding, output_padding, dilation, groups, data_format):
@@ -68,7 +53,7 @@ def _check_multi(x, w, g, bias, stride, padding, output_padding, dilation, group
         check_bias(xp, bias, x, w, out_channels=w.shape[1] * groups, x_checked=True)
     s, d = _single("stride", stride), _single("dilation", dilation)
     L = x.shape[-2 if channels_last else -1]
-    out, pads = _length(L, w.shape[-1], s, d, padding, output_padding)
+    out, pads = _length(L, w.shape[-1], s, d, padding, output_padding, (*x.shape[:-2], w.shape[1] * groups))
     if g is not None:
         c_out = w.shape[1] * groups
         shape = (*x.shape[:-2], out, c_out) if channels_last else (*x.shape[:-2], c_out, out)
@@ -85,9 +70,7 @@ def _check_single(x, k, g, stride, padding, output_padding, dilation):
             raise ValueError(f"{name} must have at least 1 dimension, shape {shape}; got shape {tuple(a.shape)}")
     s, d = _single("stride", stride), _single("dilation", dilation)
     batch = broadcast_batch(x.shape, k.shape, 1)
-    out, pads = _length(x.shape[-1], k.shape[-1], s, d, padding, output_padding)
-    if math.prod(batch) * out > MAX_ELEMENTS:
-        raise ValueError(f"the output of shape {(*batch, out)} is beyond xcorr's limit of 2**48 = {MAX_ELEMENTS} elements")
+    out, pads = _length(x.shape[-1], k.shape[-1], s, d, padding, output_padding, batch)
     if g is not None:
         check_g(x, g, (*batch, out))
     return xp, {"stride": (1, s), "dilation": (1, d), **pads}

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._compat import array_namespace, device, is_array_api_obj, isdtype
 from ._cost_model import parse_method
-from ._padding import MODES, check_padding_mode, parse_padding, parse_pair, resolve_padding
+from ._padding import AXIS_NAMES, MODES, check_padding_mode, lax_pads, parse_padding, parse_pair
 from ._typing import Boundary as Boundary  # the Literal types live in _typing
 from ._typing import Mode as Mode
 
@@ -368,66 +368,31 @@ class Like:
 
 
 def plan(x_shape, k_shape, options: Options) -> Geometry:
-    """Check the shapes of ``x`` and ``k`` against ``options`` and place the windows."""
-    if len(x_shape) < 2:
-        msg = f"x must have at least 2 dimensions (..., H, W); got shape {tuple(x_shape)}"
-        raise ValueError(msg)
-    if len(k_shape) < 2:
-        msg = f"k must have at least 2 dimensions (..., h, w); got shape {tuple(k_shape)}"
-        raise ValueError(msg)
+    """Check the shapes of ``x`` and ``k`` against ``options`` and place the windows of a 2-D call."""
+    for name, shape, dims in (("x", x_shape, "H, W"), ("k", k_shape, "h, w")):
+        if len(shape) < 2:
+            raise ValueError(f"{name} must have at least 2 dimensions (..., {dims}); got shape {tuple(shape)}")
     if any(n is None for n in (*x_shape, *k_shape)):
         msg = "x and k must have known shapes (dask arrays with unknown chunk sizes: call compute_chunk_sizes first)"
         raise ValueError(msg)
-    H, W = x_shape[-2:]
-    h, w = k_shape[-2:]
-    if h == 0 or w == 0:
-        msg = f"k must not be empty; got kernel shape {tuple(k_shape)}"
-        raise ValueError(msg)
-    if H == 0 or W == 0:
-        msg = f"x must not be empty in its last two dimensions; got shape {tuple(x_shape)}"
-        raise ValueError(msg)
-    try:
-        batch = _broadcast_shapes(tuple(x_shape[:-2]), tuple(k_shape[:-2]))
-    except ValueError:
+    batch = broadcast_batch(x_shape, k_shape, 2)
+    sizes = tuple(x_shape[-2:])
+    windows = plan_windows(x_shape, k_shape, sizes, batch, options, options.stride, options.dilation, options.padding)
+    return Geometry(batch, windows)
+
+
+def broadcast_batch(x_shape, k_shape, core: int) -> tuple[int, ...]:
+    """The broadcast of the batch dimensions of ``x`` and ``k`` (all but their last ``core``)."""
+    a, b = tuple(x_shape[:-core]), tuple(k_shape[:-core])
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    if any(p != q and 1 not in (p, q) for p, q in zip(a, b)):
         msg = (
-            f"batch dimensions of x {tuple(x_shape[:-2])} and k {tuple(k_shape[:-2])} "
-            f"do not broadcast (x has shape {tuple(x_shape)}, k has shape {tuple(k_shape)})"
-        )
-        raise ValueError(msg) from None
-    (sh, sw), (dh, dw) = options.stride, options.dilation
-    eh, ew = dh * (h - 1) + 1, dw * (w - 1) + 1
-    pads = resolve_padding(options.padding, (H, W), (eh, ew), (sh, sw))
-    if pads is not None:
-        (top, bottom), (left, right) = pads
-        if eh > H + top + bottom or ew > W + left + right:
-            what = "kernel" if (dh, dw) == (1, 1) else f"dilated kernel ({eh}, {ew})"
-            msg = (
-                f"k is larger than the padded x: {what} of shape {tuple(k_shape)} does not fit in x of "
-                f"shape {tuple(x_shape)} padded by {pads} ({H + top + bottom}, {W + left + right}); "
-                "pad more"
-            )
-            raise ValueError(msg)
-    elif options.mode == "valid" and (eh > H or ew > W):
-        what = "kernel" if (dh, dw) == (1, 1) else f"dilated kernel ({eh}, {ew})"
-        msg = (
-            f'k is larger than x in "valid" mode: {what} of shape {tuple(k_shape)} '
-            f"does not fit in x of shape {tuple(x_shape)}; use mode=\"same\" or \"full\""
+            f"batch dimensions of x {tuple(x_shape[:-core])} and k {tuple(k_shape[:-core])} do not broadcast "
+            f"(x has shape {tuple(x_shape)}, k has shape {tuple(k_shape)})"
         )
         raise ValueError(msg)
-    _check_sizes(x_shape, k_shape, options, pads, (eh, ew))
-    rows = plan_axis(H, h, dh, sh, options.mode, options.convolve, None if pads is None else pads[0])
-    cols = plan_axis(W, w, dw, sw, options.mode, options.convolve, None if pads is None else pads[1])
-    _check_extents(x_shape, k_shape, batch, rows, cols)
-    if options.boundary == "reflect":
-        for name, axis_plan in (("rows", rows), ("columns", cols)):
-            if axis_plan.size == 1 and not axis_plan.inside:
-                msg = (
-                    f'boundary="reflect" cannot extend x of shape {tuple(x_shape)}: it has 1 element along its '
-                    f"{name}, and mirroring without repeating the edge needs at least 2; "
-                    'boundary="edge" or "symm" repeat that element'
-                )
-                raise ValueError(msg)
-    return Geometry(batch, (rows, cols))
+    return tuple(max(p, q) for p, q in zip(a, b))
 
 
 # The largest stride, dilation, padding width and extent (of the extended image, of the dilated
@@ -438,57 +403,82 @@ MAX_AXIS = 2**31 - 1
 # The most elements an output or an extended image may have: 2**48 bytes is the address space of
 # 64-bit processors (48-bit virtual addresses), and every element takes at least one byte.
 MAX_ELEMENTS = 2**48
+#: Each spatial axis's padding ``(before, after)``, in order.
+Pads = tuple[tuple[int, int], ...]
+
+#: The spatial dimensions of x, in words, by their number.
+SPATIAL = {1: "its length", 2: "its height or width", 3: "its depth, height or width"}
 
 
-def _limit(name: str, value, given) -> ValueError:
-    return ValueError(
-        f"{name}={given!r}: {value} is beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis (the int32 range)"
-    )
+def plan_windows(
+    x_shape, k_shape, sizes, batch, options: Options, strides, dilations, padding: str | Pads | None, *, k_name="k"
+) -> tuple[AxisPlan, ...]:
+    """The windows along each spatial axis of a correlation of ``x_shape`` with ``k_shape``, after every
+    check of the shapes against the options, in any number of axes (``len(sizes)``).
 
-
-def _check_sizes(x_shape, k_shape, options: Options, pads, spans) -> None:
-    """Strides, dilations, padding widths and dilated kernels within ``MAX_AXIS`` per axis."""
-    for name, pair in (("stride", options.stride), ("dilation", options.dilation)):
-        if max(pair) > MAX_AXIS:
-            raise _limit(name, max(pair), pair)
-    if pads is not None and max(max(p) for p in pads) > MAX_AXIS:
-        given = options.padding if isinstance(options.padding, str) else pads
-        raise _limit("padding", max(max(p) for p in pads), given)
+    ``sizes`` are x's spatial sizes (its last axes, or a channels-last input's), the last axes of
+    ``k_shape`` its taps and ``batch`` the broadcast batch (for the elements' limit). ``padding`` is
+    None (the windows of ``options.mode``), a name of lax's ("SAME", "SAME_LOWER") or each axis's
+    ``(before, after)``. Messages name the axis where there are several.
+    """
+    n = len(sizes)
+    taps = tuple(k_shape[-n:])
+    if 0 in taps:
+        raise ValueError(f"{k_name} must not be empty; got kernel shape {tuple(k_shape)}")
+    if 0 in sizes:
+        raise ValueError(f"x must not be empty in {SPATIAL[n]}; got shape {tuple(x_shape)}")
+    spans = tuple(d * (t - 1) + 1 for t, d in zip(taps, dilations))
+    if isinstance(padding, str):
+        pads: Pads | None = tuple(lax_pads(padding, size, e, s) for size, e, s in zip(sizes, spans, strides))
+    else:
+        pads = padding
+    where = [f" along the {name}" for name in AXIS_NAMES[n]] if n > 1 else [""]
+    shapes = f"of shape {tuple(k_shape)} does not fit in x of shape {tuple(x_shape)}"
+    for i, (size, e, d) in enumerate(zip(sizes, spans, dilations)):
+        what = "kernel" if d == 1 else f"dilated kernel (extent {e})"
+        if pads is not None and e > size + sum(pads[i]):
+            padded = size + sum(pads[i])
+            msg = f"{k_name} is larger than the padded x{where[i]}: {what} {shapes} padded by {pads[i]} ({padded}); pad more"
+            raise ValueError(msg)
+        if pads is None and options.mode == "valid" and e > size:
+            msg = f'{k_name} is larger than x in "valid" mode{where[i]}: {what} {shapes}; use mode="same" or "full"'
+            raise ValueError(msg)
+    widths = () if pads is None else tuple(max(p) for p in pads)
+    given_pads = padding if isinstance(padding, str) else pads
+    for name, values, given in (("stride", strides, strides), ("dilation", dilations, dilations), ("padding", widths, given_pads)):
+        if values and max(values) > MAX_AXIS:
+            limit = f"beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis (the int32 range)"
+            raise ValueError(f"{name}={given!r}: {max(values)} is {limit}")
     if max(spans) > MAX_AXIS:
         msg = (
             f"the dilated kernel's extent {spans} (kernel of shape {tuple(k_shape)}, dilation "
-            f"{options.dilation}) is beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis"
+            f"{tuple(dilations)}) is beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis"
         )
         raise ValueError(msg)
-
-
-def _check_extents(x_shape, k_shape, batch, rows: AxisPlan, cols: AxisPlan) -> None:
-    """The extended image (every position read) and the output within ``MAX_AXIS`` per axis and
-    ``MAX_ELEMENTS`` in all."""
-    extended = tuple(max(p.hi, p.size - 1) - min(p.lo, 0) + 1 for p in (rows, cols))
-    out = (rows.count, cols.count)
-    planes = math.prod(batch)
-    for what, shape in (("x extended by the boundary", extended), ("the output", out)):
-        if max(shape) > MAX_AXIS or planes * shape[0] * shape[1] > MAX_ELEMENTS:
+    windows = tuple(
+        plan_axis(size, t, d, s, options.mode, options.convolve, None if pads is None else pads[i])
+        for i, (size, t, d, s) in enumerate(zip(sizes, taps, dilations, strides))
+    )
+    extended = tuple(max(w.hi, w.size - 1) - min(w.lo, 0) + 1 for w in windows)
+    for what, shape in (("x extended by the boundary", extended), ("the output", tuple(w.count for w in windows))):
+        if max(shape) > MAX_AXIS or math.prod(batch) * math.prod(shape) > MAX_ELEMENTS:
             msg = (
-                f"{what} would have shape {(*batch, *shape)} (x of shape {tuple(x_shape)} and k of shape "
+                f"{what} would have shape {(*batch, *shape)} (x of shape {tuple(x_shape)} and {k_name} of shape "
                 f"{tuple(k_shape)} with this padding/mode, stride and dilation): beyond xcorr's limits of "
                 f"2**31 - 1 = {MAX_AXIS} per axis and 2**48 = {MAX_ELEMENTS} elements in all (no 64-bit "
                 "address space holds more bytes)"
             )
             raise ValueError(msg)
-
-
-def _broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    n = max(len(a), len(b))
-    a = (1,) * (n - len(a)) + a
-    b = (1,) * (n - len(b)) + b
-    out = []
-    for p, q in zip(a, b):
-        if p != q and 1 not in (p, q):
-            raise ValueError
-        out.append(q if p == 1 else p)
-    return tuple(out)
+    if options.boundary == "reflect":
+        for i, w in enumerate(windows):
+            if w.size == 1 and not w.inside:
+                msg = (
+                    f'boundary="reflect" cannot extend x of shape {tuple(x_shape)}{where[i]}: it has 1 element'
+                    f'{" there" if n > 1 else ""}, and mirroring without repeating the edge needs at least 2; '
+                    'boundary="edge" or "symm" repeat that element'
+                )
+                raise ValueError(msg)
+    return windows
 
 
 def check_integral_fill(xp, dtype, fillvalue) -> int | float | complex:

@@ -6,7 +6,7 @@ widths by :func:`parse_widths`. Three spellings of ``padding=`` exist, each with
 and all are read here, for any number of axes:
 
 - a correlation's (``corr1d``, ``corr2d``, ``corr3d``, ``Conv2D``): widths, or lax's
-  :data:`PADDING_NAMES` in any case (:func:`parse_padding`, :func:`resolve_padding`);
+  :data:`PADDING_NAMES` in any case (:func:`parse_padding`; :func:`lax_pads` resolves the names);
 - a transposed convolution's: widths cropped from the full result, or
   :data:`TRANSPOSE_PADDING_NAMES` (:func:`parse_transpose_padding`,
   :func:`resolve_transpose_padding`, the two in one: :func:`transpose_pads`);
@@ -185,19 +185,6 @@ def parse_padding(padding: object, ndim: int = 2) -> str | tuple | None:
             raise ValueError(what)
         return None if name == "VALID" else name
     return _function_widths(padding, ndim, what, hint=True)
-
-
-def resolve_padding(
-    padding, size: tuple[int, int], span: tuple[int, int], stride: tuple[int, int]
-) -> PaddingPairs | None:
-    """``((top, bottom), (left, right))`` of a parsed padding for an input of ``size`` (None: no padding).
-
-    "SAME" pads as ``lax``, TensorFlow and Keras do (:func:`lax_pads`).
-    """
-    if padding is None or isinstance(padding, tuple):
-        return padding
-    rows, cols = (lax_pads(padding, n, e, s) for n, e, s in zip(size, span, stride))
-    return (rows, cols)
 
 
 # -- a transposed convolution's padding ----------------------------------------------

@@ -3,15 +3,12 @@ backend call and turned into the depth plan and the keywords of the 2-D call of 
 
 from __future__ import annotations
 
-import math
-
 from ._call import check_bias, check_groups, parse_options
-from ._fronts import broadcast_batch, check_g
+from ._fronts import check_g
 from ._layout import parse_data_format
-from ._options import MAX_AXIS, MAX_ELEMENTS, Geometry, check_arrays, check_integral_fill, plan_axis, result_dtype
-from ._padding import AXIS_NAMES, check_padding_mode, lax_pads, parse_int, parse_padding, parse_per_axis
+from ._options import Geometry, broadcast_batch, check_arrays, check_integral_fill, plan_windows, result_dtype
+from ._padding import check_padding_mode, lax_pads, parse_int, parse_padding, parse_per_axis
 
-AXES = AXIS_NAMES[3]
 _ZERO = ((0, 0), (0, 0), (0, 0))
 
 
@@ -40,52 +37,14 @@ def _padding(padding: object, mode: str, sizes, spans, strides) -> tuple:
 
 def _plans(x_shape, k_shape, sizes, batch, given: dict, *, k_name: str = "k"):
     """``(options, pads, plans)`` of a 3-D call: the parsed options, the padding of each axis and the
-    windows of each axis, after the checks of ``xcorr._options.plan`` in 3-D terms."""
+    windows of each axis (``xcorr._options.plan_windows``, which checks them)."""
     options = parse_options({n: given[n] for n in ("mode", "boundary", "fillvalue", "method")})
     strides, dilations = _triple("stride", given["stride"]), _triple("dilation", given["dilation"])
-    taps = tuple(k_shape[-3:])
-    if 0 in taps:
-        raise ValueError(f"{k_name} must not be empty; got kernel shape {tuple(k_shape)}")
-    if 0 in sizes:
-        raise ValueError(f"x must not be empty in its depth, height or width; got shape {tuple(x_shape)}")
-    spans = [d * (t - 1) + 1 for t, d in zip(taps, dilations)]
+    spans = [d * (t - 1) + 1 for t, d in zip(k_shape[-3:], dilations)]
     pads = _padding(given["padding"], options.mode, sizes, spans, strides)
-    plans = []
-    for axis, n, t, e, s, d, p in zip(AXES, sizes, taps, spans, strides, dilations, pads):
-        what = "kernel" if d == 1 else f"dilated kernel (extent {e} along the {axis})"
-        if e > n + p[0] + p[1]:
-            if given["padding"] is None and options.mode == "valid":
-                msg = (
-                    f'{k_name} is larger than x in "valid" mode along the {axis}: {what} of shape {tuple(k_shape)} '
-                    f'does not fit in x of shape {tuple(x_shape)}; use mode="same" or "full"'
-                )
-            else:
-                msg = (
-                    f"{k_name} is larger than the padded x along the {axis}: {what} of shape {tuple(k_shape)} does "
-                    f"not fit in x of shape {tuple(x_shape)} padded by {p} ({n + p[0] + p[1]}); pad more"
-                )
-            raise ValueError(msg)
-        for name, value in (("stride", s), ("dilation", d), ("padding", max(p))):
-            if value > MAX_AXIS:
-                raise ValueError(f"{name}: {value} is beyond xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis")
-        plan = plan_axis(n, t, d, s, "valid", False, p)
-        if options.boundary == "reflect" and n == 1 and not plan.inside:
-            msg = (
-                f'boundary="reflect" cannot extend x of shape {tuple(x_shape)} along the {axis}: it has 1 element '
-                'there, and mirroring without repeating the edge needs at least 2; "edge" or "symm" repeat it'
-            )
-            raise ValueError(msg)
-        plans.append(plan)
-    extents = [max(q.hi, q.size - 1) - min(q.lo, 0) + 1 for q in plans]
-    counts = [q.count for q in plans]
-    largest = math.prod(max(e, c) for e, c in zip(extents, counts))
-    if max(*spans, *extents, *counts) > MAX_AXIS or math.prod(batch) * largest > MAX_ELEMENTS:
-        msg = (
-            f"x of shape {tuple(x_shape)} and {k_name} of shape {tuple(k_shape)} with this padding/mode, stride and "
-            f"dilation extend x to {tuple(extents)} or give {tuple(counts)} outputs: beyond xcorr's limits of "
-            f"2**31 - 1 = {MAX_AXIS} per axis and 2**48 = {MAX_ELEMENTS} elements in all"
-        )
-        raise ValueError(msg)
+    # every mode is explicit padding, but a "valid" call without one is refused in "valid" words
+    windows = None if given["padding"] is None and options.mode == "valid" else pads
+    plans = plan_windows(x_shape, k_shape, sizes, batch, options, strides, dilations, windows, k_name=k_name)
     return options, pads, plans
 
 

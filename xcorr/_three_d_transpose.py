@@ -14,19 +14,19 @@ terms.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ._call import check_bias
 from ._compat import device
 from ._direct import extend_axis, zero_insert
-from ._fronts import broadcast_batch, check_g
+from ._fronts import check_g
 from ._layout import parse_data_format
-from ._options import MAX_AXIS, MAX_ELEMENTS, check_arrays, result_dtype
+from ._options import broadcast_batch, check_arrays, result_dtype
 from ._padding import parse_int, transpose_pads
 from ._three_d import Triple, _depth_tap, _reshaped, _volumes, rounded, widened
 from ._three_d_checks import _triple
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
+from ._transpose_plan import transposed_sizes
 from ._typing import Array, DataFormat
 
 __all__ = ["conv_transpose3d", "conv_transpose3d_vjp", "corr3d_transpose", "corr3d_transpose_vjp"]
@@ -56,30 +56,11 @@ class _Depth:
 # -- the checks, in 3-D terms -------------------------------------------------------------------
 
 
-def _plan(sizes, taps, stride, dilation, padding, output_padding):
+def _plan(sizes, taps, stride, dilation, padding, output_padding, batch):
     """``(depth, outs, keywords)``: the depth plan, the output size per axis and the 2-D keywords."""
-    if 0 in taps:
-        raise ValueError(f"the kernel must not be empty; got kernel size {tuple(taps)}")
-    if 0 in sizes:
-        raise ValueError(f"x must not be empty in its depth, height or width; got size {tuple(sizes)}")
     strides, dilations = _triple("stride", stride), _triple("dilation", dilation)
     pairs, ops = transpose_pads(padding, output_padding, taps, strides, dilations)
-    full = tuple((n - 1) * s + d * (t - 1) + 1 for n, t, s, d in zip(sizes, taps, strides, dilations))
-    if max(full) > MAX_AXIS:
-        msg = (
-            f"the transposed convolution of an input of size {tuple(sizes)} with kernel {tuple(taps)}, stride "
-            f"{strides} and dilation {dilations} would have size {full} before the crop: beyond xcorr's limit "
-            f"of 2**31 - 1 = {MAX_AXIS} per axis"
-        )
-        raise ValueError(msg)
-    outs = tuple(f - p[0] - p[1] + op for f, p, op in zip(full, pairs, ops))
-    if min(outs) < 1:
-        msg = (
-            f"padding {pairs} crops the whole output: an input of size {tuple(sizes)} with kernel {tuple(taps)}, "
-            f"stride {strides} and dilation {dilations} gives {full} before the crop, {outs} after it "
-            f"(output_padding {ops})"
-        )
-        raise ValueError(msg)
+    _, outs = transposed_sizes(sizes, taps, strides, dilations, pairs, ops, batch)
     depth = _Depth(sizes[0], taps[0], strides[0], dilations[0], pairs[0][0], outs[0])
     keywords = {
         "stride": strides[1:], "dilation": dilations[1:], "padding": pairs[1:], "output_padding": ops[1:],
@@ -111,9 +92,8 @@ def _check_multi(x, w, g, bias, stride, padding, output_padding, dilation, group
     if bias is not None:
         check_bias(xp, bias, x, w, out_channels=c_out, x_checked=True)
     sizes = tuple(x.shape[-4:-1] if last else x.shape[-3:])
-    depth, outs, keywords = _plan(sizes, tuple(w.shape[-3:]), stride, dilation, padding, output_padding)
-    if math.prod((*x.shape[:-4], c_out, *outs)) > MAX_ELEMENTS:
-        raise ValueError(f"the output of {c_out} channels of size {outs} is beyond xcorr's limit of 2**48 = {MAX_ELEMENTS} elements")
+    batch = (*x.shape[:-4], c_out)
+    depth, outs, keywords = _plan(sizes, tuple(w.shape[-3:]), stride, dilation, padding, output_padding, batch)
     if g is not None:
         shape = (*x.shape[:-4], *outs, c_out) if last else (*x.shape[:-4], c_out, *outs)
         check_g(x, g, shape, ' (data_format="channels_last")' if last else "")
@@ -127,9 +107,7 @@ def _check_single(x, k, g, stride, padding, output_padding, dilation):
         if a.ndim < 3:
             raise ValueError(f"{name} must have at least 3 dimensions, shape {shape}; got shape {tuple(a.shape)}")
     batch = broadcast_batch(x.shape, k.shape, 3)
-    depth, outs, keywords = _plan(tuple(x.shape[-3:]), tuple(k.shape[-3:]), stride, dilation, padding, output_padding)
-    if math.prod((*batch, *outs)) > MAX_ELEMENTS:
-        raise ValueError(f"the output of shape {(*batch, *outs)} is beyond xcorr's limit of 2**48 = {MAX_ELEMENTS} elements")
+    depth, outs, keywords = _plan(tuple(x.shape[-3:]), tuple(k.shape[-3:]), stride, dilation, padding, output_padding, batch)
     if g is not None:
         check_g(x, g, (*batch, *outs))
     return xp, depth, keywords

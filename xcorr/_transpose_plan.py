@@ -9,10 +9,11 @@ zero-filled) correlation's options and geometry on the uncropped extent.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ._layout import check_last, parse_data_format
-from ._options import MAX_AXIS, Geometry, Options, check_arrays, plan, result_dtype
+from ._options import MAX_AXIS, MAX_ELEMENTS, SPATIAL, Geometry, Options, check_arrays, plan, result_dtype
 from ._padding import PaddingPairs, parse_int, parse_pair, parse_transpose_padding, resolve_transpose_padding
 
 
@@ -49,6 +50,44 @@ class TransposePlan:
         return (top, left) if (top, left) == (bottom, right) else None
 
 
+def transposed_sizes(
+    sizes, taps, strides, dilations, pairs, output_padding, batch=()
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(full, out)``, per spatial axis (1, 2 or 3): the size of a transposed convolution of an input of
+    ``sizes`` with a kernel of ``taps`` before the crop ``pairs`` and after it (``output_padding``
+    added), checked: the kernel and the input not empty, within ``MAX_AXIS`` before the crop, one
+    element at least after it, and within ``MAX_ELEMENTS`` with the ``batch`` (and channels) in front."""
+    if 0 in taps:
+        raise ValueError(f"the kernel must not be empty; got kernel size {tuple(taps)}")
+    if 0 in sizes:
+        raise ValueError(f"x must not be empty in {SPATIAL[len(sizes)]}; got size {tuple(sizes)}")
+
+    def show(values):  # one number per axis; a 1-D call's alone
+        return values[0] if len(sizes) == 1 else tuple(values)
+
+    given = (
+        f"an input of size {show(sizes)} with kernel {show(taps)}, stride {show(strides)} "
+        f"and dilation {show(dilations)}"
+    )
+    full = tuple((n - 1) * s + d * (k - 1) + 1 for n, s, d, k in zip(sizes, strides, dilations, taps))
+    if max(full) > MAX_AXIS:
+        msg = (
+            f"the transposed convolution of {given} would have size {show(full)} before the crop: beyond "
+            f"xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis (the int32 range)"
+        )
+        raise ValueError(msg)
+    out = tuple(f - p[0] - p[1] + op for f, p, op in zip(full, pairs, output_padding))
+    if min(out) < 1:
+        msg = (
+            f"padding {show(pairs)} crops the whole output: {given} gives {show(full)} before the crop, "
+            f"{show(out)} after it (output_padding {show(output_padding)})"
+        )
+        raise ValueError(msg)
+    if math.prod((*batch, *out)) > MAX_ELEMENTS:
+        raise ValueError(f"the output of shape {(*batch, *out)} is beyond xcorr's limit of 2**48 = {MAX_ELEMENTS} elements")
+    return full, out
+
+
 def plan_transpose(
     hw: tuple[int, int],
     kernel: tuple[int, int],
@@ -60,32 +99,10 @@ def plan_transpose(
     channels_last,
 ) -> TransposePlan:
     """The plan of an input of spatial size ``hw`` and a kernel of ``kernel`` (checks the output size)."""
-    (H, W), (h, w) = hw, kernel
-    if h == 0 or w == 0:
-        msg = f"w must not be empty; got kernel size {(h, w)}"
-        raise ValueError(msg)
-    if H == 0 or W == 0:
-        msg = f"x must not be empty in its spatial dimensions; got size {(H, W)}"
-        raise ValueError(msg)
-    full = tuple((n - 1) * s + d * (k - 1) + 1 for n, s, d, k in zip((H, W), stride, dilation, (h, w)))
-    if max(full) > MAX_AXIS:
-        msg = (
-            f"the transposed convolution of an input of size {(H, W)} with kernel {(h, w)}, stride "
-            f"{tuple(stride)} and dilation {tuple(dilation)} would have size {full} before the crop: beyond "
-            f"xcorr's limit of 2**31 - 1 = {MAX_AXIS} per axis (the int32 range)"
-        )
-        raise ValueError(msg)
+    full, _ = transposed_sizes(hw, kernel, stride, dilation, padding, output_padding)
     options = Options(stride=tuple(stride), dilation=tuple(dilation))
-    geometry = plan(full, (h, w), options)
-    tp = TransposePlan(options, geometry, groups, padding, tuple(output_padding), channels_last)
-    if min(tp.out_hw) < 1:
-        msg = (
-            f"padding {padding} crops the whole output: an input of size {(H, W)} with kernel {(h, w)}, "
-            f"stride {tuple(stride)} and dilation {tuple(dilation)} gives {full} before the crop, "
-            f"{tp.out_hw} after it (output_padding {tuple(output_padding)})"
-        )
-        raise ValueError(msg)
-    return tp
+    geometry = plan(full, kernel, options)
+    return TransposePlan(options, geometry, groups, padding, tuple(output_padding), channels_last)
 
 
 def check_transpose_multi(x, w, stride, padding, output_padding, dilation, groups, data_format):

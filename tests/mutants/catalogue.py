@@ -425,6 +425,15 @@ MUTANTS: tuple[Mutant, ...] = (
         k="numpy or array_api_strict",
     ),
     Mutant(
+        "windows-take-the-first-axis-padding",
+        "xcorr/_options.py",
+        "plan_axis(size, t, d, s, options.mode, options.convolve, None if pads is None else pads[i])",
+        "plan_axis(size, t, d, s, options.mode, options.convolve, None if pads is None else pads[0])",
+        ("tests/test_padding.py", "tests/test_three_d.py"),
+        "the one planner of 1, 2 and 3 axes pads every axis as the first (rows', or depth's) padding says",
+        k="numpy",
+    ),
+    Mutant(
         "vjp-conj",
         "xcorr/_composite.py",
         'gc = xp.conj(g) if isdtype(xp, g.dtype, "complex floating") else g',
@@ -536,8 +545,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "one-d-transpose-pads-swapped",
         "xcorr/_one_d_transpose.py",
-        'return out, {"padding": ((0, 0), (left, right)), "output_padding": (0, op)}',
-        'return out, {"padding": ((0, 0), (right, left)), "output_padding": (0, op)}',
+        'return out, {"padding": ((0, 0), pair), "output_padding": (0, op)}',
+        'return out, {"padding": ((0, 0), pair[::-1]), "output_padding": (0, op)}',
         ("tests/test_one_d_transpose_jvp.py",),
         "conv_transpose1d and corr1d_transpose crop their (left, right) padding from the wrong ends",
         k="numpy or array_api_strict",
@@ -571,8 +580,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "three-d-depth-stride-ignored",
         "xcorr/_three_d_checks.py",
-        'plan = plan_axis(n, t, d, s, "valid", False, p)',
-        'plan = plan_axis(n, t, d, 1 if axis == "depth" else s, "valid", False, p)',
+        'strides, dilations = _triple("stride", given["stride"]), _triple("dilation", given["dilation"])',
+        'strides, dilations = (1, *_triple("stride", given["stride"])[1:]), _triple("dilation", given["dilation"])',
         ("tests/test_three_d.py",),
         "corr3d plans the depth taps' slices without the depth stride (the 2-D calls still get the height "
         "and width strides), so every output depth is kept",
