@@ -392,7 +392,7 @@ def broadcast_batch(x_shape, k_shape, core: int) -> tuple[int, ...]:
             f"(x has shape {tuple(x_shape)}, k has shape {tuple(k_shape)})"
         )
         raise ValueError(msg)
-    return tuple(max(p, q) for p, q in zip(a, b))
+    return tuple(q if p == 1 else p for p, q in zip(a, b))  # a 1 stretches, a 0 stays (empty batches)
 
 
 # The largest stride, dilation, padding width and extent (of the extended image, of the dilated

@@ -425,6 +425,15 @@ MUTANTS: tuple[Mutant, ...] = (
         k="numpy or array_api_strict",
     ),
     Mutant(
+        "empty-batch-broadcast-to-one",
+        "xcorr/_options.py",
+        "    return tuple(q if p == 1 else p for p, q in zip(a, b))",
+        "    return tuple(max(p, q) for p, q in zip(a, b))",
+        ("tests/test_native_tables.py::test_3d_functions_take_an_empty_batch",),
+        "an empty batch axis of x broadcast against a kernel's 1 counts as 1 (the output is not empty)",
+        k="numpy",
+    ),
+    Mutant(
         "windows-take-the-first-axis-padding",
         "xcorr/_options.py",
         "plan_axis(size, t, d, s, options.mode, options.convolve, None if pads is None else pads[i])",
