@@ -338,31 +338,38 @@ def generic_transpose(adapter, xp, x, w, tp: TransposePlan):
 
 def takes_native(adapter: AdapterOperations, xp, axes: int, method: str, dtype, w, groups: int) -> bool:
     """Whether ``corr1d_multi`` (``axes`` 1) or ``corr3d_multi`` (3) of a result ``dtype`` and weight
-    ``w`` in ``groups`` groups takes :func:`native_multi`: the library convolves that many axes
+    ``w`` in ``groups`` groups takes :func:`native_front`: the library convolves that many axes
     itself, ``method`` is "native", or "auto" where the adapter hands such a weight to its own
     convolution (``Adapter.auto_native``), and the result is float32 or float64."""
     asked = method == "native" or (method == "auto" and adapter.auto_native(w, groups))
     return axes in adapter.native_axes and asked and dtype in (xp.float32, xp.float64)
 
 
-def native_multi(
-    adapter: AdapterOperations, xp, x, w, b, dtype, plans: tuple[AxisPlan, ...], groups: int, last: bool, options
-):
-    """``corr1d_multi`` / ``corr3d_multi`` of ``x`` ``(N, C, *spatial)`` (``last``: ``(N, *spatial, C)``)
-    by the library's own convolution (``Adapter.correlate_multi_native``), the operands cast to the
-    result's ``dtype`` where they differ from it (no cast in a traced graph otherwise): a zero
+def native_front(adapter: AdapterOperations, xp, single: bool, dtype, plans: tuple[AxisPlan, ...], groups: int, last: bool, options):
+    """``run(x, w, b)``: ``corr1d_multi`` / ``corr3d_multi`` of ``x`` ``(N, C, *spatial)`` (``single``:
+    ``(C, *spatial)``; ``last``: channels at the end) by the library's own convolution
+    (``Adapter.correlate_multi_native``), planned once for the signature: the operands cast to the
+    result's ``dtype`` where they differ from it (no cast in a traced graph otherwise); a zero
     extension is the call's padding, any other is made first along each axis."""
-    x, w, b = (a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in (x, w, b))
-    if last:
-        x = xp.permute_dims(x, (0, x.ndim - 1, *range(1, x.ndim - 1)))
     zeros = options.boundary == "fill" and options.fillvalue == 0
-    pads = []
-    for axis, p in enumerate(plans, start=2):
-        if zeros or p.inside:
-            pads.append((-p.lo, max(p.hi - (x.shape[axis] - 1), 0)))
-        else:
-            x = extend_axis(xp, x, axis, p.lo, p.hi, options.boundary, options.fillvalue)
-            pads.append((0, 0))
+    made = tuple((axis, p.lo, p.hi) for axis, p in enumerate(plans, start=2) if not (zeros or p.inside))
+    pads = tuple((0, 0) if not (zeros or p.inside) else (-p.lo, max(p.hi - (p.size - 1), 0)) for p in plans)
     steps, dilations = tuple(p.step for p in plans), tuple(p.dilation for p in plans)
-    y = adapter.correlate_multi_native(xp, x, w, b, tuple(pads), steps, dilations, groups)
-    return xp.permute_dims(y, (0, *range(2, y.ndim), 1)) if last else y
+    ndim = len(plans) + 2
+    to_first, to_last = (0, ndim - 1, *range(1, ndim - 1)), (0, *range(2, ndim), 1)
+    convolve = adapter.correlate_multi_native
+
+    def run(x, w, b):
+        x, w, b = (a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in (x, w, b))
+        if single:
+            x = xp.expand_dims(x, axis=0)
+        if last:
+            x = xp.permute_dims(x, to_first)
+        for axis, lo, hi in made:
+            x = extend_axis(xp, x, axis, lo, hi, options.boundary, options.fillvalue)
+        y = convolve(xp, x, w, b, pads, steps, dilations, groups)
+        if last:
+            y = xp.permute_dims(y, to_last)
+        return y[0, ...] if single else y
+
+    return run

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ._adapter import adapter_for
 from ._call import OPTIONS, check_bias, check_groups, multi_front, parse_options, public_key
-from ._composite import native_multi, takes_native
+from ._composite import native_front, takes_native
 from ._correlate import conv2d, corr2d
 from ._fronts import check_g, front_doc
 from ._layout import parse_data_format
@@ -245,12 +245,7 @@ def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
     dtype, adapter, single = result_dtype(xp, x.dtype, w.dtype), adapter_for(xp), x.ndim == 2
     if takes_native(adapter, xp, 1, options.method, dtype, w, keywords["groups"]):
 
-        def native(x, w, bias):
-            xb = xp.expand_dims(x, axis=0) if single else x
-            y = native_multi(adapter, xp, xb, w, bias, dtype, (windows,), keywords["groups"], last, options)
-            return y[0, ...] if single else y
-
-        return adapter, native
+        return adapter, native_front(adapter, xp, single, dtype, (windows,), keywords["groups"], last, options)
     axis = -3 if last else -2
 
     def rows(x, w, bias):

@@ -22,7 +22,7 @@ from . import _fft
 from ._adapter import adapter_for
 from ._call import OPTIONS, multi_front, parse_options, public_key
 from ._compat import device
-from ._composite import fft_vjp_applies, native_multi, takes_native
+from ._composite import fft_vjp_applies, native_front, takes_native
 from ._correlate import corr2d
 from ._cost_model import concrete_method, dtype_kind
 from ._direct import as_input_dtype, extend_axis, fold_axis, window, zero_insert
@@ -307,12 +307,7 @@ def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
     single, plan, dtype, adapter = x.ndim == 4, plans[0], result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
     if takes_native(adapter, xp, 3, parsed.method, dtype, w, keywords["groups"]):
 
-        def native(x, w, bias):
-            xb = xp.expand_dims(x, axis=0) if single else x
-            y = native_multi(adapter, xp, xb, w, bias, dtype, plans, keywords["groups"], last, parsed)
-            return y[0, ...] if single else y
-
-        return adapter, native
+        return adapter, native_front(adapter, xp, single, dtype, plans, keywords["groups"], last, parsed)
     options, keywords = _half_fill(xp, dtype, options, keywords)
 
     def taps(x, w, bias):

@@ -92,13 +92,16 @@ def correlate_multi(xp, x, w, options, geometry, groups, bias=None):
     return crop(y, rows.count, cols.count)
 
 
+_NATIVE = {1: torch.nn.functional.conv1d, 3: torch.nn.functional.conv3d}
+
+
 def correlate_multi_native(x, w, b, pads, stride, dilation, groups):
     """``Adapter.correlate_multi_native``: ``F.conv1d`` or ``F.conv3d``, a symmetric zero padding as
     their ``padding``, an asymmetric one by ``F.pad`` first (so the graph is ``nn.Conv1d``'s or
     ``nn.Conv3d``'s where the padding is theirs)."""
-    conv = {1: torch.nn.functional.conv1d, 3: torch.nn.functional.conv3d}[len(pads)]
+    conv = _NATIVE[len(pads)]
     padding = tuple(before for before, _ in pads)
-    if any(before != after for before, after in pads):
+    if padding != tuple(after for _, after in pads):
         x = torch.nn.functional.pad(x, [n for pair in reversed(pads) for n in pair])
         padding = (0,) * len(pads)
     return conv(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)

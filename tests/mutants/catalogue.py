@@ -572,8 +572,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "native-nd-pads-swapped",
         "xcorr/_composite.py",
-        "pads.append((-p.lo, max(p.hi - (x.shape[axis] - 1), 0)))",
-        "pads.append((max(p.hi - (x.shape[axis] - 1), 0), -p.lo))",
+        "else (-p.lo, max(p.hi - (p.size - 1), 0)) for p in plans)",
+        "else (max(p.hi - (p.size - 1), 0), -p.lo) for p in plans)",
         ("tests/test_native_nd.py",),
         "corr1d_multi/corr3d_multi's native call pads each axis after it by what belongs before it",
     ),
