@@ -1,6 +1,6 @@
 """Dask adapter: blockwise correlation, each block through the numpy fast path.
 
-Imported lazily by the adapter registry (``xcorr._adapter``) the first time a dask array reaches
+Imported lazily by the adapter registry (``xcorr._registry``) the first time a dask array reaches
 xcorr. Nothing is computed here: the result is a lazy dask array with known
 chunks, one output block per input block (divided by the stride). Each output
 block reads one overlapping window of the boundary-extended input (its rows

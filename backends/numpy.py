@@ -1,6 +1,6 @@
 """NumPy adapter: row-tiled shift-and-add with ``out=``, and FFTs through scipy.fft.
 
-Imported lazily by the adapter registry (``xcorr._adapter``) the first time a numpy array reaches
+Imported lazily by the adapter registry (``xcorr._registry``) the first time a numpy array reaches
 xcorr. scipy is imported only on the FFT path, so small direct calls load no
 other library.
 

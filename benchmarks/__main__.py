@@ -35,8 +35,8 @@ import numpy as np
 
 import xcorr
 from xcorr import _cost_model
-from xcorr._adapter import adapter_named
 from xcorr._options import Options, plan
+from xcorr._registry import adapter_named
 
 from . import _dims, _limit, _memory
 from ._timing import (

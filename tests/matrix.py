@@ -108,7 +108,7 @@ class Backend:
         library's registry name, so that no array or device is needed): tests read its declared
         capabilities (``native``, ``eager``, ``autodiff``, ``devices``) instead of naming backends.
         An ImportError where the library is not installed."""
-        from xcorr._adapter import adapter_named
+        from xcorr._registry import adapter_named
 
         return adapter_named(self.library)
 

@@ -9,14 +9,7 @@ libraries can register their own (``xcorr.register_adapter``).
 """
 
 from . import _tracers, initializers
-from ._adapter import (
-    Adapter,
-    Costs,
-    Tuning,
-    adapter_for,
-    register_adapter,
-    unregister_adapter,
-)
+from ._adapter import Adapter, Costs, Tuning
 from ._correlate import conv2d, corr2d
 from ._empirical import EmpiricalField, empirical_receptive_field
 from ._feature_maps import feature_maps
@@ -31,6 +24,7 @@ from ._one_d import conv1d, conv1d_vjp, corr1d, corr1d_multi, corr1d_multi_vjp, 
 from ._one_d_jvp import conv1d_jvp, corr1d_jvp, corr1d_multi_jvp
 from ._one_d_transpose import conv_transpose1d, conv_transpose1d_vjp, corr1d_transpose, corr1d_transpose_vjp
 from ._receptive import ReceptiveField, Window, receptive_field
+from ._registry import adapter_for, register_adapter, unregister_adapter
 from ._three_d import conv3d, conv3d_vjp, corr3d, corr3d_multi, corr3d_multi_vjp, corr3d_vjp
 from ._three_d_jvp import conv3d_jvp, corr3d_jvp, corr3d_multi_jvp
 from ._three_d_transpose import conv_transpose3d, conv_transpose3d_vjp, corr3d_transpose, corr3d_transpose_vjp

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from operator import itemgetter
 
-from ._adapter import adapter_for
 from ._layout import check_last_shape, parse_data_format
 from ._options import Call, Geometry, Like, Options, check_arrays, check_integral_fill, plan, result_dtype
 from ._padding import parse_int, parse_pair, parse_transpose_padding, resolve_transpose_padding
 from ._prepared import _PREPARED, PreparedFront, remember
+from ._registry import adapter_for
 from ._transpose_plan import check_transpose_multi, out_shape, plan_transpose
 
 # The option keywords of every public correlation, in the order of their signatures.

@@ -35,7 +35,7 @@ import numpy as np
 
 import xcorr
 
-from . import _adapter
+from . import _registry
 from ._cli_arrays import add_parser as add_correlate_parser
 from ._cli_base import Backend, CommandError, _require, load_backend, progress
 from ._demo import command_demo
@@ -217,7 +217,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xcorr {xcorr.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     backend_help = (
-        f"array library to run on: {', '.join(_adapter.known_names())}, or NAME_gpu for a "
+        f"array library to run on: {', '.join(_registry.known_names())}, or NAME_gpu for a "
         "library's GPU device (torch_cuda too) (default numpy)"
     )
     quiet_help = "no progress bar (it shows on a terminal only, for runs longer than a moment)"

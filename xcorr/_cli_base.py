@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _adapter
+from . import _registry
 
 # -- backends -------------------------------------------------------------------
 
@@ -60,21 +60,21 @@ class Backend:
 
 
 def load_backend(name: str) -> Backend:
-    library, kind = _adapter.resolve_name(name), "cpu"
+    library, kind = _registry.resolve_name(name), "cpu"
     for suffix in GPU_SUFFIXES:
         if library.endswith(suffix):
             library, kind = library.removesuffix(suffix), "gpu"
-    if library not in _adapter.known_names():
-        names = ", ".join(_adapter.known_names())
+    if library not in _registry.known_names():
+        names = ", ".join(_registry.known_names())
         msg = f"unknown backend {name!r}; choose one of {names}, or NAME_gpu for a GPU device"
         raise CommandError(msg)
     try:
-        _adapter.import_library(library)
-    except _adapter.MissingLibrary as err:
+        _registry.import_library(library)
+    except _registry.MissingLibrary as err:
         hint = f": {err.pip}" if err.pip else ""
         msg = f"backend {name!r} needs {err.module.split('.')[0]}, which is not installed ({err.cause}){hint}"
         raise CommandError(msg) from None
-    adapter = _adapter.adapter_named(library)
+    adapter = _registry.adapter_named(library)
     try:
         device = adapter.device(kind)
     except LookupError as err:

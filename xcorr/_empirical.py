@@ -21,7 +21,6 @@ from typing import cast
 
 import numpy as np
 
-from ._adapter import adapter_for, adapter_named
 from ._compat import array_namespace, device, is_array_api_obj
 from ._feature_maps import as_stack
 from ._layer import Conv2D, Conv2DTranspose
@@ -30,6 +29,7 @@ from ._multi import corr2d_multi_vjp
 from ._one_d import corr1d_multi_vjp
 from ._padding import SPATIAL_LAYOUTS
 from ._receptive import _channels_last
+from ._registry import adapter_for, adapter_named
 from ._three_d import corr3d_multi_vjp
 from ._transpose import conv_transpose2d_vjp
 from ._typing import Array, Layer

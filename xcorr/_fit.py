@@ -6,11 +6,11 @@ import math
 import numbers
 from typing import TypeVar
 
-from ._adapter import adapter_for
 from ._layer import Conv2D
 from ._layer_1d import NdLayer
 from ._options import check_arrays
 from ._padding import parse_int
+from ._registry import adapter_for
 from ._training import LOSSES
 from ._typing import Array, Loss
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
-from . import _adapter
+from . import _adapter, _registry
 from ._habits import refuse_habits
 from ._layer_spec import LayerSpec, TransposeSpec, _ConstructorSignature, _layer_class, resolve_backend
 from ._padding import PaddingPairs
@@ -447,7 +447,7 @@ class Conv2DTranspose(Conv2D):
         def __new__(cls, *args, **kwargs):
             refuse_habits(cls._public_name, args, kwargs)
             if cls is Conv2DTranspose:
-                cls = _adapter.adapter_named(resolve_backend(kwargs.get("backend"))).transpose_layer_class()
+                cls = _registry.adapter_named(resolve_backend(kwargs.get("backend"))).transpose_layer_class()
             return object.__new__(cls)
 
     @property
@@ -472,7 +472,7 @@ class ArrayConv2DTranspose(Conv2DTranspose, ArrayConv2D):
 
     def __init__(self, kernel_size, /, **kwargs):
         backend = resolve_backend(kwargs.get("backend"))
-        cls = _adapter.adapter_named(backend).transpose_layer_class()
+        cls = _registry.adapter_named(backend).transpose_layer_class()
         if not issubclass(cls, ArrayConv2DTranspose):
             msg = f"use xcorr.Conv2DTranspose(..., backend={backend!r}) or {cls.__module__}.{cls.__name__}"
             raise ValueError(msg)

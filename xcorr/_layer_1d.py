@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 import numpy as np
 
-from . import _adapter
+from . import _adapter, _registry
 from ._call import parse_options
 from ._habits import refuse_habits
 from ._layer import Conv2D
@@ -202,7 +202,7 @@ class NdLayer:
         def __new__(cls, *args, **kwargs):
             refuse_habits(cls._public_name, args, kwargs)
             if "_public_name" in cls.__dict__:  # xcorr.Conv1D(...): the backend's class
-                cls = _adapter.adapter_named(resolve_backend(kwargs.get("backend"))).layer_class(cls._public_name)
+                cls = _registry.adapter_named(resolve_backend(kwargs.get("backend"))).layer_class(cls._public_name)
             return object.__new__(cls)
 
     # Conv2D's: validate the arguments of a backend's layer, return its spec and initial arrays.
@@ -260,7 +260,7 @@ class ArrayNdLayer(NdLayer):
 
     def __init__(self, kernel_size, /, **kwargs):
         backend = resolve_backend(kwargs.get("backend"))
-        cls = _adapter.adapter_named(backend).layer_class(self._public_name)
+        cls = _registry.adapter_named(backend).layer_class(self._public_name)
         if not issubclass(cls, ArrayNdLayer):
             msg = f"use xcorr.{self._public_name}(..., backend={backend!r}) or {cls.__module__}.{cls.__name__}"
             raise ValueError(msg)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _adapter, _layout, _transpose, _transpose_plan, initializers
+from . import _layout, _registry, _transpose, _transpose_plan, initializers
 from ._call import check_multi, parse_options, validate, validate_transpose
 from ._correlate import _correlate
 from ._multi import apply_multi, corr2d_multi_last, multi_vjp
@@ -35,7 +35,7 @@ DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
 def resolve_backend(backend: object) -> str:
     """The backend name: ``backend``, else ``$XCORR_BACKEND``, else "numpy".
 
-    Names are those of the adapter registry (``xcorr._adapter.LIBRARIES``) and
+    Names are those of the adapter registry (``xcorr._registry.LIBRARIES``) and
     any registered with ``xcorr.register_adapter``; the library is imported
     here, with an install hint when it is missing.
     """
@@ -43,15 +43,15 @@ def resolve_backend(backend: object) -> str:
     if backend is None:
         backend = os.environ.get("XCORR_BACKEND") or "numpy"
         source = "the environment variable XCORR_BACKEND"
-    names = _adapter.known_names()
+    names = _registry.known_names()
     if isinstance(backend, str):
-        backend = _adapter.resolve_name(backend)
+        backend = _registry.resolve_name(backend)
     if not isinstance(backend, str) or backend not in names:
         msg = f"{source} must be one of {', '.join(map(repr, names))}; got {backend!r}"
         raise ValueError(msg)
     try:
-        _adapter.import_library(backend)
-    except _adapter.MissingLibrary as err:
+        _registry.import_library(backend)
+    except _registry.MissingLibrary as err:
         msg = f"backend={backend!r} needs {err.module}, which is not installed ({err.pip or f'install {backend}'}): {err.cause}"
         raise ImportError(msg) from err.cause
     return backend
@@ -59,7 +59,7 @@ def resolve_backend(backend: object) -> str:
 
 def namespace(backend: str):
     """The array-API namespace whose arrays hold the parameters of ``backend``."""
-    return _adapter.adapter_named(backend).namespace()
+    return _registry.adapter_named(backend).namespace()
 
 
 def parse_dtype(dtype: object, backend: str) -> str:
@@ -136,7 +136,7 @@ def parse_layer_arguments(layer, in_channels, out_channels, groups, bias, backen
         raise ValueError(msg)
     backend = resolve_backend(backend)
     dtype = parse_dtype(dtype, backend)
-    _adapter.adapter_named(backend).check_layer_dtype(dtype)
+    _registry.adapter_named(backend).check_layer_dtype(dtype)
     return in_channels, out_channels, groups, backend, dtype
 
 
@@ -330,7 +330,7 @@ def initial_parameters(spec, seed, weight_init, bias_init) -> dict[str, np.ndarr
 
 
 def _layer_class(backend: str) -> type:
-    return _adapter.adapter_named(backend).layer_class()
+    return _registry.adapter_named(backend).layer_class()
 
 
 @functools.cache

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ._adapter import adapter_for
 from ._call import OPTIONS, multi_front, public_key, validate, validate_call
 from ._compat import array_namespace
 from ._layout import to_first, to_last
 from ._options import Call, Geometry, Options, cast_integers, mixes_kinds, plan, result_dtype
 from ._prepared import _PREPARED, Cast, Widened, half_fill, half_precision, half_vjp, remember
+from ._registry import adapter_for
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["corr2d_multi", "corr2d_multi_vjp"]

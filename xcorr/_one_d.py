@@ -11,7 +11,6 @@ what its messages already say without a shape (dtypes, libraries, devices, optio
 
 from __future__ import annotations
 
-from ._adapter import adapter_for
 from ._call import OPTIONS, check_bias, check_groups, multi_front, parse_options, public_key
 from ._composite import native_front, takes_native
 from ._correlate import conv2d, corr2d
@@ -21,6 +20,7 @@ from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._options import AxisPlan, broadcast_batch, check_arrays, plan_windows, result_dtype
 from ._padding import check_padding_mode, parse_int, parse_padding, parse_per_axis
 from ._prepared import _PREPARED, remember
+from ._registry import adapter_for
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 from ._vjp import conv2d_vjp, corr2d_vjp
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 from . import _fft
-from ._adapter import adapter_for
 from ._call import OPTIONS, multi_front, parse_options, public_key
 from ._compat import device
 from ._composite import fft_vjp_applies, native_front, takes_native
@@ -30,6 +29,7 @@ from ._fronts import front_doc
 from ._multi import corr2d_multi, corr2d_multi_vjp
 from ._options import AxisPlan, Geometry, Options, result_dtype
 from ._prepared import _PREPARED, fft_allowed, half_precision, half_value, in_wide, remember
+from ._registry import adapter_for
 from ._three_d_checks import check, check_multi
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 from ._vjp import corr2d_vjp

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from ._adapter import LIBRARIES, Library, adapter_named
+from ._registry import LIBRARIES, Library, adapter_named
 
 
 def _load(lib: Library, _tracer: object) -> None:

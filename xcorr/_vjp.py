@@ -27,11 +27,11 @@ spectra).
 
 from __future__ import annotations
 
-from ._adapter import adapter_for
 from ._call import validate_call
 from ._composite import adapter_vjp
 from ._options import Geometry, Options, cast_integers, result_dtype
 from ._prepared import half_vjp
+from ._registry import adapter_for
 from ._typing import Array, Boundary, Method, Mode, Padding, Pair, Scalar
 
 __all__ = ["conv2d_vjp", "corr2d_vjp", "vjp"]

@@ -68,7 +68,7 @@ Layers and training
 """
 
 from . import _composite
-from ._adapter import Adapter, Tuning, adapter_for
+from ._adapter import Adapter, Tuning
 from ._compat import array_namespace
 from ._composite import adapter_vjp
 from ._composite import crop as transpose_crop
@@ -108,6 +108,7 @@ from ._one_d_transpose import conv_transpose1d, conv_transpose1d_vjp, corr1d_tra
 from ._options import BOUNDARY_ALIASES, AxisPlan, Geometry, Options, plan, result_dtype
 from ._padding import MODES
 from ._prepared import fft_allowed
+from ._registry import adapter_for
 from ._three_d import conv3d, conv3d_vjp, corr3d, corr3d_multi, corr3d_multi_vjp, corr3d_vjp
 from ._three_d_jvp import conv3d_jvp, corr3d_jvp, corr3d_multi_jvp
 from ._three_d_transpose import conv_transpose3d, conv_transpose3d_vjp, corr3d_transpose, corr3d_transpose_vjp

@@ -1,4 +1,4 @@
-"""JAX adapter, imported by the registry (``xcorr._adapter``) when a jax array first reaches xcorr.
+"""JAX adapter, imported by the registry (``xcorr._registry``) when a jax array first reaches xcorr.
 
 By concern: ``autodiff`` (the differentiable primitive), ``ops`` (jitted kernels and library
 calls), ``custom_calls`` (numba's kernels as XLA custom calls), ``layers`` (the pytree layers and

@@ -1,4 +1,4 @@
-"""PyTorch adapter, imported by the registry (``xcorr._adapter``) when a torch tensor first reaches xcorr.
+"""PyTorch adapter, imported by the registry (``xcorr._registry``) when a torch tensor first reaches xcorr.
 
 By concern: ``autodiff`` (a call's route, the autograd Function), ``ops`` (the fast paths),
 ``functional`` (``F.conv2d``/``F.conv_transpose2d``/``F.pad``), ``layers`` (the ``nn.Module``
