@@ -124,6 +124,32 @@ def test_array_functions_are_every_public_correlation_convolution_vjp_and_jvp():
     assert all(getattr(xcorr, f.__name__) is f for f in ARRAY_FUNCTIONS)
 
 
+def test_option_keywords_follow_one_declaration():
+    """Every public function spells its option keywords out (what an IDE, ``help()`` and a type
+    checker read), and each spelling is a copy of one declaration: the names and order of
+    ``xcorr._call.OPTIONS``, keyword-only, with ``Options.parse``'s defaults. A default that drifted
+    in one of the ~30 signatures would silently change that function's behaviour."""
+    import inspect
+
+    from xcorr._call import OPTIONS
+    from xcorr._options import Options
+
+    declared = {name: p.default for name, p in inspect.signature(Options.parse).parameters.items()}
+    checked = []
+    for name in xcorr.__all__:
+        function = getattr(xcorr, name)
+        if not inspect.isfunction(function) or "mode" not in inspect.signature(function).parameters:
+            continue
+        parameters = inspect.signature(function).parameters
+        options = [p for p in parameters.values() if p.name in OPTIONS]
+        assert [p.name for p in options] == list(OPTIONS), f"{name}: option keywords {[p.name for p in options]}"
+        for p in options:
+            assert p.kind is inspect.Parameter.KEYWORD_ONLY, f"{name}({p.name}=...) is not keyword-only"
+            assert p.default == declared[p.name], f"{name}({p.name}={p.default!r}): declared {declared[p.name]!r}"
+        checked.append(name)
+    assert len(checked) >= 27, checked  # corr/conv in 1, 2 and 3 axes, multi-channel, VJPs and JVPs
+
+
 def test_no_function_local_import_of_xcorr():
     local = [
         f"{name} -> {target} (line {line})"
