@@ -147,3 +147,32 @@ def test_reach_covers_every_landing_tap():
         start = reach.i0 * step + reach.a0 * dilation
         assert start + reach.offset == e0
         assert reach.extent == (reach.i1 - reach.i0 - 1) * step + (reach.a1 - 1 - reach.a0) * dilation + 1
+
+
+@pytest.mark.parametrize(
+    ("axes", "function"),
+    [(1, "conv_transpose1d"), (2, "conv_transpose2d"), (3, "conv_transpose3d"),
+     (1, "corr1d_transpose"), (2, "corr2d_transpose"), (3, "corr3d_transpose")],
+)  # fmt: skip
+def test_an_output_no_tap_reaches_keeps_zero_gradients_on_torch(axes, function):
+    """Every input and tap cropped away (a dilation leaps over the output): torch's transposed
+    convolution gives them zero gradients, and so must xcorr's, not None (autograd.grad refused the
+    call, and a torch optimizer skips a parameter whose gradient is None, weight decay included)."""
+    rng = np.random.default_rng(4)
+    multi = function.startswith("conv")
+    x_shape, w_shape = ((1, 2, *[2] * axes), (2, 3, *[2] * axes)) if multi else ([2] * axes, [2] * axes)
+    x = torch.tensor(rng.standard_normal(x_shape), requires_grad=True)
+    w = torch.tensor(rng.standard_normal(w_shape), requires_grad=True)
+    # Two inputs and two taps 5 apart land on 0, 1 and 5, 6 of 7 positions; cropping 2 each side
+    # keeps 2, 3 and 4, which none of them reaches.
+    options = {"dilation": 5, "padding": 2}
+    y = getattr(xcorr, function)(x, w, **options)
+    if multi:
+        expected = getattr(F, function)(x, w, **options)
+    else:  # one plane, one channel: the transposed correlation is the transposed convolution of the flipped kernel
+        flipped = torch.flip(w, dims=tuple(range(axes)))[None, None]
+        expected = getattr(F, f"conv_transpose{axes}d")(x[None, None], flipped, **options)[0, 0]
+    assert tuple(y.shape) == tuple(expected.shape) and bool((y == 0).all()) and bool((expected == 0).all())
+    gx, gw = torch.autograd.grad((y * torch.ones_like(y)).sum(), (x, w))
+    assert bool((gx == 0).all()) and bool((gw == 0).all())
+    assert gx.shape == x.shape and gw.shape == w.shape

@@ -153,8 +153,7 @@ def _reduced_multi(call: Call, x, w, bias, reduced):
     if tp.channels_last:
         x = to_first(xp, x)
     if rr.empty or rc.empty:
-        shape = (*x.shape[:-3], w.shape[1] * tp.groups, *tp.out_hw)
-        y = xp.zeros(shape, dtype=call.dtype, device=device(x))
+        y = unreached(xp, (*x.shape[:-3], w.shape[1] * tp.groups, *tp.out_hw), call.dtype, x, w)
     else:
         xs = x[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
         ws = w[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
@@ -162,6 +161,17 @@ def _reduced_multi(call: Call, x, w, bias, reduced):
     if bias is not None:
         y = y + xp.astype(bias, y.dtype)[:, None, None]
     return to_last(xp, y) if tp.channels_last else y
+
+
+def unreached(xp, shape, dtype, *operands):
+    """Zeros of ``shape``: the output of a transposed convolution that no input or tap reaches (all
+    cropped), still a function of the ``operands`` (each one's empty slice, summed: no NaN reaches
+    it) so that autodiff gives them zero gradients, as torch's and lax's transposed convolutions
+    do, not none (a torch optimizer skips a parameter whose gradient is None, weight decay too)."""
+    y = xp.zeros(shape, dtype=dtype, device=device(operands[0]))
+    for a in operands:
+        y = y + xp.sum(xp.astype(a[..., :0], dtype))
+    return y
 
 
 def _pad_back(xp, a, reach_rows, reach_cols, shape):
@@ -311,7 +321,7 @@ def corr2d_transpose(
     if reduced is not None:  # only the inputs and taps that reach the output (a huge crop)
         sub, window, rr, rc = reduced
         if rr.empty or rc.empty:
-            return xp.zeros((*geometry.batch, *tp.out_hw), dtype=dtype, device=device(x))
+            return unreached(xp, (*geometry.batch, *tp.out_hw), dtype, xc, kc)
         xc = xc[..., rr.i0 : rr.i1, rc.i0 : rc.i1]
         kc = kc[..., rr.a0 : rr.a1, rc.a0 : rc.a1]
         return crop(xp, call.adapter.correlate_transpose(xp, xc, kc, sub), window)

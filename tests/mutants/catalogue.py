@@ -434,6 +434,15 @@ MUTANTS: tuple[Mutant, ...] = (
         k="numpy",
     ),
     Mutant(
+        "unreached-transpose-output-detached",
+        "xcorr/_transpose.py",
+        "        y = y + xp.sum(xp.astype(a[..., :0], dtype))",
+        "        y = y",
+        ("tests/test_transpose_crop.py::test_an_output_no_tap_reaches_keeps_zero_gradients_on_torch",),
+        "a transposed output that no tap reaches is fresh zeros, cut from the inputs' autograd graph "
+        "(torch gives them no gradient at all, not zeros)",
+    ),
+    Mutant(
         "windows-take-the-first-axis-padding",
         "xcorr/_options.py",
         "plan_axis(size, t, d, s, options.mode, options.convolve, None if pads is None else pads[i])",
