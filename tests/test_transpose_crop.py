@@ -176,3 +176,18 @@ def test_an_output_no_tap_reaches_keeps_zero_gradients_on_torch(axes, function):
     gx, gw = torch.autograd.grad((y * torch.ones_like(y)).sum(), (x, w))
     assert bool((gx == 0).all()) and bool((gw == 0).all())
     assert gx.shape == x.shape and gw.shape == w.shape
+
+
+@pytest.mark.parametrize("dtype", ["int32", "float32"])
+def test_an_output_no_tap_reaches_has_the_dtype_of_any_other(backend, dtype):
+    """The zeros of an output that no tap reaches have the dtype the same call gives where taps do
+    reach it (numpy sums an int32 array as int64: the zeros must not take that up)."""
+    x = backend.asarray(np.ones((2, 2), dtype))
+    k = backend.asarray(np.ones((1, 1), dtype))
+    reached = xcorr.corr2d_transpose(x, k, stride=(1, 2))
+    unreached = xcorr.corr2d_transpose(x, k, stride=(1, 2), padding=((0, 0), (1, 1)))
+    assert str(unreached.dtype) == str(reached.dtype) and tuple(unreached.shape) == (2, 1)
+    assert np.all(backend.to_numpy(unreached) == 0)
+    xm, wm = backend.asarray(np.ones((1, 2, 2, 2), dtype)), backend.asarray(np.ones((2, 1, 1, 1), dtype))
+    y = xcorr.conv_transpose2d(xm, wm, stride=(1, 2), padding=(0, 1))
+    assert str(y.dtype) == str(xcorr.conv_transpose2d(xm, wm, stride=(1, 2)).dtype) and tuple(y.shape) == (1, 1, 2, 1)

@@ -170,7 +170,7 @@ def unreached(xp, shape, dtype, *operands):
     do, not none (a torch optimizer skips a parameter whose gradient is None, weight decay too)."""
     y = xp.zeros(shape, dtype=dtype, device=device(operands[0]))
     for a in operands:
-        y = y + xp.sum(xp.astype(a[..., :0], dtype))
+        y = y + xp.sum(xp.astype(a[..., :0], dtype), dtype=dtype)  # numpy sums small ints as int64
     return y
 
 

@@ -436,11 +436,20 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "unreached-transpose-output-detached",
         "xcorr/_transpose.py",
-        "        y = y + xp.sum(xp.astype(a[..., :0], dtype))",
+        "        y = y + xp.sum(xp.astype(a[..., :0], dtype), dtype=dtype)  # numpy sums small ints as int64",
         "        y = y",
         ("tests/test_transpose_crop.py::test_an_output_no_tap_reaches_keeps_zero_gradients_on_torch",),
         "a transposed output that no tap reaches is fresh zeros, cut from the inputs' autograd graph "
         "(torch gives them no gradient at all, not zeros)",
+    ),
+    Mutant(
+        "unreached-transpose-zeros-widen-small-ints",
+        "xcorr/_transpose.py",
+        "xp.sum(xp.astype(a[..., :0], dtype), dtype=dtype)",
+        "xp.sum(xp.astype(a[..., :0], dtype))",
+        ("tests/test_transpose_crop.py::test_an_output_no_tap_reaches_has_the_dtype_of_any_other",),
+        "an int32 transposed output that no tap reaches comes back int64 on numpy (numpy's sum widens)",
+        k="numpy",
     ),
     Mutant(
         "windows-take-the-first-axis-padding",
