@@ -521,6 +521,33 @@ def test_torch_direct_bands(monkeypatch, torch_paths, pooled, dtype, name):
     assert bool(torch_paths["pool"]) == pooled and not torch_paths["clipped"]
 
 
+SMALL_INSIDE = {
+    "valid": dict(),
+    "valid-strided-dilated": dict(stride=(2, 3), dilation=(2, 1)),
+    "valid-strided-conv": dict(stride=2, convolve=True),
+}
+
+
+@pytest.mark.parametrize("gathered", [False, True], ids=["a-slice-per-tap", "gathered-windows"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex128"])
+@pytest.mark.parametrize("name", SMALL_INSIDE)
+def test_torch_small_direct_forms(monkeypatch, gathered, dtype, name):
+    # A small call whose windows all lie inside x: one strided view of every window and one
+    # matrix-vector product (real floats, few window elements), else a slice and an add per tap.
+    # x is a batched view with a column step, so the windows' strides are not x's shape.
+    require_module("torch")
+    import torch
+
+    from xcorr.backends.torch import adapter
+
+    force(monkeypatch, "torch", gathered_outputs=1 << 12 if gathered else 0)
+    adds = count_calls(monkeypatch, adapter, "torch", "mul")
+    x, k = random((2, 3, 17, 31), dtype), random((3, 4), dtype, seed=1)
+    view = torch.asarray(x)[:, 1:, :, 1::2]
+    check(call("", view, torch.asarray(k), SMALL_INSIDE[name], method="direct"), expected_of(x[:, 1:, :, 1::2], k, SMALL_INSIDE[name]), dtype)
+    assert len(adds) == (0 if gathered and dtype != "complex128" else 1)
+
+
 @pytest.mark.parametrize(("x_shape", "pooled"), [((300, 300), False), ((600, 600), True)], ids=["bands", "worker-threads"])
 def test_torch_direct_bands_at_default_sizes(monkeypatch, torch_paths, x_shape, pooled):
     force(monkeypatch, "torch", numba=False)  # float32 CPU tensors take numba's kernel where it is installed

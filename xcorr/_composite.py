@@ -352,15 +352,17 @@ def native_front(adapter: AdapterOperations, xp, single: bool, dtype, plans: tup
     result's ``dtype`` where they differ from it (no cast in a traced graph otherwise); a zero
     extension is the call's padding, any other is made first along each axis."""
     zeros = options.boundary == "fill" and options.fillvalue == 0
-    made = tuple((axis, p.lo, p.hi) for axis, p in enumerate(plans, start=2) if not (zeros or p.inside))
-    pads = tuple((0, 0) if not (zeros or p.inside) else (-p.lo, max(p.hi - (p.size - 1), 0)) for p in plans)
+    padded = tuple(zeros or p.inside for p in plans)  # the call's padding, else an extension made first
+    made = tuple((axis, p.lo, p.hi) for axis, (p, pad) in enumerate(zip(plans, padded), start=2) if not pad)
+    pads = tuple((-p.lo, max(p.hi - (p.size - 1), 0)) if pad else (0, 0) for p, pad in zip(plans, padded))
     steps, dilations = tuple(p.step for p in plans), tuple(p.dilation for p in plans)
     ndim = len(plans) + 2
     to_first, to_last = (0, ndim - 1, *range(1, ndim - 1)), (0, *range(2, ndim), 1)
     convolve = adapter.correlate_multi_native
 
     def run(x, w, b):
-        x, w, b = (a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in (x, w, b))
+        if x.dtype != dtype or w.dtype != dtype or (b is not None and b.dtype != dtype):
+            x, w, b = (a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in (x, w, b))
         if single:
             x = xp.expand_dims(x, axis=0)
         if last:

@@ -52,10 +52,31 @@ class TorchAdapter(Adapter):
             for b in range(w)
         ]
         (first, first_window), rest = taps[0], taps[1:]
+        # Few outputs: each torch op costs more than its arithmetic, so one strided view of every
+        # window, copied tap-major (an im2col of at most small_band elements, which torch copies on
+        # the calling thread) and reduced by one vector-matrix product, beats a slice and an add
+        # per tap.
+        outputs = math.prod(geometry.out_shape)
+        gathered = (
+            dtype.is_floating_point
+            and outputs <= self.tuning.gathered_outputs
+            and outputs * h * w <= self.tuning.small_band
+        )
 
         def run(x, k):
             if autodiff.tracing(x, k) or torch.jit.is_tracing() or autodiff.needs_autodiff(x, k) or x.device.type != "cpu":
                 return self.correlate(xp, x, k, options, geometry)
+            if gathered:
+                x = x.to(dtype)
+                *batch, row, col = x.stride()
+                windows = x.as_strided(
+                    (h, w, *x.shape[:-2], rows.count, cols.count),
+                    (row * rows.dilation, col * cols.dilation, *batch, row * rows.step, col * cols.step),
+                    x.storage_offset() + rows.lo * row + cols.lo * col,
+                )
+                weights = k.to(dtype).reshape(-1)
+                out = (weights.flip(0) if options.convolve else weights) @ windows.reshape(h * w, -1)
+                return out.reshape(*x.shape[:-2], rows.count, cols.count)
             xe = x.to(dtype)[inside]
             weights = k.to(dtype).tolist()
             out = torch.mul(xe[first_window], weights[first[0]][first[1]])
