@@ -26,84 +26,108 @@ from ..toolkit import Adapter, Costs, Options, Tuning
 
 
 def correlate(xp, x, k, options, geometry):
-    """Validated correlation of dask arrays (``DaskAdapter.correlate``)."""
+    """Validated correlation of dask arrays over the geometry's two or three spatial axes
+    (``DaskAdapter.correlate``, ``DaskAdapter.correlate_volume``)."""
     x, k = _as_dask(x), _as_dask(k)
     x, k = toolkit.prepare(xp, x, k, options)
+    if math.prod(geometry.out_shape) == 0:
+        return da.zeros(geometry.out_shape, dtype=x.dtype)
     compacted = toolkit.compact(xp, x, geometry, options)
     if compacted is not None:
         # A dilation wider than the output: the taps' windows end to end (a few
         # blocks, not a graph over the whole dilated span), every window inside.
         x, geometry = compacted
     tiles = _Tiles(xp, x, geometry, options)
+    spatial = len(geometry.axes)
     # The convolution flip is already in k; blocks are plain valid correlations.
-    block_options = tiles.block_options(options.method)
-    kb = _broadcast(k, geometry.batch).rechunk((*tiles.batch_chunks, -1, -1))
-    grid = [
-        [
-            da.map_blocks(
-                _block,
-                tiles.window(r0, r1, c0, c1),
-                kb,
-                options=block_options,
-                dtype=x.dtype,
-                chunks=(*tiles.batch_chunks, (r1 - r0,), (c1 - c0,)),
-                meta=np.empty((0,) * len(geometry.out_shape), dtype=x.dtype),
-            )
-            for c0, c1 in tiles.col_blocks
-        ]
-        for r0, r1 in tiles.row_blocks
-    ]
-    return da.block(grid)
+    block = tiles.block(options.method)
+    kb = _broadcast(k, geometry.batch, spatial).rechunk((*tiles.batch_chunks, *(-1,) * spatial))
+
+    def task(bounds):
+        return da.map_blocks(
+            _block,
+            tiles.window(*bounds),
+            kb,
+            block=block,
+            dtype=x.dtype,
+            chunks=(*tiles.batch_chunks, *((o1 - o0,) for o0, o1 in zip(bounds[::2], bounds[1::2]))),
+            meta=np.empty((0,) * len(geometry.out_shape), dtype=x.dtype),
+        )
+
+    return da.block(tiles.grid(task))
 
 
 def _as_dask(a):
     return a if isinstance(a, da.Array) else da.from_array(np.asarray(a))
 
 
-def _broadcast(a, batch):
-    return da.broadcast_to(a, (*batch, *a.shape[-2:])) if tuple(a.shape[:-2]) != tuple(batch) else a
+def _broadcast(a, batch, spatial: int = 2):
+    if tuple(a.shape[:-spatial]) == tuple(batch):
+        return a
+    return da.broadcast_to(a, (*batch, *a.shape[-spatial:]))
 
 
 class _Tiles:
     """The output split into blocks, and the window of the extended input that each block reads.
 
-    The boundary extension is built once for the whole image
-    (``toolkit.extend``: slices of the global image and fill blocks, lazily), so
+    The boundary extension is built once for the whole image or volume
+    (``toolkit.extend``: slices of the global array and fill blocks, lazily), so
     a "wrap" or "symm" block near an edge reads the pixels of the opposite
     edge or the mirror image, as the in-memory path does. Output rows
     ``[r0, r1)`` read extended rows ``r0 * step .. (r1 - 1) * step + span - 1``:
     their own rows and the halo of the dilated kernel's span minus one, at
-    the global stride phase (blocks start at multiples of the stride). Each
-    output block is about one input chunk (over the stride); a window that
-    crosses chunks (a halo, or chunks smaller than the kernel's span) is
-    joined from the pieces of every chunk it covers.
+    the global stride phase (blocks start at multiples of the stride), and so
+    along every spatial axis. Each output block is about one input chunk (over
+    the stride); a window that crosses chunks (a halo, or chunks smaller than
+    the kernel's span) is joined from the pieces of every chunk it covers. A
+    block's bounds are ``(start, stop)`` of its outputs along each axis, flat:
+    ``(r0, r1, c0, c1)`` in 2-D.
     """
 
     def __init__(self, xp, x, geometry, options, *, batch=None):
-        rows, cols = geometry.rows, geometry.cols
-        self.rows, self.cols = rows, cols
+        self.axes = geometry.axes
+        spatial = len(self.axes)
         xe = toolkit.extend(xp, x, geometry, options)
-        self.xe = _broadcast(xe, geometry.batch) if batch is None else xe
-        self.batch_chunks = self.xe.chunks[:-2] if batch is None else batch
-        self.row_blocks = _blocks(rows.count, x.chunks[-2], rows.step)
-        self.col_blocks = _blocks(cols.count, x.chunks[-1], cols.step)
+        self.xe = _broadcast(xe, geometry.batch, spatial) if batch is None else xe
+        self.batch_chunks = self.xe.chunks[:-spatial] if batch is None else batch
+        self.ranges = [_blocks(a.count, x.chunks[axis], a.step) for axis, a in zip(range(-spatial, 0), self.axes)]
+
+    @property
+    def row_blocks(self):
+        return self.ranges[-2]
+
+    @property
+    def col_blocks(self):
+        return self.ranges[-1]
 
     def block_options(self, method):
-        rows, cols = self.rows, self.cols
-        return Options(stride=(rows.step, cols.step), dilation=(rows.dilation, cols.dilation), method=method)
+        """The options of a 2-D block: a valid correlation at the call's steps and dilations."""
+        return Options(
+            stride=tuple(a.step for a in self.axes), dilation=tuple(a.dilation for a in self.axes), method=method
+        )
 
-    def window(self, r0, r1, c0, c1):
-        """The extended input that output block ``[r0, r1) x [c0, c1)`` reads, as one chunk per batch chunk."""
-        rows, cols = self.rows, self.cols
+    def block(self, method):
+        """What :func:`_block` computes: a 2-D block's options, or a volume's ``corr3d`` keywords."""
+        if len(self.axes) == 2:
+            return self.block_options(method)
+        return {"stride": tuple(a.step for a in self.axes), "dilation": tuple(a.dilation for a in self.axes), "method": method}
+
+    def window(self, *bounds):
+        """The extended input that output block ``bounds`` reads, as one chunk per batch chunk."""
         window = self.xe[
-            ...,
-            r0 * rows.step : (r1 - 1) * rows.step + rows.span,
-            c0 * cols.step : (c1 - 1) * cols.step + cols.span,
+            (..., *(slice(o0 * a.step, (o1 - 1) * a.step + a.span) for a, o0, o1 in zip(self.axes, bounds[::2], bounds[1::2])))
         ]
-        return window.rechunk((*self.batch_chunks, -1, -1))
+        return window.rechunk((*self.batch_chunks, *(-1,) * len(self.axes)))
 
     def blocks(self):
-        return [(r0, r1, c0, c1) for r0, r1 in self.row_blocks for c0, c1 in self.col_blocks]
+        return [tuple(o for pair in bounds for o in pair) for bounds in itertools.product(*self.ranges)]
+
+    def grid(self, task, bounds=()):
+        """``task(bounds)`` of every block, nested one list per axis (``dask.array.block``'s layout)."""
+        axis = len(bounds) // 2
+        if axis == len(self.axes):
+            return task(bounds)
+        return [self.grid(task, (*bounds, o0, o1)) for o0, o1 in self.ranges[axis]]
 
 
 def _blocks(count: int, input_chunks, step: int):
@@ -121,8 +145,10 @@ def _blocks(count: int, input_chunks, step: int):
 _MAX_EXTRA_BLOCKS = 16
 
 
-def _block(x, k, *, options):
-    return toolkit.correlate(np.asarray(x), np.asarray(k), options)
+def _block(x, k, *, block):
+    if isinstance(block, Options):
+        return toolkit.correlate(np.asarray(x), np.asarray(k), block)
+    return toolkit.corr3d(np.asarray(x), np.asarray(k), **block)
 
 
 def input_gradient(xp, x, k, g, options, geometry):
@@ -445,8 +471,18 @@ class DaskAdapter(Adapter):
     tuning = DaskTuning()
     eager = False
     devices = False
+    volumes = True
 
     def correlate(self, xp, x, k, options, geometry):
+        return correlate(xp, x, k, options, geometry)
+
+    def correlate_volume(self, xp, x, k, options, geometry):
+        # "auto" resolved once for the whole volume, as in 2-D; where it picks the FFT, each block
+        # takes numpy's "auto" (the FFT only for a block whose window and kernel are finite).
+        if options.method == "auto":
+            kind = toolkit.dtype_kind(xp, toolkit.result_dtype(xp, x.dtype, k.dtype))
+            fft = toolkit.concrete_method(self, "auto", kind, x.shape, k.shape, geometry) == "fft"
+            options = replace(options, method="auto" if fft else "direct")
         return correlate(xp, x, k, options, geometry)
 
     def prepare_auto_fft(self, xp, x, k, options, geometry):

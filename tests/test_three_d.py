@@ -199,6 +199,36 @@ def test_integers_stay_exact(backend):
     np.testing.assert_array_equal(backend.to_numpy(y), scipy.signal.convolve(x, k, mode="full", method="direct"))
 
 
+DASK_VOLUMES = [
+    (dict(mode="full", boundary="symm"), dict(pads=((2, 2), (3, 3), (1, 1)), boundary="symm")),
+    (dict(mode="same", boundary="wrap", stride=(2, 1, 3)), dict(pads=((1, 1), (2, 1), (1, 0)), boundary="wrap", stride=(2, 1, 3))),
+    (dict(padding=((2, 0), 1, (0, 3)), boundary="reflect", dilation=(1, 2, 1)),
+     dict(pads=((2, 0), (1, 1), (0, 3)), boundary="reflect", dilation=(1, 2, 1))),
+    # a depth dilation wider than the output: the taps' windows end to end
+    (dict(mode="same", fillvalue=1.5, dilation=(40, 1, 1)), dict(pads=((40, 40), (2, 1), (1, 0)), fillvalue=1.5, dilation=(40, 1, 1))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("options", "loop"), DASK_VOLUMES, ids=["full-symm", "same-wrap-strided", "padding-reflect-dilated", "wide-dilation"])
+def test_dask_correlates_a_volume_block_by_block(options, loop):
+    """A dask volume in chunks smaller than the kernel's span: one numpy ``corr3d`` task per output
+    block (not one 2-D correlation per depth tap), each reading its window of the boundary-extended
+    volume, halo included; values as the loop's, dtypes kept (float16 rounded once, as numpy's)."""
+    da = require_module("dask.array")
+    rng = np.random.default_rng(7)
+    x, k = rng.standard_normal((2, 7, 9, 8)), rng.standard_normal((3, 4, 2))
+    xd, kd = da.from_array(x, chunks=(1, 2, 3, 4)), da.from_array(k)
+    for op, kernel in (("corr3d", k), ("conv3d", k[::-1, ::-1, ::-1])):
+        y = getattr(xcorr, op)(xd, kd, **options)
+        tasks = [key for key in dict(y.__dask_graph__()) if str(key[0] if isinstance(key, tuple) else key).startswith("_block-")]
+        assert len(tasks) == np.prod([len(c) for c in y.chunks]), (len(tasks), y.chunks)
+        np.testing.assert_allclose(y.compute(), _loop(x, kernel, **loop), **TOL)
+    half = xcorr.corr3d(xd.astype(np.float16), kd.astype(np.float16), **options)
+    expected = xcorr.corr3d(x.astype(np.float16), k.astype(np.float16), **options)
+    assert half.dtype == np.float16 and tuple(half.shape) == expected.shape
+    np.testing.assert_array_equal(half.compute(), expected)
+
+
 # -- channels, groups, bias, gradients: torch's F.conv3d and its autograd ----------------------
 
 

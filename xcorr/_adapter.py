@@ -95,6 +95,9 @@ class Adapter:
     vecdot_kernel_gradient: ClassVar[bool] = False
     #: The numbers of spatial axes (1, 3) that ``correlate_multi_native`` convolves natively.
     native_axes: ClassVar[tuple[int, ...]] = ()
+    #: Whether ``correlate_volume`` computes ``corr3d`` and ``conv3d`` whole (dask: one task per
+    #: block of the volume), rather than the core summing one 2-D correlation per depth tap.
+    volumes: ClassVar[bool] = False
     #: The names of the native convolution's own options that ``correlate_multi_options`` takes
     #: (``corr2d_multi`` keywords passed through); the core refuses any other name given.
     native_options: ClassVar[frozenset[str]] = frozenset()
@@ -286,6 +289,12 @@ class Adapter:
         axis) with ``w`` ``(C_out, C_in // groups, *taps)``, plus ``b``: the library's own convolution,
         called for float32/float64 operands of one dtype and ``len(pads)`` in ``native_axes``."""
         raise NotImplementedError(f"{self.name} has no native convolution in {len(pads)} dimensions")
+
+    def correlate_volume(self, xp: Namespace, x: Array, k: Array, options: Options, geometry: Geometry) -> Array:
+        """``corr3d`` of validated inputs ``x`` ``(..., D, H, W)`` and ``k`` (already flipped for
+        ``conv3d``; ``options`` say correlate), over ``geometry``'s three axes: called where
+        ``volumes`` is True."""
+        raise NotImplementedError(f"{self.name} does not correlate volumes whole")
 
     def correlate_multi_transpose(self, xp: Namespace, x: Array, w: Array, plan: TransposePlan) -> Array:
         """``conv_transpose2d`` of validated inputs: the adjoint of ``corr2d_multi`` at ``x``.

@@ -134,15 +134,14 @@ def compact(xp, x, geometry: Geometry, options: Options):
     their period): ``taps x (count - 1) * step + 1`` positions, and
     ``geometry'`` reads them with a dilation of one window's length. Every
     window lies inside ``xc``; the result is the same correlation, costing
-    the outputs times the taps. None when neither axis gains (then the
-    caller extends as usual).
+    the outputs times the taps. None when no axis gains (then the
+    caller extends as usual). Any number of spatial axes.
     """
-    rows, cols = geometry.rows, geometry.cols
-    compact_rows, compact_cols = compact_axis(rows), compact_axis(cols)
-    if compact_rows is None and compact_cols is None:
+    compacts = tuple(compact_axis(plan) for plan in geometry.axes)
+    if all(compacted is None for compacted in compacts):
         return None
     plans = []
-    for axis, plan, compacted in ((-2, rows, compact_rows), (-1, cols, compact_cols)):
+    for axis, plan, compacted in zip(range(-len(compacts), 0), geometry.axes, compacts):
         if compacted is None:
             x = extend_axis(xp, x, axis, plan.lo, plan.hi, options.boundary, options.fillvalue)
             plans.append(AxisPlan(plan.hi - plan.lo + 1, plan.taps, plan.dilation, plan.step, 0, plan.count))
@@ -154,7 +153,7 @@ def compact(xp, x, geometry: Geometry, options: Options):
             pieces.append(extend_axis(xp, x, axis, first, first + length - 1, options.boundary, options.fillvalue))
         x = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
         plans.append(compacted)
-    return x, Geometry(geometry.batch, (plans[0], plans[1]))
+    return x, Geometry(geometry.batch, tuple(plans))
 
 
 def window(plan: AxisPlan, tap: int) -> slice:

@@ -165,6 +165,8 @@ def _front(op: str, x, k, given: tuple):
             k = _flip(xp, k) if flip else k
             if whole == "fft" or (whole == "auto" and fft_allowed(adapter, xp, x, k)):
                 return _fft.correlate(xp, x, k, parsed, geometry)
+            if adapter.volumes:
+                return adapter.correlate_volume(xp, x, k, parsed, geometry)
             x, k = widened(xp, dtype, x, k)
             return rounded(xp, _correlate(xp, x, k, plan, options, keywords), dtype)
 

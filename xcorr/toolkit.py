@@ -10,7 +10,8 @@ use it on its own arrays. The arguments ``options`` and ``geometry`` are the
 The contract
     :class:`Adapter` (subclass it, override what the library does better),
     :class:`Tuning` (an adapter's thresholds, with its :class:`Costs`: the
-    cost model that :func:`choose_method` reads; :func:`concrete_method` resolves "auto" by it).
+    cost model that :func:`choose_method` reads; :func:`concrete_method` resolves "auto" by it, given
+    the :func:`dtype_kind` of the result).
 Vocabulary
     :class:`Options` (parsed options), :func:`plan` (their
     :class:`Geometry`: one :class:`AxisPlan` per spatial axis),
@@ -75,7 +76,7 @@ from ._composite import crop as transpose_crop
 from ._composite import finish as transpose_finish
 from ._correlate import _correlate as correlate
 from ._correlate import conv2d, corr2d
-from ._cost_model import Costs, choose_method, concrete_method
+from ._cost_model import Costs, choose_method, concrete_method, dtype_kind
 from ._direct import (
     as_input_dtype,
     compact,
@@ -196,6 +197,7 @@ __all__ = [
     "correlate_multi_transpose",
     "dilate",
     "direct_correlate",
+    "dtype_kind",
     "extend",
     "extend_axis",
     "fft_allowed",
