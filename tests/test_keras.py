@@ -401,3 +401,51 @@ def test_keras_own_conv2d_tests_pass_on_xcorr_layers(backend, tmp_path):
     assert made["Conv2D"] >= 10 and made["Conv2DTranspose"] >= 10 and made["DepthwiseConv2D"] >= 5, made
     passed = int(run.stdout.rsplit(" passed", 1)[0].rsplit("\n", 1)[-1].split()[-1])
     assert passed >= 100, run.stdout[-2000:]
+
+
+def test_receptive_field_reads_keras_pooling_layers():
+    """Keras' pooling layers (``pool_size``, ``strides`` None or given, "valid" or lax's "SAME"): the
+    output shapes are Keras' own, and the bounds are where jax's gradient of one output through the
+    Keras model (positive weights and input, average pooling) is non-zero."""
+    out = _keras_python(
+        """
+        import json
+        import jax, jax.numpy as jnp, keras, numpy as np
+        import xcorr
+        L = keras.layers
+        report = {"shapes": [], "support": []}
+        shapes = [
+            ([L.MaxPooling1D(3), L.Conv1D(1, 2, padding="causal"), L.AveragePooling1D(2, strides=1, padding="same")], (1, 17, 1)),
+            ([L.Conv2D(2, 3, padding="same"), L.MaxPooling2D(2), L.AveragePooling2D(3, strides=2, padding="same")], (1, 14, 11, 1)),
+            ([L.MaxPooling3D((2, 1, 3), strides=(1, 2, 2), padding="same"), L.Conv3D(1, 2)], (1, 7, 9, 10, 1)),
+        ]
+        for layers, shape in shapes:
+            model = keras.Sequential([keras.Input(shape[1:]), *layers])
+            rf = xcorr.receptive_field(layers, input_shape=shape)
+            report["shapes"].append([list(rf.layers[-1].output_shape), list(model.output_shape[1:-1])])
+        layers = [L.Conv2D(2, 3, padding="same"), L.AveragePooling2D(2), L.Conv2D(2, 2, dilation_rate=2),
+                  L.AveragePooling2D(3, strides=2, padding="same"), L.Conv2D(1, 1)]
+        model = keras.Sequential([keras.Input((19, 17, 1)), *layers])
+        rng = np.random.default_rng(0)
+        model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in model.get_weights()])
+        x = jnp.asarray(rng.uniform(0.5, 1.5, (1, 19, 17, 1)).astype("float32"))
+        rf = xcorr.receptive_field(layers, input_shape=x.shape)
+        rows, cols = rf.layers[-1].output_shape
+        for index in {(0, 0), (rows - 1, cols - 1), (rows // 2, cols // 2), (0, cols - 1)}:
+            grad = jax.grad(lambda x: model(x)[(0, *index, 0)])(x)[0, :, :, 0]
+            support = np.argwhere(np.asarray(grad) != 0)
+            box = [[int(support[:, a].min()), int(support[:, a].max())] for a in (0, 1)]
+            expected = [[max(lo, 0), min(hi, n - 1)] for (lo, hi), n in zip(rf.bounds(index), (19, 17))]
+            full = bool(np.all(np.asarray(grad)[box[0][0]:box[0][1] + 1, box[1][0]:box[1][1] + 1] != 0))
+            report["support"].append([list(index), box, expected, full])
+        print(json.dumps(report))
+        """,
+        "jax",
+    )
+    report = json.loads(out)
+    assert len(report["shapes"]) == 3
+    for ours, theirs in report["shapes"]:
+        assert ours == theirs
+    assert report["support"]
+    for index, box, expected, full in report["support"]:
+        assert box == expected and full, index

@@ -265,7 +265,8 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
     one of that many axes, as torch's pooling layers keep it). A layer with
     Keras' ``strides`` (and ``dilation_rate``) instead of ``stride`` is read
     as Keras means it: its "same" padding is lax's "SAME", "causal" pads
-    the start of a 1-D input.
+    the start of a 1-D input; so is a Keras pooling layer (``pool_size``,
+    ``strides`` and ``padding``: ``MaxPooling2D``, ``AveragePooling1D``, ...).
     """
     if isinstance(layer, Window):
         return layer
@@ -281,11 +282,13 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
         except (TypeError, ValueError) as err:
             msg = f"{name} ({type(layer).__name__}) has an invalid geometry: {err}"
             raise type(err)(msg) from None
+    if not isinstance(layer, (type, str, bytes)) and hasattr(layer, "pool_size") and hasattr(layer, "strides"):
+        return _keras_pooling_window(layer, name)
     if isinstance(layer, (type, str, bytes)) or not hasattr(layer, "kernel_size"):
         msg = (
-            f"{name} must be an xcorr.Conv2D, an xcorr.Window, or a layer with kernel_size, "
-            f"stride, dilation and padding attributes (e.g. torch.nn.Conv2d); "
-            f"got {type(layer).__name__}: {layer!r:.80}"
+            f"{name} must be an xcorr.Conv2D, an xcorr.Window, a layer with kernel_size, "
+            f"stride, dilation and padding attributes (e.g. torch.nn.Conv2d), or one with Keras' pool_size, "
+            f"strides and padding (keras.layers.MaxPooling2D); got {type(layer).__name__}: {layer!r:.80}"
         )
         raise TypeError(msg)
     padding = getattr(layer, "padding", None) if hasattr(layer, "mode") else None
@@ -317,6 +320,19 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
         padding = _keras_padding(padding, kernel_size, dilation)
     try:
         return Window(kernel_size, stride=stride, dilation=dilation, padding=padding)
+    except (TypeError, ValueError) as err:
+        msg = f"{name} ({type(layer).__name__}) has an invalid geometry: {err}"
+        raise type(err)(msg) from None
+
+
+def _keras_pooling_window(layer: object, name: str) -> Window:
+    """The window of a Keras pooling layer (``MaxPooling2D``, ``AveragePooling1D``, ...): its
+    ``pool_size``, its ``strides`` (the pool size where None, as Keras fills them in) and its
+    padding, "same" being lax's "SAME"."""
+    pool_size = layer.pool_size  # type: ignore[attr-defined]
+    strides = pool_size if layer.strides is None else layer.strides  # type: ignore[attr-defined]
+    try:
+        return Window(pool_size, stride=strides, padding=_keras_padding(getattr(layer, "padding", "valid"), pool_size, 1))
     except (TypeError, ValueError) as err:
         msg = f"{name} ({type(layer).__name__}) has an invalid geometry: {err}"
         raise type(err)(msg) from None
