@@ -30,6 +30,7 @@ from ._three_d_jvp import conv3d_jvp, corr3d_jvp, corr3d_multi_jvp
 from ._three_d_transpose import conv_transpose3d, conv_transpose3d_vjp, corr3d_transpose, corr3d_transpose_vjp
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._vjp import conv2d_vjp, corr2d_vjp
+from ._windows import TransposedWindow
 
 _tracers.watch()
 
@@ -44,6 +45,7 @@ __all__ = [
     "Costs",
     "EmpiricalField",
     "ReceptiveField",
+    "TransposedWindow",
     "Tuning",
     "Window",
     "adapter_for",

@@ -181,6 +181,39 @@ class TransposedWindow(Window):
     ``(p + before - a*d) / s`` that are whole numbers inside the input: its
     field shifts by one input element every ``s`` outputs (a jump of
     ``1/s``), and its size can differ from one output to the next.
+    :func:`xcorr.receptive_field` reads the transposed layers (xcorr's,
+    torch's) as such windows; describe one by hand with this class.
+
+    Parameters
+    ----------
+    kernel_size : int or tuple of 1, 2 or 3 ints
+        Kernel size per spatial axis, as :class:`Window`'s (an int: a square 2-D kernel).
+    stride : int or tuple of ints, default 1
+        Output elements between the scatters of neighbouring input elements (the stride of the
+        correlation it transposes).
+    dilation : int or tuple of ints, default 1
+        Spacing between the kernel's taps in the output.
+    padding : int or tuple, default 0
+        The crop of the uncropped output, torch's ``padding`` of ``ConvTranspose2d``: an int or
+        pair crops both ends of each axis by that much, ``(before, after)`` pairs each end on its
+        own; numbers only.
+    output_padding : int or tuple of ints, default 0
+        Elements added after the crop at the end of each axis (torch's ``output_padding``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A geometry :class:`Window` refuses, or a ``padding`` given by name.
+
+    Examples
+    --------
+    >>> import xcorr
+    >>> up = xcorr.TransposedWindow(3, stride=2, padding=1, output_padding=1)  # 2x upsampling
+    >>> up.output_shape((8, 8))
+    (16, 16)
+    >>> rf = xcorr.receptive_field([xcorr.Window(3, stride=2, padding=1), up], input_shape=(16, 16))
+    >>> rf.layers[-1].output_shape, rf.bounds((5, 5))
+    ((16, 16), ((3, 7), (3, 7)))
     """
 
     output_padding: tuple[int, ...]
@@ -312,8 +345,9 @@ def as_window(layer: object, *, name: str = "layer") -> Window:
         if hasattr(layer, "output_padding"):
             msg = (
                 f"{name} ({type(layer).__name__}) looks like a Keras transposed convolution, whose cropping "
-                "rule is not read here; pass an xcorr.Conv2DTranspose (Conv1DTranspose, Conv3DTranspose) of "
-                "the same geometry instead: kernel_size, stride, padding (the crops) and output_padding"
+                "rule is not read here; pass an xcorr.TransposedWindow or xcorr.Conv2DTranspose (Conv1DTranspose, "
+                "Conv3DTranspose) of the same geometry instead: kernel_size, stride, padding (the crops) and "
+                "output_padding"
             )
             raise TypeError(msg)
         stride, dilation = layer.strides, getattr(layer, "dilation_rate", 1)
