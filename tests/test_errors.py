@@ -163,6 +163,13 @@ def test_absurd_transposed_sizes_are_named_before_any_backend_work(backend, monk
         xcorr.corr2d_transpose(x[0, 0, ...], w[0, 0, ...], dilation=(1, 2**30))
     with pytest.raises(ValueError, match=LIMIT):
         xcorr.conv_transpose2d_vjp(x, w, x, stride=2**40)
+    # 4096 inputs of 65536 output channels, 4097 x 4097 each: over 2**51 elements, as in 1-D and 3-D
+    xn, wc = backend.asarray(np.ones((4096, 1, 2, 2))), backend.asarray(np.ones((1, 2**16, 1, 1)))
+    elements = r"the output of shape \(4096, 65536, 4097, 4097\) is beyond xcorr's limit of 2\*\*48"
+    with pytest.raises(ValueError, match=elements):
+        xcorr.conv_transpose2d(xn, wc, stride=2**12)
+    with pytest.raises(ValueError, match=elements):
+        xcorr.conv_transpose2d(backend.asarray(np.ones((4096, 2, 2, 1))), wc, stride=2**12, data_format="channels_last")
 
 
 def test_layers_name_absurd_padding_before_any_backend_work(monkeypatch):

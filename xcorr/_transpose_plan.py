@@ -97,9 +97,11 @@ def plan_transpose(
     output_padding,
     groups,
     channels_last,
+    batch=(),
 ) -> TransposePlan:
-    """The plan of an input of spatial size ``hw`` and a kernel of ``kernel`` (checks the output size)."""
-    full, _ = transposed_sizes(hw, kernel, stride, dilation, padding, output_padding)
+    """The plan of an input of spatial size ``hw`` and a kernel of ``kernel`` (checks the output size,
+    with the ``batch`` and channels in front of it)."""
+    full, _ = transposed_sizes(hw, kernel, stride, dilation, padding, output_padding, batch)
     options = Options(stride=tuple(stride), dilation=tuple(dilation))
     geometry = plan(full, kernel, options)
     return TransposePlan(options, geometry, groups, padding, tuple(output_padding), channels_last)
@@ -134,16 +136,8 @@ def check_transpose_multi(x, w, stride, padding, output_padding, dilation, group
         raise ValueError(msg)
     result_dtype(xp, x.dtype, w.dtype)  # a TypeError where the library has no common dtype
     hw = tuple(x.shape[-3:-1]) if channels_last else tuple(x.shape[-2:])
-    tp = plan_transpose(
-        hw,
-        tuple(w.shape[-2:]),
-        stride,
-        dilation,
-        padding,
-        output_padding,
-        groups,
-        channels_last,
-    )
+    batch = (*x.shape[:-3], w.shape[1] * groups)  # the output's batch and channels
+    tp = plan_transpose(hw, tuple(w.shape[-2:]), stride, dilation, padding, output_padding, groups, channels_last, batch)
     return xp, tp
 
 
