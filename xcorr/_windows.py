@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ._layer import Conv2D, Conv2DTranspose  # every backend's layer class derives from them
 from ._layer_1d import NdLayer  # every backend's Conv1D and Conv3D (and their transposed layers)
@@ -81,7 +81,10 @@ class Window:
     dilation: tuple[int, ...]
     padding: str | tuple[int, ...] | PaddingPairs | tuple[tuple[int, int], ...]
 
-    def __init__(self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1, padding: Pair | Mode = 0) -> None:
+    def __init__(
+        self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1,
+        padding: Pair | Sequence[Pair] | Mode | Literal["SAME", "SAME_LOWER"] = 0,
+    ) -> None:
         ndim = _window_ndim(kernel_size)
         for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
             object.__setattr__(self, name, _per_axis(name, value, ndim))
@@ -219,7 +222,8 @@ class TransposedWindow(Window):
     output_padding: tuple[int, ...]
 
     def __init__(
-        self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1, padding=0, output_padding: Pair = 0
+        self, kernel_size: Pair, /, *, stride: Pair = 1, dilation: Pair = 1,
+        padding: Pair | Sequence[Pair] = 0, output_padding: Pair = 0,
     ) -> None:
         super().__init__(kernel_size, stride=stride, dilation=dilation, padding=padding)
         if isinstance(self.padding, str):
