@@ -108,9 +108,10 @@ class _Tiles:
 
     def block(self, method):
         """What :func:`_block` computes: a 2-D block's options, or a volume's ``corr3d`` keywords."""
+        options = self.block_options(method)
         if len(self.axes) == 2:
-            return self.block_options(method)
-        return {"stride": tuple(a.step for a in self.axes), "dilation": tuple(a.dilation for a in self.axes), "method": method}
+            return options
+        return {"stride": options.stride, "dilation": options.dilation, "method": method}
 
     def window(self, *bounds):
         """The extended input that output block ``bounds`` reads, as one chunk per batch chunk."""

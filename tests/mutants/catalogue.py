@@ -370,8 +370,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "dask-volume-blocks-without-dilation",
         "backends/dask.py",
-        '"dilation": tuple(a.dilation for a in self.axes), "method": method}',
-        '"dilation": 1, "method": method}',
+        '{"stride": options.stride, "dilation": options.dilation, "method": method}',
+        '{"stride": options.stride, "dilation": 1, "method": method}',
         ("tests/test_three_d.py",),
         "dask's corr3d blocks correlate their windows undilated, whatever the call's dilation",
         k="dask",
