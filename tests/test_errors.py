@@ -168,8 +168,16 @@ def test_absurd_transposed_sizes_are_named_before_any_backend_work(backend, monk
     elements = r"the output of shape \(4096, 65536, 4097, 4097\) is beyond xcorr's limit of 2\*\*48"
     with pytest.raises(ValueError, match=elements):
         xcorr.conv_transpose2d(xn, wc, stride=2**12)
-    with pytest.raises(ValueError, match=elements):
+    last = r"the output of shape \(4096, 4097, 4097, 65536\) is beyond xcorr's limit of 2\*\*48"
+    with pytest.raises(ValueError, match=last):  # shown in the layout the call asked for
         xcorr.conv_transpose2d(backend.asarray(np.ones((4096, 2, 2, 1))), wc, stride=2**12, data_format="channels_last")
+    with pytest.raises(ValueError, match=r"shape \(4096, 65536, 16777217\) is beyond"):
+        xcorr.conv_transpose1d(backend.asarray(np.ones((4096, 1, 2))), wc[..., 0], stride=2**24)
+    with pytest.raises(ValueError, match=r"shape \(4096, 16777217, 65536\) is beyond"):
+        xcorr.conv_transpose1d(backend.asarray(np.ones((4096, 2, 1))), wc[..., 0], stride=2**24, data_format="channels_last")
+    x3, w3 = backend.asarray(np.ones((4096, 2, 2, 2, 1))), backend.asarray(np.ones((1, 2**16, 1, 1, 1)))
+    with pytest.raises(ValueError, match=r"shape \(4096, 257, 257, 257, 65536\) is beyond"):
+        xcorr.conv_transpose3d(x3, w3, stride=2**8, data_format="channels_last")
 
 
 def test_layers_name_absurd_padding_before_any_backend_work(monkeypatch):

@@ -21,11 +21,11 @@ __all__ = ["conv_transpose1d", "conv_transpose1d_vjp", "corr1d_transpose", "corr
 TransposePadding1D = int | tuple[int, int] | list[int] | str
 
 
-def _length(L: int, taps: int, s: int, d: int, padding, output_padding, batch=()) -> tuple[int, dict]:
+def _length(L: int, taps: int, s: int, d: int, padding, output_padding, batch=(), channels_last=False) -> tuple[int, dict]:
     """The output length of a transposed 1-D convolution, and the 2-D call's padding keywords."""
     _single("output_padding", output_padding, 0)  # before the padding, as the 1-D functions always checked it
     (pair,), (op,) = transpose_pads(padding, output_padding, (taps,), (s,), (d,))
-    _, (out,) = transposed_sizes((L,), (taps,), (s,), (d,), (pair,), (op,), batch)
+    _, (out,) = transposed_sizes((L,), (taps,), (s,), (d,), (pair,), (op,), batch, channels_last=channels_last)
     return out, {"padding": ((0, 0), pair), "output_padding": (0, op)}
 
 
@@ -53,7 +53,7 @@ def _check_multi(x, w, g, bias, stride, padding, output_padding, dilation, group
         check_bias(xp, bias, x, w, out_channels=w.shape[1] * groups, x_checked=True)
     s, d = _single("stride", stride), _single("dilation", dilation)
     L = x.shape[-2 if channels_last else -1]
-    out, pads = _length(L, w.shape[-1], s, d, padding, output_padding, (*x.shape[:-2], w.shape[1] * groups))
+    out, pads = _length(L, w.shape[-1], s, d, padding, output_padding, (*x.shape[:-2], w.shape[1] * groups), channels_last)
     if g is not None:
         c_out = w.shape[1] * groups
         shape = (*x.shape[:-2], out, c_out) if channels_last else (*x.shape[:-2], c_out, out)

@@ -56,11 +56,11 @@ class _Depth:
 # -- the checks, in 3-D terms -------------------------------------------------------------------
 
 
-def _plan(sizes, taps, stride, dilation, padding, output_padding, batch):
+def _plan(sizes, taps, stride, dilation, padding, output_padding, batch, channels_last=False):
     """``(depth, outs, keywords)``: the depth plan, the output size per axis and the 2-D keywords."""
     strides, dilations = _triple("stride", stride), _triple("dilation", dilation)
     pairs, ops = transpose_pads(padding, output_padding, taps, strides, dilations)
-    _, outs = transposed_sizes(sizes, taps, strides, dilations, pairs, ops, batch)
+    _, outs = transposed_sizes(sizes, taps, strides, dilations, pairs, ops, batch, channels_last=channels_last)
     depth = _Depth(sizes[0], taps[0], strides[0], dilations[0], pairs[0][0], outs[0])
     keywords = {
         "stride": strides[1:], "dilation": dilations[1:], "padding": pairs[1:], "output_padding": ops[1:],
@@ -93,7 +93,7 @@ def _check_multi(x, w, g, bias, stride, padding, output_padding, dilation, group
         check_bias(xp, bias, x, w, out_channels=c_out, x_checked=True)
     sizes = tuple(x.shape[-4:-1] if last else x.shape[-3:])
     batch = (*x.shape[:-4], c_out)
-    depth, outs, keywords = _plan(sizes, tuple(w.shape[-3:]), stride, dilation, padding, output_padding, batch)
+    depth, outs, keywords = _plan(sizes, tuple(w.shape[-3:]), stride, dilation, padding, output_padding, batch, last)
     if g is not None:
         shape = (*x.shape[:-4], *outs, c_out) if last else (*x.shape[:-4], c_out, *outs)
         check_g(x, g, shape, ' (data_format="channels_last")' if last else "")

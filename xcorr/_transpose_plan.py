@@ -51,12 +51,13 @@ class TransposePlan:
 
 
 def transposed_sizes(
-    sizes, taps, strides, dilations, pairs, output_padding, batch=()
+    sizes, taps, strides, dilations, pairs, output_padding, batch=(), *, channels_last=False
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """``(full, out)``, per spatial axis (1, 2 or 3): the size of a transposed convolution of an input of
     ``sizes`` with a kernel of ``taps`` before the crop ``pairs`` and after it (``output_padding``
     added), checked: the kernel and the input not empty, within ``MAX_AXIS`` before the crop, one
-    element at least after it, and within ``MAX_ELEMENTS`` with the ``batch`` (and channels) in front."""
+    element at least after it, and within ``MAX_ELEMENTS`` with the ``batch`` (and channels) in front
+    (a channels-last output's channels, ``batch[-1]``, shown after its spatial axes)."""
     if 0 in taps:
         raise ValueError(f"the kernel must not be empty; got kernel size {tuple(taps)}")
     if 0 in sizes:
@@ -84,7 +85,8 @@ def transposed_sizes(
         )
         raise ValueError(msg)
     if math.prod((*batch, *out)) > MAX_ELEMENTS:
-        raise ValueError(f"the output of shape {(*batch, *out)} is beyond xcorr's limit of 2**48 = {MAX_ELEMENTS} elements")
+        shape = (*batch[:-1], *out, batch[-1]) if channels_last else (*batch, *out)
+        raise ValueError(f"the output of shape {shape} is beyond xcorr's limit of 2**48 = {MAX_ELEMENTS} elements")
     return full, out
 
 
@@ -101,7 +103,7 @@ def plan_transpose(
 ) -> TransposePlan:
     """The plan of an input of spatial size ``hw`` and a kernel of ``kernel`` (checks the output size,
     with the ``batch`` and channels in front of it)."""
-    full, _ = transposed_sizes(hw, kernel, stride, dilation, padding, output_padding, batch)
+    full, _ = transposed_sizes(hw, kernel, stride, dilation, padding, output_padding, batch, channels_last=channels_last)
     options = Options(stride=tuple(stride), dilation=tuple(dilation))
     geometry = plan(full, kernel, options)
     return TransposePlan(options, geometry, groups, padding, tuple(output_padding), channels_last)
