@@ -540,7 +540,7 @@ def test_torch_small_direct_forms(monkeypatch, gathered, dtype, name):
 
     from xcorr.backends.torch import adapter
 
-    force(monkeypatch, "torch", gathered_outputs=1 << 12 if gathered else 0)
+    force(monkeypatch, "torch", gathered_bytes=1 << 21 if gathered else 0)
     adds = count_calls(monkeypatch, adapter, "torch", "mul")
     x, k = random((2, 3, 17, 31), dtype), random((3, 4), dtype, seed=1)
     view = torch.asarray(x)[:, 1:, :, 1::2]

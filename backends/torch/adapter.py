@@ -52,15 +52,12 @@ class TorchAdapter(Adapter):
             for b in range(w)
         ]
         (first, first_window), rest = taps[0], taps[1:]
-        # Few outputs: each torch op costs more than its arithmetic, so one strided view of every
-        # window, copied tap-major (an im2col of at most small_band elements, which torch copies on
-        # the calling thread) and reduced by one vector-matrix product, beats a slice and an add
-        # per tap.
-        outputs = math.prod(geometry.out_shape)
+        # Each torch op costs more than a small one's arithmetic, so one strided view of every
+        # window, copied tap-major (an im2col that stays in cache: at most gathered_bytes) and
+        # reduced by one vector-matrix product, beats a slice and an add per tap.
         gathered = (
             dtype.is_floating_point
-            and outputs <= self.tuning.gathered_outputs
-            and outputs * h * w <= self.tuning.small_band
+            and math.prod(geometry.out_shape) * h * w * dtype.itemsize <= self.tuning.gathered_bytes
         )
 
         def run(x, k):

@@ -27,10 +27,10 @@ class TorchTuning(Tuning):
     # loaded machine its barrier waits for descheduled threads.
     pooled_elements: int = 1 << 18
     small_band: int = 1 << 15
-    # Small direct calls with at most gathered_outputs outputs (batch included), whose windows
-    # (outputs times taps) fit in small_band elements, gather every window into one matrix and
-    # take one vector-matrix product.
-    gathered_outputs: int = 1 << 12
+    # Small direct calls of real floats whose windows (outputs times taps, batch included) take
+    # at most gathered_bytes gather every window into one matrix and take one vector-matrix
+    # product; above it, the copy leaves the cache and a slice and an add per tap wins again.
+    gathered_bytes: int = 1 << 21
     # "Few outputs": each output has at least this many times more taps than
     # there are outputs (a kernel gradient): banded dot products, not F.conv2d.
     few_outputs: int = 64
