@@ -188,8 +188,9 @@ def _small_direct(xp, x, k, options, geometry):
 
     Outputs that fit one band and stay below numba's threshold (read on every
     call, as ``direct`` reads them) are computed right here, with the same
-    operations in the same order as ``direct``'s single band; the rest go
-    through ``direct``.
+    operations in the same order as ``direct``'s single band (all the taps'
+    products at once where they take at most ``gathered_bytes``: ``_gathered``);
+    the rest go through ``direct``.
     """
     rows, cols = geometry.rows, geometry.cols
     dtype = result_dtype(xp, x.dtype, k.dtype)
@@ -216,6 +217,8 @@ def _small_direct(xp, x, k, options, geometry):
         if k.dtype != dtype:
             k = k.astype(dtype)
         xe = x[inside] if inside is not None else toolkit.extend(xp, x, geometry, options)
+        if nbytes * h * w <= tuning.gathered_bytes:
+            return _gathered(xe, k[::-1, ::-1] if options.convolve else k, rows, cols)
         out = np.multiply(xe[first_window], k[first])
         if rest:
             tmp = np.empty_like(out)
@@ -225,6 +228,22 @@ def _small_direct(xp, x, k, options, geometry):
         return out
 
     return run
+
+
+def _gathered(xe, k, rows, cols):
+    """The correlation of the extended ``xe`` with ``k`` in three calls: every window as one strided view
+    (tap-major), each multiplied by its tap, the products added tap after tap.
+
+    ``add.reduce`` over the leading axis of a contiguous array adds its rows in order, in the
+    products' dtype: the sums of ``_small_direct``'s loop, bit for bit (integers wrap alike).
+    """
+    h, w = k.shape
+    *batch, row, col = xe.strides
+    shape = (h, w, *xe.shape[:-2], rows.count, cols.count)
+    strides = (row * rows.dilation, col * cols.dilation, *batch, row * rows.step, col * cols.step)
+    windows = np.lib.stride_tricks.as_strided(xe, shape, strides, writeable=False)
+    products = np.multiply(windows, k.reshape(h, w, *(1,) * (windows.ndim - 2)))
+    return np.add.reduce(products.reshape(h * w, -1), axis=0, dtype=products.dtype).reshape(shape[2:])
 
 
 def kernel_gradient(xp, x, k, g, options, geometry, method) -> np.ndarray | None:
@@ -458,6 +477,10 @@ class NumpyTuning(Tuning):
     numba_threaded_work: int = THREADED_WORK
     # Bytes of output per band of rows: band + temporary + the rows read fit in L2.
     band_bytes: int = 256 * 1024
+    # A call of one band whose taps' products (outputs times taps) take at most gathered_bytes
+    # makes them in one multiplication and adds them in one reduction: per tap, two ufunc
+    # calls cost more than a small call's arithmetic; above it the products leave the cache.
+    gathered_bytes: int = 256 * 1024
     # A wrap/symm/reflect/edge extension larger than twice extension_band_bytes is made band
     # by band of output rows (not as a copy of the image): about extension_bands bands, each
     # reading at least extension_band_bytes of extended input.

@@ -144,6 +144,31 @@ def test_numpy_multiband_direct_matches_reference(monkeypatch, numpy_paths, name
     assert not any(numpy_paths["numba"]) and not numpy_paths["pool"]
 
 
+@pytest.mark.parametrize("dtype", ["int32", "float16", "float32", "float64", "complex128"])
+@pytest.mark.parametrize("name", OPTIONS)
+def test_numpy_small_direct_gathers_the_loops_sums(monkeypatch, numpy_paths, name, dtype):
+    # One band below numba's threshold: the taps' products in one multiplication and one
+    # reduction (their bytes within gathered_bytes), else two calls per tap. Both forms give the
+    # reference's values and each other's bits; x is a batched view with a column step, so the
+    # windows' strides are not x's shape.
+    x, k, options = inputs((2, 3, 17, 31), (3, 4), dtype, OPTIONS[name])
+    view = x[:, 1:, :, 1::2]
+    expected = expected_of(view.astype(np.float64) if dtype == "float16" else view, k.astype(view.dtype), options)
+    results = {}
+    for gathered in (False, True):
+        force(monkeypatch, "numpy", gathered_bytes=1 << 20 if gathered else 0)
+        numpy_paths["multiply"].clear()
+        results[gathered] = call("", view, k, options, method="direct")
+        assert len(numpy_paths["multiply"]) == (1 if gathered else k.size)
+        assert not any(numpy_paths["numba"])
+    np.testing.assert_array_equal(results[True], results[False])
+    if dtype != "float16":
+        check(results[True], expected, dtype)
+    else:
+        assert results[True].dtype == np.float16
+        np.testing.assert_allclose(results[True], expected, rtol=1e-2, atol=1e-2)
+
+
 @pytest.mark.parametrize("name", ["valid", "same-fill-conv", "full-wrap-strided", "same-symm-dilated-conv"])
 def test_numpy_multiband_direct_batched_kernels(monkeypatch, numpy_paths, name):
     # A kernel per image: numba does not apply (it takes 2-D kernels), even with it enabled and above its size.
@@ -951,7 +976,7 @@ def test_dask_blocks(monkeypatch, numpy_paths, path, name):
         require_module("numba")
         force(monkeypatch, "dask", numba_min_outputs=0)
     else:
-        force(monkeypatch, "dask", numba=False, band_bytes=1024)
+        force(monkeypatch, "dask", numba=False, band_bytes=1024, gathered_bytes=0)
     blocks = spy(monkeypatch, dask_backend, "_block")
     # One image: a batch would broadcast the kernel to one per image, which numba does not take.
     x, k, options = inputs((70, 66), (3, 4), "float64", OPTIONS[name])
