@@ -189,7 +189,7 @@ def _small_direct(xp, x, k, options, geometry):
     Outputs that fit one band and stay below numba's threshold (read on every
     call, as ``direct`` reads them) are computed right here, with the same
     operations in the same order as ``direct``'s single band (all the taps'
-    products at once where they take at most ``gathered_bytes``: ``_gathered``);
+    products at once where that is cheaper: ``_gathers``, ``_gathered``);
     the rest go through ``direct``.
     """
     rows, cols = geometry.rows, geometry.cols
@@ -217,7 +217,7 @@ def _small_direct(xp, x, k, options, geometry):
         if k.dtype != dtype:
             k = k.astype(dtype)
         xe = x[inside] if inside is not None else toolkit.extend(xp, x, geometry, options)
-        if nbytes * h * w <= tuning.gathered_bytes:
+        if _gathers(tuning, outputs, h * w, nbytes * h * w):
             return _gathered(xe, k[::-1, ::-1] if options.convolve else k, rows, cols)
         out = np.multiply(xe[first_window], k[first])
         if rest:
@@ -228,6 +228,15 @@ def _small_direct(xp, x, k, options, geometry):
         return out
 
     return run
+
+
+def _gathers(tuning, outputs: int, taps: int, nbytes: int) -> bool:
+    """Whether ``_gathered`` is cheaper than the loop: its fixed cost is about that of
+    ``gathered_fixed_taps`` taps of the loop, and each product costs it more, so it wins while the
+    products (``outputs * taps``, ``nbytes`` of them) number at most ``gathered_products_per_tap`` per
+    tap beyond those, and stay within ``gathered_bytes``."""
+    saved = taps - tuning.gathered_fixed_taps
+    return saved > 0 and outputs * taps <= tuning.gathered_products_per_tap * saved and nbytes <= tuning.gathered_bytes
 
 
 def _gathered(xe, k, rows, cols):
@@ -477,9 +486,12 @@ class NumpyTuning(Tuning):
     numba_threaded_work: int = THREADED_WORK
     # Bytes of output per band of rows: band + temporary + the rows read fit in L2.
     band_bytes: int = 256 * 1024
-    # A call of one band whose taps' products (outputs times taps) take at most gathered_bytes
-    # makes them in one multiplication and adds them in one reduction: per tap, two ufunc
-    # calls cost more than a small call's arithmetic; above it the products leave the cache.
+    # A call of one band may make its taps' products (outputs times taps) in one multiplication
+    # and add them in one reduction, instead of two ufunc calls per tap (``_gathers``): its fixed
+    # cost is that of about gathered_fixed_taps taps, it wins while the products number at most
+    # gathered_products_per_tap per tap beyond those, and they are kept within gathered_bytes.
+    gathered_fixed_taps: int = 4
+    gathered_products_per_tap: int = 4096
     gathered_bytes: int = 256 * 1024
     # A wrap/symm/reflect/edge extension larger than twice extension_band_bytes is made band
     # by band of output rows (not as a copy of the image): about extension_bands bands, each

@@ -73,7 +73,7 @@ def count_calls(monkeypatch, module, global_name, name):
 # force(backend, name=value): the adapter whose Tuning holds the thresholds of
 # each backend's paths (dask blocks run the numpy adapter's), and what else
 # may be set. The names are the Tuning fields (see NumpyTuning, TorchTuning,
-# JaxTuning): numba, numba_min_outputs, numba_threaded_work, band_bytes, gathered_bytes,
+# JaxTuning): numba, numba_min_outputs, numba_threaded_work, band_bytes, gathered_*,
 # threaded_elements, overlap_*, threaded_fft_elements (numpy); band_elements,
 # pooled_elements, small_band, gathered_bytes, few_outputs, pooled_kernel, gradient_band,
 # gradient_min_plane (torch); unroll_taps, pad_per_tap (jax).

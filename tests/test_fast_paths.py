@@ -169,6 +169,16 @@ def test_numpy_small_direct_gathers_the_loops_sums(monkeypatch, numpy_paths, nam
         np.testing.assert_allclose(results[True], expected, rtol=1e-2, atol=1e-2)
 
 
+def test_numpy_small_direct_gathers_where_it_is_cheaper(numpy_paths):
+    # At the default thresholds: the seed's 6x8 image with [[1, -1]] keeps the loop (two taps cost
+    # less than the gathered form's fixed cost), an 8x8 image with a 3x3 kernel gathers.
+    for x_shape, k_shape, multiplies in (((6, 8), (1, 2), 2), ((8, 8), (3, 3), 1)):
+        x, k = random(x_shape, "float64"), random(k_shape, "float64", seed=1)
+        numpy_paths["multiply"].clear()
+        check(xcorr.corr2d(x, k), expected_of(x, k, {}), "float64")
+        assert len(numpy_paths["multiply"]) == multiplies, (x_shape, k_shape)
+
+
 @pytest.mark.parametrize("name", ["valid", "same-fill-conv", "full-wrap-strided", "same-symm-dilated-conv"])
 def test_numpy_multiband_direct_batched_kernels(monkeypatch, numpy_paths, name):
     # A kernel per image: numba does not apply (it takes 2-D kernels), even with it enabled and above its size.
