@@ -75,7 +75,7 @@ def count_calls(monkeypatch, module, global_name, name):
 # may be set. The names are the Tuning fields (see NumpyTuning, TorchTuning,
 # JaxTuning): numba, numba_min_outputs, numba_threaded_work, band_bytes, gathered_*,
 # threaded_elements, overlap_*, threaded_fft_elements (numpy); band_elements,
-# pooled_elements, small_band, gathered_bytes, few_outputs, pooled_kernel, gradient_band,
+# pooled_elements, small_band, gathered_*, few_outputs, pooled_kernel, gradient_band,
 # gradient_min_plane (torch); unroll_taps, pad_per_tap (jax).
 ADAPTERS = {"numpy": "numpy", "dask": "numpy", "torch": "torch", "jax": "jax"}
 # Besides the tuning: the threads of the shared pool (numpy, numba, torch, the

@@ -57,6 +57,7 @@ class TorchAdapter(Adapter):
         # reduced by one vector-matrix product, beats a slice and an add per tap.
         gathered = (
             dtype.is_floating_point
+            and h * w >= self.tuning.gathered_min_taps
             and math.prod(geometry.out_shape) * h * w * dtype.itemsize <= self.tuning.gathered_bytes
         )
 

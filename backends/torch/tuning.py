@@ -27,9 +27,11 @@ class TorchTuning(Tuning):
     # loaded machine its barrier waits for descheduled threads.
     pooled_elements: int = 1 << 18
     small_band: int = 1 << 15
-    # Small direct calls of real floats whose windows (outputs times taps, batch included) take
-    # at most gathered_bytes gather every window into one matrix and take one vector-matrix
-    # product; above it, the copy leaves the cache and a slice and an add per tap wins again.
+    # Small direct calls of real floats with at least gathered_min_taps taps whose windows
+    # (outputs times taps, batch included) take at most gathered_bytes gather every window into
+    # one matrix and take one vector-matrix product: fewer taps are as few ops on the loop, and
+    # above gathered_bytes the copy leaves the cache and a slice and an add per tap wins again.
+    gathered_min_taps: int = 3
     gathered_bytes: int = 1 << 21
     # "Few outputs": each output has at least this many times more taps than
     # there are outputs (a kernel gradient): banded dot products, not F.conv2d.
