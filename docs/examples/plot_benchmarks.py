@@ -3,9 +3,10 @@ Benchmark ratios
 ================
 
 xcorr's time over the fastest native alternative of the same backend, measured in the same run:
-below 1, xcorr is faster. The bars are drawn from the committed results file
-``docs/_static/benchmarks.json``, written by ``python -m benchmarks --json PATH``; the
-:ref:`performance page <measured>` shows the same run as tables, with the machine and its load.
+below 1, xcorr is faster. The bars are drawn from the committed results files
+``docs/_static/benchmarks.json`` and ``small.json`` (the small calls), written by
+``python -m benchmarks --json PATH``; the :ref:`performance page <measured>` shows the same runs
+as tables, with the machine and its load.
 """
 
 import datetime
@@ -21,19 +22,24 @@ from matplotlib.ticker import NullFormatter
 here = Path(globals().get("__file__", "plot_benchmarks.py")).resolve().parent
 if not (here / "plot_benchmarks.py").is_file():
     here = Path("docs", "examples").resolve()
-results = json.loads(
-    (here.parent / "_static" / "benchmarks.json").read_text(encoding="utf-8")
-)
-tables = {t["key"]: t for t in results["tables"]}
-started = datetime.datetime.fromisoformat(results["started"])
-machine = f"{results['machine']['cpu']}, {results['machine']['cores']} cores"
-load = results["load_average"]
-run = (
-    f"run of {started:%Y-%m-%d %H:%M} UTC on {machine}; "
-    f"load average {load['start'][0]:.1f} at the start, {load['end'][0]:.1f} at the end"
-)
-print(" ".join(results["command"]))
-print(run)
+
+
+def load(name):
+    """A results file's tables by key, and a line saying when, where and at which load it ran."""
+    results = json.loads((here.parent / "_static" / name).read_text(encoding="utf-8"))
+    started = datetime.datetime.fromisoformat(results["started"])
+    machine = f"{results['machine']['cpu']}, {results['machine']['cores']} cores"
+    average = results["load_average"]
+    run = (
+        f"run of {started:%Y-%m-%d %H:%M} UTC on {machine}; "
+        f"load average {average['start'][0]:.1f} at the start, {average['end'][0]:.1f} at the end"
+    )
+    print(" ".join(results["command"]))
+    print(run)
+    return {t["key"]: t for t in results["tables"]}, run
+
+
+tables, run = load("benchmarks.json")
 
 
 def bars(ax, labels, ratios, title, notes=None, neutral=False):
@@ -112,6 +118,7 @@ plt.show()
 
 # %%
 # Small calls (microseconds, where per-call overhead dominates) and a small CNN's training step.
+tables, run = load("small.json")
 small = [t for t in ("small_calls", "cnn_step") if t in tables]
 if small:
     heights = [len(tables[key]["rows"]) + 2 for key in small]
