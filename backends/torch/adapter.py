@@ -45,9 +45,13 @@ class TorchAdapter(Adapter):
         not on the CPU, go through ``correlate``."""
         rows, cols = geometry.rows, geometry.cols
         h, w = rows.taps, cols.taps
-        inside = (..., slice(rows.lo, rows.hi + 1), slice(cols.lo, cols.hi + 1))
+
+        def placed(plan, tap):  # the positions of x that tap reads (every window lies inside x)
+            window = toolkit.window(plan, tap)
+            return slice(plan.lo + window.start, plan.lo + window.stop, window.step)
+
         taps = [
-            ((h - 1 - a, w - 1 - b) if options.convolve else (a, b), (..., toolkit.window(rows, a), toolkit.window(cols, b)))
+            ((h - 1 - a, w - 1 - b) if options.convolve else (a, b), (..., placed(rows, a), placed(cols, b)))
             for a in range(h)
             for b in range(w)
         ]
@@ -64,22 +68,24 @@ class TorchAdapter(Adapter):
         def run(x, k):
             if autodiff.tracing(x, k) or torch.jit.is_tracing() or autodiff.needs_autodiff(x, k) or x.device.type != "cpu":
                 return self.correlate(xp, x, k, options, geometry)
-            if gathered:
+            if x.dtype != dtype:
                 x = x.to(dtype)
+            if k.dtype != dtype:
+                k = k.to(dtype)
+            if gathered:
                 *batch, row, col = x.stride()
                 windows = x.as_strided(
                     (h, w, *x.shape[:-2], rows.count, cols.count),
                     (row * rows.dilation, col * cols.dilation, *batch, row * rows.step, col * cols.step),
                     x.storage_offset() + rows.lo * row + cols.lo * col,
                 )
-                weights = k.to(dtype).reshape(-1)
+                weights = k.reshape(-1)
                 out = (weights.flip(0) if options.convolve else weights) @ windows.reshape(h * w, -1)
                 return out.reshape(*x.shape[:-2], rows.count, cols.count)
-            xe = x.to(dtype)[inside]
-            weights = k.to(dtype).tolist()
-            out = torch.mul(xe[first_window], weights[first[0]][first[1]])
+            weights = k.tolist()
+            out = torch.mul(x[first_window], weights[first[0]][first[1]])
             for (a, b), window in rest:
-                out.add_(xe[window], alpha=weights[a][b])
+                out.add_(x[window], alpha=weights[a][b])
             return out
 
         return run
