@@ -583,6 +583,29 @@ def test_torch_small_direct_forms(monkeypatch, gathered, dtype, name):
     assert len(adds) == (0 if gathered and dtype != "complex128" else 1)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex128"])
+@pytest.mark.parametrize("name", SMALL_INSIDE)
+def test_torch_native_planes(monkeypatch, dtype, name):
+    # method="native" with one kernel whose windows all lie inside x: F.conv2d of the planes, placed
+    # once per signature (the generic native_forward is not called), the first call and the
+    # prepared ones; x is a batched view with a column step. A tensor that autograd must see takes
+    # the generic path.
+    require_module("torch")
+    import torch
+
+    from xcorr.backends.torch import ops
+
+    generic = spy(monkeypatch, ops, "native_forward")
+    x, k = random((2, 3, 17, 31), dtype), random((3, 4), dtype, seed=1)
+    view, expected = torch.asarray(x)[:, 1:, :, 1::2], expected_of(x[:, 1:, :, 1::2], k, SMALL_INSIDE[name])
+    for _ in range(2):
+        check(call("", view, torch.asarray(k), SMALL_INSIDE[name], method="native"), expected, dtype)
+    assert not generic
+    y = call("", view, torch.asarray(k).requires_grad_(True), SMALL_INSIDE[name], method="native")
+    check(y, expected, dtype)
+    assert y.grad_fn is not None and generic
+
+
 @pytest.mark.parametrize(("x_shape", "pooled"), [((300, 300), False), ((600, 600), True)], ids=["bands", "worker-threads"])
 def test_torch_direct_bands_at_default_sizes(monkeypatch, torch_paths, x_shape, pooled):
     force(monkeypatch, "torch", numba=False)  # float32 CPU tensors take numba's kernel where it is installed

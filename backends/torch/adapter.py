@@ -37,7 +37,34 @@ class TorchAdapter(Adapter):
             and math.prod(geometry.out_shape) < self.tuning.pooled_elements  # ... on the calling thread
         ):
             return self._small_direct(xp, dtype, options, geometry)
+        if options.method == "native" and k.ndim == 2 and geometry.inside and ops.native_applies(xp, x, k):
+            rows, cols = geometry.rows, geometry.cols
+            few = rows.count * cols.count * self.tuning.few_outputs <= rows.taps * cols.taps  # ops.few_outputs'
+            if not (few or toolkit.compact_axis(rows) or toolkit.compact_axis(cols)):
+                return self._native_planes(xp, dtype, options, geometry)
         return super().prepare_correlate(xp, x, k, options, geometry)
+
+    def _native_planes(self, xp, dtype, options, geometry):
+        """``ops.native_forward`` of one signature whose windows all lie inside ``x``: ``F.conv2d`` of its
+        planes, the keywords placed once; tensors that autograd or a torch.func transform must see go
+        through ``correlate``. Such windows start at ``x``'s first row and column (``lo`` is 0), and
+        ``F.conv2d``'s valid outputs of the whole planes are the call's."""
+        rows, cols = geometry.rows, geometry.cols
+        given = {"stride": (rows.step, cols.step), "dilation": (rows.dilation, cols.dilation)}
+        keywords = {name: value for name, value in given.items() if value != (1, 1)}  # torch's defaults not passed
+
+        def run(x, k):
+            if autodiff.tracing(x, k) or torch.jit.is_tracing() or autodiff.needs_autodiff(x, k):
+                return self.correlate(xp, x, k, options, geometry)
+            if x.dtype != dtype:
+                x = x.to(dtype)
+            if k.dtype != dtype:
+                k = k.to(dtype)
+            planes = x.reshape(-1, 1, *x.shape[-2:])
+            y = torch.nn.functional.conv2d(planes, (k.flip((0, 1)) if options.convolve else k)[None, None], **keywords)
+            return y.reshape(*x.shape[:-2], rows.count, cols.count)
+
+        return run
 
     def _small_direct(self, xp, dtype, options, geometry):
         """``ops.direct_forward`` of one small signature (one band, every window inside ``x``), its tap

@@ -241,6 +241,15 @@ MUTANTS: tuple[Mutant, ...] = (
         k="torch",
     ),
     Mutant(
+        "torch-native-planes-not-flipped",
+        "backends/torch/adapter.py",
+        "(k.flip((0, 1)) if options.convolve else k)[None, None]",
+        "k[None, None]",
+        TORCH,
+        "torch's prepared method=\"native\" convolution of one plane hands F.conv2d the unflipped kernel",
+        k="torch",
+    ),
+    Mutant(
         "torch-gathered-windows-not-flipped",
         "backends/torch/adapter.py",
         "(weights.flip(0) if options.convolve else weights)",
