@@ -38,9 +38,8 @@ class TorchAdapter(Adapter):
         ):
             return self._small_direct(xp, dtype, options, geometry)
         if options.method == "native" and k.ndim == 2 and geometry.inside and ops.native_applies(xp, x, k):
-            rows, cols = geometry.rows, geometry.cols
-            few = rows.count * cols.count * self.tuning.few_outputs <= rows.taps * cols.taps  # ops.few_outputs'
-            if not (few or toolkit.compact_axis(rows) or toolkit.compact_axis(cols)):
+            compact = toolkit.compact_axis(geometry.rows) or toolkit.compact_axis(geometry.cols)
+            if not (compact or ops.has_few_outputs(self.tuning, geometry)):
                 return self._native_planes(xp, dtype, options, geometry)
         return super().prepare_correlate(xp, x, k, options, geometry)
 

@@ -248,6 +248,13 @@ def _inside(plan, tap: int) -> tuple[int, int, int]:
     return i0, i1, first
 
 
+def has_few_outputs(tuning, geometry) -> bool:
+    """Whether each output has ``tuning.few_outputs`` times more taps than there are outputs (a
+    kernel gradient), where ``native_forward`` takes ``few_outputs`` on the CPU."""
+    rows, cols = geometry.rows, geometry.cols
+    return rows.count * cols.count * tuning.few_outputs <= rows.taps * cols.taps
+
+
 def few_outputs(tuning, xp, x, k, options, geometry):
     """Correlation with a kernel far larger than the output: banded dot products.
 
@@ -454,8 +461,7 @@ def native_forward(tuning, xp, x, k, options, geometry):
     Where ``native_applies``.
     """
     x, k = toolkit.prepare(xp, x, k, options)
-    rows, cols = geometry.rows, geometry.cols
-    if x.device.type == "cpu" and rows.count * cols.count * tuning.few_outputs <= rows.taps * cols.taps:
+    if x.device.type == "cpu" and has_few_outputs(tuning, geometry):
         return few_outputs(tuning, xp, x, k, options, geometry)
     compacted = toolkit.compact(xp, x, geometry, options)  # a dilation wider than the output
     xe, geometry = compacted if compacted is not None else (_extend(xp, x, geometry, options), geometry)
