@@ -47,7 +47,9 @@ class TorchAdapter(Adapter):
         """``ops.native_forward`` of one signature whose windows all lie inside ``x``: ``F.conv2d`` of its
         planes, the keywords placed once; tensors that autograd or a torch.func transform must see go
         through ``correlate``. Such windows start at ``x``'s first row and column (``lo`` is 0), and
-        ``F.conv2d``'s valid outputs of the whole planes are the call's."""
+        ``F.conv2d``'s valid outputs of the whole planes are the call's. ``F.conv2d`` is called here
+        rather than through ``functional.conv_planes``, whose padding, crop and broadcast (general
+        for every caller) cost a small call more than its checks here do."""
         rows, cols = geometry.rows, geometry.cols
         given = {"stride": (rows.step, cols.step), "dilation": (rows.dilation, cols.dilation)}
         keywords = {name: value for name, value in given.items() if value != (1, 1)}  # torch's defaults not passed
@@ -68,16 +70,12 @@ class TorchAdapter(Adapter):
     def _small_direct(self, xp, dtype, options, geometry):
         """``ops.direct_forward`` of one small signature (one band, every window inside ``x``), its tap
         windows placed once; tensors that autograd or a torch.func transform must see, or that are
-        not on the CPU, go through ``correlate``."""
+        not on the CPU, go through ``correlate``. Windows inside ``x`` start at its first row and
+        column (``lo`` is 0): each tap's window is a slice of ``x`` itself."""
         rows, cols = geometry.rows, geometry.cols
         h, w = rows.taps, cols.taps
-
-        def placed(plan, tap):  # the positions of x that tap reads (every window lies inside x)
-            window = toolkit.window(plan, tap)
-            return slice(plan.lo + window.start, plan.lo + window.stop, window.step)
-
         taps = [
-            ((h - 1 - a, w - 1 - b) if options.convolve else (a, b), (..., placed(rows, a), placed(cols, b)))
+            ((h - 1 - a, w - 1 - b) if options.convolve else (a, b), (..., toolkit.window(rows, a), toolkit.window(cols, b)))
             for a in range(h)
             for b in range(w)
         ]
@@ -103,7 +101,7 @@ class TorchAdapter(Adapter):
                 windows = x.as_strided(
                     (h, w, *x.shape[:-2], rows.count, cols.count),
                     (row * rows.dilation, col * cols.dilation, *batch, row * rows.step, col * cols.step),
-                    x.storage_offset() + rows.lo * row + cols.lo * col,
+                    x.storage_offset(),
                 )
                 weights = k.reshape(-1)
                 out = (weights.flip(0) if options.convolve else weights) @ windows.reshape(h * w, -1)
