@@ -93,7 +93,7 @@ class Adapter:
     #: Whether the direct kernel gradient takes ``vecdot`` along rows (one pass, no product
     #: temporary) rather than ``sum(g * window)``.
     vecdot_kernel_gradient: ClassVar[bool] = False
-    #: The numbers of spatial axes (1, 3) that ``correlate_multi_native`` convolves natively.
+    #: The numbers of spatial axes (1, 3) that ``prepare_multi_native`` convolves natively.
     native_axes: ClassVar[tuple[int, ...]] = ()
     #: Whether ``correlate_volume`` computes ``corr3d`` and ``conv3d`` whole (dask: one task per
     #: block of the volume), rather than the core summing one 2-D correlation per depth tap.
@@ -281,13 +281,14 @@ class Adapter:
         y = self.correlate_multi(xp, to_first(xp, x), w, options, geometry, groups)
         return to_last(xp, y)
 
-    def correlate_multi_native(
-        self, xp: Namespace, x: Array, w: Array, b: Array | None, pads: _typing.AxisPads,
-        stride: _typing.AxisInts, dilation: _typing.AxisInts, groups: int,
-    ) -> Array:
-        """The valid correlation of ``x`` ``(N, C_in, *spatial)`` zero-padded by ``pads`` (a pair per
-        axis) with ``w`` ``(C_out, C_in // groups, *taps)``, plus ``b``: the library's own convolution,
-        called for float32/float64 operands of one dtype and ``len(pads)`` in ``native_axes``."""
+    def prepare_multi_native(
+        self, xp: Namespace, pads: _typing.AxisPads, stride: _typing.AxisInts, dilation: _typing.AxisInts,
+        groups: int,
+    ) -> Callable[[Array, Array, Array | None], Array]:
+        """``run(x, w, b)``, the valid correlation of ``x`` ``(N, C_in, *spatial)`` zero-padded by
+        ``pads`` (a pair per axis) with ``w`` ``(C_out, C_in // groups, *taps)``, plus ``b`` (or
+        None): the library's own convolution, made once per signature and called for
+        float32/float64 operands of one dtype and ``len(pads)`` in ``native_axes``."""
         raise NotImplementedError(f"{self.name} has no native convolution in {len(pads)} dimensions")
 
     def correlate_volume(self, xp: Namespace, x: Array, k: Array, options: Options, geometry: Geometry) -> Array:

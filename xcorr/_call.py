@@ -15,7 +15,7 @@ from operator import itemgetter
 from ._layout import check_last_shape, parse_data_format
 from ._options import Call, Geometry, Like, Options, check_arrays, check_integral_fill, plan, result_dtype
 from ._padding import parse_int, parse_pair, parse_transpose_padding, resolve_transpose_padding
-from ._prepared import _PREPARED, PreparedFront, remember
+from ._prepared import _PREPARED, prepared_front, remember
 from ._registry import adapter_for
 from ._transpose_plan import check_transpose_multi, out_shape, plan_transpose
 
@@ -31,17 +31,17 @@ def parse_options(given: dict, *, convolve: bool = False) -> Options:
 _options_of = itemgetter(*OPTIONS)
 
 
-def public_key(op, x, k, given: dict | tuple) -> tuple:
+def public_key(op, x, k, given: dict | tuple, *more) -> tuple:
     """The prepared-call key of a public call ``op``: the operands' signatures and the options as
     given (the call's arguments, or the options' values in the order of ``OPTIONS``), with the
-    types where a bool could pass for an int (``True`` is not ``1``)."""
+    types where a bool could pass for an int (``True`` is not ``1``), and ``more``."""
     mode, boundary, fillvalue, stride, dilation, method, padding = given if type(given) is tuple else _options_of(given)
     return (
         op, type(x), x.shape, x.dtype, type(k), k.shape, k.dtype,
         mode, boundary, fillvalue, type(fillvalue),
         stride if type(stride) is int else _typed(stride),
         dilation if type(dilation) is int else _typed(dilation),
-        method, padding if padding is None else _typed(padding),
+        method, padding if padding is None else _typed(padding), *more,
     )  # fmt: skip
 
 
@@ -60,7 +60,7 @@ def multi_front(op, prepare: Callable[..., tuple], x, w, bias, groups, data_form
     key = None
     try:
         bias_signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
-        key = (*public_key(op, x, w, given), type(groups), groups, data_format, bias_signature)
+        key = public_key(op, x, w, given, type(groups), groups, data_format, bias_signature)
         front = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
 
@@ -68,7 +68,7 @@ def multi_front(op, prepare: Callable[..., tuple], x, w, bias, groups, data_form
             return prepare(x, w, bias, groups, data_format, given)
 
         adapter, run = again(x, w, bias)
-        front = PreparedFront(adapter, run, again)
+        front = prepared_front(adapter, run, again)
         remember(key, front)
     return front(x, w, bias)
 

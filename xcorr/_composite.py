@@ -345,23 +345,28 @@ def takes_native(adapter: AdapterOperations, xp, axes: int, method: str, dtype, 
     return axes in adapter.native_axes and asked and dtype in (xp.float32, xp.float64)
 
 
-def native_front(adapter: AdapterOperations, xp, single: bool, dtype, plans: tuple[AxisPlan, ...], groups: int, last: bool, options):
-    """``run(x, w, b)``: ``corr1d_multi`` / ``corr3d_multi`` of ``x`` ``(N, C, *spatial)`` (``single``:
+def native_front(adapter: AdapterOperations, xp, x, w, b, dtype, plans: tuple[AxisPlan, ...], groups: int, last: bool, options):
+    """``run(x, w, b)``: ``corr1d_multi`` / ``corr3d_multi`` of ``x`` ``(N, C, *spatial)`` (or
     ``(C, *spatial)``; ``last``: channels at the end) by the library's own convolution
-    (``Adapter.correlate_multi_native``), planned once for the signature: the operands cast to the
-    result's ``dtype`` where they differ from it (no cast in a traced graph otherwise); a zero
-    extension is the call's padding, any other is made first along each axis."""
+    (``Adapter.prepare_multi_native``), planned once for the signature of ``x``, ``w`` and ``b``: the
+    operands cast to the result's ``dtype`` where theirs differs; a zero extension is the call's
+    padding, any other is made first along each axis. Where nothing is left to do around it, ``run``
+    is the library's convolution itself."""
     zeros = options.boundary == "fill" and options.fillvalue == 0
     padded = tuple(zeros or p.inside for p in plans)  # the call's padding, else an extension made first
     made = tuple((axis, p.lo, p.hi) for axis, (p, pad) in enumerate(zip(plans, padded), start=2) if not pad)
     pads = tuple((-p.lo, max(p.hi - (p.size - 1), 0)) if pad else (0, 0) for p, pad in zip(plans, padded))
-    steps, dilations = tuple(p.step for p in plans), tuple(p.dilation for p in plans)
     ndim = len(plans) + 2
+    single, cast = x.ndim < ndim, any(a is not None and a.dtype != dtype for a in (x, w, b))
     to_first, to_last = (0, ndim - 1, *range(1, ndim - 1)), (0, *range(2, ndim), 1)
-    convolve = adapter.correlate_multi_native
+    convolve = adapter.prepare_multi_native(
+        xp, pads, tuple(p.step for p in plans), tuple(p.dilation for p in plans), groups
+    )
+    if not (cast or single or last or made):
+        return convolve
 
     def run(x, w, b):
-        if x.dtype != dtype or w.dtype != dtype or (b is not None and b.dtype != dtype):
+        if cast:
             x, w, b = (a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in (x, w, b))
         if single:
             x = xp.expand_dims(x, axis=0)
@@ -369,7 +374,7 @@ def native_front(adapter: AdapterOperations, xp, single: bool, dtype, plans: tup
             x = xp.permute_dims(x, to_first)
         for axis, lo, hi in made:
             x = extend_axis(xp, x, axis, lo, hi, options.boundary, options.fillvalue)
-        y = convolve(xp, x, w, b, pads, steps, dilations, groups)
+        y = convolve(x, w, b)
         if last:
             y = xp.permute_dims(y, to_last)
         return y[0, ...] if single else y

@@ -242,10 +242,10 @@ def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
     """``(adapter, run)`` of a checked ``corr1d_multi`` call: the library's own 1-D convolution
     where it has one, else ``corr2d_multi`` of one-row images."""
     xp, last, keywords, windows, options = _check_multi(x, w, None, bias, groups, data_format, dict(zip(OPTIONS, given)))
-    dtype, adapter, single = result_dtype(xp, x.dtype, w.dtype), adapter_for(xp), x.ndim == 2
+    dtype, adapter = result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
     if takes_native(adapter, xp, 1, options.method, dtype, w, keywords["groups"]):
 
-        return adapter, native_front(adapter, xp, single, dtype, (windows,), keywords["groups"], last, options)
+        return adapter, native_front(adapter, xp, x, w, bias, dtype, (windows,), keywords["groups"], last, options)
     axis = -3 if last else -2
 
     def rows(x, w, bias):

@@ -79,7 +79,6 @@ class AdapterOperations(Protocol):
         self, xp: Namespace, xe: Array, g: Array, options: Options, k_shape: tuple[int, ...]
     ) -> Array: ...
 
-    def correlate_multi_native(
-        self, xp: Namespace, x: Array, w: Array, b: Array | None, pads: AxisPads, stride: AxisInts,
-        dilation: AxisInts, groups: int,
-    ) -> Array: ...
+    def prepare_multi_native(
+        self, xp: Namespace, pads: AxisPads, stride: AxisInts, dilation: AxisInts, groups: int
+    ) -> Callable[[Array, Array, Array | None], Array]: ...

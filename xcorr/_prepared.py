@@ -232,21 +232,21 @@ def prepare_and_call(call: Call, x, k, key):
     return prepared(x, k)
 
 
-class PreparedFront:
+def prepared_front(adapter, run: Callable, prepare: Callable) -> Callable:
     """A public call of one signature (``corr1d_multi``, ``corr3d_multi``, channels-last
     ``corr2d_multi``), checked once, as :class:`Prepared` is: a repeated call checks only what a
-    signature does not fix, that the operands share one device, and runs ``run(x, w, bias)``."""
+    signature does not fix, that the operands share one device, and runs ``run(x, w, bias)``;
+    ``prepare(x, w, bias)`` checks them again where they do not (and raises, naming the devices)."""
+    if not adapter.devices:
+        return run
+    same = adapter.same_device
 
-    __slots__ = ("adapter", "key", "prepare", "run")
+    def front(x, w, bias):
+        if same(x, w) and (bias is None or same(x, bias)):
+            return run(x, w, bias)
+        return prepare(x, w, bias)[1](x, w, bias)
 
-    def __init__(self, adapter, run, prepare: Callable):
-        self.adapter, self.run, self.prepare, self.key = adapter, run, prepare, None
-
-    def __call__(self, x, w, bias):
-        adapter = self.adapter
-        if adapter.devices and not (adapter.same_device(x, w) and (bias is None or adapter.same_device(x, bias))):
-            return self.prepare(x, w, bias)[1](x, w, bias)  # the checks name the devices
-        return self.run(x, w, bias)
+    return front
 
 
 def remember(key, prepared) -> bool:

@@ -309,7 +309,7 @@ def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
     single, plan, dtype, adapter = x.ndim == 4, plans[0], result_dtype(xp, x.dtype, w.dtype), adapter_for(xp)
     if takes_native(adapter, xp, 3, parsed.method, dtype, w, keywords["groups"]):
 
-        return adapter, native_front(adapter, xp, single, dtype, plans, keywords["groups"], last, parsed)
+        return adapter, native_front(adapter, xp, x, w, bias, dtype, plans, keywords["groups"], last, parsed)
     options, keywords = _half_fill(xp, dtype, options, keywords)
 
     def taps(x, w, bias):

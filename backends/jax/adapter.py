@@ -127,11 +127,14 @@ class JaxAdapter(Adapter):
             return ops.correlate_multi(xp, x, w, options, geometry, groups, channels_last=True)
         return super().correlate_multi_channels_last(xp, x, w, options, geometry, groups)
 
-    def correlate_multi_native(self, xp, x, w, b, pads, stride, dilation, groups):
-        y = jax.lax.conv_general_dilated(
-            x, w, window_strides=stride, padding=pads, rhs_dilation=dilation, feature_group_count=groups
-        )
-        return y if b is None else y + b.reshape((-1,) + (1,) * len(pads))
+    def prepare_multi_native(self, xp, pads, stride, dilation, groups):
+        def run(x, w, b):
+            y = jax.lax.conv_general_dilated(
+                x, w, window_strides=stride, padding=pads, rhs_dilation=dilation, feature_group_count=groups
+            )
+            return y if b is None else y + b.reshape((-1,) + (1,) * len(pads))
+
+        return run
 
     def correlate_multi_transpose(self, xp, x, w, plan):
         if ops.real_floating(xp, x, w) and self.transpose_native(w, plan.groups):

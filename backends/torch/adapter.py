@@ -153,9 +153,8 @@ class TorchAdapter(Adapter):
                 return functional.correlate_multi(xp, x, w, options, geometry, groups, bias=b)
         return super().correlate_multi_bias(xp, x, w, b, options, geometry, groups)
 
-    def correlate_multi_native(self, xp, x, w, b, pads, stride, dilation, groups):
-        functional.refuse_torchscript()
-        return functional.correlate_multi_native(x, w, b, pads, stride, dilation, groups)
+    def prepare_multi_native(self, xp, pads, stride, dilation, groups):
+        return functional.prepare_multi_native(pads, stride, dilation, groups)
 
     def correlate_multi_transpose(self, xp, x, w, plan):
         functional.refuse_torchscript()

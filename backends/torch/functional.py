@@ -93,22 +93,28 @@ def correlate_multi(xp, x, w, options, geometry, groups, bias=None):
 
 
 _NATIVE = {1: torch.nn.functional.conv1d, 3: torch.nn.functional.conv3d}
-_NO_PADS = {((0, 0),), ((0, 0),) * 3}
-_ONES = {1: (1,), 3: (1, 1, 1)}
 
 
-def correlate_multi_native(x, w, b, pads, stride, dilation, groups):
-    """``Adapter.correlate_multi_native``: ``F.conv1d`` or ``F.conv3d``, a symmetric zero padding as
-    their ``padding``, an asymmetric one by ``F.pad`` first (so the graph is ``nn.Conv1d``'s or
+def prepare_multi_native(pads, stride, dilation, groups):
+    """``Adapter.prepare_multi_native``: ``F.conv1d`` or ``F.conv3d`` given only the keywords that differ
+    from torch's defaults (each costs parsing time per call), a symmetric zero padding as their
+    ``padding``, an asymmetric one by ``F.pad`` first (so the graph is ``nn.Conv1d``'s or
     ``nn.Conv3d``'s where the padding is theirs)."""
-    conv = _NATIVE[len(pads)]
-    if pads in _NO_PADS and stride == dilation == _ONES[len(pads)] and groups == 1:
-        return conv(x, w, b)  # torch's defaults: each argument it is given costs parsing time
-    padding = tuple(before for before, _ in pads)
+    conv, n = _NATIVE[len(pads)], len(pads)
+    padding, widths = tuple(before for before, _ in pads), None
     if padding != tuple(after for _, after in pads):
-        x = torch.nn.functional.pad(x, [n for pair in reversed(pads) for n in pair])
-        padding = (0,) * len(pads)
-    return conv(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        widths, padding = [width for pair in reversed(pads) for width in pair], (0,) * n
+    given = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    defaults = {"stride": (1,) * n, "padding": (0,) * n, "dilation": (1,) * n, "groups": 1}
+    keywords = {name: value for name, value in given.items() if value != defaults[name]}
+
+    def run(x, w, b):
+        refuse_torchscript()
+        if widths:
+            x = torch.nn.functional.pad(x, widths)
+        return conv(x, w, b, **keywords)
+
+    return run
 
 
 def correlate_multi_transpose(xp, x, w, plan, bias=None):

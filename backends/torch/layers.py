@@ -16,6 +16,10 @@ from ...toolkit import (
 )  # fmt: skip
 from .functional import TORCHSCRIPT, refuse_torchscript
 
+# Whether autocast is on for any device: one cheap call on every forward, before asking for x's
+# device type (torch's own modules leave autocast to its dispatcher).
+_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
+
 
 class Conv2D(toolkit.Conv2D, torch.nn.Module):
     """``xcorr.Conv2D`` as a ``torch.nn.Module``: ``weight`` and ``bias`` are parameters.
@@ -56,7 +60,7 @@ class Conv2D(toolkit.Conv2D, torch.nn.Module):
         weight, bias = self.weight, self.bias
         if not isinstance(x, torch.Tensor):
             raise TypeError(_not_a_tensor(self, x))
-        if torch.is_autocast_enabled(x.device.type):
+        if _any_autocast() and torch.is_autocast_enabled(x.device.type):
             dtype = torch.get_autocast_dtype(x.device.type)
             x, weight = _autocast(x, dtype), _autocast(weight, dtype)
             bias = None if bias is None else _autocast(bias, dtype)
