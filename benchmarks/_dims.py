@@ -6,7 +6,10 @@ Cases: one long signal with a 31-tap kernel, and volumes with a 3x3x3 and an 11x
 single-channel rows: numpy's native is ``scipy.signal.correlate`` / ``scipy.ndimage.correlate``), and a
 multi-channel layer of each (``F.conv1d`` / ``F.conv3d`` on torch, ``lax.conv_general_dilated`` on
 jax; numpy has none, so its layer rows have no ratio), large and small: a small layer's call is
-mostly the fixed cost of checking and dispatching it.
+mostly the fixed cost of checking and dispatching it. Each timed sample of the other cases follows
+an untimed call of the same candidate (``measure(..., warm_each=True)``): xcorr's torch and jax
+layers run the natives' own operations, and without it the two identical calls differed by up to
+4x, by whether their output's pages were still mapped after the candidate timed before them.
 """
 
 from __future__ import annotations
@@ -140,7 +143,10 @@ def dims_table(report, backends, repeats: int, *, measure, measure_small, ms, fo
                 candidates, native = _torch(case, x, k, g)
             else:
                 candidates, native = _jax(case, x, k, g, forward_backward)
-            times = (measure_small if label in SMALL else measure)(candidates, repeats)
+            if label in SMALL:
+                times = measure_small(candidates, repeats)
+            else:  # each sample after an untimed call of its own: a layer's calls repeat in a loop
+                times = measure(candidates, repeats, warm_each=True)
             for which in ("fwd", "fwd+bwd"):
                 ours, theirs = times.get(f"xcorr {which}"), times.get(f"native {which}")
                 ratio = None if theirs is None else ours / theirs

@@ -47,7 +47,9 @@ class Timings:
         return len(self.samples[name])
 
 
-def _interleaved(candidates: dict[str, Callable[[], object]], repeats: int, loops: dict[str, int], pause: float):
+def _interleaved(
+    candidates: dict[str, Callable[[], object]], repeats: int, loops: dict[str, int], pause: float, warm: bool = False
+):
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     names = list(candidates)
     for r in range(repeats):
@@ -56,6 +58,8 @@ def _interleaved(candidates: dict[str, Callable[[], object]], repeats: int, loop
             fn, n = candidates[name], loops[name]
             if pause:
                 time.sleep(pause)
+            if warm:
+                fn()
             start = time.perf_counter()
             for _ in range(n):
                 fn()
@@ -63,15 +67,19 @@ def _interleaved(candidates: dict[str, Callable[[], object]], repeats: int, loop
     return samples
 
 
-def measure(candidates: dict[str, Callable[[], object]], repeats: int) -> Timings:
+def measure(candidates: dict[str, Callable[[], object]], repeats: int, *, warm_each: bool = False) -> Timings:
     """Median seconds per call of each zero-argument candidate: ``repeats`` interleaved samples each.
 
-    One untimed warm-up call per candidate first (compilation, caches, plans).
+    One untimed warm-up call per candidate first (compilation, caches, plans). ``warm_each``: an
+    untimed call of the candidate right before each timed one, so that each sample finds the
+    memory allocator as the candidate's own last call left it (a call repeated in a loop), not as
+    the candidate timed before it did: whether a fresh output's pages are still mapped or must be
+    faulted in again otherwise follows the order of the candidates (PERF-NOTES).
     """
     for fn in candidates.values():
         fn()
     loops = dict.fromkeys(candidates, 1)
-    samples = _interleaved(candidates, repeats, loops, PAUSE_S)
+    samples = _interleaved(candidates, repeats, loops, PAUSE_S, warm_each)
     return Timings({n: statistics.median(v) for n, v in samples.items()}, samples, loops)
 
 

@@ -1,4 +1,4 @@
-"""The library's own 1-D and 3-D convolutions (``Adapter.correlate_multi_native``): on torch and jax,
+"""The library's own 1-D and 3-D convolutions (``Adapter.prepare_multi_native``): on torch and jax,
 ``corr1d_multi`` and ``corr3d_multi`` of float32/float64 operands are one ``F.conv1d``/``F.conv3d``
 or ``lax.conv_general_dilated`` call (the graph of ``nn.Conv1d``/``nn.Conv3d``), with the same
 numbers as the native call on the same padded input; other dtypes and the other libraries take
