@@ -89,36 +89,43 @@ def test_two_devices_are_rejected():
         xcorr.corr2d(torch.ones(4, 4), torch.ones(2, 2, device="cuda"))
 
 
+# (function, shapes of the positional operands, keywords, takes a bias)
 _PREPARED_CASES = [
-    ("corr2d", (5, 6), (3, 3), {}),
-    ("corr2d_multi", (1, 2, 5, 6), (4, 2, 3, 3), {}),
-    ("corr2d_multi", (1, 5, 6, 2), (4, 2, 3, 3), {"data_format": "channels_last"}),
-    ("corr1d_multi", (1, 2, 9), (4, 2, 3), {}),
-    ("corr1d_multi", (1, 2, 9), (4, 2, 3), {"padding": (2, 1)}),
-    ("corr3d_multi", (1, 2, 4, 5, 6), (4, 2, 3, 3, 3), {}),
+    ("corr2d", ((5, 6), (3, 3)), {}, False),
+    ("corr2d_multi", ((1, 2, 5, 6), (4, 2, 3, 3)), {}, True),
+    ("corr2d_multi", ((1, 5, 6, 2), (4, 2, 3, 3)), {"data_format": "channels_last"}, True),
+    ("corr1d_multi", ((1, 2, 9), (4, 2, 3)), {}, True),
+    ("corr1d_multi", ((1, 2, 9), (4, 2, 3)), {"padding": (2, 1)}, True),
+    ("corr3d_multi", ((1, 2, 4, 5, 6), (4, 2, 3, 3, 3)), {}, True),
+    ("corr1d_vjp", ((9,), (3,), (7,)), {}, False),
+    ("corr1d_multi_vjp", ((1, 2, 9), (4, 2, 3), (1, 4, 7)), {}, False),
 ]
 
 
 @pytest.mark.parametrize(
-    ("function", "x_shape", "w_shape", "keywords", "moved"),
-    [(*case, moved) for case in _PREPARED_CASES for moved in ("x", "w", "bias") if (case[0], moved) != ("corr2d", "bias")],
+    ("function", "shapes", "keywords", "moved"),
+    [
+        (function, shapes, keywords, moved)
+        for function, shapes, keywords, bias in _PREPARED_CASES
+        for moved in (*range(len(shapes)), *(["bias"] if bias else []))
+    ],
 )
-def test_a_prepared_call_checks_the_devices_again(function, x_shape, w_shape, keywords, moved):
+def test_a_prepared_call_checks_the_devices_again(function, shapes, keywords, moved):
     """A signature's second call (its checks done by the first) still refuses operands on two
     devices, before any backend call: torch's "meta" device holds tensors of one type, shape and
     dtype on another device, without a GPU."""
     torch = require_module("torch")
-    operands = {"x": torch.ones(x_shape), "w": torch.ones(w_shape)}
+    operands = [torch.ones(shape) for shape in shapes]
     if moved == "bias":
-        keywords = {**keywords, "bias": torch.ones(w_shape[0])}
+        keywords = {**keywords, "bias": torch.ones(shapes[1][0])}
     fn = getattr(xcorr, function)
-    fn(*operands.values(), **keywords)  # prepares the signature
+    fn(*operands, **keywords)  # prepares the signature
     if moved == "bias":
         keywords = {**keywords, "bias": keywords["bias"].to("meta")}
     else:
         operands[moved] = operands[moved].to("meta")
     with pytest.raises(ValueError, match=r"must be on the same device; got (cpu and meta|meta and cpu)"):
-        fn(*operands.values(), **keywords)
+        fn(*operands, **keywords)
 
 
 def test_errors_come_before_backend_work(monkeypatch):

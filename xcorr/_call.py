@@ -52,25 +52,26 @@ def _typed(value):
     return (type(value), value)
 
 
-def multi_front(op, prepare: Callable[..., tuple], x, w, bias, groups, data_format, given: tuple):
-    """The multi-channel public call ``op`` of ``x``, ``w``, ``bias`` and its keywords (the options'
-    values ``given`` in the order of ``OPTIONS``): the prepared call of this signature, else the
-    one ``prepare(x, w, bias, groups, data_format, given)`` makes, which checks the call (raising
-    before any backend call) and returns ``(adapter, run)``, ``run(x, w, bias)`` computing it."""
+def multi_front(op, prepare: Callable[..., tuple], x, w, third, groups, data_format, given: tuple):
+    """The multi-channel public call ``op`` of ``x``, ``w``, ``third`` (the bias or None, or a VJP's
+    output gradient) and its keywords (the options' values ``given`` in the order of ``OPTIONS``):
+    the prepared call of this signature, else the one ``prepare(x, w, third, groups, data_format,
+    given)`` makes, which checks the call (raising before any backend call) and returns ``(adapter,
+    run)``, ``run(x, w, third)`` computing it."""
     key = None
     try:
-        bias_signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
-        key = public_key(op, x, w, given, type(groups), groups, data_format, bias_signature)
+        third_signature = None if third is None else (type(third), third.shape, third.dtype)
+        key = public_key(op, x, w, given, type(groups), groups, data_format, third_signature)
         front = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
 
-        def again(x, w, bias):
-            return prepare(x, w, bias, groups, data_format, given)
+        def again(x, w, third):
+            return prepare(x, w, third, groups, data_format, given)
 
-        adapter, run = again(x, w, bias)
+        adapter, run = again(x, w, third)
         front = prepared_front(adapter, run, again)
         remember(key, front)
-    return front(x, w, bias)
+    return front(x, w, third)
 
 
 def validate_call(op: str, given: dict, k_name: str = "k") -> Call:

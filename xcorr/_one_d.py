@@ -177,11 +177,22 @@ def conv1d(
     return _front("conv1d", conv2d, x, k, (mode, boundary, fillvalue, stride, dilation, method, padding))
 
 
-def _vjp1(op: str, vjp2, x, k, g, options: tuple):
-    xp, keywords = _check(op, x, k, g, *options)
-    rows = [xp.expand_dims(a, axis=-2) for a in (x, k, g)]
-    gx, gk = vjp2(*rows, **keywords)
-    return xp.squeeze(gx, axis=-2), xp.squeeze(gk, axis=-2)
+def _vjp1(op: str, vjp2, x, k, g, given: tuple):
+    """``corr1d_vjp`` (``op`` "corr1d", ``vjp2`` ``corr2d_vjp``) or ``conv1d_vjp``, prepared as
+    :func:`_front` prepares the forward (the output gradient's signature in the key)."""
+    key = None
+    try:
+        key = public_key(f"{op}_vjp", x, k, given, type(g), g.shape, g.dtype)
+        call = _PREPARED[key]
+    except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
+        xp, keywords = _check(op, x, k, g, *given)
+
+        def call(x, k, g):
+            gx, gk = vjp2(*(xp.expand_dims(a, axis=-2) for a in (x, k, g)), **keywords)
+            return xp.squeeze(gx, axis=-2), xp.squeeze(gk, axis=-2)
+
+        remember(key, call)
+    return call(x, k, g)
 
 
 def corr1d_vjp(
@@ -271,14 +282,20 @@ def corr1d_multi_vjp(
     padding: Padding1D = None,
     data_format: DataFormat = "channels_first",
 ) -> tuple[Array, Array]:
-    given = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
-    xp, last, keywords, *_ = _check_multi(
-        x, w, g, None, groups, data_format, {**given, "method": method, "padding": padding}
-    )
+    given = (mode, boundary, fillvalue, stride, dilation, method, padding)
+    return multi_front("corr1d_multi_vjp", _prepare_multi_vjp, x, w, g, groups, data_format, given)
+
+
+def _prepare_multi_vjp(x, w, g, groups, data_format, given: tuple):
+    """``(adapter, run)`` of a checked ``corr1d_multi_vjp`` call: ``corr2d_multi_vjp`` of one-row images."""
+    xp, last, keywords, *_ = _check_multi(x, w, g, None, groups, data_format, dict(zip(OPTIONS, given)))
     axis = -3 if last else -2
-    rows = (xp.expand_dims(x, axis=axis), xp.expand_dims(w, axis=-2), xp.expand_dims(g, axis=axis))
-    gx, gw = corr2d_multi_vjp(*rows, **keywords)
-    return xp.squeeze(gx, axis=axis), xp.squeeze(gw, axis=-2)
+
+    def rows(x, w, g):
+        gx, gw = corr2d_multi_vjp(*(xp.expand_dims(a, axis=i) for a, i in ((x, axis), (w, -2), (g, axis))), **keywords)
+        return xp.squeeze(gx, axis=axis), xp.squeeze(gw, axis=-2)
+
+    return adapter_for(xp), rows
 
 
 # -- docstrings ---------------------------------------------------------------------------------

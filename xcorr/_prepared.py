@@ -234,17 +234,18 @@ def prepare_and_call(call: Call, x, k, key):
 
 def prepared_front(adapter, run: Callable, prepare: Callable) -> Callable:
     """A public call of one signature (``corr1d_multi``, ``corr3d_multi``, channels-last
-    ``corr2d_multi``), checked once, as :class:`Prepared` is: a repeated call checks only what a
-    signature does not fix, that the operands share one device, and runs ``run(x, w, bias)``;
-    ``prepare(x, w, bias)`` checks them again where they do not (and raises, naming the devices)."""
+    ``corr2d_multi``, ``corr1d_multi_vjp``), checked once, as :class:`Prepared` is: a repeated call
+    checks only what a signature does not fix, that the operands share one device, and runs
+    ``run(x, w, third)`` (``third``: a bias or None, or a VJP's output gradient);
+    ``prepare(x, w, third)`` checks them again where they do not (and raises, naming the devices)."""
     if not adapter.devices:
         return run
     same = adapter.same_device
 
-    def front(x, w, bias):
-        if same(x, w) and (bias is None or same(x, bias)):
-            return run(x, w, bias)
-        return prepare(x, w, bias)[1](x, w, bias)
+    def front(x, w, third):
+        if same(x, w) and (third is None or same(x, third)):
+            return run(x, w, third)
+        return prepare(x, w, third)[1](x, w, third)
 
     return front
 
