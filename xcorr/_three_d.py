@@ -206,18 +206,30 @@ def conv3d(
     return _front("conv3d", x, k, (mode, boundary, fillvalue, stride, dilation, method, padding))
 
 
-def _vjp3(flip: bool, x, k, g, given: dict):
-    xp, geometry, keywords, parsed = check(x, k, g, given)
-    dtype, operands = result_dtype(xp, x.dtype, k.dtype, g.dtype), (x, k)
-    k = _flip(xp, k) if flip else k
-    if fft_vjp_applies(adapter_for(xp), xp, x, k, g, parsed, geometry, dtype):  # both from one spectrum of g
-        gx, gk = _fft.vjp(xp, x, k, g, parsed, geometry, True, True)
-    else:
-        given, keywords = _half_fill(xp, dtype, given, keywords)
-        x, k, g = widened(xp, dtype, x, k, g)
-        gx, gk = _vjp(xp, x, k, g, geometry.axes[0], given, keywords)
-    gx, gk = rounded(xp, gx, dtype), rounded(xp, _flip(xp, gk) if flip else gk, dtype)
-    return tuple(as_input_dtype(xp, grad, a) for grad, a in zip((gx, gk), operands))  # as the 2-D VJPs
+def _vjp3(op: str, x, k, g, given: tuple):
+    """``corr3d_vjp`` (``op`` "corr3d") or ``conv3d_vjp``, prepared as :func:`_front` prepares the
+    forward (the output gradient's signature in the key)."""
+    key = None
+    try:
+        key = public_key(f"{op}_vjp", x, k, given, type(g), g.shape, g.dtype)
+        call = _PREPARED[key]
+    except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
+        options = dict(zip(OPTIONS, given))
+        xp, geometry, keywords, parsed = check(x, k, g, options)
+        flip, dtype, adapter = op == "conv3d", result_dtype(xp, x.dtype, k.dtype, g.dtype), adapter_for(xp)
+        wide, keywords = _half_fill(xp, dtype, options, keywords)
+
+        def call(x, k, g):
+            operands, k = (x, k), _flip(xp, k) if flip else k
+            if fft_vjp_applies(adapter, xp, x, k, g, parsed, geometry, dtype):  # both from one spectrum of g
+                gx, gk = _fft.vjp(xp, x, k, g, parsed, geometry, True, True)
+            else:
+                gx, gk = _vjp(xp, *widened(xp, dtype, x, k, g), geometry.axes[0], wide, keywords)
+            gx, gk = rounded(xp, gx, dtype), rounded(xp, _flip(xp, gk) if flip else gk, dtype)
+            return tuple(as_input_dtype(xp, grad, a) for grad, a in zip((gx, gk), operands))  # as the 2-D VJPs
+
+        remember(key, call)
+    return call(x, k, g)
 
 
 def corr3d_vjp(
@@ -234,8 +246,7 @@ def corr3d_vjp(
     method: Method = "auto",
     padding: Padding3D = None,
 ) -> tuple[Array, Array]:
-    given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
-    return _vjp3(False, x, k, g, {**given, "method": method, "padding": padding})
+    return _vjp3("corr3d", x, k, g, (mode, boundary, fillvalue, stride, dilation, method, padding))
 
 
 def conv3d_vjp(
@@ -252,8 +263,7 @@ def conv3d_vjp(
     method: Method = "auto",
     padding: Padding3D = None,
 ) -> tuple[Array, Array]:
-    given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
-    return _vjp3(True, x, k, g, {**given, "method": method, "padding": padding})
+    return _vjp3("conv3d", x, k, g, (mode, boundary, fillvalue, stride, dilation, method, padding))
 
 
 def _reshaped(xp, a, shape: tuple):
@@ -342,25 +352,35 @@ def corr3d_multi_vjp(
     padding: Padding3D = None,
     data_format: DataFormat = "channels_first",
 ) -> tuple[Array, Array]:
-    given: dict = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue, "stride": stride, "dilation": dilation}
-    given = {**given, "method": method, "padding": padding}
-    xp, last, plan, keywords, _ = check_multi(x, w, g, None, groups, data_format, given)
+    given = (mode, boundary, fillvalue, stride, dilation, method, padding)
+    return multi_front("corr3d_multi_vjp", _prepare_multi_vjp, x, w, g, groups, data_format, given)
+
+
+def _prepare_multi_vjp(x, w, g, groups, data_format, given: tuple):
+    """``(adapter, run)`` of a checked ``corr3d_multi_vjp`` call: ``corr2d_multi_vjp`` per depth tap,
+    the input gradients placed on the depths each tap read."""
+    options = dict(zip(OPTIONS, given))
+    xp, last, plan, keywords, _ = check_multi(x, w, g, None, groups, data_format, options)
     single, axis, dtype = x.ndim == 4, -4 if last else -3, result_dtype(xp, x.dtype, w.dtype, g.dtype)
-    operands = (x, w)
-    given, keywords = _half_fill(xp, dtype, given, keywords)
-    x, w, g = widened(xp, dtype, x, w, g)
-    xb, gb = (xp.expand_dims(a, axis=0) if single else a for a in (x, g))
-    xe = _extended(xp, xb, result_dtype(xp, x.dtype, w.dtype), plan, given, axis)
-    g2 = _planes(xp, gb, plan, None, last)
-    total, gws = None, []
-    for j in range(plan.taps):
-        gx, gw = corr2d_multi_vjp(_planes(xp, xe, plan, j, last), w[:, :, j, :, :], g2, **keywords)
-        placed = _placed(xp, _volumes(xp, gx, xb.shape[0], plan.count, last), plan, j, axis)
-        total = placed if total is None else total + placed
-        gws.append(gw)
-    gx = rounded(xp, fold_axis(xp, total, axis, plan.lo, plan.hi, xb.shape[axis], _boundary(given)), dtype)
-    gx, gw = (gx[0, ...] if single else gx), rounded(xp, xp.stack(gws, axis=2), dtype)
-    return as_input_dtype(xp, gx, operands[0]), as_input_dtype(xp, gw, operands[1])  # as the 2-D VJPs
+    options, keywords = _half_fill(xp, dtype, options, keywords)
+
+    def run(x, w, g):
+        operands = (x, w)
+        x, w, g = widened(xp, dtype, x, w, g)
+        xb, gb = (xp.expand_dims(a, axis=0) if single else a for a in (x, g))
+        xe = _extended(xp, xb, result_dtype(xp, x.dtype, w.dtype), plan, options, axis)
+        g2 = _planes(xp, gb, plan, None, last)
+        total, gws = None, []
+        for j in range(plan.taps):
+            gx, gw = corr2d_multi_vjp(_planes(xp, xe, plan, j, last), w[:, :, j, :, :], g2, **keywords)
+            placed = _placed(xp, _volumes(xp, gx, xb.shape[0], plan.count, last), plan, j, axis)
+            total = placed if total is None else total + placed
+            gws.append(gw)
+        gx = rounded(xp, fold_axis(xp, total, axis, plan.lo, plan.hi, xb.shape[axis], _boundary(options)), dtype)
+        gx, gw = (gx[0, ...] if single else gx), rounded(xp, xp.stack(gws, axis=2), dtype)
+        return as_input_dtype(xp, gx, operands[0]), as_input_dtype(xp, gw, operands[1])  # as the 2-D VJPs
+
+    return adapter_for(xp), run
 
 
 # -- docstrings ---------------------------------------------------------------------------------
