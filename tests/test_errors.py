@@ -97,6 +97,8 @@ _PREPARED_CASES = [
     ("corr1d_multi", ((1, 2, 9), (4, 2, 3)), {}, True),
     ("corr1d_multi", ((1, 2, 9), (4, 2, 3)), {"padding": (2, 1)}, True),
     ("corr3d_multi", ((1, 2, 4, 5, 6), (4, 2, 3, 3, 3)), {}, True),
+    ("corr2d_vjp", ((5, 6), (3, 3), (3, 4)), {}, False),
+    ("corr2d_multi_vjp", ((1, 5, 6, 2), (4, 2, 3, 3), (1, 3, 4, 4)), {"data_format": "channels_last"}, False),
     ("corr1d_vjp", ((9,), (3,), (7,)), {}, False),
     ("corr1d_multi_vjp", ((1, 2, 9), (4, 2, 3), (1, 4, 7)), {}, False),
     ("conv3d_vjp", ((4, 5, 6), (3, 3, 3), (2, 3, 4)), {}, False),

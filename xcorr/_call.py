@@ -52,12 +52,12 @@ def _typed(value):
     return (type(value), value)
 
 
-def multi_front(op, prepare: Callable[..., tuple], x, w, third, groups, data_format, given: tuple):
-    """The multi-channel public call ``op`` of ``x``, ``w``, ``third`` (the bias or None, or a VJP's
-    output gradient) and its keywords (the options' values ``given`` in the order of ``OPTIONS``):
-    the prepared call of this signature, else the one ``prepare(x, w, third, groups, data_format,
-    given)`` makes, which checks the call (raising before any backend call) and returns ``(adapter,
-    run)``, ``run(x, w, third)`` computing it."""
+def public_front(op, prepare: Callable[..., tuple], x, w, third, groups, data_format, given: tuple):
+    """The public call ``op`` of ``x``, ``w``, ``third`` (a bias or None, or a VJP's output gradient)
+    and its keywords (``groups`` and ``data_format``, None for a single-plane call, and the options'
+    values ``given`` in the order of ``OPTIONS``): the prepared call of this signature, else the one
+    ``prepare(x, w, third, groups, data_format, given)`` makes, which checks the call (raising
+    before any backend call) and returns ``(adapter, run)``, ``run(x, w, third)`` computing it."""
     key = None
     try:
         third_signature = None if third is None else (type(third), third.shape, third.dtype)

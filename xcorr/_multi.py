@@ -11,9 +11,10 @@ since a channel sum is a GEMM, which their native convolutions do well.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
-from ._call import OPTIONS, multi_front, public_key, validate, validate_call
+from ._call import OPTIONS, public_front, public_key, validate, validate_call
 from ._compat import array_namespace
 from ._layout import to_first, to_last
 from ._options import Call, Geometry, Options, cast_integers, mixes_kinds, plan, result_dtype
@@ -139,7 +140,7 @@ def corr2d_multi(
             )
             raise ValueError(msg)
         options = tuple(given[name] for name in OPTIONS)
-        return multi_front("corr2d_multi", _prepare_last, x, w, bias, groups, data_format, options)
+        return public_front("corr2d_multi", _prepare_last, x, w, bias, groups, data_format, options)
     key = None
     try:
         signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
@@ -284,7 +285,14 @@ def corr2d_multi_vjp(
     >>> gw[0, 0].tolist()
     [[45.0, 54.0], [81.0, 90.0]]
     """
-    return half_vjp(validate_call("corr2d_multi", locals(), "w"), _multi_vjp_of_call, x, w, g)
+    given = (mode, boundary, fillvalue, stride, dilation, method, padding)
+    return public_front("corr2d_multi_vjp", _prepare_multi_vjp, x, w, g, groups, data_format, given)
+
+
+def _prepare_multi_vjp(x, w, g, groups, data_format, given: tuple):
+    keywords = {"groups": groups, "data_format": data_format, **dict(zip(OPTIONS, given))}
+    call = validate_call("corr2d_multi", {"x": x, "w": w, "g": g, **keywords}, "w")
+    return call.adapter, partial(half_vjp, call, _multi_vjp_of_call)
 
 
 def _multi_vjp_of_call(call: Call, x, w, g):

@@ -11,7 +11,7 @@ what its messages already say without a shape (dtypes, libraries, devices, optio
 
 from __future__ import annotations
 
-from ._call import OPTIONS, check_bias, check_groups, multi_front, parse_options, public_key
+from ._call import OPTIONS, check_bias, check_groups, parse_options, public_front, public_key
 from ._composite import native_front, takes_native
 from ._correlate import conv2d, corr2d
 from ._fronts import check_g, front_doc
@@ -246,7 +246,7 @@ def corr1d_multi(
     data_format: DataFormat = "channels_first",
 ) -> Array:
     given = (mode, boundary, fillvalue, stride, dilation, method, padding)
-    return multi_front("corr1d_multi", _prepare_multi, x, w, bias, groups, data_format, given)
+    return public_front("corr1d_multi", _prepare_multi, x, w, bias, groups, data_format, given)
 
 
 def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
@@ -283,7 +283,7 @@ def corr1d_multi_vjp(
     data_format: DataFormat = "channels_first",
 ) -> tuple[Array, Array]:
     given = (mode, boundary, fillvalue, stride, dilation, method, padding)
-    return multi_front("corr1d_multi_vjp", _prepare_multi_vjp, x, w, g, groups, data_format, given)
+    return public_front("corr1d_multi_vjp", _prepare_multi_vjp, x, w, g, groups, data_format, given)
 
 
 def _prepare_multi_vjp(x, w, g, groups, data_format, given: tuple):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from . import _fft
-from ._call import OPTIONS, multi_front, parse_options, public_key
+from ._call import OPTIONS, parse_options, public_front, public_key
 from ._compat import device
 from ._composite import fft_vjp_applies, native_front, takes_native
 from ._correlate import corr2d
@@ -308,7 +308,7 @@ def corr3d_multi(
     data_format: DataFormat = "channels_first",
 ) -> Array:
     given = (mode, boundary, fillvalue, stride, dilation, method, padding)
-    return multi_front("corr3d_multi", _prepare_multi, x, w, bias, groups, data_format, given)
+    return public_front("corr3d_multi", _prepare_multi, x, w, bias, groups, data_format, given)
 
 
 def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
@@ -353,7 +353,7 @@ def corr3d_multi_vjp(
     data_format: DataFormat = "channels_first",
 ) -> tuple[Array, Array]:
     given = (mode, boundary, fillvalue, stride, dilation, method, padding)
-    return multi_front("corr3d_multi_vjp", _prepare_multi_vjp, x, w, g, groups, data_format, given)
+    return public_front("corr3d_multi_vjp", _prepare_multi_vjp, x, w, g, groups, data_format, given)
 
 
 def _prepare_multi_vjp(x, w, g, groups, data_format, given: tuple):

@@ -27,7 +27,9 @@ spectra).
 
 from __future__ import annotations
 
-from ._call import validate_call
+from functools import partial
+
+from ._call import OPTIONS, public_front, validate_call
 from ._composite import adapter_vjp
 from ._options import Geometry, Options, cast_integers, result_dtype
 from ._prepared import half_vjp
@@ -50,9 +52,15 @@ def vjp(xp, x, k, g, options: Options, geometry: Geometry, *, need_x=True, need_
     return adapter_vjp(adapter_for(xp), xp, x, k, g, options, geometry, need_x, need_k)
 
 
-def _public_vjp(op: str, given: dict):
-    """``corr2d_vjp`` (``op`` "corr2d") or ``conv2d_vjp`` of the arguments ``given``: validate, then the VJP."""
-    return half_vjp(validate_call(op, given), _vjp_of_call, given["x"], given["k"], given["g"])
+def _public_vjp(op: str, x, k, g, given: tuple):
+    """``corr2d_vjp`` (``op`` "corr2d") or ``conv2d_vjp`` of ``x``, ``k``, ``g`` and the options' values
+    ``given``: validated once per signature, then the VJP."""
+    return public_front(f"{op}_vjp", partial(_prepare_vjp, op), x, k, g, None, None, given)
+
+
+def _prepare_vjp(op: str, x, k, g, groups, data_format, given: tuple):
+    call = validate_call(op, {"x": x, "k": k, "g": g, **dict(zip(OPTIONS, given))})
+    return call.adapter, partial(half_vjp, call, _vjp_of_call)
 
 
 def _vjp_of_call(call, x, k, g):
@@ -132,7 +140,7 @@ def corr2d_vjp(
     method: Method = "auto",
     padding: Padding = None,
 ) -> tuple[Array, Array]:
-    return _public_vjp("corr2d", locals())
+    return _public_vjp("corr2d", x, k, g, (mode, boundary, fillvalue, stride, dilation, method, padding))
 
 
 def conv2d_vjp(
@@ -149,7 +157,7 @@ def conv2d_vjp(
     method: Method = "auto",
     padding: Padding = None,
 ) -> tuple[Array, Array]:
-    return _public_vjp("conv2d", locals())
+    return _public_vjp("conv2d", x, k, g, (mode, boundary, fillvalue, stride, dilation, method, padding))
 
 
 corr2d_vjp.__doc__ = _VJP_DOC.format(name="corr2d", gk="21., 27.")
