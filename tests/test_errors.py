@@ -132,6 +132,23 @@ def test_a_prepared_call_checks_the_devices_again(function, shapes, keywords, mo
         fn(*operands, **keywords)
 
 
+@pytest.mark.parametrize(
+    ("function", "shapes", "keywords"),
+    [(function, shapes, keywords) for function, shapes, keywords, _ in _PREPARED_CASES if function.endswith("_vjp")],
+)
+def test_a_prepared_vjp_checks_its_output_gradient_again(function, shapes, keywords):
+    """A VJP's signature includes its output gradient's: after a call that prepared it, a ``g`` of
+    another shape or dtype is refused, naming the shape expected, as on a first call."""
+    x, k, g = (np.ones(shape) for shape in shapes)
+    fn = getattr(xcorr, function)
+    fn(x, k, g, **keywords)  # prepares the signature
+    wrong = np.ones((*g.shape[:-1], g.shape[-1] + 1))
+    with pytest.raises(ValueError, match=r"g must have the shape"):
+        fn(x, k, wrong, **keywords)
+    gx, gk = fn(x, k, g.astype(np.float32), **keywords)  # another dtype: its own checks, its own result
+    assert (gx.dtype, gk.dtype) == (np.float64, np.float64)
+
+
 def test_errors_come_before_backend_work(monkeypatch):
     # A failing check must fire before the dispatch reaches any adapter.
     import xcorr._call as public

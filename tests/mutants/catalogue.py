@@ -854,4 +854,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "corr1d_multi/corr3d_multi hand operands of another dtype than the result's to the library's convolution",
         k="torch or jax",
     ),
+    Mutant(
+        "public-front-key-without-third",
+        "xcorr/_call.py",
+        "third_signature = None if third is None else (type(third), third.shape, third.dtype)",
+        "third_signature = None",
+        ("tests/test_errors.py",),
+        "a prepared public call's key leaves out its bias or output gradient, so a VJP's g of another "
+        "shape takes the prepared call, unchecked",
+        k="prepared_vjp",
+    ),
 )
