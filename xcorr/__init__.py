@@ -25,9 +25,10 @@ from ._one_d_jvp import conv1d_jvp, corr1d_jvp, corr1d_multi_jvp
 from ._one_d_transpose import conv_transpose1d, conv_transpose1d_vjp, corr1d_transpose, corr1d_transpose_vjp
 from ._receptive import ReceptiveField, Window, receptive_field
 from ._registry import adapter_for, register_adapter, unregister_adapter
-from ._three_d import conv3d, conv3d_vjp, corr3d, corr3d_multi, corr3d_multi_vjp, corr3d_vjp
+from ._three_d import conv3d, corr3d, corr3d_multi
 from ._three_d_jvp import conv3d_jvp, corr3d_jvp, corr3d_multi_jvp
 from ._three_d_transpose import conv_transpose3d, conv_transpose3d_vjp, corr3d_transpose, corr3d_transpose_vjp
+from ._three_d_vjp import conv3d_vjp, corr3d_multi_vjp, corr3d_vjp
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._vjp import conv2d_vjp, corr2d_vjp
 from ._windows import TransposedWindow

@@ -30,7 +30,7 @@ from ._one_d import corr1d_multi_vjp
 from ._padding import SPATIAL_LAYOUTS
 from ._receptive import _channels_last
 from ._registry import adapter_for, adapter_named
-from ._three_d import corr3d_multi_vjp
+from ._three_d_vjp import corr3d_multi_vjp
 from ._transpose import conv_transpose2d_vjp
 from ._typing import Array, Layer
 from ._vjp import corr2d_vjp

@@ -19,8 +19,9 @@ from ._call import parse_options
 from ._layer_1d import ArrayNdLayer, NdLayer
 from ._layer_spec import LayerSpec, initial_parameters, parse_layer_arguments
 from ._options import check_array, check_arrays
-from ._three_d import corr3d_multi, corr3d_multi_vjp
+from ._three_d import corr3d_multi
 from ._three_d_checks import _padding, _plans, _triple, check_multi
+from ._three_d_vjp import corr3d_multi_vjp
 from ._typing import Array, Boundary, DataFormat, Dtype, Initializer, Method, Mode
 
 __all__ = ["ArrayConv3D", "Conv3D", "Conv3DSpec"]

@@ -7,11 +7,9 @@ flips and fill blocks), then depth tap ``j`` reads the strided slice
 ``xe[..., j*d : j*d + s*(D'-1) + 1 : s, :, :]``, whose ``D'`` output depths ride along as a batch
 axis of one 2-D call with ``k[..., j:j+1, :, :]``; the 2-D results are summed over ``j``. Every
 mode is turned into explicit padding on all three axes (scipy.signal's N-d centring of "same"),
-which the 2-D call takes for the height and width. The VJPs sum the 2-D VJPs' ``gx`` back onto
-the depth positions each tap read (zero insertion for the stride, ``fold_axis`` for the boundary)
-and stack the kernel gradients per tap. A large single-channel kernel is one FFT of the whole volume
-instead (``_whole_fft``; the VJPs: ``_fft.vjp`` over three axes). The arguments are checked here
-first, in 3-D terms.
+which the 2-D call takes for the height and width (the VJPs: ``xcorr._three_d_vjp``). A large
+single-channel kernel is one FFT of the whole volume instead (``_whole_fft``). The arguments are
+checked here first, in 3-D terms.
 """
 
 from __future__ import annotations
@@ -21,20 +19,19 @@ import math
 from . import _fft
 from ._call import OPTIONS, parse_options, public_front, public_key
 from ._compat import device
-from ._composite import fft_vjp_applies, native_front, takes_native
+from ._composite import native_front, takes_native
 from ._correlate import corr2d
 from ._cost_model import concrete_method, dtype_kind
-from ._direct import as_input_dtype, extend_axis, fold_axis, window, zero_insert
+from ._direct import extend_axis, window
 from ._fronts import front_doc
-from ._multi import corr2d_multi, corr2d_multi_vjp
+from ._multi import corr2d_multi
 from ._options import AxisPlan, Geometry, Options, result_dtype
 from ._prepared import _PREPARED, fft_allowed, half_precision, half_value, in_wide, remember
 from ._registry import adapter_for
 from ._three_d_checks import check, check_multi
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
-from ._vjp import corr2d_vjp
 
-__all__ = ["conv3d", "conv3d_vjp", "corr3d", "corr3d_multi", "corr3d_multi_vjp", "corr3d_vjp"]
+__all__ = ["conv3d", "corr3d", "corr3d_multi"]
 
 #: A 3-D ``padding=``: an int for every side, one int or ``(before, after)`` per axis, a name of lax's, or None.
 Padding3D = int | tuple | list | str | None
@@ -60,22 +57,6 @@ def _boundary(given: dict) -> str:
     return parse_options({"boundary": given["boundary"]}).boundary
 
 
-def _placed(xp, gx, plan: AxisPlan, tap: int, axis: int):
-    """The gradient ``gx`` of tap ``tap``'s depth slice, put back on the extended depth positions."""
-    spread = zero_insert(xp, gx, axis, plan.step)
-    before = tap * plan.dilation
-    after = plan.hi - plan.lo + 1 - before - spread.shape[axis]
-    pieces = []
-    for n, piece in ((before, None), (spread.shape[axis], spread), (after, None)):
-        if piece is None and n:
-            shape = list(gx.shape)
-            shape[axis] = n
-            piece = xp.zeros(tuple(shape), dtype=gx.dtype, device=device(gx))
-        if piece is not None:
-            pieces.append(piece)
-    return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
-
-
 def _depth_tap(k, j: int):
     """Depth tap ``j`` of ``k`` as the kernel of a 2-D call: a plain 2-D kernel where ``k`` has no
     batch axes (the form the libraries' compiled 2-D paths take), else ``(..., 1, h, w)``, which
@@ -90,18 +71,6 @@ def _correlate(xp, x, k, plan: AxisPlan, given: dict, keywords: dict):
         term = corr2d(xe[_depth(-3, window(plan, j))], _depth_tap(k, j), **keywords)
         total = term if total is None else total + term
     return total
-
-
-def _vjp(xp, x, k, g, plan: AxisPlan, given: dict, keywords: dict):
-    xe = _extended(xp, x, result_dtype(xp, x.dtype, k.dtype), plan, given, -3)
-    total, gks = None, []
-    for j in range(plan.taps):
-        gx, gk = corr2d_vjp(xe[_depth(-3, window(plan, j))], _depth_tap(k, j), g, **keywords)
-        placed = _placed(xp, gx, plan, j, -3)
-        total = placed if total is None else total + placed
-        gks.append(gk if gk.ndim == k.ndim else xp.expand_dims(gk, axis=0))
-    gx = fold_axis(xp, total, -3, plan.lo, plan.hi, x.shape[-3], _boundary(given))
-    return gx, xp.concat(gks, axis=-3)
 
 
 def widened(xp, dtype, *arrays):
@@ -206,66 +175,6 @@ def conv3d(
     return _front("conv3d", x, k, (mode, boundary, fillvalue, stride, dilation, method, padding))
 
 
-def _vjp3(op: str, x, k, g, given: tuple):
-    """``corr3d_vjp`` (``op`` "corr3d") or ``conv3d_vjp``, prepared as :func:`_front` prepares the
-    forward (the output gradient's signature in the key)."""
-    key = None
-    try:
-        key = public_key(f"{op}_vjp", x, k, given, type(g), g.shape, g.dtype)
-        call = _PREPARED[key]
-    except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
-        options = dict(zip(OPTIONS, given))
-        xp, geometry, keywords, parsed = check(x, k, g, options)
-        flip, dtype, adapter = op == "conv3d", result_dtype(xp, x.dtype, k.dtype, g.dtype), adapter_for(xp)
-        wide, keywords = _half_fill(xp, dtype, options, keywords)
-
-        def call(x, k, g):
-            operands, k = (x, k), _flip(xp, k) if flip else k
-            if fft_vjp_applies(adapter, xp, x, k, g, parsed, geometry, dtype):  # both from one spectrum of g
-                gx, gk = _fft.vjp(xp, x, k, g, parsed, geometry, True, True)
-            else:
-                gx, gk = _vjp(xp, *widened(xp, dtype, x, k, g), geometry.axes[0], wide, keywords)
-            gx, gk = rounded(xp, gx, dtype), rounded(xp, _flip(xp, gk) if flip else gk, dtype)
-            return tuple(as_input_dtype(xp, grad, a) for grad, a in zip((gx, gk), operands))  # as the 2-D VJPs
-
-        remember(key, call)
-    return call(x, k, g)
-
-
-def corr3d_vjp(
-    x: Array,
-    k: Array,
-    g: Array,
-    /,
-    *,
-    mode: Mode = "valid",
-    boundary: Boundary = "fill",
-    fillvalue: Scalar = 0,
-    stride: Triple = 1,
-    dilation: Triple = 1,
-    method: Method = "auto",
-    padding: Padding3D = None,
-) -> tuple[Array, Array]:
-    return _vjp3("corr3d", x, k, g, (mode, boundary, fillvalue, stride, dilation, method, padding))
-
-
-def conv3d_vjp(
-    x: Array,
-    k: Array,
-    g: Array,
-    /,
-    *,
-    mode: Mode = "valid",
-    boundary: Boundary = "fill",
-    fillvalue: Scalar = 0,
-    stride: Triple = 1,
-    dilation: Triple = 1,
-    method: Method = "auto",
-    padding: Padding3D = None,
-) -> tuple[Array, Array]:
-    return _vjp3("conv3d", x, k, g, (mode, boundary, fillvalue, stride, dilation, method, padding))
-
-
 def _reshaped(xp, a, shape: tuple):
     """``xp.reshape(a, shape)``, except that an empty result is made as zeros: dask cannot reshape an
     empty array across chunked axes (an empty batch)."""
@@ -334,53 +243,6 @@ def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
         return y[0, ...] if single else y
 
     return adapter, taps
-
-
-def corr3d_multi_vjp(
-    x: Array,
-    w: Array,
-    g: Array,
-    /,
-    *,
-    mode: Mode = "valid",
-    boundary: Boundary = "fill",
-    fillvalue: Scalar = 0,
-    stride: Triple = 1,
-    dilation: Triple = 1,
-    groups: int = 1,
-    method: Method = "auto",
-    padding: Padding3D = None,
-    data_format: DataFormat = "channels_first",
-) -> tuple[Array, Array]:
-    given = (mode, boundary, fillvalue, stride, dilation, method, padding)
-    return public_front("corr3d_multi_vjp", _prepare_multi_vjp, x, w, g, groups, data_format, given)
-
-
-def _prepare_multi_vjp(x, w, g, groups, data_format, given: tuple):
-    """``(adapter, run)`` of a checked ``corr3d_multi_vjp`` call: ``corr2d_multi_vjp`` per depth tap,
-    the input gradients placed on the depths each tap read."""
-    options = dict(zip(OPTIONS, given))
-    xp, last, plan, keywords, _ = check_multi(x, w, g, None, groups, data_format, options)
-    single, axis, dtype = x.ndim == 4, -4 if last else -3, result_dtype(xp, x.dtype, w.dtype, g.dtype)
-    options, keywords = _half_fill(xp, dtype, options, keywords)
-
-    def run(x, w, g):
-        operands = (x, w)
-        x, w, g = widened(xp, dtype, x, w, g)
-        xb, gb = (xp.expand_dims(a, axis=0) if single else a for a in (x, g))
-        xe = _extended(xp, xb, result_dtype(xp, x.dtype, w.dtype), plan, options, axis)
-        g2 = _planes(xp, gb, plan, None, last)
-        total, gws = None, []
-        for j in range(plan.taps):
-            gx, gw = corr2d_multi_vjp(_planes(xp, xe, plan, j, last), w[:, :, j, :, :], g2, **keywords)
-            placed = _placed(xp, _volumes(xp, gx, xb.shape[0], plan.count, last), plan, j, axis)
-            total = placed if total is None else total + placed
-            gws.append(gw)
-        gx = rounded(xp, fold_axis(xp, total, axis, plan.lo, plan.hi, xb.shape[axis], _boundary(options)), dtype)
-        gx, gw = (gx[0, ...] if single else gx), rounded(xp, xp.stack(gws, axis=2), dtype)
-        return as_input_dtype(xp, gx, operands[0]), as_input_dtype(xp, gw, operands[1])  # as the 2-D VJPs
-
-    return adapter_for(xp), run
 
 
 # -- docstrings ---------------------------------------------------------------------------------
@@ -494,44 +356,6 @@ conv3d.__doc__ = _doc(
     counterpart="convolve",
 )
 
-_VJP_RETURNS = """\
-    gx : array, shape of ``x``
-        Gradient with respect to ``x``, summed over the batch dimensions ``x`` was broadcast along.
-    gk : array, shape of ``k``
-        Gradient with respect to ``k``, summed over the batch dimensions ``k`` was broadcast along.
-
-    Raises
-    ------
-{raises}
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import xcorr
-    >>> x, k = np.arange(8.0).reshape(2, 2, 2), np.ones((1, 1, 2))
-    >>> gx, gk = xcorr.{name}_vjp(x, k, np.ones((2, 2, 1)))
-    >>> gx.tolist()
-    [[[1.0, 1.0], [1.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]]
-    >>> gk.tolist()
-    [[[{gk}]]]
-    """
-
-for _f, _name, _gk, _counterpart in (
-    (corr3d_vjp, "corr3d", "12.0, 16.0", "correlate"),
-    (conv3d_vjp, "conv3d", "16.0, 12.0", "convolve"),
-):
-    _f.__doc__ = _doc(
-        f"Gradients ``(gx, gk)`` of ``{_name}(x, k, **options)`` for an output gradient ``g``.",
-        f"The exact vector-Jacobian product (no conjugation, as ``jax.vjp``): ``xcorr.{_name[:-2]}2d_vjp``\n"
-        "    per depth tap, its ``gx`` summed back onto the depth positions the tap read.",
-        _SIGNALS_DOC + f"\n    g : array, shape of ``{_name}(x, k, **options)``\n"
-        "        Gradient of a scalar loss with respect to the output.",
-        _VJP_RETURNS.format(
-            name=_name, gk=_gk, raises=_RAISES_DOC.format(extra=", or a ``g`` not of the output's shape")
-        ),
-        counterpart=_counterpart,
-    )
-
 _MULTI_DOC = """\
     x : array, shape (N, C_in, D, H, W) or (C_in, D, H, W)
         Input volumes of any array-API library (``(N, D, H, W, C_in)`` or ``(D, H, W, C_in)``
@@ -572,34 +396,5 @@ corr3d_multi.__doc__ = _doc(
     >>> y = xcorr.corr3d_multi(x, w, bias=np.asarray([0.0, 1.0]))
     >>> y.shape, y[0, :, 0, 0, 0].tolist()
     ((1, 2, 2, 2, 2), [16.0, 17.0])
-    """,
-)
-
-corr3d_multi_vjp.__doc__ = _doc(
-    "Gradients ``(gx, gw)`` of ``corr3d_multi(x, w, **options)`` for an output gradient ``g``.",
-    "The exact vector-Jacobian product: ``xcorr.corr2d_multi_vjp`` per depth tap.",
-    _MULTI_DOC.format(
-        g=", ``g`` and ``gx``",
-        extra="    g : array, shape of ``corr3d_multi(x, w, **options)``\n"
-        "        Gradient of a scalar loss with respect to the output.\n",
-    ),
-    """    gx : array, shape of ``x``
-        Gradient with respect to ``x``.
-    gw : array, shape of ``w``
-        Gradient with respect to ``w``.
-
-    Raises
-    ------
-    TypeError, ValueError
-        As ``corr3d_multi``, and ValueError when ``g`` does not have the output's shape.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import xcorr
-    >>> x, w = np.ones((1, 1, 2, 2, 2)), np.ones((1, 1, 1, 1, 2))
-    >>> gx, gw = xcorr.corr3d_multi_vjp(x, w, np.ones((1, 1, 2, 2, 1)))
-    >>> gx[0, 0, 0].tolist(), gw.ravel().tolist()
-    ([[1.0, 1.0], [1.0, 1.0]], [4.0, 4.0])
     """,
 )

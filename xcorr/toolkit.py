@@ -110,9 +110,10 @@ from ._options import BOUNDARY_ALIASES, AxisPlan, Geometry, Options, plan, resul
 from ._padding import MODES
 from ._prepared import fft_allowed
 from ._registry import adapter_for
-from ._three_d import conv3d, conv3d_vjp, corr3d, corr3d_multi, corr3d_multi_vjp, corr3d_vjp
+from ._three_d import conv3d, corr3d, corr3d_multi
 from ._three_d_jvp import conv3d_jvp, corr3d_jvp, corr3d_multi_jvp
 from ._three_d_transpose import conv_transpose3d, conv_transpose3d_vjp, corr3d_transpose, corr3d_transpose_vjp
+from ._three_d_vjp import conv3d_vjp, corr3d_multi_vjp, corr3d_vjp
 from ._training import fit_arrays, loss_and_gradient
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._transpose_plan import axis_reach as transpose_reach

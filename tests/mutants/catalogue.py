@@ -688,7 +688,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "three-d-vjp-tap-without-dilation",
-        "xcorr/_three_d.py",
+        "xcorr/_three_d_vjp.py",
         "before = tap * plan.dilation",
         "before = tap",
         ("tests/test_three_d.py",),
