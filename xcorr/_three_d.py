@@ -22,7 +22,7 @@ from ._compat import device
 from ._composite import native_front, takes_native
 from ._correlate import corr2d
 from ._cost_model import concrete_method, dtype_kind
-from ._direct import extend_axis, window
+from ._direct import extend_axis, window, zero_insert
 from ._fronts import front_doc
 from ._multi import corr2d_multi
 from ._options import AxisPlan, Geometry, Options, result_dtype
@@ -55,6 +55,21 @@ def _extended(xp, x, dtype, plan: AxisPlan, given: dict, axis: int):
 def _boundary(given: dict) -> str:
     """The boundary's canonical name (its aliases resolved)."""
     return parse_options({"boundary": given["boundary"]}).boundary
+
+
+def on_depths(xp, a, axis: int, step: int, before: int, extent: int):
+    """``a`` zero-inserted by ``step`` along ``axis`` (one position per depth it covers) and placed
+    ``before`` positions into ``extent`` positions of zeros: where a depth tap's planes belong."""
+    spread = zero_insert(xp, a, axis, step)
+    pieces = []
+    for n, piece in ((before, None), (spread.shape[axis], spread), (extent - before - spread.shape[axis], None)):
+        if piece is None and n:
+            shape = list(a.shape)
+            shape[axis] = n
+            piece = xp.zeros(tuple(shape), dtype=a.dtype, device=device(a))
+        if piece is not None:
+            pieces.append(piece)
+    return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
 
 
 def _depth_tap(k, j: int):

@@ -17,13 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._call import check_bias
-from ._compat import device
-from ._direct import extend_axis, zero_insert
+from ._direct import extend_axis
 from ._fronts import check_g
 from ._layout import parse_data_format
 from ._options import broadcast_batch, check_arrays, result_dtype
 from ._padding import parse_int, transpose_pads
-from ._three_d import Triple, _depth_tap, _reshaped, _volumes, rounded, widened
+from ._three_d import Triple, _depth_tap, _reshaped, _volumes, on_depths, rounded, widened
 from ._three_d_checks import _triple
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
 from ._transpose_plan import transposed_sizes
@@ -118,18 +117,7 @@ def _check_single(x, k, g, stride, padding, output_padding, dilation):
 
 def _place(xp, a, axis: int, depth: _Depth, tap: int):
     """Tap ``tap``'s planes ``a`` (one per input depth) at the uncropped depths ``i*sd + tap*dd``."""
-    spread = zero_insert(xp, a, axis, depth.step)
-    before = tap * depth.dilation
-    after = depth.full - before - spread.shape[axis]
-    pieces = []
-    for n, piece in ((before, None), (spread.shape[axis], spread), (after, None)):
-        if piece is None and n:
-            shape = list(a.shape)
-            shape[axis] = n
-            piece = xp.zeros(tuple(shape), dtype=a.dtype, device=device(a))
-        if piece is not None:
-            pieces.append(piece)
-    return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
+    return on_depths(xp, a, axis, depth.step, tap * depth.dilation, depth.full)
 
 
 def _crop(xp, total, axis: int, depth: _Depth):

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from . import _fft
 from ._call import OPTIONS, public_front, public_key
-from ._compat import device
 from ._composite import fft_vjp_applies
-from ._direct import as_input_dtype, fold_axis, window, zero_insert
+from ._direct import as_input_dtype, fold_axis, window
 from ._multi import corr2d_multi_vjp
 from ._options import AxisPlan, result_dtype
 from ._prepared import _PREPARED, remember
@@ -34,6 +33,7 @@ from ._three_d import (
     _half_fill,
     _planes,
     _volumes,
+    on_depths,
     rounded,
     widened,
 )
@@ -46,18 +46,7 @@ __all__ = ["conv3d_vjp", "corr3d_multi_vjp", "corr3d_vjp"]
 
 def _placed(xp, gx, plan: AxisPlan, tap: int, axis: int):
     """The gradient ``gx`` of tap ``tap``'s depth slice, put back on the extended depth positions."""
-    spread = zero_insert(xp, gx, axis, plan.step)
-    before = tap * plan.dilation
-    after = plan.hi - plan.lo + 1 - before - spread.shape[axis]
-    pieces = []
-    for n, piece in ((before, None), (spread.shape[axis], spread), (after, None)):
-        if piece is None and n:
-            shape = list(gx.shape)
-            shape[axis] = n
-            piece = xp.zeros(tuple(shape), dtype=gx.dtype, device=device(gx))
-        if piece is not None:
-            pieces.append(piece)
-    return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=axis)
+    return on_depths(xp, gx, axis, plan.step, tap * plan.dilation, plan.hi - plan.lo + 1)
 
 
 def _vjp(xp, x, k, g, plan: AxisPlan, given: dict, keywords: dict):

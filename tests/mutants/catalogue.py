@@ -689,8 +689,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "three-d-vjp-tap-without-dilation",
         "xcorr/_three_d_vjp.py",
-        "before = tap * plan.dilation",
-        "before = tap",
+        "plan.step, tap * plan.dilation, plan.hi",
+        "plan.step, tap, plan.hi",
         ("tests/test_three_d.py",),
         "corr3d_vjp puts a depth tap's gradient back at its tap index, not at the dilated position it read",
         k="numpy or array_api_strict",
@@ -830,8 +830,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "three-d-transpose-tap-without-dilation",
         "xcorr/_three_d_transpose.py",
-        "before = tap * depth.dilation",
-        "before = tap",
+        "depth.step, tap * depth.dilation, depth.full",
+        "depth.step, tap, depth.full",
         ("tests/test_three_d_transpose_jvp.py",),
         "conv_transpose3d places a depth tap's planes at its tap index, not at the dilated depth it reaches",
         k="(conv_transpose3d or corr3d_transpose) and (numpy or array_api_strict)",
