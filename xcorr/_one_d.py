@@ -11,6 +11,8 @@ what its messages already say without a shape (dtypes, libraries, devices, optio
 
 from __future__ import annotations
 
+from functools import partial
+
 from ._call import OPTIONS, check_bias, check_groups, parse_options, public_front, public_key
 from ._composite import native_front, takes_native
 from ._correlate import conv2d, corr2d
@@ -178,21 +180,19 @@ def conv1d(
 
 
 def _vjp1(op: str, vjp2, x, k, g, given: tuple):
-    """``corr1d_vjp`` (``op`` "corr1d", ``vjp2`` ``corr2d_vjp``) or ``conv1d_vjp``, prepared as
-    :func:`_front` prepares the forward (the output gradient's signature in the key)."""
-    key = None
-    try:
-        key = public_key(f"{op}_vjp", x, k, given, type(g), g.shape, g.dtype)
-        call = _PREPARED[key]
-    except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
-        xp, keywords = _check(op, x, k, g, *given)
+    """``corr1d_vjp`` (``op`` "corr1d", ``vjp2`` ``corr2d_vjp``) or ``conv1d_vjp`` of the options'
+    values ``given``, checked once per signature (the output gradient's included)."""
+    return public_front(f"{op}_vjp", partial(_prepare_vjp1, op, vjp2), x, k, g, None, None, given)
 
-        def call(x, k, g):
-            gx, gk = vjp2(*(xp.expand_dims(a, axis=-2) for a in (x, k, g)), **keywords)
-            return xp.squeeze(gx, axis=-2), xp.squeeze(gk, axis=-2)
 
-        remember(key, call)
-    return call(x, k, g)
+def _prepare_vjp1(op: str, vjp2, x, k, g, groups, data_format, given: tuple):
+    xp, keywords = _check(op, x, k, g, *given)
+
+    def rows(x, k, g):
+        gx, gk = vjp2(*(xp.expand_dims(a, axis=-2) for a in (x, k, g)), **keywords)
+        return xp.squeeze(gx, axis=-2), xp.squeeze(gk, axis=-2)
+
+    return adapter_for(xp), rows
 
 
 def corr1d_vjp(

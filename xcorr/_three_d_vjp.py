@@ -10,13 +10,14 @@ terms, the output gradient's included.
 
 from __future__ import annotations
 
+from functools import partial
+
 from . import _fft
-from ._call import OPTIONS, public_front, public_key
+from ._call import OPTIONS, public_front
 from ._composite import fft_vjp_applies
 from ._direct import as_input_dtype, fold_axis, window
 from ._multi import corr2d_multi_vjp
 from ._options import AxisPlan, result_dtype
-from ._prepared import _PREPARED, remember
 from ._registry import adapter_for
 from ._three_d import (
     _MULTI_DOC,
@@ -62,29 +63,27 @@ def _vjp(xp, x, k, g, plan: AxisPlan, given: dict, keywords: dict):
 
 
 def _vjp3(op: str, x, k, g, given: tuple):
-    """``corr3d_vjp`` (``op`` "corr3d") or ``conv3d_vjp``, prepared as :func:`_front` prepares the
-    forward (the output gradient's signature in the key)."""
-    key = None
-    try:
-        key = public_key(f"{op}_vjp", x, k, given, type(g), g.shape, g.dtype)
-        call = _PREPARED[key]
-    except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
-        options = dict(zip(OPTIONS, given))
-        xp, geometry, keywords, parsed = check(x, k, g, options)
-        flip, dtype, adapter = op == "conv3d", result_dtype(xp, x.dtype, k.dtype, g.dtype), adapter_for(xp)
-        wide, keywords = _half_fill(xp, dtype, options, keywords)
+    """``corr3d_vjp`` (``op`` "corr3d") or ``conv3d_vjp`` of the options' values ``given``, checked
+    once per signature (the output gradient's included)."""
+    return public_front(f"{op}_vjp", partial(_prepare_vjp3, op), x, k, g, None, None, given)
 
-        def call(x, k, g):
-            operands, k = (x, k), _flip(xp, k) if flip else k
-            if fft_vjp_applies(adapter, xp, x, k, g, parsed, geometry, dtype):  # both from one spectrum of g
-                gx, gk = _fft.vjp(xp, x, k, g, parsed, geometry, True, True)
-            else:
-                gx, gk = _vjp(xp, *widened(xp, dtype, x, k, g), geometry.axes[0], wide, keywords)
-            gx, gk = rounded(xp, gx, dtype), rounded(xp, _flip(xp, gk) if flip else gk, dtype)
-            return tuple(as_input_dtype(xp, grad, a) for grad, a in zip((gx, gk), operands))  # as the 2-D VJPs
 
-        remember(key, call)
-    return call(x, k, g)
+def _prepare_vjp3(op: str, x, k, g, groups, data_format, given: tuple):
+    options = dict(zip(OPTIONS, given))
+    xp, geometry, keywords, parsed = check(x, k, g, options)
+    flip, dtype, adapter = op == "conv3d", result_dtype(xp, x.dtype, k.dtype, g.dtype), adapter_for(xp)
+    wide, keywords = _half_fill(xp, dtype, options, keywords)
+
+    def run(x, k, g):
+        operands, k = (x, k), _flip(xp, k) if flip else k
+        if fft_vjp_applies(adapter, xp, x, k, g, parsed, geometry, dtype):  # both from one spectrum of g
+            gx, gk = _fft.vjp(xp, x, k, g, parsed, geometry, True, True)
+        else:
+            gx, gk = _vjp(xp, *widened(xp, dtype, x, k, g), geometry.axes[0], wide, keywords)
+        gx, gk = rounded(xp, gx, dtype), rounded(xp, _flip(xp, gk) if flip else gk, dtype)
+        return tuple(as_input_dtype(xp, grad, a) for grad, a in zip((gx, gk), operands))  # as the 2-D VJPs
+
+    return adapter, run
 
 
 def corr3d_vjp(
