@@ -10,7 +10,6 @@ operand once, plans the geometry once and looks the adapter up once. Everything 
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import itemgetter
 
 from ._layout import check_last_shape, parse_data_format
 from ._options import Call, Geometry, Like, Options, check_arrays, check_integral_fill, plan, result_dtype
@@ -28,20 +27,17 @@ def parse_options(given: dict, *, convolve: bool = False) -> Options:
     return Options.parse(convolve=convolve, **{name: given[name] for name in OPTIONS if name in given})
 
 
-_options_of = itemgetter(*OPTIONS)
-
-
-def public_key(op, x, k, given: dict | tuple, *more) -> tuple:
-    """The prepared-call key of a public call ``op``: the operands' signatures and the options as
-    given (the call's arguments, or the options' values in the order of ``OPTIONS``), with the
-    types where a bool could pass for an int (``True`` is not ``1``), and ``more``."""
-    mode, boundary, fillvalue, stride, dilation, method, padding = given if type(given) is tuple else _options_of(given)
+def public_key(op, x, k, given: tuple) -> tuple:
+    """The prepared-call key of a public call ``op`` (its name, or a tuple of its name and what else
+    its signature holds): the operands' signatures and the options' values ``given`` (in the order of
+    ``OPTIONS``), with the types where a bool could pass for an int (``True`` is not ``1``)."""
+    mode, boundary, fillvalue, stride, dilation, method, padding = given
     return (
         op, type(x), x.shape, x.dtype, type(k), k.shape, k.dtype,
         mode, boundary, fillvalue, type(fillvalue),
         stride if type(stride) is int else _typed(stride),
         dilation if type(dilation) is int else _typed(dilation),
-        method, padding if padding is None else _typed(padding), *more,
+        method, padding if padding is None else _typed(padding),
     )  # fmt: skip
 
 
@@ -61,7 +57,7 @@ def public_front(op, prepare: Callable[..., tuple], x, w, third, groups, data_fo
     key = None
     try:
         third_signature = None if third is None else (type(third), third.shape, third.dtype)
-        key = public_key(op, x, w, given, type(groups), groups, data_format, third_signature)
+        key = public_key((op, type(groups), groups, data_format, third_signature), x, w, given)
         front = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):  # not prepared, or not arrays (the checks name them)
 

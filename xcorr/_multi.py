@@ -145,7 +145,7 @@ def corr2d_multi(
     try:
         signature = None if bias is None else (type(bias), bias.shape, bias.dtype)
         op = ("corr2d_multi", type(groups), groups, precision, preferred_element_type, signature)
-        key = public_key(op, x, w, given)
+        key = public_key(op, x, w, (mode, boundary, fillvalue, stride, dilation, method, padding))
         prepared = _PREPARED[key]
     except (KeyError, TypeError, AttributeError):
         native = {name: given[name] for name in _NATIVE if given[name] is not None}

@@ -19,9 +19,13 @@ TORCHSCRIPT = (
 )
 
 
+# torch.jit.is_tracing() less its Python frame: torch.compile folds it to None as it folds is_tracing().
+_tracing_state = torch._C._get_tracing_state
+
+
 def refuse_torchscript() -> None:
     """A clear error under the TorchScript tracer, which would record a silently wrong graph."""
-    if torch.jit.is_tracing():
+    if _tracing_state() is not None:
         raise RuntimeError(TORCHSCRIPT)
 
 
@@ -109,12 +113,15 @@ def prepare_multi_native(pads, stride, dilation, groups):
     keywords = {name: value for name, value in given.items() if value != defaults[name]}
 
     def run(x, w, b):
-        refuse_torchscript()
-        if widths:
-            x = torch.nn.functional.pad(x, widths)
+        if _tracing_state() is not None:
+            raise RuntimeError(TORCHSCRIPT)
         return conv(x, w, b, **keywords)
 
-    return run
+    def run_padded(x, w, b):
+        refuse_torchscript()
+        return conv(torch.nn.functional.pad(x, widths), w, b, **keywords)
+
+    return run_padded if widths else run
 
 
 def correlate_multi_transpose(xp, x, w, plan, bias=None):
