@@ -87,6 +87,33 @@ def test_jax_runs_one_native_convolution(x_shape, w_shape, options):
                                rtol=1e-12, atol=1e-12)  # fmt: skip
 
 
+@pytest.mark.parametrize("library", ["torch", "jax"])
+@pytest.mark.parametrize("narrow", ["x", "w", "bias"])
+@pytest.mark.parametrize(("x_shape", "w_shape"), [((2, 4, 9), (3, 4, 3)), ((1, 2, 4, 5, 3), (3, 2, 2, 3, 2))], ids=repr)
+def test_operands_of_two_float_dtypes_are_cast_before_the_native_call(library, narrow, x_shape, w_shape):
+    """A float32 operand beside float64 ones: the native call computes in float64 (the promoted
+    dtype), as the native does on operands cast first; torch's convolutions refuse mixed dtypes and
+    lax's would round in float32."""
+    rng = np.random.default_rng(3)
+    given = {"x": rng.standard_normal(x_shape), "w": rng.standard_normal(w_shape), "bias": rng.standard_normal(w_shape[0])}
+    operands = {name: value.astype(np.float32) if name == narrow else value for name, value in given.items()}
+    exact = {name: value.astype(np.float32).astype(np.float64) if name == narrow else value for name, value in given.items()}
+    n = len(x_shape) - 2
+    if library == "torch":
+        torch = require_module("torch")
+        conv = torch.nn.functional.conv1d if n == 1 else torch.nn.functional.conv3d
+        y = _function(x_shape)(*(torch.from_numpy(operands[a]) for a in ("x", "w")), bias=torch.from_numpy(operands["bias"]))
+        assert y.dtype == torch.float64
+        expected = conv(*(torch.from_numpy(exact[a]) for a in ("x", "w", "bias"))).numpy()
+    else:
+        jax = require_module("jax")
+        y = _function(x_shape)(*(jax.numpy.asarray(operands[a]) for a in ("x", "w")), bias=jax.numpy.asarray(operands["bias"]))
+        assert y.dtype == jax.numpy.float64
+        bias = exact["bias"].reshape(-1, *(1,) * n)
+        expected = np.asarray(jax.lax.conv_general_dilated(exact["x"], exact["w"], (1,) * n, "VALID")) + bias
+    np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_other_dtypes_and_libraries_take_the_sum_of_two_d_calls():
     torch = require_module("torch")
     x, w = torch.ones((1, 2, 4, 4, 4), dtype=torch.float16), torch.ones((1, 2, 2, 2, 2), dtype=torch.float16)
