@@ -247,20 +247,39 @@ def _gathered(xe, k, rows, cols):
     products' dtype: the sums of ``_small_direct``'s loop, bit for bit (integers wrap alike).
     """
     h, w = k.shape
-    *batch, row, col = xe.strides
-    shape = (h, w, *xe.shape[:-2], rows.count, cols.count)
-    strides = (row * rows.dilation, col * cols.dilation, *batch, row * rows.step, col * cols.step)
-    windows = np.lib.stride_tricks.as_strided(xe, shape, strides, writeable=False)
+    windows = _windows(xe, (h, w), rows, cols)
     products = np.multiply(windows, k.reshape(h, w, *(1,) * (windows.ndim - 2)))
-    return np.add.reduce(products.reshape(h * w, -1), axis=0, dtype=products.dtype).reshape(shape[2:])
+    return np.add.reduce(products.reshape(h * w, -1), axis=0, dtype=products.dtype).reshape(windows.shape[2:])
+
+
+def _windows(xe, taps: tuple[int, int], rows, cols):
+    """Every window of the extended ``xe`` as one read-only strided view ``(h, w, *batch, H', W')``."""
+    *batch, row, col = xe.strides
+    shape = (*taps, *xe.shape[:-2], rows.count, cols.count)
+    strides = (row * rows.dilation, col * cols.dilation, *batch, row * rows.step, col * cols.step)
+    return np.lib.stride_tricks.as_strided(xe, shape, strides, writeable=False)
 
 
 def kernel_gradient(xp, x, k, g, options, geometry, method) -> np.ndarray | None:
-    """``_vjp`` hook: the direct kernel gradient as one numba pass (``_numba.kernel_gradient``);
-    None for another method, without numba, or where numba's pass does not apply."""
-    if method != "direct" or _numba is None:
+    """``_vjp`` hook for the direct method: one numba pass (``_numba.kernel_gradient``) where it
+    applies, else for a small gradient one ``einsum`` over every window at once
+    (``gathered_gradient_*`` of the tuning), against two calls per tap of the generic reductions;
+    None otherwise (the generic path)."""
+    if method != "direct":
         return None
-    return _numba.kernel_gradient(x, g, tuple(k.shape), options, geometry, _pool, _numba.threads(), ADAPTER.tuning)
+    tuning = ADAPTER.tuning
+    if _numba is not None:
+        gk = _numba.kernel_gradient(x, g, tuple(k.shape), options, geometry, _pool, _numba.threads(), tuning)
+        if gk is not None:
+            return gk
+    taps = geometry.rows.taps * geometry.cols.taps
+    saved = taps - tuning.gathered_gradient_fixed_taps
+    if g.size == 0 or saved <= 0 or g.size * taps > tuning.gathered_gradient_products_per_tap * saved:
+        return None
+    windows = _windows(toolkit.extend(xp, x, geometry, options), (geometry.rows.taps, geometry.cols.taps),
+                       geometry.rows, geometry.cols)  # fmt: skip
+    gk = np.einsum("ab...rc,...rc->...ab", windows, g)  # the products' sums over the windows' positions
+    return toolkit.unbroadcast(xp, gk, tuple(k.shape))
 
 
 def correlate_multi(xp, x, w, options, geometry, groups) -> np.ndarray | None:
@@ -493,6 +512,12 @@ class NumpyTuning(Tuning):
     gathered_fixed_taps: int = 4
     gathered_products_per_tap: int = 4096
     gathered_bytes: int = 256 * 1024
+    # A direct kernel gradient that numba does not take: one einsum over every window at once
+    # (``kernel_gradient``) costs about gathered_gradient_fixed_taps taps of the generic per-tap
+    # reductions and wins while its products number at most gathered_gradient_products_per_tap per
+    # tap beyond those (fitted on float64 gradients of 8x8 to 512x512 images, 3x3 and 5x5 kernels).
+    gathered_gradient_fixed_taps: int = 2
+    gathered_gradient_products_per_tap: int = 40_000
     # A wrap/symm/reflect/edge extension larger than twice extension_band_bytes is made band
     # by band of output rows (not as a copy of the image): about extension_bands bands, each
     # reading at least extension_band_bytes of extended input.

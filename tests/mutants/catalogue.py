@@ -130,6 +130,15 @@ MUTANTS: tuple[Mutant, ...] = (
         k="numpy",
     ),
     Mutant(
+        "numpy-gathered-kernel-gradient-transposed",
+        "backends/numpy.py",
+        'gk = np.einsum("ab...rc,...rc->...ab", windows, g)',
+        'gk = np.einsum("ab...rc,...rc->...ba", windows, g)',
+        VJP,
+        "numpy's small kernel gradient (one einsum over the windows) swaps the kernel's rows and columns",
+        k="numpy",
+    ),
+    Mutant(
         "numpy-band-stride",
         "backends/numpy.py",
         "lo = r0 * rows.step + a * rows.dilation",
@@ -726,8 +735,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "multi-front-key-without-layout",
         "xcorr/_call.py",
-        "key = public_key(op, x, w, given, type(groups), groups, data_format, third_signature)",
-        "key = public_key(op, x, w, given, type(groups), groups, third_signature)",
+        "key = public_key((op, type(groups), groups, data_format, third_signature), x, w, given)",
+        "key = public_key((op, type(groups), groups, third_signature), x, w, given)",
         ("tests/test_one_d.py::test_a_prepared_multi_call_serves_its_signature_only",),
         "a channels-last corr1d_multi call of a channels-first signature's shapes takes the channels-first prepared call",
         k="numpy",
