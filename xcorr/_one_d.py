@@ -189,8 +189,8 @@ def _prepare_vjp1(op: str, vjp2, x, k, g, groups, data_format, given: tuple):
     xp, keywords = _check(op, x, k, g, *given)
 
     def rows(x, k, g):
-        gx, gk = vjp2(*(xp.expand_dims(a, axis=-2) for a in (x, k, g)), **keywords)
-        return xp.squeeze(gx, axis=-2), xp.squeeze(gk, axis=-2)
+        gx, gk = vjp2(x[..., None, :], k[..., None, :], g[..., None, :], **keywords)
+        return gx[..., 0, :], gk[..., 0, :]
 
     return adapter_for(xp), rows
 
@@ -257,11 +257,10 @@ def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
     if takes_native(adapter, xp, 1, options.method, dtype, w, keywords["groups"]):
 
         return adapter, native_front(adapter, xp, x, w, bias, dtype, (windows,), keywords["groups"], last, options)
-    axis = -3 if last else -2
+    row, unrow = _one_row(last)
 
     def rows(x, w, bias):
-        y = corr2d_multi(xp.expand_dims(x, axis=axis), xp.expand_dims(w, axis=-2), bias=bias, **keywords)
-        return xp.squeeze(y, axis=axis)
+        return unrow(corr2d_multi(row(x), w[..., None, :], bias=bias, **keywords))
 
     return adapter, rows
 
@@ -289,13 +288,22 @@ def corr1d_multi_vjp(
 def _prepare_multi_vjp(x, w, g, groups, data_format, given: tuple):
     """``(adapter, run)`` of a checked ``corr1d_multi_vjp`` call: ``corr2d_multi_vjp`` of one-row images."""
     xp, last, keywords, *_ = _check_multi(x, w, g, None, groups, data_format, dict(zip(OPTIONS, given)))
-    axis = -3 if last else -2
+    row, unrow = _one_row(last)
 
     def rows(x, w, g):
-        gx, gw = corr2d_multi_vjp(*(xp.expand_dims(a, axis=i) for a, i in ((x, axis), (w, -2), (g, axis))), **keywords)
-        return xp.squeeze(gx, axis=axis), xp.squeeze(gw, axis=-2)
+        gx, gw = corr2d_multi_vjp(row(x), w[..., None, :], row(g), **keywords)
+        return unrow(gx), gw[..., 0, :]
 
     return adapter_for(xp), rows
+
+
+def _one_row(last: bool):
+    """``(row, unrow)``: a signal as an image of one row and back, channels-first ``(..., C, L)``
+    or channels-last ``(..., L, C)``, by indexing (numpy's ``expand_dims`` and ``squeeze`` are
+    Python functions that a small call would pay on every call)."""
+    if last:
+        return (lambda a: a[..., None, :, :]), (lambda a: a[..., 0, :, :])
+    return (lambda a: a[..., None, :]), (lambda a: a[..., 0, :])
 
 
 # -- docstrings ---------------------------------------------------------------------------------
