@@ -257,7 +257,7 @@ def _prepare_multi(x, w, bias, groups, data_format, given: tuple):
     if takes_native(adapter, xp, 1, options.method, dtype, w, keywords["groups"]):
 
         return adapter, native_front(adapter, xp, x, w, bias, dtype, (windows,), keywords["groups"], last, options)
-    row, unrow = _one_row(last)
+    row, unrow = one_row(last)
 
     def rows(x, w, bias):
         return unrow(corr2d_multi(row(x), w[..., None, :], bias=bias, **keywords))
@@ -288,7 +288,7 @@ def corr1d_multi_vjp(
 def _prepare_multi_vjp(x, w, g, groups, data_format, given: tuple):
     """``(adapter, run)`` of a checked ``corr1d_multi_vjp`` call: ``corr2d_multi_vjp`` of one-row images."""
     xp, last, keywords, *_ = _check_multi(x, w, g, None, groups, data_format, dict(zip(OPTIONS, given)))
-    row, unrow = _one_row(last)
+    row, unrow = one_row(last)
 
     def rows(x, w, g):
         gx, gw = corr2d_multi_vjp(row(x), w[..., None, :], row(g), **keywords)
@@ -297,7 +297,7 @@ def _prepare_multi_vjp(x, w, g, groups, data_format, given: tuple):
     return adapter_for(xp), rows
 
 
-def _one_row(last: bool):
+def one_row(last: bool):
     """``(row, unrow)``: a signal as an image of one row and back, channels-first ``(..., C, L)``
     or channels-last ``(..., L, C)``, by indexing (numpy's ``expand_dims`` and ``squeeze`` are
     Python functions that a small call would pay on every call)."""

@@ -5,22 +5,18 @@ from __future__ import annotations
 
 from ._call import OPTIONS, check_directions
 from ._jvp import conv2d_jvp, corr2d_jvp, corr2d_multi_jvp
-from ._one_d import Padding1D, Single, _check, _check_multi
+from ._one_d import Padding1D, Single, _check, _check_multi, one_row
 from ._typing import Array, Boundary, DataFormat, Method, Mode, Scalar
 
 __all__ = ["conv1d_jvp", "corr1d_jvp", "corr1d_multi_jvp"]
 
 
-def _rows(xp, axis: int, *arrays):
-    """Each array (or None) with a unit axis inserted at ``axis``: the 2-D call's operands."""
-    return [None if a is None else xp.expand_dims(a, axis=axis) for a in arrays]
-
-
 def _jvp1(op: str, jvp2, given: dict):
-    xp, keywords = _check(op, given["x"], given["k"], None, *(given[name] for name in OPTIONS))
+    _, keywords = _check(op, given["x"], given["k"], None, *(given[name] for name in OPTIONS))
     check_directions(op, given, "k")
-    tangent = jvp2(*_rows(xp, -2, given["x"], given["k"], given["dx"], given["dk"]), **keywords)
-    return xp.squeeze(tangent, axis=-2)
+    row, unrow = one_row(False)
+    tangent = jvp2(*(None if a is None else row(a) for a in (given[n] for n in ("x", "k", "dx", "dk"))), **keywords)
+    return unrow(tangent)
 
 
 def corr1d_jvp(
@@ -188,8 +184,9 @@ def corr1d_multi_jvp(
     """
     given = locals()
     options = {name: given[name] for name in OPTIONS}
-    xp, last, keywords, *_ = _check_multi(x, w, None, None, groups, data_format, options)
+    _, last, keywords, *_ = _check_multi(x, w, None, None, groups, data_format, options)
     check_directions("corr1d_multi", given, "w")
-    axis = -3 if last else -2
-    (xr, dxr), (wr, dwr) = _rows(xp, axis, x, dx), _rows(xp, -2, w, dw)
-    return xp.squeeze(corr2d_multi_jvp(xr, wr, dxr, dwr, **keywords), axis=axis)
+    row, unrow = one_row(last)
+    xr, dxr = (None if a is None else row(a) for a in (x, dx))
+    wr, dwr = (None if a is None else a[..., None, :] for a in (w, dw))
+    return unrow(corr2d_multi_jvp(xr, wr, dxr, dwr, **keywords))

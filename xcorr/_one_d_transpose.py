@@ -8,7 +8,7 @@ from __future__ import annotations
 from ._call import check_bias
 from ._fronts import check_g
 from ._layout import parse_data_format
-from ._one_d import Single, _single
+from ._one_d import Single, _single, one_row
 from ._options import broadcast_batch, check_arrays, result_dtype
 from ._padding import parse_int, transpose_pads
 from ._transpose import conv_transpose2d, conv_transpose2d_vjp, corr2d_transpose, corr2d_transpose_vjp
@@ -139,9 +139,9 @@ def conv_transpose1d(
     >>> xcorr.conv_transpose1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2).tolist()
     [[[1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]]
     """
-    xp, axis, keywords = _check_multi(x, w, None, bias, stride, padding, output_padding, dilation, groups, data_format)
-    y = conv_transpose2d(xp.expand_dims(x, axis=axis), xp.expand_dims(w, axis=-2), bias=bias, **keywords)
-    return xp.squeeze(y, axis=axis)
+    _, axis, keywords = _check_multi(x, w, None, bias, stride, padding, output_padding, dilation, groups, data_format)
+    row, unrow = one_row(axis == -3)
+    return unrow(conv_transpose2d(row(x), w[..., None, :], bias=bias, **keywords))
 
 
 def conv_transpose1d_vjp(
@@ -197,10 +197,10 @@ def conv_transpose1d_vjp(
     >>> gx.tolist(), gw.tolist()
     ([[[2.0, 2.0, 2.0]]], [[[3.0, 3.0]]])
     """
-    xp, axis, keywords = _check_multi(x, w, g, None, stride, padding, output_padding, dilation, groups, data_format)
-    rows = (xp.expand_dims(x, axis=axis), xp.expand_dims(w, axis=-2), xp.expand_dims(g, axis=axis))
-    gx, gw = conv_transpose2d_vjp(*rows, **keywords)
-    return xp.squeeze(gx, axis=axis), xp.squeeze(gw, axis=-2)
+    _, axis, keywords = _check_multi(x, w, g, None, stride, padding, output_padding, dilation, groups, data_format)
+    row, unrow = one_row(axis == -3)
+    gx, gw = conv_transpose2d_vjp(row(x), w[..., None, :], row(g), **keywords)
+    return unrow(gx), gw[..., 0, :]
 
 
 def corr1d_transpose(
@@ -246,9 +246,8 @@ def corr1d_transpose(
     >>> xcorr.corr1d_transpose(np.array([1.0, 2.0]), np.array([1.0, 10.0]), stride=3).tolist()
     [1.0, 10.0, 0.0, 2.0, 20.0]
     """
-    xp, keywords = _check_single(x, k, None, stride, padding, output_padding, dilation)
-    y = corr2d_transpose(xp.expand_dims(x, axis=-2), xp.expand_dims(k, axis=-2), **keywords)
-    return xp.squeeze(y, axis=-2)
+    _, keywords = _check_single(x, k, None, stride, padding, output_padding, dilation)
+    return corr2d_transpose(x[..., None, :], k[..., None, :], **keywords)[..., 0, :]
 
 
 def corr1d_transpose_vjp(
@@ -299,6 +298,6 @@ def corr1d_transpose_vjp(
     >>> gx.tolist(), gk.tolist()
     ([3.0, 3.0, 3.0], [3.0, 3.0])
     """
-    xp, keywords = _check_single(x, k, g, stride, padding, output_padding, dilation)
-    gx, gk = corr2d_transpose_vjp(*(xp.expand_dims(a, axis=-2) for a in (x, k, g)), **keywords)
-    return xp.squeeze(gx, axis=-2), xp.squeeze(gk, axis=-2)
+    _, keywords = _check_single(x, k, g, stride, padding, output_padding, dilation)
+    gx, gk = corr2d_transpose_vjp(x[..., None, :], k[..., None, :], g[..., None, :], **keywords)
+    return gx[..., 0, :], gk[..., 0, :]

@@ -653,8 +653,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "one-d-multi-jvp-direction-layout",
         "xcorr/_one_d_jvp.py",
-        "(xr, dxr), (wr, dwr) = _rows(xp, axis, x, dx), _rows(xp, -2, w, dw)",
-        "(xr, dxr), (wr, dwr) = _rows(xp, axis, x, dx), _rows(xp, -2, w, None)",
+        "wr, dwr = (None if a is None else a[..., None, :] for a in (w, dw))",
+        "wr, dwr = (None if a is None else a[..., None, :] for a in (w, None))",
         ("tests/test_one_d_transpose_jvp.py",),
         "corr1d_multi_jvp drops the weight's direction dw (only the dx term of the tangent)",
         k="numpy or array_api_strict",
