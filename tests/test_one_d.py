@@ -62,6 +62,8 @@ def test_modes_match_scipy_and_numpy(backend, mode, taps):
     xb, kb = backend.asarray(x), backend.asarray(k)
     check(backend, xcorr.corr1d(xb, kb, mode=mode), corr)
     check(backend, xcorr.conv1d(xb, kb, mode=mode), conv)
+    # as conv1d's docstring says: the correlation with the kernel flipped, even kernels' "same" too
+    check(backend, xcorr.corr1d(xb, backend.asarray(np.ascontiguousarray(k[::-1])), mode=mode), conv)
 
 
 def test_kernels_broadcast_against_the_batch(backend):

@@ -62,6 +62,8 @@ def extend(xp, x, geometry: Geometry, options: Options):
         if is_numpy_namespace(xp):
             return _numpy_pad(x, axes, options.boundary)
         return _direct.extend(xp, x, geometry, options)
+    if is_numpy_namespace(xp):
+        return _numpy_fill(xp, x, axes, options.fillvalue)
     for axis, a in zip(range(-len(axes), 0), axes):
         x = _fill_axis(xp, x, axis, a.lo, a.hi, options.fillvalue)
     return x
@@ -75,6 +77,21 @@ def _numpy_pad(x, axes, boundary: str):
     xe = np.pad(x, [(0, 0)] * (x.ndim - len(axes)) + widths, mode=_NUMPY_PAD_MODES[boundary])
     read: tuple[Any, ...] = (Ellipsis, *(slice(a.lo + before, a.hi + before + 1) for a, (before, _) in zip(axes, widths)))
     return xe[read]
+
+
+def _numpy_fill(xp, x, axes, fillvalue):
+    """Positions ``lo..hi`` of every spatial axis of the numpy array ``x``, ``fillvalue`` outside it:
+    one array of the fill with ``x``'s part written in (``_fill_axis`` joins three pieces per axis)."""
+    import numpy as np
+
+    fill = check_integral_fill(xp, x.dtype, fillvalue)  # beyond a float dtype's range: IEEE rounding
+    xe = np.full((*x.shape[: x.ndim - len(axes)], *(a.hi - a.lo + 1 for a in axes)), fill, dtype=x.dtype)
+    spans = [(max(a.lo, 0), min(a.hi, a.size - 1) + 1, a.lo) for a in axes]
+    if all(start < stop for start, stop, _ in spans):
+        xe[(Ellipsis, *(slice(start - lo, stop - lo) for start, stop, lo in spans))] = x[
+            (Ellipsis, *(slice(start, stop) for start, stop, _ in spans))
+        ]
+    return xe
 
 
 def _fill_axis(xp, x, axis: int, lo: int, hi: int, fillvalue):

@@ -394,7 +394,8 @@ conv1d.__doc__ = _doc(
     "1-D convolution of the last axis, on any array-API backend.",
     "``y[..., i] = sum_a x[..., i - a] * k[..., a]``, the kernel flipped, matching\n"
     "    :func:`scipy.signal.convolve` and ``numpy.convolve`` in every mode (scipy's centring of\n"
-    '    even kernels in "same" mode, which is not ``corr1d`` with a flipped kernel).',
+    '    even kernels in "same" mode included): ``corr1d`` of the kernel flipped, in every mode\n'
+    "    (unlike ``conv2d``, whose \"same\" follows ``scipy.signal.convolve2d``).",
     _SIGNALS_DOC,
     f"""    array, shape (..., L')
         Same library and device as the inputs; the dtype is the promotion of the two.
