@@ -88,9 +88,9 @@ def _numpy_fill(xp, x, axes, fillvalue):
     xe = np.full((*x.shape[: x.ndim - len(axes)], *(a.hi - a.lo + 1 for a in axes)), fill, dtype=x.dtype)
     spans = [(max(a.lo, 0), min(a.hi, a.size - 1) + 1, a.lo) for a in axes]
     if all(start < stop for start, stop, _ in spans):
-        xe[(Ellipsis, *(slice(start - lo, stop - lo) for start, stop, lo in spans))] = x[
-            (Ellipsis, *(slice(start, stop) for start, stop, _ in spans))
-        ]
+        inner: tuple[Any, ...] = (Ellipsis, *(slice(start - lo, stop - lo) for start, stop, lo in spans))
+        read: tuple[Any, ...] = (Ellipsis, *(slice(start, stop) for start, stop, _ in spans))
+        xe[inner] = x[read]
     return xe
 
 
