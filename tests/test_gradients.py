@@ -158,6 +158,21 @@ def test_gradient_dtypes(backend, x_dtype, k_dtype, gx_dtype, gk_dtype):
     assert_result(backend, got_k, gk, gk_dtype)
 
 
+def test_complex_gradients_of_a_two_tap_kernel_are_the_transpose(backend):
+    """Complex operands and a kernel of two taps, the chapter's shape (numpy's kernel gradient then
+    takes its per-tap reductions, where the library's vecdot conjugates its first argument):
+    ``gk = sum(g * window)`` and ``gx`` the "full" convolution of ``g`` with ``k``, neither
+    conjugated (scipy's ``correlate2d`` conjugates its second operand)."""
+    import scipy.signal
+
+    rng = np.random.default_rng(11)
+    x, k, g = (rng.standard_normal(s) + 1j * rng.standard_normal(s) for s in ((12, 17), (1, 2), (12, 16)))
+    gx, gk = scipy.signal.convolve2d(g, k, mode="full"), scipy.signal.correlate2d(x, np.conj(g), mode="valid")
+    got_x, got_k = xcorr.corr2d_vjp(backend.asarray(x), backend.asarray(k), backend.asarray(g))
+    assert_result(backend, got_x, gx, "complex128")
+    assert_result(backend, got_k, gk, "complex128")
+
+
 def test_vjp_rejects_a_cotangent_of_the_wrong_shape(backend):
     x, k = backend.asarray(np.ones((5, 6))), backend.asarray(np.ones((2, 2)))
     with pytest.raises(ValueError, match=r"g must have the shape of the output, \(4, 5\); got shape \(5, 6\)"):
