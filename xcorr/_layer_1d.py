@@ -1,4 +1,5 @@
-"""The framework-free core of the ``Conv1D`` layer: its hyper-parameters (``Conv1DSpec``) and classes.
+"""The framework-free core of the ``Conv1D`` layer: its classes (its hyper-parameters, ``Conv1DSpec``,
+are in ``_layer_nd_spec``).
 
 A 1-D layer is ``corr1d_multi(x, weight, bias=bias, ...)``, whose VJP is
 ``corr1d_multi_vjp`` (both thin fronts over the 2-D functions on one-row
@@ -10,177 +11,19 @@ groups, l)``. ``xcorr.Conv1D(...)`` builds the class of the chosen backend, as
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
-import numpy as np
-
 from . import _adapter, _registry
-from ._call import parse_options
 from ._habits import refuse_habits
 from ._layer import Conv2D
-from ._layer_spec import LayerSpec, _ConstructorSignature, initial_parameters, parse_layer_arguments, resolve_backend
-from ._one_d import _check_multi, _padding, _single, corr1d_multi, corr1d_multi_vjp
-from ._options import check_array, check_arrays
-from ._padding import lax_pads
+from ._layer_nd_spec import Conv1DSpec
+from ._layer_spec import _ConstructorSignature, resolve_backend
+from ._one_d import Padding1D, Single
 from ._typing import Array, Boundary, DataFormat, Dtype, Initializer, Method, Mode
 
-__all__ = ["ArrayConv1D", "ArrayNdLayer", "Conv1D", "Conv1DSpec", "NdLayer"]
-
-#: A 1-D layer's ``padding=``: an int, ``(left, right)``, "same"/"valid"/"causal" (any case), or None.
-Padding1D = int | tuple[int, int] | list[int] | str | None
-#: A 1-D kernel size, stride or dilation: an int or a sequence of one.
-Single = int | tuple[int] | list[int]
+__all__ = ["ArrayConv1D", "ArrayNdLayer", "Conv1D", "NdLayer"]
 
 _Conv1DT = TypeVar("_Conv1DT", bound="Conv1D")
-
-
-@dataclass(frozen=True)
-class Conv1DSpec:
-    """The validated hyper-parameters of one ``Conv1D`` (hashable: jax-static)."""
-
-    kernel_size: tuple[int]
-    in_channels: int
-    out_channels: int
-    mode: str
-    boundary: str
-    stride: int
-    dilation: int
-    #: None, "SAME", "SAME_LOWER" or ``(left, right)`` ("causal" is ``(d*(l-1), 0)``).
-    padding: str | tuple[int, int] | None
-    method: str
-    groups: int
-    bias: bool
-    dtype: str
-    backend: str
-    data_format: str = "channels_first"
-    call_options: dict[str, Any] = field(init=False, repr=False, compare=False)
-
-    channels = True
-
-    @classmethod
-    def parse(
-        cls,
-        kernel_size: Single,
-        *,
-        in_channels: int | None = None,
-        out_channels: int | None = None,
-        mode: Mode = "valid",
-        boundary: Boundary = "fill",
-        stride: Single = 1,
-        dilation: Single = 1,
-        groups: int = 1,
-        bias: bool = True,
-        backend: str | None = None,
-        dtype: Dtype | None = None,
-        method: Method = "auto",
-        padding: Padding1D = None,
-        data_format: DataFormat = "channels_first",
-    ) -> Conv1DSpec:
-        taps = _single("kernel_size", kernel_size)
-        s, d = _single("stride", stride), _single("dilation", dilation)
-        options = parse_options({"mode": mode, "boundary": boundary, "method": method})
-        if isinstance(padding, str) and padding.lower() == "causal":
-            if options.mode != "valid":
-                msg = f'padding="causal" and mode={mode!r} conflict: causal padding needs mode="valid" (the default)'
-                raise ValueError(msg)
-            pads: str | tuple[int, int] | None = (d * (taps - 1), 0)
-        else:
-            try:
-                pads = _padding(padding, options.mode)[0]
-            except (TypeError, ValueError) as err:
-                if "conflict" in str(err):
-                    raise
-                msg = str(err).replace("(any case)", 'or "causal" (any case)')
-                raise type(err)(msg) from None
-        in_channels, out_channels, groups, backend, dtype = parse_layer_arguments(
-            "Conv1D", in_channels, out_channels, groups, bias, backend, dtype, data_format
-        )
-        return cls(
-            (taps,), in_channels, out_channels, options.mode, options.boundary, s, d, pads, options.method,
-            groups, bias, dtype, backend, data_format,
-        )  # fmt: skip
-
-    def __post_init__(self) -> None:
-        # The keywords of corr1d_multi, built once (forward runs on every step).
-        options: dict[str, Any] = dict(
-            mode=self.mode, boundary=self.boundary, stride=self.stride, dilation=self.dilation,
-            method=self.method, padding=self.padding, groups=self.groups, data_format=self.data_format,
-        )  # fmt: skip
-        object.__setattr__(self, "call_options", options)
-
-    @property
-    def channels_last(self) -> bool:
-        return self.data_format == "channels_last"
-
-    @property
-    def weight_shape(self) -> tuple[int, ...]:
-        """torch's ``Conv1d`` layout: ``(C_out, C_in // groups, l)``."""
-        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-
-    @property
-    def bias_shape(self) -> tuple[int, ...]:
-        return (self.out_channels,)
-
-    def initial(self, seed: int, weight_init=None, bias_init=None) -> dict[str, np.ndarray | None]:
-        """As ``LayerSpec.initial``; torch's default draws on ``fan_in = in_channels // groups * l``."""
-        return initial_parameters(self, seed, weight_init, bias_init)
-
-    arrays = LayerSpec.arrays
-
-    # -- the computation ----------------------------------------------------
-    def apply(self, weight, bias, x):
-        """The forward pass: ``corr1d_multi(x, weight, bias=bias, ...)``."""
-        if not hasattr(x, "shape"):
-            check_array("x", x)
-        return corr1d_multi(x, weight, bias=bias, **self.call_options)
-
-    def output_shape(self, x, weight) -> tuple[int, ...]:
-        """Shape of ``apply(weight, bias, x)``, from the shapes alone (checks them too)."""
-        _check_multi(x, weight, None, None, self.groups, self.data_format, {**self.call_options, "fillvalue": 0})
-        length = x.shape[-2 if self.channels_last else -1]
-        span = self.dilation * (self.kernel_size[0] - 1) + 1
-        pads = self.padding
-        if isinstance(pads, str):
-            pads = lax_pads(pads, length, span, self.stride)
-        if pads is not None:
-            dense = length + pads[0] + pads[1] - span + 1
-        else:
-            dense = {"valid": length - span + 1, "same": length, "full": length + span - 1}[self.mode]
-        count = (dense - 1) // self.stride + 1
-        if self.channels_last:
-            return (*x.shape[:-2], count, self.out_channels)
-        return (*x.shape[:-2], self.out_channels, count)
-
-    def vjp(self, weight, bias, x, g):
-        """Gradients ``{"weight": ..., "bias": ...}`` of ``apply`` at output gradient ``g``."""
-        xp = check_arrays(x, weight)
-        _, gw = corr1d_multi_vjp(x, weight, g, **self.call_options)
-        channel = g.ndim - 1 if self.channels_last else g.ndim - 2
-        axes = tuple(i for i in range(g.ndim) if i != channel)
-        gb = None if bias is None else xp.astype(xp.sum(g, axis=axes), bias.dtype)
-        return {"weight": gw, "bias": gb}
-
-    def describe(self, dtype: str | None = None) -> str:
-        parts = [f"{self.kernel_size[0]}", f"in_channels={self.in_channels}, out_channels={self.out_channels}"]
-        if self.padding is None:
-            parts.append(f"mode={self.mode!r}, boundary={self.boundary!r}")
-        else:
-            parts.append(f"padding={self.padding!r}, boundary={self.boundary!r}")
-        if self.stride != 1:
-            parts.append(f"stride={self.stride}")
-        if self.dilation != 1:
-            parts.append(f"dilation={self.dilation}")
-        if self.method != "auto":
-            parts.append(f"method={self.method!r}")
-        if self.groups != 1:
-            parts.append(f"groups={self.groups}")
-        if not self.bias:
-            parts.append("bias=False")
-        if self.channels_last:
-            parts.append('data_format="channels_last"')
-        parts.append(f"backend={self.backend!r}, dtype={dtype or self.dtype!r}")
-        return ", ".join(parts)
 
 
 class NdLayer:

@@ -14,10 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from . import _adapter
-from ._layer_1d import ArrayNdLayer, Conv1D, Single
-from ._layer_3d import Conv3D, Triple
+from ._layer_1d import ArrayNdLayer, Conv1D
+from ._layer_3d import Conv3D
 from ._layer_transpose_spec import Conv1DTransposeSpec, Conv3DTransposeSpec
+from ._one_d import Single
 from ._one_d_transpose import TransposePadding1D
+from ._three_d import Triple
 from ._three_d_transpose import TransposePadding3D
 from ._typing import DataFormat, Dtype, Initializer
 
