@@ -95,6 +95,24 @@ def row(o, x, fillrow, k, top, c0, dr, dc):  # pragma: no cover - compiled
         taps4(o, k[a0, b0], x0, k[a1, b1], x1, k[a2, b2], x2, k[a3, b3], x3, q == 0)
 
 @jit
+def pair3x3(o, p, x, k, top, left):  # pragma: no cover - compiled
+    # Output row o and the next one, p, of a dense 3x3 kernel (stride and
+    # dilation 1) from input rows top..top+3 of the plane x, all inside x:
+    # each input row is read once for both; each sum runs left to right, in
+    # row's order (the same numbers).
+    m = o.shape[0]
+    r0, r1 = x[top, left : left + m + 2], x[top + 1, left : left + m + 2]
+    r2, r3 = x[top + 2, left : left + m + 2], x[top + 3, left : left + m + 2]
+    k00, k01, k02 = k[0, 0], k[0, 1], k[0, 2]
+    k10, k11, k12 = k[1, 0], k[1, 1], k[1, 2]
+    k20, k21, k22 = k[2, 0], k[2, 1], k[2, 2]
+    for j in range(m):
+        a0, a1, a2 = r1[j], r1[j + 1], r1[j + 2]
+        b0, b1, b2 = r2[j], r2[j + 1], r2[j + 2]
+        o[j] = k00 * r0[j] + k01 * r0[j + 1] + k02 * r0[j + 2] + k10 * a0 + k11 * a1 + k12 * a2 + k20 * b0 + k21 * b1 + k22 * b2
+        p[j] = k00 * a0 + k01 * a1 + k02 * a2 + k10 * b0 + k11 * b1 + k12 * b2 + k20 * r3[j] + k21 * r3[j + 1] + k22 * r3[j + 2]
+
+@jit
 def stage(S, x, fill, top, dr, cstart):  # pragma: no cover - compiled
     # S[a, q] = extend(x)[top + a * dr, cstart + q]: the few columns at
     # the edges whose windows leave x, copied with the fill value so that
@@ -172,17 +190,25 @@ def corr(x, k, out, fillrow, r0, c0, sr, sc, dr, dc, start, stop):  # pragma: no
     # of windows outside x read fillrow; with dense columns (sc == 1) the
     # few columns whose windows leave x are computed apart (edge_block).
     rows, cols = out.shape[1], out.shape[2]
-    _h, w = k.shape
+    h, w = k.shape
     span = (w - 1) * dc + 1
     lo, hi = inside_columns(x.shape[2], c0, span, sc, cols)
-    for t in range(start, stop):
+    # A dense 3x3 kernel takes two output rows per pass where their input rows lie inside x.
+    pairs = h == 3 and w == 3 and sr == 1 and sc == 1 and dr == 1 and dc == 1
+    t = start
+    while t < stop:
         n = t // rows
         i = t - n * rows
         top = r0 + i * sr
         if sc != 1:  # every window inside x here (see _source)
             strided_row(out[n, i], x[n], k, top, c0, dr, dc, sc)
         elif hi > lo:
+            if pairs and t + 1 < stop and i + 1 < rows and top >= 0 and top + 3 < x.shape[1]:
+                pair3x3(out[n, i, lo:hi], out[n, i + 1, lo:hi], x[n], k, top, c0 + lo)
+                t += 2
+                continue
             row(out[n, i, lo:hi], x[n], fillrow, k, top, c0 + lo, dr, dc)
+        t += 1
     if sc != 1 or (lo == 0 and hi == cols):
         return
     # The columns whose windows leave x, in blocks of rows of one plane.

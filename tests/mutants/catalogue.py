@@ -176,6 +176,15 @@ MUTANTS: tuple[Mutant, ...] = (
         k="numba or jax",
     ),
     Mutant(
+        "numba-pair3x3-next-row",
+        "backends/_numba_kernels.py",
+        "+ k20 * r3[j] + k21 * r3[j + 1] + k22 * r3[j + 2]",
+        "+ k20 * r2[j] + k21 * r3[j + 1] + k22 * r3[j + 2]",
+        NUMBA,
+        "numba forward, a dense 3x3 kernel's pair of rows: the second row's bottom-left tap reads the row above",
+        k="numba or jax",
+    ),
+    Mutant(
         "numba-row-dilation",
         "backends/_numba_kernels.py",
         "x0 = source(x, fillrow, top + a0 * dr, c0 + b0 * dc, cols)",
