@@ -113,6 +113,33 @@ def pair3x3(o, p, x, k, top, left):  # pragma: no cover - compiled
         p[j] = k00 * a0 + k01 * a1 + k02 * a2 + k10 * b0 + k11 * b1 + k12 * b2 + k20 * r3[j] + k21 * r3[j + 1] + k22 * r3[j + 2]
 
 @jit
+def pair5x5(o, p, x, k, top, left):  # pragma: no cover - compiled
+    # pair3x3's pass for a dense 5x5 kernel: input rows top..top+5.
+    m = o.shape[0]
+    r0, r1, r2 = x[top, left : left + m + 4], x[top + 1, left : left + m + 4], x[top + 2, left : left + m + 4]
+    r3, r4, r5 = x[top + 3, left : left + m + 4], x[top + 4, left : left + m + 4], x[top + 5, left : left + m + 4]
+    k00, k01, k02, k03, k04 = k[0, 0], k[0, 1], k[0, 2], k[0, 3], k[0, 4]
+    k10, k11, k12, k13, k14 = k[1, 0], k[1, 1], k[1, 2], k[1, 3], k[1, 4]
+    k20, k21, k22, k23, k24 = k[2, 0], k[2, 1], k[2, 2], k[2, 3], k[2, 4]
+    k30, k31, k32, k33, k34 = k[3, 0], k[3, 1], k[3, 2], k[3, 3], k[3, 4]
+    k40, k41, k42, k43, k44 = k[4, 0], k[4, 1], k[4, 2], k[4, 3], k[4, 4]
+    for j in range(m):
+        o[j] = (
+            k00 * r0[j] + k01 * r0[j + 1] + k02 * r0[j + 2] + k03 * r0[j + 3] + k04 * r0[j + 4]
+            + k10 * r1[j] + k11 * r1[j + 1] + k12 * r1[j + 2] + k13 * r1[j + 3] + k14 * r1[j + 4]
+            + k20 * r2[j] + k21 * r2[j + 1] + k22 * r2[j + 2] + k23 * r2[j + 3] + k24 * r2[j + 4]
+            + k30 * r3[j] + k31 * r3[j + 1] + k32 * r3[j + 2] + k33 * r3[j + 3] + k34 * r3[j + 4]
+            + k40 * r4[j] + k41 * r4[j + 1] + k42 * r4[j + 2] + k43 * r4[j + 3] + k44 * r4[j + 4]
+        )  # fmt: skip
+        p[j] = (
+            k00 * r1[j] + k01 * r1[j + 1] + k02 * r1[j + 2] + k03 * r1[j + 3] + k04 * r1[j + 4]
+            + k10 * r2[j] + k11 * r2[j + 1] + k12 * r2[j + 2] + k13 * r2[j + 3] + k14 * r2[j + 4]
+            + k20 * r3[j] + k21 * r3[j + 1] + k22 * r3[j + 2] + k23 * r3[j + 3] + k24 * r3[j + 4]
+            + k30 * r4[j] + k31 * r4[j + 1] + k32 * r4[j + 2] + k33 * r4[j + 3] + k34 * r4[j + 4]
+            + k40 * r5[j] + k41 * r5[j + 1] + k42 * r5[j + 2] + k43 * r5[j + 3] + k44 * r5[j + 4]
+        )  # fmt: skip
+
+@jit
 def stage(S, x, fill, top, dr, cstart):  # pragma: no cover - compiled
     # S[a, q] = extend(x)[top + a * dr, cstart + q]: the few columns at
     # the edges whose windows leave x, copied with the fill value so that
@@ -193,8 +220,8 @@ def corr(x, k, out, fillrow, r0, c0, sr, sc, dr, dc, start, stop):  # pragma: no
     h, w = k.shape
     span = (w - 1) * dc + 1
     lo, hi = inside_columns(x.shape[2], c0, span, sc, cols)
-    # A dense 3x3 kernel takes two output rows per pass where their input rows lie inside x.
-    pairs = h == 3 and w == 3 and sr == 1 and sc == 1 and dr == 1 and dc == 1
+    # A dense 3x3 or 5x5 kernel takes two output rows per pass where their input rows lie inside x.
+    pairs = h == w and (h == 3 or h == 5) and sr == 1 and sc == 1 and dr == 1 and dc == 1
     t = start
     while t < stop:
         n = t // rows
@@ -203,8 +230,11 @@ def corr(x, k, out, fillrow, r0, c0, sr, sc, dr, dc, start, stop):  # pragma: no
         if sc != 1:  # every window inside x here (see _source)
             strided_row(out[n, i], x[n], k, top, c0, dr, dc, sc)
         elif hi > lo:
-            if pairs and t + 1 < stop and i + 1 < rows and top >= 0 and top + 3 < x.shape[1]:
-                pair3x3(out[n, i, lo:hi], out[n, i + 1, lo:hi], x[n], k, top, c0 + lo)
+            if pairs and t + 1 < stop and i + 1 < rows and top >= 0 and top + h < x.shape[1]:
+                if h == 3:
+                    pair3x3(out[n, i, lo:hi], out[n, i + 1, lo:hi], x[n], k, top, c0 + lo)
+                else:
+                    pair5x5(out[n, i, lo:hi], out[n, i + 1, lo:hi], x[n], k, top, c0 + lo)
                 t += 2
                 continue
             row(out[n, i, lo:hi], x[n], fillrow, k, top, c0 + lo, dr, dc)

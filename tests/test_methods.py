@@ -540,10 +540,10 @@ def test_numpy_numba_path(numba_path, dtype, mode, boundary, stride, dilation, c
     check_numpy_path(numba_path, y, reference(x, k, convolve=convolve, **options), dtype)
 
 
-@pytest.mark.parametrize("k_shape", [(1, 1), (1, 2), (3, 3), (2, 7), (9, 4)])
+@pytest.mark.parametrize("k_shape", [(1, 1), (1, 2), (3, 3), (5, 5), (2, 7), (9, 4)])
 def test_numpy_numba_path_kernel_sizes_batches_and_threads(numba_path, monkeypatch, k_shape):
     # Every remainder of the four-taps-per-pass grouping, a 2-level batch, the threaded split; a
-    # 3x3 kernel's pairs of rows, of odd-length planes and chunks, beside fill rows ("full").
+    # 3x3 or 5x5 kernel's pairs of rows, of odd-length planes and chunks, beside fill rows ("full").
     force(monkeypatch, "numpy", numba_threaded_work=0)
     x, k = random((2, 3, 31, 29), "int64"), random(k_shape, "int64", seed=1)
     for options in (dict(), dict(mode="same", stride=(2, 3), dilation=2), dict(mode="full", fillvalue=2)):

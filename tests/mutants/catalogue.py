@@ -178,10 +178,19 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "numba-pair3x3-next-row",
         "backends/_numba_kernels.py",
-        "+ k20 * r3[j] + k21 * r3[j + 1] + k22 * r3[j + 2]",
-        "+ k20 * r2[j] + k21 * r3[j + 1] + k22 * r3[j + 2]",
+        "k12 * b2 + k20 * r3[j]",
+        "k12 * b2 + k20 * r2[j]",
         NUMBA,
         "numba forward, a dense 3x3 kernel's pair of rows: the second row's bottom-left tap reads the row above",
+        k="numba or jax",
+    ),
+    Mutant(
+        "numba-pair5x5-next-row",
+        "backends/_numba_kernels.py",
+        "+ k40 * r5[j] + k41 * r5[j + 1]",
+        "+ k40 * r4[j] + k41 * r5[j + 1]",
+        NUMBA,
+        "numba forward, a dense 5x5 kernel's pair of rows: the second row's bottom-left tap reads the row above",
         k="numba or jax",
     ),
     Mutant(
