@@ -10,14 +10,11 @@ the parameters' gradients by their VJPs. The parameters have
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import Any
 
 from ._call import parse_options
-from ._layer_spec import LayerSpec, initial_parameters, parse_layer_arguments
+from ._layer_spec import NdLayerSpec, parse_layer_arguments
 from ._one_d import Padding1D, Single, _check_multi, _padding, _single, corr1d_multi, corr1d_multi_vjp
-from ._options import check_array, check_arrays
 from ._padding import lax_pads
 from ._three_d import Padding3D, Triple, corr3d_multi
 from ._three_d_checks import _padding as _padding_3d
@@ -29,7 +26,7 @@ __all__ = ["Conv1DSpec", "Conv3DSpec", "NdSpec"]
 
 
 @dataclass(frozen=True)
-class NdSpec:
+class NdSpec(NdLayerSpec):
     """What the 1-D and 3-D specs share: their fields, parameters, forward pass and gradients.
 
     ``stride`` and ``dilation`` are an int (1-D) or three (3-D); ``padding`` is
@@ -53,11 +50,6 @@ class NdSpec:
     data_format: str = "channels_first"
     call_options: dict[str, Any] = field(init=False, repr=False, compare=False)
 
-    channels = True
-    #: The public function of the forward pass and its VJP (set by each dimension's spec).
-    function: ClassVar[Any]
-    function_vjp: ClassVar[Any]
-
     def __post_init__(self) -> None:
         # The keywords of corr1d_multi / corr3d_multi, built once (forward runs on every step).
         options: dict[str, Any] = dict(
@@ -67,44 +59,9 @@ class NdSpec:
         object.__setattr__(self, "call_options", options)
 
     @property
-    def spatial(self) -> int:
-        """The number of spatial axes (1 or 3)."""
-        return len(self.kernel_size)
-
-    @property
-    def channels_last(self) -> bool:
-        return self.data_format == "channels_last"
-
-    @property
     def weight_shape(self) -> tuple[int, ...]:
         """torch's ``Conv1d`` / ``Conv3d`` layout: ``(C_out, C_in // groups, *kernel_size)``."""
         return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-
-    @property
-    def bias_shape(self) -> tuple[int, ...]:
-        return (self.out_channels,)
-
-    def initial(self, seed: int, weight_init=None, bias_init=None) -> dict[str, np.ndarray | None]:
-        """As ``LayerSpec.initial``; torch's default draws on ``fan_in = in_channels // groups * prod(kernel_size)``."""
-        return initial_parameters(self, seed, weight_init, bias_init)
-
-    arrays = LayerSpec.arrays
-
-    # -- the computation ----------------------------------------------------
-    def apply(self, weight, bias, x):
-        """The forward pass: ``corr1d_multi`` / ``corr3d_multi(x, weight, bias=bias, ...)``."""
-        if not hasattr(x, "shape"):
-            check_array("x", x)
-        return self.function(x, weight, bias=bias, **self.call_options)
-
-    def vjp(self, weight, bias, x, g):
-        """Gradients ``{"weight": ..., "bias": ...}`` of ``apply`` at output gradient ``g``."""
-        xp = check_arrays(x, weight)
-        _, gw = self.function_vjp(x, weight, g, **self.call_options)
-        channel = g.ndim - 1 if self.channels_last else g.ndim - 1 - self.spatial
-        axes = tuple(i for i in range(g.ndim) if i != channel)
-        gb = None if bias is None else xp.astype(xp.sum(g, axis=axes), bias.dtype)
-        return {"weight": gw, "bias": gb}
 
     def describe(self, dtype: str | None = None) -> str:
         one = self.spatial == 1

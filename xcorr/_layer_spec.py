@@ -14,7 +14,7 @@ import inspect
 import operator
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from ._padding import PaddingPairs, parse_int, parse_transpose_padding, resolve_
 from ._typing import Boundary, DataFormat, Dtype, Initializer, Method, Mode, Padding, Pair, TransposePadding
 from ._vjp import vjp
 
-__all__ = ["LayerSpec", "TransposeSpec", "constructor_signature", "resolve_backend"]
+__all__ = ["LayerSpec", "NdLayerSpec", "TransposeSpec", "constructor_signature", "resolve_backend"]
 
 DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
 
@@ -301,6 +301,58 @@ class LayerSpec:
             parts.append('data_format="channels_last"')
         parts.append(f"backend={self.backend!r}, dtype={dtype or self.dtype!r}")
         return ", ".join(parts)
+
+
+class NdLayerSpec:
+    """What the specs of the 1-D and 3-D layers share, forward (``NdSpec``) and transposed
+    (``NdTransposeSpec``): the spatial axes, layout, bias, initial parameters, and the forward pass
+    and the parameters' gradients by each dimension's public ``function`` and ``function_vjp``."""
+
+    kernel_size: tuple[int, ...]
+    data_format: str
+    dtype: str
+    backend: str
+    call_options: dict[str, Any]
+    out_channels: int
+
+    channels = True
+    #: The public function of the forward pass and its VJP (set by each dimension's spec).
+    function: ClassVar[Any]
+    function_vjp: ClassVar[Any]
+
+    @property
+    def spatial(self) -> int:
+        """The number of spatial axes (1 or 3)."""
+        return len(self.kernel_size)
+
+    @property
+    def channels_last(self) -> bool:
+        return self.data_format == "channels_last"
+
+    @property
+    def bias_shape(self) -> tuple[int, ...]:
+        return (self.out_channels,)
+
+    def initial(self, seed: int, weight_init=None, bias_init=None) -> dict[str, np.ndarray | None]:
+        """As ``LayerSpec.initial``; torch's default draws on the fan-in of ``weight_shape``."""
+        return initial_parameters(self, seed, weight_init, bias_init)
+
+    arrays = LayerSpec.arrays
+
+    def apply(self, weight, bias, x):
+        """The forward pass: ``function(x, weight, bias=bias, ...)``."""
+        if not hasattr(x, "shape"):
+            check_array("x", x)
+        return self.function(x, weight, bias=bias, **self.call_options)
+
+    def vjp(self, weight, bias, x, g):
+        """Gradients ``{"weight": ..., "bias": ...}`` of ``apply`` at output gradient ``g``."""
+        xp = check_arrays(x, weight)
+        _, gw = self.function_vjp(x, weight, g, **self.call_options)
+        channel = g.ndim - 1 if self.channels_last else g.ndim - 1 - self.spatial
+        axes = tuple(i for i in range(g.ndim) if i != channel)
+        gb = None if bias is None else xp.astype(xp.sum(g, axis=axes), bias.dtype)
+        return {"weight": gw, "bias": gb}
 
 
 def initial_parameters(spec, seed, weight_init, bias_init) -> dict[str, np.ndarray | None]:

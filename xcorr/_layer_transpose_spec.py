@@ -11,15 +11,12 @@ groups, *kernel_size)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-import numpy as np
-
-from ._layer_spec import LayerSpec, initial_parameters, parse_layer_arguments
+from ._layer_spec import NdLayerSpec, parse_layer_arguments
 from ._one_d import Single, _single
 from ._one_d_transpose import TransposePadding1D, conv_transpose1d, conv_transpose1d_vjp
 from ._one_d_transpose import _check_multi as _check_multi_1d
-from ._options import check_array, check_arrays
 from ._padding import transpose_pads
 from ._three_d import Triple
 from ._three_d_checks import _triple
@@ -31,7 +28,7 @@ __all__ = ["Conv1DTransposeSpec", "Conv3DTransposeSpec", "NdTransposeSpec"]
 
 
 @dataclass(frozen=True)
-class NdTransposeSpec:
+class NdTransposeSpec(NdLayerSpec):
     """What the 1-D and 3-D transposed specs share: their fields, parameters, forward pass and gradients.
 
     ``stride``, ``dilation`` and ``output_padding`` are an int (1-D) or three
@@ -53,11 +50,6 @@ class NdTransposeSpec:
     data_format: str = "channels_first"
     call_options: dict[str, Any] = field(init=False, repr=False, compare=False)
 
-    channels = True
-    #: The public function of the forward pass and its VJP (set by each dimension's spec).
-    function: ClassVar[Any]
-    function_vjp: ClassVar[Any]
-
     def __post_init__(self) -> None:
         # The keywords of conv_transpose1d / conv_transpose3d, built once (forward runs on every step).
         options: dict[str, Any] = dict(
@@ -67,28 +59,9 @@ class NdTransposeSpec:
         object.__setattr__(self, "call_options", options)
 
     @property
-    def spatial(self) -> int:
-        """The number of spatial axes (1 or 3)."""
-        return len(self.kernel_size)
-
-    @property
-    def channels_last(self) -> bool:
-        return self.data_format == "channels_last"
-
-    @property
     def weight_shape(self) -> tuple[int, ...]:
         """torch's ``ConvTranspose1d`` / ``ConvTranspose3d`` layout: ``(C_in, C_out // groups, *kernel_size)``."""
         return (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
-
-    @property
-    def bias_shape(self) -> tuple[int, ...]:
-        return (self.out_channels,)
-
-    def initial(self, seed: int, weight_init=None, bias_init=None) -> dict[str, np.ndarray | None]:
-        """As ``LayerSpec.initial``; torch's default draws on ``fan_in = out_channels // groups * prod(kernel_size)``."""
-        return initial_parameters(self, seed, weight_init, bias_init)
-
-    arrays = LayerSpec.arrays
 
     def _axes(self) -> tuple[tuple, tuple, tuple, tuple]:
         """``(strides, dilations, pads, output_paddings)``, one entry per spatial axis."""
@@ -97,12 +70,6 @@ class NdTransposeSpec:
         return self.stride, self.dilation, self.padding, self.output_padding
 
     # -- the computation ----------------------------------------------------
-    def apply(self, weight, bias, x):
-        """The forward pass: ``conv_transpose1d`` / ``conv_transpose3d(x, weight, bias=bias, ...)``."""
-        if not hasattr(x, "shape"):
-            check_array("x", x)
-        return self.function(x, weight, bias=bias, **self.call_options)
-
     def output_shape(self, x, weight) -> tuple[int, ...]:
         """Shape of ``apply(weight, bias, x)``, from the shapes alone (checks them too)."""
         check = _check_multi_1d if self.spatial == 1 else _check_multi_3d
@@ -118,15 +85,6 @@ class NdTransposeSpec:
         if self.channels_last:
             return (*x.shape[: -n - 1], *counts, self.out_channels)
         return (*x.shape[: -n - 1], self.out_channels, *counts)
-
-    def vjp(self, weight, bias, x, g):
-        """Gradients ``{"weight": ..., "bias": ...}`` of ``apply`` at output gradient ``g``."""
-        xp = check_arrays(x, weight)
-        _, gw = self.function_vjp(x, weight, g, **self.call_options)
-        channel = g.ndim - 1 if self.channels_last else g.ndim - 1 - self.spatial
-        axes = tuple(i for i in range(g.ndim) if i != channel)
-        gb = None if bias is None else xp.astype(xp.sum(g, axis=axes), bias.dtype)
-        return {"weight": gw, "bias": gb}
 
     def describe(self, dtype: str | None = None) -> str:
         one = self.spatial == 1
